@@ -1,0 +1,281 @@
+/**
+ * The only module that reads `pulumi.Config`. Everything else receives the typed, validated `Settings`.
+ *
+ * `validateSettings` is pure so that the edms-ops CLI (which reads `Pulumi.<stack>.yaml` without the Pulumi
+ * CLI) applies exactly the rules `pulumi up` applies.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+
+export const ENVIRONMENTS = ["dev", "staging", "production"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export interface BackupSettings {
+  /** Take `edms-ops backup --reason pre-deploy` before migrating. Always true on production. */
+  readonly beforeDeploy: boolean;
+  /** Complete backups kept after pruning. */
+  readonly keep: number;
+}
+
+export interface BootstrapSettings {
+  readonly superuser: string;
+  readonly email: string;
+  /** Loaded once, only into a database with no users. */
+  readonly fixtures: readonly string[];
+}
+
+/** Fixed names of everything the stack owns on the Docker host; edms-ops finds resources by them. */
+export interface ResourceNames {
+  readonly postgresVolume: string;
+  readonly redisVolume: string;
+  readonly mediaVolume: string;
+  readonly backupsVolume: string;
+  readonly network: string;
+  readonly postgresContainer: string;
+  readonly redisContainer: string;
+  readonly webContainer: string;
+  readonly workerContainer: string;
+}
+
+export interface Settings {
+  readonly stack: string;
+  readonly environment: Environment;
+  readonly version: string;
+  readonly backendImage: string;
+  readonly postgresImage: string;
+  readonly redisImage: string;
+  readonly namePrefix: string;
+  readonly dataGeneration: number;
+  readonly httpPort: number;
+  readonly backup: BackupSettings;
+  readonly bootstrap: BootstrapSettings;
+  /** `docker:host`; undefined means the local socket (or `DOCKER_HOST`). */
+  readonly dockerHost?: string;
+  readonly names: ResourceNames;
+}
+
+/** Config values as read from the stack, keys without the `edms:` namespace. Values are untrusted. */
+export type RawConfig = Record<string, unknown>;
+
+export const DEFAULTS = {
+  backendImage: "edms-sample/backend",
+  postgresImage: "postgres:16",
+  redisImage: "redis:7",
+  namePrefix: "edms",
+  dataGeneration: 0,
+  httpPort: 8000,
+  bootstrap: {
+    superuser: "admin",
+    email: "admin@localhost",
+    fixtures: ["initial_users", "initial_settings"],
+  },
+} as const;
+
+export function defaultBackup(environment: Environment): BackupSettings {
+  return environment === "production" ? { beforeDeploy: true, keep: 14 } : { beforeDeploy: false, keep: 5 };
+}
+
+export function resourceNames(namePrefix: string, dataGeneration: number): ResourceNames {
+  // A generation bump gives the data volumes new names, so the next deploy starts on empty ones. The
+  // backups volume deliberately keeps its name: it holds the undo of that fresh start.
+  const gen = dataGeneration > 0 ? `_g${dataGeneration}` : "";
+  return {
+    postgresVolume: `${namePrefix}_postgres_data${gen}`,
+    redisVolume: `${namePrefix}_redis_data${gen}`,
+    mediaVolume: `${namePrefix}_media_files${gen}`,
+    backupsVolume: `${namePrefix}_backups`,
+    network: `${namePrefix}-internal`,
+    postgresContainer: `${namePrefix}-postgres`,
+    redisContainer: `${namePrefix}-redis`,
+    webContainer: `${namePrefix}-web`,
+    workerContainer: `${namePrefix}-worker`,
+  };
+}
+
+const KNOWN_KEYS = [
+  "environment",
+  "version",
+  "backendImage",
+  "postgresImage",
+  "redisImage",
+  "namePrefix",
+  "dataGeneration",
+  "httpPort",
+  "backup",
+  "bootstrap",
+  "superuserPassword",
+];
+
+const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, `must be ${what}`);
+// Pulumi config values arrive as strings unless the stack file holds a YAML number.
+const integer = z.union([z.number(), z.string().regex(/^-?\d+$/).transform(Number)], {
+  error: "must be a whole number",
+});
+
+/** One check per key: a schema plus the fix shown to the operator when it fails. */
+const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
+  environment: {
+    schema: z.enum(ENVIRONMENTS, { error: `must be one of ${ENVIRONMENTS.join(", ")}` }),
+    fix: "set it with `pulumi config set edms:environment dev|staging|production`",
+  },
+  version: {
+    schema: nonEmpty("a release tag").regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be a valid image tag"),
+    fix: "set the release to deploy, e.g. `pulumi config set edms:version 2.0.0`",
+  },
+  backendImage: { schema: nonEmpty("an image repository"), fix: "e.g. `edms-sample/backend`" },
+  postgresImage: { schema: nonEmpty("an image reference"), fix: "e.g. `postgres:16`" },
+  redisImage: { schema: nonEmpty("an image reference"), fix: "e.g. `redis:7`" },
+  namePrefix: {
+    schema: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)"),
+    fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
+  },
+  dataGeneration: {
+    schema: integer.pipe(z.number().int().min(0, "must be 0 or more")),
+    fix: "use a whole number ≥ 0; bump it to start dev/staging on fresh data",
+  },
+  httpPort: {
+    schema: integer.pipe(z.number().int().min(1, "must be 1–65535").max(65535, "must be 1–65535")),
+    fix: "choose a port between 1 and 65535, e.g. 8000",
+  },
+  backup: {
+    schema: z
+      .object({
+        beforeDeploy: z.boolean({ error: "beforeDeploy must be true or false" }).optional(),
+        keep: integer.pipe(z.number().int().min(1, "keep must be at least 1")).optional(),
+      })
+      .strict(),
+    fix: "e.g. `{beforeDeploy: true, keep: 14}`",
+  },
+  bootstrap: {
+    schema: z
+      .object({
+        superuser: nonEmpty("a user name").optional(),
+        email: z.string().email("email must be an e-mail address").optional(),
+        fixtures: z.array(z.string({ error: "fixtures must all be strings" }).min(1), {
+          error: "fixtures must be a list of fixture names",
+        }).optional(),
+      })
+      .strict(),
+    fix: "e.g. `{superuser: admin, email: admin@example.com, fixtures: [initial_users, initial_settings]}`",
+  },
+};
+
+/** Thrown with every problem found, one per line, so an operator fixes a stack file in one pass. */
+export class ConfigError extends Error {
+  constructor(
+    readonly stack: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Stack \`${stack}\` has ${problems.length} configuration problem(s):\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function parseJsonish(value: unknown): unknown {
+  // `pulumi config set --path` and the Config API both hand structured values over as JSON text.
+  if (typeof value === "string" && /^\s*[[{]/.test(value)) {
+    try {
+      return JSON.parse(value);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+export function validateSettings(stack: string, raw: RawConfig, dockerHost?: string): Settings {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.includes(key)) {
+      problems.push(`\`edms:${key}\` is not a known setting. Remove it, or check the spelling against Pulumi.yaml.`);
+    }
+  }
+  for (const [key, rule] of Object.entries(RULES)) {
+    const value = parseJsonish(raw[key]);
+    if (value === undefined || value === null) {
+      if (key === "environment" || key === "version") {
+        problems.push(`\`edms:${key}\` is required: ${rule.fix}.`);
+      }
+      continue;
+    }
+    const parsed = rule.schema.safeParse(value);
+    if (parsed.success) {
+      values[key] = parsed.data;
+    } else {
+      const why = parsed.error.issues.map((i) => i.message).join("; ");
+      problems.push(`\`edms:${key}\` ${why}: ${rule.fix}.`);
+    }
+  }
+
+  const environment = values.environment as Environment | undefined;
+  const backupRaw = (values.backup ?? {}) as Partial<BackupSettings>;
+  // Read from the raw value: a production stack that turns the backup off must hear so even when the
+  // same object has another mistake.
+  const rawBackup = parseJsonish(raw.backup) as { beforeDeploy?: unknown } | undefined;
+  if (environment === "production") {
+    if (raw.dataGeneration !== undefined) {
+      problems.push(
+        "`edms:dataGeneration` is not allowed on production: production data is never reinitialised. Remove it from Pulumi.production.yaml.",
+      );
+    }
+    if (rawBackup?.beforeDeploy === false || rawBackup?.beforeDeploy === "false") {
+      problems.push(
+        "`edms:backup.beforeDeploy: false` is not allowed on production: every production deploy is preceded by a backup. Remove `beforeDeploy` or set it to true.",
+      );
+    }
+  }
+  if (problems.length > 0 || environment === undefined) {
+    throw new ConfigError(stack, problems);
+  }
+
+  const namePrefix = (values.namePrefix as string | undefined) ?? DEFAULTS.namePrefix;
+  const dataGeneration = (values.dataGeneration as number | undefined) ?? DEFAULTS.dataGeneration;
+  const bootstrapRaw = (values.bootstrap ?? {}) as Partial<BootstrapSettings>;
+  return {
+    stack,
+    environment,
+    version: values.version as string,
+    backendImage: (values.backendImage as string | undefined) ?? DEFAULTS.backendImage,
+    postgresImage: (values.postgresImage as string | undefined) ?? DEFAULTS.postgresImage,
+    redisImage: (values.redisImage as string | undefined) ?? DEFAULTS.redisImage,
+    namePrefix,
+    dataGeneration,
+    httpPort: (values.httpPort as number | undefined) ?? DEFAULTS.httpPort,
+    backup: { ...defaultBackup(environment), ...backupRaw },
+    bootstrap: { ...DEFAULTS.bootstrap, ...bootstrapRaw },
+    dockerHost: dockerHost || undefined,
+    names: resourceNames(namePrefix, dataGeneration),
+  };
+}
+
+export interface LoadedConfig {
+  readonly settings: Settings;
+  /** `edms:superuserPassword` when the stack sets one; otherwise a random one is generated. */
+  readonly superuserPassword?: pulumi.Output<string>;
+}
+
+/** Reads the current stack's config. Call once, from index.ts. */
+export function loadConfig(): LoadedConfig {
+  const config = new pulumi.Config("edms");
+  const raw: RawConfig = {};
+  for (const key of KNOWN_KEYS) {
+    if (key !== "superuserPassword") {
+      const value = config.get(key);
+      if (value !== undefined) {
+        raw[key] = value;
+      }
+    }
+  }
+  // Unknown `edms:*` keys are typos worth failing on; the SDK exposes all config of the stack.
+  const all = pulumi.runtime.allConfig();
+  for (const fullKey of Object.keys(all)) {
+    const [namespace, key] = fullKey.split(":");
+    if (namespace === "edms" && key !== undefined && !KNOWN_KEYS.includes(key)) {
+      raw[key] = all[fullKey];
+    }
+  }
+  const dockerHost = new pulumi.Config("docker").get("host");
+  const settings = validateSettings(pulumi.getStack(), raw, dockerHost);
+  return { settings, superuserPassword: config.getSecret("superuserPassword") };
+}

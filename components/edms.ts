@@ -1,0 +1,120 @@
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { Settings } from "./config";
+import { DataVolumes } from "./dataVolumes";
+import { DjangoService } from "./djangoService";
+import { opsHook } from "./hooks";
+import { EdmsNetwork } from "./network";
+import { Postgres } from "./postgres";
+import { Redis } from "./redis";
+import { EdmsSecrets } from "./secrets";
+
+export interface EdmsArgs {
+  readonly settings: Settings;
+  /** `edms:superuserPassword`; generated when absent. */
+  readonly superuserPassword?: pulumi.Input<string>;
+}
+
+/**
+ * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
+ *
+ *   secrets, network, volumes → postgres, redis → preDeployBackup → migrate → bootstrap → web, worker
+ *     → healthGate → recordDeployment
+ *
+ * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
+ */
+export class Edms extends pulumi.ComponentResource {
+  readonly url: pulumi.Output<string>;
+  readonly superuserPassword: pulumi.Output<string>;
+  readonly hooks: Record<string, command.local.Command>;
+
+  constructor(name: string, args: EdmsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edms:index:Edms", name, {}, opts);
+    const { settings } = args;
+    const child = { parent: this };
+
+    const secrets = new EdmsSecrets(`${name}-secrets`, { superuserPassword: args.superuserPassword }, child);
+    const network = new EdmsNetwork(`${name}-network`, { settings }, child);
+    const data = new DataVolumes(`${name}-data`, { settings }, child);
+    const postgres = new Postgres(
+      `${name}-postgres`,
+      { settings, network: network.name, volume: data.volumes.postgres.name, password: secrets.postgresPassword },
+      child,
+    );
+    const redis = new Redis(`${name}-redis`, { settings, network: network.name, volume: data.volumes.redis.name }, child);
+    const backendImage = new docker.RemoteImage(
+      `${name}-backend-image`,
+      // keepLocally: an old release's image stays on the host, so rollback needs no registry.
+      { name: `${settings.backendImage}:${settings.version}`, keepLocally: true },
+      child,
+    );
+    const release = [settings.version, backendImage.imageId];
+    const datastores = [postgres, redis, data];
+
+    // Runs against the still-running old release, before anything of the new one touches the data.
+    const preDeployBackup = settings.backup.beforeDeploy
+      ? opsHook(
+          "preDeployBackup",
+          { settings, args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version], triggers: release },
+          { ...child, dependsOn: datastores },
+        )
+      : undefined;
+    const migrate = opsHook(
+      "migrate",
+      {
+        settings,
+        args: ["migrate"],
+        triggers: release,
+        secrets: { EDMS_POSTGRES_PASSWORD: secrets.postgresPassword, EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey },
+      },
+      { ...child, dependsOn: [...datastores, backendImage, ...(preDeployBackup ? [preDeployBackup] : [])] },
+    );
+    // Keyed on the postgres volume: a new (empty) database gets its superuser and fixtures, once.
+    const bootstrap = opsHook(
+      "bootstrap",
+      {
+        settings,
+        args: ["bootstrap"],
+        triggers: [data.volumes.postgres.name],
+        secrets: {
+          EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+          EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+          EDMS_SUPERUSER_PASSWORD: secrets.superuserPassword,
+        },
+      },
+      { ...child, dependsOn: [migrate] },
+    );
+    const service = (process: "web" | "worker") =>
+      new DjangoService(
+        `${name}-${process}`,
+        {
+          settings,
+          process,
+          image: backendImage.imageId,
+          network: network.name,
+          mediaVolume: data.volumes.media.name,
+          postgresPassword: secrets.postgresPassword,
+          secretKey: secrets.djangoSecretKey,
+        },
+        { ...child, dependsOn: [bootstrap] },
+      );
+    const web = service("web");
+    const worker = service("worker");
+    const healthGate = opsHook(
+      "healthGate",
+      { settings, args: ["health", "--wait", "120"], triggers: [...release, web.container.id, worker.container.id] },
+      { ...child, dependsOn: [web, worker] },
+    );
+    const recordDeployment = opsHook(
+      "recordDeployment",
+      { settings, args: ["record-deployment"], triggers: [...release, web.container.id] },
+      { ...child, dependsOn: [healthGate] },
+    );
+
+    this.hooks = { migrate, bootstrap, healthGate, recordDeployment, ...(preDeployBackup ? { preDeployBackup } : {}) };
+    this.url = pulumi.output(`http://localhost:${settings.httpPort}/`);
+    this.superuserPassword = secrets.superuserPassword;
+    this.registerOutputs({ url: this.url });
+  }
+}

@@ -1,0 +1,37 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+
+export interface EdmsSecretsArgs {
+  /** `edms:superuserPassword` when set; otherwise one is generated. */
+  readonly superuserPassword?: pulumi.Input<string>;
+}
+
+/**
+ * Generated once per stack and kept in state (encrypted): the database password, Django's SECRET_KEY and
+ * the bootstrap superuser's password. Every value is a Pulumi secret.
+ */
+export class EdmsSecrets extends pulumi.ComponentResource {
+  readonly postgresPassword: pulumi.Output<string>;
+  readonly djangoSecretKey: pulumi.Output<string>;
+  readonly superuserPassword: pulumi.Output<string>;
+
+  constructor(name: string, args: EdmsSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edms:index:EdmsSecrets", name, {}, opts);
+    // Only URL- and shell-safe characters: the password ends up in a libpq connection string.
+    const postgres = new random.RandomPassword(`${name}-postgres-password`, { length: 32, special: false }, { parent: this });
+    const secretKey = new random.RandomPassword(
+      `${name}-django-secret-key`,
+      { length: 64, special: true, overrideSpecial: "!#%()*+-.:;<=>?@[]^_{|}~" },
+      { parent: this },
+    );
+    this.postgresPassword = pulumi.secret(postgres.result);
+    this.djangoSecretKey = pulumi.secret(secretKey.result);
+    if (args.superuserPassword !== undefined) {
+      this.superuserPassword = pulumi.secret(pulumi.output(args.superuserPassword));
+    } else {
+      const generated = new random.RandomPassword(`${name}-superuser-password`, { length: 24, special: false }, { parent: this });
+      this.superuserPassword = pulumi.secret(generated.result);
+    }
+    this.registerOutputs({});
+  }
+}

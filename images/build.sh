@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds every image the e2e tests deploy, offline: no image registry is reachable from our CI machines,
+# so the base is a Debian rootfs made by debootstrap from the machine's own apt mirror, imported into
+# Docker, with small Dockerfiles on top. Idempotent: each image is skipped when its tag already exists
+# (set EDMS_REBUILD=1 to rebuild the app images after changing sample-app/).
+#
+#   images/build.sh          build everything that is missing
+#   images/build.sh base     only the imported Debian rootfs
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+
+BASE_TAG="edms-test/debian-base:bookworm"
+POSTGRES_TAG="edms-test/postgres:16"
+REDIS_TAG="edms-test/redis:7"
+BACKEND_REPO="edms-sample/backend"
+# Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
+RELEASES=(1.0.0 2.0.0 3.0.0-broken)
+PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps"
+
+log() { printf '[images %(%H:%M:%S)T] %s\n' -1 "$*"; }
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# The Debian mirror this machine already uses, from its apt sources (deb822 or one-line format).
+# Never written into a file: CI and developers each read their own.
+debian_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  if [ -z "$uri" ]; then
+    uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+  fi
+  if [ -z "$uri" ]; then
+    echo "images/build.sh: no bookworm mirror found in /etc/apt/sources.list{,.d}; add one or set EDMS_DEBIAN_MIRROR" >&2
+    return 1
+  fi
+  echo "$uri"
+}
+
+build_base() {
+  if have_image "$BASE_TAG"; then log "$BASE_TAG present, skipped"; return; fi
+  command -v debootstrap >/dev/null || { echo "images/build.sh: debootstrap missing: apt-get install -y debootstrap" >&2; exit 1; }
+  local mirror rootfs started
+  mirror="${EDMS_DEBIAN_MIRROR:-$(debian_mirror)}"
+  rootfs="$(mktemp -d /var/tmp/edms-rootfs.XXXXXX)"
+  trap 'rm -rf "$rootfs"' RETURN
+  started=$SECONDS
+  log "debootstrap bookworm (minbase + $(tr ',' ' ' <<<"$PACKAGES" | wc -w) packages)"
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$rootfs" "$mirror" >/var/tmp/edms-debootstrap.log 2>&1 ||
+    { tail -20 /var/tmp/edms-debootstrap.log >&2; exit 1; }
+  # Services must not start inside the build, and apt caches only make the image bigger.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  log "docker import ($(du -sh "$rootfs" | cut -f1))"
+  tar -C "$rootfs" -c . | docker import - "$BASE_TAG" >/dev/null
+  log "$BASE_TAG built in $((SECONDS - started))s"
+}
+
+build_dockerfile() { # tag, dockerfile, context, extra args...
+  local tag=$1 file=$2 context=$3; shift 3
+  if have_image "$tag" && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  log "building $tag"
+  docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" "$@" "$context" >/dev/null
+}
+
+build_base
+[ "${1:-all}" = base ] && exit 0
+build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
+build_dockerfile "$REDIS_TAG" "$here/redis/Dockerfile" "$here/redis"
+for release in "${RELEASES[@]}"; do
+  build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
+done
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(edms-test|edms-sample)/' | sort

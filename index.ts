@@ -1,0 +1,24 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { Edms, loadConfig } from "./components";
+
+const config = loadConfig();
+const { settings } = config;
+
+// An explicit provider so `docker:host` (e.g. ssh://deploy@server) is visibly the one place the target is
+// chosen; the edms-ops hooks get the same value as DOCKER_HOST.
+const dockerProvider = new docker.Provider("docker", { host: settings.dockerHost });
+
+const edms = new Edms("edms", { settings, superuserPassword: config.superuserPassword }, { providers: { docker: dockerProvider } });
+
+export const environment = settings.environment;
+export const version = settings.version;
+export const url = edms.url;
+export const volumes = {
+  postgres: settings.names.postgresVolume,
+  media: settings.names.mediaVolume,
+  backups: settings.names.backupsVolume,
+  redis: settings.names.redisVolume,
+};
+export const superuser = settings.bootstrap.superuser;
+export const superuserPassword = pulumi.secret(edms.superuserPassword);

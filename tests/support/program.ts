@@ -1,0 +1,249 @@
+/**
+ * Runs the real program (index.ts) under `pulumi.runtime.setMocks` for one stack and records, for every
+ * resource, both its resolved inputs and the registration request the engine would receive (protect,
+ * retainOnDelete, deleteBeforeReplace, dependencies, which inputs are secret). Used by the unit tests and,
+ * with a `newResource` that acts on a real Docker engine, by the e2e applier.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+
+// Internal but exported: resolves once every outstanding registration has been answered.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
+
+export const REPO_ROOT = path.resolve(__dirname, "../..");
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  readonly urn: string;
+  /** Inputs as the provider would get them (secrets unwrapped). */
+  readonly inputs: Record<string, any>;
+  /** Dotted paths of inputs the engine receives as secrets, e.g. `uploads.0.content`. */
+  readonly secretInputs: readonly string[];
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
+  readonly deleteBeforeReplace: boolean;
+  /** Names of the resources this one explicitly depends on (dependsOn). */
+  readonly dependsOn: readonly string[];
+  /** Names of the resources whose outputs flow into this one's inputs. */
+  readonly inputDependencies: readonly string[];
+  readonly parent: string;
+}
+
+export interface ProgramRun {
+  readonly resources: RecordedResource[];
+  readonly outputs: Record<string, unknown>;
+  /** Set when the program threw, or a resource failed to register. */
+  readonly error?: Error;
+  byName(name: string): RecordedResource;
+  ofType(type: string): RecordedResource[];
+}
+
+export type NewResource = (args: pulumi.runtime.MockResourceArgs) => Promise<pulumi.runtime.MockResourceResult>;
+
+export interface RunOptions {
+  readonly stack: string;
+  /** Full config keys (`edms:version`) overriding or adding to the stack file. `null` removes a key. */
+  readonly overrides?: Record<string, unknown>;
+  /** Read `Pulumi.<stack>.yaml` from here; default the repository root. */
+  readonly projectDir?: string;
+  /** The "provider": default returns the inputs as state, plus fixed values for random and images. */
+  readonly newResource?: NewResource;
+}
+
+/** Stack config as the Pulumi CLI hands it to a program: one string per key, objects as JSON. */
+export function stackConfig(projectDir: string, stack: string, overrides: Record<string, unknown> = {}) {
+  const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
+  const doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const merged: Record<string, unknown> = { ...(doc.config ?? {}), ...overrides };
+  const config: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [key, value] of Object.entries(merged)) {
+    if (value === null || value === undefined) {
+      continue;
+    }
+    if (typeof value === "object" && value !== null && "secure" in value) {
+      // A test may give `{secure: "<plaintext>"}`: the value is passed as a secret config value.
+      config[key] = String((value as { secure: unknown }).secure);
+      secretKeys.push(key);
+    } else {
+      config[key] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+  }
+  return { config, secretKeys };
+}
+
+export const defaultNewResource: NewResource = async (args) => {
+  const state: Record<string, unknown> = { ...args.inputs };
+  if (args.type === "random:index/randomPassword:RandomPassword") {
+    state.result = `mock-secret-${args.name}-Zq7`;
+  }
+  if (args.type === "docker:index/remoteImage:RemoteImage") {
+    state.imageId = `sha256:mock-${args.inputs.name}`;
+    state.repoDigest = args.inputs.name;
+  }
+  return { id: `${args.name}-id`, state };
+};
+
+function secretPaths(value: unknown, prefix: string, into: string[]): void {
+  if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    if (record[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270") {
+      into.push(prefix);
+      return;
+    }
+    for (const [key, child] of Object.entries(record)) {
+      secretPaths(child, prefix ? `${prefix}.${key}` : key, into);
+    }
+  }
+}
+
+/** Inputs with secret wrappers replaced by their values (which inputs were secret is kept apart). */
+function revealSecrets(value: any): any {
+  if (Array.isArray(value)) {
+    return value.map(revealSecrets);
+  }
+  if (value && typeof value === "object") {
+    if (value[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270") {
+      return revealSecrets(value.value);
+    }
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revealSecrets(v)]));
+  }
+  return value;
+}
+
+const nameOfUrn = (urn: string) => urn.split("::").pop() ?? urn;
+
+export async function runProgram(options: RunOptions): Promise<ProgramRun> {
+  const projectDir = options.projectDir ?? REPO_ROOT;
+  const newResource = options.newResource ?? defaultNewResource;
+  const inputsByUrn = new Map<string, Record<string, any>>();
+  const requests: any[] = [];
+  let failure: Error | undefined;
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource: async (args) => {
+        try {
+          const result = await newResource(args);
+          return result;
+        } catch (err) {
+          failure ??= err as Error;
+          throw err;
+        }
+      },
+      call: (args) => {
+        throw new Error(`Mock call not implemented: ${args.token}`);
+      },
+    },
+    "edms",
+    options.stack,
+    false,
+  );
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: (err: any, resp: any) => void) => {
+    const wrapped = (err: any, resp: any) => {
+      if (!err && resp) {
+        inputsByUrn.set(resp.getUrn(), revealSecrets(pulumi.runtime.deserializeProperties(req.getObject())));
+      }
+      callback(err, resp);
+    };
+    requests.push({ req: req.toObject(), object: req.getObject()?.toJavaScript() ?? {}, urn: () => urnOf(req) });
+    return register(req, wrapped);
+  };
+  const urnOf = (req: any) => monitor.newUrn(req.getParent(), req.getType(), req.getName());
+
+  const { config, secretKeys } = stackConfig(projectDir, options.stack, options.overrides);
+  pulumi.runtime.setAllConfig(config, secretKeys);
+
+  const programPath = path.join(REPO_ROOT, "index.ts");
+  delete require.cache[require.resolve(programPath)];
+  let outputs: Record<string, unknown> = {};
+  const rejections: Error[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason as Error);
+  process.on("unhandledRejection", onRejection);
+  try {
+    const exported = require(programPath) as Record<string, unknown>;
+    outputs = await unwrapAll(exported);
+  } catch (err) {
+    failure ??= err as Error;
+  } finally {
+    try {
+      await waitForRPCs();
+    } catch (err) {
+      failure ??= err as Error;
+    }
+    process.off("unhandledRejection", onRejection);
+  }
+  failure ??= rejections[0];
+
+  const resources: RecordedResource[] = requests
+    .filter((r) => r.req.type !== "pulumi:pulumi:Stack")
+    .map((r) => {
+      const req = r.req;
+      const urn = r.urn();
+      const secretInputs: string[] = [];
+      secretPaths(r.object, "", secretInputs);
+      const inputDeps = new Set<string>();
+      for (const [, deps] of req.propertydependenciesMap as [string, { urnsList: string[] }][]) {
+        deps.urnsList.forEach((u) => inputDeps.add(nameOfUrn(u)));
+      }
+      return {
+        type: req.type,
+        name: req.name,
+        urn,
+        inputs: inputsByUrn.get(urn) ?? {},
+        secretInputs,
+        protect: req.protect === true,
+        retainOnDelete: req.retainondelete === true,
+        deleteBeforeReplace: req.deletebeforereplace === true,
+        dependsOn: (req.dependenciesList as string[]).map(nameOfUrn),
+        inputDependencies: [...inputDeps],
+        parent: nameOfUrn(req.parent),
+      };
+    });
+  return {
+    resources,
+    outputs,
+    error: failure,
+    byName(name: string) {
+      const found = resources.find((r) => r.name === name);
+      if (!found) {
+        throw new Error(`no resource named ${name}; have: ${resources.map((r) => r.name).join(", ")}`);
+      }
+      return found;
+    },
+    ofType(type: string) {
+      return resources.filter((r) => r.type === type);
+    },
+  };
+}
+
+/** Resolves every exported Output; secrets come back as `{ secret: value }` so tests can tell. */
+async function unwrapAll(exported: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(exported)) {
+    result[key] = await unwrap(value);
+  }
+  return result;
+}
+
+export async function unwrap(value: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(value)) {
+    const output = value as pulumi.Output<unknown>;
+    const [resolved, secret] = await Promise.all([
+      new Promise((resolve) => output.apply(resolve)),
+      pulumi.isSecret(output),
+    ]);
+    return secret ? { secret: resolved } : resolved;
+  }
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    return unwrapAll(value as Record<string, unknown>);
+  }
+  return value;
+}

@@ -1,0 +1,113 @@
+import { expect } from "chai";
+import { ConfigError, validateSettings } from "../../components/config";
+import { VOLUME_ROLES, volumeProtection } from "../../components/protection";
+
+const valid = { environment: "staging", version: "2.0.0" };
+
+function problemsOf(raw: Record<string, unknown>, stack = "s"): string[] {
+  try {
+    validateSettings(stack, raw);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return [...(err as ConfigError).problems];
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config validation", function () {
+  it("applies the design's defaults per environment", function () {
+    const dev = validateSettings("dev", { environment: "dev", version: "1.0.0" });
+    expect(dev).to.deep.include({
+      backendImage: "edms-sample/backend",
+      postgresImage: "postgres:16",
+      redisImage: "redis:7",
+      namePrefix: "edms",
+      dataGeneration: 0,
+      httpPort: 8000,
+      backup: { beforeDeploy: false, keep: 5 },
+      bootstrap: { superuser: "admin", email: "admin@localhost", fixtures: ["initial_users", "initial_settings"] },
+    });
+    expect(dev.names.postgresVolume).to.equal("edms_postgres_data");
+    const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
+    expect(prod.backup).to.deep.equal({ beforeDeploy: true, keep: 14 });
+  });
+
+  it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
+    const s = validateSettings("x", { ...valid, httpPort: "8080", dataGeneration: "3", backup: '{"keep": 2}' });
+    expect(s.httpPort).to.equal(8080);
+    expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
+    expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2 });
+  });
+
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["unknown environment", { ...valid, environment: "prod" }, /`edms:environment` must be one of dev, staging, production/],
+    ["missing environment", { version: "1" }, /`edms:environment` is required/],
+    ["missing version", { environment: "dev" }, /`edms:version` is required: set the release to deploy/],
+    ["empty version", { environment: "dev", version: " " }, /`edms:version` must be a release tag/],
+    [
+      "dataGeneration on production",
+      { environment: "production", version: "1", dataGeneration: 0 },
+      /`edms:dataGeneration` is not allowed on production: production data is never reinitialised\. Remove it from Pulumi\.production\.yaml\./,
+    ],
+    [
+      "backup.beforeDeploy false on production",
+      { environment: "production", version: "1", backup: { beforeDeploy: false } },
+      /`edms:backup.beforeDeploy: false` is not allowed on production/,
+    ],
+    ["bad namePrefix", { ...valid, namePrefix: "EDMS_1" }, /`edms:namePrefix` must match \[a-z\]\[a-z0-9-\]\*/],
+    ["port 0", { ...valid, httpPort: 0 }, /`edms:httpPort` must be 1–65535: choose a port between 1 and 65535/],
+    ["port 70000", { ...valid, httpPort: "70000" }, /`edms:httpPort` must be 1–65535/],
+    ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
+    ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
+    ["negative dataGeneration", { ...valid, dataGeneration: -1 }, /`edms:dataGeneration` must be 0 or more/],
+    ["non-string fixtures", { ...valid, bootstrap: { fixtures: ["initial_users", 3] } }, /`edms:bootstrap` fixtures must all be strings/],
+    ["fixtures not a list", { ...valid, bootstrap: { fixtures: "initial_users" } }, /`edms:bootstrap` fixtures must be a list/],
+    ["unknown key", { ...valid, verison: "2" }, /`edms:verison` is not a known setting/],
+    ["unknown backup field", { ...valid, backup: { keepp: 3 } }, /`edms:backup` .*keepp/],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, function () {
+      expect(problemsOf(raw).join("\n")).to.match(message);
+    });
+  }
+
+  it("collects every problem into one error that names each key", function () {
+    try {
+      validateSettings("production", {
+        environment: "production",
+        dataGeneration: 1,
+        httpPort: 0,
+        namePrefix: "-x",
+        backup: { beforeDeploy: false, keep: 0 },
+      });
+      expect.fail("expected a ConfigError");
+    } catch (err) {
+      const message = (err as Error).message;
+      expect(message).to.match(/^Stack `production` has 6 configuration problem\(s\):/);
+      for (const key of ["version", "namePrefix", "dataGeneration", "httpPort", "backup", "backup.beforeDeploy"]) {
+        expect(message).to.contain(`\`edms:${key}`);
+      }
+    }
+  });
+});
+
+describe("protection table", function () {
+  it("production protects and retains postgres, media and backups; never redis", function () {
+    for (const role of VOLUME_ROLES) {
+      const persistent = role !== "redis";
+      expect(volumeProtection("production", role), role).to.deep.equal({
+        protect: persistent,
+        retainOnDelete: persistent,
+        data: persistent ? "persistent" : "cache",
+      });
+    }
+  });
+
+  it("staging and dev protect nothing", function () {
+    for (const env of ["staging", "dev"] as const) {
+      for (const role of VOLUME_ROLES) {
+        expect(volumeProtection(env, role)).to.include({ protect: false, retainOnDelete: false });
+      }
+    }
+  });
+});

@@ -1,0 +1,180 @@
+import { expect } from "chai";
+import { ProgramRun, RecordedResource, runProgram } from "../support/program";
+
+const VOLUME = "docker:index/volume:Volume";
+const CONTAINER = "docker:index/container:Container";
+const COMMAND = "command:local:Command";
+const MOCK_SECRET = /mock-secret-/;
+
+const volumeByRole = (run: ProgramRun, role: string): RecordedResource => run.byName(`edms-data-${role}`);
+
+describe("program under mocks", function () {
+  const runs: Record<string, ProgramRun> = {};
+  const timings: Record<string, number> = {};
+
+  before(async function () {
+    for (const stack of ["dev", "staging", "production"]) {
+      const started = Date.now();
+      runs[stack] = await runProgram({ stack });
+      timings[stack] = Date.now() - started;
+    }
+  });
+
+  for (const stack of ["dev", "staging", "production"]) {
+    describe(`stack ${stack}`, function () {
+      it("evaluates without error, in under 3 s", function () {
+        expect(runs[stack].error, String(runs[stack].error?.stack)).to.equal(undefined);
+        expect(timings[stack]).to.be.below(3000);
+        expect(runs[stack].ofType(CONTAINER).map((c) => c.inputs.name)).to.have.members(
+          ["postgres", "redis", "web", "worker"].map((p) => `${runs[stack].outputs.volumes ? prefixOf(runs[stack]) : ""}-${p}`),
+        );
+      });
+
+      it("gives every container deleteBeforeReplace (fixed names)", function () {
+        for (const container of runs[stack].ofType(CONTAINER)) {
+          expect(container.deleteBeforeReplace, container.name).to.equal(true);
+        }
+      });
+
+      it("publishes only the web port; postgres and redis have none", function () {
+        const published = runs[stack]
+          .ofType(CONTAINER)
+          .filter((c) => (c.inputs.ports ?? []).length > 0)
+          .map((c) => c.name);
+        expect(published).to.deep.equal(["edms-web-container"]);
+      });
+
+      it("labels every volume with environment, stack and data kind", function () {
+        for (const role of ["postgres", "media", "backups", "redis"]) {
+          const labels = Object.fromEntries(
+            (volumeByRole(runs[stack], role).inputs.labels as { label: string; value: string }[]).map((l) => [l.label, l.value]),
+          );
+          expect(labels).to.include({
+            "edms.environment": stack,
+            "edms.stack": stack,
+            "edms.data": role === "redis" ? "cache" : "persistent",
+          });
+        }
+      });
+
+      it("keeps secrets secret: outputs, uploads and hook environment; never in env values or argv", function () {
+        const run = runs[stack];
+        expect(run.outputs.superuserPassword).to.have.property("secret").that.matches(MOCK_SECRET);
+        for (const container of run.ofType(CONTAINER)) {
+          for (const env of container.inputs.envs ?? []) {
+            expect(env, `${container.name} env`).not.to.match(MOCK_SECRET);
+          }
+          for (const [i, upload] of (container.inputs.uploads ?? []).entries()) {
+            expect(upload.content).to.match(MOCK_SECRET);
+            expect(container.secretInputs, container.name).to.include(`uploads.${i}.content`);
+          }
+        }
+        for (const hook of run.ofType(COMMAND)) {
+          expect(hook.inputs.create).not.to.match(MOCK_SECRET);
+          const secretVars = Object.keys(hook.inputs.environment).filter((k) => MOCK_SECRET.test(hook.inputs.environment[k]));
+          for (const name of secretVars) {
+            expect(hook.secretInputs, hook.name).to.include(`environment.${name}`);
+          }
+          expect(hook.inputs.logging, hook.name).to.equal(secretVars.length > 0 ? "none" : "stdoutAndStderr");
+        }
+        expect(run.byName("bootstrap").inputs.environment).to.have.keys(
+          "EDMS_STACK",
+          "EDMS_SETTINGS_JSON",
+          "EDMS_POSTGRES_PASSWORD",
+          "EDMS_DJANGO_SECRET_KEY",
+          "EDMS_SUPERUSER_PASSWORD",
+          ...(stack === "dev" ? [] : ["DOCKER_HOST"]),
+        );
+      });
+
+      it("orders the deploy: backup → migrate → bootstrap → web/worker → health → record", function () {
+        const run = runs[stack];
+        const deps = (name: string) => run.byName(name).dependsOn;
+        if (stack !== "dev") {
+          expect(deps("migrate")).to.include("preDeployBackup");
+          expect(deps("preDeployBackup")).to.include.members(["edms-postgres-container", "edms-redis-container"]);
+        } else {
+          expect(run.resources.map((r) => r.name)).not.to.include("preDeployBackup");
+          expect(deps("migrate")).to.include("edms-postgres-container");
+        }
+        expect(deps("migrate")).to.include("edms-backend-image");
+        expect(deps("bootstrap")).to.include("migrate");
+        expect(deps("edms-web-container")).to.include("bootstrap");
+        expect(deps("edms-worker-container")).to.include("bootstrap");
+        expect(deps("healthGate")).to.include.members(["edms-web-container", "edms-worker-container"]);
+        expect(deps("recordDeployment")).to.include("healthGate");
+      });
+
+      it("runs migrate per release, bootstrap per database, and never re-runs a hook on other input changes", function () {
+        const run = runs[stack];
+        const version = run.outputs.version;
+        expect(run.byName("migrate").inputs.triggers).to.deep.equal([version, `sha256:mock-edms-sample/backend:${version}`]);
+        expect(run.byName("bootstrap").inputs.triggers).to.deep.equal([volumeByRole(run, "postgres").inputs.name]);
+        for (const hook of run.ofType(COMMAND)) {
+          expect(hook.inputs.update, hook.name).to.equal("true");
+          expect(hook.inputs.create).to.match(/^node ops\/bin\/edms-ops\.js /);
+          expect(hook.inputs.create).to.contain(`--stack ${stack}`);
+        }
+      });
+    });
+  }
+
+  function prefixOf(run: ProgramRun): string {
+    return String((run.outputs.volumes as { postgres: string }).postgres).split("_")[0];
+  }
+
+  it("production: postgres, media and backups volumes are protected and retained; redis is not", function () {
+    const run = runs.production;
+    for (const role of ["postgres", "media", "backups"]) {
+      expect(volumeByRole(run, role), role).to.include({ protect: true, retainOnDelete: true });
+    }
+    expect(volumeByRole(run, "redis")).to.include({ protect: false, retainOnDelete: false });
+  });
+
+  it("production: backs up before every deploy, by default and keeping 14", function () {
+    const settings = JSON.parse(runs.production.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON);
+    expect(settings.backup).to.deep.equal({ beforeDeploy: true, keep: 14 });
+    expect(runs.production.byName("preDeployBackup").inputs.create).to.contain("backup --reason pre-deploy");
+  });
+
+  for (const stack of ["dev", "staging"]) {
+    it(`${stack}: no volume is protected or retained`, function () {
+      for (const volume of runs[stack].ofType(VOLUME)) {
+        expect(volume, volume.name).to.include({ protect: false, retainOnDelete: false });
+      }
+    });
+  }
+
+  it("takes the docker host from `docker:host`, for the provider and the hooks alike", function () {
+    const provider = runs.production.ofType("pulumi:providers:docker")[0];
+    expect(provider.inputs.host).to.equal("ssh://deploy@edms.internal");
+    expect(runs.production.byName("migrate").inputs.environment.DOCKER_HOST).to.equal("ssh://deploy@edms.internal");
+    const local = runs.dev.ofType("pulumi:providers:docker")[0];
+    expect(local.inputs.host).to.equal(undefined);
+    for (const container of runs.production.ofType(CONTAINER)) {
+      expect(container.inputs.provider ?? "", container.name).to.equal("");
+    }
+  });
+
+  it("dataGeneration: 2 on staging gives fresh data volumes named _g2 but keeps the backups volume", async function () {
+    const run = await runProgram({ stack: "staging", overrides: { "edms:dataGeneration": 2 } });
+    expect(run.error).to.equal(undefined);
+    expect(volumeByRole(run, "postgres").inputs.name).to.equal("edms-staging_postgres_data_g2");
+    expect(volumeByRole(run, "media").inputs.name).to.equal("edms-staging_media_files_g2");
+    expect(volumeByRole(run, "redis").inputs.name).to.equal("edms-staging_redis_data_g2");
+    expect(volumeByRole(run, "backups").inputs.name).to.equal("edms-staging_backups");
+    expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(["edms-staging_postgres_data_g2"]);
+  });
+
+  it("refuses dataGeneration on production before creating anything", async function () {
+    const run = await runProgram({ stack: "production", overrides: { "edms:dataGeneration": 1 } });
+    expect(run.error?.message).to.match(/`edms:dataGeneration` is not allowed on production/);
+    expect(run.resources.filter((r) => r.type !== "pulumi:providers:docker")).to.have.length(0);
+  });
+
+  it("uses edms:superuserPassword when set, as a secret", async function () {
+    const run = await runProgram({ stack: "dev", overrides: { "edms:superuserPassword": { secure: "mock-secret-given" } } });
+    expect(run.outputs.superuserPassword).to.deep.equal({ secret: "mock-secret-given" });
+    expect(run.resources.map((r) => r.name)).not.to.include("edms-secrets-superuser-password");
+  });
+});

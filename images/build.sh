@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 
 BASE_TAG="edms-test/debian-base:bookworm"
-POSTGRES_TAG="edms-test/postgres:16"
+POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.

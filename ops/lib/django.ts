@@ -1,0 +1,111 @@
+/**
+ * One-off Django containers (migrate, bootstrap, reset-app) on the stack's network. Secrets reach them the
+ * way the provider's `uploads` reach web/worker: as files copied in with `docker cp` from a tar stream,
+ * never as env or argv, so `docker inspect` shows only *_FILE paths. The values come from the hook's
+ * environment (EDMS_* set by Pulumi) or, for operator runs, straight from the running web container.
+ */
+import { randomBytes } from "crypto";
+import { spawn } from "child_process";
+import * as tar from "tar-stream";
+import { Settings } from "../../components/config";
+import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
+import { SECRETS_DIR } from "../../components/postgres";
+import { docker, inspectContainer, RunResult } from "./docker";
+import { OpsError } from "./errors";
+import { progress } from "./log";
+
+const SECRET_FILES: Record<string, string> = {
+  postgres_password: "EDMS_POSTGRES_PASSWORD",
+  django_secret_key: "EDMS_DJANGO_SECRET_KEY",
+  superuser_password: "EDMS_SUPERUSER_PASSWORD",
+};
+
+export function releaseImage(settings: Settings, version = settings.version): string {
+  return `${settings.backendImage}:${version}`;
+}
+
+export interface DjangoRun {
+  readonly image: string;
+  /** argv of the container, e.g. ["python3", "manage.py", "migrate", "--noinput"]. */
+  readonly command: readonly string[];
+  /** Also provide the superuser password file (bootstrap only). */
+  readonly superuser?: boolean;
+  /** Stream the command's output as progress lines. */
+  readonly echo?: boolean;
+}
+
+export async function runDjango(settings: Settings, spec: DjangoRun): Promise<RunResult> {
+  const image = await docker(["image", "inspect", spec.image, "--format", "{{.Id}}"], { allowFailure: true });
+  if (image.code !== 0) {
+    throw new OpsError(`Image ${spec.image} is not on the Docker host. Build or pull it first (\`edms:version\` / \`edms:backendImage\`).`);
+  }
+  const name = `${settings.namePrefix}-ops-${spec.command[2] ?? "run"}-${randomBytes(3).toString("hex")}`;
+  const args = ["create", "--name", name, "--network", settings.names.network, "--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops"];
+  for (const env of djangoEnvironment(settings)) {
+    args.push("-e", env);
+  }
+  if (spec.superuser) {
+    args.push("-e", `DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`);
+  }
+  args.push("-v", `${settings.names.mediaVolume}:${MEDIA_ROOT}`, spec.image, ...spec.command);
+  await docker(args);
+  try {
+    await copySecrets(settings, name, spec.superuser === true);
+    return await docker(["start", "-a", name], {
+      allowFailure: true,
+      onLine: spec.echo ? (line) => progress(`  ${line}`) : undefined,
+    });
+  } finally {
+    await docker(["rm", "-f", name], { allowFailure: true });
+  }
+}
+
+async function copySecrets(settings: Settings, container: string, superuser: boolean): Promise<void> {
+  const wanted = Object.entries(SECRET_FILES).filter(([file]) => superuser || file !== "superuser_password");
+  const fromEnv = wanted.every(([, variable]) => process.env[variable]);
+  if (fromEnv) {
+    const pack = tar.pack();
+    for (const [file, variable] of wanted) {
+      pack.entry({ name: `secrets/${file}`, mode: 0o444 }, process.env[variable] as string);
+    }
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+    }
+    await docker(["cp", "-", `${container}:/run`], { input: Buffer.concat(chunks) });
+    return;
+  }
+  if (superuser) {
+    throw new OpsError(
+      "bootstrap needs the superuser password: it runs as a `pulumi up` hook, which provides it. " +
+        "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY and EDMS_SUPERUSER_PASSWORD first " +
+        "(`pulumi stack output superuserPassword --show-secrets`).",
+      2,
+    );
+  }
+  // Operator run: stream the running web container's secret files into the one-off container.
+  const web = await inspectContainer(settings.names.webContainer);
+  if (!web.exists) {
+    throw new OpsError(`No running ${settings.names.webContainer} to take the database credentials from. Deploy the stack first.`);
+  }
+  await new Promise<void>((resolve, reject) => {
+    const source = spawn("docker", ["cp", `${settings.names.webContainer}:${SECRETS_DIR}`, "-"]);
+    const sink = spawn("docker", ["cp", "-", `${container}:/run`]);
+    source.stdout.pipe(sink.stdin);
+    let failed = "";
+    source.stderr.on("data", (d: Buffer) => (failed += d.toString()));
+    sink.stderr.on("data", (d: Buffer) => (failed += d.toString()));
+    sink.on("close", (code) => (code === 0 ? resolve() : reject(new OpsError(`could not copy credentials: ${failed.trim()}`))));
+  });
+}
+
+/** Runs `manage.py <args>` and throws with the output's tail when it fails. */
+export async function manage(settings: Settings, image: string, args: readonly string[], what: string): Promise<string> {
+  const result = await runDjango(settings, { image, command: ["python3", "manage.py", ...args], echo: true });
+  if (result.code !== 0) {
+    const tail = (result.stderr || result.stdout).trim().split("\n").slice(-6).join("\n");
+    throw new OpsError(`${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`);
+  }
+  return result.stdout;
+}

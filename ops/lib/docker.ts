@@ -1,0 +1,122 @@
+/**
+ * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
+ * exactly as operators' own `docker` commands do, which a socket client library would not.
+ */
+import { spawn } from "child_process";
+import { Readable, Writable } from "stream";
+import { OpsError } from "./errors";
+
+export interface RunOptions {
+  /** Data for stdin, or a stream piped into it. */
+  readonly input?: string | Buffer | Readable;
+  /** Receives stdout as it comes instead of buffering it. */
+  readonly stdout?: Writable;
+  /** Called with each stderr/stdout line (progress from long commands). */
+  readonly onLine?: (line: string) => void;
+  /** Return the result instead of throwing on a non-zero exit. */
+  readonly allowFailure?: boolean;
+}
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let partial = "";
+    const lines = (chunk: Buffer) => {
+      if (options.onLine) {
+        partial += chunk.toString("utf8");
+        const parts = partial.split("\n");
+        partial = parts.pop() ?? "";
+        parts.filter((l) => l.trim()).forEach(options.onLine);
+      }
+    };
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === "ENOENT"
+          ? new OpsError(`\`${command}\` is not installed or not on PATH. Install it (e.g. apt-get install docker.io) and retry.`)
+          : error,
+      );
+    });
+    if (options.stdout) {
+      child.stdout.pipe(options.stdout, { end: false });
+    } else {
+      child.stdout.on("data", (chunk: Buffer) => {
+        out.push(chunk);
+        lines(chunk);
+      });
+    }
+    child.stderr.on("data", (chunk: Buffer) => {
+      err.push(chunk);
+      lines(chunk);
+    });
+    child.stdin.on("error", () => undefined); // the child may exit before reading all input
+    if (options.input instanceof Readable) {
+      options.input.pipe(child.stdin);
+    } else {
+      child.stdin.end(options.input ?? "");
+    }
+    child.on("close", (code, signal) => {
+      const result = {
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      };
+      if (result.code !== 0 && !options.allowFailure) {
+        const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
+        reject(new OpsError(`${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`));
+      } else {
+        resolve(result);
+      }
+    });
+  });
+}
+
+/** The first words of a command line for error messages (never the stdin, which may carry data). */
+function describe(args: readonly string[]): string {
+  const shown = args.slice(0, 4).join(" ");
+  return args.length > 4 ? `${shown} …` : shown;
+}
+
+export const docker = (args: readonly string[], options?: RunOptions) => run("docker", args, options);
+
+export interface ContainerState {
+  readonly exists: boolean;
+  readonly running: boolean;
+  readonly health?: string;
+  readonly image?: string;
+  readonly labels: Record<string, string>;
+}
+
+export async function inspectContainer(name: string): Promise<ContainerState> {
+  const result = await docker(["container", "inspect", name], { allowFailure: true });
+  if (result.code !== 0) {
+    return { exists: false, running: false, labels: {} };
+  }
+  const [info] = JSON.parse(result.stdout);
+  return {
+    exists: true,
+    running: info.State.Running === true,
+    health: info.State.Health?.Status,
+    image: info.Image,
+    labels: info.Config.Labels ?? {},
+  };
+}
+
+export async function volumeExists(name: string): Promise<boolean> {
+  return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
+}
+
+export async function requireEngine(): Promise<void> {
+  const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
+  if (info.code !== 0) {
+    const host = process.env.DOCKER_HOST ?? "the local socket";
+    throw new OpsError(`No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}. Start dockerd or check \`docker:host\`.`);
+  }
+}

@@ -1,0 +1,41 @@
+/** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
+import { Settings } from "../../components/config";
+import { volumeExists } from "./docker";
+import { backupsMount, toolbox } from "./toolbox";
+
+export interface Deployment {
+  readonly version: string;
+  readonly image: string;
+  readonly deployedAt: string;
+  readonly stack: string;
+  readonly environment: string;
+  readonly postgresVolume: string;
+  readonly migrations: Record<string, string>;
+  readonly preDeployBackup: string | null;
+}
+
+export async function readHistory(settings: Settings): Promise<Deployment[]> {
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    return [];
+  }
+  const { stdout } = await toolbox(settings, [backupsMount(settings, true)], "cat /backups/history.jsonl 2>/dev/null || true");
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim())
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Deployment];
+      } catch {
+        return []; // a torn last line from a killed append is not a deployment
+      }
+    });
+}
+
+/** Deployments onto the current data volumes (a fresh reset starts a new history line). */
+export async function currentHistory(settings: Settings): Promise<Deployment[]> {
+  return (await readHistory(settings)).filter((d) => d.postgresVolume === settings.names.postgresVolume);
+}
+
+export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {
+  await toolbox(settings, [backupsMount(settings)], "cat >> /backups/history.jsonl; sync", { input: JSON.stringify(entry) + "\n" });
+}

@@ -1,0 +1,97 @@
+"""Settings of the sample EDMS. Every secret is read from a file named by a *_FILE variable, so no secret
+ever sits in a container's environment (`docker inspect`)."""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def read_secret(name):
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        raise RuntimeError(f"{name}_FILE is not set: point it at the file that holds {name}")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+SECRET_KEY = read_secret("DJANGO_SECRET_KEY")
+DEBUG = False
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+EDMS_VERSION = os.environ.get("EDMS_VERSION", "unknown")
+EDMS_ENVIRONMENT = os.environ.get("EDMS_ENVIRONMENT", "dev")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "documents",
+    "systemsettings",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "edms.urls"
+WSGI_APPLICATION = "edms.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("POSTGRES_HOST", "postgres"),
+        "NAME": os.environ.get("POSTGRES_DB", "edms"),
+        "USER": os.environ.get("POSTGRES_USER", "edms"),
+        "PASSWORD": read_secret("POSTGRES_PASSWORD"),
+        "CONN_MAX_AGE": 60,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT", "/srv/media")
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+# Deployment hardening. `manage.py check --deploy` passes with EDMS_HTTPS=1 (behind TLS). The e2e setup
+# serves plain HTTP on loopback, where these four checks cannot hold and are silenced:
+# security.W004 (HSTS), W008 (SSL redirect), W012 (secure session cookie), W016 (secure CSRF cookie).
+HTTPS = os.environ.get("EDMS_HTTPS") == "1"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SILENCED_SYSTEM_CHECKS = [] if HTTPS else ["security.W004", "security.W008", "security.W012", "security.W016"]
+
+LOGGING = {
+    "version": 1,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

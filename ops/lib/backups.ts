@@ -7,11 +7,11 @@
  * A backup is written under `.partial-<id>/` and renamed into place only after its manifest, so a killed or
  * failed backup is never listed as complete. Pruning renames to `.deleting-<id>` before removing.
  */
-import { PassThrough, Transform } from "stream";
+import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { hasSchema, requirePostgres } from "./database";
-import { docker, inspectContainer, volumeExists } from "./docker";
+import { docker, inspectContainer, pipeCommands, volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import { formatBytes, progress } from "./log";
 import { SnapshotSession } from "./snapshot";
@@ -216,17 +216,15 @@ async function dumpDatabase(settings: Settings, partial: string) {
         done(null, chunk);
       },
     });
-    const pipe = new PassThrough();
-    pipe.pipe(counter);
-    const writer = toolbox(settings, [backupsMount(settings)], `cat > ${sh(partial)}/db.dump`, { input: counter, allowFailure: true });
-    const dumper = docker(
-      ["exec", settings.names.postgresContainer, "pg_dump", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-Fc", `--snapshot=${snapshot}`],
-      { stdout: pipe, allowFailure: true },
-    ).then((result) => {
-      pipe.end();
-      return result;
-    });
-    const [dumped, written] = await Promise.all([dumper, writer]);
+    const [dumped, written] = await pipeCommands(
+      (stdout) =>
+        docker(
+          ["exec", settings.names.postgresContainer, "pg_dump", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-Fc", `--snapshot=${snapshot}`],
+          { stdout, allowFailure: true },
+        ),
+      (input) =>
+        toolbox(settings, [backupsMount(settings)], `cat > ${sh(partial)}/db.dump`, { input: input.pipe(counter), allowFailure: true }),
+    );
     if (dumped.code !== 0 || written.code !== 0) {
       throw new OpsError(`database dump failed: ${(written.stderr || dumped.stderr).trim().split("\n").pop()}`);
     }

@@ -120,3 +120,18 @@ export async function requireEngine(): Promise<void> {
     throw new OpsError(`No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}. Start dockerd or check \`docker:host\`.`);
   }
 }
+
+/**
+ * Streams one command's stdout into another's stdin (e.g. `pg_dump` in the postgres container into a file
+ * in the backups volume) without holding the data in memory. Both results are returned; the caller decides.
+ */
+export async function pipeCommands(
+  producer: (stdout: Writable) => Promise<RunResult>,
+  consumer: (stdin: Readable) => Promise<RunResult>,
+): Promise<[RunResult, RunResult]> {
+  const { PassThrough } = await import("stream");
+  const pipe = new PassThrough();
+  const consumed = consumer(pipe);
+  const produced = producer(pipe).finally(() => pipe.end());
+  return Promise.all([produced, consumed]);
+}

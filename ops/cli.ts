@@ -1,0 +1,50 @@
+/**
+ * edms-ops: the operator CLI. Deploy hooks call it (backup, migrate, bootstrap, health, record-deployment);
+ * operators use the rest. It needs only the docker CLI and the stack file, not the Pulumi CLI.
+ */
+import { Command, CommanderError } from "commander";
+import * as backup from "./commands/backup";
+import * as backups from "./commands/backups";
+import * as bootstrap from "./commands/bootstrap";
+import * as health from "./commands/health";
+import * as migrate from "./commands/migrate";
+import * as recordDeployment from "./commands/record-deployment";
+import * as reset from "./commands/reset";
+import * as resetApp from "./commands/reset-app";
+import * as restore from "./commands/restore";
+import * as rollback from "./commands/rollback";
+import * as status from "./commands/status";
+import * as verify from "./commands/verify";
+import { OpsError } from "./lib/errors";
+
+export function buildProgram(): Command {
+  const program = new Command("edms-ops")
+    .description("Operate an EDMS stack: backups, restore, migrations, health, status, resets, rollback.")
+    .option("--stack <name>", "stack to act on (Pulumi.<name>.yaml); default $EDMS_STACK")
+    .option("--project-dir <dir>", "directory holding the Pulumi.<stack>.yaml files; default $EDMS_PROJECT_DIR or .")
+    .showHelpAfterError()
+    .exitOverride();
+  for (const command of [backup, backups, verify, restore, migrate, bootstrap, health, status, recordDeployment, reset, resetApp, rollback]) {
+    command.register(program);
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof OpsError) {
+      process.stderr.write(`edms-ops: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`edms-ops: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

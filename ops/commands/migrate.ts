@@ -1,0 +1,19 @@
+import { Command } from "commander";
+import { openStack } from "../lib/context";
+import { manage, releaseImage } from "../lib/django";
+import { progress, say } from "../lib/log";
+
+export function register(program: Command): void {
+  program
+    .command("migrate")
+    .description("Apply migrations with the stack's release image (`manage.py migrate --noinput`) in a one-off container; running containers keep serving")
+    .option("--version <release>", "image tag to migrate with (default: edms:version)")
+    .addHelpText("after", "\nExample:\n  edms-ops migrate --stack staging")
+    .action(async (opts: { version?: string }, command: Command) => {
+      const settings = await openStack(command);
+      const image = releaseImage(settings, opts.version);
+      progress(`migrating ${settings.stack} with ${image}`);
+      await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
+      say(`migrations applied with ${image}`);
+    });
+}

@@ -1,0 +1,36 @@
+import { Command } from "commander";
+import { listBackups } from "../lib/backups";
+import { migrationState } from "../lib/database";
+import { openStack } from "../lib/context";
+import { inspectContainer } from "../lib/docker";
+import { appendHistory, currentHistory } from "../lib/history";
+import { say } from "../lib/log";
+
+export function register(program: Command): void {
+  program
+    .command("record-deployment")
+    .description("Append the deployed release to history.jsonl in the backups volume (version, image, time, migrations, pre-deploy backup)")
+    .addHelpText("after", "\nRun by `pulumi up` after the health gate passes.")
+    .action(async (_opts: unknown, command: Command) => {
+      const settings = await openStack(command);
+      const web = await inspectContainer(settings.names.webContainer);
+      const history = await currentHistory(settings);
+      const since = history.length ? history[history.length - 1].deployedAt : "";
+      const { complete } = await listBackups(settings);
+      const preDeploy = complete
+        .filter((m) => m.reason === "pre-deploy" && m.targetVersion === settings.version && m.createdAt > since)
+        .pop();
+      const entry = {
+        version: settings.version,
+        image: web.image ?? "unknown",
+        deployedAt: new Date().toISOString(),
+        stack: settings.stack,
+        environment: settings.environment,
+        postgresVolume: settings.names.postgresVolume,
+        migrations: await migrationState(settings),
+        preDeployBackup: preDeploy?.id ?? null,
+      };
+      await appendHistory(settings, entry);
+      say(`recorded deployment of ${entry.version} (${history.length + 1} on these volumes)`);
+    });
+}

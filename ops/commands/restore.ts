@@ -1,0 +1,34 @@
+import { Command } from "commander";
+import { findBackup } from "../lib/backups";
+import { openStack } from "../lib/context";
+import { refuse } from "../lib/errors";
+import { progress, say } from "../lib/log";
+import { restoreBackup } from "../lib/restore";
+
+export function register(program: Command): void {
+  program
+    .command("restore <id>")
+    .description("Verify a backup, back up the current state, then restore database (pg_restore --clean --if-exists) and media and check integrity")
+    .option("--confirm <stack>", "required on production: --confirm production")
+    .addHelpText("after", "\nExamples:\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack staging\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack production --confirm production")
+    .action(async (id: string, opts: { confirm?: string }, command: Command) => {
+      const settings = await openStack(command);
+      if (settings.environment === "production" && opts.confirm !== "production") {
+        throw refuse(
+          `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
+        );
+      }
+      const manifest = await findBackup(settings, id);
+      say(`Will restore ${id} (release ${manifest.version ?? "-"}, taken ${manifest.createdAt}) onto ${settings.stack}:`);
+      say("  verify it, back up the current state, stop web/worker, restore database and media, check integrity, start web/worker.");
+      const result = await restoreBackup(settings, manifest);
+      progress("restore complete");
+      say(`Restored ${id}: row counts and media checksums equal the manifest.`);
+      if (!result.restarted) {
+        say(`Web/worker were not running; deploy release ${manifest.version ?? settings.version} to serve it.`);
+      }
+      if (result.undoBackup) {
+        say(`To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`);
+      }
+    });
+}

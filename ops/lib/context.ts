@@ -1,0 +1,30 @@
+import { Command } from "commander";
+import { Settings } from "../../components/config";
+import { requireEngine } from "./docker";
+import { OpsError } from "./errors";
+import { loadSettings, targetDockerHost } from "./stack";
+
+/** Global options live on the root command; any subcommand can read them. */
+export function globalOptions(command: Command): { stack?: string; projectDir?: string } {
+  let root = command;
+  while (root.parent) root = root.parent;
+  return root.opts();
+}
+
+/** Settings of the chosen stack, with the docker CLI pointed at its host and the engine reachable. */
+export async function openStack(command: Command): Promise<Settings> {
+  const settings = loadSettings(globalOptions(command));
+  targetDockerHost(settings);
+  await requireEngine();
+  return settings;
+}
+
+/** Refuses a destructive command unless `--confirm` repeats the stack name. */
+export function requireConfirm(settings: Settings, given: string | undefined, what: string): void {
+  if (given === undefined) {
+    throw new OpsError(`${what} on stack \`${settings.stack}\` needs \`--confirm ${settings.stack}\`. Nothing was changed.`, 2);
+  }
+  if (given !== settings.stack) {
+    throw new OpsError(`--confirm \`${given}\` does not match the stack \`${settings.stack}\`. Nothing was changed.`, 2);
+  }
+}

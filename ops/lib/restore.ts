@@ -1,0 +1,83 @@
+/**
+ * Restore: verified backup only; the current state is backed up first (the undo); web and worker are
+ * stopped so nothing writes meanwhile; `pg_restore --clean --if-exists` in one transaction (a failure leaves
+ * the database as it was); media replaced; then counts and checksums must equal the manifest.
+ */
+import { Settings } from "../../components/config";
+import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import { createBackup, Manifest, parseSha256Lines } from "./backups";
+import { hasSchema, psql, requirePostgres, tableCounts } from "./database";
+import { docker, inspectContainer, pipeCommands } from "./docker";
+import { OpsError } from "./errors";
+import { progress } from "./log";
+import { backupsMount, mediaMount, sh, toolbox } from "./toolbox";
+import { compareMaps, verifyBackup } from "./verify";
+
+export interface RestoreResult {
+  readonly undoBackup: string | null;
+  readonly restarted: boolean;
+}
+
+export async function restoreBackup(settings: Settings, manifest: Manifest): Promise<RestoreResult> {
+  await requirePostgres(settings);
+  const report = await verifyBackup(settings, manifest);
+  if (!report.ok) {
+    throw new OpsError(`Backup ${manifest.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`);
+  }
+  let undoBackup: string | null = null;
+  if (await hasSchema(settings)) {
+    progress("backing up the current state first (the undo of this restore)");
+    undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.id ?? null;
+  }
+  const app = [settings.names.webContainer, settings.names.workerContainer];
+  const running = [];
+  for (const name of app) {
+    if ((await inspectContainer(name)).running) running.push(name);
+  }
+  if (running.length) {
+    progress(`stopping ${running.join(", ")} so nothing writes during the restore`);
+    await docker(["stop", ...running]);
+  }
+  progress("restoring database (pg_restore --clean --if-exists, single transaction)");
+  // Tables the backup does not know (from a later release) would survive --clean; drop them first, in the
+  // same all-or-nothing spirit: the schema is rebuilt from the dump alone.
+  const extra = (await psql(settings, "SELECT tablename FROM pg_tables WHERE schemaname='public';")).filter((t) => !(t in manifest.tables));
+  if (extra.length) {
+    await psql(settings, `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`);
+  }
+  const [, restored] = await pipeCommands(
+    (stdout) => toolbox(settings, [backupsMount(settings, true)], `cat ${sh(`/backups/${manifest.id}/db.dump`)}`, { stdout }),
+    (input) =>
+      docker(
+        ["exec", "-i", settings.names.postgresContainer, "pg_restore", "-U", POSTGRES_USER, "-d", POSTGRES_DB,
+          "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error"],
+        { input, allowFailure: true },
+      ),
+  );
+  if (restored.code !== 0) {
+    throw new OpsError(`pg_restore failed; the database was left as it was (single transaction). ${restored.stderr.trim().split("\n").pop()}\n` +
+      `Web/worker are stopped: start them with \`docker start ${running.join(" ")}\` or redeploy.`);
+  }
+  progress("restoring media");
+  await toolbox(settings, [backupsMount(settings, true), mediaMount(settings, false)],
+    `find /media -mindepth 1 -delete && tar -C /media -xpf ${sh(`/backups/${manifest.id}/media.tar`)} && sync`);
+  progress("integrity check: row counts and media checksums against the manifest");
+  const problems = [
+    ...compareMaps("table", manifest.tables, await tableCounts(settings)),
+    ...compareMaps("media", manifest.media, await mediaChecksums(settings)),
+  ];
+  if (problems.length) {
+    throw new OpsError(`Restored data does not match backup ${manifest.id}:\n  - ${problems.join("\n  - ")}` +
+      (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""));
+  }
+  if (running.length) {
+    progress(`starting ${running.join(", ")}`);
+    await docker(["start", ...running]);
+  }
+  return { undoBackup, restarted: running.length > 0 };
+}
+
+export async function mediaChecksums(settings: Settings): Promise<Record<string, string>> {
+  const script = "cd /media && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum";
+  return parseSha256Lines((await toolbox(settings, [mediaMount(settings)], script)).stdout);
+}

@@ -56,7 +56,7 @@ export class DjangoService extends pulumi.ComponentResource {
         restart: "unless-stopped",
         command: web
           ? ["gunicorn", "--bind", `0.0.0.0:${WEB_PORT}`, "--workers", "2", "--access-logfile", "-", "edms.wsgi"]
-          : ["celery", "-A", "edms", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+          : ["python3", "-m", "celery", "-A", "edms", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         envs: djangoEnvironment(settings),
         uploads: [
           { file: `${SECRETS_DIR}/postgres_password`, content: args.postgresPassword, permissions: "0444" },

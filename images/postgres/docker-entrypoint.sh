@@ -21,7 +21,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   pwfile="$(mktemp)"
   printf '%s' "$password" >"$pwfile"
-  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host="$auth" >/dev/null
+  pwopt=""
+  [ -n "$password" ] && pwopt="--pwfile=$pwfile"
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" $pwopt -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host="$auth" >/dev/null
   rm -f "$pwfile"
   echo "host all all all $auth" >>"$PGDATA/pg_hba.conf"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null

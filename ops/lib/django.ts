@@ -6,13 +6,13 @@
  */
 import { randomBytes } from "crypto";
 import { spawn } from "child_process";
-import * as tar from "tar-stream";
 import { Settings } from "../../components/config";
 import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
 import { SECRETS_DIR } from "../../components/postgres";
 import { docker, inspectContainer, RunResult } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
+import { tarball } from "./tarball";
 
 const SECRET_FILES: Record<string, string> = {
   postgres_password: "EDMS_POSTGRES_PASSWORD",
@@ -39,7 +39,8 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   if (image.code !== 0) {
     throw new OpsError(`Image ${spec.image} is not on the Docker host. Build or pull it first (\`edms:version\` / \`edms:backendImage\`).`);
   }
-  const name = `${settings.namePrefix}-ops-${spec.command[2] ?? "run"}-${randomBytes(3).toString("hex")}`;
+  const purpose = (spec.command[2] ?? "run").toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 20);
+  const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
   const args = ["create", "--name", name, "--network", settings.names.network, "--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops"];
   for (const env of djangoEnvironment(settings)) {
     args.push("-e", env);
@@ -64,16 +65,8 @@ async function copySecrets(settings: Settings, container: string, superuser: boo
   const wanted = Object.entries(SECRET_FILES).filter(([file]) => superuser || file !== "superuser_password");
   const fromEnv = wanted.every(([, variable]) => process.env[variable]);
   if (fromEnv) {
-    const pack = tar.pack();
-    for (const [file, variable] of wanted) {
-      pack.entry({ name: `secrets/${file}`, mode: 0o444 }, process.env[variable] as string);
-    }
-    pack.finalize();
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-    }
-    await docker(["cp", "-", `${container}:/run`], { input: Buffer.concat(chunks) });
+    const archive = await tarball(wanted.map(([file, variable]) => ({ name: `secrets/${file}`, content: process.env[variable] as string, mode: 0o444 })));
+    await docker(["cp", "-", `${container}:/run`], { input: archive });
     return;
   }
   if (superuser) {

@@ -124,16 +124,26 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const inputsByUrn = new Map<string, Record<string, any>>();
   const requests: any[] = [];
   let failure: Error | undefined;
+  let inFlight = 0;
+  let signalFailure: (err: Error) => void = () => undefined;
+  // A failed resource leaves its dependents' outputs unresolved forever (as in a real `pulumi up`, they are
+  // simply not created); the run ends at the first failure once nothing else is in progress.
+  const failed = new Promise<never>((_, reject) => (signalFailure = reject));
+  failed.catch(() => undefined);
 
   await pulumi.runtime.setMocks(
     {
       newResource: async (args) => {
+        inFlight += 1;
         try {
-          const result = await newResource(args);
-          return result;
+          // Providers get plain values; which inputs were secret is recorded from the request.
+          return await newResource({ ...args, inputs: revealSecrets(args.inputs) });
         } catch (err) {
           failure ??= err as Error;
+          signalFailure(err as Error);
           throw err;
+        } finally {
+          inFlight -= 1;
         }
       },
       call: (args) => {
@@ -169,15 +179,14 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   process.on("unhandledRejection", onRejection);
   try {
     const exported = require(programPath) as Record<string, unknown>;
-    outputs = await unwrapAll(exported);
+    outputs = await Promise.race([unwrapAll(exported), failed]);
+    await Promise.race([waitForRPCs(), failed]);
   } catch (err) {
     failure ??= err as Error;
-  } finally {
-    try {
-      await waitForRPCs();
-    } catch (err) {
-      failure ??= err as Error;
+    while (inFlight > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  } finally {
     process.off("unhandledRejection", onRejection);
   }
   failure ??= rejections[0];

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { ProgramRun, RecordedResource, runProgram } from "../support/program";
+import { defaultNewResource, ProgramRun, RecordedResource, runProgram } from "../support/program";
 
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
@@ -170,6 +170,24 @@ describe("program under mocks", function () {
     const run = await runProgram({ stack: "production", overrides: { "edms:dataGeneration": 1 } });
     expect(run.error?.message).to.match(/`edms:dataGeneration` is not allowed on production/);
     expect(run.resources.filter((r) => r.type !== "pulumi:providers:docker")).to.have.length(0);
+  });
+
+  it("a failing migrate hook stops the deploy there: no bootstrap, web, worker, health or record", async function () {
+    const run = await runProgram({
+      stack: "production",
+      newResource: async (args) => {
+        if (args.name === "migrate") {
+          throw new Error("migration 0003 failed");
+        }
+        return defaultNewResource(args);
+      },
+    });
+    expect(run.error?.message).to.match(/migration 0003 failed/);
+    const registered = run.resources.map((r) => r.name);
+    expect(registered).to.include.members(["preDeployBackup", "migrate", "edms-postgres-container"]);
+    for (const never of ["bootstrap", "edms-web-container", "edms-worker-container", "healthGate", "recordDeployment"]) {
+      expect(registered, never).not.to.include(never);
+    }
   });
 
   it("uses edms:superuserPassword when set, as a secret", async function () {

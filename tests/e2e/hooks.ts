@@ -1,0 +1,8 @@
+import { prepareEngine } from "./support";
+
+export const mochaHooks = {
+  beforeAll(this: Mocha.Context) {
+    this.timeout(1800_000);
+    prepareEngine();
+  },
+};

@@ -1,0 +1,154 @@
+import { execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { docker } from "../../ops/lib/docker";
+import { REPO_ROOT } from "../support/program";
+import { Applier, ApplyResult } from "./applier";
+
+export const PROJECT_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "edms-e2e-"));
+export const applier = new Applier(PROJECT_DIR, path.join(PROJECT_DIR, "state"));
+
+/** Starts dockerd when nothing answers and builds the offline images when missing (both idempotent). */
+export function prepareEngine(): void {
+  execFileSync("bash", [path.join(REPO_ROOT, "scripts/ensure-dockerd.sh")], { stdio: "inherit" });
+  execFileSync("bash", [path.join(REPO_ROOT, "images/build.sh")], { stdio: "inherit" });
+}
+
+export interface OpsResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function ops(args: string[], env: Record<string, string> = {}): Promise<OpsResult> {
+  return new Promise((resolve) => {
+    const child = spawn("node", [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR], {
+      env: { ...process.env, EDMS_SETTINGS_JSON: "", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+let nextPort = 18100;
+
+/** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */
+export class TestStack {
+  readonly prefix: string;
+  readonly port: number;
+  config: Record<string, unknown>;
+
+  constructor(
+    readonly name: string,
+    environment: "dev" | "staging" | "production",
+    extra: Record<string, unknown> = {},
+  ) {
+    this.prefix = `e2e-${name}`;
+    this.port = nextPort++;
+    this.config = {
+      "edms:environment": environment,
+      "edms:version": "1.0.0",
+      "edms:namePrefix": this.prefix,
+      "edms:httpPort": this.port,
+      "edms:postgresImage": "edms-test/postgres:15",
+      "edms:redisImage": "edms-test/redis:7",
+      ...extra,
+    };
+    this.write();
+  }
+
+  write(): void {
+    fs.writeFileSync(path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`), YAML.stringify({ config: this.config }));
+  }
+
+  set(key: string, value: unknown): void {
+    if (value === undefined) delete this.config[key];
+    else this.config[key] = value;
+    this.write();
+  }
+
+  /** `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. */
+  async up(version?: string): Promise<ApplyResult> {
+    if (version) this.set("edms:version", version);
+    return applier.apply(this.name);
+  }
+
+  ops(command: string[], env?: Record<string, string>): Promise<OpsResult> {
+    return ops([...command, "--stack", this.name], env);
+  }
+
+  container(role: "postgres" | "redis" | "web" | "worker"): string {
+    return `${this.prefix}-${role}`;
+  }
+
+  async psql(sql: string): Promise<string> {
+    return (await docker(["exec", "-i", this.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAtq"], { input: sql })).stdout.trim();
+  }
+
+  /** Python in the web container's Django shell; code goes in on stdin, never argv. */
+  async django(code: string): Promise<string> {
+    return (await docker(["exec", "-i", this.container("web"), "python3", "manage.py", "shell"], { input: code })).stdout.trim();
+  }
+
+  async containerId(role: "web" | "worker"): Promise<string> {
+    return (await docker(["inspect", "-f", "{{.Id}}", this.container(role)])).stdout.trim();
+  }
+
+  /** Users, documents (with media files), settings, and one document processed by the celery worker. */
+  async seed(tag: string, documents = 3, bytes = 2048): Promise<void> {
+    await this.django(`
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from documents.models import Document
+from documents.tasks import compute_checksum
+from systemsettings.models import SystemSetting
+import os
+owner, _ = User.objects.get_or_create(username="clerk-${tag}", defaults={"email": "clerk@example.org"})
+owner.set_password("clerk-pass-${tag}"); owner.save()
+for i in range(${documents}):
+    d = Document(title="Contract ${tag} %d" % i, owner=owner)
+    d.file.save("contract-${tag}-%d.bin" % i, ContentFile(os.urandom(${bytes})), save=True)
+SystemSetting.objects.update_or_create(key="seeded-${tag}", defaults={"value": "yes"})
+SystemSetting.objects.filter(key="site_name").update(value="Operator-edited ${tag}")
+last = Document.objects.latest("id")
+print(compute_checksum.delay(last.id).get(timeout=60))
+`);
+  }
+
+  /** Every row of the data tables (by content hash) and every media file (by sha256). */
+  async fingerprint(): Promise<Record<string, string>> {
+    const tables: Record<string, string> = {
+      auth_user: "id, username, password, email, is_superuser, date_joined",
+      auth_group: "id, name",
+      auth_user_groups: "id, user_id, group_id",
+      documents_document: "id, title, owner_id, file, checksum, uploaded_at, processed_at",
+      systemsettings_systemsetting: "id, key, value",
+    };
+    const result: Record<string, string> = {};
+    for (const [table, columns] of Object.entries(tables)) {
+      result[table] = await this.psql(`SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`);
+    }
+    const media = await docker(["exec", this.container("web"), "sh", "-c", "cd /srv/media && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum"]);
+    result.media = media.stdout.trim();
+    return result;
+  }
+
+  async volumes(): Promise<string[]> {
+    return (await docker(["volume", "ls", "-q", "--filter", `label=edms.stack=${this.name}`])).stdout.split("\n").filter(Boolean).sort();
+  }
+
+  /** Removes everything the stack made on the engine (what `pulumi destroy` would, protection aside). */
+  async destroy(): Promise<void> {
+    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${this.name}`])).stdout.split("\n").filter(Boolean);
+    if (ids.length) await docker(["rm", "-f", "-v", ...ids]);
+    const volumes = await this.volumes();
+    if (volumes.length) await docker(["volume", "rm", "-f", ...volumes]);
+    await docker(["network", "rm", `${this.prefix}-internal`], { allowFailure: true });
+    applier.forget(this.name);
+  }
+}

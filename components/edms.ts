@@ -50,6 +50,10 @@ export class Edms extends pulumi.ComponentResource {
       child,
     );
     const release = [settings.version, backendImage.imageId];
+    // A new postgres container means possibly a new, empty database: after a `dataGeneration` bump, or after
+    // `edms-ops reset` and `pulumi up --refresh` recreate the volume under the same name. migrate and bootstrap
+    // are idempotent (bootstrap never overwrites), so re-running them then is safe, and skipping them is not.
+    const database = [data.volumes.postgres.name, postgres.container.id];
     const datastores = [postgres, redis, data];
 
     // Runs against the still-running old release, before anything of the new one touches the data.
@@ -65,18 +69,18 @@ export class Edms extends pulumi.ComponentResource {
       {
         settings,
         args: ["migrate"],
-        triggers: release,
+        triggers: [...release, ...database],
         secrets: { EDMS_POSTGRES_PASSWORD: secrets.postgresPassword, EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey },
       },
       { ...child, dependsOn: [...datastores, backendImage, ...(preDeployBackup ? [preDeployBackup] : [])] },
     );
-    // Keyed on the postgres volume: a new (empty) database gets its superuser and fixtures, once.
+    // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
     const bootstrap = opsHook(
       "bootstrap",
       {
         settings,
         args: ["bootstrap"],
-        triggers: [data.volumes.postgres.name],
+        triggers: database,
         secrets: {
           EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
           EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,

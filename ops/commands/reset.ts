@@ -38,7 +38,7 @@ export function register(program: Command): void {
       await docker(["rm", "-f", ...containers], { allowFailure: true });
       progress("removing data volumes");
       await docker(["volume", "rm", "-f", ...volumes]);
-      say(`Reset ${settings.stack}: the next \`pulumi up\` is a fresh first deploy (superuser and fixtures).`);
+      say(`Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`);
       if (backupId) {
         say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
       }

@@ -25,7 +25,8 @@ export function register(program: Command): void {
       progress("restore complete");
       say(`Restored ${id}: row counts and media checksums equal the manifest.`);
       if (!result.restarted) {
-        say(`Web/worker were not running; deploy release ${manifest.version ?? settings.version} to serve it.`);
+        say(`Web/worker are stopped: the data is at release ${manifest.version ?? "?"}'s state. Deploy that release to serve it:`);
+        say(`  pulumi config set edms:version ${manifest.version ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`);
       }
       if (result.undoBackup) {
         say(`To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`);

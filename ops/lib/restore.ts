@@ -5,7 +5,7 @@
  */
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { createBackup, Manifest, parseSha256Lines } from "./backups";
+import { createBackup, Manifest, parseSha256Lines, runningVersion } from "./backups";
 import { hasSchema, psql, requirePostgres, tableCounts } from "./database";
 import { docker, inspectContainer, pipeCommands } from "./docker";
 import { OpsError } from "./errors";
@@ -29,6 +29,7 @@ export async function restoreBackup(settings: Settings, manifest: Manifest): Pro
     progress("backing up the current state first (the undo of this restore)");
     undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.id ?? null;
   }
+  const runningRelease = await runningVersion(settings);
   const app = [settings.names.webContainer, settings.names.workerContainer];
   const running = [];
   for (const name of app) {
@@ -70,11 +71,14 @@ export async function restoreBackup(settings: Settings, manifest: Manifest): Pro
     throw new OpsError(`Restored data does not match backup ${manifest.id}:\n  - ${problems.join("\n  - ")}` +
       (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""));
   }
-  if (running.length) {
+  // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
+  // let the redeploy of the backup's release start the right code.
+  const sameRelease = manifest.version !== null && manifest.version === runningRelease;
+  if (running.length && sameRelease) {
     progress(`starting ${running.join(", ")}`);
     await docker(["start", ...running]);
   }
-  return { undoBackup, restarted: running.length > 0 };
+  return { undoBackup, restarted: running.length > 0 && sameRelease };
 }
 
 export async function mediaChecksums(settings: Settings): Promise<Record<string, string>> {

@@ -93,8 +93,11 @@ export class Applier {
           }
           return result({ imageId: image.stdout.trim(), repoDigest: inputs.name });
         }
-        case "docker:index/container:Container":
-          return result({ id: await applyContainer(inputs) });
+        case "docker:index/container:Container": {
+          // The engine's id, as the provider reports it: a replaced container gets a new one.
+          const id = await applyContainer(inputs);
+          return { id, state: { ...inputs, id } };
+        }
         case "command:local:Command": {
           const triggers = hash(inputs.triggers ?? []);
           if (state.hooks[name] !== triggers) {

@@ -35,6 +35,21 @@ export function ops(args: string[], env: Record<string, string> = {}): Promise<O
   });
 }
 
+/** Starts an edms-ops command and SIGKILLs it after `ms` (a crash, an OOM kill, a power cut of the CLI). */
+export function opsKilledAfter(args: string[], ms: number): Promise<{ signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    const child = spawn("node", [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR], {
+      env: { ...process.env, EDMS_SETTINGS_JSON: "" },
+      stdio: "ignore",
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+    child.on("close", (_code, signal) => {
+      clearTimeout(timer);
+      resolve({ signal });
+    });
+  });
+}
+
 let nextPort = 18100;
 
 /** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */
@@ -136,6 +151,22 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     const media = await docker(["exec", this.container("web"), "sh", "-c", "cd /srv/media && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum"]);
     result.media = media.stdout.trim();
     return result;
+  }
+
+  /** A shell in a throwaway container with one of the stack's volumes at /v. */
+  async onVolume(volume: string, script: string): Promise<string> {
+    const result = await docker(["run", "--rm", "--user", "0", "--entrypoint", "sh", "-v", `${volume}:/v`, "edms-test/postgres:15", "-c", script]);
+    return result.stdout.trim();
+  }
+
+  get backupsVolume(): string {
+    return `${this.prefix}_backups`;
+  }
+
+  async backupIds(): Promise<string[]> {
+    const listed = await this.ops(["backups", "list", "--json"]);
+    if (listed.code !== 0) throw new Error(listed.stderr);
+    return (JSON.parse(listed.stdout).complete as { id: string }[]).map((m) => m.id);
   }
 
   async volumes(): Promise<string[]> {

@@ -105,11 +105,16 @@ describe("program under mocks", function () {
         expect(deps("recordDeployment")).to.include("healthGate");
       });
 
-      it("runs migrate per release, bootstrap per database, and never re-runs a hook on other input changes", function () {
+      it("runs migrate per release and per database, bootstrap per database, and no hook on other input changes", function () {
         const run = runs[stack];
         const version = run.outputs.version;
-        expect(run.byName("migrate").inputs.triggers).to.deep.equal([version, `sha256:mock-edms-sample/backend:${version}`]);
-        expect(run.byName("bootstrap").inputs.triggers).to.deep.equal([volumeByRole(run, "postgres").inputs.name]);
+        const database = [volumeByRole(run, "postgres").inputs.name, "edms-postgres-container-id"];
+        expect(run.byName("migrate").inputs.triggers).to.deep.equal([version, `sha256:mock-edms-sample/backend:${version}`, ...database]);
+        expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(database);
+        expect(run.byName("healthGate").inputs.triggers.slice(0, 2)).to.deep.equal([
+          version,
+          `sha256:mock-edms-sample/backend:${version}`,
+        ]);
         for (const hook of run.ofType(COMMAND)) {
           expect(hook.inputs.update, hook.name).to.equal("true");
           expect(hook.inputs.create).to.match(/^node ops\/bin\/edms-ops\.js /);
@@ -163,7 +168,8 @@ describe("program under mocks", function () {
     expect(volumeByRole(run, "media").inputs.name).to.equal("edms-staging_media_files_g2");
     expect(volumeByRole(run, "redis").inputs.name).to.equal("edms-staging_redis_data_g2");
     expect(volumeByRole(run, "backups").inputs.name).to.equal("edms-staging_backups");
-    expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(["edms-staging_postgres_data_g2"]);
+    expect(run.byName("bootstrap").inputs.triggers[0]).to.equal("edms-staging_postgres_data_g2");
+    expect(run.byName("migrate").inputs.triggers).to.include("edms-staging_postgres_data_g2");
   });
 
   it("refuses dataGeneration on production before creating anything", async function () {

@@ -1,0 +1,111 @@
+/** Staging: weekly fresh reset, dataGeneration bump, partial reset of one app, bad inputs. */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
+import { docker } from "../../ops/lib/docker";
+import { ops, PROJECT_DIR, TestStack } from "./support";
+
+async function freshDatabase(stack: TestStack): Promise<void> {
+  expect(await stack.psql("SELECT string_agg(username, ',' ORDER BY username) FROM auth_user;")).to.equal("admin,records-office");
+  expect(await stack.psql("SELECT count(*) FROM documents_document;")).to.equal("0");
+  expect(await stack.psql("SELECT string_agg(key, ',' ORDER BY key) FROM systemsettings_systemsetting;")).to.equal(
+    "max_upload_mb,retention_days,site_name",
+  );
+  const health = await stack.ops(["health"]);
+  expect(health.code, health.stdout + health.stderr).to.equal(0);
+}
+
+describe("e2e: staging resets", function () {
+  const stack = new TestStack("stg", "staging", { "edms:version": "2.0.0", "edms:backup": { beforeDeploy: true, keep: 5 } });
+  before(async () => {
+    await stack.destroy();
+    const { error } = await stack.up();
+    expect(error, error?.message).to.equal(undefined);
+    await stack.seed("s");
+  });
+  after(() => stack.destroy());
+
+  it("5. reset-app documents: documents gone, users and settings intact, undo printed", async function () {
+    const before = await stack.fingerprint();
+    expect(before.documents_document).to.match(/^3:/);
+    const refused = await stack.ops(["reset-app", "documents"]);
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.contain("needs `--confirm stg`");
+    const result = await stack.ops(["reset-app", "documents", "--confirm", "stg"]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/To undo, run: edms-ops restore \S+-pre-reset-app --stack stg/);
+    const after = await stack.fingerprint();
+    expect(after.documents_document).to.equal("0:-");
+    for (const table of ["auth_user", "auth_group", "auth_user_groups", "systemsettings_systemsetting"]) {
+      expect(after[table], table).to.equal(before[table]);
+    }
+    expect(await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';")).to.equal("0002_document_slug");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {
+    const volumesBefore = await docker(["volume", "inspect", "-f", "{{.CreatedAt}}", `${stack.prefix}_postgres_data`]);
+    const result = await stack.ops(["reset", "--confirm", "stg"]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/Will reset stg/);
+    expect(result.stdout).to.match(/To undo, deploy, then run: edms-ops restore \S+-pre-reset --stack stg/);
+    expect(await stack.volumes()).to.deep.equal([`${stack.prefix}_backups`]);
+    const { error, hooks } = await stack.up();
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
+    await freshDatabase(stack);
+    const volumesAfter = await docker(["volume", "inspect", "-f", "{{.CreatedAt}}", `${stack.prefix}_postgres_data`]);
+    expect(volumesAfter.stdout).not.to.equal(volumesBefore.stdout);
+    const ids = await stack.backupIds();
+    expect(ids.some((id) => id.endsWith("-pre-reset"))).to.equal(true);
+  });
+
+  it("1b. a dataGeneration bump gives the same: new _g1 volumes, superuser and fixtures only", async function () {
+    await stack.seed("g");
+    stack.set("edms:dataGeneration", 1);
+    const { error, hooks } = await stack.up();
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
+    expect(await stack.volumes()).to.include.members([`${stack.prefix}_postgres_data_g1`, `${stack.prefix}_media_files_g1`]);
+    await freshDatabase(stack);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.volumes).to.have.property(`${stack.prefix}_postgres_data_g1`).that.is.a("number");
+    // Old volumes stay until the engine deletes the replaced resources (not modelled by the test applier).
+    await docker(["volume", "rm", `${stack.prefix}_postgres_data`, `${stack.prefix}_media_files`, `${stack.prefix}_redis_data`]);
+  });
+
+  describe("7. bad inputs: a clear error, exit non-zero, nothing changed", function () {
+    let before: Record<string, string>;
+    beforeEach(async () => (before = await stack.fingerprint()));
+    afterEach(async () => expect(await stack.fingerprint()).to.deep.equal(before));
+
+    const cases: [string, () => Promise<{ code: number; stderr: string }>, RegExp][] = [
+      ["unknown stack", () => ops(["status", "--stack", "nosuch"]), /Unknown stack `nosuch`: there is no .*Pulumi\.nosuch\.yaml\. Known stacks: .*stg/],
+      ["unknown backup id", () => stack.ops(["restore", "2020-01-01T00-00-00Z-manual"]), /No backup 2020-01-01T00-00-00Z-manual in e2e-stg_backups/],
+      ["not a backup id", () => stack.ops(["verify", "../etc"]), /`\.\.\/etc` is not a backup id/],
+      ["missing --confirm", () => stack.ops(["reset"]), /reset on stack `stg` needs `--confirm stg`\. Nothing was changed\./],
+      ["wrong confirm word", () => stack.ops(["reset", "--confirm", "staging"]), /--confirm `staging` does not match the stack `stg`\. Nothing was changed\./],
+      ["unknown app", () => stack.ops(["reset-app", "invoices", "--confirm", "stg"]), /Unknown app `invoices`: stack stg has migrations for admin, auth, .*documents/],
+      ["unknown flag", () => stack.ops(["backup", "--reasn", "x"]), /unknown option '--reasn'/],
+      ["bad --wait", () => stack.ops(["health", "--wait", "soon"]), /--wait takes seconds ≥ 0/],
+    ];
+    for (const [what, run, message] of cases) {
+      it(what, async function () {
+        const result = await run();
+        expect(result.code, result.stderr).to.be.greaterThan(0);
+        expect(result.stderr).to.match(message);
+      });
+    }
+
+    it("stack file with a bad key", async function () {
+      const file = path.join(PROJECT_DIR, "Pulumi.badkey.yaml");
+      fs.writeFileSync(file, "config:\n  edms:environment: staging\n  edms:version: 2.0.0\n  edms:namePrefix: e2e-stg\n  edms:keepBackups: 3\n  edms:httpPort: 99999\n");
+      const result = await ops(["reset", "--stack", "badkey", "--confirm", "badkey"]);
+      fs.rmSync(file);
+      expect(result.code).to.equal(2);
+      expect(result.stderr).to.match(/`edms:keepBackups` is not a known setting/);
+      expect(result.stderr).to.match(/`edms:httpPort` must be 1–65535/);
+      expect(result.stderr).to.match(/nothing was changed/);
+    });
+  });
+});

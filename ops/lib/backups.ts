@@ -188,9 +188,12 @@ export async function createBackup(settings: Settings, request: BackupRequest): 
     await pruneBackups(settings);
     return manifest;
   } catch (err) {
+    // Free space as seen before the partial backup is removed: tools word a full disk differently
+    // (tar says "Wrote only N of M bytes"), the filesystem does not.
+    const free = await toolbox(settings, [backupsMount(settings, true)], "df -Pk /backups | tail -1 | awk '{print $4}'", { allowFailure: true });
     await toolbox(settings, [backupsMount(settings)], `rm -rf ${sh(partial)}`, { allowFailure: true });
     const message = (err as Error).message;
-    const full = /No space left on device|ENOSPC/i.test(message);
+    const full = /No space left on device|ENOSPC/i.test(message) || Number(free.stdout.trim()) < 64;
     throw new OpsError(
       `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. It was removed; the ${before.complete.length} earlier backup(s) are untouched.\n` +
         (full ? `Free space on the volume ${settings.names.backupsVolume} or lower \`edms:backup.keep\`, then retry.\n` : "") +

@@ -1,0 +1,57 @@
+/** Rollback 2.0.0 → 1.0.0: migration-aware (keeps data written since), and --restore (back to the pre-deploy state). */
+import { expect } from "chai";
+import { TestStack } from "./support";
+
+describe("e2e: rollback", function () {
+  const stack = new TestStack("rb", "staging", { "edms:backup": { beforeDeploy: true, keep: 10 } });
+  before(async () => {
+    await stack.destroy();
+    expect((await stack.up("1.0.0")).error).to.equal(undefined);
+    await stack.seed("v1");
+    expect((await stack.up("2.0.0")).error).to.equal(undefined);
+  });
+  after(() => stack.destroy());
+
+  it("3a. rollback --previous: migrations reversed with the current image, data written after the deploy kept, 1.0.0 healthy", async function () {
+    await stack.seed("after-v2");
+    const before = await stack.fingerprint();
+    expect(before.documents_document).to.match(/^6:/);
+    const result = await stack.ops(["rollback", "--previous", "--backup-first"]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/Will roll rb back from 2\.0\.0 to 1\.0\.0/);
+    expect(result.stdout).to.contain("migrate documents 0001_initial");
+    expect(result.stdout).to.contain("pulumi config set edms:version 1.0.0 --stack rb");
+    expect(result.stdout).to.contain("pulumi up --stack rb --yes");
+    expect(result.stdout).to.match(/The state before the rollback is backup \S+-pre-rollback\./);
+    expect(await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';")).to.equal("0001_initial");
+    expect(await stack.psql("SELECT count(*) FROM information_schema.columns WHERE table_name='documents_document' AND column_name='slug';")).to.equal("0");
+
+    const { error } = await stack.up("1.0.0"); // the two printed commands
+    expect(error, error?.message).to.equal(undefined);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.runningVersion).to.equal("1.0.0");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("3b. rollback --previous --restore: the state equals the pre-deploy backup of the failed release", async function () {
+    const atV1 = await stack.fingerprint();
+    expect((await stack.up("2.0.0")).error).to.equal(undefined);
+    await stack.seed("lost");
+    expect((await stack.fingerprint()).documents_document).not.to.equal(atV1.documents_document);
+    const result = await stack.ops(["rollback", "--previous", "--restore"]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.contain("restore the pre-deploy backup of 2.0.0");
+    const { error } = await stack.up("1.0.0");
+    expect(error, error?.message).to.equal(undefined);
+    expect(await stack.fingerprint()).to.deep.equal(atV1);
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("refuses when there is no earlier release", async function () {
+    const fresh = new TestStack("rb-none", "staging");
+    const result = await fresh.ops(["rollback", "--previous"]);
+    expect(result.code).to.be.greaterThan(0);
+    expect(result.stderr).to.match(/PostgreSQL container e2e-rb-none-postgres is missing|No earlier release/);
+  });
+});

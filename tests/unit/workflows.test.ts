@@ -91,7 +91,7 @@ describe("workflows", function () {
     }
   });
 
-  it("neither the ignore-protect flag nor a state unprotect command appears anywhere in the repository", function () {
+  it("no protection bypass (the ignore-protect flag, the unprotect state command) appears anywhere in the repository", function () {
     // Built from parts so this file does not match itself.
     const forbidden = [new RegExp(["--ignore", "protect"].join("-")), new RegExp(["state", "unprotect"].join("\\s+"))];
     const offenders = repositoryFiles().filter((file) => {

@@ -9,7 +9,11 @@ const { settings } = config;
 // chosen; the edms-ops hooks get the same value as DOCKER_HOST.
 const dockerProvider = new docker.Provider("docker", { host: settings.dockerHost });
 
-const edms = new Edms("edms", { settings, superuserPassword: config.superuserPassword }, { providers: { docker: dockerProvider } });
+const edms = new Edms(
+  "edms",
+  { settings, superuserPassword: config.superuserPassword },
+  { providers: { docker: dockerProvider } },
+);
 
 export const environment = settings.environment;
 export const version = settings.version;

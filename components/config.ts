@@ -72,7 +72,9 @@ export const DEFAULTS = {
 } as const;
 
 export function defaultBackup(environment: Environment): BackupSettings {
-  return environment === "production" ? { beforeDeploy: true, keep: 14 } : { beforeDeploy: false, keep: 5 };
+  return environment === "production"
+    ? { beforeDeploy: true, keep: 14 }
+    : { beforeDeploy: false, keep: 5 };
 }
 
 export function resourceNames(namePrefix: string, dataGeneration: number): ResourceNames {
@@ -106,11 +108,24 @@ const KNOWN_KEYS = [
   "superuserPassword",
 ];
 
-const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, `must be ${what}`);
+const nonEmpty = (what: string) =>
+  z
+    .string({ error: `must be ${what}` })
+    .trim()
+    .min(1, `must be ${what}`);
 // Pulumi config values arrive as strings unless the stack file holds a YAML number.
-const integer = z.union([z.number(), z.string().regex(/^-?\d+$/).transform(Number)], {
-  error: "must be a whole number",
-});
+const integer = z.union(
+  [
+    z.number(),
+    z
+      .string()
+      .regex(/^-?\d+$/)
+      .transform(Number),
+  ],
+  {
+    error: "must be a whole number",
+  },
+);
 
 /** One check per key: a schema plus the fix shown to the operator when it fails. */
 const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
@@ -119,14 +134,19 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
     fix: "set it with `pulumi config set edms:environment dev|staging|production`",
   },
   version: {
-    schema: nonEmpty("a release tag").regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be a valid image tag"),
+    schema: nonEmpty("a release tag").regex(
+      /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+      "must be a valid image tag",
+    ),
     fix: "set the release to deploy, e.g. `pulumi config set edms:version 2.0.0`",
   },
   backendImage: { schema: nonEmpty("an image repository"), fix: "e.g. `edms-sample/backend`" },
   postgresImage: { schema: nonEmpty("an image reference"), fix: "e.g. `postgres:16`" },
   redisImage: { schema: nonEmpty("an image reference"), fix: "e.g. `redis:7`" },
   namePrefix: {
-    schema: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)"),
+    schema: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)"),
     fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
   },
   dataGeneration: {
@@ -151,9 +171,11 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
       .object({
         superuser: nonEmpty("a user name").optional(),
         email: z.string().email("email must be an e-mail address").optional(),
-        fixtures: z.array(z.string({ error: "fixtures must all be strings" }).min(1), {
-          error: "fixtures must be a list of fixture names",
-        }).optional(),
+        fixtures: z
+          .array(z.string({ error: "fixtures must all be strings" }).min(1), {
+            error: "fixtures must be a list of fixture names",
+          })
+          .optional(),
       })
       .strict(),
     fix: "e.g. `{superuser: admin, email: admin@example.com, fixtures: [initial_users, initial_settings]}`",
@@ -166,7 +188,9 @@ export class ConfigError extends Error {
     readonly stack: string,
     readonly problems: readonly string[],
   ) {
-    super(`Stack \`${stack}\` has ${problems.length} configuration problem(s):\n  - ${problems.join("\n  - ")}`);
+    super(
+      `Stack \`${stack}\` has ${problems.length} configuration problem(s):\n  - ${problems.join("\n  - ")}`,
+    );
     this.name = "ConfigError";
   }
 }
@@ -188,7 +212,9 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(raw)) {
     if (!KNOWN_KEYS.includes(key)) {
-      problems.push(`\`edms:${key}\` is not a known setting. Remove it, or check the spelling against Pulumi.yaml.`);
+      problems.push(
+        `\`edms:${key}\` is not a known setting. Remove it, or check the spelling against Pulumi.yaml.`,
+      );
     }
   }
   for (const [key, rule] of Object.entries(RULES)) {

@@ -55,17 +55,48 @@ export class DjangoService extends pulumi.ComponentResource {
         image: args.image,
         restart: "unless-stopped",
         command: web
-          ? ["gunicorn", "--bind", `0.0.0.0:${WEB_PORT}`, "--workers", "2", "--access-logfile", "-", "edms.wsgi"]
-          : ["python3", "-m", "celery", "-A", "edms", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+          ? [
+              "gunicorn",
+              "--bind",
+              `0.0.0.0:${WEB_PORT}`,
+              "--workers",
+              "2",
+              "--access-logfile",
+              "-",
+              "edms.wsgi",
+            ]
+          : [
+              "python3",
+              "-m",
+              "celery",
+              "-A",
+              "edms",
+              "worker",
+              "--loglevel",
+              "INFO",
+              "--concurrency",
+              "2",
+            ],
         envs: djangoEnvironment(settings),
         uploads: [
-          { file: `${SECRETS_DIR}/postgres_password`, content: args.postgresPassword, permissions: "0444" },
-          { file: `${SECRETS_DIR}/django_secret_key`, content: args.secretKey, permissions: "0444" },
+          {
+            file: `${SECRETS_DIR}/postgres_password`,
+            content: args.postgresPassword,
+            permissions: "0444",
+          },
+          {
+            file: `${SECRETS_DIR}/django_secret_key`,
+            content: args.secretKey,
+            permissions: "0444",
+          },
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
         networksAdvanced: [{ name: args.network }],
         ports: web ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
-        labels: stackLabels(settings, { "edms.role": args.process, "edms.version": settings.version }),
+        labels: stackLabels(settings, {
+          "edms.role": args.process,
+          "edms.version": settings.version,
+        }),
       },
       // dependsOn of a component does not hold back its children: the container itself must wait for
       // migrate/bootstrap, or the engine could start the new code on an unmigrated database.

@@ -34,15 +34,28 @@ export class Edms extends pulumi.ComponentResource {
     const { settings } = args;
     const child = { parent: this };
 
-    const secrets = new EdmsSecrets(`${name}-secrets`, { superuserPassword: args.superuserPassword }, child);
+    const secrets = new EdmsSecrets(
+      `${name}-secrets`,
+      { superuserPassword: args.superuserPassword },
+      child,
+    );
     const network = new EdmsNetwork(`${name}-network`, { settings }, child);
     const data = new DataVolumes(`${name}-data`, { settings }, child);
     const postgres = new Postgres(
       `${name}-postgres`,
-      { settings, network: network.name, volume: data.volumes.postgres.name, password: secrets.postgresPassword },
+      {
+        settings,
+        network: network.name,
+        volume: data.volumes.postgres.name,
+        password: secrets.postgresPassword,
+      },
       child,
     );
-    const redis = new Redis(`${name}-redis`, { settings, network: network.name, volume: data.volumes.redis.name }, child);
+    const redis = new Redis(
+      `${name}-redis`,
+      { settings, network: network.name, volume: data.volumes.redis.name },
+      child,
+    );
     const backendImage = new docker.RemoteImage(
       `${name}-backend-image`,
       // keepLocally: an old release's image stays on the host, so rollback needs no registry.
@@ -60,7 +73,11 @@ export class Edms extends pulumi.ComponentResource {
     const preDeployBackup = settings.backup.beforeDeploy
       ? opsHook(
           "preDeployBackup",
-          { settings, args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version], triggers: release },
+          {
+            settings,
+            args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
+            triggers: release,
+          },
           { ...child, dependsOn: datastores },
         )
       : undefined;
@@ -70,9 +87,15 @@ export class Edms extends pulumi.ComponentResource {
         settings,
         args: ["migrate"],
         triggers: [...release, ...database],
-        secrets: { EDMS_POSTGRES_PASSWORD: secrets.postgresPassword, EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey },
+        secrets: {
+          EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+          EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+        },
       },
-      { ...child, dependsOn: [...datastores, backendImage, ...(preDeployBackup ? [preDeployBackup] : [])] },
+      {
+        ...child,
+        dependsOn: [...datastores, backendImage, ...(preDeployBackup ? [preDeployBackup] : [])],
+      },
     );
     // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
     const bootstrap = opsHook(
@@ -107,7 +130,11 @@ export class Edms extends pulumi.ComponentResource {
     const worker = service("worker");
     const healthGate = opsHook(
       "healthGate",
-      { settings, args: ["health", "--wait", "120"], triggers: [...release, web.container.id, worker.container.id] },
+      {
+        settings,
+        args: ["health", "--wait", "120"],
+        triggers: [...release, web.container.id, worker.container.id],
+      },
       { ...child, dependsOn: [web, worker] },
     );
     const recordDeployment = opsHook(
@@ -116,7 +143,13 @@ export class Edms extends pulumi.ComponentResource {
       { ...child, dependsOn: [healthGate] },
     );
 
-    this.hooks = { migrate, bootstrap, healthGate, recordDeployment, ...(preDeployBackup ? { preDeployBackup } : {}) };
+    this.hooks = {
+      migrate,
+      bootstrap,
+      healthGate,
+      recordDeployment,
+      ...(preDeployBackup ? { preDeployBackup } : {}),
+    };
     this.url = pulumi.output(`http://localhost:${settings.httpPort}/`);
     this.superuserPassword = secrets.superuserPassword;
     this.registerOutputs({ url: this.url });

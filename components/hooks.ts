@@ -27,7 +27,11 @@ export interface OpsHookArgs {
  * resolved settings as JSON so it acts on exactly what this `pulumi up` deploys, even when config was
  * given on the command line.
  */
-export function opsHook(name: string, args: OpsHookArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
+export function opsHook(
+  name: string,
+  args: OpsHookArgs,
+  opts: pulumi.CustomResourceOptions,
+): command.local.Command {
   const { settings } = args;
   const hasSecrets = args.secrets !== undefined && Object.keys(args.secrets).length > 0;
   const environment: Record<string, pulumi.Input<string>> = {
@@ -50,7 +54,9 @@ export function opsHook(name: string, args: OpsHookArgs, opts: pulumi.CustomReso
       triggers: args.triggers,
       // Output of hooks that hold secrets stays out of Pulumi's logs entirely, as a second line of defence
       // behind edms-ops never printing them.
-      logging: hasSecrets ? command.types.enums.local.Logging.None : command.types.enums.local.Logging.StdoutAndStderr,
+      logging: hasSecrets
+        ? command.types.enums.local.Logging.None
+        : command.types.enums.local.Logging.StdoutAndStderr,
     },
     opts,
   );

@@ -37,7 +37,9 @@ export class Postgres extends pulumi.ComponentResource {
         ],
         // The official image reads the file after dropping to the postgres user, hence world-readable
         // inside the container (as Docker secrets are by default).
-        uploads: [{ file: `${SECRETS_DIR}/postgres_password`, content: args.password, permissions: "0444" }],
+        uploads: [
+          { file: `${SECRETS_DIR}/postgres_password`, content: args.password, permissions: "0444" },
+        ],
         volumes: [{ volumeName: args.volume, containerPath: "/var/lib/postgresql/data" }],
         networksAdvanced: [{ name: args.network, aliases: ["postgres"] }],
         healthcheck: {

@@ -26,7 +26,12 @@ export class Redis extends pulumi.ComponentResource {
         command: ["redis-server", "--appendonly", "yes", "--dir", "/data"],
         volumes: [{ volumeName: args.volume, containerPath: "/data" }],
         networksAdvanced: [{ name: args.network, aliases: ["redis"] }],
-        healthcheck: { tests: ["CMD", "redis-cli", "ping"], interval: "2s", timeout: "5s", retries: 30 },
+        healthcheck: {
+          tests: ["CMD", "redis-cli", "ping"],
+          interval: "2s",
+          timeout: "5s",
+          retries: 30,
+        },
         wait: true,
         waitTimeout: 120,
         labels: stackLabels(settings, { "edms.role": "redis" }),

@@ -18,7 +18,11 @@ export class EdmsSecrets extends pulumi.ComponentResource {
   constructor(name: string, args: EdmsSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:EdmsSecrets", name, {}, opts);
     // Only URL- and shell-safe characters: the password ends up in a libpq connection string.
-    const postgres = new random.RandomPassword(`${name}-postgres-password`, { length: 32, special: false }, { parent: this });
+    const postgres = new random.RandomPassword(
+      `${name}-postgres-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
     const secretKey = new random.RandomPassword(
       `${name}-django-secret-key`,
       { length: 64, special: true, overrideSpecial: "!#%()*+-.:;<=>?@[]^_{|}~" },
@@ -29,7 +33,11 @@ export class EdmsSecrets extends pulumi.ComponentResource {
     if (args.superuserPassword !== undefined) {
       this.superuserPassword = pulumi.secret(pulumi.output(args.superuserPassword));
     } else {
-      const generated = new random.RandomPassword(`${name}-superuser-password`, { length: 24, special: false }, { parent: this });
+      const generated = new random.RandomPassword(
+        `${name}-superuser-password`,
+        { length: 24, special: false },
+        { parent: this },
+      );
       this.superuserPassword = pulumi.secret(generated.result);
     }
     this.registerOutputs({});

@@ -19,12 +19,30 @@ import { OpsError } from "./lib/errors";
 
 export function buildProgram(): Command {
   const program = new Command("edms-ops")
-    .description("Operate an EDMS stack: backups, restore, migrations, health, status, resets, rollback.")
+    .description(
+      "Operate an EDMS stack: backups, restore, migrations, health, status, resets, rollback.",
+    )
     .option("--stack <name>", "stack to act on (Pulumi.<name>.yaml); default $EDMS_STACK")
-    .option("--project-dir <dir>", "directory holding the Pulumi.<stack>.yaml files; default $EDMS_PROJECT_DIR or .")
+    .option(
+      "--project-dir <dir>",
+      "directory holding the Pulumi.<stack>.yaml files; default $EDMS_PROJECT_DIR or .",
+    )
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [backup, backups, verify, restore, migrate, bootstrap, health, status, recordDeployment, reset, resetApp, rollback]) {
+  for (const command of [
+    backup,
+    backups,
+    verify,
+    restore,
+    migrate,
+    bootstrap,
+    health,
+    status,
+    recordDeployment,
+    reset,
+    resetApp,
+    rollback,
+  ]) {
     command.register(program);
   }
   return program;

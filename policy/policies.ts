@@ -15,17 +15,26 @@ const COMMAND = "command:local:Command";
 type Labels = Record<string, string>;
 
 export function labelsOf(props: Record<string, any>): Labels {
-  return Object.fromEntries(((props.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value]));
+  return Object.fromEntries(
+    ((props.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value]),
+  );
 }
 
 export const productionDataProtected: ResourceValidationPolicy = {
   name: "production-data-protected",
-  description: "Persistent data volumes of a production stack are protected (and retained on delete).",
+  description:
+    "Persistent data volumes of a production stack are protected (and retained on delete).",
   enforcementLevel: "mandatory",
   validateResource: (args, reportViolation) => {
-    if (args.type !== VOLUME) return;
+    if (args.type !== VOLUME) {
+      return;
+    }
     const labels = labelsOf(args.props);
-    if (labels["edms.environment"] === "production" && labels["edms.data"] === "persistent" && !args.opts.protect) {
+    if (
+      labels["edms.environment"] === "production" &&
+      labels["edms.data"] === "persistent" &&
+      !args.opts.protect
+    ) {
       reportViolation(
         `Volume ${args.props.name ?? args.name} holds persistent production data but is not protected. ` +
           "Set `protect: true` and `retainOnDelete: true` (components/protection.ts decides this).",
@@ -39,10 +48,13 @@ const SECRET_NAME = /(PASS(WORD)?|SECRET|(^|_)KEY($|_)|TOKEN|CREDENTIAL)/i;
 
 export const noSecretInEnv: ResourceValidationPolicy = {
   name: "no-secret-in-env",
-  description: "No container env variable named like a password, secret, key or token carries a value; use *_FILE.",
+  description:
+    "No container env variable named like a password, secret, key or token carries a value; use *_FILE.",
   enforcementLevel: "mandatory",
   validateResource: (args, reportViolation) => {
-    if (args.type !== CONTAINER) return;
+    if (args.type !== CONTAINER) {
+      return;
+    }
     for (const entry of (args.props.envs ?? []) as string[]) {
       const [name, ...rest] = entry.split("=");
       const value = rest.join("=");
@@ -58,21 +70,29 @@ export const noSecretInEnv: ResourceValidationPolicy = {
 
 export const noPublishedDatastores: ResourceValidationPolicy = {
   name: "no-published-datastores",
-  description: "PostgreSQL and Redis containers publish no ports; they are reachable on the stack's network only.",
+  description:
+    "PostgreSQL and Redis containers publish no ports; they are reachable on the stack's network only.",
   enforcementLevel: "mandatory",
   validateResource: (args, reportViolation) => {
-    if (args.type !== CONTAINER) return;
+    if (args.type !== CONTAINER) {
+      return;
+    }
     const role = labelsOf(args.props)["edms.role"];
     const image = String(args.props.image ?? "");
-    const datastore = role === "postgres" || role === "redis" || /(^|\/)(postgres|redis)(:|$)/.test(image);
+    const datastore =
+      role === "postgres" || role === "redis" || /(^|\/)(postgres|redis)(:|$)/.test(image);
     if (datastore && ((args.props.ports ?? []).length > 0 || args.props.publishAllPorts === true)) {
-      reportViolation(`Container ${args.props.name ?? args.name} (${role ?? image}) publishes ports. Remove \`ports\`: datastores are never published.`);
+      reportViolation(
+        `Container ${args.props.name ?? args.name} (${role ?? image}) publishes ports. Remove \`ports\`: datastores are never published.`,
+      );
     }
   },
 };
 
 function isProduction(resources: PolicyResource[]): boolean {
-  return resources.some((r) => r.type === VOLUME && labelsOf(r.props)["edms.environment"] === "production");
+  return resources.some(
+    (r) => r.type === VOLUME && labelsOf(r.props)["edms.environment"] === "production",
+  );
 }
 
 export const backupBeforeDeploy: StackValidationPolicy = {
@@ -80,13 +100,19 @@ export const backupBeforeDeploy: StackValidationPolicy = {
   description: "On production the migrate hook depends on the pre-deploy backup hook.",
   enforcementLevel: "mandatory",
   validateStack: (args, reportViolation) => {
-    if (!isProduction(args.resources)) return;
-    const migrate = args.resources.find((r) => r.type === COMMAND && r.name === "migrate");
-    if (!migrate) {
-      reportViolation("Production stack has no `migrate` hook: migrations must run on every deploy, after the pre-deploy backup.");
+    if (!isProduction(args.resources)) {
       return;
     }
-    const backup = migrate.dependencies.find((d) => d.type === COMMAND && /edms-ops\.js backup\b/.test(String(d.props.create ?? "")));
+    const migrate = args.resources.find((r) => r.type === COMMAND && r.name === "migrate");
+    if (!migrate) {
+      reportViolation(
+        "Production stack has no `migrate` hook: migrations must run on every deploy, after the pre-deploy backup.",
+      );
+      return;
+    }
+    const backup = migrate.dependencies.find(
+      (d) => d.type === COMMAND && /edms-ops\.js backup\b/.test(String(d.props.create ?? "")),
+    );
     if (!backup) {
       reportViolation(
         "On production the `migrate` hook must depend on the pre-deploy backup hook (`edms-ops backup --reason pre-deploy`). " +
@@ -96,4 +122,9 @@ export const backupBeforeDeploy: StackValidationPolicy = {
   },
 };
 
-export const policies = [productionDataProtected, noSecretInEnv, noPublishedDatastores, backupBeforeDeploy];
+export const policies = [
+  productionDataProtected,
+  noSecretInEnv,
+  noPublishedDatastores,
+  backupBeforeDeploy,
+];

@@ -11,14 +11,17 @@ const root = path.resolve(__dirname, "..");
 const [verb, ...rest] = process.argv.slice(2);
 const stackFlag = rest.indexOf("--stack");
 const stack = stackFlag >= 0 ? rest[stackFlag + 1] : "dev";
-const passThrough = stackFlag >= 0 ? rest.filter((_, i) => i !== stackFlag && i !== stackFlag + 1) : rest;
+const passThrough =
+  stackFlag >= 0 ? rest.filter((_, i) => i !== stackFlag && i !== stackFlag + 1) : rest;
 
 if (!fs.existsSync(path.join(root, `Pulumi.${stack}.yaml`))) {
   console.error(`edms: no stack file Pulumi.${stack}.yaml. Stacks: dev, staging, production.`);
   process.exit(2);
 }
 if (verb === "destroy" && stack === "production") {
-  console.error("edms: `destroy` is refused on production: its data volumes are protected and retained. Nothing was changed.");
+  console.error(
+    "edms: `destroy` is refused on production: its data volumes are protected and retained. Nothing was changed.",
+  );
   process.exit(2);
 }
 const probe = spawnSync("pulumi", ["version"], { encoding: "utf8" });

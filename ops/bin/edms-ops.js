@@ -3,5 +3,8 @@
 // `pulumi up` uses for this program, so there is no build step to forget.
 "use strict";
 const path = require("path");
-require("ts-node").register({ transpileOnly: true, project: path.join(__dirname, "..", "..", "tsconfig.json") });
+require("ts-node").register({
+  transpileOnly: true,
+  project: path.join(__dirname, "..", "..", "tsconfig.json"),
+});
 require("../cli").main(process.argv);

@@ -6,18 +6,34 @@ import { say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("backup")
-    .description("Back up the database (pg_dump) and media into the stack's backups volume, then prune to edms:backup.keep")
+    .description(
+      "Back up the database (pg_dump) and media into the stack's backups volume, then prune to edms:backup.keep",
+    )
     .option("--reason <reason>", "why it was taken; part of the id (lowercase, dashes)", "manual")
-    .option("--target-version <version>", "release about to be deployed (set by the pre-deploy hook)")
+    .option(
+      "--target-version <version>",
+      "release about to be deployed (set by the pre-deploy hook)",
+    )
     .option("--json", "print the manifest as JSON")
-    .addHelpText("after", "\nExamples:\n  edms-ops backup --stack production --reason before-upgrade\n  edms-ops backup --stack staging --json")
-    .action(async (opts: { reason: string; targetVersion?: string; json?: boolean }, command: Command) => {
-      const settings = await openStack(command);
-      const manifest = await createBackup(settings, { reason: opts.reason, targetVersion: opts.targetVersion });
-      if (opts.json) {
-        say(JSON.stringify(manifest ?? { nothingToBackUp: true }, null, 2));
-      } else {
-        say(manifest ? manifest.id : "nothing to back up: the database has no schema yet");
-      }
-    });
+    .addHelpText(
+      "after",
+      "\nExamples:\n  edms-ops backup --stack production --reason before-upgrade\n  edms-ops backup --stack staging --json",
+    )
+    .action(
+      async (
+        opts: { reason: string; targetVersion?: string; json?: boolean },
+        command: Command,
+      ) => {
+        const settings = await openStack(command);
+        const manifest = await createBackup(settings, {
+          reason: opts.reason,
+          targetVersion: opts.targetVersion,
+        });
+        if (opts.json) {
+          say(JSON.stringify(manifest ?? { nothingToBackUp: true }, null, 2));
+        } else {
+          say(manifest ? manifest.id : "nothing to back up: the database has no schema yet");
+        }
+      },
+    );
 }

@@ -8,14 +8,21 @@ import { progress, say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("bootstrap")
-    .description("First-deploy setup: load the edms:bootstrap fixtures into a database with no users, create the superuser if absent. Never overwrites")
-    .addHelpText("after", "\nRun by `pulumi up` for a new postgres volume; it gets the superuser password from the deploy.")
+    .description(
+      "First-deploy setup: load the edms:bootstrap fixtures into a database with no users, create the superuser if absent. Never overwrites",
+    )
+    .addHelpText(
+      "after",
+      "\nRun by `pulumi up` for a new postgres volume; it gets the superuser password from the deploy.",
+    )
     .action(async (_opts: unknown, command: Command) => {
       const settings = await openStack(command);
       const image = releaseImage(settings);
       const users = await countOf(settings, "auth_user");
       if (users === undefined) {
-        throw new OpsError("bootstrap needs a migrated database (no auth_user table). Run `edms-ops migrate` first.");
+        throw new OpsError(
+          "bootstrap needs a migrated database (no auth_user table). Run `edms-ops migrate` first.",
+        );
       }
       const { superuser, email, fixtures } = settings.bootstrap;
       if (users === 0 && fixtures.length > 0) {
@@ -24,17 +31,27 @@ export function register(program: Command): void {
       } else {
         progress(`${users} user(s) present: fixtures not loaded`);
       }
-      const [exists] = await psql(settings, `SELECT count(*) FROM auth_user WHERE username = '${superuser.replace(/'/g, "''")}';`);
+      const [exists] = await psql(
+        settings,
+        `SELECT count(*) FROM auth_user WHERE username = '${superuser.replace(/'/g, "''")}';`,
+      );
       if (exists !== "0") {
         say(`superuser ${superuser} exists: left as it is`);
         return;
       }
       progress(`creating superuser ${superuser}`);
       // The password goes from the uploaded file into createsuperuser's own process environment only.
-      const script = 'DJANGO_SUPERUSER_PASSWORD="$(cat "$DJANGO_SUPERUSER_PASSWORD_FILE")" exec python3 manage.py createsuperuser --noinput --username "$1" --email "$2"';
-      const result = await runDjango(settings, { image, command: ["sh", "-c", script, "createsuperuser", superuser, email], superuser: true });
+      const script =
+        'DJANGO_SUPERUSER_PASSWORD="$(cat "$DJANGO_SUPERUSER_PASSWORD_FILE")" exec python3 manage.py createsuperuser --noinput --username "$1" --email "$2"';
+      const result = await runDjango(settings, {
+        image,
+        command: ["sh", "-c", script, "createsuperuser", superuser, email],
+        superuser: true,
+      });
       if (result.code !== 0) {
-        throw new OpsError(`creating superuser ${superuser} failed: ${result.stderr.trim().split("\n").pop()}`);
+        throw new OpsError(
+          `creating superuser ${superuser} failed: ${result.stderr.trim().split("\n").pop()}`,
+        );
       }
       say(`superuser ${superuser} created`);
     });

@@ -7,10 +7,15 @@ import { progress, say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("health")
-    .description("Check postgres, redis, worker, media writable, no unapplied migrations and HTTP /health/ 200")
+    .description(
+      "Check postgres, redis, worker, media writable, no unapplied migrations and HTTP /health/ 200",
+    )
     .option("--wait <seconds>", "keep checking until healthy or this many seconds pass", "0")
     .option("--json", "print the checks as JSON")
-    .addHelpText("after", "\nExamples:\n  edms-ops health --stack production\n  edms-ops health --stack staging --wait 120")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  edms-ops health --stack production\n  edms-ops health --stack staging --wait 120",
+    )
     .action(async (opts: { wait: string; json?: boolean }, command: Command) => {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) {
@@ -22,7 +27,9 @@ export function register(program: Command): void {
       for (;;) {
         checks = await runChecks(settings);
         const failing = checks.filter((c) => !c.ok);
-        if (failing.length === 0 || Date.now() >= deadline) break;
+        if (failing.length === 0 || Date.now() >= deadline) {
+          break;
+        }
         progress(`waiting: ${failing.map((c) => `${c.name} (${c.detail})`).join(", ")}`);
         await new Promise((r) => setTimeout(r, 2000));
       }
@@ -30,10 +37,14 @@ export function register(program: Command): void {
       if (opts.json) {
         say(JSON.stringify({ healthy, checks }, null, 2));
       } else {
-        checks.forEach((c) => say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`));
+        checks.forEach((c) =>
+          say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`),
+        );
       }
       if (!healthy) {
-        throw new OpsError(`stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}. Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`);
+        throw new OpsError(
+          `stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}. Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
+        );
       }
     });
 }

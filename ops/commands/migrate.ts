@@ -6,7 +6,9 @@ import { progress, say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("migrate")
-    .description("Apply migrations with the stack's release image (`manage.py migrate --noinput`) in a one-off container; running containers keep serving")
+    .description(
+      "Apply migrations with the stack's release image (`manage.py migrate --noinput`) in a one-off container; running containers keep serving",
+    )
     .option("--version <release>", "image tag to migrate with (default: edms:version)")
     .addHelpText("after", "\nExample:\n  edms-ops migrate --stack staging")
     .action(async (opts: { version?: string }, command: Command) => {

@@ -9,7 +9,9 @@ import { say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("record-deployment")
-    .description("Append the deployed release to history.jsonl in the backups volume (version, image, time, migrations, pre-deploy backup)")
+    .description(
+      "Append the deployed release to history.jsonl in the backups volume (version, image, time, migrations, pre-deploy backup)",
+    )
     .addHelpText("after", "\nRun by `pulumi up` after the health gate passes.")
     .action(async (_opts: unknown, command: Command) => {
       const settings = await openStack(command);
@@ -18,7 +20,12 @@ export function register(program: Command): void {
       const since = history.length ? history[history.length - 1].deployedAt : "";
       const { complete } = await listBackups(settings);
       const preDeploy = complete
-        .filter((m) => m.reason === "pre-deploy" && m.targetVersion === settings.version && m.createdAt > since)
+        .filter(
+          (m) =>
+            m.reason === "pre-deploy" &&
+            m.targetVersion === settings.version &&
+            m.createdAt > since,
+        )
         .pop();
       const entry = {
         version: settings.version,

@@ -9,17 +9,28 @@ import { progress, say } from "../lib/log";
 export function register(program: Command): void {
   program
     .command("reset")
-    .description("Fresh start for dev/staging: back up, stop the stack, remove its postgres, redis and media volumes (backups are kept). Always refused on production")
+    .description(
+      "Fresh start for dev/staging: back up, stop the stack, remove its postgres, redis and media volumes (backups are kept). Always refused on production",
+    )
     .option("--confirm <stack>", "the stack name again, to confirm")
     .option("--no-backup", "skip the backup taken first")
-    .addHelpText("after", "\nExample:\n  edms-ops reset --stack staging --confirm staging && npm run up -- --stack staging")
+    .addHelpText(
+      "after",
+      "\nExample:\n  edms-ops reset --stack staging --confirm staging && npm run up -- --stack staging",
+    )
     .action(async (opts: { confirm?: string; backup: boolean }, command: Command) => {
       const settings = await openStack(command);
       const n = settings.names;
       const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
       // Decided by the stack's environment and, as a second lock, by the labels on the volumes themselves.
-      const labelled = await docker(["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes], { allowFailure: true });
-      if (settings.environment === "production" || labelled.stdout.split("\n").includes("production")) {
+      const labelled = await docker(
+        ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
+        { allowFailure: true },
+      );
+      if (
+        settings.environment === "production" ||
+        labelled.stdout.split("\n").includes("production")
+      ) {
         throw refuse(
           `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
             `Nothing was changed. To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
@@ -28,17 +39,25 @@ export function register(program: Command): void {
       }
       requireConfirm(settings, opts.confirm, "reset");
       const containers = [n.webContainer, n.workerContainer, n.redisContainer, n.postgresContainer];
-      say(`Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`);
+      say(
+        `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
+      );
       say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
       let backupId: string | undefined;
-      if (opts.backup && (await inspectContainer(n.postgresContainer)).running && (await hasSchema(settings))) {
+      if (
+        opts.backup &&
+        (await inspectContainer(n.postgresContainer)).running &&
+        (await hasSchema(settings))
+      ) {
         backupId = (await createBackup(settings, { reason: "pre-reset" }))?.id;
       }
       progress("removing containers");
       await docker(["rm", "-f", ...containers], { allowFailure: true });
       progress("removing data volumes");
       await docker(["volume", "rm", "-f", ...volumes]);
-      say(`Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`);
+      say(
+        `Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`,
+      );
       if (backupId) {
         say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
       }

@@ -10,26 +10,55 @@ import { toolbox } from "../lib/toolbox";
 export function register(program: Command): void {
   program
     .command("status")
-    .description("Environment, running release, users and documents, containers, volumes and sizes, backups, deployment history")
+    .description(
+      "Environment, running release, users and documents, containers, volumes and sizes, backups, deployment history",
+    )
     .option("--json", "print as JSON")
-    .addHelpText("after", "\nExamples:\n  edms-ops status --stack production\n  edms-ops status --stack staging --json | jq .deployments")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  edms-ops status --stack production\n  edms-ops status --stack staging --json | jq .deployments",
+    )
     .action(async (opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
       const n = settings.names;
       const containers: Record<string, string> = {};
-      for (const name of [n.postgresContainer, n.redisContainer, n.webContainer, n.workerContainer]) {
+      for (const name of [
+        n.postgresContainer,
+        n.redisContainer,
+        n.webContainer,
+        n.workerContainer,
+      ]) {
         const state = await inspectContainer(name);
-        containers[name] = state.exists ? (state.running ? (state.health ?? "running") : "stopped") : "missing";
+        containers[name] = state.exists
+          ? state.running
+            ? (state.health ?? "running")
+            : "stopped"
+          : "missing";
       }
-      const pgUp = containers[n.postgresContainer] !== "missing" && containers[n.postgresContainer] !== "stopped";
+      const pgUp =
+        containers[n.postgresContainer] !== "missing" &&
+        containers[n.postgresContainer] !== "stopped";
       const volumeNames = [n.postgresVolume, n.mediaVolume, n.redisVolume, n.backupsVolume];
       const present: string[] = [];
-      for (const v of volumeNames) if (await volumeExists(v)) present.push(v);
-      const sizes: Record<string, number | null> = Object.fromEntries(volumeNames.map((v) => [v, null]));
+      for (const v of volumeNames) {
+        if (await volumeExists(v)) {
+          present.push(v);
+        }
+      }
+      const sizes: Record<string, number | null> = Object.fromEntries(
+        volumeNames.map((v) => [v, null]),
+      );
       if (present.length) {
         const mounts = present.map((v, i) => ({ volume: v, path: `/v/${i}`, readOnly: true }));
-        const { stdout } = await toolbox(settings, mounts, present.map((_, i) => `du -sb /v/${i} | cut -f1`).join("\n"));
-        stdout.trim().split("\n").forEach((size, i) => (sizes[present[i]] = Number(size)));
+        const { stdout } = await toolbox(
+          settings,
+          mounts,
+          present.map((_, i) => `du -sb /v/${i} | cut -f1`).join("\n"),
+        );
+        stdout
+          .trim()
+          .split("\n")
+          .forEach((size, i) => (sizes[present[i]] = Number(size)));
       }
       const { complete } = await listBackups(settings);
       const deployments = await readHistory(settings);
@@ -42,19 +71,32 @@ export function register(program: Command): void {
         documents: pgUp ? ((await countOf(settings, "documents_document")) ?? null) : null,
         containers,
         volumes: sizes,
-        backups: { count: complete.length, last: complete.length ? complete[complete.length - 1].id : null },
+        backups: {
+          count: complete.length,
+          last: complete.length ? complete[complete.length - 1].id : null,
+        },
         deployments,
       };
       if (opts.json) {
         say(JSON.stringify(report, null, 2));
         return;
       }
-      say(`stack ${report.stack} (${report.environment}): running ${report.runningVersion ?? "nothing"}, configured ${report.configuredVersion}`);
+      say(
+        `stack ${report.stack} (${report.environment}): running ${report.runningVersion ?? "nothing"}, configured ${report.configuredVersion}`,
+      );
       say(`users ${report.users ?? "-"}, documents ${report.documents ?? "-"}`);
       Object.entries(containers).forEach(([name, state]) => say(`  container ${name}: ${state}`));
-      Object.entries(sizes).forEach(([name, size]) => say(`  volume ${name}: ${size === null ? "missing" : formatBytes(size)}`));
-      say(`backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}`);
+      Object.entries(sizes).forEach(([name, size]) =>
+        say(`  volume ${name}: ${size === null ? "missing" : formatBytes(size)}`),
+      );
+      say(
+        `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}`,
+      );
       say(`deployments: ${deployments.length}`);
-      deployments.slice(-10).forEach((d) => say(`  ${d.deployedAt}  ${d.version}  pre-deploy backup ${d.preDeployBackup ?? "-"}`));
+      deployments
+        .slice(-10)
+        .forEach((d) =>
+          say(`  ${d.deployedAt}  ${d.version}  pre-deploy backup ${d.preDeployBackup ?? "-"}`),
+        );
     });
 }

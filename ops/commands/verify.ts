@@ -8,9 +8,14 @@ import { verifyBackup } from "../lib/verify";
 export function register(program: Command): void {
   program
     .command("verify <id>")
-    .description("Check a backup: file checksums, a test-restore into a scratch database, row counts and media checksums against its manifest")
+    .description(
+      "Check a backup: file checksums, a test-restore into a scratch database, row counts and media checksums against its manifest",
+    )
     .option("--json", "print the report as JSON")
-    .addHelpText("after", "\nExample:\n  edms-ops verify 2026-11-25T14-00-00Z-pre-deploy --stack production")
+    .addHelpText(
+      "after",
+      "\nExample:\n  edms-ops verify 2026-11-25T14-00-00Z-pre-deploy --stack production",
+    )
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
       const report = await verifyBackup(settings, await findBackup(settings, id));
@@ -18,10 +23,14 @@ export function register(program: Command): void {
         say(JSON.stringify(report, null, 2));
       }
       if (!report.ok) {
-        throw new OpsError(`Backup ${id} FAILED verification:\n  - ${report.problems.join("\n  - ")}\nDo not restore it; choose another with \`edms-ops backups list\`.`);
+        throw new OpsError(
+          `Backup ${id} FAILED verification:\n  - ${report.problems.join("\n  - ")}\nDo not restore it; choose another with \`edms-ops backups list\`.`,
+        );
       }
       if (!opts.json) {
-        say(`Backup ${id} verified: checksums, test-restore, row counts and media checksums match.`);
+        say(
+          `Backup ${id} verified: checksums, test-restore, row counts and media checksums match.`,
+        );
       }
     });
 }

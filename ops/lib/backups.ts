@@ -48,7 +48,10 @@ const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
 
 export function checkBackupId(id: string): void {
   if (!ID_PATTERN.test(id)) {
-    throw new OpsError(`\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy). List them with \`edms-ops backups list\`.`, 2);
+    throw new OpsError(
+      `\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy). List them with \`edms-ops backups list\`.`,
+      2,
+    );
   }
 }
 
@@ -61,14 +64,24 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     throw new OpsError("manifest.json is not valid JSON");
   }
   const problems: string[] = [];
-  if (manifest?.format !== 1) problems.push("unknown format");
-  if (typeof manifest?.id !== "string" || !ID_PATTERN.test(manifest.id)) problems.push("bad id");
-  if (expectedId && manifest?.id !== expectedId) problems.push(`id ${manifest?.id} does not match directory ${expectedId}`);
+  if (manifest?.format !== 1) {
+    problems.push("unknown format");
+  }
+  if (typeof manifest?.id !== "string" || !ID_PATTERN.test(manifest.id)) {
+    problems.push("bad id");
+  }
+  if (expectedId && manifest?.id !== expectedId) {
+    problems.push(`id ${manifest?.id} does not match directory ${expectedId}`);
+  }
   for (const file of BACKUP_FILES) {
     const entry = manifest?.files?.[file];
-    if (!entry || !/^[0-9a-f]{64}$/.test(entry.sha256) || !Number.isInteger(entry.bytes)) problems.push(`no checksum for ${file}`);
+    if (!entry || !/^[0-9a-f]{64}$/.test(entry.sha256) || !Number.isInteger(entry.bytes)) {
+      problems.push(`no checksum for ${file}`);
+    }
   }
-  if (typeof manifest?.tables !== "object" || typeof manifest?.media !== "object") problems.push("no counts or media checksums");
+  if (typeof manifest?.tables !== "object" || typeof manifest?.media !== "object") {
+    problems.push("no counts or media checksums");
+  }
   if (problems.length) {
     throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
   }
@@ -108,11 +121,15 @@ export async function findBackup(settings: Settings, id: string): Promise<Manife
   }
   const bad = corrupt.find((c) => c.id === id);
   if (bad) {
-    throw new OpsError(`Backup ${id} is not usable: ${bad.problem}. Choose another with \`edms-ops backups list --stack ${settings.stack}\`.`);
+    throw new OpsError(
+      `Backup ${id} is not usable: ${bad.problem}. Choose another with \`edms-ops backups list --stack ${settings.stack}\`.`,
+    );
   }
   throw new OpsError(
     `No backup ${id} in ${settings.names.backupsVolume}. ` +
-      (complete.length ? `Newest: ${complete[complete.length - 1].id}.` : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`),
+      (complete.length
+        ? `Newest: ${complete[complete.length - 1].id}.`
+        : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`),
     2,
   );
 }
@@ -123,7 +140,10 @@ export async function runningVersion(settings: Settings): Promise<string | null>
 }
 
 function newId(reason: string, taken: readonly string[]): string {
-  const stamp = new Date().toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z")
+    .replace(/:/g, "-");
   let id = `${stamp}-${reason}`;
   for (let n = 2; taken.includes(id); n += 1) {
     id = `${stamp}-${reason}-${n}`;
@@ -137,9 +157,15 @@ export interface BackupRequest {
 }
 
 /** Takes a backup; returns its manifest, or null when the database has no schema yet (fresh deploy). */
-export async function createBackup(settings: Settings, request: BackupRequest): Promise<Manifest | null> {
+export async function createBackup(
+  settings: Settings,
+  request: BackupRequest,
+): Promise<Manifest | null> {
   if (!REASON_PATTERN.test(request.reason)) {
-    throw new OpsError(`--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`), e.g. --reason before-upgrade`, 2);
+    throw new OpsError(
+      `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`), e.g. --reason before-upgrade`,
+      2,
+    );
   }
   await requirePostgres(settings);
   if (!(await hasSchema(settings))) {
@@ -147,16 +173,25 @@ export async function createBackup(settings: Settings, request: BackupRequest): 
     return null;
   }
   if (!(await volumeExists(settings.names.backupsVolume))) {
-    throw new OpsError(`Backups volume ${settings.names.backupsVolume} is missing. Run \`pulumi up\` for ${settings.stack} to create it.`);
+    throw new OpsError(
+      `Backups volume ${settings.names.backupsVolume} is missing. Run \`pulumi up\` for ${settings.stack} to create it.`,
+    );
   }
   const before = await listBackups(settings);
-  const id = newId(request.reason, [...before.complete.map((m) => m.id), ...before.corrupt.map((c) => c.id)]);
+  const id = newId(request.reason, [
+    ...before.complete.map((m) => m.id),
+    ...before.corrupt.map((c) => c.id),
+  ]);
   const partial = `/backups/.partial-${id}`;
   const createdAt = new Date().toISOString();
   const version = await runningVersion(settings);
   progress(`backup ${id}: ${settings.stack} at release ${version ?? "(none running)"}`);
   // Leftovers of killed backups or prunes are never complete backups; clear them first.
-  await toolbox(settings, [backupsMount(settings)], `rm -rf /backups/.partial-* /backups/.deleting-*; mkdir ${sh(partial)}`);
+  await toolbox(
+    settings,
+    [backupsMount(settings)],
+    `rm -rf /backups/.partial-* /backups/.deleting-*; mkdir ${sh(partial)}`,
+  );
   try {
     const { tables, migrations } = await dumpDatabase(settings, partial);
     progress("archiving media");
@@ -184,19 +219,30 @@ export async function createBackup(settings: Settings, request: BackupRequest): 
       `cat > ${sh(partial)}/manifest.json; sync; mv ${sh(partial)} ${sh(`/backups/${id}`)}; sync`,
       { input: JSON.stringify(manifest, null, 2) },
     );
-    progress(`backup ${id} complete: database ${formatBytes(files["db.dump"].bytes)}, media ${formatBytes(files["media.tar"].bytes)}, ${Object.keys(media).length} media files`);
+    progress(
+      `backup ${id} complete: database ${formatBytes(files["db.dump"].bytes)}, media ${formatBytes(files["media.tar"].bytes)}, ${Object.keys(media).length} media files`,
+    );
     await pruneBackups(settings);
     return manifest;
   } catch (err) {
     // Free space as seen before the partial backup is removed: tools word a full disk differently
     // (tar says "Wrote only N of M bytes"), the filesystem does not.
-    const free = await toolbox(settings, [backupsMount(settings, true)], "df -Pk /backups | tail -1 | awk '{print $4}'", { allowFailure: true });
-    await toolbox(settings, [backupsMount(settings)], `rm -rf ${sh(partial)}`, { allowFailure: true });
+    const free = await toolbox(
+      settings,
+      [backupsMount(settings, true)],
+      "df -Pk /backups | tail -1 | awk '{print $4}'",
+      { allowFailure: true },
+    );
+    await toolbox(settings, [backupsMount(settings)], `rm -rf ${sh(partial)}`, {
+      allowFailure: true,
+    });
     const message = (err as Error).message;
     const full = /No space left on device|ENOSPC/i.test(message) || Number(free.stdout.trim()) < 64;
     throw new OpsError(
       `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. It was removed; the ${before.complete.length} earlier backup(s) are untouched.\n` +
-        (full ? `Free space on the volume ${settings.names.backupsVolume} or lower \`edms:backup.keep\`, then retry.\n` : "") +
+        (full
+          ? `Free space on the volume ${settings.names.backupsVolume} or lower \`edms:backup.keep\`, then retry.\n`
+          : "") +
         `Cause: ${message}`,
     );
   }
@@ -206,7 +252,9 @@ async function dumpDatabase(settings: Settings, partial: string) {
   const { session, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
   try {
     const [tables, migrations] = [await session.tableCounts(), await session.migrations()];
-    progress(`dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`);
+    progress(
+      `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
+    );
     let bytes = 0;
     let reported = 0;
     const counter = new Transform({
@@ -222,14 +270,29 @@ async function dumpDatabase(settings: Settings, partial: string) {
     const [dumped, written] = await pipeCommands(
       (stdout) =>
         docker(
-          ["exec", settings.names.postgresContainer, "pg_dump", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-Fc", `--snapshot=${snapshot}`],
+          [
+            "exec",
+            settings.names.postgresContainer,
+            "pg_dump",
+            "-U",
+            POSTGRES_USER,
+            "-d",
+            POSTGRES_DB,
+            "-Fc",
+            `--snapshot=${snapshot}`,
+          ],
           { stdout, allowFailure: true },
         ),
       (input) =>
-        toolbox(settings, [backupsMount(settings)], `cat > ${sh(partial)}/db.dump`, { input: input.pipe(counter), allowFailure: true }),
+        toolbox(settings, [backupsMount(settings)], `cat > ${sh(partial)}/db.dump`, {
+          input: input.pipe(counter),
+          allowFailure: true,
+        }),
     );
     if (dumped.code !== 0 || written.code !== 0) {
-      throw new OpsError(`database dump failed: ${(written.stderr || dumped.stderr).trim().split("\n").pop()}`);
+      throw new OpsError(
+        `database dump failed: ${(written.stderr || dumped.stderr).trim().split("\n").pop()}`,
+      );
     }
     return { tables, migrations };
   } finally {
@@ -246,7 +309,11 @@ async function archiveMedia(settings: Settings, partial: string): Promise<Record
     `tar -C /tmp/m -xf ${sh(partial)}/media.tar`,
     "cd /tmp/m && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum",
   ].join("\n");
-  const { stdout } = await toolbox(settings, [backupsMount(settings), mediaMount(settings)], script);
+  const { stdout } = await toolbox(
+    settings,
+    [backupsMount(settings), mediaMount(settings)],
+    script,
+  );
   return parseSha256Lines(stdout);
 }
 
@@ -275,17 +342,29 @@ async function checksumFiles(settings: Settings, dir: string): Promise<Record<st
 /** Keeps the newest `edms:backup.keep` complete backups. */
 export async function pruneBackups(settings: Settings): Promise<string[]> {
   const { complete } = await listBackups(settings);
-  const excess = complete.slice(0, Math.max(0, complete.length - settings.backup.keep)).map((m) => m.id);
+  const excess = complete
+    .slice(0, Math.max(0, complete.length - settings.backup.keep))
+    .map((m) => m.id);
   if (excess.length) {
-    const script = excess.map((id) => `mv ${sh(`/backups/${id}`)} ${sh(`/backups/.deleting-${id}`)} && rm -rf ${sh(`/backups/.deleting-${id}`)}`).join("\n");
+    const script = excess
+      .map(
+        (id) =>
+          `mv ${sh(`/backups/${id}`)} ${sh(`/backups/.deleting-${id}`)} && rm -rf ${sh(`/backups/.deleting-${id}`)}`,
+      )
+      .join("\n");
     await toolbox(settings, [backupsMount(settings)], script);
-    progress(`pruned ${excess.length} old backup(s), keeping ${settings.backup.keep}: ${excess.join(", ")}`);
+    progress(
+      `pruned ${excess.length} old backup(s), keeping ${settings.backup.keep}: ${excess.join(", ")}`,
+    );
   }
   return excess;
 }
 
 /** Current checksums of the files of a stored backup. */
-export function storedChecksums(settings: Settings, id: string): Promise<Record<string, FileEntry>> {
+export function storedChecksums(
+  settings: Settings,
+  id: string,
+): Promise<Record<string, FileEntry>> {
   checkBackupId(id);
   return checksumFiles(settings, `/backups/${id}`);
 }

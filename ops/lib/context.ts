@@ -7,7 +7,9 @@ import { loadSettings, targetDockerHost } from "./stack";
 /** Global options live on the root command; any subcommand can read them. */
 export function globalOptions(command: Command): { stack?: string; projectDir?: string } {
   let root = command;
-  while (root.parent) root = root.parent;
+  while (root.parent) {
+    root = root.parent;
+  }
   return root.opts();
 }
 
@@ -22,9 +24,15 @@ export async function openStack(command: Command): Promise<Settings> {
 /** Refuses a destructive command unless `--confirm` repeats the stack name. */
 export function requireConfirm(settings: Settings, given: string | undefined, what: string): void {
   if (given === undefined) {
-    throw new OpsError(`${what} on stack \`${settings.stack}\` needs \`--confirm ${settings.stack}\`. Nothing was changed.`, 2);
+    throw new OpsError(
+      `${what} on stack \`${settings.stack}\` needs \`--confirm ${settings.stack}\`. Nothing was changed.`,
+      2,
+    );
   }
   if (given !== settings.stack) {
-    throw new OpsError(`--confirm \`${given}\` does not match the stack \`${settings.stack}\`. Nothing was changed.`, 2);
+    throw new OpsError(
+      `--confirm \`${given}\` does not match the stack \`${settings.stack}\`. Nothing was changed.`,
+      2,
+    );
   }
 }

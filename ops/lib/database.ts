@@ -17,21 +17,49 @@ export async function requirePostgres(settings: Settings): Promise<void> {
   }
 }
 
-export async function psql(settings: Settings, sql: string, container = settings.names.postgresContainer, options: RunOptions = {}): Promise<string[]> {
+export async function psql(
+  settings: Settings,
+  sql: string,
+  container = settings.names.postgresContainer,
+  options: RunOptions = {},
+): Promise<string[]> {
   const result = await docker(
-    ["exec", "-i", container, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1"],
+    [
+      "exec",
+      "-i",
+      container,
+      "psql",
+      "-U",
+      POSTGRES_USER,
+      "-d",
+      POSTGRES_DB,
+      "-X",
+      "-q",
+      "-At",
+      "-F",
+      "\t",
+      "-v",
+      "ON_ERROR_STOP=1",
+    ],
     { input: sql, ...options },
   );
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 
 export async function hasSchema(settings: Settings, container?: string): Promise<boolean> {
-  const [value] = await psql(settings, "SELECT to_regclass('public.django_migrations') IS NOT NULL;", container);
+  const [value] = await psql(
+    settings,
+    "SELECT to_regclass('public.django_migrations') IS NOT NULL;",
+    container,
+  );
   return value === "t";
 }
 
 /** Row count of every table in the public schema: the integrity fingerprint of a backup. */
-export async function tableCounts(settings: Settings, container?: string): Promise<Record<string, number>> {
+export async function tableCounts(
+  settings: Settings,
+  container?: string,
+): Promise<Record<string, number>> {
   const tables = await psql(
     settings,
     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;",
@@ -40,17 +68,27 @@ export async function tableCounts(settings: Settings, container?: string): Promi
   if (tables.length === 0) {
     return {};
   }
-  const query = tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";";
+  const query =
+    tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";";
   const rows = await psql(settings, query, container);
-  return Object.fromEntries(rows.map((row) => row.split("\t")).map(([table, count]) => [table, Number(count)]));
+  return Object.fromEntries(
+    rows.map((row) => row.split("\t")).map(([table, count]) => [table, Number(count)]),
+  );
 }
 
 /** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */
-export async function migrationState(settings: Settings, container?: string): Promise<Record<string, string>> {
+export async function migrationState(
+  settings: Settings,
+  container?: string,
+): Promise<Record<string, string>> {
   if (!(await hasSchema(settings, container))) {
     return {};
   }
-  const rows = await psql(settings, "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;", container);
+  const rows = await psql(
+    settings,
+    "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;",
+    container,
+  );
   return Object.fromEntries(rows.map((row) => row.split("\t")));
 }
 

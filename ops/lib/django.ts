@@ -35,13 +35,30 @@ export interface DjangoRun {
 }
 
 export async function runDjango(settings: Settings, spec: DjangoRun): Promise<RunResult> {
-  const image = await docker(["image", "inspect", spec.image, "--format", "{{.Id}}"], { allowFailure: true });
+  const image = await docker(["image", "inspect", spec.image, "--format", "{{.Id}}"], {
+    allowFailure: true,
+  });
   if (image.code !== 0) {
-    throw new OpsError(`Image ${spec.image} is not on the Docker host. Build or pull it first (\`edms:version\` / \`edms:backendImage\`).`);
+    throw new OpsError(
+      `Image ${spec.image} is not on the Docker host. Build or pull it first (\`edms:version\` / \`edms:backendImage\`).`,
+    );
   }
-  const purpose = (spec.command[2] ?? "run").toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 20);
+  const purpose = (spec.command[2] ?? "run")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .slice(0, 20);
   const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
-  const args = ["create", "--name", name, "--network", settings.names.network, "--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops"];
+  const args = [
+    "create",
+    "--name",
+    name,
+    "--network",
+    settings.names.network,
+    "--label",
+    `edms.stack=${settings.stack}`,
+    "--label",
+    "edms.role=ops",
+  ];
   for (const env of djangoEnvironment(settings)) {
     args.push("-e", env);
   }
@@ -61,11 +78,23 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   }
 }
 
-async function copySecrets(settings: Settings, container: string, superuser: boolean): Promise<void> {
-  const wanted = Object.entries(SECRET_FILES).filter(([file]) => superuser || file !== "superuser_password");
+async function copySecrets(
+  settings: Settings,
+  container: string,
+  superuser: boolean,
+): Promise<void> {
+  const wanted = Object.entries(SECRET_FILES).filter(
+    ([file]) => superuser || file !== "superuser_password",
+  );
   const fromEnv = wanted.every(([, variable]) => process.env[variable]);
   if (fromEnv) {
-    const archive = await tarball(wanted.map(([file, variable]) => ({ name: `secrets/${file}`, content: process.env[variable] as string, mode: 0o444 })));
+    const archive = await tarball(
+      wanted.map(([file, variable]) => ({
+        name: `secrets/${file}`,
+        content: process.env[variable] as string,
+        mode: 0o444,
+      })),
+    );
     await docker(["cp", "-", `${container}:/run`], { input: archive });
     return;
   }
@@ -80,7 +109,9 @@ async function copySecrets(settings: Settings, container: string, superuser: boo
   // Operator run: stream the running web container's secret files into the one-off container.
   const web = await inspectContainer(settings.names.webContainer);
   if (!web.exists) {
-    throw new OpsError(`No running ${settings.names.webContainer} to take the database credentials from. Deploy the stack first.`);
+    throw new OpsError(
+      `No running ${settings.names.webContainer} to take the database credentials from. Deploy the stack first.`,
+    );
   }
   await new Promise<void>((resolve, reject) => {
     const source = spawn("docker", ["cp", `${settings.names.webContainer}:${SECRETS_DIR}`, "-"]);
@@ -89,13 +120,24 @@ async function copySecrets(settings: Settings, container: string, superuser: boo
     let failed = "";
     source.stderr.on("data", (d: Buffer) => (failed += d.toString()));
     sink.stderr.on("data", (d: Buffer) => (failed += d.toString()));
-    sink.on("close", (code) => (code === 0 ? resolve() : reject(new OpsError(`could not copy credentials: ${failed.trim()}`))));
+    sink.on("close", (code) =>
+      code === 0 ? resolve() : reject(new OpsError(`could not copy credentials: ${failed.trim()}`)),
+    );
   });
 }
 
 /** Runs `manage.py <args>` and throws with the output's tail when it fails. */
-export async function manage(settings: Settings, image: string, args: readonly string[], what: string): Promise<string> {
-  const result = await runDjango(settings, { image, command: ["python3", "manage.py", ...args], echo: true });
+export async function manage(
+  settings: Settings,
+  image: string,
+  args: readonly string[],
+  what: string,
+): Promise<string> {
+  const result = await runDjango(settings, {
+    image,
+    command: ["python3", "manage.py", ...args],
+    echo: true,
+  });
   if (result.code !== 0) {
     const tail = (result.stderr || result.stdout).trim().split("\n").slice(-6).join("\n");
     throw new OpsError(`${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`);

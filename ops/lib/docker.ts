@@ -23,7 +23,11 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export function run(
+  command: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
@@ -40,7 +44,9 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.on("error", (error: NodeJS.ErrnoException) => {
       reject(
         error.code === "ENOENT"
-          ? new OpsError(`\`${command}\` is not installed or not on PATH. Install it (e.g. apt-get install docker.io) and retry.`)
+          ? new OpsError(
+              `\`${command}\` is not installed or not on PATH. Install it (e.g. apt-get install docker.io) and retry.`,
+            )
           : error,
       );
     });
@@ -70,7 +76,9 @@ export function run(command: string, args: readonly string[], options: RunOption
       };
       if (result.code !== 0 && !options.allowFailure) {
         const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
-        reject(new OpsError(`${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`));
+        reject(
+          new OpsError(`${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`),
+        );
       } else {
         resolve(result);
       }
@@ -84,7 +92,8 @@ function describe(args: readonly string[]): string {
   return args.length > 4 ? `${shown} …` : shown;
 }
 
-export const docker = (args: readonly string[], options?: RunOptions) => run("docker", args, options);
+export const docker = (args: readonly string[], options?: RunOptions) =>
+  run("docker", args, options);
 
 export interface ContainerState {
   readonly exists: boolean;
@@ -117,7 +126,9 @@ export async function requireEngine(): Promise<void> {
   const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
   if (info.code !== 0) {
     const host = process.env.DOCKER_HOST ?? "the local socket";
-    throw new OpsError(`No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}. Start dockerd or check \`docker:host\`.`);
+    throw new OpsError(
+      `No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}. Start dockerd or check \`docker:host\`.`,
+    );
   }
 }
 

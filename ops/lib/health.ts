@@ -21,23 +21,44 @@ async function execCheck(name: string, args: string[], expect?: RegExp): Promise
 export async function runChecks(settings: Settings): Promise<CheckResult[]> {
   const n = settings.names;
   const results: CheckResult[] = [
-    await execCheck("postgres", [n.postgresContainer, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB]),
+    await execCheck("postgres", [
+      n.postgresContainer,
+      "pg_isready",
+      "-U",
+      POSTGRES_USER,
+      "-d",
+      POSTGRES_DB,
+    ]),
     await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
   ];
   const worker = await inspectContainer(n.workerContainer);
-  results.push({ name: "worker", ok: worker.running, detail: worker.running ? "ok" : worker.exists ? "not running" : "missing" });
+  results.push({
+    name: "worker",
+    ok: worker.running,
+    detail: worker.running ? "ok" : worker.exists ? "not running" : "missing",
+  });
   const probe =
     "import json,sys,urllib.request,urllib.error\n" +
     `try:\n r=urllib.request.urlopen('http://127.0.0.1:${WEB_PORT}/health/',timeout=10); code=r.status; body=r.read()\n` +
     "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
     "print(code); print(body.decode())";
-  const web = await docker(["exec", n.webContainer, "python3", "-c", probe], { allowFailure: true });
+  const web = await docker(["exec", n.webContainer, "python3", "-c", probe], {
+    allowFailure: true,
+  });
   if (web.code !== 0) {
-    results.push({ name: "http", ok: false, detail: (web.stderr.trim().split("\n").pop() ?? "") || "web container not answering" });
+    results.push({
+      name: "http",
+      ok: false,
+      detail: (web.stderr.trim().split("\n").pop() ?? "") || "web container not answering",
+    });
     return results;
   }
   const [status, ...body] = web.stdout.trim().split("\n");
-  results.push({ name: "http /health/", ok: status === "200", detail: status === "200" ? "200" : `${status}` });
+  results.push({
+    name: "http /health/",
+    ok: status === "200",
+    detail: status === "200" ? "200" : `${status}`,
+  });
   try {
     const parsed = JSON.parse(body.join("\n")) as { checks: Record<string, string> };
     for (const [name, value] of Object.entries(parsed.checks)) {

@@ -18,7 +18,11 @@ export async function readHistory(settings: Settings): Promise<Deployment[]> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return [];
   }
-  const { stdout } = await toolbox(settings, [backupsMount(settings, true)], "cat /backups/history.jsonl 2>/dev/null || true");
+  const { stdout } = await toolbox(
+    settings,
+    [backupsMount(settings, true)],
+    "cat /backups/history.jsonl 2>/dev/null || true",
+  );
   return stdout
     .split("\n")
     .filter((l) => l.trim())
@@ -33,9 +37,13 @@ export async function readHistory(settings: Settings): Promise<Deployment[]> {
 
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
 export async function currentHistory(settings: Settings): Promise<Deployment[]> {
-  return (await readHistory(settings)).filter((d) => d.postgresVolume === settings.names.postgresVolume);
+  return (await readHistory(settings)).filter(
+    (d) => d.postgresVolume === settings.names.postgresVolume,
+  );
 }
 
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {
-  await toolbox(settings, [backupsMount(settings)], "cat >> /backups/history.jsonl; sync", { input: JSON.stringify(entry) + "\n" });
+  await toolbox(settings, [backupsMount(settings)], "cat >> /backups/history.jsonl; sync", {
+    input: JSON.stringify(entry) + "\n",
+  });
 }

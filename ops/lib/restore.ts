@@ -18,11 +18,16 @@ export interface RestoreResult {
   readonly restarted: boolean;
 }
 
-export async function restoreBackup(settings: Settings, manifest: Manifest): Promise<RestoreResult> {
+export async function restoreBackup(
+  settings: Settings,
+  manifest: Manifest,
+): Promise<RestoreResult> {
   await requirePostgres(settings);
   const report = await verifyBackup(settings, manifest);
   if (!report.ok) {
-    throw new OpsError(`Backup ${manifest.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`);
+    throw new OpsError(
+      `Backup ${manifest.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
+    );
   }
   let undoBackup: string | null = null;
   if (await hasSchema(settings)) {
@@ -33,7 +38,9 @@ export async function restoreBackup(settings: Settings, manifest: Manifest): Pro
   const app = [settings.names.webContainer, settings.names.workerContainer];
   const running = [];
   for (const name of app) {
-    if ((await inspectContainer(name)).running) running.push(name);
+    if ((await inspectContainer(name)).running) {
+      running.push(name);
+    }
   }
   if (running.length) {
     progress(`stopping ${running.join(", ")} so nothing writes during the restore`);
@@ -42,34 +49,65 @@ export async function restoreBackup(settings: Settings, manifest: Manifest): Pro
   progress("restoring database (pg_restore --clean --if-exists, single transaction)");
   // Tables the backup does not know (from a later release) would survive --clean; drop them first, in the
   // same all-or-nothing spirit: the schema is rebuilt from the dump alone.
-  const extra = (await psql(settings, "SELECT tablename FROM pg_tables WHERE schemaname='public';")).filter((t) => !(t in manifest.tables));
+  const extra = (
+    await psql(settings, "SELECT tablename FROM pg_tables WHERE schemaname='public';")
+  ).filter((t) => !(t in manifest.tables));
   if (extra.length) {
-    await psql(settings, `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`);
+    await psql(
+      settings,
+      `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`,
+    );
   }
   const [, restored] = await pipeCommands(
-    (stdout) => toolbox(settings, [backupsMount(settings, true)], `cat ${sh(`/backups/${manifest.id}/db.dump`)}`, { stdout }),
+    (stdout) =>
+      toolbox(
+        settings,
+        [backupsMount(settings, true)],
+        `cat ${sh(`/backups/${manifest.id}/db.dump`)}`,
+        { stdout },
+      ),
     (input) =>
       docker(
-        ["exec", "-i", settings.names.postgresContainer, "pg_restore", "-U", POSTGRES_USER, "-d", POSTGRES_DB,
-          "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error"],
+        [
+          "exec",
+          "-i",
+          settings.names.postgresContainer,
+          "pg_restore",
+          "-U",
+          POSTGRES_USER,
+          "-d",
+          POSTGRES_DB,
+          "--clean",
+          "--if-exists",
+          "--no-owner",
+          "--single-transaction",
+          "--exit-on-error",
+        ],
         { input, allowFailure: true },
       ),
   );
   if (restored.code !== 0) {
-    throw new OpsError(`pg_restore failed; the database was left as it was (single transaction). ${restored.stderr.trim().split("\n").pop()}\n` +
-      `Web/worker are stopped: start them with \`docker start ${running.join(" ")}\` or redeploy.`);
+    throw new OpsError(
+      `pg_restore failed; the database was left as it was (single transaction). ${restored.stderr.trim().split("\n").pop()}\n` +
+        `Web/worker are stopped: start them with \`docker start ${running.join(" ")}\` or redeploy.`,
+    );
   }
   progress("restoring media");
-  await toolbox(settings, [backupsMount(settings, true), mediaMount(settings, false)],
-    `find /media -mindepth 1 -delete && tar -C /media -xpf ${sh(`/backups/${manifest.id}/media.tar`)} && sync`);
+  await toolbox(
+    settings,
+    [backupsMount(settings, true), mediaMount(settings, false)],
+    `find /media -mindepth 1 -delete && tar -C /media -xpf ${sh(`/backups/${manifest.id}/media.tar`)} && sync`,
+  );
   progress("integrity check: row counts and media checksums against the manifest");
   const problems = [
     ...compareMaps("table", manifest.tables, await tableCounts(settings)),
     ...compareMaps("media", manifest.media, await mediaChecksums(settings)),
   ];
   if (problems.length) {
-    throw new OpsError(`Restored data does not match backup ${manifest.id}:\n  - ${problems.join("\n  - ")}` +
-      (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""));
+    throw new OpsError(
+      `Restored data does not match backup ${manifest.id}:\n  - ${problems.join("\n  - ")}` +
+        (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""),
+    );
   }
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.

@@ -19,7 +19,10 @@ export class SnapshotSession {
       this.buffer += chunk.toString("utf8");
       const at = this.buffer.indexOf(`${END}\n`);
       if (at >= 0 && this.waiting) {
-        const lines = this.buffer.slice(0, at).split("\n").filter((l) => l.length > 0);
+        const lines = this.buffer
+          .slice(0, at)
+          .split("\n")
+          .filter((l) => l.length > 0);
         this.buffer = this.buffer.slice(at + END.length + 1);
         const { resolve } = this.waiting;
         this.waiting = undefined;
@@ -28,18 +31,36 @@ export class SnapshotSession {
     });
     child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
     child.on("close", (code) => {
-      this.waiting?.reject(new OpsError(`psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`));
+      this.waiting?.reject(
+        new OpsError(`psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`),
+      );
       this.waiting = undefined;
     });
   }
 
   static async open(container: string): Promise<{ session: SnapshotSession; snapshot: string }> {
     const child = spawn("docker", [
-      "exec", "-i", container, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+      "exec",
+      "-i",
+      container,
+      "psql",
+      "-U",
+      POSTGRES_USER,
+      "-d",
+      POSTGRES_DB,
+      "-X",
+      "-q",
+      "-At",
+      "-F",
+      "\t",
+      "-v",
+      "ON_ERROR_STOP=1",
     ]);
     child.stdin.on("error", () => undefined);
     const session = new SnapshotSession(child);
-    const [snapshot] = await session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();");
+    const [snapshot] = await session.query(
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();",
+    );
     return { session, snapshot };
   }
 
@@ -51,16 +72,22 @@ export class SnapshotSession {
   }
 
   async tableCounts(): Promise<Record<string, number>> {
-    const tables = await this.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;");
+    const tables = await this.query(
+      "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;",
+    );
     if (tables.length === 0) {
       return {};
     }
-    const rows = await this.query(tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";");
+    const rows = await this.query(
+      tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";",
+    );
     return Object.fromEntries(rows.map((r) => r.split("\t")).map(([t, n]) => [t, Number(n)]));
   }
 
   async migrations(): Promise<Record<string, string>> {
-    const rows = await this.query("SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;");
+    const rows = await this.query(
+      "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;",
+    );
     return Object.fromEntries(rows.map((r) => r.split("\t")));
   }
 

@@ -29,7 +29,10 @@ export function knownStacks(projectDir: string): string[] {
 export function loadSettings(options: StackOptions): Settings {
   const stack = options.stack ?? process.env.EDMS_STACK;
   if (!stack) {
-    throw new OpsError("No stack given. Pass `--stack <name>` (e.g. --stack staging) or set EDMS_STACK.", 2);
+    throw new OpsError(
+      "No stack given. Pass `--stack <name>` (e.g. --stack staging) or set EDMS_STACK.",
+      2,
+    );
   }
   if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
     return JSON.parse(process.env.EDMS_SETTINGS_JSON) as Settings;
@@ -40,7 +43,9 @@ export function loadSettings(options: StackOptions): Settings {
     const stacks = fs.existsSync(projectDir) ? knownStacks(projectDir) : [];
     throw new OpsError(
       `Unknown stack \`${stack}\`: there is no ${file}. ` +
-        (stacks.length ? `Known stacks: ${stacks.join(", ")}.` : "Run edms-ops from the project directory or pass --project-dir."),
+        (stacks.length
+          ? `Known stacks: ${stacks.join(", ")}.`
+          : "Run edms-ops from the project directory or pass --project-dir."),
       2,
     );
   }
@@ -48,7 +53,10 @@ export function loadSettings(options: StackOptions): Settings {
   try {
     doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as typeof doc;
   } catch (err) {
-    throw new OpsError(`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}. Fix the file and retry.`, 2);
+    throw new OpsError(
+      `${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}. Fix the file and retry.`,
+      2,
+    );
   }
   const raw: Record<string, unknown> = {};
   let dockerHost: string | undefined;

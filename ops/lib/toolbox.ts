@@ -20,7 +20,12 @@ export function mediaMount(settings: Settings, readOnly = true): Mount {
   return { volume: settings.names.mediaVolume, path: "/media", readOnly };
 }
 
-export function toolbox(settings: Settings, mounts: readonly Mount[], script: string, options: RunOptions = {}): Promise<RunResult> {
+export function toolbox(
+  settings: Settings,
+  mounts: readonly Mount[],
+  script: string,
+  options: RunOptions = {},
+): Promise<RunResult> {
   const args = ["run", "--rm", "-i", "--network", "none", "--user", "0", "--entrypoint", "sh"];
   args.push("--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops");
   for (const mount of mounts) {

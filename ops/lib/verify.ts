@@ -13,12 +13,22 @@ import { OpsError } from "./errors";
 import { progress } from "./log";
 import { backupsMount, sh, toolbox } from "./toolbox";
 
-export function compareMaps(what: string, expected: Record<string, unknown>, actual: Record<string, unknown>): string[] {
+export function compareMaps(
+  what: string,
+  expected: Record<string, unknown>,
+  actual: Record<string, unknown>,
+): string[] {
   const problems: string[] = [];
   for (const key of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
-    if (!(key in actual)) problems.push(`${what} ${key}: missing (expected ${String(expected[key]).slice(0, 16)})`);
-    else if (!(key in expected)) problems.push(`${what} ${key}: not in the backup`);
-    else if (expected[key] !== actual[key]) problems.push(`${what} ${key}: ${String(actual[key]).slice(0, 16)} != expected ${String(expected[key]).slice(0, 16)}`);
+    if (!(key in actual)) {
+      problems.push(`${what} ${key}: missing (expected ${String(expected[key]).slice(0, 16)})`);
+    } else if (!(key in expected)) {
+      problems.push(`${what} ${key}: not in the backup`);
+    } else if (expected[key] !== actual[key]) {
+      problems.push(
+        `${what} ${key}: ${String(actual[key]).slice(0, 16)} != expected ${String(expected[key]).slice(0, 16)}`,
+      );
+    }
   }
   return problems;
 }
@@ -28,15 +38,22 @@ export async function verifyChecksums(settings: Settings, manifest: Manifest): P
   const problems: string[] = [];
   for (const [file, entry] of Object.entries(manifest.files)) {
     const actual = stored[file];
-    if (!actual) problems.push(`${file}: missing`);
-    else if (actual.sha256 !== entry.sha256) problems.push(`${file}: sha256 mismatch (file changed or corrupted)`);
-    else if (actual.bytes !== entry.bytes) problems.push(`${file}: size ${actual.bytes} != ${entry.bytes}`);
+    if (!actual) {
+      problems.push(`${file}: missing`);
+    } else if (actual.sha256 !== entry.sha256) {
+      problems.push(`${file}: sha256 mismatch (file changed or corrupted)`);
+    } else if (actual.bytes !== entry.bytes) {
+      problems.push(`${file}: size ${actual.bytes} != ${entry.bytes}`);
+    }
   }
   return problems;
 }
 
 /** Media checksums as a restore would produce them: the archive unpacked to scratch. */
-export async function archivedMediaChecksums(settings: Settings, id: string): Promise<Record<string, string>> {
+export async function archivedMediaChecksums(
+  settings: Settings,
+  id: string,
+): Promise<Record<string, string>> {
   const script = `mkdir /tmp/m && tar -C /tmp/m -xf ${sh(`/backups/${id}/media.tar`)} && cd /tmp/m && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum`;
   return parseSha256Lines((await toolbox(settings, [backupsMount(settings, true)], script)).stdout);
 }
@@ -45,12 +62,23 @@ async function waitForScratch(name: string): Promise<void> {
   for (let attempt = 0; attempt < 120; attempt += 1) {
     const logs = await docker(["logs", name], { allowFailure: true });
     const ready = /init process complete/i.test(logs.stdout + logs.stderr);
-    if (ready && (await docker(["exec", name, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], { allowFailure: true })).code === 0) {
+    if (
+      ready &&
+      (
+        await docker(["exec", name, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], {
+          allowFailure: true,
+        })
+      ).code === 0
+    ) {
       return;
     }
-    const state = await docker(["inspect", "-f", "{{.State.Running}}", name], { allowFailure: true });
+    const state = await docker(["inspect", "-f", "{{.State.Running}}", name], {
+      allowFailure: true,
+    });
     if (state.stdout.trim() === "false") {
-      throw new OpsError(`scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`);
+      throw new OpsError(
+        `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -61,18 +89,48 @@ export async function testRestore(settings: Settings, manifest: Manifest): Promi
   const name = `${settings.namePrefix}-verify-${randomBytes(3).toString("hex")}`;
   progress(`test-restoring ${manifest.id} into scratch database ${name}`);
   await docker([
-    "run", "-d", "--name", name, "--network", "none", "--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops",
-    "-e", `POSTGRES_USER=${POSTGRES_USER}`, "-e", `POSTGRES_DB=${POSTGRES_DB}`, "-e", "POSTGRES_HOST_AUTH_METHOD=trust",
-    "-v", `${settings.names.backupsVolume}:/backups:ro`, settings.postgresImage,
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    "none",
+    "--label",
+    `edms.stack=${settings.stack}`,
+    "--label",
+    "edms.role=ops",
+    "-e",
+    `POSTGRES_USER=${POSTGRES_USER}`,
+    "-e",
+    `POSTGRES_DB=${POSTGRES_DB}`,
+    "-e",
+    "POSTGRES_HOST_AUTH_METHOD=trust",
+    "-v",
+    `${settings.names.backupsVolume}:/backups:ro`,
+    settings.postgresImage,
   ]);
   try {
     await waitForScratch(name);
     const restored = await docker(
-      ["exec", name, "pg_restore", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "--no-owner", "--exit-on-error", "--single-transaction", `/backups/${manifest.id}/db.dump`],
+      [
+        "exec",
+        name,
+        "pg_restore",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        POSTGRES_DB,
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+        `/backups/${manifest.id}/db.dump`,
+      ],
       { allowFailure: true },
     );
     if (restored.code !== 0) {
-      return [`db.dump does not restore: ${restored.stderr.trim().split("\n").slice(-2).join(" ")}`];
+      return [
+        `db.dump does not restore: ${restored.stderr.trim().split("\n").slice(-2).join(" ")}`,
+      ];
     }
     return compareMaps("table", manifest.tables, await tableCounts(settings, name));
   } finally {
@@ -92,7 +150,9 @@ export async function verifyBackup(settings: Settings, manifest: Manifest): Prom
   if (problems.length === 0) {
     problems.push(...(await testRestore(settings, manifest)));
     progress("comparing media checksums");
-    problems.push(...compareMaps("media", manifest.media, await archivedMediaChecksums(settings, manifest.id)));
+    problems.push(
+      ...compareMaps("media", manifest.media, await archivedMediaChecksums(settings, manifest.id)),
+    );
   }
   return { id: manifest.id, ok: problems.length === 0, problems };
 }

@@ -52,7 +52,9 @@ export class Applier {
 
   state(stack: string): AppliedState {
     const file = this.stateFile(stack);
-    return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as AppliedState) : { random: {}, hooks: {} };
+    return fs.existsSync(file)
+      ? (JSON.parse(fs.readFileSync(file, "utf8")) as AppliedState)
+      : { random: {}, hooks: {} };
   }
 
   /** Secret values generated for a stack (to prove they never leak). */
@@ -69,27 +71,50 @@ export class Applier {
     const hooks: HookRun[] = [];
     const save = () => fs.writeFileSync(this.stateFile(stack), JSON.stringify(state, null, 2));
     const newResource: NewResource = async ({ type, name, inputs }) => {
-      if (process.env.EDMS_E2E_VERBOSE) process.stderr.write(`    apply ${type} ${name}\n`);
-      const result = (extra: Record<string, unknown> = {}) => ({ id: `${name}-id`, state: { ...inputs, ...extra } });
+      if (process.env.EDMS_E2E_VERBOSE) {
+        process.stderr.write(`    apply ${type} ${name}\n`);
+      }
+      const result = (extra: Record<string, unknown> = {}) => ({
+        id: `${name}-id`,
+        state: { ...inputs, ...extra },
+      });
       switch (type) {
         case "random:index/randomPassword:RandomPassword":
-          state.random[name] ??= randomBytes(48).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, inputs.length);
+          state.random[name] ??= randomBytes(48)
+            .toString("base64")
+            .replace(/[^A-Za-z0-9]/g, "")
+            .slice(0, inputs.length);
           save();
           return result({ result: state.random[name] });
         case "docker:index/network:Network":
-          if ((await docker(["network", "inspect", inputs.name], { allowFailure: true })).code !== 0) {
-            await docker(["network", "create", "--driver", inputs.driver ?? "bridge", ...labelArgs(inputs.labels), inputs.name]);
+          if (
+            (await docker(["network", "inspect", inputs.name], { allowFailure: true })).code !== 0
+          ) {
+            await docker([
+              "network",
+              "create",
+              "--driver",
+              inputs.driver ?? "bridge",
+              ...labelArgs(inputs.labels),
+              inputs.name,
+            ]);
           }
           return result();
         case "docker:index/volume:Volume":
-          if ((await docker(["volume", "inspect", inputs.name], { allowFailure: true })).code !== 0) {
+          if (
+            (await docker(["volume", "inspect", inputs.name], { allowFailure: true })).code !== 0
+          ) {
             await docker(["volume", "create", ...labelArgs(inputs.labels), inputs.name]);
           }
           return result();
         case "docker:index/remoteImage:RemoteImage": {
-          const image = await docker(["image", "inspect", inputs.name, "--format", "{{.Id}}"], { allowFailure: true });
+          const image = await docker(["image", "inspect", inputs.name, "--format", "{{.Id}}"], {
+            allowFailure: true,
+          });
           if (image.code !== 0) {
-            throw new Error(`image ${inputs.name} is not on this engine; build it with \`npm run images\``);
+            throw new Error(
+              `image ${inputs.name} is not on this engine; build it with \`npm run images\``,
+            );
           }
           return result({ imageId: image.stdout.trim(), repoDigest: inputs.name });
         }
@@ -104,7 +129,9 @@ export class Applier {
             const hook = await runHook(name, inputs);
             hooks.push(hook);
             if (hook.code !== 0) {
-              throw new Error(`hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+              throw new Error(
+                `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
+              );
             }
             state.hooks[name] = triggers;
             save();
@@ -136,32 +163,63 @@ async function applyContainer(inputs: any): Promise<string> {
     }
     await docker(["rm", "-f", inputs.name]); // deleteBeforeReplace: fixed names
   }
-  const args = ["create", "--name", inputs.name, ...labelArgs(inputs.labels), "--label", `${INPUTS_LABEL}=${digest}`];
-  if (inputs.restart) args.push("--restart", inputs.restart);
-  for (const env of inputs.envs ?? []) args.push("-e", env);
-  for (const v of inputs.volumes ?? []) args.push("-v", `${v.volumeName}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
+  const args = [
+    "create",
+    "--name",
+    inputs.name,
+    ...labelArgs(inputs.labels),
+    "--label",
+    `${INPUTS_LABEL}=${digest}`,
+  ];
+  if (inputs.restart) {
+    args.push("--restart", inputs.restart);
+  }
+  for (const env of inputs.envs ?? []) {
+    args.push("-e", env);
+  }
+  for (const v of inputs.volumes ?? []) {
+    args.push("-v", `${v.volumeName}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
+  }
   const [network, ...more] = inputs.networksAdvanced ?? [];
   if (network) {
     args.push("--network", network.name);
-    for (const alias of network.aliases ?? []) args.push("--network-alias", alias);
+    for (const alias of network.aliases ?? []) {
+      args.push("--network-alias", alias);
+    }
   }
-  if (more.length) throw new Error("applier: one network per container is modelled");
-  for (const p of inputs.ports ?? []) args.push("-p", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}`);
+  if (more.length) {
+    throw new Error("applier: one network per container is modelled");
+  }
+  for (const p of inputs.ports ?? []) {
+    args.push("-p", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}`);
+  }
   const hc = inputs.healthcheck;
   if (hc) {
     const [kind, ...test] = hc.tests;
     args.push("--health-cmd", kind === "CMD-SHELL" ? test.join(" ") : test.join(" "));
-    if (hc.interval) args.push("--health-interval", hc.interval);
-    if (hc.timeout) args.push("--health-timeout", hc.timeout);
-    if (hc.retries) args.push("--health-retries", String(hc.retries));
+    if (hc.interval) {
+      args.push("--health-interval", hc.interval);
+    }
+    if (hc.timeout) {
+      args.push("--health-timeout", hc.timeout);
+    }
+    if (hc.retries) {
+      args.push("--health-retries", String(hc.retries));
+    }
   }
-  if (inputs.stopTimeout) args.push("--stop-timeout", String(inputs.stopTimeout));
+  if (inputs.stopTimeout) {
+    args.push("--stop-timeout", String(inputs.stopTimeout));
+  }
   args.push(inputs.image, ...(inputs.command ?? []));
   const created = (await docker(args)).stdout.trim();
   trace(`created ${inputs.name}`);
   if ((inputs.uploads ?? []).length) {
     const archive = await tarball(
-      inputs.uploads.map((u: any) => ({ name: u.file.replace(/^\//, ""), content: u.content ?? "", mode: parseInt(u.permissions ?? "0644", 8) })),
+      inputs.uploads.map((u: any) => ({
+        name: u.file.replace(/^\//, ""),
+        content: u.content ?? "",
+        mode: parseInt(u.permissions ?? "0644", 8),
+      })),
     );
     await docker(["cp", "-", `${inputs.name}:/`], { input: archive });
   }
@@ -171,11 +229,17 @@ async function applyContainer(inputs: any): Promise<string> {
   if (inputs.wait && hc) {
     const deadline = Date.now() + (inputs.waitTimeout ?? 60) * 1000;
     for (;;) {
-      const status = (await docker(["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", inputs.name])).stdout.trim();
-      if (status === "running healthy") break;
+      const status = (
+        await docker(["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", inputs.name])
+      ).stdout.trim();
+      if (status === "running healthy") {
+        break;
+      }
       if (!status.startsWith("running") || Date.now() > deadline) {
         const logs = await docker(["logs", "--tail", "20", inputs.name], { allowFailure: true });
-        throw new Error(`container ${inputs.name} did not become healthy (${status}): ${logs.stderr}${logs.stdout}`);
+        throw new Error(
+          `container ${inputs.name} did not become healthy (${status}): ${logs.stderr}${logs.stdout}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -185,13 +249,18 @@ async function applyContainer(inputs: any): Promise<string> {
 
 function runHook(name: string, inputs: any): Promise<HookRun> {
   return new Promise((resolve) => {
-    const child = spawn("sh", ["-c", inputs.create], { cwd: inputs.dir, env: { ...process.env, ...inputs.environment } });
+    const child = spawn("sh", ["-c", inputs.create], {
+      cwd: inputs.dir,
+      env: { ...process.env, ...inputs.environment },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
-      if (process.env.EDMS_E2E_VERBOSE) process.stderr.write(`      [${name}] ${d}`);
+      if (process.env.EDMS_E2E_VERBOSE) {
+        process.stderr.write(`      [${name}] ${d}`);
+      }
     });
     child.on("close", (code) => resolve({ name, code: code ?? 1, stdout, stderr }));
   });

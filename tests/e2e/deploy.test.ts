@@ -17,47 +17,90 @@ describe("e2e: deploy and update on a production stack", function () {
     const { error, hooks } = await stack.up("1.0.0");
     expect(error, error?.message).to.equal(undefined);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
-    expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "migrate", "bootstrap", "healthGate", "recordDeployment"]);
+    expect(hooks.map((h) => h.name)).to.deep.equal([
+      "preDeployBackup",
+      "migrate",
+      "bootstrap",
+      "healthGate",
+      "recordDeployment",
+    ]);
     expect(hooks[0].stderr).to.match(/nothing to back up/);
-    expect(await stack.psql("SELECT count(*) FROM django_migrations WHERE app = 'documents';")).to.equal("1");
-    expect(await stack.psql("SELECT username FROM auth_user WHERE is_superuser;")).to.equal("admin");
+    expect(
+      await stack.psql("SELECT count(*) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("1");
+    expect(await stack.psql("SELECT username FROM auth_user WHERE is_superuser;")).to.equal(
+      "admin",
+    );
     expect(await stack.psql("SELECT count(*) FROM systemsettings_systemsetting;")).to.equal("3");
-    expect(await stack.psql("SELECT name FROM auth_group ORDER BY name;")).to.equal("Editors\nReaders");
+    expect(await stack.psql("SELECT name FROM auth_group ORDER BY name;")).to.equal(
+      "Editors\nReaders",
+    );
     const health = await stack.ops(["health", "--json"]);
     expect(health.code, health.stderr).to.equal(0);
     expect(JSON.parse(health.stdout).healthy).to.equal(true);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
-    expect(status).to.deep.include({ environment: "production", runningVersion: "1.0.0", users: 2, documents: 0 });
+    expect(status).to.deep.include({
+      environment: "production",
+      runningVersion: "1.0.0",
+      users: 2,
+      documents: 0,
+    });
     expect(status.deployments).to.have.length(1);
-    superuserRow = await stack.psql("SELECT id, password, date_joined FROM auth_user WHERE username = 'admin';");
+    superuserRow = await stack.psql(
+      "SELECT id, password, date_joined FROM auth_user WHERE username = 'admin';",
+    );
   });
 
   it("2. update 1.0.0 → 2.0.0 with data: backup first, migrations applied, every row and media file identical", async function () {
     await stack.seed("a");
-    expect(await stack.psql("SELECT count(*) FROM documents_document WHERE checksum <> '';")).to.equal("1");
+    expect(
+      await stack.psql("SELECT count(*) FROM documents_document WHERE checksum <> '';"),
+    ).to.equal("1");
     beforeUpdate = await stack.fingerprint();
     const { error, hooks } = await stack.up("2.0.0");
     expect(error, error?.message).to.equal(undefined);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     // bootstrap is keyed on the postgres volume: not run again.
-    expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "migrate", "healthGate", "recordDeployment"]);
+    expect(hooks.map((h) => h.name)).to.deep.equal([
+      "preDeployBackup",
+      "migrate",
+      "healthGate",
+      "recordDeployment",
+    ]);
 
     const backups = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
     expect(backups).to.have.length(1);
-    expect(backups[0]).to.deep.include({ reason: "pre-deploy", version: "1.0.0", targetVersion: "2.0.0" });
+    expect(backups[0]).to.deep.include({
+      reason: "pre-deploy",
+      version: "1.0.0",
+      targetVersion: "2.0.0",
+    });
     expect(Object.keys(backups[0].media)).to.have.length(3);
     const verify = await stack.ops(["verify", backups[0].id]);
     expect(verify.code, verify.stderr).to.equal(0);
 
-    expect(await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';")).to.equal("0002_document_slug");
+    expect(
+      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("0002_document_slug");
     expect(await stack.fingerprint()).to.deep.equal(beforeUpdate);
-    expect(await stack.psql("SELECT count(*) FROM documents_document WHERE slug = '';")).to.equal("0");
-    expect(await stack.psql("SELECT slug FROM documents_document ORDER BY id LIMIT 1;")).to.equal("contract-a-0");
-    expect(await stack.psql("SELECT id, password, date_joined FROM auth_user WHERE username = 'admin';")).to.equal(superuserRow);
-    expect(await stack.psql("SELECT value FROM systemsettings_systemsetting WHERE key = 'site_name';")).to.equal("Operator-edited a");
+    expect(await stack.psql("SELECT count(*) FROM documents_document WHERE slug = '';")).to.equal(
+      "0",
+    );
+    expect(await stack.psql("SELECT slug FROM documents_document ORDER BY id LIMIT 1;")).to.equal(
+      "contract-a-0",
+    );
+    expect(
+      await stack.psql("SELECT id, password, date_joined FROM auth_user WHERE username = 'admin';"),
+    ).to.equal(superuserRow);
+    expect(
+      await stack.psql("SELECT value FROM systemsettings_systemsetting WHERE key = 'site_name';"),
+    ).to.equal("Operator-edited a");
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.runningVersion).to.equal("2.0.0");
-    expect(status.deployments.map((d: { version: string }) => d.version)).to.deep.equal(["1.0.0", "2.0.0"]);
+    expect(status.deployments.map((d: { version: string }) => d.version)).to.deep.equal([
+      "1.0.0",
+      "2.0.0",
+    ]);
     expect(status.deployments[1].preDeployBackup).to.equal(backups[0].id);
   });
 
@@ -71,19 +114,29 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "migrate"]);
     expect(await stack.containerId("web")).to.equal(webBeforeBroken);
     expect(await stack.containerId("worker")).to.equal(workerBefore);
-    expect((await docker(["inspect", "-f", "{{.Config.Image}}", stack.container("web")])).stdout).to.contain("sha256:");
+    expect(
+      (await docker(["inspect", "-f", "{{.Config.Image}}", stack.container("web")])).stdout,
+    ).to.contain("sha256:");
     const health = await stack.ops(["health", "--json"]);
     expect(health.code, health.stderr).to.equal(0);
-    expect(JSON.parse((await stack.ops(["status", "--json"])).stdout).runningVersion).to.equal("2.0.0");
+    expect(JSON.parse((await stack.ops(["status", "--json"])).stdout).runningVersion).to.equal(
+      "2.0.0",
+    );
     expect(await stack.fingerprint()).to.deep.equal(before);
-    expect(await stack.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'documents_document' AND column_name = 'pages';")).to.equal("0");
+    expect(
+      await stack.psql(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'documents_document' AND column_name = 'pages';",
+      ),
+    ).to.equal("0");
     stack.set("edms:version", "2.0.0"); // what the operator (or rollback) sets back
   });
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {
     const secrets = applier.secrets(stack.name);
     expect(secrets).to.have.length(3);
-    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout.split("\n").filter(Boolean);
+    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
+      .split("\n")
+      .filter(Boolean);
     expect(ids.length).to.be.at.least(4);
     const inspected = (await docker(["inspect", ...ids])).stdout;
     const outputs = hookOutputs.join("\n");

@@ -8,7 +8,10 @@ import { docker } from "../../ops/lib/docker";
 import { opsKilledAfter, TestStack } from "./support";
 
 describe("e2e: backup faults", function () {
-  const stack = new TestStack("flt", "staging", { "edms:version": "2.0.0", "edms:backup": { beforeDeploy: false, keep: 2 } });
+  const stack = new TestStack("flt", "staging", {
+    "edms:version": "2.0.0",
+    "edms:backup": { beforeDeploy: false, keep: 2 },
+  });
   before(async () => {
     await stack.destroy();
     expect((await stack.up()).error).to.equal(undefined);
@@ -21,8 +24,13 @@ describe("e2e: backup faults", function () {
     expect(good.code, good.stderr).to.equal(0);
     let kills = 0;
     for (const ms of [1500, 3000, 4500]) {
-      const { signal } = await opsKilledAfter(["backup", "--stack", stack.name, "--reason", "killed"], ms);
-      if (signal !== "SIGKILL") continue; // finished before the kill: nothing to check at this point
+      const { signal } = await opsKilledAfter(
+        ["backup", "--stack", stack.name, "--reason", "killed"],
+        ms,
+      );
+      if (signal !== "SIGKILL") {
+        continue;
+      } // finished before the kill: nothing to check at this point
       kills += 1;
       const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);
       expect(listed.corrupt, `killed at ${ms}ms`).to.deep.equal([]);
@@ -36,7 +44,9 @@ describe("e2e: backup faults", function () {
     expect(next.code, next.stderr).to.equal(0);
     const verify = await stack.ops(["verify", next.stdout.trim()]);
     expect(verify.code, verify.stderr).to.equal(0);
-    expect(await stack.onVolume(stack.backupsVolume, "ls -a /v | grep -c '^\\.partial' || true")).to.equal("0");
+    expect(
+      await stack.onVolume(stack.backupsVolume, "ls -a /v | grep -c '^\\.partial' || true"),
+    ).to.equal("0");
   });
 
   it("6b. retention keeps exactly `keep` complete backups", async function () {
@@ -51,7 +61,10 @@ describe("e2e: backup faults", function () {
 
   it("6c. a corrupted byte in a dump: verify and restore refuse it, data untouched", async function () {
     const [, id] = await stack.backupIds();
-    await stack.onVolume(stack.backupsVolume, `printf 'X' | dd of=/v/${id}/db.dump bs=1 seek=2000 conv=notrunc 2>/dev/null`);
+    await stack.onVolume(
+      stack.backupsVolume,
+      `printf 'X' | dd of=/v/${id}/db.dump bs=1 seek=2000 conv=notrunc 2>/dev/null`,
+    );
     const verify = await stack.ops(["verify", id]);
     expect(verify.code).to.equal(1);
     expect(verify.stderr).to.match(/FAILED verification:\n {2}- db\.dump: sha256 mismatch/);
@@ -64,7 +77,10 @@ describe("e2e: backup faults", function () {
 
   it("6d. a corrupted manifest: listed as damaged, refused by verify", async function () {
     const [id] = await stack.backupIds();
-    await stack.onVolume(stack.backupsVolume, `echo '{"format": 1, "id": "x"' > /v/${id}/manifest.json`);
+    await stack.onVolume(
+      stack.backupsVolume,
+      `echo '{"format": 1, "id": "x"' > /v/${id}/manifest.json`,
+    );
     const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);
     expect(listed.corrupt.map((c: { id: string }) => c.id)).to.deep.equal([id]);
     const verify = await stack.ops(["verify", id]);
@@ -82,8 +98,17 @@ describe("e2e: backup on a full disk", function () {
     await stack.destroy();
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", disk]);
     await docker([
-      "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", `device=${disk}`,
-      "--label", `edms.stack=${stack.name}`, stack.backupsVolume,
+      "volume",
+      "create",
+      "--opt",
+      "type=none",
+      "--opt",
+      "o=bind",
+      "--opt",
+      `device=${disk}`,
+      "--label",
+      `edms.stack=${stack.name}`,
+      stack.backupsVolume,
     ]);
     expect((await stack.up()).error).to.equal(undefined);
     await stack.seed("small", 1, 1024);
@@ -100,10 +125,16 @@ describe("e2e: backup on a full disk", function () {
     await stack.seed("big", 3, 1024 * 1024);
     const full = await stack.ops(["backup", "--reason", "too-big"]);
     expect(full.code, full.stderr).to.equal(1);
-    expect(full.stderr).to.match(/failed: no space left in the backups volume\. It was removed; the 1 earlier backup\(s\) are untouched\./);
-    expect(full.stderr).to.contain(`Free space on the volume ${stack.backupsVolume} or lower \`edms:backup.keep\``);
+    expect(full.stderr).to.match(
+      /failed: no space left in the backups volume\. It was removed; the 1 earlier backup\(s\) are untouched\./,
+    );
+    expect(full.stderr).to.contain(
+      `Free space on the volume ${stack.backupsVolume} or lower \`edms:backup.keep\``,
+    );
     expect(await stack.backupIds()).to.deep.equal([first.stdout.trim()]);
-    expect(await stack.onVolume(stack.backupsVolume, "ls -a /v | grep -c '^\\.partial' || true")).to.equal("0");
+    expect(
+      await stack.onVolume(stack.backupsVolume, "ls -a /v | grep -c '^\\.partial' || true"),
+    ).to.equal("0");
     const verify = await stack.ops(["verify", first.stdout.trim()]);
     expect(verify.code, verify.stderr).to.equal(0);
   });

@@ -26,10 +26,17 @@ describe("e2e: production refusals and disaster recovery", function () {
 
   it("2. reset on production is refused whatever the flags; volumes and data untouched", async function () {
     const volumes = await stack.volumes();
-    for (const args of [["reset", "--confirm", "production"], ["reset", "--confirm", "dr"], ["reset"], ["reset", "--confirm", "dr", "--no-backup"]]) {
+    for (const args of [
+      ["reset", "--confirm", "production"],
+      ["reset", "--confirm", "dr"],
+      ["reset"],
+      ["reset", "--confirm", "dr", "--no-backup"],
+    ]) {
       const result = await stack.ops(args);
       expect(result.code, args.join(" ")).to.equal(2);
-      expect(result.stderr).to.match(/reset is refused on production \(stack `dr`\): production data is never reinitialised, whatever flags are given\. Nothing was changed\./);
+      expect(result.stderr).to.match(
+        /reset is refused on production \(stack `dr`\): production data is never reinitialised, whatever flags are given\. Nothing was changed\./,
+      );
       expect(result.stderr).to.match(/restore a backup/);
     }
     expect(await stack.volumes()).to.deep.equal(volumes);
@@ -50,7 +57,9 @@ describe("e2e: production refusals and disaster recovery", function () {
     const id = backup.stdout.trim();
     const result = await stack.ops(["restore", id]);
     expect(result.code).to.equal(2);
-    expect(result.stderr).to.contain("restore on production replaces live data and needs `--confirm production`");
+    expect(result.stderr).to.contain(
+      "restore on production replaces live data and needs `--confirm production`",
+    );
     const wrong = await stack.ops(["restore", id, "--confirm", "dr"]);
     expect(wrong.code).to.equal(2);
     expect(wrong.stderr).to.contain("(got `dr`)");
@@ -61,10 +70,16 @@ describe("e2e: production refusals and disaster recovery", function () {
     const exportResult = await stack.ops(["backups", "export", id, "--to", offsite]);
     expect(exportResult.code, exportResult.stderr).to.equal(0);
     exported = path.join(offsite, id);
-    expect(fs.readdirSync(exported).sort()).to.deep.equal(["db.dump", "manifest.json", "media.tar"]);
+    expect(fs.readdirSync(exported).sort()).to.deep.equal([
+      "db.dump",
+      "manifest.json",
+      "media.tar",
+    ]);
 
     // The disaster: every container and volume of the stack gone, backups included.
-    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout.split("\n").filter(Boolean);
+    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
+      .split("\n")
+      .filter(Boolean);
     await docker(["rm", "-f", ...ids]);
     await docker(["volume", "rm", ...(await stack.volumes())]);
 
@@ -82,7 +97,9 @@ describe("e2e: production refusals and disaster recovery", function () {
     const restored = await stack.ops(["restore", id, "--confirm", "production"]);
     expect(restored.code, restored.stderr).to.equal(0);
     expect(restored.stdout).to.contain("row counts and media checksums equal the manifest");
-    expect(restored.stdout).to.match(/To undo, run: edms-ops restore \S+-pre-restore --stack dr --confirm production/);
+    expect(restored.stdout).to.match(
+      /To undo, run: edms-ops restore \S+-pre-restore --stack dr --confirm production/,
+    );
     expect(await stack.fingerprint()).to.deep.equal(fingerprint);
     const health = await stack.ops(["health", "--wait", "60"]);
     expect(health.code, health.stdout).to.equal(0);
@@ -96,13 +113,17 @@ describe("e2e: production refusals and disaster recovery", function () {
     const manifest = JSON.parse(fs.readFileSync(path.join(exported, "manifest.json"), "utf8"));
     const copy = path.join(offsite, "tampered", manifest.id);
     fs.mkdirSync(copy, { recursive: true });
-    for (const f of ["db.dump", "media.tar", "manifest.json"]) fs.copyFileSync(path.join(exported, f), path.join(copy, f));
+    for (const f of ["db.dump", "media.tar", "manifest.json"]) {
+      fs.copyFileSync(path.join(exported, f), path.join(copy, f));
+    }
     const dump = fs.readFileSync(path.join(copy, "db.dump"));
     dump[Math.floor(dump.length / 2)] ^= 0xff;
     fs.writeFileSync(path.join(copy, "db.dump"), dump);
     const result = await stack.ops(["backups", "import", copy]);
     expect(result.code).to.equal(1);
-    expect(result.stderr).to.match(/is corrupt: db\.dump: sha256 does not match the manifest\. Nothing was imported\./);
+    expect(result.stderr).to.match(
+      /is corrupt: db\.dump: sha256 does not match the manifest\. Nothing was imported\./,
+    );
     fs.writeFileSync(path.join(copy, "manifest.json"), "{ not json");
     const broken = await stack.ops(["backups", "import", copy]);
     expect(broken.stderr).to.contain("manifest.json is not valid JSON");

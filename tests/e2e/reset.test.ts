@@ -6,17 +6,22 @@ import { docker } from "../../ops/lib/docker";
 import { ops, PROJECT_DIR, TestStack } from "./support";
 
 async function freshDatabase(stack: TestStack): Promise<void> {
-  expect(await stack.psql("SELECT string_agg(username, ',' ORDER BY username) FROM auth_user;")).to.equal("admin,records-office");
+  expect(
+    await stack.psql("SELECT string_agg(username, ',' ORDER BY username) FROM auth_user;"),
+  ).to.equal("admin,records-office");
   expect(await stack.psql("SELECT count(*) FROM documents_document;")).to.equal("0");
-  expect(await stack.psql("SELECT string_agg(key, ',' ORDER BY key) FROM systemsettings_systemsetting;")).to.equal(
-    "max_upload_mb,retention_days,site_name",
-  );
+  expect(
+    await stack.psql("SELECT string_agg(key, ',' ORDER BY key) FROM systemsettings_systemsetting;"),
+  ).to.equal("max_upload_mb,retention_days,site_name");
   const health = await stack.ops(["health"]);
   expect(health.code, health.stdout + health.stderr).to.equal(0);
 }
 
 describe("e2e: staging resets", function () {
-  const stack = new TestStack("stg", "staging", { "edms:version": "2.0.0", "edms:backup": { beforeDeploy: true, keep: 5 } });
+  const stack = new TestStack("stg", "staging", {
+    "edms:version": "2.0.0",
+    "edms:backup": { beforeDeploy: true, keep: 5 },
+  });
   before(async () => {
     await stack.destroy();
     const { error } = await stack.up();
@@ -36,25 +41,46 @@ describe("e2e: staging resets", function () {
     expect(result.stdout).to.match(/To undo, run: edms-ops restore \S+-pre-reset-app --stack stg/);
     const after = await stack.fingerprint();
     expect(after.documents_document).to.equal("0:-");
-    for (const table of ["auth_user", "auth_group", "auth_user_groups", "systemsettings_systemsetting"]) {
+    for (const table of [
+      "auth_user",
+      "auth_group",
+      "auth_user_groups",
+      "systemsettings_systemsetting",
+    ]) {
       expect(after[table], table).to.equal(before[table]);
     }
-    expect(await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';")).to.equal("0002_document_slug");
+    expect(
+      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("0002_document_slug");
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
   it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {
-    const volumesBefore = await docker(["volume", "inspect", "-f", "{{.CreatedAt}}", `${stack.prefix}_postgres_data`]);
+    const volumesBefore = await docker([
+      "volume",
+      "inspect",
+      "-f",
+      "{{.CreatedAt}}",
+      `${stack.prefix}_postgres_data`,
+    ]);
     const result = await stack.ops(["reset", "--confirm", "stg"]);
     expect(result.code, result.stderr).to.equal(0);
     expect(result.stdout).to.match(/Will reset stg/);
-    expect(result.stdout).to.match(/To undo, deploy, then run: edms-ops restore \S+-pre-reset --stack stg/);
+    expect(result.stdout).to.match(
+      /To undo, deploy, then run: edms-ops restore \S+-pre-reset --stack stg/,
+    );
     expect(await stack.volumes()).to.deep.equal([`${stack.prefix}_backups`]);
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
     await freshDatabase(stack);
-    const volumesAfter = await docker(["volume", "inspect", "-f", "{{.CreatedAt}}", `${stack.prefix}_postgres_data`]);
+    const volumesAfter = await docker([
+      "volume",
+      "inspect",
+      "-f",
+      "{{.CreatedAt}}",
+      `${stack.prefix}_postgres_data`,
+    ]);
     expect(volumesAfter.stdout).not.to.equal(volumesBefore.stdout);
     const ids = await stack.backupIds();
     expect(ids.some((id) => id.endsWith("-pre-reset"))).to.equal(true);
@@ -66,12 +92,21 @@ describe("e2e: staging resets", function () {
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
-    expect(await stack.volumes()).to.include.members([`${stack.prefix}_postgres_data_g1`, `${stack.prefix}_media_files_g1`]);
+    expect(await stack.volumes()).to.include.members([
+      `${stack.prefix}_postgres_data_g1`,
+      `${stack.prefix}_media_files_g1`,
+    ]);
     await freshDatabase(stack);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.volumes).to.have.property(`${stack.prefix}_postgres_data_g1`).that.is.a("number");
     // Old volumes stay until the engine deletes the replaced resources (not modelled by the test applier).
-    await docker(["volume", "rm", `${stack.prefix}_postgres_data`, `${stack.prefix}_media_files`, `${stack.prefix}_redis_data`]);
+    await docker([
+      "volume",
+      "rm",
+      `${stack.prefix}_postgres_data`,
+      `${stack.prefix}_media_files`,
+      `${stack.prefix}_redis_data`,
+    ]);
   });
 
   describe("7. bad inputs: a clear error, exit non-zero, nothing changed", function () {
@@ -80,12 +115,32 @@ describe("e2e: staging resets", function () {
     afterEach(async () => expect(await stack.fingerprint()).to.deep.equal(before));
 
     const cases: [string, () => Promise<{ code: number; stderr: string }>, RegExp][] = [
-      ["unknown stack", () => ops(["status", "--stack", "nosuch"]), /Unknown stack `nosuch`: there is no .*Pulumi\.nosuch\.yaml\. Known stacks: .*stg/],
-      ["unknown backup id", () => stack.ops(["restore", "2020-01-01T00-00-00Z-manual"]), /No backup 2020-01-01T00-00-00Z-manual in e2e-stg_backups/],
+      [
+        "unknown stack",
+        () => ops(["status", "--stack", "nosuch"]),
+        /Unknown stack `nosuch`: there is no .*Pulumi\.nosuch\.yaml\. Known stacks: .*stg/,
+      ],
+      [
+        "unknown backup id",
+        () => stack.ops(["restore", "2020-01-01T00-00-00Z-manual"]),
+        /No backup 2020-01-01T00-00-00Z-manual in e2e-stg_backups/,
+      ],
       ["not a backup id", () => stack.ops(["verify", "../etc"]), /`\.\.\/etc` is not a backup id/],
-      ["missing --confirm", () => stack.ops(["reset"]), /reset on stack `stg` needs `--confirm stg`\. Nothing was changed\./],
-      ["wrong confirm word", () => stack.ops(["reset", "--confirm", "staging"]), /--confirm `staging` does not match the stack `stg`\. Nothing was changed\./],
-      ["unknown app", () => stack.ops(["reset-app", "invoices", "--confirm", "stg"]), /Unknown app `invoices`: stack stg has migrations for admin, auth, .*documents/],
+      [
+        "missing --confirm",
+        () => stack.ops(["reset"]),
+        /reset on stack `stg` needs `--confirm stg`\. Nothing was changed\./,
+      ],
+      [
+        "wrong confirm word",
+        () => stack.ops(["reset", "--confirm", "staging"]),
+        /--confirm `staging` does not match the stack `stg`\. Nothing was changed\./,
+      ],
+      [
+        "unknown app",
+        () => stack.ops(["reset-app", "invoices", "--confirm", "stg"]),
+        /Unknown app `invoices`: stack stg has migrations for admin, auth, .*documents/,
+      ],
       ["unknown flag", () => stack.ops(["backup", "--reasn", "x"]), /unknown option '--reasn'/],
       ["bad --wait", () => stack.ops(["health", "--wait", "soon"]), /--wait takes seconds ≥ 0/],
     ];
@@ -99,7 +154,10 @@ describe("e2e: staging resets", function () {
 
     it("stack file with a bad key", async function () {
       const file = path.join(PROJECT_DIR, "Pulumi.badkey.yaml");
-      fs.writeFileSync(file, "config:\n  edms:environment: staging\n  edms:version: 2.0.0\n  edms:namePrefix: e2e-stg\n  edms:keepBackups: 3\n  edms:httpPort: 99999\n");
+      fs.writeFileSync(
+        file,
+        "config:\n  edms:environment: staging\n  edms:version: 2.0.0\n  edms:namePrefix: e2e-stg\n  edms:keepBackups: 3\n  edms:httpPort: 99999\n",
+      );
       const result = await ops(["reset", "--stack", "badkey", "--confirm", "badkey"]);
       fs.rmSync(file);
       expect(result.code).to.equal(2);

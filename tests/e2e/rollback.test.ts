@@ -23,8 +23,14 @@ describe("e2e: rollback", function () {
     expect(result.stdout).to.contain("pulumi config set edms:version 1.0.0 --stack rb");
     expect(result.stdout).to.contain("pulumi up --stack rb --yes");
     expect(result.stdout).to.match(/The state before the rollback is backup \S+-pre-rollback\./);
-    expect(await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';")).to.equal("0001_initial");
-    expect(await stack.psql("SELECT count(*) FROM information_schema.columns WHERE table_name='documents_document' AND column_name='slug';")).to.equal("0");
+    expect(
+      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("0001_initial");
+    expect(
+      await stack.psql(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name='documents_document' AND column_name='slug';",
+      ),
+    ).to.equal("0");
 
     const { error } = await stack.up("1.0.0"); // the two printed commands
     expect(error, error?.message).to.equal(undefined);
@@ -52,6 +58,8 @@ describe("e2e: rollback", function () {
     const fresh = new TestStack("rb-none", "staging");
     const result = await fresh.ops(["rollback", "--previous"]);
     expect(result.code).to.be.greaterThan(0);
-    expect(result.stderr).to.match(/PostgreSQL container e2e-rb-none-postgres is missing|No earlier release/);
+    expect(result.stderr).to.match(
+      /PostgreSQL container e2e-rb-none-postgres is missing|No earlier release/,
+    );
   });
 });

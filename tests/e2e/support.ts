@@ -24,9 +24,13 @@ export interface OpsResult {
 
 export function ops(args: string[], env: Record<string, string> = {}): Promise<OpsResult> {
   return new Promise((resolve) => {
-    const child = spawn("node", [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR], {
-      env: { ...process.env, EDMS_SETTINGS_JSON: "", ...env },
-    });
+    const child = spawn(
+      "node",
+      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
+      {
+        env: { ...process.env, EDMS_SETTINGS_JSON: "", ...env },
+      },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -36,12 +40,19 @@ export function ops(args: string[], env: Record<string, string> = {}): Promise<O
 }
 
 /** Starts an edms-ops command and SIGKILLs it after `ms` (a crash, an OOM kill, a power cut of the CLI). */
-export function opsKilledAfter(args: string[], ms: number): Promise<{ signal: NodeJS.Signals | null }> {
+export function opsKilledAfter(
+  args: string[],
+  ms: number,
+): Promise<{ signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
-    const child = spawn("node", [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR], {
-      env: { ...process.env, EDMS_SETTINGS_JSON: "" },
-      stdio: "ignore",
-    });
+    const child = spawn(
+      "node",
+      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
+      {
+        env: { ...process.env, EDMS_SETTINGS_JSON: "" },
+        stdio: "ignore",
+      },
+    );
     const timer = setTimeout(() => child.kill("SIGKILL"), ms);
     child.on("close", (_code, signal) => {
       clearTimeout(timer);
@@ -78,18 +89,26 @@ export class TestStack {
   }
 
   write(): void {
-    fs.writeFileSync(path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`), YAML.stringify({ config: this.config }));
+    fs.writeFileSync(
+      path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`),
+      YAML.stringify({ config: this.config }),
+    );
   }
 
   set(key: string, value: unknown): void {
-    if (value === undefined) delete this.config[key];
-    else this.config[key] = value;
+    if (value === undefined) {
+      delete this.config[key];
+    } else {
+      this.config[key] = value;
+    }
     this.write();
   }
 
   /** `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. */
   async up(version?: string): Promise<ApplyResult> {
-    if (version) this.set("edms:version", version);
+    if (version) {
+      this.set("edms:version", version);
+    }
     return applier.apply(this.name);
   }
 
@@ -102,12 +121,21 @@ export class TestStack {
   }
 
   async psql(sql: string): Promise<string> {
-    return (await docker(["exec", "-i", this.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAtq"], { input: sql })).stdout.trim();
+    return (
+      await docker(
+        ["exec", "-i", this.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAtq"],
+        { input: sql },
+      )
+    ).stdout.trim();
   }
 
   /** Python in the web container's Django shell; code goes in on stdin, never argv. */
   async django(code: string): Promise<string> {
-    return (await docker(["exec", "-i", this.container("web"), "python3", "manage.py", "shell"], { input: code })).stdout.trim();
+    return (
+      await docker(["exec", "-i", this.container("web"), "python3", "manage.py", "shell"], {
+        input: code,
+      })
+    ).stdout.trim();
   }
 
   async containerId(role: "web" | "worker"): Promise<string> {
@@ -146,16 +174,36 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     };
     const result: Record<string, string> = {};
     for (const [table, columns] of Object.entries(tables)) {
-      result[table] = await this.psql(`SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`);
+      result[table] = await this.psql(
+        `SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`,
+      );
     }
-    const media = await docker(["exec", this.container("web"), "sh", "-c", "cd /srv/media && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum"]);
+    const media = await docker([
+      "exec",
+      this.container("web"),
+      "sh",
+      "-c",
+      "cd /srv/media && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum",
+    ]);
     result.media = media.stdout.trim();
     return result;
   }
 
   /** A shell in a throwaway container with one of the stack's volumes at /v. */
   async onVolume(volume: string, script: string): Promise<string> {
-    const result = await docker(["run", "--rm", "--user", "0", "--entrypoint", "sh", "-v", `${volume}:/v`, "edms-test/postgres:15", "-c", script]);
+    const result = await docker([
+      "run",
+      "--rm",
+      "--user",
+      "0",
+      "--entrypoint",
+      "sh",
+      "-v",
+      `${volume}:/v`,
+      "edms-test/postgres:15",
+      "-c",
+      script,
+    ]);
     return result.stdout.trim();
   }
 
@@ -165,20 +213,33 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 
   async backupIds(): Promise<string[]> {
     const listed = await this.ops(["backups", "list", "--json"]);
-    if (listed.code !== 0) throw new Error(listed.stderr);
+    if (listed.code !== 0) {
+      throw new Error(listed.stderr);
+    }
     return (JSON.parse(listed.stdout).complete as { id: string }[]).map((m) => m.id);
   }
 
   async volumes(): Promise<string[]> {
-    return (await docker(["volume", "ls", "-q", "--filter", `label=edms.stack=${this.name}`])).stdout.split("\n").filter(Boolean).sort();
+    return (
+      await docker(["volume", "ls", "-q", "--filter", `label=edms.stack=${this.name}`])
+    ).stdout
+      .split("\n")
+      .filter(Boolean)
+      .sort();
   }
 
   /** Removes everything the stack made on the engine (what `pulumi destroy` would, protection aside). */
   async destroy(): Promise<void> {
-    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${this.name}`])).stdout.split("\n").filter(Boolean);
-    if (ids.length) await docker(["rm", "-f", "-v", ...ids]);
+    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${this.name}`])).stdout
+      .split("\n")
+      .filter(Boolean);
+    if (ids.length) {
+      await docker(["rm", "-f", "-v", ...ids]);
+    }
     const volumes = await this.volumes();
-    if (volumes.length) await docker(["volume", "rm", "-f", ...volumes]);
+    if (volumes.length) {
+      await docker(["volume", "rm", "-f", ...volumes]);
+    }
     await docker(["network", "rm", `${this.prefix}-internal`], { allowFailure: true });
     applier.forget(this.name);
   }

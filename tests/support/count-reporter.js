@@ -10,7 +10,10 @@ class CountReporter extends Mocha.reporters.Spec {
       const file = process.env.EDMS_TEST_COUNTS;
       if (file) {
         const { passes, failures, pending } = runner.stats;
-        fs.appendFileSync(file, JSON.stringify({ passed: passes, failed: failures, skipped: pending }) + "\n");
+        fs.appendFileSync(
+          file,
+          JSON.stringify({ passed: passes, failed: failures, skipped: pending }) + "\n",
+        );
       }
     });
   }

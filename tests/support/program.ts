@@ -11,7 +11,9 @@ import * as YAML from "yaml";
 
 // Internal but exported: resolves once every outstanding registration has been answered.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as {
+  waitForRPCs: () => Promise<void>;
+};
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -43,7 +45,9 @@ export interface ProgramRun {
   ofType(type: string): RecordedResource[];
 }
 
-export type NewResource = (args: pulumi.runtime.MockResourceArgs) => Promise<pulumi.runtime.MockResourceResult>;
+export type NewResource = (
+  args: pulumi.runtime.MockResourceArgs,
+) => Promise<pulumi.runtime.MockResourceResult>;
 
 export interface RunOptions {
   readonly stack: string;
@@ -56,9 +60,15 @@ export interface RunOptions {
 }
 
 /** Stack config as the Pulumi CLI hands it to a program: one string per key, objects as JSON. */
-export function stackConfig(projectDir: string, stack: string, overrides: Record<string, unknown> = {}) {
+export function stackConfig(
+  projectDir: string,
+  stack: string,
+  overrides: Record<string, unknown> = {},
+) {
   const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
-  const doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as {
+    config?: Record<string, unknown>;
+  };
   const merged: Record<string, unknown> = { ...(doc.config ?? {}), ...overrides };
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
@@ -159,11 +169,18 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   monitor.registerResource = (req: any, callback: (err: any, resp: any) => void) => {
     const wrapped = (err: any, resp: any) => {
       if (!err && resp) {
-        inputsByUrn.set(resp.getUrn(), revealSecrets(pulumi.runtime.deserializeProperties(req.getObject())));
+        inputsByUrn.set(
+          resp.getUrn(),
+          revealSecrets(pulumi.runtime.deserializeProperties(req.getObject())),
+        );
       }
       callback(err, resp);
     };
-    requests.push({ req: req.toObject(), object: req.getObject()?.toJavaScript() ?? {}, urn: () => urnOf(req) });
+    requests.push({
+      req: req.toObject(),
+      object: req.getObject()?.toJavaScript() ?? {},
+      urn: () => urnOf(req),
+    });
     return register(req, wrapped);
   };
   const urnOf = (req: any) => monitor.newUrn(req.getParent(), req.getType(), req.getName());
@@ -178,6 +195,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const onRejection = (reason: unknown) => rejections.push(reason as Error);
   process.on("unhandledRejection", onRejection);
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- re-evaluates the program for each stack
     const exported = require(programPath) as Record<string, unknown>;
     outputs = await Promise.race([unwrapAll(exported), failed]);
     await Promise.race([waitForRPCs(), failed]);
@@ -223,7 +241,9 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     byName(name: string) {
       const found = resources.find((r) => r.name === name);
       if (!found) {
-        throw new Error(`no resource named ${name}; have: ${resources.map((r) => r.name).join(", ")}`);
+        throw new Error(
+          `no resource named ${name}; have: ${resources.map((r) => r.name).join(", ")}`,
+        );
       }
       return found;
     },

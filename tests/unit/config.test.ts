@@ -25,7 +25,11 @@ describe("config validation", function () {
       dataGeneration: 0,
       httpPort: 8000,
       backup: { beforeDeploy: false, keep: 5 },
-      bootstrap: { superuser: "admin", email: "admin@localhost", fixtures: ["initial_users", "initial_settings"] },
+      bootstrap: {
+        superuser: "admin",
+        email: "admin@localhost",
+        fixtures: ["initial_users", "initial_settings"],
+      },
     });
     expect(dev.names.postgresVolume).to.equal("edms_postgres_data");
     const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
@@ -33,16 +37,29 @@ describe("config validation", function () {
   });
 
   it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
-    const s = validateSettings("x", { ...valid, httpPort: "8080", dataGeneration: "3", backup: '{"keep": 2}' });
+    const s = validateSettings("x", {
+      ...valid,
+      httpPort: "8080",
+      dataGeneration: "3",
+      backup: '{"keep": 2}',
+    });
     expect(s.httpPort).to.equal(8080);
     expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
     expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2 });
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ["unknown environment", { ...valid, environment: "prod" }, /`edms:environment` must be one of dev, staging, production/],
+    [
+      "unknown environment",
+      { ...valid, environment: "prod" },
+      /`edms:environment` must be one of dev, staging, production/,
+    ],
     ["missing environment", { version: "1" }, /`edms:environment` is required/],
-    ["missing version", { environment: "dev" }, /`edms:version` is required: set the release to deploy/],
+    [
+      "missing version",
+      { environment: "dev" },
+      /`edms:version` is required: set the release to deploy/,
+    ],
     ["empty version", { environment: "dev", version: " " }, /`edms:version` must be a release tag/],
     [
       "dataGeneration on production",
@@ -54,14 +71,34 @@ describe("config validation", function () {
       { environment: "production", version: "1", backup: { beforeDeploy: false } },
       /`edms:backup.beforeDeploy: false` is not allowed on production/,
     ],
-    ["bad namePrefix", { ...valid, namePrefix: "EDMS_1" }, /`edms:namePrefix` must match \[a-z\]\[a-z0-9-\]\*/],
-    ["port 0", { ...valid, httpPort: 0 }, /`edms:httpPort` must be 1–65535: choose a port between 1 and 65535/],
+    [
+      "bad namePrefix",
+      { ...valid, namePrefix: "EDMS_1" },
+      /`edms:namePrefix` must match \[a-z\]\[a-z0-9-\]\*/,
+    ],
+    [
+      "port 0",
+      { ...valid, httpPort: 0 },
+      /`edms:httpPort` must be 1–65535: choose a port between 1 and 65535/,
+    ],
     ["port 70000", { ...valid, httpPort: "70000" }, /`edms:httpPort` must be 1–65535/],
     ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
     ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
-    ["negative dataGeneration", { ...valid, dataGeneration: -1 }, /`edms:dataGeneration` must be 0 or more/],
-    ["non-string fixtures", { ...valid, bootstrap: { fixtures: ["initial_users", 3] } }, /`edms:bootstrap` fixtures must all be strings/],
-    ["fixtures not a list", { ...valid, bootstrap: { fixtures: "initial_users" } }, /`edms:bootstrap` fixtures must be a list/],
+    [
+      "negative dataGeneration",
+      { ...valid, dataGeneration: -1 },
+      /`edms:dataGeneration` must be 0 or more/,
+    ],
+    [
+      "non-string fixtures",
+      { ...valid, bootstrap: { fixtures: ["initial_users", 3] } },
+      /`edms:bootstrap` fixtures must all be strings/,
+    ],
+    [
+      "fixtures not a list",
+      { ...valid, bootstrap: { fixtures: "initial_users" } },
+      /`edms:bootstrap` fixtures must be a list/,
+    ],
     ["unknown key", { ...valid, verison: "2" }, /`edms:verison` is not a known setting/],
     ["unknown backup field", { ...valid, backup: { keepp: 3 } }, /`edms:backup` .*keepp/],
   ];
@@ -84,7 +121,14 @@ describe("config validation", function () {
     } catch (err) {
       const message = (err as Error).message;
       expect(message).to.match(/^Stack `production` has 6 configuration problem\(s\):/);
-      for (const key of ["version", "namePrefix", "dataGeneration", "httpPort", "backup", "backup.beforeDeploy"]) {
+      for (const key of [
+        "version",
+        "namePrefix",
+        "dataGeneration",
+        "httpPort",
+        "backup",
+        "backup.beforeDeploy",
+      ]) {
         expect(message).to.contain(`\`edms:${key}`);
       }
     }

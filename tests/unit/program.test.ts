@@ -6,7 +6,8 @@ const CONTAINER = "docker:index/container:Container";
 const COMMAND = "command:local:Command";
 const MOCK_SECRET = /mock-secret-/;
 
-const volumeByRole = (run: ProgramRun, role: string): RecordedResource => run.byName(`edms-data-${role}`);
+const volumeByRole = (run: ProgramRun, role: string): RecordedResource =>
+  run.byName(`edms-data-${role}`);
 
 describe("program under mocks", function () {
   const runs: Record<string, ProgramRun> = {};
@@ -26,7 +27,9 @@ describe("program under mocks", function () {
         expect(runs[stack].error, String(runs[stack].error?.stack)).to.equal(undefined);
         expect(timings[stack]).to.be.below(3000);
         expect(runs[stack].ofType(CONTAINER).map((c) => c.inputs.name)).to.have.members(
-          ["postgres", "redis", "web", "worker"].map((p) => `${runs[stack].outputs.volumes ? prefixOf(runs[stack]) : ""}-${p}`),
+          ["postgres", "redis", "web", "worker"].map(
+            (p) => `${runs[stack].outputs.volumes ? prefixOf(runs[stack]) : ""}-${p}`,
+          ),
         );
       });
 
@@ -47,7 +50,9 @@ describe("program under mocks", function () {
       it("labels every volume with environment, stack and data kind", function () {
         for (const role of ["postgres", "media", "backups", "redis"]) {
           const labels = Object.fromEntries(
-            (volumeByRole(runs[stack], role).inputs.labels as { label: string; value: string }[]).map((l) => [l.label, l.value]),
+            (
+              volumeByRole(runs[stack], role).inputs.labels as { label: string; value: string }[]
+            ).map((l) => [l.label, l.value]),
           );
           expect(labels).to.include({
             "edms.environment": stack,
@@ -71,11 +76,15 @@ describe("program under mocks", function () {
         }
         for (const hook of run.ofType(COMMAND)) {
           expect(hook.inputs.create).not.to.match(MOCK_SECRET);
-          const secretVars = Object.keys(hook.inputs.environment).filter((k) => MOCK_SECRET.test(hook.inputs.environment[k]));
+          const secretVars = Object.keys(hook.inputs.environment).filter((k) =>
+            MOCK_SECRET.test(hook.inputs.environment[k]),
+          );
           for (const name of secretVars) {
             expect(hook.secretInputs, hook.name).to.include(`environment.${name}`);
           }
-          expect(hook.inputs.logging, hook.name).to.equal(secretVars.length > 0 ? "none" : "stdoutAndStderr");
+          expect(hook.inputs.logging, hook.name).to.equal(
+            secretVars.length > 0 ? "none" : "stdoutAndStderr",
+          );
         }
         expect(run.byName("bootstrap").inputs.environment).to.have.keys(
           "EDMS_STACK",
@@ -92,7 +101,10 @@ describe("program under mocks", function () {
         const deps = (name: string) => run.byName(name).dependsOn;
         if (stack !== "dev") {
           expect(deps("migrate")).to.include("preDeployBackup");
-          expect(deps("preDeployBackup")).to.include.members(["edms-postgres-container", "edms-redis-container"]);
+          expect(deps("preDeployBackup")).to.include.members([
+            "edms-postgres-container",
+            "edms-redis-container",
+          ]);
         } else {
           expect(run.resources.map((r) => r.name)).not.to.include("preDeployBackup");
           expect(deps("migrate")).to.include("edms-postgres-container");
@@ -101,7 +113,10 @@ describe("program under mocks", function () {
         expect(deps("bootstrap")).to.include("migrate");
         expect(deps("edms-web-container")).to.include("bootstrap");
         expect(deps("edms-worker-container")).to.include("bootstrap");
-        expect(deps("healthGate")).to.include.members(["edms-web-container", "edms-worker-container"]);
+        expect(deps("healthGate")).to.include.members([
+          "edms-web-container",
+          "edms-worker-container",
+        ]);
         expect(deps("recordDeployment")).to.include("healthGate");
       });
 
@@ -109,7 +124,11 @@ describe("program under mocks", function () {
         const run = runs[stack];
         const version = run.outputs.version;
         const database = [volumeByRole(run, "postgres").inputs.name, "edms-postgres-container-id"];
-        expect(run.byName("migrate").inputs.triggers).to.deep.equal([version, `sha256:mock-edms-sample/backend:${version}`, ...database]);
+        expect(run.byName("migrate").inputs.triggers).to.deep.equal([
+          version,
+          `sha256:mock-edms-sample/backend:${version}`,
+          ...database,
+        ]);
         expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(database);
         expect(run.byName("healthGate").inputs.triggers.slice(0, 2)).to.deep.equal([
           version,
@@ -137,9 +156,13 @@ describe("program under mocks", function () {
   });
 
   it("production: backs up before every deploy, by default and keeping 14", function () {
-    const settings = JSON.parse(runs.production.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON);
+    const settings = JSON.parse(
+      runs.production.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON,
+    );
     expect(settings.backup).to.deep.equal({ beforeDeploy: true, keep: 14 });
-    expect(runs.production.byName("preDeployBackup").inputs.create).to.contain("backup --reason pre-deploy");
+    expect(runs.production.byName("preDeployBackup").inputs.create).to.contain(
+      "backup --reason pre-deploy",
+    );
   });
 
   for (const stack of ["dev", "staging"]) {
@@ -153,7 +176,9 @@ describe("program under mocks", function () {
   it("takes the docker host from `docker:host`, for the provider and the hooks alike", function () {
     const provider = runs.production.ofType("pulumi:providers:docker")[0];
     expect(provider.inputs.host).to.equal("ssh://deploy@edms.internal");
-    expect(runs.production.byName("migrate").inputs.environment.DOCKER_HOST).to.equal("ssh://deploy@edms.internal");
+    expect(runs.production.byName("migrate").inputs.environment.DOCKER_HOST).to.equal(
+      "ssh://deploy@edms.internal",
+    );
     const local = runs.dev.ofType("pulumi:providers:docker")[0];
     expect(local.inputs.host).to.equal(undefined);
     for (const container of runs.production.ofType(CONTAINER)) {
@@ -190,14 +215,27 @@ describe("program under mocks", function () {
     });
     expect(run.error?.message).to.match(/migration 0003 failed/);
     const registered = run.resources.map((r) => r.name);
-    expect(registered).to.include.members(["preDeployBackup", "migrate", "edms-postgres-container"]);
-    for (const never of ["bootstrap", "edms-web-container", "edms-worker-container", "healthGate", "recordDeployment"]) {
+    expect(registered).to.include.members([
+      "preDeployBackup",
+      "migrate",
+      "edms-postgres-container",
+    ]);
+    for (const never of [
+      "bootstrap",
+      "edms-web-container",
+      "edms-worker-container",
+      "healthGate",
+      "recordDeployment",
+    ]) {
       expect(registered, never).not.to.include(never);
     }
   });
 
   it("uses edms:superuserPassword when set, as a secret", async function () {
-    const run = await runProgram({ stack: "dev", overrides: { "edms:superuserPassword": { secure: "mock-secret-given" } } });
+    const run = await runProgram({
+      stack: "dev",
+      overrides: { "edms:superuserPassword": { secure: "mock-secret-given" } },
+    });
     expect(run.outputs.superuserPassword).to.deep.equal({ secret: "mock-secret-given" });
     expect(run.resources.map((r) => r.name)).not.to.include("edms-secrets-superuser-password");
   });

@@ -6,24 +6,42 @@ import * as YAML from "yaml";
 import { REPO_ROOT } from "../support/program";
 
 const WORKFLOWS = path.join(REPO_ROOT, ".github/workflows");
-type Step = { name?: string; uses?: string; run?: string; if?: string; with?: Record<string, unknown>; env?: Record<string, string> };
-type Workflow = { on: Record<string, any>; env?: Record<string, string>; jobs: Record<string, { env?: Record<string, string>; steps: Step[] }> };
+type Step = {
+  name?: string;
+  uses?: string;
+  run?: string;
+  if?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, string>;
+};
+type Workflow = {
+  on: Record<string, any>;
+  env?: Record<string, string>;
+  jobs: Record<string, { env?: Record<string, string>; steps: Step[] }>;
+};
 
-const load = (file: string) => YAML.parse(fs.readFileSync(path.join(WORKFLOWS, file), "utf8")) as Workflow;
+const load = (file: string) =>
+  YAML.parse(fs.readFileSync(path.join(WORKFLOWS, file), "utf8")) as Workflow;
 const steps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps);
-const pulumiSteps = (wf: Workflow) => steps(wf).filter((s) => s.uses?.startsWith("pulumi/actions@"));
+const pulumiSteps = (wf: Workflow) =>
+  steps(wf).filter((s) => s.uses?.startsWith("pulumi/actions@"));
 
 /** Every file of the repository that is ours (not dependencies, not git internals). */
 function repositoryFiles(dir = REPO_ROOT): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    if (["node_modules", ".git", ".pulumi-local"].includes(entry.name)) return [];
+    if (["node_modules", ".git", ".pulumi-local"].includes(entry.name)) {
+      return [];
+    }
     const full = path.join(dir, entry.name);
     return entry.isDirectory() ? repositoryFiles(full) : [full];
   });
 }
 
 describe("workflows", function () {
-  const files = fs.readdirSync(WORKFLOWS).filter((f) => f.endsWith(".yml")).sort();
+  const files = fs
+    .readdirSync(WORKFLOWS)
+    .filter((f) => f.endsWith(".yml"))
+    .sort();
 
   it("are the three the design names, and parse", function () {
     expect(files).to.deep.equal(["deploy.yml", "preview.yml", "staging-reset.yml"]);
@@ -34,19 +52,29 @@ describe("workflows", function () {
     for (const file of files) {
       for (const step of pulumiSteps(load(file))) {
         const stack = String(step.with?.["stack-name"]);
-        expect(stack, `${file}: ${step.name}`).to.match(/^(staging|production|\$\{\{ (matrix\.stack|env\.STACK) \}\})$/);
+        expect(stack, `${file}: ${step.name}`).to.match(
+          /^(staging|production|\$\{\{ (matrix\.stack|env\.STACK) \}\})$/,
+        );
       }
     }
-    expect(load("preview.yml").jobs.preview).to.have.nested.property("strategy.matrix.stack").that.deep.equals(["staging", "production"]);
+    expect(load("preview.yml").jobs.preview)
+      .to.have.nested.property("strategy.matrix.stack")
+      .that.deep.equals(["staging", "production"]);
     const deployStack = load("deploy.yml").jobs.deploy.env?.STACK;
-    expect(deployStack).to.equal("${{ startsWith(github.ref, 'refs/tags/v') && 'production' || 'staging' }}");
+    expect(deployStack).to.equal(
+      "${{ startsWith(github.ref, 'refs/tags/v') && 'production' || 'staging' }}",
+    );
   });
 
   it("preview: on pull requests, both stacks, with the policy pack, commented on the PR", function () {
     const wf = load("preview.yml");
     expect(wf.on).to.have.property("pull_request");
     const [preview] = pulumiSteps(wf);
-    expect(preview.with).to.include({ command: "preview", policyPacks: "policy", "comment-on-pr": true });
+    expect(preview.with).to.include({
+      command: "preview",
+      policyPacks: "policy",
+      "comment-on-pr": true,
+    });
   });
 
   it("deploy: main → staging, release tags → production, rollback with a backup first on failure", function () {
@@ -64,7 +92,9 @@ describe("workflows", function () {
       const destroys = pulumiSteps(load(file)).filter((s) => s.with?.command === "destroy");
       if (file !== "staging-reset.yml") {
         expect(destroys, file).to.have.length(0);
-        expect(fs.readFileSync(path.join(WORKFLOWS, file), "utf8"), file).not.to.match(/pulumi\s+destroy/);
+        expect(fs.readFileSync(path.join(WORKFLOWS, file), "utf8"), file).not.to.match(
+          /pulumi\s+destroy/,
+        );
       }
     }
     const wf = load("staging-reset.yml");
@@ -93,7 +123,10 @@ describe("workflows", function () {
 
   it("no protection bypass (the ignore-protect flag, the unprotect state command) appears anywhere in the repository", function () {
     // Built from parts so this file does not match itself.
-    const forbidden = [new RegExp(["--ignore", "protect"].join("-")), new RegExp(["state", "unprotect"].join("\\s+"))];
+    const forbidden = [
+      new RegExp(["--ignore", "protect"].join("-")),
+      new RegExp(["state", "unprotect"].join("\\s+")),
+    ];
     const offenders = repositoryFiles().filter((file) => {
       const text = fs.readFileSync(file, "latin1");
       return forbidden.some((pattern) => pattern.test(text));

@@ -17,32 +17,54 @@ export async function requirePostgres(settings: Settings): Promise<void> {
   }
 }
 
+/** `psql` in the postgres container: unaligned, tab-separated, stop on the first error. */
+export function psqlArgs(container: string): string[] {
+  return [
+    "exec",
+    "-i",
+    container,
+    "psql",
+    "-U",
+    POSTGRES_USER,
+    "-d",
+    POSTGRES_DB,
+    "-X",
+    "-q",
+    "-At",
+    "-F",
+    "\t",
+    "-v",
+    "ON_ERROR_STOP=1",
+  ];
+}
+
+export const TABLES_SQL =
+  "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;";
+export const MIGRATIONS_SQL =
+  "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;";
+
+/** One query counting every given table. */
+export function countsSql(tables: readonly string[]): string {
+  return tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";";
+}
+
+export function parseCounts(rows: readonly string[]): Record<string, number> {
+  return Object.fromEntries(
+    rows.map((row) => row.split("\t")).map(([table, count]) => [table, Number(count)]),
+  );
+}
+
+export function parseMigrations(rows: readonly string[]): Record<string, string> {
+  return Object.fromEntries(rows.map((row) => row.split("\t")));
+}
+
 export async function psql(
   settings: Settings,
   sql: string,
   container = settings.names.postgresContainer,
   options: RunOptions = {},
 ): Promise<string[]> {
-  const result = await docker(
-    [
-      "exec",
-      "-i",
-      container,
-      "psql",
-      "-U",
-      POSTGRES_USER,
-      "-d",
-      POSTGRES_DB,
-      "-X",
-      "-q",
-      "-At",
-      "-F",
-      "\t",
-      "-v",
-      "ON_ERROR_STOP=1",
-    ],
-    { input: sql, ...options },
-  );
+  const result = await docker(psqlArgs(container), { input: sql, ...options });
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 
@@ -60,20 +82,8 @@ export async function tableCounts(
   settings: Settings,
   container?: string,
 ): Promise<Record<string, number>> {
-  const tables = await psql(
-    settings,
-    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;",
-    container,
-  );
-  if (tables.length === 0) {
-    return {};
-  }
-  const query =
-    tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";";
-  const rows = await psql(settings, query, container);
-  return Object.fromEntries(
-    rows.map((row) => row.split("\t")).map(([table, count]) => [table, Number(count)]),
-  );
+  const tables = await psql(settings, TABLES_SQL, container);
+  return tables.length ? parseCounts(await psql(settings, countsSql(tables), container)) : {};
 }
 
 /** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */
@@ -84,12 +94,7 @@ export async function migrationState(
   if (!(await hasSchema(settings, container))) {
     return {};
   }
-  const rows = await psql(
-    settings,
-    "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;",
-    container,
-  );
-  return Object.fromEntries(rows.map((row) => row.split("\t")));
+  return parseMigrations(await psql(settings, MIGRATIONS_SQL, container));
 }
 
 export async function countOf(settings: Settings, table: string): Promise<number | undefined> {

@@ -4,7 +4,14 @@
  * writing. Without that, a backup taken under load would fail its own verification.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import {
+  countsSql,
+  MIGRATIONS_SQL,
+  parseCounts,
+  parseMigrations,
+  psqlArgs,
+  TABLES_SQL,
+} from "./database";
 import { OpsError } from "./errors";
 
 const END = "__edms_end__";
@@ -39,23 +46,7 @@ export class SnapshotSession {
   }
 
   static async open(container: string): Promise<{ session: SnapshotSession; snapshot: string }> {
-    const child = spawn("docker", [
-      "exec",
-      "-i",
-      container,
-      "psql",
-      "-U",
-      POSTGRES_USER,
-      "-d",
-      POSTGRES_DB,
-      "-X",
-      "-q",
-      "-At",
-      "-F",
-      "\t",
-      "-v",
-      "ON_ERROR_STOP=1",
-    ]);
+    const child = spawn("docker", psqlArgs(container));
     child.stdin.on("error", () => undefined);
     const session = new SnapshotSession(child);
     const [snapshot] = await session.query(
@@ -72,23 +63,12 @@ export class SnapshotSession {
   }
 
   async tableCounts(): Promise<Record<string, number>> {
-    const tables = await this.query(
-      "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;",
-    );
-    if (tables.length === 0) {
-      return {};
-    }
-    const rows = await this.query(
-      tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";",
-    );
-    return Object.fromEntries(rows.map((r) => r.split("\t")).map(([t, n]) => [t, Number(n)]));
+    const tables = await this.query(TABLES_SQL);
+    return tables.length ? parseCounts(await this.query(countsSql(tables))) : {};
   }
 
   async migrations(): Promise<Record<string, string>> {
-    const rows = await this.query(
-      "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;",
-    );
-    return Object.fromEntries(rows.map((r) => r.split("\t")));
+    return parseMigrations(await this.query(MIGRATIONS_SQL));
   }
 
   close(): void {

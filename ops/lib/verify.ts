@@ -58,7 +58,8 @@ export async function archivedMediaChecksums(
   return parseSha256Lines((await toolbox(settings, [backupsMount(settings, true)], script)).stdout);
 }
 
-async function waitForScratch(name: string): Promise<void> {
+/** Waits until a scratch server (official-image contract) has finished initdb and accepts connections. */
+export async function waitForScratch(name: string): Promise<void> {
   for (let attempt = 0; attempt < 120; attempt += 1) {
     const logs = await docker(["logs", name], { allowFailure: true });
     const ready = /init process complete/i.test(logs.stdout + logs.stderr);

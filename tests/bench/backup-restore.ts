@@ -8,6 +8,7 @@
 import { spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
+import { waitForScratch } from "../../ops/lib/verify";
 import { REPO_ROOT } from "../support/program";
 import { prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
 
@@ -112,17 +113,7 @@ async function main(): Promise<void> {
       `${stack.backupsVolume}:/backups:ro`,
       "edms-test/postgres:15",
     ]);
-    for (;;) {
-      const logs = await docker(["logs", scratch], { allowFailure: true });
-      if (
-        /init process complete/.test(logs.stdout + logs.stderr) &&
-        (await docker(["exec", scratch, "pg_isready", "-U", "edms"], { allowFailure: true }))
-          .code === 0
-      ) {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForScratch(scratch);
     await docker([
       "exec",
       scratch,

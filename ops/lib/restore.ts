@@ -6,7 +6,7 @@
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { createBackup, Manifest, parseSha256Lines, runningVersion } from "./backups";
-import { hasSchema, psql, requirePostgres, tableCounts } from "./database";
+import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./database";
 import { docker, inspectContainer, pipeCommands } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -47,24 +47,24 @@ export async function restoreBackup(
     await docker(["stop", ...running]);
   }
   progress("restoring database (pg_restore --clean --if-exists, single transaction)");
-  // Tables the backup does not know (from a later release) would survive --clean; drop them first, in the
-  // same all-or-nothing spirit: the schema is rebuilt from the dump alone.
-  const extra = (
-    await psql(settings, "SELECT tablename FROM pg_tables WHERE schemaname='public';")
-  ).filter((t) => !(t in manifest.tables));
-  if (extra.length) {
-    await psql(
-      settings,
-      `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`,
-    );
-  }
+  // Tables the backup does not know (from a later release) would survive --clean. Their DROP and the whole
+  // restore (pg_restore turned into SQL) go through one psql transaction: all of it, or nothing.
+  const extra = (await psql(settings, TABLES_SQL)).filter((t) => !(t in manifest.tables));
+  const drops = extra.length
+    ? `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`
+    : "";
+  const restoreScript =
+    '{ printf "%s\\n" "$1"; pg_restore --clean --if-exists --no-owner -f -; } | ' +
+    `psql -U ${POSTGRES_USER} -d ${POSTGRES_DB} -X -q -v ON_ERROR_STOP=1 --single-transaction`;
   const [, restored] = await pipeCommands(
     (stdout) =>
       toolbox(
         settings,
         [backupsMount(settings, true)],
         `cat ${sh(`/backups/${manifest.id}/db.dump`)}`,
-        { stdout },
+        {
+          stdout,
+        },
       ),
     (input) =>
       docker(
@@ -72,18 +72,16 @@ export async function restoreBackup(
           "exec",
           "-i",
           settings.names.postgresContainer,
-          "pg_restore",
-          "-U",
-          POSTGRES_USER,
-          "-d",
-          POSTGRES_DB,
-          "--clean",
-          "--if-exists",
-          "--no-owner",
-          "--single-transaction",
-          "--exit-on-error",
+          "sh",
+          "-c",
+          restoreScript,
+          "restore",
+          drops,
         ],
-        { input, allowFailure: true },
+        {
+          input,
+          allowFailure: true,
+        },
       ),
   );
   if (restored.code !== 0) {

@@ -3,7 +3,7 @@ import { createBackup, runningVersion } from "../lib/backups";
 import { migrationState, requirePostgres } from "../lib/database";
 import { openStack, requireConfirm } from "../lib/context";
 import { manage, releaseImage } from "../lib/django";
-import { docker, inspectContainer } from "../lib/docker";
+import { docker, stopRunning } from "../lib/docker";
 import { OpsError } from "../lib/errors";
 import { progress, say } from "../lib/log";
 
@@ -40,15 +40,10 @@ export function register(program: Command): void {
         `Will reset app ${app} on ${settings.stack}: back up, stop web/worker, migrate ${app} zero (drops its tables), migrate ${app}, start web/worker.`,
       );
       const backup = await createBackup(settings, { reason: `pre-reset-app` });
-      const running: string[] = [];
-      for (const name of [settings.names.webContainer, settings.names.workerContainer]) {
-        if ((await inspectContainer(name)).running) {
-          running.push(name);
-        }
-      }
-      if (running.length) {
-        await docker(["stop", ...running]);
-      }
+      const running = await stopRunning([
+        settings.names.webContainer,
+        settings.names.workerContainer,
+      ]);
       try {
         progress(`migrate ${app} zero`);
         await manage(settings, image, ["migrate", app, "zero", "--noinput"], `migrate ${app} zero`);

@@ -300,6 +300,12 @@ async function dumpDatabase(settings: Settings, partial: string) {
   }
 }
 
+/**
+ * sha256 of every file below the current directory, as `<hash>  ./<path>` lines. One definition for backup,
+ * verify and restore, so the files left out (the app's `.health-*` probes) are the same everywhere.
+ */
+export const MEDIA_SHA256 = "find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum";
+
 async function archiveMedia(settings: Settings, partial: string): Promise<Record<string, string>> {
   // Checksums are taken from the archive itself (extracted to scratch), so they describe exactly what a
   // restore will put back, even if the app wrote a file meanwhile.
@@ -307,7 +313,7 @@ async function archiveMedia(settings: Settings, partial: string): Promise<Record
     `tar -C /media -cf ${sh(partial)}/media.tar .`,
     "mkdir /tmp/m",
     `tar -C /tmp/m -xf ${sh(partial)}/media.tar`,
-    "cd /tmp/m && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum",
+    `cd /tmp/m && ${MEDIA_SHA256}`,
   ].join("\n");
   const { stdout } = await toolbox(
     settings,

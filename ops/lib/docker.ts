@@ -118,6 +118,20 @@ export async function inspectContainer(name: string): Promise<ContainerState> {
   };
 }
 
+/** Stops those of the named containers that are running; returns them, to be started again afterwards. */
+export async function stopRunning(names: readonly string[]): Promise<string[]> {
+  const running: string[] = [];
+  for (const name of names) {
+    if ((await inspectContainer(name)).running) {
+      running.push(name);
+    }
+  }
+  if (running.length) {
+    await docker(["stop", ...running]);
+  }
+  return running;
+}
+
 export async function volumeExists(name: string): Promise<boolean> {
   return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
 }

@@ -5,9 +5,9 @@
  */
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { createBackup, Manifest, parseSha256Lines, runningVersion } from "./backups";
+import { createBackup, Manifest, MEDIA_SHA256, parseSha256Lines, runningVersion } from "./backups";
 import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./database";
-import { docker, inspectContainer, pipeCommands } from "./docker";
+import { docker, pipeCommands, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
 import { backupsMount, mediaMount, sh, toolbox } from "./toolbox";
@@ -35,16 +35,9 @@ export async function restoreBackup(
     undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.id ?? null;
   }
   const runningRelease = await runningVersion(settings);
-  const app = [settings.names.webContainer, settings.names.workerContainer];
-  const running = [];
-  for (const name of app) {
-    if ((await inspectContainer(name)).running) {
-      running.push(name);
-    }
-  }
+  const running = await stopRunning([settings.names.webContainer, settings.names.workerContainer]);
   if (running.length) {
-    progress(`stopping ${running.join(", ")} so nothing writes during the restore`);
-    await docker(["stop", ...running]);
+    progress(`stopped ${running.join(", ")} so nothing writes during the restore`);
   }
   progress("restoring database (pg_restore --clean --if-exists, single transaction)");
   // Tables the backup does not know (from a later release) would survive --clean. Their DROP and the whole
@@ -118,6 +111,6 @@ export async function restoreBackup(
 }
 
 export async function mediaChecksums(settings: Settings): Promise<Record<string, string>> {
-  const script = "cd /media && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum";
+  const script = `cd /media && ${MEDIA_SHA256}`;
   return parseSha256Lines((await toolbox(settings, [mediaMount(settings)], script)).stdout);
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from "crypto";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { Manifest, parseSha256Lines, storedChecksums } from "./backups";
+import { Manifest, MEDIA_SHA256, parseSha256Lines, storedChecksums } from "./backups";
 import { tableCounts } from "./database";
 import { docker } from "./docker";
 import { OpsError } from "./errors";
@@ -54,7 +54,7 @@ export async function archivedMediaChecksums(
   settings: Settings,
   id: string,
 ): Promise<Record<string, string>> {
-  const script = `mkdir /tmp/m && tar -C /tmp/m -xf ${sh(`/backups/${id}/media.tar`)} && cd /tmp/m && find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum`;
+  const script = `mkdir /tmp/m && tar -C /tmp/m -xf ${sh(`/backups/${id}/media.tar`)} && cd /tmp/m && ${MEDIA_SHA256}`;
   return parseSha256Lines((await toolbox(settings, [backupsMount(settings, true)], script)).stdout);
 }
 

@@ -10,13 +10,17 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 
-BASE_TAG="edms-test/debian-base:bookworm"
+# The base tag carries a hash of its package list, so adding a package rebuilds the base on every machine
+# instead of silently reusing an older rootfs that lacks it.
+PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates"
+BASE_TAG="edms-test/debian-base:bookworm-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-10)"
 POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
+# restic (backup repositories) and rclone (`rclone serve restic`, the tests' off-host repository server).
+BACKUP_TAG="edms-test/backup:restic"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
 RELEASES=(1.0.0 2.0.0 3.0.0-broken)
-PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps"
 
 log() { printf '[images %(%H:%M:%S)T] %s\n' -1 "$*"; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -56,15 +60,18 @@ build_base() {
 
 build_dockerfile() { # tag, dockerfile, context, extra args...
   local tag=$1 file=$2 context=$3; shift 3
-  if have_image "$tag" && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  # Skipped only when built on the current base: a new package list rebuilds everything on top of it.
+  if [ "$(docker image inspect -f '{{index .Config.Labels "edms.base"}}' "$tag" 2>/dev/null)" = "$BASE_TAG" ] &&
+    [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
   log "building $tag"
-  docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" "$@" "$context" >/dev/null
+  docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" --label edms.base="$BASE_TAG" "$@" "$context" >/dev/null
 }
 
 build_base
 [ "${1:-all}" = base ] && exit 0
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
 build_dockerfile "$REDIS_TAG" "$here/redis/Dockerfile" "$here/redis"
+build_dockerfile "$BACKUP_TAG" "$here/backup/Dockerfile" "$here/backup"
 for release in "${RELEASES[@]}"; do
   build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
 done

@@ -61,8 +61,9 @@ build_base() {
 build_dockerfile() { # tag, dockerfile, context, extra args...
   local tag=$1 file=$2 context=$3; shift 3
   # Skipped only when built on the current base: a new package list rebuilds everything on top of it.
-  if [ "$(docker image inspect -f '{{index .Config.Labels "edms.base"}}' "$tag" 2>/dev/null)" = "$BASE_TAG" ] &&
-    [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  local built_on
+  built_on=$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$tag" 2>/dev/null || true)
+  if [ "$built_on" = "$BASE_TAG" ] && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
   log "building $tag"
   docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" --label edms.base="$BASE_TAG" "$@" "$context" >/dev/null
 }

@@ -11,7 +11,11 @@ const dockerProvider = new docker.Provider("docker", { host: settings.dockerHost
 
 const edms = new Edms(
   "edms",
-  { settings, superuserPassword: config.superuserPassword },
+  {
+    settings,
+    superuserPassword: config.superuserPassword,
+    backupSecrets: config.backupSecrets,
+  },
   { providers: { docker: dockerProvider } },
 );
 
@@ -26,3 +30,6 @@ export const volumes = {
 };
 export const superuser = settings.bootstrap.superuser;
 export const superuserPassword = pulumi.secret(edms.superuserPassword);
+// The backup repositories' password: with the stack file and the off-host repository, all that disaster
+// recovery on a new host needs (`EDMS_RESTIC_PASSWORD=$(pulumi stack output backupPassword --show-secrets)`).
+export const backupPassword = pulumi.secret(edms.backupPassword);

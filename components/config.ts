@@ -10,11 +10,31 @@ import { z } from "zod";
 export const ENVIRONMENTS = ["dev", "staging", "production"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
+export interface OffsiteSettings {
+  /**
+   * Where off-host copies go, for display only: the repository URL with any user:password removed, or
+   * `(secret)` when the stack file holds it encrypted. The URL and credentials themselves never enter
+   * Settings (which travel as plain JSON); see `BackupSecrets`.
+   */
+  readonly display: string;
+}
+
 export interface BackupSettings {
   /** Take `edms-ops backup --reason pre-deploy` before migrating. Always true on production. */
   readonly beforeDeploy: boolean;
-  /** Complete backups kept after pruning. */
+  /** Newest backups kept by the retention policy (rollback targets are kept on top). */
   readonly keep: number;
+  /** Image with `restic` and a POSIX shell, run on the Docker host. Defaults to `restic/restic:0.17.3`. */
+  readonly image: string;
+  /** A second restic repository (any backend) that every backup is copied to. */
+  readonly offsite?: OffsiteSettings;
+}
+
+/** Credentials of the off-host repository, as plain values: only ever handed to Pulumi as secrets. */
+export interface BackupSecrets {
+  readonly repository: string;
+  /** Backend variables, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for `s3:`. */
+  readonly env: Record<string, string>;
 }
 
 export interface BootstrapSettings {
@@ -71,10 +91,27 @@ export const DEFAULTS = {
   },
 } as const;
 
+export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
+
 export function defaultBackup(environment: Environment): BackupSettings {
   return environment === "production"
-    ? { beforeDeploy: true, keep: 14 }
-    : { beforeDeploy: false, keep: 5 };
+    ? { beforeDeploy: true, keep: 14, image: DEFAULT_BACKUP_IMAGE }
+    : { beforeDeploy: false, keep: 5, image: DEFAULT_BACKUP_IMAGE };
+}
+
+/** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
+const RESTIC_REPOSITORY = /^(\/|(s3|sftp|rest|b2|azure|gs|swift|rclone):)/;
+
+/** A value from the stack file that Pulumi keeps encrypted: `{secure: "v1:..."}`. */
+const encrypted = z.object({ secure: z.string() }).strict();
+const maybeSecret = (what: string) =>
+  z.union([z.string({ error: `must be ${what}` }).min(1, `must be ${what}`), encrypted], {
+    error: `must be ${what}`,
+  });
+
+/** The repository URL without `user:password@` and without a query string, for status lines. */
+export function redactRepository(repository: string): string {
+  return repository.replace(/\/\/[^/@]*@/, "//").replace(/\?.*$/, "");
 }
 
 export function resourceNames(namePrefix: string, dataGeneration: number): ResourceNames {
@@ -162,9 +199,38 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
       .object({
         beforeDeploy: z.boolean({ error: "beforeDeploy must be true or false" }).optional(),
         keep: integer.pipe(z.number().int().min(1, "keep must be at least 1")).optional(),
+        image: z
+          .string({ error: "image must be an image reference" })
+          .trim()
+          .min(1, "image must be an image reference (an image with restic)")
+          .optional(),
+        offsite: z
+          .object(
+            {
+              repository: maybeSecret("a restic repository URL (offsite.repository)").refine(
+                (v) => typeof v !== "string" || RESTIC_REPOSITORY.test(v),
+                "offsite.repository must be a restic repository (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path)",
+              ),
+              env: z
+                .record(
+                  z
+                    .string()
+                    .regex(/^[A-Z_][A-Z0-9_]*$/, "offsite.env names must be environment variables"),
+                  maybeSecret("a string (offsite.env values)"),
+                  {
+                    error:
+                      "offsite.env must map environment variable names (A-Z, 0-9, _) to values",
+                  },
+                )
+                .optional(),
+            },
+            { error: "offsite must be an object with a repository" },
+          )
+          .strict()
+          .optional(),
       })
       .strict(),
-    fix: "e.g. `{beforeDeploy: true, keep: 14}`",
+    fix: "e.g. `{beforeDeploy: true, keep: 14, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
   },
   bootstrap: {
     schema: z
@@ -235,7 +301,9 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
   }
 
   const environment = values.environment as Environment | undefined;
-  const backupRaw = (values.backup ?? {}) as Partial<BackupSettings>;
+  const { offsite: offsiteRaw, ...backupRaw } = (values.backup ?? {}) as Partial<BackupSettings> & {
+    offsite?: { repository: unknown };
+  };
   // Read from the raw value: a production stack that turns the backup off must hear so even when the
   // same object has another mistake.
   const rawBackup = parseJsonish(raw.backup) as { beforeDeploy?: unknown } | undefined;
@@ -268,7 +336,20 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     namePrefix,
     dataGeneration,
     httpPort: (values.httpPort as number | undefined) ?? DEFAULTS.httpPort,
-    backup: { ...defaultBackup(environment), ...backupRaw },
+    backup: {
+      ...defaultBackup(environment),
+      ...backupRaw,
+      ...(offsiteRaw
+        ? {
+            offsite: {
+              display:
+                typeof offsiteRaw.repository === "string"
+                  ? redactRepository(offsiteRaw.repository)
+                  : "(secret)",
+            },
+          }
+        : {}),
+    },
     bootstrap: { ...DEFAULTS.bootstrap, ...bootstrapRaw },
     dockerHost: dockerHost || undefined,
     names: resourceNames(namePrefix, dataGeneration),
@@ -279,6 +360,23 @@ export interface LoadedConfig {
   readonly settings: Settings;
   /** `edms:superuserPassword` when the stack sets one; otherwise a random one is generated. */
   readonly superuserPassword?: pulumi.Output<string>;
+  /** Off-host repository and its credentials (a secret), when `edms:backup.offsite` is set. */
+  readonly backupSecrets?: pulumi.Output<BackupSecrets>;
+}
+
+/** The off-host part of an already validated `edms:backup` value, with plain (decrypted) values. */
+export function offsiteSecrets(backup: unknown): BackupSecrets | undefined {
+  const offsite = (parseJsonish(backup) as { offsite?: { repository?: unknown; env?: unknown } })
+    ?.offsite;
+  if (!offsite || typeof offsite.repository !== "string") {
+    return undefined;
+  }
+  const env = Object.fromEntries(
+    Object.entries((offsite.env ?? {}) as Record<string, unknown>).filter(
+      (e): e is [string, string] => typeof e[1] === "string",
+    ),
+  );
+  return { repository: offsite.repository, env };
 }
 
 /** Reads the current stack's config. Call once, from index.ts. */
@@ -287,7 +385,9 @@ export function loadConfig(): LoadedConfig {
   const raw: RawConfig = {};
   for (const key of KNOWN_KEYS) {
     if (key !== "superuserPassword") {
-      const value = config.get(key);
+      // The raw value, without Config.get's secret warning: `edms:backup` turns secret as soon as one of
+      // its offsite credentials is, and those leave this function only inside `pulumi.secret` below.
+      const value = pulumi.runtime.getConfig(`edms:${key}`);
       if (value !== undefined) {
         raw[key] = value;
       }
@@ -303,5 +403,10 @@ export function loadConfig(): LoadedConfig {
   }
   const dockerHost = new pulumi.Config("docker").get("host");
   const settings = validateSettings(pulumi.getStack(), raw, dockerHost);
-  return { settings, superuserPassword: config.getSecret("superuserPassword") };
+  const offsite = offsiteSecrets(raw.backup);
+  return {
+    settings,
+    superuserPassword: config.getSecret("superuserPassword"),
+    backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
+  };
 }

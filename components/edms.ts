@@ -1,10 +1,10 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { BackupSecrets, Settings } from "./config";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
-import { opsHook } from "./hooks";
+import { HookSecrets, opsHook } from "./hooks";
 import { EdmsNetwork } from "./network";
 import { Postgres } from "./postgres";
 import { Redis } from "./redis";
@@ -14,6 +14,8 @@ export interface EdmsArgs {
   readonly settings: Settings;
   /** `edms:superuserPassword`; generated when absent. */
   readonly superuserPassword?: pulumi.Input<string>;
+  /** `edms:backup.offsite` repository and credentials (secret), when set. */
+  readonly backupSecrets?: pulumi.Input<BackupSecrets>;
 }
 
 /**
@@ -27,6 +29,7 @@ export interface EdmsArgs {
 export class Edms extends pulumi.ComponentResource {
   readonly url: pulumi.Output<string>;
   readonly superuserPassword: pulumi.Output<string>;
+  readonly backupPassword: pulumi.Output<string>;
   readonly hooks: Record<string, command.local.Command>;
 
   constructor(name: string, args: EdmsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -69,6 +72,18 @@ export class Edms extends pulumi.ComponentResource {
     const database = [data.volumes.postgres.name, postgres.container.id];
     const datastores = [postgres, redis, data];
 
+    // The restic repository's key (and the off-host credentials) reach the host before any backup needs
+    // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
+    const backupInit = opsHook(
+      "backupInit",
+      {
+        settings,
+        args: ["backups", "init"],
+        triggers: [secrets.backupPassword, args.backupSecrets ?? null, ...database],
+        secrets: backupHookSecrets(secrets.backupPassword, args.backupSecrets),
+      },
+      { ...child, dependsOn: datastores },
+    );
     // Runs against the still-running old release, before anything of the new one touches the data.
     const preDeployBackup = settings.backup.beforeDeploy
       ? opsHook(
@@ -78,7 +93,7 @@ export class Edms extends pulumi.ComponentResource {
             args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
             triggers: release,
           },
-          { ...child, dependsOn: datastores },
+          { ...child, dependsOn: [...datastores, backupInit] },
         )
       : undefined;
     const migrate = opsHook(
@@ -94,7 +109,7 @@ export class Edms extends pulumi.ComponentResource {
       },
       {
         ...child,
-        dependsOn: [...datastores, backendImage, ...(preDeployBackup ? [preDeployBackup] : [])],
+        dependsOn: [...datastores, backendImage, preDeployBackup ?? backupInit],
       },
     );
     // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
@@ -144,6 +159,7 @@ export class Edms extends pulumi.ComponentResource {
     );
 
     this.hooks = {
+      backupInit,
       migrate,
       bootstrap,
       healthGate,
@@ -152,6 +168,23 @@ export class Edms extends pulumi.ComponentResource {
     };
     this.url = pulumi.output(`http://localhost:${settings.httpPort}/`);
     this.superuserPassword = secrets.superuserPassword;
+    this.backupPassword = secrets.backupPassword;
     this.registerOutputs({ url: this.url });
   }
+}
+
+/** What `edms-ops backups init` needs to keep the repository keys on the host; all secret. */
+function backupHookSecrets(
+  password: pulumi.Output<string>,
+  offsite: pulumi.Input<BackupSecrets> | undefined,
+): HookSecrets {
+  if (offsite === undefined) {
+    return { EDMS_RESTIC_PASSWORD: password };
+  }
+  const resolved = pulumi.secret(pulumi.output(offsite));
+  return {
+    EDMS_RESTIC_PASSWORD: password,
+    EDMS_OFFSITE_REPOSITORY: resolved.apply((o) => o.repository),
+    EDMS_OFFSITE_ENV: resolved.apply((o) => JSON.stringify(o.env)),
+  };
 }

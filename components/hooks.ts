@@ -11,6 +11,11 @@ export interface HookSecrets {
   readonly EDMS_POSTGRES_PASSWORD?: pulumi.Input<string>;
   readonly EDMS_DJANGO_SECRET_KEY?: pulumi.Input<string>;
   readonly EDMS_SUPERUSER_PASSWORD?: pulumi.Input<string>;
+  /** The restic repositories' password; edms-ops keeps a root-only copy in the backups volume. */
+  readonly EDMS_RESTIC_PASSWORD?: pulumi.Input<string>;
+  /** Off-host repository URL and backend variables (JSON), when `edms:backup.offsite` is set. */
+  readonly EDMS_OFFSITE_REPOSITORY?: pulumi.Input<string>;
+  readonly EDMS_OFFSITE_ENV?: pulumi.Input<string>;
 }
 
 export interface OpsHookArgs {

@@ -8,12 +8,14 @@ export interface EdmsSecretsArgs {
 
 /**
  * Generated once per stack and kept in state (encrypted): the database password, Django's SECRET_KEY and
- * the bootstrap superuser's password. Every value is a Pulumi secret.
+ * the bootstrap superuser's password, the backup repositories' password. Every value is a Pulumi secret.
  */
 export class EdmsSecrets extends pulumi.ComponentResource {
   readonly postgresPassword: pulumi.Output<string>;
   readonly djangoSecretKey: pulumi.Output<string>;
   readonly superuserPassword: pulumi.Output<string>;
+  /** Encrypts the stack's restic repositories (local and off-host); a stack output, so DR needs no host. */
+  readonly backupPassword: pulumi.Output<string>;
 
   constructor(name: string, args: EdmsSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:EdmsSecrets", name, {}, opts);
@@ -40,6 +42,12 @@ export class EdmsSecrets extends pulumi.ComponentResource {
       );
       this.superuserPassword = pulumi.secret(generated.result);
     }
+    const backup = new random.RandomPassword(
+      `${name}-backup-password`,
+      { length: 48, special: false },
+      { parent: this },
+    );
+    this.backupPassword = pulumi.secret(backup.result);
     this.registerOutputs({});
   }
 }

@@ -76,15 +76,32 @@ export function stackConfig(
     if (value === null || value === undefined) {
       continue;
     }
-    if (typeof value === "object" && value !== null && "secure" in value) {
-      // A test may give `{secure: "<plaintext>"}`: the value is passed as a secret config value.
-      config[key] = String((value as { secure: unknown }).secure);
+    // A test may give `{secure: "<plaintext>"}`, at the top or nested (`pulumi config set --secret
+    // --path`): as the CLI does, the program gets the plain value and the whole key is secret.
+    const { plain, secret } = unwrapSecure(value);
+    config[key] = typeof plain === "string" ? plain : JSON.stringify(plain);
+    if (secret) {
       secretKeys.push(key);
-    } else {
-      config[key] = typeof value === "string" ? value : JSON.stringify(value);
     }
   }
   return { config, secretKeys };
+}
+
+function unwrapSecure(value: unknown): { plain: unknown; secret: boolean } {
+  if (typeof value !== "object" || value === null) {
+    return { plain: value, secret: false };
+  }
+  if ("secure" in value && Object.keys(value).length === 1) {
+    return { plain: String((value as { secure: unknown }).secure), secret: true };
+  }
+  let secret = false;
+  const plain: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
+  for (const [k, v] of Object.entries(value)) {
+    const inner = unwrapSecure(v);
+    secret ||= inner.secret;
+    (plain as Record<string, unknown>)[k] = inner.plain;
+  }
+  return { plain, secret };
 }
 
 export const defaultNewResource: NewResource = async (args) => {

@@ -1,5 +1,10 @@
 import { expect } from "chai";
-import { ConfigError, validateSettings } from "../../components/config";
+import {
+  ConfigError,
+  offsiteSecrets,
+  redactRepository,
+  validateSettings,
+} from "../../components/config";
 import { VOLUME_ROLES, volumeProtection } from "../../components/protection";
 
 const valid = { environment: "staging", version: "2.0.0" };
@@ -24,7 +29,7 @@ describe("config validation", function () {
       namePrefix: "edms",
       dataGeneration: 0,
       httpPort: 8000,
-      backup: { beforeDeploy: false, keep: 5 },
+      backup: { beforeDeploy: false, keep: 5, image: "restic/restic:0.17.3" },
       bootstrap: {
         superuser: "admin",
         email: "admin@localhost",
@@ -33,7 +38,11 @@ describe("config validation", function () {
     });
     expect(dev.names.postgresVolume).to.equal("edms_postgres_data");
     const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
-    expect(prod.backup).to.deep.equal({ beforeDeploy: true, keep: 14 });
+    expect(prod.backup).to.deep.equal({
+      beforeDeploy: true,
+      keep: 14,
+      image: "restic/restic:0.17.3",
+    });
   });
 
   it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
@@ -45,7 +54,7 @@ describe("config validation", function () {
     });
     expect(s.httpPort).to.equal(8080);
     expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
-    expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2 });
+    expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2, image: "restic/restic:0.17.3" });
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -101,6 +110,21 @@ describe("config validation", function () {
     ],
     ["unknown key", { ...valid, verison: "2" }, /`edms:verison` is not a known setting/],
     ["unknown backup field", { ...valid, backup: { keepp: 3 } }, /`edms:backup` .*keepp/],
+    [
+      "an off-host repository that is not restic's",
+      { ...valid, backup: { offsite: { repository: "ftp://host/x" } } },
+      /`edms:backup` offsite\.repository must be a restic repository \(s3:, sftp:, rest:/,
+    ],
+    [
+      "off-host credentials with a bad variable name",
+      { ...valid, backup: { offsite: { repository: "s3:host/b", env: { "aws-key": "x" } } } },
+      /`edms:backup` offsite\.env must map environment variable names/,
+    ],
+    [
+      "an empty backup image",
+      { ...valid, backup: { image: " " } },
+      /`edms:backup` image must be an image reference/,
+    ],
   ];
   for (const [what, raw, message] of cases) {
     it(`rejects ${what}`, function () {
@@ -132,6 +156,41 @@ describe("config validation", function () {
         expect(message).to.contain(`\`edms:${key}`);
       }
     }
+  });
+});
+
+describe("off-host backup settings", function () {
+  it("keep only a redacted repository in Settings; the credentials leave only through offsiteSecrets", function () {
+    const backup = {
+      offsite: {
+        repository: "rest:https://user:s3cret@backup.example:8000/edms/?x=1",
+        env: { RESTIC_REST_PASSWORD: "other-s3cret" },
+      },
+    };
+    const settings = validateSettings("p", { ...valid, backup });
+    expect(settings.backup.offsite).to.deep.equal({
+      display: "rest:https://backup.example:8000/edms/",
+    });
+    expect(JSON.stringify(settings)).not.to.match(/s3cret/);
+    expect(offsiteSecrets(JSON.stringify(backup))).to.deep.equal({
+      repository: backup.offsite.repository,
+      env: { RESTIC_REST_PASSWORD: "other-s3cret" },
+    });
+    expect(offsiteSecrets(undefined)).to.equal(undefined);
+  });
+
+  it("accept values the stack file keeps encrypted (edms-ops cannot read them, and does not need to)", function () {
+    const settings = validateSettings("p", {
+      ...valid,
+      backup: {
+        offsite: {
+          repository: { secure: "v1:abc" },
+          env: { AWS_SECRET_ACCESS_KEY: { secure: "v1:def" } },
+        },
+      },
+    });
+    expect(settings.backup.offsite).to.deep.equal({ display: "(secret)" });
+    expect(redactRepository("s3:s3.amazonaws.com/bucket")).to.equal("s3:s3.amazonaws.com/bucket");
   });
 });
 

@@ -87,6 +87,14 @@ describe("program under mocks", function () {
             secretVars.length > 0 ? "none" : "stdoutAndStderr",
           );
         }
+        // The backup repositories' password: a secret stack output, and only the backupInit hook gets it.
+        expect(run.outputs.backupPassword).to.have.property("secret").that.matches(MOCK_SECRET);
+        expect(run.byName("backupInit").secretInputs).to.include(
+          "environment.EDMS_RESTIC_PASSWORD",
+        );
+        for (const hook of run.ofType(COMMAND).filter((h) => h.name !== "backupInit")) {
+          expect(hook.inputs.environment, hook.name).not.to.have.property("EDMS_RESTIC_PASSWORD");
+        }
         expect(run.byName("bootstrap").inputs.environment).to.have.keys(
           "EDMS_STACK",
           "EDMS_SETTINGS_JSON",
@@ -100,15 +108,20 @@ describe("program under mocks", function () {
       it("orders the deploy: backup → migrate → bootstrap → web/worker → health → record", function () {
         const run = runs[stack];
         const deps = (name: string) => run.byName(name).dependsOn;
+        expect(deps("backupInit")).to.include.members([
+          "edms-postgres-container",
+          "edms-data-backups",
+        ]);
         if (stack !== "dev") {
           expect(deps("migrate")).to.include("preDeployBackup");
           expect(deps("preDeployBackup")).to.include.members([
             "edms-postgres-container",
             "edms-redis-container",
+            "backupInit",
           ]);
         } else {
           expect(run.resources.map((r) => r.name)).not.to.include("preDeployBackup");
-          expect(deps("migrate")).to.include("edms-postgres-container");
+          expect(deps("migrate")).to.include.members(["edms-postgres-container", "backupInit"]);
         }
         expect(deps("migrate")).to.include("edms-backend-image");
         expect(deps("bootstrap")).to.include("migrate");
@@ -160,7 +173,7 @@ describe("program under mocks", function () {
     const settings = JSON.parse(
       runs.production.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON,
     );
-    expect(settings.backup).to.deep.equal({ beforeDeploy: true, keep: 14 });
+    expect(settings.backup).to.deep.include({ beforeDeploy: true, keep: 14 });
     expect(runs.production.byName("preDeployBackup").inputs.create).to.contain(
       "backup --reason pre-deploy",
     );
@@ -196,6 +209,40 @@ describe("program under mocks", function () {
     expect(volumeByRole(run, "backups").inputs.name).to.equal("edms-staging_backups");
     expect(run.byName("bootstrap").inputs.triggers[0]).to.equal("edms-staging_postgres_data_g2");
     expect(run.byName("migrate").inputs.triggers).to.include("edms-staging_postgres_data_g2");
+  });
+
+  it("off-host credentials (set with --secret --path) reach only the backupInit hook, as secrets", async function () {
+    const repository = "rest:https://u:Offsite-Pw-42@backup.example/edms/";
+    const run = await runProgram({
+      stack: "production",
+      overrides: {
+        "edms:backup": {
+          keep: 14,
+          offsite: {
+            repository: { secure: repository },
+            env: { AWS_SECRET_ACCESS_KEY: { secure: "Aws-Key-43" } },
+          },
+        },
+      },
+    });
+    expect(run.error).to.equal(undefined);
+    const init = run.byName("backupInit");
+    expect(init.inputs.environment.EDMS_OFFSITE_REPOSITORY).to.equal(repository);
+    expect(JSON.parse(init.inputs.environment.EDMS_OFFSITE_ENV)).to.deep.equal({
+      AWS_SECRET_ACCESS_KEY: "Aws-Key-43",
+    });
+    expect(init.secretInputs).to.include.members([
+      "environment.EDMS_OFFSITE_REPOSITORY",
+      "environment.EDMS_OFFSITE_ENV",
+      "environment.EDMS_RESTIC_PASSWORD",
+    ]);
+    expect(init.inputs.logging).to.equal("none");
+    for (const resource of run.resources) {
+      const plain = JSON.stringify(resource.inputs.environment?.EDMS_SETTINGS_JSON ?? "");
+      expect(plain, resource.name).not.to.match(/Offsite-Pw-42|Aws-Key-43/);
+    }
+    const settings = JSON.parse(init.inputs.environment.EDMS_SETTINGS_JSON);
+    expect(settings.backup.offsite).to.deep.equal({ display: "rest:https://backup.example/edms/" });
   });
 
   it("refuses dataGeneration on production before creating anything", async function () {

@@ -50,8 +50,18 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
+  // Until the command has really finished, an exit (e.g. an event loop that ran dry while a promise was
+  // still pending) must not look like success to a deploy hook.
+  let finished = false;
+  process.exitCode = 70;
+  process.on("exit", (code) => {
+    if (!finished && code === 70) {
+      process.stderr.write("edms-ops: internal error: the command stopped before it finished\n");
+    }
+  });
   try {
     await program.parseAsync(argv);
+    process.exitCode = 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
@@ -64,5 +74,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`edms-ops: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
+  } finally {
+    finished = true;
   }
 }

@@ -7,7 +7,7 @@ export function register(program: Command): void {
   program
     .command("backup")
     .description(
-      "Back up the database (pg_dump) and media into the stack's backups volume, then prune to edms:backup.keep",
+      "Back up the database (pg_dump) and media as one restic snapshot in the stack's repository (media incremental), apply the retention policy, copy off the host",
     )
     .option("--reason <reason>", "why it was taken; part of the id (lowercase, dashes)", "manual")
     .option(
@@ -25,14 +25,14 @@ export function register(program: Command): void {
         command: Command,
       ) => {
         const settings = await openStack(command);
-        const manifest = await createBackup(settings, {
+        const result = await createBackup(settings, {
           reason: opts.reason,
           targetVersion: opts.targetVersion,
         });
         if (opts.json) {
-          say(JSON.stringify(manifest ?? { nothingToBackUp: true }, null, 2));
+          say(JSON.stringify(result ?? { nothingToBackUp: true }, null, 2));
         } else {
-          say(manifest ? manifest.id : "nothing to back up: the database has no schema yet");
+          say(result ? result.entry.id : "nothing to back up: the database has no schema yet");
         }
       },
     );

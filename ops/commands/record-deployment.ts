@@ -21,10 +21,10 @@ export function register(program: Command): void {
       const { complete } = await listBackups(settings);
       const preDeploy = complete
         .filter(
-          (m) =>
-            m.reason === "pre-deploy" &&
-            m.targetVersion === settings.version &&
-            m.createdAt > since,
+          (b) =>
+            b.reason === "pre-deploy" &&
+            b.target === settings.version &&
+            (!since || Date.parse(b.time) > Date.parse(since)),
         )
         .pop();
       const entry = {

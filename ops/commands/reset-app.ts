@@ -39,7 +39,7 @@ export function register(program: Command): void {
       say(
         `Will reset app ${app} on ${settings.stack}: back up, stop web/worker, migrate ${app} zero (drops its tables), migrate ${app}, start web/worker.`,
       );
-      const backup = await createBackup(settings, { reason: `pre-reset-app` });
+      const backup = (await createBackup(settings, { reason: `pre-reset-app` }))?.entry;
       const running = await stopRunning([
         settings.names.webContainer,
         settings.names.workerContainer,

@@ -49,7 +49,7 @@ export function register(program: Command): void {
         (await inspectContainer(n.postgresContainer)).running &&
         (await hasSchema(settings))
       ) {
-        backupId = (await createBackup(settings, { reason: "pre-reset" }))?.id;
+        backupId = (await createBackup(settings, { reason: "pre-reset" }))?.entry.id;
       }
       progress("removing containers");
       await docker(["rm", "-f", ...containers], { allowFailure: true });

@@ -1,9 +1,17 @@
 import { Command } from "commander";
-import { findBackup } from "../lib/backups";
+import {
+  BackupEntry,
+  checkBackupId,
+  findBackup,
+  pickBackup,
+  sessionSnapshots,
+} from "../lib/backups";
+import { fetchFromOffsite } from "../lib/offsite";
 import { openStack } from "../lib/context";
 import { refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
 import { restoreBackup } from "../lib/restore";
+import { OpsSession } from "../lib/session";
 
 export function register(program: Command): void {
   program
@@ -12,33 +20,57 @@ export function register(program: Command): void {
       "Verify a backup, back up the current state, then restore database (pg_restore --clean --if-exists) and media and check integrity",
     )
     .option("--confirm <stack>", "required on production: --confirm production")
+    .option(
+      "--from <where>",
+      "`offsite`: take the backup from the off-host repository (disaster recovery on a new host)",
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack staging\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack production --confirm production",
+      "\nExamples:\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack staging\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack production --confirm production\n  edms-ops restore 2026-11-25T14-00-00Z-manual --from offsite --stack production --confirm production",
     )
-    .action(async (id: string, opts: { confirm?: string }, command: Command) => {
+    .action(async (id: string, opts: { confirm?: string; from?: string }, command: Command) => {
       const settings = await openStack(command);
       if (settings.environment === "production" && opts.confirm !== "production") {
         throw refuse(
           `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
         );
       }
-      const manifest = await findBackup(settings, id);
+      if (opts.from !== undefined && opts.from !== "offsite") {
+        throw refuse(`--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`);
+      }
+      if (opts.from && !settings.backup.offsite) {
+        throw refuse(
+          `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
+        );
+      }
+      checkBackupId(id);
+      let entry: BackupEntry;
+      let prepare: ((session: OpsSession) => Promise<BackupEntry>) | undefined;
+      if (opts.from) {
+        entry = { id } as BackupEntry;
+        prepare = async (session) => {
+          await fetchFromOffsite(session, id);
+          return pickBackup(settings, await sessionSnapshots(session), [], id);
+        };
+        say(`Will restore ${id} from the off-host repository onto ${settings.stack}:`);
+      } else {
+        entry = await findBackup(settings, id);
+        say(
+          `Will restore ${id} (release ${entry.release ?? "-"}, taken ${entry.time}) onto ${settings.stack}:`,
+        );
+      }
       say(
-        `Will restore ${id} (release ${manifest.version ?? "-"}, taken ${manifest.createdAt}) onto ${settings.stack}:`,
+        "  verify it, stop web/worker, back up the current state, restore database and media, check integrity, start web/worker.",
       );
-      say(
-        "  verify it, back up the current state, stop web/worker, restore database and media, check integrity, start web/worker.",
-      );
-      const result = await restoreBackup(settings, manifest);
+      const result = await restoreBackup(settings, entry, prepare);
       progress("restore complete");
-      say(`Restored ${id}: row counts and media checksums equal the manifest.`);
+      say(`Restored ${id}: row counts and media files equal the backup.`);
       if (!result.restarted) {
         say(
-          `Web/worker are stopped: the data is at release ${manifest.version ?? "?"}'s state. Deploy that release to serve it:`,
+          `Web/worker are stopped: the data is at the state of backup ${id}. Deploy its release to serve it:`,
         );
         say(
-          `  pulumi config set edms:version ${manifest.version ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`,
+          `  pulumi config set edms:version ${result.release ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`,
         );
       }
       if (result.undoBackup) {

@@ -74,12 +74,12 @@ export function register(program: Command): void {
         }
         say(`  - redeploy ${target.version}`);
         const backup = opts.backupFirst
-          ? await createBackup(settings, { reason: "pre-rollback" })
+          ? ((await createBackup(settings, { reason: "pre-rollback" }))?.entry ?? null)
           : null;
         if (opts.restore) {
           const { complete } = await listBackups(settings);
           const preDeploy = complete
-            .filter((m) => m.reason === "pre-deploy" && m.targetVersion === settings.version)
+            .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
             .pop();
           if (!preDeploy) {
             throw new OpsError(

@@ -5,7 +5,10 @@ import { openStack } from "../lib/context";
 import { inspectContainer, volumeExists } from "../lib/docker";
 import { readHistory } from "../lib/history";
 import { formatBytes, say } from "../lib/log";
-import { toolbox } from "../lib/toolbox";
+import { backupToolbox, toolbox } from "../lib/toolbox";
+import { offsiteLag } from "../lib/offsite";
+import { RESTORE_MARKER } from "../lib/restore";
+import { currentOperation } from "../lib/session";
 
 export function register(program: Command): void {
   program
@@ -60,8 +63,15 @@ export function register(program: Command): void {
           .split("\n")
           .forEach((size, i) => (sizes[present[i]] = Number(size)));
       }
-      const { complete } = await listBackups(settings);
+      const { complete, legacy } = await listBackups(settings);
       const deployments = await readHistory(settings);
+      const marker = present.includes(n.backupsVolume)
+        ? (await backupToolbox(settings, `cat ${RESTORE_MARKER} 2>/dev/null || true`)).stdout.trim()
+        : "";
+      const interrupted = marker
+        ? (JSON.parse(marker) as { id: string; undo: string | null })
+        : null;
+      const newest = complete.length ? complete[complete.length - 1] : null;
       const report = {
         stack: settings.stack,
         environment: settings.environment,
@@ -73,8 +83,13 @@ export function register(program: Command): void {
         volumes: sizes,
         backups: {
           count: complete.length,
-          last: complete.length ? complete[complete.length - 1].id : null,
+          last: newest?.id ?? null,
+          lastTime: newest?.time ?? null,
+          legacy: legacy.map((l) => l.id),
+          offsite: await offsiteLag(settings, complete),
         },
+        operation: await currentOperation(settings),
+        interruptedRestore: interrupted,
         deployments,
       };
       if (opts.json) {
@@ -90,8 +105,29 @@ export function register(program: Command): void {
         say(`  volume ${name}: ${size === null ? "missing" : formatBytes(size)}`),
       );
       say(
-        `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}`,
+        `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}` +
+          (legacy.length ? `, ${legacy.length} in the first release's format` : ""),
       );
+      const off = report.backups.offsite;
+      if (off) {
+        say(
+          off.reachable
+            ? `  off-host ${off.repository}: ${off.count} backup(s), newest ${off.newest ?? "-"}, ${off.missing?.length ? `${off.missing.length} behind (${off.missing.join(", ")})` : "up to date"}`
+            : `  off-host ${off.repository}: unreachable (${off.problem})`,
+        );
+      }
+      if (report.operation) {
+        say(`operation in progress: ${report.operation}`);
+      }
+      if (interrupted) {
+        say(
+          `RESTORE OF ${interrupted.id} INCOMPLETE: run \`edms-ops restore ${interrupted.id} --stack ${settings.stack}\` to finish it` +
+            (interrupted.undo
+              ? `, or \`edms-ops restore ${interrupted.undo} --stack ${settings.stack}\` to undo it`
+              : "") +
+            (settings.environment === "production" ? " (with --confirm production)" : ""),
+        );
+      }
       say(`deployments: ${deployments.length}`);
       deployments
         .slice(-10)

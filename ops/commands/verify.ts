@@ -3,13 +3,15 @@ import { findBackup } from "../lib/backups";
 import { openStack } from "../lib/context";
 import { OpsError } from "../lib/errors";
 import { say } from "../lib/log";
+import { pinnedBackups } from "../lib/backups";
+import { withSession } from "../lib/session";
 import { verifyBackup } from "../lib/verify";
 
 export function register(program: Command): void {
   program
     .command("verify <id>")
     .description(
-      "Check a backup: file checksums, a test-restore into a scratch database, row counts and media checksums against its manifest",
+      "Check a backup: restic check of the repository, the dump test-restored into a scratch database (sha256 and row counts against the manifest), every media blob read back",
     )
     .option("--json", "print the report as JSON")
     .addHelpText(
@@ -18,7 +20,11 @@ export function register(program: Command): void {
     )
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
-      const report = await verifyBackup(settings, await findBackup(settings, id));
+      const entry = await findBackup(settings, id);
+      pinnedBackups.add(entry.id);
+      const report = await withSession(settings, `verify ${id}`, (session) =>
+        verifyBackup(session, entry),
+      );
       if (opts.json) {
         say(JSON.stringify(report, null, 2));
       }
@@ -29,7 +35,7 @@ export function register(program: Command): void {
       }
       if (!opts.json) {
         say(
-          `Backup ${id} verified: checksums, test-restore, row counts and media checksums match.`,
+          `Backup ${id} verified: repository check, test-restore, dump checksum, row counts and media read back.`,
         );
       }
     });

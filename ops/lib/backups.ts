@@ -1,49 +1,63 @@
 /**
- * Backups live in the stack's `<prefix>_backups` volume, one directory per backup:
- *   <id>/db.dump      pg_dump custom format
- *   <id>/media.tar    the media volume
- *   <id>/manifest.json  sha256 + size of both files, row count per table, migration state, versions,
- *                       sha256 of every media file
- * A backup is written under `.partial-<id>/` and renamed into place only after its manifest, so a killed or
- * failed backup is never listed as complete. Pruning renames to `.deleting-<id>` before removing.
+ * Backups are restic snapshots in the stack's repository (`<prefix>_backups` volume, see restic.ts): one
+ * snapshot per backup holding the database dump (`pg_dump -Fc -Z0`, taken in the stack's own postgres
+ * container in the same MVCC snapshot as the manifest's row counts), the manifest, and the media volume
+ * with the previous snapshot as parent, so unchanged media files are not even read again. restic writes a
+ * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
+import { createHash } from "crypto";
 import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { hasSchema, requirePostgres } from "./database";
 import { docker, inspectContainer, pipeCommands, volumeExists } from "./docker";
 import { OpsError } from "./errors";
+import { currentHistory } from "./history";
+import { storeKeysFromEnv, requireKeys } from "./keys";
+import { listLegacy, LegacyEntry } from "./legacy";
 import { formatBytes, progress } from "./log";
+import {
+  BackupEntry,
+  backupTags,
+  DUMP_FILE,
+  MANIFEST_FILE,
+  MEDIA_DIR,
+  MEDIA_EXCLUDE,
+  NO_SPACE,
+  parseBackupSummary,
+  parseSnapshots,
+  PASSWORD_FILE,
+  REPOSITORY,
+  STAGE_DIR,
+} from "./restic";
+import { retention, rollbackReleases } from "./retention";
+import { OpsSession, withSession } from "./session";
 import { SnapshotSession } from "./snapshot";
-import { backupsMount, mediaMount, sh, toolbox } from "./toolbox";
+import { copyToOffsite } from "./offsite";
+import { backupToolbox } from "./toolbox";
 
-export interface FileEntry {
-  readonly sha256: string;
-  readonly bytes: number;
-}
+export type { BackupEntry } from "./restic";
 
+/** What a backup records about the data it holds, stored in the snapshot as manifest.json. */
 export interface Manifest {
-  readonly format: 1;
+  readonly format: 2;
   readonly id: string;
   readonly stack: string;
   readonly environment: string;
   readonly reason: string;
+  /** Docker host time when the backup started. */
   readonly createdAt: string;
-  readonly completedAt: string;
   /** Release running when the backup was taken (null: none yet). */
   readonly version: string | null;
   /** For pre-deploy backups: the release about to be deployed. */
   readonly targetVersion?: string;
   readonly postgresVolume: string;
-  readonly files: Record<string, FileEntry>;
+  readonly database: { readonly file: "db.dump"; readonly bytes: number; readonly sha256: string };
   readonly tables: Record<string, number>;
   readonly migrations: Record<string, string>;
-  /** sha256 of every media file, by path relative to the media root. */
-  readonly media: Record<string, string>;
 }
 
-export const BACKUP_FILES = ["db.dump", "media.tar"] as const;
-const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
+export const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
 const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
 
 export function checkBackupId(id: string): void {
@@ -64,23 +78,21 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     throw new OpsError("manifest.json is not valid JSON");
   }
   const problems: string[] = [];
-  if (manifest?.format !== 1) {
+  if (manifest?.format !== 2) {
     problems.push("unknown format");
   }
   if (typeof manifest?.id !== "string" || !ID_PATTERN.test(manifest.id)) {
     problems.push("bad id");
   }
   if (expectedId && manifest?.id !== expectedId) {
-    problems.push(`id ${manifest?.id} does not match directory ${expectedId}`);
+    problems.push(`id ${manifest?.id} does not match the snapshot's ${expectedId}`);
   }
-  for (const file of BACKUP_FILES) {
-    const entry = manifest?.files?.[file];
-    if (!entry || !/^[0-9a-f]{64}$/.test(entry.sha256) || !Number.isInteger(entry.bytes)) {
-      problems.push(`no checksum for ${file}`);
-    }
+  const db = manifest?.database;
+  if (!db || !/^[0-9a-f]{64}$/.test(db.sha256) || !Number.isInteger(db.bytes)) {
+    problems.push("no checksum for db.dump");
   }
-  if (typeof manifest?.tables !== "object" || typeof manifest?.media !== "object") {
-    problems.push("no counts or media checksums");
+  if (typeof manifest?.tables !== "object" || typeof manifest?.migrations !== "object") {
+    problems.push("no row counts or migration state");
   }
   if (problems.length) {
     throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
@@ -89,49 +101,92 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
 }
 
 export interface BackupListing {
-  readonly complete: Manifest[];
-  readonly corrupt: { id: string; problem: string }[];
+  /** Backups in the restic repository, oldest first. */
+  readonly complete: BackupEntry[];
+  /** Backups of the first release (`<id>/manifest.json` directories), to import with `backups import-legacy`. */
+  readonly legacy: LegacyEntry[];
 }
 
+/** Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet. */
 export async function listBackups(settings: Settings): Promise<BackupListing> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
-    return { complete: [], corrupt: [] };
+    return { complete: [], legacy: [] };
   }
-  const script = `for d in /backups/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); printf '%s\\t' "$n"; if [ -f "$d/manifest.json" ]; then tr -d '\\n' < "$d/manifest.json"; fi; echo; done`;
-  const { stdout } = await toolbox(settings, [backupsMount(settings, true)], script);
-  const listing: BackupListing = { complete: [], corrupt: [] };
-  for (const line of stdout.split("\n").filter(Boolean)) {
-    const [id, text] = [line.slice(0, line.indexOf("\t")), line.slice(line.indexOf("\t") + 1)];
-    try {
-      listing.complete.push(parseManifest(text, id));
-    } catch (err) {
-      listing.corrupt.push({ id, problem: text ? (err as Error).message : "no manifest.json" });
-    }
+  await storeKeysFromEnv(settings);
+  const script = `
+if [ -f ${REPOSITORY}/config ]; then
+  [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
+  lrestic --no-lock snapshots --json --tag edms
+else
+  echo "[]"
+fi`;
+  const [listed, legacy] = await Promise.all([
+    backupToolbox(settings, script),
+    listLegacy(settings),
+  ]);
+  if (listed.stdout.trim() === "__nokey__") {
+    requireKeys(settings, false);
   }
-  listing.complete.sort((a, b) => a.id.localeCompare(b.id));
-  return listing;
+  return { complete: parseSnapshots(listed.stdout), legacy };
 }
 
-export async function findBackup(settings: Settings, id: string): Promise<Manifest> {
+/** The snapshots of the local repository, read under the session's lock. */
+export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
+  const { stdout } = await session.exec(
+    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }; lrestic snapshots --json --tag edms`,
+  );
+  return parseSnapshots(stdout);
+}
+
+export async function findBackup(settings: Settings, id: string): Promise<BackupEntry> {
   checkBackupId(id);
-  const { complete, corrupt } = await listBackups(settings);
-  const found = complete.find((m) => m.id === id);
+  const { complete, legacy } = await listBackups(settings);
+  return pickBackup(settings, complete, legacy, id);
+}
+
+export function pickBackup(
+  settings: Settings,
+  complete: readonly BackupEntry[],
+  legacy: readonly LegacyEntry[],
+  id: string,
+  where = settings.names.backupsVolume,
+): BackupEntry {
+  const found = complete.filter((b) => b.id === id).pop();
   if (found) {
     return found;
   }
-  const bad = corrupt.find((c) => c.id === id);
-  if (bad) {
+  if (legacy.some((l) => l.id === id)) {
     throw new OpsError(
-      `Backup ${id} is not usable: ${bad.problem}. Choose another with \`edms-ops backups list --stack ${settings.stack}\`.`,
+      `Backup ${id} is in the first release's format. Import it into the repository first: ` +
+        `\`edms-ops backups import-legacy --stack ${settings.stack}\`, then retry.`,
+      2,
     );
   }
   throw new OpsError(
-    `No backup ${id} in ${settings.names.backupsVolume}. ` +
+    `No backup ${id} in ${where}. ` +
       (complete.length
-        ? `Newest: ${complete[complete.length - 1].id}.`
+        ? `Newest: ${complete[complete.length - 1].id}. List them with \`edms-ops backups list --stack ${settings.stack}\`.`
         : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`),
     2,
   );
+}
+
+/** The manifest stored in a backup's snapshot. */
+export async function readManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
+  const result = await session.exec(`lrestic dump "$1" ${MANIFEST_FILE}`, [entry.snapshot], {
+    allowFailure: true,
+  });
+  if (result.code !== 0) {
+    throw new OpsError(
+      `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}). ` +
+        `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+    );
+  }
+  try {
+    return parseManifest(result.stdout, entry.id);
+  } catch (err) {
+    throw new OpsError(`Backup ${entry.id} is not usable: ${(err as Error).message}.`);
+  }
 }
 
 export async function runningVersion(settings: Settings): Promise<string | null> {
@@ -139,11 +194,8 @@ export async function runningVersion(settings: Settings): Promise<string | null>
   return web.exists ? (web.labels["edms.version"] ?? null) : null;
 }
 
-function newId(reason: string, taken: readonly string[]): string {
-  const stamp = new Date()
-    .toISOString()
-    .replace(/\.\d+Z$/, "Z")
-    .replace(/:/g, "-");
+function newId(hostTime: string, reason: string, taken: readonly string[]): string {
+  const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
   let id = `${stamp}-${reason}`;
   for (let n = 2; taken.includes(id); n += 1) {
     id = `${stamp}-${reason}-${n}`;
@@ -156,11 +208,19 @@ export interface BackupRequest {
   readonly targetVersion?: string;
 }
 
-/** Takes a backup; returns its manifest, or null when the database has no schema yet (fresh deploy). */
+export interface BackupResult {
+  readonly manifest: Manifest;
+  readonly entry: BackupEntry;
+}
+
+/** Backup ids an operation of this process is using: retention never forgets them. */
+export const pinnedBackups = new Set<string>();
+
+/** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
 export async function createBackup(
   settings: Settings,
   request: BackupRequest,
-): Promise<Manifest | null> {
+): Promise<BackupResult | null> {
   if (!REASON_PATTERN.test(request.reason)) {
     throw new OpsError(
       `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`), e.g. --reason before-upgrade`,
@@ -172,103 +232,127 @@ export async function createBackup(
     progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
     return null;
   }
-  if (!(await volumeExists(settings.names.backupsVolume))) {
-    throw new OpsError(
-      `Backups volume ${settings.names.backupsVolume} is missing. Run \`pulumi up\` for ${settings.stack} to create it.`,
+  return withSession(settings, `backup --reason ${request.reason}`, async (session) => {
+    await ensureRepository(session);
+    const before = await sessionSnapshots(session);
+    const earlier = before.length;
+    const id = newId(
+      await session.hostTime(),
+      request.reason,
+      before.map((b) => b.id),
     );
-  }
-  const before = await listBackups(settings);
-  const id = newId(request.reason, [
-    ...before.complete.map((m) => m.id),
-    ...before.corrupt.map((c) => c.id),
-  ]);
-  const partial = `/backups/.partial-${id}`;
-  const createdAt = new Date().toISOString();
-  const version = await runningVersion(settings);
-  progress(`backup ${id}: ${settings.stack} at release ${version ?? "(none running)"}`);
-  // Leftovers of killed backups or prunes are never complete backups; clear them first.
-  await toolbox(
-    settings,
-    [backupsMount(settings)],
-    `rm -rf /backups/.partial-* /backups/.deleting-*; mkdir ${sh(partial)}`,
-  );
-  try {
-    const { tables, migrations } = await dumpDatabase(settings, partial);
-    progress("archiving media");
-    const media = await archiveMedia(settings, partial);
-    const files = await checksumFiles(settings, partial);
-    const manifest: Manifest = {
-      format: 1,
-      id,
-      stack: settings.stack,
-      environment: settings.environment,
-      reason: request.reason,
-      createdAt,
-      completedAt: new Date().toISOString(),
-      version,
-      ...(request.targetVersion ? { targetVersion: request.targetVersion } : {}),
-      postgresVolume: settings.names.postgresVolume,
-      files,
-      tables,
-      migrations,
-      media,
-    };
-    await toolbox(
-      settings,
-      [backupsMount(settings)],
-      `cat > ${sh(partial)}/manifest.json; sync; mv ${sh(partial)} ${sh(`/backups/${id}`)}; sync`,
-      { input: JSON.stringify(manifest, null, 2) },
-    );
-    progress(
-      `backup ${id} complete: database ${formatBytes(files["db.dump"].bytes)}, media ${formatBytes(files["media.tar"].bytes)}, ${Object.keys(media).length} media files`,
-    );
-    await pruneBackups(settings);
-    return manifest;
-  } catch (err) {
-    // Free space as seen before the partial backup is removed: tools word a full disk differently
-    // (tar says "Wrote only N of M bytes"), the filesystem does not.
-    const free = await toolbox(
-      settings,
-      [backupsMount(settings, true)],
-      "df -Pk /backups | tail -1 | awk '{print $4}'",
-      { allowFailure: true },
-    );
-    await toolbox(settings, [backupsMount(settings)], `rm -rf ${sh(partial)}`, {
-      allowFailure: true,
-    });
-    const message = (err as Error).message;
-    const full = /No space left on device|ENOSPC/i.test(message) || Number(free.stdout.trim()) < 64;
-    throw new OpsError(
-      `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. It was removed; the ${before.complete.length} earlier backup(s) are untouched.\n` +
-        (full
-          ? `Free space on the volume ${settings.names.backupsVolume} or lower \`edms:backup.keep\`, then retry.\n`
-          : "") +
-        `Cause: ${message}`,
-    );
-  }
+    const version = await runningVersion(settings);
+    progress(`backup ${id}: ${settings.stack} at release ${version ?? "(none running)"}`);
+    let result: BackupResult;
+    try {
+      result = await snapshotBackup(session, { id, version, request, parent: before.pop() });
+    } catch (err) {
+      throw await backupFailure(session, id, earlier, err as Error);
+    }
+    await applyRetention(session);
+    if (settings.backup.offsite) {
+      await copyToOffsite(session);
+    }
+    return result;
+  });
 }
 
-async function dumpDatabase(settings: Settings, partial: string) {
-  const { session, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
+interface SnapshotPlan {
+  readonly id: string;
+  readonly version: string | null;
+  readonly request: BackupRequest;
+  readonly parent?: BackupEntry;
+}
+
+async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<BackupResult> {
+  const { settings } = session;
+  const createdAt = await session.hostTime();
+  const { tables, migrations, database } = await dumpDatabase(session);
+  const manifest: Manifest = {
+    format: 2,
+    id: plan.id,
+    stack: settings.stack,
+    environment: settings.environment,
+    reason: plan.request.reason,
+    createdAt,
+    version: plan.version,
+    ...(plan.request.targetVersion ? { targetVersion: plan.request.targetVersion } : {}),
+    postgresVolume: settings.names.postgresVolume,
+    database,
+    tables,
+    migrations,
+  };
+  await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
+  progress(
+    `storing snapshot (media ${session.hasMedia ? `incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
+  );
+  const tags = backupTags({
+    id: plan.id,
+    reason: plan.request.reason,
+    release: plan.version,
+    target: plan.request.targetVersion,
+    stack: settings.stack,
+  });
+  const result = await session.exec(
+    `cd / && lrestic backup --json --host "$1" --tag "$2" \${3:+--parent "$3"} --exclude '${MEDIA_EXCLUDE}' ${STAGE_DIR} \${4:+${MEDIA_DIR}}`,
+    [settings.stack, tags, plan.parent?.snapshot ?? "", session.hasMedia ? "media" : ""],
+    { allowFailure: true, onLine: resticProgress() },
+  );
+  if (result.code !== 0) {
+    throw new OpsError(`restic backup failed: ${lastLine(result.stderr)}`);
+  }
+  const summary = parseBackupSummary(result.stdout);
+  progress(
+    `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
+      `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
+      `${formatBytes(summary.data_added)} added to the repository`,
+  );
+  const [entry] = parseSnapshots(
+    (await session.exec(`lrestic snapshots --json "$1"`, [summary.snapshot_id])).stdout,
+  );
+  return { manifest, entry };
+}
+
+/** restic --json status lines, turned into a progress line every ten seconds. */
+function resticProgress(): (line: string) => void {
+  let last = Date.now();
+  return (line) => {
+    if (!line.startsWith('{"message_type":"status"') || Date.now() - last < 10_000) {
+      return;
+    }
+    last = Date.now();
+    const status = JSON.parse(line) as { percent_done?: number; bytes_done?: number };
+    progress(
+      `  ${((status.percent_done ?? 0) * 100).toFixed(0)}% (${formatBytes(status.bytes_done ?? 0)})`,
+    );
+  };
+}
+
+async function dumpDatabase(session: OpsSession) {
+  const { settings } = session;
+  const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
   try {
-    const [tables, migrations] = [await session.tableCounts(), await session.migrations()];
+    const [tables, migrations] = [await db.tableCounts(), await db.migrations()];
     progress(
       `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
     );
+    const hash = createHash("sha256");
     let bytes = 0;
     let reported = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
         bytes += chunk.length;
-        if (bytes - reported > 64 * 1024 * 1024) {
+        if (bytes - reported > 256 * 1024 * 1024) {
           reported = bytes;
           progress(`  ${formatBytes(bytes)} dumped`);
         }
         done(null, chunk);
       },
     });
+    // -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it).
     const [dumped, written] = await pipeCommands(
-      (stdout) =>
+      (stdout, signal) =>
         docker(
           [
             "exec",
@@ -279,98 +363,98 @@ async function dumpDatabase(settings: Settings, partial: string) {
             "-d",
             POSTGRES_DB,
             "-Fc",
+            "-Z0",
             `--snapshot=${snapshot}`,
           ],
-          { stdout, allowFailure: true },
+          { stdout, allowFailure: true, signal },
         ),
       (input) =>
-        toolbox(settings, [backupsMount(settings)], `cat > ${sh(partial)}/db.dump`, {
+        session.exec(`rm -f ${STAGE_DIR}/* && cat > ${DUMP_FILE}`, [], {
           input: input.pipe(counter),
           allowFailure: true,
         }),
     );
     if (dumped.code !== 0 || written.code !== 0) {
       throw new OpsError(
-        `database dump failed: ${(written.stderr || dumped.stderr).trim().split("\n").pop()}`,
+        `database dump failed: ${lastLine(written.code !== 0 ? written.stderr : dumped.stderr)}`,
       );
     }
-    return { tables, migrations };
+    return {
+      tables,
+      migrations,
+      database: { file: "db.dump" as const, bytes, sha256: hash.digest("hex") },
+    };
   } finally {
-    session.close();
+    db.close();
   }
+}
+
+/** Creates the local repository on first use (the key must be on the host by then). */
+export async function ensureRepository(session: OpsSession): Promise<void> {
+  const state = (
+    await session.exec(
+      `[ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }; [ -f ${REPOSITORY}/config ] && echo ready || echo missing`,
+    )
+  ).stdout.trim();
+  if (state === "nokey") {
+    requireKeys(session.settings, false);
+  }
+  if (state === "missing") {
+    progress(`initialising the restic repository in ${session.settings.names.backupsVolume}`);
+    await session.exec("lrestic init --repository-version 2 >/dev/null");
+  }
+}
+
+async function backupFailure(
+  session: OpsSession,
+  id: string,
+  earlier: number,
+  err: Error,
+): Promise<OpsError> {
+  const free = await session.exec("df -Pk /backups | tail -1 | awk '{print $4}'", [], {
+    allowFailure: true,
+  });
+  const full = NO_SPACE.test(err.message) || Number(free.stdout.trim()) < 256;
+  const vol = session.settings.names.backupsVolume;
+  return new OpsError(
+    `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. No snapshot was written; the ${earlier} earlier backup(s) are untouched.\n` +
+      (full
+        ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.\n`
+        : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.\n`) +
+      `Cause: ${err.message}`,
+  );
 }
 
 /**
- * sha256 of every file below the current directory, as `<hash>  ./<path>` lines. One definition for backup,
- * verify and restore, so the files left out (the app's `.health-*` probes) are the same everywhere.
+ * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
+ * 10%` keeps prune from repacking on every run: space comes back in steps, time stays small.
  */
-export const MEDIA_SHA256 = "find . -type f ! -name '.health-*' -print0 | xargs -0 -r sha256sum";
-
-async function archiveMedia(settings: Settings, partial: string): Promise<Record<string, string>> {
-  // Checksums are taken from the archive itself (extracted to scratch), so they describe exactly what a
-  // restore will put back, even if the app wrote a file meanwhile.
-  const script = [
-    `tar -C /media -cf ${sh(partial)}/media.tar .`,
-    "mkdir /tmp/m",
-    `tar -C /tmp/m -xf ${sh(partial)}/media.tar`,
-    `cd /tmp/m && ${MEDIA_SHA256}`,
-  ].join("\n");
-  const { stdout } = await toolbox(
-    settings,
-    [backupsMount(settings), mediaMount(settings)],
-    script,
+export async function applyRetention(session: OpsSession): Promise<string[]> {
+  const { settings } = session;
+  const decision = retention({
+    backups: await sessionSnapshots(session),
+    keep: settings.backup.keep,
+    rollbackReleases: rollbackReleases(
+      await runningVersion(settings),
+      await currentHistory(settings),
+    ),
+    pinned: [...pinnedBackups],
+  });
+  for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
+    progress(`retention: kept ${kept.entry.id}: ${kept.why}`);
+  }
+  if (!decision.forget.length) {
+    return [];
+  }
+  const ids = decision.forget.map((b) => b.id);
+  progress(`retention: forgetting ${ids.join(", ")}`);
+  await session.exec(
+    `lrestic forget "$@" >/dev/null && lrestic prune --max-unused 10% >/dev/null`,
+    decision.forget.map((b) => b.snapshot),
   );
-  return parseSha256Lines(stdout);
+  return ids;
 }
 
-export function parseSha256Lines(stdout: string): Record<string, string> {
-  const sums: Record<string, string> = {};
-  for (const line of stdout.split("\n").filter(Boolean)) {
-    const match = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (match) {
-      sums[match[2].replace(/^\.\//, "")] = match[1];
-    }
-  }
-  return sums;
-}
-
-async function checksumFiles(settings: Settings, dir: string): Promise<Record<string, FileEntry>> {
-  const script = `cd ${sh(dir)} && for f in ${BACKUP_FILES.join(" ")}; do printf '%s %s %s\\n' "$(sha256sum "$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f"; done`;
-  const { stdout } = await toolbox(settings, [backupsMount(settings, true)], script);
-  const files: Record<string, FileEntry> = {};
-  for (const line of stdout.split("\n").filter(Boolean)) {
-    const [sha256, bytes, name] = line.split(" ");
-    files[name] = { sha256, bytes: Number(bytes) };
-  }
-  return files;
-}
-
-/** Keeps the newest `edms:backup.keep` complete backups. */
-export async function pruneBackups(settings: Settings): Promise<string[]> {
-  const { complete } = await listBackups(settings);
-  const excess = complete
-    .slice(0, Math.max(0, complete.length - settings.backup.keep))
-    .map((m) => m.id);
-  if (excess.length) {
-    const script = excess
-      .map(
-        (id) =>
-          `mv ${sh(`/backups/${id}`)} ${sh(`/backups/.deleting-${id}`)} && rm -rf ${sh(`/backups/.deleting-${id}`)}`,
-      )
-      .join("\n");
-    await toolbox(settings, [backupsMount(settings)], script);
-    progress(
-      `pruned ${excess.length} old backup(s), keeping ${settings.backup.keep}: ${excess.join(", ")}`,
-    );
-  }
-  return excess;
-}
-
-/** Current checksums of the files of a stored backup. */
-export function storedChecksums(
-  settings: Settings,
-  id: string,
-): Promise<Record<string, FileEntry>> {
-  checkBackupId(id);
-  return checksumFiles(settings, `/backups/${id}`);
+export function lastLine(text: string): string {
+  return text.trim().split("\n").pop() ?? "";
 }

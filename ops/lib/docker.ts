@@ -3,7 +3,7 @@
  * exactly as operators' own `docker` commands do, which a socket client library would not.
  */
 import { spawn } from "child_process";
-import { Readable, Writable } from "stream";
+import { PassThrough, Readable, Writable } from "stream";
 import { OpsError } from "./errors";
 
 export interface RunOptions {
@@ -15,6 +15,8 @@ export interface RunOptions {
   readonly onLine?: (line: string) => void;
   /** Return the result instead of throwing on a non-zero exit. */
   readonly allowFailure?: boolean;
+  /** Kills the command when aborted (a pipeline whose other end has failed). */
+  readonly signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -29,7 +31,7 @@ export function run(
   options: RunOptions = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let partial = "";
@@ -42,6 +44,9 @@ export function run(
       }
     };
     child.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.name === "AbortError") {
+        return; // killed on purpose; "close" reports it
+      }
       reject(
         error.code === "ENOENT"
           ? new OpsError(
@@ -149,14 +154,23 @@ export async function requireEngine(): Promise<void> {
 /**
  * Streams one command's stdout into another's stdin (e.g. `pg_dump` in the postgres container into a file
  * in the backups volume) without holding the data in memory. Both results are returned; the caller decides.
+ * Either side failing ends the other: a consumer that stops reading (disk full, psql error) kills the
+ * producer instead of leaving it blocked on a full pipe forever, and a producer that dies closes the
+ * consumer's input.
  */
 export async function pipeCommands(
-  producer: (stdout: Writable) => Promise<RunResult>,
+  producer: (stdout: Writable, signal: AbortSignal) => Promise<RunResult>,
   consumer: (stdin: Readable) => Promise<RunResult>,
 ): Promise<[RunResult, RunResult]> {
-  const { PassThrough } = await import("stream");
   const pipe = new PassThrough();
-  const consumed = consumer(pipe);
-  const produced = producer(pipe).finally(() => pipe.end());
+  const abort = new AbortController();
+  const consumed = consumer(pipe).then((result) => {
+    if (!pipe.writableEnded) {
+      abort.abort();
+      pipe.resume(); // drain whatever is still in flight
+    }
+    return result;
+  });
+  const produced = producer(pipe, abort.signal).finally(() => pipe.end());
   return Promise.all([produced, consumed]);
 }

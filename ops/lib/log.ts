@@ -30,3 +30,8 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
+
+/** A problem that does not fail the command (e.g. an off-host copy that will be retried). */
+export function warn(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}

@@ -1,116 +1,190 @@
 /**
- * Restore: verified backup only; the current state is backed up first (the undo); web and worker are
- * stopped so nothing writes meanwhile; `pg_restore --clean --if-exists` in one transaction (a failure leaves
- * the database as it was); media replaced; then counts and checksums must equal the manifest.
+ * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
+ * in between is lost from both states; the database restored in one transaction that commits only when
+ * pg_restore has read the whole dump; media restored from the snapshot (only changed files with restic ≥
+ * 0.17, else a full replace: never through a scratch copy); then row counts and the media file count must
+ * equal the backup. A marker in the backups volume names an interrupted restore until one completes.
  */
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { createBackup, Manifest, MEDIA_SHA256, parseSha256Lines, runningVersion } from "./backups";
+import {
+  BackupEntry,
+  createBackup,
+  lastLine,
+  Manifest,
+  pinnedBackups,
+  readManifest,
+  runningVersion,
+} from "./backups";
 import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./database";
-import { docker, pipeCommands, stopRunning } from "./docker";
+import { docker, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
-import { backupsMount, mediaMount, sh, toolbox } from "./toolbox";
-import { compareMaps, verifyBackup } from "./verify";
+import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
+import { OpsSession, withSession } from "./session";
+import { compareMaps, streamDump, verifyBackup } from "./verify";
+
+export const RESTORE_MARKER = "/backups/.restore-in-progress";
 
 export interface RestoreResult {
   readonly undoBackup: string | null;
   readonly restarted: boolean;
+  /** Release the restored data belongs to. */
+  readonly release: string | null;
 }
 
 export async function restoreBackup(
   settings: Settings,
-  manifest: Manifest,
+  entry: BackupEntry,
+  prepare?: (session: OpsSession) => Promise<BackupEntry>,
 ): Promise<RestoreResult> {
   await requirePostgres(settings);
-  const report = await verifyBackup(settings, manifest);
+  return withSession(settings, `restore ${entry.id}`, async (session) => {
+    const target = prepare ? await prepare(session) : entry;
+    pinnedBackups.add(target.id);
+    try {
+      return await restoreInSession(session, target);
+    } finally {
+      pinnedBackups.delete(target.id);
+    }
+  });
+}
+
+async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
+  const { settings } = session;
+  const report = await verifyBackup(session, entry);
   if (!report.ok) {
     throw new OpsError(
-      `Backup ${manifest.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
+      `Backup ${entry.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
     );
   }
-  let undoBackup: string | null = null;
-  if (await hasSchema(settings)) {
-    progress("backing up the current state first (the undo of this restore)");
-    undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.id ?? null;
-  }
+  const manifest = await readManifest(session, entry);
   const runningRelease = await runningVersion(settings);
-  const running = await stopRunning([settings.names.webContainer, settings.names.workerContainer]);
-  if (running.length) {
-    progress(`stopped ${running.join(", ")} so nothing writes during the restore`);
+  const writers = await stopRunning([settings.names.webContainer, settings.names.workerContainer]);
+  if (writers.length) {
+    progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
   }
-  progress("restoring database (pg_restore --clean --if-exists, single transaction)");
-  // Tables the backup does not know (from a later release) would survive --clean. Their DROP and the whole
-  // restore (pg_restore turned into SQL) go through one psql transaction: all of it, or nothing.
-  const extra = (await psql(settings, TABLES_SQL)).filter((t) => !(t in manifest.tables));
-  const drops = extra.length
-    ? `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`
-    : "";
-  const restoreScript =
-    '{ printf "%s\\n" "$1"; pg_restore --clean --if-exists --no-owner -f -; } | ' +
-    `psql -U ${POSTGRES_USER} -d ${POSTGRES_DB} -X -q -v ON_ERROR_STOP=1 --single-transaction`;
-  const [, restored] = await pipeCommands(
-    (stdout) =>
-      toolbox(
-        settings,
-        [backupsMount(settings, true)],
-        `cat ${sh(`/backups/${manifest.id}/db.dump`)}`,
-        {
-          stdout,
-        },
-      ),
-    (input) =>
-      docker(
-        [
-          "exec",
-          "-i",
-          settings.names.postgresContainer,
-          "sh",
-          "-c",
-          restoreScript,
-          "restore",
-          drops,
-        ],
-        {
-          input,
-          allowFailure: true,
-        },
-      ),
-  );
-  if (restored.code !== 0) {
-    throw new OpsError(
-      `pg_restore failed; the database was left as it was (single transaction). ${restored.stderr.trim().split("\n").pop()}\n` +
-        `Web/worker are stopped: start them with \`docker start ${running.join(" ")}\` or redeploy.`,
-    );
-  }
-  progress("restoring media");
-  await toolbox(
-    settings,
-    [backupsMount(settings, true), mediaMount(settings, false)],
-    `find /media -mindepth 1 -delete && tar -C /media -xpf ${sh(`/backups/${manifest.id}/media.tar`)} && sync`,
-  );
-  progress("integrity check: row counts and media checksums against the manifest");
-  const problems = [
-    ...compareMaps("table", manifest.tables, await tableCounts(settings)),
-    ...compareMaps("media", manifest.media, await mediaChecksums(settings)),
-  ];
-  if (problems.length) {
-    throw new OpsError(
-      `Restored data does not match backup ${manifest.id}:\n  - ${problems.join("\n  - ")}` +
-        (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""),
-    );
+  let touched = false;
+  let undoBackup: string | null = null;
+  try {
+    if (await hasSchema(settings)) {
+      progress("backing up the current state first (the undo of this restore)");
+      undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.entry.id ?? null;
+    }
+    await session.exec(`cat > ${RESTORE_MARKER}`, [], {
+      input: JSON.stringify({ id: entry.id, undo: undoBackup, started: await session.hostTime() }),
+    });
+    touched = true;
+    await restoreDatabase(session, entry, manifest, undoBackup);
+    await restoreMedia(session, entry);
+    await checkIntegrity(session, entry, manifest, undoBackup);
+    await session.exec(`rm -f ${RESTORE_MARKER}`);
+  } catch (err) {
+    if (!touched && writers.length) {
+      // Nothing was changed: the old state serves again.
+      await docker(["start", ...writers], { allowFailure: true });
+    }
+    throw err;
   }
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.
   const sameRelease = manifest.version !== null && manifest.version === runningRelease;
-  if (running.length && sameRelease) {
-    progress(`starting ${running.join(", ")}`);
-    await docker(["start", ...running]);
+  if (writers.length && sameRelease) {
+    progress(`starting ${writers.join(", ")}`);
+    await docker(["start", ...writers]);
   }
-  return { undoBackup, restarted: running.length > 0 && sameRelease };
+  return { undoBackup, restarted: writers.length > 0 && sameRelease, release: manifest.version };
 }
 
-export async function mediaChecksums(settings: Settings): Promise<Record<string, string>> {
-  const script = `cd /media && ${MEDIA_SHA256}`;
-  return parseSha256Lines((await toolbox(settings, [mediaMount(settings)], script)).stdout);
+/**
+ * pg_restore turned into SQL, fed to psql inside one explicit transaction. COMMIT is sent only after
+ * pg_restore exited 0: a cut stream or a failing pg_restore ends psql's input without it, and the server
+ * rolls everything back. Tables the backup does not know (from a later release) are dropped in the same
+ * transaction.
+ */
+async function restoreDatabase(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  undoBackup: string | null,
+): Promise<void> {
+  const { settings } = session;
+  progress("restoring database (pg_restore --clean --if-exists, one transaction)");
+  const extra = (await psql(settings, TABLES_SQL)).filter((t) => !(t in manifest.tables));
+  const drops = extra.length
+    ? `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`
+    : "";
+  const script =
+    'failed=/tmp/edms-restore-failed.$$; rm -f "$failed"; ' +
+    '{ printf "BEGIN;\\n%s\\n" "$1"; if pg_restore --clean --if-exists --no-owner -f -; then printf "COMMIT;\\n"; else touch "$failed"; fi; } | ' +
+    `psql -U ${POSTGRES_USER} -d ${POSTGRES_DB} -X -q -v ON_ERROR_STOP=1; code=$?; ` +
+    'if [ -f "$failed" ]; then rm -f "$failed"; echo "pg_restore failed: nothing was committed" >&2; exit 3; fi; exit $code';
+  const { dumped, consumed } = await streamDump(session, entry, (input) =>
+    docker(["exec", "-i", settings.names.postgresContainer, "sh", "-c", script, "restore", drops], {
+      input: input as never,
+      allowFailure: true,
+    }),
+  );
+  if (dumped.code !== 0 || consumed.code !== 0) {
+    throw new OpsError(
+      `Database restore failed; the database was left as it was (nothing committed). ${lastLine(consumed.stderr || dumped.stderr)}\n` +
+        `Web/worker are stopped: start them with \`docker start ${settings.names.webContainer} ${settings.names.workerContainer}\` or redeploy.` +
+        (undoBackup ? ` The state before is also in backup ${undoBackup}.` : ""),
+    );
+  }
+}
+
+async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {
+  if (!session.hasMedia || !entry.paths.includes(MEDIA_DIR)) {
+    progress("media: not in this backup or no media volume; left as it is");
+    return;
+  }
+  const [major, minor] = resticVersion((await session.exec("restic version")).stdout);
+  if (major > 0 || minor >= 17) {
+    progress("restoring media (changed files only)");
+    await session.exec(
+      `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite if-changed --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
+      [entry.snapshot],
+    );
+  } else {
+    progress("restoring media (full replace: this restic cannot restore only changed files)");
+    await session.exec(
+      `find ${MEDIA_DIR} -mindepth 1 -delete && cd / && lrestic restore "$1" --target / --include ${MEDIA_DIR} --verify >/dev/null && sync`,
+      [entry.snapshot],
+    );
+  }
+}
+
+async function checkIntegrity(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  undoBackup: string | null,
+): Promise<void> {
+  progress("integrity check: row counts and media files against the backup");
+  const problems = compareMaps("table", manifest.tables, await tableCounts(session.settings));
+  if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
+    const counts = await session.exec(
+      `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | grep -c '"type":"file"' || true; find ${MEDIA_DIR} -type f ! -name '${MEDIA_EXCLUDE}' -print0 | tr -cd '\\0' | wc -c`,
+      [entry.snapshot],
+    );
+    const [inBackup, restored] = counts.stdout.trim().split(/\s+/).map(Number);
+    if (inBackup !== restored) {
+      problems.push(`media: ${restored} files restored, the backup has ${inBackup}`);
+    }
+  }
+  if (problems.length) {
+    throw new OpsError(
+      `Restored data does not match backup ${entry.id}:\n  - ${problems.join("\n  - ")}` +
+        (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""),
+    );
+  }
+}
+
+/** An interrupted restore, if one left its marker. */
+export async function interruptedRestore(
+  session: OpsSession,
+): Promise<{ id: string; undo: string | null; started: string } | null> {
+  const { stdout } = await session.exec(`cat ${RESTORE_MARKER} 2>/dev/null || true`);
+  return stdout.trim() ? JSON.parse(stdout) : null;
 }

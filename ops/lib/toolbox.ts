@@ -5,6 +5,7 @@
  */
 import { Settings } from "../../components/config";
 import { docker, RunOptions, RunResult } from "./docker";
+import { RESTIC_PRELUDE } from "./restic";
 
 export interface Mount {
   readonly volume: string;
@@ -26,7 +27,9 @@ export function toolbox(
   script: string,
   options: RunOptions = {},
 ): Promise<RunResult> {
-  const args = ["run", "--rm", "-i", "--network", "none", "--user", "0", "--entrypoint", "sh"];
+  // Logging off: these containers stream dumps and archives, which must never land in a log driver.
+  const args = ["run", "--rm", "-i", "--log-driver", "none", "--network", "none", "--user", "0"];
+  args.push("--entrypoint", "sh");
   args.push("--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops");
   for (const mount of mounts) {
     args.push("-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`);
@@ -38,4 +41,28 @@ export function toolbox(
 /** Quotes a value for the toolbox's `sh` (backup ids and app names are validated, this is the backstop). */
 export function sh(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A one-off container of the backup image (restic) with the backups volume at /backups, read-only unless
+ * asked; the script starts with the restic prelude. For work outside the stack lock (listing) and for
+ * writing the keys.
+ */
+export function backupToolbox(
+  settings: Settings,
+  script: string,
+  options: RunOptions & {
+    readonly writable?: boolean;
+    readonly network?: boolean;
+    /** Positional parameters of the script ($1 …): values never spliced into its text. */
+    readonly args?: readonly string[];
+  } = {},
+): Promise<RunResult> {
+  const args = ["run", "--rm", "-i", "--log-driver", "none", "--user", "0", "--entrypoint", "sh"];
+  args.push("--network", options.network ? "bridge" : "none");
+  args.push("--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops");
+  args.push("-v", `${settings.names.backupsVolume}:/backups${options.writable ? "" : ":ro"}`);
+  args.push(settings.backup.image, "-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops");
+  args.push(...(options.args ?? []));
+  return docker(args, options);
 }

@@ -1,17 +1,21 @@
 /**
- * A backup counts as good only when it restores: checksums match the manifest, the dump restores into a
- * scratch PostgreSQL (no network, thrown away after) with the manifest's row counts, and the media archive
- * unpacks to the manifest's file checksums.
+ * A backup counts as good only when it restores. verify = restic's check of the repository's structure;
+ * the dump streamed out of the snapshot (every blob authenticated and hashed by restic as it is read)
+ * into a scratch PostgreSQL (no network, thrown away after), with its sha256 and the row counts compared
+ * to the manifest; and every media blob of the snapshot read back the same way. Nothing is extracted to
+ * disk: the media are streamed through restic's `dump` and discarded.
  */
-import { randomBytes } from "crypto";
+import { createHash, randomBytes } from "crypto";
+import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { Manifest, MEDIA_SHA256, parseSha256Lines, storedChecksums } from "./backups";
+import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
 import { tableCounts } from "./database";
-import { docker } from "./docker";
+import { docker, pipeCommands } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
-import { backupsMount, sh, toolbox } from "./toolbox";
+import { DUMP_FILE, MEDIA_DIR } from "./restic";
+import { OpsSession } from "./session";
 
 export function compareMaps(
   what: string,
@@ -31,31 +35,6 @@ export function compareMaps(
     }
   }
   return problems;
-}
-
-export async function verifyChecksums(settings: Settings, manifest: Manifest): Promise<string[]> {
-  const stored = await storedChecksums(settings, manifest.id);
-  const problems: string[] = [];
-  for (const [file, entry] of Object.entries(manifest.files)) {
-    const actual = stored[file];
-    if (!actual) {
-      problems.push(`${file}: missing`);
-    } else if (actual.sha256 !== entry.sha256) {
-      problems.push(`${file}: sha256 mismatch (file changed or corrupted)`);
-    } else if (actual.bytes !== entry.bytes) {
-      problems.push(`${file}: size ${actual.bytes} != ${entry.bytes}`);
-    }
-  }
-  return problems;
-}
-
-/** Media checksums as a restore would produce them: the archive unpacked to scratch. */
-export async function archivedMediaChecksums(
-  settings: Settings,
-  id: string,
-): Promise<Record<string, string>> {
-  const script = `mkdir /tmp/m && tar -C /tmp/m -xf ${sh(`/backups/${id}/media.tar`)} && cd /tmp/m && ${MEDIA_SHA256}`;
-  return parseSha256Lines((await toolbox(settings, [backupsMount(settings, true)], script)).stdout);
 }
 
 /** Waits until a scratch server (official-image contract) has finished initdb and accepts connections. */
@@ -86,9 +65,28 @@ export async function waitForScratch(name: string): Promise<void> {
   throw new OpsError("scratch database did not start within 60s");
 }
 
-export async function testRestore(settings: Settings, manifest: Manifest): Promise<string[]> {
-  const name = `${settings.namePrefix}-verify-${randomBytes(3).toString("hex")}`;
-  progress(`test-restoring ${manifest.id} into scratch database ${name}`);
+/** A throwaway PostgreSQL with no network and trust auth; removed (with its volume) afterwards. */
+export async function withScratchDatabase<T>(
+  settings: Settings,
+  fn: (name: string) => Promise<T>,
+): Promise<T> {
+  const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
+  // Leftovers of killed runs first: trust-auth servers must not pile up.
+  const stale = await docker(
+    [
+      "ps",
+      "-aq",
+      "--filter",
+      `label=edms.stack=${settings.stack}`,
+      "--filter",
+      "label=edms.role=scratch-db",
+    ],
+    { allowFailure: true },
+  );
+  const staleIds = stale.stdout.split("\n").filter(Boolean);
+  if (staleIds.length) {
+    await docker(["rm", "-f", "-v", ...staleIds], { allowFailure: true });
+  }
   await docker([
     "run",
     "-d",
@@ -96,47 +94,117 @@ export async function testRestore(settings: Settings, manifest: Manifest): Promi
     name,
     "--network",
     "none",
+    // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
     "--label",
     `edms.stack=${settings.stack}`,
     "--label",
-    "edms.role=ops",
+    "edms.role=scratch-db",
     "-e",
     `POSTGRES_USER=${POSTGRES_USER}`,
     "-e",
     `POSTGRES_DB=${POSTGRES_DB}`,
     "-e",
     "POSTGRES_HOST_AUTH_METHOD=trust",
-    "-v",
-    `${settings.names.backupsVolume}:/backups:ro`,
     settings.postgresImage,
   ]);
   try {
     await waitForScratch(name);
-    const restored = await docker(
-      [
-        "exec",
-        name,
-        "pg_restore",
-        "-U",
-        POSTGRES_USER,
-        "-d",
-        POSTGRES_DB,
-        "--no-owner",
-        "--exit-on-error",
-        "--single-transaction",
-        `/backups/${manifest.id}/db.dump`,
-      ],
-      { allowFailure: true },
-    );
-    if (restored.code !== 0) {
-      return [
-        `db.dump does not restore: ${restored.stderr.trim().split("\n").slice(-2).join(" ")}`,
-      ];
-    }
-    return compareMaps("table", manifest.tables, await tableCounts(settings, name));
+    return await fn(name);
   } finally {
     await docker(["rm", "-f", "-v", name], { allowFailure: true });
   }
+}
+
+/** Streams the snapshot's dump into `consumer`'s stdin, hashing it on the way. */
+export async function streamDump(
+  session: OpsSession,
+  entry: BackupEntry,
+  consumer: (input: NodeJS.ReadableStream) => ReturnType<typeof docker>,
+): Promise<{
+  sha256: string;
+  bytes: number;
+  dumped: Awaited<ReturnType<typeof docker>>;
+  consumed: Awaited<ReturnType<typeof docker>>;
+}> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const [dumped, consumed] = await pipeCommands(
+    (stdout, signal) =>
+      session.exec(`lrestic dump "$1" ${DUMP_FILE}`, [entry.snapshot], {
+        stdout,
+        allowFailure: true,
+        signal,
+      }),
+    (input) => consumer(input.pipe(counter)),
+  );
+  return { sha256: hash.digest("hex"), bytes, dumped, consumed };
+}
+
+async function testRestore(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  return withScratchDatabase(session.settings, async (name) => {
+    progress(`test-restoring ${entry.id} into scratch database ${name}`);
+    // No owners and no grants: roles of the production server need not exist in the scratch one.
+    const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+      docker(
+        [
+          "exec",
+          "-i",
+          name,
+          "pg_restore",
+          "-U",
+          POSTGRES_USER,
+          "-d",
+          POSTGRES_DB,
+          "--no-owner",
+          "--no-privileges",
+          "--exit-on-error",
+          "--single-transaction",
+        ],
+        { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
+      ),
+    );
+    if (dumped.code !== 0) {
+      return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
+    }
+    if (sha256 !== manifest.database.sha256) {
+      return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
+    }
+    if (consumed.code !== 0) {
+      return [
+        `db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`,
+      ];
+    }
+    return compareMaps("table", manifest.tables, await tableCounts(session.settings, name));
+  });
+}
+
+/** Reads every media blob of the snapshot back (authenticated by restic), discarding the data. */
+async function readMedia(session: OpsSession, entry: BackupEntry): Promise<string[]> {
+  progress("reading back every media file of the snapshot");
+  if (!entry.paths.includes(MEDIA_DIR)) {
+    return [];
+  }
+  const result = await session.exec(
+    `lrestic dump -a tar "$1" ${MEDIA_DIR} >/dev/null`,
+    [entry.snapshot],
+    {
+      allowFailure: true,
+    },
+  );
+  return result.code === 0
+    ? []
+    : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
 }
 
 export interface VerifyReport {
@@ -145,15 +213,22 @@ export interface VerifyReport {
   readonly problems: string[];
 }
 
-export async function verifyBackup(settings: Settings, manifest: Manifest): Promise<VerifyReport> {
-  progress(`verifying ${manifest.id}: checksums`);
-  const problems = await verifyChecksums(settings, manifest);
-  if (problems.length === 0) {
-    problems.push(...(await testRestore(settings, manifest)));
-    progress("comparing media checksums");
-    problems.push(
-      ...compareMaps("media", manifest.media, await archivedMediaChecksums(settings, manifest.id)),
-    );
+export async function verifyBackup(session: OpsSession, entry: BackupEntry): Promise<VerifyReport> {
+  progress(`verifying ${entry.id}: repository structure`);
+  const check = await session.exec("lrestic check >/dev/null", [], { allowFailure: true });
+  const problems: string[] = [];
+  if (check.code !== 0) {
+    problems.push(`restic check: ${lastLine(check.stderr)}`);
   }
-  return { id: manifest.id, ok: problems.length === 0, problems };
+  let manifest: Manifest | undefined;
+  try {
+    manifest = await readManifest(session, entry);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (manifest) {
+    problems.push(...(await testRestore(session, entry, manifest)));
+    problems.push(...(await readMedia(session, entry)));
+  }
+  return { id: entry.id, ok: problems.length === 0, problems };
 }

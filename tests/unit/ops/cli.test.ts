@@ -29,7 +29,14 @@ describe("edms-ops command tree", function () {
   it("wires every command of the design", function () {
     expect(buildProgram().commands.map((c) => c.name())).to.deep.equal(expected);
     const backups = buildProgram().commands.find((c) => c.name() === "backups");
-    expect(backups?.commands.map((c) => c.name())).to.deep.equal(["list", "export", "import"]);
+    expect(backups?.commands.map((c) => c.name())).to.deep.equal([
+      "list",
+      "init",
+      "export",
+      "import",
+      "import-legacy",
+      "prune",
+    ]);
   });
 
   it("gives every command a description and operator-facing commands an example", function () {

@@ -1,0 +1,249 @@
+/**
+ * The stack's operation lock and backup workspace in one: a container named `<prefix>-ops`, run from the
+ * backup image with the backups volume, the media volume and a scratch volume for the database dump.
+ *
+ * - Docker container names are unique, so creating it is an atomic "take the lock" on the Docker host,
+ *   whoever runs edms-ops and from wherever (`docker:host` may be ssh://).
+ * - It runs `cat` on the stdin of the `docker run` that edms-ops holds open. When edms-ops ends, in any
+ *   way (exit, exception, SIGKILL, lost ssh connection), that stdin closes, the container exits and
+ *   `--rm` removes it, and every process exec'd into it dies with it: the lock cannot outlive its holder,
+ *   and no restic keeps writing for a dead operation.
+ * - Its first line is the Docker host's clock: backup ids and retention follow the host, not the laptop.
+ * - While we hold it, restic's own locks in the local repository are leftovers by definition (restic
+ *   judges staleness by hostname+PID, which throwaway containers make meaningless), so they are cleared.
+ */
+import { ChildProcessWithoutNullStreams, spawn } from "child_process";
+import * as os from "os";
+import { Settings } from "../../components/config";
+import { docker, RunOptions, RunResult, volumeExists } from "./docker";
+import { OpsError } from "./errors";
+import { storeKeysFromEnv } from "./keys";
+import { progress } from "./log";
+import { MEDIA_DIR, REPOSITORY, RESTIC_PRELUDE, STAGE_DIR } from "./restic";
+
+const DEFAULT_LOCK_WAIT_SECONDS = 120;
+
+export class OpsSession {
+  private constructor(
+    readonly settings: Settings,
+    readonly name: string,
+    private readonly child: ChildProcessWithoutNullStreams,
+    readonly hasMedia: boolean,
+  ) {}
+
+  /** Runs a shell script (with the restic prelude) inside the session container. */
+  exec(script: string, args: readonly string[] = [], options: RunOptions = {}): Promise<RunResult> {
+    return docker(
+      ["exec", "-i", this.name, "sh", "-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops", ...args],
+      options,
+    );
+  }
+
+  /** The Docker host's clock now, as an ISO string. */
+  async hostTime(): Promise<string> {
+    return (await this.exec("date -u +%Y-%m-%dT%H:%M:%SZ")).stdout.trim();
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        resolve();
+      } else {
+        this.child.once("close", () => resolve());
+      }
+    });
+    this.child.stdin.end();
+    await closed;
+  }
+
+  static async open(settings: Settings, operation: string): Promise<OpsSession> {
+    const n = settings.names;
+    if (!(await volumeExists(n.backupsVolume))) {
+      throw new OpsError(
+        `Backups volume ${n.backupsVolume} is missing. Run \`pulumi up\` for ${settings.stack} to create it.`,
+      );
+    }
+    // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
+    const hasMedia = await volumeExists(n.mediaVolume);
+    const name = `${settings.namePrefix}-ops`;
+    const args = [
+      "run",
+      "-i",
+      "--rm",
+      "--name",
+      name,
+      "--log-driver",
+      "none",
+      "--network",
+      settings.backup.offsite ? "bridge" : "none",
+      "--user",
+      "0",
+      "--entrypoint",
+      "sh",
+      "--label",
+      `edms.stack=${settings.stack}`,
+      "--label",
+      "edms.role=ops",
+      "--label",
+      `edms.operation=${operation}`,
+      "--label",
+      `edms.holder=${os.hostname()}:${process.pid}`,
+      "-v",
+      `${n.backupsVolume}:/backups`,
+      "-v",
+      STAGE_DIR,
+      ...(hasMedia ? ["-v", `${n.mediaVolume}:${MEDIA_DIR}`] : []),
+      settings.backup.image,
+      "-c",
+      "date -u +%s && exec cat >/dev/null",
+    ];
+    const wait = Number(process.env.EDMS_LOCK_WAIT ?? DEFAULT_LOCK_WAIT_SECONDS) * 1000;
+    const deadline = Date.now() + wait;
+    let told = false;
+    for (;;) {
+      const attempt = await startLockContainer(args);
+      if (attempt.child) {
+        const session = new OpsSession(settings, name, attempt.child, hasMedia);
+        await session.clearLeftovers();
+        return session;
+      }
+      if (!/already in use|Conflict/i.test(attempt.stderr)) {
+        throw new OpsError(
+          /Unable to find image|No such image|pull access denied|manifest unknown/i.test(
+            attempt.stderr,
+          )
+            ? `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled. ` +
+                "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed."
+            : `Could not start the backup container ${name}: ${attempt.stderr.trim().split("\n").pop()}`,
+        );
+      }
+      const holder = await lockHolder(name);
+      if (holder && !holder.running) {
+        // Created but never started (its `docker run` died in between): nobody holds it.
+        await docker(["rm", "-f", holder.id], { allowFailure: true });
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new OpsError(
+          `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. ` +
+            `Nothing was changed. Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
+            "or wait longer with EDMS_LOCK_WAIT=<seconds>.",
+          2,
+        );
+      }
+      if (!told) {
+        progress(`waiting for ${describeHolder(holder)} to finish (up to ${wait / 1000}s)`);
+        told = true;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** What killed operations leave: restic locks, scratch repositories, first-release partial backups. */
+  private async clearLeftovers(): Promise<void> {
+    await this.exec(
+      `rm -rf /backups/.export-* /backups/.import-* /backups/.partial-* /backups/.deleting-*; ` +
+        `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -delete`,
+    );
+  }
+}
+
+interface LockAttempt {
+  readonly child?: ChildProcessWithoutNullStreams;
+  readonly stderr: string;
+}
+
+/** Starts the lock container; resolves once it printed its first line (held) or exited (not held). */
+function startLockContainer(args: string[]): Promise<LockAttempt> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("docker", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    let settled = false;
+    child.stdin.on("error", () => undefined);
+    child.on("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT"
+          ? new OpsError("`docker` is not installed or not on PATH. Install it and retry.")
+          : error,
+      ),
+    );
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    child.stdout.once("data", () => {
+      settled = true;
+      resolve({ child, stderr: "" });
+    });
+    child.on("close", () => {
+      if (!settled) {
+        settled = true;
+        resolve({ stderr });
+      }
+    });
+  });
+}
+
+interface Holder {
+  readonly id: string;
+  readonly running: boolean;
+  readonly operation: string;
+  readonly holder: string;
+  readonly since: string;
+}
+
+async function lockHolder(name: string): Promise<Holder | undefined> {
+  const result = await docker(["container", "inspect", name], { allowFailure: true });
+  if (result.code !== 0) {
+    return undefined;
+  }
+  const [info] = JSON.parse(result.stdout);
+  return {
+    id: info.Id,
+    running: info.State.Running === true,
+    operation: info.Config.Labels?.["edms.operation"] ?? "an operation",
+    holder: info.Config.Labels?.["edms.holder"] ?? "?",
+    since: info.State.StartedAt ?? info.Created,
+  };
+}
+
+function describeHolder(holder: Holder | undefined): string {
+  return holder
+    ? `\`${holder.operation}\` (edms-ops ${holder.holder}, since ${holder.since.replace(/\.\d+Z$/, "Z")})`
+    : "another operation";
+}
+
+/** Sessions held by this process, so a restore's undo backup reuses the restore's lock. */
+const held = new Map<string, { session: OpsSession; depth: number }>();
+
+/**
+ * Runs `fn` holding the stack's operation lock. Nested calls in one process share it. A second
+ * process waits up to EDMS_LOCK_WAIT seconds (default 120), then is refused with the holder named.
+ */
+export async function withSession<T>(
+  settings: Settings,
+  operation: string,
+  fn: (session: OpsSession) => Promise<T>,
+): Promise<T> {
+  const existing = held.get(settings.stack);
+  if (existing) {
+    existing.depth += 1;
+    try {
+      return await fn(existing.session);
+    } finally {
+      existing.depth -= 1;
+    }
+  }
+  await storeKeysFromEnv(settings);
+  const session = await OpsSession.open(settings, operation);
+  held.set(settings.stack, { session, depth: 1 });
+  try {
+    return await fn(session);
+  } finally {
+    held.delete(settings.stack);
+    await session.close();
+  }
+}
+
+/** The operation holding the stack's lock now, if any (for `status`). */
+export async function currentOperation(settings: Settings): Promise<string | null> {
+  const holder = await lockHolder(`${settings.namePrefix}-ops`);
+  return holder?.running ? describeHolder(holder) : null;
+}

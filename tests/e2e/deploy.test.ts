@@ -18,13 +18,14 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(error, error?.message).to.equal(undefined);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     expect(hooks.map((h) => h.name)).to.deep.equal([
+      "backupInit",
       "preDeployBackup",
       "migrate",
       "bootstrap",
       "healthGate",
       "recordDeployment",
     ]);
-    expect(hooks[0].stderr).to.match(/nothing to back up/);
+    expect(hooks[1].stderr).to.match(/nothing to back up/);
     expect(
       await stack.psql("SELECT count(*) FROM django_migrations WHERE app = 'documents';"),
     ).to.equal("1");
@@ -87,10 +88,22 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(backups).to.have.length(1);
     expect(backups[0]).to.deep.include({
       reason: "pre-deploy",
-      version: "1.0.0",
-      targetVersion: "2.0.0",
+      release: "1.0.0",
+      target: "2.0.0",
+      stack: stack.name,
     });
-    expect(Object.keys(backups[0].media)).to.have.length(3);
+    // One snapshot holds the dump, the manifest and the three seeded media files.
+    const files = (await stack.restic(["ls", "--json", backups[0].snapshot]))
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((n) => n.type === "file")
+      .map((n) => n.path as string)
+      .sort();
+    expect(files.filter((f) => f.startsWith("/edms/database/"))).to.deep.equal([
+      "/edms/database/db.dump",
+      "/edms/database/manifest.json",
+    ]);
+    expect(files.filter((f) => f.startsWith("/edms/media/"))).to.have.length(3);
     const verify = await stack.ops(["verify", backups[0].id]);
     expect(verify.code, verify.stderr).to.equal(0);
 
@@ -148,7 +161,7 @@ describe("e2e: deploy and update on a production stack", function () {
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {
     const secrets = applier.secrets(stack.name);
-    expect(secrets).to.have.length(3);
+    expect(secrets).to.have.length(4); // postgres, Django key, superuser, backup repositories
     const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
       .split("\n")
       .filter(Boolean);

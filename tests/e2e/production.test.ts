@@ -1,19 +1,34 @@
-/** Production: reset always refused with data untouched; disaster recovery from an exported backup. */
+/**
+ * Production: reset always refused with data untouched; disaster recovery on an emptied engine from the
+ * off-host repository (a real restic REST server: `rclone serve restic` in a container); export/import;
+ * first-release backups imported.
+ */
 import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
-import { TestStack } from "./support";
+import {
+  applier,
+  offsiteEnv,
+  offsiteRepository,
+  OFFSITE_PASS,
+  startOffsiteServer,
+  stopOffsiteServer,
+  TestStack,
+} from "./support";
 
 describe("e2e: production refusals and disaster recovery", function () {
   const stack = new TestStack("dr", "production", { "edms:version": "2.0.0" });
-  const offsite = fs.mkdtempSync(path.join(os.tmpdir(), "edms-offsite-"));
+  const exportDir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-export-"));
   let fingerprint: Record<string, string>;
-  let exported: string;
 
   before(async () => {
     await stack.destroy();
+    await startOffsiteServer();
+    stack.set("edms:backup", {
+      offsite: { repository: { secure: await offsiteRepository("dr") } },
+    });
     const { error } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
     await stack.seed("d");
@@ -21,7 +36,8 @@ describe("e2e: production refusals and disaster recovery", function () {
   });
   after(async () => {
     await stack.destroy();
-    fs.rmSync(offsite, { recursive: true, force: true });
+    await stopOffsiteServer();
+    fs.rmSync(exportDir, { recursive: true, force: true });
   });
 
   it("2. reset on production is refused whatever the flags; volumes and data untouched", async function () {
@@ -65,38 +81,42 @@ describe("e2e: production refusals and disaster recovery", function () {
     expect(wrong.stderr).to.contain("(got `dr`)");
   });
 
-  it("4. disaster recovery: everything lost, fresh deploy, import the exported backup, restore, integrity and login", async function () {
+  it("4. disaster recovery on an emptied engine from the off-host repository: keys from the Pulumi secrets only", async function () {
     const [id] = (await stack.backupIds()).filter((b) => b.endsWith("-offsite"));
-    const exportResult = await stack.ops(["backups", "export", id, "--to", offsite]);
-    expect(exportResult.code, exportResult.stderr).to.equal(0);
-    exported = path.join(offsite, id);
-    expect(fs.readdirSync(exported).sort()).to.deep.equal([
-      "db.dump",
-      "manifest.json",
-      "media.tar",
-    ]);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.backups.offsite).to.deep.include({ reachable: true, missing: [] });
+    expect(status.backups.offsite.repository).to.equal("(secret)");
+    const listed = await stack.ops(["backups", "list", "--offsite", "--json"]);
+    expect(listed.code, listed.stderr).to.equal(0);
+    expect(JSON.parse(listed.stdout).offsite.map((b: { id: string }) => b.id)).to.include(id);
 
-    // The disaster: every container and volume of the stack gone, backups included.
-    const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
-      .split("\n")
-      .filter(Boolean);
-    await docker(["rm", "-f", ...ids]);
-    await docker(["volume", "rm", ...(await stack.volumes())]);
-
-    const { error, hooks } = await stack.up(); // pulumi up --refresh: the same stack state and secrets
+    // The disaster: every container and volume of the stack gone, the local repository and keys included.
+    await stack.destroy({ keepState: true });
+    expect(await stack.volumes()).to.deep.equal([]);
+    const { error, hooks } = await stack.up(); // the same stack state and secrets, a new host
     expect(error, error?.message).to.equal(undefined);
-    expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
+    expect(hooks.map((h) => h.name)).to.include.members(["backupInit", "migrate", "bootstrap"]);
     expect(await stack.psql("SELECT count(*) FROM documents_document;")).to.equal("0");
 
-    const imported = await stack.ops(["backups", "import", exported]);
-    expect(imported.code, imported.stderr).to.equal(0);
-    const again = await stack.ops(["backups", "import", exported]);
-    expect(again.code).to.equal(2);
-    expect(again.stderr).to.contain("is already in");
-
-    const restored = await stack.ops(["restore", id, "--confirm", "production"]);
+    // Even without the keys the hook stored, the Pulumi secrets alone are enough.
+    await stack.onVolume(stack.backupsVolume, "rm -rf /v/.keys");
+    const refused = await stack.ops([
+      "restore",
+      id,
+      "--from",
+      "offsite",
+      "--confirm",
+      "production",
+    ]);
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.contain("are not on its Docker host");
+    expect(refused.stderr).to.contain("pulumi stack output backupPassword --show-secrets");
+    const restored = await stack.ops(
+      ["restore", id, "--from", "offsite", "--confirm", "production"],
+      offsiteEnv(stack),
+    );
     expect(restored.code, restored.stderr).to.equal(0);
-    expect(restored.stdout).to.contain("row counts and media checksums equal the manifest");
+    expect(restored.stdout).to.contain("row counts and media files equal the backup");
     expect(restored.stdout).to.match(
       /To undo, run: edms-ops restore \S+-pre-restore --stack dr --confirm production/,
     );
@@ -107,25 +127,152 @@ describe("e2e: production refusals and disaster recovery", function () {
       'from django.test import Client\nc = Client()\nprint(c.login(username="clerk-d", password="clerk-pass-d"), c.login(username="clerk-d", password="wrong"))',
     );
     expect(login).to.equal("True False");
+    // No secret of the off-host repository reached argv-visible places or the output.
+    const secrets = [...applier.secrets(stack.name), OFFSITE_PASS];
+    for (const secret of secrets) {
+      expect(restored.stdout + restored.stderr).not.to.contain(secret);
+    }
   });
 
-  it("a tampered export is refused on import", async function () {
-    const manifest = JSON.parse(fs.readFileSync(path.join(exported, "manifest.json"), "utf8"));
-    const copy = path.join(offsite, "tampered", manifest.id);
-    fs.mkdirSync(copy, { recursive: true });
-    for (const f of ["db.dump", "media.tar", "manifest.json"]) {
-      fs.copyFileSync(path.join(exported, f), path.join(copy, f));
+  it("an exported backup is a checked restic repository; a tampered one and another stack's are refused on import", async function () {
+    const [id] = await stack.backupIds();
+    const exported = await stack.ops(["backups", "export", id, "--to", exportDir]);
+    expect(exported.code, exported.stderr).to.equal(0);
+    const dir = path.join(exportDir, id);
+    expect(fs.readdirSync(dir)).to.include.members([
+      "config",
+      "data",
+      "index",
+      "keys",
+      "snapshots",
+      "edms-backup.json",
+    ]);
+    const again = await stack.ops(["backups", "import", dir]);
+    expect(again.code).to.equal(2);
+    expect(again.stderr).to.contain("is already in");
+
+    const tampered = path.join(exportDir, "tampered", id);
+    fs.cpSync(dir, tampered, { recursive: true });
+    const packs = fs
+      .readdirSync(path.join(tampered, "data"), { recursive: true })
+      .map((f) => path.join(tampered, "data", String(f)))
+      .filter((f) => fs.statSync(f).isFile())
+      .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
+    const pack = fs.readFileSync(packs[0]);
+    pack[Math.floor(pack.length / 2)] ^= 0xff;
+    fs.writeFileSync(packs[0], pack);
+    const other = new TestStack("dr2", "staging", { "edms:version": "2.0.0" });
+    await other.destroy();
+    expect((await other.up()).error).to.equal(undefined);
+    try {
+      const corrupt = await other.ops(["backups", "import", tampered]);
+      expect(corrupt.code).to.equal(1);
+      expect(corrupt.stderr).to.match(/is a backup of another stack|is corrupt/);
+      const foreign = await other.ops(["backups", "import", dir]);
+      expect(foreign.code).to.equal(1);
+      expect(foreign.stderr).to.contain("is a backup of another stack");
+      expect(await other.backupIds()).to.deep.equal([]);
+    } finally {
+      await other.destroy();
     }
-    const dump = fs.readFileSync(path.join(copy, "db.dump"));
-    dump[Math.floor(dump.length / 2)] ^= 0xff;
-    fs.writeFileSync(path.join(copy, "db.dump"), dump);
-    const result = await stack.ops(["backups", "import", copy]);
-    expect(result.code).to.equal(1);
-    expect(result.stderr).to.match(
-      /is corrupt: db\.dump: sha256 does not match the manifest\. Nothing was imported\./,
+  });
+
+  it("first-release backups (<id>/manifest.json folders) stay listed and are imported with one command", async function () {
+    const id = "2026-11-20T10-00-00Z-manual";
+    // A backup exactly as the first release wrote it: pg_dump -Fc, a media tar, a format-1 manifest.
+    const dump = await docker([
+      "exec",
+      stack.container("postgres"),
+      "sh",
+      "-c",
+      `pg_dump -U edms -d edms -Fc > /tmp/db.dump && cat /tmp/db.dump | sha256sum | cut -d' ' -f1; stat -c %s /tmp/db.dump`,
+    ]);
+    const [dumpSum, dumpBytes] = dump.stdout.trim().split("\n");
+    await docker([
+      "cp",
+      `${stack.container("postgres")}:/tmp/db.dump`,
+      path.join(exportDir, "db.dump"),
+    ]);
+    // Every table's row count, as the first release's manifest held them.
+    const tables = Object.fromEntries(
+      (
+        await stack.psql(
+          "SELECT tablename, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', tablename), false, true, '')))[1]::text FROM pg_tables WHERE schemaname = 'public';",
+        )
+      )
+        .split("\n")
+        .map((l) => l.split("|"))
+        .map(([t, c]) => [t, Number(c)]),
     );
-    fs.writeFileSync(path.join(copy, "manifest.json"), "{ not json");
-    const broken = await stack.ops(["backups", "import", copy]);
-    expect(broken.stderr).to.contain("manifest.json is not valid JSON");
+    const legacyScript = `mkdir -p /v/${id} && cp /in/db.dump /v/${id}/db.dump && tar -C /m -cf /v/${id}/media.tar . && sha256sum /v/${id}/media.tar | cut -d' ' -f1 && stat -c %s /v/${id}/media.tar`;
+    const media = await docker([
+      "run",
+      "--rm",
+      "--user",
+      "0",
+      "--entrypoint",
+      "sh",
+      "-v",
+      `${stack.backupsVolume}:/v`,
+      "-v",
+      `${stack.prefix}_media_files:/m:ro`,
+      "-v",
+      `${exportDir}:/in:ro`,
+      "edms-test/postgres:15",
+      "-c",
+      legacyScript,
+    ]);
+    const [mediaSum, mediaBytes] = media.stdout.trim().split("\n");
+    const manifest = {
+      format: 1,
+      id,
+      stack: "dr",
+      environment: "production",
+      reason: "manual",
+      createdAt: "2026-11-20T10:00:00.000Z",
+      completedAt: "2026-11-20T10:00:05.000Z",
+      version: "2.0.0",
+      postgresVolume: `${stack.prefix}_postgres_data`,
+      files: {
+        "db.dump": { sha256: dumpSum, bytes: Number(dumpBytes) },
+        "media.tar": { sha256: mediaSum, bytes: Number(mediaBytes) },
+      },
+      tables,
+      migrations: {},
+      media: {},
+    };
+    await docker(
+      [
+        "run",
+        "--rm",
+        "-i",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        "-v",
+        `${stack.backupsVolume}:/v`,
+        "edms-test/postgres:15",
+        "-c",
+        `cat > /v/${id}/manifest.json`,
+      ],
+      { input: JSON.stringify(manifest) },
+    );
+
+    const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);
+    expect(listed.legacy.map((l: { id: string }) => l.id)).to.deep.equal([id]);
+    const early = await stack.ops(["verify", id]);
+    expect(early.code).to.equal(2);
+    expect(early.stderr).to.contain("backups import-legacy");
+    const imported = await stack.ops(["backups", "import-legacy", "--delete-imported"]);
+    expect(imported.code, imported.stderr).to.equal(0);
+    expect(imported.stdout).to.contain(`imported ${id}`);
+    const after = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);
+    expect(after.legacy).to.deep.equal([]);
+    const entry = after.complete.find((b: { id: string }) => b.id === id);
+    expect(entry).to.deep.include({ reason: "manual", release: "2.0.0" });
+    expect(entry.time).to.match(/^2026-11-20T10:00:00/); // its original time, for retention's order
+    const verify = await stack.ops(["verify", id]);
+    expect(verify.code, verify.stderr).to.equal(0);
   });
 });

@@ -62,6 +62,7 @@ export function opsKilledAfter(
 }
 
 let nextPort = 18100;
+export const BACKUP_IMAGE = "edms-test/backup:restic";
 
 /** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */
 export class TestStack {
@@ -89,9 +90,11 @@ export class TestStack {
   }
 
   write(): void {
+    // The offline restic image, unless a test sets its own: real hosts default to restic/restic.
+    const backup = { image: BACKUP_IMAGE, ...((this.config["edms:backup"] as object) ?? {}) };
     fs.writeFileSync(
       path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`),
-      YAML.stringify({ config: this.config }),
+      YAML.stringify({ config: { ...this.config, "edms:backup": backup } }),
     );
   }
 
@@ -207,6 +210,26 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     return result.stdout.trim();
   }
 
+  /** restic against the stack's local repository, with the key the stack keeps on the host. */
+  async restic(args: string[]): Promise<string> {
+    const result = await docker([
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "-v",
+      `${this.backupsVolume}:/backups`,
+      BACKUP_IMAGE,
+      "--no-cache",
+      "-r",
+      "/backups/restic",
+      "--password-file",
+      "/backups/.keys/restic-password",
+      ...args,
+    ]);
+    return result.stdout.trim();
+  }
+
   get backupsVolume(): string {
     return `${this.prefix}_backups`;
   }
@@ -228,8 +251,12 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       .sort();
   }
 
-  /** Removes everything the stack made on the engine (what `pulumi destroy` would, protection aside). */
-  async destroy(): Promise<void> {
+  /**
+   * Removes everything the stack made on the engine (what `pulumi destroy` would, protection aside).
+   * `keepState`: the engine is emptied but the Pulumi state (random secrets, hook triggers) stays, as
+   * when a host is lost.
+   */
+  async destroy(options: { keepState?: boolean } = {}): Promise<void> {
     const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${this.name}`])).stdout
       .split("\n")
       .filter(Boolean);
@@ -241,6 +268,62 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       await docker(["volume", "rm", "-f", ...volumes]);
     }
     await docker(["network", "rm", `${this.prefix}-internal`], { allowFailure: true });
-    applier.forget(this.name);
+    if (!options.keepState) {
+      applier.forget(this.name);
+    }
   }
+}
+
+/**
+ * The off-host repository server of the tests: `rclone serve restic` (a real restic REST backend) in a
+ * container on the default bridge, with basic auth, reached by the backup containers at its bridge IP.
+ */
+const OFFSITE_SERVER = "e2e-offsite-server";
+export const OFFSITE_USER = "offsite";
+export const OFFSITE_PASS = "rest-pass-5b1f0e9d7c";
+
+export async function startOffsiteServer(): Promise<void> {
+  await stopOffsiteServer();
+  await docker([
+    "run",
+    "-d",
+    "--name",
+    OFFSITE_SERVER,
+    "--label",
+    "edms.role=test-offsite",
+    "--entrypoint",
+    "rclone",
+    BACKUP_IMAGE,
+    "serve",
+    "restic",
+    "/data",
+    "--addr",
+    ":8080",
+    "--user",
+    OFFSITE_USER,
+    "--pass",
+    OFFSITE_PASS,
+  ]);
+}
+
+export async function stopOffsiteServer(): Promise<void> {
+  await docker(["rm", "-f", OFFSITE_SERVER], { allowFailure: true });
+}
+
+export async function offsiteRepository(path: string): Promise<string> {
+  const ip = (
+    await docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", OFFSITE_SERVER])
+  ).stdout.trim();
+  return `rest:http://${OFFSITE_USER}:${OFFSITE_PASS}@${ip}:8080/${path}/`;
+}
+
+/** What an operator passes on a new host: the Pulumi secrets, nothing from the lost one. */
+export function offsiteEnv(stack: TestStack): Record<string, string> {
+  const backup = stack.config["edms:backup"] as { offsite: { repository: { secure: string } } };
+  const password = applier.state(stack.name).random["edms-secrets-backup-password"];
+  return {
+    EDMS_RESTIC_PASSWORD: password,
+    EDMS_OFFSITE_REPOSITORY: backup.offsite.repository.secure,
+    EDMS_OFFSITE_ENV: "{}",
+  };
 }

@@ -32,6 +32,7 @@ import {
 } from "./restic";
 import { retention, rollbackReleases } from "./retention";
 import { OpsSession, withSession } from "./session";
+import { checkedManifest, ID_PATTERN, isSha256 } from "./manifest";
 import { SnapshotSession } from "./snapshot";
 import { copyToOffsite } from "./offsite";
 import { backupToolbox } from "./toolbox";
@@ -57,7 +58,6 @@ export interface Manifest {
   readonly migrations: Record<string, string>;
 }
 
-export const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
 const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
 
 export function checkBackupId(id: string): void {
@@ -69,35 +69,16 @@ export function checkBackupId(id: string): void {
   }
 }
 
-/** Parses and checks a manifest's shape; anything off means the backup is not trusted. */
+/** Parses and checks a format-2 manifest (the one inside each snapshot). */
 export function parseManifest(text: string, expectedId?: string): Manifest {
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(text) as Manifest;
-  } catch {
-    throw new OpsError("manifest.json is not valid JSON");
-  }
-  const problems: string[] = [];
-  if (manifest?.format !== 2) {
-    problems.push("unknown format");
-  }
-  if (typeof manifest?.id !== "string" || !ID_PATTERN.test(manifest.id)) {
-    problems.push("bad id");
-  }
-  if (expectedId && manifest?.id !== expectedId) {
-    problems.push(`id ${manifest?.id} does not match the snapshot's ${expectedId}`);
-  }
-  const db = manifest?.database;
-  if (!db || !/^[0-9a-f]{64}$/.test(db.sha256) || !Number.isInteger(db.bytes)) {
-    problems.push("no checksum for db.dump");
-  }
-  if (typeof manifest?.tables !== "object" || typeof manifest?.migrations !== "object") {
-    problems.push("no row counts or migration state");
-  }
-  if (problems.length) {
-    throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
-  }
-  return manifest;
+  return checkedManifest<Manifest>(text, 2, expectedId, (m) => [
+    ...(m?.database && isSha256(m.database.sha256) && Number.isInteger(m.database.bytes)
+      ? []
+      : ["no checksum for db.dump"]),
+    ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
+      ? []
+      : ["no row counts or migration state"]),
+  ]);
 }
 
 export interface BackupListing {

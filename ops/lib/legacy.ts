@@ -6,6 +6,7 @@
  */
 import { Settings } from "../../components/config";
 import { OpsError } from "./errors";
+import { checkedManifest, ID_PATTERN, isSha256 } from "./manifest";
 import { progress } from "./log";
 import { backupTags, DUMP_FILE, MANIFEST_FILE, MEDIA_DIR, STAGE_DIR } from "./restic";
 import { OpsSession } from "./session";
@@ -33,7 +34,6 @@ export interface LegacyManifest {
 }
 
 export const LEGACY_FILES = ["db.dump", "media.tar"] as const;
-const LEGACY_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
 
 export interface LegacyEntry {
   readonly id: string;
@@ -43,35 +43,12 @@ export interface LegacyEntry {
 }
 
 export function parseLegacyManifest(text: string, expectedId?: string): LegacyManifest {
-  let manifest: LegacyManifest;
-  try {
-    manifest = JSON.parse(text) as LegacyManifest;
-  } catch {
-    throw new OpsError("manifest.json is not valid JSON");
-  }
-  const problems: string[] = [];
-  if (manifest?.format !== 1) {
-    problems.push("unknown format");
-  }
-  if (typeof manifest?.id !== "string" || !LEGACY_ID.test(manifest.id)) {
-    problems.push("bad id");
-  }
-  if (expectedId && manifest?.id !== expectedId) {
-    problems.push(`id ${manifest?.id} does not match directory ${expectedId}`);
-  }
-  for (const file of LEGACY_FILES) {
-    const entry = manifest?.files?.[file];
-    if (!entry || !/^[0-9a-f]{64}$/.test(entry.sha256) || !Number.isInteger(entry.bytes)) {
-      problems.push(`no checksum for ${file}`);
-    }
-  }
-  if (typeof manifest?.tables !== "object") {
-    problems.push("no row counts");
-  }
-  if (problems.length) {
-    throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
-  }
-  return manifest;
+  return checkedManifest<LegacyManifest>(text, 1, expectedId, (m) => [
+    ...LEGACY_FILES.filter(
+      (file) => !(isSha256(m?.files?.[file]?.sha256) && Number.isInteger(m?.files?.[file]?.bytes)),
+    ).map((file) => `no checksum for ${file}`),
+    ...(typeof m?.tables === "object" ? [] : ["no row counts"]),
+  ]);
 }
 
 /** First-release backup directories in the backups volume. */
@@ -82,7 +59,7 @@ export async function listLegacy(settings: Settings): Promise<LegacyEntry[]> {
   for (const line of stdout.split("\n").filter(Boolean)) {
     const id = line.slice(0, line.indexOf("\t"));
     const text = line.slice(line.indexOf("\t") + 1);
-    if (!LEGACY_ID.test(id)) {
+    if (!ID_PATTERN.test(id)) {
       continue; // the restic repository and other folders of ours
     }
     try {

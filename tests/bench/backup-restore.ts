@@ -1,21 +1,26 @@
 /**
- * Benchmark: edms-ops backup / verify / restore against the raw tools doing the bare minimum of the same work
- * on the same data in the same run (pg_dump + tar into the backups volume; pg_restore into a scratch
- * database; pg_restore --clean + tar extract). Prints seconds and ratios; asserts nothing.
+ * Benchmark: edms-ops backup / verify / restore (restic engine) against the raw tools doing the bare
+ * minimum of the same work on the same EDMS-like data in the same run, at two media sizes so growth shows.
+ * Prints seconds, ratios and the issue's targets; asserts nothing.
  *
- *   npm run bench            (EDMS_BENCH_DOCS, EDMS_BENCH_DOC_KB, EDMS_BENCH_ROWS to size the data)
+ *   npm run bench                      1 GiB and 4 GiB of media (EDMS_BENCH_GIB="1 4"), 1,000,000 rows
+ *
+ * Data: many small files (10–200 KiB) and some scans (1–20 MiB), incompressible (urandom), in the media
+ * volume; a documents row per file and EDMS_BENCH_ROWS settings rows in the database.
+ * Raw baseline: `pg_dump -Fc` + `tar` into the backups volume, then `sync`; `pg_restore` into a scratch
+ * server + `sha256sum` of the archive; `pg_restore --clean` + `tar -x` + `sync`.
  */
 import { spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
 import { waitForScratch } from "../../ops/lib/verify";
 import { REPO_ROOT } from "../support/program";
-import { prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
+import { onVolumes, prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
 
-const DOCS = Number(process.env.EDMS_BENCH_DOCS ?? 200);
-const DOC_KB = Number(process.env.EDMS_BENCH_DOC_KB ?? 256);
-const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 200000);
+const SIZES = (process.env.EDMS_BENCH_GIB ?? "1 4").split(/\s+/).map(Number);
+const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
 const RUNS = 3;
+const IMAGE = "edms-test/postgres:15"; // the scratch server of the raw baseline
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -23,17 +28,91 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-async function median(fn: () => Promise<unknown>): Promise<number> {
+async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
   const times: number[] = [];
-  for (let i = 0; i < RUNS; i += 1) {
+  for (let i = 0; i < runs; i += 1) {
     times.push(await timed(fn));
   }
-  return times.sort((a, b) => a - b)[Math.floor(RUNS / 2)];
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
-async function main(): Promise<void> {
-  prepareEngine();
-  const stack = new TestStack("bench", "dev", {
+/** A shell with the stack's backups volume at /backups and media volume at /media. */
+function shell(stack: TestStack, script: string, input?: NodeJS.ReadableStream) {
+  return onVolumes(
+    { [stack.backupsVolume]: "/backups", [`${stack.prefix}_media_files`]: "/media" },
+    script,
+    input,
+  );
+}
+
+/**
+ * Writes `count` small files (10–200 KiB) and `scans` scans (1–20 MiB) of random bytes under `dir` in the
+ * media volume (sizes from a fixed sequence, so both runs get the same shape), and prints their names.
+ */
+function mediaScript(dir: string, count: number, scans: number, seed: number): string {
+  return `
+mkdir -p /media/${dir}
+awk -v n=${count} -v s=${scans} -v seed=${seed} 'BEGIN { srand(seed);
+  for (i = 0; i < n; i++) printf "small %d %d\\n", i, int((10 + rand() * 190) * 1024);
+  for (i = 0; i < s; i++) printf "scan %d %d\\n", i, int((1 + rand() * 19) * 1048576) }' |
+while read kind i bytes; do
+  f="/media/${dir}/\${kind}-${seed}-\${i}.pdf"
+  head -c "$bytes" /dev/urandom > "$f"
+  echo "${dir}/\${kind}-${seed}-\${i}.pdf"
+done
+chown -R 1000:1000 /media/${dir}`;
+}
+
+/** Files of one GiB: ~3,000 small ones (~300 MiB) and ~70 scans (~700 MiB). */
+const PER_GIB = { small: 3000, scans: 70 };
+
+async function seed(stack: TestStack, gib: number): Promise<void> {
+  const started = Date.now();
+  const names = (
+    await shell(stack, mediaScript("documents/bench", PER_GIB.small * gib, PER_GIB.scans * gib, 1))
+  ).split("\n");
+  await stack.psql(
+    `INSERT INTO documents_document (title, owner_id, file, checksum, uploaded_at, slug) ` +
+      `SELECT 'Scan ' || n, (SELECT min(id) FROM auth_user), n, '', now(), 'scan-' || ord FROM unnest(ARRAY['${names.join("','")}']) WITH ORDINALITY AS t(n, ord);` +
+      `INSERT INTO systemsettings_systemsetting (key, value, updated_at) SELECT 'bench-' || g, md5(g::text) || md5((g*7)::text), now() FROM generate_series(1, ${ROWS}) g;`,
+  );
+  console.log(
+    `  seeded ${names.length} media files and ${ROWS} rows in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
+}
+
+let change = 0;
+/** 1 % of the media changes: half as new files, half by rewriting existing ones (same names). */
+async function changeOnePercent(stack: TestStack, gib: number): Promise<void> {
+  change += 1;
+  const smallNew = Math.round((PER_GIB.small * gib) / 200);
+  const scansNew = Math.max(1, Math.round((PER_GIB.scans * gib) / 200));
+  await shell(stack, mediaScript(`documents/change-${change}`, smallNew, scansNew, 100 + change));
+  // Rewrite about 0.5 % of the bytes in place: every 200th file of the original set.
+  await shell(
+    stack,
+    `i=0; for f in /media/documents/bench/*; do i=$((i + 1)); [ $((i % 200)) -eq ${change % 200} ] || continue; s=$(stat -c %s "$f"); head -c "$s" /dev/urandom > "$f"; done`,
+  );
+}
+
+interface SizeResult {
+  gib: number;
+  rawBackup: number;
+  firstBackup: number;
+  changedBackup: number;
+  rawVerify: number;
+  opsVerify: number;
+  rawRestore: number;
+  opsRestore: number;
+  fullRepoMiB: number;
+  repoAfter14MiB: number;
+  rawMiB: number;
+  rssMiB: number;
+}
+
+async function benchSize(gib: number): Promise<SizeResult> {
+  console.log(`\n== ${gib} GiB of media`);
+  const stack = new TestStack(`bench${gib}`, "dev", {
     "edms:version": "2.0.0",
     "edms:backup": { beforeDeploy: false, keep: 50 },
   });
@@ -42,58 +121,55 @@ async function main(): Promise<void> {
   if (error) {
     throw error;
   }
-  console.log(`seeding ${DOCS} documents of ${DOC_KB} KiB and ${ROWS} settings rows`);
-  for (let done = 0; done < DOCS; done += 50) {
-    await stack.seed(`b${done}`, Math.min(50, DOCS - done), DOC_KB * 1024);
-  }
-  await stack.psql(
-    `INSERT INTO systemsettings_systemsetting (key, value, updated_at) SELECT 'bench-' || g, md5(g::text) || md5((g*7)::text), now() FROM generate_series(1, ${ROWS}) g;`,
-  );
+  await seed(stack, gib);
   const pg = stack.container("postgres");
-  const mounts = [
-    "-v",
-    `${stack.backupsVolume}:/backups`,
-    "-v",
-    `${stack.prefix}_media_files:/media:ro`,
-  ];
-  const raw = (script: string, input?: NodeJS.ReadableStream) =>
-    docker(
-      [
-        "run",
-        "--rm",
-        "-i",
-        "--user",
-        "0",
-        "--entrypoint",
-        "sh",
-        ...mounts,
-        "edms-test/postgres:15",
-        "-c",
-        script,
-      ],
-      input ? { input: input as never } : {},
-    );
-
   const ops = async (args: string[]) => {
     const r = await stack.ops(args);
     if (r.code !== 0) {
-      throw new Error(r.stderr);
+      throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
     }
     return r.stdout.trim();
   };
+  const repoMiB = async () => Number(await shell(stack, "du -sk /backups/restic | cut -f1")) / 1024;
 
-  // Backup: raw = pg_dump -Fc streamed into the volume + tar of media; edms-ops adds snapshot counts,
-  // checksums, media checksums from the archive, manifest, rename and prune.
+  // Backup. Raw: pg_dump -Fc streamed into the volume, tar of media, sync.
   const rawBackup = await median(async () => {
     const dump = spawn("docker", ["exec", pg, "pg_dump", "-U", "edms", "-d", "edms", "-Fc"]);
-    await raw("mkdir -p /backups/raw && cat > /backups/raw/db.dump", dump.stdout);
-    await raw("tar -C /media -cf /backups/raw/media.tar .");
+    const exited = new Promise<number | null>((resolve) => dump.on("close", resolve));
+    await shell(stack, "mkdir -p /backups/raw && cat > /backups/raw/db.dump", dump.stdout);
+    if ((await exited) !== 0) {
+      throw new Error("raw pg_dump failed");
+    }
+    await shell(stack, "tar -C /media -cf /backups/raw/media.tar . && sync");
   });
+  const rawMiB = Number(await shell(stack, "du -sk /backups/raw | cut -f1")) / 1024;
   const ids: string[] = [];
-  const opsBackup = await median(async () => ids.push(await ops(["backup", "--reason", "bench"])));
-  const sizes = (await raw("du -sk /backups/raw | cut -f1")).stdout.trim();
+  const firstBackup = await timed(async () => ids.push(await ops(["backup", "--reason", "full"])));
+  const fullRepoMiB = await repoMiB();
+  console.log(
+    `  first backup ${firstBackup.toFixed(2)} s, repository ${fullRepoMiB.toFixed(0)} MiB`,
+  );
 
-  // Verify: raw = pg_restore of the dump into a scratch server; edms-ops adds checksums, counts, media.
+  // Backups after 1 % of the media changed (median of 3), then more until there are 14.
+  const changed: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    await changeOnePercent(stack, gib);
+    changed.push(await timed(async () => ids.push(await ops(["backup", "--reason", "changed"]))));
+  }
+  const changedBackup = changed.sort((a, b) => a - b)[1];
+  let rss = 0;
+  while (ids.length < 14) {
+    await changeOnePercent(stack, gib);
+    if (ids.length === 13) {
+      rss = await peakRss(stack);
+      ids.push("rss");
+    } else {
+      ids.push(await ops(["backup", "--reason", "changed"]));
+    }
+  }
+  const repoAfter14MiB = await repoMiB();
+
+  // Verify. Raw: pg_restore into a scratch server + sha256sum of the archive.
   const scratch = `${stack.prefix}-rawscratch`;
   const rawVerify = await median(async () => {
     await docker([
@@ -111,7 +187,7 @@ async function main(): Promise<void> {
       "POSTGRES_HOST_AUTH_METHOD=trust",
       "-v",
       `${stack.backupsVolume}:/backups:ro`,
-      "edms-test/postgres:15",
+      IMAGE,
     ]);
     await waitForScratch(scratch);
     await docker([
@@ -125,11 +201,13 @@ async function main(): Promise<void> {
       "--no-owner",
       "/backups/raw/db.dump",
     ]);
+    await docker(["exec", scratch, "sha256sum", "/backups/raw/media.tar"]);
     await docker(["rm", "-f", "-v", scratch]);
   });
-  const opsVerify = await median(() => ops(["verify", ids[ids.length - 1]]));
+  const newest = ids.filter((id) => id !== "rss").pop() as string;
+  const opsVerify = await median(() => ops(["verify", newest]));
 
-  // Restore: raw = pg_restore --clean + media extract; edms-ops adds verify, a backup first, stop/start, checks.
+  // Restore. Raw: pg_restore --clean + media replaced from the tar + sync.
   const rawRestore = await median(async () => {
     const dump = spawn("docker", [
       "run",
@@ -138,7 +216,7 @@ async function main(): Promise<void> {
       `${stack.backupsVolume}:/backups:ro`,
       "--entrypoint",
       "cat",
-      "edms-test/postgres:15",
+      IMAGE,
       "/backups/raw/db.dump",
     ]);
     await docker(
@@ -158,27 +236,32 @@ async function main(): Promise<void> {
       ],
       { input: dump.stdout as never },
     );
-    await docker([
-      "run",
-      "--rm",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      "-v",
-      `${stack.backupsVolume}:/backups:ro`,
-      "-v",
-      `${stack.prefix}_media_files:/media`,
-      "edms-test/postgres:15",
-      "-c",
-      "find /media -mindepth 1 -delete && tar -C /media -xpf /backups/raw/media.tar",
-    ]);
+    await shell(
+      stack,
+      "find /media -mindepth 1 -delete && tar -C /media -xpf /backups/raw/media.tar && sync",
+    );
   });
-  const opsRestore = await median(() => ops(["restore", ids[0]]));
+  const opsRestore = await median(() => ops(["restore", newest]));
+  await stack.destroy();
+  return {
+    gib,
+    rawBackup,
+    firstBackup,
+    changedBackup,
+    rawVerify,
+    opsVerify,
+    rawRestore,
+    opsRestore,
+    fullRepoMiB,
+    repoAfter14MiB,
+    rawMiB,
+    rssMiB: rss / 1024,
+  };
+}
 
-  // Memory: the CLI streams dumps and archives between containers, so its own peak RSS should not grow with
-  // the data. GNU time reports it (kilobytes).
-  const rss = await new Promise<string>((resolve) => {
+/** Peak RSS (KiB, GNU time) of one `edms-ops backup`. */
+function peakRss(stack: TestStack): Promise<number> {
+  return new Promise((resolve) => {
     const child = spawn("/usr/bin/time", [
       "-f",
       "%M",
@@ -194,23 +277,61 @@ async function main(): Promise<void> {
     ]);
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("close", () => resolve(err.trim().split("\n").pop() ?? "?"));
+    child.on("close", () => resolve(Number(err.trim().split("\n").pop())));
   });
+}
 
-  const row = (what: string, rawS: number, opsS: number) =>
+async function main(): Promise<void> {
+  prepareEngine();
+  const results: SizeResult[] = [];
+  for (const gib of SIZES) {
+    results.push(await benchSize(gib));
+  }
+  const f = (n: number) => n.toFixed(2).padStart(7);
+  console.log(
+    `\nmedian of ${RUNS} unless noted; raw = pg_dump -Fc + tar + sync / pg_restore + sha256sum / pg_restore --clean + tar -x + sync`,
+  );
+  console.log("| media | step | raw tools | edms-ops | ratio |\n|---|---|---|---|---|");
+  for (const r of results) {
+    const row = (step: string, raw: number, ops: number) =>
+      console.log(
+        `| ${r.gib} GiB | ${step} | ${f(raw)} s | ${f(ops)} s | ${(ops / raw).toFixed(2)}× |`,
+      );
+    row("first full backup (1 run)", r.rawBackup, r.firstBackup);
+    row("backup after 1 % changed", r.rawBackup, r.changedBackup);
+    row("verify", r.rawVerify, r.opsVerify);
+    row("restore (with verify + undo backup)", r.rawRestore, r.opsRestore);
     console.log(
-      `${what.padEnd(8)} raw ${rawS.toFixed(2).padStart(7)} s   edms-ops ${opsS.toFixed(2).padStart(7)} s   ratio ${(opsS / rawS).toFixed(2)}x`,
+      `| ${r.gib} GiB | repository after 14 backups, 1 % change each | one full: ${r.fullRepoMiB.toFixed(0)} MiB (raw ${r.rawMiB.toFixed(0)} MiB) | ${r.repoAfter14MiB.toFixed(0)} MiB | ${(r.repoAfter14MiB / r.fullRepoMiB).toFixed(2)}× |`,
     );
+    console.log(`| ${r.gib} GiB | edms-ops backup peak RSS | | ${r.rssMiB.toFixed(0)} MiB | |`);
+  }
+  const [small, big] = [results[0], results[results.length - 1]];
+  const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+  console.log("\ntargets:");
+  for (const r of results) {
+    console.log(
+      `  T1 ${r.gib} GiB first full ≤ 1.5× raw: ${(r.firstBackup / r.rawBackup).toFixed(2)}× ${verdict(r.firstBackup <= 1.5 * r.rawBackup)}`,
+    );
+    console.log(
+      `  T3 ${r.gib} GiB verify ≤ 1.5× raw: ${(r.opsVerify / r.rawVerify).toFixed(2)}× ${verdict(r.opsVerify <= 1.5 * r.rawVerify)}`,
+    );
+    console.log(
+      `  T4 ${r.gib} GiB restore ≤ 2.0× raw: ${(r.opsRestore / r.rawRestore).toFixed(2)}× ${verdict(r.opsRestore <= 2 * r.rawRestore)}`,
+    );
+    console.log(
+      `  T5 ${r.gib} GiB repository after 14 ≤ 1.3× one full: ${(r.repoAfter14MiB / r.fullRepoMiB).toFixed(2)}× ${verdict(r.repoAfter14MiB <= 1.3 * r.fullRepoMiB)}`,
+    );
+  }
   console.log(
-    `\ndata: ${DOCS} documents × ${DOC_KB} KiB, ${ROWS} extra rows; raw backup ${Math.round(Number(sizes) / 1024)} MiB; median of ${RUNS}`,
+    `  T2 backup after 1 % at ${big.gib} GiB ≤ 0.3× raw full: ${(big.changedBackup / big.rawBackup).toFixed(2)}× ${verdict(big.changedBackup <= 0.3 * big.rawBackup)}`,
   );
-  row("backup", rawBackup, opsBackup);
-  row("verify", rawVerify, opsVerify);
-  row("restore", rawRestore, opsRestore);
   console.log(
-    `edms-ops backup peak RSS: ${Math.round(Number(rss) / 1024)} MiB (raw backup data ${Math.round(Number(sizes) / 1024)} MiB)`,
+    `  T2 its time at ${big.gib} GiB ≤ 1.3× at ${small.gib} GiB: ${(big.changedBackup / small.changedBackup).toFixed(2)}× ${verdict(big.changedBackup <= 1.3 * small.changedBackup)}`,
   );
-  await stack.destroy();
+  console.log(
+    `  T6 peak RSS at ${big.gib} GiB ≤ 1.1× at ${small.gib} GiB: ${big.rssMiB.toFixed(0)} / ${small.rssMiB.toFixed(0)} MiB = ${(big.rssMiB / small.rssMiB).toFixed(2)}× ${verdict(big.rssMiB <= 1.1 * small.rssMiB)}`,
+  );
 }
 
 main().then(

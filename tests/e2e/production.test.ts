@@ -13,6 +13,7 @@ import {
   offsiteEnv,
   offsiteRepository,
   OFFSITE_PASS,
+  onVolumes,
   startOffsiteServer,
   stopOffsiteServer,
   TestStack,
@@ -205,24 +206,15 @@ describe("e2e: production refusals and disaster recovery", function () {
         .map(([t, c]) => [t, Number(c)]),
     );
     const legacyScript = `mkdir -p /v/${id} && cp /in/db.dump /v/${id}/db.dump && tar -C /m -cf /v/${id}/media.tar . && sha256sum /v/${id}/media.tar | cut -d' ' -f1 && stat -c %s /v/${id}/media.tar`;
-    const media = await docker([
-      "run",
-      "--rm",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      "-v",
-      `${stack.backupsVolume}:/v`,
-      "-v",
-      `${stack.prefix}_media_files:/m:ro`,
-      "-v",
-      `${exportDir}:/in:ro`,
-      "edms-test/postgres:15",
-      "-c",
+    const media = await onVolumes(
+      {
+        [stack.backupsVolume]: "/v",
+        [`${stack.prefix}_media_files`]: "/m:ro",
+        [exportDir]: "/in:ro",
+      },
       legacyScript,
-    ]);
-    const [mediaSum, mediaBytes] = media.stdout.trim().split("\n");
+    );
+    const [mediaSum, mediaBytes] = media.split("\n");
     const manifest = {
       format: 1,
       id,
@@ -241,22 +233,10 @@ describe("e2e: production refusals and disaster recovery", function () {
       migrations: {},
       media: {},
     };
-    await docker(
-      [
-        "run",
-        "--rm",
-        "-i",
-        "--user",
-        "0",
-        "--entrypoint",
-        "sh",
-        "-v",
-        `${stack.backupsVolume}:/v`,
-        "edms-test/postgres:15",
-        "-c",
-        `cat > /v/${id}/manifest.json`,
-      ],
-      { input: JSON.stringify(manifest) },
+    await onVolumes(
+      { [stack.backupsVolume]: "/v" },
+      `cat > /v/${id}/manifest.json`,
+      JSON.stringify(manifest),
     );
 
     const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);

@@ -194,20 +194,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 
   /** A shell in a throwaway container with one of the stack's volumes at /v. */
   async onVolume(volume: string, script: string): Promise<string> {
-    const result = await docker([
-      "run",
-      "--rm",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      "-v",
-      `${volume}:/v`,
-      "edms-test/postgres:15",
-      "-c",
-      script,
-    ]);
-    return result.stdout.trim();
+    return onVolumes({ [volume]: "/v" }, script);
   }
 
   /** restic against the stack's local repository, with the key the stack keeps on the host. */
@@ -326,4 +313,32 @@ export function offsiteEnv(stack: TestStack): Record<string, string> {
     EDMS_OFFSITE_REPOSITORY: backup.offsite.repository.secure,
     EDMS_OFFSITE_ENV: "{}",
   };
+}
+
+/**
+ * A root shell in a throwaway container with the given volumes (or host folders) mounted, e.g.
+ * `{"<prefix>_backups": "/backups"}`; the script's stdout, trimmed. Fails on a non-zero exit.
+ */
+export async function onVolumes(
+  mounts: Record<string, string>,
+  script: string,
+  input?: string | NodeJS.ReadableStream,
+): Promise<string> {
+  const result = await docker(
+    [
+      "run",
+      "--rm",
+      "-i",
+      "--user",
+      "0",
+      "--entrypoint",
+      "sh",
+      ...Object.entries(mounts).flatMap(([from, to]) => ["-v", `${from}:${to}`]),
+      "edms-test/postgres:15",
+      "-euc",
+      script,
+    ],
+    input === undefined ? {} : { input: input as never },
+  );
+  return result.stdout.trim();
 }

@@ -1,0 +1,40 @@
+/** The checks every manifest format shares: JSON, format number, id pattern, id matching its container. */
+import { OpsError } from "./errors";
+
+export const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
+
+/**
+ * Parses a manifest and checks its shape; `checks` adds the problems specific to its format. Anything off
+ * means the backup is not trusted.
+ */
+export function checkedManifest<T extends { format: number; id: string }>(
+  text: string,
+  format: T["format"],
+  expectedId: string | undefined,
+  checks: (manifest: T) => string[],
+): T {
+  let manifest: T;
+  try {
+    manifest = JSON.parse(text) as T;
+  } catch {
+    throw new OpsError("manifest.json is not valid JSON");
+  }
+  const problems: string[] = [];
+  if (manifest?.format !== format) {
+    problems.push("unknown format");
+  }
+  if (typeof manifest?.id !== "string" || !ID_PATTERN.test(manifest.id)) {
+    problems.push("bad id");
+  }
+  if (expectedId && manifest?.id !== expectedId) {
+    problems.push(`id ${manifest?.id} does not match ${expectedId}`);
+  }
+  problems.push(...checks(manifest));
+  if (problems.length) {
+    throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
+  }
+  return manifest;
+}
+
+export const isSha256 = (value: unknown) =>
+  typeof value === "string" && /^[0-9a-f]{64}$/.test(value);

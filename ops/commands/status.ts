@@ -5,6 +5,7 @@ import { openStack } from "../lib/context";
 import { inspectContainer, volumeExists } from "../lib/docker";
 import { readHistory } from "../lib/history";
 import { formatBytes, say } from "../lib/log";
+import { appContainers } from "../lib/services";
 import { toolbox } from "../lib/toolbox";
 
 export function register(program: Command): void {
@@ -22,11 +23,12 @@ export function register(program: Command): void {
       const settings = await openStack(command);
       const n = settings.names;
       const containers: Record<string, string> = {};
+      // Web and worker by label: behind the proxy there is one web per release (two during a switch).
       for (const name of [
         n.postgresContainer,
         n.redisContainer,
-        n.webContainer,
-        n.workerContainer,
+        ...(settings.proxy.enabled ? [n.proxyContainer] : []),
+        ...(await appContainers(settings)),
       ]) {
         const state = await inspectContainer(name);
         containers[name] = state.exists

@@ -11,7 +11,8 @@ import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { hasSchema, requirePostgres } from "./database";
-import { docker, inspectContainer, pipeCommands, volumeExists } from "./docker";
+import { docker, pipeCommands, volumeExists } from "./docker";
+import { liveWeb } from "./services";
 import { OpsError } from "./errors";
 import { formatBytes, progress } from "./log";
 import { SnapshotSession } from "./snapshot";
@@ -135,8 +136,8 @@ export async function findBackup(settings: Settings, id: string): Promise<Manife
 }
 
 export async function runningVersion(settings: Settings): Promise<string | null> {
-  const web = await inspectContainer(settings.names.webContainer);
-  return web.exists ? (web.labels["edms.version"] ?? null) : null;
+  const web = await liveWeb(settings);
+  return web ? (web.labels["edms.version"] ?? null) : null;
 }
 
 function newId(reason: string, taken: readonly string[]): string {

@@ -10,6 +10,7 @@ import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./dat
 import { docker, pipeCommands, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
+import { appContainers } from "./services";
 import { backupsMount, mediaMount, sh, toolbox } from "./toolbox";
 import { compareMaps, verifyBackup } from "./verify";
 
@@ -35,7 +36,7 @@ export async function restoreBackup(
     undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.id ?? null;
   }
   const runningRelease = await runningVersion(settings);
-  const running = await stopRunning([settings.names.webContainer, settings.names.workerContainer]);
+  const running = await stopRunning(await appContainers(settings));
   if (running.length) {
     progress(`stopped ${running.join(", ")} so nothing writes during the restore`);
   }

@@ -11,7 +11,7 @@ const dockerProvider = new docker.Provider("docker", { host: settings.dockerHost
 
 const edms = new Edms(
   "edms",
-  { settings, superuserPassword: config.superuserPassword },
+  { settings, superuserPassword: config.superuserPassword, tlsPem: config.tlsPem },
   { providers: { docker: dockerProvider } },
 );
 

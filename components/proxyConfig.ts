@@ -60,6 +60,9 @@ export function proxyConfig(settings: Settings): string {
     "    retries 3",
     "    option redispatch",
     "    option forwardfor",
+    // During a switch the old worker would close idle keep-alive connections at once, racing a client that
+    // is just sending on one; instead it answers one more request with `Connection: close`.
+    "    option idle-close-on-response",
     // Docker's embedded DNS: a web container that restarts with another address is found again.
     "resolvers docker",
     "    nameserver dns 127.0.0.11:53",

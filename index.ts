@@ -15,6 +15,7 @@ const edms = new Edms(
     settings,
     superuserPassword: config.superuserPassword,
     backupSecrets: config.backupSecrets,
+    tlsPem: config.tlsPem,
   },
   { providers: { docker: dockerProvider } },
 );

@@ -5,6 +5,8 @@
  * CLI) applies exactly the rules `pulumi up` applies.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
 import { z } from "zod";
 
 export const ENVIRONMENTS = ["dev", "staging", "production"] as const;
@@ -44,6 +46,24 @@ export interface BootstrapSettings {
   readonly fixtures: readonly string[];
 }
 
+/** TLS termination at the proxy; certificate and key are files on the deploying machine, never config values. */
+export interface ProxyTlsSettings {
+  /** Host port the proxy publishes for HTTPS. */
+  readonly port: number;
+  /** PEM certificate chain, path relative to the project directory. */
+  readonly certificateFile: string;
+  /** PEM private key, path relative to the project directory; uploaded into the proxy as a secret file. */
+  readonly keyFile: string;
+}
+
+export interface ProxySettings {
+  /** A reverse proxy owns `edms:httpPort`; web containers are per release. Off: one fixed web publishes it. */
+  readonly enabled: boolean;
+  /** HAProxy image honouring the official image's layout (`/usr/local/etc/haproxy`). */
+  readonly image: string;
+  readonly tls?: ProxyTlsSettings;
+}
+
 /** Fixed names of everything the stack owns on the Docker host; edms-ops finds resources by them. */
 export interface ResourceNames {
   readonly postgresVolume: string;
@@ -55,6 +75,7 @@ export interface ResourceNames {
   readonly redisContainer: string;
   readonly webContainer: string;
   readonly workerContainer: string;
+  readonly proxyContainer: string;
 }
 
 export interface Settings {
@@ -69,6 +90,7 @@ export interface Settings {
   readonly httpPort: number;
   readonly backup: BackupSettings;
   readonly bootstrap: BootstrapSettings;
+  readonly proxy: ProxySettings;
   /** `docker:host`; undefined means the local socket (or `DOCKER_HOST`). */
   readonly dockerHost?: string;
   readonly names: ResourceNames;
@@ -89,6 +111,7 @@ export const DEFAULTS = {
     email: "admin@localhost",
     fixtures: ["initial_users", "initial_settings"],
   },
+  proxy: { enabled: true, image: "haproxy:2.8" },
 } as const;
 
 export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
@@ -128,6 +151,7 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     redisContainer: `${namePrefix}-redis`,
     webContainer: `${namePrefix}-web`,
     workerContainer: `${namePrefix}-worker`,
+    proxyContainer: `${namePrefix}-proxy`,
   };
 }
 
@@ -142,6 +166,7 @@ const KNOWN_KEYS = [
   "httpPort",
   "backup",
   "bootstrap",
+  "proxy",
   "superuserPassword",
 ];
 
@@ -163,6 +188,17 @@ const integer = z.union(
     error: "must be a whole number",
   },
 );
+
+const port = integer.pipe(z.number().int().min(1, "must be 1–65535").max(65535, "must be 1–65535"));
+const pemFile = (what: string) =>
+  z
+    .string({ error: `${what} must be a file path` })
+    .trim()
+    .min(1, `${what} must be a file path`)
+    .refine(
+      (p) => !p.includes("-----BEGIN"),
+      `${what} must be a file path, not the PEM text itself`,
+    );
 
 /** One check per key: a schema plus the fix shown to the operator when it fails. */
 const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
@@ -246,6 +282,23 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
       .strict(),
     fix: "e.g. `{superuser: admin, email: admin@example.com, fixtures: [initial_users, initial_settings]}`",
   },
+  proxy: {
+    schema: z
+      .object({
+        enabled: z.boolean({ error: "enabled must be true or false" }).optional(),
+        image: nonEmpty("an image reference").optional(),
+        tls: z
+          .object({
+            port: port.optional(),
+            certificateFile: pemFile("tls.certificateFile"),
+            keyFile: pemFile("tls.keyFile"),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+    fix: "e.g. `{enabled: true, image: haproxy:2.8, tls: {port: 443, certificateFile: certs/edms.crt, keyFile: certs/edms.key}}`",
+  },
 };
 
 /** Thrown with every problem found, one per line, so an operator fixes a stack file in one pass. */
@@ -319,6 +372,22 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
       );
     }
   }
+  const proxyRaw = (values.proxy ?? {}) as {
+    enabled?: boolean;
+    image?: string;
+    tls?: Omit<ProxyTlsSettings, "port"> & { port?: number };
+  };
+  const httpPort = (values.httpPort as number | undefined) ?? DEFAULTS.httpPort;
+  if (proxyRaw.tls && (proxyRaw.tls.port ?? 443) === httpPort) {
+    problems.push(
+      `\`edms:proxy.tls.port\` must differ from \`edms:httpPort\` (${httpPort}): both are published by the proxy. Choose another port, e.g. 443.`,
+    );
+  }
+  if (proxyRaw.tls && proxyRaw.enabled === false) {
+    problems.push(
+      "`edms:proxy.tls` needs the proxy: TLS is terminated there. Remove `enabled: false` or the `tls` block.",
+    );
+  }
   if (problems.length > 0 || environment === undefined) {
     throw new ConfigError(stack, problems);
   }
@@ -335,7 +404,7 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     redisImage: (values.redisImage as string | undefined) ?? DEFAULTS.redisImage,
     namePrefix,
     dataGeneration,
-    httpPort: (values.httpPort as number | undefined) ?? DEFAULTS.httpPort,
+    httpPort,
     backup: {
       ...defaultBackup(environment),
       ...backupRaw,
@@ -351,6 +420,11 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
         : {}),
     },
     bootstrap: { ...DEFAULTS.bootstrap, ...bootstrapRaw },
+    proxy: {
+      enabled: proxyRaw.enabled ?? DEFAULTS.proxy.enabled,
+      image: proxyRaw.image ?? DEFAULTS.proxy.image,
+      ...(proxyRaw.tls ? { tls: { ...proxyRaw.tls, port: proxyRaw.tls.port ?? 443 } } : {}),
+    },
     dockerHost: dockerHost || undefined,
     names: resourceNames(namePrefix, dataGeneration),
   };
@@ -362,6 +436,8 @@ export interface LoadedConfig {
   readonly superuserPassword?: pulumi.Output<string>;
   /** Off-host repository and its credentials (a secret), when `edms:backup.offsite` is set. */
   readonly backupSecrets?: pulumi.Output<BackupSecrets>;
+  /** Certificate chain and key for the proxy (one PEM, as HAProxy reads it), secret; only with `edms:proxy.tls`. */
+  readonly tlsPem?: pulumi.Output<string>;
 }
 
 /** The off-host part of an already validated `edms:backup` value, with plain (decrypted) values. */
@@ -407,6 +483,35 @@ export function loadConfig(): LoadedConfig {
   return {
     settings,
     superuserPassword: config.getSecret("superuserPassword"),
+    tlsPem: settings.proxy.tls ? readTlsPem(settings.proxy.tls) : undefined,
     backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
   };
+}
+
+/**
+ * Read here, at deploy time, from files next to the stack: the key then lives only in the encrypted state and
+ * in the proxy container's file, never in config text, env or argv.
+ */
+function readTlsPem(tls: ProxyTlsSettings): pulumi.Output<string> {
+  const problems: string[] = [];
+  const read = (key: string, file: string, marker: RegExp) => {
+    try {
+      const text = fs.readFileSync(path.resolve(file), "utf8");
+      if (!marker.test(text)) {
+        problems.push(`\`edms:proxy.tls.${key}\` (${file}) holds no ${marker.source} block.`);
+      }
+      return text.endsWith("\n") ? text : `${text}\n`;
+    } catch (err) {
+      problems.push(
+        `\`edms:proxy.tls.${key}\` cannot be read (${(err as Error).message}): put the PEM file there or fix the path.`,
+      );
+      return "";
+    }
+  };
+  const certificate = read("certificateFile", tls.certificateFile, /-----BEGIN CERTIFICATE-----/);
+  const key = read("keyFile", tls.keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  if (problems.length) {
+    throw new ConfigError(pulumi.getStack(), problems);
+  }
+  return pulumi.secret(certificate + key);
 }

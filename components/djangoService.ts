@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
 import { stackLabels } from "./labels";
 import { POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "./postgres";
-import { CONTAINER_OPTIONS } from "./protection";
+import { containerReplacement } from "./protection";
+import { webContainerName, WEB_INTERNAL_PORT } from "./proxyConfig";
 
 export const MEDIA_ROOT = "/srv/media";
-export const WEB_PORT = 8000;
+export const WEB_PORT = WEB_INTERNAL_PORT;
 
 /**
  * The environment every Django process of the stack gets: the long-running web and worker containers and
@@ -40,7 +41,10 @@ export interface DjangoServiceArgs {
   readonly secretKey: pulumi.Input<string>;
 }
 
-/** gunicorn (web) or celery (worker) from the backend image; secrets uploaded as files. */
+/**
+ * gunicorn (web) or celery (worker) from the backend image; secrets uploaded as files. Behind the proxy the web
+ * container is named per release and publishes nothing; without it, it has the fixed name and the port.
+ */
 export class DjangoService extends pulumi.ComponentResource {
   readonly container: docker.Container;
 
@@ -48,10 +52,15 @@ export class DjangoService extends pulumi.ComponentResource {
     super("edms:index:DjangoService", name, {}, opts);
     const { settings } = args;
     const web = args.process === "web";
+    const proxied = settings.proxy.enabled;
+    const { deleteBeforeReplace, destroyGraceSeconds } = containerReplacement(
+      args.process,
+      proxied,
+    );
     this.container = new docker.Container(
       `${name}-container`,
       {
-        name: web ? settings.names.webContainer : settings.names.workerContainer,
+        name: web ? webContainerName(settings) : settings.names.workerContainer,
         image: args.image,
         restart: "unless-stopped",
         command: web
@@ -92,7 +101,8 @@ export class DjangoService extends pulumi.ComponentResource {
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
         networksAdvanced: [{ name: args.network }],
-        ports: web ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
+        ports: web && !proxied ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
+        destroyGraceSeconds,
         labels: stackLabels(settings, {
           "edms.role": args.process,
           "edms.version": settings.version,
@@ -100,7 +110,7 @@ export class DjangoService extends pulumi.ComponentResource {
       },
       // dependsOn of a component does not hold back its children: the container itself must wait for
       // migrate/bootstrap, or the engine could start the new code on an unmigrated database.
-      { parent: this, dependsOn: opts?.dependsOn, ...CONTAINER_OPTIONS },
+      { parent: this, dependsOn: opts?.dependsOn, deleteBeforeReplace },
     );
     this.registerOutputs({ id: this.container.id });
   }

@@ -7,6 +7,8 @@ import { DjangoService } from "./djangoService";
 import { HookSecrets, opsHook } from "./hooks";
 import { EdmsNetwork } from "./network";
 import { Postgres } from "./postgres";
+import { containerReplacement } from "./protection";
+import { EdmsProxy } from "./proxy";
 import { Redis } from "./redis";
 import { EdmsSecrets } from "./secrets";
 
@@ -16,15 +18,20 @@ export interface EdmsArgs {
   readonly superuserPassword?: pulumi.Input<string>;
   /** `edms:backup.offsite` repository and credentials (secret), when set. */
   readonly backupSecrets?: pulumi.Input<BackupSecrets>;
+  /** Certificate chain + key for `edms:proxy.tls` (secret). */
+  readonly tlsPem?: pulumi.Input<string>;
 }
 
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
  *   secrets, network, volumes → postgres, redis → preDeployBackup → migrate → bootstrap → web, worker
- *     → healthGate → recordDeployment
+ *     → proxySwitch → healthGate → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
+ * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
+ * proxySwitch moves traffic once it is healthy; the old web goes when the engine deletes resources the program
+ * no longer declares, after the update has succeeded. Without it, web is replaced delete-first as before.
  */
 export class Edms extends pulumi.ComponentResource {
   readonly url: pulumi.Output<string>;
@@ -127,9 +134,19 @@ export class Edms extends pulumi.ComponentResource {
       },
       { ...child, dependsOn: [migrate] },
     );
+    const proxy = settings.proxy.enabled
+      ? new EdmsProxy(
+          `${name}-proxy`,
+          { settings, network: network.name, tlsPem: args.tlsPem },
+          child,
+        )
+      : undefined;
     const service = (process: "web" | "worker") =>
       new DjangoService(
-        `${name}-${process}`,
+        // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
+        containerReplacement(process, proxy !== undefined).perRelease
+          ? `${name}-${process}-${settings.version}`
+          : `${name}-${process}`,
         {
           settings,
           process,
@@ -143,6 +160,18 @@ export class Edms extends pulumi.ComponentResource {
       );
     const web = service("web");
     const worker = service("worker");
+    // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
+    const proxySwitch = proxy
+      ? opsHook(
+          "proxySwitch",
+          {
+            settings,
+            args: ["switch", "--wait", "120"],
+            triggers: [...release, web.container.id, proxy.container.id],
+          },
+          { ...child, dependsOn: [web, worker, proxy] },
+        )
+      : undefined;
     const healthGate = opsHook(
       "healthGate",
       {
@@ -150,7 +179,7 @@ export class Edms extends pulumi.ComponentResource {
         args: ["health", "--wait", "120"],
         triggers: [...release, web.container.id, worker.container.id],
       },
-      { ...child, dependsOn: [web, worker] },
+      { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
     );
     const recordDeployment = opsHook(
       "recordDeployment",
@@ -164,9 +193,14 @@ export class Edms extends pulumi.ComponentResource {
       bootstrap,
       healthGate,
       recordDeployment,
+      ...(proxySwitch ? { proxySwitch } : {}),
       ...(preDeployBackup ? { preDeployBackup } : {}),
     };
-    this.url = pulumi.output(`http://localhost:${settings.httpPort}/`);
+    this.url = pulumi.output(
+      settings.proxy.tls
+        ? `https://localhost:${settings.proxy.tls.port}/`
+        : `http://localhost:${settings.httpPort}/`,
+    );
     this.superuserPassword = secrets.superuserPassword;
     this.backupPassword = secrets.backupPassword;
     this.registerOutputs({ url: this.url });

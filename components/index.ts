@@ -7,5 +7,7 @@ export * from "./labels";
 export * from "./network";
 export * from "./postgres";
 export * from "./protection";
+export * from "./proxy";
+export * from "./proxyConfig";
 export * from "./redis";
 export * from "./secrets";

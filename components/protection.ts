@@ -35,3 +35,46 @@ export function volumeProtection(environment: Environment, role: VolumeRole): Vo
  * first: Docker refuses two containers with one name.
  */
 export const CONTAINER_OPTIONS = { deleteBeforeReplace: true } as const;
+
+export type ContainerRole = "postgres" | "redis" | "proxy" | "web" | "worker";
+
+export interface ContainerReplacement {
+  /** A new resource (URN and container name) per release: the engine creates it beside the old one. */
+  readonly perRelease: boolean;
+  /** For a replacement *within* one resource (same name): delete the old container first. */
+  readonly deleteBeforeReplace: boolean;
+  /** SIGTERM, then this long before SIGKILL when the engine deletes the container. */
+  readonly destroyGraceSeconds?: number;
+}
+
+/**
+ * How each container goes from one release to the next. Only the web container behind the proxy may run
+ * twice: the old one serves until the new one is healthy and the proxy has switched. It is a new resource
+ * per release rather than a create-before-delete replacement because the engine deletes resources dropped
+ * from the program only after a *successful* update, whereas a replaced resource whose update failed stays
+ * "pending delete" and is deleted at the start of the next `pulumi up`: that would take down the still-serving
+ * old web at the start of the rollback.
+ */
+export function containerReplacement(role: ContainerRole, proxy: boolean): ContainerReplacement {
+  switch (role) {
+    // Two servers on one data directory corrupt it; the name is fixed as well.
+    case "postgres":
+    case "redis":
+      return { perRelease: false, deleteBeforeReplace: true };
+    // Owns the published port, which two containers cannot bind.
+    case "proxy":
+      return { perRelease: false, deleteBeforeReplace: true, destroyGraceSeconds: 30 };
+    // Stopped before the new one starts, so two releases never consume one queue; SIGTERM is celery's warm
+    // shutdown (running tasks finish, queued ones wait in Redis for the new worker).
+    case "worker":
+      return { perRelease: false, deleteBeforeReplace: true, destroyGraceSeconds: 60 };
+    // Per release behind the proxy; within a release (rebuilt tag, secret rotation) the name is the same,
+    // so that rarer replacement is still delete-first. gunicorn finishes requests on SIGTERM.
+    case "web":
+      return { perRelease: proxy, deleteBeforeReplace: true, destroyGraceSeconds: 30 };
+    default: {
+      const unreachable: never = role;
+      throw new Error(`unknown container role ${String(unreachable)}`);
+    }
+  }
+}

@@ -18,6 +18,8 @@ POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
 # restic (backup repositories) and rclone (`rclone serve restic`, the tests' off-host repository server).
 BACKUP_TAG="edms-test/backup:restic"
+# HAProxy from the base rootfs, laid out like the official haproxy image (edms:proxy.image on real hosts).
+PROXY_TAG="edms-test/proxy:haproxy"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
 RELEASES=(1.0.0 2.0.0 3.0.0-broken)
@@ -73,6 +75,7 @@ build_base
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
 build_dockerfile "$REDIS_TAG" "$here/redis/Dockerfile" "$here/redis"
 build_dockerfile "$BACKUP_TAG" "$here/backup/Dockerfile" "$here/backup"
+build_dockerfile "$PROXY_TAG" "$here/proxy/Dockerfile" "$here/proxy"
 for release in "${RELEASES[@]}"; do
   build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
 done

@@ -14,6 +14,7 @@ import * as resetApp from "./commands/reset-app";
 import * as restore from "./commands/restore";
 import * as rollback from "./commands/rollback";
 import * as status from "./commands/status";
+import * as switchCommand from "./commands/switch";
 import * as verify from "./commands/verify";
 import { OpsError } from "./lib/errors";
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
     reset,
     resetApp,
     rollback,
+    switchCommand,
   ]) {
     command.register(program);
   }

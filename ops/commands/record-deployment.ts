@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { listBackups } from "../lib/backups";
 import { migrationState } from "../lib/database";
 import { openStack } from "../lib/context";
-import { inspectContainer } from "../lib/docker";
+import { liveWeb } from "../lib/services";
 import { appendHistory, currentHistory } from "../lib/history";
 import { say } from "../lib/log";
 
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nRun by `pulumi up` after the health gate passes.")
     .action(async (_opts: unknown, command: Command) => {
       const settings = await openStack(command);
-      const web = await inspectContainer(settings.names.webContainer);
+      const web = await liveWeb(settings);
       const history = await currentHistory(settings);
       const since = history.length ? history[history.length - 1].deployedAt : "";
       const { complete } = await listBackups(settings);
@@ -29,7 +29,7 @@ export function register(program: Command): void {
         .pop();
       const entry = {
         version: settings.version,
-        image: web.image ?? "unknown",
+        image: web?.image ?? "unknown",
         deployedAt: new Date().toISOString(),
         stack: settings.stack,
         environment: settings.environment,

@@ -6,6 +6,7 @@ import { manage, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { OpsError } from "../lib/errors";
 import { progress, say } from "../lib/log";
+import { appContainers } from "../lib/services";
 
 export function register(program: Command): void {
   program
@@ -40,10 +41,7 @@ export function register(program: Command): void {
         `Will reset app ${app} on ${settings.stack}: back up, stop web/worker, migrate ${app} zero (drops its tables), migrate ${app}, start web/worker.`,
       );
       const backup = (await createBackup(settings, { reason: `pre-reset-app` }))?.entry;
-      const running = await stopRunning([
-        settings.names.webContainer,
-        settings.names.workerContainer,
-      ]);
+      const running = await stopRunning(await appContainers(settings));
       try {
         progress(`migrate ${app} zero`);
         await manage(settings, image, ["migrate", app, "zero", "--noinput"], `migrate ${app} zero`);

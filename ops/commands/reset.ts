@@ -5,6 +5,7 @@ import { openStack, requireConfirm } from "../lib/context";
 import { docker, inspectContainer } from "../lib/docker";
 import { refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
+import { appContainers } from "../lib/services";
 
 export function register(program: Command): void {
   program
@@ -38,7 +39,12 @@ export function register(program: Command): void {
         );
       }
       requireConfirm(settings, opts.confirm, "reset");
-      const containers = [n.webContainer, n.workerContainer, n.redisContainer, n.postgresContainer];
+      const containers = [
+        ...(await appContainers(settings)),
+        ...(settings.proxy.enabled ? [n.proxyContainer] : []),
+        n.redisContainer,
+        n.postgresContainer,
+      ];
       say(
         `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
       );

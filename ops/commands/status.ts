@@ -8,6 +8,7 @@ import { formatBytes, say } from "../lib/log";
 import { backupToolbox, toolbox } from "../lib/toolbox";
 import { offsiteLag } from "../lib/offsite";
 import { RESTORE_MARKER } from "../lib/restore";
+import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
 
 export function register(program: Command): void {
@@ -25,11 +26,12 @@ export function register(program: Command): void {
       const settings = await openStack(command);
       const n = settings.names;
       const containers: Record<string, string> = {};
+      // Web and worker by label: behind the proxy there is one web per release (two during a switch).
       for (const name of [
         n.postgresContainer,
         n.redisContainer,
-        n.webContainer,
-        n.workerContainer,
+        ...(settings.proxy.enabled ? [n.proxyContainer] : []),
+        ...(await appContainers(settings)),
       ]) {
         const state = await inspectContainer(name);
         containers[name] = state.exists

@@ -10,7 +10,8 @@ import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { hasSchema, requirePostgres } from "./database";
-import { docker, inspectContainer, pipeCommands, volumeExists } from "./docker";
+import { docker, pipeCommands, volumeExists } from "./docker";
+import { liveWeb } from "./services";
 import { OpsError } from "./errors";
 import { currentHistory } from "./history";
 import { storeKeysFromEnv, requireKeys } from "./keys";
@@ -171,8 +172,8 @@ export async function readManifest(session: OpsSession, entry: BackupEntry): Pro
 }
 
 export async function runningVersion(settings: Settings): Promise<string | null> {
-  const web = await inspectContainer(settings.names.webContainer);
-  return web.exists ? (web.labels["edms.version"] ?? null) : null;
+  const web = await liveWeb(settings);
+  return web ? (web.labels["edms.version"] ?? null) : null;
 }
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {

@@ -9,9 +9,10 @@ import { spawn } from "child_process";
 import { Settings } from "../../components/config";
 import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
 import { SECRETS_DIR } from "../../components/postgres";
-import { docker, inspectContainer, RunResult } from "./docker";
+import { docker, RunResult } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
+import { containersOf, liveWeb } from "./services";
 import { tarball } from "./tarball";
 
 const SECRET_FILES: Record<string, string> = {
@@ -106,15 +107,15 @@ async function copySecrets(
       2,
     );
   }
-  // Operator run: stream the running web container's secret files into the one-off container.
-  const web = await inspectContainer(settings.names.webContainer);
-  if (!web.exists) {
+  // Operator run: stream the serving web container's secret files into the one-off container.
+  const web = (await liveWeb(settings)) ?? (await containersOf(settings, "web")).pop();
+  if (!web) {
     throw new OpsError(
-      `No running ${settings.names.webContainer} to take the database credentials from. Deploy the stack first.`,
+      `No web container of stack ${settings.stack} to take the database credentials from. Deploy the stack first.`,
     );
   }
   await new Promise<void>((resolve, reject) => {
-    const source = spawn("docker", ["cp", `${settings.names.webContainer}:${SECRETS_DIR}`, "-"]);
+    const source = spawn("docker", ["cp", `${web.name}:${SECRETS_DIR}`, "-"]);
     const sink = spawn("docker", ["cp", "-", `${container}:/run`]);
     source.stdout.pipe(sink.stdin);
     let failed = "";

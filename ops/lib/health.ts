@@ -1,8 +1,9 @@
 /** The checks behind `edms-ops health` and the deploy's health gate. */
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { Settings } from "../../components/config";
-import { WEB_PORT } from "../../components/djangoService";
-import { docker, inspectContainer } from "./docker";
+import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../components/proxyConfig";
+import { docker } from "./docker";
+import { anyRunningWeb, containersOf } from "./services";
 
 export interface CheckResult {
   readonly name: string;
@@ -17,7 +18,47 @@ async function execCheck(name: string, args: string[], expect?: RegExp): Promise
   return { name, ok, detail: ok ? "ok" : text.split("\n").pop() || `exit ${result.code}` };
 }
 
-/** db, redis, media and migrations are checked by the app's own /health/ from inside the web container. */
+export interface HttpProbe {
+  /** The HTTP status, or null when the request itself failed (detail says why). */
+  readonly status: number | null;
+  readonly detail: string;
+  /** /health/'s JSON body, when there was one. */
+  readonly body?: { version?: string; checks?: Record<string, string> };
+}
+
+/**
+ * GET `url` from inside `container` (on the stack's network, where the web containers and the proxy's
+ * internal listener are; the operator's machine may not reach the published port of a remote host).
+ */
+export async function httpProbe(container: string, url: string): Promise<HttpProbe> {
+  const probe =
+    "import json,sys,urllib.request,urllib.error\n" +
+    `try:\n r=urllib.request.urlopen(${JSON.stringify(url)},timeout=10); code=r.status; body=r.read()\n` +
+    "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
+    "print(code); print(body.decode())";
+  const result = await docker(["exec", container, "python3", "-c", probe], { allowFailure: true });
+  if (result.code !== 0) {
+    return {
+      status: null,
+      detail: (result.stderr.trim().split("\n").pop() ?? "") || `${container} not answering`,
+    };
+  }
+  const [status, ...rest] = result.stdout.trim().split("\n");
+  try {
+    return { status: Number(status), detail: status, body: JSON.parse(rest.join("\n")) };
+  } catch {
+    return { status: Number(status), detail: `${status}, body not JSON` };
+  }
+}
+
+/** The URL a user's request takes: through the proxy when there is one, else straight to gunicorn. */
+export function publicHealthUrl(settings: Settings): string {
+  return settings.proxy.enabled
+    ? `http://${settings.names.proxyContainer}:${PROXY_HTTP_PORT}/health/`
+    : `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`;
+}
+
+/** db, redis, media and migrations are checked by the app's own /health/, reached the way users reach it. */
 export async function runChecks(settings: Settings): Promise<CheckResult[]> {
   const n = settings.names;
   const results: CheckResult[] = [
@@ -31,41 +72,42 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     ]),
     await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
   ];
-  const worker = await inspectContainer(n.workerContainer);
+  const workers = await containersOf(settings, "worker");
   results.push({
     name: "worker",
-    ok: worker.running,
-    detail: worker.running ? "ok" : worker.exists ? "not running" : "missing",
+    ok: workers.some((w) => w.running),
+    detail: workers.some((w) => w.running) ? "ok" : workers.length ? "not running" : "missing",
   });
-  const probe =
-    "import json,sys,urllib.request,urllib.error\n" +
-    `try:\n r=urllib.request.urlopen('http://127.0.0.1:${WEB_PORT}/health/',timeout=10); code=r.status; body=r.read()\n` +
-    "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
-    "print(code); print(body.decode())";
-  const web = await docker(["exec", n.webContainer, "python3", "-c", probe], {
-    allowFailure: true,
-  });
-  if (web.code !== 0) {
-    results.push({
-      name: "http",
-      ok: false,
-      detail: (web.stderr.trim().split("\n").pop() ?? "") || "web container not answering",
-    });
+  const web = await anyRunningWeb(settings);
+  if (!web) {
+    results.push({ name: "http", ok: false, detail: "no web container running" });
     return results;
   }
-  const [status, ...body] = web.stdout.trim().split("\n");
+  const probe = await httpProbe(web.name, publicHealthUrl(settings));
+  const where = settings.proxy.enabled ? " (through the proxy)" : "";
+  if (probe.status === null) {
+    results.push({ name: `http${where}`, ok: false, detail: probe.detail });
+    return results;
+  }
   results.push({
-    name: "http /health/",
-    ok: status === "200",
-    detail: status === "200" ? "200" : `${status}`,
+    name: `http /health/${where}`,
+    ok: probe.status === 200,
+    detail: String(probe.status),
   });
-  try {
-    const parsed = JSON.parse(body.join("\n")) as { checks: Record<string, string> };
-    for (const [name, value] of Object.entries(parsed.checks)) {
+  if (probe.body?.checks) {
+    for (const [name, value] of Object.entries(probe.body.checks)) {
       results.push({ name, ok: value === "ok", detail: value });
     }
-  } catch {
+  } else {
     results.push({ name: "health body", ok: false, detail: "not JSON" });
+  }
+  if (settings.proxy.enabled && probe.body?.version !== settings.version) {
+    // The gate must not pass on the old release still answering.
+    results.push({
+      name: "release",
+      ok: false,
+      detail: `proxy serves ${probe.body?.version ?? "nothing"}, configured ${settings.version}`,
+    });
   }
   return results;
 }

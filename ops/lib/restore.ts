@@ -21,6 +21,7 @@ import { docker, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
+import { appContainers } from "./services";
 import { OpsSession, withSession } from "./session";
 import { compareMaps, streamDump, verifyBackup } from "./verify";
 
@@ -60,7 +61,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   }
   const manifest = await readManifest(session, entry);
   const runningRelease = await runningVersion(settings);
-  const writers = await stopRunning([settings.names.webContainer, settings.names.workerContainer]);
+  const writers = await stopRunning(await appContainers(settings));
   if (writers.length) {
     progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
   }
@@ -128,7 +129,7 @@ async function restoreDatabase(
   if (dumped.code !== 0 || consumed.code !== 0) {
     throw new OpsError(
       `Database restore failed; the database was left as it was (nothing committed). ${lastLine(consumed.stderr || dumped.stderr)}\n` +
-        `Web/worker are stopped: start them with \`docker start ${settings.names.webContainer} ${settings.names.workerContainer}\` or redeploy.` +
+        `Web/worker are stopped: start them with \`docker start ${(await appContainers(settings)).join(" ")}\` or redeploy.` +
         (undoBackup ? ` The state before is also in backup ${undoBackup}.` : ""),
     );
   }

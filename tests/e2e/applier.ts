@@ -3,11 +3,16 @@
  * resource's own inputs to a real Docker engine from inside the mock's newResource, so the SDK's own
  * dependency handling decides the order and stops dependents of a failed resource.
  *
- * What it models: networks and volumes created if absent; containers created, and replaced (deleted first)
- * when their inputs change; local.Commands run when their triggers change; random values kept per stack.
- * What it does not: diffs of other resources, deletes of resources dropped from the program, `protect`,
- * `retainOnDelete`, previews, state outside this folder. Those are the engine's and are unit-tested as
- * the options it receives.
+ * What it models: networks and volumes created if absent; containers created, and replaced when their inputs
+ * change, honouring the `deleteBeforeReplace` the engine receives (delete first, stopping with
+ * `destroyGraceSeconds`; without it a second container of the same name is refused, as Docker refuses the
+ * engine's create-before-delete); a container whose *name* changes (web per release) is a new resource, so the
+ * old one keeps running; after a *successful* run, containers it made for the stack that the program no
+ * longer declares are deleted (gracefully), the way the engine deletes dropped resources last and only when
+ * the update succeeded; local.Commands run when their triggers change; random values kept per stack.
+ * What it does not: diffs of other resources, `protect`, `retainOnDelete`, previews, refresh, pending
+ * deletes of failed replacements, state outside this folder and the Docker labels it sets. Those are the
+ * engine's and are unit-tested as the options it receives.
  */
 import { spawn } from "child_process";
 import { createHash, randomBytes } from "crypto";
@@ -15,7 +20,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
 import { tarball } from "../../ops/lib/tarball";
-import { NewResource, ProgramRun, runProgram } from "../support/program";
+import { NewResource, ProgramRun, Registration, runProgram } from "../support/program";
 
 export interface HookRun {
   readonly name: string;
@@ -37,6 +42,7 @@ export interface ApplyResult {
 
 const hash = (value: unknown) => createHash("sha256").update(JSON.stringify(value)).digest("hex");
 const INPUTS_LABEL = "edms.applier.inputs";
+const GRACE_LABEL = "edms.applier.grace";
 
 export class Applier {
   constructor(
@@ -70,6 +76,8 @@ export class Applier {
     const state = this.state(stack);
     const hooks: HookRun[] = [];
     const save = () => fs.writeFileSync(this.stateFile(stack), JSON.stringify(state, null, 2));
+    const options = new Map<string, Registration>();
+    const declared = new Set<string>();
     const newResource: NewResource = async ({ type, name, inputs }) => {
       if (process.env.EDMS_E2E_VERBOSE) {
         process.stderr.write(`    apply ${type} ${name}\n`);
@@ -120,7 +128,8 @@ export class Applier {
         }
         case "docker:index/container:Container": {
           // The engine's id, as the provider reports it: a replaced container gets a new one.
-          const id = await applyContainer(inputs);
+          declared.add(inputs.name);
+          const id = await applyContainer(inputs, options.get(name)?.deleteBeforeReplace === true);
           return { id, state: { ...inputs, id } };
         }
         case "command:local:Command": {
@@ -142,7 +151,16 @@ export class Applier {
           return result();
       }
     };
-    const run = await runProgram({ stack, overrides, projectDir: this.projectDir, newResource });
+    const run = await runProgram({
+      stack,
+      overrides,
+      projectDir: this.projectDir,
+      newResource,
+      onRegister: (r) => options.set(r.name, r),
+    });
+    if (!run.error) {
+      await deleteUndeclared(stack, declared);
+    }
     return { run, hooks, error: run.error };
   }
 }
@@ -153,7 +171,34 @@ function labelArgs(labels: { label: string; value: string }[] = []): string[] {
   return labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]);
 }
 
-async function applyContainer(inputs: any): Promise<string> {
+/** The engine's delete of a container: stop with the grace period the program gave, then remove. */
+async function deleteContainer(name: string, grace: number): Promise<void> {
+  await docker(["stop", "-t", String(grace), name], { allowFailure: true });
+  await docker(["rm", "-f", name]);
+  trace(`deleted ${name}`);
+}
+
+/** Deletes of resources dropped from the program: only after a successful update, as the engine does. */
+async function deleteUndeclared(stack: string, declared: Set<string>): Promise<void> {
+  const listed = await docker([
+    "ps",
+    "-a",
+    "--filter",
+    `label=edms.stack=${stack}`,
+    "--filter",
+    `label=${INPUTS_LABEL}`,
+    "--format",
+    `{{.Names}} {{.Label "${GRACE_LABEL}"}}`,
+  ]);
+  for (const line of listed.stdout.split("\n").filter(Boolean)) {
+    const [name, grace] = line.split(" ");
+    if (!declared.has(name)) {
+      await deleteContainer(name, Number(grace) || 0);
+    }
+  }
+}
+
+async function applyContainer(inputs: any, deleteBeforeReplace: boolean): Promise<string> {
   const digest = hash(inputs);
   const existing = await docker(["container", "inspect", inputs.name], { allowFailure: true });
   if (existing.code === 0) {
@@ -161,7 +206,13 @@ async function applyContainer(inputs: any): Promise<string> {
     if (info.Config.Labels?.[INPUTS_LABEL] === digest && info.State.Running) {
       return info.Id;
     }
-    await docker(["rm", "-f", inputs.name]); // deleteBeforeReplace: fixed names
+    if (!deleteBeforeReplace) {
+      // Create-before-delete of a fixed name: Docker answers the engine's create with this conflict.
+      throw new Error(
+        `Conflict: the container name "${inputs.name}" is already in use (replacement without deleteBeforeReplace)`,
+      );
+    }
+    await deleteContainer(inputs.name, Number(info.Config.Labels?.[GRACE_LABEL]) || 0);
   }
   const args = [
     "create",
@@ -170,6 +221,8 @@ async function applyContainer(inputs: any): Promise<string> {
     ...labelArgs(inputs.labels),
     "--label",
     `${INPUTS_LABEL}=${digest}`,
+    "--label",
+    `${GRACE_LABEL}=${inputs.destroyGraceSeconds ?? 0}`,
   ];
   if (inputs.restart) {
     args.push("--restart", inputs.restart);

@@ -84,6 +84,8 @@ export class TestStack {
       "edms:httpPort": this.port,
       "edms:postgresImage": "edms-test/postgres:15",
       "edms:redisImage": "edms-test/redis:7",
+      // These scenarios keep the fixed-name web they were written for; tests/e2e/proxy.test.ts turns it on.
+      "edms:proxy": { enabled: false },
       ...extra,
     };
     this.write();

@@ -57,6 +57,14 @@ export interface RunOptions {
   readonly projectDir?: string;
   /** The "provider": default returns the inputs as state, plus fixed values for random and images. */
   readonly newResource?: NewResource;
+  /** Sees each registration (with the options the engine gets) before the provider is asked to create it. */
+  readonly onRegister?: (registration: Registration) => void;
+}
+
+export interface Registration {
+  readonly type: string;
+  readonly name: string;
+  readonly deleteBeforeReplace: boolean;
 }
 
 /** Stack config as the Pulumi CLI hands it to a program: one string per key, objects as JSON. */
@@ -193,6 +201,11 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       }
       callback(err, resp);
     };
+    options.onRegister?.({
+      type: req.getType(),
+      name: req.getName(),
+      deleteBeforeReplace: req.getDeletebeforereplace() === true,
+    });
     requests.push({
       req: req.toObject(),
       object: req.getObject()?.toJavaScript() ?? {},

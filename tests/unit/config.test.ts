@@ -43,6 +43,19 @@ describe("config validation", function () {
       keep: 14,
       image: "restic/restic:0.17.3",
     });
+    expect(prod.proxy).to.deep.equal({ enabled: true, image: "haproxy:2.8" });
+    expect(prod.names.proxyContainer).to.equal("edms-proxy");
+    const off = validateSettings("s", { ...valid, proxy: '{"enabled": false}' });
+    expect(off.proxy).to.deep.equal({ enabled: false, image: "haproxy:2.8" });
+    const tls = validateSettings("s", {
+      ...valid,
+      proxy: { tls: { certificateFile: "certs/e.crt", keyFile: "certs/e.key" } },
+    });
+    expect(tls.proxy.tls).to.deep.equal({
+      port: 443,
+      certificateFile: "certs/e.crt",
+      keyFile: "certs/e.key",
+    });
   });
 
   it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
@@ -124,6 +137,34 @@ describe("config validation", function () {
       "an empty backup image",
       { ...valid, backup: { image: " " } },
       /`edms:backup` image must be an image reference/,
+    ],
+    [
+      "proxy.enabled not a boolean",
+      { ...valid, proxy: { enabled: "yes" } },
+      /`edms:proxy` enabled must be true or false: e\.g\. `\{enabled: true, image: haproxy:2\.8/,
+    ],
+    ["unknown proxy field", { ...valid, proxy: { imag: "haproxy:2.8" } }, /`edms:proxy` .*imag/],
+    [
+      "TLS key given as PEM text instead of a file",
+      {
+        ...valid,
+        proxy: { tls: { certificateFile: "c.pem", keyFile: "-----BEGIN PRIVATE KEY-----\nx" } },
+      },
+      /`edms:proxy` tls\.keyFile must be a file path, not the PEM text itself/,
+    ],
+    [
+      "TLS port equal to httpPort",
+      {
+        ...valid,
+        httpPort: 8443,
+        proxy: { tls: { port: 8443, certificateFile: "c", keyFile: "k" } },
+      },
+      /`edms:proxy\.tls\.port` must differ from `edms:httpPort` \(8443\)/,
+    ],
+    [
+      "TLS with the proxy off",
+      { ...valid, proxy: { enabled: false, tls: { certificateFile: "c", keyFile: "k" } } },
+      /`edms:proxy\.tls` needs the proxy/,
     ],
   ];
   for (const [what, raw, message] of cases) {

@@ -24,6 +24,7 @@ describe("edms-ops command tree", function () {
     "reset",
     "reset-app",
     "rollback",
+    "switch",
   ];
 
   it("wires every command of the design", function () {

@@ -1,0 +1,71 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { Settings } from "./config";
+import { stackLabels } from "./labels";
+import { containerReplacement } from "./protection";
+import {
+  liveBackend,
+  PROXY_COMMAND,
+  PROXY_HTTP_PORT,
+  PROXY_HTTPS_PORT,
+  PROXY_LIVE_CONFIG,
+  PROXY_MAIN_CONFIG,
+  PROXY_TLS_PEM,
+  proxyConfig,
+} from "./proxyConfig";
+
+export interface EdmsProxyArgs {
+  readonly settings: Settings;
+  readonly network: pulumi.Input<string>;
+  /** Certificate chain + key as one PEM (secret); required when `edms:proxy.tls` is set. */
+  readonly tlsPem?: pulumi.Input<string>;
+}
+
+/**
+ * The reverse proxy (HAProxy) that owns the published port(s). Its inputs hold nothing release-specific, so an
+ * update never replaces it: which web container is live is switched at run time by `edms-ops switch`.
+ * It starts with a placeholder live.cfg that answers 503 until the first switch.
+ */
+export class EdmsProxy extends pulumi.ComponentResource {
+  readonly container: docker.Container;
+
+  constructor(name: string, args: EdmsProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edms:index:EdmsProxy", name, {}, opts);
+    const { settings } = args;
+    const tls = settings.proxy.tls;
+    if (tls && args.tlsPem === undefined) {
+      throw new pulumi.ResourceError(
+        "`edms:proxy.tls` is set but no certificate was read. Set `certificateFile` and `keyFile` to PEM files.",
+        this,
+      );
+    }
+    const { destroyGraceSeconds, deleteBeforeReplace } = containerReplacement("proxy", true);
+    this.container = new docker.Container(
+      `${name}-container`,
+      {
+        name: settings.names.proxyContainer,
+        image: settings.proxy.image,
+        restart: "unless-stopped",
+        command: PROXY_COMMAND,
+        uploads: [
+          { file: PROXY_MAIN_CONFIG, content: proxyConfig(settings), permissions: "0444" },
+          { file: PROXY_LIVE_CONFIG, content: liveBackend(null), permissions: "0644" },
+          // HAProxy runs unprivileged in the official image and reads the key itself, as the database and
+          // Django secrets are read inside their containers: a file, never env or argv.
+          ...(tls && args.tlsPem !== undefined
+            ? [{ file: PROXY_TLS_PEM, content: args.tlsPem, permissions: "0444" }]
+            : []),
+        ],
+        networksAdvanced: [{ name: args.network }],
+        ports: [
+          { internal: PROXY_HTTP_PORT, external: settings.httpPort },
+          ...(tls ? [{ internal: PROXY_HTTPS_PORT, external: tls.port }] : []),
+        ],
+        destroyGraceSeconds,
+        labels: stackLabels(settings, { "edms.role": "proxy" }),
+      },
+      { parent: this, deleteBeforeReplace },
+    );
+    this.registerOutputs({ id: this.container.id });
+  }
+}

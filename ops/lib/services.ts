@@ -1,0 +1,88 @@
+/**
+ * Finds a stack's app containers by label instead of by fixed name: behind the proxy there is one web container
+ * per release (two during a switch), so `<prefix>-web` no longer names "the" web. Which one serves is what the
+ * proxy's live.cfg says; without the proxy it is the fixed-name container, as before.
+ */
+import { Settings } from "../../components/config";
+import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../components/proxyConfig";
+import { docker } from "./docker";
+
+export type AppRole = "web" | "worker" | "proxy";
+
+export interface StackContainer {
+  readonly name: string;
+  readonly running: boolean;
+  readonly health?: string;
+  /** Image id the container runs. */
+  readonly image: string;
+  readonly labels: Record<string, string>;
+}
+
+/** Every container of the stack with label `edms.role=<role>`, running or not, oldest first. */
+export async function containersOf(settings: Settings, role: AppRole): Promise<StackContainer[]> {
+  const ids = (
+    await docker([
+      "ps",
+      "-aq",
+      "--filter",
+      `label=edms.stack=${settings.stack}`,
+      "--filter",
+      `label=edms.role=${role}`,
+    ])
+  ).stdout
+    .split("\n")
+    .filter(Boolean);
+  if (!ids.length) {
+    return [];
+  }
+  const infos = JSON.parse((await docker(["container", "inspect", ...ids])).stdout) as any[];
+  return infos
+    .sort((a, b) => String(a.Created).localeCompare(String(b.Created)))
+    .map((info) => ({
+      name: String(info.Name).replace(/^\//, ""),
+      running: info.State.Running === true,
+      health: info.State.Health?.Status,
+      image: info.Image,
+      labels: info.Config.Labels ?? {},
+    }));
+}
+
+/** Web and worker containers of the stack (all releases present), e.g. to stop every writer. */
+export async function appContainers(settings: Settings): Promise<string[]> {
+  const all = [
+    ...(await containersOf(settings, "web")),
+    ...(await containersOf(settings, "worker")),
+  ];
+  return all.map((c) => c.name);
+}
+
+/** The release the proxy currently sends traffic to, from its live.cfg; null when none or no proxy. */
+export async function liveRelease(
+  settings: Settings,
+): Promise<{ container: string; version: string } | null> {
+  const read = await docker(["exec", settings.names.proxyContainer, "cat", PROXY_LIVE_CONFIG], {
+    allowFailure: true,
+  });
+  return read.code === 0 ? parseLiveBackend(read.stdout) : null;
+}
+
+/**
+ * The web container that serves the stack: the proxy's live one, or (no proxy) the fixed-name one. Null when
+ * there is none. Like `docker inspect` before, a stopped container still counts (restore stops it on purpose).
+ */
+export async function liveWeb(settings: Settings): Promise<StackContainer | null> {
+  const webs = await containersOf(settings, "web");
+  const wanted = settings.proxy.enabled
+    ? (await liveRelease(settings))?.container
+    : settings.names.webContainer;
+  return webs.find((w) => w.name === wanted) ?? null;
+}
+
+/** The running web container to run an in-network probe or copy credentials from: the live one first. */
+export async function anyRunningWeb(settings: Settings): Promise<StackContainer | null> {
+  const live = await liveWeb(settings);
+  if (live?.running) {
+    return live;
+  }
+  return (await containersOf(settings, "web")).reverse().find((w) => w.running) ?? null;
+}

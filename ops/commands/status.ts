@@ -65,7 +65,12 @@ export function register(program: Command): void {
           .split("\n")
           .forEach((size, i) => (sizes[present[i]] = Number(size)));
       }
-      const { complete, legacy } = await listBackups(settings);
+      // Status tells what it can: a repository it cannot open is a line of the report, not a failure.
+      let backupsProblem: string | null = null;
+      const { complete, legacy } = await listBackups(settings).catch((err: Error) => {
+        backupsProblem = err.message;
+        return { complete: [], legacy: [] };
+      });
       const deployments = await readHistory(settings);
       const marker = present.includes(n.backupsVolume)
         ? (await backupToolbox(settings, `cat ${RESTORE_MARKER} 2>/dev/null || true`)).stdout.trim()
@@ -88,6 +93,7 @@ export function register(program: Command): void {
           last: newest?.id ?? null,
           lastTime: newest?.time ?? null,
           legacy: legacy.map((l) => l.id),
+          problem: backupsProblem,
           offsite: await offsiteLag(settings, complete),
         },
         operation: await currentOperation(settings),
@@ -108,7 +114,8 @@ export function register(program: Command): void {
       );
       say(
         `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}` +
-          (legacy.length ? `, ${legacy.length} in the first release's format` : ""),
+          (legacy.length ? `, ${legacy.length} in the first release's format` : "") +
+          (backupsProblem ? ` (cannot be listed: ${backupsProblem})` : ""),
       );
       const off = report.backups.offsite;
       if (off) {

@@ -134,7 +134,8 @@ const maybeSecret = (what: string) =>
 
 /** The repository URL without `user:password@` and without a query string, for status lines. */
 export function redactRepository(repository: string): string {
-  return repository.replace(/\/\/[^/@]*@/, "//").replace(/\?.*$/, "");
+  // Up to the last @ before the path: restic allows @ in the password itself.
+  return repository.replace(/\/\/[^/]*@/, "//").replace(/\?.*$/, "");
 }
 
 export function resourceNames(namePrefix: string, dataGeneration: number): ResourceNames {
@@ -243,10 +244,15 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
         offsite: z
           .object(
             {
-              repository: maybeSecret("a restic repository URL (offsite.repository)").refine(
-                (v) => typeof v !== "string" || RESTIC_REPOSITORY.test(v),
-                "offsite.repository must be a restic repository (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path)",
-              ),
+              repository: maybeSecret("a restic repository URL (offsite.repository)")
+                .refine(
+                  (v) => typeof v !== "string" || RESTIC_REPOSITORY.test(v),
+                  "offsite.repository must be a restic repository (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path)",
+                )
+                .refine(
+                  (v) => typeof v !== "string" || !/\/\/[^/]*:[^/]*@/.test(v),
+                  "offsite.repository holds a password in plain text: set it with `pulumi config set --secret --path edms:backup.offsite.repository …`",
+                ),
               env: z
                 .record(
                   z
@@ -440,6 +446,32 @@ export interface LoadedConfig {
   readonly tlsPem?: pulumi.Output<string>;
 }
 
+// Not in the SDK's typings, but what Config.get itself asks before it warns about a secret.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { isConfigSecret } = require("@pulumi/pulumi/runtime/config") as {
+  isConfigSecret: (key: string) => boolean;
+};
+
+/** `edms:backup` with the off-host repository and variables as the stack file keeps secrets. */
+function maskOffsite(backup: unknown): unknown {
+  const value = parseJsonish(backup) as { offsite?: { env?: Record<string, unknown> } } | undefined;
+  if (!value?.offsite || typeof value.offsite !== "object") {
+    return backup;
+  }
+  const masked = { secure: "(decrypted by pulumi)" };
+  const env = value.offsite.env;
+  return {
+    ...value,
+    offsite: {
+      ...value.offsite,
+      repository: masked,
+      ...(env && typeof env === "object"
+        ? { env: Object.fromEntries(Object.keys(env).map((k) => [k, masked])) }
+        : {}),
+    },
+  };
+}
+
 /** The off-host part of an already validated `edms:backup` value, with plain (decrypted) values. */
 export function offsiteSecrets(backup: unknown): BackupSecrets | undefined {
   const offsite = (parseJsonish(backup) as { offsite?: { repository?: unknown; env?: unknown } })
@@ -478,7 +510,13 @@ export function loadConfig(): LoadedConfig {
     }
   }
   const dockerHost = new pulumi.Config("docker").get("host");
-  const settings = validateSettings(pulumi.getStack(), raw, dockerHost);
+  // A secret `edms:backup` is validated as the stack file holds it (credentials encrypted), so only an
+  // off-host password given in plain text is refused.
+  const settings = validateSettings(
+    pulumi.getStack(),
+    isConfigSecret("edms:backup") ? { ...raw, backup: maskOffsite(raw.backup) } : raw,
+    dockerHost,
+  );
   const offsite = offsiteSecrets(raw.backup);
   return {
     settings,

@@ -15,6 +15,7 @@ import { pipeCommands, run } from "../lib/docker";
 import { OpsError } from "../lib/errors";
 import { storeKeysFromEnv } from "../lib/keys";
 import {
+  checkLegacyStack,
   importLegacyDir,
   LEGACY_FILES,
   LegacyManifest,
@@ -170,6 +171,7 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
     const scratch = `/backups/.import-${process.pid}`;
     if (fs.existsSync(legacyManifest)) {
       const manifest = parseLegacyManifest(fs.readFileSync(legacyManifest, "utf8"));
+      checkLegacyStack(manifest, settings.stack);
       refuseDuplicate(settings, present, manifest.id);
       await upload(session, source, scratch, ["manifest.json", ...LEGACY_FILES]);
       try {

@@ -16,10 +16,11 @@ import { OpsError } from "./errors";
 import { currentHistory } from "./history";
 import { storeKeysFromEnv, requireKeys } from "./keys";
 import { listLegacy, LegacyEntry } from "./legacy";
-import { formatBytes, progress } from "./log";
+import { formatBytes, progress, warn } from "./log";
 import {
   BackupEntry,
   backupTags,
+  DUMP_APPLICATION,
   DUMP_FILE,
   MANIFEST_FILE,
   MEDIA_DIR,
@@ -33,7 +34,7 @@ import {
 } from "./restic";
 import { retention, rollbackReleases } from "./retention";
 import { OpsSession, withSession } from "./session";
-import { checkedManifest, ID_PATTERN, isSha256 } from "./manifest";
+import { checkedManifest, ID_PATTERN, isSha256, REASON_PATTERN, TAG_VALUE } from "./manifest";
 import { SnapshotSession } from "./snapshot";
 import { copyToOffsite } from "./offsite";
 import { backupToolbox } from "./toolbox";
@@ -58,8 +59,6 @@ export interface Manifest {
   readonly tables: Record<string, number>;
   readonly migrations: Record<string, string>;
 }
-
-const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
 
 export function checkBackupId(id: string): void {
   if (!ID_PATTERN.test(id)) {
@@ -203,6 +202,12 @@ export async function createBackup(
   settings: Settings,
   request: BackupRequest,
 ): Promise<BackupResult | null> {
+  if (request.targetVersion !== undefined && !TAG_VALUE.test(request.targetVersion)) {
+    throw new OpsError(
+      `--target-version must be a release tag (letters, digits, . _ -; got \`${request.targetVersion}\`).`,
+      2,
+    );
+  }
   if (!REASON_PATTERN.test(request.reason)) {
     throw new OpsError(
       `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`), e.g. --reason before-upgrade`,
@@ -231,7 +236,18 @@ export async function createBackup(
     } catch (err) {
       throw await backupFailure(session, id, earlier, err as Error);
     }
-    await applyRetention(session);
+    // The new backup is never what this run's retention forgets, whatever the clocks say.
+    pinnedBackups.add(result.entry.id);
+    try {
+      await applyRetention(session);
+    } catch (err) {
+      warn(
+        `backup ${result.entry.id} is complete, but retention failed: ${(err as Error).message.split("\n").pop()}. ` +
+          `Retry with \`edms-ops backups prune --stack ${settings.stack}\`.`,
+      );
+    } finally {
+      pinnedBackups.delete(result.entry.id);
+    }
     if (settings.backup.offsite) {
       await copyToOffsite(session);
     }
@@ -280,8 +296,20 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
     [settings.stack, tags, plan.parent?.snapshot ?? "", session.hasMedia ? "media" : ""],
     { allowFailure: true, onLine: resticProgress() },
   );
+  // restic exits 3 when it wrote the snapshot but could not read some files. Media files deleted by users
+  // while the backup ran are that (they are gone from the live data too): the backup stands, with a
+  // warning. A database dump it could not read is no backup at all.
+  const written = /"snapshot_id":"([0-9a-f]+)"/.exec(result.stdout)?.[1];
   if (result.code !== 0) {
-    throw new OpsError(`restic backup failed: ${lastLine(result.stderr)}`);
+    if (result.code !== 3 || !written || result.stderr.includes(STAGE_DIR)) {
+      if (written) {
+        await session.exec(`lrestic forget "$1" >/dev/null`, [written], { allowFailure: true });
+      }
+      throw new OpsError(`restic backup failed: ${lastLine(result.stderr)}`);
+    }
+    warn(
+      `some media files changed or vanished while they were read; the backup holds the rest: ${lastLine(result.stderr)}`,
+    );
   }
   const summary = parseBackupSummary(result.stdout);
   progress(
@@ -338,6 +366,8 @@ async function dumpDatabase(session: OpsSession) {
         docker(
           [
             "exec",
+            "-e",
+            `PGAPPNAME=${DUMP_APPLICATION}`,
             settings.names.postgresContainer,
             "pg_dump",
             "-U",
@@ -416,10 +446,7 @@ export async function applyRetention(session: OpsSession): Promise<string[]> {
   const decision = retention({
     backups: await sessionSnapshots(session),
     keep: settings.backup.keep,
-    rollbackReleases: rollbackReleases(
-      await runningVersion(settings),
-      await currentHistory(settings),
-    ),
+    rollbackReleases: await protectedReleases(settings),
     pinned: [...pinnedBackups],
   });
   for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
@@ -435,6 +462,17 @@ export async function applyRetention(session: OpsSession): Promise<string[]> {
     decision.forget.map((b) => b.snapshot),
   );
   return ids;
+}
+
+/**
+ * Releases whose pre-deploy backups retention keeps: running and previous (rollback's targets) and the
+ * configured one (a deploy that failed before it was recorded is rolled back with its pre-deploy backup).
+ */
+export async function protectedReleases(settings: Settings): Promise<string[]> {
+  return [
+    ...rollbackReleases(await runningVersion(settings), await currentHistory(settings)),
+    settings.version,
+  ];
 }
 
 export function lastLine(text: string): string {

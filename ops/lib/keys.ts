@@ -7,6 +7,7 @@
  * stdin: never argv, never container env, never printed.
  */
 import { Settings } from "../../components/config";
+import { volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import {
   envFileLine,
@@ -56,6 +57,10 @@ export async function storeKeysFromEnv(
 ): Promise<void> {
   const keys = keysFromEnv();
   if (stored || (!keys.password && !keys.offsiteRepository && !options.dropOffsite)) {
+    return;
+  }
+  // `docker run -v` would create a missing volume without the program's labels; the caller reports it.
+  if (!(await volumeExists(settings.names.backupsVolume))) {
     return;
   }
   const entries: TarEntry[] = [];

@@ -6,9 +6,16 @@
  */
 import { Settings } from "../../components/config";
 import { OpsError } from "./errors";
-import { checkedManifest, ID_PATTERN, isSha256 } from "./manifest";
+import { checkedManifest, ID_PATTERN, isSha256, REASON_PATTERN, TAG_VALUE } from "./manifest";
 import { progress } from "./log";
-import { backupTags, DUMP_FILE, MANIFEST_FILE, MEDIA_DIR, STAGE_DIR } from "./restic";
+import {
+  backupTags,
+  DUMP_FILE,
+  MANIFEST_FILE,
+  MEDIA_DIR,
+  OPS_HELPER_ROLE,
+  STAGE_DIR,
+} from "./restic";
 import { OpsSession } from "./session";
 import { backupToolbox } from "./toolbox";
 import type { Manifest } from "./backups";
@@ -48,7 +55,28 @@ export function parseLegacyManifest(text: string, expectedId?: string): LegacyMa
       (file) => !(isSha256(m?.files?.[file]?.sha256) && Number.isInteger(m?.files?.[file]?.bytes)),
     ).map((file) => `no checksum for ${file}`),
     ...(typeof m?.tables === "object" ? [] : ["no row counts"]),
+    // These become restic tags and the snapshot's time: nothing else than what the first release wrote.
+    ...(typeof m?.reason === "string" && REASON_PATTERN.test(m.reason) ? [] : ["bad reason"]),
+    ...[m?.version, m?.targetVersion]
+      .filter((v) => v !== null && v !== undefined)
+      .filter((v) => typeof v !== "string" || !TAG_VALUE.test(v))
+      .map(() => "bad release"),
+    ...(typeof m?.createdAt === "string" &&
+    !Number.isNaN(Date.parse(m.createdAt)) &&
+    Date.parse(m.createdAt) <= Date.now() + 3600_000
+      ? []
+      : ["createdAt is not a past time"]),
   ]);
+}
+
+/** A first-release backup of another stack is not this stack's to restore. */
+export function checkLegacyStack(legacy: LegacyManifest, stack: string): void {
+  if (legacy.stack !== stack) {
+    throw new OpsError(
+      `Backup ${legacy.id} belongs to stack \`${legacy.stack}\`, not \`${stack}\`. Nothing was imported.`,
+      2,
+    );
+  }
 }
 
 /** First-release backup directories in the backups volume. */
@@ -99,6 +127,7 @@ export async function importLegacyDir(
   legacy: LegacyManifest,
 ): Promise<void> {
   const { settings } = session;
+  checkLegacyStack(legacy, settings.stack);
   progress(`importing ${legacy.id} (first-release format) into the restic repository`);
   const manifest = upgradeManifest(legacy);
   const tags = backupTags({
@@ -120,6 +149,7 @@ tar -C ${MEDIA_DIR} -xf "$dir/media.tar"
 cd / && lrestic backup --host "$host" --tag "$tags" --time "$time" ${STAGE_DIR} ${MEDIA_DIR} >/dev/null`;
   const result = await backupToolbox(settings, script, {
     writable: true,
+    role: OPS_HELPER_ROLE,
     allowFailure: true,
     input: JSON.stringify(manifest, null, 2),
     args: [

@@ -2,6 +2,9 @@
 import { OpsError } from "./errors";
 
 export const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
+export const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
+/** What a release may look like where it becomes a restic tag (restic splits tags at commas). */
+export const TAG_VALUE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 /**
  * Parses a manifest and checks its shape; `checks` adds the problems specific to its format. Anything off

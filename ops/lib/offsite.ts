@@ -5,8 +5,8 @@
  * copy never fails the backup (the deploy is gated on the local one); `status` shows the lag.
  */
 import { Settings } from "../../components/config";
+import { volumeExists } from "./docker";
 import { OpsError } from "./errors";
-import { currentHistory } from "./history";
 import { requireKeys } from "./keys";
 import { progress, warn } from "./log";
 import {
@@ -17,9 +17,16 @@ import {
   REPOSITORY,
   WRONG_PASSWORD,
 } from "./restic";
-import { retention, rollbackReleases } from "./retention";
+import { protectedReleases } from "./backups";
+import { retention } from "./retention";
 import { OpsSession } from "./session";
 import { backupToolbox } from "./toolbox";
+
+/**
+ * restic retries an unreachable backend for many minutes: every off-host call is bounded (see `orestic`),
+ * a copy by this, everything else by a minute.
+ */
+const COPY_TIMEOUT_SECONDS = Number(process.env.EDMS_OFFSITE_COPY_TIMEOUT) || 3600;
 
 /** Creates the off-host repository on first use; false when its credentials are not on the host. */
 async function ensureOffsite(session: OpsSession): Promise<boolean> {
@@ -48,7 +55,7 @@ function offsiteProblem(stderr: string): string {
   const line = stderr.trim().split("\n").pop() ?? "";
   return WRONG_PASSWORD.test(stderr)
     ? "the off-host repository does not open with this stack's backup password (it belongs to another stack?)"
-    : `the off-host repository is unreachable: ${line}`;
+    : `the off-host repository is unreachable: ${line || "no answer in time"}`;
 }
 
 /** Copies what is missing off the host, then applies retention there. Never throws. */
@@ -64,19 +71,19 @@ export async function copyToOffsite(session: OpsSession): Promise<void> {
     progress(`copying to the off-host repository ${settings.backup.offsite?.display}`);
     // We hold the stack lock, and one off-host repository serves one stack: restic locks there are ours.
     await session.exec(
-      `orestic unlock --remove-all >/dev/null 2>&1 || true; orestic copy --from-repo ${REPOSITORY} --from-password-file /backups/.keys/restic-password --host "$1" --tag edms >/dev/null`,
-      [settings.stack],
+      `orestic unlock --remove-all >/dev/null 2>&1 || true; OTIMEOUT=$2; orestic copy --from-repo ${REPOSITORY} --from-password-file /backups/.keys/restic-password --host "$1" --tag edms >/dev/null`,
+      [settings.stack, String(COPY_TIMEOUT_SECONDS)],
     );
     const remote = await offsiteSnapshots(session);
     const decision = retention({
       backups: remote,
       keep: settings.backup.keep,
-      rollbackReleases: rollbackReleases(null, await currentHistory(settings)),
+      rollbackReleases: await protectedReleases(settings),
       pinned: [],
     });
     if (decision.forget.length) {
       await session.exec(
-        `orestic forget "$@" >/dev/null && orestic prune --max-unused 10% >/dev/null`,
+        `OTIMEOUT=${COPY_TIMEOUT_SECONDS}; orestic forget "$@" >/dev/null && orestic prune --max-unused 10% >/dev/null`,
         decision.forget.map((b) => b.snapshot),
       );
     }
@@ -101,6 +108,9 @@ export async function offsiteSnapshots(session: OpsSession): Promise<BackupEntry
 
 /** Off-host listing without the stack lock (status, `backups list --offsite`). */
 export async function listOffsite(settings: Settings): Promise<BackupEntry[]> {
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    requireKeys(settings, true);
+  }
   const result = await backupToolbox(
     settings,
     `[ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo __nokeys__; exit 0; }; orestic --no-lock snapshots --json --tag edms`,

@@ -24,18 +24,24 @@ export const STAGE_DIR = "/edms/database";
 export const MEDIA_DIR = "/edms/media";
 export const DUMP_FILE = `${STAGE_DIR}/db.dump`;
 export const MANIFEST_FILE = `${STAGE_DIR}/manifest.json`;
+/** pg_dump's application_name: a dump orphaned by a killed edms-ops is found and ended by it. */
+export const DUMP_APPLICATION = "edms-ops-dump";
+/** Label of helper containers that write to the repository outside the lock container (legacy import). */
+export const OPS_HELPER_ROLE = "ops-helper";
+
 /** Files the app's health probe writes into media: never part of a backup. */
 export const MEDIA_EXCLUDE = ".health-*";
 
 /**
  * Shell functions every backup script starts with: `lrestic` for the local repository, `orestic` for the
  * off-host one (its credentials sourced in a subshell, so they live only in that restic's environment),
- * and `frestic` = restic with the off-host repository as the *source* of a copy/init.
+ * and `frestic` = restic with the off-host repository as the *source* of a copy/init. Off-host calls are
+ * bounded by `timeout` (OTIMEOUT seconds): restic would retry an unreachable backend for many minutes.
  */
 export const RESTIC_PRELUDE = [
   `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} "$@"; }`,
-  `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec restic --cache-dir /backups/.cache --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
-  `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
+  `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir /backups/.cache --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
+  `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
 ].join("\n");
 
 /** A snapshot as `restic snapshots --json` prints it. */

@@ -1,7 +1,7 @@
 /**
  * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
  * in between is lost from both states; the database restored in one transaction that commits only when
- * pg_restore has read the whole dump; media restored from the snapshot (only changed files with restic ≥
+ * pg_restore has read the whole dump; media restored from the snapshot (only what differs with restic ≥
  * 0.17, else a full replace: never through a scratch copy); then row counts and the media file count must
  * equal the backup. A marker in the backups volume names an interrupted restore until one completes.
  */
@@ -60,6 +60,13 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     );
   }
   const manifest = await readManifest(session, entry);
+  if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
+    throw new OpsError(
+      `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go. ` +
+        `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry. Nothing was restored or changed.`,
+      2,
+    );
+  }
   const runningRelease = await runningVersion(settings);
   const writers = await stopRunning(await appContainers(settings));
   if (writers.length) {
@@ -77,8 +84,19 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     });
     touched = true;
     await restoreDatabase(session, entry, manifest, undoBackup);
-    await restoreMedia(session, entry);
-    await checkIntegrity(session, entry, manifest, undoBackup);
+    try {
+      await restoreMedia(session, entry);
+      await checkIntegrity(session, entry, manifest, undoBackup);
+    } catch (err) {
+      // The database is restored and committed by now: say so, and how to finish or go back.
+      const undo = undoBackup
+        ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
+        : "";
+      throw new OpsError(
+        `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
+          `Web/worker stay stopped. Run the same restore again to finish it.${undo}\nCause: ${(err as Error).message}`,
+      );
+    }
     await session.exec(`rm -f ${RESTORE_MARKER}`);
   } catch (err) {
     if (!touched && writers.length) {
@@ -142,9 +160,10 @@ async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<vo
   }
   const [major, minor] = resticVersion((await session.exec("restic version")).stdout);
   if (major > 0 || minor >= 17) {
-    progress("restoring media (changed files only)");
+    // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
+    progress("restoring media (only what differs)");
     await session.exec(
-      `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite if-changed --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
+      `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
       [entry.snapshot],
     );
   } else {
@@ -180,12 +199,4 @@ async function checkIntegrity(
         (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""),
     );
   }
-}
-
-/** An interrupted restore, if one left its marker. */
-export async function interruptedRestore(
-  session: OpsSession,
-): Promise<{ id: string; undo: string | null; started: string } | null> {
-  const { stdout } = await session.exec(`cat ${RESTORE_MARKER} 2>/dev/null || true`);
-  return stdout.trim() ? JSON.parse(stdout) : null;
 }

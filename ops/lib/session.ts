@@ -17,11 +17,34 @@ import * as os from "os";
 import { Settings } from "../../components/config";
 import { docker, RunOptions, RunResult, volumeExists } from "./docker";
 import { OpsError } from "./errors";
+import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { storeKeysFromEnv } from "./keys";
 import { progress } from "./log";
-import { MEDIA_DIR, REPOSITORY, RESTIC_PRELUDE, STAGE_DIR } from "./restic";
+import {
+  DUMP_APPLICATION,
+  MEDIA_DIR,
+  OPS_HELPER_ROLE,
+  REPOSITORY,
+  RESTIC_PRELUDE,
+  STAGE_DIR,
+} from "./restic";
 
 const DEFAULT_LOCK_WAIT_SECONDS = 120;
+
+function lockWaitSeconds(): number {
+  const raw = process.env.EDMS_LOCK_WAIT;
+  if (raw === undefined || raw === "") {
+    return DEFAULT_LOCK_WAIT_SECONDS;
+  }
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new OpsError(
+      `EDMS_LOCK_WAIT must be a number of seconds ≥ 0 (got \`${raw}\`). Nothing was changed.`,
+      2,
+    );
+  }
+  return seconds;
+}
 
 export class OpsSession {
   private constructor(
@@ -97,7 +120,7 @@ export class OpsSession {
       "-c",
       "date -u +%s && exec cat >/dev/null",
     ];
-    const wait = Number(process.env.EDMS_LOCK_WAIT ?? DEFAULT_LOCK_WAIT_SECONDS) * 1000;
+    const wait = lockWaitSeconds() * 1000;
     const deadline = Date.now() + wait;
     let told = false;
     for (;;) {
@@ -118,9 +141,11 @@ export class OpsSession {
         );
       }
       const holder = await lockHolder(name);
-      if (holder && !holder.running) {
-        // Created but never started (its `docker run` died in between): nobody holds it.
-        await docker(["rm", "-f", holder.id], { allowFailure: true });
+      if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
+        // Created but never started (its `docker run` died in between): nobody holds it. A young one may
+        // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
+        // `docker rm` without -f never removes a running one.
+        await docker(["rm", holder.id], { allowFailure: true });
         continue;
       }
       if (Date.now() >= deadline) {
@@ -139,8 +164,45 @@ export class OpsSession {
     }
   }
 
-  /** What killed operations leave: restic locks, scratch repositories, first-release partial backups. */
+  /**
+   * What killed operations leave: helper containers still writing (they go first, before their restic
+   * locks), a pg_dump still holding its snapshot, restic locks, scratch repositories, first-release partial
+   * backups.
+   */
   private async clearLeftovers(): Promise<void> {
+    const { settings } = this;
+    const helpers = await docker(
+      [
+        "ps",
+        "-aq",
+        "--filter",
+        `label=edms.stack=${settings.stack}`,
+        "--filter",
+        `label=edms.role=${OPS_HELPER_ROLE}`,
+      ],
+      { allowFailure: true },
+    );
+    const ids = helpers.stdout.split("\n").filter(Boolean);
+    if (ids.length) {
+      await docker(["rm", "-f", ...ids], { allowFailure: true });
+    }
+    await docker(
+      [
+        "exec",
+        "-i",
+        settings.names.postgresContainer,
+        "psql",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        POSTGRES_DB,
+        "-Xq",
+      ],
+      {
+        input: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}';`,
+        allowFailure: true,
+      },
+    );
     await this.exec(
       `rm -rf /backups/.export-* /backups/.import-* /backups/.partial-* /backups/.deleting-*; ` +
         `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -delete`,
@@ -184,6 +246,8 @@ function startLockContainer(args: string[]): Promise<LockAttempt> {
 interface Holder {
   readonly id: string;
   readonly running: boolean;
+  readonly status: string;
+  readonly ageSeconds: number;
   readonly operation: string;
   readonly holder: string;
   readonly since: string;
@@ -198,6 +262,8 @@ async function lockHolder(name: string): Promise<Holder | undefined> {
   return {
     id: info.Id,
     running: info.State.Running === true,
+    status: info.State.Status,
+    ageSeconds: (Date.now() - Date.parse(info.Created)) / 1000,
     operation: info.Config.Labels?.["edms.operation"] ?? "an operation",
     holder: info.Config.Labels?.["edms.holder"] ?? "?",
     since: info.State.StartedAt ?? info.Created,

@@ -56,11 +56,18 @@ export function backupToolbox(
     readonly network?: boolean;
     /** Positional parameters of the script ($1 …): values never spliced into its text. */
     readonly args?: readonly string[];
+    /** `edms.role` label; helpers that write to the repository are removed by the next lock holder. */
+    readonly role?: string;
   } = {},
 ): Promise<RunResult> {
   const args = ["run", "--rm", "-i", "--log-driver", "none", "--user", "0", "--entrypoint", "sh"];
   args.push("--network", options.network ? "bridge" : "none");
-  args.push("--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops");
+  args.push(
+    "--label",
+    `edms.stack=${settings.stack}`,
+    "--label",
+    `edms.role=${options.role ?? "ops"}`,
+  );
   args.push("-v", `${settings.names.backupsVolume}:/backups${options.writable ? "" : ":ro"}`);
   args.push(settings.backup.image, "-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops");
   args.push(...(options.args ?? []));

@@ -134,6 +134,11 @@ describe("config validation", function () {
       /`edms:backup` offsite\.env must map environment variable names/,
     ],
     [
+      "an off-host password in plain text",
+      { ...valid, backup: { offsite: { repository: "rest:https://u:pw@host/edms/" } } },
+      /offsite\.repository holds a password in plain text: set it with `pulumi config set --secret --path/,
+    ],
+    [
       "an empty backup image",
       { ...valid, backup: { image: " " } },
       /`edms:backup` image must be an image reference/,
@@ -204,18 +209,20 @@ describe("off-host backup settings", function () {
   it("keep only a redacted repository in Settings; the credentials leave only through offsiteSecrets", function () {
     const backup = {
       offsite: {
-        repository: "rest:https://user:s3cret@backup.example:8000/edms/?x=1",
-        env: { RESTIC_REST_PASSWORD: "other-s3cret" },
+        repository: "s3:s3.example/bucket/edms?region=x",
+        env: { AWS_SECRET_ACCESS_KEY: "other-s3cret" },
       },
     };
     const settings = validateSettings("p", { ...valid, backup });
-    expect(settings.backup.offsite).to.deep.equal({
-      display: "rest:https://backup.example:8000/edms/",
-    });
+    expect(settings.backup.offsite).to.deep.equal({ display: "s3:s3.example/bucket/edms" });
     expect(JSON.stringify(settings)).not.to.match(/s3cret/);
+    // restic allows @ in the password: everything up to the last @ before the path goes.
+    expect(redactRepository("rest:https://u:p@ss@backup.example:8000/edms/")).to.equal(
+      "rest:https://backup.example:8000/edms/",
+    );
     expect(offsiteSecrets(JSON.stringify(backup))).to.deep.equal({
       repository: backup.offsite.repository,
-      env: { RESTIC_REST_PASSWORD: "other-s3cret" },
+      env: { AWS_SECRET_ACCESS_KEY: "other-s3cret" },
     });
     expect(offsiteSecrets(undefined)).to.equal(undefined);
   });

@@ -232,14 +232,20 @@ export async function createBackup(
     progress(`backup ${id}: ${settings.stack} at release ${version ?? "(none running)"}`);
     let result: BackupResult;
     try {
-      result = await snapshotBackup(session, { id, version, request, parent: before.pop() });
+      result = await snapshotBackup(session, {
+        id,
+        version,
+        request,
+        parent: before[before.length - 1],
+      });
     } catch (err) {
       throw await backupFailure(session, id, earlier, err as Error);
     }
     // The new backup is never what this run's retention forgets, whatever the clocks say.
     pinnedBackups.add(result.entry.id);
     try {
-      await applyRetention(session);
+      // Under the lock nothing else changed the repository: the listing from the start plus the new one.
+      await applyRetention(session, [...before, result.entry]);
     } catch (err) {
       warn(
         `backup ${result.entry.id} is complete, but retention failed: ${(err as Error).message.split("\n").pop()}. ` +
@@ -317,9 +323,17 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
       `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
       `${formatBytes(summary.data_added)} added to the repository`,
   );
-  const [entry] = parseSnapshots(
-    (await session.exec(`lrestic snapshots --json "$1"`, [summary.snapshot_id])).stdout,
-  );
+  // Built from what we know rather than asked of restic: every restic start pays the key's scrypt (~0.8 s).
+  const entry: BackupEntry = {
+    id: plan.id,
+    snapshot: summary.snapshot_id,
+    time: createdAt,
+    reason: plan.request.reason,
+    release: plan.version,
+    ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
+    stack: settings.stack,
+    paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
+  };
   return { manifest, entry };
 }
 
@@ -441,14 +455,22 @@ async function backupFailure(
  * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
  * 10%` keeps prune from repacking on every run: space comes back in steps, time stays small.
  */
-export async function applyRetention(session: OpsSession): Promise<string[]> {
+export async function applyRetention(
+  session: OpsSession,
+  known?: readonly BackupEntry[],
+): Promise<string[]> {
   const { settings } = session;
-  const decision = retention({
-    backups: await sessionSnapshots(session),
+  const base = {
+    backups: known ?? (await sessionSnapshots(session)),
     keep: settings.backup.keep,
-    rollbackReleases: await protectedReleases(settings),
     pinned: [...pinnedBackups],
-  });
+  };
+  // Rollback targets only add to what is kept: look them up (history, containers) only when a backup
+  // would otherwise go.
+  let decision = retention({ ...base, rollbackReleases: [] });
+  if (decision.forget.length) {
+    decision = retention({ ...base, rollbackReleases: await protectedReleases(settings) });
+  }
   for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
     progress(`retention: kept ${kept.entry.id}: ${kept.why}`);
   }

@@ -134,6 +134,7 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
     const { result, report } = await underLoad("update 1.0.0 → 2.0.0", () => stack.up("2.0.0"));
     expect(result.error, result.error?.message).to.equal(undefined);
     expect(result.hooks.map((h) => h.name)).to.deep.equal([
+      "preDeployBackup",
       "migrate",
       "proxySwitch",
       "healthGate",
@@ -217,7 +218,11 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
     expect(result.error?.message).to.contain(
       `The proxy still sends every request to ${web("2.0.0")} (release 2.0.0)`,
     );
-    expect(result.hooks.map((h) => h.name)).to.deep.equal(["migrate", "proxySwitch"]);
+    expect(result.hooks.map((h) => h.name)).to.deep.equal([
+      "preDeployBackup",
+      "migrate",
+      "proxySwitch",
+    ]);
     noFailures(report);
     expect(report.versionsByLane).to.deep.equal([["2.0.0"], ["2.0.0"]]);
     expect(await running(web(UNHEALTHY))).to.equal(false);

@@ -174,3 +174,24 @@ export async function pipeCommands(
   const produced = producer(pipe, abort.signal).finally(() => pipe.end());
   return Promise.all([produced, consumed]);
 }
+
+/** Ids of the stack's containers with label `edms.role=<role>`, running or not. */
+export async function containerIdsByRole(stack: string, role: string): Promise<string[]> {
+  const listed = await docker([
+    "ps",
+    "-aq",
+    "--filter",
+    `label=edms.stack=${stack}`,
+    "--filter",
+    `label=edms.role=${role}`,
+  ]);
+  return listed.stdout.split("\n").filter(Boolean);
+}
+
+/** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */
+export async function removeByRole(stack: string, role: string): Promise<void> {
+  const ids = await containerIdsByRole(stack, role);
+  if (ids.length) {
+    await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { Settings } from "../../components/config";
 import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../components/proxyConfig";
-import { docker } from "./docker";
+import { containerIdsByRole, docker } from "./docker";
 
 export type AppRole = "web" | "worker" | "proxy";
 
@@ -20,18 +20,7 @@ export interface StackContainer {
 
 /** Every container of the stack with label `edms.role=<role>`, running or not, oldest first. */
 export async function containersOf(settings: Settings, role: AppRole): Promise<StackContainer[]> {
-  const ids = (
-    await docker([
-      "ps",
-      "-aq",
-      "--filter",
-      `label=edms.stack=${settings.stack}`,
-      "--filter",
-      `label=edms.role=${role}`,
-    ])
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
+  const ids = await containerIdsByRole(settings.stack, role);
   if (!ids.length) {
     return [];
   }

@@ -15,7 +15,7 @@
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import * as os from "os";
 import { Settings } from "../../components/config";
-import { docker, RunOptions, RunResult, volumeExists } from "./docker";
+import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { storeKeysFromEnv } from "./keys";
@@ -171,21 +171,7 @@ export class OpsSession {
    */
   private async clearLeftovers(): Promise<void> {
     const { settings } = this;
-    const helpers = await docker(
-      [
-        "ps",
-        "-aq",
-        "--filter",
-        `label=edms.stack=${settings.stack}`,
-        "--filter",
-        `label=edms.role=${OPS_HELPER_ROLE}`,
-      ],
-      { allowFailure: true },
-    );
-    const ids = helpers.stdout.split("\n").filter(Boolean);
-    if (ids.length) {
-      await docker(["rm", "-f", ...ids], { allowFailure: true });
-    }
+    await removeByRole(settings.stack, OPS_HELPER_ROLE);
     await docker(
       [
         "exec",

@@ -11,7 +11,7 @@ import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
 import { tableCounts } from "./database";
-import { docker, pipeCommands } from "./docker";
+import { docker, pipeCommands, removeByRole } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
 import { DUMP_FILE, MEDIA_DIR } from "./restic";
@@ -72,21 +72,7 @@ export async function withScratchDatabase<T>(
 ): Promise<T> {
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   // Leftovers of killed runs first: trust-auth servers must not pile up.
-  const stale = await docker(
-    [
-      "ps",
-      "-aq",
-      "--filter",
-      `label=edms.stack=${settings.stack}`,
-      "--filter",
-      "label=edms.role=scratch-db",
-    ],
-    { allowFailure: true },
-  );
-  const staleIds = stale.stdout.split("\n").filter(Boolean);
-  if (staleIds.length) {
-    await docker(["rm", "-f", "-v", ...staleIds], { allowFailure: true });
-  }
+  await removeByRole(settings.stack, "scratch-db");
   await docker([
     "run",
     "-d",

@@ -14,6 +14,7 @@ import {
   NO_REPOSITORY,
   OFFSITE_REPOSITORY_FILE,
   parseSnapshots,
+  PASSWORD_FILE,
   REPOSITORY,
   WRONG_PASSWORD,
 } from "./restic";
@@ -45,7 +46,7 @@ async function ensureOffsite(session: OpsSession): Promise<boolean> {
     progress(`initialising the off-host repository ${session.settings.backup.offsite?.display}`);
     // The copy's source is the local repository: its chunker parameters make copies deduplicate.
     await session.exec(
-      `orestic init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file /backups/.keys/restic-password >/dev/null`,
+      `orestic init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null`,
     );
   }
   return true;
@@ -71,7 +72,7 @@ export async function copyToOffsite(session: OpsSession): Promise<void> {
     progress(`copying to the off-host repository ${settings.backup.offsite?.display}`);
     // We hold the stack lock, and one off-host repository serves one stack: restic locks there are ours.
     await session.exec(
-      `orestic unlock --remove-all >/dev/null 2>&1 || true; OTIMEOUT=$2; orestic copy --from-repo ${REPOSITORY} --from-password-file /backups/.keys/restic-password --host "$1" --tag edms >/dev/null`,
+      `orestic unlock --remove-all >/dev/null 2>&1 || true; OTIMEOUT=$2; orestic copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} --host "$1" --tag edms >/dev/null`,
       [settings.stack, String(COPY_TIMEOUT_SECONDS)],
     );
     const remote = await offsiteSnapshots(session);

@@ -239,7 +239,7 @@ describe("the program passes its own policy pack on every stack", function () {
       const resources = run.resources.map((r) => toPolicyResource(r, byName));
       run.resources.forEach((r, i) =>
         resources[i].dependencies.push(
-          ...r.dependsOn.map((d) => byName.get(d)).filter((d): d is PolicyResource => !!d),
+          ...r.dependencies.map((d) => byName.get(d)).filter((d): d is PolicyResource => !!d),
         ),
       );
       const found: string[] = [];

@@ -29,10 +29,20 @@ export interface RecordedResource {
   readonly protect: boolean;
   readonly retainOnDelete: boolean;
   readonly deleteBeforeReplace: boolean;
-  /** Names of the resources this one explicitly depends on (dependsOn). */
-  readonly dependsOn: readonly string[];
+  /**
+   * Every resource the engine orders this one after (`dependenciesList`): explicit `dependsOn` edges and
+   * input-borne ones alike, components expanded to their children.
+   */
+  readonly dependencies: readonly string[];
   /** Names of the resources whose outputs flow into this one's inputs. */
   readonly inputDependencies: readonly string[];
+  /**
+   * The edges only `dependsOn` creates: `dependencies` that no input carries. The request does not tell an
+   * explicit edge apart from an input one, so an edge that is both shows under `inputDependencies` only.
+   */
+  readonly dependsOnOnly: readonly string[];
+  /** The provider reference the engine receives (`<provider urn>::<provider id>`); "" for the default. */
+  readonly provider: string;
   readonly parent: string;
 }
 
@@ -259,8 +269,12 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         protect: req.protect === true,
         retainOnDelete: req.retainondelete === true,
         deleteBeforeReplace: req.deletebeforereplace === true,
-        dependsOn: (req.dependenciesList as string[]).map(nameOfUrn),
+        dependencies: (req.dependenciesList as string[]).map(nameOfUrn),
         inputDependencies: [...inputDeps],
+        dependsOnOnly: (req.dependenciesList as string[])
+          .map(nameOfUrn)
+          .filter((name) => !inputDeps.has(name)),
+        provider: req.provider ?? "",
         parent: nameOfUrn(req.parent),
       };
     });

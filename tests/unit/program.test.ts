@@ -7,6 +7,7 @@ import { defaultNewResource, ProgramRun, RecordedResource, runProgram } from "..
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
 const COMMAND = "command:local:Command";
+const IMAGE = "docker:index/remoteImage:RemoteImage";
 const MOCK_SECRET = /mock-secret-/;
 
 const volumeByRole = (run: ProgramRun, role: string): RecordedResource =>
@@ -125,40 +126,49 @@ describe("program under mocks", function () {
       it("orders the deploy: backup → migrate → bootstrap → web/worker → proxy switch → health → record", function () {
         const run = runs[stack];
         const webContainer = `edms-web-${run.outputs.version}-container`;
-        const deps = (name: string) => run.byName(name).dependsOn;
+        // What the engine orders by (input edges included), and apart from it the edges that exist only
+        // because of an explicit `dependsOn`: dropping one of those from components/edms.ts breaks the order
+        // without changing any input.
+        const deps = (name: string) => run.byName(name).dependencies;
+        const explicit = (name: string) => run.byName(name).dependsOnOnly;
         expect(deps("backupInit")).to.include.members([
           "edms-postgres-container",
           "edms-data-backups",
         ]);
+        expect(explicit("backupInit")).to.include.members([
+          "edms-redis-container",
+          "edms-data-backups",
+          "edms-data-media",
+        ]);
         if (stack !== "dev") {
-          expect(deps("migrate")).to.include("preDeployBackup");
-          expect(deps("preDeployBackup")).to.include.members([
+          expect(explicit("migrate")).to.include("preDeployBackup");
+          expect(explicit("preDeployBackup")).to.include.members([
             "edms-postgres-container",
             "edms-redis-container",
             "backupInit",
           ]);
         } else {
           expect(run.resources.map((r) => r.name)).not.to.include("preDeployBackup");
-          expect(deps("migrate")).to.include.members(["edms-postgres-container", "backupInit"]);
+          expect(explicit("migrate")).to.include("backupInit");
+          expect(deps("migrate")).to.include("edms-postgres-container");
         }
         expect(deps("migrate")).to.include("edms-backend-image");
-        expect(deps("bootstrap")).to.include("migrate");
-        expect(deps(webContainer)).to.include("bootstrap");
-        expect(deps("edms-worker-container")).to.include("bootstrap");
+        expect(explicit("bootstrap")).to.deep.equal(["migrate"]);
+        expect(explicit(webContainer)).to.deep.equal(["bootstrap"]);
+        expect(explicit("edms-worker-container")).to.deep.equal(["bootstrap"]);
         expect(deps("proxySwitch")).to.include.members([
           webContainer,
           "edms-worker-container",
           "edms-proxy-container",
         ]);
+        // The switch reads no output of the worker: only dependsOn keeps it after the new worker.
+        expect(explicit("proxySwitch")).to.include("edms-worker-container");
         expect(run.byName("proxySwitch").inputs.create).to.match(/ switch --wait \d+ /);
         // The proxy never waits for the release: it exists before the first switch.
         expect(deps("edms-proxy-container")).not.to.include("bootstrap");
-        expect(deps("healthGate")).to.include.members([
-          webContainer,
-          "edms-worker-container",
-          "proxySwitch",
-        ]);
-        expect(deps("recordDeployment")).to.include("healthGate");
+        expect(deps("healthGate")).to.include.members([webContainer, "edms-worker-container"]);
+        expect(explicit("healthGate")).to.include("proxySwitch");
+        expect(explicit("recordDeployment")).to.deep.equal(["healthGate"]);
       });
 
       it("runs migrate per release and per database, bootstrap per database, and no hook on other input changes", function () {
@@ -196,14 +206,24 @@ describe("program under mocks", function () {
     expect(volumeByRole(run, "redis")).to.include({ protect: false, retainOnDelete: false });
   });
 
-  it("production: backs up before every deploy, by default and keeping 14", function () {
+  it("production: backs up before every deploy, by default and keeping 14", async function () {
+    // Pulumi.production.yaml spells the defaults out; without the key the program must still choose them.
+    const run = await runProgram({ stack: "production", overrides: { "edms:backup": null } });
+    expect(run.error).to.equal(undefined);
     const settings = JSON.parse(
-      runs.production.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON,
+      run.byName("preDeployBackup").inputs.environment.EDMS_SETTINGS_JSON,
     );
     expect(settings.backup).to.deep.include({ beforeDeploy: true, keep: 14 });
-    expect(runs.production.byName("preDeployBackup").inputs.create).to.contain(
-      "backup --reason pre-deploy",
-    );
+    expect(run.byName("preDeployBackup").inputs.create).to.contain("backup --reason pre-deploy");
+    expect(run.byName("migrate").dependsOnOnly).to.include("preDeployBackup");
+    const staging = await runProgram({ stack: "staging", overrides: { "edms:backup": null } });
+    expect(
+      JSON.parse(staging.byName("migrate").inputs.environment.EDMS_SETTINGS_JSON).backup,
+    ).to.deep.include({
+      beforeDeploy: false,
+      keep: 5,
+    });
+    expect(staging.resources.map((r) => r.name)).not.to.include("preDeployBackup");
   });
 
   for (const stack of ["dev", "staging"]) {
@@ -222,8 +242,18 @@ describe("program under mocks", function () {
     );
     const local = runs.dev.ofType("pulumi:providers:docker")[0];
     expect(local.inputs.host).to.equal(undefined);
-    for (const container of runs.production.ofType(CONTAINER)) {
-      expect(container.inputs.provider ?? "", container.name).to.equal("");
+    // Every Docker resource must go through that provider, not the default one (which would target the
+    // local socket): the registration carries `<provider urn>::<id>`.
+    for (const run of [runs.production, runs.dev]) {
+      const [explicitProvider] = run.ofType("pulumi:providers:docker");
+      const dockerResources = run.resources.filter((r) => r.type.startsWith("docker:index/"));
+      expect(dockerResources.map((r) => r.type)).to.include.members([CONTAINER, VOLUME, IMAGE]);
+      for (const resource of dockerResources) {
+        expect(resource.provider, resource.name).to.match(/::[^:]+$/);
+        expect(resource.provider.replace(/::[^:]+$/, ""), resource.name).to.equal(
+          explicitProvider.urn,
+        );
+      }
     }
   });
 
@@ -356,9 +386,9 @@ describe("program under mocks", function () {
         "2.0.0",
         "sha256:mock-edms-sample/backend:2.0.0",
       ]);
-      expect(v2.byName("edms-web-2.0.0-container").dependsOn).to.include("bootstrap");
-      expect(v2.byName("healthGate").dependsOn).to.include("proxySwitch");
-      expect(v2.byName("recordDeployment").dependsOn).to.include("healthGate");
+      expect(v2.byName("edms-web-2.0.0-container").dependsOnOnly).to.include("bootstrap");
+      expect(v2.byName("healthGate").dependsOnOnly).to.include("proxySwitch");
+      expect(v2.byName("recordDeployment").dependsOnOnly).to.include("healthGate");
     });
   });
 
@@ -375,7 +405,7 @@ describe("program under mocks", function () {
       { internal: 8000, external: 8000 },
     ]);
     expect(run.resources.map((r) => r.name)).not.to.include("proxySwitch");
-    expect(run.byName("healthGate").dependsOn).to.include.members([
+    expect(run.byName("healthGate").dependencies).to.include.members([
       "edms-web-container",
       "edms-worker-container",
     ]);

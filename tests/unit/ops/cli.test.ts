@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { spawnSync } from "child_process";
+import { execFile, spawnSync } from "child_process";
+import { Command } from "commander";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -40,22 +41,91 @@ describe("edms-ops command tree", function () {
     ]);
   });
 
-  it("gives every command a description and operator-facing commands an example", function () {
-    for (const command of buildProgram().commands) {
-      expect(command.description(), command.name()).to.have.length.above(20);
-      const help = command.helpInformation();
-      expect(help, command.name()).to.contain("Usage:");
-    }
-    const help = spawnSync(
-      "node",
-      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), "restore", "--help"],
-      { encoding: "utf8" },
+  // Leaf commands as an operator types them (`backups list`, not `backups`), with their commander nodes.
+  const leaves = (node: Command = buildProgram(), prefix: string[] = []): [string[], Command][] =>
+    node.commands.flatMap((c) =>
+      c.commands.length > 0
+        ? leaves(c, [...prefix, c.name()])
+        : [[[...prefix, c.name()], c] as [string[], Command]],
     );
-    expect(help.status).to.equal(0);
-    expect(help.stdout).to.contain("--confirm production");
-    expect(help.stdout).to.match(/Examples:\n {2}edms-ops restore/);
+  // Run only by `pulumi up`; their help says so instead of giving an example.
+  const hookOnly = ["bootstrap", "record-deployment"];
+
+  it("gives every command a description", function () {
+    for (const [words, command] of leaves()) {
+      expect(command.description(), words.join(" ")).to.have.length.above(20);
+    }
+  });
+
+  it("`--help` of every operator command shows an example that names only its real flags and arguments", async function () {
+    this.timeout(120000);
+    const globalFlags = buildProgram().options.map((o) => o.long);
+    const helps = await Promise.all(
+      leaves().map(async ([words, command]) => ({
+        words,
+        command,
+        ...(await runCli([...words, "--help"])),
+      })),
+    );
+    for (const { words, command, status, stdout } of helps) {
+      const name = words.join(" ");
+      expect(status, name).to.equal(0);
+      expect(stdout, name).to.contain(`Usage: edms-ops ${name} `);
+      if (hookOnly.includes(name)) {
+        expect(stdout, name).to.contain("Run by `pulumi up`");
+        continue;
+      }
+      const examples = stdout.match(/\nExamples?:\n((?: {2}.+\n?)+)/)?.[1];
+      expect(examples, `${name}: no Examples section`).to.be.a("string");
+      for (const line of examples!.trim().split("\n")) {
+        // The example's own edms-ops call (an example may set a variable first or chain or pipe into a second command).
+        const call = line
+          .slice(line.indexOf("edms-ops "))
+          .split(/ && | \| /)[0]
+          .trim()
+          .split(/\s+/);
+        expect(call.slice(1, 1 + words.length), line).to.deep.equal(words);
+        const rest = call.slice(1 + words.length);
+        const flags = command.options.map((o) => o.long);
+        const positional: string[] = [];
+        for (let i = 0; i < rest.length; i++) {
+          if (!rest[i].startsWith("--")) {
+            positional.push(rest[i]);
+            continue;
+          }
+          const option = command.options.find((o) => o.long === rest[i]);
+          expect([...flags, ...globalFlags], `${line}: unknown flag`).to.include(rest[i]);
+          if (option?.required || option?.optional || rest[i] === "--stack") {
+            i += 1; // its value
+          }
+        }
+        expect(call, `${line}: names no stack`).to.include("--stack");
+        const required = command.registeredArguments.filter((a) => a.required).length;
+        expect(positional.length, `${line}: arguments`).to.be.at.least(required);
+        expect(positional.length, `${line}: arguments`).to.be.at.most(
+          command.registeredArguments.length,
+        );
+      }
+    }
+    const restore = helps.find((h) => h.words.join(" ") === "restore")!;
+    expect(restore.stdout).to.contain("--confirm production");
   });
 });
+
+/** Runs the shipped CLI entry point as an operator would. */
+function runCli(
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args],
+      { encoding: "utf8" },
+      (err, stdout, stderr) =>
+        resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 describe("stack loading", function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-stack-"));

@@ -10,7 +10,7 @@
  * Raw baseline: `pg_dump -Fc` + `tar` into the backups volume, then `sync`; `pg_restore` into a scratch
  * server + `sha256sum` of the archive; `pg_restore --clean` + `tar -x` + `sync`.
  */
-import { spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
 import { waitForScratch } from "../../ops/lib/verify";
@@ -26,6 +26,22 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/**
+ * Resolves when a streaming child exits 0; rejects with its stderr otherwise. A raw step whose producer
+ * failed (e.g. pg_dump cut short) would otherwise be timed as if it had done the whole job.
+ */
+function succeeded(child: ChildProcess, what: string): Promise<void> {
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) =>
+    child.on("close", (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`${what} failed (exit ${code ?? signal}): ${stderr.trim()}`)),
+    ),
+  );
 }
 
 async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
@@ -135,11 +151,10 @@ async function benchSize(gib: number): Promise<SizeResult> {
   // Backup. Raw: pg_dump -Fc streamed into the volume, tar of media, sync.
   const rawBackup = await median(async () => {
     const dump = spawn("docker", ["exec", pg, "pg_dump", "-U", "edms", "-d", "edms", "-Fc"]);
-    const exited = new Promise<number | null>((resolve) => dump.on("close", resolve));
-    await shell(stack, "mkdir -p /backups/raw && cat > /backups/raw/db.dump", dump.stdout);
-    if ((await exited) !== 0) {
-      throw new Error("raw pg_dump failed");
-    }
+    await Promise.all([
+      succeeded(dump, "raw pg_dump"),
+      shell(stack, "mkdir -p /backups/raw && cat > /backups/raw/db.dump", dump.stdout),
+    ]);
     await shell(stack, "tar -C /media -cf /backups/raw/media.tar . && sync");
   });
   const rawMiB = Number(await shell(stack, "du -sk /backups/raw | cut -f1")) / 1024;
@@ -219,7 +234,8 @@ async function benchSize(gib: number): Promise<SizeResult> {
       IMAGE,
       "/backups/raw/db.dump",
     ]);
-    await docker(
+    const read = succeeded(dump, "reading the raw dump");
+    const restored = docker(
       [
         "exec",
         "-i",
@@ -236,6 +252,7 @@ async function benchSize(gib: number): Promise<SizeResult> {
       ],
       { input: dump.stdout as never },
     );
+    await Promise.all([read, restored]);
     await shell(
       stack,
       "find /media -mindepth 1 -delete && tar -C /media -xpf /backups/raw/media.tar && sync",

@@ -3,24 +3,34 @@
  * resource's own inputs to a real Docker engine from inside the mock's newResource, so the SDK's own
  * dependency handling decides the order and stops dependents of a failed resource.
  *
- * What it models: networks and volumes created if absent; containers created, and replaced when their inputs
- * change, honouring the `deleteBeforeReplace` the engine receives (delete first, stopping with
- * `destroyGraceSeconds`; without it a second container of the same name is refused, as Docker refuses the
- * engine's create-before-delete); a container whose *name* changes (web per release) is a new resource, so the
- * old one keeps running; after a *successful* run, containers it made for the stack that the program no
- * longer declares are deleted (gracefully), the way the engine deletes dropped resources last and only when
- * the update succeeded; local.Commands run when their triggers change; random values kept per stack.
- * What it does not: diffs of other resources, `protect`, `retainOnDelete`, previews, refresh, pending
- * deletes of failed replacements, state outside this folder and the Docker labels it sets. Those are the
- * engine's and are unit-tested as the options it receives.
+ * It keeps a state per stack, as Pulumi does, and like `pulumi up` it compares the program's inputs with that
+ * state, not with Docker: a container whose inputs did not change is left alone even when it is stopped or
+ * gone. Only a refresh looks at the engine (`apply(stack, {refresh: true})`, or `options: refresh: always` in
+ * Pulumi.yaml, which this project sets), the way the docker provider's read does: a missing container,
+ * volume or network drops out of the state, a stopped container is deleted and dropped, so the update creates
+ * them again.
+ *
+ * Modelled: containers created, and replaced when their inputs change, honouring the `deleteBeforeReplace` the
+ * engine receives (delete first, stopping with `destroyGraceSeconds`; without it a second container of the same
+ * name is refused, as Docker refuses the engine's create-before-delete); deleting a container that is gone
+ * fails as the provider's delete does; a container whose *name* changes (web per release) is a new resource, so
+ * the old one keeps running; after a *successful* run, resources the program no longer declares and the old
+ * halves of replacements are deleted, the way the engine deletes them last (volumes only without
+ * `retainOnDelete`); a new volume name is a replacement (refused for a `protect`ed volume); local.Commands run
+ * when their triggers change; random values kept per stack, drawn from the characters
+ * `special`/`overrideSpecial` allow.
+ * Refused loudly, because the engine would do something this does not model: any other change of a volume's
+ * or network's inputs, and container or random inputs it does not know.
+ * Not modelled: previews, pending deletes of failed replacements, `pulumi destroy`, secrets encryption.
  */
 import { spawn } from "child_process";
-import { createHash, randomBytes } from "crypto";
+import { createHash, randomInt } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import * as YAML from "yaml";
 import { docker } from "../../ops/lib/docker";
 import { tarball } from "../../ops/lib/tarball";
-import { NewResource, ProgramRun, Registration, runProgram } from "../support/program";
+import { NewResource, ProgramRun, Registration, REPO_ROOT, runProgram } from "../support/program";
 
 export interface HookRun {
   readonly name: string;
@@ -29,9 +39,29 @@ export interface HookRun {
   readonly stderr: string;
 }
 
+/** What the state holds of a Docker resource: enough to compare inputs and to delete it. */
+interface StateResource {
+  readonly type: string;
+  /** Docker's name (containers, volumes, networks). */
+  readonly dockerName: string;
+  readonly inputsHash: string;
+  /** Docker's id of a container. */
+  readonly id: string;
+  readonly grace: number;
+  readonly retainOnDelete: boolean;
+}
+
 interface AppliedState {
   random: Record<string, string>;
   hooks: Record<string, string>;
+  resources: Record<string, StateResource>;
+}
+
+export interface ApplyOptions {
+  /** Config keys overriding the stack file. */
+  readonly overrides?: Record<string, unknown>;
+  /** `pulumi up --refresh`; default: what Pulumi.yaml's `options.refresh` says. */
+  readonly refresh?: boolean;
 }
 
 export interface ApplyResult {
@@ -41,8 +71,17 @@ export interface ApplyResult {
 }
 
 const hash = (value: unknown) => createHash("sha256").update(JSON.stringify(value)).digest("hex");
-const INPUTS_LABEL = "edms.applier.inputs";
-const GRACE_LABEL = "edms.applier.grace";
+const CONTAINER = "docker:index/container:Container";
+const VOLUME = "docker:index/volume:Volume";
+const NETWORK = "docker:index/network:Network";
+
+/** `options: refresh: always` in the project file: every `pulumi up` refreshes first. */
+export function projectRefreshesAlways(projectFile = path.join(REPO_ROOT, "Pulumi.yaml")): boolean {
+  const project = YAML.parse(fs.readFileSync(projectFile, "utf8")) as {
+    options?: { refresh?: string };
+  };
+  return project.options?.refresh === "always";
+}
 
 export class Applier {
   constructor(
@@ -60,7 +99,7 @@ export class Applier {
     const file = this.stateFile(stack);
     return fs.existsSync(file)
       ? (JSON.parse(fs.readFileSync(file, "utf8")) as AppliedState)
-      : { random: {}, hooks: {} };
+      : { random: {}, hooks: {}, resources: {} };
   }
 
   /** Secret values generated for a stack (to prove they never leak). */
@@ -72,49 +111,60 @@ export class Applier {
     fs.rmSync(this.stateFile(stack), { force: true });
   }
 
-  async apply(stack: string, overrides: Record<string, unknown> = {}): Promise<ApplyResult> {
+  async apply(stack: string, options: ApplyOptions = {}): Promise<ApplyResult> {
     const state = this.state(stack);
     const hooks: HookRun[] = [];
     const save = () => fs.writeFileSync(this.stateFile(stack), JSON.stringify(state, null, 2));
-    const options = new Map<string, Registration>();
+    if (options.refresh ?? projectRefreshesAlways()) {
+      await refresh(state);
+      save();
+    }
+    const registrations = new Map<string, Registration>();
     const declared = new Set<string>();
+    // Old halves of replacements: deleted once the whole update has succeeded.
+    const replaced: StateResource[] = [];
     const newResource: NewResource = async ({ type, name, inputs }) => {
       if (process.env.EDMS_E2E_VERBOSE) {
         process.stderr.write(`    apply ${type} ${name}\n`);
       }
+      declared.add(name);
       const result = (extra: Record<string, unknown> = {}) => ({
         id: `${name}-id`,
         state: { ...inputs, ...extra },
       });
+      const registration = registrations.get(name);
+      const previous = state.resources[name];
+      const remember = (resource: Omit<StateResource, "type" | "inputsHash">) => {
+        state.resources[name] = { type, inputsHash: hash(inputs), ...resource };
+        save();
+      };
       switch (type) {
         case "random:index/randomPassword:RandomPassword":
-          state.random[name] ??= randomBytes(48)
-            .toString("base64")
-            .replace(/[^A-Za-z0-9]/g, "")
-            .slice(0, inputs.length);
+          state.random[name] ??= randomPassword(name, inputs);
           save();
           return result({ result: state.random[name] });
-        case "docker:index/network:Network":
-          if (
-            (await docker(["network", "inspect", inputs.name], { allowFailure: true })).code !== 0
-          ) {
-            await docker([
-              "network",
-              "create",
-              "--driver",
-              inputs.driver ?? "bridge",
-              ...labelArgs(inputs.labels),
-              inputs.name,
-            ]);
+        case NETWORK:
+        case VOLUME: {
+          if (previous?.inputsHash === hash(inputs)) {
+            return result();
           }
-          return result();
-        case "docker:index/volume:Volume":
-          if (
-            (await docker(["volume", "inspect", inputs.name], { allowFailure: true })).code !== 0
-          ) {
+          if (previous) {
+            refuseReplacement(type, name, previous, inputs, registration);
+            replaced.push(previous);
+          }
+          if (type === NETWORK) {
+            await createNetwork(inputs);
+          } else {
             await docker(["volume", "create", ...labelArgs(inputs.labels), inputs.name]);
           }
+          remember({
+            dockerName: inputs.name,
+            id: inputs.name,
+            grace: 0,
+            retainOnDelete: registration?.retainOnDelete === true,
+          });
           return result();
+        }
         case "docker:index/remoteImage:RemoteImage": {
           const image = await docker(["image", "inspect", inputs.name, "--format", "{{.Id}}"], {
             allowFailure: true,
@@ -126,10 +176,23 @@ export class Applier {
           }
           return result({ imageId: image.stdout.trim(), repoDigest: inputs.name });
         }
-        case "docker:index/container:Container": {
-          // The engine's id, as the provider reports it: a replaced container gets a new one.
-          declared.add(inputs.name);
-          const id = await applyContainer(inputs, options.get(name)?.deleteBeforeReplace === true);
+        case CONTAINER: {
+          checkContainerInputs(name, inputs);
+          if (previous?.inputsHash === hash(inputs)) {
+            return { id: previous.id, state: { ...inputs, id: previous.id } };
+          }
+          if (previous && registration?.deleteBeforeReplace) {
+            await deleteResource(previous);
+          } else if (previous) {
+            replaced.push(previous);
+          }
+          const id = await createContainer(inputs);
+          remember({
+            dockerName: inputs.name,
+            id,
+            grace: inputs.destroyGraceSeconds ?? 0,
+            retainOnDelete: false,
+          });
           return { id, state: { ...inputs, id } };
         }
         case "command:local:Command": {
@@ -153,13 +216,23 @@ export class Applier {
     };
     const run = await runProgram({
       stack,
-      overrides,
+      overrides: options.overrides,
       projectDir: this.projectDir,
       newResource,
-      onRegister: (r) => options.set(r.name, r),
+      onRegister: (r) => registrations.set(r.name, r),
     });
     if (!run.error) {
-      await deleteUndeclared(stack, declared);
+      // The engine's last step: delete what the program dropped, then the old halves of replacements.
+      for (const [name, resource] of Object.entries(state.resources)) {
+        if (!declared.has(name)) {
+          await deleteResource(resource);
+          delete state.resources[name];
+        }
+      }
+      for (const resource of replaced) {
+        await deleteResource(resource);
+      }
+      save();
     }
     return { run, hooks, error: run.error };
   }
@@ -171,59 +244,150 @@ function labelArgs(labels: { label: string; value: string }[] = []): string[] {
   return labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]);
 }
 
-/** The engine's delete of a container: stop with the grace period the program gave, then remove. */
-async function deleteContainer(name: string, grace: number): Promise<void> {
-  await docker(["stop", "-t", String(grace), name], { allowFailure: true });
-  await docker(["rm", "-f", name]);
-  trace(`deleted ${name}`);
-}
-
-/** Deletes of resources dropped from the program: only after a successful update, as the engine does. */
-async function deleteUndeclared(stack: string, declared: Set<string>): Promise<void> {
-  const listed = await docker([
-    "ps",
-    "-a",
-    "--filter",
-    `label=edms.stack=${stack}`,
-    "--filter",
-    `label=${INPUTS_LABEL}`,
-    "--format",
-    `{{.Names}} {{.Label "${GRACE_LABEL}"}}`,
-  ]);
-  for (const line of listed.stdout.split("\n").filter(Boolean)) {
-    const [name, grace] = line.split(" ");
-    if (!declared.has(name)) {
-      await deleteContainer(name, Number(grace) || 0);
+/**
+ * The docker provider's read of each resource in the state: what is gone drops out, and a container that is
+ * not running is deleted and drops out (its `mustRun` defaults to true), so the update creates it again.
+ */
+async function refresh(state: AppliedState): Promise<void> {
+  for (const [name, resource] of Object.entries(state.resources)) {
+    if (resource.type === CONTAINER) {
+      const found = await docker(
+        ["container", "inspect", "-f", "{{.Id}} {{.State.Running}}", resource.id],
+        { allowFailure: true },
+      );
+      if (found.code !== 0) {
+        delete state.resources[name];
+      } else if (found.stdout.trim().split(" ")[1] !== "true") {
+        await deleteResource(resource);
+        delete state.resources[name];
+      }
+      continue;
+    }
+    const kind = resource.type === VOLUME ? "volume" : "network";
+    if ((await docker([kind, "inspect", resource.dockerName], { allowFailure: true })).code !== 0) {
+      delete state.resources[name];
     }
   }
 }
 
-async function applyContainer(inputs: any, deleteBeforeReplace: boolean): Promise<string> {
-  const digest = hash(inputs);
-  const existing = await docker(["container", "inspect", inputs.name], { allowFailure: true });
-  if (existing.code === 0) {
-    const [info] = JSON.parse(existing.stdout);
-    if (info.Config.Labels?.[INPUTS_LABEL] === digest && info.State.Running) {
-      return info.Id;
-    }
-    if (!deleteBeforeReplace) {
-      // Create-before-delete of a fixed name: Docker answers the engine's create with this conflict.
+/**
+ * A volume or network whose inputs changed: the engine replaces it (every input forces a new one). The one
+ * replacement modelled is a new name (a `dataGeneration` bump): created beside the old, which goes at the
+ * end. Under the same name the engine's create-before-delete would delete what it had just "created" (Docker's
+ * create of an existing volume returns it), so that, and a protected resource, stop the run.
+ */
+function refuseReplacement(
+  type: string,
+  name: string,
+  previous: StateResource,
+  inputs: Record<string, any>,
+  registration: Registration | undefined,
+): void {
+  if (registration?.protect) {
+    throw new Error(
+      `${name}: unable to replace resource, as it is currently marked for protection (inputs changed)`,
+    );
+  }
+  if (type === NETWORK || previous.dockerName === inputs.name) {
+    throw new Error(
+      `applier: the inputs of ${type} ${name} (${inputs.name}) changed; the engine would replace it, which ` +
+        `this applier does not model for a network or a volume that keeps its name. Change the test or the program.`,
+    );
+  }
+}
+
+async function createNetwork(inputs: Record<string, any>): Promise<void> {
+  await docker([
+    "network",
+    "create",
+    "--driver",
+    inputs.driver ?? "bridge",
+    ...labelArgs(inputs.labels),
+    inputs.name,
+  ]);
+}
+
+/** The provider's delete: a container stopped with its grace period and removed; it must still exist. */
+async function deleteResource(resource: StateResource): Promise<void> {
+  if (resource.type === CONTAINER) {
+    const stopped = await docker(["stop", "-t", String(resource.grace), resource.id], {
+      allowFailure: true,
+    });
+    if (stopped.code !== 0 && /No such container/i.test(stopped.stderr)) {
       throw new Error(
-        `Conflict: the container name "${inputs.name}" is already in use (replacement without deleteBeforeReplace)`,
+        `Error deleting container ${resource.dockerName}: No such container (it was removed outside Pulumi; \`pulumi up --refresh\` forgets it)`,
       );
     }
-    await deleteContainer(inputs.name, Number(info.Config.Labels?.[GRACE_LABEL]) || 0);
+    await docker(["rm", "-f", resource.id]);
+  } else if (resource.type === VOLUME && !resource.retainOnDelete) {
+    await docker(["volume", "rm", resource.dockerName]);
+  } else if (resource.type === NETWORK) {
+    await docker(["network", "rm", resource.dockerName]);
   }
-  const args = [
-    "create",
-    "--name",
-    inputs.name,
-    ...labelArgs(inputs.labels),
-    "--label",
-    `${INPUTS_LABEL}=${digest}`,
-    "--label",
-    `${GRACE_LABEL}=${inputs.destroyGraceSeconds ?? 0}`,
-  ];
+  trace(`deleted ${resource.dockerName}`);
+}
+
+/** RandomPassword as the provider draws it: letters and digits, plus `overrideSpecial` (or its default set). */
+function randomPassword(name: string, inputs: Record<string, any>): string {
+  const known = ["length", "special", "overrideSpecial", "upper", "lower", "numeric"];
+  const unknown = Object.keys(inputs).filter((k) => !known.includes(k));
+  if (unknown.length) {
+    throw new Error(`applier: RandomPassword ${name} has inputs it does not model: ${unknown}`);
+  }
+  const alphabet =
+    (inputs.upper === false ? "" : "ABCDEFGHIJKLMNOPQRSTUVWXYZ") +
+    (inputs.lower === false ? "" : "abcdefghijklmnopqrstuvwxyz") +
+    (inputs.numeric === false ? "" : "0123456789") +
+    (inputs.special === false ? "" : (inputs.overrideSpecial ?? "!@#$%&*()-_=+[]{}<>:?"));
+  return Array.from({ length: inputs.length }, () => alphabet[randomInt(alphabet.length)]).join("");
+}
+
+/** Container inputs this applier turns into `docker create` flags; anything else would be silently lost. */
+const CONTAINER_INPUTS: Record<string, readonly string[] | null> = {
+  name: null,
+  image: null,
+  command: null,
+  labels: ["label", "value"],
+  restart: null,
+  envs: null,
+  volumes: ["volumeName", "containerPath", "readOnly"],
+  networksAdvanced: ["name", "aliases"],
+  ports: ["internal", "external", "ip", "protocol"],
+  healthcheck: ["tests", "interval", "timeout", "retries", "startPeriod"],
+  stopTimeout: null,
+  destroyGraceSeconds: null,
+  uploads: ["file", "content", "permissions"],
+  wait: null,
+  waitTimeout: null,
+};
+
+function checkContainerInputs(name: string, inputs: Record<string, any>): void {
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(inputs)) {
+    if (!(key in CONTAINER_INPUTS)) {
+      problems.push(key);
+      continue;
+    }
+    const fields = CONTAINER_INPUTS[key];
+    const items = Array.isArray(value) ? value : [value];
+    for (const item of fields && value !== null && typeof value === "object" ? items : []) {
+      problems.push(
+        ...Object.keys(item)
+          .filter((k) => !fields!.includes(k))
+          .map((k) => `${key}.${k}`),
+      );
+    }
+  }
+  if (problems.length) {
+    throw new Error(
+      `applier: container ${name} has inputs it does not model: ${problems.join(", ")}. Teach createContainer() ` +
+        `to apply them (tests/e2e/applier.ts) or they would be ignored.`,
+    );
+  }
+}
+
+async function createContainer(inputs: any): Promise<string> {
+  const args = ["create", "--name", inputs.name, ...labelArgs(inputs.labels)];
   if (inputs.restart) {
     args.push("--restart", inputs.restart);
   }
@@ -244,20 +408,24 @@ async function applyContainer(inputs: any, deleteBeforeReplace: boolean): Promis
     throw new Error("applier: one network per container is modelled");
   }
   for (const p of inputs.ports ?? []) {
-    args.push("-p", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}`);
+    args.push(
+      "-p",
+      `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}${p.protocol ? `/${p.protocol}` : ""}`,
+    );
   }
   const hc = inputs.healthcheck;
   if (hc) {
-    const [kind, ...test] = hc.tests;
-    args.push("--health-cmd", kind === "CMD-SHELL" ? test.join(" ") : test.join(" "));
-    if (hc.interval) {
-      args.push("--health-interval", hc.interval);
-    }
-    if (hc.timeout) {
-      args.push("--health-timeout", hc.timeout);
-    }
-    if (hc.retries) {
-      args.push("--health-retries", String(hc.retries));
+    const [, ...test] = hc.tests;
+    args.push("--health-cmd", test.join(" "));
+    for (const [flag, value] of [
+      ["--health-interval", hc.interval],
+      ["--health-timeout", hc.timeout],
+      ["--health-retries", hc.retries],
+      ["--health-start-period", hc.startPeriod],
+    ]) {
+      if (value) {
+        args.push(flag, String(value));
+      }
     }
   }
   if (inputs.stopTimeout) {
@@ -280,24 +448,28 @@ async function applyContainer(inputs: any, deleteBeforeReplace: boolean): Promis
   await docker(["start", inputs.name]);
   trace(`started ${inputs.name}`);
   if (inputs.wait && hc) {
-    const deadline = Date.now() + (inputs.waitTimeout ?? 60) * 1000;
-    for (;;) {
-      const status = (
-        await docker(["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", inputs.name])
-      ).stdout.trim();
-      if (status === "running healthy") {
-        break;
-      }
-      if (!status.startsWith("running") || Date.now() > deadline) {
-        const logs = await docker(["logs", "--tail", "20", inputs.name], { allowFailure: true });
-        throw new Error(
-          `container ${inputs.name} did not become healthy (${status}): ${logs.stderr}${logs.stdout}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await waitHealthy(inputs.name, inputs.waitTimeout ?? 60);
   }
   return created;
+}
+
+async function waitHealthy(name: string, timeoutSeconds: number): Promise<void> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const status = (
+      await docker(["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", name])
+    ).stdout.trim();
+    if (status === "running healthy") {
+      return;
+    }
+    if (!status.startsWith("running") || Date.now() > deadline) {
+      const logs = await docker(["logs", "--tail", "20", name], { allowFailure: true });
+      throw new Error(
+        `container ${name} did not become healthy (${status}): ${logs.stderr}${logs.stdout}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 function runHook(name: string, inputs: any): Promise<HookRun> {

@@ -109,12 +109,15 @@ export class TestStack {
     this.write();
   }
 
-  /** `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. */
-  async up(version?: string): Promise<ApplyResult> {
+  /**
+   * `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. It
+   * refreshes first as the project's Pulumi.yaml says (`refresh: always`) unless `refresh` says otherwise.
+   */
+  async up(version?: string, options: { refresh?: boolean } = {}): Promise<ApplyResult> {
     if (version) {
       this.set("edms:version", version);
     }
-    return applier.apply(this.name);
+    return applier.apply(this.name, options);
   }
 
   ops(command: string[], env?: Record<string, string>): Promise<OpsResult> {

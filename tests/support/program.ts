@@ -75,6 +75,8 @@ export interface Registration {
   readonly type: string;
   readonly name: string;
   readonly deleteBeforeReplace: boolean;
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
 }
 
 /** Stack config as the Pulumi CLI hands it to a program: one string per key, objects as JSON. */
@@ -215,6 +217,8 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       type: req.getType(),
       name: req.getName(),
       deleteBeforeReplace: req.getDeletebeforereplace() === true,
+      protect: req.getProtect() === true,
+      retainOnDelete: req.getRetainondelete() === true,
     });
     requests.push({
       req: req.toObject(),

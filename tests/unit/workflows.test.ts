@@ -43,6 +43,13 @@ describe("workflows", function () {
     .filter((f) => f.endsWith(".yml"))
     .sort();
 
+  it("every pulumi operation refreshes first (Pulumi.yaml `options.refresh: always`)", function () {
+    // edms-ops reset/restore/switch stop or remove containers the program manages; the next `pulumi up` must
+    // see that on the host instead of trusting the state (tests/e2e/deploy.test.ts 2b shows the difference).
+    const project = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8"));
+    expect(project.options).to.deep.equal({ refresh: "always" });
+  });
+
   it("are the three the design names, and parse", function () {
     expect(files).to.deep.equal(["deploy.yml", "preview.yml", "staging-reset.yml"]);
     files.forEach(load);

@@ -1,8 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
+import { LABELS } from "../model/labels";
 import { stackLabels } from "./labels";
-import { VOLUME_ROLES, VolumeRole, volumeProtection } from "./protection";
+import { VOLUME_ROLES, VolumeRole, volumeProtection } from "../model/protection";
 
 export interface DataVolumesArgs {
   readonly settings: Settings;
@@ -28,7 +29,7 @@ export class DataVolumes extends pulumi.ComponentResource {
         `${name}-${role}`,
         {
           name: names[role],
-          labels: stackLabels(settings, { "edms.data": protection.data, "edms.role": role }),
+          labels: stackLabels(settings, { [LABELS.data]: protection.data, [LABELS.role]: role }),
         },
         { parent: this, protect: protection.protect, retainOnDelete: protection.retainOnDelete },
       );

@@ -1,32 +1,13 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
 import { stackLabels } from "./labels";
-import { POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "./postgres";
-import { containerReplacement } from "./protection";
-import { webContainerName, WEB_INTERNAL_PORT } from "./proxyConfig";
+import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../model/containers";
+import { LABELS } from "../model/labels";
+import { containerReplacement } from "../model/protection";
+import { webContainerName, WEB_INTERNAL_PORT } from "../model/proxy";
 
-export const MEDIA_ROOT = "/srv/media";
 export const WEB_PORT = WEB_INTERNAL_PORT;
-
-/**
- * The environment every Django process of the stack gets: the long-running web and worker containers and
- * the one-off containers edms-ops starts (migrate, bootstrap). Secrets are only ever *paths*.
- */
-export function djangoEnvironment(settings: Settings): string[] {
-  return [
-    "DJANGO_SETTINGS_MODULE=edms.settings",
-    `EDMS_ENVIRONMENT=${settings.environment}`,
-    `EDMS_VERSION=${settings.version}`,
-    "POSTGRES_HOST=postgres",
-    `POSTGRES_DB=${POSTGRES_DB}`,
-    `POSTGRES_USER=${POSTGRES_USER}`,
-    `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
-    `DJANGO_SECRET_KEY_FILE=${SECRETS_DIR}/django_secret_key`,
-    "REDIS_URL=redis://redis:6379/0",
-    `MEDIA_ROOT=${MEDIA_ROOT}`,
-  ];
-}
 
 export type DjangoProcess = "web" | "worker";
 
@@ -104,8 +85,8 @@ export class DjangoService extends pulumi.ComponentResource {
         ports: web && !proxied ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
         destroyGraceSeconds,
         labels: stackLabels(settings, {
-          "edms.role": args.process,
-          "edms.version": settings.version,
+          [LABELS.role]: args.process,
+          [LABELS.version]: settings.version,
         }),
       },
       // dependsOn of a component does not hold back its children: the container itself must wait for

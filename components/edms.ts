@@ -1,13 +1,14 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { BackupSecrets, Settings } from "./config";
+import { HOOKS } from "../model/hooks";
+import { BackupSecrets, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
 import { HookSecrets, opsHook } from "./hooks";
 import { EdmsNetwork } from "./network";
 import { Postgres } from "./postgres";
-import { containerReplacement } from "./protection";
+import { containerReplacement } from "../model/protection";
 import { EdmsProxy } from "./proxy";
 import { Redis } from "./redis";
 import { EdmsSecrets } from "./secrets";
@@ -82,7 +83,7 @@ export class Edms extends pulumi.ComponentResource {
     // The restic repository's key (and the off-host credentials) reach the host before any backup needs
     // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
     const backupInit = opsHook(
-      "backupInit",
+      HOOKS.backupInit,
       {
         settings,
         args: ["backups", "init"],
@@ -94,7 +95,7 @@ export class Edms extends pulumi.ComponentResource {
     // Runs against the still-running old release, before anything of the new one touches the data.
     const preDeployBackup = settings.backup.beforeDeploy
       ? opsHook(
-          "preDeployBackup",
+          HOOKS.preDeployBackup,
           {
             settings,
             args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
@@ -104,7 +105,7 @@ export class Edms extends pulumi.ComponentResource {
         )
       : undefined;
     const migrate = opsHook(
-      "migrate",
+      HOOKS.migrate,
       {
         settings,
         args: ["migrate"],
@@ -121,7 +122,7 @@ export class Edms extends pulumi.ComponentResource {
     );
     // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
     const bootstrap = opsHook(
-      "bootstrap",
+      HOOKS.bootstrap,
       {
         settings,
         args: ["bootstrap"],
@@ -163,7 +164,7 @@ export class Edms extends pulumi.ComponentResource {
     // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
     const proxySwitch = proxy
       ? opsHook(
-          "proxySwitch",
+          HOOKS.proxySwitch,
           {
             settings,
             args: ["switch", "--wait", "120"],
@@ -173,7 +174,7 @@ export class Edms extends pulumi.ComponentResource {
         )
       : undefined;
     const healthGate = opsHook(
-      "healthGate",
+      HOOKS.healthGate,
       {
         settings,
         args: ["health", "--wait", "120"],
@@ -182,7 +183,7 @@ export class Edms extends pulumi.ComponentResource {
       { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
     );
     const recordDeployment = opsHook(
-      "recordDeployment",
+      HOOKS.recordDeployment,
       { settings, args: ["record-deployment"], triggers: [...release, web.container.id] },
       { ...child, dependsOn: [healthGate] },
     );

@@ -1,7 +1,9 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
-import { Settings } from "./config";
+import { HookName, OPS_ENTRY } from "../model/hooks";
+import { Settings } from "../model/settings";
+import { shellWord } from "../model/shell";
 
 /** The repository root: hooks run `node ops/bin/edms-ops.js` from here. */
 export const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -33,7 +35,7 @@ export interface OpsHookArgs {
  * given on the command line.
  */
 export function opsHook(
-  name: string,
+  name: HookName,
   args: OpsHookArgs,
   opts: pulumi.CustomResourceOptions,
 ): command.local.Command {
@@ -45,7 +47,7 @@ export function opsHook(
     ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}),
     ...(args.secrets as Record<string, pulumi.Input<string>> | undefined),
   };
-  const argv = ["node", "ops/bin/edms-ops.js", ...args.args, "--stack", settings.stack];
+  const argv = ["node", OPS_ENTRY, ...args.args, "--stack", settings.stack];
   return new command.local.Command(
     name,
     {
@@ -65,8 +67,4 @@ export function opsHook(
     },
     opts,
   );
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_./:=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,15 +1,11 @@
-import * as docker from "@pulumi/docker";
-import { Settings } from "./config";
+import type * as docker from "@pulumi/docker";
+import { stackLabelMap } from "../model/labels";
+import { Settings } from "../model/settings";
 
-/** Labels every resource carries, so `docker ps/volume ls --filter label=edms.stack=…` finds a stack's parts. */
+/** The stack's labels (model/labels.ts) in the shape the docker provider takes. */
 export function stackLabels(
   settings: Settings,
   extra: Record<string, string> = {},
 ): docker.types.input.VolumeLabel[] {
-  const all: Record<string, string> = {
-    "edms.stack": settings.stack,
-    "edms.environment": settings.environment,
-    ...extra,
-  };
-  return Object.entries(all).map(([label, value]) => ({ label, value }));
+  return Object.entries(stackLabelMap(settings, extra)).map(([label, value]) => ({ label, value }));
 }

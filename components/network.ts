@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
 import { stackLabels } from "./labels";
 
 export interface EdmsNetworkArgs {

@@ -1,13 +1,10 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
+import { PGDATA, POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "../model/containers";
+import { LABELS } from "../model/labels";
 import { stackLabels } from "./labels";
-import { CONTAINER_OPTIONS } from "./protection";
-
-/** Where secrets land inside containers; settings read them through `*_FILE` variables. */
-export const SECRETS_DIR = "/run/secrets";
-export const POSTGRES_USER = "edms";
-export const POSTGRES_DB = "edms";
+import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface PostgresArgs {
   readonly settings: Settings;
@@ -33,14 +30,14 @@ export class Postgres extends pulumi.ComponentResource {
           `POSTGRES_USER=${POSTGRES_USER}`,
           `POSTGRES_DB=${POSTGRES_DB}`,
           `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
-          "PGDATA=/var/lib/postgresql/data",
+          `PGDATA=${PGDATA}`,
         ],
         // The official image reads the file after dropping to the postgres user, hence world-readable
         // inside the container (as Docker secrets are by default).
         uploads: [
           { file: `${SECRETS_DIR}/postgres_password`, content: args.password, permissions: "0444" },
         ],
-        volumes: [{ volumeName: args.volume, containerPath: "/var/lib/postgresql/data" }],
+        volumes: [{ volumeName: args.volume, containerPath: PGDATA }],
         networksAdvanced: [{ name: args.network, aliases: ["postgres"] }],
         healthcheck: {
           tests: ["CMD-SHELL", `pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}`],
@@ -52,7 +49,7 @@ export class Postgres extends pulumi.ComponentResource {
         stopTimeout: 60,
         wait: true,
         waitTimeout: 120,
-        labels: stackLabels(settings, { "edms.role": "postgres" }),
+        labels: stackLabels(settings, { [LABELS.role]: "postgres" }),
       },
       { parent: this, ...CONTAINER_OPTIONS },
     );

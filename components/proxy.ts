@@ -1,8 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
+import { LABELS } from "../model/labels";
 import { stackLabels } from "./labels";
-import { containerReplacement } from "./protection";
+import { containerReplacement } from "../model/protection";
 import {
   liveBackend,
   PROXY_COMMAND,
@@ -12,7 +13,7 @@ import {
   PROXY_MAIN_CONFIG,
   PROXY_TLS_PEM,
   proxyConfig,
-} from "./proxyConfig";
+} from "../model/proxy";
 
 export interface EdmsProxyArgs {
   readonly settings: Settings;
@@ -62,7 +63,7 @@ export class EdmsProxy extends pulumi.ComponentResource {
           ...(tls ? [{ internal: PROXY_HTTPS_PORT, external: tls.port }] : []),
         ],
         destroyGraceSeconds,
-        labels: stackLabels(settings, { "edms.role": "proxy" }),
+        labels: stackLabels(settings, { [LABELS.role]: "proxy" }),
       },
       { parent: this, deleteBeforeReplace },
     );

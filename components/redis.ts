@@ -1,8 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { Settings } from "../model/settings";
+import { LABELS } from "../model/labels";
 import { stackLabels } from "./labels";
-import { CONTAINER_OPTIONS } from "./protection";
+import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface RedisArgs {
   readonly settings: Settings;
@@ -34,7 +35,7 @@ export class Redis extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: 120,
-        labels: stackLabels(settings, { "edms.role": "redis" }),
+        labels: stackLabels(settings, { [LABELS.role]: "redis" }),
       },
       { parent: this, ...CONTAINER_OPTIONS },
     );

@@ -7,6 +7,8 @@
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { HOOKS, PRE_DEPLOY_BACKUP_COMMAND } from "../model/hooks";
+import { LABELS } from "../model/labels";
 
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
@@ -31,8 +33,8 @@ export const productionDataProtected: ResourceValidationPolicy = {
     }
     const labels = labelsOf(args.props);
     if (
-      labels["edms.environment"] === "production" &&
-      labels["edms.data"] === "persistent" &&
+      labels[LABELS.environment] === "production" &&
+      labels[LABELS.data] === "persistent" &&
       !args.opts.protect
     ) {
       reportViolation(
@@ -77,7 +79,7 @@ export const noPublishedDatastores: ResourceValidationPolicy = {
     if (args.type !== CONTAINER) {
       return;
     }
-    const role = labelsOf(args.props)["edms.role"];
+    const role = labelsOf(args.props)[LABELS.role];
     const image = String(args.props.image ?? "");
     const datastore =
       role === "postgres" || role === "redis" || /(^|\/)(postgres|redis)(:|$)/.test(image);
@@ -91,7 +93,7 @@ export const noPublishedDatastores: ResourceValidationPolicy = {
 
 function isProduction(resources: PolicyResource[]): boolean {
   return resources.some(
-    (r) => r.type === VOLUME && labelsOf(r.props)["edms.environment"] === "production",
+    (r) => r.type === VOLUME && labelsOf(r.props)[LABELS.environment] === "production",
   );
 }
 
@@ -103,7 +105,7 @@ export const backupBeforeDeploy: StackValidationPolicy = {
     if (!isProduction(args.resources)) {
       return;
     }
-    const migrate = args.resources.find((r) => r.type === COMMAND && r.name === "migrate");
+    const migrate = args.resources.find((r) => r.type === COMMAND && r.name === HOOKS.migrate);
     if (!migrate) {
       reportViolation(
         "Production stack has no `migrate` hook: migrations must run on every deploy, after the pre-deploy backup.",
@@ -111,7 +113,7 @@ export const backupBeforeDeploy: StackValidationPolicy = {
       return;
     }
     const backup = migrate.dependencies.find(
-      (d) => d.type === COMMAND && /edms-ops\.js backup\b/.test(String(d.props.create ?? "")),
+      (d) => d.type === COMMAND && PRE_DEPLOY_BACKUP_COMMAND.test(String(d.props.create ?? "")),
     );
     if (!backup) {
       reportViolation(

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import * as fs from "fs";
 import * as path from "path";
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import {
   applyRetention,
   BackupEntry,

@@ -7,8 +7,8 @@
  */
 import { createHash } from "crypto";
 import { Transform } from "stream";
-import { Settings } from "../../components/config";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import { Settings } from "../../model/settings";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { hasSchema, requirePostgres } from "./database";
 import { docker, pipeCommands, volumeExists } from "./docker";
 import { liveWeb } from "./services";

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { requireEngine } from "./docker";
 import { OpsError } from "./errors";
 import { loadSettings, targetDockerHost } from "./stack";

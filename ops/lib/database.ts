@@ -2,8 +2,8 @@
  * Queries through `docker exec` in the postgres container, over its local socket: works without knowing
  * the database password, so operator commands never need a secret.
  */
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { Settings } from "../../components/config";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
 import { docker, inspectContainer, RunOptions } from "./docker";
 import { OpsError } from "./errors";
 

@@ -6,10 +6,11 @@
  */
 import { randomBytes } from "crypto";
 import { spawn } from "child_process";
-import { Settings } from "../../components/config";
-import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
-import { SECRETS_DIR } from "../../components/postgres";
+import { Settings } from "../../model/settings";
+import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
+import { SECRETS_DIR } from "../../model/containers";
 import { docker, RunResult } from "./docker";
+import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { OpsError } from "./errors";
 import { progress } from "./log";
 import { containersOf, liveWeb } from "./services";
@@ -49,24 +50,23 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
     .replace(/[^a-z0-9]+/g, "-")
     .slice(0, 20);
   const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
-  const args = [
+  const args = dockerRunArgs(
+    {
+      image: spec.image,
+      args: spec.command,
+      name,
+      network: settings.names.network,
+      labels: opsLabels(settings),
+      env: [
+        ...djangoEnvironment(settings),
+        ...(spec.superuser
+          ? [`DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`]
+          : []),
+      ],
+      mounts: [{ volume: settings.names.mediaVolume, path: MEDIA_ROOT }],
+    },
     "create",
-    "--name",
-    name,
-    "--network",
-    settings.names.network,
-    "--label",
-    `edms.stack=${settings.stack}`,
-    "--label",
-    "edms.role=ops",
-  ];
-  for (const env of djangoEnvironment(settings)) {
-    args.push("-e", env);
-  }
-  if (spec.superuser) {
-    args.push("-e", `DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`);
-  }
-  args.push("-v", `${settings.names.mediaVolume}:${MEDIA_ROOT}`, spec.image, ...spec.command);
+  );
   await docker(args);
   try {
     await copySecrets(settings, name, spec.superuser === true);

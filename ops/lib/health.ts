@@ -1,7 +1,7 @@
 /** The checks behind `edms-ops health` and the deploy's health gate. */
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
-import { Settings } from "../../components/config";
-import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../components/proxyConfig";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
+import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { docker } from "./docker";
 import { anyRunningWeb, containersOf } from "./services";
 

@@ -1,5 +1,5 @@
 /** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { volumeExists } from "./docker";
 import { backupsMount, toolbox } from "./toolbox";
 

@@ -6,7 +6,7 @@
  * new host). On the host they are root-only files in the backups volume, handed over as a tar stream on
  * stdin: never argv, never container env, never printed.
  */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import {

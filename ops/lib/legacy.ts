@@ -4,7 +4,7 @@
  * an exported folder) turns each into a snapshot of the restic repository, with its original time, after
  * checking both files against the manifest's sha256.
  */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { OpsError } from "./errors";
 import { checkedManifest, ID_PATTERN, isSha256, REASON_PATTERN, TAG_VALUE } from "./manifest";
 import { progress } from "./log";

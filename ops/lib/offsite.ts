@@ -4,7 +4,7 @@
  * chunker parameters, so copies deduplicate), and the same retention policy is applied there. A failed
  * copy never fails the backup (the deploy is gated on the local one); `status` shows the lag.
  */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import { requireKeys } from "./keys";

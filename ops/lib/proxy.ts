@@ -4,7 +4,7 @@
  * serving its in-flight requests against the old web until they finish (bounded by `hard-stop-after`); only
  * then does the deploy go on, and the engine deletes the old web at the end of the update.
  */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import {
   liveBackend,
   PROXY_DRAIN_SECONDS,
@@ -12,7 +12,7 @@ import {
   PROXY_MAIN_CONFIG,
   webContainerName,
   WEB_INTERNAL_PORT,
-} from "../../components/proxyConfig";
+} from "../../model/proxy";
 import { docker, inspectContainer } from "./docker";
 import { OpsError } from "./errors";
 import { httpProbe, publicHealthUrl } from "./health";

@@ -12,6 +12,7 @@
  * Secrets reach restic only as files (`--password-file`, `--repository-file`, an env file sourced by the
  * shell): never argv, never container env.
  */
+import { shellQuote } from "../../model/shell";
 import { OpsError } from "./errors";
 
 export const BACKUPS_DIR = "/backups";
@@ -153,7 +154,7 @@ export function envFileLine(name: string, value: string): string {
       2,
     );
   }
-  return `${name}='${value.replace(/'/g, `'\\''`)}'`;
+  return `${name}=${shellQuote(value)}`;
 }
 
 /** restic's words for a full disk, and for a repository that is not there. */

@@ -5,8 +5,8 @@
  * 0.17, else a full replace: never through a scratch copy); then row counts and the media file count must
  * equal the backup. A marker in the backups volume names an interrupted restore until one completes.
  */
-import { Settings } from "../../components/config";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import { Settings } from "../../model/settings";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import {
   BackupEntry,
   createBackup,

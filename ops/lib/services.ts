@@ -3,8 +3,8 @@
  * per release (two during a switch), so `<prefix>-web` no longer names "the" web. Which one serves is what the
  * proxy's live.cfg says; without the proxy it is the fixed-name container, as before.
  */
-import { Settings } from "../../components/config";
-import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../components/proxyConfig";
+import { Settings } from "../../model/settings";
+import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../model/proxy";
 import { containerIdsByRole, docker } from "./docker";
 
 export type AppRole = "web" | "worker" | "proxy";

@@ -14,10 +14,11 @@
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import * as os from "os";
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./docker";
+import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { OpsError } from "./errors";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "./keys";
 import { progress } from "./log";
 import {
@@ -89,37 +90,27 @@ export class OpsSession {
     // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
     const hasMedia = await volumeExists(n.mediaVolume);
     const name = `${settings.namePrefix}-ops`;
-    const args = [
-      "run",
-      "-i",
-      "--rm",
-      "--name",
+    const args = dockerRunArgs({
+      image: settings.backup.image,
+      args: ["-c", "date -u +%s && exec cat >/dev/null"],
       name,
-      "--log-driver",
-      "none",
-      "--network",
-      settings.backup.offsite ? "bridge" : "none",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      "--label",
-      `edms.stack=${settings.stack}`,
-      "--label",
-      "edms.role=ops",
-      "--label",
-      `edms.operation=${operation}`,
-      "--label",
-      `edms.holder=${os.hostname()}:${process.pid}`,
-      "-v",
-      `${n.backupsVolume}:/backups`,
-      "-v",
-      STAGE_DIR,
-      ...(hasMedia ? ["-v", `${n.mediaVolume}:${MEDIA_DIR}`] : []),
-      settings.backup.image,
-      "-c",
-      "date -u +%s && exec cat >/dev/null",
-    ];
+      stdin: true,
+      remove: true,
+      logging: false,
+      network: settings.backup.offsite ? "bridge" : "none",
+      user: "0",
+      entrypoint: "sh",
+      labels: {
+        ...opsLabels(settings),
+        "edms.operation": operation,
+        "edms.holder": `${os.hostname()}:${process.pid}`,
+      },
+      mounts: [
+        { volume: n.backupsVolume, path: "/backups" },
+        ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
+      ],
+      scratchPaths: [STAGE_DIR],
+    });
     const wait = lockWaitSeconds() * 1000;
     const deadline = Date.now() + wait;
     let told = false;

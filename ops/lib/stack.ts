@@ -5,8 +5,14 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
-import { ConfigError, Settings, validateSettings } from "../../components/config";
+import { ConfigError, Settings, validateSettings } from "../../model/settings";
+import {
+  edmsConfig,
+  knownStacks,
+  readStackConfig,
+  StackFileError,
+  stackFilePath,
+} from "../../model/stackFile";
 import { OpsError } from "./errors";
 
 export interface StackOptions {
@@ -16,14 +22,6 @@ export interface StackOptions {
 
 export function projectDirOf(options: StackOptions): string {
   return path.resolve(options.projectDir ?? process.env.EDMS_PROJECT_DIR ?? process.cwd());
-}
-
-export function knownStacks(projectDir: string): string[] {
-  return fs
-    .readdirSync(projectDir)
-    .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .sort();
 }
 
 export function loadSettings(options: StackOptions): Settings {
@@ -38,35 +36,27 @@ export function loadSettings(options: StackOptions): Settings {
     return JSON.parse(process.env.EDMS_SETTINGS_JSON) as Settings;
   }
   const projectDir = projectDirOf(options);
-  const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) {
+  let config: Record<string, unknown>;
+  try {
+    config = readStackConfig(projectDir, stack);
+  } catch (err) {
+    if (!(err instanceof StackFileError)) {
+      throw err;
+    }
+    if (err.reason === "yaml") {
+      throw new OpsError(`${err.message}. Fix the file and retry.`, 2);
+    }
     const stacks = fs.existsSync(projectDir) ? knownStacks(projectDir) : [];
     throw new OpsError(
-      `Unknown stack \`${stack}\`: there is no ${file}. ` +
+      `Unknown stack \`${stack}\`: ${err.message}. ` +
         (stacks.length
           ? `Known stacks: ${stacks.join(", ")}.`
           : "Run edms-ops from the project directory or pass --project-dir."),
       2,
     );
   }
-  let doc: { config?: Record<string, unknown> };
-  try {
-    doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as typeof doc;
-  } catch (err) {
-    throw new OpsError(
-      `${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}. Fix the file and retry.`,
-      2,
-    );
-  }
-  const raw: Record<string, unknown> = {};
-  let dockerHost: string | undefined;
-  for (const [key, value] of Object.entries(doc.config ?? {})) {
-    if (key.startsWith("edms:")) {
-      raw[key.slice("edms:".length)] = value;
-    } else if (key === "docker:host") {
-      dockerHost = String(value);
-    }
-  }
+  const file = stackFilePath(projectDir, stack);
+  const { raw, dockerHost } = edmsConfig(config);
   try {
     return validateSettings(stack, raw, dockerHost);
   } catch (err) {

@@ -3,15 +3,12 @@
  * They run the stack's own postgres image, which every host already has and which carries sh, tar,
  * sha256sum and the pg_* tools, as root with an explicit entrypoint so no image entrypoint interferes.
  */
-import { Settings } from "../../components/config";
+import { Settings } from "../../model/settings";
 import { docker, RunOptions, RunResult } from "./docker";
+import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
 import { RESTIC_PRELUDE } from "./restic";
 
-export interface Mount {
-  readonly volume: string;
-  readonly path: string;
-  readonly readOnly?: boolean;
-}
+export type { Mount } from "./dockerRun";
 
 export function backupsMount(settings: Settings, readOnly = false): Mount {
   return { volume: settings.names.backupsVolume, path: "/backups", readOnly };
@@ -28,19 +25,19 @@ export function toolbox(
   options: RunOptions = {},
 ): Promise<RunResult> {
   // Logging off: these containers stream dumps and archives, which must never land in a log driver.
-  const args = ["run", "--rm", "-i", "--log-driver", "none", "--network", "none", "--user", "0"];
-  args.push("--entrypoint", "sh");
-  args.push("--label", `edms.stack=${settings.stack}`, "--label", "edms.role=ops");
-  for (const mount of mounts) {
-    args.push("-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`);
-  }
-  args.push(settings.postgresImage, "-euc", script);
+  const args = dockerRunArgs({
+    image: settings.postgresImage,
+    args: ["-euc", script],
+    remove: true,
+    stdin: true,
+    logging: false,
+    network: "none",
+    user: "0",
+    entrypoint: "sh",
+    labels: opsLabels(settings),
+    mounts,
+  });
   return docker(args, options);
-}
-
-/** Quotes a value for the toolbox's `sh` (backup ids and app names are validated, this is the backstop). */
-export function sh(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -60,16 +57,19 @@ export function backupToolbox(
     readonly role?: string;
   } = {},
 ): Promise<RunResult> {
-  const args = ["run", "--rm", "-i", "--log-driver", "none", "--user", "0", "--entrypoint", "sh"];
-  args.push("--network", options.network ? "bridge" : "none");
-  args.push(
-    "--label",
-    `edms.stack=${settings.stack}`,
-    "--label",
-    `edms.role=${options.role ?? "ops"}`,
-  );
-  args.push("-v", `${settings.names.backupsVolume}:/backups${options.writable ? "" : ":ro"}`);
-  args.push(settings.backup.image, "-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops");
-  args.push(...(options.args ?? []));
+  const args = dockerRunArgs({
+    image: settings.backup.image,
+    args: ["-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops", ...(options.args ?? [])],
+    remove: true,
+    stdin: true,
+    logging: false,
+    user: "0",
+    entrypoint: "sh",
+    network: options.network ? "bridge" : "none",
+    labels: opsLabels(settings, options.role),
+    mounts: [
+      { volume: settings.names.backupsVolume, path: "/backups", readOnly: !options.writable },
+    ],
+  });
   return docker(args, options);
 }

@@ -7,11 +7,12 @@
  */
 import { createHash, randomBytes } from "crypto";
 import { Transform } from "stream";
-import { Settings } from "../../components/config";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
+import { Settings } from "../../model/settings";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
 import { tableCounts } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
+import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { OpsError } from "./errors";
 import { progress } from "./log";
 import { DUMP_FILE, MEDIA_DIR } from "./restic";
@@ -73,26 +74,21 @@ export async function withScratchDatabase<T>(
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   // Leftovers of killed runs first: trust-auth servers must not pile up.
   await removeByRole(settings.stack, "scratch-db");
-  await docker([
-    "run",
-    "-d",
-    "--name",
-    name,
-    "--network",
-    "none",
-    // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
-    "--label",
-    `edms.stack=${settings.stack}`,
-    "--label",
-    "edms.role=scratch-db",
-    "-e",
-    `POSTGRES_USER=${POSTGRES_USER}`,
-    "-e",
-    `POSTGRES_DB=${POSTGRES_DB}`,
-    "-e",
-    "POSTGRES_HOST_AUTH_METHOD=trust",
-    settings.postgresImage,
-  ]);
+  await docker(
+    dockerRunArgs({
+      image: settings.postgresImage,
+      name,
+      detach: true,
+      network: "none",
+      // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
+      labels: opsLabels(settings, "scratch-db"),
+      env: [
+        `POSTGRES_USER=${POSTGRES_USER}`,
+        `POSTGRES_DB=${POSTGRES_DB}`,
+        "POSTGRES_HOST_AUTH_METHOD=trust",
+      ],
+    }),
+  );
   try {
     await waitForScratch(name);
     return await fn(name);

@@ -3,7 +3,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
+import { resourceNames, ResourceNames } from "../../model/settings";
 import { docker } from "../../ops/lib/docker";
+import { dockerRunArgs } from "../../ops/lib/dockerRun";
 import { REPO_ROOT } from "../support/program";
 import { Applier, ApplyResult } from "./applier";
 
@@ -124,8 +126,13 @@ export class TestStack {
     return ops([...command, "--stack", this.name], env);
   }
 
+  /** Docker names as the program derives them (model/settings.ts), at the configured data generation. */
+  get names(): ResourceNames {
+    return resourceNames(this.prefix, Number(this.config["edms:dataGeneration"] ?? 0));
+  }
+
   container(role: "postgres" | "redis" | "web" | "worker"): string {
-    return `${this.prefix}-${role}`;
+    return this.names[`${role}Container`];
   }
 
   async psql(sql: string): Promise<string> {
@@ -204,26 +211,27 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 
   /** restic against the stack's local repository, with the key the stack keeps on the host. */
   async restic(args: string[]): Promise<string> {
-    const result = await docker([
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "-v",
-      `${this.backupsVolume}:/backups`,
-      BACKUP_IMAGE,
-      "--no-cache",
-      "-r",
-      "/backups/restic",
-      "--password-file",
-      "/backups/.keys/restic-password",
-      ...args,
-    ]);
+    const result = await docker(
+      dockerRunArgs({
+        image: BACKUP_IMAGE,
+        args: [
+          "--no-cache",
+          "-r",
+          "/backups/restic",
+          "--password-file",
+          "/backups/.keys/restic-password",
+          ...args,
+        ],
+        remove: true,
+        network: "none",
+        mounts: [{ volume: this.backupsVolume, path: "/backups" }],
+      }),
+    );
     return result.stdout.trim();
   }
 
   get backupsVolume(): string {
-    return `${this.prefix}_backups`;
+    return this.names.backupsVolume;
   }
 
   async backupIds(): Promise<string[]> {
@@ -259,7 +267,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     if (volumes.length) {
       await docker(["volume", "rm", "-f", ...volumes]);
     }
-    await docker(["network", "rm", `${this.prefix}-internal`], { allowFailure: true });
+    await docker(["network", "rm", this.names.network], { allowFailure: true });
     if (!options.keepState) {
       applier.forget(this.name);
     }
@@ -276,26 +284,26 @@ export const OFFSITE_PASS = "rest-pass-5b1f0e9d7c";
 
 export async function startOffsiteServer(): Promise<void> {
   await stopOffsiteServer();
-  await docker([
-    "run",
-    "-d",
-    "--name",
-    OFFSITE_SERVER,
-    "--label",
-    "edms.role=test-offsite",
-    "--entrypoint",
-    "rclone",
-    BACKUP_IMAGE,
-    "serve",
-    "restic",
-    "/data",
-    "--addr",
-    ":8080",
-    "--user",
-    OFFSITE_USER,
-    "--pass",
-    OFFSITE_PASS,
-  ]);
+  await docker(
+    dockerRunArgs({
+      image: BACKUP_IMAGE,
+      name: OFFSITE_SERVER,
+      detach: true,
+      labels: { "edms.role": "test-offsite" },
+      entrypoint: "rclone",
+      args: [
+        "serve",
+        "restic",
+        "/data",
+        "--addr",
+        ":8080",
+        "--user",
+        OFFSITE_USER,
+        "--pass",
+        OFFSITE_PASS,
+      ],
+    }),
+  );
 }
 
 export async function stopOffsiteServer(): Promise<void> {
@@ -330,19 +338,15 @@ export async function onVolumes(
   input?: string | NodeJS.ReadableStream,
 ): Promise<string> {
   const result = await docker(
-    [
-      "run",
-      "--rm",
-      "-i",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      ...Object.entries(mounts).flatMap(([from, to]) => ["-v", `${from}:${to}`]),
-      "edms-test/postgres:15",
-      "-euc",
-      script,
-    ],
+    dockerRunArgs({
+      image: "edms-test/postgres:15",
+      args: ["-euc", script],
+      remove: true,
+      stdin: true,
+      user: "0",
+      entrypoint: "sh",
+      mounts: Object.entries(mounts).map(([volume, path]) => ({ volume, path })),
+    }),
     input === undefined ? {} : { input: input as never },
   );
   return result.stdout.trim();

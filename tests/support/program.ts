@@ -5,9 +5,8 @@
  * with a `newResource` that acts on a real Docker engine, by the e2e applier.
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
+import { readStackConfig } from "../../model/stackFile";
 
 // Internal but exported: resolves once every outstanding registration has been answered.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -85,11 +84,10 @@ export function stackConfig(
   stack: string,
   overrides: Record<string, unknown> = {},
 ) {
-  const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
-  const doc = (YAML.parse(fs.readFileSync(file, "utf8")) ?? {}) as {
-    config?: Record<string, unknown>;
+  const merged: Record<string, unknown> = {
+    ...readStackConfig(projectDir, stack),
+    ...overrides,
   };
-  const merged: Record<string, unknown> = { ...(doc.config ?? {}), ...overrides };
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
   for (const [key, value] of Object.entries(merged)) {

@@ -4,8 +4,8 @@ import {
   offsiteSecrets,
   redactRepository,
   validateSettings,
-} from "../../components/config";
-import { VOLUME_ROLES, volumeProtection } from "../../components/protection";
+} from "../../model/settings";
+import { VOLUME_ROLES, volumeProtection } from "../../model/protection";
 
 const valid = { environment: "staging", version: "2.0.0" };
 

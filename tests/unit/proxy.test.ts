@@ -1,12 +1,7 @@
 import { expect } from "chai";
-import { validateSettings } from "../../components/config";
-import { containerReplacement } from "../../components/protection";
-import {
-  liveBackend,
-  parseLiveBackend,
-  proxyConfig,
-  webContainerName,
-} from "../../components/proxyConfig";
+import { validateSettings } from "../../model/settings";
+import { containerReplacement } from "../../model/protection";
+import { liveBackend, parseLiveBackend, proxyConfig, webContainerName } from "../../model/proxy";
 
 const settings = (proxy?: unknown) =>
   validateSettings("staging", {

@@ -3,7 +3,7 @@
  * any change and any `pulumi destroy`; the redis volume only holds cache and queue state and stays
  * resettable everywhere. Tests call this directly and also check the options the engine receives.
  */
-import { Environment } from "./config";
+import { Environment } from "./settings";
 
 export type VolumeRole = "postgres" | "redis" | "media" | "backups";
 export const VOLUME_ROLES: readonly VolumeRole[] = ["postgres", "redis", "media", "backups"];

@@ -7,7 +7,7 @@
  * the listening sockets to the new worker): the old worker finishes its in-flight requests against the old web,
  * new connections go to the new one, and no connection is refused in between.
  */
-import type { Settings } from "./config";
+import type { Settings } from "./settings";
 
 export const PROXY_HTTP_PORT = 8080;
 export const PROXY_HTTPS_PORT = 8443;

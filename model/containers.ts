@@ -1,0 +1,31 @@
+/**
+ * Paths, users and ports inside the stack's containers, shared by the program (which sets them) and edms-ops
+ * (which execs into, copies into and starts containers that rely on them). No @pulumi import.
+ */
+import type { Settings } from "./settings";
+
+/** Where secrets land inside containers; settings read them through `*_FILE` variables. */
+export const SECRETS_DIR = "/run/secrets";
+export const POSTGRES_USER = "edms";
+export const POSTGRES_DB = "edms";
+export const PGDATA = "/var/lib/postgresql/data";
+export const MEDIA_ROOT = "/srv/media";
+
+/**
+ * The environment every Django process of the stack gets: the long-running web and worker containers and
+ * the one-off containers edms-ops starts (migrate, bootstrap). Secrets are only ever *paths*.
+ */
+export function djangoEnvironment(settings: Settings): string[] {
+  return [
+    "DJANGO_SETTINGS_MODULE=edms.settings",
+    `EDMS_ENVIRONMENT=${settings.environment}`,
+    `EDMS_VERSION=${settings.version}`,
+    "POSTGRES_HOST=postgres",
+    `POSTGRES_DB=${POSTGRES_DB}`,
+    `POSTGRES_USER=${POSTGRES_USER}`,
+    `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
+    `DJANGO_SECRET_KEY_FILE=${SECRETS_DIR}/django_secret_key`,
+    "REDIS_URL=redis://redis:6379/0",
+    `MEDIA_ROOT=${MEDIA_ROOT}`,
+  ];
+}

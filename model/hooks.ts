@@ -1,0 +1,21 @@
+/**
+ * The deploy hooks (command.local.Command resources) by name, and the CLI entry point they run. The program
+ * creates them, the policy pack and the tests look them up. No @pulumi import.
+ */
+export const HOOKS = {
+  backupInit: "backupInit",
+  preDeployBackup: "preDeployBackup",
+  migrate: "migrate",
+  bootstrap: "bootstrap",
+  proxySwitch: "proxySwitch",
+  healthGate: "healthGate",
+  recordDeployment: "recordDeployment",
+} as const;
+
+export type HookName = (typeof HOOKS)[keyof typeof HOOKS];
+
+/** Relative to the project directory: what every hook runs with `node`. */
+export const OPS_ENTRY = "ops/bin/edms-ops.js";
+
+/** Matches a hook's command line that takes the pre-deploy backup. */
+export const PRE_DEPLOY_BACKUP_COMMAND = /edms-ops\.js backup --reason pre-deploy\b/;

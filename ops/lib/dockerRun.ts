@@ -1,0 +1,71 @@
+/**
+ * The one builder of `docker run` / `docker create` argv: edms-ops' helper containers (toolbox, restic, the
+ * lock holder, scratch servers, one-off Django) and the tests' own. Secrets never go in here: they reach
+ * containers as files (`docker cp`) or on stdin.
+ */
+import { LABELS } from "../../model/labels";
+import { Settings } from "../../model/settings";
+
+export interface Mount {
+  /** A volume name or an absolute host path. */
+  readonly volume: string;
+  readonly path: string;
+  readonly readOnly?: boolean;
+}
+
+export interface ContainerSpec {
+  readonly image: string;
+  /** What follows the image: the command, or the entrypoint's arguments. */
+  readonly args?: readonly string[];
+  readonly name?: string;
+  /** `-d`: start it and return its id. */
+  readonly detach?: boolean;
+  /** `--rm`. */
+  readonly remove?: boolean;
+  /** `-i`: stdin stays open (scripts and data piped in). */
+  readonly stdin?: boolean;
+  readonly user?: string;
+  readonly entrypoint?: string;
+  /** "none", "bridge" or a network name. */
+  readonly network?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** `NAME=value` pairs; never a secret (docker inspect shows them). */
+  readonly env?: readonly string[];
+  readonly mounts?: readonly Mount[];
+  /** Anonymous volumes (`-v /path`), removed with the container. */
+  readonly scratchPaths?: readonly string[];
+  /** false: `--log-driver none`, for containers that stream dumps and archives. */
+  readonly logging?: boolean;
+}
+
+export function dockerRunArgs(spec: ContainerSpec, verb: "run" | "create" = "run"): string[] {
+  const args: string[] = [verb];
+  const flag = (on: boolean | undefined, ...words: string[]) => on && args.push(...words);
+  flag(spec.detach, "-d");
+  flag(spec.stdin, "-i");
+  flag(spec.remove, "--rm");
+  flag(spec.name !== undefined, "--name", spec.name!);
+  flag(spec.logging === false, "--log-driver", "none");
+  flag(spec.network !== undefined, "--network", spec.network!);
+  flag(spec.user !== undefined, "--user", spec.user!);
+  flag(spec.entrypoint !== undefined, "--entrypoint", spec.entrypoint!);
+  for (const [label, value] of Object.entries(spec.labels ?? {})) {
+    args.push("--label", `${label}=${value}`);
+  }
+  for (const env of spec.env ?? []) {
+    args.push("-e", env);
+  }
+  for (const mount of spec.mounts ?? []) {
+    args.push("-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`);
+  }
+  for (const path of spec.scratchPaths ?? []) {
+    args.push("-v", path);
+  }
+  args.push(spec.image, ...(spec.args ?? []));
+  return args;
+}
+
+/** Labels of a container edms-ops starts for a stack: found (and cleaned up) by stack and role. */
+export function opsLabels(settings: Settings, role = "ops"): Record<string, string> {
+  return { [LABELS.stack]: settings.stack, [LABELS.role]: role };
+}

@@ -9,6 +9,7 @@ module.exports = tseslint.config(
       "node_modules/",
       "policy/node_modules/",
       "bin/",
+      "build/",
       ".pulumi-local/",
       "sample-app/",
       "images/",

@@ -44,6 +44,16 @@ if (!env.PULUMI_BACKEND_URL) {
   env.PULUMI_BACKEND_URL = `file://${stateDir}`;
   env.PULUMI_CONFIG_PASSPHRASE = env.PULUMI_CONFIG_PASSPHRASE ?? "";
 }
+// The deploy hooks run the compiled edms-ops (build/): bring it up to date with the sources first.
+const tsc = require.resolve("typescript/bin/tsc");
+const built = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], {
+  cwd: root,
+  stdio: "inherit",
+});
+if (built.status !== 0) {
+  console.error("edms: building edms-ops (npm run build) failed; fix the errors above and retry.");
+  process.exit(1);
+}
 const run = (args) => spawnSync("pulumi", args, { cwd: root, env, stdio: "inherit" }).status ?? 1;
 if (run(["stack", "select", stack]) !== 0 && run(["stack", "init", stack]) !== 0) {
   process.exit(1);

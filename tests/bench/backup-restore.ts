@@ -13,9 +13,11 @@
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
+import { dockerRunArgs } from "../../ops/lib/dockerRun";
 import { waitForScratch } from "../../ops/lib/verify";
 import { REPO_ROOT } from "../support/program";
 import { onVolumes, prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
+import { measureCliStartup, printCliStartup } from "./cli-startup";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1 4").split(/\s+/).map(Number);
 const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
@@ -55,7 +57,7 @@ async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> 
 /** A shell with the stack's backups volume at /backups and media volume at /media. */
 function shell(stack: TestStack, script: string, input?: NodeJS.ReadableStream) {
   return onVolumes(
-    { [stack.backupsVolume]: "/backups", [`${stack.prefix}_media_files`]: "/media" },
+    { [stack.backupsVolume]: "/backups", [stack.names.mediaVolume]: "/media" },
     script,
     input,
   );
@@ -187,23 +189,16 @@ async function benchSize(gib: number): Promise<SizeResult> {
   // Verify. Raw: pg_restore into a scratch server + sha256sum of the archive.
   const scratch = `${stack.prefix}-rawscratch`;
   const rawVerify = await median(async () => {
-    await docker([
-      "run",
-      "-d",
-      "--name",
-      scratch,
-      "--network",
-      "none",
-      "-e",
-      "POSTGRES_USER=edms",
-      "-e",
-      "POSTGRES_DB=edms",
-      "-e",
-      "POSTGRES_HOST_AUTH_METHOD=trust",
-      "-v",
-      `${stack.backupsVolume}:/backups:ro`,
-      IMAGE,
-    ]);
+    await docker(
+      dockerRunArgs({
+        image: IMAGE,
+        name: scratch,
+        detach: true,
+        network: "none",
+        env: ["POSTGRES_USER=edms", "POSTGRES_DB=edms", "POSTGRES_HOST_AUTH_METHOD=trust"],
+        mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
+      }),
+    );
     await waitForScratch(scratch);
     await docker([
       "exec",
@@ -224,16 +219,16 @@ async function benchSize(gib: number): Promise<SizeResult> {
 
   // Restore. Raw: pg_restore --clean + media replaced from the tar + sync.
   const rawRestore = await median(async () => {
-    const dump = spawn("docker", [
-      "run",
-      "--rm",
-      "-v",
-      `${stack.backupsVolume}:/backups:ro`,
-      "--entrypoint",
-      "cat",
-      IMAGE,
-      "/backups/raw/db.dump",
-    ]);
+    const dump = spawn(
+      "docker",
+      dockerRunArgs({
+        image: IMAGE,
+        remove: true,
+        entrypoint: "cat",
+        args: ["/backups/raw/db.dump"],
+        mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
+      }),
+    );
     const read = succeeded(dump, "reading the raw dump");
     const restored = docker(
       [
@@ -299,6 +294,7 @@ function peakRss(stack: TestStack): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  printCliStartup(measureCliStartup());
   prepareEngine();
   const results: SizeResult[] = [];
   for (const gib of SIZES) {

@@ -4,14 +4,19 @@ import { Command } from "commander";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { validateSettings } from "../../../components/config";
+import { validateSettings } from "../../../model/settings";
 import { buildProgram } from "../../../ops/cli";
 import { requireConfirm } from "../../../ops/lib/context";
 import { OpsError } from "../../../ops/lib/errors";
 import { loadSettings, targetDockerHost } from "../../../ops/lib/stack";
+import { ensureCliBuilt } from "../../support/build";
 import { REPO_ROOT } from "../../support/program";
 
 describe("edms-ops command tree", function () {
+  before(function () {
+    this.timeout(120000);
+    ensureCliBuilt();
+  });
   const expected = [
     "backup",
     "backups",

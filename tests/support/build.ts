@@ -1,0 +1,23 @@
+/**
+ * edms-ops runs from build/ (compiled by `npm run build`). Tests that start the real CLI build it first, so
+ * they never run JavaScript older than the sources they sit beside; tsc's incremental build makes an
+ * up-to-date tree cost about a second.
+ */
+import { execFileSync } from "child_process";
+import * as path from "path";
+
+const REPO_ROOT = path.resolve(__dirname, "../..");
+
+let built = false;
+
+export function ensureCliBuilt(): void {
+  if (built) {
+    return;
+  }
+  execFileSync(
+    process.execPath,
+    [require.resolve("typescript/bin/tsc"), "-p", path.join(REPO_ROOT, "tsconfig.build.json")],
+    { cwd: REPO_ROOT, stdio: "inherit" },
+  );
+  built = true;
+}

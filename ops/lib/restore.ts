@@ -20,12 +20,11 @@ import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./dat
 import { docker, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
+import { markerScript, RESTORE_MARKER } from "./markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
 import { appContainers } from "./services";
 import { OpsSession, withSession } from "./session";
 import { compareMaps, streamDump, verifyBackup } from "./verify";
-
-export const RESTORE_MARKER = "/backups/.restore-in-progress";
 
 export interface RestoreResult {
   readonly undoBackup: string | null;
@@ -79,7 +78,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       progress("backing up the current state first (the undo of this restore)");
       undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.entry.id ?? null;
     }
-    await session.exec(`cat > ${RESTORE_MARKER}`, [], {
+    await session.exec(markerScript(), [RESTORE_MARKER], {
       input: JSON.stringify({ id: entry.id, undo: undoBackup, started: await session.hostTime() }),
     });
     touched = true;
@@ -97,7 +96,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
           `Web/worker stay stopped. Run the same restore again to finish it.${undo}\nCause: ${(err as Error).message}`,
       );
     }
-    await session.exec(`rm -f ${RESTORE_MARKER}`);
+    await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {
     if (!touched && writers.length) {
       // Nothing was changed: the old state serves again.

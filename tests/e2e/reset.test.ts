@@ -55,6 +55,54 @@ describe("e2e: staging resets", function () {
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
+  it("5b. reset-app auth: refused until its dependents are named, then all of them emptied and re-migrated, the rest untouched", async function () {
+    await stack.seed("auth");
+    const before = await stack.fingerprint();
+    const refused = await stack.ops(["reset-app", "auth", "--confirm", "stg"]);
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.match(
+      /Resetting auth also empties admin \(\d+ migration\(s\)\), documents \(\d+ migration\(s\)\)/,
+    );
+    expect(refused.stderr).to.contain("--with-dependents admin,documents");
+    const wrong = await stack.ops([
+      "reset-app",
+      "auth",
+      "--with-dependents",
+      "documents",
+      "--confirm",
+      "stg",
+    ]);
+    expect(wrong.code).to.equal(2);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+
+    const result = await stack.ops([
+      "reset-app",
+      "auth",
+      "--with-dependents",
+      "documents,admin",
+      "--confirm",
+      "stg",
+    ]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.contain("Reset auth, admin, documents");
+    expect(result.stdout).not.to.contain("other apps untouched");
+    expect(result.stdout).to.match(/Untouched: .*systemsettings/);
+    const after = await stack.fingerprint();
+    for (const table of ["auth_user", "auth_group", "documents_document"]) {
+      expect(after[table], table).to.equal("0:-");
+    }
+    expect(after.systemsettings_systemsetting).to.equal(before.systemsettings_systemsetting);
+    // Every migration is applied again (the dependents' too), so the release is healthy.
+    expect(
+      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("0002_document_slug");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+    // The printed undo brings all of it back.
+    const undo = /edms-ops restore (\S+-pre-reset-app)/.exec(result.stdout)?.[1];
+    expect((await stack.ops(["restore", String(undo)])).code).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+  });
+
   it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {
     const volumesBefore = await docker([
       "volume",

@@ -16,6 +16,14 @@ export function prepareEngine(): void {
   execFileSync("bash", [path.join(REPO_ROOT, "images/build.sh")], { stdio: "inherit" });
 }
 
+/**
+ * Environment for edms-ops commands that run `pulumi` themselves (rollback): the tests' stand-in CLI
+ * (tests/e2e/bin/pulumi, which applies through the same applier and state as `TestStack.up`) first on PATH.
+ */
+export const WITH_PULUMI = {
+  PATH: `${path.join(REPO_ROOT, "tests/e2e/bin")}${path.delimiter}${process.env.PATH}`,
+};
+
 export interface OpsResult {
   readonly code: number;
   readonly stdout: string;
@@ -98,6 +106,14 @@ export class TestStack {
       path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`),
       YAML.stringify({ config: { ...this.config, "edms:backup": backup } }),
     );
+  }
+
+  /** Takes the stack file back in after a command changed it (e.g. `pulumi config set` run by rollback). */
+  reload(): void {
+    const doc = YAML.parse(
+      fs.readFileSync(path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`), "utf8"),
+    );
+    this.config = { ...this.config, "edms:version": doc.config["edms:version"] };
   }
 
   set(key: string, value: unknown): void {

@@ -8,45 +8,40 @@ import { Command } from "commander";
 import { createBackup, runningVersion } from "../lib/backups";
 import { connect, requireConfirm, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
-import { manage, releaseImage, runDjango } from "../lib/django";
+import { manage, migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { OpsError, refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
-import { appContainers } from "../lib/services";
+import { appContainers, servingContainers } from "../lib/services";
 import { withSession } from "../lib/session";
 import { Settings } from "../../components/config";
 
 /** The migrations `migrate <app> zero` would unapply, as Django itself plans them, grouped by app. */
-const PLAN_SCRIPT = `
-import json, sys
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-app = sys.argv[1]
-plan = MigrationExecutor(connection).migration_plan([(app, None)])
-apps = {}
-for migration, backwards in plan:
-    apps.setdefault(migration.app_label, []).append(migration.name)
-print("EDMS-PLAN " + json.dumps(apps))
-`;
-
 export async function unapplyPlan(
   settings: Settings,
   image: string,
   app: string,
 ): Promise<Record<string, string[]>> {
-  const result = await runDjango(settings, {
+  const code = [
+    "import json",
+    "from django.db import connection",
+    "from django.db.migrations.executor import MigrationExecutor",
+    `plan = MigrationExecutor(connection).migration_plan([(${JSON.stringify(app)}, None)])`,
+    "apps = {}",
+    "for migration, backwards in plan:",
+    "    apps.setdefault(migration.app_label, []).append(migration.name)",
+    'print("EDMS-PLAN " + json.dumps(apps))',
+  ].join("\n");
+  const output = await manage(
+    settings,
     image,
-    command: [
-      "python3",
-      "-c",
-      `import django, os; os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edms.settings"); django.setup()\n${PLAN_SCRIPT}`,
-      app,
-    ],
-  });
-  const line = result.stdout.split("\n").find((l) => l.startsWith("EDMS-PLAN "));
-  if (result.code !== 0 || !line) {
+    ["shell", "-c", code],
+    `planning the reset of ${app}`,
+  );
+  const line = output.split("\n").find((l) => l.startsWith("EDMS-PLAN "));
+  if (!line) {
     throw new OpsError(
-      `Could not compute which apps \`migrate ${app} zero\` touches (exit ${result.code}): ${(result.stderr || result.stdout).trim().split("\n").pop()}. Nothing was changed.`,
+      `Could not compute which apps \`migrate ${app} zero\` touches (no plan printed). Nothing was changed.`,
     );
   }
   return JSON.parse(line.slice("EDMS-PLAN ".length)) as Record<string, string[]>;
@@ -112,22 +107,22 @@ export function register(program: Command): void {
           `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
         );
         const backup = await withSession(settings, `reset-app ${app}`, async () => {
-          const running = await stopRunning(await appContainers(settings));
+          await stopRunning(await appContainers(settings));
           try {
             const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
-            progress(`migrate ${app} zero`);
-            await manage(
+            // One transaction: a failure or a kill leaves every app as it was, never half reset.
+            progress(`migrate ${app} zero, then migrate (one transaction)`);
+            await migrateAtomically(
               settings,
               image,
-              ["migrate", app, "zero", "--noinput"],
-              `migrate ${app} zero`,
+              [[app, "zero"], []],
+              `resetting ${emptied.join(", ")}`,
             );
-            progress("migrate");
-            await manage(settings, image, ["migrate", "--noinput"], "migrate");
             return taken;
           } finally {
-            if (running.length) {
-              await docker(["start", ...running]);
+            const serving = await servingContainers(settings);
+            if (serving.length) {
+              await docker(["start", ...serving]);
             }
           }
         });

@@ -20,7 +20,7 @@ import { Settings } from "../../components/config";
 import { createBackup, listBackups, runningVersion } from "../lib/backups";
 import { connect, globalOptions, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
-import { manage, releaseImage } from "../lib/django";
+import { migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { OpsError, refuse } from "../lib/errors";
 import { appendHistory, currentHistory, Deployment } from "../lib/history";
@@ -183,14 +183,15 @@ async function backupBefore(settings: Settings): Promise<string | null> {
   return (await createBackup(settings, { reason: "pre-rollback" }))?.entry.id ?? null;
 }
 
+/** Every app's reversal in one transaction: a failure or a kill leaves the schema as it was. */
 async function reverse(settings: Settings, image: string, steps: readonly Step[]): Promise<void> {
-  for (const step of steps) {
-    progress(`migrate ${step.app} ${step.to}`);
-    await manage(
+  if (steps.length) {
+    progress(`reversing migrations with ${image} (one transaction)`);
+    await migrateAtomically(
       settings,
       image,
-      ["migrate", step.app, step.to, "--noinput"],
-      `reversing ${step.app}`,
+      steps.map((s) => [s.app, s.to]),
+      `reversing ${steps.map((s) => s.app).join(", ")}`,
     );
   }
 }

@@ -21,7 +21,7 @@ import { OpsError } from "./errors";
 import { progress } from "./log";
 import { markerScript, RESTORE_MARKER } from "./markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
-import { appContainers } from "./services";
+import { appContainers, servingContainers } from "./services";
 import { OpsSession, withSession } from "./session";
 import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "./sidedb";
 import { inventoryProblems, verifyBackup } from "./verify";
@@ -118,12 +118,14 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.
   const sameRelease = manifest.version !== null && manifest.version === runningRelease;
-  if (writers.length && sameRelease) {
-    progress(`starting ${writers.join(", ")}`);
-    await docker(["start", ...writers]);
+  // Everything that serves, not only what this run stopped: after a killed run, web/worker were stopped by it.
+  const serving = sameRelease ? await servingContainers(settings) : [];
+  if (serving.length) {
+    progress(`starting ${serving.join(", ")}`);
+    await docker(["start", ...serving]);
   }
   reportCreatedRoles(roles);
-  return { undoBackup, restarted: writers.length > 0 && sameRelease, release: manifest.version };
+  return { undoBackup, restarted: serving.length > 0, release: manifest.version };
 }
 
 async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {

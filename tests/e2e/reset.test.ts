@@ -136,10 +136,17 @@ describe("e2e: staging resets", function () {
 
   it("1b. a dataGeneration bump gives the same: new _g1 volumes, superuser and fixtures only", async function () {
     await stack.seed("g");
+    const earlier = await stack.fingerprint();
     stack.set("edms:dataGeneration", 1);
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
-    expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
+    expect(hooks.map((h) => h.name)).to.include.members([
+      "freshStartBackup",
+      "migrate",
+      "bootstrap",
+    ]);
+    const undo = (await stack.backupIds()).filter((id) => id.endsWith("-pre-fresh-start"));
+    expect(undo, "the earlier generation backed up before the fresh start").to.have.length(1);
     expect(await stack.volumes()).to.include.members([
       `${stack.prefix}_postgres_data_g1`,
       `${stack.prefix}_media_files_g1`,
@@ -147,6 +154,10 @@ describe("e2e: staging resets", function () {
     await freshDatabase(stack);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.volumes).to.have.property(`${stack.prefix}_postgres_data_g1`).that.is.a("number");
+    // The undo of the fresh start: the earlier generation's data, restored into the new volumes.
+    const restored = await stack.ops(["restore", undo[0]]);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(earlier);
     // Old volumes stay until the engine deletes the replaced resources (not modelled by the test applier).
     await docker([
       "volume",

@@ -183,7 +183,11 @@ export async function pipeCommands(
 }
 
 /** Ids of the stack's containers with label `edms.role=<role>`, running or not. */
-export async function containerIdsByRole(stack: string, role: string): Promise<string[]> {
+export async function containerIdsByRole(
+  stack: string,
+  role: string,
+  status?: "exited",
+): Promise<string[]> {
   const listed = await docker([
     "ps",
     "-aq",
@@ -191,13 +195,14 @@ export async function containerIdsByRole(stack: string, role: string): Promise<s
     `label=edms.stack=${stack}`,
     "--filter",
     `label=edms.role=${role}`,
+    ...(status ? ["--filter", `status=${status}`] : []),
   ]);
   return listed.stdout.split("\n").filter(Boolean);
 }
 
 /** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */
-export async function removeByRole(stack: string, role: string): Promise<void> {
-  const ids = await containerIdsByRole(stack, role);
+export async function removeByRole(stack: string, role: string, status?: "exited"): Promise<void> {
+  const ids = await containerIdsByRole(stack, role, status);
   if (ids.length) {
     await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
   }

@@ -26,8 +26,8 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → postgres, redis → preDeployBackup → migrate → bootstrap → web, worker
- *     → proxySwitch → healthGate → recordDeployment
+ *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup → migrate
+ *     → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -52,6 +52,21 @@ export class Edms extends pulumi.ComponentResource {
     );
     const network = new EdmsNetwork(`${name}-network`, { settings }, child);
     const data = new DataVolumes(`${name}-data`, { settings }, child);
+    // A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the
+    // running one's data (the earlier generation) is backed up, the undo of the fresh start. Never on
+    // production, where dataGeneration is a config error.
+    const freshStartBackup =
+      settings.environment === "production"
+        ? undefined
+        : opsHook(
+            HOOKS.freshStartBackup,
+            {
+              settings,
+              args: ["backup", "--reason", "pre-fresh-start", "--earlier-generation"],
+              triggers: [settings.dataGeneration],
+            },
+            { ...child, dependsOn: [data, network] },
+          );
     const postgres = new Postgres(
       `${name}-postgres`,
       {
@@ -59,6 +74,7 @@ export class Edms extends pulumi.ComponentResource {
         network: network.name,
         volume: data.volumes.postgres.name,
         password: secrets.postgresPassword,
+        after: freshStartBackup ? [freshStartBackup] : [],
       },
       child,
     );
@@ -135,17 +151,11 @@ export class Edms extends pulumi.ComponentResource {
       },
       { ...child, dependsOn: [migrate] },
     );
-    const proxy = settings.proxy.enabled
-      ? new EdmsProxy(
-          `${name}-proxy`,
-          { settings, network: network.name, tlsPem: args.tlsPem },
-          child,
-        )
-      : undefined;
+    const withProxy = settings.proxy.enabled;
     const service = (process: "web" | "worker") =>
       new DjangoService(
         // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
-        containerReplacement(process, proxy !== undefined).perRelease
+        containerReplacement(process, withProxy).perRelease
           ? `${name}-${process}-${settings.version}`
           : `${name}-${process}`,
         {
@@ -161,6 +171,31 @@ export class Edms extends pulumi.ComponentResource {
       );
     const web = service("web");
     const worker = service("worker");
+    // A stack deployed without the proxy still has a fixed-name web on the port: it is stopped once the new
+    // web is healthy, just before the proxy is created on that port (a no-op on every later update).
+    const proxyTakeover = withProxy
+      ? opsHook(
+          HOOKS.proxyTakeover,
+          {
+            settings,
+            args: ["switch", "--take-over-port", "--wait", "120"],
+            triggers: [settings.httpPort],
+          },
+          { ...child, dependsOn: [web, worker] },
+        )
+      : undefined;
+    const proxy = withProxy
+      ? new EdmsProxy(
+          `${name}-proxy`,
+          {
+            settings,
+            network: network.name,
+            tlsPem: args.tlsPem,
+            after: proxyTakeover ? [proxyTakeover] : [],
+          },
+          child,
+        )
+      : undefined;
     // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
     const proxySwitch = proxy
       ? opsHook(
@@ -189,12 +224,14 @@ export class Edms extends pulumi.ComponentResource {
     );
 
     this.hooks = {
+      ...(freshStartBackup ? { freshStartBackup } : {}),
       backupInit,
       migrate,
       bootstrap,
       healthGate,
       recordDeployment,
       ...(proxySwitch ? { proxySwitch } : {}),
+      ...(proxyTakeover ? { proxyTakeover } : {}),
       ...(preDeployBackup ? { preDeployBackup } : {}),
     };
     this.url = pulumi.output(

@@ -20,6 +20,8 @@ export interface EdmsProxyArgs {
   readonly network: pulumi.Input<string>;
   /** Certificate chain + key as one PEM (secret); required when `edms:proxy.tls` is set. */
   readonly tlsPem?: pulumi.Input<string>;
+  /** Must have run before the container is created (the port takeover from a deployment without the proxy). */
+  readonly after?: pulumi.Resource[];
 }
 
 /**
@@ -65,7 +67,7 @@ export class EdmsProxy extends pulumi.ComponentResource {
         destroyGraceSeconds,
         labels: stackLabels(settings, { [LABELS.role]: "proxy" }),
       },
-      { parent: this, deleteBeforeReplace },
+      { parent: this, deleteBeforeReplace, dependsOn: args.after ?? [] },
     );
     this.registerOutputs({ id: this.container.id });
   }

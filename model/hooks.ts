@@ -3,10 +3,12 @@
  * creates them, the policy pack and the tests look them up. No @pulumi import.
  */
 export const HOOKS = {
+  freshStartBackup: "freshStartBackup",
   backupInit: "backupInit",
   preDeployBackup: "preDeployBackup",
   migrate: "migrate",
   bootstrap: "bootstrap",
+  proxyTakeover: "proxyTakeover",
   proxySwitch: "proxySwitch",
   healthGate: "healthGate",
   recordDeployment: "recordDeployment",

@@ -17,6 +17,11 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Kills the command when aborted (a pipeline whose other end has failed). */
   readonly signal?: AbortSignal;
+  /**
+   * Keep stdin open (no input) until the command ends: a container attached with `-i` then sees EOF when
+   * this process dies, however it dies, and can stop its work with it.
+   */
+  readonly holdStdin?: boolean;
 }
 
 export interface RunResult {
@@ -70,6 +75,8 @@ export function run(
     child.stdin.on("error", () => undefined); // the child may exit before reading all input
     if (options.input instanceof Readable) {
       options.input.pipe(child.stdin);
+    } else if (options.holdStdin) {
+      child.on("close", () => child.stdin.destroy());
     } else {
       child.stdin.end(options.input ?? "");
     }
@@ -176,7 +183,11 @@ export async function pipeCommands(
 }
 
 /** Ids of the stack's containers with label `edms.role=<role>`, running or not. */
-export async function containerIdsByRole(stack: string, role: string): Promise<string[]> {
+export async function containerIdsByRole(
+  stack: string,
+  role: string,
+  status?: "exited",
+): Promise<string[]> {
   const listed = await docker([
     "ps",
     "-aq",
@@ -184,13 +195,14 @@ export async function containerIdsByRole(stack: string, role: string): Promise<s
     `label=edms.stack=${stack}`,
     "--filter",
     `label=edms.role=${role}`,
+    ...(status ? ["--filter", `status=${status}`] : []),
   ]);
   return listed.stdout.split("\n").filter(Boolean);
 }
 
 /** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */
-export async function removeByRole(stack: string, role: string): Promise<void> {
-  const ids = await containerIdsByRole(stack, role);
+export async function removeByRole(stack: string, role: string, status?: "exited"): Promise<void> {
+  const ids = await containerIdsByRole(stack, role, status);
   if (ids.length) {
     await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
   }

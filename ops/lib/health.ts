@@ -3,6 +3,7 @@ import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { docker } from "./docker";
+import { describeIncompleteRestore, readMarker, RESTORE_MARKER, RestoreMarker } from "./markers";
 import { anyRunningWeb, containersOf } from "./services";
 
 export interface CheckResult {
@@ -72,6 +73,15 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     ]),
     await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
   ];
+  // Half-restored data must not pass the deploy's gate, however well the app answers.
+  const restore = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
+  if (restore) {
+    results.push({
+      name: "restore",
+      ok: false,
+      detail: describeIncompleteRestore(settings, restore),
+    });
+  }
   const workers = await containersOf(settings, "worker");
   results.push({
     name: "worker",

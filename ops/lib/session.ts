@@ -20,6 +20,7 @@ import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { OpsError } from "./errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "./keys";
+import { dropSideDatabasesSql } from "./sidedb";
 import { progress } from "./log";
 import {
   DUMP_APPLICATION,
@@ -163,6 +164,11 @@ export class OpsSession {
   private async clearLeftovers(): Promise<void> {
     const { settings } = this;
     await removeByRole(settings.stack, OPS_HELPER_ROLE);
+    // Trust-auth scratch servers of a killed verify, and one-off Django containers a killed command left
+    // (they hold copies of the secret files): only sessions make the former; the latter only once exited,
+    // as a deploy's migrate may be running one right now.
+    await removeByRole(settings.stack, "scratch-db");
+    await removeByRole(settings.stack, "ops", "exited");
     await docker(
       [
         "exec",
@@ -176,7 +182,8 @@ export class OpsSession {
         "-Xq",
       ],
       {
-        input: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}';`,
+        // Orphaned dumps, and the side databases of a killed restore (its pg_restore may still be running).
+        input: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}';\n${dropSideDatabasesSql()}`,
         allowFailure: true,
       },
     );

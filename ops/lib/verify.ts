@@ -10,7 +10,7 @@ import { Transform } from "stream";
 import { Settings } from "../../model/settings";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { tableCounts } from "./database";
+import { objectCounts, tableCounts } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { OpsError } from "./errors";
@@ -167,8 +167,30 @@ async function testRestore(
         `db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`,
       ];
     }
-    return compareMaps("table", manifest.tables, await tableCounts(session.settings, name));
+    return inventoryProblems(
+      manifest,
+      await tableCounts(session.settings, name),
+      await objectCounts(session.settings, name),
+    );
   });
+}
+
+/**
+ * Rows per table in every schema, plus schemas, views, sequences, functions and large objects, against the
+ * manifest. Backups made before the manifest had `objects` counted public tables only: compared as such.
+ */
+export function inventoryProblems(
+  manifest: Pick<Manifest, "tables" | "objects">,
+  tables: Record<string, number>,
+  objects: Record<string, number>,
+): string[] {
+  const scoped = manifest.objects
+    ? tables
+    : Object.fromEntries(Object.entries(tables).filter(([key]) => !key.includes(".")));
+  return [
+    ...compareMaps("table", manifest.tables, scoped),
+    ...(manifest.objects ? compareMaps("objects:", manifest.objects, objects) : []),
+  ];
 }
 
 /** Reads every media blob of the snapshot back (authenticated by restic), discarding the data. */

@@ -154,7 +154,10 @@ export class Applier {
           }
           if (type === NETWORK) {
             await createNetwork(inputs);
-          } else {
+          } else if (
+            // Docker's create of an existing name returns that volume, as the provider's create gets it.
+            (await docker(["volume", "inspect", inputs.name], { allowFailure: true })).code !== 0
+          ) {
             await docker(["volume", "create", ...labelArgs(inputs.labels), inputs.name]);
           }
           remember({

@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     if (err instanceof OpsError) {
-      process.stderr.write(`edms-ops: ${err.message}\n`);
+      process.stderr.write(`edms-ops: ${err.describe()}\n`);
       process.exitCode = err.exitCode;
       return;
     }

@@ -12,7 +12,7 @@ import {
 } from "../lib/backups";
 import { openStack } from "../lib/context";
 import { pipeCommands, run } from "../lib/docker";
-import { OpsError } from "../lib/errors";
+import { failure, refuse } from "../lib/errors";
 import { storeKeysFromEnv } from "../lib/keys";
 import {
   checkLegacyStack,
@@ -39,9 +39,9 @@ async function list(opts: { json?: boolean; offsite?: boolean }, command: Comman
   const settings = await openStack(command);
   if (opts.offsite) {
     if (!settings.backup.offsite) {
-      throw new OpsError(
+      throw refuse(
         `Stack ${settings.stack} has no \`edms:backup.offsite\`; there is no off-host repository to list.`,
-        2,
+        `Set one with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`, or list local backups: \`edms-ops backups list --stack ${settings.stack}\`.`,
       );
     }
     await storeKeysFromEnv(settings);
@@ -79,9 +79,9 @@ async function list(opts: { json?: boolean; offsite?: boolean }, command: Comman
 async function init(_opts: unknown, command: Command): Promise<void> {
   const settings = await openStack(command);
   if (!process.env.EDMS_RESTIC_PASSWORD) {
-    throw new OpsError(
+    throw refuse(
       `backups init needs the repository password in EDMS_RESTIC_PASSWORD (the \`backupPassword\` stack output); \`pulumi up\` passes it. Nothing was changed.`,
-      2,
+      `Run \`pulumi up --stack ${settings.stack}\`, or set EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})" and retry.`,
     );
   }
   await storeKeysFromEnv(settings, { dropOffsite: !settings.backup.offsite });
@@ -94,9 +94,9 @@ async function exportBackup(id: string, opts: { to: string }, command: Command):
   const entry = await findBackup(settings, id);
   const target = path.resolve(opts.to, id);
   if (fs.existsSync(target)) {
-    throw new OpsError(
-      `${target} already exists; choose another --to or remove it. Nothing was copied.`,
-      2,
+    throw refuse(
+      `${target} already exists. Nothing was copied.`,
+      "Choose another --to or remove that folder, then retry.",
     );
   }
   await withSession(settings, `backups export ${id}`, async (session) => {
@@ -119,8 +119,9 @@ async function exportBackup(id: string, opts: { to: string }, command: Command):
     await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
     if (sent.code !== 0 || received.code !== 0) {
       fs.rmSync(target, { recursive: true, force: true });
-      throw new OpsError(
+      throw failure(
         `export failed, nothing kept in ${target}: ${(received.stderr || sent.stderr).trim()}`,
+        `Check that ${target} is writable and has room, then retry \`edms-ops backups export ${id} --to ${target} --stack ${settings.stack}\`.`,
       );
     }
     fs.writeFileSync(
@@ -150,7 +151,10 @@ async function upload(session: OpsSession, dir: string, scratch: string, files: 
   );
   if (sent.code !== 0 || received.code !== 0) {
     await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
-    throw new OpsError(`import failed, nothing kept: ${(received.stderr || sent.stderr).trim()}`);
+    throw failure(
+      `import failed, nothing kept: ${(received.stderr || sent.stderr).trim()}`,
+      "Fix the cause shown, then run the same `edms-ops backups import` again.",
+    );
   }
 }
 
@@ -160,9 +164,9 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
   const legacyManifest = path.join(source, "manifest.json");
   const marker = path.join(source, EXPORT_MARKER);
   if (!fs.existsSync(legacyManifest) && !fs.existsSync(marker)) {
-    throw new OpsError(
+    throw refuse(
       `${source} holds neither ${EXPORT_MARKER} nor manifest.json: not an exported backup. Nothing was imported.`,
-      2,
+      "Pass the folder `edms-ops backups export <id> --to DIR` wrote (DIR itself).",
     );
   }
   const imported = await withSession(settings, "backups import", async (session) => {
@@ -192,11 +196,15 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
         { allowFailure: true },
       );
       if (check.code !== 0) {
-        throw new OpsError(
-          /wrong password or no key found/i.test(check.stderr)
-            ? `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`
-            : `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
-        );
+        throw /wrong password or no key found/i.test(check.stderr)
+          ? refuse(
+              `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
+              "Import it into the stack it came from (its --stack).",
+            )
+          : failure(
+              `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
+              "Export the backup again from its source and import that copy.",
+            );
       }
       await session.exec(
         `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} --tag edms >/dev/null`,
@@ -214,9 +222,9 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
 
 function refuseDuplicate(settings: Settings, present: readonly BackupEntry[], id: string): void {
   if (present.some((b) => b.id === id)) {
-    throw new OpsError(
+    throw refuse(
       `Backup ${id} is already in ${settings.names.backupsVolume}. Nothing was imported.`,
-      2,
+      `Use it as it is: \`edms-ops verify ${id} --stack ${settings.stack}\`.`,
     );
   }
 }

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { countOf, psql } from "../lib/database";
 import { openStack } from "../lib/context";
 import { manage, releaseImage, runDjango } from "../lib/django";
-import { OpsError } from "../lib/errors";
+import { failure, refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
 
 export function register(program: Command): void {
@@ -20,8 +20,9 @@ export function register(program: Command): void {
       const image = releaseImage(settings);
       const users = await countOf(settings, "auth_user");
       if (users === undefined) {
-        throw new OpsError(
-          "bootstrap needs a migrated database (no auth_user table). Run `edms-ops migrate` first.",
+        throw refuse(
+          "bootstrap needs a migrated database (no auth_user table).",
+          `Run \`edms-ops migrate --stack ${settings.stack}\` first.`,
         );
       }
       const { superuser, email, fixtures } = settings.bootstrap;
@@ -49,8 +50,9 @@ export function register(program: Command): void {
         superuser: true,
       });
       if (result.code !== 0) {
-        throw new OpsError(
+        throw failure(
           `creating superuser ${superuser} failed: ${result.stderr.trim().split("\n").pop()}`,
+          "Fix `edms:bootstrap` (superuser, email) if the cause names it, then run `pulumi up` again.",
         );
       }
       say(`superuser ${superuser} created`);

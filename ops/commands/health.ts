@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { openStack } from "../lib/context";
-import { OpsError } from "../lib/errors";
+import { failure, refuse } from "../lib/errors";
 import { CheckResult, runChecks } from "../lib/health";
 import { progress, say } from "../lib/log";
 
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .action(async (opts: { wait: string; json?: boolean }, command: Command) => {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) {
-        throw new OpsError(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`)`, 2);
+        throw refuse(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`).`, "Pass e.g. --wait 120.");
       }
       const settings = await openStack(command);
       const deadline = Date.now() + wait * 1000;
@@ -42,8 +42,9 @@ export function register(program: Command): void {
         );
       }
       if (!healthy) {
-        throw new OpsError(
-          `stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}. Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
+        throw failure(
+          `stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}.`,
+          `Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
         );
       }
     });

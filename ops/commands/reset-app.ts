@@ -10,7 +10,7 @@ import { connect, requireConfirm, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
 import { manage, migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
-import { OpsError, refuse } from "../lib/errors";
+import { failure, refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
 import { appContainers, servingContainers } from "../lib/services";
 import { withSession } from "../lib/session";
@@ -40,8 +40,9 @@ export async function unapplyPlan(
   );
   const line = output.split("\n").find((l) => l.startsWith("EDMS-PLAN "));
   if (!line) {
-    throw new OpsError(
+    throw failure(
       `Could not compute which apps \`migrate ${app} zero\` touches (no plan printed). Nothing was changed.`,
+      "Check that the running release's image has the app (`edms-ops status`), then retry.",
     );
   }
   return JSON.parse(line.slice("EDMS-PLAN ".length)) as Record<string, string[]>;
@@ -72,6 +73,7 @@ export function register(program: Command): void {
         if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
           throw refuse(
             `\`${app}\` is not a Django app label (lowercase letters, digits, underscores). Nothing was changed.`,
+            "Pass the app's label, e.g. `edms-ops reset-app documents`.",
           );
         }
         requireConfirm(settings, opts.confirm, `reset-app ${app}`);
@@ -81,6 +83,7 @@ export function register(program: Command): void {
         if (!(app in apps)) {
           throw refuse(
             `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
+            "Pass one of those app labels.",
           );
         }
         const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
@@ -95,12 +98,15 @@ export function register(program: Command): void {
           .sort();
         if (dependents.join(",") !== named.join(",")) {
           const list = dependents.map((a) => `${a} (${plan[a].length} migration(s))`).join(", ");
-          throw refuse(
-            dependents.length
-              ? `Resetting ${app} also empties ${list}: their migrations depend on ${app}'s, and \`migrate ${app} zero\` unapplies them. ` +
-                  `To go ahead, name them: \`--with-dependents ${dependents.join(",")}\`. Nothing was changed.`
-              : `${app} has no dependent apps; drop \`--with-dependents ${opts.withDependents}\`. Nothing was changed.`,
-          );
+          throw dependents.length
+            ? refuse(
+                `Resetting ${app} also empties ${list}: their migrations depend on ${app}'s, and \`migrate ${app} zero\` unapplies them.`,
+                `To go ahead, name them: \`--with-dependents ${dependents.join(",")}\`. Nothing was changed.`,
+              )
+            : refuse(
+                `${app} has no dependent apps;`,
+                `drop \`--with-dependents ${opts.withDependents}\`. Nothing was changed.`,
+              );
         }
         const emptied = [app, ...dependents];
         say(

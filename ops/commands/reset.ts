@@ -26,7 +26,8 @@ export function register(program: Command): void {
       const productionRefusal = () =>
         refuse(
           `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
-            `Nothing was changed. To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
+            "Nothing was changed.",
+          `To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
             `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
         );
       if (settings.environment === "production") {

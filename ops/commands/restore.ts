@@ -33,14 +33,19 @@ export function register(program: Command): void {
       if (settings.environment === "production" && opts.confirm !== "production") {
         throw refuse(
           `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
+          `Run it again with \`--confirm production\` if ${id} is the state to return to.`,
         );
       }
       if (opts.from !== undefined && opts.from !== "offsite") {
-        throw refuse(`--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`);
+        throw refuse(
+          `--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`,
+          "Pass `--from offsite`, or leave --from out for the local repository.",
+        );
       }
       if (opts.from && !settings.backup.offsite) {
         throw refuse(
           `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
+          `Set it with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`.`,
         );
       }
       checkBackupId(id);

@@ -22,7 +22,7 @@ import { connect, globalOptions, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
 import { migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
-import { OpsError, refuse } from "../lib/errors";
+import { failure, refuse } from "../lib/errors";
 import { appendHistory, currentHistory, Deployment } from "../lib/history";
 import { progress, say } from "../lib/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
@@ -66,7 +66,8 @@ export function register(program: Command): void {
       if (pending) {
         if (opts.restore) {
           throw refuse(
-            `A rollback ${pending.from} → ${pending.to} is unfinished; finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
+            `A rollback ${pending.from} → ${pending.to} is unfinished;`,
+            `finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
           );
         }
         say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
@@ -128,11 +129,13 @@ function productionRules(settings: Settings, opts: RollbackOptions): boolean {
   if (opts.confirm !== "production") {
     throw refuse(
       `rollback on production changes live code and data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
+      "Run it again with `--confirm production`.",
     );
   }
   if (opts.backupFirst === false) {
     throw refuse(
-      "rollback on production always takes a backup first; drop `--no-backup-first`. Nothing was changed.",
+      "rollback on production always takes a backup first;",
+      "drop `--no-backup-first`. Nothing was changed.",
     );
   }
   return true;
@@ -143,10 +146,10 @@ async function previousRelease(settings: Settings): Promise<Deployment> {
   const history = await currentHistory(settings);
   const target = [...history].reverse().find((d) => d.version !== settings.version);
   if (!target) {
-    throw new OpsError(
+    throw refuse(
       `No earlier release than ${settings.version} in the deployment history of ${settings.stack} ` +
         `(${history.length} deployment(s) on these volumes); nothing to roll back to. Nothing was changed.`,
-      2,
+      `To go back to an earlier state of the data instead, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`.`,
     );
   }
   return target;
@@ -218,9 +221,9 @@ async function finishAfterSwitch(
     }
     live = await runningVersion(settings);
     if (live !== marker.to) {
-      throw new OpsError(
-        `After the redeploy, ${live ?? "nothing"} serves instead of ${marker.to}; no migration was reversed. ` +
-          `Check \`edms-ops status --stack ${settings.stack}\`, then run the rollback again.`,
+      throw failure(
+        `After the redeploy, ${live ?? "nothing"} serves instead of ${marker.to}; no migration was reversed.`,
+        `Check \`edms-ops status --stack ${settings.stack}\`, then run the rollback again.`,
       );
     }
   }
@@ -269,8 +272,9 @@ async function rollbackByRestore(
     .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
     .pop();
   if (!preDeploy) {
-    throw new OpsError(
-      `No pre-deploy backup of ${settings.version} found; use rollback without --restore, or restore a backup by id. Nothing was changed.`,
+    throw refuse(
+      `No pre-deploy backup of ${settings.version} found;`,
+      "use rollback without --restore, or restore a backup by id. Nothing was changed.",
     );
   }
   const result = await restoreBackup(settings, preDeploy);
@@ -322,11 +326,14 @@ async function redeploy(
       child.on("close", (status) => resolve(status ?? 1));
     });
     if (code !== 0) {
-      throw new OpsError(
+      throw failure(
         `\`pulumi ${args.join(" ")}\` failed (exit ${code}); see its output above. ` +
           (thenAgain
-            ? `No data was changed and the release that served before still serves. Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
-            : `The data steps are done and web/worker are stopped: fix the cause, then run \`pulumi up --stack ${stack}\`.`),
+            ? "No data was changed and the release that served before still serves."
+            : "The data steps are done and web/worker are stopped:"),
+        thenAgain
+          ? `Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
+          : `fix the cause, then run \`pulumi up --stack ${stack}\`.`,
       );
     }
   }

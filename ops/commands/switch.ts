@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { openStack } from "../lib/context";
-import { OpsError } from "../lib/errors";
+import { refuse } from "../lib/errors";
 import { say } from "../lib/log";
 import { switchProxy, takeOverPort } from "../lib/proxy";
 
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .action(async (opts: { wait: string; takeOverPort?: boolean }, command: Command) => {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) {
-        throw new OpsError(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`)`, 2);
+        throw refuse(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`).`, "Pass e.g. --wait 120.");
       }
       const settings = await openStack(command);
       if (opts.takeOverPort) {

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { findBackup } from "../lib/backups";
 import { openStack } from "../lib/context";
-import { OpsError } from "../lib/errors";
+import { failure } from "../lib/errors";
 import { say } from "../lib/log";
 import { pinnedBackups } from "../lib/backups";
 import { withSession } from "../lib/session";
@@ -29,8 +29,9 @@ export function register(program: Command): void {
         say(JSON.stringify(report, null, 2));
       }
       if (!report.ok) {
-        throw new OpsError(
-          `Backup ${id} FAILED verification:\n  - ${report.problems.join("\n  - ")}\nDo not restore it; choose another with \`edms-ops backups list\`.`,
+        throw failure(
+          `Backup ${id} FAILED verification:\n  - ${report.problems.join("\n  - ")}`,
+          `Do not restore it; choose another with \`edms-ops backups list --stack ${settings.stack}\`.`,
         );
       }
       if (!opts.json) {

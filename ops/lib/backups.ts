@@ -12,7 +12,7 @@ import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { hasSchema, requirePostgres } from "./database";
 import { docker, pipeCommands, volumeExists } from "./docker";
 import { liveWeb } from "./services";
-import { OpsError } from "./errors";
+import { failure, OpsError, refuse } from "./errors";
 import { currentHistory } from "./history";
 import { storeKeysFromEnv, requireKeys } from "./keys";
 import { listLegacy, LegacyEntry } from "./legacy";
@@ -65,9 +65,9 @@ export interface Manifest {
 
 export function checkBackupId(id: string): void {
   if (!ID_PATTERN.test(id)) {
-    throw new OpsError(
-      `\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy). List them with \`edms-ops backups list\`.`,
-      2,
+    throw refuse(
+      `\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy).`,
+      "List them with `edms-ops backups list`.",
     );
   }
 }
@@ -140,18 +140,17 @@ export function pickBackup(
     return found;
   }
   if (legacy.some((l) => l.id === id)) {
-    throw new OpsError(
-      `Backup ${id} is in the first release's format. Import it into the repository first: ` +
-        `\`edms-ops backups import-legacy --stack ${settings.stack}\`, then retry.`,
-      2,
+    throw refuse(
+      `Backup ${id} is in the first release's format.`,
+      `Import it into the repository first: \`edms-ops backups import-legacy --stack ${settings.stack}\`, then retry.`,
     );
   }
-  throw new OpsError(
-    `No backup ${id} in ${where}. ` +
-      (complete.length
-        ? `Newest: ${complete[complete.length - 1].id}. List them with \`edms-ops backups list --stack ${settings.stack}\`.`
-        : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`),
-    2,
+  throw refuse(
+    `No backup ${id} in ${where}.` +
+      (complete.length ? ` Newest: ${complete[complete.length - 1].id}.` : ""),
+    complete.length
+      ? `List them with \`edms-ops backups list --stack ${settings.stack}\`.`
+      : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`,
   );
 }
 
@@ -161,15 +160,18 @@ export async function readManifest(session: OpsSession, entry: BackupEntry): Pro
     allowFailure: true,
   });
   if (result.code !== 0) {
-    throw new OpsError(
-      `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}). ` +
-        `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+    throw failure(
+      `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}).`,
+      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
     );
   }
   try {
     return parseManifest(result.stdout, entry.id);
   } catch (err) {
-    throw new OpsError(`Backup ${entry.id} is not usable: ${(err as Error).message}.`);
+    throw failure(
+      `Backup ${entry.id} is not usable: ${(err as Error).message}.`,
+      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+    );
   }
 }
 
@@ -206,15 +208,15 @@ export async function createBackup(
   request: BackupRequest,
 ): Promise<BackupResult | null> {
   if (request.targetVersion !== undefined && !TAG_VALUE.test(request.targetVersion)) {
-    throw new OpsError(
+    throw refuse(
       `--target-version must be a release tag (letters, digits, . _ -; got \`${request.targetVersion}\`).`,
-      2,
+      "Pass the release being deployed, e.g. --target-version 2.0.0.",
     );
   }
   if (!REASON_PATTERN.test(request.reason)) {
-    throw new OpsError(
-      `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`), e.g. --reason before-upgrade`,
-      2,
+    throw refuse(
+      `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`),`,
+      "e.g. --reason before-upgrade",
     );
   }
   await requirePostgres(settings);
@@ -315,7 +317,10 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
       if (written) {
         await session.exec(`lrestic forget "$1" >/dev/null`, [written], { allowFailure: true });
       }
-      throw new OpsError(`restic backup failed: ${lastLine(result.stderr)}`);
+      throw failure(
+        `restic backup failed: ${lastLine(result.stderr)}`,
+        `Retry; if it fails again, check the repository with \`edms-ops verify <id> --stack ${settings.stack}\`.`,
+      );
     }
     warn(
       `some media files changed or vanished while they were read; the backup holds the rest: ${lastLine(result.stderr)}`,
@@ -407,8 +412,9 @@ async function dumpDatabase(session: OpsSession) {
         }),
     );
     if (dumped.code !== 0 || written.code !== 0) {
-      throw new OpsError(
+      throw failure(
         `database dump failed: ${lastLine(written.code !== 0 ? written.stderr : dumped.stderr)}`,
+        "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
       );
     }
     return {
@@ -449,12 +455,12 @@ async function backupFailure(
   });
   const full = NO_SPACE.test(err.message) || Number(free.stdout.trim()) < 256;
   const vol = session.settings.names.backupsVolume;
-  return new OpsError(
+  return failure(
     `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. No snapshot was written; the ${earlier} earlier backup(s) are untouched.\n` +
-      (full
-        ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.\n`
-        : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.\n`) +
       `Cause: ${err.message}`,
+    full
+      ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.`
+      : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.`,
   );
 }
 

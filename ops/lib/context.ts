@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
 import { requireEngine } from "./docker";
-import { OpsError } from "./errors";
+import { refuse } from "./errors";
 import { loadSettings, targetDockerHost } from "./stack";
 
 /** Global options live on the root command; any subcommand can read them. */
@@ -36,15 +36,15 @@ export async function openStack(command: Command): Promise<Settings> {
 /** Refuses a destructive command unless `--confirm` repeats the stack name. */
 export function requireConfirm(settings: Settings, given: string | undefined, what: string): void {
   if (given === undefined) {
-    throw new OpsError(
+    throw refuse(
       `${what} on stack \`${settings.stack}\` needs \`--confirm ${settings.stack}\`. Nothing was changed.`,
-      2,
+      `Run it again with \`--confirm ${settings.stack}\`.`,
     );
   }
   if (given !== settings.stack) {
-    throw new OpsError(
+    throw refuse(
       `--confirm \`${given}\` does not match the stack \`${settings.stack}\`. Nothing was changed.`,
-      2,
+      `Check you meant stack ${settings.stack}; then pass \`--confirm ${settings.stack}\`.`,
     );
   }
 }

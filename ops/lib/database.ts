@@ -5,14 +5,14 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { docker, inspectContainer, RunOptions } from "./docker";
-import { OpsError } from "./errors";
+import { failure } from "./errors";
 
 export async function requirePostgres(settings: Settings): Promise<void> {
   const state = await inspectContainer(settings.names.postgresContainer);
   if (!state.running) {
-    throw new OpsError(
-      `PostgreSQL container ${settings.names.postgresContainer} is ${state.exists ? "not running" : "missing"}. ` +
-        `Deploy the stack first (npm run up -- --stack ${settings.stack}) or start it with \`docker start ${settings.names.postgresContainer}\`.`,
+    throw failure(
+      `PostgreSQL container ${settings.names.postgresContainer} is ${state.exists ? "not running" : "missing"}.`,
+      `Deploy the stack first (npm run up -- --stack ${settings.stack}) or start it with \`docker start ${settings.names.postgresContainer}\`.`,
     );
   }
 }

@@ -11,7 +11,7 @@ import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { SECRETS_DIR } from "../../model/containers";
 import { docker, RunResult } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 import { progress } from "./log";
 import { containersOf, liveWeb } from "./services";
 import { tarball } from "./tarball";
@@ -45,8 +45,9 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
     allowFailure: true,
   });
   if (image.code !== 0) {
-    throw new OpsError(
-      `Image ${spec.image} is not on the Docker host. Build or pull it first (\`edms:version\` / \`edms:backendImage\`).`,
+    throw failure(
+      `Image ${spec.image} is not on the Docker host.`,
+      "Build or pull it first (`edms:version` / `edms:backendImage`).",
     );
   }
   const purpose = (spec.command[2] ?? "run")
@@ -108,18 +109,18 @@ async function copySecrets(
     return;
   }
   if (superuser) {
-    throw new OpsError(
-      "bootstrap needs the superuser password: it runs as a `pulumi up` hook, which provides it. " +
-        "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY and EDMS_SUPERUSER_PASSWORD first " +
+    throw refuse(
+      "bootstrap needs the superuser password: it runs as a `pulumi up` hook, which provides it.",
+      "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY and EDMS_SUPERUSER_PASSWORD first " +
         "(`pulumi stack output superuserPassword --show-secrets`).",
-      2,
     );
   }
   // Operator run: stream the serving web container's secret files into the one-off container.
   const web = (await liveWeb(settings)) ?? (await containersOf(settings, "web")).pop();
   if (!web) {
-    throw new OpsError(
-      `No web container of stack ${settings.stack} to take the database credentials from. Deploy the stack first.`,
+    throw failure(
+      `No web container of stack ${settings.stack} to take the database credentials from.`,
+      `Deploy the stack first: \`pulumi up --stack ${settings.stack}\`.`,
     );
   }
   await new Promise<void>((resolve, reject) => {
@@ -130,7 +131,14 @@ async function copySecrets(
     source.stderr.on("data", (d: Buffer) => (failed += d.toString()));
     sink.stderr.on("data", (d: Buffer) => (failed += d.toString()));
     sink.on("close", (code) =>
-      code === 0 ? resolve() : reject(new OpsError(`could not copy credentials: ${failed.trim()}`)),
+      code === 0
+        ? resolve()
+        : reject(
+            failure(
+              `could not copy credentials: ${failed.trim()}`,
+              `Check that ${web.name} is running (\`docker ps\`), then retry.`,
+            ),
+          ),
     );
   });
 }
@@ -149,7 +157,10 @@ export async function manage(
   });
   if (result.code !== 0) {
     const tail = (result.stderr || result.stdout).trim().split("\n").slice(-6).join("\n");
-    throw new OpsError(`${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`);
+    throw failure(
+      `${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`,
+      "Fix the cause in the output above (a migration or fixture of the release), then run the command again.",
+    );
   }
   return result.stdout;
 }

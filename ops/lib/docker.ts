@@ -4,7 +4,7 @@
  */
 import { spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
-import { OpsError } from "./errors";
+import { failure } from "./errors";
 
 export interface RunOptions {
   /** Data for stdin, or a stream piped into it. */
@@ -54,8 +54,9 @@ export function run(
       }
       reject(
         error.code === "ENOENT"
-          ? new OpsError(
-              `\`${command}\` is not installed or not on PATH. Install it (e.g. apt-get install docker.io) and retry.`,
+          ? failure(
+              `\`${command}\` is not installed or not on PATH.`,
+              "Install it (e.g. apt-get install docker.io) and retry.",
             )
           : error,
       );
@@ -89,7 +90,10 @@ export function run(
       if (result.code !== 0 && !options.allowFailure) {
         const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
         reject(
-          new OpsError(`${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`),
+          failure(
+            `${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`,
+            "Fix the cause shown above (often a stopped container or a full disk), then run the same edms-ops command again.",
+          ),
         );
       } else {
         resolve(result);
@@ -152,8 +156,9 @@ export async function requireEngine(): Promise<void> {
   const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
   if (info.code !== 0) {
     const host = process.env.DOCKER_HOST ?? "the local socket";
-    throw new OpsError(
-      `No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}. Start dockerd or check \`docker:host\`.`,
+    throw failure(
+      `No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}.`,
+      "Start dockerd or check `docker:host`.",
     );
   }
 }

@@ -8,7 +8,7 @@
  */
 import { Settings } from "../../model/settings";
 import { volumeExists } from "./docker";
-import { OpsError } from "./errors";
+import { refuse } from "./errors";
 import {
   envFileLine,
   KEYS_DIR,
@@ -32,9 +32,9 @@ export function keysFromEnv(env: NodeJS.ProcessEnv = process.env): KeysFromEnv {
     try {
       offsiteEnv = JSON.parse(env.EDMS_OFFSITE_ENV) as Record<string, string>;
     } catch {
-      throw new OpsError(
-        'EDMS_OFFSITE_ENV is not a JSON object of variables (e.g. {"AWS_ACCESS_KEY_ID": "…"}). Nothing was changed.',
-        2,
+      throw refuse(
+        "EDMS_OFFSITE_ENV is not a JSON object of variables. Nothing was changed.",
+        'Pass e.g. EDMS_OFFSITE_ENV=\'{"AWS_ACCESS_KEY_ID": "…"}\'.',
       );
     }
   }
@@ -98,10 +98,9 @@ sync`;
     args: [options.dropOffsite && !keys.offsiteRepository ? "drop-offsite" : "keep"],
   });
   if (result.stdout.includes("__wrongkey__")) {
-    throw new OpsError(
-      `EDMS_RESTIC_PASSWORD does not open the restic repository in ${settings.names.backupsVolume}: it belongs to another stack or an older key. ` +
-        `Take it from this stack: \`pulumi stack output backupPassword --show-secrets --stack ${settings.stack}\`. Nothing was changed.`,
-      2,
+    throw refuse(
+      `EDMS_RESTIC_PASSWORD does not open the restic repository in ${settings.names.backupsVolume}: it belongs to another stack or an older key.`,
+      `Take it from this stack: \`pulumi stack output backupPassword --show-secrets --stack ${settings.stack}\`. Nothing was changed.`,
     );
   }
   stored = true;
@@ -110,14 +109,13 @@ sync`;
 /** The error for a host that lacks the repository key (e.g. a new host before `pulumi up`). */
 export function requireKeys(settings: Settings, offsite: boolean): never {
   const what = offsite ? "off-host repository credentials" : "backup repository key";
-  throw new OpsError(
-    `The ${what} of stack ${settings.stack} are not on its Docker host (${settings.names.backupsVolume}/.keys). ` +
-      `Run \`pulumi up --stack ${settings.stack}\` (its backupInit hook stores them), or pass them to this command: ` +
+  throw refuse(
+    `The ${what} of stack ${settings.stack} are not on its Docker host (${settings.names.backupsVolume}/.keys).`,
+    `Run \`pulumi up --stack ${settings.stack}\` (its backupInit hook stores them), or pass them to this command: ` +
       `EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})"` +
       (offsite
         ? " and EDMS_OFFSITE_REPOSITORY / EDMS_OFFSITE_ENV (from `edms:backup.offsite`)"
         : "") +
       ". Nothing was changed.",
-    2,
   );
 }

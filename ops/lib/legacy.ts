@@ -5,7 +5,7 @@
  * checking both files against the manifest's sha256.
  */
 import { Settings } from "../../model/settings";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 import { checkedManifest, ID_PATTERN, isSha256, REASON_PATTERN, TAG_VALUE } from "./manifest";
 import { progress } from "./log";
 import {
@@ -72,9 +72,9 @@ export function parseLegacyManifest(text: string, expectedId?: string): LegacyMa
 /** A first-release backup of another stack is not this stack's to restore. */
 export function checkLegacyStack(legacy: LegacyManifest, stack: string): void {
   if (legacy.stack !== stack) {
-    throw new OpsError(
+    throw refuse(
       `Backup ${legacy.id} belongs to stack \`${legacy.stack}\`, not \`${stack}\`. Nothing was imported.`,
-      2,
+      `Import it with \`--stack ${legacy.stack}\`.`,
     );
   }
 }
@@ -162,8 +162,9 @@ cd / && lrestic backup --host "$host" --tag "$tags" --time "$time" ${STAGE_DIR} 
     ],
   });
   if (result.code !== 0) {
-    throw new OpsError(
+    throw failure(
       `Backup ${legacy.id} was not imported: ${result.stderr.trim().split("\n").pop()}. Nothing was changed.`,
+      "Fix the cause shown, then run `edms-ops backups import-legacy` again (imported backups are skipped).",
     );
   }
 }

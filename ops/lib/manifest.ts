@@ -1,5 +1,8 @@
 /** The checks every manifest format shares: JSON, format number, id pattern, id matching its container. */
-import { OpsError } from "./errors";
+import { failure } from "./errors";
+
+const CORRUPT_MANIFEST_FIX =
+  "Do not restore this backup; choose another with `edms-ops backups list` and check the repository with `edms-ops verify <id>`.";
 
 export const ID_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[a-z0-9-]+$/;
 export const REASON_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
@@ -20,7 +23,7 @@ export function checkedManifest<T extends { format: number; id: string }>(
   try {
     manifest = JSON.parse(text) as T;
   } catch {
-    throw new OpsError("manifest.json is not valid JSON");
+    throw failure("manifest.json is not valid JSON", CORRUPT_MANIFEST_FIX);
   }
   const problems: string[] = [];
   if (manifest?.format !== format) {
@@ -34,7 +37,7 @@ export function checkedManifest<T extends { format: number; id: string }>(
   }
   problems.push(...checks(manifest));
   if (problems.length) {
-    throw new OpsError(`manifest.json is corrupt: ${problems.join(", ")}`);
+    throw failure(`manifest.json is corrupt: ${problems.join(", ")}`, CORRUPT_MANIFEST_FIX);
   }
   return manifest;
 }

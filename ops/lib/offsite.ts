@@ -6,7 +6,7 @@
  */
 import { Settings } from "../../model/settings";
 import { volumeExists } from "./docker";
-import { OpsError } from "./errors";
+import { failure, OpsError, refuse } from "./errors";
 import { requireKeys } from "./keys";
 import { progress, warn } from "./log";
 import {
@@ -41,7 +41,7 @@ async function ensureOffsite(session: OpsSession): Promise<boolean> {
   }
   if (probe.code !== 0) {
     if (!NO_REPOSITORY.test(probe.stderr)) {
-      throw new OpsError(offsiteProblem(probe.stderr));
+      throw offsiteProblem(probe.stderr);
     }
     progress(`initialising the off-host repository ${session.settings.backup.offsite?.display}`);
     // The copy's source is the local repository: its chunker parameters make copies deduplicate.
@@ -52,11 +52,17 @@ async function ensureOffsite(session: OpsSession): Promise<boolean> {
   return true;
 }
 
-function offsiteProblem(stderr: string): string {
+function offsiteProblem(stderr: string): OpsError {
   const line = stderr.trim().split("\n").pop() ?? "";
   return WRONG_PASSWORD.test(stderr)
-    ? "the off-host repository does not open with this stack's backup password (it belongs to another stack?)"
-    : `the off-host repository is unreachable: ${line || "no answer in time"}`;
+    ? failure(
+        "the off-host repository does not open with this stack's backup password (it belongs to another stack?)",
+        "Check `edms:backup.offsite.repository` names this stack's repository.",
+      )
+    : failure(
+        `the off-host repository is unreachable: ${line || "no answer in time"}`,
+        "Check the network and the credentials in `edms:backup.offsite`, then retry.",
+      );
 }
 
 /** Copies what is missing off the host, then applies retention there. Never throws. */
@@ -102,7 +108,7 @@ export async function offsiteSnapshots(session: OpsSession): Promise<BackupEntry
     allowFailure: true,
   });
   if (result.code !== 0) {
-    throw new OpsError(offsiteProblem(result.stderr));
+    throw offsiteProblem(result.stderr);
   }
   return parseSnapshots(result.stdout);
 }
@@ -118,13 +124,13 @@ export async function listOffsite(settings: Settings): Promise<BackupEntry[]> {
     { network: true, allowFailure: true },
   );
   if (result.stdout.includes("__nokeys__")) {
-    throw new OpsError(
-      `the off-host credentials are not on the host; run \`pulumi up --stack ${settings.stack}\` or pass EDMS_RESTIC_PASSWORD and EDMS_OFFSITE_REPOSITORY`,
-      2,
+    throw refuse(
+      "the off-host credentials are not on the host;",
+      `run \`pulumi up --stack ${settings.stack}\` or pass EDMS_RESTIC_PASSWORD and EDMS_OFFSITE_REPOSITORY`,
     );
   }
   if (result.code !== 0) {
-    throw new OpsError(offsiteProblem(result.stderr));
+    throw offsiteProblem(result.stderr);
   }
   return parseSnapshots(result.stdout);
 }
@@ -172,9 +178,9 @@ export async function fetchFromOffsite(session: OpsSession, id: string): Promise
   }
   const remote = (await offsiteSnapshots(session)).filter((b) => b.id === id).pop();
   if (!remote) {
-    throw new OpsError(
-      `No backup ${id} in the off-host repository ${session.settings.backup.offsite?.display}. List it with \`edms-ops backups list --offsite --stack ${session.settings.stack}\`. Nothing was changed.`,
-      2,
+    throw refuse(
+      `No backup ${id} in the off-host repository ${session.settings.backup.offsite?.display}.`,
+      `List it with \`edms-ops backups list --offsite --stack ${session.settings.stack}\`. Nothing was changed.`,
     );
   }
   progress(`fetching ${id} from the off-host repository`);

@@ -14,7 +14,7 @@ import {
   WEB_INTERNAL_PORT,
 } from "../../model/proxy";
 import { docker, inspectContainer } from "./docker";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 import { httpProbe, publicHealthUrl } from "./health";
 import { progress } from "./log";
 import { liveRelease } from "./services";
@@ -41,21 +41,25 @@ export async function switchProxy(
   options: SwitchOptions,
 ): Promise<SwitchResult> {
   if (!settings.proxy.enabled) {
-    throw new OpsError(
+    throw refuse(
       `Stack ${settings.stack} runs without the proxy (\`edms:proxy.enabled: false\`); there is nothing to switch.`,
-      2,
+      "Turn it on with `edms:proxy: {enabled: true}` and `pulumi up`, which switches for you.",
     );
   }
   const proxy = settings.names.proxyContainer;
   const target = webContainerName(settings);
   const version = settings.version;
   if (!(await inspectContainer(proxy)).running) {
-    throw new OpsError(`Proxy container ${proxy} is not running. Run \`pulumi up\` to create it.`);
+    throw failure(
+      `Proxy container ${proxy} is not running.`,
+      `Run \`pulumi up --stack ${settings.stack}\` to create it.`,
+    );
   }
   const web = await inspectContainer(target);
   if (!web.exists) {
-    throw new OpsError(
-      `Web container ${target} of release ${version} does not exist. Run \`pulumi up --refresh --stack ${settings.stack}\` to create it.`,
+    throw failure(
+      `Web container ${target} of release ${version} does not exist.`,
+      `Run \`pulumi up --refresh --stack ${settings.stack}\` to create it.`,
     );
   }
   if (!web.running) {
@@ -72,10 +76,11 @@ export async function switchProxy(
   if (!healthy.ok) {
     // Out of service, but left for the engine to delete (next `pulumi up`), so its state stays true.
     await docker(["stop", target], { allowFailure: true });
-    throw new OpsError(
+    throw failure(
       `Release ${version} is not healthy: ${target} did not answer /health/ 200 within ${options.wait}s (last: ${healthy.detail}). ` +
         `The proxy still sends every request to ${before ? `${before.container} (release ${before.version})` : "nothing (no release was live)"}; ` +
-        `${target} was stopped. Fix the release, or roll back: \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
+        `${target} was stopped.`,
+      `Fix the release, or roll back: \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
     );
   }
   if (before?.container === target && (await servedVersion(settings, target)) === version) {
@@ -100,8 +105,9 @@ export async function switchProxy(
     { input: liveBackend({ container: target, version }), allowFailure: true },
   );
   if (check.code !== 0) {
-    throw new OpsError(
+    throw failure(
       `HAProxy rejected the switch to ${target}; nothing changed, ${before?.container ?? "nothing"} still serves:\n${(check.stderr + check.stdout).trim()}`,
+      `Fix the cause HAProxy names, then run \`edms-ops switch --stack ${settings.stack}\` again.`,
     );
   }
   const workersBefore = await proxyWorkers(proxy);
@@ -111,8 +117,9 @@ export async function switchProxy(
     return { ok: served === version, detail: `proxy answers with ${served ?? "an error"}` };
   });
   if (!switched.ok) {
-    throw new OpsError(
-      `The proxy did not take the new configuration (${switched.detail}). See \`docker logs ${proxy}\`.`,
+    throw failure(
+      `The proxy did not take the new configuration (${switched.detail}).`,
+      `See \`docker logs ${proxy}\`, then run \`edms-ops switch --stack ${settings.stack}\` again.`,
     );
   }
   const started = Date.now();
@@ -165,9 +172,9 @@ export async function takeOverPort(settings: Settings, options: SwitchOptions): 
     return { ok: probe.status === 200, detail: describe(probe.status, probe.body, probe.detail) };
   });
   if (!healthy.ok) {
-    throw new OpsError(
-      `Release ${settings.version} is not healthy (${target}: ${healthy.detail}); ${old} keeps serving on port ${settings.httpPort} and the proxy was not created. ` +
-        `Fix the release, or turn the proxy off again (\`edms:proxy: {enabled: false}\`).`,
+    throw failure(
+      `Release ${settings.version} is not healthy (${target}: ${healthy.detail}); ${old} keeps serving on port ${settings.httpPort} and the proxy was not created.`,
+      "Fix the release, or turn the proxy off again (`edms:proxy: {enabled: false}`).",
     );
   }
   await docker(["stop", old]);

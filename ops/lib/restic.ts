@@ -13,7 +13,7 @@
  * shell): never argv, never container env.
  */
 import { shellQuote } from "../../model/shell";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 
 export const BACKUPS_DIR = "/backups";
 export const REPOSITORY = "/backups/restic";
@@ -88,8 +88,9 @@ export function parseSnapshots(json: string): BackupEntry[] {
   try {
     snapshots = (JSON.parse(json.trim() || "[]") as ResticSnapshot[] | null) ?? [];
   } catch {
-    throw new OpsError(
-      "restic printed an unreadable snapshot list; run `edms-ops verify <id>` to check the repository.",
+    throw failure(
+      "restic printed an unreadable snapshot list;",
+      "run `edms-ops verify <id>` to check the repository.",
     );
   }
   const entries: BackupEntry[] = [];
@@ -137,7 +138,10 @@ export function parseBackupSummary(stdout: string): BackupSummary {
       return JSON.parse(line) as BackupSummary;
     }
   }
-  throw new OpsError("restic backup printed no summary; the snapshot was not confirmed.");
+  throw failure(
+    "restic backup printed no summary; the snapshot was not confirmed.",
+    "Retry the backup; `edms-ops backups list` shows whether a snapshot was written.",
+  );
 }
 
 /** `restic version` → [major, minor]; restore can write only changed files from 0.17 on. */
@@ -149,9 +153,9 @@ export function resticVersion(output: string): [number, number] {
 /** A line for the shell to `.`: `NAME='value'`. Names are checked by the config schema. */
 export function envFileLine(name: string, value: string): string {
   if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) {
-    throw new OpsError(
+    throw refuse(
       `\`${name}\` is not an environment variable name (edms:backup.offsite.env).`,
-      2,
+      "Rename it in `edms:backup.offsite.env` (letters, digits, underscores).",
     );
   }
   return `${name}=${shellQuote(value)}`;

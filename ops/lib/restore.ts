@@ -17,7 +17,7 @@ import {
 } from "./backups";
 import { hasSchema, objectCounts, requirePostgres, tableCounts } from "./database";
 import { docker, stopRunning } from "./docker";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 import { progress } from "./log";
 import { markerScript, RESTORE_MARKER } from "./markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
@@ -54,16 +54,16 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   const { settings } = session;
   const report = await verifyBackup(session, entry);
   if (!report.ok) {
-    throw new OpsError(
+    throw failure(
       `Backup ${entry.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
+      `Choose another backup: \`edms-ops backups list --stack ${settings.stack}\`.`,
     );
   }
   const manifest = await readManifest(session, entry);
   if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
-    throw new OpsError(
-      `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go. ` +
-        `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry. Nothing was restored or changed.`,
-      2,
+    throw refuse(
+      `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go.`,
+      `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry. Nothing was restored or changed.`,
     );
   }
   const runningRelease = await runningVersion(settings);
@@ -95,9 +95,10 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       const undo = undoBackup
         ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
         : "";
-      throw new OpsError(
+      throw failure(
         `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
-          `Web/worker stay stopped. Run the same restore again to finish it.${undo}\nCause: ${(err as Error).message}`,
+          `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
+        `Run the same restore again to finish it.${undo}`,
       );
     }
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);
@@ -108,9 +109,10 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       if (writers.length) {
         await docker(["start", ...writers], { allowFailure: true });
       }
-      throw new OpsError(
+      throw failure(
         `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
           `${writers.length ? " and web/worker are started again" : ""}. Cause: ${(err as Error).message}`,
+        `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
       );
     }
     throw err;
@@ -173,9 +175,11 @@ async function checkIntegrity(
     }
   }
   if (problems.length) {
-    throw new OpsError(
-      `Restored data does not match backup ${entry.id}:\n  - ${problems.join("\n  - ")}` +
-        (undoBackup ? `\nThe state before the restore is in backup ${undoBackup}.` : ""),
+    throw failure(
+      `Restored data does not match backup ${entry.id}:\n  - ${problems.join("\n  - ")}`,
+      undoBackup
+        ? `The state before the restore is in backup ${undoBackup}: \`edms-ops restore ${undoBackup} --stack ${session.settings.stack}\` returns to it.`
+        : `Check it with \`edms-ops verify ${entry.id} --stack ${session.settings.stack}\` before using the data.`,
     );
   }
 }

@@ -17,7 +17,7 @@ import * as os from "os";
 import { Settings } from "../../model/settings";
 import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
-import { OpsError } from "./errors";
+import { failure, refuse } from "./errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "./keys";
 import { dropSideDatabasesSql } from "./sidedb";
@@ -40,9 +40,9 @@ function lockWaitSeconds(): number {
   }
   const seconds = Number(raw);
   if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new OpsError(
+    throw refuse(
       `EDMS_LOCK_WAIT must be a number of seconds ≥ 0 (got \`${raw}\`). Nothing was changed.`,
-      2,
+      "Set e.g. EDMS_LOCK_WAIT=300, or unset it for the default (120).",
     );
   }
   return seconds;
@@ -84,8 +84,9 @@ export class OpsSession {
   static async open(settings: Settings, operation: string): Promise<OpsSession> {
     const n = settings.names;
     if (!(await volumeExists(n.backupsVolume))) {
-      throw new OpsError(
-        `Backups volume ${n.backupsVolume} is missing. Run \`pulumi up\` for ${settings.stack} to create it.`,
+      throw failure(
+        `Backups volume ${n.backupsVolume} is missing.`,
+        `Run \`pulumi up\` for ${settings.stack} to create it.`,
       );
     }
     // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
@@ -123,14 +124,17 @@ export class OpsSession {
         return session;
       }
       if (!/already in use|Conflict/i.test(attempt.stderr)) {
-        throw new OpsError(
-          /Unable to find image|No such image|pull access denied|manifest unknown/i.test(
-            attempt.stderr,
-          )
-            ? `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled. ` +
-                "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed."
-            : `Could not start the backup container ${name}: ${attempt.stderr.trim().split("\n").pop()}`,
-        );
+        throw /Unable to find image|No such image|pull access denied|manifest unknown/i.test(
+          attempt.stderr,
+        )
+          ? failure(
+              `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled.`,
+              "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed.",
+            )
+          : failure(
+              `Could not start the backup container ${name}: ${attempt.stderr.trim().split("\n").pop()}`,
+              "Fix the cause Docker names, then retry. Nothing was changed.",
+            );
       }
       const holder = await lockHolder(name);
       if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
@@ -141,11 +145,10 @@ export class OpsSession {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new OpsError(
-          `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. ` +
-            `Nothing was changed. Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
+        throw refuse(
+          `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. Nothing was changed.`,
+          `Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
             "or wait longer with EDMS_LOCK_WAIT=<seconds>.",
-          2,
         );
       }
       if (!told) {
@@ -209,7 +212,7 @@ function startLockContainer(args: string[]): Promise<LockAttempt> {
     child.on("error", (error: NodeJS.ErrnoException) =>
       reject(
         error.code === "ENOENT"
-          ? new OpsError("`docker` is not installed or not on PATH. Install it and retry.")
+          ? failure("`docker` is not installed or not on PATH.", "Install it and retry.")
           : error,
       ),
     );

@@ -15,10 +15,13 @@ import { Settings } from "../../model/settings";
 import { BackupEntry, lastLine, Manifest } from "./backups";
 import { objectCounts, psql, psqlArgs, tableCounts } from "./database";
 import { docker } from "./docker";
-import { OpsError } from "./errors";
+import { failure } from "./errors";
 import { progress, say } from "./log";
 import { OpsSession } from "./session";
 import { inventoryProblems, streamDump } from "./verify";
+
+const SIDE_RESTORE_FIX =
+  "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
 
 export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
 export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;
@@ -118,7 +121,7 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
         break;
       }
       if (!next || attempt >= 50) {
-        throw new OpsError(`re-applying a grant failed: ${lastLine(run.stderr)}`);
+        throw failure(`re-applying a grant failed: ${lastLine(run.stderr)}`, SIDE_RESTORE_FIX);
       }
       await createRole(next[1]);
     }
@@ -156,17 +159,19 @@ export async function restoreBeside(
       ),
     );
     if (dumped.code !== 0) {
-      throw new OpsError(
+      throw failure(
         `db.dump could not be read from the repository: ${lastLine(dumped.stderr)}`,
+        SIDE_RESTORE_FIX,
       );
     }
     if (sha256 !== manifest.database.sha256) {
-      throw new OpsError("db.dump does not match the sha256 in its manifest");
+      throw failure("db.dump does not match the sha256 in its manifest", SIDE_RESTORE_FIX);
     }
     const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
     if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
-      throw new OpsError(
+      throw failure(
         `pg_restore failed: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
+        SIDE_RESTORE_FIX,
       );
     }
     const roles = missingRoles.length ? await applyGrants(settings, missingRoles) : [];
@@ -177,7 +182,10 @@ export async function restoreBeside(
       await objectCounts(settings, pg, SIDE_DATABASE),
     );
     if (problems.length) {
-      throw new OpsError(`the restored database does not match the backup: ${problems.join("; ")}`);
+      throw failure(
+        `the restored database does not match the backup: ${problems.join("; ")}`,
+        SIDE_RESTORE_FIX,
+      );
     }
     return roles;
   } catch (err) {
@@ -203,8 +211,9 @@ export async function swapIn(settings: Settings): Promise<void> {
     } catch (err) {
       // A client reconnecting between the terminate and the rename: end it again.
       if (attempt >= 5 || !/being accessed by other users/.test((err as Error).message)) {
-        throw new OpsError(
+        throw failure(
           `Could not swap the restored database in; the live database is unchanged (${lastLine((err as Error).message)}).`,
+          "Stop what still connects to the database (web, worker, a psql session), then run the restore again.",
         );
       }
       await new Promise((r) => setTimeout(r, 500));

@@ -12,7 +12,7 @@ import {
   parseMigrations,
   psqlArgs,
 } from "./database";
-import { OpsError } from "./errors";
+import { failure } from "./errors";
 
 const END = "__edms_end__";
 
@@ -39,7 +39,10 @@ export class SnapshotSession {
     child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
     child.on("close", (code) => {
       this.waiting?.reject(
-        new OpsError(`psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`),
+        failure(
+          `psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`,
+          "Check that the postgres container is running (`docker ps`), then retry.",
+        ),
       );
       this.waiting = undefined;
     });

@@ -13,7 +13,7 @@ import {
   StackFileError,
   stackFilePath,
 } from "../../model/stackFile";
-import { OpsError } from "./errors";
+import { refuse } from "./errors";
 
 export interface StackOptions {
   readonly stack?: string;
@@ -27,9 +27,9 @@ export function projectDirOf(options: StackOptions): string {
 export function loadSettings(options: StackOptions): Settings {
   const stack = options.stack ?? process.env.EDMS_STACK;
   if (!stack) {
-    throw new OpsError(
-      "No stack given. Pass `--stack <name>` (e.g. --stack staging) or set EDMS_STACK.",
-      2,
+    throw refuse(
+      "No stack given.",
+      "Pass `--stack <name>` (e.g. --stack staging) or set EDMS_STACK.",
     );
   }
   if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
@@ -44,15 +44,14 @@ export function loadSettings(options: StackOptions): Settings {
       throw err;
     }
     if (err.reason === "yaml") {
-      throw new OpsError(`${err.message}. Fix the file and retry.`, 2);
+      throw refuse(`${err.message}; nothing was changed.`, "Fix the file and retry.");
     }
     const stacks = fs.existsSync(projectDir) ? knownStacks(projectDir) : [];
-    throw new OpsError(
-      `Unknown stack \`${stack}\`: ${err.message}. ` +
-        (stacks.length
-          ? `Known stacks: ${stacks.join(", ")}.`
-          : "Run edms-ops from the project directory or pass --project-dir."),
-      2,
+    throw refuse(
+      `Unknown stack \`${stack}\`: ${err.message}.`,
+      stacks.length
+        ? `Known stacks: ${stacks.join(", ")}.`
+        : "Run edms-ops from the project directory or pass --project-dir.",
     );
   }
   const file = stackFilePath(projectDir, stack);
@@ -61,7 +60,10 @@ export function loadSettings(options: StackOptions): Settings {
     return validateSettings(stack, raw, dockerHost);
   } catch (err) {
     if (err instanceof ConfigError) {
-      throw new OpsError(`${err.message}\n(in ${file}; nothing was changed)`, 2);
+      throw refuse(
+        `${err.message}\n(in ${file}; nothing was changed)`,
+        `Fix ${file} as each line says.`,
+      );
     }
     throw err;
   }
@@ -75,9 +77,9 @@ export function targetDockerHost(settings: Settings): void {
   const fromEnv = process.env.DOCKER_HOST;
   if (settings.dockerHost) {
     if (fromEnv && fromEnv !== settings.dockerHost) {
-      throw new OpsError(
-        `DOCKER_HOST=${fromEnv} but stack \`${settings.stack}\` deploys to \`docker:host\` ${settings.dockerHost}. Unset DOCKER_HOST or fix the stack file.`,
-        2,
+      throw refuse(
+        `DOCKER_HOST=${fromEnv} but stack \`${settings.stack}\` deploys to \`docker:host\` ${settings.dockerHost}.`,
+        "Unset DOCKER_HOST or fix the stack file.",
       );
     }
     process.env.DOCKER_HOST = settings.dockerHost;

@@ -13,10 +13,13 @@ import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
 import { objectCounts, tableCounts } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
-import { OpsError } from "./errors";
+import { failure } from "./errors";
 import { progress } from "./log";
 import { DUMP_FILE, MEDIA_DIR } from "./restic";
 import { OpsSession } from "./session";
+
+const SCRATCH_FIX =
+  "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
 
 export function compareMaps(
   what: string,
@@ -57,13 +60,14 @@ export async function waitForScratch(name: string): Promise<void> {
       allowFailure: true,
     });
     if (state.stdout.trim() === "false") {
-      throw new OpsError(
+      throw failure(
         `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
+        SCRATCH_FIX,
       );
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new OpsError("scratch database did not start within 60s");
+  throw failure("scratch database did not start within 60s", SCRATCH_FIX);
 }
 
 /** A throwaway PostgreSQL with no network and trust auth; removed (with its volume) afterwards. */

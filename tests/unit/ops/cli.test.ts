@@ -147,8 +147,16 @@ describe("stack loading", function () {
   });
 
   it("names the stack files it knows when the stack is unknown", function () {
-    expect(() => loadSettings({ stack: "prod", projectDir: REPO_ROOT })).to.throw(
-      OpsError,
+    const described = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        expect(err).to.be.instanceOf(OpsError);
+        return (err as OpsError).describe();
+      }
+      throw new Error("expected an OpsError");
+    };
+    expect(described(() => loadSettings({ stack: "prod", projectDir: REPO_ROOT }))).to.match(
       /Unknown stack `prod`.*Known stacks: dev, production, staging\./,
     );
   });
@@ -169,9 +177,10 @@ describe("stack loading", function () {
     const saved = process.env.EDMS_STACK;
     delete process.env.EDMS_STACK;
     try {
-      expect(() => loadSettings({ projectDir: REPO_ROOT })).to.throw(
-        /No stack given\. Pass `--stack <name>`/,
-      );
+      expect(() => loadSettings({ projectDir: REPO_ROOT }))
+        .to.throw(OpsError, /^No stack given\.$/)
+        .with.property("fix")
+        .that.matches(/^Pass `--stack <name>`/);
     } finally {
       if (saved !== undefined) {
         process.env.EDMS_STACK = saved;

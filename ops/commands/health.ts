@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { openStack } from "../lib/context";
-import { failure, refuse } from "../lib/errors";
+import { openStack, waitSeconds } from "../lib/context";
+import { failure } from "../lib/errors";
 import { CheckResult, runChecks } from "../lib/health";
 import { progress, say } from "../lib/log";
 
@@ -17,10 +17,7 @@ export function register(program: Command): void {
       "\nExamples:\n  edms-ops health --stack production\n  edms-ops health --stack staging --wait 120",
     )
     .action(async (opts: { wait: string; json?: boolean }, command: Command) => {
-      const wait = Number(opts.wait);
-      if (!Number.isFinite(wait) || wait < 0) {
-        throw refuse(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`).`, "Pass e.g. --wait 120.");
-      }
+      const wait = waitSeconds(opts.wait);
       const settings = await openStack(command);
       const deadline = Date.now() + wait * 1000;
       let checks: CheckResult[];

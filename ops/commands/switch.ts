@@ -1,6 +1,5 @@
 import { Command } from "commander";
-import { openStack } from "../lib/context";
-import { refuse } from "../lib/errors";
+import { openStack, waitSeconds } from "../lib/context";
 import { say } from "../lib/log";
 import { switchProxy, takeOverPort } from "../lib/proxy";
 
@@ -20,10 +19,7 @@ export function register(program: Command): void {
       "\nA release that never becomes healthy is stopped and the proxy keeps serving the old one; the command fails.\n\nExample:\n  edms-ops switch --stack staging --wait 120",
     )
     .action(async (opts: { wait: string; takeOverPort?: boolean }, command: Command) => {
-      const wait = Number(opts.wait);
-      if (!Number.isFinite(wait) || wait < 0) {
-        throw refuse(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`).`, "Pass e.g. --wait 120.");
-      }
+      const wait = waitSeconds(opts.wait);
       const settings = await openStack(command);
       if (opts.takeOverPort) {
         say(await takeOverPort(settings, { wait }));

@@ -42,8 +42,8 @@ import { backupToolbox } from "./toolbox";
 export type { BackupEntry } from "./restic";
 
 /** What a backup records about the data it holds, stored in the snapshot as manifest.json. */
-export interface Manifest {
-  readonly format: 2;
+/** What a backup's manifest says about it, in the first release's format and the current one alike. */
+export interface BackupIdentity {
   readonly id: string;
   readonly stack: string;
   readonly environment: string;
@@ -55,6 +55,10 @@ export interface Manifest {
   /** For pre-deploy backups: the release about to be deployed. */
   readonly targetVersion?: string;
   readonly postgresVolume: string;
+}
+
+export interface Manifest extends BackupIdentity {
+  readonly format: 2;
   readonly database: { readonly file: "db.dump"; readonly bytes: number; readonly sha256: string };
   /** Rows per table, every schema (`schema.table` outside public; only public in backups before `objects`). */
   readonly tables: Record<string, number>;

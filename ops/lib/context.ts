@@ -48,3 +48,12 @@ export function requireConfirm(settings: Settings, given: string | undefined, wh
     );
   }
 }
+
+/** `--wait <seconds>` as given on the command line. */
+export function waitSeconds(raw: string): number {
+  const wait = Number(raw);
+  if (!Number.isFinite(wait) || wait < 0) {
+    throw refuse(`--wait takes seconds ≥ 0 (got \`${raw}\`).`, "Pass e.g. --wait 120.");
+  }
+  return wait;
+}

@@ -1,6 +1,8 @@
 /** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
 import { Settings } from "../../model/settings";
+import { migrationState } from "./database";
 import { volumeExists } from "./docker";
+import { liveWeb } from "./services";
 import { backupsMount, toolbox } from "./toolbox";
 
 export interface Deployment {
@@ -14,6 +16,29 @@ export interface Deployment {
   readonly preDeployBackup: string | null;
   /** Set on the entry `rollback` writes once it has reversed the newer release's migrations. */
   readonly rolledBackFrom?: string;
+}
+
+/**
+ * The history line for `version` as it serves now: the live web's image, the database's migration state,
+ * the stack's volume. `record-deployment` writes it after a deploy, `rollback` after reversing migrations.
+ */
+export async function deploymentEntry(
+  settings: Settings,
+  version: string,
+  about: Pick<Deployment, "preDeployBackup" | "rolledBackFrom">,
+): Promise<Deployment> {
+  const web = await liveWeb(settings);
+  return {
+    version,
+    image: web?.image ?? "unknown",
+    deployedAt: new Date().toISOString(),
+    stack: settings.stack,
+    environment: settings.environment,
+    postgresVolume: settings.names.postgresVolume,
+    migrations: await migrationState(settings),
+    preDeployBackup: about.preDeployBackup,
+    ...(about.rolledBackFrom ? { rolledBackFrom: about.rolledBackFrom } : {}),
+  };
 }
 
 export async function readHistory(settings: Settings): Promise<Deployment[]> {

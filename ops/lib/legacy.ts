@@ -18,23 +18,15 @@ import {
 } from "./restic";
 import { OpsSession } from "./session";
 import { backupToolbox } from "./toolbox";
-import type { Manifest } from "./backups";
+import type { BackupIdentity, Manifest } from "./backups";
 
 export interface LegacyFile {
   readonly sha256: string;
   readonly bytes: number;
 }
 
-export interface LegacyManifest {
+export interface LegacyManifest extends BackupIdentity {
   readonly format: 1;
-  readonly id: string;
-  readonly stack: string;
-  readonly environment: string;
-  readonly reason: string;
-  readonly createdAt: string;
-  readonly version: string | null;
-  readonly targetVersion?: string;
-  readonly postgresVolume: string;
   readonly files: Record<string, LegacyFile>;
   readonly tables: Record<string, number>;
   readonly migrations: Record<string, string>;

@@ -42,207 +42,263 @@ export class Edms extends pulumi.ComponentResource {
 
   constructor(name: string, args: EdmsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:Edms", name, {}, opts);
-    const { settings } = args;
-    const child = { parent: this };
-
-    const secrets = new EdmsSecrets(
-      `${name}-secrets`,
-      { superuserPassword: args.superuserPassword },
-      child,
-    );
-    const network = new EdmsNetwork(`${name}-network`, { settings }, child);
-    const data = new DataVolumes(`${name}-data`, { settings }, child);
-    // A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the
-    // running one's data (the earlier generation) is backed up, the undo of the fresh start. Never on
-    // production, where dataGeneration is a config error.
-    const freshStartBackup =
-      settings.environment === "production"
-        ? undefined
-        : opsHook(
-            HOOKS.freshStartBackup,
-            {
-              settings,
-              args: ["backup", "--reason", "pre-fresh-start", "--earlier-generation"],
-              triggers: [settings.dataGeneration],
-            },
-            { ...child, dependsOn: [data, network] },
-          );
-    const postgres = new Postgres(
-      `${name}-postgres`,
-      {
-        settings,
-        network: network.name,
-        volume: data.volumes.postgres.name,
-        password: secrets.postgresPassword,
-        after: freshStartBackup ? [freshStartBackup] : [],
-      },
-      child,
-    );
-    const redis = new Redis(
-      `${name}-redis`,
-      { settings, network: network.name, volume: data.volumes.redis.name },
-      child,
-    );
-    const backendImage = new docker.RemoteImage(
-      `${name}-backend-image`,
-      // keepLocally: an old release's image stays on the host, so rollback needs no registry.
-      { name: `${settings.backendImage}:${settings.version}`, keepLocally: true },
-      child,
-    );
-    const release = [settings.version, backendImage.imageId];
-    // A new postgres container means possibly a new, empty database: after a `dataGeneration` bump, or after
-    // `edms-ops reset` and `pulumi up --refresh` recreate the volume under the same name. migrate and bootstrap
-    // are idempotent (bootstrap never overwrites), so re-running them then is safe, and skipping them is not.
-    const database = [data.volumes.postgres.name, postgres.container.id];
-    const datastores = [postgres, redis, data];
-
-    // The restic repository's key (and the off-host credentials) reach the host before any backup needs
-    // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
-    const backupInit = opsHook(
-      HOOKS.backupInit,
-      {
-        settings,
-        args: ["backups", "init"],
-        triggers: [secrets.backupPassword, args.backupSecrets ?? null, ...database],
-        secrets: backupHookSecrets(secrets.backupPassword, args.backupSecrets),
-      },
-      { ...child, dependsOn: datastores },
-    );
-    // Runs against the still-running old release, before anything of the new one touches the data.
-    const preDeployBackup = settings.backup.beforeDeploy
-      ? opsHook(
-          HOOKS.preDeployBackup,
-          {
-            settings,
-            args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
-            triggers: release,
-          },
-          { ...child, dependsOn: [...datastores, backupInit] },
-        )
-      : undefined;
-    const migrate = opsHook(
-      HOOKS.migrate,
-      {
-        settings,
-        args: ["migrate"],
-        triggers: [...release, ...database],
-        secrets: {
-          EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
-          EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
-        },
-      },
-      {
-        ...child,
-        dependsOn: [...datastores, backendImage, preDeployBackup ?? backupInit],
-      },
-    );
-    // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
-    const bootstrap = opsHook(
-      HOOKS.bootstrap,
-      {
-        settings,
-        args: ["bootstrap"],
-        triggers: database,
-        secrets: {
-          EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
-          EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
-          EDMS_SUPERUSER_PASSWORD: secrets.superuserPassword,
-        },
-      },
-      { ...child, dependsOn: [migrate] },
-    );
-    const withProxy = settings.proxy.enabled;
-    const service = (process: "web" | "worker") =>
-      new DjangoService(
-        // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
-        containerReplacement(process, withProxy).perRelease
-          ? `${name}-${process}-${settings.version}`
-          : `${name}-${process}`,
-        {
-          settings,
-          process,
-          image: backendImage.imageId,
-          network: network.name,
-          mediaVolume: data.volumes.media.name,
-          postgresPassword: secrets.postgresPassword,
-          secretKey: secrets.djangoSecretKey,
-        },
-        { ...child, dependsOn: [bootstrap] },
-      );
-    const web = service("web");
-    const worker = service("worker");
-    // A stack deployed without the proxy still has a fixed-name web on the port: it is stopped once the new
-    // web is healthy, just before the proxy is created on that port (a no-op on every later update).
-    const proxyTakeover = withProxy
-      ? opsHook(
-          HOOKS.proxyTakeover,
-          {
-            settings,
-            args: ["switch", "--take-over-port", "--wait", "120"],
-            triggers: [settings.httpPort],
-          },
-          { ...child, dependsOn: [web, worker] },
-        )
-      : undefined;
-    const proxy = withProxy
-      ? new EdmsProxy(
-          `${name}-proxy`,
-          {
-            settings,
-            network: network.name,
-            tlsPem: args.tlsPem,
-            after: proxyTakeover ? [proxyTakeover] : [],
-          },
-          child,
-        )
-      : undefined;
-    // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
-    const proxySwitch = proxy
-      ? opsHook(
-          HOOKS.proxySwitch,
-          {
-            settings,
-            args: ["switch", "--wait", "120"],
-            triggers: [...release, web.container.id, proxy.container.id],
-          },
-          { ...child, dependsOn: [web, worker, proxy] },
-        )
-      : undefined;
-    const healthGate = opsHook(
-      HOOKS.healthGate,
-      {
-        settings,
-        args: ["health", "--wait", "120"],
-        triggers: [...release, web.container.id, worker.container.id],
-      },
-      { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
-    );
-    const recordDeployment = opsHook(
-      HOOKS.recordDeployment,
-      { settings, args: ["record-deployment"], triggers: [...release, web.container.id] },
-      { ...child, dependsOn: [healthGate] },
-    );
-
+    const base = foundation(name, args, this);
+    const data = dataHooks(base, args);
+    const services = releaseServices(base, data.bootstrap, args);
+    const gates = releaseGates(base, services);
     this.hooks = {
-      ...(freshStartBackup ? { freshStartBackup } : {}),
-      backupInit,
-      migrate,
-      bootstrap,
-      healthGate,
-      recordDeployment,
-      ...(proxySwitch ? { proxySwitch } : {}),
-      ...(proxyTakeover ? { proxyTakeover } : {}),
-      ...(preDeployBackup ? { preDeployBackup } : {}),
+      ...(base.freshStartBackup ? { freshStartBackup: base.freshStartBackup } : {}),
+      backupInit: data.backupInit,
+      migrate: data.migrate,
+      bootstrap: data.bootstrap,
+      healthGate: gates.healthGate,
+      recordDeployment: gates.recordDeployment,
+      ...(services.proxySwitch ? { proxySwitch: services.proxySwitch } : {}),
+      ...(services.proxyTakeover ? { proxyTakeover: services.proxyTakeover } : {}),
+      ...(data.preDeployBackup ? { preDeployBackup: data.preDeployBackup } : {}),
     };
+    const { settings } = args;
     this.url = pulumi.output(
       settings.proxy.tls
         ? `https://localhost:${settings.proxy.tls.port}/`
         : `http://localhost:${settings.httpPort}/`,
     );
-    this.superuserPassword = secrets.superuserPassword;
-    this.backupPassword = secrets.backupPassword;
+    this.superuserPassword = base.secrets.superuserPassword;
+    this.backupPassword = base.secrets.backupPassword;
     this.registerOutputs({ url: this.url });
   }
+}
+
+/** What every later step of the deploy builds on: secrets, network, volumes, datastores, the release image. */
+interface Foundation {
+  readonly name: string;
+  readonly settings: Settings;
+  readonly child: pulumi.CustomResourceOptions;
+  readonly secrets: EdmsSecrets;
+  readonly network: EdmsNetwork;
+  readonly data: DataVolumes;
+  readonly freshStartBackup?: command.local.Command;
+  readonly postgres: Postgres;
+  readonly redis: Redis;
+  readonly backendImage: docker.RemoteImage;
+  /** The release's identity: hooks keyed on it run once per release. */
+  readonly release: pulumi.Input<unknown>[];
+  /** The database's identity: hooks keyed on it run again for a new (possibly empty) database. */
+  readonly database: pulumi.Input<unknown>[];
+  readonly datastores: pulumi.Resource[];
+}
+
+function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foundation {
+  const { settings } = args;
+  const child = { parent };
+  const secrets = new EdmsSecrets(
+    `${name}-secrets`,
+    { superuserPassword: args.superuserPassword },
+    child,
+  );
+  const network = new EdmsNetwork(`${name}-network`, { settings }, child);
+  const data = new DataVolumes(`${name}-data`, { settings }, child);
+  // A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the
+  // running one's data (the earlier generation) is backed up, the undo of the fresh start. Never on
+  // production, where dataGeneration is a config error.
+  const freshStartBackup =
+    settings.environment === "production"
+      ? undefined
+      : opsHook(
+          HOOKS.freshStartBackup,
+          {
+            settings,
+            args: ["backup", "--reason", "pre-fresh-start", "--earlier-generation"],
+            triggers: [settings.dataGeneration],
+          },
+          { ...child, dependsOn: [data, network] },
+        );
+  const postgres = new Postgres(
+    `${name}-postgres`,
+    {
+      settings,
+      network: network.name,
+      volume: data.volumes.postgres.name,
+      password: secrets.postgresPassword,
+      after: freshStartBackup ? [freshStartBackup] : [],
+    },
+    child,
+  );
+  const redis = new Redis(
+    `${name}-redis`,
+    { settings, network: network.name, volume: data.volumes.redis.name },
+    child,
+  );
+  const backendImage = new docker.RemoteImage(
+    `${name}-backend-image`,
+    // keepLocally: an old release's image stays on the host, so rollback needs no registry.
+    { name: `${settings.backendImage}:${settings.version}`, keepLocally: true },
+    child,
+  );
+  return {
+    name,
+    settings,
+    child,
+    secrets,
+    network,
+    data,
+    freshStartBackup,
+    postgres,
+    redis,
+    backendImage,
+    release: [settings.version, backendImage.imageId],
+    // A new postgres container means possibly a new, empty database: after a `dataGeneration` bump, or after
+    // `edms-ops reset` and a refreshing `pulumi up` recreate the volume under the same name. migrate and
+    // bootstrap are idempotent (bootstrap never overwrites), so re-running them then is safe, and skipping
+    // them is not.
+    database: [data.volumes.postgres.name, postgres.container.id],
+    datastores: [postgres, redis, data],
+  };
+}
+
+/** backupInit → preDeployBackup → migrate → bootstrap: everything that touches the data before new code runs. */
+function dataHooks(base: Foundation, args: EdmsArgs) {
+  const { settings, child, secrets, release, database, datastores } = base;
+  // The restic repository's key (and the off-host credentials) reach the host before any backup needs
+  // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
+  const backupInit = opsHook(
+    HOOKS.backupInit,
+    {
+      settings,
+      args: ["backups", "init"],
+      triggers: [secrets.backupPassword, args.backupSecrets ?? null, ...database],
+      secrets: backupHookSecrets(secrets.backupPassword, args.backupSecrets),
+    },
+    { ...child, dependsOn: datastores },
+  );
+  // Runs against the still-running old release, before anything of the new one touches the data.
+  const preDeployBackup = settings.backup.beforeDeploy
+    ? opsHook(
+        HOOKS.preDeployBackup,
+        {
+          settings,
+          args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
+          triggers: release,
+        },
+        { ...child, dependsOn: [...datastores, backupInit] },
+      )
+    : undefined;
+  const migrate = opsHook(
+    HOOKS.migrate,
+    {
+      settings,
+      args: ["migrate"],
+      triggers: [...release, ...database],
+      secrets: {
+        EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+        EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+      },
+    },
+    {
+      ...child,
+      dependsOn: [...datastores, base.backendImage, preDeployBackup ?? backupInit],
+    },
+  );
+  // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
+  const bootstrap = opsHook(
+    HOOKS.bootstrap,
+    {
+      settings,
+      args: ["bootstrap"],
+      triggers: database,
+      secrets: {
+        EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+        EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+        EDMS_SUPERUSER_PASSWORD: secrets.superuserPassword,
+      },
+    },
+    { ...child, dependsOn: [migrate] },
+  );
+  return { backupInit, preDeployBackup, migrate, bootstrap };
+}
+
+/** The new release's web and worker, and (with the proxy) the takeover of the port and the switch. */
+function releaseServices(base: Foundation, bootstrap: command.local.Command, args: EdmsArgs) {
+  const { name, settings, child, secrets, network, data, backendImage, release } = base;
+  const withProxy = settings.proxy.enabled;
+  const service = (process: "web" | "worker") =>
+    new DjangoService(
+      // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
+      containerReplacement(process, withProxy).perRelease
+        ? `${name}-${process}-${settings.version}`
+        : `${name}-${process}`,
+      {
+        settings,
+        process,
+        image: backendImage.imageId,
+        network: network.name,
+        mediaVolume: data.volumes.media.name,
+        postgresPassword: secrets.postgresPassword,
+        secretKey: secrets.djangoSecretKey,
+      },
+      { ...child, dependsOn: [bootstrap] },
+    );
+  const web = service("web");
+  const worker = service("worker");
+  // A stack deployed without the proxy still has a fixed-name web on the port: it is stopped once the new
+  // web is healthy, just before the proxy is created on that port (a no-op on every later update).
+  const proxyTakeover = withProxy
+    ? opsHook(
+        HOOKS.proxyTakeover,
+        {
+          settings,
+          args: ["switch", "--take-over-port", "--wait", "120"],
+          triggers: [settings.httpPort],
+        },
+        { ...child, dependsOn: [web, worker] },
+      )
+    : undefined;
+  const proxy = withProxy
+    ? new EdmsProxy(
+        `${name}-proxy`,
+        {
+          settings,
+          network: network.name,
+          tlsPem: args.tlsPem,
+          after: proxyTakeover ? [proxyTakeover] : [],
+        },
+        child,
+      )
+    : undefined;
+  // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
+  const proxySwitch = proxy
+    ? opsHook(
+        HOOKS.proxySwitch,
+        {
+          settings,
+          args: ["switch", "--wait", "120"],
+          triggers: [...release, web.container.id, proxy.container.id],
+        },
+        { ...child, dependsOn: [web, worker, proxy] },
+      )
+    : undefined;
+  return { web, worker, proxyTakeover, proxySwitch };
+}
+
+/** healthGate → recordDeployment: the release counts as deployed only once it is healthy. */
+function releaseGates(base: Foundation, services: ReturnType<typeof releaseServices>) {
+  const { settings, child, release } = base;
+  const { web, worker, proxySwitch } = services;
+  const healthGate = opsHook(
+    HOOKS.healthGate,
+    {
+      settings,
+      args: ["health", "--wait", "120"],
+      triggers: [...release, web.container.id, worker.container.id],
+    },
+    { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
+  );
+  const recordDeployment = opsHook(
+    HOOKS.recordDeployment,
+    { settings, args: ["record-deployment"], triggers: [...release, web.container.id] },
+    { ...child, dependsOn: [healthGate] },
+  );
+  return { healthGate, recordDeployment };
 }
 
 /** What `edms-ops backups init` needs to keep the repository keys on the host; all secret. */

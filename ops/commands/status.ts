@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { Settings } from "../../model/settings";
 import { listBackups, runningVersion } from "../lib/backups";
 import { countOf } from "../lib/database";
 import { openStack } from "../lib/context";
@@ -32,118 +33,140 @@ export function register(program: Command): void {
     )
     .action(async (opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
-      const n = settings.names;
-      const containers: Record<string, string> = {};
-      // Web and worker by label: behind the proxy there is one web per release (two during a switch).
-      for (const name of [
-        n.postgresContainer,
-        n.redisContainer,
-        ...(settings.proxy.enabled ? [n.proxyContainer] : []),
-        ...(await appContainers(settings)),
-      ]) {
-        const state = await inspectContainer(name);
-        containers[name] = state.exists
-          ? state.running
-            ? (state.health ?? "running")
-            : "stopped"
-          : "missing";
-      }
-      const pgUp =
-        containers[n.postgresContainer] !== "missing" &&
-        containers[n.postgresContainer] !== "stopped";
-      const volumeNames = [n.postgresVolume, n.mediaVolume, n.redisVolume, n.backupsVolume];
-      const present: string[] = [];
-      for (const v of volumeNames) {
-        if (await volumeExists(v)) {
-          present.push(v);
-        }
-      }
-      const sizes: Record<string, number | null> = Object.fromEntries(
-        volumeNames.map((v) => [v, null]),
-      );
-      if (present.length) {
-        const mounts = present.map((v, i) => ({ volume: v, path: `/v/${i}`, readOnly: true }));
-        const { stdout } = await toolbox(
-          settings,
-          mounts,
-          present.map((_, i) => `du -sb /v/${i} | cut -f1`).join("\n"),
-        );
-        stdout
-          .trim()
-          .split("\n")
-          .forEach((size, i) => (sizes[present[i]] = Number(size)));
-      }
-      // Status tells what it can: a repository it cannot open is a line of the report, not a failure.
-      let backupsProblem: string | null = null;
-      const { complete, legacy } = await listBackups(settings).catch((err: Error) => {
-        backupsProblem = err.message;
-        return { complete: [], legacy: [] };
-      });
-      const deployments = await readHistory(settings);
-      const interrupted = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
-      const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
-      const newest = complete.length ? complete[complete.length - 1] : null;
-      const report = {
-        stack: settings.stack,
-        environment: settings.environment,
-        configuredVersion: settings.version,
-        runningVersion: await runningVersion(settings),
-        users: pgUp ? ((await countOf(settings, "auth_user")) ?? null) : null,
-        documents: pgUp ? ((await countOf(settings, "documents_document")) ?? null) : null,
-        containers,
-        volumes: sizes,
-        backups: {
-          count: complete.length,
-          last: newest?.id ?? null,
-          lastTime: newest?.time ?? null,
-          legacy: legacy.map((l) => l.id),
-          problem: backupsProblem,
-          offsite: await offsiteLag(settings, complete),
-        },
-        operation: await currentOperation(settings),
-        interruptedRestore: interrupted,
-        unfinishedRollback: rollback,
-        deployments,
-      };
+      const report = await statusReport(settings);
       if (opts.json) {
         say(JSON.stringify(report, null, 2));
-        return;
+      } else {
+        printReport(settings, report);
       }
-      say(
-        `stack ${report.stack} (${report.environment}): running ${report.runningVersion ?? "nothing"}, configured ${report.configuredVersion}`,
-      );
-      say(`users ${report.users ?? "-"}, documents ${report.documents ?? "-"}`);
-      Object.entries(containers).forEach(([name, state]) => say(`  container ${name}: ${state}`));
-      Object.entries(sizes).forEach(([name, size]) =>
-        say(`  volume ${name}: ${size === null ? "missing" : formatBytes(size)}`),
-      );
-      say(
-        `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}` +
-          (legacy.length ? `, ${legacy.length} in the first release's format` : "") +
-          (backupsProblem ? ` (cannot be listed: ${backupsProblem})` : ""),
-      );
-      const off = report.backups.offsite;
-      if (off) {
-        say(
-          off.reachable
-            ? `  off-host ${off.repository}: ${off.count} backup(s), newest ${off.newest ?? "-"}, ${off.missing?.length ? `${off.missing.length} behind (${off.missing.join(", ")})` : "up to date"}`
-            : `  off-host ${off.repository}: unreachable (${off.problem})`,
-        );
-      }
-      if (report.operation) {
-        say(`operation in progress: ${report.operation}`);
-      }
-      if (interrupted) {
-        say(`WARNING: ${describeIncompleteRestore(settings, interrupted)}`);
-      }
-      if (rollback) {
-        say(`WARNING: ${describeIncompleteRollback(settings, rollback)}`);
-      }
-      say(`deployments: ${deployments.length}`);
-      deployments
-        .slice(-10)
-        .forEach((d) =>
-          say(`  ${d.deployedAt}  ${d.version}  pre-deploy backup ${d.preDeployBackup ?? "-"}`),
-        );
     });
+}
+
+type StatusReport = Awaited<ReturnType<typeof statusReport>>;
+
+/** Each container of the stack: its health, "running", "stopped" or "missing". */
+async function containerStates(settings: Settings): Promise<Record<string, string>> {
+  const n = settings.names;
+  const containers: Record<string, string> = {};
+  // Web and worker by label: behind the proxy there is one web per release (two during a switch).
+  for (const name of [
+    n.postgresContainer,
+    n.redisContainer,
+    ...(settings.proxy.enabled ? [n.proxyContainer] : []),
+    ...(await appContainers(settings)),
+  ]) {
+    const state = await inspectContainer(name);
+    containers[name] = state.exists
+      ? state.running
+        ? (state.health ?? "running")
+        : "stopped"
+      : "missing";
+  }
+  return containers;
+}
+
+/** Bytes used by each data volume; null for one that is missing. */
+async function volumeSizes(settings: Settings): Promise<Record<string, number | null>> {
+  const n = settings.names;
+  const volumeNames = [n.postgresVolume, n.mediaVolume, n.redisVolume, n.backupsVolume];
+  const present: string[] = [];
+  for (const v of volumeNames) {
+    if (await volumeExists(v)) {
+      present.push(v);
+    }
+  }
+  const sizes: Record<string, number | null> = Object.fromEntries(
+    volumeNames.map((v) => [v, null]),
+  );
+  if (present.length) {
+    const mounts = present.map((v, i) => ({ volume: v, path: `/v/${i}`, readOnly: true }));
+    const { stdout } = await toolbox(
+      settings,
+      mounts,
+      present.map((_, i) => `du -sb /v/${i} | cut -f1`).join("\n"),
+    );
+    stdout
+      .trim()
+      .split("\n")
+      .forEach((size, i) => (sizes[present[i]] = Number(size)));
+  }
+  return sizes;
+}
+
+async function statusReport(settings: Settings) {
+  const n = settings.names;
+  const containers = await containerStates(settings);
+  const pgUp =
+    containers[n.postgresContainer] !== "missing" && containers[n.postgresContainer] !== "stopped";
+  // Status tells what it can: a repository it cannot open is a line of the report, not an error.
+  let backupsProblem: string | null = null;
+  const { complete, legacy } = await listBackups(settings).catch((err: Error) => {
+    backupsProblem = err.message;
+    return { complete: [], legacy: [] };
+  });
+  const newest = complete.length ? complete[complete.length - 1] : null;
+  return {
+    stack: settings.stack,
+    environment: settings.environment,
+    configuredVersion: settings.version,
+    runningVersion: await runningVersion(settings),
+    users: pgUp ? ((await countOf(settings, "auth_user")) ?? null) : null,
+    documents: pgUp ? ((await countOf(settings, "documents_document")) ?? null) : null,
+    containers,
+    volumes: await volumeSizes(settings),
+    backups: {
+      count: complete.length,
+      last: newest?.id ?? null,
+      lastTime: newest?.time ?? null,
+      legacy: legacy.map((l) => l.id),
+      problem: backupsProblem as string | null,
+      offsite: await offsiteLag(settings, complete),
+    },
+    operation: await currentOperation(settings),
+    interruptedRestore: await readMarker<RestoreMarker>(settings, RESTORE_MARKER),
+    unfinishedRollback: await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER),
+    deployments: await readHistory(settings),
+  };
+}
+
+function printReport(settings: Settings, report: StatusReport): void {
+  const { backups, deployments } = report;
+  say(
+    `stack ${report.stack} (${report.environment}): running ${report.runningVersion ?? "nothing"}, configured ${report.configuredVersion}`,
+  );
+  say(`users ${report.users ?? "-"}, documents ${report.documents ?? "-"}`);
+  Object.entries(report.containers).forEach(([name, state]) =>
+    say(`  container ${name}: ${state}`),
+  );
+  Object.entries(report.volumes).forEach(([name, size]) =>
+    say(`  volume ${name}: ${size === null ? "missing" : formatBytes(size)}`),
+  );
+  say(
+    `backups: ${backups.count}${backups.last ? `, last ${backups.last}` : ""}` +
+      (backups.legacy.length ? `, ${backups.legacy.length} in the first release's format` : "") +
+      (backups.problem ? ` (cannot be listed: ${backups.problem})` : ""),
+  );
+  const off = backups.offsite;
+  if (off) {
+    say(
+      off.reachable
+        ? `  off-host ${off.repository}: ${off.count} backup(s), newest ${off.newest ?? "-"}, ${off.missing?.length ? `${off.missing.length} behind (${off.missing.join(", ")})` : "up to date"}`
+        : `  off-host ${off.repository}: unreachable (${off.problem})`,
+    );
+  }
+  if (report.operation) {
+    say(`operation in progress: ${report.operation}`);
+  }
+  if (report.interruptedRestore) {
+    say(`WARNING: ${describeIncompleteRestore(settings, report.interruptedRestore)}`);
+  }
+  if (report.unfinishedRollback) {
+    say(`WARNING: ${describeIncompleteRollback(settings, report.unfinishedRollback)}`);
+  }
+  say(`deployments: ${deployments.length}`);
+  deployments
+    .slice(-10)
+    .forEach((d) =>
+      say(`  ${d.deployedAt}  ${d.version}  pre-deploy backup ${d.preDeployBackup ?? "-"}`),
+    );
 }

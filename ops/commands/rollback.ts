@@ -23,11 +23,11 @@ import { migrationState, requirePostgres } from "../lib/database";
 import { migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { OpsError, refuse } from "../lib/errors";
-import { appendHistory, currentHistory, Deployment } from "../lib/history";
+import { currentHistory, Deployment, recordServing } from "../lib/history";
 import { progress, say } from "../lib/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { restoreBackup } from "../lib/restore";
-import { appContainers, liveWeb } from "../lib/services";
+import { appContainers } from "../lib/services";
 import { OpsSession, withSession } from "../lib/session";
 import { projectDirOf } from "../lib/stack";
 
@@ -232,15 +232,7 @@ async function finishAfterSwitch(
       const taken = backupFirst ? await backupBefore(settings) : null;
       await reverse(settings, marker.fromImage, steps);
       if (steps.length) {
-        const web = await liveWeb(settings);
-        await appendHistory(settings, {
-          version: marker.to,
-          image: web?.image ?? "unknown",
-          deployedAt: new Date().toISOString(),
-          stack: settings.stack,
-          environment: settings.environment,
-          postgresVolume: settings.names.postgresVolume,
-          migrations: await migrationState(settings),
+        await recordServing(settings, marker.to, {
           preDeployBackup: taken,
           rolledBackFrom: marker.from,
         });

@@ -15,7 +15,7 @@ import {
   readManifest,
   runningVersion,
 } from "./backups";
-import { hasSchema, objectCounts, requirePostgres, tableCounts } from "./database";
+import { hasSchema, inventory, requirePostgres } from "./database";
 import { docker, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -157,11 +157,7 @@ async function checkIntegrity(
   undoBackup: string | null,
 ): Promise<void> {
   progress("integrity check: row counts and media files against the backup");
-  const problems = inventoryProblems(
-    manifest,
-    await tableCounts(session.settings),
-    await objectCounts(session.settings),
-  );
+  const problems = inventoryProblems(manifest, await inventory(session.settings));
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
     const counts = await session.exec(
       `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | grep -c '"type":"file"' || true; find ${MEDIA_DIR} -type f ! -name '${MEDIA_EXCLUDE}' -print0 | tr -cd '\\0' | wc -c`,

@@ -13,7 +13,7 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { Settings } from "../../components/config";
 import { BackupEntry, lastLine, Manifest } from "./backups";
-import { objectCounts, psql, psqlArgs, tableCounts } from "./database";
+import { inventory, psql, psqlArgs } from "./database";
 import { docker } from "./docker";
 import { OpsError } from "./errors";
 import { progress, say } from "./log";
@@ -171,11 +171,7 @@ export async function restoreBeside(
     }
     const roles = missingRoles.length ? await applyGrants(settings, missingRoles) : [];
     progress("checking the restored database against the backup (rows, schemas, objects)");
-    const problems = inventoryProblems(
-      manifest,
-      await tableCounts(settings, pg, SIDE_DATABASE),
-      await objectCounts(settings, pg, SIDE_DATABASE),
-    );
+    const problems = inventoryProblems(manifest, await inventory(settings, pg, SIDE_DATABASE));
     if (problems.length) {
       throw new OpsError(`the restored database does not match the backup: ${problems.join("; ")}`);
     }

@@ -23,7 +23,13 @@ import { markerScript, RESTORE_MARKER } from "./markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
 import { appContainers, servingContainers } from "./services";
 import { OpsSession, withSession } from "./session";
-import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "./sidedb";
+import {
+  dropReplaced,
+  reportCreatedRoles,
+  requireRoomBeside,
+  restoreBeside,
+  swapIn,
+} from "./sidedb";
 import { inventoryProblems, verifyBackup } from "./verify";
 
 export interface RestoreResult {
@@ -66,6 +72,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       2,
     );
   }
+  await requireRoomBeside(settings, manifest);
   const runningRelease = await runningVersion(settings);
   const writers = await stopRunning(await appContainers(settings));
   if (writers.length) {

@@ -158,3 +158,53 @@ describe("e2e: backup on a full disk", function () {
     expect(verify.code, verify.stderr).to.equal(0);
   });
 });
+
+describe("faults: restore onto a nearly full postgres volume", function () {
+  const stack = new TestStack("fullpg", "dev", { "edms:version": "2.0.0" });
+  // The postgres volume on a small host tmpfs (bind-mounted by the local driver, as above).
+  const disk = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-pg-"));
+  before(async () => {
+    await stack.destroy();
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=192m", "tmpfs", disk]);
+    await docker([
+      "volume",
+      "create",
+      "--opt",
+      "type=none",
+      "--opt",
+      "o=bind",
+      "--opt",
+      `device=${disk}`,
+      "--label",
+      `edms.stack=${stack.name}`,
+      `${stack.prefix}_postgres_data`,
+    ]);
+    expect((await stack.up()).error).to.equal(undefined);
+    await stack.seed("pg", 1, 1024);
+    await stack.psql(
+      "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 300000) g; CHECKPOINT;",
+    );
+  });
+  after(async () => {
+    await stack.destroy();
+    execFileSync("umount", [disk]);
+    fs.rmSync(disk, { recursive: true, force: true });
+  });
+
+  it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {
+    const backup = await stack.ops(["backup", "--reason", "big"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const before = await stack.fingerprint();
+    const restore = await stack.ops(["restore", backup.stdout.trim()]);
+    expect(restore.code).to.equal(2);
+    expect(restore.stderr).to.match(
+      new RegExp(
+        `Not enough free space for the restore: .* on the postgres volume ${stack.prefix}_postgres_data, which has .* free\\. .*Nothing was stopped or changed\\.`,
+      ),
+    );
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    const web = await docker(["inspect", "-f", "{{.State.Running}}", stack.container("web")]);
+    expect(web.stdout.trim()).to.equal("true");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+});

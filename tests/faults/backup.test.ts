@@ -165,7 +165,7 @@ describe("faults: restore onto a nearly full postgres volume", function () {
   const disk = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-pg-"));
   before(async () => {
     await stack.destroy();
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=192m", "tmpfs", disk]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=224m", "tmpfs", disk]);
     await docker([
       "volume",
       "create",
@@ -182,7 +182,7 @@ describe("faults: restore onto a nearly full postgres volume", function () {
     expect((await stack.up()).error).to.equal(undefined);
     await stack.seed("pg", 1, 1024);
     await stack.psql(
-      "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 300000) g; CHECKPOINT;",
+      "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 500000) g; CHECKPOINT;",
     );
   });
   after(async () => {

@@ -100,14 +100,13 @@ export function register(program: Command): void {
       say(`  - redeploy ${target.version}`);
       const backup = await withSession(settings, "rollback", async () => {
         const writers = await stopRunning(await appContainers(settings));
-        let reversed = false;
         try {
           const taken = backupFirst ? await backupBefore(settings) : null;
-          reversed = true;
           await reverse(settings, marker.fromImage, steps);
           return taken;
         } catch (err) {
-          if (!reversed && writers.length) {
+          // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
+          if (writers.length) {
             await docker(["start", ...writers], { allowFailure: true });
           }
           throw err;

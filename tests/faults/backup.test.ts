@@ -59,6 +59,30 @@ describe("e2e: backup faults", function () {
     ).to.equal("0");
   });
 
+  it("6f. a backup under write load (uploads with their celery task, and the health probe writing to media) verifies", async function () {
+    let writing = true;
+    let uploads = 0;
+    const writer = (async () => {
+      for (let i = 0; writing && i < 20; i += 1) {
+        await stack.seed(`load${i}`, 2, 256 * 1024);
+        uploads += 2;
+      }
+    })();
+    const prober = (async () => {
+      for (let i = 0; writing && i < 200; i += 1) {
+        await stack.ops(["health"]);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const backup = await stack.ops(["backup", "--reason", "under-load"]);
+    writing = false;
+    await Promise.all([writer, prober]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    expect(uploads, "uploads while the backup ran").to.be.greaterThan(0);
+    const verify = await stack.ops(["verify", backup.stdout.trim()]);
+    expect(verify.code, verify.stderr).to.equal(0);
+  });
+
   it("6b. two operations at once: the second waits for the lock, or is refused naming the first", async function () {
     const first = stack.ops(["backup", "--reason", "first"]);
     await new Promise((r) => setTimeout(r, 1200));

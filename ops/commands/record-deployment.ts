@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { listBackups } from "../lib/backups";
 import { openStack } from "../lib/context";
-import { appendHistory, currentHistory, deploymentEntry } from "../lib/history";
+import { currentHistory, recordServing } from "../lib/history";
 import { say } from "../lib/log";
 import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { backupToolbox } from "../lib/toolbox";
@@ -26,10 +26,9 @@ export function register(program: Command): void {
             (!since || Date.parse(b.time) > Date.parse(since)),
         )
         .pop();
-      const entry = await deploymentEntry(settings, settings.version, {
+      const entry = await recordServing(settings, settings.version, {
         preDeployBackup: preDeploy?.id ?? null,
       });
-      await appendHistory(settings, entry);
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
       const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
       if (rollback && rollback.to !== settings.version) {

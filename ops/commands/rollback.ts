@@ -23,7 +23,7 @@ import { migrationState, requirePostgres } from "../lib/database";
 import { migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { failure, refuse } from "../lib/errors";
-import { appendHistory, currentHistory, Deployment, deploymentEntry } from "../lib/history";
+import { currentHistory, Deployment, recordServing } from "../lib/history";
 import { progress, say } from "../lib/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { restoreBackup } from "../lib/restore";
@@ -101,14 +101,13 @@ export function register(program: Command): void {
       say(`  - redeploy ${target.version}`);
       const backup = await withSession(settings, "rollback", async () => {
         const writers = await stopRunning(await appContainers(settings));
-        let reversed = false;
         try {
           const taken = backupFirst ? await backupBefore(settings) : null;
-          reversed = true;
           await reverse(settings, marker.fromImage, steps);
           return taken;
         } catch (err) {
-          if (!reversed && writers.length) {
+          // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
+          if (writers.length) {
             await docker(["start", ...writers], { allowFailure: true });
           }
           throw err;
@@ -235,13 +234,10 @@ async function finishAfterSwitch(
       const taken = backupFirst ? await backupBefore(settings) : null;
       await reverse(settings, marker.fromImage, steps);
       if (steps.length) {
-        await appendHistory(
-          settings,
-          await deploymentEntry(settings, marker.to, {
-            preDeployBackup: taken,
-            rolledBackFrom: marker.from,
-          }),
-        );
+        await recordServing(settings, marker.to, {
+          preDeployBackup: taken,
+          rolledBackFrom: marker.from,
+        });
       }
       await session.exec('rm -f "$1"', [ROLLBACK_MARKER]);
       return taken;

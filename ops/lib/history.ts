@@ -18,29 +18,6 @@ export interface Deployment {
   readonly rolledBackFrom?: string;
 }
 
-/**
- * The history line for `version` as it serves now: the live web's image, the database's migration state,
- * the stack's volume. `record-deployment` writes it after a deploy, `rollback` after reversing migrations.
- */
-export async function deploymentEntry(
-  settings: Settings,
-  version: string,
-  about: Pick<Deployment, "preDeployBackup" | "rolledBackFrom">,
-): Promise<Deployment> {
-  const web = await liveWeb(settings);
-  return {
-    version,
-    image: web?.image ?? "unknown",
-    deployedAt: new Date().toISOString(),
-    stack: settings.stack,
-    environment: settings.environment,
-    postgresVolume: settings.names.postgresVolume,
-    migrations: await migrationState(settings),
-    preDeployBackup: about.preDeployBackup,
-    ...(about.rolledBackFrom ? { rolledBackFrom: about.rolledBackFrom } : {}),
-  };
-}
-
 export async function readHistory(settings: Settings): Promise<Deployment[]> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return [];
@@ -67,6 +44,27 @@ export async function currentHistory(settings: Settings): Promise<Deployment[]> 
   return (await readHistory(settings)).filter(
     (d) => d.postgresVolume === settings.names.postgresVolume,
   );
+}
+
+/** Appends what serves now: the live web's image and the database's migration state at this moment. */
+export async function recordServing(
+  settings: Settings,
+  version: string,
+  extra: Pick<Deployment, "preDeployBackup" | "rolledBackFrom">,
+): Promise<Deployment> {
+  const web = await liveWeb(settings);
+  const entry: Deployment = {
+    version,
+    image: web?.image ?? "unknown",
+    deployedAt: new Date().toISOString(),
+    stack: settings.stack,
+    environment: settings.environment,
+    postgresVolume: settings.names.postgresVolume,
+    migrations: await migrationState(settings),
+    ...extra,
+  };
+  await appendHistory(settings, entry);
+  return entry;
 }
 
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {

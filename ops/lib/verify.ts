@@ -10,7 +10,7 @@ import { Transform } from "stream";
 import { Settings } from "../../model/settings";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { objectCounts, tableCounts } from "./database";
+import { inventory, Inventory } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { failure } from "./errors";
@@ -171,11 +171,7 @@ async function testRestore(
         `db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`,
       ];
     }
-    return inventoryProblems(
-      manifest,
-      await tableCounts(session.settings, name),
-      await objectCounts(session.settings, name),
-    );
+    return inventoryProblems(manifest, await inventory(session.settings, name));
   });
 }
 
@@ -185,8 +181,7 @@ async function testRestore(
  */
 export function inventoryProblems(
   manifest: Pick<Manifest, "tables" | "objects">,
-  tables: Record<string, number>,
-  objects: Record<string, number>,
+  { tables, objects }: Inventory,
 ): string[] {
   const scoped = manifest.objects
     ? tables

@@ -46,8 +46,7 @@ describe("e2e: rollback", function () {
     expect(result.stdout).to.contain("pulumi config set edms:version 1.0.0 --stack rb");
     expect(result.stdout).to.contain("pulumi up --stack rb --yes");
     expect(result.stdout).to.match(/The state before the rollback is backup \S+-pre-rollback\./);
-    // 2.0.0's migration (the slug column) reversed: the schema 1.0.0 expects.
-    expect(await stack.documentsSchema()).to.deep.equal({ leaf: "0001_initial", slug: false });
+    expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
 
     const { error } = await stack.up("1.0.0"); // the two printed commands
     expect(error, error?.message).to.equal(undefined);

@@ -40,7 +40,7 @@ export interface HookRun {
 }
 
 /** What the state holds of a Docker resource: enough to compare inputs and to delete it. */
-interface StateResource {
+export interface StateResource {
   readonly type: string;
   /** Docker's name (containers, volumes, networks). */
   readonly dockerName: string;
@@ -279,7 +279,7 @@ async function refresh(state: AppliedState): Promise<void> {
  * end. Under the same name the engine's create-before-delete would delete what it had just "created" (Docker's
  * create of an existing volume returns it), so that, and a protected resource, stop the run.
  */
-function refuseReplacement(
+export function refuseReplacement(
   type: string,
   name: string,
   previous: StateResource,
@@ -331,7 +331,7 @@ async function deleteResource(resource: StateResource): Promise<void> {
 }
 
 /** RandomPassword as the provider draws it: letters and digits, plus `overrideSpecial` (or its default set). */
-function randomPassword(name: string, inputs: Record<string, any>): string {
+export function randomPassword(name: string, inputs: Record<string, any>): string {
   const known = ["length", "special", "overrideSpecial", "upper", "lower", "numeric"];
   const unknown = Object.keys(inputs).filter((k) => !known.includes(k));
   if (unknown.length) {
@@ -364,7 +364,7 @@ const CONTAINER_INPUTS: Record<string, readonly string[] | null> = {
   waitTimeout: null,
 };
 
-function checkContainerInputs(name: string, inputs: Record<string, any>): void {
+export function checkContainerInputs(name: string, inputs: Record<string, any>): void {
   const problems: string[] = [];
   for (const [key, value] of Object.entries(inputs)) {
     if (!(key in CONTAINER_INPUTS)) {

@@ -207,10 +207,8 @@ export interface BackupResult {
 export const pinnedBackups = new Set<string>();
 
 /** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
-export async function createBackup(
-  settings: Settings,
-  request: BackupRequest,
-): Promise<BackupResult | null> {
+/** Refuses a request whose values would not make a valid backup id or restic tag. */
+function checkBackupRequest(request: BackupRequest): void {
   if (request.targetVersion !== undefined && !TAG_VALUE.test(request.targetVersion)) {
     throw refuse(
       `--target-version must be a release tag (letters, digits, . _ -; got \`${request.targetVersion}\`).`,
@@ -223,6 +221,13 @@ export async function createBackup(
       "e.g. --reason before-upgrade",
     );
   }
+}
+
+export async function createBackup(
+  settings: Settings,
+  request: BackupRequest,
+): Promise<BackupResult | null> {
+  checkBackupRequest(request);
   await requirePostgres(settings);
   if (!(await hasSchema(settings))) {
     progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
@@ -250,24 +255,34 @@ export async function createBackup(
     } catch (err) {
       throw await backupFailure(session, id, earlier, err as Error);
     }
-    // The new backup is never what this run's retention forgets, whatever the clocks say.
-    pinnedBackups.add(result.entry.id);
-    try {
-      // Under the lock nothing else changed the repository: the listing from the start plus the new one.
-      await applyRetention(session, [...before, result.entry]);
-    } catch (err) {
-      warn(
-        `backup ${result.entry.id} is complete, but retention failed: ${(err as Error).message.split("\n").pop()}. ` +
-          `Retry with \`edms-ops backups prune --stack ${settings.stack}\`.`,
-      );
-    } finally {
-      pinnedBackups.delete(result.entry.id);
-    }
-    if (settings.backup.offsite) {
-      await copyToOffsite(session);
-    }
+    await afterBackup(session, before, result.entry);
     return result;
   });
+}
+
+/** Retention (never of the new backup) and the off-host copy; a failure of either leaves the backup complete. */
+async function afterBackup(
+  session: OpsSession,
+  before: readonly BackupEntry[],
+  entry: BackupEntry,
+): Promise<void> {
+  const { settings } = session;
+  // The new backup is never what this run's retention forgets, whatever the clocks say.
+  pinnedBackups.add(entry.id);
+  try {
+    // Under the lock nothing else changed the repository: the listing from the start plus the new one.
+    await applyRetention(session, [...before, entry]);
+  } catch (err) {
+    warn(
+      `backup ${entry.id} is complete, but retention failed: ${(err as Error).message.split("\n").pop()}. ` +
+        `Retry with \`edms-ops backups prune --stack ${settings.stack}\`.`,
+    );
+  } finally {
+    pinnedBackups.delete(entry.id);
+  }
+  if (settings.backup.offsite) {
+    await copyToOffsite(session);
+  }
 }
 
 interface SnapshotPlan {

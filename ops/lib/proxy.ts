@@ -7,6 +7,7 @@
 import { Settings } from "../../model/settings";
 import {
   liveBackend,
+  LiveRelease,
   PROXY_DRAIN_SECONDS,
   PROXY_LIVE_CONFIG,
   PROXY_MAIN_CONFIG,
@@ -40,6 +41,31 @@ export async function switchProxy(
   settings: Settings,
   options: SwitchOptions,
 ): Promise<SwitchResult> {
+  const target = webContainerName(settings);
+  const before = await healthyTarget(settings, target, options);
+  if (
+    before?.container === target &&
+    (await servedVersion(settings, target)) === settings.version
+  ) {
+    progress(`${target} is already live`);
+    return { from: before.container, to: target, switched: false };
+  }
+  progress(
+    `switching ${settings.names.proxyContainer}: ${before?.container ?? "(none)"} → ${target}`,
+  );
+  const drainedIn = await pointProxyAt(settings, target, before, options);
+  return { from: before?.container ?? null, to: target, switched: true, drainedIn };
+}
+
+/**
+ * Checks the proxy runs and the release's web exists (starting it again after a failed switch), and waits
+ * until it answers /health/ 200; otherwise stops it and fails with the proxy untouched. Returns what is live.
+ */
+async function healthyTarget(
+  settings: Settings,
+  target: string,
+  options: SwitchOptions,
+): Promise<LiveRelease | null> {
   if (!settings.proxy.enabled) {
     throw refuse(
       `Stack ${settings.stack} runs without the proxy (\`edms:proxy.enabled: false\`); there is nothing to switch.`,
@@ -47,7 +73,6 @@ export async function switchProxy(
     );
   }
   const proxy = settings.names.proxyContainer;
-  const target = webContainerName(settings);
   const version = settings.version;
   if (!(await inspectContainer(proxy)).running) {
     throw failure(
@@ -83,12 +108,18 @@ export async function switchProxy(
       `Fix the release, or roll back: \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
     );
   }
-  if (before?.container === target && (await servedVersion(settings, target)) === version) {
-    progress(`${target} is already live`);
-    return { from: before.container, to: target, switched: false };
-  }
+  return before;
+}
 
-  progress(`switching ${proxy}: ${before?.container ?? "(none)"} → ${target}`);
+/** Points live.cfg at `target`, reloads HAProxy seamlessly and waits for the old worker to drain; seconds it took. */
+async function pointProxyAt(
+  settings: Settings,
+  target: string,
+  before: LiveRelease | null,
+  options: SwitchOptions,
+): Promise<number> {
+  const proxy = settings.names.proxyContainer;
+  const version = settings.version;
   const staged = `${PROXY_LIVE_CONFIG}.new`;
   // Written and checked aside, then renamed: a config HAProxy rejects never becomes live.cfg.
   const check = await docker(
@@ -134,7 +165,7 @@ export async function switchProxy(
       ? `old proxy worker drained in ${drainedIn.toFixed(1)}s`
       : `old proxy worker still running after ${drainedIn.toFixed(0)}s (${drained.detail})`,
   );
-  return { from: before?.container ?? null, to: target, switched: true, drainedIn };
+  return drainedIn;
 }
 
 /**

@@ -255,6 +255,48 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect(kills.rollback ?? 0, "rollbacks actually killed mid-way").to.be.at.least(3);
   });
 
+  it("reset-app and rollback with postgres stopped half way: a clear error, the database before or after, the next attempt succeeds", async function () {
+    // From 2.0.0's schema with documents (the rollback test left 1.0.0's).
+    expect((await stack.ops(["migrate"])).code).to.equal(0);
+    await stack.seed("pgstop", 2, 1024);
+    for (const args of [
+      ["reset-app", "documents", "--confirm", stack.name],
+      ["rollback", "--previous"],
+    ]) {
+      const before = await state();
+      const run = stack.ops(args);
+      await sleep(3000);
+      await docker(["stop", `${stack.prefix}-postgres`]);
+      const failed = await run;
+      await docker(["start", `${stack.prefix}-postgres`]);
+      for (let i = 0; i < 60; i += 1) {
+        const ready = await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], {
+          allowFailure: true,
+        });
+        if (ready.code === 0) {
+          break;
+        }
+        await sleep(500);
+      }
+      report.push(`${args[0]} with postgres stopped at 3s: exit ${failed.code}`);
+      expect(failed.code, `${args[0]} reported success with postgres stopped`).to.equal(1);
+      expect(failed.stderr).to.match(/^edms-ops: /m);
+      expect(failed.stderr).not.to.match(/unexpected error/);
+      expect(
+        (await state()).db,
+        `${args[0]}: the database changed although it failed`,
+      ).to.deep.equal(before.db);
+      expect((await stack.ops(["status", "--json"])).code).to.equal(0);
+      const again = await stack.ops(args);
+      expect(again.code, again.stderr).to.equal(0);
+      if (args[0] === "reset-app") {
+        expect((await state()).db.documents_document).to.equal("0:-");
+      } else {
+        expect((await state()).db.columns).not.to.contain("slug");
+      }
+    }
+  });
+
   it("every backup the faults left is complete: the oldest and the newest verify", async function () {
     const ids = await stack.backupIds();
     for (const id of [ids[0], ids[ids.length - 1]]) {

@@ -201,14 +201,13 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
   });
 
   it("reset-app documents: killed at 5 points, the database is always all before or all after; the next run finishes and starts web/worker", async function () {
-    const before = await state();
     const full = await timed(["reset-app", "documents", "--confirm", stack.name]);
-    const after = await state();
-    expect(after.db.documents_document).to.equal("0:-");
-    const undo = (await stack.backupIds()).filter((id) => id.endsWith("-pre-reset-app")).pop();
+    expect((await state()).db.documents_document).to.equal("0:-");
     for (const fraction of FRACTIONS) {
-      expect((await stack.ops(["restore", String(undo)])).code).to.equal(0);
-      expect((await state()).db).to.deep.equal(before.db);
+      // New documents each round; "after" is the same database with the documents table emptied.
+      await stack.seed(`ra${Math.round(fraction * 100)}`, 2, 1024);
+      const before = await state();
+      const after = { ...before, db: { ...before.db, documents_document: "0:-" } };
       await killAndCheck(
         "reset-app",
         ["reset-app", "documents", "--confirm", stack.name],

@@ -91,8 +91,9 @@ export function run(
         const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
         reject(
           failure(
-            `${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`,
-            "Fix the cause shown above (often a stopped container or a full disk), then run the same edms-ops command again.",
+            `${command} ${describe(args)} failed (exit ${result.code}):
+${detail}`,
+            nextStep(detail),
           ),
         );
       } else {
@@ -100,6 +101,17 @@ export function run(
       }
     });
   });
+}
+
+/** What to do about a failed docker command, most of all when something changed under the operation. */
+function nextStep(detail: string): string {
+  if (/Container \S+ is not running|No such container/.test(detail)) {
+    return "A container this operation needs stopped or went away while it ran. See `edms-ops status`, start what is stopped (`docker start <name>`) or redeploy, then retry.";
+  }
+  if (/Cannot connect to the Docker daemon|error during connect/.test(detail)) {
+    return "The Docker engine stopped answering. Check it (`docker info`), then retry.";
+  }
+  return "Fix the cause shown above (often a stopped container or a full disk), then run the same edms-ops command again.";
 }
 
 /** The first words of a command line for error messages (never the stdin, which may carry data). */
@@ -178,7 +190,12 @@ export async function pipeCommands(
   const abort = new AbortController();
   const consumed = consumer(pipe).then((result) => {
     if (!pipe.writableEnded) {
-      abort.abort();
+      // A consumer that failed ends the producer. One that succeeded before the producer closed (tar -x
+      // stops at the end-of-archive blocks while `docker exec` is still exiting) must not: killing it then
+      // turned a complete transfer into a failure.
+      if (result.code !== 0) {
+        abort.abort();
+      }
       pipe.resume(); // drain whatever is still in flight
     }
     return result;

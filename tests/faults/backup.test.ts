@@ -181,6 +181,15 @@ describe("e2e: backup on a full disk", function () {
     const verify = await stack.ops(["verify", first.stdout.trim()]);
     expect(verify.code, verify.stderr).to.equal(0);
   });
+
+  it("6g. reset-app whose undo backup does not fit: refused with the reason, the app's data untouched, web/worker serving", async function () {
+    const before = await stack.fingerprint();
+    const reset = await stack.ops(["reset-app", "documents", "--confirm", stack.name]);
+    expect(reset.code).to.equal(1);
+    expect(reset.stderr).to.match(/no space left in the backups volume/);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
 });
 
 describe("faults: restore onto a nearly full postgres volume", function () {

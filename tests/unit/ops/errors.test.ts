@@ -85,6 +85,25 @@ function texts(expr: ts.Expression, file: ts.SourceFile): string[] {
     visit(file);
     return found ? texts(found, file) : [`<unresolved ${expr.text}>`];
   }
+  if (ts.isCallExpression(expr) && ts.isIdentifier(expr.expression)) {
+    // A helper of the same file that picks the fix: every text it can return.
+    const name = expr.expression.text;
+    const returned: string[] = [];
+    const visit = (node: ts.Node): void => {
+      if (ts.isFunctionDeclaration(node) && node.name?.text === name && node.body) {
+        const collect = (inner: ts.Node): void => {
+          if (ts.isReturnStatement(inner) && inner.expression) {
+            returned.push(...texts(inner.expression, file));
+          }
+          ts.forEachChild(inner, collect);
+        };
+        collect(node.body);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(file);
+    return returned.length ? returned : [`<unresolved ${name}()>`];
+  }
   return [`<not a text: ${expr.getText()}>`];
 }
 

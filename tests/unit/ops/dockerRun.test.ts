@@ -1,7 +1,11 @@
 import { expect } from "chai";
 import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { shellQuote, shellWord } from "../../../model/shell";
 import { validateSettings } from "../../../model/settings";
+import { pipeCommands, run } from "../../../ops/lib/docker";
 import { dockerRunArgs, opsLabels } from "../../../ops/lib/dockerRun";
 
 describe("docker run argv and shell quoting", function () {
@@ -63,6 +67,36 @@ describe("docker run argv and shell quoting", function () {
       "x",
     ]);
     expect(dockerRunArgs({ image: "x", detach: true })).to.deep.equal(["run", "-d", "x"]);
+  });
+
+  it("pipeCommands: a consumer done before the producer exits leaves it alone; a failing one ends it", async function () {
+    this.timeout(20000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-pipe-"));
+    try {
+      // The producer, like `docker exec … tar -cf -`, is still exiting after the archive's last block.
+      const [sent, received] = await pipeCommands(
+        (stdout, signal) =>
+          run("sh", ["-c", "tar -C /etc -cf - hostname; sleep 1"], {
+            stdout,
+            allowFailure: true,
+            signal,
+          }),
+        (input) => run("tar", ["-x", "-C", dir], { input, allowFailure: true }),
+      );
+      expect([sent.code, received.code]).to.deep.equal([0, 0]);
+      expect(fs.existsSync(path.join(dir, "hostname"))).to.equal(true);
+      const started = Date.now();
+      const [endless, failed] = await pipeCommands(
+        (stdout, signal) => run("sh", ["-c", "exec yes"], { stdout, allowFailure: true, signal }),
+        (input) =>
+          run("sh", ["-c", "head -c 10 >/dev/null; exit 3"], { input, allowFailure: true }),
+      );
+      expect(failed.code).to.equal(3);
+      expect(endless.code).not.to.equal(0);
+      expect(Date.now() - started).to.be.below(10000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("quotes any value so that sh reads it back unchanged", function () {

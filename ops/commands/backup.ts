@@ -4,7 +4,7 @@ import { openStack } from "../lib/context";
 import { say } from "../lib/log";
 import { Settings, resourceNames } from "../../model/settings";
 import { docker } from "../lib/docker";
-import { refuse } from "../lib/errors";
+import { failure } from "../lib/errors";
 
 /**
  * Settings naming the data volumes the running postgres container uses, when those are of an earlier data
@@ -33,7 +33,7 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
   const generation = Number(/_g(\d+)$/.exec(volume)?.[1] ?? 0);
   const names = resourceNames(settings.namePrefix, generation);
   if (names.postgresVolume !== volume) {
-    throw refuse(
+    throw failure(
       `The postgres container ${settings.names.postgresContainer} uses volume ${volume}, which is not one of stack ${settings.stack}'s data volumes. Nothing was changed;`,
       `check the container (\`docker inspect ${settings.names.postgresContainer}\`) and the stack's \`edms:dataGeneration\`.`,
     );

@@ -197,7 +197,7 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
       );
       if (check.code !== 0) {
         throw /wrong password or no key found/i.test(check.stderr)
-          ? refuse(
+          ? failure(
               `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
               "Import it into the stack it came from (its --stack).",
             )

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { countOf, psql } from "../lib/database";
 import { openStack } from "../lib/context";
 import { manage, releaseImage, runDjango } from "../lib/django";
-import { failure, refuse } from "../lib/errors";
+import { failure } from "../lib/errors";
 import { progress, say } from "../lib/log";
 
 export function register(program: Command): void {
@@ -20,7 +20,7 @@ export function register(program: Command): void {
       const image = releaseImage(settings);
       const users = await countOf(settings, "auth_user");
       if (users === undefined) {
-        throw refuse(
+        throw failure(
           "bootstrap needs a migrated database (no auth_user table).",
           `Run \`edms-ops migrate --stack ${settings.stack}\` first.`,
         );

@@ -263,7 +263,7 @@ async function rollbackByRestore(
     .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
     .pop();
   if (!preDeploy) {
-    throw refuse(
+    throw failure(
       `No pre-deploy backup of ${settings.version} found;`,
       "use rollback without --restore, or restore a backup by id. Nothing was changed.",
     );

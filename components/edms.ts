@@ -25,7 +25,7 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → postgres, redis → preDeployBackup → migrate → bootstrap → web, worker
+ *   secrets, network, volumes → postgres, redis → preDeployBackup → preDeployDrill → migrate → bootstrap → web, worker
  *     → proxySwitch → healthGate → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
@@ -103,6 +103,27 @@ export class Edms extends pulumi.ComponentResource {
           { ...child, dependsOn: [...datastores, backupInit] },
         )
       : undefined;
+    // A backup that does not restore stops the deploy here, while the old release still serves: the drill
+    // restores it into scratch space and runs its own release's checks before anything is migrated.
+    const preDeployDrill =
+      preDeployBackup && settings.backup.drillBeforeDeploy
+        ? opsHook(
+            "preDeployDrill",
+            {
+              settings,
+              args: [
+                "drill",
+                "latest",
+                "--target-version",
+                settings.version,
+                "--reason",
+                "pre-deploy",
+              ],
+              triggers: release,
+            },
+            { ...child, dependsOn: [preDeployBackup] },
+          )
+        : undefined;
     const migrate = opsHook(
       "migrate",
       {
@@ -116,7 +137,7 @@ export class Edms extends pulumi.ComponentResource {
       },
       {
         ...child,
-        dependsOn: [...datastores, backendImage, preDeployBackup ?? backupInit],
+        dependsOn: [...datastores, backendImage, preDeployDrill ?? preDeployBackup ?? backupInit],
       },
     );
     // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
@@ -195,6 +216,7 @@ export class Edms extends pulumi.ComponentResource {
       recordDeployment,
       ...(proxySwitch ? { proxySwitch } : {}),
       ...(preDeployBackup ? { preDeployBackup } : {}),
+      ...(preDeployDrill ? { preDeployDrill } : {}),
     };
     this.url = pulumi.output(
       settings.proxy.tls

@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import * as backup from "./commands/backup";
 import * as backups from "./commands/backups";
 import * as bootstrap from "./commands/bootstrap";
+import * as drill from "./commands/drill";
 import * as health from "./commands/health";
 import * as migrate from "./commands/migrate";
 import * as recordDeployment from "./commands/record-deployment";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     backup,
     backups,
     verify,
+    drill,
     restore,
     migrate,
     bootstrap,

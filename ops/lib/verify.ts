@@ -69,6 +69,8 @@ export async function waitForScratch(name: string): Promise<void> {
 export async function withScratchDatabase<T>(
   settings: Settings,
   fn: (name: string) => Promise<T>,
+  /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
+  network = "none",
 ): Promise<T> {
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   // Leftovers of killed runs first: trust-auth servers must not pile up.
@@ -79,7 +81,7 @@ export async function withScratchDatabase<T>(
     "--name",
     name,
     "--network",
-    "none",
+    network,
     // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
     "--label",
     `edms.stack=${settings.stack}`,

@@ -29,7 +29,12 @@ describe("config validation", function () {
       namePrefix: "edms",
       dataGeneration: 0,
       httpPort: 8000,
-      backup: { beforeDeploy: false, keep: 5, image: "restic/restic:0.17.3" },
+      backup: {
+        beforeDeploy: false,
+        drillBeforeDeploy: false,
+        keep: 5,
+        image: "restic/restic:0.17.3",
+      },
       bootstrap: {
         superuser: "admin",
         email: "admin@localhost",
@@ -40,6 +45,7 @@ describe("config validation", function () {
     const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
     expect(prod.backup).to.deep.equal({
       beforeDeploy: true,
+      drillBeforeDeploy: true,
       keep: 14,
       image: "restic/restic:0.17.3",
     });
@@ -67,7 +73,12 @@ describe("config validation", function () {
     });
     expect(s.httpPort).to.equal(8080);
     expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
-    expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2, image: "restic/restic:0.17.3" });
+    expect(s.backup).to.deep.equal({
+      beforeDeploy: false,
+      drillBeforeDeploy: false,
+      keep: 2,
+      image: "restic/restic:0.17.3",
+    });
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -92,6 +103,16 @@ describe("config validation", function () {
       "backup.beforeDeploy false on production",
       { environment: "production", version: "1", backup: { beforeDeploy: false } },
       /`edms:backup.beforeDeploy: false` is not allowed on production/,
+    ],
+    [
+      "backup.drillBeforeDeploy false on production",
+      { environment: "production", version: "1", backup: { drillBeforeDeploy: "false" } },
+      /`edms:backup.drillBeforeDeploy: false` is not allowed on production: .* Remove `drillBeforeDeploy` or set it to true\./,
+    ],
+    [
+      "backup.drillBeforeDeploy without the pre-deploy backup",
+      { environment: "staging", version: "1", backup: { drillBeforeDeploy: true } },
+      /`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`/,
     ],
     [
       "bad namePrefix",

@@ -15,6 +15,7 @@ describe("edms-ops command tree", function () {
     "backup",
     "backups",
     "verify",
+    "drill",
     "restore",
     "migrate",
     "bootstrap",

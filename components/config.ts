@@ -31,6 +31,10 @@ export interface BackupSettings {
   readonly drillBeforeDeploy: boolean;
   /** Newest backups kept by the retention policy (rollback targets are kept on top). */
   readonly keep: number;
+  /** On top of `keep`: restic's `--keep-daily`/`--keep-weekly`/`--keep-monthly` (newest per day/ISO week/month). */
+  readonly keepDaily?: number;
+  readonly keepWeekly?: number;
+  readonly keepMonthly?: number;
   /** Image with `restic` and a POSIX shell, run on the Docker host. Defaults to `restic/restic:0.17.3`. */
   readonly image: string;
   /** A second restic repository (any backend) that every backup is copied to. */
@@ -244,6 +248,12 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
           .boolean({ error: "drillBeforeDeploy must be true or false" })
           .optional(),
         keep: integer.pipe(z.number().int().min(1, "keep must be at least 1")).optional(),
+        ...Object.fromEntries(
+          ["keepDaily", "keepWeekly", "keepMonthly"].map((k) => [
+            k,
+            integer.pipe(z.number().int().min(0, `${k} must be 0 or more`)).optional(),
+          ]),
+        ),
         image: z
           .string({ error: "image must be an image reference" })
           .trim()
@@ -280,7 +290,7 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
           .optional(),
       })
       .strict(),
-    fix: "e.g. `{beforeDeploy: true, drillBeforeDeploy: true, keep: 14, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
+    fix: "e.g. `{beforeDeploy: true, drillBeforeDeploy: true, keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
   },
   bootstrap: {
     schema: z

@@ -64,6 +64,14 @@ describe("config validation", function () {
     });
   });
 
+  it("takes restic's daily/weekly/monthly keeps on top of `keep`", function () {
+    const s = validateSettings("x", {
+      ...valid,
+      backup: { keep: 3, keepDaily: "7", keepWeekly: 4, keepMonthly: 0 },
+    });
+    expect(s.backup).to.deep.include({ keep: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 0 });
+  });
+
   it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
     const s = validateSettings("x", {
       ...valid,
@@ -127,6 +135,11 @@ describe("config validation", function () {
     ["port 70000", { ...valid, httpPort: "70000" }, /`edms:httpPort` must be 1–65535/],
     ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
     ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
+    [
+      "negative keepWeekly",
+      { ...valid, backup: { keepWeekly: -1 } },
+      /`edms:backup` keepWeekly must be 0 or more: e\.g\. `\{.*keepWeekly: 4/,
+    ],
     [
       "negative dataGeneration",
       { ...valid, dataGeneration: -1 },

@@ -7,6 +7,7 @@ import * as backup from "./commands/backup";
 import * as backups from "./commands/backups";
 import * as bootstrap from "./commands/bootstrap";
 import * as drill from "./commands/drill";
+import * as evidence from "./commands/evidence";
 import * as health from "./commands/health";
 import * as migrate from "./commands/migrate";
 import * as recordDeployment from "./commands/record-deployment";
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     bootstrap,
     health,
     status,
+    evidence,
     recordDeployment,
     reset,
     resetApp,

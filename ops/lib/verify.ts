@@ -195,6 +195,16 @@ async function readMedia(session: OpsSession, entry: BackupEntry): Promise<strin
     : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
 }
 
+export const LAST_CHECK_FILE = "/backups/last-check.json";
+
+/** The newest `restic check` of the local repository (written by verify, and so by restore). */
+export interface RepositoryCheck {
+  readonly checkedAt: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly during: string;
+}
+
 export interface VerifyReport {
   readonly id: string;
   readonly ok: boolean;
@@ -208,6 +218,14 @@ export async function verifyBackup(session: OpsSession, entry: BackupEntry): Pro
   if (check.code !== 0) {
     problems.push(`restic check: ${lastLine(check.stderr)}`);
   }
+  // What `edms-ops evidence` reports as the last repository check.
+  const record: RepositoryCheck = {
+    checkedAt: await session.hostTime(),
+    ok: check.code === 0,
+    detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
+    during: `verify ${entry.id}`,
+  };
+  await session.exec(`cat > ${LAST_CHECK_FILE}`, [], { input: JSON.stringify(record) });
   let manifest: Manifest | undefined;
   try {
     manifest = await readManifest(session, entry);

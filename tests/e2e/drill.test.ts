@@ -6,7 +6,14 @@
  */
 import { expect } from "chai";
 import { docker } from "../../ops/lib/docker";
-import { TestStack } from "./support";
+import {
+  applier,
+  offsiteRepository,
+  OFFSITE_PASS,
+  startOffsiteServer,
+  stopOffsiteServer,
+  TestStack,
+} from "./support";
 
 interface Record {
   id: string;
@@ -58,8 +65,18 @@ describe("e2e: restore drills", function () {
     return left;
   };
 
-  before(() => stack.destroy());
-  after(() => stack.destroy());
+  let offsiteUrl: string;
+
+  before(async () => {
+    await stack.destroy();
+    await startOffsiteServer();
+    offsiteUrl = await offsiteRepository("drill");
+    stack.set("edms:backup", { offsite: { repository: { secure: offsiteUrl } } });
+  });
+  after(async () => {
+    await stack.destroy();
+    await stopOffsiteServer();
+  });
 
   it("a production deploy drills its pre-deploy backup between the backup and migrate", async function () {
     const first = await stack.up("1.0.0");
@@ -141,6 +158,43 @@ describe("e2e: restore drills", function () {
     expect(all.map((r) => r.ok)).to.deep.equal([true, true, false]);
     expect(await scratchLeft()).to.deep.equal([]);
     expect(await stack.fingerprint()).to.deep.equal(before);
+  });
+
+  it("evidence: settings, local and off-host snapshots, last check and drill, tool versions; no secret in it", async function () {
+    const [newest] = (await stack.backupIds()).slice(-1);
+    const verify = await stack.ops(["verify", newest]);
+    expect(verify.code, verify.stderr).to.equal(0);
+    const json = await stack.ops(["evidence", "--json"]);
+    expect(json.code, json.stderr).to.equal(0);
+    const text = await stack.ops(["evidence"]);
+    expect(text.code, text.stderr).to.equal(0);
+    const evidence = JSON.parse(json.stdout);
+    expect(evidence).to.deep.include({ stack: "drill", environment: "production" });
+    expect(evidence.backup).to.deep.include({
+      beforeDeploy: true,
+      drillBeforeDeploy: true,
+      offsite: "(secret)",
+    });
+    expect(evidence.snapshots.local.count).to.equal(2);
+    expect(evidence.snapshots.local.newest[0].id).to.equal(newest);
+    expect(evidence.snapshots.offsite.count).to.equal(2);
+    expect(evidence.lastRepositoryCheck).to.deep.include({ ok: true, during: `verify ${newest}` });
+    expect(evidence.lastDrill).to.deep.include({ backup: newest, ok: false, trigger: "manual" });
+    expect(evidence.tools.restic).to.match(/^restic 0\.\d+/);
+    expect(evidence.tools.postgres).to.match(/^PostgreSQL 15/);
+    expect(evidence.tools.django).to.match(/^\d+\.\d+/);
+    expect(text.stdout).to.match(/last drill: .* FAILED/);
+    // The real values: database password, Django key, superuser and repository passwords, and the
+    // off-host repository's URL and credential.
+    const secrets = [...applier.secrets(stack.name), offsiteUrl, OFFSITE_PASS];
+    expect(secrets).to.have.length(6);
+    for (const secret of secrets) {
+      for (const output of [json.stdout, json.stderr, text.stdout, text.stderr]) {
+        expect(output.includes(secret), `a secret in evidence: ${secret.slice(0, 4)}…`).to.equal(
+          false,
+        );
+      }
+    }
   });
 
   it("a backup whose data is damaged in the repository fails its drill and stops the deploy; the old release keeps serving", async function () {

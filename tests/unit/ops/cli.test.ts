@@ -21,6 +21,7 @@ describe("edms-ops command tree", function () {
     "bootstrap",
     "health",
     "status",
+    "evidence",
     "record-deployment",
     "reset",
     "reset-app",

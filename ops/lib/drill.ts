@@ -16,7 +16,7 @@ import { randomBytes, randomInt } from "crypto";
 import * as os from "os";
 import { Settings } from "../../components/config";
 import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
-import { POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "../../components/postgres";
+import { SECRETS_DIR } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
 import { migrationState, tableCounts } from "./database";
 import { docker, removeByRole, RunResult, volumeExists } from "./docker";
@@ -26,7 +26,7 @@ import { MEDIA_DIR } from "./restic";
 import { OpsSession } from "./session";
 import { tarball } from "./tarball";
 import { backupToolbox, toolbox } from "./toolbox";
-import { compareMaps, streamDump, withScratchDatabase } from "./verify";
+import { compareMaps, restoreIntoScratch, withScratchDatabase } from "./verify";
 
 export const DRILLS_DIR = "/backups/drills";
 const SCRATCH_ROLE = "drill-scratch";
@@ -247,9 +247,13 @@ async function runDrill(
   await withScratchDatabase(
     settings,
     async (db) => {
-      const restored = await checks.run("database restore", () =>
-        restoreDatabase(session, entry, manifest, db),
-      );
+      const restored = await checks.run("database restore", async () => {
+        const problems = await restoreIntoScratch(session, entry, manifest, db);
+        if (problems.length) {
+          throw new OpsError(problems.join("; "));
+        }
+        return `${manifest.database.bytes} bytes, sha256 as recorded, pg_restore in one transaction`;
+      });
       if (restored) {
         await checks.run("row counts", async () => {
           const problems = compareMaps("table", manifest.tables, await tableCounts(settings, db));
@@ -299,44 +303,6 @@ async function runDrill(
     },
     scratch.network,
   );
-}
-
-/** The snapshot's dump into the scratch server, checksummed on the way (as verify does). */
-async function restoreDatabase(
-  session: OpsSession,
-  entry: BackupEntry,
-  manifest: Manifest,
-  db: string,
-): Promise<string> {
-  const { sha256, bytes, dumped, consumed } = await streamDump(session, entry, (input) =>
-    docker(
-      [
-        "exec",
-        "-i",
-        db,
-        "pg_restore",
-        "-U",
-        POSTGRES_USER,
-        "-d",
-        POSTGRES_DB,
-        "--no-owner",
-        "--no-privileges",
-        "--exit-on-error",
-        "--single-transaction",
-      ],
-      { input: input as never, allowFailure: true },
-    ),
-  );
-  if (dumped.code !== 0) {
-    throw new OpsError(`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`);
-  }
-  if (sha256 !== manifest.database.sha256) {
-    throw new OpsError("db.dump: sha256 does not match the manifest (changed or corrupted)");
-  }
-  if (consumed.code !== 0) {
-    throw new OpsError(`pg_restore failed: ${lastLine(consumed.stderr)}`);
-  }
-  return `${bytes} bytes, sha256 as recorded, pg_restore in one transaction`;
 }
 
 /** restic restore of the snapshot's media into the scratch volume, every blob verified as written. */
@@ -586,6 +552,25 @@ export async function readLatestDrill(settings: Settings): Promise<DrillRecord |
     `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -1 | while read -r f; do cat "$f"; done`,
   );
   return parseDrill(stdout);
+}
+
+/** Backup id → whether its most recent drill passed, from the newest 100 drill records (no lock). */
+export async function drillResults(settings: Settings): Promise<Map<string, boolean>> {
+  const results = new Map<string, boolean>();
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    return results;
+  }
+  const { stdout } = await backupToolbox(
+    settings,
+    `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -100 | while read -r f; do tr -d '\n' < "$f"; echo; done`,
+  );
+  for (const line of stdout.split("\n")) {
+    const record = parseDrill(line);
+    if (record) {
+      results.set(record.backup, record.ok); // oldest first: the newest drill of a backup wins
+    }
+  }
+  return results;
 }
 
 function parseDrill(text: string): DrillRecord | null {

@@ -8,8 +8,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { redactRepository, Settings } from "../../components/config";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { listBackups, runningVersion } from "./backups";
+import { psql } from "./database";
 import { docker, volumeExists } from "./docker";
 import { DrillRecord, readLatestDrill } from "./drill";
 import { listOffsite } from "./offsite";
@@ -90,17 +90,10 @@ async function tools(settings: Settings): Promise<Record<string, string | null>>
     "edms-ops": packageVersion(),
     node: process.version,
     restic: restic.code === 0 ? restic.stdout.trim() : null,
-    postgres: await firstLine([
-      "exec",
-      settings.names.postgresContainer,
-      "psql",
-      "-U",
-      POSTGRES_USER,
-      "-d",
-      POSTGRES_DB,
-      "-XAtc",
-      "SELECT version();",
-    ]),
+    postgres: await psql(settings, "SELECT version();").then(
+      ([version]) => version ?? null,
+      () => null,
+    ),
     django: web
       ? await firstLine([
           "exec",

@@ -135,6 +135,48 @@ export async function streamDump(
   return { sha256: hash.digest("hex"), bytes, dumped, consumed };
 }
 
+/**
+ * The snapshot's dump streamed into a scratch server by pg_restore in one transaction, hashed on the way;
+ * the problems found (unreadable, checksum, pg_restore), none when it restored as recorded.
+ */
+export async function restoreIntoScratch(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  name: string,
+): Promise<string[]> {
+  // No owners and no grants: roles of the production server need not exist in the scratch one.
+  const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+    docker(
+      [
+        "exec",
+        "-i",
+        name,
+        "pg_restore",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        POSTGRES_DB,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+      ],
+      { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
+    ),
+  );
+  if (dumped.code !== 0) {
+    return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
+  }
+  if (sha256 !== manifest.database.sha256) {
+    return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
+  }
+  if (consumed.code !== 0) {
+    return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
+  }
+  return [];
+}
+
 async function testRestore(
   session: OpsSession,
   entry: BackupEntry,
@@ -142,38 +184,10 @@ async function testRestore(
 ): Promise<string[]> {
   return withScratchDatabase(session.settings, async (name) => {
     progress(`test-restoring ${entry.id} into scratch database ${name}`);
-    // No owners and no grants: roles of the production server need not exist in the scratch one.
-    const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
-      docker(
-        [
-          "exec",
-          "-i",
-          name,
-          "pg_restore",
-          "-U",
-          POSTGRES_USER,
-          "-d",
-          POSTGRES_DB,
-          "--no-owner",
-          "--no-privileges",
-          "--exit-on-error",
-          "--single-transaction",
-        ],
-        { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
-      ),
-    );
-    if (dumped.code !== 0) {
-      return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
-    }
-    if (sha256 !== manifest.database.sha256) {
-      return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
-    }
-    if (consumed.code !== 0) {
-      return [
-        `db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`,
-      ];
-    }
-    return compareMaps("table", manifest.tables, await tableCounts(session.settings, name));
+    const problems = await restoreIntoScratch(session, entry, manifest, name);
+    return problems.length
+      ? problems
+      : compareMaps("table", manifest.tables, await tableCounts(session.settings, name));
   });
 }
 

@@ -10,6 +10,8 @@ import { offsiteLag } from "../lib/offsite";
 import { RESTORE_MARKER } from "../lib/restore";
 import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
+import { readLatestDrill } from "../lib/drill";
+import { backupFreshness } from "../lib/health";
 
 export function register(program: Command): void {
   program
@@ -79,6 +81,8 @@ export function register(program: Command): void {
         ? (JSON.parse(marker) as { id: string; undo: string | null })
         : null;
       const newest = complete.length ? complete[complete.length - 1] : null;
+      const drill = await readLatestDrill(settings);
+      const freshness = await backupFreshness(settings);
       const report = {
         stack: settings.stack,
         environment: settings.environment,
@@ -95,6 +99,11 @@ export function register(program: Command): void {
           legacy: legacy.map((l) => l.id),
           problem: backupsProblem,
           offsite: await offsiteLag(settings, complete),
+          newestGood: freshness.newestGood,
+          newestGoodAgeHours: freshness.ageHours,
+          lastDrill: drill
+            ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
+            : null,
         },
         operation: await currentOperation(settings),
         interruptedRestore: interrupted,
@@ -116,6 +125,10 @@ export function register(program: Command): void {
         `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}` +
           (legacy.length ? `, ${legacy.length} in the first release's format` : "") +
           (backupsProblem ? ` (cannot be listed: ${backupsProblem})` : ""),
+      );
+      say(
+        `  newest good backup: ${freshness.newestGood ? `${freshness.newestGood} (${freshness.ageHours} h old)` : "none"}; ` +
+          `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
       );
       const off = report.backups.offsite;
       if (off) {

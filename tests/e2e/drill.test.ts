@@ -231,9 +231,17 @@ describe("e2e: restore drills", function () {
     expect(await stack.psql("SELECT count(*) FROM django_migrations;")).to.equal(migrations);
     const health = await stack.ops(["health", "--json"]);
     expect(health.code, health.stderr).to.equal(0);
-    expect(JSON.parse((await stack.ops(["status", "--json"])).stdout).runningVersion).to.equal(
-      "2.0.0",
-    );
+    // Health reports, without failing, the newest backup whose latest drill did not fail: the 2.0.0
+    // pre-deploy one (the manual backup's latest drill failed its --check, the 3.0.0 one its restore).
+    const freshness = JSON.parse(health.stdout).backup;
+    const ids = await stack.backupIds();
+    expect(ids).to.have.length(3);
+    expect(freshness).to.deep.include({ newestGood: ids[0], failedDrills: [ids[2], ids[1]] });
+    expect(freshness.ageHours).to.be.within(0, 1);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.runningVersion).to.equal("2.0.0");
+    expect(status.backups).to.deep.include({ newestGood: ids[0] });
+    expect(status.backups.lastDrill).to.deep.include({ backup: ids[2], ok: false });
     const last = (await records()).pop();
     expect(last).to.deep.include({ trigger: "pre-deploy", ok: false });
     expect(await scratchLeft()).to.deep.equal([]);

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/lib/drill";
+import { newestGood } from "../../../ops/lib/health";
 
 describe("drill: which media files are checksummed", function () {
   // As `restic ls --recursive --json` (0.14) prints them: the snapshot first, then one node per line.
@@ -45,5 +46,52 @@ describe("drill: which media files are checksummed", function () {
     expect(chooseMedia(files, [], 0, first)).to.deep.equal([]);
     expect(chooseMedia(files, ["c.bin"], 10, first)).to.have.length(3);
     expect(chooseMedia(files, null, 0, first)).to.deep.equal(files);
+  });
+});
+
+describe("health: the newest good backup", function () {
+  const entry = (id: string, time: string) => ({
+    id,
+    snapshot: id,
+    time,
+    reason: "manual",
+    release: "2.0.0",
+    stack: "s",
+    paths: [],
+  });
+  const complete = [
+    entry("a", "2026-11-27T00:00:00Z"),
+    entry("b", "2026-11-27T06:00:00Z"),
+    entry("c", "2026-11-27T09:00:00Z"),
+  ];
+  const now = Date.parse("2026-11-27T12:00:00Z");
+
+  it("is the newest backup whose latest drill did not fail; undrilled backups count", function () {
+    expect(newestGood(complete, new Map(), now)).to.deep.equal({
+      newestGood: "c",
+      time: "2026-11-27T09:00:00Z",
+      ageHours: 3,
+      failedDrills: [],
+    });
+    const drills = new Map([
+      ["c", false],
+      ["b", false],
+      ["a", true],
+    ]);
+    expect(newestGood(complete, drills, now)).to.deep.include({
+      newestGood: "a",
+      ageHours: 12,
+      failedDrills: ["c", "b"],
+    });
+  });
+
+  it("is none when there is no backup, or every one failed its drill", function () {
+    expect(newestGood([], new Map(), now).newestGood).to.equal(null);
+    expect(newestGood(complete.slice(0, 1), new Map([["a", false]]), now)).to.deep.equal({
+      newestGood: null,
+      time: null,
+      ageHours: null,
+      failedDrills: ["a"],
+    });
   });
 });

@@ -51,6 +51,21 @@ export class Edms extends pulumi.ComponentResource {
     );
     const network = new EdmsNetwork(`${name}-network`, { settings }, child);
     const data = new DataVolumes(`${name}-data`, { settings }, child);
+    // A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the
+    // running one's data (the earlier generation) is backed up, the undo of the fresh start. Never on
+    // production, where dataGeneration is a config error.
+    const freshStartBackup =
+      settings.environment === "production"
+        ? undefined
+        : opsHook(
+            "freshStartBackup",
+            {
+              settings,
+              args: ["backup", "--reason", "pre-fresh-start", "--earlier-generation"],
+              triggers: [settings.dataGeneration],
+            },
+            { ...child, dependsOn: [data, network] },
+          );
     const postgres = new Postgres(
       `${name}-postgres`,
       {
@@ -58,6 +73,7 @@ export class Edms extends pulumi.ComponentResource {
         network: network.name,
         volume: data.volumes.postgres.name,
         password: secrets.postgresPassword,
+        after: freshStartBackup ? [freshStartBackup] : [],
       },
       child,
     );
@@ -209,6 +225,7 @@ export class Edms extends pulumi.ComponentResource {
     );
 
     this.hooks = {
+      ...(freshStartBackup ? { freshStartBackup } : {}),
       backupInit,
       migrate,
       bootstrap,

@@ -14,6 +14,8 @@ export interface PostgresArgs {
   readonly network: pulumi.Input<string>;
   readonly volume: pulumi.Input<string>;
   readonly password: pulumi.Input<string>;
+  /** Must have run before the container is (re)created, e.g. the backup of an earlier data generation. */
+  readonly after?: pulumi.Resource[];
 }
 
 /** PostgreSQL on the internal network only, data in `<prefix>_postgres_data`. Image: `edms:postgresImage`. */
@@ -54,7 +56,7 @@ export class Postgres extends pulumi.ComponentResource {
         waitTimeout: 120,
         labels: stackLabels(settings, { "edms.role": "postgres" }),
       },
-      { parent: this, ...CONTAINER_OPTIONS },
+      { parent: this, ...CONTAINER_OPTIONS, dependsOn: args.after ?? [] },
     );
     this.registerOutputs({ id: this.container.id });
   }

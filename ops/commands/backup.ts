@@ -2,6 +2,46 @@ import { Command } from "commander";
 import { createBackup } from "../lib/backups";
 import { openStack } from "../lib/context";
 import { say } from "../lib/log";
+import { Settings, resourceNames } from "../../components/config";
+import { docker } from "../lib/docker";
+import { OpsError } from "../lib/errors";
+
+/**
+ * Settings naming the data volumes the running postgres container uses, when those are of an earlier data
+ * generation than the configured one; null (with a line saying why) when there is nothing to back up.
+ */
+async function earlierGeneration(settings: Settings): Promise<Settings | null> {
+  const inspected = await docker(
+    [
+      "container",
+      "inspect",
+      "--format",
+      '{{.State.Running}} {{range .Mounts}}{{if eq .Destination "/var/lib/postgresql/data"}}{{.Name}}{{end}}{{end}}',
+      settings.names.postgresContainer,
+    ],
+    { allowFailure: true },
+  );
+  const [running, volume] = inspected.stdout.trim().split(" ");
+  if (inspected.code !== 0 || running !== "true" || !volume) {
+    say("no running database of an earlier data generation: nothing to back up");
+    return null;
+  }
+  if (volume === settings.names.postgresVolume) {
+    say(`the running database is already on ${volume}: nothing to back up`);
+    return null;
+  }
+  const generation = Number(/_g(\d+)$/.exec(volume)?.[1] ?? 0);
+  const names = resourceNames(settings.namePrefix, generation);
+  if (names.postgresVolume !== volume) {
+    throw new OpsError(
+      `The postgres container ${settings.names.postgresContainer} uses volume ${volume}, which is not one of stack ${settings.stack}'s data volumes. Nothing was changed; check the container.`,
+    );
+  }
+  say(
+    `backing up data generation ${generation} (${names.postgresVolume}, ${names.mediaVolume}) before the fresh start`,
+  );
+  return { ...settings, dataGeneration: generation, names };
+}
 
 export function register(program: Command): void {
   program
@@ -14,6 +54,10 @@ export function register(program: Command): void {
       "--target-version <version>",
       "release about to be deployed (set by the pre-deploy hook)",
     )
+    .option(
+      "--earlier-generation",
+      "back up the data of the running postgres container when it is of an earlier `edms:dataGeneration` (the undo of a fresh start; run by `pulumi up`)",
+    )
     .option("--json", "print the manifest as JSON")
     .addHelpText(
       "after",
@@ -21,10 +65,19 @@ export function register(program: Command): void {
     )
     .action(
       async (
-        opts: { reason: string; targetVersion?: string; json?: boolean },
+        opts: {
+          reason: string;
+          targetVersion?: string;
+          json?: boolean;
+          earlierGeneration?: boolean;
+        },
         command: Command,
       ) => {
-        const settings = await openStack(command);
+        const current = await openStack(command);
+        const settings = opts.earlierGeneration ? await earlierGeneration(current) : current;
+        if (!settings) {
+          return;
+        }
         const result = await createBackup(settings, {
           reason: opts.reason,
           targetVersion: opts.targetVersion,

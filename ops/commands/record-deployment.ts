@@ -5,6 +5,8 @@ import { openStack } from "../lib/context";
 import { liveWeb } from "../lib/services";
 import { appendHistory, currentHistory } from "../lib/history";
 import { say } from "../lib/log";
+import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
+import { backupToolbox } from "../lib/toolbox";
 
 export function register(program: Command): void {
   program
@@ -38,6 +40,14 @@ export function register(program: Command): void {
         preDeployBackup: preDeploy?.id ?? null,
       };
       await appendHistory(settings, entry);
+      // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
+      const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
+      if (rollback && rollback.to !== settings.version) {
+        await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
+        say(
+          `the unfinished rollback ${rollback.from} → ${rollback.to} is superseded by this deploy`,
+        );
+      }
       say(`recorded deployment of ${entry.version} (${history.length + 1} on these volumes)`);
     });
 }

@@ -1,62 +1,147 @@
+/**
+ * `reset-app <app>`: empty one Django app's tables. `migrate <app> zero` also unapplies every migration that
+ * depends on the app's (Django follows the migration graph), so the apps it touches are computed first from the
+ * same plan Django will run, listed, and must be named by the operator (`--with-dependents`); then all of them
+ * are re-migrated. Writers stop before the undo backup, so nothing written in between is in neither state.
+ */
 import { Command } from "commander";
 import { createBackup, runningVersion } from "../lib/backups";
+import { connect, requireConfirm, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
-import { openStack, requireConfirm } from "../lib/context";
-import { manage, releaseImage } from "../lib/django";
+import { manage, migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
-import { OpsError } from "../lib/errors";
+import { OpsError, refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
-import { appContainers } from "../lib/services";
+import { appContainers, servingContainers } from "../lib/services";
+import { withSession } from "../lib/session";
+import { Settings } from "../../components/config";
+
+/** The migrations `migrate <app> zero` would unapply, as Django itself plans them, grouped by app. */
+export async function unapplyPlan(
+  settings: Settings,
+  image: string,
+  app: string,
+): Promise<Record<string, string[]>> {
+  const code = [
+    "import json",
+    "from django.db import connection",
+    "from django.db.migrations.executor import MigrationExecutor",
+    `plan = MigrationExecutor(connection).migration_plan([(${JSON.stringify(app)}, None)])`,
+    "apps = {}",
+    "for migration, backwards in plan:",
+    "    apps.setdefault(migration.app_label, []).append(migration.name)",
+    'print("EDMS-PLAN " + json.dumps(apps))',
+  ].join("\n");
+  const output = await manage(
+    settings,
+    image,
+    ["shell", "-c", code],
+    `planning the reset of ${app}`,
+  );
+  const line = output.split("\n").find((l) => l.startsWith("EDMS-PLAN "));
+  if (!line) {
+    throw new OpsError(
+      `Could not compute which apps \`migrate ${app} zero\` touches (no plan printed). Nothing was changed.`,
+    );
+  }
+  return JSON.parse(line.slice("EDMS-PLAN ".length)) as Record<string, string[]>;
+}
 
 export function register(program: Command): void {
   program
     .command("reset-app <app>")
     .description(
-      "Empty one Django app: back up, `migrate <app> zero`, `migrate <app>`. Other apps' data is kept",
+      "Empty one Django app (and, named with --with-dependents, the apps whose migrations depend on it): stop web/worker, back up, `migrate <app> zero`, `migrate`, start",
     )
     .option("--confirm <stack>", "the stack name again (on production: --confirm production)")
+    .option(
+      "--with-dependents <apps>",
+      "comma-separated: the other apps that lose their data too, exactly as reset-app lists them",
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  edms-ops reset-app documents --stack staging --confirm staging",
+      "\nExamples:\n  edms-ops reset-app systemsettings --stack staging --confirm staging\n  edms-ops reset-app auth --with-dependents admin,documents --stack staging --confirm staging",
     )
-    .action(async (app: string, opts: { confirm?: string }, command: Command) => {
-      const settings = await openStack(command);
-      if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
-        throw new OpsError(
-          `\`${app}\` is not a Django app label (lowercase letters, digits, underscores).`,
-          2,
-        );
-      }
-      await requirePostgres(settings);
-      const apps = await migrationState(settings);
-      if (!(app in apps)) {
-        throw new OpsError(
-          `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
-          2,
-        );
-      }
-      requireConfirm(settings, opts.confirm, `reset-app ${app}`);
-      const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
-      say(
-        `Will reset app ${app} on ${settings.stack}: back up, stop web/worker, migrate ${app} zero (drops its tables), migrate ${app}, start web/worker.`,
-      );
-      const backup = (await createBackup(settings, { reason: `pre-reset-app` }))?.entry;
-      const running = await stopRunning(await appContainers(settings));
-      try {
-        progress(`migrate ${app} zero`);
-        await manage(settings, image, ["migrate", app, "zero", "--noinput"], `migrate ${app} zero`);
-        progress(`migrate ${app}`);
-        await manage(settings, image, ["migrate", app, "--noinput"], `migrate ${app}`);
-      } finally {
-        if (running.length) {
-          await docker(["start", ...running]);
+    .action(
+      async (
+        app: string,
+        opts: { confirm?: string; withDependents?: string },
+        command: Command,
+      ) => {
+        const settings = stackOf(command);
+        if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
+          throw refuse(
+            `\`${app}\` is not a Django app label (lowercase letters, digits, underscores). Nothing was changed.`,
+          );
         }
-      }
-      say(`App ${app} reset; other apps untouched.`);
-      if (backup) {
+        requireConfirm(settings, opts.confirm, `reset-app ${app}`);
+        await connect(settings);
+        await requirePostgres(settings);
+        const apps = await migrationState(settings);
+        if (!(app in apps)) {
+          throw refuse(
+            `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
+          );
+        }
+        const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
+        const plan = await unapplyPlan(settings, image, app);
+        const dependents = Object.keys(plan)
+          .filter((a) => a !== app)
+          .sort();
+        const named = (opts.withDependents ?? "")
+          .split(",")
+          .map((a) => a.trim())
+          .filter(Boolean)
+          .sort();
+        if (dependents.join(",") !== named.join(",")) {
+          const list = dependents.map((a) => `${a} (${plan[a].length} migration(s))`).join(", ");
+          throw refuse(
+            dependents.length
+              ? `Resetting ${app} also empties ${list}: their migrations depend on ${app}'s, and \`migrate ${app} zero\` unapplies them. ` +
+                  `To go ahead, name them: \`--with-dependents ${dependents.join(",")}\`. Nothing was changed.`
+              : `${app} has no dependent apps; drop \`--with-dependents ${opts.withDependents}\`. Nothing was changed.`,
+          );
+        }
+        const emptied = [app, ...dependents];
         say(
-          `To undo, run: edms-ops restore ${backup.id} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+          `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
         );
-      }
-    });
+        const backup = await withSession(settings, `reset-app ${app}`, async () => {
+          await stopRunning(await appContainers(settings));
+          try {
+            const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
+            // One transaction: a failure or a kill leaves every app as it was, never half reset.
+            progress(`migrate ${app} zero, then migrate (one transaction)`);
+            await migrateAtomically(
+              settings,
+              image,
+              [[app, "zero"], []],
+              `resetting ${emptied.join(", ")}`,
+            );
+            return taken;
+          } finally {
+            const serving = await servingContainers(settings);
+            if (serving.length) {
+              await docker(["start", ...serving]);
+            }
+          }
+        });
+        const others = Object.keys(apps).filter((a) => !emptied.includes(a));
+        say(
+          `Reset ${emptied.join(", ")}: their tables are empty and re-created. ` +
+            (others.length ? `Untouched: ${others.join(", ")}. ` : "") +
+            "Media files are kept.",
+        );
+        if (emptied.includes("auth")) {
+          say(
+            "Every user is gone, the superuser too: the next `pulumi up` does not recreate it (the database is not new); restore the undo backup, or create one with `manage.py createsuperuser`.",
+          );
+        }
+        if (backup) {
+          say(
+            `To undo, run: edms-ops restore ${backup.id} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+          );
+        }
+      },
+    );
 }

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { createBackup } from "../lib/backups";
 import { hasSchema } from "../lib/database";
-import { openStack, requireConfirm } from "../lib/context";
+import { connect, requireConfirm, stackOf } from "../lib/context";
 import { docker, inspectContainer } from "../lib/docker";
 import { refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
@@ -20,23 +20,27 @@ export function register(program: Command): void {
       "\nExample:\n  edms-ops reset --stack staging --confirm staging && npm run up -- --stack staging",
     )
     .action(async (opts: { confirm?: string; backup: boolean }, command: Command) => {
-      const settings = await openStack(command);
-      const n = settings.names;
-      const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
-      // Decided by the stack's environment and, as a second lock, by the labels on the volumes themselves.
-      const labelled = await docker(
-        ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
-        { allowFailure: true },
-      );
-      if (
-        settings.environment === "production" ||
-        labelled.stdout.split("\n").includes("production")
-      ) {
-        throw refuse(
+      // Decided by the stack file first, before any engine call (an unreachable host or a stray DOCKER_HOST
+      // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
+      const settings = stackOf(command);
+      const productionRefusal = () =>
+        refuse(
           `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
             `Nothing was changed. To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
             `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
         );
+      if (settings.environment === "production") {
+        throw productionRefusal();
+      }
+      await connect(settings);
+      const n = settings.names;
+      const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
+      const labelled = await docker(
+        ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
+        { allowFailure: true },
+      );
+      if (labelled.stdout.split("\n").includes("production")) {
+        throw productionRefusal();
       }
       requireConfirm(settings, opts.confirm, "reset");
       const containers = [

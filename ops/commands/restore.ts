@@ -7,7 +7,7 @@ import {
   sessionSnapshots,
 } from "../lib/backups";
 import { fetchFromOffsite } from "../lib/offsite";
-import { openStack } from "../lib/context";
+import { connect, stackOf } from "../lib/context";
 import { refuse } from "../lib/errors";
 import { progress, say } from "../lib/log";
 import { restoreBackup } from "../lib/restore";
@@ -29,7 +29,7 @@ export function register(program: Command): void {
       "\nExamples:\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack staging\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack production --confirm production\n  edms-ops restore 2026-11-25T14-00-00Z-manual --from offsite --stack production --confirm production",
     )
     .action(async (id: string, opts: { confirm?: string; from?: string }, command: Command) => {
-      const settings = await openStack(command);
+      const settings = stackOf(command);
       if (settings.environment === "production" && opts.confirm !== "production") {
         throw refuse(
           `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
@@ -44,6 +44,7 @@ export function register(program: Command): void {
         );
       }
       checkBackupId(id);
+      await connect(settings);
       let entry: BackupEntry;
       let prepare: ((session: OpsSession) => Promise<BackupEntry>) | undefined;
       if (opts.from) {

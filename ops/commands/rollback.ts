@@ -1,134 +1,334 @@
+/**
+ * `rollback --previous`: back to the release deployed before the configured one, data and code together.
+ *
+ * Behind the proxy the code goes first: the previous release is redeployed (it starts beside the current one
+ * and takes over only once healthy), and only then are the newer release's migrations reversed, with the newer
+ * image, after a backup. So no request meets code older than its schema's reversal or newer than it: the older
+ * release runs for a moment on a schema with the newer release's additions (which it does not read), never the
+ * newer release on a schema it lacks. A marker in the backups volume carries the plan from the first half to
+ * the second, so a rollback cut in between (or done by hand without the Pulumi CLI) is finished by running
+ * the same command again.
+ *
+ * Without the proxy there is no switch to wait for: web and worker stop first (nothing writes between the
+ * backup and the reversal), then the data steps, then the redeploy.
+ */
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import { Command } from "commander";
-import { spawnSync } from "child_process";
-import { createBackup, listBackups } from "../lib/backups";
+import { Settings } from "../../components/config";
+import { createBackup, listBackups, runningVersion } from "../lib/backups";
+import { connect, globalOptions, stackOf } from "../lib/context";
 import { migrationState, requirePostgres } from "../lib/database";
-import { manage, releaseImage } from "../lib/django";
+import { migrateAtomically, releaseImage } from "../lib/django";
+import { docker, stopRunning } from "../lib/docker";
 import { OpsError, refuse } from "../lib/errors";
-import { currentHistory } from "../lib/history";
+import { appendHistory, currentHistory, Deployment } from "../lib/history";
 import { progress, say } from "../lib/log";
+import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { restoreBackup } from "../lib/restore";
+import { appContainers, liveWeb } from "../lib/services";
+import { OpsSession, withSession } from "../lib/session";
 import { projectDirOf } from "../lib/stack";
-import { globalOptions, openStack } from "../lib/context";
+
+interface RollbackOptions {
+  readonly backupFirst?: boolean;
+  readonly restore?: boolean;
+  readonly confirm?: string;
+}
 
 export function register(program: Command): void {
   program
     .command("rollback")
     .description(
-      "Go back to the previous release: reverse migrations to its recorded state (or --restore its pre-deploy backup), then redeploy it",
+      "Go back to the previous release: redeploy it and reverse the newer release's migrations to its recorded state (or --restore its pre-deploy backup)",
     )
     .requiredOption("--previous", "roll back to the release deployed before the configured one")
-    .option("--backup-first", "take a backup before changing anything")
+    .option("--backup-first", "take a backup before changing any data (the default on production)")
+    .option("--no-backup-first", "skip that backup (refused on production)")
     .option(
       "--restore",
       "restore the pre-deploy backup of the configured release instead of reversing migrations (loses data written since)",
     )
-    .option("--confirm <stack>", "with --restore on production: --confirm production")
+    .option("--confirm <stack>", "required on production: --confirm production")
     .addHelpText(
       "after",
-      "\nExamples:\n  edms-ops rollback --previous --backup-first --stack production\n  edms-ops rollback --previous --restore --stack staging",
+      "\nExamples:\n  edms-ops rollback --previous --stack production --confirm production\n  edms-ops rollback --previous --backup-first --stack staging\n  edms-ops rollback --previous --restore --stack staging",
     )
-    .action(
-      async (
-        opts: { backupFirst?: boolean; restore?: boolean; confirm?: string },
-        command: Command,
-      ) => {
-        const settings = await openStack(command);
-        await requirePostgres(settings);
-        const history = await currentHistory(settings);
-        // The configured release is the one being rolled back (it may have failed before being recorded).
-        const target = [...history].reverse().find((d) => d.version !== settings.version);
-        if (!target) {
-          throw new OpsError(
-            `No earlier release than ${settings.version} in the deployment history of ${settings.stack}; nothing to roll back to.`,
-            2,
-          );
-        }
-        if (
-          opts.restore &&
-          settings.environment === "production" &&
-          opts.confirm !== "production"
-        ) {
+    .action(async (opts: RollbackOptions, command: Command) => {
+      // Refusals first, from the stack file alone.
+      const settings = stackOf(command);
+      const backupFirst = productionRules(settings, opts);
+      await connect(settings);
+      await requirePostgres(settings);
+      const projectDir = projectDirOf(globalOptions(command));
+      const pending = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
+      if (pending) {
+        if (opts.restore) {
           throw refuse(
-            "rollback --restore on production discards data written since the deploy and needs `--confirm production`. Nothing was changed.",
+            `A rollback ${pending.from} → ${pending.to} is unfinished; finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
           );
         }
-        const current = await migrationState(settings);
-        const steps = Object.keys(current)
-          .filter((app) => current[app] !== target.migrations[app])
-          .map((app) => ({ app, to: target.migrations[app] ?? "zero" }));
-        say(
-          `Will roll ${settings.stack} back from ${settings.version} to ${target.version} (deployed ${target.deployedAt}):`,
-        );
-        if (opts.backupFirst) {
-          say("  - back up the current state");
+        say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
+        return finishAfterSwitch(settings, pending, backupFirst, projectDir);
+      }
+      const target = await previousRelease(settings);
+      say(
+        `Will roll ${settings.stack} back from ${settings.version} to ${target.version} (deployed ${target.deployedAt}):`,
+      );
+      if (opts.restore) {
+        return rollbackByRestore(settings, target, projectDir);
+      }
+      const marker: RollbackMarker = {
+        from: settings.version,
+        fromImage: releaseImage(settings),
+        to: target.version,
+        migrations: target.migrations,
+        started: new Date().toISOString(),
+      };
+      const steps = reversalSteps(await migrationState(settings), marker.migrations);
+      if (settings.proxy.enabled) {
+        say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
+        describePlan(settings, steps, backupFirst);
+        await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
+        if (!(await redeploy(settings, target.version, projectDir, true))) {
+          return;
         }
-        if (opts.restore) {
-          say(`  - restore the pre-deploy backup of ${settings.version}`);
-        } else {
-          steps.forEach((s) =>
-            say(`  - migrate ${s.app} ${s.to} (with ${releaseImage(settings)})`),
-          );
-          if (!steps.length) {
-            say("  - no migrations to reverse");
+        return finishAfterSwitch(settings, marker, backupFirst, projectDir);
+      }
+      describePlan(settings, steps, backupFirst, "stop web/worker");
+      say(`  - redeploy ${target.version}`);
+      const backup = await withSession(settings, "rollback", async () => {
+        const writers = await stopRunning(await appContainers(settings));
+        let reversed = false;
+        try {
+          const taken = backupFirst ? await backupBefore(settings) : null;
+          reversed = true;
+          await reverse(settings, marker.fromImage, steps);
+          return taken;
+        } catch (err) {
+          if (!reversed && writers.length) {
+            await docker(["start", ...writers], { allowFailure: true });
           }
+          throw err;
         }
-        say(`  - redeploy ${target.version}`);
-        const backup = opts.backupFirst
-          ? ((await createBackup(settings, { reason: "pre-rollback" }))?.entry ?? null)
-          : null;
-        if (opts.restore) {
-          const { complete } = await listBackups(settings);
-          const preDeploy = complete
-            .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
-            .pop();
-          if (!preDeploy) {
-            throw new OpsError(
-              `No pre-deploy backup of ${settings.version} found; use rollback without --restore, or restore a backup by id.`,
-            );
-          }
-          await restoreBackup(settings, preDeploy);
-        } else {
-          for (const step of steps) {
-            progress(`migrate ${step.app} ${step.to}`);
-            await manage(
-              settings,
-              releaseImage(settings),
-              ["migrate", step.app, step.to, "--noinput"],
-              `reversing ${step.app}`,
-            );
-          }
-        }
-        await redeploy(settings.stack, target.version, projectDirOf(globalOptions(command)));
-        if (backup) {
-          say(`The state before the rollback is backup ${backup.id}.`);
-        }
-      },
-    );
+      });
+      await redeploy(settings, target.version, projectDir, false);
+      if (backup) {
+        say(`The state before the rollback is backup ${backup}.`);
+      }
+    });
 }
 
-/** Sets edms:version back and runs `pulumi up`; without the Pulumi CLI, prints the commands left to run. */
-async function redeploy(stack: string, version: string, projectDir: string): Promise<void> {
-  const commands = [
-    `pulumi config set edms:version ${version} --stack ${stack}`,
-    `pulumi up --stack ${stack} --yes`,
-  ];
-  const probe = spawnSync("pulumi", ["version"], { encoding: "utf8" });
-  if (probe.error || probe.status !== 0) {
-    say("Data steps done. The Pulumi CLI is not installed here; to finish the rollback run:");
-    commands.forEach((c) => say(`  ${c}`));
-    return;
+/** Production: `--confirm production` always, and the backup first cannot be skipped. Returns backupFirst. */
+function productionRules(settings: Settings, opts: RollbackOptions): boolean {
+  if (settings.environment !== "production") {
+    return opts.backupFirst ?? false;
   }
-  progress(`redeploying ${version} through the Automation API`);
-  // Loaded only here: the Automation API is heavy and every other command does without it.
-  const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
-  try {
-    const workspace = await LocalWorkspace.selectStack({ stackName: stack, workDir: projectDir });
-    await workspace.setConfig("edms:version", { value: version });
-    await workspace.up({ onOutput: (out) => process.stderr.write(out) });
-  } catch (err) {
-    throw new OpsError(
-      `redeploy of ${version} failed: ${(err as Error).message}\nRun by hand: ${commands.join(" && ")}`,
+  if (opts.confirm !== "production") {
+    throw refuse(
+      `rollback on production changes live code and data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
     );
   }
-  say(`Rolled back to ${version}.`);
+  if (opts.backupFirst === false) {
+    throw refuse(
+      "rollback on production always takes a backup first; drop `--no-backup-first`. Nothing was changed.",
+    );
+  }
+  return true;
+}
+
+/** The newest deployment of another release than the configured one (which may have failed before being recorded). */
+async function previousRelease(settings: Settings): Promise<Deployment> {
+  const history = await currentHistory(settings);
+  const target = [...history].reverse().find((d) => d.version !== settings.version);
+  if (!target) {
+    throw new OpsError(
+      `No earlier release than ${settings.version} in the deployment history of ${settings.stack} ` +
+        `(${history.length} deployment(s) on these volumes); nothing to roll back to. Nothing was changed.`,
+      2,
+    );
+  }
+  return target;
+}
+
+interface Step {
+  readonly app: string;
+  readonly to: string;
+}
+
+export function reversalSteps(
+  current: Record<string, string>,
+  recorded: Record<string, string>,
+): Step[] {
+  return Object.keys(current)
+    .filter((app) => current[app] !== recorded[app])
+    .map((app) => ({ app, to: recorded[app] ?? "zero" }));
+}
+
+function describePlan(settings: Settings, steps: Step[], backupFirst: boolean, first?: string) {
+  if (first) {
+    say(`  - ${first}`);
+  }
+  if (backupFirst) {
+    say("  - back up the current state");
+  }
+  steps.forEach((s) => say(`  - migrate ${s.app} ${s.to} (with ${releaseImage(settings)})`));
+  if (!steps.length) {
+    say("  - no migrations to reverse");
+  }
+}
+
+async function backupBefore(settings: Settings): Promise<string | null> {
+  return (await createBackup(settings, { reason: "pre-rollback" }))?.entry.id ?? null;
+}
+
+/** Every app's reversal in one transaction: a failure or a kill leaves the schema as it was. */
+async function reverse(settings: Settings, image: string, steps: readonly Step[]): Promise<void> {
+  if (steps.length) {
+    progress(`reversing migrations with ${image} (one transaction)`);
+    await migrateAtomically(
+      settings,
+      image,
+      steps.map((s) => [s.app, s.to]),
+      `reversing ${steps.map((s) => s.app).join(", ")}`,
+    );
+  }
+}
+
+async function writeMarker(session: OpsSession, marker: RollbackMarker): Promise<void> {
+  await session.exec(markerScript(), [ROLLBACK_MARKER], { input: JSON.stringify(marker) });
+}
+
+/**
+ * The second half behind the proxy: the older release serves (checked, not assumed), then backup, reversal
+ * with the newer image, a history entry with the reversed migration state, and the marker goes.
+ */
+async function finishAfterSwitch(
+  settings: Settings,
+  marker: RollbackMarker,
+  backupFirst: boolean,
+  projectDir: string,
+): Promise<void> {
+  let live = await runningVersion(settings);
+  if (live !== marker.to) {
+    progress(`${marker.to} does not serve yet (live: ${live ?? "nothing"})`);
+    if (!(await redeploy(settings, marker.to, projectDir, true))) {
+      return;
+    }
+    live = await runningVersion(settings);
+    if (live !== marker.to) {
+      throw new OpsError(
+        `After the redeploy, ${live ?? "nothing"} serves instead of ${marker.to}; no migration was reversed. ` +
+          `Check \`edms-ops status --stack ${settings.stack}\`, then run the rollback again.`,
+      );
+    }
+  }
+  const backup = await withSession(
+    settings,
+    `rollback ${marker.from} → ${marker.to}`,
+    async (session) => {
+      const steps = reversalSteps(await migrationState(settings), marker.migrations);
+      const taken = backupFirst ? await backupBefore(settings) : null;
+      await reverse(settings, marker.fromImage, steps);
+      if (steps.length) {
+        const web = await liveWeb(settings);
+        await appendHistory(settings, {
+          version: marker.to,
+          image: web?.image ?? "unknown",
+          deployedAt: new Date().toISOString(),
+          stack: settings.stack,
+          environment: settings.environment,
+          postgresVolume: settings.names.postgresVolume,
+          migrations: await migrationState(settings),
+          preDeployBackup: taken,
+          rolledBackFrom: marker.from,
+        });
+      }
+      await session.exec('rm -f "$1"', [ROLLBACK_MARKER]);
+      return taken;
+    },
+  );
+  say(`Rolled back to ${marker.to}: it serves, and ${marker.from}'s migrations are reversed.`);
+  if (backup) {
+    say(`The state before the rollback is backup ${backup}.`);
+  }
+}
+
+async function rollbackByRestore(
+  settings: Settings,
+  target: Deployment,
+  projectDir: string,
+): Promise<void> {
+  say(
+    `  - restore the pre-deploy backup of ${settings.version} (it backs up the current state first)`,
+  );
+  say(`  - redeploy ${target.version}`);
+  const { complete } = await listBackups(settings);
+  const preDeploy = complete
+    .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
+    .pop();
+  if (!preDeploy) {
+    throw new OpsError(
+      `No pre-deploy backup of ${settings.version} found; use rollback without --restore, or restore a backup by id. Nothing was changed.`,
+    );
+  }
+  const result = await restoreBackup(settings, preDeploy);
+  await redeploy(settings, target.version, projectDir, false);
+  if (result.undoBackup) {
+    say(`The state before the rollback is backup ${result.undoBackup}.`);
+  }
+}
+
+function pulumiInstalled(): boolean {
+  const probe = spawnSync("pulumi", ["version"], { encoding: "utf8" });
+  return !probe.error && probe.status === 0;
+}
+
+/**
+ * `pulumi config set edms:version <version>` and `pulumi up` of the stack, with the same local backend as
+ * `npm run up` when the project uses it. Without the Pulumi CLI, prints what is left to run and returns false.
+ */
+async function redeploy(
+  settings: Settings,
+  version: string,
+  projectDir: string,
+  thenAgain: boolean,
+): Promise<boolean> {
+  const stack = settings.stack;
+  const commands = [
+    ["config", "set", "edms:version", version, "--stack", stack],
+    ["up", "--stack", stack, "--yes"],
+  ];
+  if (!pulumiInstalled()) {
+    say("The Pulumi CLI is not installed here; to go on, run:");
+    commands.forEach((c) => say(`  pulumi ${c.join(" ")}`));
+    if (thenAgain) {
+      say(`  edms-ops rollback --previous --stack ${stack}   (again: it reverses the migrations)`);
+    }
+    return false;
+  }
+  const env = { ...process.env };
+  const localState = path.join(projectDir, ".pulumi-local");
+  if (!env.PULUMI_BACKEND_URL && fs.existsSync(localState)) {
+    env.PULUMI_BACKEND_URL = `file://${localState}`;
+    env.PULUMI_CONFIG_PASSPHRASE = env.PULUMI_CONFIG_PASSPHRASE ?? "";
+  }
+  for (const args of commands) {
+    progress(`pulumi ${args.join(" ")}`);
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn("pulumi", args, { cwd: projectDir, env, stdio: ["ignore", 2, 2] });
+      child.on("error", () => resolve(127));
+      child.on("close", (status) => resolve(status ?? 1));
+    });
+    if (code !== 0) {
+      throw new OpsError(
+        `\`pulumi ${args.join(" ")}\` failed (exit ${code}); see its output above. ` +
+          (thenAgain
+            ? `No data was changed and the release that served before still serves. Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
+            : `The data steps are done and web/worker are stopped: fix the cause, then run \`pulumi up --stack ${stack}\`.`),
+      );
+    }
+  }
+  return true;
 }

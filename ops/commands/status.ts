@@ -5,9 +5,17 @@ import { openStack } from "../lib/context";
 import { inspectContainer, volumeExists } from "../lib/docker";
 import { readHistory } from "../lib/history";
 import { formatBytes, say } from "../lib/log";
-import { backupToolbox, toolbox } from "../lib/toolbox";
+import { toolbox } from "../lib/toolbox";
 import { offsiteLag } from "../lib/offsite";
-import { RESTORE_MARKER } from "../lib/restore";
+import {
+  describeIncompleteRestore,
+  describeIncompleteRollback,
+  readMarker,
+  RESTORE_MARKER,
+  RestoreMarker,
+  ROLLBACK_MARKER,
+  RollbackMarker,
+} from "../lib/markers";
 import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
 import { readLatestDrill } from "../lib/drill";
@@ -74,12 +82,8 @@ export function register(program: Command): void {
         return { complete: [], legacy: [] };
       });
       const deployments = await readHistory(settings);
-      const marker = present.includes(n.backupsVolume)
-        ? (await backupToolbox(settings, `cat ${RESTORE_MARKER} 2>/dev/null || true`)).stdout.trim()
-        : "";
-      const interrupted = marker
-        ? (JSON.parse(marker) as { id: string; undo: string | null })
-        : null;
+      const interrupted = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
+      const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
       const newest = complete.length ? complete[complete.length - 1] : null;
       const drill = await readLatestDrill(settings);
       const freshness = await backupFreshness(settings);
@@ -107,6 +111,7 @@ export function register(program: Command): void {
         },
         operation: await currentOperation(settings),
         interruptedRestore: interrupted,
+        unfinishedRollback: rollback,
         deployments,
       };
       if (opts.json) {
@@ -142,13 +147,10 @@ export function register(program: Command): void {
         say(`operation in progress: ${report.operation}`);
       }
       if (interrupted) {
-        say(
-          `RESTORE OF ${interrupted.id} INCOMPLETE: run \`edms-ops restore ${interrupted.id} --stack ${settings.stack}\` to finish it` +
-            (interrupted.undo
-              ? `, or \`edms-ops restore ${interrupted.undo} --stack ${settings.stack}\` to undo it`
-              : "") +
-            (settings.environment === "production" ? " (with --confirm production)" : ""),
-        );
+        say(`WARNING: ${describeIncompleteRestore(settings, interrupted)}`);
+      }
+      if (rollback) {
+        say(`WARNING: ${describeIncompleteRollback(settings, rollback)}`);
       }
       say(`deployments: ${deployments.length}`);
       deployments

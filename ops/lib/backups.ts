@@ -56,7 +56,10 @@ export interface Manifest {
   readonly targetVersion?: string;
   readonly postgresVolume: string;
   readonly database: { readonly file: "db.dump"; readonly bytes: number; readonly sha256: string };
+  /** Rows per table, every schema (`schema.table` outside public; only public in backups before `objects`). */
   readonly tables: Record<string, number>;
+  /** Schemas, views, sequences, functions, large objects; absent in older backups. */
+  readonly objects?: Record<string, number>;
   readonly migrations: Record<string, string>;
 }
 
@@ -271,7 +274,7 @@ interface SnapshotPlan {
 async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<BackupResult> {
   const { settings } = session;
   const createdAt = await session.hostTime();
-  const { tables, migrations, database } = await dumpDatabase(session);
+  const { tables, objects, migrations, database } = await dumpDatabase(session);
   const manifest: Manifest = {
     format: 2,
     id: plan.id,
@@ -284,6 +287,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
     postgresVolume: settings.names.postgresVolume,
     database,
     tables,
+    objects,
     migrations,
   };
   await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
@@ -356,7 +360,9 @@ async function dumpDatabase(session: OpsSession) {
   const { settings } = session;
   const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
   try {
-    const [tables, migrations] = [await db.tableCounts(), await db.migrations()];
+    const tables = await db.tableCounts();
+    const objects = await db.objectCounts();
+    const migrations = await db.migrations();
     progress(
       `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
     );
@@ -407,6 +413,7 @@ async function dumpDatabase(session: OpsSession) {
     }
     return {
       tables,
+      objects,
       migrations,
       database: { file: "db.dump" as const, bytes, sha256: hash.digest("hex") },
     };

@@ -13,12 +13,24 @@ export function globalOptions(command: Command): { stack?: string; projectDir?: 
   return root.opts();
 }
 
-/** Settings of the chosen stack, with the docker CLI pointed at its host and the engine reachable. */
-export async function openStack(command: Command): Promise<Settings> {
-  const settings = loadSettings(globalOptions(command));
+/**
+ * Settings of the chosen stack from its file alone, no engine call: refusals that depend only on the stack
+ * (production) are made on these, so they hold when the host is unreachable or DOCKER_HOST points elsewhere.
+ */
+export function stackOf(command: Command): Settings {
+  return loadSettings(globalOptions(command));
+}
+
+/** Points the docker CLI at the stack's host and checks that the engine answers. */
+export async function connect(settings: Settings): Promise<Settings> {
   targetDockerHost(settings);
   await requireEngine();
   return settings;
+}
+
+/** Settings of the chosen stack, with the docker CLI pointed at its host and the engine reachable. */
+export async function openStack(command: Command): Promise<Settings> {
+  return connect(stackOf(command));
 }
 
 /** Refuses a destructive command unless `--confirm` repeats the stack name. */

@@ -18,7 +18,7 @@ export async function requirePostgres(settings: Settings): Promise<void> {
 }
 
 /** `psql` in the postgres container: unaligned, tab-separated, stop on the first error. */
-export function psqlArgs(container: string): string[] {
+export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
   return [
     "exec",
     "-i",
@@ -27,7 +27,7 @@ export function psqlArgs(container: string): string[] {
     "-U",
     POSTGRES_USER,
     "-d",
-    POSTGRES_DB,
+    database,
     "-X",
     "-q",
     "-At",
@@ -38,19 +38,42 @@ export function psqlArgs(container: string): string[] {
   ];
 }
 
-export const TABLES_SQL =
-  "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;";
 export const MIGRATIONS_SQL =
   "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;";
 
-/** One query counting every given table. */
-export function countsSql(tables: readonly string[]): string {
-  return tables.map((t) => `SELECT '${t}', count(*) FROM public."${t}"`).join(" UNION ALL ") + ";";
-}
+const USER_SCHEMA =
+  "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+/**
+ * Row count of every table in every schema of the database (not only public: other schemas are data too), in
+ * one statement, so it runs inside the backup's exported snapshot. Keys: the table name in public,
+ * `schema.table` elsewhere; JSON-encoded, so no name (tabs, newlines, unicode) can break the line format.
+ */
+export const COUNTS_SQL =
+  "SELECT to_json(CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END)::text, " +
+  "(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text " +
+  `FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA} ORDER BY 1;`;
+
+/**
+ * What a restore must bring back besides rows: schemas, views, sequences, functions and large objects (a table
+ * count says nothing of those).
+ */
+export const OBJECTS_SQL =
+  [
+    `SELECT 'schemas', count(*) FROM pg_namespace n WHERE ${USER_SCHEMA}`,
+    `SELECT 'views', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ${USER_SCHEMA}`,
+    `SELECT 'sequences', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ${USER_SCHEMA}`,
+    `SELECT 'functions', count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMA}`,
+    "SELECT 'large objects', count(*) FROM pg_largeobject_metadata",
+  ].join(" UNION ALL ") + ";";
 
 export function parseCounts(rows: readonly string[]): Record<string, number> {
   return Object.fromEntries(
-    rows.map((row) => row.split("\t")).map(([table, count]) => [table, Number(count)]),
+    rows.map((row) => {
+      const at = row.lastIndexOf("\t");
+      const key = row.slice(0, at);
+      return [key.startsWith('"') ? (JSON.parse(key) as string) : key, Number(row.slice(at + 1))];
+    }),
   );
 }
 
@@ -63,8 +86,9 @@ export async function psql(
   sql: string,
   container = settings.names.postgresContainer,
   options: RunOptions = {},
+  database?: string,
 ): Promise<string[]> {
-  const result = await docker(psqlArgs(container), { input: sql, ...options });
+  const result = await docker(psqlArgs(container, database), { input: sql, ...options });
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 
@@ -77,13 +101,22 @@ export async function hasSchema(settings: Settings, container?: string): Promise
   return value === "t";
 }
 
-/** Row count of every table in the public schema: the integrity fingerprint of a backup. */
+/** Row count of every table (see COUNTS_SQL): the integrity fingerprint of a backup. */
 export async function tableCounts(
   settings: Settings,
   container?: string,
+  database?: string,
 ): Promise<Record<string, number>> {
-  const tables = await psql(settings, TABLES_SQL, container);
-  return tables.length ? parseCounts(await psql(settings, countsSql(tables), container)) : {};
+  return parseCounts(await psql(settings, COUNTS_SQL, container, {}, database));
+}
+
+/** Schemas, views, sequences, functions, large objects (see OBJECTS_SQL). */
+export async function objectCounts(
+  settings: Settings,
+  container?: string,
+  database?: string,
+): Promise<Record<string, number>> {
+  return parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database));
 }
 
 /** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */

@@ -21,6 +21,10 @@ const SECRET_FILES: Record<string, string> = {
   superuser_password: "EDMS_SUPERUSER_PASSWORD",
 };
 
+// A background job's stdin is /dev/null in sh, so the watcher reads the real one through fd 3.
+const TIED_TO_STDIN =
+  'exec 3<&0; "$@" </dev/null & pid=$!; { cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; } & wait "$pid"';
+
 export function releaseImage(settings: Settings, version = settings.version): string {
   return `${settings.backendImage}:${version}`;
 }
@@ -51,6 +55,7 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
   const args = [
     "create",
+    "-i",
     "--name",
     name,
     "--network",
@@ -66,12 +71,16 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   if (spec.superuser) {
     args.push("-e", `DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`);
   }
-  args.push("-v", `${settings.names.mediaVolume}:${MEDIA_ROOT}`, spec.image, ...spec.command);
+  // The command dies with this process: its stdin (held open by `start -a -i`) reaches EOF when edms-ops
+  // is killed, and a migration in flight is then rolled back instead of running on unwatched.
+  args.push("-v", `${settings.names.mediaVolume}:${MEDIA_ROOT}`, spec.image);
+  args.push("sh", "-c", TIED_TO_STDIN, "edms-ops", ...spec.command);
   await docker(args);
   try {
     await copySecrets(settings, name, spec.superuser === true);
-    return await docker(["start", "-a", name], {
+    return await docker(["start", "-a", "-i", name], {
       allowFailure: true,
+      holdStdin: true,
       onLine: spec.echo ? (line) => progress(`  ${line}`) : undefined,
     });
   } finally {
@@ -144,4 +153,28 @@ export async function manage(
     throw new OpsError(`${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`);
   }
   return result.stdout;
+}
+
+/**
+ * Several `migrate` runs as one transaction (PostgreSQL rolls DDL back): the database ends at the state
+ * before or the state after, never between, whether a step fails or edms-ops is killed half way.
+ * Each step is `migrate`'s arguments, e.g. ["documents", "zero"], or [] for every app.
+ */
+export async function migrateAtomically(
+  settings: Settings,
+  image: string,
+  steps: readonly (readonly string[])[],
+  what: string,
+): Promise<void> {
+  const code = [
+    "import json",
+    "from django.core.management import call_command",
+    "from django.db import transaction",
+    `steps = json.loads(${JSON.stringify(JSON.stringify(steps))})`,
+    "with transaction.atomic():",
+    "    for args in steps:",
+    '        print("migrate " + " ".join(args), flush=True)',
+    "        call_command('migrate', *args, interactive=False, verbosity=1)",
+  ].join("\n");
+  await manage(settings, image, ["shell", "-c", code], what);
 }

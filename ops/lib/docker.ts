@@ -17,6 +17,11 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Kills the command when aborted (a pipeline whose other end has failed). */
   readonly signal?: AbortSignal;
+  /**
+   * Keep stdin open (no input) until the command ends: a container attached with `-i` then sees EOF when
+   * this process dies, however it dies, and can stop its work with it.
+   */
+  readonly holdStdin?: boolean;
 }
 
 export interface RunResult {
@@ -70,6 +75,8 @@ export function run(
     child.stdin.on("error", () => undefined); // the child may exit before reading all input
     if (options.input instanceof Readable) {
       options.input.pipe(child.stdin);
+    } else if (options.holdStdin) {
+      child.on("close", () => child.stdin.destroy());
     } else {
       child.stdin.end(options.input ?? "");
     }

@@ -18,7 +18,7 @@ import { Settings } from "../../components/config";
 import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
 import { SECRETS_DIR } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { migrationState, tableCounts } from "./database";
+import { migrationState, objectCounts, tableCounts } from "./database";
 import { docker, removeByRole, RunResult, volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -26,7 +26,7 @@ import { MEDIA_DIR } from "./restic";
 import { OpsSession } from "./session";
 import { tarball } from "./tarball";
 import { backupToolbox, toolbox } from "./toolbox";
-import { compareMaps, restoreIntoScratch, withScratchDatabase } from "./verify";
+import { compareMaps, inventoryProblems, restoreIntoScratch, withScratchDatabase } from "./verify";
 
 export const DRILLS_DIR = "/backups/drills";
 const SCRATCH_ROLE = "drill-scratch";
@@ -256,12 +256,16 @@ async function runDrill(
       });
       if (restored) {
         await checks.run("row counts", async () => {
-          const problems = compareMaps("table", manifest.tables, await tableCounts(settings, db));
+          const problems = inventoryProblems(
+            manifest,
+            await tableCounts(settings, db),
+            await objectCounts(settings, db),
+          );
           if (problems.length) {
             throw new OpsError(problems.join("; "));
           }
           const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
-          return `${Object.keys(manifest.tables).length} tables, ${rows} rows as recorded`;
+          return `${Object.keys(manifest.tables).length} tables, ${rows} rows${manifest.objects ? " and the schema objects" : ""} as recorded`;
         });
         await checks.run("migration state", async () => {
           const problems = compareMaps(

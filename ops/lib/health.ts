@@ -5,6 +5,7 @@ import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../components/proxyConfig
 import { listBackups } from "./backups";
 import { docker } from "./docker";
 import { drillResults } from "./drill";
+import { describeIncompleteRestore, readMarker, RESTORE_MARKER, RestoreMarker } from "./markers";
 import { BackupEntry } from "./restic";
 import { anyRunningWeb, containersOf } from "./services";
 
@@ -75,6 +76,15 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     ]),
     await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
   ];
+  // Half-restored data must not pass the deploy's gate, however well the app answers.
+  const restore = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
+  if (restore) {
+    results.push({
+      name: "restore",
+      ok: false,
+      detail: describeIncompleteRestore(settings, restore),
+    });
+  }
   const workers = await containersOf(settings, "worker");
   results.push({
     name: "worker",

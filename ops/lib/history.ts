@@ -12,6 +12,8 @@ export interface Deployment {
   readonly postgresVolume: string;
   readonly migrations: Record<string, string>;
   readonly preDeployBackup: string | null;
+  /** Set on the entry `rollback` writes once it has reversed the newer release's migrations. */
+  readonly rolledBackFrom?: string;
 }
 
 export async function readHistory(settings: Settings): Promise<Deployment[]> {

@@ -1,31 +1,30 @@
 /**
  * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
- * in between is lost from both states; the database restored in one transaction that commits only when
- * pg_restore has read the whole dump; media restored from the snapshot (only what differs with restic ≥
- * 0.17, else a full replace: never through a scratch copy); then row counts and the media file count must
- * equal the backup. A marker in the backups volume names an interrupted restore until one completes.
+ * in between is lost from both states; the database restored beside the live one, checked, and swapped in
+ * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs with restic ≥
+ * 0.17, else a full replace: never through a scratch copy); then row counts, objects and the media file
+ * count must equal the backup. A marker in the backups volume names an interrupted restore until one
+ * completes, and `health` fails while it is there.
  */
 import { Settings } from "../../components/config";
-import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import {
   BackupEntry,
   createBackup,
-  lastLine,
   Manifest,
   pinnedBackups,
   readManifest,
   runningVersion,
 } from "./backups";
-import { hasSchema, psql, requirePostgres, TABLES_SQL, tableCounts } from "./database";
+import { hasSchema, objectCounts, requirePostgres, tableCounts } from "./database";
 import { docker, stopRunning } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
+import { markerScript, RESTORE_MARKER } from "./markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "./restic";
-import { appContainers } from "./services";
+import { appContainers, servingContainers } from "./services";
 import { OpsSession, withSession } from "./session";
-import { compareMaps, streamDump, verifyBackup } from "./verify";
-
-export const RESTORE_MARKER = "/backups/.restore-in-progress";
+import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "./sidedb";
+import { inventoryProblems, verifyBackup } from "./verify";
 
 export interface RestoreResult {
   readonly undoBackup: string | null;
@@ -74,16 +73,20 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   }
   let touched = false;
   let undoBackup: string | null = null;
+  let roles: string[] = [];
   try {
     if (await hasSchema(settings)) {
       progress("backing up the current state first (the undo of this restore)");
       undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.entry.id ?? null;
     }
-    await session.exec(`cat > ${RESTORE_MARKER}`, [], {
+    await session.exec(markerScript(), [RESTORE_MARKER], {
       input: JSON.stringify({ id: entry.id, undo: undoBackup, started: await session.hostTime() }),
     });
+    // Until the swap the live database is untouched: a failure before it leaves the old state whole.
+    roles = await restoreBeside(session, entry, manifest);
+    await swapIn(settings);
     touched = true;
-    await restoreDatabase(session, entry, manifest, undoBackup);
+    await dropReplaced(settings);
     try {
       await restoreMedia(session, entry);
       await checkIntegrity(session, entry, manifest, undoBackup);
@@ -97,60 +100,32 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
           `Web/worker stay stopped. Run the same restore again to finish it.${undo}\nCause: ${(err as Error).message}`,
       );
     }
-    await session.exec(`rm -f ${RESTORE_MARKER}`);
+    await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {
-    if (!touched && writers.length) {
-      // Nothing was changed: the old state serves again.
-      await docker(["start", ...writers], { allowFailure: true });
+    if (!touched) {
+      // Nothing was changed: the old state serves again, and no marker claims otherwise.
+      await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
+      if (writers.length) {
+        await docker(["start", ...writers], { allowFailure: true });
+      }
+      throw new OpsError(
+        `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
+          `${writers.length ? " and web/worker are started again" : ""}. Cause: ${(err as Error).message}`,
+      );
     }
     throw err;
   }
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.
   const sameRelease = manifest.version !== null && manifest.version === runningRelease;
-  if (writers.length && sameRelease) {
-    progress(`starting ${writers.join(", ")}`);
-    await docker(["start", ...writers]);
+  // Everything that serves, not only what this run stopped: after a killed run, web/worker were stopped by it.
+  const serving = sameRelease ? await servingContainers(settings) : [];
+  if (serving.length) {
+    progress(`starting ${serving.join(", ")}`);
+    await docker(["start", ...serving]);
   }
-  return { undoBackup, restarted: writers.length > 0 && sameRelease, release: manifest.version };
-}
-
-/**
- * pg_restore turned into SQL, fed to psql inside one explicit transaction. COMMIT is sent only after
- * pg_restore exited 0: a cut stream or a failing pg_restore ends psql's input without it, and the server
- * rolls everything back. Tables the backup does not know (from a later release) are dropped in the same
- * transaction.
- */
-async function restoreDatabase(
-  session: OpsSession,
-  entry: BackupEntry,
-  manifest: Manifest,
-  undoBackup: string | null,
-): Promise<void> {
-  const { settings } = session;
-  progress("restoring database (pg_restore --clean --if-exists, one transaction)");
-  const extra = (await psql(settings, TABLES_SQL)).filter((t) => !(t in manifest.tables));
-  const drops = extra.length
-    ? `DROP TABLE IF EXISTS ${extra.map((t) => `public."${t}"`).join(", ")} CASCADE;`
-    : "";
-  const script =
-    'failed=/tmp/edms-restore-failed.$$; rm -f "$failed"; ' +
-    '{ printf "BEGIN;\\n%s\\n" "$1"; if pg_restore --clean --if-exists --no-owner -f -; then printf "COMMIT;\\n"; else touch "$failed"; fi; } | ' +
-    `psql -U ${POSTGRES_USER} -d ${POSTGRES_DB} -X -q -v ON_ERROR_STOP=1; code=$?; ` +
-    'if [ -f "$failed" ]; then rm -f "$failed"; echo "pg_restore failed: nothing was committed" >&2; exit 3; fi; exit $code';
-  const { dumped, consumed } = await streamDump(session, entry, (input) =>
-    docker(["exec", "-i", settings.names.postgresContainer, "sh", "-c", script, "restore", drops], {
-      input: input as never,
-      allowFailure: true,
-    }),
-  );
-  if (dumped.code !== 0 || consumed.code !== 0) {
-    throw new OpsError(
-      `Database restore failed; the database was left as it was (nothing committed). ${lastLine(consumed.stderr || dumped.stderr)}\n` +
-        `Web/worker are stopped: start them with \`docker start ${(await appContainers(settings)).join(" ")}\` or redeploy.` +
-        (undoBackup ? ` The state before is also in backup ${undoBackup}.` : ""),
-    );
-  }
+  reportCreatedRoles(roles);
+  return { undoBackup, restarted: serving.length > 0, release: manifest.version };
 }
 
 async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {
@@ -182,7 +157,11 @@ async function checkIntegrity(
   undoBackup: string | null,
 ): Promise<void> {
   progress("integrity check: row counts and media files against the backup");
-  const problems = compareMaps("table", manifest.tables, await tableCounts(session.settings));
+  const problems = inventoryProblems(
+    manifest,
+    await tableCounts(session.settings),
+    await objectCounts(session.settings),
+  );
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
     const counts = await session.exec(
       `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | grep -c '"type":"file"' || true; find ${MEDIA_DIR} -type f ! -name '${MEDIA_EXCLUDE}' -print0 | tr -cd '\\0' | wc -c`,

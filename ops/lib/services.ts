@@ -75,3 +75,13 @@ export async function anyRunningWeb(settings: Settings): Promise<StackContainer 
   }
   return (await containersOf(settings, "web")).reverse().find((w) => w.running) ?? null;
 }
+
+/**
+ * What serves the stack when it is up: the live web and the worker. Commands that stop writers start these
+ * afterwards, not only what they themselves stopped, so a run after a killed one brings the stack back too.
+ */
+export async function servingContainers(settings: Settings): Promise<string[]> {
+  const web = await liveWeb(settings);
+  const workers = await containersOf(settings, "worker");
+  return [...(web ? [web.name] : []), ...workers.map((w) => w.name)];
+}

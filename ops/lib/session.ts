@@ -19,6 +19,7 @@ import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./doc
 import { OpsError } from "./errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { storeKeysFromEnv } from "./keys";
+import { dropSideDatabasesSql } from "./sidedb";
 import { progress } from "./log";
 import {
   DUMP_APPLICATION,
@@ -185,7 +186,8 @@ export class OpsSession {
         "-Xq",
       ],
       {
-        input: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}';`,
+        // Orphaned dumps, and the side databases of a killed restore (its pg_restore may still be running).
+        input: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}';\n${dropSideDatabasesSql()}`,
         allowFailure: true,
       },
     );

@@ -5,12 +5,12 @@
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import {
-  countsSql,
+  COUNTS_SQL,
   MIGRATIONS_SQL,
+  OBJECTS_SQL,
   parseCounts,
   parseMigrations,
   psqlArgs,
-  TABLES_SQL,
 } from "./database";
 import { OpsError } from "./errors";
 
@@ -63,8 +63,11 @@ export class SnapshotSession {
   }
 
   async tableCounts(): Promise<Record<string, number>> {
-    const tables = await this.query(TABLES_SQL);
-    return tables.length ? parseCounts(await this.query(countsSql(tables))) : {};
+    return parseCounts(await this.query(COUNTS_SQL));
+  }
+
+  async objectCounts(): Promise<Record<string, number>> {
+    return parseCounts(await this.query(OBJECTS_SQL));
   }
 
   async migrations(): Promise<Record<string, string>> {

@@ -10,7 +10,7 @@ import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { tableCounts } from "./database";
+import { objectCounts, tableCounts } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -187,8 +187,30 @@ async function testRestore(
     const problems = await restoreIntoScratch(session, entry, manifest, name);
     return problems.length
       ? problems
-      : compareMaps("table", manifest.tables, await tableCounts(session.settings, name));
+      : inventoryProblems(
+          manifest,
+          await tableCounts(session.settings, name),
+          await objectCounts(session.settings, name),
+        );
   });
+}
+
+/**
+ * Rows per table in every schema, plus schemas, views, sequences, functions and large objects, against the
+ * manifest. Backups made before the manifest had `objects` counted public tables only: compared as such.
+ */
+export function inventoryProblems(
+  manifest: Pick<Manifest, "tables" | "objects">,
+  tables: Record<string, number>,
+  objects: Record<string, number>,
+): string[] {
+  const scoped = manifest.objects
+    ? tables
+    : Object.fromEntries(Object.entries(tables).filter(([key]) => !key.includes(".")));
+  return [
+    ...compareMaps("table", manifest.tables, scoped),
+    ...(manifest.objects ? compareMaps("objects:", manifest.objects, objects) : []),
+  ];
 }
 
 /** Reads every media blob of the snapshot back (authenticated by restic), discarding the data. */

@@ -55,6 +55,54 @@ describe("e2e: staging resets", function () {
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
+  it("5b. reset-app auth: refused until its dependents are named, then all of them emptied and re-migrated, the rest untouched", async function () {
+    await stack.seed("auth");
+    const before = await stack.fingerprint();
+    const refused = await stack.ops(["reset-app", "auth", "--confirm", "stg"]);
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.match(
+      /Resetting auth also empties admin \(\d+ migration\(s\)\), documents \(\d+ migration\(s\)\)/,
+    );
+    expect(refused.stderr).to.contain("--with-dependents admin,documents");
+    const wrong = await stack.ops([
+      "reset-app",
+      "auth",
+      "--with-dependents",
+      "documents",
+      "--confirm",
+      "stg",
+    ]);
+    expect(wrong.code).to.equal(2);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+
+    const result = await stack.ops([
+      "reset-app",
+      "auth",
+      "--with-dependents",
+      "documents,admin",
+      "--confirm",
+      "stg",
+    ]);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.contain("Reset auth, admin, documents");
+    expect(result.stdout).not.to.contain("other apps untouched");
+    expect(result.stdout).to.match(/Untouched: .*systemsettings/);
+    const after = await stack.fingerprint();
+    for (const table of ["auth_user", "auth_group", "documents_document"]) {
+      expect(after[table], table).to.equal("0:-");
+    }
+    expect(after.systemsettings_systemsetting).to.equal(before.systemsettings_systemsetting);
+    // Every migration is applied again (the dependents' too), so the release is healthy.
+    expect(
+      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
+    ).to.equal("0002_document_slug");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+    // The printed undo brings all of it back.
+    const undo = /edms-ops restore (\S+-pre-reset-app)/.exec(result.stdout)?.[1];
+    expect((await stack.ops(["restore", String(undo)])).code).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+  });
+
   it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {
     const volumesBefore = await docker([
       "volume",
@@ -88,10 +136,17 @@ describe("e2e: staging resets", function () {
 
   it("1b. a dataGeneration bump gives the same: new _g1 volumes, superuser and fixtures only", async function () {
     await stack.seed("g");
+    const earlier = await stack.fingerprint();
     stack.set("edms:dataGeneration", 1);
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
-    expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
+    expect(hooks.map((h) => h.name)).to.include.members([
+      "freshStartBackup",
+      "migrate",
+      "bootstrap",
+    ]);
+    const undo = (await stack.backupIds()).filter((id) => id.endsWith("-pre-fresh-start"));
+    expect(undo, "the earlier generation backed up before the fresh start").to.have.length(1);
     expect(await stack.volumes()).to.include.members([
       `${stack.prefix}_postgres_data_g1`,
       `${stack.prefix}_media_files_g1`,
@@ -99,6 +154,10 @@ describe("e2e: staging resets", function () {
     await freshDatabase(stack);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.volumes).to.have.property(`${stack.prefix}_postgres_data_g1`).that.is.a("number");
+    // The undo of the fresh start: the earlier generation's data, restored into the new volumes.
+    const restored = await stack.ops(["restore", undo[0]]);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(earlier);
     // Old volumes stay until the engine deletes the replaced resources (not modelled by the test applier).
     await docker([
       "volume",

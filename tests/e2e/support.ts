@@ -16,6 +16,14 @@ export function prepareEngine(): void {
   execFileSync("bash", [path.join(REPO_ROOT, "images/build.sh")], { stdio: "inherit" });
 }
 
+/**
+ * Environment for edms-ops commands that run `pulumi` themselves (rollback): the tests' stand-in CLI
+ * (tests/e2e/bin/pulumi, which applies through the same applier and state as `TestStack.up`) first on PATH.
+ */
+export const WITH_PULUMI = {
+  PATH: `${path.join(REPO_ROOT, "tests/e2e/bin")}${path.delimiter}${process.env.PATH}`,
+};
+
 export interface OpsResult {
   readonly code: number;
   readonly stdout: string;
@@ -100,6 +108,14 @@ export class TestStack {
     );
   }
 
+  /** Takes the stack file back in after a command changed it (e.g. `pulumi config set` run by rollback). */
+  reload(): void {
+    const doc = YAML.parse(
+      fs.readFileSync(path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`), "utf8"),
+    );
+    this.config = { ...this.config, "edms:version": doc.config["edms:version"] };
+  }
+
   set(key: string, value: unknown): void {
     if (value === undefined) {
       delete this.config[key];
@@ -169,7 +185,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
   }
 
   /** Every row of the data tables (by content hash) and every media file (by sha256). */
-  async fingerprint(): Promise<Record<string, string>> {
+  async fingerprint(options: { media?: boolean } = {}): Promise<Record<string, string>> {
     const tables: Record<string, string> = {
       auth_user: "id, username, password, email, is_superuser, date_joined",
       auth_group: "id, name",
@@ -183,6 +199,9 @@ print(compute_checksum.delay(last.id).get(timeout=60))
         `SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`,
       );
     }
+    if (options.media === false) {
+      return result;
+    }
     const media = await docker([
       "exec",
       this.container("web"),
@@ -192,6 +211,32 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     ]);
     result.media = media.stdout.trim();
     return result;
+  }
+
+  /**
+   * The database alone, from the postgres container (web and worker may be stopped): the data tables, the
+   * migration state, the documents table's columns, large objects and every relation outside public.
+   */
+  async dbFingerprint(): Promise<Record<string, string>> {
+    const tables = await this.fingerprint({ media: false });
+    const extra = await this.psql(
+      [
+        "SELECT string_agg(app || ':' || name, ',' ORDER BY app, name) FROM django_migrations;",
+        "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'documents_document';",
+        "SELECT count(*) FROM pg_largeobject_metadata;",
+        "SELECT coalesce(string_agg(n.nspname || '.' || c.relname || ':' || c.relkind, ',' ORDER BY 1), '-') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('public', 'pg_catalog', 'information_schema', 'pg_toast');",
+      ].join("\n"),
+    );
+    const [migrations, columns, largeObjects, relations] = extra.split("\n");
+    return { ...tables, migrations, columns, largeObjects, relations };
+  }
+
+  /** Every media file by sha256, read from the volume (web may be stopped). */
+  async mediaFingerprint(): Promise<string> {
+    return this.onVolume(
+      this.mediaVolume,
+      "cd /v && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum",
+    );
   }
 
   /** A shell in a throwaway container with one of the stack's volumes at /v. */
@@ -221,6 +266,11 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 
   get backupsVolume(): string {
     return `${this.prefix}_backups`;
+  }
+
+  get mediaVolume(): string {
+    const generation = Number(this.config["edms:dataGeneration"] ?? 0);
+    return `${this.prefix}_media_files${generation > 0 ? `_g${generation}` : ""}`;
   }
 
   async backupIds(): Promise<string[]> {

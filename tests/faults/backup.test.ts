@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/lib/docker";
-import { opsKilledAfter, TestStack } from "./support";
+import { opsKilledAfter, TestStack } from "../e2e/support";
 
 describe("e2e: backup faults", function () {
   const stack = new TestStack("flt", "staging", {

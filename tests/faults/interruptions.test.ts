@@ -1,0 +1,254 @@
+/**
+ * restore, reset-app and rollback killed (SIGKILL of edms-ops) at five points spread over each command's own
+ * measured run time, and restore with postgres stopped half way, on a database like production's: a grant to a
+ * role, a second schema with a table, a view and a function, 20,000 large objects. After each fault: `status`
+ * answers and names what is unfinished; no complete backup is lost; the database equals the state before or
+ * the state after, never a mix; the next attempt succeeds and gives the state after.
+ */
+import { expect } from "chai";
+import { docker } from "../../ops/lib/docker";
+import { opsKilledAfter, TestStack } from "../e2e/support";
+
+const FRACTIONS = [0.1, 0.3, 0.5, 0.7, 0.9];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const REAL_WORLD_SQL = `
+CREATE ROLE "reporting ü" NOLOGIN;
+GRANT SELECT ON documents_document TO "reporting ü";
+CREATE SCHEMA extra;
+CREATE TABLE extra."ledger line" (id serial PRIMARY KEY, note text);
+INSERT INTO extra."ledger line" (note) SELECT 'line ' || g FROM generate_series(1, 500) g;
+CREATE VIEW extra.ledger_view AS SELECT count(*) AS n FROM extra."ledger line";
+CREATE FUNCTION extra.double(i int) RETURNS int LANGUAGE sql AS 'SELECT i * 2';
+SELECT count(lo_from_bytea(0, convert_to('blob ' || g, 'UTF8'))) FROM generate_series(1, 20000) g;
+`;
+
+describe("faults: restore, reset-app and rollback interrupted", function () {
+  const stack = new TestStack("intr", "staging", {
+    "edms:version": "1.0.0",
+    "edms:backup": { beforeDeploy: true, keep: 40 },
+  });
+  const report: string[] = [];
+  let target = "";
+  let atTarget: Awaited<ReturnType<typeof state>>;
+
+  async function timed(args: string[]): Promise<number> {
+    const started = Date.now();
+    const result = await stack.ops(args);
+    expect(result.code, `${args.join(" ")}: ${result.stderr}`).to.equal(0);
+    return Date.now() - started;
+  }
+
+  async function state() {
+    return { db: await stack.dbFingerprint(), media: await stack.mediaFingerprint() };
+  }
+
+  /** Waits until the killed command's lock container is gone (it follows edms-ops within a second). */
+  async function lockGone(): Promise<void> {
+    for (let i = 0; i < 20; i += 1) {
+      const left = await docker(["ps", "-aq", "--filter", `name=^${stack.prefix}-ops$`]);
+      if (!left.stdout.trim()) {
+        return;
+      }
+      await sleep(250);
+    }
+    throw new Error("the lock container outlived the killed edms-ops");
+  }
+
+  /**
+   * Kills `args` at `ms`, then checks the invariants against the states before/after; returns what status
+   * said. `settle` runs the command again to completion.
+   */
+  async function killAndCheck(
+    what: string,
+    args: string[],
+    ms: number,
+    before: Awaited<ReturnType<typeof state>>,
+    after: Awaited<ReturnType<typeof state>>,
+  ): Promise<string> {
+    const backups = await stack.backupIds();
+    const { signal } = await opsKilledAfter([...args, "--stack", stack.name], ms);
+    await lockGone();
+    const status = await stack.ops(["status", "--json"]);
+    expect(status.code, status.stderr).to.equal(0);
+    const parsed = JSON.parse(status.stdout);
+    const now = await state();
+    const db = JSON.stringify(now.db);
+    const where =
+      db === JSON.stringify(before.db)
+        ? "before"
+        : db === JSON.stringify(after.db)
+          ? "after"
+          : "MIXED";
+    expect(where, `${what} killed at ${ms}ms: the database is a mix`).not.to.equal("MIXED");
+    const unfinished = parsed.interruptedRestore ?? parsed.unfinishedRollback ?? null;
+    if (!unfinished && where === "after") {
+      // Nothing announced as unfinished: the media must be whole too.
+      expect(now.media, `${what} killed at ${ms}ms: media half done with no marker`).to.equal(
+        after.media,
+      );
+    }
+    if (parsed.interruptedRestore) {
+      const health = await stack.ops(["health"]);
+      expect(health.code, "health passes during an incomplete restore").to.equal(1);
+      expect(health.stdout).to.match(
+        /FAIL restore: restore of \S+ incomplete: run `edms-ops restore/,
+      );
+    }
+    // No complete backup was lost (new ones may have been added).
+    expect(await stack.backupIds()).to.include.members(backups);
+    const line = `${what} @${ms}ms: ${signal === "SIGKILL" ? "killed" : "had finished"}, database ${where}${unfinished ? ", status names it unfinished" : ""}`;
+    report.push(line);
+    return line;
+  }
+
+  before(async function () {
+    await stack.destroy();
+    expect((await stack.up()).error).to.equal(undefined);
+    await stack.seed("v1", 5, 64 * 1024);
+    expect((await stack.up("2.0.0")).error).to.equal(undefined);
+    await stack.seed("v2", 5, 64 * 1024);
+    await stack.psql(REAL_WORLD_SQL);
+  });
+  after(async function () {
+    console.log(`      fault points:\n        ${report.join("\n        ")}`);
+    await stack.destroy();
+  });
+
+  it("restore: killed at 5 points, then finished; grants, schemas, views, functions and 20,000 large objects come back exactly", async function () {
+    const backup = await stack.ops(["backup", "--reason", "target"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    target = backup.stdout.trim();
+    atTarget = await state();
+    // A later state: more documents, a role gone (as on a new host), objects of a later release, fewer LOs.
+    await stack.seed("later", 3, 64 * 1024);
+    await stack.psql(
+      'DROP OWNED BY "reporting ü"; DROP ROLE "reporting ü"; CREATE TABLE extra.newer (a int); ' +
+        "CREATE VIEW public.newer_view AS SELECT 1 AS one; SELECT count(lo_unlink(oid)) FROM (SELECT oid FROM pg_largeobject_metadata LIMIT 100) l;",
+    );
+    const later = await state();
+
+    const full = await timed(["restore", target]);
+    expect(await state()).to.deep.equal(atTarget);
+    expect(
+      await stack.psql(
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'reporting ü'; SELECT has_table_privilege('reporting ü', 'documents_document', 'SELECT');",
+      ),
+    ).to.equal("f\nt");
+    expect(
+      await stack.psql("SELECT to_regclass('extra.newer'), to_regclass('public.newer_view');"),
+    ).to.equal("\t");
+    expect(
+      await stack.psql("SELECT extra.double(21), (SELECT n FROM extra.ledger_view);"),
+    ).to.equal("42\t500");
+
+    // Alternate directions so that each kill starts from a known state: to `later` (its undo backup) and back.
+    const laterId = (await stack.backupIds())
+      .filter((id) => id.endsWith("-pre-restore"))
+      .pop() as string;
+    let [from, to, toId] = [atTarget, later, laterId];
+    for (const fraction of FRACTIONS) {
+      await killAndCheck("restore", ["restore", toId], Math.round(full * fraction), from, to);
+      const again = await stack.ops(["restore", toId]);
+      expect(again.code, again.stderr).to.equal(0);
+      expect(await state()).to.deep.equal(to);
+      [from, to, toId] = [to, from, toId === laterId ? target : laterId];
+    }
+  });
+
+  it("restore with postgres stopped half way: a clear error, the database before or after, the next attempt succeeds", async function () {
+    // From the later state (its undo backup), towards the target.
+    const laterId = (await stack.backupIds()).filter((id) => id.endsWith("-pre-restore")).pop();
+    expect((await stack.ops(["restore", String(laterId)])).code).to.equal(0);
+    const before = await state();
+    expect(before.db).not.to.deep.equal(atTarget.db);
+    const run = stack.ops(["restore", target]);
+    await sleep(4000);
+    await docker(["stop", `${stack.prefix}-postgres`]);
+    const failed = await run;
+    await docker(["start", `${stack.prefix}-postgres`]);
+    for (
+      let i = 0;
+      i < 30 &&
+      (await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], { allowFailure: true }))
+        .code !== 0;
+      i += 1
+    ) {
+      await sleep(500);
+    }
+    report.push(
+      `restore with postgres stopped at 4s: exit ${failed.code}, ${failed.stderr.trim().split("\n").pop()}`,
+    );
+    expect(failed.code, "restore reported success with postgres stopped").to.equal(1);
+    expect(failed.stderr).to.match(/^edms-ops: /m);
+    expect(failed.stderr).not.to.match(/unexpected error/);
+    const db = JSON.stringify(await stack.dbFingerprint());
+    expect([JSON.stringify(before.db), JSON.stringify(atTarget.db)]).to.include(db);
+    const status = await stack.ops(["status", "--json"]);
+    expect(status.code, status.stderr).to.equal(0);
+    const again = await stack.ops(["restore", target]);
+    expect(again.code, again.stderr).to.equal(0);
+    expect(await state()).to.deep.equal(atTarget);
+  });
+
+  it("reset-app documents: killed at 5 points, the database is always all before or all after; the next run finishes and starts web/worker", async function () {
+    const before = await state();
+    const full = await timed(["reset-app", "documents", "--confirm", stack.name]);
+    const after = await state();
+    expect(after.db.documents_document).to.equal("0:-");
+    const undo = (await stack.backupIds()).filter((id) => id.endsWith("-pre-reset-app")).pop();
+    for (const fraction of FRACTIONS) {
+      expect((await stack.ops(["restore", String(undo)])).code).to.equal(0);
+      expect((await state()).db).to.deep.equal(before.db);
+      await killAndCheck(
+        "reset-app",
+        ["reset-app", "documents", "--confirm", stack.name],
+        Math.round(full * fraction),
+        before,
+        after,
+      );
+      const again = await stack.ops(["reset-app", "documents", "--confirm", stack.name]);
+      expect(again.code, again.stderr).to.equal(0);
+      expect((await state()).db.documents_document).to.equal("0:-");
+      const running = await docker([
+        "ps",
+        "--filter",
+        `label=edms.stack=${stack.name}`,
+        "--format",
+        "{{.Names}}",
+      ]);
+      expect(running.stdout).to.contain(`${stack.prefix}-web`);
+      expect(running.stdout).to.contain(`${stack.prefix}-worker`);
+    }
+  });
+
+  it("rollback 2.0.0 → 1.0.0 (data steps): killed at 5 points, the schema is 2.0.0's or 1.0.0's, never between; the next run finishes", async function () {
+    const at2 = await state();
+    const full = await timed(["rollback", "--previous"]);
+    const at1 = await state();
+    expect(at1.db.columns).not.to.contain("slug");
+    for (const fraction of FRACTIONS) {
+      // Back to 2.0.0's schema with 2.0.0's own migrate, as a redeploy would.
+      expect((await stack.ops(["migrate"])).code).to.equal(0);
+      expect((await state()).db.migrations).to.equal(at2.db.migrations);
+      await killAndCheck(
+        "rollback",
+        ["rollback", "--previous"],
+        Math.round(full * fraction),
+        at2,
+        at1,
+      );
+      const again = await stack.ops(["rollback", "--previous"]);
+      expect(again.code, again.stderr).to.equal(0);
+      expect((await state()).db.columns).to.equal(at1.db.columns);
+    }
+  });
+
+  it("every backup the faults left is complete: the oldest and the newest verify", async function () {
+    const ids = await stack.backupIds();
+    for (const id of [ids[0], ids[ids.length - 1]]) {
+      const verify = await stack.ops(["verify", id]);
+      expect(verify.code, `${id}: ${verify.stderr}`).to.equal(0);
+    }
+  });
+});

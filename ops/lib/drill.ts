@@ -192,6 +192,15 @@ export async function drillBackup(
     try {
       await scratch.create();
       await runDrill(session, entry, manifest, scratch, checks, options, previous, media);
+    } catch (err) {
+      // Scratch space that cannot be set up (the scratch server never starts, no network) fails the
+      // drill like a check, and the record says so.
+      checks.list.push({
+        name: "scratch space",
+        ok: false,
+        detail: (err as Error).message,
+        seconds: 0,
+      });
     } finally {
       await scratch.cleanup();
       signals.forEach((s) => process.removeListener(s, onSignal));

@@ -25,8 +25,9 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → postgres, redis → preDeployBackup → preDeployDrill → migrate → bootstrap → web, worker
- *     → proxySwitch → healthGate → recordDeployment
+ *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
+ *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
+ *     → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -171,17 +172,11 @@ export class Edms extends pulumi.ComponentResource {
       },
       { ...child, dependsOn: [migrate] },
     );
-    const proxy = settings.proxy.enabled
-      ? new EdmsProxy(
-          `${name}-proxy`,
-          { settings, network: network.name, tlsPem: args.tlsPem },
-          child,
-        )
-      : undefined;
+    const withProxy = settings.proxy.enabled;
     const service = (process: "web" | "worker") =>
       new DjangoService(
         // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
-        containerReplacement(process, proxy !== undefined).perRelease
+        containerReplacement(process, withProxy).perRelease
           ? `${name}-${process}-${settings.version}`
           : `${name}-${process}`,
         {
@@ -197,6 +192,31 @@ export class Edms extends pulumi.ComponentResource {
       );
     const web = service("web");
     const worker = service("worker");
+    // A stack deployed without the proxy still has a fixed-name web on the port: it is stopped once the new
+    // web is healthy, just before the proxy is created on that port (a no-op on every later update).
+    const proxyTakeover = withProxy
+      ? opsHook(
+          "proxyTakeover",
+          {
+            settings,
+            args: ["switch", "--take-over-port", "--wait", "120"],
+            triggers: [settings.httpPort],
+          },
+          { ...child, dependsOn: [web, worker] },
+        )
+      : undefined;
+    const proxy = withProxy
+      ? new EdmsProxy(
+          `${name}-proxy`,
+          {
+            settings,
+            network: network.name,
+            tlsPem: args.tlsPem,
+            after: proxyTakeover ? [proxyTakeover] : [],
+          },
+          child,
+        )
+      : undefined;
     // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
     const proxySwitch = proxy
       ? opsHook(
@@ -232,6 +252,7 @@ export class Edms extends pulumi.ComponentResource {
       healthGate,
       recordDeployment,
       ...(proxySwitch ? { proxySwitch } : {}),
+      ...(proxyTakeover ? { proxyTakeover } : {}),
       ...(preDeployBackup ? { preDeployBackup } : {}),
       ...(preDeployDrill ? { preDeployDrill } : {}),
     };

@@ -19,6 +19,8 @@ export interface EdmsProxyArgs {
   readonly network: pulumi.Input<string>;
   /** Certificate chain + key as one PEM (secret); required when `edms:proxy.tls` is set. */
   readonly tlsPem?: pulumi.Input<string>;
+  /** Must have run before the container is created (the port takeover from a deployment without the proxy). */
+  readonly after?: pulumi.Resource[];
 }
 
 /**
@@ -64,7 +66,7 @@ export class EdmsProxy extends pulumi.ComponentResource {
         destroyGraceSeconds,
         labels: stackLabels(settings, { "edms.role": "proxy" }),
       },
-      { parent: this, deleteBeforeReplace },
+      { parent: this, deleteBeforeReplace, dependsOn: args.after ?? [] },
     );
     this.registerOutputs({ id: this.container.id });
   }

@@ -1,9 +1,7 @@
 import { Command } from "commander";
 import { listBackups } from "../lib/backups";
-import { migrationState } from "../lib/database";
 import { openStack } from "../lib/context";
-import { liveWeb } from "../lib/services";
-import { appendHistory, currentHistory } from "../lib/history";
+import { currentHistory, recordServing } from "../lib/history";
 import { say } from "../lib/log";
 import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { backupToolbox } from "../lib/toolbox";
@@ -17,7 +15,6 @@ export function register(program: Command): void {
     .addHelpText("after", "\nRun by `pulumi up` after the health gate passes.")
     .action(async (_opts: unknown, command: Command) => {
       const settings = await openStack(command);
-      const web = await liveWeb(settings);
       const history = await currentHistory(settings);
       const since = history.length ? history[history.length - 1].deployedAt : "";
       const { complete } = await listBackups(settings);
@@ -29,17 +26,9 @@ export function register(program: Command): void {
             (!since || Date.parse(b.time) > Date.parse(since)),
         )
         .pop();
-      const entry = {
-        version: settings.version,
-        image: web?.image ?? "unknown",
-        deployedAt: new Date().toISOString(),
-        stack: settings.stack,
-        environment: settings.environment,
-        postgresVolume: settings.names.postgresVolume,
-        migrations: await migrationState(settings),
+      const entry = await recordServing(settings, settings.version, {
         preDeployBackup: preDeploy?.id ?? null,
-      };
-      await appendHistory(settings, entry);
+      });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
       const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
       if (rollback && rollback.to !== settings.version) {

@@ -23,11 +23,11 @@ import { migrationState, requirePostgres } from "../lib/database";
 import { migrateAtomically, releaseImage } from "../lib/django";
 import { docker, stopRunning } from "../lib/docker";
 import { OpsError, refuse } from "../lib/errors";
-import { appendHistory, currentHistory, Deployment } from "../lib/history";
+import { currentHistory, Deployment, recordServing } from "../lib/history";
 import { progress, say } from "../lib/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
 import { restoreBackup } from "../lib/restore";
-import { appContainers, liveWeb } from "../lib/services";
+import { appContainers } from "../lib/services";
 import { OpsSession, withSession } from "../lib/session";
 import { projectDirOf } from "../lib/stack";
 
@@ -100,14 +100,13 @@ export function register(program: Command): void {
       say(`  - redeploy ${target.version}`);
       const backup = await withSession(settings, "rollback", async () => {
         const writers = await stopRunning(await appContainers(settings));
-        let reversed = false;
         try {
           const taken = backupFirst ? await backupBefore(settings) : null;
-          reversed = true;
           await reverse(settings, marker.fromImage, steps);
           return taken;
         } catch (err) {
-          if (!reversed && writers.length) {
+          // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
+          if (writers.length) {
             await docker(["start", ...writers], { allowFailure: true });
           }
           throw err;
@@ -232,15 +231,7 @@ async function finishAfterSwitch(
       const taken = backupFirst ? await backupBefore(settings) : null;
       await reverse(settings, marker.fromImage, steps);
       if (steps.length) {
-        const web = await liveWeb(settings);
-        await appendHistory(settings, {
-          version: marker.to,
-          image: web?.image ?? "unknown",
-          deployedAt: new Date().toISOString(),
-          stack: settings.stack,
-          environment: settings.environment,
-          postgresVolume: settings.names.postgresVolume,
-          migrations: await migrationState(settings),
+        await recordServing(settings, marker.to, {
           preDeployBackup: taken,
           rolledBackFrom: marker.from,
         });

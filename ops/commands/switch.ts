@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { openStack } from "../lib/context";
 import { OpsError } from "../lib/errors";
 import { say } from "../lib/log";
-import { switchProxy } from "../lib/proxy";
+import { switchProxy, takeOverPort } from "../lib/proxy";
 
 export function register(program: Command): void {
   program
@@ -11,16 +11,24 @@ export function register(program: Command): void {
       "Send traffic to the configured release once its web answers /health/ 200: the proxy reloads seamlessly and the old web drains its in-flight requests. Run by `pulumi up`",
     )
     .option("--wait <seconds>", "how long the new web may take to become healthy", "120")
+    .option(
+      "--take-over-port",
+      "before the proxy is created: stop the web of a deployment without the proxy that still publishes the port, once the new web is healthy (run by `pulumi up`)",
+    )
     .addHelpText(
       "after",
       "\nA release that never becomes healthy is stopped and the proxy keeps serving the old one; the command fails.\n\nExample:\n  edms-ops switch --stack staging --wait 120",
     )
-    .action(async (opts: { wait: string }, command: Command) => {
+    .action(async (opts: { wait: string; takeOverPort?: boolean }, command: Command) => {
       const wait = Number(opts.wait);
       if (!Number.isFinite(wait) || wait < 0) {
         throw new OpsError(`--wait takes seconds ≥ 0 (got \`${opts.wait}\`)`, 2);
       }
       const settings = await openStack(command);
+      if (opts.takeOverPort) {
+        say(await takeOverPort(settings, { wait }));
+        return;
+      }
       const result = await switchProxy(settings, { wait });
       say(
         result.switched

@@ -101,22 +101,23 @@ export async function hasSchema(settings: Settings, container?: string): Promise
   return value === "t";
 }
 
-/** Row count of every table (see COUNTS_SQL): the integrity fingerprint of a backup. */
-export async function tableCounts(
-  settings: Settings,
-  container?: string,
-  database?: string,
-): Promise<Record<string, number>> {
-  return parseCounts(await psql(settings, COUNTS_SQL, container, {}, database));
+export interface Inventory {
+  /** Rows per table, every schema (see COUNTS_SQL). */
+  readonly tables: Record<string, number>;
+  /** Schemas, views, sequences, functions, large objects (see OBJECTS_SQL). */
+  readonly objects: Record<string, number>;
 }
 
-/** Schemas, views, sequences, functions, large objects (see OBJECTS_SQL). */
-export async function objectCounts(
+/** What a database holds, as a backup's manifest records it: the integrity fingerprint of a restore. */
+export async function inventory(
   settings: Settings,
   container?: string,
   database?: string,
-): Promise<Record<string, number>> {
-  return parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database));
+): Promise<Inventory> {
+  return {
+    tables: parseCounts(await psql(settings, COUNTS_SQL, container, {}, database)),
+    objects: parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database)),
+  };
 }
 
 /** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */

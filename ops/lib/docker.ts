@@ -89,13 +89,26 @@ export function run(
       if (result.code !== 0 && !options.allowFailure) {
         const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
         reject(
-          new OpsError(`${command} ${describe(args)} failed (exit ${result.code}):\n${detail}`),
+          new OpsError(
+            `${command} ${describe(args)} failed (exit ${result.code}):\n${detail}${nextStep(detail)}`,
+          ),
         );
       } else {
         resolve(result);
       }
     });
   });
+}
+
+/** What to do about the Docker errors an operation meets when something changes under it. */
+function nextStep(detail: string): string {
+  if (/Container \S+ is not running|No such container/.test(detail)) {
+    return "\nA container this operation needs stopped or went away while it ran. See `edms-ops status`, start what is stopped (`docker start <name>`) or redeploy, then retry.";
+  }
+  if (/Cannot connect to the Docker daemon|error during connect/.test(detail)) {
+    return "\nThe Docker engine stopped answering. Check it (`docker info`), then retry.";
+  }
+  return "";
 }
 
 /** The first words of a command line for error messages (never the stdin, which may carry data). */
@@ -183,7 +196,11 @@ export async function pipeCommands(
 }
 
 /** Ids of the stack's containers with label `edms.role=<role>`, running or not. */
-export async function containerIdsByRole(stack: string, role: string): Promise<string[]> {
+export async function containerIdsByRole(
+  stack: string,
+  role: string,
+  status?: "exited",
+): Promise<string[]> {
   const listed = await docker([
     "ps",
     "-aq",
@@ -191,13 +208,14 @@ export async function containerIdsByRole(stack: string, role: string): Promise<s
     `label=edms.stack=${stack}`,
     "--filter",
     `label=edms.role=${role}`,
+    ...(status ? ["--filter", `status=${status}`] : []),
   ]);
   return listed.stdout.split("\n").filter(Boolean);
 }
 
 /** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */
-export async function removeByRole(stack: string, role: string): Promise<void> {
-  const ids = await containerIdsByRole(stack, role);
+export async function removeByRole(stack: string, role: string, status?: "exited"): Promise<void> {
+  const ids = await containerIdsByRole(stack, role, status);
   if (ids.length) {
     await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
   }

@@ -18,7 +18,7 @@ import { Settings } from "../../components/config";
 import { djangoEnvironment, MEDIA_ROOT } from "../../components/djangoService";
 import { SECRETS_DIR } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { migrationState, objectCounts, tableCounts } from "./database";
+import { inventory, migrationState } from "./database";
 import { docker, removeByRole, RunResult, volumeExists } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -265,11 +265,7 @@ async function runDrill(
       });
       if (restored) {
         await checks.run("row counts", async () => {
-          const problems = inventoryProblems(
-            manifest,
-            await tableCounts(settings, db),
-            await objectCounts(settings, db),
-          );
+          const problems = inventoryProblems(manifest, await inventory(settings, db));
           if (problems.length) {
             throw new OpsError(problems.join("; "));
           }

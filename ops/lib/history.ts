@@ -1,6 +1,8 @@
 /** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
 import { Settings } from "../../components/config";
+import { migrationState } from "./database";
 import { volumeExists } from "./docker";
+import { liveWeb } from "./services";
 import { backupsMount, toolbox } from "./toolbox";
 
 export interface Deployment {
@@ -42,6 +44,27 @@ export async function currentHistory(settings: Settings): Promise<Deployment[]> 
   return (await readHistory(settings)).filter(
     (d) => d.postgresVolume === settings.names.postgresVolume,
   );
+}
+
+/** Appends what serves now: the live web's image and the database's migration state at this moment. */
+export async function recordServing(
+  settings: Settings,
+  version: string,
+  extra: Pick<Deployment, "preDeployBackup" | "rolledBackFrom">,
+): Promise<Deployment> {
+  const web = await liveWeb(settings);
+  const entry: Deployment = {
+    version,
+    image: web?.image ?? "unknown",
+    deployedAt: new Date().toISOString(),
+    stack: settings.stack,
+    environment: settings.environment,
+    postgresVolume: settings.names.postgresVolume,
+    migrations: await migrationState(settings),
+    ...extra,
+  };
+  await appendHistory(settings, entry);
+  return entry;
 }
 
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {

@@ -130,6 +130,50 @@ export async function switchProxy(
   return { from: before?.container ?? null, to: target, switched: true, drainedIn };
 }
 
+/**
+ * Before the proxy is first created on a stack that ran without it, the fixed-name web of that time still
+ * publishes the port the proxy needs. Once the new release's web (internal only) answers /health/ 200, that old
+ * web is stopped: the outage is the proxy's start and the switch, seconds, instead of a failed `pulumi up`.
+ * The engine deletes the stopped container at the end of the update (the program no longer declares it).
+ */
+export async function takeOverPort(settings: Settings, options: SwitchOptions): Promise<string> {
+  const old = settings.names.webContainer;
+  const inspected = await docker(
+    [
+      "container",
+      "inspect",
+      "--format",
+      "{{.State.Running}} {{json .HostConfig.PortBindings}}",
+      old,
+    ],
+    { allowFailure: true },
+  );
+  const [running, ...bindings] = inspected.stdout.trim().split(" ");
+  if (
+    inspected.code !== 0 ||
+    running !== "true" ||
+    !bindings.join(" ").includes(`"HostPort":"${settings.httpPort}"`)
+  ) {
+    return `nothing else publishes port ${settings.httpPort}`;
+  }
+  const target = webContainerName(settings);
+  progress(
+    `${old} (without the proxy) holds port ${settings.httpPort}; waiting for ${target} to be healthy first`,
+  );
+  const healthy = await waitFor(options, async () => {
+    const probe = await httpProbe(target, `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`);
+    return { ok: probe.status === 200, detail: describe(probe.status, probe.body, probe.detail) };
+  });
+  if (!healthy.ok) {
+    throw new OpsError(
+      `Release ${settings.version} is not healthy (${target}: ${healthy.detail}); ${old} keeps serving on port ${settings.httpPort} and the proxy was not created. ` +
+        `Fix the release, or turn the proxy off again (\`edms:proxy: {enabled: false}\`).`,
+    );
+  }
+  await docker(["stop", old]);
+  return `stopped ${old} so the proxy can take port ${settings.httpPort}; the engine removes it at the end of this update`;
+}
+
 /** The release that answers a request through the proxy, probed from the new web container. */
 async function servedVersion(settings: Settings, from: string): Promise<string | null> {
   const probe = await httpProbe(from, publicHealthUrl(settings));

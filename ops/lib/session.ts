@@ -173,6 +173,11 @@ export class OpsSession {
   private async clearLeftovers(): Promise<void> {
     const { settings } = this;
     await removeByRole(settings.stack, OPS_HELPER_ROLE);
+    // Trust-auth scratch servers of a killed verify, and one-off Django containers a killed command left
+    // (they hold copies of the secret files): only sessions make the former; the latter only once exited,
+    // as a deploy's migrate may be running one right now.
+    await removeByRole(settings.stack, "scratch-db");
+    await removeByRole(settings.stack, "ops", "exited");
     await docker(
       [
         "exec",

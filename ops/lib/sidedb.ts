@@ -13,10 +13,10 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { Settings } from "../../components/config";
 import { BackupEntry, lastLine, Manifest } from "./backups";
-import { objectCounts, psql, psqlArgs, tableCounts } from "./database";
+import { inventory, psql, psqlArgs } from "./database";
 import { docker } from "./docker";
 import { OpsError } from "./errors";
-import { progress, say } from "./log";
+import { formatBytes, progress, say } from "./log";
 import { OpsSession } from "./session";
 import { inventoryProblems, streamDump } from "./verify";
 
@@ -171,11 +171,7 @@ export async function restoreBeside(
     }
     const roles = missingRoles.length ? await applyGrants(settings, missingRoles) : [];
     progress("checking the restored database against the backup (rows, schemas, objects)");
-    const problems = inventoryProblems(
-      manifest,
-      await tableCounts(settings, pg, SIDE_DATABASE),
-      await objectCounts(settings, pg, SIDE_DATABASE),
-    );
+    const problems = inventoryProblems(manifest, await inventory(settings, pg, SIDE_DATABASE));
     if (problems.length) {
       throw new OpsError(`the restored database does not match the backup: ${problems.join("; ")}`);
     }
@@ -183,6 +179,31 @@ export async function restoreBeside(
   } catch (err) {
     await admin(settings, dropSideDatabasesSql()).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * The side database needs room next to the live one: refused up front (nothing stopped, nothing changed)
+ * when the postgres volume cannot hold the dump's data half again plus 64 MiB for indexes and WAL, as a full
+ * disk would stop the live server too.
+ */
+export async function requireRoomBeside(settings: Settings, manifest: Manifest): Promise<void> {
+  const df = await docker(
+    ["exec", settings.names.postgresContainer, "df", "-Pk", "/var/lib/postgresql/data"],
+    { allowFailure: true },
+  );
+  const available = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]) * 1024;
+  if (!Number.isFinite(available)) {
+    return; // no df in this image: pg_restore's own error remains, and the live database is untouched
+  }
+  const needed = Math.ceil(manifest.database.bytes * 1.5) + 64 * 1024 * 1024;
+  if (available < needed) {
+    throw new OpsError(
+      `Not enough free space for the restore: it builds the database beside the live one and needs about ${formatBytes(needed)} ` +
+        `on the postgres volume ${settings.names.postgresVolume}, which has ${formatBytes(available)} free. ` +
+        "Free space or grow the volume, then retry. Nothing was stopped or changed.",
+      2,
+    );
   }
 }
 

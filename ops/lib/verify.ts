@@ -10,7 +10,7 @@ import { Transform } from "stream";
 import { Settings } from "../../components/config";
 import { POSTGRES_DB, POSTGRES_USER } from "../../components/postgres";
 import { BackupEntry, lastLine, Manifest, readManifest } from "./backups";
-import { objectCounts, tableCounts } from "./database";
+import { inventory, Inventory } from "./database";
 import { docker, pipeCommands, removeByRole } from "./docker";
 import { OpsError } from "./errors";
 import { progress } from "./log";
@@ -187,11 +187,7 @@ async function testRestore(
     const problems = await restoreIntoScratch(session, entry, manifest, name);
     return problems.length
       ? problems
-      : inventoryProblems(
-          manifest,
-          await tableCounts(session.settings, name),
-          await objectCounts(session.settings, name),
-        );
+      : inventoryProblems(manifest, await inventory(session.settings, name));
   });
 }
 
@@ -201,8 +197,7 @@ async function testRestore(
  */
 export function inventoryProblems(
   manifest: Pick<Manifest, "tables" | "objects">,
-  tables: Record<string, number>,
-  objects: Record<string, number>,
+  { tables, objects }: Inventory,
 ): string[] {
   const scoped = manifest.objects
     ? tables

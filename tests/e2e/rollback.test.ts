@@ -1,5 +1,7 @@
 /** Rollback 2.0.0 → 1.0.0: migration-aware (keeps data written since), and --restore (back to the pre-deploy state). */
 import { expect } from "chai";
+import { docker } from "../../ops/lib/docker";
+import { LoadStream } from "./load";
 import { TestStack } from "./support";
 
 describe("e2e: rollback", function () {
@@ -23,14 +25,7 @@ describe("e2e: rollback", function () {
     expect(result.stdout).to.contain("pulumi config set edms:version 1.0.0 --stack rb");
     expect(result.stdout).to.contain("pulumi up --stack rb --yes");
     expect(result.stdout).to.match(/The state before the rollback is backup \S+-pre-rollback\./);
-    expect(
-      await stack.psql("SELECT max(name) FROM django_migrations WHERE app = 'documents';"),
-    ).to.equal("0001_initial");
-    expect(
-      await stack.psql(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name='documents_document' AND column_name='slug';",
-      ),
-    ).to.equal("0");
+    expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
 
     const { error } = await stack.up("1.0.0"); // the two printed commands
     expect(error, error?.message).to.equal(undefined);
@@ -52,6 +47,35 @@ describe("e2e: rollback", function () {
     expect(error, error?.message).to.equal(undefined);
     expect(await stack.fingerprint()).to.deep.equal(atV1);
     expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("turning the proxy on for this stack (deployed without it): `pulumi up` succeeds, the old web gives the port up only once the new one is healthy", async function () {
+    stack.set("edms:proxy", { image: "edms-test/proxy:haproxy" });
+    const stream = new LoadStream(stack.port).start();
+    const { error, hooks } = await stack.up("1.0.0");
+    const report = await stream.stop();
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.include.members(["proxyTakeover", "proxySwitch"]);
+    const names = (
+      await docker([
+        "ps",
+        "-a",
+        "--filter",
+        `label=edms.stack=${stack.name}`,
+        "--format",
+        "{{.Names}}",
+      ])
+    ).stdout;
+    expect(names).to.contain(`${stack.prefix}-proxy`);
+    expect(names).to.contain(`${stack.prefix}-web-1.0.0`);
+    expect(names.split("\n")).not.to.include(`${stack.prefix}-web`);
+    const health = await stack.ops(["health"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+    expect(health.stdout).to.contain("http /health/ (through the proxy)");
+    console.log(
+      `      (proxy turned on: ${report.requests} requests, ${report.errors.length + report.failed.length} without a 200 during the takeover)`,
+    );
+    stack.set("edms:proxy", { enabled: false });
   });
 
   it("refuses when there is no earlier release", async function () {

@@ -150,6 +150,17 @@ export class TestStack {
     ).stdout.trim();
   }
 
+  /** The documents app's latest applied migration and whether its table has 2.0.0's `slug` column. */
+  async documentsSchema(): Promise<{ migration: string; slug: boolean }> {
+    const [migration, slug] = (
+      await this.psql(
+        "SELECT max(name) FROM django_migrations WHERE app = 'documents';\n" +
+          "SELECT count(*) FROM information_schema.columns WHERE table_name = 'documents_document' AND column_name = 'slug';",
+      )
+    ).split("\n");
+    return { migration, slug: slug === "1" };
+  }
+
   /** Python in the web container's Django shell; code goes in on stdin, never argv. */
   async django(code: string): Promise<string> {
     return (

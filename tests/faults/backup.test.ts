@@ -59,6 +59,30 @@ describe("e2e: backup faults", function () {
     ).to.equal("0");
   });
 
+  it("6f. a backup under write load (uploads with their celery task, and the health probe writing to media) verifies", async function () {
+    let writing = true;
+    let uploads = 0;
+    const writer = (async () => {
+      for (let i = 0; writing && i < 20; i += 1) {
+        await stack.seed(`load${i}`, 2, 256 * 1024);
+        uploads += 2;
+      }
+    })();
+    const prober = (async () => {
+      for (let i = 0; writing && i < 200; i += 1) {
+        await stack.ops(["health"]);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const backup = await stack.ops(["backup", "--reason", "under-load"]);
+    writing = false;
+    await Promise.all([writer, prober]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    expect(uploads, "uploads while the backup ran").to.be.greaterThan(0);
+    const verify = await stack.ops(["verify", backup.stdout.trim()]);
+    expect(verify.code, verify.stderr).to.equal(0);
+  });
+
   it("6b. two operations at once: the second waits for the lock, or is refused naming the first", async function () {
     const first = stack.ops(["backup", "--reason", "first"]);
     await new Promise((r) => setTimeout(r, 1200));
@@ -156,5 +180,64 @@ describe("e2e: backup on a full disk", function () {
     expect(await stack.backupIds()).to.deep.equal([first.stdout.trim()]);
     const verify = await stack.ops(["verify", first.stdout.trim()]);
     expect(verify.code, verify.stderr).to.equal(0);
+  });
+
+  it("6g. reset-app whose undo backup does not fit: refused with the reason, the app's data untouched, web/worker serving", async function () {
+    const before = await stack.fingerprint();
+    const reset = await stack.ops(["reset-app", "documents", "--confirm", stack.name]);
+    expect(reset.code).to.equal(1);
+    expect(reset.stderr).to.match(/no space left in the backups volume/);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+});
+
+describe("faults: restore onto a nearly full postgres volume", function () {
+  const stack = new TestStack("fullpg", "dev", { "edms:version": "2.0.0" });
+  // The postgres volume on a small host tmpfs (bind-mounted by the local driver, as above).
+  const disk = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-pg-"));
+  before(async () => {
+    await stack.destroy();
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=224m", "tmpfs", disk]);
+    await docker([
+      "volume",
+      "create",
+      "--opt",
+      "type=none",
+      "--opt",
+      "o=bind",
+      "--opt",
+      `device=${disk}`,
+      "--label",
+      `edms.stack=${stack.name}`,
+      `${stack.prefix}_postgres_data`,
+    ]);
+    expect((await stack.up()).error).to.equal(undefined);
+    await stack.seed("pg", 1, 1024);
+    await stack.psql(
+      "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 500000) g; CHECKPOINT;",
+    );
+  });
+  after(async () => {
+    await stack.destroy();
+    execFileSync("umount", [disk]);
+    fs.rmSync(disk, { recursive: true, force: true });
+  });
+
+  it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {
+    const backup = await stack.ops(["backup", "--reason", "big"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const before = await stack.fingerprint();
+    const restore = await stack.ops(["restore", backup.stdout.trim()]);
+    expect(restore.code).to.equal(2);
+    expect(restore.stderr).to.match(
+      new RegExp(
+        `Not enough free space for the restore: .* on the postgres volume ${stack.prefix}_postgres_data, which has .* free\\. .*Nothing was stopped or changed\\.`,
+      ),
+    );
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    const web = await docker(["inspect", "-f", "{{.State.Running}}", stack.container("web")]);
+    expect(web.stdout.trim()).to.equal("true");
+    expect((await stack.ops(["health"])).code).to.equal(0);
   });
 });

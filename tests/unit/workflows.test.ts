@@ -85,6 +85,7 @@ describe("workflows", function () {
     const rollback = steps(wf).find((s) => s.run?.includes("edms-ops rollback"));
     expect(rollback?.if).to.equal("failure()");
     expect(rollback?.run).to.contain("--previous --backup-first");
+    expect(rollback?.run).to.contain('[ "$STACK" = production ] && echo --confirm production');
   });
 
   it("destroy runs only in staging-reset, only on staging, behind a guard that refuses any other stack", function () {

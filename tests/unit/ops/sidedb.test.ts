@@ -56,12 +56,12 @@ describe("restore beside the live database", function () {
   it("compares other schemas and objects when the manifest has them, public tables only when it predates them", function () {
     const tables = { auth_user: 2, "extra.t": 1 };
     const objects = { views: 1, "large objects": 5 };
-    expect(inventoryProblems({ tables: { auth_user: 2 } }, tables, objects)).to.deep.equal([]);
-    expect(inventoryProblems({ tables: { auth_user: 2 }, objects }, tables, objects)).to.deep.equal(
-      ["table extra.t: not in the backup"],
-    );
+    expect(inventoryProblems({ tables: { auth_user: 2 } }, { tables, objects })).to.deep.equal([]);
     expect(
-      inventoryProblems({ tables, objects: { views: 1, "large objects": 6 } }, tables, objects),
+      inventoryProblems({ tables: { auth_user: 2 }, objects }, { tables, objects }),
+    ).to.deep.equal(["table extra.t: not in the backup"]);
+    expect(
+      inventoryProblems({ tables, objects: { views: 1, "large objects": 6 } }, { tables, objects }),
     ).to.deep.equal(["objects: large objects: 5 != expected 6"]);
   });
 });

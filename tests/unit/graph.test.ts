@@ -39,3 +39,31 @@ describe("fresh start backup (dataGeneration undo)", function () {
     expect(run.byName("edms-postgres-container").dependsOn).not.to.include("freshStartBackup");
   });
 });
+
+describe("proxy takeover (a stack that ran without the proxy turns it on)", function () {
+  this.timeout(60000);
+
+  it("stops the old fixed-name web only after the new web and worker exist, and before the proxy takes the port", async function () {
+    const run = await runProgram({ stack: "staging" });
+    expect(run.error).to.equal(undefined);
+    const hook = run.byName("proxyTakeover");
+    expect(hook.inputs.create).to.match(
+      /edms-ops\.js switch --take-over-port --wait 120 --stack staging$/,
+    );
+    const version = run.outputs.version;
+    expect(hook.dependsOn).to.include.members([
+      `edms-web-${version}-container`,
+      `edms-worker-container`,
+    ]);
+    expect(run.byName("edms-proxy-container").dependsOn).to.include("proxyTakeover");
+    expect(run.byName("proxySwitch").dependsOn).to.include("edms-proxy-container");
+  });
+
+  it("without the proxy: no takeover", async function () {
+    const run = await runProgram({
+      stack: "staging",
+      overrides: { "edms:proxy": { enabled: false } },
+    });
+    expect(run.resources.map((r) => r.name)).not.to.include("proxyTakeover");
+  });
+});

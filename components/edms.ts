@@ -25,8 +25,9 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup → migrate
- *     → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate → recordDeployment
+ *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
+ *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
+ *     → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -119,6 +120,27 @@ export class Edms extends pulumi.ComponentResource {
           { ...child, dependsOn: [...datastores, backupInit] },
         )
       : undefined;
+    // A backup that does not restore stops the deploy here, while the old release still serves: the drill
+    // restores it into scratch space and runs its own release's checks before anything is migrated.
+    const preDeployDrill =
+      preDeployBackup && settings.backup.drillBeforeDeploy
+        ? opsHook(
+            "preDeployDrill",
+            {
+              settings,
+              args: [
+                "drill",
+                "latest",
+                "--target-version",
+                settings.version,
+                "--reason",
+                "pre-deploy",
+              ],
+              triggers: release,
+            },
+            { ...child, dependsOn: [preDeployBackup] },
+          )
+        : undefined;
     const migrate = opsHook(
       "migrate",
       {
@@ -132,7 +154,7 @@ export class Edms extends pulumi.ComponentResource {
       },
       {
         ...child,
-        dependsOn: [...datastores, backendImage, preDeployBackup ?? backupInit],
+        dependsOn: [...datastores, backendImage, preDeployDrill ?? preDeployBackup ?? backupInit],
       },
     );
     // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
@@ -232,6 +254,7 @@ export class Edms extends pulumi.ComponentResource {
       ...(proxySwitch ? { proxySwitch } : {}),
       ...(proxyTakeover ? { proxyTakeover } : {}),
       ...(preDeployBackup ? { preDeployBackup } : {}),
+      ...(preDeployDrill ? { preDeployDrill } : {}),
     };
     this.url = pulumi.output(
       settings.proxy.tls

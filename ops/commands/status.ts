@@ -18,6 +18,8 @@ import {
 } from "../lib/markers";
 import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
+import { readLatestDrill } from "../lib/drill";
+import { backupFreshness } from "../lib/health";
 
 export function register(program: Command): void {
   program
@@ -83,6 +85,8 @@ export function register(program: Command): void {
       const interrupted = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
       const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
       const newest = complete.length ? complete[complete.length - 1] : null;
+      const drill = await readLatestDrill(settings);
+      const freshness = await backupFreshness(settings);
       const report = {
         stack: settings.stack,
         environment: settings.environment,
@@ -99,6 +103,11 @@ export function register(program: Command): void {
           legacy: legacy.map((l) => l.id),
           problem: backupsProblem,
           offsite: await offsiteLag(settings, complete),
+          newestGood: freshness.newestGood,
+          newestGoodAgeHours: freshness.ageHours,
+          lastDrill: drill
+            ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
+            : null,
         },
         operation: await currentOperation(settings),
         interruptedRestore: interrupted,
@@ -121,6 +130,10 @@ export function register(program: Command): void {
         `backups: ${report.backups.count}${report.backups.last ? `, last ${report.backups.last}` : ""}` +
           (legacy.length ? `, ${legacy.length} in the first release's format` : "") +
           (backupsProblem ? ` (cannot be listed: ${backupsProblem})` : ""),
+      );
+      say(
+        `  newest good backup: ${freshness.newestGood ? `${freshness.newestGood} (${freshness.ageHours} h old)` : "none"}; ` +
+          `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
       );
       const off = report.backups.offsite;
       if (off) {

@@ -58,6 +58,8 @@ export function backupToolbox(
     readonly args?: readonly string[];
     /** `edms.role` label; helpers that write to the repository are removed by the next lock holder. */
     readonly role?: string;
+    /** More volumes (a drill's scratch space). */
+    readonly mounts?: readonly Mount[];
   } = {},
 ): Promise<RunResult> {
   const args = ["run", "--rm", "-i", "--log-driver", "none", "--user", "0", "--entrypoint", "sh"];
@@ -69,6 +71,9 @@ export function backupToolbox(
     `edms.role=${options.role ?? "ops"}`,
   );
   args.push("-v", `${settings.names.backupsVolume}:/backups${options.writable ? "" : ":ro"}`);
+  for (const mount of options.mounts ?? []) {
+    args.push("-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`);
+  }
   args.push(settings.backup.image, "-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops");
   args.push(...(options.args ?? []));
   return docker(args, options);

@@ -186,7 +186,12 @@ export async function pipeCommands(
   const abort = new AbortController();
   const consumed = consumer(pipe).then((result) => {
     if (!pipe.writableEnded) {
-      abort.abort();
+      // A consumer that failed ends the producer. One that succeeded before the producer closed (tar -x
+      // stops at the end-of-archive blocks while `docker exec` is still exiting) must not: killing it then
+      // turned a complete transfer into a failure (found by the issue-11 work).
+      if (result.code !== 0) {
+        abort.abort();
+      }
       pipe.resume(); // drain whatever is still in flight
     }
     return result;

@@ -26,8 +26,9 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup → migrate
- *     → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate → recordDeployment
+ *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
+ *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
+ *     → recordDeployment
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -56,6 +57,7 @@ export class Edms extends pulumi.ComponentResource {
       ...(services.proxySwitch ? { proxySwitch: services.proxySwitch } : {}),
       ...(services.proxyTakeover ? { proxyTakeover: services.proxyTakeover } : {}),
       ...(data.preDeployBackup ? { preDeployBackup: data.preDeployBackup } : {}),
+      ...(data.preDeployDrill ? { preDeployDrill: data.preDeployDrill } : {}),
     };
     const { settings } = args;
     this.url = pulumi.output(
@@ -183,6 +185,27 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
         { ...child, dependsOn: [...datastores, backupInit] },
       )
     : undefined;
+  // A backup that does not restore stops the deploy here, while the old release still serves: the drill
+  // restores it into scratch space and runs its own release's checks before anything is migrated.
+  const preDeployDrill =
+    preDeployBackup && settings.backup.drillBeforeDeploy
+      ? opsHook(
+          HOOKS.preDeployDrill,
+          {
+            settings,
+            args: [
+              "drill",
+              "latest",
+              "--target-version",
+              settings.version,
+              "--reason",
+              "pre-deploy",
+            ],
+            triggers: release,
+          },
+          { ...child, dependsOn: [preDeployBackup] },
+        )
+      : undefined;
   const migrate = opsHook(
     HOOKS.migrate,
     {
@@ -196,7 +219,11 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
     },
     {
       ...child,
-      dependsOn: [...datastores, base.backendImage, preDeployBackup ?? backupInit],
+      dependsOn: [
+        ...datastores,
+        base.backendImage,
+        preDeployDrill ?? preDeployBackup ?? backupInit,
+      ],
     },
   );
   // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
@@ -214,7 +241,7 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
     },
     { ...child, dependsOn: [migrate] },
   );
-  return { backupInit, preDeployBackup, migrate, bootstrap };
+  return { backupInit, preDeployBackup, preDeployDrill, migrate, bootstrap };
 }
 
 /** The new release's web and worker, and (with the proxy) the takeover of the port and the switch. */

@@ -6,6 +6,7 @@ export const HOOKS = {
   freshStartBackup: "freshStartBackup",
   backupInit: "backupInit",
   preDeployBackup: "preDeployBackup",
+  preDeployDrill: "preDeployDrill",
   migrate: "migrate",
   bootstrap: "bootstrap",
   proxyTakeover: "proxyTakeover",
@@ -18,6 +19,9 @@ export type HookName = (typeof HOOKS)[keyof typeof HOOKS];
 
 /** Relative to the project directory: what every hook runs with `node`. */
 export const OPS_ENTRY = "ops/bin/edms-ops.js";
+
+/** Matches a hook's command line that drills the pre-deploy backup. */
+export const PRE_DEPLOY_DRILL_COMMAND = /edms-ops\.js drill\b/;
 
 /** Matches a hook's command line that takes the pre-deploy backup. */
 export const PRE_DEPLOY_BACKUP_COMMAND = /edms-ops\.js backup --reason pre-deploy\b/;

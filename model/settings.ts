@@ -20,8 +20,17 @@ export interface OffsiteSettings {
 export interface BackupSettings {
   /** Take `edms-ops backup --reason pre-deploy` before migrating. Always true on production. */
   readonly beforeDeploy: boolean;
+  /**
+   * Drill the pre-deploy backup (`edms-ops drill`: scratch restore, the release's checks) before `migrate`.
+   * Defaults to true on production, where it cannot be turned off; needs `beforeDeploy`.
+   */
+  readonly drillBeforeDeploy: boolean;
   /** Newest backups kept by the retention policy (rollback targets are kept on top). */
   readonly keep: number;
+  /** On top of `keep`: restic's `--keep-daily`/`--keep-weekly`/`--keep-monthly` (newest per day/ISO week/month). */
+  readonly keepDaily?: number;
+  readonly keepWeekly?: number;
+  readonly keepMonthly?: number;
   /** Image with `restic` and a POSIX shell, run on the Docker host. Defaults to `restic/restic:0.17.3`. */
   readonly image: string;
   /** A second restic repository (any backend) that every backup is copied to. */
@@ -114,8 +123,8 @@ export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
 
 export function defaultBackup(environment: Environment): BackupSettings {
   return environment === "production"
-    ? { beforeDeploy: true, keep: 14, image: DEFAULT_BACKUP_IMAGE }
-    : { beforeDeploy: false, keep: 5, image: DEFAULT_BACKUP_IMAGE };
+    ? { beforeDeploy: true, drillBeforeDeploy: true, keep: 14, image: DEFAULT_BACKUP_IMAGE }
+    : { beforeDeploy: false, drillBeforeDeploy: false, keep: 5, image: DEFAULT_BACKUP_IMAGE };
 }
 
 /** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
@@ -231,7 +240,16 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
     schema: z
       .object({
         beforeDeploy: z.boolean({ error: "beforeDeploy must be true or false" }).optional(),
+        drillBeforeDeploy: z
+          .boolean({ error: "drillBeforeDeploy must be true or false" })
+          .optional(),
         keep: integer.pipe(z.number().int().min(1, "keep must be at least 1")).optional(),
+        ...Object.fromEntries(
+          ["keepDaily", "keepWeekly", "keepMonthly"].map((k) => [
+            k,
+            integer.pipe(z.number().int().min(0, `${k} must be 0 or more`)).optional(),
+          ]),
+        ),
         image: z
           .string({ error: "image must be an image reference" })
           .trim()
@@ -268,7 +286,7 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
           .optional(),
       })
       .strict(),
-    fix: "e.g. `{beforeDeploy: true, keep: 14, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
+    fix: "e.g. `{beforeDeploy: true, drillBeforeDeploy: true, keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
   },
   bootstrap: {
     schema: z
@@ -361,7 +379,8 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
   };
   // Read from the raw value: a production stack that turns the backup off must hear so even when the
   // same object has another mistake.
-  const rawBackup = parseJsonish(raw.backup) as { beforeDeploy?: unknown } | undefined;
+  const rawBackup = parseJsonish(raw.backup) as
+    { beforeDeploy?: unknown; drillBeforeDeploy?: unknown } | undefined;
   if (environment === "production") {
     if (raw.dataGeneration !== undefined) {
       problems.push(
@@ -373,6 +392,18 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
         "`edms:backup.beforeDeploy: false` is not allowed on production: every production deploy is preceded by a backup. Remove `beforeDeploy` or set it to true.",
       );
     }
+    if (rawBackup?.drillBeforeDeploy === false || rawBackup?.drillBeforeDeploy === "false") {
+      problems.push(
+        "`edms:backup.drillBeforeDeploy: false` is not allowed on production: a production deploy migrates only after its pre-deploy backup has been restored and checked in scratch space. Remove `drillBeforeDeploy` or set it to true.",
+      );
+    }
+  } else if (
+    (rawBackup?.drillBeforeDeploy === true || rawBackup?.drillBeforeDeploy === "true") &&
+    !(rawBackup?.beforeDeploy === true || rawBackup?.beforeDeploy === "true")
+  ) {
+    problems.push(
+      "`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`: the drill restores the pre-deploy backup. Set `beforeDeploy: true` too, or remove `drillBeforeDeploy`.",
+    );
   }
   const proxyRaw = (values.proxy ?? {}) as {
     enabled?: boolean;

@@ -6,6 +6,8 @@ import { Command, CommanderError } from "commander";
 import * as backup from "./commands/backup";
 import * as backups from "./commands/backups";
 import * as bootstrap from "./commands/bootstrap";
+import * as drill from "./commands/drill";
+import * as evidence from "./commands/evidence";
 import * as health from "./commands/health";
 import * as migrate from "./commands/migrate";
 import * as recordDeployment from "./commands/record-deployment";
@@ -34,11 +36,13 @@ export function buildProgram(): Command {
     backup,
     backups,
     verify,
+    drill,
     restore,
     migrate,
     bootstrap,
     health,
     status,
+    evidence,
     recordDeployment,
     reset,
     resetApp,

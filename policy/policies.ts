@@ -7,7 +7,7 @@
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { HOOKS, PRE_DEPLOY_BACKUP_COMMAND } from "../model/hooks";
+import { HOOKS, PRE_DEPLOY_BACKUP_COMMAND, PRE_DEPLOY_DRILL_COMMAND } from "../model/hooks";
 import { LABELS } from "../model/labels";
 
 const VOLUME = "docker:index/volume:Volume";
@@ -97,9 +97,13 @@ function isProduction(resources: PolicyResource[]): boolean {
   );
 }
 
+const isHook = (r: PolicyResource, verb: RegExp) =>
+  r.type === COMMAND && verb.test(String(r.props.create ?? ""));
+
 export const backupBeforeDeploy: StackValidationPolicy = {
   name: "backup-before-deploy",
-  description: "On production the migrate hook depends on the pre-deploy backup hook.",
+  description:
+    "On production the migrate hook depends on the pre-deploy drill hook, which depends on the pre-deploy backup hook.",
   enforcementLevel: "mandatory",
   validateStack: (args, reportViolation) => {
     if (!isProduction(args.resources)) {
@@ -112,12 +116,19 @@ export const backupBeforeDeploy: StackValidationPolicy = {
       );
       return;
     }
-    const backup = migrate.dependencies.find(
-      (d) => d.type === COMMAND && PRE_DEPLOY_BACKUP_COMMAND.test(String(d.props.create ?? "")),
+    const drill = migrate.dependencies.find((d) => isHook(d, PRE_DEPLOY_DRILL_COMMAND));
+    if (!drill) {
+      reportViolation(
+        "On production the `migrate` hook must depend on the pre-deploy drill hook (`edms-ops drill latest --target-version …`): " +
+          "a backup is migrated over only once it has been restored in scratch space. Keep `edms:backup.drillBeforeDeploy` true and the dependsOn edge in components/edms.ts.",
+      );
+    }
+    const backup = (drill ?? migrate).dependencies.find((d) =>
+      isHook(d, PRE_DEPLOY_BACKUP_COMMAND),
     );
     if (!backup) {
       reportViolation(
-        "On production the `migrate` hook must depend on the pre-deploy backup hook (`edms-ops backup --reason pre-deploy`). " +
+        `On production the \`${drill ? drill.name : "migrate"}\` hook must depend on the pre-deploy backup hook (\`edms-ops backup --reason pre-deploy\`). ` +
           "Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
       );
     }

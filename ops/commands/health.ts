@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { openStack, waitSeconds } from "../lib/context";
 import { failure } from "../lib/errors";
-import { CheckResult, runChecks } from "../lib/health";
+import { backupFreshness, CheckResult, runChecks } from "../lib/health";
 import { progress, say } from "../lib/log";
 
 export function register(program: Command): void {
@@ -31,11 +31,20 @@ export function register(program: Command): void {
         await new Promise((r) => setTimeout(r, 2000));
       }
       const healthy = checks.every((c) => c.ok);
+      // Reported, never part of the verdict: an old backup is no reason to fail the web's health.
+      const backup = await backupFreshness(settings);
       if (opts.json) {
-        say(JSON.stringify({ healthy, checks }, null, 2));
+        say(JSON.stringify({ healthy, checks, backup }, null, 2));
       } else {
         checks.forEach((c) =>
           say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`),
+        );
+        say(
+          `info newest good backup: ${
+            backup.newestGood ? `${backup.newestGood}, ${backup.ageHours} h old` : "none"
+          }${backup.failedDrills.length ? ` (newer, failed their drill: ${backup.failedDrills.join(", ")})` : ""}${
+            backup.problem ? ` (backups cannot be listed: ${backup.problem})` : ""
+          }`,
         );
       }
       if (!healthy) {

@@ -19,6 +19,8 @@ import {
 } from "../lib/markers";
 import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
+import { readLatestDrill } from "../lib/drill";
+import { backupFreshness } from "../lib/health";
 
 export function register(program: Command): void {
   program
@@ -105,6 +107,8 @@ async function statusReport(settings: Settings) {
     return { complete: [], legacy: [] };
   });
   const newest = complete.length ? complete[complete.length - 1] : null;
+  const drill = await readLatestDrill(settings);
+  const freshness = await backupFreshness(settings);
   return {
     stack: settings.stack,
     environment: settings.environment,
@@ -121,6 +125,11 @@ async function statusReport(settings: Settings) {
       legacy: legacy.map((l) => l.id),
       problem: backupsProblem as string | null,
       offsite: await offsiteLag(settings, complete),
+      newestGood: freshness.newestGood,
+      newestGoodAgeHours: freshness.ageHours,
+      lastDrill: drill
+        ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
+        : null,
     },
     operation: await currentOperation(settings),
     interruptedRestore: await readMarker<RestoreMarker>(settings, RESTORE_MARKER),
@@ -145,6 +154,11 @@ function printReport(settings: Settings, report: StatusReport): void {
     `backups: ${backups.count}${backups.last ? `, last ${backups.last}` : ""}` +
       (backups.legacy.length ? `, ${backups.legacy.length} in the first release's format` : "") +
       (backups.problem ? ` (cannot be listed: ${backups.problem})` : ""),
+  );
+  const drill = backups.lastDrill;
+  say(
+    `  newest good backup: ${backups.newestGood ? `${backups.newestGood} (${backups.newestGoodAgeHours} h old)` : "none"}; ` +
+      `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
   );
   const off = backups.offsite;
   if (off) {

@@ -496,6 +496,7 @@ export async function applyRetention(
     backups: known ?? (await sessionSnapshots(session)),
     keep: settings.backup.keep,
     pinned: [...pinnedBackups],
+    periodic: settings.backup,
   };
   // Rollback targets only add to what is kept: look them up (history, containers) only when a backup
   // would otherwise go.

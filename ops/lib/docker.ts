@@ -192,7 +192,7 @@ export async function pipeCommands(
     if (!pipe.writableEnded) {
       // A consumer that failed ends the producer. One that succeeded before the producer closed (tar -x
       // stops at the end-of-archive blocks while `docker exec` is still exiting) must not: killing it then
-      // turned a complete transfer into a failure.
+      // turned a complete transfer into a failure (found by the issue-11 work).
       if (result.code !== 0) {
         abort.abort();
       }

@@ -2,8 +2,11 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
+import { listBackups } from "./backups";
 import { docker } from "./docker";
+import { drillResults } from "./drill";
 import { describeIncompleteRestore, readMarker, RESTORE_MARKER, RestoreMarker } from "./markers";
+import { BackupEntry } from "./restic";
 import { anyRunningWeb, containersOf } from "./services";
 
 export interface CheckResult {
@@ -120,4 +123,50 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     });
   }
   return results;
+}
+
+/** The newest backup not failed by its latest drill: reported by `health`, never part of its verdict. */
+export interface BackupFreshness {
+  readonly newestGood: string | null;
+  readonly time: string | null;
+  readonly ageHours: number | null;
+  /** Newer backups whose latest drill failed (not counted as good). */
+  readonly failedDrills: string[];
+  readonly problem?: string;
+}
+
+/** Pure: the newest backup whose latest drill did not fail, and its age at `now`. */
+export function newestGood(
+  complete: readonly BackupEntry[],
+  drills: ReadonlyMap<string, boolean>,
+  now: number,
+): BackupFreshness {
+  const failedDrills: string[] = [];
+  for (const entry of [...complete].reverse()) {
+    if (drills.get(entry.id) === false) {
+      failedDrills.push(entry.id);
+      continue;
+    }
+    const ageHours = Math.round(((now - Date.parse(entry.time)) / 3_600_000) * 10) / 10;
+    return { newestGood: entry.id, time: entry.time, ageHours, failedDrills };
+  }
+  return { newestGood: null, time: null, ageHours: null, failedDrills };
+}
+
+export async function backupFreshness(settings: Settings): Promise<BackupFreshness> {
+  try {
+    const [{ complete }, drills] = await Promise.all([
+      listBackups(settings),
+      drillResults(settings),
+    ]);
+    return newestGood(complete, drills, Date.now());
+  } catch (err) {
+    return {
+      newestGood: null,
+      time: null,
+      ageHours: null,
+      failedDrills: [],
+      problem: (err as Error).message.split("\n")[0],
+    };
+  }
 }

@@ -87,6 +87,7 @@ export async function copyToOffsite(session: OpsSession): Promise<void> {
       keep: settings.backup.keep,
       rollbackReleases: await protectedReleases(settings),
       pinned: [],
+      periodic: settings.backup,
     });
     if (decision.forget.length) {
       await session.exec(

@@ -55,6 +55,8 @@ export function backupToolbox(
     readonly args?: readonly string[];
     /** `edms.role` label; helpers that write to the repository are removed by the next lock holder. */
     readonly role?: string;
+    /** More volumes (a drill's scratch space). */
+    readonly mounts?: readonly Mount[];
   } = {},
 ): Promise<RunResult> {
   const args = dockerRunArgs({
@@ -69,6 +71,7 @@ export function backupToolbox(
     labels: opsLabels(settings, options.role),
     mounts: [
       { volume: settings.names.backupsVolume, path: "/backups", readOnly: !options.writable },
+      ...(options.mounts ?? []),
     ],
   });
   return docker(args, options);

@@ -74,6 +74,8 @@ export async function waitForScratch(name: string): Promise<void> {
 export async function withScratchDatabase<T>(
   settings: Settings,
   fn: (name: string) => Promise<T>,
+  /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
+  network = "none",
 ): Promise<T> {
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   // Leftovers of killed runs first: trust-auth servers must not pile up.
@@ -83,7 +85,7 @@ export async function withScratchDatabase<T>(
       image: settings.postgresImage,
       name,
       detach: true,
-      network: "none",
+      network,
       // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
       labels: opsLabels(settings, "scratch-db"),
       env: [
@@ -133,6 +135,48 @@ export async function streamDump(
   return { sha256: hash.digest("hex"), bytes, dumped, consumed };
 }
 
+/**
+ * The snapshot's dump streamed into a scratch server by pg_restore in one transaction, hashed on the way;
+ * the problems found (unreadable, checksum, pg_restore), none when it restored as recorded.
+ */
+export async function restoreIntoScratch(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  name: string,
+): Promise<string[]> {
+  // No owners and no grants: roles of the production server need not exist in the scratch one.
+  const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+    docker(
+      [
+        "exec",
+        "-i",
+        name,
+        "pg_restore",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        POSTGRES_DB,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+      ],
+      { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
+    ),
+  );
+  if (dumped.code !== 0) {
+    return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
+  }
+  if (sha256 !== manifest.database.sha256) {
+    return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
+  }
+  if (consumed.code !== 0) {
+    return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
+  }
+  return [];
+}
+
 async function testRestore(
   session: OpsSession,
   entry: BackupEntry,
@@ -140,38 +184,10 @@ async function testRestore(
 ): Promise<string[]> {
   return withScratchDatabase(session.settings, async (name) => {
     progress(`test-restoring ${entry.id} into scratch database ${name}`);
-    // No owners and no grants: roles of the production server need not exist in the scratch one.
-    const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
-      docker(
-        [
-          "exec",
-          "-i",
-          name,
-          "pg_restore",
-          "-U",
-          POSTGRES_USER,
-          "-d",
-          POSTGRES_DB,
-          "--no-owner",
-          "--no-privileges",
-          "--exit-on-error",
-          "--single-transaction",
-        ],
-        { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
-      ),
-    );
-    if (dumped.code !== 0) {
-      return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
-    }
-    if (sha256 !== manifest.database.sha256) {
-      return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
-    }
-    if (consumed.code !== 0) {
-      return [
-        `db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`,
-      ];
-    }
-    return inventoryProblems(manifest, await inventory(session.settings, name));
+    const problems = await restoreIntoScratch(session, entry, manifest, name);
+    return problems.length
+      ? problems
+      : inventoryProblems(manifest, await inventory(session.settings, name));
   });
 }
 
@@ -210,6 +226,16 @@ async function readMedia(session: OpsSession, entry: BackupEntry): Promise<strin
     : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
 }
 
+export const LAST_CHECK_FILE = "/backups/last-check.json";
+
+/** The newest `restic check` of the local repository (written by verify, and so by restore). */
+export interface RepositoryCheck {
+  readonly checkedAt: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly during: string;
+}
+
 export interface VerifyReport {
   readonly id: string;
   readonly ok: boolean;
@@ -223,6 +249,14 @@ export async function verifyBackup(session: OpsSession, entry: BackupEntry): Pro
   if (check.code !== 0) {
     problems.push(`restic check: ${lastLine(check.stderr)}`);
   }
+  // What `edms-ops evidence` reports as the last repository check.
+  const record: RepositoryCheck = {
+    checkedAt: await session.hostTime(),
+    ok: check.code === 0,
+    detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
+    during: `verify ${entry.id}`,
+  };
+  await session.exec(`cat > ${LAST_CHECK_FILE}`, [], { input: JSON.stringify(record) });
   let manifest: Manifest | undefined;
   try {
     manifest = await readManifest(session, entry);

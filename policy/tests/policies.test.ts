@@ -171,21 +171,31 @@ describe("policy backup-before-deploy", function () {
       dependencies,
       propertyDependencies: {},
     }) as unknown as PolicyResource;
-  const happyPathArgs = (env = "production", withEdge = true): StackValidationArgs => {
+  const happyPathArgs = (
+    env = "production",
+    withEdge = true,
+    withDrill = true,
+  ): StackValidationArgs => {
     const volume = resource("docker:index/volume:Volume", "edms-data-postgres", {
       labels: labels({ "edms.environment": env, "edms.data": "persistent" }),
     });
     const backup = resource("command:local:Command", "preDeployBackup", {
       create: "node ops/bin/edms-ops.js backup --reason pre-deploy --stack production",
     });
+    const drill = resource(
+      "command:local:Command",
+      "preDeployDrill",
+      { create: "node ops/bin/edms-ops.js drill latest --target-version 2.0.0 --stack production" },
+      withEdge ? [backup] : [],
+    );
     const migrate = resource(
       "command:local:Command",
       "migrate",
       { create: "node ops/bin/edms-ops.js migrate" },
-      withEdge ? [backup, volume] : [volume],
+      withDrill ? [drill, volume] : withEdge ? [backup, volume] : [volume],
     );
     return {
-      resources: [volume, backup, migrate],
+      resources: [volume, backup, drill, migrate],
       stackTags: new Map(),
       getConfig: <T extends object>() => ({}) as T,
       notApplicable: () => undefined as never,
@@ -199,13 +209,18 @@ describe("policy backup-before-deploy", function () {
     return found;
   };
 
-  it("passes when migrate depends on the backup hook", async function () {
+  it("passes when migrate depends on the drill, and the drill on the backup hook", async function () {
     expect(await run(happyPathArgs())).to.deep.equal([]);
   });
-  it("reports migrate without the backup edge on production", async function () {
-    expect((await run(happyPathArgs("production", false))).join()).to.match(
-      /must depend on the pre-deploy backup hook/,
-    );
+  it("reports a drill without the backup edge on production", async function () {
+    expect(await run(happyPathArgs("production", false))).to.deep.equal([
+      "On production the `preDeployDrill` hook must depend on the pre-deploy backup hook (`edms-ops backup --reason pre-deploy`). Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
+    ]);
+  });
+  it("reports migrate straight after the backup, without the drill, on production", async function () {
+    const found = await run(happyPathArgs("production", true, false));
+    expect(found).to.have.length(1);
+    expect(found[0]).to.match(/`migrate` hook must depend on the pre-deploy drill hook/);
   });
   it("reports a production stack without a migrate hook", async function () {
     const args = happyPathArgs();

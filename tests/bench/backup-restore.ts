@@ -16,19 +16,11 @@ import { docker } from "../../ops/lib/docker";
 import { dockerRunArgs } from "../../ops/lib/dockerRun";
 import { waitForScratch } from "../../ops/lib/verify";
 import { REPO_ROOT } from "../support/program";
-import { onVolumes, prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
+import { prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
 import { measureCliStartup, printCliStartup } from "./cli-startup";
+import { IMAGE, median, mediaScript, PER_GIB, RUNS, seed, shell, timed } from "./data";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1 4").split(/\s+/).map(Number);
-const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
-const RUNS = 3;
-const IMAGE = "edms-test/postgres:15"; // the scratch server of the raw baseline
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
 
 /**
  * Resolves when a streaming child exits 0; rejects with its stderr otherwise. A raw step whose producer
@@ -43,59 +35,6 @@ function succeeded(child: ChildProcess, what: string): Promise<void> {
         ? resolve()
         : reject(new Error(`${what} failed (exit ${code ?? signal}): ${stderr.trim()}`)),
     ),
-  );
-}
-
-async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i += 1) {
-    times.push(await timed(fn));
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
-}
-
-/** A shell with the stack's backups volume at /backups and media volume at /media. */
-function shell(stack: TestStack, script: string, input?: NodeJS.ReadableStream) {
-  return onVolumes(
-    { [stack.backupsVolume]: "/backups", [stack.names.mediaVolume]: "/media" },
-    script,
-    input,
-  );
-}
-
-/**
- * Writes `count` small files (10–200 KiB) and `scans` scans (1–20 MiB) of random bytes under `dir` in the
- * media volume (sizes from a fixed sequence, so both runs get the same shape), and prints their names.
- */
-function mediaScript(dir: string, count: number, scans: number, seed: number): string {
-  return `
-mkdir -p /media/${dir}
-awk -v n=${count} -v s=${scans} -v seed=${seed} 'BEGIN { srand(seed);
-  for (i = 0; i < n; i++) printf "small %d %d\\n", i, int((10 + rand() * 190) * 1024);
-  for (i = 0; i < s; i++) printf "scan %d %d\\n", i, int((1 + rand() * 19) * 1048576) }' |
-while read kind i bytes; do
-  f="/media/${dir}/\${kind}-${seed}-\${i}.pdf"
-  head -c "$bytes" /dev/urandom > "$f"
-  echo "${dir}/\${kind}-${seed}-\${i}.pdf"
-done
-chown -R 1000:1000 /media/${dir}`;
-}
-
-/** Files of one GiB: ~3,000 small ones (~300 MiB) and ~70 scans (~700 MiB). */
-const PER_GIB = { small: 3000, scans: 70 };
-
-async function seed(stack: TestStack, gib: number): Promise<void> {
-  const started = Date.now();
-  const names = (
-    await shell(stack, mediaScript("documents/bench", PER_GIB.small * gib, PER_GIB.scans * gib, 1))
-  ).split("\n");
-  await stack.psql(
-    `INSERT INTO documents_document (title, owner_id, file, checksum, uploaded_at, slug) ` +
-      `SELECT 'Scan ' || n, (SELECT min(id) FROM auth_user), n, '', now(), 'scan-' || ord FROM unnest(ARRAY['${names.join("','")}']) WITH ORDINALITY AS t(n, ord);` +
-      `INSERT INTO systemsettings_systemsetting (key, value, updated_at) SELECT 'bench-' || g, md5(g::text) || md5((g*7)::text), now() FROM generate_series(1, ${ROWS}) g;`,
-  );
-  console.log(
-    `  seeded ${names.length} media files and ${ROWS} rows in ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }
 

@@ -22,12 +22,14 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(hooks.map((h) => h.name)).to.deep.equal([
       "backupInit",
       "preDeployBackup",
+      "preDeployDrill",
       "migrate",
       "bootstrap",
       "healthGate",
       "recordDeployment",
     ]);
     expect(hooks[1].stderr).to.match(/nothing to back up/);
+    expect(hooks[2].stderr).to.match(/nothing to drill/);
     expect(
       await stack.psql("SELECT count(*) FROM django_migrations WHERE app = 'documents';"),
     ).to.equal("1");
@@ -97,6 +99,7 @@ describe("e2e: deploy and update on a production stack", function () {
     // bootstrap is keyed on the postgres volume: not run again.
     expect(hooks.map((h) => h.name)).to.deep.equal([
       "preDeployBackup",
+      "preDeployDrill",
       "migrate",
       "healthGate",
       "recordDeployment",
@@ -179,7 +182,11 @@ describe("e2e: deploy and update on a production stack", function () {
     const { error, hooks } = await stack.up("3.0.0-broken");
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     expect(error?.message).to.match(/hook migrate failed/);
-    expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "migrate"]);
+    expect(hooks.map((h) => h.name)).to.deep.equal([
+      "preDeployBackup",
+      "preDeployDrill",
+      "migrate",
+    ]);
     expect(await stack.containerId("web")).to.equal(webBeforeBroken);
     expect(await stack.containerId("worker")).to.equal(workerBefore);
     // Still the 2.0.0 image, not the broken release's (both exist on the host).

@@ -29,7 +29,12 @@ describe("config validation", function () {
       namePrefix: "edms",
       dataGeneration: 0,
       httpPort: 8000,
-      backup: { beforeDeploy: false, keep: 5, image: "restic/restic:0.17.3" },
+      backup: {
+        beforeDeploy: false,
+        drillBeforeDeploy: false,
+        keep: 5,
+        image: "restic/restic:0.17.3",
+      },
       bootstrap: {
         superuser: "admin",
         email: "admin@localhost",
@@ -40,6 +45,7 @@ describe("config validation", function () {
     const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
     expect(prod.backup).to.deep.equal({
       beforeDeploy: true,
+      drillBeforeDeploy: true,
       keep: 14,
       image: "restic/restic:0.17.3",
     });
@@ -58,6 +64,14 @@ describe("config validation", function () {
     });
   });
 
+  it("takes restic's daily/weekly/monthly keeps on top of `keep`", function () {
+    const s = validateSettings("x", {
+      ...valid,
+      backup: { keep: 3, keepDaily: "7", keepWeekly: 4, keepMonthly: 0 },
+    });
+    expect(s.backup).to.deep.include({ keep: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 0 });
+  });
+
   it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
     const s = validateSettings("x", {
       ...valid,
@@ -67,7 +81,12 @@ describe("config validation", function () {
     });
     expect(s.httpPort).to.equal(8080);
     expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
-    expect(s.backup).to.deep.equal({ beforeDeploy: false, keep: 2, image: "restic/restic:0.17.3" });
+    expect(s.backup).to.deep.equal({
+      beforeDeploy: false,
+      drillBeforeDeploy: false,
+      keep: 2,
+      image: "restic/restic:0.17.3",
+    });
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -94,6 +113,16 @@ describe("config validation", function () {
       /`edms:backup.beforeDeploy: false` is not allowed on production/,
     ],
     [
+      "backup.drillBeforeDeploy false on production",
+      { environment: "production", version: "1", backup: { drillBeforeDeploy: "false" } },
+      /`edms:backup.drillBeforeDeploy: false` is not allowed on production: .* Remove `drillBeforeDeploy` or set it to true\./,
+    ],
+    [
+      "backup.drillBeforeDeploy without the pre-deploy backup",
+      { environment: "staging", version: "1", backup: { drillBeforeDeploy: true } },
+      /`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`/,
+    ],
+    [
       "bad namePrefix",
       { ...valid, namePrefix: "EDMS_1" },
       /`edms:namePrefix` must match \[a-z\]\[a-z0-9-\]\*/,
@@ -106,6 +135,11 @@ describe("config validation", function () {
     ["port 70000", { ...valid, httpPort: "70000" }, /`edms:httpPort` must be 1–65535/],
     ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
     ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
+    [
+      "negative keepWeekly",
+      { ...valid, backup: { keepWeekly: -1 } },
+      /`edms:backup` keepWeekly must be 0 or more: e\.g\. `\{.*keepWeekly: 4/,
+    ],
     [
       "negative dataGeneration",
       { ...valid, dataGeneration: -1 },

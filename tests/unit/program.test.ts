@@ -140,8 +140,21 @@ describe("program under mocks", function () {
           "edms-data-backups",
           "edms-data-media",
         ]);
+        if (stack === "production") {
+          // The drill sits between the backup and migrate: a backup that does not restore stops the deploy.
+          expect(explicit("migrate")).to.include("preDeployDrill");
+          expect(explicit("preDeployDrill")).to.include("preDeployBackup");
+          expect(deps("preDeployDrill")).not.to.include("migrate");
+          expect(run.byName("preDeployDrill").inputs.create).to.equal(
+            `node ops/bin/edms-ops.js drill latest --target-version ${run.outputs.version} --reason pre-deploy --stack production`,
+          );
+        } else {
+          expect(run.resources.map((r) => r.name)).not.to.include("preDeployDrill");
+        }
         if (stack !== "dev") {
-          expect(explicit("migrate")).to.include("preDeployBackup");
+          expect(explicit(stack === "production" ? "preDeployDrill" : "migrate")).to.include(
+            "preDeployBackup",
+          );
           expect(explicit("preDeployBackup")).to.include.members([
             "edms-postgres-container",
             "edms-redis-container",
@@ -215,7 +228,9 @@ describe("program under mocks", function () {
     );
     expect(settings.backup).to.deep.include({ beforeDeploy: true, keep: 14 });
     expect(run.byName("preDeployBackup").inputs.create).to.contain("backup --reason pre-deploy");
-    expect(run.byName("migrate").dependsOnOnly).to.include("preDeployBackup");
+    // On production the drill sits between them: migrate → preDeployDrill → preDeployBackup.
+    expect(run.byName("migrate").dependsOnOnly).to.include("preDeployDrill");
+    expect(run.byName("preDeployDrill").dependsOnOnly).to.include("preDeployBackup");
     const staging = await runProgram({ stack: "staging", overrides: { "edms:backup": null } });
     expect(
       JSON.parse(staging.byName("migrate").inputs.environment.EDMS_SETTINGS_JSON).backup,
@@ -307,6 +322,24 @@ describe("program under mocks", function () {
     const run = await runProgram({ stack: "production", overrides: { "edms:dataGeneration": 1 } });
     expect(run.error?.message).to.match(/`edms:dataGeneration` is not allowed on production/);
     expect(run.resources.filter((r) => r.type !== "pulumi:providers:docker")).to.have.length(0);
+  });
+
+  it("a failing pre-deploy drill stops a production deploy before migrate: nothing of the new release starts", async function () {
+    const run = await runProgram({
+      stack: "production",
+      newResource: async (args) => {
+        if (args.name === "preDeployDrill") {
+          throw new Error("drill of the pre-deploy backup failed");
+        }
+        return defaultNewResource(args);
+      },
+    });
+    expect(run.error?.message).to.match(/drill of the pre-deploy backup failed/);
+    const registered = run.resources.map((r) => r.name);
+    expect(registered).to.include.members(["preDeployBackup", "preDeployDrill"]);
+    for (const never of ["migrate", "bootstrap", "edms-web-2.0.0-container", "healthGate"]) {
+      expect(registered, never).not.to.include(never);
+    }
   });
 
   it("a failing migrate hook stops the deploy there: no bootstrap, web, worker, health or record", async function () {

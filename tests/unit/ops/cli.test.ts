@@ -21,11 +21,13 @@ describe("edms-ops command tree", function () {
     "backup",
     "backups",
     "verify",
+    "drill",
     "restore",
     "migrate",
     "bootstrap",
     "health",
     "status",
+    "evidence",
     "record-deployment",
     "reset",
     "reset-app",
@@ -83,12 +85,13 @@ describe("edms-ops command tree", function () {
       const examples = stdout.match(/\nExamples?:\n((?: {2}.+\n?)+)/)?.[1];
       expect(examples, `${name}: no Examples section`).to.be.a("string");
       for (const line of examples!.trim().split("\n")) {
-        // The example's own edms-ops call (an example may set a variable first or chain or pipe into a second command).
+        // The example's own edms-ops call (an example may set a variable first, chain, pipe or redirect).
         const call = line
           .slice(line.indexOf("edms-ops "))
-          .split(/ && | \| /)[0]
+          .split(/ && | \| | > /)[0]
           .trim()
-          .split(/\s+/);
+          // Shell words: a quoted argument is one word.
+          .match(/'[^']*'|"[^"]*"|\S+/g) as string[];
         expect(call.slice(1, 1 + words.length), line).to.deep.equal(words);
         const rest = call.slice(1 + words.length);
         const flags = command.options.map((o) => o.long);

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { BackupEntry } from "../../../ops/lib/restic";
-import { retention, rollbackReleases } from "../../../ops/lib/retention";
+import { isoWeek, retention, rollbackReleases } from "../../../ops/lib/retention";
 
 let minute = 0;
 /** A backup taken one minute after the previous one (host clock). */
@@ -98,5 +98,67 @@ describe("rollback releases", function () {
     expect(rollbackReleases(null, history)).to.deep.equal(["3.0.0", "2.0.0"]);
     expect(rollbackReleases("2.0.0", history.slice(0, 3))).to.deep.equal(["2.0.0", "1.0.0"]);
     expect(rollbackReleases(null, [])).to.deep.equal([]);
+  });
+
+  describe("keepDaily / keepWeekly / keepMonthly (restic's forget policy)", function () {
+    const at = (iso: string, reason = "scheduled"): BackupEntry => ({
+      id: `${iso.slice(0, 19).replace(/:/g, "-")}Z-${reason}`,
+      snapshot: `s-${iso}`,
+      time: iso,
+      reason,
+      release: "2.0.0",
+      stack: "s",
+      paths: ["/edms/database"],
+    });
+    // Three a day, 2026-11-20 (Friday, W47) to 2026-11-27 (Friday, W48), plus one in October.
+    const days = [20, 21, 22, 23, 24, 25, 26, 27];
+    const all = [
+      at("2026-10-15T02:00:00Z"),
+      ...days.flatMap((d) =>
+        [2, 10, 18].map((h) => at(`2026-11-${d}T${String(h).padStart(2, "0")}:00:00Z`)),
+      ),
+    ];
+
+    it("buckets weeks as ISO 8601 does (Monday first, the Thursday decides the year)", function () {
+      expect(isoWeek(new Date("2026-11-22T23:59:59Z"))).to.equal("2026-W47"); // Sunday
+      expect(isoWeek(new Date("2026-11-23T00:00:00Z"))).to.equal("2026-W48"); // Monday
+      expect(isoWeek(new Date("2027-01-01T12:00:00Z"))).to.equal("2026-W53");
+      expect(isoWeek(new Date("2024-12-30T12:00:00Z"))).to.equal("2025-W01");
+    });
+
+    it("keeps the newest backup of each of the last N days, weeks and months, on top of `keep`", function () {
+      const decision = retention({
+        backups: all,
+        keep: 1,
+        rollbackReleases: [],
+        pinned: [],
+        periodic: { keepDaily: 3, keepWeekly: 2, keepMonthly: 2 },
+      });
+      expect(decision.keep.map((k) => [k.entry.time, k.why])).to.deep.equal([
+        ["2026-11-27T18:00:00Z", "one of the newest 1"],
+        ["2026-11-26T18:00:00Z", "daily (newest of 2026-11-26)"],
+        ["2026-11-25T18:00:00Z", "daily (newest of 2026-11-25)"],
+        ["2026-11-22T18:00:00Z", "weekly (newest of 2026-W47)"],
+        ["2026-10-15T02:00:00Z", "monthly (newest of 2026-10)"],
+      ]);
+      expect(decision.forget).to.have.length(all.length - 5);
+    });
+
+    it("a periodic keep never forgets what `keep`, rollback targets or pins hold", function () {
+      const target = at("2026-11-20T02:00:00Z", "pre-deploy");
+      const decision = retention({
+        backups: [...all.filter((b) => b.time !== target.time), { ...target, target: "2.0.0" }],
+        keep: 2,
+        rollbackReleases: ["2.0.0"],
+        pinned: [all[2].id],
+        periodic: { keepDaily: 1 },
+      });
+      expect(decision.keep.map((k) => k.why)).to.deep.equal([
+        "one of the newest 2",
+        "one of the newest 2",
+        "in use by this operation",
+        "rollback target (pre-deploy backup of 2.0.0)",
+      ]);
+    });
   });
 });

@@ -1,0 +1,135 @@
+import { Command } from "commander";
+import { checkBackupId, listBackups, pickBackup, pinnedBackups } from "../lib/backups";
+import { openStack } from "../lib/context";
+import { hasSchema, requirePostgres } from "../lib/database";
+import { drillBackup, DrillRecord } from "../lib/drill";
+import { failure, refuse } from "../lib/errors";
+import { progress, say } from "../lib/log";
+import { REASON_PATTERN, TAG_VALUE } from "../lib/manifest";
+import { withSession } from "../lib/session";
+
+interface DrillFlags {
+  readonly check?: string;
+  readonly sample: string;
+  readonly targetVersion?: string;
+  readonly reason: string;
+  readonly json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("drill <id>")
+    .description(
+      "Restore drill of a backup (an id or `latest`) into scratch space: database into a scratch PostgreSQL, media into a scratch volume; " +
+        "the backup's own release runs `manage.py check` and `migrate --check` against them; migration state, row counts and media checksums " +
+        "(a sample plus every file changed since the previous drill) compared; optional --check; a JSON record in the backups volume. Never touches live data",
+    )
+    .option(
+      "--check <command>",
+      "a shell command run in the release's container against the restored data (must exit 0)",
+    )
+    .option(
+      "--sample <n>",
+      "media files checksummed besides those changed since the last drill",
+      "20",
+    )
+    .option(
+      "--target-version <version>",
+      "with `latest`: the newest pre-deploy backup for this release (what the deploy hook drills)",
+    )
+    .option("--reason <reason>", "why the drill runs, kept in its record", "manual")
+    .option("--json", "print the drill record as JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  edms-ops drill latest --stack production\n" +
+        "  edms-ops drill 2026-11-25T14-00-00Z-pre-deploy --stack production --check 'python3 manage.py shell -c \"from documents.models import Document; assert Document.objects.exists()\"'\n" +
+        "Records: drills/<time>-drill.json in the backups volume; `edms-ops evidence` shows the last one.",
+    )
+    .action(async (id: string, opts: DrillFlags, command: Command) => {
+      const sample = Number(opts.sample);
+      if (!Number.isInteger(sample) || sample < 0) {
+        throw refuse(
+          `--sample takes a whole number ≥ 0 (got \`${opts.sample}\`).`,
+          "Nothing was run; pass e.g. `--sample 20`.",
+        );
+      }
+      if (
+        opts.targetVersion !== undefined &&
+        (id !== "latest" || !TAG_VALUE.test(opts.targetVersion))
+      ) {
+        throw refuse(
+          "--target-version goes with `latest` and takes a release tag.",
+          "Nothing was run; e.g. `edms-ops drill latest --target-version 2.0.0`.",
+        );
+      }
+      if (!REASON_PATTERN.test(opts.reason)) {
+        throw refuse(
+          `--reason must be lowercase letters, digits and dashes (got \`${opts.reason}\`).`,
+          "Nothing was run; e.g. `--reason weekly`.",
+        );
+      }
+      if (id !== "latest") {
+        checkBackupId(id);
+      }
+      const settings = await openStack(command);
+      const { complete, legacy } = await listBackups(settings);
+      let entry;
+      if (id === "latest") {
+        const candidates = opts.targetVersion
+          ? complete.filter((b) => b.reason === "pre-deploy" && b.target === opts.targetVersion)
+          : complete;
+        entry = candidates[candidates.length - 1];
+        if (!entry) {
+          await requirePostgres(settings);
+          if (opts.targetVersion && !(await hasSchema(settings))) {
+            // The pre-deploy backup found nothing to back up (fresh deploy): nothing to drill either.
+            progress(
+              `nothing to drill: database of ${settings.stack} has no schema yet (fresh deploy)`,
+            );
+            say("nothing to drill: the database has no schema yet");
+            return;
+          }
+          throw refuse(
+            `No ${opts.targetVersion ? `pre-deploy backup for release ${opts.targetVersion}` : "backup"} of stack ${settings.stack} to drill.`,
+            `Take one with \`edms-ops backup --stack ${settings.stack}${opts.targetVersion ? ` --reason pre-deploy --target-version ${opts.targetVersion}` : ""}\`.`,
+          );
+        }
+      } else {
+        entry = pickBackup(settings, complete, legacy, id);
+      }
+      const chosen = entry;
+      pinnedBackups.add(chosen.id);
+      progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
+      const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
+        drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
+      );
+      report(record, opts.json === true);
+      if (!record.ok) {
+        const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
+        throw failure(
+          `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
+            .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
+            .join("\n  - ")}`,
+          `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
+            "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
+        );
+      }
+    });
+}
+
+function report(record: DrillRecord, json: boolean): void {
+  if (json) {
+    say(JSON.stringify(record, null, 2));
+    return;
+  }
+  for (const check of record.checks) {
+    say(
+      `${check.ok ? "ok  " : "FAIL"} ${check.name} (${check.seconds.toFixed(1)}s): ${check.detail.split("\n")[0]}`,
+    );
+  }
+  if (record.ok) {
+    say(
+      `Drill of ${record.backup} passed in ${record.seconds.toFixed(1)}s (release ${record.release ?? "-"}); record ${record.id}.`,
+    );
+  }
+}

@@ -1,0 +1,67 @@
+import { Command } from "commander";
+import { openStack } from "../lib/context";
+import { gatherEvidence } from "../lib/evidence";
+import { say } from "../lib/log";
+
+export function register(program: Command): void {
+  program
+    .command("evidence")
+    .description(
+      "A redacted summary for a security review: stack, retention and schedule, newest snapshots (local and off-host), last repository check, last drill, tool versions. Never contains a secret",
+    )
+    .option("--json", "print as JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  edms-ops evidence --stack production\n  edms-ops evidence --stack production --json > backup-evidence.json",
+    )
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const settings = await openStack(command);
+      const evidence = await gatherEvidence(settings);
+      if (opts.json) {
+        say(JSON.stringify(evidence, null, 2));
+        return;
+      }
+      const b = evidence.backup;
+      say(
+        `Backup evidence for stack ${evidence.stack} (${evidence.environment}), ${evidence.generatedAt}`,
+      );
+      say(
+        `  release: configured ${evidence.release.configured}, running ${evidence.release.running ?? "-"}`,
+      );
+      say(`  docker host: ${evidence.dockerHost}`);
+      say(`  repository: ${b.repository}; encryption: ${b.encryption}`);
+      say(
+        `  pre-deploy backup: ${b.beforeDeploy ? "yes" : "no"}, drilled before migrate: ${b.drillBeforeDeploy ? "yes" : "no"}`,
+      );
+      say(
+        `  retention: ${Object.entries(b.retention)
+          .map(([k, v]) => `${k} ${String(v)}`)
+          .join(", ")}`,
+      );
+      say(`  schedule: ${b.schedule ?? "none"}`);
+      say(`  off-host: ${b.offsite ?? "none"}`);
+      for (const [where, s] of Object.entries(evidence.snapshots)) {
+        if (!s) {
+          continue;
+        }
+        say(
+          `  ${where} snapshots: ${s.count}${s.problem ? ` (cannot be listed: ${s.problem})` : ""}`,
+        );
+        s.newest.forEach((n) => say(`    ${n.time}  ${n.id}  release ${n.release ?? "-"}`));
+      }
+      const check = evidence.lastRepositoryCheck;
+      say(
+        `  last repository check: ${check ? `${check.checkedAt} ${check.ok ? "ok" : "FAILED"} (${check.detail}; during ${check.during})` : "never (run `edms-ops verify <id>`)"}`,
+      );
+      const drill = evidence.lastDrill;
+      say(
+        `  last drill: ${drill ? `${drill.startedAt} of ${drill.backup} (release ${drill.release ?? "-"}, ${drill.trigger}, by ${drill.ranBy}): ${drill.ok ? "passed" : "FAILED"}` : "never (run `edms-ops drill latest`)"}`,
+      );
+      drill?.checks.forEach((c) => say(`    ${c.ok ? "ok  " : "FAIL"} ${c.name}`));
+      say(
+        `  tools: ${Object.entries(evidence.tools)
+          .map(([k, v]) => `${k} ${v ?? "?"}`)
+          .join("; ")}`,
+      );
+    });
+}

@@ -1,0 +1,168 @@
+/**
+ * `edms-ops evidence`: what a security review asks of a backup setup, gathered without the stack lock and
+ * without any secret. Everything here comes from Settings (which never hold a secret: the off-host
+ * repository is kept as its redacted display form), restic's snapshot listings (ids, times, tags), the
+ * records edms-ops writes in the backups volume (last repository check, drills) and tool version strings.
+ * The keys in `/backups/.keys` are never read.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { redactRepository, Settings } from "../../model/settings";
+import { listBackups, runningVersion } from "./backups";
+import { psql } from "./database";
+import { docker, volumeExists } from "./docker";
+import { DrillRecord, readLatestDrill } from "./drill";
+import { listOffsite } from "./offsite";
+import { BackupEntry } from "./restic";
+import { anyRunningWeb } from "./services";
+import { backupToolbox } from "./toolbox";
+import { LAST_CHECK_FILE, RepositoryCheck } from "./verify";
+
+/** Newest snapshots shown per repository. */
+const NEWEST = 5;
+
+export interface SnapshotSummary {
+  readonly count: number;
+  readonly newest: { id: string; time: string; reason: string; release: string | null }[];
+  readonly problem?: string;
+}
+
+export interface Evidence {
+  readonly generatedAt: string;
+  readonly stack: string;
+  readonly environment: string;
+  readonly release: { readonly configured: string; readonly running: string | null };
+  readonly dockerHost: string;
+  readonly backup: {
+    readonly repository: string;
+    readonly encryption: string;
+    readonly beforeDeploy: boolean;
+    readonly drillBeforeDeploy: boolean;
+    readonly retention: Record<string, unknown>;
+    readonly schedule: string | null;
+    readonly offsite: string | null;
+  };
+  readonly snapshots: { readonly local: SnapshotSummary; readonly offsite: SnapshotSummary | null };
+  readonly lastRepositoryCheck: RepositoryCheck | null;
+  readonly lastDrill: {
+    readonly id: string;
+    readonly backup: string;
+    readonly release: string | null;
+    readonly trigger: string;
+    readonly ranBy: string;
+    readonly startedAt: string;
+    readonly finishedAt: string;
+    readonly ok: boolean;
+    readonly checks: { name: string; ok: boolean; seconds: number }[];
+  } | null;
+  readonly tools: Record<string, string | null>;
+}
+
+function summary(entries: readonly BackupEntry[]): SnapshotSummary {
+  return {
+    count: entries.length,
+    newest: entries
+      .slice(-NEWEST)
+      .reverse()
+      .map((b) => ({ id: b.id, time: b.time, reason: b.reason, release: b.release })),
+  };
+}
+
+async function firstLine(args: readonly string[]): Promise<string | null> {
+  const result = await docker(args, { allowFailure: true });
+  return result.code === 0 ? result.stdout.trim().split("\n")[0] || null : null;
+}
+
+function packageVersion(): string | null {
+  for (const dir of [path.resolve(__dirname, "../.."), path.resolve(__dirname, "../../..")]) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file)) {
+      return (JSON.parse(fs.readFileSync(file, "utf8")) as { version?: string }).version ?? null;
+    }
+  }
+  return null;
+}
+
+async function tools(settings: Settings): Promise<Record<string, string | null>> {
+  const web = await anyRunningWeb(settings);
+  const restic = await backupToolbox(settings, "restic version", { allowFailure: true });
+  return {
+    "edms-ops": packageVersion(),
+    node: process.version,
+    restic: restic.code === 0 ? restic.stdout.trim() : null,
+    postgres: await psql(settings, "SELECT version();").then(
+      ([version]) => version ?? null,
+      () => null,
+    ),
+    django: web
+      ? await firstLine([
+          "exec",
+          web.name,
+          "python3",
+          "-c",
+          "import django; print(django.get_version())",
+        ])
+      : null,
+    dockerEngine: await firstLine(["version", "--format", "{{.Server.Version}}"]),
+  };
+}
+
+function drillSummary(record: DrillRecord | null): Evidence["lastDrill"] {
+  if (!record) {
+    return null;
+  }
+  const { id, backup, release, trigger, ranBy, startedAt, finishedAt, ok } = record;
+  return {
+    id,
+    backup,
+    release,
+    trigger,
+    ranBy,
+    startedAt,
+    finishedAt,
+    ok,
+    checks: record.checks.map((c) => ({ name: c.name, ok: c.ok, seconds: c.seconds })),
+  };
+}
+
+export async function gatherEvidence(settings: Settings): Promise<Evidence> {
+  const backups = await listBackups(settings).then(
+    (l) => summary(l.complete),
+    (err: Error) => ({ count: 0, newest: [], problem: err.message }),
+  );
+  const offsite = settings.backup.offsite
+    ? await listOffsite(settings).then(summary, (err: Error) => ({
+        count: 0,
+        newest: [],
+        problem: err.message,
+      }))
+    : null;
+  const check = (await volumeExists(settings.names.backupsVolume))
+    ? (await backupToolbox(settings, `cat ${LAST_CHECK_FILE} 2>/dev/null || true`)).stdout.trim()
+    : "";
+  const { beforeDeploy, drillBeforeDeploy, keep } = settings.backup;
+  return {
+    generatedAt: new Date().toISOString(),
+    stack: settings.stack,
+    environment: settings.environment,
+    release: { configured: settings.version, running: await runningVersion(settings) },
+    dockerHost: settings.dockerHost ?? "local socket",
+    backup: {
+      repository: `restic, volume ${settings.names.backupsVolume}`,
+      encryption:
+        "restic (AES-256-CTR + Poly1305, key derived by scrypt); password kept as a Pulumi secret and a root-only file on the Docker host",
+      beforeDeploy,
+      drillBeforeDeploy,
+      retention: {
+        keep,
+        rollbackTargets: "pre-deploy backups of the running and previous release",
+      },
+      schedule: null,
+      offsite: settings.backup.offsite ? redactRepository(settings.backup.offsite.display) : null,
+    },
+    snapshots: { local: backups, offsite },
+    lastRepositoryCheck: check ? (JSON.parse(check) as RepositoryCheck) : null,
+    lastDrill: drillSummary(await readLatestDrill(settings)),
+    tools: await tools(settings),
+  };
+}

@@ -1,0 +1,66 @@
+/** The bench's EDMS-like data and timing helpers, shared by the backup/restore and the drill benches. */
+import { onVolumes, TestStack } from "../e2e/support";
+
+export const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
+export const RUNS = 3;
+/** The scratch server of the raw baselines. */
+export const IMAGE = "edms-test/postgres:15";
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+export async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    times.push(await timed(fn));
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
+}
+
+/** A shell with the stack's backups volume at /backups and media volume at /media. */
+export function shell(stack: TestStack, script: string, input?: NodeJS.ReadableStream) {
+  return onVolumes(
+    { [stack.backupsVolume]: "/backups", [`${stack.prefix}_media_files`]: "/media" },
+    script,
+    input,
+  );
+}
+
+/**
+ * Writes `count` small files (10–200 KiB) and `scans` scans (1–20 MiB) of random bytes under `dir` in the
+ * media volume (sizes from a fixed sequence, so both runs get the same shape), and prints their names.
+ */
+export function mediaScript(dir: string, count: number, scans: number, seed: number): string {
+  return `
+mkdir -p /media/${dir}
+awk -v n=${count} -v s=${scans} -v seed=${seed} 'BEGIN { srand(seed);
+  for (i = 0; i < n; i++) printf "small %d %d\\n", i, int((10 + rand() * 190) * 1024);
+  for (i = 0; i < s; i++) printf "scan %d %d\\n", i, int((1 + rand() * 19) * 1048576) }' |
+while read kind i bytes; do
+  f="/media/${dir}/\${kind}-${seed}-\${i}.pdf"
+  head -c "$bytes" /dev/urandom > "$f"
+  echo "${dir}/\${kind}-${seed}-\${i}.pdf"
+done
+chown -R 1000:1000 /media/${dir}`;
+}
+
+/** Files of one GiB: ~3,000 small ones (~300 MiB) and ~70 scans (~700 MiB). */
+export const PER_GIB = { small: 3000, scans: 70 };
+
+export async function seed(stack: TestStack, gib: number): Promise<void> {
+  const started = Date.now();
+  const names = (
+    await shell(stack, mediaScript("documents/bench", PER_GIB.small * gib, PER_GIB.scans * gib, 1))
+  ).split("\n");
+  await stack.psql(
+    `INSERT INTO documents_document (title, owner_id, file, checksum, uploaded_at, slug) ` +
+      `SELECT 'Scan ' || n, (SELECT min(id) FROM auth_user), n, '', now(), 'scan-' || ord FROM unnest(ARRAY['${names.join("','")}']) WITH ORDINALITY AS t(n, ord);` +
+      `INSERT INTO systemsettings_systemsetting (key, value, updated_at) SELECT 'bench-' || g, md5(g::text) || md5((g*7)::text), now() FROM generate_series(1, ${ROWS}) g;`,
+  );
+  console.log(
+    `  seeded ${names.length} media files and ${ROWS} rows in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
+}

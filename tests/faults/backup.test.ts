@@ -83,6 +83,40 @@ describe("e2e: backup faults", function () {
     expect(verify.code, verify.stderr).to.equal(0);
   });
 
+  it("6i. a backup with postgres stopped half way: a clear error, no snapshot written, the next backup verifies", async function () {
+    await stack.seed("pgstop", 4, 256 * 1024);
+    const before = await stack.backupIds();
+    const run = stack.ops(["backup", "--reason", "pg-stopped"]);
+    await new Promise((r) => setTimeout(r, 2500));
+    await docker(["stop", `${stack.prefix}-postgres`]);
+    const failed = await run;
+    await docker(["start", `${stack.prefix}-postgres`]);
+    for (let i = 0; i < 60; i += 1) {
+      const ready = await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], {
+        allowFailure: true,
+      });
+      if (ready.code === 0) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const after = await stack.backupIds();
+    if (failed.code === 0) {
+      // It finished before the stop: then it is a complete backup.
+      expect(after).to.include(failed.stdout.trim());
+    } else {
+      expect(failed.code).to.equal(1);
+      expect(failed.stderr).to.match(/^edms-ops: /m);
+      expect(failed.stderr).not.to.match(/unexpected error/);
+      expect(after.filter((id) => id.endsWith("-pg-stopped"))).to.deep.equal([]);
+    }
+    expect(after).to.include.members(before.slice(-1));
+    await docker(["start", `${stack.prefix}-web`, `${stack.prefix}-worker`]);
+    const next = await stack.ops(["backup", "--reason", "after-pg-stop"]);
+    expect(next.code, next.stderr).to.equal(0);
+    expect((await stack.ops(["verify", next.stdout.trim()])).code).to.equal(0);
+  });
+
   it("6b. two operations at once: the second waits for the lock, or is refused naming the first", async function () {
     const first = stack.ops(["backup", "--reason", "first"]);
     await new Promise((r) => setTimeout(r, 1200));
@@ -158,7 +192,9 @@ describe("e2e: backup on a full disk", function () {
       `edms.stack=${stack.name}`,
       stack.backupsVolume,
     ]);
-    expect((await stack.up()).error).to.equal(undefined);
+    // 1.0.0 first, so that a rollback has somewhere to go (6h).
+    expect((await stack.up("1.0.0")).error).to.equal(undefined);
+    expect((await stack.up("2.0.0")).error).to.equal(undefined);
     await stack.seed("small", 1, 1024);
   });
   after(async () => {
@@ -189,6 +225,17 @@ describe("e2e: backup on a full disk", function () {
     expect(reset.stderr).to.match(/no space left in the backups volume/);
     expect(await stack.fingerprint()).to.deep.equal(before);
     expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("6h. rollback whose backup first does not fit: refused with the reason, schema untouched, web/worker serving again", async function () {
+    const before = await stack.fingerprint();
+    const schema = await stack.documentsSchema();
+    const rollback = await stack.ops(["rollback", "--previous", "--backup-first"]);
+    expect(rollback.code).to.equal(1);
+    expect(rollback.stderr).to.match(/no space left in the backups volume/);
+    expect(await stack.documentsSchema()).to.deep.equal(schema);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect((await stack.ops(["health", "--wait", "60"])).code).to.equal(0);
   });
 });
 

@@ -150,6 +150,21 @@ export class TestStack {
     return this.names[`${role}Container`];
   }
 
+  /** Starts the stack's postgres container again (after a test stopped it) and waits until it accepts connections. */
+  async startPostgres(): Promise<void> {
+    await docker(["start", this.container("postgres")]);
+    for (let i = 0; i < 60; i += 1) {
+      const ready = await docker(["exec", this.container("postgres"), "pg_isready"], {
+        allowFailure: true,
+      });
+      if (ready.code === 0) {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`${this.container("postgres")} did not accept connections within 30 s`);
+  }
+
   async psql(sql: string): Promise<string> {
     return (
       await docker(
@@ -410,4 +425,41 @@ export async function onVolumes(
     input === undefined ? {} : { input: input as never },
   );
   return result.stdout.trim();
+}
+
+/**
+ * A small filesystem behind one of a stack's volumes, for full-disk tests: a host tmpfs of `size` (e.g. "6m")
+ * bind-mounted by the local driver (a `type=tmpfs` volume would give every container its own empty tmpfs).
+ * Create it before the first deploy; `remove()` after the stack is destroyed.
+ */
+export class SmallDisk {
+  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-disk-"));
+
+  constructor(
+    private readonly stack: TestStack,
+    readonly volume: string,
+    private readonly size: string,
+  ) {}
+
+  async create(): Promise<void> {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${this.size}`, "tmpfs", this.dir]);
+    await docker([
+      "volume",
+      "create",
+      "--opt",
+      "type=none",
+      "--opt",
+      "o=bind",
+      "--opt",
+      `device=${this.dir}`,
+      "--label",
+      `edms.stack=${this.stack.name}`,
+      this.volume,
+    ]);
+  }
+
+  remove(): void {
+    execFileSync("umount", [this.dir]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
 }

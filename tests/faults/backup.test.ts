@@ -3,12 +3,8 @@
  * retention policy, including the restore of the oldest backup at the `keep` limit.
  */
 import { expect } from "chai";
-import { execFileSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { docker } from "../../ops/lib/docker";
-import { opsKilledAfter, TestStack } from "../e2e/support";
+import { opsKilledAfter, SmallDisk, TestStack } from "../e2e/support";
 
 describe("e2e: backup faults", function () {
   const stack = new TestStack("flt", "staging", {
@@ -90,16 +86,7 @@ describe("e2e: backup faults", function () {
     await new Promise((r) => setTimeout(r, 2500));
     await docker(["stop", `${stack.prefix}-postgres`]);
     const failed = await run;
-    await docker(["start", `${stack.prefix}-postgres`]);
-    for (let i = 0; i < 60; i += 1) {
-      const ready = await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], {
-        allowFailure: true,
-      });
-      if (ready.code === 0) {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await stack.startPostgres();
     const after = await stack.backupIds();
     if (failed.code === 0) {
       // It finished before the stop: then it is a complete backup.
@@ -173,25 +160,11 @@ describe("e2e: backup faults", function () {
 
 describe("e2e: backup on a full disk", function () {
   const stack = new TestStack("full", "dev", { "edms:version": "2.0.0" });
-  // A small filesystem behind the backups volume: a host tmpfs bind-mounted by the local driver (a
-  // `type=tmpfs` volume would give every container its own empty tmpfs).
-  const disk = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-disk-"));
+  // A small filesystem (6 MiB) behind the backups volume.
+  const disk = new SmallDisk(stack, stack.backupsVolume, "6m");
   before(async () => {
     await stack.destroy();
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", disk]);
-    await docker([
-      "volume",
-      "create",
-      "--opt",
-      "type=none",
-      "--opt",
-      "o=bind",
-      "--opt",
-      `device=${disk}`,
-      "--label",
-      `edms.stack=${stack.name}`,
-      stack.backupsVolume,
-    ]);
+    await disk.create();
     // 1.0.0 first, so that a rollback has somewhere to go (6h).
     expect((await stack.up("1.0.0")).error).to.equal(undefined);
     expect((await stack.up("2.0.0")).error).to.equal(undefined);
@@ -199,8 +172,7 @@ describe("e2e: backup on a full disk", function () {
   });
   after(async () => {
     await stack.destroy();
-    execFileSync("umount", [disk]);
-    fs.rmSync(disk, { recursive: true, force: true });
+    disk.remove();
   });
 
   it("6e. clear error, no snapshot written, earlier backups intact and verified", async function () {
@@ -241,24 +213,11 @@ describe("e2e: backup on a full disk", function () {
 
 describe("faults: restore onto a nearly full postgres volume", function () {
   const stack = new TestStack("fullpg", "dev", { "edms:version": "2.0.0" });
-  // The postgres volume on a small host tmpfs (bind-mounted by the local driver, as above).
-  const disk = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-pg-"));
+  // The postgres volume on a small host tmpfs (224 MiB).
+  const disk = new SmallDisk(stack, `${stack.prefix}_postgres_data`, "224m");
   before(async () => {
     await stack.destroy();
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=224m", "tmpfs", disk]);
-    await docker([
-      "volume",
-      "create",
-      "--opt",
-      "type=none",
-      "--opt",
-      "o=bind",
-      "--opt",
-      `device=${disk}`,
-      "--label",
-      `edms.stack=${stack.name}`,
-      `${stack.prefix}_postgres_data`,
-    ]);
+    await disk.create();
     expect((await stack.up()).error).to.equal(undefined);
     await stack.seed("pg", 1, 1024);
     await stack.psql(
@@ -267,8 +226,7 @@ describe("faults: restore onto a nearly full postgres volume", function () {
   });
   after(async () => {
     await stack.destroy();
-    execFileSync("umount", [disk]);
-    fs.rmSync(disk, { recursive: true, force: true });
+    disk.remove();
   });
 
   it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {

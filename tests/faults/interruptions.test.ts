@@ -176,16 +176,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     await sleep(4000);
     await docker(["stop", `${stack.prefix}-postgres`]);
     const failed = await run;
-    await docker(["start", `${stack.prefix}-postgres`]);
-    for (
-      let i = 0;
-      i < 30 &&
-      (await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], { allowFailure: true }))
-        .code !== 0;
-      i += 1
-    ) {
-      await sleep(500);
-    }
+    await stack.startPostgres();
     report.push(
       `restore with postgres stopped at 4s: exit ${failed.code}, ${failed.stderr.trim().split("\n").pop()}`,
     );
@@ -270,16 +261,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       await sleep(at);
       await docker(["stop", `${stack.prefix}-postgres`]);
       const failed = await run;
-      await docker(["start", `${stack.prefix}-postgres`]);
-      for (let i = 0; i < 60; i += 1) {
-        const ready = await docker(["exec", `${stack.prefix}-postgres`, "pg_isready"], {
-          allowFailure: true,
-        });
-        if (ready.code === 0) {
-          break;
-        }
-        await sleep(500);
-      }
+      await stack.startPostgres();
       report.push(`${args[0]} with postgres stopped at ${at / 1000}s: exit ${failed.code}`);
       expect(failed.code, `${args[0]} reported success with postgres stopped`).to.equal(1);
       expect(failed.stderr).to.match(/^edms-ops: /m);

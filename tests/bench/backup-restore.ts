@@ -18,7 +18,7 @@ import { waitForScratch } from "../../ops/lib/verify";
 import { REPO_ROOT } from "../support/program";
 import { prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
 import { measureCliStartup, printCliStartup } from "./cli-startup";
-import { IMAGE, median, mediaScript, PER_GIB, RUNS, seed, shell, timed } from "./data";
+import { benchStack, IMAGE, median, mediaScript, PER_GIB, RUNS, shell, timed } from "./data";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1 4").split(/\s+/).map(Number);
 
@@ -69,24 +69,8 @@ interface SizeResult {
 
 async function benchSize(gib: number): Promise<SizeResult> {
   console.log(`\n== ${gib} GiB of media`);
-  const stack = new TestStack(`bench${gib}`, "dev", {
-    "edms:version": "2.0.0",
-    "edms:backup": { beforeDeploy: false, keep: 50 },
-  });
-  await stack.destroy();
-  const { error } = await stack.up();
-  if (error) {
-    throw error;
-  }
-  await seed(stack, gib);
+  const { stack, ops } = await benchStack(`bench${gib}`, gib);
   const pg = stack.container("postgres");
-  const ops = async (args: string[]) => {
-    const r = await stack.ops(args);
-    if (r.code !== 0) {
-      throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
-    }
-    return r.stdout.trim();
-  };
   const repoMiB = async () => Number(await shell(stack, "du -sk /backups/restic | cut -f1")) / 1024;
 
   // Backup. Raw: pg_dump -Fc streamed into the volume, tar of media, sync.

@@ -64,3 +64,28 @@ export async function seed(stack: TestStack, gib: number): Promise<void> {
     `  seeded ${names.length} media files and ${ROWS} rows in ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
 }
+
+/** A dev stack deployed and seeded with `gib` GiB of media for a bench, and `ops()` that throws on failure. */
+export async function benchStack(
+  name: string,
+  gib: number,
+): Promise<{ stack: TestStack; ops: (args: string[]) => Promise<string> }> {
+  const stack = new TestStack(name, "dev", {
+    "edms:version": "2.0.0",
+    "edms:backup": { beforeDeploy: false, keep: 50 },
+  });
+  await stack.destroy();
+  const { error } = await stack.up();
+  if (error) {
+    throw error;
+  }
+  await seed(stack, gib);
+  const ops = async (args: string[]) => {
+    const r = await stack.ops(args);
+    if (r.code !== 0) {
+      throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
+    }
+    return r.stdout.trim();
+  };
+  return { stack, ops };
+}

@@ -13,8 +13,8 @@
  */
 import { docker } from "../../ops/lib/docker";
 import { waitForScratch } from "../../ops/lib/verify";
-import { BACKUP_IMAGE, prepareEngine, TestStack } from "../e2e/support";
-import { IMAGE, median, mediaScript, RUNS, seed, shell, timed } from "./data";
+import { BACKUP_IMAGE, prepareEngine } from "../e2e/support";
+import { benchStack, IMAGE, median, mediaScript, RUNS, shell, timed } from "./data";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1").split(/\s+/).map(Number);
 
@@ -25,23 +25,7 @@ interface Check {
 
 async function benchSize(gib: number) {
   console.log(`\n== ${gib} GiB of media`);
-  const stack = new TestStack(`drillbench${gib}`, "dev", {
-    "edms:version": "2.0.0",
-    "edms:backup": { beforeDeploy: false, keep: 50 },
-  });
-  await stack.destroy();
-  const { error } = await stack.up();
-  if (error) {
-    throw error;
-  }
-  await seed(stack, gib);
-  const ops = async (args: string[]) => {
-    const r = await stack.ops(args);
-    if (r.code !== 0) {
-      throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
-    }
-    return r.stdout.trim();
-  };
+  const { stack, ops } = await benchStack(`drillbench${gib}`, gib);
   const id = await ops(["backup", "--reason", "bench"]);
   const [entry] = JSON.parse(await ops(["backups", "list", "--json"])).complete.filter(
     (b: { id: string }) => b.id === id,

@@ -26,17 +26,7 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
   const reports: string[] = [];
 
   async function containers(role: "web" | "worker"): Promise<string[]> {
-    const listed = await docker([
-      "ps",
-      "-a",
-      "--filter",
-      `label=edms.stack=${stack.name}`,
-      "--filter",
-      `label=edms.role=${role}`,
-      "--format",
-      "{{.Names}}",
-    ]);
-    return listed.stdout.split("\n").filter(Boolean).sort();
+    return (await stack.containers({ all: true, role })).sort();
   }
   const running = async (name: string) =>
     (await docker(["inspect", "-f", "{{.State.Running}}", name])).stdout.trim() === "true";
@@ -109,17 +99,8 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
   });
 
   it("the proxy alone publishes the port; web runs per release on the internal network only", async function () {
-    const listed = await docker([
-      "ps",
-      "--filter",
-      `label=edms.stack=${stack.name}`,
-      "--format",
-      "{{.Names}} {{.Ports}}",
-    ]);
-    const published = listed.stdout
-      .split("\n")
-      .filter((line) => line.includes("->"))
-      .map((line) => line.trim());
+    const listed = await stack.containers({ format: "{{.Names}} {{.Ports}}" });
+    const published = listed.filter((line) => line.includes("->")).map((line) => line.trim());
     expect(published).to.have.length(1);
     expect(published[0]).to.match(
       new RegExp(`^${stack.prefix}-proxy 0\\.0\\.0\\.0:${PORT}->8080/tcp`),

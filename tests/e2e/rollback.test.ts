@@ -1,6 +1,5 @@
 /** Rollback 2.0.0 → 1.0.0: migration-aware (keeps data written since), and --restore (back to the pre-deploy state). */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
 import { LoadStream } from "./load";
 import { TestStack } from "./support";
 
@@ -77,19 +76,10 @@ describe("e2e: rollback", function () {
     const report = await stream.stop();
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["proxyTakeover", "proxySwitch"]);
-    const names = (
-      await docker([
-        "ps",
-        "-a",
-        "--filter",
-        `label=edms.stack=${stack.name}`,
-        "--format",
-        "{{.Names}}",
-      ])
-    ).stdout;
-    expect(names).to.contain(`${stack.prefix}-proxy`);
-    expect(names).to.contain(`${stack.prefix}-web-1.0.0`);
-    expect(names.split("\n")).not.to.include(`${stack.prefix}-web`);
+    const names = await stack.containers({ all: true });
+    expect(names).to.include(`${stack.prefix}-proxy`);
+    expect(names).to.include(`${stack.prefix}-web-1.0.0`);
+    expect(names).not.to.include(`${stack.prefix}-web`);
     const health = await stack.ops(["health"]);
     expect(health.code, health.stdout + health.stderr).to.equal(0);
     expect(health.stdout).to.contain("http /health/ (through the proxy)");

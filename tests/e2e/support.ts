@@ -150,6 +150,22 @@ export class TestStack {
     return this.names[`${role}Container`];
   }
 
+  /** `docker ps` lines (`format`, default the names) of the stack's containers: running ones, or `all`. */
+  async containers(
+    options: { all?: boolean; role?: string; format?: string } = {},
+  ): Promise<string[]> {
+    const listed = await docker([
+      "ps",
+      ...(options.all ? ["-a"] : []),
+      "--filter",
+      `label=edms.stack=${this.name}`,
+      ...(options.role ? ["--filter", `label=edms.role=${options.role}`] : []),
+      "--format",
+      options.format ?? "{{.Names}}",
+    ]);
+    return listed.stdout.split("\n").filter(Boolean);
+  }
+
   /** Starts the stack's postgres container again (after a test stopped it) and waits until it accepts connections. */
   async startPostgres(): Promise<void> {
     await docker(["start", this.container("postgres")]);

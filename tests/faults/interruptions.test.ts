@@ -210,15 +210,10 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       const again = await stack.ops(["reset-app", "documents", "--confirm", stack.name]);
       expect(again.code, again.stderr).to.equal(0);
       expect((await state()).db.documents_document).to.equal("0:-");
-      const running = await docker([
-        "ps",
-        "--filter",
-        `label=edms.stack=${stack.name}`,
-        "--format",
-        "{{.Names}}",
-      ]);
-      expect(running.stdout).to.contain(`${stack.prefix}-web`);
-      expect(running.stdout).to.contain(`${stack.prefix}-worker`);
+      // Behind the proxy the web container is named per release (`<prefix>-web-<version>`).
+      const running = (await stack.containers()).join("\n");
+      expect(running).to.contain(`${stack.prefix}-web`);
+      expect(running).to.contain(`${stack.prefix}-worker`);
     }
     expect(kills["reset-app"] ?? 0, "reset-apps actually killed mid-way").to.be.at.least(3);
   });

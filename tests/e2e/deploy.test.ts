@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { createHash } from "crypto";
 import { docker } from "../../ops/lib/docker";
 import { projectRefreshesAlways } from "./applier";
-import { applier, TestStack } from "./support";
+import { applier, TestStack, PRODUCTION_UPDATE_HOOKS } from "./support";
 
 describe("e2e: deploy and update on a production stack", function () {
   const stack = new TestStack("prod", "production");
@@ -97,13 +97,7 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(error, error?.message).to.equal(undefined);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     // bootstrap is keyed on the postgres volume: not run again.
-    expect(hooks.map((h) => h.name)).to.deep.equal([
-      "preDeployBackup",
-      "preDeployDrill",
-      "migrate",
-      "healthGate",
-      "recordDeployment",
-    ]);
+    expect(hooks.map((h) => h.name)).to.deep.equal(PRODUCTION_UPDATE_HOOKS);
 
     const backups = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
     expect(backups).to.have.length(1);

@@ -13,6 +13,7 @@ import {
   startOffsiteServer,
   stopOffsiteServer,
   TestStack,
+  PRODUCTION_UPDATE_HOOKS,
 } from "./support";
 
 interface Record {
@@ -88,13 +89,7 @@ describe("e2e: restore drills", function () {
 
     const { error, hooks } = await stack.up("2.0.0");
     expect(error, error?.message).to.equal(undefined);
-    expect(hooks.map((h) => h.name)).to.deep.equal([
-      "preDeployBackup",
-      "preDeployDrill",
-      "migrate",
-      "healthGate",
-      "recordDeployment",
-    ]);
+    expect(hooks.map((h) => h.name)).to.deep.equal(PRODUCTION_UPDATE_HOOKS);
     const [record] = await records();
     const [backup] = await stack.backupIds();
     expect(record).to.deep.include({ backup, release: "1.0.0", trigger: "pre-deploy", ok: true });

@@ -73,6 +73,15 @@ export function opsKilledAfter(
 }
 
 let nextPort = 18100;
+/** The hooks an update of a production stack runs, in order (bootstrap is keyed on the postgres volume). */
+export const PRODUCTION_UPDATE_HOOKS = [
+  "preDeployBackup",
+  "preDeployDrill",
+  "migrate",
+  "healthGate",
+  "recordDeployment",
+];
+
 export const BACKUP_IMAGE = "edms-test/backup:restic";
 
 /** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */

@@ -315,6 +315,32 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
   progress(
     `storing snapshot (media ${session.hasMedia ? `incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
   );
+  const summary = await storeSnapshot(session, plan);
+  progress(
+    `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
+      `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
+      `${formatBytes(summary.data_added)} added to the repository`,
+  );
+  // Built from what we know rather than asked of restic: every restic start pays the key's scrypt (~0.8 s).
+  const entry: BackupEntry = {
+    id: plan.id,
+    snapshot: summary.snapshot_id,
+    time: createdAt,
+    reason: plan.request.reason,
+    release: plan.version,
+    ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
+    stack: settings.stack,
+    paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
+  };
+  return { manifest, entry };
+}
+
+/**
+ * `restic backup` of the staged dump and manifest plus the media volume; a snapshot restic wrote before it
+ * failed is forgotten again, so a failed backup never lists.
+ */
+async function storeSnapshot(session: OpsSession, plan: SnapshotPlan) {
+  const { settings } = session;
   const tags = backupTags({
     id: plan.id,
     reason: plan.request.reason,
@@ -345,24 +371,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
       `some media files changed or vanished while they were read; the backup holds the rest: ${lastLine(result.stderr)}`,
     );
   }
-  const summary = parseBackupSummary(result.stdout);
-  progress(
-    `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
-      `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
-      `${formatBytes(summary.data_added)} added to the repository`,
-  );
-  // Built from what we know rather than asked of restic: every restic start pays the key's scrypt (~0.8 s).
-  const entry: BackupEntry = {
-    id: plan.id,
-    snapshot: summary.snapshot_id,
-    time: createdAt,
-    reason: plan.request.reason,
-    release: plan.version,
-    ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
-    stack: settings.stack,
-    paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
-  };
-  return { manifest, entry };
+  return parseBackupSummary(result.stdout);
 }
 
 /** restic --json status lines, turned into a progress line every ten seconds. */
@@ -380,6 +389,31 @@ function resticProgress(): (line: string) => void {
   };
 }
 
+/** Passes the dump through, hashing and counting it, with a progress line every 256 MiB. */
+function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () => string } {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  let reported = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (bytes - reported > 256 * 1024 * 1024) {
+        reported = bytes;
+        progress(`  ${formatBytes(bytes)} dumped`);
+      }
+      done(null, chunk);
+    },
+  });
+  return {
+    stream,
+    get bytes() {
+      return bytes;
+    },
+    sha256: () => hash.digest("hex"),
+  };
+}
+
 async function dumpDatabase(session: OpsSession) {
   const { settings } = session;
   const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
@@ -390,20 +424,7 @@ async function dumpDatabase(session: OpsSession) {
     progress(
       `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
     );
-    const hash = createHash("sha256");
-    let bytes = 0;
-    let reported = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        if (bytes - reported > 256 * 1024 * 1024) {
-          reported = bytes;
-          progress(`  ${formatBytes(bytes)} dumped`);
-        }
-        done(null, chunk);
-      },
-    });
+    const counter = dumpCounter();
     // -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it).
     const [dumped, written] = await pipeCommands(
       (stdout, signal) =>
@@ -426,7 +447,7 @@ async function dumpDatabase(session: OpsSession) {
         ),
       (input) =>
         session.exec(`rm -f ${STAGE_DIR}/* && cat > ${DUMP_FILE}`, [], {
-          input: input.pipe(counter),
+          input: input.pipe(counter.stream),
           allowFailure: true,
         }),
     );
@@ -440,7 +461,7 @@ async function dumpDatabase(session: OpsSession) {
       tables,
       objects,
       migrations,
-      database: { file: "db.dump" as const, bytes, sha256: hash.digest("hex") },
+      database: { file: "db.dump" as const, bytes: counter.bytes, sha256: counter.sha256() },
     };
   } finally {
     db.close();

@@ -2,7 +2,7 @@
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
  * exactly as operators' own `docker` commands do, which a socket client library would not.
  */
-import { spawn } from "child_process";
+import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
 import { failure } from "./errors";
 
@@ -37,70 +37,85 @@ export function run(
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let partial = "";
-    const lines = (chunk: Buffer) => {
-      if (options.onLine) {
-        partial += chunk.toString("utf8");
-        const parts = partial.split("\n");
-        partial = parts.pop() ?? "";
-        parts.filter((l) => l.trim()).forEach(options.onLine);
-      }
-    };
     child.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.name === "AbortError") {
-        return; // killed on purpose; "close" reports it
+      if (error.name !== "AbortError") {
+        reject(spawnFailed(command, error)); // AbortError: killed on purpose; "close" reports it
       }
-      reject(
-        error.code === "ENOENT"
-          ? failure(
-              `\`${command}\` is not installed or not on PATH.`,
-              "Install it (e.g. apt-get install docker.io) and retry.",
-            )
-          : error,
-      );
     });
-    if (options.stdout) {
-      child.stdout.pipe(options.stdout, { end: false });
-    } else {
-      child.stdout.on("data", (chunk: Buffer) => {
-        out.push(chunk);
-        lines(chunk);
-      });
-    }
-    child.stderr.on("data", (chunk: Buffer) => {
-      err.push(chunk);
-      lines(chunk);
-    });
-    child.stdin.on("error", () => undefined); // the child may exit before reading all input
-    if (options.input instanceof Readable) {
-      options.input.pipe(child.stdin);
-    } else if (options.holdStdin) {
-      child.on("close", () => child.stdin.destroy());
-    } else {
-      child.stdin.end(options.input ?? "");
-    }
+    const output = collectOutput(child, options);
+    feedStdin(child, options);
     child.on("close", (code, signal) => {
-      const result = {
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      };
+      const result = { code: code ?? (signal ? 128 : 1), ...output() };
       if (result.code !== 0 && !options.allowFailure) {
-        const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
-        reject(
-          failure(
-            `${command} ${describe(args)} failed (exit ${result.code}):
-${detail}`,
-            nextStep(detail),
-          ),
-        );
+        reject(commandFailed(command, args, result));
       } else {
         resolve(result);
       }
     });
   });
+}
+
+/** Buffers stdout (or pipes it to `options.stdout`) and stderr, handing complete lines to `onLine`. */
+function collectOutput(
+  child: ChildProcessWithoutNullStreams,
+  options: RunOptions,
+): () => { stdout: string; stderr: string } {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let partial = "";
+  const lines = (chunk: Buffer) => {
+    if (options.onLine) {
+      partial += chunk.toString("utf8");
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      parts.filter((l) => l.trim()).forEach(options.onLine);
+    }
+  };
+  if (options.stdout) {
+    child.stdout.pipe(options.stdout, { end: false });
+  } else {
+    child.stdout.on("data", (chunk: Buffer) => {
+      out.push(chunk);
+      lines(chunk);
+    });
+  }
+  child.stderr.on("data", (chunk: Buffer) => {
+    err.push(chunk);
+    lines(chunk);
+  });
+  return () => ({
+    stdout: Buffer.concat(out).toString("utf8"),
+    stderr: Buffer.concat(err).toString("utf8"),
+  });
+}
+
+function feedStdin(child: ChildProcessWithoutNullStreams, options: RunOptions): void {
+  child.stdin.on("error", () => undefined); // the child may exit before reading all input
+  if (options.input instanceof Readable) {
+    options.input.pipe(child.stdin);
+  } else if (options.holdStdin) {
+    child.on("close", () => child.stdin.destroy());
+  } else {
+    child.stdin.end(options.input ?? "");
+  }
+}
+
+function spawnFailed(command: string, error: NodeJS.ErrnoException): Error {
+  return error.code === "ENOENT"
+    ? failure(
+        `\`${command}\` is not installed or not on PATH.`,
+        "Install it (e.g. apt-get install docker.io) and retry.",
+      )
+    : error;
+}
+
+function commandFailed(command: string, args: readonly string[], result: RunResult): Error {
+  const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
+  return failure(
+    `${command} ${describe(args)} failed (exit ${result.code}):
+${detail}`,
+    nextStep(detail),
+  );
 }
 
 /** What to do about a failed docker command, most of all when something changed under the operation. */

@@ -17,7 +17,7 @@ import * as os from "os";
 import { Settings } from "../../model/settings";
 import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
-import { failure, refuse } from "./errors";
+import { failure, OpsError, refuse } from "./errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "./keys";
 import { dropSideDatabasesSql } from "./sidedb";
@@ -92,71 +92,14 @@ export class OpsSession {
     // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
     const hasMedia = await volumeExists(n.mediaVolume);
     const name = `${settings.namePrefix}-ops`;
-    const args = dockerRunArgs({
-      image: settings.backup.image,
-      args: ["-c", "date -u +%s && exec cat >/dev/null"],
+    const child = await acquireLock(
+      settings,
       name,
-      stdin: true,
-      remove: true,
-      logging: false,
-      network: settings.backup.offsite ? "bridge" : "none",
-      user: "0",
-      entrypoint: "sh",
-      labels: {
-        ...opsLabels(settings),
-        "edms.operation": operation,
-        "edms.holder": `${os.hostname()}:${process.pid}`,
-      },
-      mounts: [
-        { volume: n.backupsVolume, path: "/backups" },
-        ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
-      ],
-      scratchPaths: [STAGE_DIR],
-    });
-    const wait = lockWaitSeconds() * 1000;
-    const deadline = Date.now() + wait;
-    let told = false;
-    for (;;) {
-      const attempt = await startLockContainer(args);
-      if (attempt.child) {
-        const session = new OpsSession(settings, name, attempt.child, hasMedia);
-        await session.clearLeftovers();
-        return session;
-      }
-      if (!/already in use|Conflict/i.test(attempt.stderr)) {
-        throw /Unable to find image|No such image|pull access denied|manifest unknown/i.test(
-          attempt.stderr,
-        )
-          ? failure(
-              `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled.`,
-              "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed.",
-            )
-          : failure(
-              `Could not start the backup container ${name}: ${attempt.stderr.trim().split("\n").pop()}`,
-              "Fix the cause Docker names, then retry. Nothing was changed.",
-            );
-      }
-      const holder = await lockHolder(name);
-      if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
-        // Created but never started (its `docker run` died in between): nobody holds it. A young one may
-        // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
-        // `docker rm` without -f never removes a running one.
-        await docker(["rm", holder.id], { allowFailure: true });
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        throw refuse(
-          `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. Nothing was changed.`,
-          `Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
-            "or wait longer with EDMS_LOCK_WAIT=<seconds>.",
-        );
-      }
-      if (!told) {
-        progress(`waiting for ${describeHolder(holder)} to finish (up to ${wait / 1000}s)`);
-        told = true;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+      lockContainerArgs(settings, operation, hasMedia),
+    );
+    const session = new OpsSession(settings, name, child, hasMedia);
+    await session.clearLeftovers();
+    return session;
   }
 
   /**
@@ -197,13 +140,94 @@ export class OpsSession {
   }
 }
 
+/** The lock container: the backup image idling on `cat`, with the volumes every operation works on. */
+function lockContainerArgs(settings: Settings, operation: string, hasMedia: boolean): string[] {
+  const n = settings.names;
+  return dockerRunArgs({
+    image: settings.backup.image,
+    args: ["-c", "date -u +%s && exec cat >/dev/null"],
+    name: `${settings.namePrefix}-ops`,
+    stdin: true,
+    remove: true,
+    logging: false,
+    network: settings.backup.offsite ? "bridge" : "none",
+    user: "0",
+    entrypoint: "sh",
+    labels: {
+      ...opsLabels(settings),
+      "edms.operation": operation,
+      "edms.holder": `${os.hostname()}:${process.pid}`,
+    },
+    mounts: [
+      { volume: n.backupsVolume, path: "/backups" },
+      ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
+    ],
+    scratchPaths: [STAGE_DIR],
+  });
+}
+
+/**
+ * Starts the lock container, waiting up to EDMS_LOCK_WAIT seconds while another process holds it; a lock
+ * container that was created but never started is removed once it is old enough to be nobody's.
+ */
+async function acquireLock(
+  settings: Settings,
+  name: string,
+  args: readonly string[],
+): Promise<ChildProcessWithoutNullStreams> {
+  const wait = lockWaitSeconds() * 1000;
+  const deadline = Date.now() + wait;
+  let told = false;
+  for (;;) {
+    const attempt = await startLockContainer(args);
+    if (attempt.child) {
+      return attempt.child;
+    }
+    if (!/already in use|Conflict/i.test(attempt.stderr)) {
+      throw lockStartFailed(settings, name, attempt.stderr);
+    }
+    const holder = await lockHolder(name);
+    if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
+      // Created but never started (its `docker run` died in between): nobody holds it. A young one may
+      // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
+      // `docker rm` without -f never removes a running one.
+      await docker(["rm", holder.id], { allowFailure: true });
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw refuse(
+        `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. Nothing was changed.`,
+        `Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
+          "or wait longer with EDMS_LOCK_WAIT=<seconds>.",
+      );
+    }
+    if (!told) {
+      progress(`waiting for ${describeHolder(holder)} to finish (up to ${wait / 1000}s)`);
+      told = true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function lockStartFailed(settings: Settings, name: string, stderr: string): OpsError {
+  return /Unable to find image|No such image|pull access denied|manifest unknown/i.test(stderr)
+    ? failure(
+        `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled.`,
+        "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed.",
+      )
+    : failure(
+        `Could not start the backup container ${name}: ${stderr.trim().split("\n").pop()}`,
+        "Fix the cause Docker names, then retry. Nothing was changed.",
+      );
+}
+
 interface LockAttempt {
   readonly child?: ChildProcessWithoutNullStreams;
   readonly stderr: string;
 }
 
 /** Starts the lock container; resolves once it printed its first line (held) or exited (not held). */
-function startLockContainer(args: string[]): Promise<LockAttempt> {
+function startLockContainer(args: readonly string[]): Promise<LockAttempt> {
   return new Promise((resolve, reject) => {
     const child = spawn("docker", args, { stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";

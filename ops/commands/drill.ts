@@ -45,76 +45,7 @@ export function register(program: Command): void {
         "  edms-ops drill 2026-11-25T14-00-00Z-pre-deploy --stack production --check 'python3 manage.py shell -c \"from documents.models import Document; assert Document.objects.exists()\"'\n" +
         "Records: drills/<time>-drill.json in the backups volume; `edms-ops evidence` shows the last one.",
     )
-    .action(async (id: string, opts: DrillFlags, command: Command) => {
-      const sample = Number(opts.sample);
-      if (!Number.isInteger(sample) || sample < 0) {
-        throw refuse(
-          `--sample takes a whole number ≥ 0 (got \`${opts.sample}\`).`,
-          "Nothing was run; pass e.g. `--sample 20`.",
-        );
-      }
-      if (
-        opts.targetVersion !== undefined &&
-        (id !== "latest" || !TAG_VALUE.test(opts.targetVersion))
-      ) {
-        throw refuse(
-          "--target-version goes with `latest` and takes a release tag.",
-          "Nothing was run; e.g. `edms-ops drill latest --target-version 2.0.0`.",
-        );
-      }
-      if (!REASON_PATTERN.test(opts.reason)) {
-        throw refuse(
-          `--reason must be lowercase letters, digits and dashes (got \`${opts.reason}\`).`,
-          "Nothing was run; e.g. `--reason weekly`.",
-        );
-      }
-      if (id !== "latest") {
-        checkBackupId(id);
-      }
-      const settings = await openStack(command);
-      const { complete, legacy } = await listBackups(settings);
-      let entry;
-      if (id === "latest") {
-        const candidates = opts.targetVersion
-          ? complete.filter((b) => b.reason === "pre-deploy" && b.target === opts.targetVersion)
-          : complete;
-        entry = candidates[candidates.length - 1];
-        if (!entry) {
-          await requirePostgres(settings);
-          if (opts.targetVersion && !(await hasSchema(settings))) {
-            // The pre-deploy backup found nothing to back up (fresh deploy): nothing to drill either.
-            progress(
-              `nothing to drill: database of ${settings.stack} has no schema yet (fresh deploy)`,
-            );
-            say("nothing to drill: the database has no schema yet");
-            return;
-          }
-          throw refuse(
-            `No ${opts.targetVersion ? `pre-deploy backup for release ${opts.targetVersion}` : "backup"} of stack ${settings.stack} to drill.`,
-            `Take one with \`edms-ops backup --stack ${settings.stack}${opts.targetVersion ? ` --reason pre-deploy --target-version ${opts.targetVersion}` : ""}\`.`,
-          );
-        }
-      } else {
-        entry = pickBackup(settings, complete, legacy, id);
-      }
-      const chosen = entry;
-      pinnedBackups.add(chosen.id);
-      progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
-      const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
-        drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
-      );
-      report(record, opts.json === true);
-      if (!record.ok) {
-        const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
-        throw failure(
-          `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
-            .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
-            .join("\n  - ")}`,
-          `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
-            "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
-        );
-      }
-    });
+    .action(drillCommand);
 }
 
 function report(record: DrillRecord, json: boolean): void {
@@ -130,6 +61,77 @@ function report(record: DrillRecord, json: boolean): void {
   if (record.ok) {
     say(
       `Drill of ${record.backup} passed in ${record.seconds.toFixed(1)}s (release ${record.release ?? "-"}); record ${record.id}.`,
+    );
+  }
+}
+
+async function drillCommand(id: string, opts: DrillFlags, command: Command): Promise<void> {
+  const sample = Number(opts.sample);
+  if (!Number.isInteger(sample) || sample < 0) {
+    throw refuse(
+      `--sample takes a whole number ≥ 0 (got \`${opts.sample}\`).`,
+      "Nothing was run; pass e.g. `--sample 20`.",
+    );
+  }
+  if (
+    opts.targetVersion !== undefined &&
+    (id !== "latest" || !TAG_VALUE.test(opts.targetVersion))
+  ) {
+    throw refuse(
+      "--target-version goes with `latest` and takes a release tag.",
+      "Nothing was run; e.g. `edms-ops drill latest --target-version 2.0.0`.",
+    );
+  }
+  if (!REASON_PATTERN.test(opts.reason)) {
+    throw refuse(
+      `--reason must be lowercase letters, digits and dashes (got \`${opts.reason}\`).`,
+      "Nothing was run; e.g. `--reason weekly`.",
+    );
+  }
+  if (id !== "latest") {
+    checkBackupId(id);
+  }
+  const settings = await openStack(command);
+  const { complete, legacy } = await listBackups(settings);
+  let entry;
+  if (id === "latest") {
+    const candidates = opts.targetVersion
+      ? complete.filter((b) => b.reason === "pre-deploy" && b.target === opts.targetVersion)
+      : complete;
+    entry = candidates[candidates.length - 1];
+    if (!entry) {
+      await requirePostgres(settings);
+      if (opts.targetVersion && !(await hasSchema(settings))) {
+        // The pre-deploy backup found nothing to back up (fresh deploy): nothing to drill either.
+        progress(
+          `nothing to drill: database of ${settings.stack} has no schema yet (fresh deploy)`,
+        );
+        say("nothing to drill: the database has no schema yet");
+        return;
+      }
+      throw refuse(
+        `No ${opts.targetVersion ? `pre-deploy backup for release ${opts.targetVersion}` : "backup"} of stack ${settings.stack} to drill.`,
+        `Take one with \`edms-ops backup --stack ${settings.stack}${opts.targetVersion ? ` --reason pre-deploy --target-version ${opts.targetVersion}` : ""}\`.`,
+      );
+    }
+  } else {
+    entry = pickBackup(settings, complete, legacy, id);
+  }
+  const chosen = entry;
+  pinnedBackups.add(chosen.id);
+  progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
+  const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
+    drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
+  );
+  report(record, opts.json === true);
+  if (!record.ok) {
+    const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
+    throw failure(
+      `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
+        .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
+        .join("\n  - ")}`,
+      `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
+        "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
     );
   }
 }

@@ -63,91 +63,105 @@ export function register(program: Command): void {
       "after",
       "\nExamples:\n  edms-ops reset-app systemsettings --stack staging --confirm staging\n  edms-ops reset-app auth --with-dependents admin,documents --stack staging --confirm staging",
     )
-    .action(
-      async (
-        app: string,
-        opts: { confirm?: string; withDependents?: string },
-        command: Command,
-      ) => {
-        const settings = stackOf(command);
-        if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
-          throw refuse(
-            `\`${app}\` is not a Django app label (lowercase letters, digits, underscores). Nothing was changed.`,
-            "Pass the app's label, e.g. `edms-ops reset-app documents`.",
-          );
-        }
-        requireConfirm(settings, opts.confirm, `reset-app ${app}`);
-        await connect(settings);
-        await requirePostgres(settings);
-        const apps = await migrationState(settings);
-        if (!(app in apps)) {
-          throw refuse(
-            `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
-            "Pass one of those app labels.",
-          );
-        }
-        const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
-        const plan = await unapplyPlan(settings, image, app);
-        const dependents = Object.keys(plan)
-          .filter((a) => a !== app)
-          .sort();
-        const named = (opts.withDependents ?? "")
-          .split(",")
-          .map((a) => a.trim())
-          .filter(Boolean)
-          .sort();
-        if (dependents.join(",") !== named.join(",")) {
-          const list = dependents.map((a) => `${a} (${plan[a].length} migration(s))`).join(", ");
-          throw dependents.length
-            ? refuse(
-                `Resetting ${app} also empties ${list}: their migrations depend on ${app}'s, and \`migrate ${app} zero\` unapplies them.`,
-                `To go ahead, name them: \`--with-dependents ${dependents.join(",")}\`. Nothing was changed.`,
-              )
-            : refuse(
-                `${app} has no dependent apps;`,
-                `drop \`--with-dependents ${opts.withDependents}\`. Nothing was changed.`,
-              );
-        }
-        const emptied = [app, ...dependents];
-        say(
-          `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
-        );
-        const backup = await withSession(settings, `reset-app ${app}`, async () => {
-          await stopRunning(await appContainers(settings));
-          try {
-            const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
-            // One transaction: a failure or a kill leaves every app as it was, never half reset.
-            progress(`migrate ${app} zero, then migrate (one transaction)`);
-            await migrateAtomically(
-              settings,
-              image,
-              [[app, "zero"], []],
-              `resetting ${emptied.join(", ")}`,
-            );
-            return taken;
-          } finally {
-            const serving = await servingContainers(settings);
-            if (serving.length) {
-              await docker(["start", ...serving]);
-            }
-          }
-        });
-        const others = Object.keys(apps).filter((a) => !emptied.includes(a));
-        say(
-          `Reset ${emptied.join(", ")}: their tables are empty and re-created. ` +
-            (others.length ? `Untouched: ${others.join(", ")}. ` : "") +
-            "Media files are kept.",
-        );
-        if (emptied.includes("auth")) {
-          say(
-            "Every user is gone, the superuser too: the next `pulumi up` does not recreate it (the database is not new); restore the undo backup, or create one with `manage.py createsuperuser`.",
-          );
-        }
-        if (backup) {
-          say(
-            `To undo, run: edms-ops restore ${backup.id} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
-          );
-        }
-      },
+    .action(resetApp);
+}
+
+async function resetApp(
+  app: string,
+  opts: { confirm?: string; withDependents?: string },
+  command: Command,
+): Promise<void> {
+  const settings = stackOf(command);
+  if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
+    throw refuse(
+      `\`${app}\` is not a Django app label (lowercase letters, digits, underscores). Nothing was changed.`,
+      "Pass the app's label, e.g. `edms-ops reset-app documents`.",
     );
+  }
+  requireConfirm(settings, opts.confirm, `reset-app ${app}`);
+  await connect(settings);
+  await requirePostgres(settings);
+  const apps = await migrationState(settings);
+  if (!(app in apps)) {
+    throw refuse(
+      `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
+      "Pass one of those app labels.",
+    );
+  }
+  const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
+  const emptied = [
+    app,
+    ...requireDependentsNamed(app, await unapplyPlan(settings, image, app), opts),
+  ];
+  say(
+    `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
+  );
+  const backup = await withSession(settings, `reset-app ${app}`, async () => {
+    await stopRunning(await appContainers(settings));
+    try {
+      const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
+      // One transaction: a failure or a kill leaves every app as it was, never half reset.
+      progress(`migrate ${app} zero, then migrate (one transaction)`);
+      await migrateAtomically(
+        settings,
+        image,
+        [[app, "zero"], []],
+        `resetting ${emptied.join(", ")}`,
+      );
+      return taken;
+    } finally {
+      const serving = await servingContainers(settings);
+      if (serving.length) {
+        await docker(["start", ...serving]);
+      }
+    }
+  });
+  const others = Object.keys(apps).filter((a) => !emptied.includes(a));
+  say(
+    `Reset ${emptied.join(", ")}: their tables are empty and re-created. ` +
+      (others.length ? `Untouched: ${others.join(", ")}. ` : "") +
+      "Media files are kept.",
+  );
+  if (emptied.includes("auth")) {
+    say(
+      "Every user is gone, the superuser too: the next `pulumi up` does not recreate it (the database is not new); restore the undo backup, or create one with `manage.py createsuperuser`.",
+    );
+  }
+  if (backup) {
+    say(
+      `To undo, run: edms-ops restore ${backup.id} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+    );
+  }
+}
+
+/**
+ * The other apps `migrate <app> zero` would unapply (from Django's plan); refused unless
+ * `--with-dependents` names exactly them, so nobody empties an app they did not name.
+ */
+function requireDependentsNamed(
+  app: string,
+  plan: Record<string, string[]>,
+  opts: { withDependents?: string },
+): string[] {
+  const dependents = Object.keys(plan)
+    .filter((a) => a !== app)
+    .sort();
+  const named = (opts.withDependents ?? "")
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean)
+    .sort();
+  if (dependents.join(",") !== named.join(",")) {
+    const list = dependents.map((a) => `${a} (${plan[a].length} migration(s))`).join(", ");
+    throw dependents.length
+      ? refuse(
+          `Resetting ${app} also empties ${list}: their migrations depend on ${app}'s, and \`migrate ${app} zero\` unapplies them.`,
+          `To go ahead, name them: \`--with-dependents ${dependents.join(",")}\`. Nothing was changed.`,
+        )
+      : refuse(
+          `${app} has no dependent apps;`,
+          `drop \`--with-dependents ${opts.withDependents}\`. Nothing was changed.`,
+        );
+  }
+  return dependents;
 }

@@ -19,58 +19,63 @@ export function register(program: Command): void {
       "after",
       "\nExample:\n  edms-ops reset --stack staging --confirm staging && npm run up -- --stack staging",
     )
-    .action(async (opts: { confirm?: string; backup: boolean }, command: Command) => {
-      // Decided by the stack file first, before any engine call (an unreachable host or a stray DOCKER_HOST
-      // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
-      const settings = stackOf(command);
-      const productionRefusal = () =>
-        refuse(
-          `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
-            "Nothing was changed.",
-          `To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
-            `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
-        );
-      if (settings.environment === "production") {
-        throw productionRefusal();
-      }
-      await connect(settings);
-      const n = settings.names;
-      const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
-      const labelled = await docker(
-        ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
-        { allowFailure: true },
-      );
-      if (labelled.stdout.split("\n").includes("production")) {
-        throw productionRefusal();
-      }
-      requireConfirm(settings, opts.confirm, "reset");
-      const containers = [
-        ...(await appContainers(settings)),
-        ...(settings.proxy.enabled ? [n.proxyContainer] : []),
-        n.redisContainer,
-        n.postgresContainer,
-      ];
-      say(
-        `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
-      );
-      say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
-      let backupId: string | undefined;
-      if (
-        opts.backup &&
-        (await inspectContainer(n.postgresContainer)).running &&
-        (await hasSchema(settings))
-      ) {
-        backupId = (await createBackup(settings, { reason: "pre-reset" }))?.entry.id;
-      }
-      progress("removing containers");
-      await docker(["rm", "-f", ...containers], { allowFailure: true });
-      progress("removing data volumes");
-      await docker(["volume", "rm", "-f", ...volumes]);
-      say(
-        `Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`,
-      );
-      if (backupId) {
-        say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
-      }
-    });
+    .action(resetCommand);
+}
+
+async function resetCommand(
+  opts: { confirm?: string; backup: boolean },
+  command: Command,
+): Promise<void> {
+  // Decided by the stack file first, before any engine call (an unreachable host or a stray DOCKER_HOST
+  // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
+  const settings = stackOf(command);
+  const productionRefusal = () =>
+    refuse(
+      `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
+        "Nothing was changed.",
+      `To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
+        `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
+    );
+  if (settings.environment === "production") {
+    throw productionRefusal();
+  }
+  await connect(settings);
+  const n = settings.names;
+  const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
+  const labelled = await docker(
+    ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
+    { allowFailure: true },
+  );
+  if (labelled.stdout.split("\n").includes("production")) {
+    throw productionRefusal();
+  }
+  requireConfirm(settings, opts.confirm, "reset");
+  const containers = [
+    ...(await appContainers(settings)),
+    ...(settings.proxy.enabled ? [n.proxyContainer] : []),
+    n.redisContainer,
+    n.postgresContainer,
+  ];
+  say(
+    `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
+  );
+  say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
+  let backupId: string | undefined;
+  if (
+    opts.backup &&
+    (await inspectContainer(n.postgresContainer)).running &&
+    (await hasSchema(settings))
+  ) {
+    backupId = (await createBackup(settings, { reason: "pre-reset" }))?.entry.id;
+  }
+  progress("removing containers");
+  await docker(["rm", "-f", ...containers], { allowFailure: true });
+  progress("removing data volumes");
+  await docker(["volume", "rm", "-f", ...volumes]);
+  say(
+    `Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`,
+  );
+  if (backupId) {
+    say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
+  }
 }

@@ -28,61 +28,67 @@ export function register(program: Command): void {
       "after",
       "\nExamples:\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack staging\n  edms-ops restore 2026-11-25T14-00-00Z-pre-deploy --stack production --confirm production\n  edms-ops restore 2026-11-25T14-00-00Z-manual --from offsite --stack production --confirm production",
     )
-    .action(async (id: string, opts: { confirm?: string; from?: string }, command: Command) => {
-      const settings = stackOf(command);
-      if (settings.environment === "production" && opts.confirm !== "production") {
-        throw refuse(
-          `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
-          `Run it again with \`--confirm production\` if ${id} is the state to return to.`,
-        );
-      }
-      if (opts.from !== undefined && opts.from !== "offsite") {
-        throw refuse(
-          `--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`,
-          "Pass `--from offsite`, or leave --from out for the local repository.",
-        );
-      }
-      if (opts.from && !settings.backup.offsite) {
-        throw refuse(
-          `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
-          `Set it with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`.`,
-        );
-      }
-      checkBackupId(id);
-      await connect(settings);
-      let entry: BackupEntry;
-      let prepare: ((session: OpsSession) => Promise<BackupEntry>) | undefined;
-      if (opts.from) {
-        entry = { id } as BackupEntry;
-        prepare = async (session) => {
-          await fetchFromOffsite(session, id);
-          return pickBackup(settings, await sessionSnapshots(session), [], id);
-        };
-        say(`Will restore ${id} from the off-host repository onto ${settings.stack}:`);
-      } else {
-        entry = await findBackup(settings, id);
-        say(
-          `Will restore ${id} (release ${entry.release ?? "-"}, taken ${entry.time}) onto ${settings.stack}:`,
-        );
-      }
-      say(
-        "  verify it, stop web/worker, back up the current state, restore database and media, check integrity, start web/worker.",
-      );
-      const result = await restoreBackup(settings, entry, prepare);
-      progress("restore complete");
-      say(`Restored ${id}: row counts and media files equal the backup.`);
-      if (!result.restarted) {
-        say(
-          `Web/worker are stopped: the data is at the state of backup ${id}. Deploy its release to serve it:`,
-        );
-        say(
-          `  pulumi config set edms:version ${result.release ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`,
-        );
-      }
-      if (result.undoBackup) {
-        say(
-          `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
-        );
-      }
-    });
+    .action(restoreCommand);
+}
+
+async function restoreCommand(
+  id: string,
+  opts: { confirm?: string; from?: string },
+  command: Command,
+): Promise<void> {
+  const settings = stackOf(command);
+  if (settings.environment === "production" && opts.confirm !== "production") {
+    throw refuse(
+      `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
+      `Run it again with \`--confirm production\` if ${id} is the state to return to.`,
+    );
+  }
+  if (opts.from !== undefined && opts.from !== "offsite") {
+    throw refuse(
+      `--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`,
+      "Pass `--from offsite`, or leave --from out for the local repository.",
+    );
+  }
+  if (opts.from && !settings.backup.offsite) {
+    throw refuse(
+      `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
+      `Set it with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`.`,
+    );
+  }
+  checkBackupId(id);
+  await connect(settings);
+  let entry: BackupEntry;
+  let prepare: ((session: OpsSession) => Promise<BackupEntry>) | undefined;
+  if (opts.from) {
+    entry = { id } as BackupEntry;
+    prepare = async (session) => {
+      await fetchFromOffsite(session, id);
+      return pickBackup(settings, await sessionSnapshots(session), [], id);
+    };
+    say(`Will restore ${id} from the off-host repository onto ${settings.stack}:`);
+  } else {
+    entry = await findBackup(settings, id);
+    say(
+      `Will restore ${id} (release ${entry.release ?? "-"}, taken ${entry.time}) onto ${settings.stack}:`,
+    );
+  }
+  say(
+    "  verify it, stop web/worker, back up the current state, restore database and media, check integrity, start web/worker.",
+  );
+  const result = await restoreBackup(settings, entry, prepare);
+  progress("restore complete");
+  say(`Restored ${id}: row counts and media files equal the backup.`);
+  if (!result.restarted) {
+    say(
+      `Web/worker are stopped: the data is at the state of backup ${id}. Deploy its release to serve it:`,
+    );
+    say(
+      `  pulumi config set edms:version ${result.release ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`,
+    );
+  }
+  if (result.undoBackup) {
+    say(
+      `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+    );
+  }
 }

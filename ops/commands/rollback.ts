@@ -55,69 +55,7 @@ export function register(program: Command): void {
       "after",
       "\nExamples:\n  edms-ops rollback --previous --stack production --confirm production\n  edms-ops rollback --previous --backup-first --stack staging\n  edms-ops rollback --previous --restore --stack staging",
     )
-    .action(async (opts: RollbackOptions, command: Command) => {
-      // Refusals first, from the stack file alone.
-      const settings = stackOf(command);
-      const backupFirst = productionRules(settings, opts);
-      await connect(settings);
-      await requirePostgres(settings);
-      const projectDir = projectDirOf(globalOptions(command));
-      const pending = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
-      if (pending) {
-        if (opts.restore) {
-          throw refuse(
-            `A rollback ${pending.from} → ${pending.to} is unfinished;`,
-            `finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
-          );
-        }
-        say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
-        return finishAfterSwitch(settings, pending, backupFirst, projectDir);
-      }
-      const target = await previousRelease(settings);
-      say(
-        `Will roll ${settings.stack} back from ${settings.version} to ${target.version} (deployed ${target.deployedAt}):`,
-      );
-      if (opts.restore) {
-        return rollbackByRestore(settings, target, projectDir);
-      }
-      const marker: RollbackMarker = {
-        from: settings.version,
-        fromImage: releaseImage(settings),
-        to: target.version,
-        migrations: target.migrations,
-        started: new Date().toISOString(),
-      };
-      const steps = reversalSteps(await migrationState(settings), marker.migrations);
-      if (settings.proxy.enabled) {
-        say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
-        describePlan(settings, steps, backupFirst);
-        await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
-        if (!(await redeploy(settings, target.version, projectDir, true))) {
-          return;
-        }
-        return finishAfterSwitch(settings, marker, backupFirst, projectDir);
-      }
-      describePlan(settings, steps, backupFirst, "stop web/worker");
-      say(`  - redeploy ${target.version}`);
-      const backup = await withSession(settings, "rollback", async () => {
-        const writers = await stopRunning(await appContainers(settings));
-        try {
-          const taken = backupFirst ? await backupBefore(settings) : null;
-          await reverse(settings, marker.fromImage, steps);
-          return taken;
-        } catch (err) {
-          // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
-          if (writers.length) {
-            await docker(["start", ...writers], { allowFailure: true });
-          }
-          throw err;
-        }
-      });
-      await redeploy(settings, target.version, projectDir, false);
-      if (backup) {
-        say(`The state before the rollback is backup ${backup}.`);
-      }
-    });
+    .action(rollbackCommand);
 }
 
 /** Production: `--confirm production` always, and the backup first cannot be skipped. Returns backupFirst. */
@@ -329,4 +267,68 @@ async function redeploy(
     }
   }
   return true;
+}
+
+async function rollbackCommand(opts: RollbackOptions, command: Command): Promise<void> {
+  // Refusals first, from the stack file alone.
+  const settings = stackOf(command);
+  const backupFirst = productionRules(settings, opts);
+  await connect(settings);
+  await requirePostgres(settings);
+  const projectDir = projectDirOf(globalOptions(command));
+  const pending = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
+  if (pending) {
+    if (opts.restore) {
+      throw refuse(
+        `A rollback ${pending.from} → ${pending.to} is unfinished;`,
+        `finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
+      );
+    }
+    say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
+    return finishAfterSwitch(settings, pending, backupFirst, projectDir);
+  }
+  const target = await previousRelease(settings);
+  say(
+    `Will roll ${settings.stack} back from ${settings.version} to ${target.version} (deployed ${target.deployedAt}):`,
+  );
+  if (opts.restore) {
+    return rollbackByRestore(settings, target, projectDir);
+  }
+  const marker: RollbackMarker = {
+    from: settings.version,
+    fromImage: releaseImage(settings),
+    to: target.version,
+    migrations: target.migrations,
+    started: new Date().toISOString(),
+  };
+  const steps = reversalSteps(await migrationState(settings), marker.migrations);
+  if (settings.proxy.enabled) {
+    say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
+    describePlan(settings, steps, backupFirst);
+    await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
+    if (!(await redeploy(settings, target.version, projectDir, true))) {
+      return;
+    }
+    return finishAfterSwitch(settings, marker, backupFirst, projectDir);
+  }
+  describePlan(settings, steps, backupFirst, "stop web/worker");
+  say(`  - redeploy ${target.version}`);
+  const backup = await withSession(settings, "rollback", async () => {
+    const writers = await stopRunning(await appContainers(settings));
+    try {
+      const taken = backupFirst ? await backupBefore(settings) : null;
+      await reverse(settings, marker.fromImage, steps);
+      return taken;
+    } catch (err) {
+      // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
+      if (writers.length) {
+        await docker(["start", ...writers], { allowFailure: true });
+      }
+      throw err;
+    }
+  });
+  await redeploy(settings, target.version, projectDir, false);
+  if (backup) {
+    say(`The state before the rollback is backup ${backup}.`);
+  }
 }

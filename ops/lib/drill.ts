@@ -162,6 +162,40 @@ class Checks {
   }
 }
 
+/**
+ * Runs `drill` with fresh scratch space, removed on every exit path, a signal too. Scratch space that cannot
+ * be set up (the scratch server never starts, no network) fails the drill like a check, and the record
+ * says so.
+ */
+async function inScratch(
+  settings: Settings,
+  checks: Checks,
+  drill: (scratch: Scratch) => Promise<void>,
+): Promise<void> {
+  await removeDrillLeftovers(settings);
+  const scratch = new Scratch(settings);
+  const onSignal = (signal: NodeJS.Signals) => {
+    progress(`drill: ${signal}: removing the scratch containers, network and volume`);
+    void scratch.cleanup().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 1)));
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  signals.forEach((s) => process.once(s, onSignal));
+  try {
+    await scratch.create();
+    await drill(scratch);
+  } catch (err) {
+    checks.list.push({
+      name: "scratch space",
+      ok: false,
+      detail: (err as Error).message,
+      seconds: 0,
+    });
+  } finally {
+    await scratch.cleanup();
+    signals.forEach((s) => process.removeListener(s, onSignal));
+  }
+}
+
 export async function drillBackup(
   session: OpsSession,
   entry: BackupEntry,
@@ -184,30 +218,10 @@ export async function drillBackup(
   };
   const release = manifest?.version ?? null;
   if (manifest) {
-    await removeDrillLeftovers(settings);
-    const scratch = new Scratch(settings);
-    const onSignal = (signal: NodeJS.Signals) => {
-      progress(`drill: ${signal}: removing the scratch containers, network and volume`);
-      void scratch.cleanup().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 1)));
-    };
-    const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-    signals.forEach((s) => process.once(s, onSignal));
-    try {
-      await scratch.create();
-      await runDrill(session, entry, manifest, scratch, checks, options, previous, media);
-    } catch (err) {
-      // Scratch space that cannot be set up (the scratch server never starts, no network) fails the
-      // drill like a check, and the record says so.
-      checks.list.push({
-        name: "scratch space",
-        ok: false,
-        detail: (err as Error).message,
-        seconds: 0,
-      });
-    } finally {
-      await scratch.cleanup();
-      signals.forEach((s) => process.removeListener(s, onSignal));
-    }
+    const restoring = manifest;
+    await inScratch(settings, checks, (scratch) =>
+      runDrill(session, entry, restoring, scratch, checks, options, previous, media),
+    );
   }
   const finishedAt = await session.hostTime();
   const record: DrillRecord = {
@@ -267,25 +281,7 @@ async function runDrill(
         return `${manifest.database.bytes} bytes, sha256 as recorded, pg_restore in one transaction`;
       });
       if (restored) {
-        await checks.run("row counts", async () => {
-          const problems = inventoryProblems(manifest, await inventory(settings, db));
-          if (problems.length) {
-            throw failure(problems.join("; "), DAMAGED);
-          }
-          const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
-          return `${Object.keys(manifest.tables).length} tables, ${rows} rows${manifest.objects ? " and the schema objects" : ""} as recorded`;
-        });
-        await checks.run("migration state", async () => {
-          const problems = compareMaps(
-            "app",
-            manifest.migrations,
-            await migrationState(settings, db),
-          );
-          if (problems.length) {
-            throw failure(problems.join("; "), DAMAGED);
-          }
-          return `${Object.keys(manifest.migrations).length} apps at their recorded migration`;
-        });
+        await databaseChecks(settings, manifest, db, checks);
       } else {
         ["row counts", "migration state"].forEach((n) =>
           checks.skip(n, "database did not restore"),
@@ -315,6 +311,30 @@ async function runDrill(
     },
     scratch.network,
   );
+}
+
+/** Rows, schema objects and migration state of the scratch database against the manifest. */
+async function databaseChecks(
+  settings: Settings,
+  manifest: Manifest,
+  db: string,
+  checks: Checks,
+): Promise<void> {
+  await checks.run("row counts", async () => {
+    const problems = inventoryProblems(manifest, await inventory(settings, db));
+    if (problems.length) {
+      throw failure(problems.join("; "), DAMAGED);
+    }
+    const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
+    return `${Object.keys(manifest.tables).length} tables, ${rows} rows${manifest.objects ? " and the schema objects" : ""} as recorded`;
+  });
+  await checks.run("migration state", async () => {
+    const problems = compareMaps("app", manifest.migrations, await migrationState(settings, db));
+    if (problems.length) {
+      throw failure(problems.join("; "), DAMAGED);
+    }
+    return `${Object.keys(manifest.migrations).length} apps at their recorded migration`;
+  });
 }
 
 /** restic restore of the snapshot's media into the scratch volume, every blob verified as written. */

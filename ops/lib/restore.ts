@@ -56,7 +56,8 @@ export async function restoreBackup(
   });
 }
 
-async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
+/** The backup's manifest, once the backup has verified and the stack has somewhere to put its media. */
+async function restorableManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const { settings } = session;
   const report = await verifyBackup(session, entry);
   if (!report.ok) {
@@ -72,6 +73,36 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry. Nothing was restored or changed.`,
     );
   }
+  return manifest;
+}
+
+/** Media and the integrity check, after the database swap: a failure here says how to finish or go back. */
+async function finishAfterSwap(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  undoBackup: string | null,
+): Promise<void> {
+  const { settings } = session;
+  try {
+    await restoreMedia(session, entry);
+    await checkIntegrity(session, entry, manifest, undoBackup);
+  } catch (err) {
+    // The database is restored and committed by now: say so, and how to finish or go back.
+    const undo = undoBackup
+      ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
+      : "";
+    throw failure(
+      `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
+        `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
+      `Run the same restore again to finish it.${undo}`,
+    );
+  }
+}
+
+async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
+  const { settings } = session;
+  const manifest = await restorableManifest(session, entry);
   await requireRoomBeside(settings, manifest);
   const runningRelease = await runningVersion(settings);
   const writers = await stopRunning(await appContainers(settings));
@@ -94,20 +125,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     await swapIn(settings);
     touched = true;
     await dropReplaced(settings);
-    try {
-      await restoreMedia(session, entry);
-      await checkIntegrity(session, entry, manifest, undoBackup);
-    } catch (err) {
-      // The database is restored and committed by now: say so, and how to finish or go back.
-      const undo = undoBackup
-        ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
-        : "";
-      throw failure(
-        `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
-          `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
-        `Run the same restore again to finish it.${undo}`,
-      );
-    }
+    await finishAfterSwap(session, entry, manifest, undoBackup);
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {
     if (!touched) {

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
-import { stackLabels } from "./labels";
+import { secretFile, stackContainer } from "./container";
 import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../model/containers";
 import { LABELS } from "../model/labels";
 import { containerReplacement } from "../model/protection";
@@ -38,12 +38,17 @@ export class DjangoService extends pulumi.ComponentResource {
       args.process,
       proxied,
     );
-    this.container = new docker.Container(
-      `${name}-container`,
+    this.container = stackContainer(
+      name,
+      {
+        settings,
+        role: args.process,
+        labels: { [LABELS.version]: settings.version },
+        network: args.network,
+      },
       {
         name: web ? webContainerName(settings) : settings.names.workerContainer,
         image: args.image,
-        restart: "unless-stopped",
         command: web
           ? [
               "gunicorn",
@@ -69,25 +74,12 @@ export class DjangoService extends pulumi.ComponentResource {
             ],
         envs: djangoEnvironment(settings),
         uploads: [
-          {
-            file: `${SECRETS_DIR}/postgres_password`,
-            content: args.postgresPassword,
-            permissions: "0444",
-          },
-          {
-            file: `${SECRETS_DIR}/django_secret_key`,
-            content: args.secretKey,
-            permissions: "0444",
-          },
+          secretFile(`${SECRETS_DIR}/postgres_password`, args.postgresPassword),
+          secretFile(`${SECRETS_DIR}/django_secret_key`, args.secretKey),
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
-        networksAdvanced: [{ name: args.network }],
         ports: web && !proxied ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
         destroyGraceSeconds,
-        labels: stackLabels(settings, {
-          [LABELS.role]: args.process,
-          [LABELS.version]: settings.version,
-        }),
       },
       // dependsOn of a component does not hold back its children: the container itself must wait for
       // migrate/bootstrap, or the engine could start the new code on an unmigrated database.

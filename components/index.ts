@@ -11,3 +11,4 @@ export * from "./proxy";
 export * from "../model/proxy";
 export * from "./redis";
 export * from "./secrets";
+export * from "./container";

@@ -2,8 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { PGDATA, POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "../model/containers";
-import { LABELS } from "../model/labels";
-import { stackLabels } from "./labels";
+import { secretFile, stackContainer } from "./container";
 import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface PostgresArgs {
@@ -22,12 +21,12 @@ export class Postgres extends pulumi.ComponentResource {
   constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:Postgres", name, {}, opts);
     const { settings } = args;
-    this.container = new docker.Container(
-      `${name}-container`,
+    this.container = stackContainer(
+      name,
+      { settings, role: "postgres", network: args.network, aliases: ["postgres"] },
       {
         name: settings.names.postgresContainer,
         image: settings.postgresImage,
-        restart: "unless-stopped",
         envs: [
           `POSTGRES_USER=${POSTGRES_USER}`,
           `POSTGRES_DB=${POSTGRES_DB}`,
@@ -36,11 +35,8 @@ export class Postgres extends pulumi.ComponentResource {
         ],
         // The official image reads the file after dropping to the postgres user, hence world-readable
         // inside the container (as Docker secrets are by default).
-        uploads: [
-          { file: `${SECRETS_DIR}/postgres_password`, content: args.password, permissions: "0444" },
-        ],
+        uploads: [secretFile(`${SECRETS_DIR}/postgres_password`, args.password)],
         volumes: [{ volumeName: args.volume, containerPath: PGDATA }],
-        networksAdvanced: [{ name: args.network, aliases: ["postgres"] }],
         healthcheck: {
           tests: ["CMD-SHELL", `pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}`],
           interval: "2s",
@@ -51,7 +47,6 @@ export class Postgres extends pulumi.ComponentResource {
         stopTimeout: 60,
         wait: true,
         waitTimeout: 120,
-        labels: stackLabels(settings, { [LABELS.role]: "postgres" }),
       },
       { parent: this, ...CONTAINER_OPTIONS, dependsOn: args.after ?? [] },
     );

@@ -1,8 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
-import { LABELS } from "../model/labels";
-import { stackLabels } from "./labels";
+import { secretFile, stackContainer } from "./container";
 import { containerReplacement } from "../model/protection";
 import {
   liveBackend,
@@ -43,29 +42,25 @@ export class EdmsProxy extends pulumi.ComponentResource {
       );
     }
     const { destroyGraceSeconds, deleteBeforeReplace } = containerReplacement("proxy", true);
-    this.container = new docker.Container(
-      `${name}-container`,
+    this.container = stackContainer(
+      name,
+      { settings, role: "proxy", network: args.network },
       {
         name: settings.names.proxyContainer,
         image: settings.proxy.image,
-        restart: "unless-stopped",
         command: PROXY_COMMAND,
         uploads: [
-          { file: PROXY_MAIN_CONFIG, content: proxyConfig(settings), permissions: "0444" },
-          { file: PROXY_LIVE_CONFIG, content: liveBackend(null), permissions: "0644" },
+          secretFile(PROXY_MAIN_CONFIG, proxyConfig(settings)),
+          secretFile(PROXY_LIVE_CONFIG, liveBackend(null), "0644"),
           // HAProxy runs unprivileged in the official image and reads the key itself, as the database and
           // Django secrets are read inside their containers: a file, never env or argv.
-          ...(tls && args.tlsPem !== undefined
-            ? [{ file: PROXY_TLS_PEM, content: args.tlsPem, permissions: "0444" }]
-            : []),
+          ...(tls && args.tlsPem !== undefined ? [secretFile(PROXY_TLS_PEM, args.tlsPem)] : []),
         ],
-        networksAdvanced: [{ name: args.network }],
         ports: [
           { internal: PROXY_HTTP_PORT, external: settings.httpPort },
           ...(tls ? [{ internal: PROXY_HTTPS_PORT, external: tls.port }] : []),
         ],
         destroyGraceSeconds,
-        labels: stackLabels(settings, { [LABELS.role]: "proxy" }),
       },
       { parent: this, deleteBeforeReplace, dependsOn: args.after ?? [] },
     );

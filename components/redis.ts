@@ -1,8 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
-import { LABELS } from "../model/labels";
-import { stackLabels } from "./labels";
+import { stackContainer } from "./container";
 import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface RedisArgs {
@@ -18,15 +17,14 @@ export class Redis extends pulumi.ComponentResource {
   constructor(name: string, args: RedisArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:Redis", name, {}, opts);
     const { settings } = args;
-    this.container = new docker.Container(
-      `${name}-container`,
+    this.container = stackContainer(
+      name,
+      { settings, role: "redis", network: args.network, aliases: ["redis"] },
       {
         name: settings.names.redisContainer,
         image: settings.redisImage,
-        restart: "unless-stopped",
         command: ["redis-server", "--appendonly", "yes", "--dir", "/data"],
         volumes: [{ volumeName: args.volume, containerPath: "/data" }],
-        networksAdvanced: [{ name: args.network, aliases: ["redis"] }],
         healthcheck: {
           tests: ["CMD", "redis-cli", "ping"],
           interval: "2s",
@@ -35,7 +33,6 @@ export class Redis extends pulumi.ComponentResource {
         },
         wait: true,
         waitTimeout: 120,
-        labels: stackLabels(settings, { [LABELS.role]: "redis" }),
       },
       { parent: this, ...CONTAINER_OPTIONS },
     );

@@ -512,7 +512,7 @@ async function releaseChecks(
     const tail = (result.stdout + result.stderr).trim().split("\n").slice(-3).join(" | ");
     if (result.code !== 0) {
       throw failure(
-        `${args.join(" ")} exited ${result.code}: ${tail}`,
+        `exit ${result.code} from \`${args.join(" ")}\`: ${tail}`,
         "Fix the release or the backup (the release's output is in the drill record), then drill again.",
       );
     }

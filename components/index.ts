@@ -10,4 +10,5 @@ export * from "../model/protection";
 export * from "./proxy";
 export * from "../model/proxy";
 export * from "./redis";
+export * from "./scheduler";
 export * from "./secrets";

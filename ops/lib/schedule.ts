@@ -6,7 +6,8 @@
  */
 import { lastDue, nextDue, scheduleEnabled } from "../../model/schedule";
 import { Settings } from "../../model/settings";
-import { volumeExists } from "./docker";
+import { inspectContainer, volumeExists } from "./docker";
+import { currentOperation } from "./session";
 import { backupsMount, toolbox } from "./toolbox";
 
 export const SCHEDULE_FILE = "/backups/schedule.jsonl";
@@ -177,5 +178,53 @@ if [ "$(wc -l < ${SCHEDULE_FILE})" -gt ${MAX_LINES} ]; then
 fi
 sync`,
     { input: JSON.stringify(record) + "\n" },
+  );
+}
+
+export interface ScheduleReport extends ScheduleState {
+  /** The `<prefix>-scheduler` container: running, stopped or missing; null when the schedule is off. */
+  readonly scheduler: string | null;
+}
+
+/** What `status`, `health` and `evidence` show of the schedule; read without the stack lock. */
+export async function scheduleReport(settings: Settings): Promise<ScheduleReport> {
+  const schedule = settings.backup.schedule;
+  const [records, operation, container] = await Promise.all([
+    readScheduleRecords(settings),
+    currentOperation(settings),
+    inspectContainer(settings.names.schedulerContainer),
+  ]);
+  const state = scheduleState(
+    schedule,
+    records,
+    new Date(),
+    operation?.includes("backup --reason scheduled") ?? false,
+  );
+  if (!state.enabled) {
+    return { ...state, scheduler: null };
+  }
+  const scheduler = container.exists ? (container.running ? "running" : "stopped") : "missing";
+  const stopped =
+    scheduler === "running"
+      ? null
+      : `the scheduler container ${settings.names.schedulerContainer} is ${scheduler} (\`pulumi up\` starts it)`;
+  return {
+    ...state,
+    scheduler,
+    problem: [state.problem, stopped].filter(Boolean).join("; ") || null,
+  };
+}
+
+/** One line for operators: the schedule, its last run and what needs attention. */
+export function describeSchedule(report: ScheduleReport): string {
+  if (!report.enabled) {
+    return "scheduled backups: off (`edms:backup.schedule`)";
+  }
+  const last = report.lastRun
+    ? `last run due ${report.lastRun.due}: ${report.lastRun.outcome}${report.lastRun.backup ? ` (${report.lastRun.backup})` : ""}`
+    : "no run yet";
+  return (
+    `scheduled backups \`${report.schedule}\` (UTC), scheduler ${report.scheduler}: ${last}; next ${report.nextDue ?? "-"}` +
+    (report.problem ? `; ATTENTION: ${report.problem}` : "")
   );
 }

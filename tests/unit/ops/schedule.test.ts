@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { lastDue, nextDue, scheduleProblem } from "../../../model/schedule";
 import {
   catchUpDue,
+  describeSchedule,
   missedGraceMs,
   parseScheduleRecords,
   ScheduleRecord,
@@ -149,5 +150,23 @@ describe("schedule state for status and health", function () {
       missed: null,
       problem: null,
     });
+  });
+});
+
+describe("the schedule line of status and health", function () {
+  it("names the schedule, the scheduler, the last run and the next due; a problem is marked", function () {
+    const state = scheduleState(
+      "0 */6 * * *",
+      [run("2026-11-27T06:00:00Z"), run("2026-11-27T12:00:00Z", "failed")],
+      at("2026-11-27T13:00:00Z"),
+    );
+    expect(describeSchedule({ ...state, scheduler: "running" })).to.equal(
+      "scheduled backups `0 */6 * * *` (UTC), scheduler running: last run due 2026-11-27T12:00:00Z: failed; " +
+        "next 2026-11-27T18:00:00.000Z; ATTENTION: the last scheduled backup (due 2026-11-27T12:00:00Z) FAILED: postgres is not running",
+    );
+    const off = scheduleState("off", [], at("2026-11-27T13:00:00Z"));
+    expect(describeSchedule({ ...off, scheduler: null })).to.equal(
+      "scheduled backups: off (`edms:backup.schedule`)",
+    );
   });
 });

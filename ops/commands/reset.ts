@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { scheduleEnabled } from "../../model/schedule";
 import { createBackup } from "../lib/backups";
 import { hasSchema } from "../lib/database";
 import { connect, requireConfirm, stackOf } from "../lib/context";
@@ -45,6 +46,8 @@ export function register(program: Command): void {
       }
       requireConfirm(settings, opts.confirm, "reset");
       const containers = [
+        // First: a scheduled backup must not run against the stack while it is taken apart.
+        ...(scheduleEnabled(settings.backup.schedule) ? [n.schedulerContainer] : []),
         ...(await appContainers(settings)),
         ...(settings.proxy.enabled ? [n.proxyContainer] : []),
         n.redisContainer,

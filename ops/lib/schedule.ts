@@ -134,12 +134,17 @@ export function scheduleState(
     now.getTime() - due.getTime() > missedGraceMs(schedule, due)
       ? due.toISOString()
       : null;
-  let problem: string | null = null;
-  if (missed) {
-    problem = `the backup due ${missed} was not attempted (scheduler stopped or host down?)`;
-  } else if (lastRun && !lastRun.ok) {
-    problem = `the last scheduled backup (due ${lastRun.due}) ${lastRun.outcome === "skipped" ? "was skipped" : "FAILED"}: ${lastRun.error ?? "no detail"}`;
-  }
+  const problem =
+    [
+      missed
+        ? `the backup due ${missed} was not attempted (scheduler stopped or host down?)`
+        : null,
+      lastRun && !lastRun.ok
+        ? `the last scheduled backup (due ${lastRun.due}) ${lastRun.outcome === "skipped" ? "was skipped" : "FAILED"}: ${lastRun.error ?? "no detail"}`
+        : null,
+    ]
+      .filter(Boolean)
+      .join("; ") || null;
   return {
     schedule,
     enabled,

@@ -127,6 +127,16 @@ describe("schedule state for status and health", function () {
       at("2026-11-27T13:00:00Z"),
     );
     expect(skipped.problem).to.match(/was skipped: Stack s is busy/);
+    // A failed run followed by a due nobody attempted: both are said.
+    const both = scheduleState(
+      schedule,
+      [run("2026-11-27T06:00:00Z"), run("2026-11-27T12:00:00Z", "failed")],
+      at("2026-11-27T18:30:00Z"),
+    );
+    expect(both.problem).to.equal(
+      "the backup due 2026-11-27T18:00:00.000Z was not attempted (scheduler stopped or host down?); " +
+        "the last scheduled backup (due 2026-11-27T12:00:00Z) FAILED: postgres is not running",
+    );
   });
 
   it("reports a due with no attempt as missed once the grace time is over, not while a run holds the lock", function () {

@@ -1,7 +1,8 @@
 /**
  * Scheduled backups on one staging stack with a 20-second schedule: the scheduler container the program
  * deploys takes backups on its own, pruned by the same retention policy (keep 1 + keepDaily 1, rollback
- * targets kept); after a simulated reboot (stopped past a due, started again) it catches the missed due up;
+ * targets kept); `docker stop` during a backup records it interrupted and leaves no lock; after a simulated
+ * reboot (stopped past a due, started again) it catches the missed due up;
  * a scheduled backup that fails (postgres stopped) is recorded failed, and `health` reports it while it still
  * exits 0 with the web check passing.
  */
@@ -121,6 +122,47 @@ describe("e2e: scheduled backups", function () {
     expect(text.stdout).to.contain(`(${newest})`);
   });
 
+  it("docker stop during a scheduled backup records it interrupted and leaves no lock behind", async function () {
+    const before = (await runs()).length;
+    await docker(["start", scheduler]);
+    // The stack's lock container, held by the scheduled backup: the backup is under way.
+    const lock = `${stack.prefix}-ops`;
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const held = await docker(
+        [
+          "ps",
+          "-q",
+          "--filter",
+          `name=^${lock}$`,
+          "--filter",
+          "label=edms.operation=backup --reason scheduled",
+        ],
+        { allowFailure: true },
+      );
+      if (held.stdout.trim()) {
+        break;
+      }
+      expect(Date.now(), "a scheduled backup holding the lock").to.be.below(deadline);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const stopping = Date.now();
+    await docker(["stop", scheduler]);
+    // Within the stop timeout (30 s), not killed by it.
+    expect(Date.now() - stopping).to.be.below(25_000);
+    expect(await inspect("{{.State.ExitCode}}")).to.equal("143");
+    const last = (await runs()).slice(before).pop()!;
+    expect(last).to.deep.include({ outcome: "failed", ok: false, backup: null });
+    expect(last.error).to.match(/^interrupted: the scheduler was stopped \(SIGTERM/);
+    // The lock died with its holder: the next operation does not wait for it.
+    const gone = Date.now() + 10_000;
+    while ((await docker(["ps", "-aq", "--filter", `name=^${lock}$`])).stdout.trim()) {
+      expect(Date.now(), `${lock} removed`).to.be.below(gone);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
   it("after a simulated reboot it catches up the due it missed, at once", async function () {
     const before = (await runs()).length;
     // Stopped (previous test) past at least one due: the host was down.
@@ -132,7 +174,9 @@ describe("e2e: scheduled backups", function () {
       r.slice(before).some((x) => x.catchUp),
     );
     const catchUp = recorded.slice(before).find((x) => x.catchUp)!;
-    expect(catchUp).to.deep.include({ outcome: "ok", ok: true });
+    // The interrupted backup left nothing in the way: restic's leftovers are cleared under the lock.
+    expect(catchUp, JSON.stringify(catchUp)).to.deep.include({ outcome: "ok", ok: true });
+    expect((await listed()).map((b) => b.id)).to.include(catchUp.backup);
     // For a due inside the downtime, started as soon as the scheduler was back (not at the next due).
     expect(Date.parse(catchUp.due)).to.be.within(stoppedAt - 1000, started);
     expect(Date.parse(catchUp.started) - started).to.be.below(15_000);

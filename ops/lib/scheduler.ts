@@ -11,7 +11,8 @@
  *   Its docker CLI children die with the container, the lock container with them, and restic writes a
  *   snapshot only once it is complete, so no half backup is left (the next lock holder clears leftovers).
  * - A missing backups volume is never created (a `docker run -v` would make an unlabelled one): each due is
- *   then logged as not taken, and `status` shows the volume missing.
+ *   then logged as not taken, and recorded as such in schedule.jsonl as soon as the volume exists again (a
+ *   `pulumi up` recreates it); `status` shows the volume missing meanwhile.
  */
 import { scheduleEnabled, nextDue } from "../../model/schedule";
 import { Settings } from "../../model/settings";
@@ -69,6 +70,25 @@ function errorLine(err: unknown): string {
   return text.replace(/\s*\n\s*/g, " | ").slice(0, 600);
 }
 
+/** Dues that found no backups volume, to record once it is back (there is nowhere to record them before). */
+const notTaken: ScheduleRun[] = [];
+
+function volumeMissing(settings: Settings, due: Date, at: Date, catchUp: boolean): ScheduleRun {
+  return {
+    kind: "run",
+    schedule: settings.backup.schedule,
+    due: due.toISOString(),
+    started: at.toISOString(),
+    finished: at.toISOString(),
+    outcome: "failed",
+    ok: false,
+    catchUp,
+    backup: null,
+    snapshot: null,
+    error: `not taken: the backups volume ${settings.names.backupsVolume} was missing (recorded once it existed again)`,
+  };
+}
+
 /** One scheduled backup: same code path as `edms-ops backup --reason scheduled`; the outcome is recorded. */
 export async function scheduledBackup(
   settings: Settings,
@@ -80,9 +100,15 @@ export async function scheduledBackup(
   if (!(await volumeExists(settings.names.backupsVolume))) {
     progress(
       `scheduled backup due ${due.toISOString()} NOT taken: the backups volume ${settings.names.backupsVolume} is missing ` +
-        `(nothing is recorded, there is nowhere to record it). \`pulumi up\` for ${settings.stack} creates it.`,
+        `(recorded in schedule.jsonl once it exists again). \`pulumi up\` for ${settings.stack} creates it.`,
     );
+    notTaken.push(volumeMissing(settings, due, now(), catchUp));
     return null;
+  }
+  // Dues that found no volume are written first, so the record says what was not taken and why.
+  while (notTaken.length) {
+    await appendScheduleRecord(settings, notTaken[0]);
+    notTaken.shift();
   }
   const started = now();
   hooks.onAttempt?.({ due, started, catchUp });

@@ -42,6 +42,14 @@ export function register(program: Command): void {
         }
         return;
       }
+      // Refused from the stack file alone, before any engine call.
+      if (!scheduleEnabled(stackOf(command).backup.schedule)) {
+        const stack = stackOf(command).stack;
+        throw refuse(
+          `\`edms:backup.schedule\` is off for stack ${stack}: there is nothing to schedule.`,
+          "Set a cron expression, e.g. `pulumi config set --path edms:backup.schedule '0 3 * * *'`, and run `pulumi up`: it starts the scheduler container.",
+        );
+      }
       const settings = await openStack(command);
       const stop = new AbortController();
       let running: RunningAttempt | undefined;

@@ -481,7 +481,10 @@ async function createContainer(inputs: any): Promise<string> {
 export function checkImageInputs(name: string, inputs: Record<string, any>): void {
   const build = (inputs.build ?? {}) as Record<string, any>;
   const unknown = [
-    ...Object.keys(inputs).filter((k) => !["imageName", "skipPush", "build"].includes(k)),
+    // buildOnPreview only changes what a preview does; the applier only applies.
+    ...Object.keys(inputs).filter(
+      (k) => !["imageName", "skipPush", "build", "buildOnPreview"].includes(k),
+    ),
     ...Object.keys(build)
       .filter((k) => !["context", "dockerfile", "args"].includes(k))
       .map((k) => `build.${k}`),

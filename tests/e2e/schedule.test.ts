@@ -63,8 +63,13 @@ describe("e2e: scheduled backups", function () {
   });
 
   it("deploys a scheduler on the host: restarted with the engine, socket read-only, no secret", async function () {
+    const deploying = Date.now();
     const first = await stack.up("1.0.0");
     expect(first.error, first.error?.message).to.equal(undefined);
+    // Reported, not asserted (timings flake on a loaded machine).
+    console.log(
+      `      (first deploy incl. the scheduler image build: ${(Date.now() - deploying) / 1000} s)`,
+    );
     expect(await inspect("{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}")).to.equal(
       "true unless-stopped",
     );
@@ -97,6 +102,16 @@ describe("e2e: scheduled backups", function () {
       expect(Date.parse(run.started)).to.be.at.least(Date.parse(run.due));
       expect(Date.parse(run.due) % 20_000).to.equal(0);
     }
+    const seconds = recorded
+      .slice(before)
+      .map((r) => (Date.parse(r.finished) - Date.parse(r.started)) / 1000);
+    console.log(
+      `      (scheduled backups after the deploy: ${seconds.join(" s, ")} s from start to record; ` +
+        `started ${recorded
+          .slice(before)
+          .map((r) => (Date.parse(r.started) - Date.parse(r.due)) / 1000)
+          .join(" s, ")} s after their due)`,
+    );
     const backups = await listed();
     const newest = ok[ok.length - 1].backup!;
     // keep 1 + keepDaily 1: of today's scheduled backups only the newest stays; the pre-deploy backup of
@@ -151,6 +166,9 @@ describe("e2e: scheduled backups", function () {
     await docker(["stop", scheduler]);
     // Within the stop timeout (30 s), not killed by it.
     expect(Date.now() - stopping).to.be.below(25_000);
+    console.log(
+      `      (docker stop during a backup, record written: ${(Date.now() - stopping) / 1000} s)`,
+    );
     expect(await inspect("{{.State.ExitCode}}")).to.equal("143");
     const last = (await runs()).slice(before).pop()!;
     expect(last).to.deep.include({ outcome: "failed", ok: false, backup: null });

@@ -226,5 +226,19 @@ describe("e2e: scheduled backups", function () {
     expect(json.healthy).to.equal(true);
     expect(json.schedule.lastRun).to.deep.include({ outcome: "failed" });
     expect(json.schedule.lastOk.backup).to.be.a("string");
+
+    // A security review sees the same, and still no secret.
+    const evidence = await stack.ops(["evidence", "--json"]);
+    expect(evidence.code, evidence.stderr).to.equal(0);
+    expect(JSON.parse(evidence.stdout).backup.schedule).to.deep.include({
+      expression: EVERY_20_SECONDS,
+      timezone: "UTC",
+      runsOn: `the Docker host, container ${scheduler}`,
+      scheduler: "stopped",
+      lastOkDue: json.schedule.lastOk.due,
+    });
+    for (const secret of applier.secrets(stack.name)) {
+      expect(evidence.stdout).not.to.contain(secret);
+    }
   });
 });

@@ -194,8 +194,13 @@ export interface ScheduleReport extends ScheduleState {
 /** What `status`, `health` and `evidence` show of the schedule; read without the stack lock. */
 export async function scheduleReport(settings: Settings): Promise<ScheduleReport> {
   const schedule = settings.backup.schedule;
+  // status and health report what they can: an unreadable record is a problem line, not an error.
+  let unreadable: string | null = null;
   const [records, operation, container] = await Promise.all([
-    readScheduleRecords(settings),
+    readScheduleRecords(settings).catch((err: Error) => {
+      unreadable = `schedule.jsonl cannot be read: ${err.message.split("\n")[0]}`;
+      return [] as ScheduleRecord[];
+    }),
     currentOperation(settings),
     inspectContainer(settings.names.schedulerContainer),
   ]);
@@ -216,7 +221,7 @@ export async function scheduleReport(settings: Settings): Promise<ScheduleReport
   return {
     ...state,
     scheduler,
-    problem: [state.problem, stopped].filter(Boolean).join("; ") || null,
+    problem: [unreadable, state.problem, stopped].filter(Boolean).join("; ") || null,
   };
 }
 

@@ -11,6 +11,8 @@ import { Postgres } from "./postgres";
 import { containerReplacement } from "../model/protection";
 import { EdmsProxy } from "./proxy";
 import { Redis } from "./redis";
+import { Scheduler } from "./scheduler";
+import { scheduleEnabled } from "../model/schedule";
 import { EdmsSecrets } from "./secrets";
 
 export interface EdmsArgs {
@@ -29,6 +31,7 @@ export interface EdmsArgs {
  *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
  *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
  *     → recordDeployment
+ *   backupInit → scheduler (with `edms:backup.schedule`: scheduled backups from the Docker host)
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -40,6 +43,7 @@ export class Edms extends pulumi.ComponentResource {
   readonly superuserPassword: pulumi.Output<string>;
   readonly backupPassword: pulumi.Output<string>;
   readonly hooks: Record<string, command.local.Command>;
+  readonly scheduler?: Scheduler;
 
   constructor(name: string, args: EdmsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:Edms", name, {}, opts);
@@ -47,6 +51,15 @@ export class Edms extends pulumi.ComponentResource {
     const data = dataHooks(base, args);
     const services = releaseServices(base, data.bootstrap, args);
     const gates = releaseGates(base, services);
+    // Its backups need the repository and its keys on the host; it does not wait for the release: a backup
+    // before the first migrate finds no schema and says so.
+    this.scheduler = scheduleEnabled(args.settings.backup.schedule)
+      ? new Scheduler(
+          `${name}-scheduler`,
+          { settings: args.settings, after: [data.backupInit] },
+          base.child,
+        )
+      : undefined;
     this.hooks = {
       ...(base.freshStartBackup ? { freshStartBackup: base.freshStartBackup } : {}),
       backupInit: data.backupInit,

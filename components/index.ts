@@ -10,5 +10,6 @@ export * from "../model/protection";
 export * from "./proxy";
 export * from "../model/proxy";
 export * from "./redis";
+export * from "./scheduler";
 export * from "./secrets";
 export * from "./container";

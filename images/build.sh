@@ -20,6 +20,8 @@ REDIS_TAG="edms-test/redis:7"
 BACKUP_TAG="edms-test/backup:restic"
 # HAProxy from the base rootfs, laid out like the official haproxy image (edms:proxy.image on real hosts).
 PROXY_TAG="edms-test/proxy:haproxy"
+# node >= 20 and a docker CLI for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
+SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
 RELEASES=(1.0.0 2.0.0 3.0.0-broken)
@@ -70,12 +72,40 @@ build_dockerfile() { # tag, dockerfile, context, extra args...
   docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" --label edms.base="$BASE_TAG" "$@" "$context" >/dev/null
 }
 
+# An ELF executable (not a wrapper script): the real binary to copy into an image.
+is_elf() { [ -f "$1" ] && [ "$(head -c4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ]; }
+
+# This machine's node (>= 20) and docker client, copied into the Debian base: the offline stand-in for the
+# official node:20 and docker:cli images the scheduler image is built from on real hosts.
+build_scheduler_base() {
+  local node docker_cli candidate ctx
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$SCHEDULER_BASE_TAG" 2>/dev/null || true)" = "$BASE_TAG" ] &&
+    [ "${EDMS_REBUILD:-0}" != 1 ]; then
+    log "$SCHEDULER_BASE_TAG present, skipped"; return
+  fi
+  node="$(command -v node)"
+  is_elf "$node" || { echo "images/build.sh: $node is not a node binary" >&2; exit 1; }
+  "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+    { echo "images/build.sh: node $("$node" --version) is too old: the scheduler needs node >= 20" >&2; exit 1; }
+  docker_cli=""
+  for candidate in "$(command -v docker)" /usr/local/bin/docker /usr/bin/docker; do
+    if is_elf "$candidate"; then docker_cli="$candidate"; break; fi
+  done
+  [ -n "$docker_cli" ] || { echo "images/build.sh: no docker client binary found" >&2; exit 1; }
+  ctx="$(mktemp -d /var/tmp/edms-scheduler-base.XXXXXX)"
+  trap 'rm -rf "$ctx"' RETURN
+  cp "$node" "$ctx/node"
+  cp "$docker_cli" "$ctx/docker"
+  build_dockerfile "$SCHEDULER_BASE_TAG" "$here/scheduler-base/Dockerfile" "$ctx"
+}
+
 build_base
 [ "${1:-all}" = base ] && exit 0
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
 build_dockerfile "$REDIS_TAG" "$here/redis/Dockerfile" "$here/redis"
 build_dockerfile "$BACKUP_TAG" "$here/backup/Dockerfile" "$here/backup"
 build_dockerfile "$PROXY_TAG" "$here/proxy/Dockerfile" "$here/proxy"
+build_scheduler_base
 for release in "${RELEASES[@]}"; do
   build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
 done

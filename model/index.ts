@@ -4,6 +4,7 @@ export * from "./hooks";
 export * from "./labels";
 export * from "./protection";
 export * from "./proxy";
+export * from "./schedule";
 export * from "./settings";
 export * from "./stackFile";
 export * from "./shell";

@@ -36,7 +36,7 @@ export function volumeProtection(environment: Environment, role: VolumeRole): Vo
  */
 export const CONTAINER_OPTIONS = { deleteBeforeReplace: true } as const;
 
-export type ContainerRole = "postgres" | "redis" | "proxy" | "web" | "worker";
+export type ContainerRole = "postgres" | "redis" | "proxy" | "web" | "worker" | "scheduler";
 
 export interface ContainerReplacement {
   /** A new resource (URN and container name) per release: the engine creates it beside the old one. */
@@ -72,6 +72,9 @@ export function containerReplacement(role: ContainerRole, proxy: boolean): Conta
     // so that rarer replacement is still delete-first. gunicorn finishes requests on SIGTERM.
     case "web":
       return { perRelease: proxy, deleteBeforeReplace: true, destroyGraceSeconds: 30 };
+    // Not tied to a release; on SIGTERM during a backup it records the interruption before it exits.
+    case "scheduler":
+      return { perRelease: false, deleteBeforeReplace: true, destroyGraceSeconds: 30 };
     default: {
       const unreachable: never = role;
       throw new Error(`unknown container role ${String(unreachable)}`);

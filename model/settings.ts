@@ -4,6 +4,7 @@
  * `Pulumi.<stack>.yaml` without the Pulumi CLI) and the tests apply exactly the same rules.
  */
 import { z } from "zod";
+import { DEFAULT_SCHEDULES, SCHEDULE_OFF, scheduleProblem } from "./schedule";
 
 export const ENVIRONMENTS = ["dev", "staging", "production"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -33,6 +34,16 @@ export interface BackupSettings {
   readonly keepMonthly?: number;
   /** Image with `restic` and a POSIX shell, run on the Docker host. Defaults to `restic/restic:0.17.3`. */
   readonly image: string;
+  /**
+   * When the scheduler container on the Docker host backs up (`--reason scheduled`): a cron expression in
+   * UTC (5 fields, or 6 with seconds first, or `@daily`…), or `off`. Defaults: production every 6 hours
+   * (cannot be off), staging `@daily`, dev `off`.
+   */
+  readonly schedule: string;
+  /** Base of the scheduler's image: node ≥ 20. Defaults to `node:20-bookworm-slim`. */
+  readonly schedulerImage: string;
+  /** Image whose `/usr/local/bin/docker` (a static docker CLI) the scheduler's image copies. Defaults to `docker:27-cli`. */
+  readonly dockerCliImage: string;
   /** A second restic repository (any backend) that every backup is copied to. */
   readonly offsite?: OffsiteSettings;
 }
@@ -81,6 +92,8 @@ export interface ResourceNames {
   readonly webContainer: string;
   readonly workerContainer: string;
   readonly proxyContainer: string;
+  /** Runs `edms-ops scheduler`: the scheduled backups (`edms:backup.schedule`). */
+  readonly schedulerContainer: string;
 }
 
 export interface Settings {
@@ -120,11 +133,20 @@ export const DEFAULTS = {
 } as const;
 
 export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
+/** Official images; the scheduler's image is built from them on the Docker host (images/scheduler/Dockerfile). */
+export const DEFAULT_SCHEDULER_IMAGE = "node:20-bookworm-slim";
+export const DEFAULT_DOCKER_CLI_IMAGE = "docker:27-cli";
 
 export function defaultBackup(environment: Environment): BackupSettings {
+  const images = {
+    image: DEFAULT_BACKUP_IMAGE,
+    schedule: DEFAULT_SCHEDULES[environment],
+    schedulerImage: DEFAULT_SCHEDULER_IMAGE,
+    dockerCliImage: DEFAULT_DOCKER_CLI_IMAGE,
+  };
   return environment === "production"
-    ? { beforeDeploy: true, drillBeforeDeploy: true, keep: 14, image: DEFAULT_BACKUP_IMAGE }
-    : { beforeDeploy: false, drillBeforeDeploy: false, keep: 5, image: DEFAULT_BACKUP_IMAGE };
+    ? { beforeDeploy: true, drillBeforeDeploy: true, keep: 14, ...images }
+    : { beforeDeploy: false, drillBeforeDeploy: false, keep: 5, ...images };
 }
 
 /** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
@@ -158,6 +180,7 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     webContainer: `${namePrefix}-web`,
     workerContainer: `${namePrefix}-worker`,
     proxyContainer: `${namePrefix}-proxy`,
+    schedulerContainer: `${namePrefix}-scheduler`,
   };
 }
 
@@ -255,6 +278,18 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
           .trim()
           .min(1, "image must be an image reference (an image with restic)")
           .optional(),
+        schedule: z
+          .string({ error: "schedule must be a cron expression or `off`" })
+          .trim()
+          .superRefine((value, ctx) => {
+            const problem = scheduleProblem(value);
+            if (problem) {
+              ctx.addIssue({ code: "custom", message: `schedule ${problem}` });
+            }
+          })
+          .optional(),
+        schedulerImage: nonEmpty("an image reference (schedulerImage: node ≥ 20)").optional(),
+        dockerCliImage: nonEmpty("an image reference (dockerCliImage: a docker CLI)").optional(),
         offsite: z
           .object(
             {
@@ -286,7 +321,7 @@ const RULES: Record<string, { schema: z.ZodType; fix: string }> = {
           .optional(),
       })
       .strict(),
-    fix: "e.g. `{beforeDeploy: true, drillBeforeDeploy: true, keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`",
+    fix: 'e.g. `{beforeDeploy: true, drillBeforeDeploy: true, schedule: "0 */6 * * *", keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`',
   },
   bootstrap: {
     schema: z
@@ -380,7 +415,7 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
   // Read from the raw value: a production stack that turns the backup off must hear so even when the
   // same object has another mistake.
   const rawBackup = parseJsonish(raw.backup) as
-    { beforeDeploy?: unknown; drillBeforeDeploy?: unknown } | undefined;
+    { beforeDeploy?: unknown; drillBeforeDeploy?: unknown; schedule?: unknown } | undefined;
   if (environment === "production") {
     if (raw.dataGeneration !== undefined) {
       problems.push(
@@ -395,6 +430,11 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     if (rawBackup?.drillBeforeDeploy === false || rawBackup?.drillBeforeDeploy === "false") {
       problems.push(
         "`edms:backup.drillBeforeDeploy: false` is not allowed on production: a production deploy migrates only after its pre-deploy backup has been restored and checked in scratch space. Remove `drillBeforeDeploy` or set it to true.",
+      );
+    }
+    if (typeof rawBackup?.schedule === "string" && rawBackup.schedule.trim() === SCHEDULE_OFF) {
+      problems.push(
+        `\`edms:backup.schedule: off\` is not allowed on production: production is backed up on a schedule from the Docker host, not only before deploys. Remove \`schedule\` for the default (\`${DEFAULT_SCHEDULES.production}\`) or set a cron expression, e.g. \`0 */4 * * *\`.`,
       );
     }
   } else if (

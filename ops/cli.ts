@@ -14,6 +14,7 @@ import * as recordDeployment from "./commands/record-deployment";
 import * as reset from "./commands/reset";
 import * as resetApp from "./commands/reset-app";
 import * as restore from "./commands/restore";
+import * as scheduler from "./commands/scheduler";
 import * as rollback from "./commands/rollback";
 import * as status from "./commands/status";
 import * as switchCommand from "./commands/switch";
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
     reset,
     resetApp,
     rollback,
+    scheduler,
     switchCommand,
   ]) {
     command.register(program);

@@ -135,9 +135,37 @@ export const backupBeforeDeploy: StackValidationPolicy = {
   },
 };
 
+export const productionScheduledBackups: StackValidationPolicy = {
+  name: "production-scheduled-backups",
+  description:
+    "A production stack runs the scheduler container (edms.role=scheduler, restart unless-stopped) that takes its scheduled backups from the Docker host.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, reportViolation) => {
+    if (!isProduction(args.resources)) {
+      return;
+    }
+    const scheduler = args.resources.find(
+      (r) => r.type === CONTAINER && labelsOf(r.props)[LABELS.role] === "scheduler",
+    );
+    if (!scheduler) {
+      reportViolation(
+        "Production stack has no scheduler container (label edms.role=scheduler): production is backed up on a schedule from the Docker host, not only before deploys. " +
+          "Keep `edms:backup.schedule` set (it cannot be `off` there) and the Scheduler in components/edms.ts.",
+      );
+      return;
+    }
+    if (scheduler.props.restart !== "unless-stopped" && scheduler.props.restart !== "always") {
+      reportViolation(
+        `The scheduler container ${scheduler.props.name ?? scheduler.name} has restart \`${scheduler.props.restart ?? "no"}\`: after a host reboot no backup would be taken. Set \`restart: "unless-stopped"\`.`,
+      );
+    }
+  },
+};
+
 export const policies = [
   productionDataProtected,
   noSecretInEnv,
   noPublishedDatastores,
   backupBeforeDeploy,
+  productionScheduledBackups,
 ];

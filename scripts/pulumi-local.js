@@ -44,12 +44,17 @@ if (!env.PULUMI_BACKEND_URL) {
   env.PULUMI_BACKEND_URL = `file://${stateDir}`;
   env.PULUMI_CONFIG_PASSPHRASE = env.PULUMI_CONFIG_PASSPHRASE ?? "";
 }
-// The deploy hooks run the compiled edms-ops (build/): bring it up to date with the sources first.
+// The deploy hooks run the compiled edms-ops (build/) and the scheduler image carries its bundle
+// (build/scheduler/): bring both up to date with the sources first, as `npm run build` does.
 const tsc = require.resolve("typescript/bin/tsc");
-const built = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], {
-  cwd: root,
-  stdio: "inherit",
-});
+const built = [
+  [tsc, "-p", "tsconfig.build.json"],
+  [path.join(root, "scripts", "bundle-scheduler.js")],
+].reduce(
+  (last, args) =>
+    last.status !== 0 ? last : spawnSync(process.execPath, args, { cwd: root, stdio: "inherit" }),
+  { status: 0 },
+);
 if (built.status !== 0) {
   console.error("edms: building edms-ops (npm run build) failed; fix the errors above and retry.");
   process.exit(1);

@@ -38,7 +38,18 @@ export function register(program: Command): void {
           .map(([k, v]) => `${k} ${String(v)}`)
           .join(", ")}`,
       );
-      say(`  schedule: ${b.schedule ?? "none"}`);
+      const schedule = b.schedule;
+      say(
+        `  schedule: ${
+          schedule
+            ? `\`${schedule.expression}\` (${schedule.timezone}) on ${schedule.runsOn} (${schedule.scheduler}); last run ${
+                schedule.lastRun
+                  ? `due ${schedule.lastRun.due}: ${schedule.lastRun.outcome}${schedule.lastRun.backup ? ` ${schedule.lastRun.backup}` : ""}`
+                  : "none yet"
+              }; next ${schedule.nextDue ?? "-"}${schedule.missed ? `; MISSED ${schedule.missed}` : ""}`
+            : "off (backups before deploys and by hand only)"
+        }`,
+      );
       say(`  off-host: ${b.offsite ?? "none"}`);
       for (const [where, s] of Object.entries(evidence.snapshots)) {
         if (!s) {

@@ -3,6 +3,7 @@ import { openStack, waitSeconds } from "../lib/context";
 import { failure } from "../lib/errors";
 import { backupFreshness, CheckResult, runChecks } from "../lib/health";
 import { progress, say } from "../lib/log";
+import { describeSchedule, scheduleReport } from "../lib/schedule";
 
 export function register(program: Command): void {
   program
@@ -33,8 +34,11 @@ export function register(program: Command): void {
       const healthy = checks.every((c) => c.ok);
       // Reported, never part of the verdict: an old backup is no reason to fail the web's health.
       const backup = await backupFreshness(settings);
+      const schedule = await scheduleReport(settings).catch((err: Error) => ({
+        problem: `cannot be read: ${err.message.split("\n")[0]}`,
+      }));
       if (opts.json) {
-        say(JSON.stringify({ healthy, checks, backup }, null, 2));
+        say(JSON.stringify({ healthy, checks, backup, schedule }, null, 2));
       } else {
         checks.forEach((c) =>
           say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`),
@@ -44,6 +48,15 @@ export function register(program: Command): void {
             backup.newestGood ? `${backup.newestGood}, ${backup.ageHours} h old` : "none"
           }${backup.failedDrills.length ? ` (newer, failed their drill: ${backup.failedDrills.join(", ")})` : ""}${
             backup.problem ? ` (backups cannot be listed: ${backup.problem})` : ""
+          }`,
+        );
+        // A failed or missed scheduled backup is reported here, loudly, but is no reason to fail the web's
+        // health (or a deploy's health gate).
+        say(
+          `${schedule.problem ? "WARN" : "info"} ${
+            "enabled" in schedule
+              ? describeSchedule(schedule)
+              : `scheduled backups: ${schedule.problem}`
           }`,
         );
       }

@@ -51,6 +51,9 @@ async function resetCommand(
   }
   requireConfirm(settings, opts.confirm, "reset");
   const containers = [
+    // First: a scheduled backup must not run against the stack while it is taken apart. Always named (a
+    // scheduler of an earlier schedule may still run); `rm -f` of a missing one is ignored below.
+    n.schedulerContainer,
     ...(await appContainers(settings)),
     ...(settings.proxy.enabled ? [n.proxyContainer] : []),
     n.redisContainer,

@@ -21,12 +21,14 @@ import { appContainers } from "../lib/services";
 import { currentOperation } from "../lib/session";
 import { readLatestDrill } from "../lib/drill";
 import { backupFreshness } from "../lib/health";
+import { describeSchedule, scheduleReport } from "../lib/schedule";
+import { scheduleEnabled } from "../../model/schedule";
 
 export function register(program: Command): void {
   program
     .command("status")
     .description(
-      "Environment, running release, users and documents, containers, volumes and sizes, backups, deployment history",
+      "Environment, running release, users and documents, containers, volumes and sizes, backups and their schedule, deployment history",
     )
     .option("--json", "print as JSON")
     .addHelpText(
@@ -56,6 +58,7 @@ async function containerStates(settings: Settings): Promise<Record<string, strin
     n.redisContainer,
     ...(settings.proxy.enabled ? [n.proxyContainer] : []),
     ...(await appContainers(settings)),
+    ...(scheduleEnabled(settings.backup.schedule) ? [n.schedulerContainer] : []),
   ]) {
     const state = await inspectContainer(name);
     containers[name] = state.exists
@@ -131,6 +134,7 @@ async function statusReport(settings: Settings) {
         ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
         : null,
     },
+    schedule: await scheduleReport(settings),
     operation: await currentOperation(settings),
     interruptedRestore: await readMarker<RestoreMarker>(settings, RESTORE_MARKER),
     unfinishedRollback: await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER),
@@ -160,6 +164,7 @@ function printReport(settings: Settings, report: StatusReport): void {
     `  newest good backup: ${backups.newestGood ? `${backups.newestGood} (${backups.newestGoodAgeHours} h old)` : "none"}; ` +
       `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
   );
+  say(`  ${describeSchedule(report.schedule)}`);
   const off = backups.offsite;
   if (off) {
     say(

@@ -17,6 +17,7 @@ import { BackupEntry } from "./restic";
 import { anyRunningWeb } from "./services";
 import { backupToolbox } from "./toolbox";
 import { LAST_CHECK_FILE, RepositoryCheck } from "./verify";
+import { scheduleReport } from "./schedule";
 
 /** Newest snapshots shown per repository. */
 const NEWEST = 5;
@@ -39,7 +40,23 @@ export interface Evidence {
     readonly beforeDeploy: boolean;
     readonly drillBeforeDeploy: boolean;
     readonly retention: Record<string, unknown>;
-    readonly schedule: string | null;
+    /** Scheduled backups (`edms:backup.schedule`); null when off. */
+    readonly schedule: {
+      readonly expression: string;
+      readonly timezone: "UTC";
+      readonly runsOn: string;
+      readonly scheduler: string | null;
+      readonly nextDue: string | null;
+      readonly lastRun: {
+        readonly due: string;
+        readonly finished: string;
+        readonly outcome: string;
+        readonly backup: string | null;
+        readonly error: string | null;
+      } | null;
+      readonly lastOkDue: string | null;
+      readonly missed: string | null;
+    } | null;
     readonly offsite: string | null;
   };
   readonly snapshots: { readonly local: SnapshotSummary; readonly offsite: SnapshotSummary | null };
@@ -140,7 +157,9 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
   const check = (await volumeExists(settings.names.backupsVolume))
     ? (await backupToolbox(settings, `cat ${LAST_CHECK_FILE} 2>/dev/null || true`)).stdout.trim()
     : "";
-  const { beforeDeploy, drillBeforeDeploy, keep } = settings.backup;
+  const { beforeDeploy, drillBeforeDeploy, keep, keepDaily, keepWeekly, keepMonthly } =
+    settings.backup;
+  const schedule = await scheduleReport(settings);
   return {
     generatedAt: new Date().toISOString(),
     stack: settings.stack,
@@ -155,9 +174,29 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
       drillBeforeDeploy,
       retention: {
         keep,
+        ...(keepDaily ? { keepDaily } : {}),
+        ...(keepWeekly ? { keepWeekly } : {}),
+        ...(keepMonthly ? { keepMonthly } : {}),
         rollbackTargets: "pre-deploy backups of the running and previous release",
       },
-      schedule: null,
+      schedule: schedule.enabled
+        ? {
+            expression: schedule.schedule,
+            timezone: schedule.timezone,
+            runsOn: `the Docker host, container ${settings.names.schedulerContainer}`,
+            scheduler: schedule.scheduler,
+            nextDue: schedule.nextDue,
+            lastRun: schedule.lastRun && {
+              due: schedule.lastRun.due,
+              finished: schedule.lastRun.finished,
+              outcome: schedule.lastRun.outcome,
+              backup: schedule.lastRun.backup,
+              error: schedule.lastRun.error,
+            },
+            lastOkDue: schedule.lastOk?.due ?? null,
+            missed: schedule.missed,
+          }
+        : null,
       offsite: settings.backup.offsite ? redactRepository(settings.backup.offsite.display) : null,
     },
     snapshots: { local: backups, offsite },

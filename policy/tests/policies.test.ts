@@ -12,6 +12,7 @@ import {
   noSecretInEnv,
   policies,
   productionDataProtected,
+  productionScheduledBackups,
 } from "../policies";
 
 type Props = Record<string, any>;
@@ -229,6 +230,59 @@ describe("policy backup-before-deploy", function () {
   });
   it("does not apply to staging", async function () {
     expect(await run(happyPathArgs("staging", false))).to.deep.equal([]);
+  });
+});
+
+describe("policy production-scheduled-backups", function () {
+  const stackArgs = (env: string, scheduler?: Props): StackValidationArgs => ({
+    resources: [
+      resourceArgs("docker:index/volume:Volume", {
+        name: "edms_postgres_data",
+        labels: labels({ "edms.environment": env, "edms.data": "persistent" }),
+      }),
+      ...(scheduler
+        ? [
+            resourceArgs("docker:index/container:Container", {
+              name: "edms-scheduler",
+              labels: labels({ "edms.environment": env, "edms.role": "scheduler" }),
+              ...scheduler,
+            }),
+          ]
+        : []),
+    ].map(
+      (r) => ({ ...r, dependencies: [], propertyDependencies: {} }) as unknown as PolicyResource,
+    ),
+    stackTags: new Map(),
+    getConfig: <T extends object>() => ({}) as T,
+    notApplicable: () => undefined as never,
+  });
+  const happyPathArgs = () => stackArgs("production", { restart: "unless-stopped" });
+  const run = async (args: StackValidationArgs) => {
+    const found: string[] = [];
+    await (
+      productionScheduledBackups.validateStack as (
+        a: StackValidationArgs,
+        r: (m: string) => void,
+      ) => void
+    )(args, (m) => found.push(m));
+    return found;
+  };
+
+  it("passes a production stack with a scheduler restarted with the engine", async function () {
+    expect(await run(happyPathArgs())).to.deep.equal([]);
+  });
+  it("reports a production stack without a scheduler", async function () {
+    expect((await run(stackArgs("production"))).join()).to.match(
+      /Production stack has no scheduler container .* Keep `edms:backup.schedule` set/,
+    );
+  });
+  it("reports a scheduler that would not come back after a reboot", async function () {
+    expect((await run(stackArgs("production", { restart: "no" }))).join()).to.match(
+      /has restart `no`: after a host reboot no backup would be taken/,
+    );
+  });
+  it("does not apply to dev, where scheduled backups are off by default", async function () {
+    expect(await run(stackArgs("dev"))).to.deep.equal([]);
   });
 });
 

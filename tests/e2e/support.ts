@@ -83,6 +83,8 @@ export const PRODUCTION_UPDATE_HOOKS = [
 ];
 
 export const BACKUP_IMAGE = "edms-test/backup:restic";
+/** node >= 20 and a docker CLI, built offline by images/build.sh: the scheduler image's bases in tests. */
+export const SCHEDULER_BASE = "edms-test/scheduler-base:node20";
 
 /** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */
 export class TestStack {
@@ -112,8 +114,17 @@ export class TestStack {
   }
 
   write(): void {
-    // The offline restic image, unless a test sets its own: real hosts default to restic/restic.
-    const backup = { image: BACKUP_IMAGE, ...((this.config["edms:backup"] as object) ?? {}) };
+    // The offline restic image and scheduler bases, unless a test sets its own: real hosts default to
+    // restic/restic, node:20-bookworm-slim and docker:27-cli. A scheduled backup firing at whatever time
+    // the suite runs would change what scenarios count, so the schedule is off, or yearly on production
+    // (where off is refused), unless a test sets one (tests/e2e/schedule.test.ts).
+    const backup = {
+      image: BACKUP_IMAGE,
+      schedulerImage: SCHEDULER_BASE,
+      dockerCliImage: SCHEDULER_BASE,
+      schedule: this.config["edms:environment"] === "production" ? "@yearly" : "off",
+      ...((this.config["edms:backup"] as object) ?? {}),
+    };
     fs.writeFileSync(
       path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`),
       YAML.stringify({ config: { ...this.config, "edms:backup": backup } }),

@@ -1,7 +1,7 @@
 /**
  * edms-ops runs from build/ (compiled by `npm run build`). Tests that start the real CLI build it first, so
  * they never run JavaScript older than the sources they sit beside; tsc's incremental build makes an
- * up-to-date tree cost about a second.
+ * up-to-date tree cost about a second, the scheduler bundle (esbuild) about as much.
  */
 import { execFileSync } from "child_process";
 import * as path from "path";
@@ -19,5 +19,10 @@ export function ensureCliBuilt(): void {
     [require.resolve("typescript/bin/tsc"), "-p", path.join(REPO_ROOT, "tsconfig.build.json")],
     { cwd: REPO_ROOT, stdio: "inherit" },
   );
+  // The scheduler image's single-file bundle, as `npm run build` makes it.
+  execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts/bundle-scheduler.js")], {
+    cwd: REPO_ROOT,
+    stdio: "inherit",
+  });
   built = true;
 }

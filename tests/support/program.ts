@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { readStackConfig } from "../../model/stackFile";
+import { ensureCliBuilt } from "./build";
 
 // Internal but exported: resolves once every outstanding registration has been answered.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -165,6 +166,8 @@ const nameOfUrn = (urn: string) => urn.split("::").pop() ?? urn;
 
 export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const projectDir = options.projectDir ?? REPO_ROOT;
+  // The program reads the scheduler bundle (its image's context), as `pulumi up` after `npm run build` does.
+  ensureCliBuilt();
   const newResource = options.newResource ?? defaultNewResource;
   const inputsByUrn = new Map<string, Record<string, any>>();
   const requests: any[] = [];

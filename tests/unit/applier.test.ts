@@ -5,12 +5,27 @@
 import { expect } from "chai";
 import {
   checkContainerInputs,
+  checkImageInputs,
   randomPassword,
   refuseReplacement,
   StateResource,
 } from "../e2e/applier";
 
 describe("e2e applier", function () {
+  it("builds images only as the program declares them: local, from a context, with args", function () {
+    const image = {
+      imageName: "p-scheduler:abc",
+      skipPush: true,
+      build: { context: "/c", dockerfile: "/c/Dockerfile", args: { BASE: "b" } },
+    };
+    expect(() => checkImageInputs("i", image)).not.to.throw();
+    expect(() => checkImageInputs("i", { ...image, skipPush: false })).to.throw(/a push/);
+    expect(() => checkImageInputs("i", { ...image, registry: {} })).to.throw(/registry/);
+    expect(() =>
+      checkImageInputs("i", { ...image, build: { ...image.build, platform: "linux/arm64" } }),
+    ).to.throw(/build\.platform/);
+  });
+
   it("draws random values from letters, digits and exactly the special characters allowed", function () {
     const special = "!#%()*+-.:;<=>?@[]^_{|}~";
     const values = Array.from({ length: 20 }, () =>
@@ -35,9 +50,16 @@ describe("e2e applier", function () {
     expect(() =>
       checkContainerInputs("c", {
         ...base,
-        volumes: [{ volumeName: "v", containerPath: "/v", hostPath: "/h" }],
+        volumes: [{ volumeName: "v", containerPath: "/v", fromContainer: "c" }],
       }),
-    ).to.throw(/volumes\.hostPath/);
+    ).to.throw(/volumes\.fromContainer/);
+    // The scheduler's socket mount is a host path: modelled.
+    expect(() =>
+      checkContainerInputs("c", {
+        ...base,
+        volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/s", readOnly: true }],
+      }),
+    ).not.to.throw();
   });
 
   it("models a volume's new name as a replacement; other volume or network changes, and protected ones, stop the run", function () {

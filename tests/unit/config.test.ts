@@ -34,6 +34,9 @@ describe("config validation", function () {
         drillBeforeDeploy: false,
         keep: 5,
         image: "restic/restic:0.17.3",
+        schedule: "off",
+        schedulerImage: "node:20-bookworm-slim",
+        dockerCliImage: "docker:27-cli",
       },
       bootstrap: {
         superuser: "admin",
@@ -48,7 +51,12 @@ describe("config validation", function () {
       drillBeforeDeploy: true,
       keep: 14,
       image: "restic/restic:0.17.3",
+      schedule: "0 */6 * * *",
+      schedulerImage: "node:20-bookworm-slim",
+      dockerCliImage: "docker:27-cli",
     });
+    expect(prod.names.schedulerContainer).to.equal("edms-scheduler");
+    expect(validateSettings("s", valid).backup.schedule).to.equal("@daily");
     expect(prod.proxy).to.deep.equal({ enabled: true, image: "haproxy:2.8" });
     expect(prod.names.proxyContainer).to.equal("edms-proxy");
     const off = validateSettings("s", { ...valid, proxy: '{"enabled": false}' });
@@ -81,12 +89,25 @@ describe("config validation", function () {
     });
     expect(s.httpPort).to.equal(8080);
     expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
-    expect(s.backup).to.deep.equal({
+    expect(s.backup).to.deep.include({
       beforeDeploy: false,
       drillBeforeDeploy: false,
       keep: 2,
       image: "restic/restic:0.17.3",
     });
+  });
+
+  it("takes a cron schedule: 5 fields, 6 with seconds first, a nickname, or off", function () {
+    for (const schedule of ["15 3 * * *", "*/20 * * * * *", "@hourly", " 0 */4 * * 1-5 ", "off"]) {
+      const s = validateSettings("x", { ...valid, backup: { schedule } });
+      expect(s.backup.schedule).to.equal(schedule.trim());
+    }
+    const prod = validateSettings("production", {
+      environment: "production",
+      version: "1",
+      backup: '{"schedule": "30 1 * * *"}',
+    });
+    expect(prod.backup.schedule).to.equal("30 1 * * *");
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -121,6 +142,36 @@ describe("config validation", function () {
       "backup.drillBeforeDeploy without the pre-deploy backup",
       { environment: "staging", version: "1", backup: { drillBeforeDeploy: true } },
       /`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`/,
+    ],
+    [
+      "backup.schedule off on production",
+      { environment: "production", version: "1", backup: { schedule: "off" } },
+      /`edms:backup.schedule: off` is not allowed on production: .* Remove `schedule` for the default \(`0 \*\/6 \* \* \*`\) or set a cron expression/,
+    ],
+    [
+      "a schedule that is not cron",
+      { ...valid, backup: { schedule: "every day" } },
+      /`edms:backup` schedule `every day` has 2 field\(s\); a cron expression has 5 .* or 6 .*: e\.g\. `\{.*schedule: "0 \*\/6 \* \* \*"/,
+    ],
+    [
+      "a schedule with an out-of-range field",
+      { ...valid, backup: { schedule: "61 * * * *" } },
+      /`edms:backup` schedule `61 \* \* \* \*` is not a cron expression \(Invalid value for minute: 61\)/,
+    ],
+    [
+      "a schedule with a year field",
+      { ...valid, backup: { schedule: "0 0 0 * * * 2030" } },
+      /schedule `0 0 0 \* \* \* 2030` has 7 field\(s\)/,
+    ],
+    [
+      "an unknown nickname",
+      { ...valid, backup: { schedule: "@often" } },
+      /`@often` is not a cron nickname/,
+    ],
+    [
+      "a schedule that is no string",
+      { ...valid, backup: { schedule: 5 } },
+      /schedule must be a cron expression or `off`/,
     ],
     [
       "bad namePrefix",

@@ -32,6 +32,7 @@ describe("edms-ops command tree", function () {
     "reset",
     "reset-app",
     "rollback",
+    "scheduler",
     "switch",
   ];
 

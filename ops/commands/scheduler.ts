@@ -1,0 +1,83 @@
+import { Command } from "commander";
+import { nextDue, scheduleEnabled } from "../../model/schedule";
+import { openStack, stackOf } from "../lib/context";
+import { refuse } from "../lib/errors";
+import { progress, say } from "../lib/log";
+import { recordInterrupted, RunningAttempt, runScheduler } from "../lib/scheduler";
+
+export function register(program: Command): void {
+  program
+    .command("scheduler")
+    .description(
+      "Take scheduled backups (`edms:backup.schedule`, UTC) until stopped, recording each in schedule.jsonl; what the <prefix>-scheduler container runs on the Docker host",
+    )
+    .option("--next <count>", "only print the next <count> due times and exit")
+    .addHelpText(
+      "after",
+      "\nThe program runs it in the <prefix>-scheduler container; `edms-ops status` shows its record.\n" +
+        "Examples:\n  edms-ops scheduler --stack production --next 5\n  edms-ops scheduler --stack staging",
+    )
+    .action(async (opts: { next?: string }, command: Command) => {
+      if (opts.next !== undefined) {
+        const settings = stackOf(command);
+        const count = Number(opts.next);
+        if (!Number.isInteger(count) || count < 1 || count > 1000) {
+          throw refuse(
+            `--next takes a count 1–1000 (got \`${opts.next}\`).`,
+            "Pass e.g. --next 5.",
+          );
+        }
+        if (!scheduleEnabled(settings.backup.schedule)) {
+          say(`scheduled backups are off for ${settings.stack}`);
+          return;
+        }
+        let at = new Date();
+        for (let i = 0; i < count; i += 1) {
+          const due = nextDue(settings.backup.schedule, at);
+          if (!due) {
+            break;
+          }
+          say(due.toISOString());
+          at = due;
+        }
+        return;
+      }
+      // Refused from the stack file alone, before any engine call.
+      if (!scheduleEnabled(stackOf(command).backup.schedule)) {
+        const stack = stackOf(command).stack;
+        throw refuse(
+          `\`edms:backup.schedule\` is off for stack ${stack}: there is nothing to schedule.`,
+          "Set a cron expression, e.g. `pulumi config set --path edms:backup.schedule '0 3 * * *'`, and run `pulumi up`: it starts the scheduler container.",
+        );
+      }
+      const settings = await openStack(command);
+      const stop = new AbortController();
+      let running: RunningAttempt | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (!running) {
+          progress(`${signal}: scheduler stopping`);
+          stop.abort();
+          return;
+        }
+        const attempt = running;
+        running = undefined;
+        progress(
+          `${signal} during the backup due ${attempt.due.toISOString()}: recording it, then stopping`,
+        );
+        void recordInterrupted(settings, attempt, signal)
+          .catch((err: Error) => progress(`could not record the interruption: ${err.message}`))
+          .finally(() => process.exit(143));
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+      try {
+        await runScheduler(settings, {
+          signal: stop.signal,
+          onAttempt: (attempt) => (running = attempt),
+        });
+      } finally {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
+    });
+}

@@ -1,0 +1,244 @@
+/**
+ * Scheduled backups on one staging stack with a 20-second schedule: the scheduler container the program
+ * deploys takes backups on its own, pruned by the same retention policy (keep 1 + keepDaily 1, rollback
+ * targets kept); `docker stop` during a backup records it interrupted and leaves no lock; after a simulated
+ * reboot (stopped past a due, started again) it catches the missed due up;
+ * a scheduled backup that fails (postgres stopped) is recorded failed, and `health` reports it while it still
+ * exits 0 with the web check passing.
+ */
+import { expect } from "chai";
+import { docker } from "../../ops/lib/docker";
+import type { ScheduleRecord, ScheduleRun } from "../../ops/lib/schedule";
+import { applier, TestStack } from "./support";
+
+const EVERY_20_SECONDS = "*/20 * * * * *";
+
+describe("e2e: scheduled backups", function () {
+  const stack = new TestStack("sched", "staging", {
+    "edms:backup": { beforeDeploy: true, keep: 1, keepDaily: 1, schedule: EVERY_20_SECONDS },
+  });
+  const scheduler = `${stack.prefix}-scheduler`;
+
+  const records = async (): Promise<ScheduleRecord[]> =>
+    (await stack.onVolume(stack.backupsVolume, "cat /v/schedule.jsonl 2>/dev/null || true"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ScheduleRecord);
+  const runs = async (): Promise<ScheduleRun[]> =>
+    (await records()).filter((r): r is ScheduleRun => r.kind === "run");
+  /** Polls until `done` holds for the runs recorded, or fails after `seconds`. */
+  const waitForRuns = async (
+    what: string,
+    seconds: number,
+    done: (runs: ScheduleRun[]) => boolean,
+  ): Promise<ScheduleRun[]> => {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      const recorded = await runs();
+      if (done(recorded)) {
+        return recorded;
+      }
+      if (Date.now() > deadline) {
+        const logs = await docker(["logs", "--tail", "30", scheduler], { allowFailure: true });
+        throw new Error(
+          `${what} not recorded within ${seconds}s; runs: ${JSON.stringify(recorded)}\n${logs.stderr}${logs.stdout}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+  const listed = async () => {
+    const result = await stack.ops(["backups", "list", "--json"]);
+    expect(result.code, result.stderr).to.equal(0);
+    return JSON.parse(result.stdout).complete as { id: string; reason: string; target?: string }[];
+  };
+  const inspect = async (format: string) =>
+    (await docker(["inspect", "-f", format, scheduler])).stdout.trim();
+
+  before(async () => {
+    await stack.destroy();
+  });
+  after(async () => {
+    await stack.destroy();
+  });
+
+  it("deploys a scheduler on the host: restarted with the engine, socket read-only, no secret", async function () {
+    const deploying = Date.now();
+    const first = await stack.up("1.0.0");
+    expect(first.error, first.error?.message).to.equal(undefined);
+    // Reported, not asserted (timings flake on a loaded machine).
+    console.log(
+      `      (first deploy incl. the scheduler image build: ${(Date.now() - deploying) / 1000} s)`,
+    );
+    expect(await inspect("{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}")).to.equal(
+      "true unless-stopped",
+    );
+    expect(await inspect("{{range .Mounts}}{{.Source}}:{{.RW}} {{end}}")).to.equal(
+      "/var/run/docker.sock:false",
+    );
+    const inspected = (await docker(["inspect", scheduler])).stdout;
+    for (const secret of applier.secrets(stack.name)) {
+      expect(inspected).not.to.contain(secret);
+    }
+    await stack.seed("a");
+  });
+
+  it("backs up on the schedule; retention keeps the newest scheduled backup and the rollback target", async function () {
+    // A deploy while the scheduler runs: its pre-deploy backup (a rollback target) shares the stack's lock.
+    const update = await stack.up("2.0.0");
+    expect(update.error, update.error?.message).to.equal(undefined);
+    const before = (await runs()).length;
+    const recorded = await waitForRuns(
+      "two scheduled backups after the deploy",
+      90,
+      (r) => r.slice(before).filter((x) => x.outcome === "ok").length >= 2,
+    );
+    // Stopped right after a record, while it sleeps until the next due: nothing is half done.
+    await docker(["stop", scheduler]);
+    const ok = (await runs()).filter((r) => r.outcome === "ok");
+    expect(ok.length).to.be.at.least(2);
+    for (const run of recorded.slice(before)) {
+      expect(run, JSON.stringify(run)).to.deep.include({ schedule: EVERY_20_SECONDS, ok: true });
+      expect(Date.parse(run.started)).to.be.at.least(Date.parse(run.due));
+      expect(Date.parse(run.due) % 20_000).to.equal(0);
+    }
+    const seconds = recorded
+      .slice(before)
+      .map((r) => (Date.parse(r.finished) - Date.parse(r.started)) / 1000);
+    console.log(
+      `      (scheduled backups after the deploy: ${seconds.join(" s, ")} s from start to record; ` +
+        `started ${recorded
+          .slice(before)
+          .map((r) => (Date.parse(r.started) - Date.parse(r.due)) / 1000)
+          .join(" s, ")} s after their due)`,
+    );
+    const backups = await listed();
+    const newest = ok[ok.length - 1].backup!;
+    // keep 1 + keepDaily 1: of today's scheduled backups only the newest stays; the pre-deploy backup of
+    // the update is the running release's rollback target and stays too.
+    expect(backups.filter((b) => b.reason === "scheduled").map((b) => b.id)).to.deep.equal([
+      newest,
+    ]);
+    for (const older of ok.slice(0, -1)) {
+      expect(backups.map((b) => b.id)).not.to.include(older.backup);
+    }
+    expect(backups.filter((b) => b.reason === "pre-deploy").map((b) => b.target)).to.deep.equal([
+      "2.0.0",
+    ]);
+    const status = await stack.ops(["status", "--json"]);
+    expect(status.code, status.stderr).to.equal(0);
+    const schedule = JSON.parse(status.stdout).schedule;
+    expect(schedule).to.deep.include({ schedule: EVERY_20_SECONDS, scheduler: "stopped" });
+    expect(schedule.lastRun).to.deep.include({ outcome: "ok", backup: newest });
+    const text = await stack.ops(["status"]);
+    expect(text.stdout).to.contain(
+      `scheduled backups \`${EVERY_20_SECONDS}\` (UTC), scheduler stopped`,
+    );
+    expect(text.stdout).to.contain(`(${newest})`);
+  });
+
+  it("docker stop during a scheduled backup records it interrupted and leaves no lock behind", async function () {
+    const before = (await runs()).length;
+    await docker(["start", scheduler]);
+    // The stack's lock container, held by the scheduled backup: the backup is under way.
+    const lock = `${stack.prefix}-ops`;
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const held = await docker(
+        [
+          "ps",
+          "-q",
+          "--filter",
+          `name=^${lock}$`,
+          "--filter",
+          "label=edms.operation=backup --reason scheduled",
+        ],
+        { allowFailure: true },
+      );
+      if (held.stdout.trim()) {
+        break;
+      }
+      expect(Date.now(), "a scheduled backup holding the lock").to.be.below(deadline);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const stopping = Date.now();
+    await docker(["stop", scheduler]);
+    // Within the stop timeout (30 s), not killed by it.
+    expect(Date.now() - stopping).to.be.below(25_000);
+    console.log(
+      `      (docker stop during a backup, record written: ${(Date.now() - stopping) / 1000} s)`,
+    );
+    expect(await inspect("{{.State.ExitCode}}")).to.equal("143");
+    const last = (await runs()).slice(before).pop()!;
+    expect(last).to.deep.include({ outcome: "failed", ok: false, backup: null });
+    expect(last.error).to.match(/^interrupted: the scheduler was stopped \(SIGTERM/);
+    // The lock died with its holder: the next operation does not wait for it.
+    const gone = Date.now() + 10_000;
+    while ((await docker(["ps", "-aq", "--filter", `name=^${lock}$`])).stdout.trim()) {
+      expect(Date.now(), `${lock} removed`).to.be.below(gone);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
+  it("after a simulated reboot it catches up the due it missed, at once", async function () {
+    const before = (await runs()).length;
+    // Stopped (previous test) past at least one due: the host was down.
+    const stoppedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 21_000));
+    await docker(["start", scheduler]);
+    const started = Date.now();
+    const recorded = await waitForRuns("the catch-up run", 30, (r) =>
+      r.slice(before).some((x) => x.catchUp),
+    );
+    const catchUp = recorded.slice(before).find((x) => x.catchUp)!;
+    // The interrupted backup left nothing in the way: restic's leftovers are cleared under the lock.
+    expect(catchUp, JSON.stringify(catchUp)).to.deep.include({ outcome: "ok", ok: true });
+    expect((await listed()).map((b) => b.id)).to.include(catchUp.backup);
+    // For a due inside the downtime, started as soon as the scheduler was back (not at the next due).
+    expect(Date.parse(catchUp.due)).to.be.within(stoppedAt - 1000, started);
+    expect(Date.parse(catchUp.started) - started).to.be.below(15_000);
+    expect(
+      (await records()).some((r) => r.kind === "start" && Date.parse(r.at) >= started - 2000),
+    ).to.equal(true);
+  });
+
+  it("a failed scheduled backup is recorded; health reports it and still passes", async function () {
+    await docker(["stop", stack.container("postgres")]);
+    const before = (await runs()).length;
+    const recorded = await waitForRuns("a failed scheduled backup", 60, (r) =>
+      r.slice(before).some((x) => x.outcome === "failed"),
+    );
+    await docker(["stop", scheduler]);
+    const failed = recorded.slice(before).find((x) => x.outcome === "failed")!;
+    expect(failed).to.deep.include({ ok: false, backup: null });
+    expect(failed.error).to.match(/postgres/i);
+    await docker(["start", stack.container("postgres")]);
+
+    const health = await stack.ops(["health", "--wait", "60"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+    expect(health.stdout).to.match(/^ok +http \/health\//m);
+    expect(health.stdout).to.match(
+      /^WARN scheduled backups `\*\/20 \* \* \* \* \*` \(UTC\), scheduler stopped: .*ATTENTION: the last scheduled backup \(due [^)]+\) FAILED: .*postgres/im,
+    );
+    expect(health.stdout).to.match(/^info newest good backup: \S+-scheduled(-\d+)?, [\d.]+ h old/m);
+    const json = JSON.parse((await stack.ops(["health", "--json"])).stdout);
+    expect(json.healthy).to.equal(true);
+    expect(json.schedule.lastRun).to.deep.include({ outcome: "failed" });
+    expect(json.schedule.lastOk.backup).to.be.a("string");
+
+    // A security review sees the same, and still no secret.
+    const evidence = await stack.ops(["evidence", "--json"]);
+    expect(evidence.code, evidence.stderr).to.equal(0);
+    expect(JSON.parse(evidence.stdout).backup.schedule).to.deep.include({
+      expression: EVERY_20_SECONDS,
+      timezone: "UTC",
+      runsOn: `the Docker host, container ${scheduler}`,
+      scheduler: "stopped",
+      lastOkDue: json.schedule.lastOk.due,
+    });
+    for (const secret of applier.secrets(stack.name)) {
+      expect(evidence.stdout).not.to.contain(secret);
+    }
+  });
+});

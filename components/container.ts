@@ -9,7 +9,8 @@ export interface StackContainerPlace {
   readonly settings: Settings;
   readonly role: string;
   readonly labels?: Record<string, string>;
-  readonly network: pulumi.Input<string>;
+  /** The stack's internal network; none for a container that only talks to the engine (the scheduler). */
+  readonly network?: pulumi.Input<string>;
   /** DNS names on the internal network besides the container name. */
   readonly aliases?: string[];
 }
@@ -17,7 +18,7 @@ export interface StackContainerPlace {
 /**
  * A long-running container of the stack, named `<component>-container`: restarted by Docker unless an operator
  * stopped it, labelled with the stack's labels and its role (edms-ops and the policy find containers by them),
- * on the stack's internal network.
+ * on the stack's internal network (when it has one).
  */
 export function stackContainer(
   component: string,
@@ -30,9 +31,13 @@ export function stackContainer(
     {
       ...args,
       restart: "unless-stopped",
-      networksAdvanced: [
-        { name: place.network, ...(place.aliases ? { aliases: place.aliases } : {}) },
-      ],
+      ...(place.network
+        ? {
+            networksAdvanced: [
+              { name: place.network, ...(place.aliases ? { aliases: place.aliases } : {}) },
+            ],
+          }
+        : {}),
       labels: stackLabels(place.settings, { [LABELS.role]: place.role, ...place.labels }),
     },
     opts,

@@ -3,11 +3,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { LABELS } from "../model/labels";
 import { CONTAINER_OPTIONS, containerReplacement } from "../model/protection";
 import { Settings } from "../model/settings";
 import { PROJECT_DIR } from "./hooks";
-import { stackLabels } from "./labels";
+import { stackContainer } from "./container";
 
 /** Made by `npm run build` (scripts/bundle-scheduler.js): the image's build context. */
 export const SCHEDULER_CONTEXT = path.join(PROJECT_DIR, "build", "scheduler");
@@ -87,20 +86,19 @@ export class Scheduler extends pulumi.ComponentResource {
       { parent: this },
     );
     const grace = containerReplacement("scheduler", settings.proxy.enabled).destroyGraceSeconds;
-    this.container = new docker.Container(
-      `${name}-container`,
+    this.container = stackContainer(
+      name,
+      { settings, role: "scheduler" },
       {
         name: settings.names.schedulerContainer,
         image: this.image.imageName,
         command: ["scheduler", "--stack", settings.stack],
-        restart: "unless-stopped",
         envs: schedulerEnvironment(settings),
         // Read-only stops nothing a socket allows, but keeps the mount from being written as a file.
         volumes: [{ hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true }],
         // Time to record an interrupted backup in schedule.jsonl after `docker stop`.
         stopTimeout: grace,
         destroyGraceSeconds: grace,
-        labels: stackLabels(settings, { [LABELS.role]: "scheduler" }),
       },
       { parent: this, ...CONTAINER_OPTIONS, dependsOn: args.after ?? [] },
     );

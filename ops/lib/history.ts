@@ -1,9 +1,8 @@
 /** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
 import { Settings } from "../../model/settings";
 import { migrationState } from "./database";
-import { volumeExists } from "./docker";
 import { liveWeb } from "./services";
-import { backupsMount, toolbox } from "./toolbox";
+import { backupsMount, readBackupsVolume, toolbox } from "./toolbox";
 
 export interface Deployment {
   readonly version: string;
@@ -19,12 +18,8 @@ export interface Deployment {
 }
 
 export async function readHistory(settings: Settings): Promise<Deployment[]> {
-  if (!(await volumeExists(settings.names.backupsVolume))) {
-    return [];
-  }
-  const { stdout } = await toolbox(
+  const stdout = await readBackupsVolume(
     settings,
-    [backupsMount(settings, true)],
     "cat /backups/history.jsonl 2>/dev/null || true",
   );
   return stdout

@@ -6,9 +6,9 @@
  */
 import { lastDue, nextDue, scheduleEnabled } from "../../model/schedule";
 import { Settings } from "../../model/settings";
-import { inspectContainer, volumeExists } from "./docker";
+import { inspectContainer } from "./docker";
 import { currentOperation } from "./session";
-import { backupsMount, toolbox } from "./toolbox";
+import { backupsMount, readBackupsVolume, toolbox } from "./toolbox";
 
 export const SCHEDULE_FILE = "/backups/schedule.jsonl";
 /** The file is cut back to its newest half once it has this many lines (a year of 6-hourly runs ≈ 1,500). */
@@ -158,15 +158,9 @@ export function scheduleState(
 }
 
 export async function readScheduleRecords(settings: Settings): Promise<ScheduleRecord[]> {
-  if (!(await volumeExists(settings.names.backupsVolume))) {
-    return [];
-  }
-  const { stdout } = await toolbox(
-    settings,
-    [backupsMount(settings, true)],
-    `tail -n ${MAX_LINES} ${SCHEDULE_FILE} 2>/dev/null || true`,
+  return parseScheduleRecords(
+    await readBackupsVolume(settings, `tail -n ${MAX_LINES} ${SCHEDULE_FILE} 2>/dev/null || true`),
   );
-  return parseScheduleRecords(stdout);
 }
 
 /** Appends one record (and cuts the file back when it has grown past MAX_LINES); never creates the volume. */

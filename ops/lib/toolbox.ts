@@ -4,7 +4,7 @@
  * sha256sum and the pg_* tools, as root with an explicit entrypoint so no image entrypoint interferes.
  */
 import { Settings } from "../../model/settings";
-import { docker, RunOptions, RunResult } from "./docker";
+import { docker, RunOptions, RunResult, volumeExists } from "./docker";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
 import { RESTIC_PRELUDE } from "./restic";
 
@@ -12,6 +12,17 @@ export type { Mount } from "./dockerRun";
 
 export function backupsMount(settings: Settings, readOnly = false): Mount {
   return { volume: settings.names.backupsVolume, path: "/backups", readOnly };
+}
+
+/**
+ * What `script` prints when run over the backups volume mounted read-only, without the lock (status,
+ * history, schedule records); "" when the volume is missing, which is never created by reading.
+ */
+export async function readBackupsVolume(settings: Settings, script: string): Promise<string> {
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    return "";
+  }
+  return (await toolbox(settings, [backupsMount(settings, true)], script)).stdout;
 }
 
 export function mediaMount(settings: Settings, readOnly = true): Mount {

@@ -19,7 +19,7 @@ import * as rollback from "./commands/rollback";
 import * as status from "./commands/status";
 import * as switchCommand from "./commands/switch";
 import * as verify from "./commands/verify";
-import { OpsError } from "./lib/errors";
+import { OpsError } from "./core/errors";
 
 export function buildProgram(): Command {
   const program = new Command("edms-ops")

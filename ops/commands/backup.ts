@@ -1,10 +1,10 @@
 import { Command } from "commander";
-import { createBackup } from "../lib/backups";
-import { openStack } from "../lib/context";
-import { say } from "../lib/log";
+import { createBackup } from "../backups/create";
+import { openStack } from "../core/context";
+import { say } from "../core/log";
 import { Settings, resourceNames } from "../../model/settings";
-import { docker } from "../lib/docker";
-import { failure } from "../lib/errors";
+import { docker } from "../engine/docker";
+import { failure } from "../core/errors";
 
 /**
  * Settings naming the data volumes the running postgres container uses, when those are of an earlier data

@@ -9,11 +9,11 @@ import {
   findBackup,
   listBackups,
   sessionSnapshots,
-} from "../lib/backups";
-import { openStack } from "../lib/context";
-import { pipeCommands, run } from "../lib/docker";
-import { failure, refuse } from "../lib/errors";
-import { storeKeysFromEnv } from "../lib/keys";
+} from "../backups/create";
+import { openStack } from "../core/context";
+import { pipeCommands, run } from "../engine/docker";
+import { failure, refuse } from "../core/errors";
+import { storeKeysFromEnv } from "../store/keys";
 import {
   checkLegacyStack,
   importLegacyDir,
@@ -21,11 +21,11 @@ import {
   LegacyManifest,
   listLegacy,
   parseLegacyManifest,
-} from "../lib/legacy";
-import { progress, say } from "../lib/log";
-import { listOffsite } from "../lib/offsite";
-import { PASSWORD_FILE, REPOSITORY } from "../lib/restic";
-import { OpsSession, withSession } from "../lib/session";
+} from "../store/legacy";
+import { progress, say } from "../core/log";
+import { listOffsite } from "../store/offsite";
+import { PASSWORD_FILE, REPOSITORY } from "../store/restic";
+import { OpsSession, withSession } from "../engine/session";
 
 /** Marks an exported folder as ours: a restic repository holding exactly one edms backup. */
 const EXPORT_MARKER = "edms-backup.json";

@@ -1,9 +1,9 @@
 import { Command } from "commander";
-import { countOf, psql } from "../lib/database";
-import { openStack } from "../lib/context";
-import { manage, releaseImage, runDjango } from "../lib/django";
-import { failure } from "../lib/errors";
-import { progress, say } from "../lib/log";
+import { countOf, psql } from "../database/postgres";
+import { openStack } from "../core/context";
+import { manage, releaseImage, runDjango } from "../database/django";
+import { failure } from "../core/errors";
+import { progress, say } from "../core/log";
 
 export function register(program: Command): void {
   program

@@ -1,12 +1,12 @@
 import { Command } from "commander";
-import { checkBackupId, listBackups, pickBackup, pinnedBackups } from "../lib/backups";
-import { openStack } from "../lib/context";
-import { hasSchema, requirePostgres } from "../lib/database";
-import { drillBackup, DrillRecord } from "../lib/drill";
-import { failure, refuse } from "../lib/errors";
-import { progress, say } from "../lib/log";
-import { REASON_PATTERN, TAG_VALUE } from "../lib/manifest";
-import { withSession } from "../lib/session";
+import { checkBackupId, listBackups, pickBackup, pinnedBackups } from "../backups/create";
+import { openStack } from "../core/context";
+import { hasSchema, requirePostgres } from "../database/postgres";
+import { drillBackup, DrillRecord } from "../backups/drill";
+import { failure, refuse } from "../core/errors";
+import { progress, say } from "../core/log";
+import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";
+import { withSession } from "../engine/session";
 
 interface DrillFlags {
   readonly check?: string;

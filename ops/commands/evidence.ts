@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { openStack } from "../lib/context";
-import { gatherEvidence } from "../lib/evidence";
-import { say } from "../lib/log";
+import { openStack } from "../core/context";
+import { gatherEvidence } from "../reports/evidence";
+import { say } from "../core/log";
 
 export function register(program: Command): void {
   program

@@ -1,9 +1,9 @@
 import { Command } from "commander";
-import { openStack, waitSeconds } from "../lib/context";
-import { failure } from "../lib/errors";
-import { backupFreshness, CheckResult, runChecks } from "../lib/health";
-import { progress, say } from "../lib/log";
-import { describeSchedule, scheduleReport } from "../lib/schedule";
+import { openStack, waitSeconds } from "../core/context";
+import { failure } from "../core/errors";
+import { backupFreshness, CheckResult, runChecks } from "../reports/health";
+import { progress, say } from "../core/log";
+import { describeSchedule, scheduleReport } from "../schedule/records";
 
 export function register(program: Command): void {
   program

@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { openStack } from "../lib/context";
-import { manage, releaseImage } from "../lib/django";
-import { progress, say } from "../lib/log";
+import { openStack } from "../core/context";
+import { manage, releaseImage } from "../database/django";
+import { progress, say } from "../core/log";
 
 export function register(program: Command): void {
   program

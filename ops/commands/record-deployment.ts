@@ -1,10 +1,10 @@
 import { Command } from "commander";
-import { listBackups } from "../lib/backups";
-import { openStack } from "../lib/context";
-import { currentHistory, recordServing } from "../lib/history";
-import { say } from "../lib/log";
-import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../lib/markers";
-import { backupToolbox } from "../lib/toolbox";
+import { listBackups } from "../backups/create";
+import { openStack } from "../core/context";
+import { currentHistory, recordServing } from "../store/history";
+import { say } from "../core/log";
+import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
+import { backupToolbox } from "../engine/toolbox";
 
 export function register(program: Command): void {
   program

@@ -5,15 +5,15 @@
  * are re-migrated. Writers stop before the undo backup, so nothing written in between is in neither state.
  */
 import { Command } from "commander";
-import { createBackup, runningVersion } from "../lib/backups";
-import { connect, requireConfirm, stackOf } from "../lib/context";
-import { migrationState, requirePostgres } from "../lib/database";
-import { manage, migrateAtomically, releaseImage } from "../lib/django";
-import { docker, stopRunning } from "../lib/docker";
-import { failure, refuse } from "../lib/errors";
-import { progress, say } from "../lib/log";
-import { appContainers, servingContainers } from "../lib/services";
-import { withSession } from "../lib/session";
+import { createBackup, runningVersion } from "../backups/create";
+import { connect, requireConfirm, stackOf } from "../core/context";
+import { migrationState, requirePostgres } from "../database/postgres";
+import { manage, migrateAtomically, releaseImage } from "../database/django";
+import { docker, stopRunning } from "../engine/docker";
+import { failure, refuse } from "../core/errors";
+import { progress, say } from "../core/log";
+import { appContainers, servingContainers } from "../engine/services";
+import { withSession } from "../engine/session";
 import { Settings } from "../../model/settings";
 
 /** The migrations `migrate <app> zero` would unapply, as Django itself plans them, grouped by app. */

@@ -1,11 +1,11 @@
 import { Command } from "commander";
-import { createBackup } from "../lib/backups";
-import { hasSchema } from "../lib/database";
-import { connect, requireConfirm, stackOf } from "../lib/context";
-import { docker, inspectContainer } from "../lib/docker";
-import { refuse } from "../lib/errors";
-import { progress, say } from "../lib/log";
-import { appContainers } from "../lib/services";
+import { createBackup } from "../backups/create";
+import { hasSchema } from "../database/postgres";
+import { connect, requireConfirm, stackOf } from "../core/context";
+import { docker, inspectContainer } from "../engine/docker";
+import { refuse } from "../core/errors";
+import { progress, say } from "../core/log";
+import { appContainers } from "../engine/services";
 
 export function register(program: Command): void {
   program

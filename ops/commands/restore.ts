@@ -5,13 +5,13 @@ import {
   findBackup,
   pickBackup,
   sessionSnapshots,
-} from "../lib/backups";
-import { fetchFromOffsite } from "../lib/offsite";
-import { connect, stackOf } from "../lib/context";
-import { refuse } from "../lib/errors";
-import { progress, say } from "../lib/log";
-import { restoreBackup } from "../lib/restore";
-import { OpsSession } from "../lib/session";
+} from "../backups/create";
+import { fetchFromOffsite } from "../store/offsite";
+import { connect, stackOf } from "../core/context";
+import { refuse } from "../core/errors";
+import { progress, say } from "../core/log";
+import { restoreBackup } from "../backups/restore";
+import { OpsSession } from "../engine/session";
 
 export function register(program: Command): void {
   program

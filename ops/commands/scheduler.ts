@@ -1,9 +1,9 @@
 import { Command } from "commander";
 import { nextDue, scheduleEnabled } from "../../model/schedule";
-import { openStack, stackOf } from "../lib/context";
-import { refuse } from "../lib/errors";
-import { progress, say } from "../lib/log";
-import { recordInterrupted, RunningAttempt, runScheduler } from "../lib/scheduler";
+import { openStack, stackOf } from "../core/context";
+import { refuse } from "../core/errors";
+import { progress, say } from "../core/log";
+import { recordInterrupted, RunningAttempt, runScheduler } from "../schedule/scheduler";
 
 export function register(program: Command): void {
   program

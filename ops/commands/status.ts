@@ -1,13 +1,13 @@
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { listBackups, runningVersion } from "../lib/backups";
-import { countOf } from "../lib/database";
-import { openStack } from "../lib/context";
-import { inspectContainer, volumeExists } from "../lib/docker";
-import { readHistory } from "../lib/history";
-import { formatBytes, say } from "../lib/log";
-import { toolbox } from "../lib/toolbox";
-import { offsiteLag } from "../lib/offsite";
+import { listBackups, runningVersion } from "../backups/create";
+import { countOf } from "../database/postgres";
+import { openStack } from "../core/context";
+import { inspectContainer, volumeExists } from "../engine/docker";
+import { readHistory } from "../store/history";
+import { formatBytes, say } from "../core/log";
+import { toolbox } from "../engine/toolbox";
+import { offsiteLag } from "../store/offsite";
 import {
   describeIncompleteRestore,
   describeIncompleteRollback,
@@ -16,12 +16,12 @@ import {
   RestoreMarker,
   ROLLBACK_MARKER,
   RollbackMarker,
-} from "../lib/markers";
-import { appContainers } from "../lib/services";
-import { currentOperation } from "../lib/session";
-import { readLatestDrill } from "../lib/drill";
-import { backupFreshness } from "../lib/health";
-import { describeSchedule, scheduleReport } from "../lib/schedule";
+} from "../store/markers";
+import { appContainers } from "../engine/services";
+import { currentOperation } from "../engine/session";
+import { readLatestDrill } from "../backups/drill";
+import { backupFreshness } from "../reports/health";
+import { describeSchedule, scheduleReport } from "../schedule/records";
 import { scheduleEnabled } from "../../model/schedule";
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { openStack, waitSeconds } from "../lib/context";
-import { say } from "../lib/log";
-import { switchProxy, takeOverPort } from "../lib/proxy";
+import { openStack, waitSeconds } from "../core/context";
+import { say } from "../core/log";
+import { switchProxy, takeOverPort } from "../proxy/switch";
 
 export function register(program: Command): void {
   program

@@ -1,11 +1,11 @@
 import { Command } from "commander";
-import { findBackup } from "../lib/backups";
-import { openStack } from "../lib/context";
-import { failure } from "../lib/errors";
-import { say } from "../lib/log";
-import { pinnedBackups } from "../lib/backups";
-import { withSession } from "../lib/session";
-import { verifyBackup } from "../lib/verify";
+import { findBackup } from "../backups/create";
+import { openStack } from "../core/context";
+import { failure } from "../core/errors";
+import { say } from "../core/log";
+import { pinnedBackups } from "../backups/create";
+import { withSession } from "../engine/session";
+import { verifyBackup } from "../backups/verify";
 
 export function register(program: Command): void {
   program

@@ -12,11 +12,11 @@
  */
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
-import { docker } from "../../ops/lib/docker";
-import { dockerRunArgs } from "../../ops/lib/dockerRun";
-import { waitForScratch } from "../../ops/lib/verify";
-import { REPO_ROOT } from "../support/program";
-import { prepareEngine, PROJECT_DIR, TestStack } from "../e2e/support";
+import { docker } from "../../ops/engine/docker";
+import { dockerRunArgs } from "../../ops/engine/dockerRun";
+import { waitForScratch } from "../../ops/backups/verify";
+import { REPO_ROOT } from "../harness/mocks";
+import { prepareEngine, PROJECT_DIR, TestStack } from "../harness/stack";
 import { measureCliStartup, printCliStartup } from "./cli-startup";
 import { benchStack, IMAGE, median, mediaScript, PER_GIB, RUNS, shell, timed } from "./data";
 

@@ -8,7 +8,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ensureCliBuilt } from "../support/build";
+import { ensureCliBuilt } from "../harness/build";
 
 const REPO_ROOT = path.resolve(__dirname, "../..");
 const GNU_TIME = "/usr/bin/time";

@@ -1,5 +1,5 @@
 /** The bench's EDMS-like data and timing helpers, shared by the backup/restore and the drill benches. */
-import { onVolumes, TestStack } from "../e2e/support";
+import { onVolumes, TestStack } from "../harness/stack";
 
 export const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
 export const RUNS = 3;

@@ -11,9 +11,9 @@
  * `manage.py check` and `migrate --check`, the record). The first drill of a stack checksums every media
  * file; later ones a sample plus what changed.
  */
-import { docker } from "../../ops/lib/docker";
-import { waitForScratch } from "../../ops/lib/verify";
-import { BACKUP_IMAGE, prepareEngine } from "../e2e/support";
+import { docker } from "../../ops/engine/docker";
+import { waitForScratch } from "../../ops/backups/verify";
+import { BACKUP_IMAGE, prepareEngine } from "../harness/stack";
 import { benchStack, IMAGE, median, mediaScript, RUNS, shell, timed } from "./data";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1").split(/\s+/).map(Number);

@@ -1,9 +1,9 @@
 /** First deploy, update that keeps every byte, a failed migration that keeps the old release, secrets. */
 import { expect } from "chai";
 import { createHash } from "crypto";
-import { docker } from "../../ops/lib/docker";
-import { projectRefreshesAlways } from "./applier";
-import { applier, TestStack, PRODUCTION_UPDATE_HOOKS } from "./support";
+import { docker } from "../../ops/engine/docker";
+import { projectRefreshesAlways } from "../harness/applier";
+import { applier, TestStack, PRODUCTION_UPDATE_HOOKS } from "../harness/stack";
 
 describe("e2e: deploy and update on a production stack", function () {
   const stack = new TestStack("prod", "production");

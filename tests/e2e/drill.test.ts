@@ -5,7 +5,7 @@
  * the old release serving.
  */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
+import { docker } from "../../ops/engine/docker";
 import {
   applier,
   offsiteRepository,
@@ -14,7 +14,7 @@ import {
   stopOffsiteServer,
   TestStack,
   PRODUCTION_UPDATE_HOOKS,
-} from "./support";
+} from "../harness/stack";
 
 interface Record {
   id: string;

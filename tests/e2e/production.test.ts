@@ -7,7 +7,7 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { docker } from "../../ops/lib/docker";
+import { docker } from "../../ops/engine/docker";
 import {
   applier,
   offsiteEnv,
@@ -17,7 +17,7 @@ import {
   startOffsiteServer,
   stopOffsiteServer,
   TestStack,
-} from "./support";
+} from "../harness/stack";
 
 describe("e2e: production refusals and disaster recovery", function () {
   const stack = new TestStack("dr", "production", { "edms:version": "2.0.0" });

@@ -4,9 +4,9 @@
  * printed, never asserted.
  */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
-import { LoadStream, StreamReport, summary } from "./load";
-import { TestStack, WITH_PULUMI } from "./support";
+import { docker } from "../../ops/engine/docker";
+import { LoadStream, StreamReport, summary } from "../harness/load";
+import { TestStack, WITH_PULUMI } from "../harness/stack";
 
 const PORT = 18901;
 const REPO = "e2e-proxy/backend";

@@ -2,8 +2,8 @@
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
-import { docker } from "../../ops/lib/docker";
-import { ops, PROJECT_DIR, TestStack } from "./support";
+import { docker } from "../../ops/engine/docker";
+import { ops, PROJECT_DIR, TestStack } from "../harness/stack";
 
 async function freshDatabase(stack: TestStack): Promise<void> {
   expect(

@@ -1,7 +1,7 @@
 /** Rollback 2.0.0 → 1.0.0: migration-aware (keeps data written since), and --restore (back to the pre-deploy state). */
 import { expect } from "chai";
-import { LoadStream } from "./load";
-import { TestStack } from "./support";
+import { LoadStream } from "../harness/load";
+import { TestStack } from "../harness/stack";
 
 describe("e2e: rollback", function () {
   const stack = new TestStack("rb", "staging", { "edms:backup": { beforeDeploy: true, keep: 10 } });

@@ -7,9 +7,9 @@
  * exits 0 with the web check passing.
  */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
-import type { ScheduleRecord, ScheduleRun } from "../../ops/lib/schedule";
-import { applier, TestStack } from "./support";
+import { docker } from "../../ops/engine/docker";
+import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
+import { applier, TestStack } from "../harness/stack";
 
 const EVERY_20_SECONDS = "*/20 * * * * *";
 

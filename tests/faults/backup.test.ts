@@ -3,8 +3,8 @@
  * retention policy, including the restore of the oldest backup at the `keep` limit.
  */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
-import { opsKilledAfter, SmallDisk, TestStack } from "../e2e/support";
+import { docker } from "../../ops/engine/docker";
+import { opsKilledAfter, SmallDisk, TestStack } from "../harness/stack";
 
 describe("e2e: backup faults", function () {
   const stack = new TestStack("flt", "staging", {

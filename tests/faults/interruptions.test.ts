@@ -6,8 +6,8 @@
  * the state after, never a mix; the next attempt succeeds and gives the state after.
  */
 import { expect } from "chai";
-import { docker } from "../../ops/lib/docker";
-import { opsKilledAfter, TestStack } from "../e2e/support";
+import { docker } from "../../ops/engine/docker";
+import { opsKilledAfter, TestStack } from "../harness/stack";
 
 // Spread over the measured run, front-weighted: repeated runs are faster than the first (caches), and a point
 // after the end kills nothing.

@@ -6,11 +6,11 @@ import * as os from "os";
 import * as path from "path";
 import { validateSettings } from "../../../model/settings";
 import { buildProgram } from "../../../ops/cli";
-import { requireConfirm } from "../../../ops/lib/context";
-import { OpsError } from "../../../ops/lib/errors";
-import { loadSettings, targetDockerHost } from "../../../ops/lib/stack";
-import { ensureCliBuilt } from "../../support/build";
-import { REPO_ROOT } from "../../support/program";
+import { requireConfirm } from "../../../ops/core/context";
+import { OpsError } from "../../../ops/core/errors";
+import { loadSettings, targetDockerHost } from "../../../ops/core/stack";
+import { ensureCliBuilt } from "../../harness/build";
+import { REPO_ROOT } from "../../harness/mocks";
 
 describe("edms-ops command tree", function () {
   before(function () {

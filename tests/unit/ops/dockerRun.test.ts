@@ -5,8 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import { shellQuote, shellWord } from "../../../model/shell";
 import { validateSettings } from "../../../model/settings";
-import { pipeCommands, run } from "../../../ops/lib/docker";
-import { dockerRunArgs, opsLabels } from "../../../ops/lib/dockerRun";
+import { pipeCommands, run } from "../../../ops/engine/docker";
+import { dockerRunArgs, opsLabels } from "../../../ops/engine/dockerRun";
 
 describe("docker run argv and shell quoting", function () {
   const staging = validateSettings("staging", { environment: "staging", version: "1.0.0" });

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/lib/drill";
-import { newestGood } from "../../../ops/lib/health";
+import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/backups/drill";
+import { newestGood } from "../../../ops/reports/health";
 
 describe("drill: which media files are checksummed", function () {
   // As `restic ls --recursive --json` (0.14) prints them: the snapshot first, then one node per line.

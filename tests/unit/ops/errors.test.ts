@@ -8,9 +8,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as ts from "typescript";
-import { OpsError, refuse } from "../../../ops/lib/errors";
-import { ensureCliBuilt } from "../../support/build";
-import { REPO_ROOT } from "../../support/program";
+import { OpsError, refuse } from "../../../ops/core/errors";
+import { ensureCliBuilt } from "../../harness/build";
+import { REPO_ROOT } from "../../harness/mocks";
 
 interface Site {
   readonly where: string;

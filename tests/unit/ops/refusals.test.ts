@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { REPO_ROOT } from "../../support/program";
+import { REPO_ROOT } from "../../harness/mocks";
 
 describe("production refusals before any engine call", function () {
   this.timeout(60000);

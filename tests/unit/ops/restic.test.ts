@@ -5,7 +5,7 @@ import {
   parseBackupSummary,
   parseSnapshots,
   resticVersion,
-} from "../../../ops/lib/restic";
+} from "../../../ops/store/restic";
 
 describe("restic snapshots as backups", function () {
   const snapshot = (tags: string[], time: string, id = "a".repeat(64)) => ({

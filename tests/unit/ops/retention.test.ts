@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { BackupEntry } from "../../../ops/lib/restic";
-import { isoWeek, retention, rollbackReleases } from "../../../ops/lib/retention";
+import { BackupEntry } from "../../../ops/store/restic";
+import { isoWeek, retention, rollbackReleases } from "../../../ops/store/retention";
 
 let minute = 0;
 /** A backup taken one minute after the previous one (host clock). */

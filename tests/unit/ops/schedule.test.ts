@@ -8,7 +8,7 @@ import {
   ScheduleRecord,
   ScheduleRun,
   scheduleState,
-} from "../../../ops/lib/schedule";
+} from "../../../ops/schedule/records";
 
 const at = (iso: string) => new Date(iso);
 const start = (iso: string, schedule = "0 */6 * * *"): ScheduleRecord => ({

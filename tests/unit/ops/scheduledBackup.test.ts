@@ -4,12 +4,12 @@
  */
 import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
-import * as backups from "../../../ops/lib/backups";
-import * as dockerLib from "../../../ops/lib/docker";
-import { failure, refuse } from "../../../ops/lib/errors";
-import * as log from "../../../ops/lib/log";
-import * as schedule from "../../../ops/lib/schedule";
-import { scheduledBackup } from "../../../ops/lib/scheduler";
+import * as backups from "../../../ops/backups/create";
+import * as dockerLib from "../../../ops/engine/docker";
+import { failure, refuse } from "../../../ops/core/errors";
+import * as log from "../../../ops/core/log";
+import * as schedule from "../../../ops/schedule/records";
+import { scheduledBackup } from "../../../ops/schedule/scheduler";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 

@@ -9,8 +9,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { ensureCliBuilt } from "../../support/build";
-import { REPO_ROOT } from "../../support/program";
+import { ensureCliBuilt } from "../../harness/build";
+import { REPO_ROOT } from "../../harness/mocks";
 
 describe("edms-ops scheduler without an engine", function () {
   this.timeout(60000);

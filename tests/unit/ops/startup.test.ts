@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ensureCliBuilt } from "../../support/build";
-import { REPO_ROOT } from "../../support/program";
+import { ensureCliBuilt } from "../../harness/build";
+import { REPO_ROOT } from "../../harness/mocks";
 
 /** The files a fresh node process has loaded after running `script`. */
 function loadedBy(script: string, preload: string[] = []): string[] {

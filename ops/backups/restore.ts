@@ -1,0 +1,206 @@
+/**
+ * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
+ * in between is lost from both states; the database restored beside the live one, checked, and swapped in
+ * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs with restic ≥
+ * 0.17, else a full replace: never through a scratch copy); then row counts, objects and the media file
+ * count must equal the backup. A marker in the backups volume names an interrupted restore until one
+ * completes, and `health` fails while it is there.
+ */
+import { Settings } from "../../model/settings";
+import {
+  BackupEntry,
+  createBackup,
+  Manifest,
+  pinnedBackups,
+  readManifest,
+  runningVersion,
+} from "./create";
+import { hasSchema, inventory, requirePostgres } from "../database/postgres";
+import { docker, stopRunning } from "../engine/docker";
+import { failure, refuse } from "../core/errors";
+import { progress } from "../core/log";
+import { markerScript, RESTORE_MARKER } from "../store/markers";
+import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "../store/restic";
+import { appContainers, servingContainers } from "../engine/services";
+import { OpsSession, withSession } from "../engine/session";
+import {
+  dropReplaced,
+  reportCreatedRoles,
+  requireRoomBeside,
+  restoreBeside,
+  swapIn,
+} from "../database/sidedb";
+import { inventoryProblems, verifyBackup } from "./verify";
+
+export interface RestoreResult {
+  readonly undoBackup: string | null;
+  readonly restarted: boolean;
+  /** Release the restored data belongs to. */
+  readonly release: string | null;
+}
+
+export async function restoreBackup(
+  settings: Settings,
+  entry: BackupEntry,
+  prepare?: (session: OpsSession) => Promise<BackupEntry>,
+): Promise<RestoreResult> {
+  await requirePostgres(settings);
+  return withSession(settings, `restore ${entry.id}`, async (session) => {
+    const target = prepare ? await prepare(session) : entry;
+    pinnedBackups.add(target.id);
+    try {
+      return await restoreInSession(session, target);
+    } finally {
+      pinnedBackups.delete(target.id);
+    }
+  });
+}
+
+/** The backup's manifest, once the backup has verified and the stack has somewhere to put its media. */
+async function restorableManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
+  const { settings } = session;
+  const report = await verifyBackup(session, entry);
+  if (!report.ok) {
+    throw failure(
+      `Backup ${entry.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
+      `Choose another backup: \`edms-ops backups list --stack ${settings.stack}\`.`,
+    );
+  }
+  const manifest = await readManifest(session, entry);
+  if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
+    throw refuse(
+      `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go.`,
+      `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry. Nothing was restored or changed.`,
+    );
+  }
+  return manifest;
+}
+
+/** Media and the integrity check, after the database swap: a failure here says how to finish or go back. */
+async function finishAfterSwap(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  undoBackup: string | null,
+): Promise<void> {
+  const { settings } = session;
+  try {
+    await restoreMedia(session, entry);
+    await checkIntegrity(session, entry, manifest, undoBackup);
+  } catch (err) {
+    // The database is restored and committed by now: say so, and how to finish or go back.
+    const undo = undoBackup
+      ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
+      : "";
+    throw failure(
+      `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
+        `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
+      `Run the same restore again to finish it.${undo}`,
+    );
+  }
+}
+
+async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
+  const { settings } = session;
+  const manifest = await restorableManifest(session, entry);
+  await requireRoomBeside(settings, manifest);
+  const runningRelease = await runningVersion(settings);
+  const writers = await stopRunning(await appContainers(settings));
+  if (writers.length) {
+    progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
+  }
+  let touched = false;
+  let undoBackup: string | null = null;
+  let roles: string[] = [];
+  try {
+    if (await hasSchema(settings)) {
+      progress("backing up the current state first (the undo of this restore)");
+      undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.entry.id ?? null;
+    }
+    await session.exec(markerScript(), [RESTORE_MARKER], {
+      input: JSON.stringify({ id: entry.id, undo: undoBackup, started: await session.hostTime() }),
+    });
+    // Until the swap the live database is untouched: a failure before it leaves the old state whole.
+    roles = await restoreBeside(session, entry, manifest);
+    await swapIn(settings);
+    touched = true;
+    await dropReplaced(settings);
+    await finishAfterSwap(session, entry, manifest, undoBackup);
+    await session.exec('rm -f "$1"', [RESTORE_MARKER]);
+  } catch (err) {
+    if (!touched) {
+      // Nothing was changed: the old state serves again, and no marker claims otherwise.
+      await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
+      if (writers.length) {
+        await docker(["start", ...writers], { allowFailure: true });
+      }
+      throw failure(
+        `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
+          `${writers.length ? " and web/worker are started again" : ""}. Cause: ${(err as Error).message}`,
+        `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
+      );
+    }
+    throw err;
+  }
+  // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
+  // let the redeploy of the backup's release start the right code.
+  const sameRelease = manifest.version !== null && manifest.version === runningRelease;
+  // Everything that serves, not only what this run stopped: after a killed run, web/worker were stopped by it.
+  const serving = sameRelease ? await servingContainers(settings) : [];
+  if (serving.length) {
+    progress(`starting ${serving.join(", ")}`);
+    await docker(["start", ...serving]);
+  }
+  reportCreatedRoles(roles);
+  return { undoBackup, restarted: serving.length > 0, release: manifest.version };
+}
+
+async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {
+  if (!session.hasMedia || !entry.paths.includes(MEDIA_DIR)) {
+    progress("media: not in this backup or no media volume; left as it is");
+    return;
+  }
+  const [major, minor] = resticVersion((await session.exec("restic version")).stdout);
+  if (major > 0 || minor >= 17) {
+    // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
+    progress("restoring media (only what differs)");
+    await session.exec(
+      `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
+      [entry.snapshot],
+    );
+  } else {
+    progress("restoring media (full replace: this restic cannot restore only changed files)");
+    await session.exec(
+      `find ${MEDIA_DIR} -mindepth 1 -delete && cd / && lrestic restore "$1" --target / --include ${MEDIA_DIR} --verify >/dev/null && sync`,
+      [entry.snapshot],
+    );
+  }
+}
+
+async function checkIntegrity(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  undoBackup: string | null,
+): Promise<void> {
+  progress("integrity check: row counts and media files against the backup");
+  const problems = inventoryProblems(manifest, await inventory(session.settings));
+  if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
+    const counts = await session.exec(
+      `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | grep -c '"type":"file"' || true; find ${MEDIA_DIR} -type f ! -name '${MEDIA_EXCLUDE}' -print0 | tr -cd '\\0' | wc -c`,
+      [entry.snapshot],
+    );
+    const [inBackup, restored] = counts.stdout.trim().split(/\s+/).map(Number);
+    if (inBackup !== restored) {
+      problems.push(`media: ${restored} files restored, the backup has ${inBackup}`);
+    }
+  }
+  if (problems.length) {
+    throw failure(
+      `Restored data does not match backup ${entry.id}:\n  - ${problems.join("\n  - ")}`,
+      undoBackup
+        ? `The state before the restore is in backup ${undoBackup}: \`edms-ops restore ${undoBackup} --stack ${session.settings.stack}\` returns to it.`
+        : `Check it with \`edms-ops verify ${entry.id} --stack ${session.settings.stack}\` before using the data.`,
+    );
+  }
+}

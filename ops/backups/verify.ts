@@ -1,0 +1,271 @@
+/**
+ * A backup counts as good only when it restores. verify = restic's check of the repository's structure;
+ * the dump streamed out of the snapshot (every blob authenticated and hashed by restic as it is read)
+ * into a scratch PostgreSQL (no network, thrown away after), with its sha256 and the row counts compared
+ * to the manifest; and every media blob of the snapshot read back the same way. Nothing is extracted to
+ * disk: the media are streamed through restic's `dump` and discarded.
+ */
+import { createHash, randomBytes } from "crypto";
+import { Transform } from "stream";
+import { Settings } from "../../model/settings";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { BackupEntry, lastLine, Manifest, readManifest } from "./create";
+import { inventory, Inventory } from "../database/postgres";
+import { docker, pipeCommands, removeByRole } from "../engine/docker";
+import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { failure } from "../core/errors";
+import { progress } from "../core/log";
+import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
+import { OpsSession } from "../engine/session";
+
+const SCRATCH_FIX =
+  "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
+
+export function compareMaps(
+  what: string,
+  expected: Record<string, unknown>,
+  actual: Record<string, unknown>,
+): string[] {
+  const problems: string[] = [];
+  for (const key of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
+    if (!(key in actual)) {
+      problems.push(`${what} ${key}: missing (expected ${String(expected[key]).slice(0, 16)})`);
+    } else if (!(key in expected)) {
+      problems.push(`${what} ${key}: not in the backup`);
+    } else if (expected[key] !== actual[key]) {
+      problems.push(
+        `${what} ${key}: ${String(actual[key]).slice(0, 16)} != expected ${String(expected[key]).slice(0, 16)}`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** Waits until a scratch server (official-image contract) has finished initdb and accepts connections. */
+export async function waitForScratch(name: string): Promise<void> {
+  for (let attempt = 0; attempt < 120; attempt += 1) {
+    const logs = await docker(["logs", name], { allowFailure: true });
+    const ready = /init process complete/i.test(logs.stdout + logs.stderr);
+    if (
+      ready &&
+      (
+        await docker(["exec", name, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], {
+          allowFailure: true,
+        })
+      ).code === 0
+    ) {
+      return;
+    }
+    const state = await docker(["inspect", "-f", "{{.State.Running}}", name], {
+      allowFailure: true,
+    });
+    if (state.stdout.trim() === "false") {
+      throw failure(
+        `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
+        SCRATCH_FIX,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw failure("scratch database did not start within 60s", SCRATCH_FIX);
+}
+
+/** A throwaway PostgreSQL with no network and trust auth; removed (with its volume) afterwards. */
+export async function withScratchDatabase<T>(
+  settings: Settings,
+  fn: (name: string) => Promise<T>,
+  /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
+  network = "none",
+): Promise<T> {
+  const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
+  // Leftovers of killed runs first: trust-auth servers must not pile up.
+  await removeByRole(settings.stack, "scratch-db");
+  await docker(
+    dockerRunArgs({
+      image: settings.postgresImage,
+      name,
+      detach: true,
+      network,
+      // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
+      labels: opsLabels(settings, "scratch-db"),
+      env: [
+        `POSTGRES_USER=${POSTGRES_USER}`,
+        `POSTGRES_DB=${POSTGRES_DB}`,
+        "POSTGRES_HOST_AUTH_METHOD=trust",
+      ],
+    }),
+  );
+  try {
+    await waitForScratch(name);
+    return await fn(name);
+  } finally {
+    await docker(["rm", "-f", "-v", name], { allowFailure: true });
+  }
+}
+
+/** Streams the snapshot's dump into `consumer`'s stdin, hashing it on the way. */
+export async function streamDump(
+  session: OpsSession,
+  entry: BackupEntry,
+  consumer: (input: NodeJS.ReadableStream) => ReturnType<typeof docker>,
+): Promise<{
+  sha256: string;
+  bytes: number;
+  dumped: Awaited<ReturnType<typeof docker>>;
+  consumed: Awaited<ReturnType<typeof docker>>;
+}> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const [dumped, consumed] = await pipeCommands(
+    (stdout, signal) =>
+      session.exec(`lrestic dump "$1" ${DUMP_FILE}`, [entry.snapshot], {
+        stdout,
+        allowFailure: true,
+        signal,
+      }),
+    (input) => consumer(input.pipe(counter)),
+  );
+  return { sha256: hash.digest("hex"), bytes, dumped, consumed };
+}
+
+/**
+ * The snapshot's dump streamed into a scratch server by pg_restore in one transaction, hashed on the way;
+ * the problems found (unreadable, checksum, pg_restore), none when it restored as recorded.
+ */
+export async function restoreIntoScratch(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  name: string,
+): Promise<string[]> {
+  // No owners and no grants: roles of the production server need not exist in the scratch one.
+  const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+    docker(
+      [
+        "exec",
+        "-i",
+        name,
+        "pg_restore",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        POSTGRES_DB,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+      ],
+      { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
+    ),
+  );
+  if (dumped.code !== 0) {
+    return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
+  }
+  if (sha256 !== manifest.database.sha256) {
+    return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
+  }
+  if (consumed.code !== 0) {
+    return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
+  }
+  return [];
+}
+
+async function testRestore(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  return withScratchDatabase(session.settings, async (name) => {
+    progress(`test-restoring ${entry.id} into scratch database ${name}`);
+    const problems = await restoreIntoScratch(session, entry, manifest, name);
+    return problems.length
+      ? problems
+      : inventoryProblems(manifest, await inventory(session.settings, name));
+  });
+}
+
+/**
+ * Rows per table in every schema, plus schemas, views, sequences, functions and large objects, against the
+ * manifest. Backups made before the manifest had `objects` counted public tables only: compared as such.
+ */
+export function inventoryProblems(
+  manifest: Pick<Manifest, "tables" | "objects">,
+  { tables, objects }: Inventory,
+): string[] {
+  const scoped = manifest.objects
+    ? tables
+    : Object.fromEntries(Object.entries(tables).filter(([key]) => !key.includes(".")));
+  return [
+    ...compareMaps("table", manifest.tables, scoped),
+    ...(manifest.objects ? compareMaps("objects:", manifest.objects, objects) : []),
+  ];
+}
+
+/** Reads every media blob of the snapshot back (authenticated by restic), discarding the data. */
+async function readMedia(session: OpsSession, entry: BackupEntry): Promise<string[]> {
+  progress("reading back every media file of the snapshot");
+  if (!entry.paths.includes(MEDIA_DIR)) {
+    return [];
+  }
+  const result = await session.exec(
+    `lrestic dump -a tar "$1" ${MEDIA_DIR} >/dev/null`,
+    [entry.snapshot],
+    {
+      allowFailure: true,
+    },
+  );
+  return result.code === 0
+    ? []
+    : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
+}
+
+export const LAST_CHECK_FILE = "/backups/last-check.json";
+
+/** The newest `restic check` of the local repository (written by verify, and so by restore). */
+export interface RepositoryCheck {
+  readonly checkedAt: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly during: string;
+}
+
+export interface VerifyReport {
+  readonly id: string;
+  readonly ok: boolean;
+  readonly problems: string[];
+}
+
+export async function verifyBackup(session: OpsSession, entry: BackupEntry): Promise<VerifyReport> {
+  progress(`verifying ${entry.id}: repository structure`);
+  const check = await session.exec("lrestic check >/dev/null", [], { allowFailure: true });
+  const problems: string[] = [];
+  if (check.code !== 0) {
+    problems.push(`restic check: ${lastLine(check.stderr)}`);
+  }
+  // What `edms-ops evidence` reports as the last repository check.
+  const record: RepositoryCheck = {
+    checkedAt: await session.hostTime(),
+    ok: check.code === 0,
+    detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
+    during: `verify ${entry.id}`,
+  };
+  await session.exec(`cat > ${LAST_CHECK_FILE}`, [], { input: JSON.stringify(record) });
+  let manifest: Manifest | undefined;
+  try {
+    manifest = await readManifest(session, entry);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (manifest) {
+    problems.push(...(await testRestore(session, entry, manifest)));
+    problems.push(...(await readMedia(session, entry)));
+  }
+  return { id: entry.id, ok: problems.length === 0, problems };
+}

@@ -1,0 +1,190 @@
+/**
+ * One-off Django containers (migrate, bootstrap, reset-app) on the stack's network. Secrets reach them the
+ * way the provider's `uploads` reach web/worker: as files copied in with `docker cp` from a tar stream,
+ * never as env or argv, so `docker inspect` shows only *_FILE paths. The values come from the hook's
+ * environment (EDMS_* set by Pulumi) or, for operator runs, straight from the running web container.
+ */
+import { randomBytes } from "crypto";
+import { spawn } from "child_process";
+import { Settings } from "../../model/settings";
+import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
+import { SECRETS_DIR } from "../../model/containers";
+import { docker, RunResult } from "../engine/docker";
+import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { failure, refuse } from "../core/errors";
+import { progress } from "../core/log";
+import { containersOf, liveWeb } from "../engine/services";
+import { tarball } from "../engine/tarball";
+
+const SECRET_FILES: Record<string, string> = {
+  postgres_password: "EDMS_POSTGRES_PASSWORD",
+  django_secret_key: "EDMS_DJANGO_SECRET_KEY",
+  superuser_password: "EDMS_SUPERUSER_PASSWORD",
+};
+
+// A background job's stdin is /dev/null in sh, so the watcher reads the real one through fd 3.
+const TIED_TO_STDIN =
+  'exec 3<&0; "$@" </dev/null & pid=$!; { cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; } & wait "$pid"';
+
+export function releaseImage(settings: Settings, version = settings.version): string {
+  return `${settings.backendImage}:${version}`;
+}
+
+export interface DjangoRun {
+  readonly image: string;
+  /** argv of the container, e.g. ["python3", "manage.py", "migrate", "--noinput"]. */
+  readonly command: readonly string[];
+  /** Also provide the superuser password file (bootstrap only). */
+  readonly superuser?: boolean;
+  /** Stream the command's output as progress lines. */
+  readonly echo?: boolean;
+}
+
+export async function runDjango(settings: Settings, spec: DjangoRun): Promise<RunResult> {
+  const image = await docker(["image", "inspect", spec.image, "--format", "{{.Id}}"], {
+    allowFailure: true,
+  });
+  if (image.code !== 0) {
+    throw failure(
+      `Image ${spec.image} is not on the Docker host.`,
+      "Build or pull it first (`edms:version` / `edms:backendImage`).",
+    );
+  }
+  const purpose = (spec.command[2] ?? "run")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .slice(0, 20);
+  const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
+  // The command dies with this process: its stdin (held open by `start -a -i`) reaches EOF when edms-ops
+  // is killed, and a migration in flight is then rolled back instead of running on unwatched.
+  const args = dockerRunArgs(
+    {
+      image: spec.image,
+      args: ["sh", "-c", TIED_TO_STDIN, "edms-ops", ...spec.command],
+      stdin: true,
+      name,
+      network: settings.names.network,
+      labels: opsLabels(settings),
+      env: [
+        ...djangoEnvironment(settings),
+        ...(spec.superuser
+          ? [`DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`]
+          : []),
+      ],
+      mounts: [{ volume: settings.names.mediaVolume, path: MEDIA_ROOT }],
+    },
+    "create",
+  );
+  await docker(args);
+  try {
+    await copySecrets(settings, name, spec.superuser === true);
+    return await docker(["start", "-a", "-i", name], {
+      allowFailure: true,
+      holdStdin: true,
+      onLine: spec.echo ? (line) => progress(`  ${line}`) : undefined,
+    });
+  } finally {
+    await docker(["rm", "-f", name], { allowFailure: true });
+  }
+}
+
+async function copySecrets(
+  settings: Settings,
+  container: string,
+  superuser: boolean,
+): Promise<void> {
+  const wanted = Object.entries(SECRET_FILES).filter(
+    ([file]) => superuser || file !== "superuser_password",
+  );
+  const fromEnv = wanted.every(([, variable]) => process.env[variable]);
+  if (fromEnv) {
+    const archive = await tarball(
+      wanted.map(([file, variable]) => ({
+        name: `secrets/${file}`,
+        content: process.env[variable] as string,
+        mode: 0o444,
+      })),
+    );
+    await docker(["cp", "-", `${container}:/run`], { input: archive });
+    return;
+  }
+  if (superuser) {
+    throw refuse(
+      "bootstrap needs the superuser password: it runs as a `pulumi up` hook, which provides it.",
+      "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY and EDMS_SUPERUSER_PASSWORD first " +
+        "(`pulumi stack output superuserPassword --show-secrets`).",
+    );
+  }
+  // Operator run: stream the serving web container's secret files into the one-off container.
+  const web = (await liveWeb(settings)) ?? (await containersOf(settings, "web")).pop();
+  if (!web) {
+    throw failure(
+      `No web container of stack ${settings.stack} to take the database credentials from.`,
+      `Deploy the stack first: \`pulumi up --stack ${settings.stack}\`.`,
+    );
+  }
+  await new Promise<void>((resolve, reject) => {
+    const source = spawn("docker", ["cp", `${web.name}:${SECRETS_DIR}`, "-"]);
+    const sink = spawn("docker", ["cp", "-", `${container}:/run`]);
+    source.stdout.pipe(sink.stdin);
+    let failed = "";
+    source.stderr.on("data", (d: Buffer) => (failed += d.toString()));
+    sink.stderr.on("data", (d: Buffer) => (failed += d.toString()));
+    sink.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(
+            failure(
+              `could not copy credentials: ${failed.trim()}`,
+              `Check that ${web.name} is running (\`docker ps\`), then retry.`,
+            ),
+          ),
+    );
+  });
+}
+
+/** Runs `manage.py <args>` and throws with the output's tail when it fails. */
+export async function manage(
+  settings: Settings,
+  image: string,
+  args: readonly string[],
+  what: string,
+): Promise<string> {
+  const result = await runDjango(settings, {
+    image,
+    command: ["python3", "manage.py", ...args],
+    echo: true,
+  });
+  if (result.code !== 0) {
+    const tail = (result.stderr || result.stdout).trim().split("\n").slice(-6).join("\n");
+    throw failure(
+      `${what} failed (exit ${result.code}). Nothing after it was done.\n${tail}`,
+      "Fix the cause in the output above (a migration or fixture of the release), then run the command again.",
+    );
+  }
+  return result.stdout;
+}
+
+/**
+ * Several `migrate` runs as one transaction (PostgreSQL rolls DDL back): the database ends at the state
+ * before or the state after, never between, whether a step fails or edms-ops is killed half way.
+ * Each step is `migrate`'s arguments, e.g. ["documents", "zero"], or [] for every app.
+ */
+export async function migrateAtomically(
+  settings: Settings,
+  image: string,
+  steps: readonly (readonly string[])[],
+  what: string,
+): Promise<void> {
+  const code = [
+    "import json",
+    "from django.core.management import call_command",
+    "from django.db import transaction",
+    `steps = json.loads(${JSON.stringify(JSON.stringify(steps))})`,
+    "with transaction.atomic():",
+    "    for args in steps:",
+    '        print("migrate " + " ".join(args), flush=True)',
+    "        call_command('migrate', *args, interactive=False, verbosity=1)",
+  ].join("\n");
+  await manage(settings, image, ["shell", "-c", code], what);
+}

@@ -1,0 +1,141 @@
+/**
+ * Queries through `docker exec` in the postgres container, over its local socket: works without knowing
+ * the database password, so operator commands never need a secret.
+ */
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
+import { docker, inspectContainer, RunOptions } from "../engine/docker";
+import { failure } from "../core/errors";
+
+export async function requirePostgres(settings: Settings): Promise<void> {
+  const state = await inspectContainer(settings.names.postgresContainer);
+  if (!state.running) {
+    throw failure(
+      `PostgreSQL container ${settings.names.postgresContainer} is ${state.exists ? "not running" : "missing"}.`,
+      `Deploy the stack first (npm run up -- --stack ${settings.stack}) or start it with \`docker start ${settings.names.postgresContainer}\`.`,
+    );
+  }
+}
+
+/** `psql` in the postgres container: unaligned, tab-separated, stop on the first error. */
+export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
+  return [
+    "exec",
+    "-i",
+    container,
+    "psql",
+    "-U",
+    POSTGRES_USER,
+    "-d",
+    database,
+    "-X",
+    "-q",
+    "-At",
+    "-F",
+    "\t",
+    "-v",
+    "ON_ERROR_STOP=1",
+  ];
+}
+
+export const MIGRATIONS_SQL =
+  "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;";
+
+const USER_SCHEMA =
+  "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+/**
+ * Row count of every table in every schema of the database (not only public: other schemas are data too), in
+ * one statement, so it runs inside the backup's exported snapshot. Keys: the table name in public,
+ * `schema.table` elsewhere; JSON-encoded, so no name (tabs, newlines, unicode) can break the line format.
+ */
+export const COUNTS_SQL =
+  "SELECT to_json(CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END)::text, " +
+  "(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text " +
+  `FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA} ORDER BY 1;`;
+
+/**
+ * What a restore must bring back besides rows: schemas, views, sequences, functions and large objects (a table
+ * count says nothing of those).
+ */
+export const OBJECTS_SQL =
+  [
+    `SELECT 'schemas', count(*) FROM pg_namespace n WHERE ${USER_SCHEMA}`,
+    `SELECT 'views', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ${USER_SCHEMA}`,
+    `SELECT 'sequences', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ${USER_SCHEMA}`,
+    `SELECT 'functions', count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMA}`,
+    "SELECT 'large objects', count(*) FROM pg_largeobject_metadata",
+  ].join(" UNION ALL ") + ";";
+
+export function parseCounts(rows: readonly string[]): Record<string, number> {
+  return Object.fromEntries(
+    rows.map((row) => {
+      const at = row.lastIndexOf("\t");
+      const key = row.slice(0, at);
+      return [key.startsWith('"') ? (JSON.parse(key) as string) : key, Number(row.slice(at + 1))];
+    }),
+  );
+}
+
+export function parseMigrations(rows: readonly string[]): Record<string, string> {
+  return Object.fromEntries(rows.map((row) => row.split("\t")));
+}
+
+export async function psql(
+  settings: Settings,
+  sql: string,
+  container = settings.names.postgresContainer,
+  options: RunOptions = {},
+  database?: string,
+): Promise<string[]> {
+  const result = await docker(psqlArgs(container, database), { input: sql, ...options });
+  return result.stdout.split("\n").filter((line) => line.length > 0);
+}
+
+export async function hasSchema(settings: Settings, container?: string): Promise<boolean> {
+  const [value] = await psql(
+    settings,
+    "SELECT to_regclass('public.django_migrations') IS NOT NULL;",
+    container,
+  );
+  return value === "t";
+}
+
+export interface Inventory {
+  /** Rows per table, every schema (see COUNTS_SQL). */
+  readonly tables: Record<string, number>;
+  /** Schemas, views, sequences, functions, large objects (see OBJECTS_SQL). */
+  readonly objects: Record<string, number>;
+}
+
+/** What a database holds, as a backup's manifest records it: the integrity fingerprint of a restore. */
+export async function inventory(
+  settings: Settings,
+  container?: string,
+  database?: string,
+): Promise<Inventory> {
+  return {
+    tables: parseCounts(await psql(settings, COUNTS_SQL, container, {}, database)),
+    objects: parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database)),
+  };
+}
+
+/** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */
+export async function migrationState(
+  settings: Settings,
+  container?: string,
+): Promise<Record<string, string>> {
+  if (!(await hasSchema(settings, container))) {
+    return {};
+  }
+  return parseMigrations(await psql(settings, MIGRATIONS_SQL, container));
+}
+
+export async function countOf(settings: Settings, table: string): Promise<number | undefined> {
+  const [exists] = await psql(settings, `SELECT to_regclass('public.${table}') IS NOT NULL;`);
+  if (exists !== "t") {
+    return undefined;
+  }
+  const [count] = await psql(settings, `SELECT count(*) FROM public.${table};`);
+  return Number(count);
+}

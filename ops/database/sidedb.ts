@@ -1,0 +1,258 @@
+/**
+ * The database half of a restore, done beside the live database instead of over it: the dump is restored into
+ * a new database (`<db>_restore`), checked there against the backup's manifest, and only then swapped in by
+ * renaming both databases in one transaction. Until that rename the live database is untouched, whatever
+ * happens (pg_restore failing, the stream cut, a full disk, a kill); after it, the live database is the whole
+ * backup. Restoring into an empty database also needs no `--clean`: nothing of a later release (tables in other
+ * schemas, views, functions) survives, and no transaction has to lock every large object at once (which runs
+ * out of lock memory at a few thousand of them).
+ *
+ * Grants to roles this server lacks (a role only production has, restored on a new host) are not dropped:
+ * the roles are created NOLOGIN and the grants applied, and the operator is told.
+ */
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
+import { BackupEntry, lastLine, Manifest } from "../backups/create";
+import { inventory, psql, psqlArgs } from "./postgres";
+import { docker } from "../engine/docker";
+import { failure, refuse } from "../core/errors";
+import { formatBytes, progress, say } from "../core/log";
+import { OpsSession } from "../engine/session";
+import { inventoryProblems, streamDump } from "../backups/verify";
+
+const SIDE_RESTORE_FIX =
+  "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
+
+export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
+export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;
+const MAINTENANCE_DATABASE = "postgres";
+
+const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+const ident = (value: string) => `"${value.replace(/"/g, '""')}"`;
+
+/** SQL that ends every session on, and drops, the side databases a killed restore may have left. */
+export function dropSideDatabasesSql(): string {
+  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
+  return (
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names});\n` +
+    [SIDE_DATABASE, REPLACED_DATABASE]
+      .map((db) => `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE);`)
+      .join("\n")
+  );
+}
+
+function admin(settings: Settings, sql: string) {
+  return psql(settings, sql, settings.names.postgresContainer, {}, MAINTENANCE_DATABASE);
+}
+
+interface RoleProblem {
+  readonly role: string;
+  /** The whole archive entry (an ACL entry can hold several GRANTs; the first error aborted all of them). */
+  readonly command: string;
+}
+
+const MISSING_ROLE = /ERROR: {1,2}role "(.*)" does not exist\s*$/;
+
+/**
+ * pg_restore's errors, split into grants that name a role this server lacks (fixable) and anything else
+ * (the restore is not trusted). pg_restore prints each as `pg_restore: error: could not execute query:
+ * ERROR: …` followed by `Command was: …` and the entry's further lines up to a blank line. The role name
+ * is printed raw (a quote inside it is not doubled), so it is everything between the first and last quote.
+ */
+export function classifyRestoreErrors(stderr: string): {
+  missingRoles: RoleProblem[];
+  other: string[];
+} {
+  const missingRoles: RoleProblem[] = [];
+  const other: string[] = [];
+  const lines = stderr.split("\n");
+  for (let i = 0; i < lines.length; i += 1) {
+    const line = lines[i];
+    if (!line.startsWith("pg_restore: error: ")) {
+      continue;
+    }
+    const command: string[] = [];
+    if (lines[i + 1]?.startsWith("Command was: ")) {
+      command.push(lines[i + 1].slice("Command was: ".length));
+      for (
+        i += 2;
+        i < lines.length && lines[i] !== "" && !lines[i].startsWith("pg_restore:");
+        i += 1
+      ) {
+        command.push(lines[i]);
+      }
+      i -= 1;
+    }
+    const role = MISSING_ROLE.exec(line);
+    if (role && command.length && /^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES) /.test(command[0])) {
+      missingRoles.push({ role: role[1], command: command.join("\n") });
+    } else {
+      other.push([line, ...command.slice(0, 1)].join(" "));
+    }
+  }
+  return { missingRoles, other };
+}
+
+/**
+ * Applies grant entries that failed on missing roles: each missing role is created NOLOGIN and the entry run
+ * again, until it applies (an entry reports only its first missing role). Returns the roles created.
+ */
+async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): Promise<string[]> {
+  const created: string[] = [];
+  const createRole = async (role: string) => {
+    progress(`creating role ${role} (NOLOGIN): the backup's grants name it`);
+    await admin(
+      settings,
+      `DO $$BEGIN CREATE ROLE ${ident(role)} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$;`,
+    );
+    created.push(role);
+  };
+  for (const entry of failed) {
+    if (!created.includes(entry.role)) {
+      await createRole(entry.role);
+    }
+    for (let attempt = 0; ; attempt += 1) {
+      const run = await docker(psqlArgs(settings.names.postgresContainer, SIDE_DATABASE), {
+        input: entry.command,
+        allowFailure: true,
+      });
+      const next = MISSING_ROLE.exec(run.stderr.trim().split("\n")[0] ?? "");
+      if (run.code === 0) {
+        break;
+      }
+      if (!next || attempt >= 50) {
+        throw failure(`re-applying a grant failed: ${lastLine(run.stderr)}`, SIDE_RESTORE_FIX);
+      }
+      await createRole(next[1]);
+    }
+  }
+  return [...new Set(created)];
+}
+
+/**
+ * Restores the snapshot's dump into the side database and checks it against the manifest. Returns the roles
+ * it had to create. Throws with the live database untouched (the side database dropped) on any problem.
+ */
+export async function restoreBeside(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  const { settings } = session;
+  const pg = settings.names.postgresContainer;
+  await admin(settings, dropSideDatabasesSql());
+  const [format] = await admin(
+    settings,
+    `SELECT pg_encoding_to_char(encoding) || E'\\t' || datcollate || E'\\t' || datctype FROM pg_database WHERE datname = ${literal(POSTGRES_DB)};`,
+  );
+  const [encoding, collate, ctype] = format.split("\t");
+  await admin(
+    settings,
+    `CREATE DATABASE ${ident(SIDE_DATABASE)} TEMPLATE template0 ENCODING ${literal(encoding)} LC_COLLATE ${literal(collate)} LC_CTYPE ${literal(ctype)};`,
+  );
+  try {
+    progress(`restoring database into ${SIDE_DATABASE} beside the live one`);
+    const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+      docker(
+        ["exec", "-i", pg, "pg_restore", "-U", POSTGRES_USER, "-d", SIDE_DATABASE, "--no-owner"],
+        { input: input as never, allowFailure: true },
+      ),
+    );
+    if (dumped.code !== 0) {
+      throw failure(
+        `db.dump could not be read from the repository: ${lastLine(dumped.stderr)}`,
+        SIDE_RESTORE_FIX,
+      );
+    }
+    if (sha256 !== manifest.database.sha256) {
+      throw failure("db.dump does not match the sha256 in its manifest", SIDE_RESTORE_FIX);
+    }
+    const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
+    if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
+      throw failure(
+        `pg_restore failed: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
+        SIDE_RESTORE_FIX,
+      );
+    }
+    const roles = missingRoles.length ? await applyGrants(settings, missingRoles) : [];
+    progress("checking the restored database against the backup (rows, schemas, objects)");
+    const problems = inventoryProblems(manifest, await inventory(settings, pg, SIDE_DATABASE));
+    if (problems.length) {
+      throw failure(
+        `the restored database does not match the backup: ${problems.join("; ")}`,
+        SIDE_RESTORE_FIX,
+      );
+    }
+    return roles;
+  } catch (err) {
+    await admin(settings, dropSideDatabasesSql()).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The side database needs room next to the live one: refused up front (nothing stopped, nothing changed)
+ * when the postgres volume cannot hold the dump's data half again plus 64 MiB for indexes and WAL, as a full
+ * disk would stop the live server too.
+ */
+export async function requireRoomBeside(settings: Settings, manifest: Manifest): Promise<void> {
+  const df = await docker(
+    ["exec", settings.names.postgresContainer, "df", "-Pk", "/var/lib/postgresql/data"],
+    { allowFailure: true },
+  );
+  const available = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]) * 1024;
+  if (!Number.isFinite(available)) {
+    return; // no df in this image: pg_restore's own error remains, and the live database is untouched
+  }
+  const needed = Math.ceil(manifest.database.bytes * 1.5) + 64 * 1024 * 1024;
+  if (available < needed) {
+    throw refuse(
+      `Not enough free space for the restore: it builds the database beside the live one and needs about ${formatBytes(needed)} ` +
+        `on the postgres volume ${settings.names.postgresVolume}, which has ${formatBytes(available)} free.`,
+      "Free space or grow the volume, then retry. Nothing was stopped or changed.",
+    );
+  }
+}
+
+/**
+ * Swaps the side database in: every session on the live one ends (web and worker are already stopped), both
+ * renames commit together, then the replaced database is dropped (the undo backup holds it).
+ */
+export async function swapIn(settings: Settings): Promise<void> {
+  const names = [POSTGRES_DB, SIDE_DATABASE].map(literal).join(", ");
+  const swap =
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names}) AND pid <> pg_backend_pid();\n` +
+    `BEGIN;\nALTER DATABASE ${ident(POSTGRES_DB)} RENAME TO ${ident(REPLACED_DATABASE)};\n` +
+    `ALTER DATABASE ${ident(SIDE_DATABASE)} RENAME TO ${ident(POSTGRES_DB)};\nCOMMIT;`;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await admin(settings, swap);
+      break;
+    } catch (err) {
+      // A client reconnecting between the terminate and the rename: end it again.
+      if (attempt >= 5 || !/being accessed by other users/.test((err as Error).message)) {
+        throw failure(
+          `Could not swap the restored database in; the live database is unchanged (${lastLine((err as Error).message)}).`,
+          "Stop what still connects to the database (web, worker, a psql session), then run the restore again.",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** The database the swap replaced goes (the undo backup holds it); a failure here is cleaned up next time. */
+export async function dropReplaced(settings: Settings): Promise<void> {
+  progress("restored database swapped in; dropping the replaced one");
+  await admin(settings, `DROP DATABASE IF EXISTS ${ident(REPLACED_DATABASE)} WITH (FORCE);`).catch(
+    (err: Error) => progress(`could not drop ${REPLACED_DATABASE} yet (${lastLine(err.message)})`),
+  );
+}
+
+export function reportCreatedRoles(roles: readonly string[]): void {
+  if (roles.length) {
+    say(
+      `Created role(s) ${roles.join(", ")} (NOLOGIN) that the backup's grants name; give them a login with \`ALTER ROLE … LOGIN PASSWORD …\` if they need one.`,
+    );
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * One psql session holding a REPEATABLE READ transaction whose snapshot is exported, so `pg_dump
+ * --snapshot` and the row counts written into the manifest see the same data even while the app keeps
+ * writing. Without that, a backup taken under load would fail its own verification.
+ */
+import { ChildProcessWithoutNullStreams, spawn } from "child_process";
+import {
+  COUNTS_SQL,
+  MIGRATIONS_SQL,
+  OBJECTS_SQL,
+  parseCounts,
+  parseMigrations,
+  psqlArgs,
+} from "./postgres";
+import { failure } from "../core/errors";
+
+const END = "__edms_end__";
+
+export class SnapshotSession {
+  private buffer = "";
+  private waiting?: { resolve: (lines: string[]) => void; reject: (err: Error) => void };
+  private stderr = "";
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on("data", (chunk: Buffer) => {
+      this.buffer += chunk.toString("utf8");
+      const at = this.buffer.indexOf(`${END}\n`);
+      if (at >= 0 && this.waiting) {
+        const lines = this.buffer
+          .slice(0, at)
+          .split("\n")
+          .filter((l) => l.length > 0);
+        this.buffer = this.buffer.slice(at + END.length + 1);
+        const { resolve } = this.waiting;
+        this.waiting = undefined;
+        resolve(lines);
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
+    child.on("close", (code) => {
+      this.waiting?.reject(
+        failure(
+          `psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`,
+          "Check that the postgres container is running (`docker ps`), then retry.",
+        ),
+      );
+      this.waiting = undefined;
+    });
+  }
+
+  static async open(container: string): Promise<{ session: SnapshotSession; snapshot: string }> {
+    const child = spawn("docker", psqlArgs(container));
+    child.stdin.on("error", () => undefined);
+    const session = new SnapshotSession(child);
+    const [snapshot] = await session.query(
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();",
+    );
+    return { session, snapshot };
+  }
+
+  query(sql: string): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.child.stdin.write(`${sql}\n\\echo ${END}\n`);
+    });
+  }
+
+  async tableCounts(): Promise<Record<string, number>> {
+    return parseCounts(await this.query(COUNTS_SQL));
+  }
+
+  async objectCounts(): Promise<Record<string, number>> {
+    return parseCounts(await this.query(OBJECTS_SQL));
+  }
+
+  async migrations(): Promise<Record<string, string>> {
+    return parseMigrations(await this.query(MIGRATIONS_SQL));
+  }
+
+  close(): void {
+    this.child.stdin.end("COMMIT;\n");
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
+ * exactly as operators' own `docker` commands do, which a socket client library would not.
+ */
+import { ChildProcessWithoutNullStreams, spawn } from "child_process";
+import { PassThrough, Readable, Writable } from "stream";
+import { failure } from "../core/errors";
+
+export interface RunOptions {
+  /** Data for stdin, or a stream piped into it. */
+  readonly input?: string | Buffer | Readable;
+  /** Receives stdout as it comes instead of buffering it. */
+  readonly stdout?: Writable;
+  /** Called with each stderr/stdout line (progress from long commands). */
+  readonly onLine?: (line: string) => void;
+  /** Return the result instead of throwing on a non-zero exit. */
+  readonly allowFailure?: boolean;
+  /** Kills the command when aborted (a pipeline whose other end has failed). */
+  readonly signal?: AbortSignal;
+  /**
+   * Keep stdin open (no input) until the command ends: a container attached with `-i` then sees EOF when
+   * this process dies, however it dies, and can stop its work with it.
+   */
+  readonly holdStdin?: boolean;
+}
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function run(
+  command: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.name !== "AbortError") {
+        reject(spawnFailed(command, error)); // AbortError: killed on purpose; "close" reports it
+      }
+    });
+    const output = collectOutput(child, options);
+    feedStdin(child, options);
+    child.on("close", (code, signal) => {
+      const result = { code: code ?? (signal ? 128 : 1), ...output() };
+      if (result.code !== 0 && !options.allowFailure) {
+        reject(commandFailed(command, args, result));
+      } else {
+        resolve(result);
+      }
+    });
+  });
+}
+
+/** Buffers stdout (or pipes it to `options.stdout`) and stderr, handing complete lines to `onLine`. */
+function collectOutput(
+  child: ChildProcessWithoutNullStreams,
+  options: RunOptions,
+): () => { stdout: string; stderr: string } {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let partial = "";
+  const lines = (chunk: Buffer) => {
+    if (options.onLine) {
+      partial += chunk.toString("utf8");
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      parts.filter((l) => l.trim()).forEach(options.onLine);
+    }
+  };
+  if (options.stdout) {
+    child.stdout.pipe(options.stdout, { end: false });
+  } else {
+    child.stdout.on("data", (chunk: Buffer) => {
+      out.push(chunk);
+      lines(chunk);
+    });
+  }
+  child.stderr.on("data", (chunk: Buffer) => {
+    err.push(chunk);
+    lines(chunk);
+  });
+  return () => ({
+    stdout: Buffer.concat(out).toString("utf8"),
+    stderr: Buffer.concat(err).toString("utf8"),
+  });
+}
+
+function feedStdin(child: ChildProcessWithoutNullStreams, options: RunOptions): void {
+  child.stdin.on("error", () => undefined); // the child may exit before reading all input
+  if (options.input instanceof Readable) {
+    options.input.pipe(child.stdin);
+  } else if (options.holdStdin) {
+    child.on("close", () => child.stdin.destroy());
+  } else {
+    child.stdin.end(options.input ?? "");
+  }
+}
+
+function spawnFailed(command: string, error: NodeJS.ErrnoException): Error {
+  return error.code === "ENOENT"
+    ? failure(
+        `\`${command}\` is not installed or not on PATH.`,
+        "Install it (e.g. apt-get install docker.io) and retry.",
+      )
+    : error;
+}
+
+function commandFailed(command: string, args: readonly string[], result: RunResult): Error {
+  const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
+  return failure(
+    `${command} ${describe(args)} failed (exit ${result.code}):
+${detail}`,
+    nextStep(detail),
+  );
+}
+
+/** What to do about a failed docker command, most of all when something changed under the operation. */
+function nextStep(detail: string): string {
+  if (/Container \S+ is not running|No such container/.test(detail)) {
+    return "A container this operation needs stopped or went away while it ran. See `edms-ops status`, start what is stopped (`docker start <name>`) or redeploy, then retry.";
+  }
+  if (/Cannot connect to the Docker daemon|error during connect/.test(detail)) {
+    return "The Docker engine stopped answering. Check it (`docker info`), then retry.";
+  }
+  return "Fix the cause shown above (often a stopped container or a full disk), then run the same edms-ops command again.";
+}
+
+/** The first words of a command line for error messages (never the stdin, which may carry data). */
+function describe(args: readonly string[]): string {
+  const shown = args.slice(0, 4).join(" ");
+  return args.length > 4 ? `${shown} …` : shown;
+}
+
+export const docker = (args: readonly string[], options?: RunOptions) =>
+  run("docker", args, options);
+
+export interface ContainerState {
+  readonly exists: boolean;
+  readonly running: boolean;
+  readonly health?: string;
+  readonly image?: string;
+  readonly labels: Record<string, string>;
+}
+
+export async function inspectContainer(name: string): Promise<ContainerState> {
+  const result = await docker(["container", "inspect", name], { allowFailure: true });
+  if (result.code !== 0) {
+    return { exists: false, running: false, labels: {} };
+  }
+  const [info] = JSON.parse(result.stdout);
+  return {
+    exists: true,
+    running: info.State.Running === true,
+    health: info.State.Health?.Status,
+    image: info.Image,
+    labels: info.Config.Labels ?? {},
+  };
+}
+
+/** Stops those of the named containers that are running; returns them, to be started again afterwards. */
+export async function stopRunning(names: readonly string[]): Promise<string[]> {
+  const running: string[] = [];
+  for (const name of names) {
+    if ((await inspectContainer(name)).running) {
+      running.push(name);
+    }
+  }
+  if (running.length) {
+    await docker(["stop", ...running]);
+  }
+  return running;
+}
+
+export async function volumeExists(name: string): Promise<boolean> {
+  return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
+}
+
+export async function requireEngine(): Promise<void> {
+  const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
+  if (info.code !== 0) {
+    const host = process.env.DOCKER_HOST ?? "the local socket";
+    throw failure(
+      `No Docker engine answers at ${host}: ${info.stderr.trim().split("\n")[0]}.`,
+      "Start dockerd or check `docker:host`.",
+    );
+  }
+}
+
+/**
+ * Streams one command's stdout into another's stdin (e.g. `pg_dump` in the postgres container into a file
+ * in the backups volume) without holding the data in memory. Both results are returned; the caller decides.
+ * Either side failing ends the other: a consumer that stops reading (disk full, psql error) kills the
+ * producer instead of leaving it blocked on a full pipe forever, and a producer that dies closes the
+ * consumer's input.
+ */
+export async function pipeCommands(
+  producer: (stdout: Writable, signal: AbortSignal) => Promise<RunResult>,
+  consumer: (stdin: Readable) => Promise<RunResult>,
+): Promise<[RunResult, RunResult]> {
+  const pipe = new PassThrough();
+  const abort = new AbortController();
+  const consumed = consumer(pipe).then((result) => {
+    if (!pipe.writableEnded) {
+      // A consumer that failed ends the producer. One that succeeded before the producer closed (tar -x
+      // stops at the end-of-archive blocks while `docker exec` is still exiting) must not: killing it then
+      // turned a complete transfer into a failure (found by the issue-11 work).
+      if (result.code !== 0) {
+        abort.abort();
+      }
+      pipe.resume(); // drain whatever is still in flight
+    }
+    return result;
+  });
+  const produced = producer(pipe, abort.signal).finally(() => pipe.end());
+  return Promise.all([produced, consumed]);
+}
+
+/** Ids of the stack's containers with label `edms.role=<role>`, running or not. */
+export async function containerIdsByRole(
+  stack: string,
+  role: string,
+  status?: "exited",
+): Promise<string[]> {
+  const listed = await docker([
+    "ps",
+    "-aq",
+    "--filter",
+    `label=edms.stack=${stack}`,
+    "--filter",
+    `label=edms.role=${role}`,
+    ...(status ? ["--filter", `status=${status}`] : []),
+  ]);
+  return listed.stdout.split("\n").filter(Boolean);
+}
+
+/** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */
+export async function removeByRole(stack: string, role: string, status?: "exited"): Promise<void> {
+  const ids = await containerIdsByRole(stack, role, status);
+  if (ids.length) {
+    await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
+  }
+}

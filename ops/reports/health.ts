@@ -1,0 +1,172 @@
+/** The checks behind `edms-ops health` and the deploy's health gate. */
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
+import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
+import { listBackups } from "../backups/create";
+import { docker } from "../engine/docker";
+import { drillResults } from "../backups/drill";
+import { describeIncompleteRestore, readMarker, RESTORE_MARKER, RestoreMarker } from "../store/markers";
+import { BackupEntry } from "../store/restic";
+import { anyRunningWeb, containersOf } from "../engine/services";
+
+export interface CheckResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+async function execCheck(name: string, args: string[], expect?: RegExp): Promise<CheckResult> {
+  const result = await docker(["exec", ...args], { allowFailure: true });
+  const text = (result.stdout + result.stderr).trim();
+  const ok = result.code === 0 && (!expect || expect.test(text));
+  return { name, ok, detail: ok ? "ok" : text.split("\n").pop() || `exit ${result.code}` };
+}
+
+export interface HttpProbe {
+  /** The HTTP status, or null when the request itself failed (detail says why). */
+  readonly status: number | null;
+  readonly detail: string;
+  /** /health/'s JSON body, when there was one. */
+  readonly body?: { version?: string; checks?: Record<string, string> };
+}
+
+/**
+ * GET `url` from inside `container` (on the stack's network, where the web containers and the proxy's
+ * internal listener are; the operator's machine may not reach the published port of a remote host).
+ */
+export async function httpProbe(container: string, url: string): Promise<HttpProbe> {
+  const probe =
+    "import json,sys,urllib.request,urllib.error\n" +
+    `try:\n r=urllib.request.urlopen(${JSON.stringify(url)},timeout=10); code=r.status; body=r.read()\n` +
+    "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
+    "print(code); print(body.decode())";
+  const result = await docker(["exec", container, "python3", "-c", probe], { allowFailure: true });
+  if (result.code !== 0) {
+    return {
+      status: null,
+      detail: (result.stderr.trim().split("\n").pop() ?? "") || `${container} not answering`,
+    };
+  }
+  const [status, ...rest] = result.stdout.trim().split("\n");
+  try {
+    return { status: Number(status), detail: status, body: JSON.parse(rest.join("\n")) };
+  } catch {
+    return { status: Number(status), detail: `${status}, body not JSON` };
+  }
+}
+
+/** The URL a user's request takes: through the proxy when there is one, else straight to gunicorn. */
+export function publicHealthUrl(settings: Settings): string {
+  return settings.proxy.enabled
+    ? `http://${settings.names.proxyContainer}:${PROXY_HTTP_PORT}/health/`
+    : `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`;
+}
+
+/** db, redis, media and migrations are checked by the app's own /health/, reached the way users reach it. */
+export async function runChecks(settings: Settings): Promise<CheckResult[]> {
+  const n = settings.names;
+  const results: CheckResult[] = [
+    await execCheck("postgres", [
+      n.postgresContainer,
+      "pg_isready",
+      "-U",
+      POSTGRES_USER,
+      "-d",
+      POSTGRES_DB,
+    ]),
+    await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
+  ];
+  // Half-restored data must not pass the deploy's gate, however well the app answers.
+  const restore = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
+  if (restore) {
+    results.push({
+      name: "restore",
+      ok: false,
+      detail: describeIncompleteRestore(settings, restore),
+    });
+  }
+  const workers = await containersOf(settings, "worker");
+  results.push({
+    name: "worker",
+    ok: workers.some((w) => w.running),
+    detail: workers.some((w) => w.running) ? "ok" : workers.length ? "not running" : "missing",
+  });
+  const web = await anyRunningWeb(settings);
+  if (!web) {
+    results.push({ name: "http", ok: false, detail: "no web container running" });
+    return results;
+  }
+  const probe = await httpProbe(web.name, publicHealthUrl(settings));
+  const where = settings.proxy.enabled ? " (through the proxy)" : "";
+  if (probe.status === null) {
+    results.push({ name: `http${where}`, ok: false, detail: probe.detail });
+    return results;
+  }
+  results.push({
+    name: `http /health/${where}`,
+    ok: probe.status === 200,
+    detail: String(probe.status),
+  });
+  if (probe.body?.checks) {
+    for (const [name, value] of Object.entries(probe.body.checks)) {
+      results.push({ name, ok: value === "ok", detail: value });
+    }
+  } else {
+    results.push({ name: "health body", ok: false, detail: "not JSON" });
+  }
+  if (settings.proxy.enabled && probe.body?.version !== settings.version) {
+    // The gate must not pass on the old release still answering.
+    results.push({
+      name: "release",
+      ok: false,
+      detail: `proxy serves ${probe.body?.version ?? "nothing"}, configured ${settings.version}`,
+    });
+  }
+  return results;
+}
+
+/** The newest backup not failed by its latest drill: reported by `health`, never part of its verdict. */
+export interface BackupFreshness {
+  readonly newestGood: string | null;
+  readonly time: string | null;
+  readonly ageHours: number | null;
+  /** Newer backups whose latest drill failed (not counted as good). */
+  readonly failedDrills: string[];
+  readonly problem?: string;
+}
+
+/** Pure: the newest backup whose latest drill did not fail, and its age at `now`. */
+export function newestGood(
+  complete: readonly BackupEntry[],
+  drills: ReadonlyMap<string, boolean>,
+  now: number,
+): BackupFreshness {
+  const failedDrills: string[] = [];
+  for (const entry of [...complete].reverse()) {
+    if (drills.get(entry.id) === false) {
+      failedDrills.push(entry.id);
+      continue;
+    }
+    const ageHours = Math.round(((now - Date.parse(entry.time)) / 3_600_000) * 10) / 10;
+    return { newestGood: entry.id, time: entry.time, ageHours, failedDrills };
+  }
+  return { newestGood: null, time: null, ageHours: null, failedDrills };
+}
+
+export async function backupFreshness(settings: Settings): Promise<BackupFreshness> {
+  try {
+    const [{ complete }, drills] = await Promise.all([
+      listBackups(settings),
+      drillResults(settings),
+    ]);
+    return newestGood(complete, drills, Date.now());
+  } catch (err) {
+    return {
+      newestGood: null,
+      time: null,
+      ageHours: null,
+      failedDrills: [],
+      problem: (err as Error).message.split("\n")[0],
+    };
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The repository password and the off-host credentials on the Docker host. Their source of truth is the
+ * Pulumi stack (generated `backupPassword` output, `edms:backup.offsite` secrets); the `backupInit` hook
+ * hands them to `edms-ops backups init` through its environment, and any command given
+ * EDMS_RESTIC_PASSWORD / EDMS_OFFSITE_REPOSITORY / EDMS_OFFSITE_ENV stores them too (disaster recovery on a
+ * new host). On the host they are root-only files in the backups volume, handed over as a tar stream on
+ * stdin: never argv, never container env, never printed.
+ */
+import { Settings } from "../../model/settings";
+import { volumeExists } from "../engine/docker";
+import { refuse } from "../core/errors";
+import {
+  envFileLine,
+  KEYS_DIR,
+  OFFSITE_ENV_FILE,
+  OFFSITE_REPOSITORY_FILE,
+  PASSWORD_FILE,
+  REPOSITORY,
+} from "./restic";
+import { tarball, TarEntry } from "../engine/tarball";
+import { backupToolbox } from "../engine/toolbox";
+
+export interface KeysFromEnv {
+  readonly password?: string;
+  readonly offsiteRepository?: string;
+  readonly offsiteEnv?: Record<string, string>;
+}
+
+export function keysFromEnv(env: NodeJS.ProcessEnv = process.env): KeysFromEnv {
+  let offsiteEnv: Record<string, string> | undefined;
+  if (env.EDMS_OFFSITE_ENV) {
+    try {
+      offsiteEnv = JSON.parse(env.EDMS_OFFSITE_ENV) as Record<string, string>;
+    } catch {
+      throw refuse(
+        "EDMS_OFFSITE_ENV is not a JSON object of variables. Nothing was changed.",
+        'Pass e.g. EDMS_OFFSITE_ENV=\'{"AWS_ACCESS_KEY_ID": "…"}\'.',
+      );
+    }
+  }
+  return {
+    password: env.EDMS_RESTIC_PASSWORD || undefined,
+    offsiteRepository: env.EDMS_OFFSITE_REPOSITORY || undefined,
+    offsiteEnv,
+  };
+}
+
+let stored = false;
+
+/**
+ * Writes the keys given in the environment to the host (once per process). A password that does not open
+ * an existing repository is refused, so a wrong secret can never replace the right key.
+ */
+export async function storeKeysFromEnv(
+  settings: Settings,
+  options: { readonly dropOffsite?: boolean } = {},
+): Promise<void> {
+  const keys = keysFromEnv();
+  if (stored || (!keys.password && !keys.offsiteRepository && !options.dropOffsite)) {
+    return;
+  }
+  // `docker run -v` would create a missing volume without the program's labels; the caller reports it.
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    return;
+  }
+  const entries: TarEntry[] = [];
+  if (keys.password) {
+    entries.push({ name: "restic-password", content: keys.password, mode: 0o600 });
+  }
+  if (keys.offsiteRepository) {
+    entries.push({ name: "offsite-repository", content: keys.offsiteRepository, mode: 0o600 });
+    const lines = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));
+    entries.push({ name: "offsite.env", content: lines.join("\n") + "\n", mode: 0o600 });
+  }
+  const incoming = `${KEYS_DIR}/.incoming`;
+  const script = `
+umask 077
+mkdir -p ${KEYS_DIR}
+rm -rf ${incoming} && mkdir ${incoming}
+tar -x -C ${incoming}
+if [ -f ${incoming}/restic-password ]; then
+  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file ${incoming}/restic-password cat config >/dev/null 2>&1; then
+    rm -rf ${incoming}; echo __wrongkey__; exit 0
+  fi
+  mv ${incoming}/restic-password ${PASSWORD_FILE}
+fi
+if [ -f ${incoming}/offsite-repository ]; then
+  mv ${incoming}/offsite-repository ${OFFSITE_REPOSITORY_FILE}
+  mv ${incoming}/offsite.env ${OFFSITE_ENV_FILE}
+elif [ "$1" = drop-offsite ]; then
+  rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
+fi
+rm -rf ${incoming}
+sync`;
+  const result = await backupToolbox(settings, script, {
+    writable: true,
+    input: await tarball(entries),
+    args: [options.dropOffsite && !keys.offsiteRepository ? "drop-offsite" : "keep"],
+  });
+  if (result.stdout.includes("__wrongkey__")) {
+    throw refuse(
+      `EDMS_RESTIC_PASSWORD does not open the restic repository in ${settings.names.backupsVolume}: it belongs to another stack or an older key.`,
+      `Take it from this stack: \`pulumi stack output backupPassword --show-secrets --stack ${settings.stack}\`. Nothing was changed.`,
+    );
+  }
+  stored = true;
+}
+
+/** The error for a host that lacks the repository key (e.g. a new host before `pulumi up`). */
+export function requireKeys(settings: Settings, offsite: boolean): never {
+  const what = offsite ? "off-host repository credentials" : "backup repository key";
+  throw refuse(
+    `The ${what} of stack ${settings.stack} are not on its Docker host (${settings.names.backupsVolume}/.keys).`,
+    `Run \`pulumi up --stack ${settings.stack}\` (its backupInit hook stores them), or pass them to this command: ` +
+      `EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})"` +
+      (offsite
+        ? " and EDMS_OFFSITE_REPOSITORY / EDMS_OFFSITE_ENV (from `edms:backup.offsite`)"
+        : "") +
+      ". Nothing was changed.",
+  );
+}

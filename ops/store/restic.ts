@@ -1,0 +1,168 @@
+/**
+ * The stack's restic repositories, as seen from inside a backup container on the Docker host:
+ *
+ *   /backups/restic            the local repository (in the `<prefix>_backups` volume)
+ *   /backups/.keys/            root-only copies of the repository password and the off-host credentials,
+ *                              written from the Pulumi secrets by `edms-ops backups init` (or from
+ *                              EDMS_RESTIC_PASSWORD / EDMS_OFFSITE_* given to any command)
+ *   /edms/database             in each snapshot: db.dump (pg_dump -Fc -Z0) and manifest.json
+ *   /edms/media                in each snapshot: the media volume
+ *
+ * One backup is one snapshot, tagged `edms`, `id=<id>`, `reason=…`, `release=…`, `target=…`, `stack=…`.
+ * Secrets reach restic only as files (`--password-file`, `--repository-file`, an env file sourced by the
+ * shell): never argv, never container env.
+ */
+import { shellQuote } from "../../model/shell";
+import { failure, refuse } from "../core/errors";
+
+export const BACKUPS_DIR = "/backups";
+export const REPOSITORY = "/backups/restic";
+export const KEYS_DIR = "/backups/.keys";
+export const PASSWORD_FILE = `${KEYS_DIR}/restic-password`;
+export const OFFSITE_REPOSITORY_FILE = `${KEYS_DIR}/offsite-repository`;
+export const OFFSITE_ENV_FILE = `${KEYS_DIR}/offsite.env`;
+export const STAGE_DIR = "/edms/database";
+export const MEDIA_DIR = "/edms/media";
+export const DUMP_FILE = `${STAGE_DIR}/db.dump`;
+export const MANIFEST_FILE = `${STAGE_DIR}/manifest.json`;
+/** pg_dump's application_name: a dump orphaned by a killed edms-ops is found and ended by it. */
+export const DUMP_APPLICATION = "edms-ops-dump";
+/** Label of helper containers that write to the repository outside the lock container (legacy import). */
+export const OPS_HELPER_ROLE = "ops-helper";
+
+/** Files the app's health probe writes into media: never part of a backup. */
+export const MEDIA_EXCLUDE = ".health-*";
+
+/**
+ * Shell functions every backup script starts with: `lrestic` for the local repository, `orestic` for the
+ * off-host one (its credentials sourced in a subshell, so they live only in that restic's environment),
+ * and `frestic` = restic with the off-host repository as the *source* of a copy/init. Off-host calls are
+ * bounded by `timeout` (OTIMEOUT seconds): restic would retry an unreachable backend for many minutes.
+ */
+export const RESTIC_PRELUDE = [
+  `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} "$@"; }`,
+  `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir /backups/.cache --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
+  `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
+].join("\n");
+
+/** A snapshot as `restic snapshots --json` prints it. */
+export interface ResticSnapshot {
+  readonly id: string;
+  readonly short_id?: string;
+  readonly time: string;
+  readonly hostname: string;
+  readonly paths: string[];
+  readonly tags?: string[];
+}
+
+/** One backup in a repository, from its snapshot's tags (listing never opens the snapshot). */
+export interface BackupEntry {
+  readonly id: string;
+  readonly snapshot: string;
+  /** Snapshot time, taken by the Docker host's clock. */
+  readonly time: string;
+  readonly reason: string;
+  /** Release running when it was taken (null: none). */
+  readonly release: string | null;
+  /** For pre-deploy backups: the release about to be deployed. */
+  readonly target?: string;
+  readonly stack: string;
+  /** What the snapshot holds: /edms/database, and /edms/media unless the volume was missing. */
+  readonly paths: string[];
+}
+
+export function backupTags(entry: Omit<BackupEntry, "snapshot" | "time" | "paths">): string {
+  return [
+    "edms",
+    `id=${entry.id}`,
+    `reason=${entry.reason}`,
+    `release=${entry.release ?? "none"}`,
+    ...(entry.target ? [`target=${entry.target}`] : []),
+    `stack=${entry.stack}`,
+  ].join(",");
+}
+
+/** Snapshots of edms backups, oldest first; snapshots without our tags are not backups of ours. */
+export function parseSnapshots(json: string): BackupEntry[] {
+  let snapshots: ResticSnapshot[];
+  try {
+    snapshots = (JSON.parse(json.trim() || "[]") as ResticSnapshot[] | null) ?? [];
+  } catch {
+    throw failure(
+      "restic printed an unreadable snapshot list;",
+      "run `edms-ops verify <id>` to check the repository.",
+    );
+  }
+  const entries: BackupEntry[] = [];
+  for (const snap of snapshots) {
+    const tags = new Map<string, string>();
+    for (const tag of snap.tags ?? []) {
+      const at = tag.indexOf("=");
+      tags.set(at < 0 ? tag : tag.slice(0, at), at < 0 ? "" : tag.slice(at + 1));
+    }
+    const id = tags.get("id");
+    if (!tags.has("edms") || !id) {
+      continue;
+    }
+    const release = tags.get("release");
+    entries.push({
+      id,
+      snapshot: snap.id,
+      time: snap.time,
+      reason: tags.get("reason") ?? "unknown",
+      release: release && release !== "none" ? release : null,
+      ...(tags.get("target") ? { target: tags.get("target") } : {}),
+      stack: tags.get("stack") ?? snap.hostname,
+      paths: snap.paths ?? [],
+    });
+  }
+  return entries.sort(
+    (a, b) => Date.parse(a.time) - Date.parse(b.time) || a.id.localeCompare(b.id),
+  );
+}
+
+/** The summary line of `restic backup --json`. */
+export interface BackupSummary {
+  readonly snapshot_id: string;
+  readonly files_new: number;
+  readonly files_changed: number;
+  readonly files_unmodified: number;
+  readonly data_added: number;
+  readonly total_files_processed: number;
+  readonly total_bytes_processed: number;
+}
+
+export function parseBackupSummary(stdout: string): BackupSummary {
+  for (const line of stdout.split("\n").reverse()) {
+    if (line.includes('"message_type":"summary"')) {
+      return JSON.parse(line) as BackupSummary;
+    }
+  }
+  throw failure(
+    "restic backup printed no summary; the snapshot was not confirmed.",
+    "Retry the backup; `edms-ops backups list` shows whether a snapshot was written.",
+  );
+}
+
+/** `restic version` → [major, minor]; restore can write only changed files from 0.17 on. */
+export function resticVersion(output: string): [number, number] {
+  const match = /restic (\d+)\.(\d+)/.exec(output);
+  return match ? [Number(match[1]), Number(match[2])] : [0, 0];
+}
+
+/** A line for the shell to `.`: `NAME='value'`. Names are checked by the config schema. */
+export function envFileLine(name: string, value: string): string {
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) {
+    throw refuse(
+      `\`${name}\` is not an environment variable name (edms:backup.offsite.env).`,
+      "Rename it in `edms:backup.offsite.env` (letters, digits, underscores).",
+    );
+  }
+  return `${name}=${shellQuote(value)}`;
+}
+
+/** restic's words for a full disk, and for a repository that is not there. */
+export const NO_SPACE = /no space left on device|ENOSPC|disk quota exceeded/i;
+export const NO_REPOSITORY =
+  /Is there a repository at the following location|repository does not exist|unable to open config file|config: no such file/i;
+export const WRONG_PASSWORD = /wrong password or no key found/i;

@@ -1,0 +1,101 @@
+/**
+ * The e2e applier's own rules, without Docker: what it refuses to model loudly, and random values drawn as
+ * the random provider draws them. (Its state/refresh behaviour needs an engine: tests/e2e/deploy.test.ts 2b.)
+ */
+import { expect } from "chai";
+import {
+  checkContainerInputs,
+  checkImageInputs,
+  randomPassword,
+  refuseReplacement,
+  StateResource,
+} from "../../harness/applier";
+
+describe("e2e applier", function () {
+  it("builds images only as the program declares them: local, from a context, with args", function () {
+    const image = {
+      imageName: "p-scheduler:abc",
+      skipPush: true,
+      build: { context: "/c", dockerfile: "/c/Dockerfile", args: { BASE: "b" } },
+    };
+    expect(() => checkImageInputs("i", image)).not.to.throw();
+    expect(() => checkImageInputs("i", { ...image, skipPush: false })).to.throw(/a push/);
+    expect(() => checkImageInputs("i", { ...image, registry: {} })).to.throw(/registry/);
+    expect(() =>
+      checkImageInputs("i", { ...image, build: { ...image.build, platform: "linux/arm64" } }),
+    ).to.throw(/build\.platform/);
+  });
+
+  it("draws random values from letters, digits and exactly the special characters allowed", function () {
+    const special = "!#%()*+-.:;<=>?@[]^_{|}~";
+    const values = Array.from({ length: 20 }, () =>
+      randomPassword("key", { length: 64, special: true, overrideSpecial: special }),
+    );
+    const all = values.join("");
+    expect(values.every((v) => v.length === 64)).to.equal(true);
+    expect([...all].every((c) => /[A-Za-z0-9]/.test(c) || special.includes(c))).to.equal(true);
+    expect(
+      [...all].some((c) => special.includes(c)),
+      "some special character drawn",
+    ).to.equal(true);
+    const plain = randomPassword("pw", { length: 200, special: false });
+    expect(plain).to.match(/^[A-Za-z0-9]{200}$/);
+    expect(() => randomPassword("pw", { length: 8, minSpecial: 2 })).to.throw(/minSpecial/);
+  });
+
+  it("fails loudly on a container input it would not apply", function () {
+    const base = { name: "x", image: "img", envs: ["A=1"], ports: [{ internal: 1, external: 2 }] };
+    expect(() => checkContainerInputs("c", base)).not.to.throw();
+    expect(() => checkContainerInputs("c", { ...base, memory: 512 })).to.throw(/memory/);
+    expect(() =>
+      checkContainerInputs("c", {
+        ...base,
+        volumes: [{ volumeName: "v", containerPath: "/v", fromContainer: "c" }],
+      }),
+    ).to.throw(/volumes\.fromContainer/);
+    // The scheduler's socket mount is a host path: modelled.
+    expect(() =>
+      checkContainerInputs("c", {
+        ...base,
+        volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/s", readOnly: true }],
+      }),
+    ).not.to.throw();
+  });
+
+  it("models a volume's new name as a replacement; other volume or network changes, and protected ones, stop the run", function () {
+    const volume: StateResource = {
+      type: "docker:index/volume:Volume",
+      dockerName: "edms_postgres_data",
+      inputsHash: "old",
+      id: "edms_postgres_data",
+      grace: 0,
+      retainOnDelete: false,
+    };
+    const registration = (protect: boolean) => ({
+      type: volume.type,
+      name: "edms-data-postgres",
+      deleteBeforeReplace: false,
+      protect,
+      retainOnDelete: protect,
+    });
+    const renamed = { name: "edms_postgres_data_g1", labels: [] };
+    expect(() =>
+      refuseReplacement(volume.type, "edms-data-postgres", volume, renamed, registration(false)),
+    ).not.to.throw();
+    expect(() =>
+      refuseReplacement(volume.type, "edms-data-postgres", volume, renamed, registration(true)),
+    ).to.throw(/marked for protection/);
+    const relabelled = { name: "edms_postgres_data", labels: [{ label: "a", value: "b" }] };
+    expect(() =>
+      refuseReplacement(volume.type, "edms-data-postgres", volume, relabelled, registration(false)),
+    ).to.throw(/does not model/);
+    const network = {
+      ...volume,
+      type: "docker:index/network:Network",
+      dockerName: "edms-internal",
+    };
+    expect(() =>
+      refuseReplacement(network.type, "edms-network-net", network, { name: "other" }, undefined),
+    ).to.throw(/does not model/);
+  });
+});

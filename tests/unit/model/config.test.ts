@@ -1,0 +1,349 @@
+import { expect } from "chai";
+import {
+  ConfigError,
+  offsiteSecrets,
+  redactRepository,
+  validateSettings,
+} from "../../../model/settings";
+import { VOLUME_ROLES, volumeProtection } from "../../../model/protection";
+
+const valid = { environment: "staging", version: "2.0.0" };
+
+function problemsOf(raw: Record<string, unknown>, stack = "s"): string[] {
+  try {
+    validateSettings(stack, raw);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return [...(err as ConfigError).problems];
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config validation", function () {
+  it("applies the design's defaults per environment", function () {
+    const dev = validateSettings("dev", { environment: "dev", version: "1.0.0" });
+    expect(dev).to.deep.include({
+      backendImage: "edms-sample/backend",
+      postgresImage: "postgres:16",
+      redisImage: "redis:7",
+      namePrefix: "edms",
+      dataGeneration: 0,
+      httpPort: 8000,
+      backup: {
+        beforeDeploy: false,
+        drillBeforeDeploy: false,
+        keep: 5,
+        image: "restic/restic:0.17.3",
+        schedule: "off",
+        schedulerImage: "node:20-bookworm-slim",
+        dockerCliImage: "docker:27-cli",
+      },
+      bootstrap: {
+        superuser: "admin",
+        email: "admin@localhost",
+        fixtures: ["initial_users", "initial_settings"],
+      },
+    });
+    expect(dev.names.postgresVolume).to.equal("edms_postgres_data");
+    const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
+    expect(prod.backup).to.deep.equal({
+      beforeDeploy: true,
+      drillBeforeDeploy: true,
+      keep: 14,
+      image: "restic/restic:0.17.3",
+      schedule: "0 */6 * * *",
+      schedulerImage: "node:20-bookworm-slim",
+      dockerCliImage: "docker:27-cli",
+    });
+    expect(prod.names.schedulerContainer).to.equal("edms-scheduler");
+    expect(validateSettings("s", valid).backup.schedule).to.equal("@daily");
+    expect(prod.proxy).to.deep.equal({ enabled: true, image: "haproxy:2.8" });
+    expect(prod.names.proxyContainer).to.equal("edms-proxy");
+    const off = validateSettings("s", { ...valid, proxy: '{"enabled": false}' });
+    expect(off.proxy).to.deep.equal({ enabled: false, image: "haproxy:2.8" });
+    const tls = validateSettings("s", {
+      ...valid,
+      proxy: { tls: { certificateFile: "certs/e.crt", keyFile: "certs/e.key" } },
+    });
+    expect(tls.proxy.tls).to.deep.equal({
+      port: 443,
+      certificateFile: "certs/e.crt",
+      keyFile: "certs/e.key",
+    });
+  });
+
+  it("takes restic's daily/weekly/monthly keeps on top of `keep`", function () {
+    const s = validateSettings("x", {
+      ...valid,
+      backup: { keep: 3, keepDaily: "7", keepWeekly: 4, keepMonthly: 0 },
+    });
+    expect(s.backup).to.deep.include({ keep: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 0 });
+  });
+
+  it("accepts config as the CLI hands it over: numbers and objects as strings", function () {
+    const s = validateSettings("x", {
+      ...valid,
+      httpPort: "8080",
+      dataGeneration: "3",
+      backup: '{"keep": 2}',
+    });
+    expect(s.httpPort).to.equal(8080);
+    expect(s.names.mediaVolume).to.equal("edms_media_files_g3");
+    expect(s.backup).to.deep.include({
+      beforeDeploy: false,
+      drillBeforeDeploy: false,
+      keep: 2,
+      image: "restic/restic:0.17.3",
+    });
+  });
+
+  it("takes a cron schedule: 5 fields, 6 with seconds first, a nickname, or off", function () {
+    for (const schedule of ["15 3 * * *", "*/20 * * * * *", "@hourly", " 0 */4 * * 1-5 ", "off"]) {
+      const s = validateSettings("x", { ...valid, backup: { schedule } });
+      expect(s.backup.schedule).to.equal(schedule.trim());
+    }
+    const prod = validateSettings("production", {
+      environment: "production",
+      version: "1",
+      backup: '{"schedule": "30 1 * * *"}',
+    });
+    expect(prod.backup.schedule).to.equal("30 1 * * *");
+  });
+
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "unknown environment",
+      { ...valid, environment: "prod" },
+      /`edms:environment` must be one of dev, staging, production/,
+    ],
+    ["missing environment", { version: "1" }, /`edms:environment` is required/],
+    [
+      "missing version",
+      { environment: "dev" },
+      /`edms:version` is required: set the release to deploy/,
+    ],
+    ["empty version", { environment: "dev", version: " " }, /`edms:version` must be a release tag/],
+    [
+      "dataGeneration on production",
+      { environment: "production", version: "1", dataGeneration: 0 },
+      /`edms:dataGeneration` is not allowed on production: production data is never reinitialised\. Remove it from Pulumi\.production\.yaml\./,
+    ],
+    [
+      "backup.beforeDeploy false on production",
+      { environment: "production", version: "1", backup: { beforeDeploy: false } },
+      /`edms:backup.beforeDeploy: false` is not allowed on production/,
+    ],
+    [
+      "backup.drillBeforeDeploy false on production",
+      { environment: "production", version: "1", backup: { drillBeforeDeploy: "false" } },
+      /`edms:backup.drillBeforeDeploy: false` is not allowed on production: .* Remove `drillBeforeDeploy` or set it to true\./,
+    ],
+    [
+      "backup.drillBeforeDeploy without the pre-deploy backup",
+      { environment: "staging", version: "1", backup: { drillBeforeDeploy: true } },
+      /`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`/,
+    ],
+    [
+      "backup.schedule off on production",
+      { environment: "production", version: "1", backup: { schedule: "off" } },
+      /`edms:backup.schedule: off` is not allowed on production: .* Remove `schedule` for the default \(`0 \*\/6 \* \* \*`\) or set a cron expression/,
+    ],
+    [
+      "a schedule that is not cron",
+      { ...valid, backup: { schedule: "every day" } },
+      /`edms:backup` schedule `every day` has 2 field\(s\); a cron expression has 5 .* or 6 .*: e\.g\. `\{.*schedule: "0 \*\/6 \* \* \*"/,
+    ],
+    [
+      "a schedule with an out-of-range field",
+      { ...valid, backup: { schedule: "61 * * * *" } },
+      /`edms:backup` schedule `61 \* \* \* \*` is not a cron expression \(Invalid value for minute: 61\)/,
+    ],
+    [
+      "a schedule with a year field",
+      { ...valid, backup: { schedule: "0 0 0 * * * 2030" } },
+      /schedule `0 0 0 \* \* \* 2030` has 7 field\(s\)/,
+    ],
+    [
+      "an unknown nickname",
+      { ...valid, backup: { schedule: "@often" } },
+      /`@often` is not a cron nickname/,
+    ],
+    [
+      "a schedule that is no string",
+      { ...valid, backup: { schedule: 5 } },
+      /schedule must be a cron expression or `off`/,
+    ],
+    [
+      "bad namePrefix",
+      { ...valid, namePrefix: "EDMS_1" },
+      /`edms:namePrefix` must match \[a-z\]\[a-z0-9-\]\*/,
+    ],
+    [
+      "port 0",
+      { ...valid, httpPort: 0 },
+      /`edms:httpPort` must be 1–65535: choose a port between 1 and 65535/,
+    ],
+    ["port 70000", { ...valid, httpPort: "70000" }, /`edms:httpPort` must be 1–65535/],
+    ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
+    ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
+    [
+      "negative keepWeekly",
+      { ...valid, backup: { keepWeekly: -1 } },
+      /`edms:backup` keepWeekly must be 0 or more: e\.g\. `\{.*keepWeekly: 4/,
+    ],
+    [
+      "negative dataGeneration",
+      { ...valid, dataGeneration: -1 },
+      /`edms:dataGeneration` must be 0 or more/,
+    ],
+    [
+      "non-string fixtures",
+      { ...valid, bootstrap: { fixtures: ["initial_users", 3] } },
+      /`edms:bootstrap` fixtures must all be strings/,
+    ],
+    [
+      "fixtures not a list",
+      { ...valid, bootstrap: { fixtures: "initial_users" } },
+      /`edms:bootstrap` fixtures must be a list/,
+    ],
+    ["unknown key", { ...valid, verison: "2" }, /`edms:verison` is not a known setting/],
+    ["unknown backup field", { ...valid, backup: { keepp: 3 } }, /`edms:backup` .*keepp/],
+    [
+      "an off-host repository that is not restic's",
+      { ...valid, backup: { offsite: { repository: "ftp://host/x" } } },
+      /`edms:backup` offsite\.repository must be a restic repository \(s3:, sftp:, rest:/,
+    ],
+    [
+      "off-host credentials with a bad variable name",
+      { ...valid, backup: { offsite: { repository: "s3:host/b", env: { "aws-key": "x" } } } },
+      /`edms:backup` offsite\.env must map environment variable names/,
+    ],
+    [
+      "an off-host password in plain text",
+      { ...valid, backup: { offsite: { repository: "rest:https://u:pw@host/edms/" } } },
+      /offsite\.repository holds a password in plain text: set it with `pulumi config set --secret --path/,
+    ],
+    [
+      "an empty backup image",
+      { ...valid, backup: { image: " " } },
+      /`edms:backup` image must be an image reference/,
+    ],
+    [
+      "proxy.enabled not a boolean",
+      { ...valid, proxy: { enabled: "yes" } },
+      /`edms:proxy` enabled must be true or false: e\.g\. `\{enabled: true, image: haproxy:2\.8/,
+    ],
+    ["unknown proxy field", { ...valid, proxy: { imag: "haproxy:2.8" } }, /`edms:proxy` .*imag/],
+    [
+      "TLS key given as PEM text instead of a file",
+      {
+        ...valid,
+        proxy: { tls: { certificateFile: "c.pem", keyFile: "-----BEGIN PRIVATE KEY-----\nx" } },
+      },
+      /`edms:proxy` tls\.keyFile must be a file path, not the PEM text itself/,
+    ],
+    [
+      "TLS port equal to httpPort",
+      {
+        ...valid,
+        httpPort: 8443,
+        proxy: { tls: { port: 8443, certificateFile: "c", keyFile: "k" } },
+      },
+      /`edms:proxy\.tls\.port` must differ from `edms:httpPort` \(8443\)/,
+    ],
+    [
+      "TLS with the proxy off",
+      { ...valid, proxy: { enabled: false, tls: { certificateFile: "c", keyFile: "k" } } },
+      /`edms:proxy\.tls` needs the proxy/,
+    ],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what}`, function () {
+      expect(problemsOf(raw).join("\n")).to.match(message);
+    });
+  }
+
+  it("collects every problem into one error that names each key", function () {
+    try {
+      validateSettings("production", {
+        environment: "production",
+        dataGeneration: 1,
+        httpPort: 0,
+        namePrefix: "-x",
+        backup: { beforeDeploy: false, keep: 0 },
+      });
+      expect.fail("expected a ConfigError");
+    } catch (err) {
+      const message = (err as Error).message;
+      expect(message).to.match(/^Stack `production` has 6 configuration problem\(s\):/);
+      for (const key of [
+        "version",
+        "namePrefix",
+        "dataGeneration",
+        "httpPort",
+        "backup",
+        "backup.beforeDeploy",
+      ]) {
+        expect(message).to.contain(`\`edms:${key}`);
+      }
+    }
+  });
+});
+
+describe("off-host backup settings", function () {
+  it("keep only a redacted repository in Settings; the credentials leave only through offsiteSecrets", function () {
+    const backup = {
+      offsite: {
+        repository: "s3:s3.example/bucket/edms?region=x",
+        env: { AWS_SECRET_ACCESS_KEY: "other-s3cret" },
+      },
+    };
+    const settings = validateSettings("p", { ...valid, backup });
+    expect(settings.backup.offsite).to.deep.equal({ display: "s3:s3.example/bucket/edms" });
+    expect(JSON.stringify(settings)).not.to.match(/s3cret/);
+    // restic allows @ in the password: everything up to the last @ before the path goes.
+    expect(redactRepository("rest:https://u:p@ss@backup.example:8000/edms/")).to.equal(
+      "rest:https://backup.example:8000/edms/",
+    );
+    expect(offsiteSecrets(JSON.stringify(backup))).to.deep.equal({
+      repository: backup.offsite.repository,
+      env: { AWS_SECRET_ACCESS_KEY: "other-s3cret" },
+    });
+    expect(offsiteSecrets(undefined)).to.equal(undefined);
+  });
+
+  it("accept values the stack file keeps encrypted (edms-ops cannot read them, and does not need to)", function () {
+    const settings = validateSettings("p", {
+      ...valid,
+      backup: {
+        offsite: {
+          repository: { secure: "v1:abc" },
+          env: { AWS_SECRET_ACCESS_KEY: { secure: "v1:def" } },
+        },
+      },
+    });
+    expect(settings.backup.offsite).to.deep.equal({ display: "(secret)" });
+    expect(redactRepository("s3:s3.amazonaws.com/bucket")).to.equal("s3:s3.amazonaws.com/bucket");
+  });
+});
+
+describe("protection table", function () {
+  it("production protects and retains postgres, media and backups; never redis", function () {
+    for (const role of VOLUME_ROLES) {
+      const persistent = role !== "redis";
+      expect(volumeProtection("production", role), role).to.deep.equal({
+        protect: persistent,
+        retainOnDelete: persistent,
+        data: persistent ? "persistent" : "cache",
+      });
+    }
+  });
+
+  it("staging and dev protect nothing", function () {
+    for (const env of ["staging", "dev"] as const) {
+      for (const role of VOLUME_ROLES) {
+        expect(volumeProtection(env, role)).to.include({ protect: false, retainOnDelete: false });
+      }
+    }
+  });
+});

@@ -1,0 +1,349 @@
+import {
+  PolicyResource,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  StackValidationArgs,
+} from "@pulumi/policy";
+import { expect } from "chai";
+import { RecordedResource, runProgram } from "../../harness/mocks";
+import {
+  backupBeforeDeploy,
+  noPublishedDatastores,
+  noSecretInEnv,
+  policies,
+  productionDataProtected,
+  productionScheduledBackups,
+} from "../../../policy/policies";
+
+type Props = Record<string, any>;
+
+function resourceArgs(type: string, props: Props, protect = false): ResourceValidationArgs {
+  return {
+    type,
+    props,
+    urn: `urn:pulumi:test::edms::${type}::${props.name ?? "r"}`,
+    name: props.name ?? "r",
+    opts: {
+      protect,
+      ignoreChanges: [],
+      aliases: [],
+      customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+      additionalSecretOutputs: [],
+    },
+    stackTags: new Map(),
+    isType: () => false,
+    asType: () => undefined,
+    getConfig: <T extends object>() => ({}) as T,
+    notApplicable: () => {
+      throw new Error("not applicable");
+    },
+  };
+}
+
+async function violations(
+  policy: ResourceValidationPolicy,
+  args: ResourceValidationArgs,
+): Promise<string[]> {
+  const found: string[] = [];
+  const validate = policy.validateResource as (
+    a: ResourceValidationArgs,
+    r: (m: string) => void,
+  ) => Promise<void> | void;
+  await validate(args, (message) => found.push(message));
+  return found;
+}
+
+const labels = (map: Record<string, string>) =>
+  Object.entries(map).map(([label, value]) => ({ label, value }));
+
+describe("policy production-data-protected", function () {
+  const happyPathArgs = () =>
+    resourceArgs(
+      "docker:index/volume:Volume",
+      {
+        name: "edms_postgres_data",
+        labels: labels({ "edms.environment": "production", "edms.data": "persistent" }),
+      },
+      true,
+    );
+
+  it("passes a protected production data volume", async function () {
+    expect(await violations(productionDataProtected, happyPathArgs())).to.deep.equal([]);
+  });
+  it("reports an unprotected production data volume", async function () {
+    const args = { ...happyPathArgs(), opts: { ...happyPathArgs().opts, protect: false } };
+    expect((await violations(productionDataProtected, args)).join()).to.match(
+      /Volume edms_postgres_data holds persistent production data but is not protected/,
+    );
+  });
+  it("leaves the production cache volume and staging volumes alone", async function () {
+    const cache = resourceArgs("docker:index/volume:Volume", {
+      name: "r",
+      labels: labels({ "edms.environment": "production", "edms.data": "cache" }),
+    });
+    const staging = resourceArgs("docker:index/volume:Volume", {
+      name: "s",
+      labels: labels({ "edms.environment": "staging", "edms.data": "persistent" }),
+    });
+    expect(await violations(productionDataProtected, cache)).to.deep.equal([]);
+    expect(await violations(productionDataProtected, staging)).to.deep.equal([]);
+  });
+});
+
+describe("policy no-secret-in-env", function () {
+  const happyPathArgs = () =>
+    resourceArgs("docker:index/container:Container", {
+      name: "edms-web",
+      envs: [
+        "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password",
+        "DJANGO_SECRET_KEY_FILE=/run/secrets/k",
+        "POSTGRES_USER=edms",
+      ],
+    });
+
+  it("passes *_FILE variables", async function () {
+    expect(await violations(noSecretInEnv, happyPathArgs())).to.deep.equal([]);
+  });
+  for (const env of [
+    "POSTGRES_PASSWORD=hunter2",
+    "DJANGO_SECRET_KEY=abc",
+    "API_TOKEN=t",
+    "AWS_SECRET_ACCESS_KEY=x",
+    "REDIS_PASS=p",
+  ]) {
+    it(`reports ${env.split("=")[0]} with a value`, async function () {
+      const args = happyPathArgs();
+      args.props.envs.push(env);
+      expect((await violations(noSecretInEnv, args)).join()).to.contain(
+        `sets ${env.split("=")[0]} in its environment`,
+      );
+    });
+  }
+});
+
+describe("policy no-published-datastores", function () {
+  const happyPathArgs = () =>
+    resourceArgs("docker:index/container:Container", {
+      name: "edms-postgres",
+      image: "postgres:16",
+      labels: labels({ "edms.role": "postgres" }),
+      ports: [],
+    });
+
+  it("passes an unpublished postgres and a published web", async function () {
+    expect(await violations(noPublishedDatastores, happyPathArgs())).to.deep.equal([]);
+    const web = resourceArgs("docker:index/container:Container", {
+      name: "edms-web",
+      image: "edms-sample/backend:2",
+      labels: labels({ "edms.role": "web" }),
+      ports: [{ internal: 8000 }],
+    });
+    expect(await violations(noPublishedDatastores, web)).to.deep.equal([]);
+  });
+  it("reports a published postgres port", async function () {
+    const args = happyPathArgs();
+    args.props.ports = [{ internal: 5432, external: 5432 }];
+    expect((await violations(noPublishedDatastores, args)).join()).to.match(
+      /edms-postgres \(postgres\) publishes ports/,
+    );
+  });
+  it("reports publishAllPorts on a redis image without labels", async function () {
+    const args = resourceArgs("docker:index/container:Container", {
+      name: "cache",
+      image: "redis:7",
+      publishAllPorts: true,
+    });
+    expect((await violations(noPublishedDatastores, args)).join()).to.match(
+      /cache \(redis:7\) publishes ports/,
+    );
+  });
+});
+
+describe("policy backup-before-deploy", function () {
+  const resource = (
+    type: string,
+    name: string,
+    props: Props = {},
+    dependencies: PolicyResource[] = [],
+  ): PolicyResource =>
+    ({
+      ...resourceArgs(type, { name, ...props }),
+      name,
+      dependencies,
+      propertyDependencies: {},
+    }) as unknown as PolicyResource;
+  const happyPathArgs = (
+    env = "production",
+    withEdge = true,
+    withDrill = true,
+  ): StackValidationArgs => {
+    const volume = resource("docker:index/volume:Volume", "edms-data-postgres", {
+      labels: labels({ "edms.environment": env, "edms.data": "persistent" }),
+    });
+    const backup = resource("command:local:Command", "preDeployBackup", {
+      create: "node ops/bin/edms-ops.js backup --reason pre-deploy --stack production",
+    });
+    const drill = resource(
+      "command:local:Command",
+      "preDeployDrill",
+      { create: "node ops/bin/edms-ops.js drill latest --target-version 2.0.0 --stack production" },
+      withEdge ? [backup] : [],
+    );
+    const migrate = resource(
+      "command:local:Command",
+      "migrate",
+      { create: "node ops/bin/edms-ops.js migrate" },
+      withDrill ? [drill, volume] : withEdge ? [backup, volume] : [volume],
+    );
+    return {
+      resources: [volume, backup, drill, migrate],
+      stackTags: new Map(),
+      getConfig: <T extends object>() => ({}) as T,
+      notApplicable: () => undefined as never,
+    };
+  };
+  const run = async (args: StackValidationArgs) => {
+    const found: string[] = [];
+    await (
+      backupBeforeDeploy.validateStack as (a: StackValidationArgs, r: (m: string) => void) => void
+    )(args, (m) => found.push(m));
+    return found;
+  };
+
+  it("passes when migrate depends on the drill, and the drill on the backup hook", async function () {
+    expect(await run(happyPathArgs())).to.deep.equal([]);
+  });
+  it("reports a drill without the backup edge on production", async function () {
+    expect(await run(happyPathArgs("production", false))).to.deep.equal([
+      "On production the `preDeployDrill` hook must depend on the pre-deploy backup hook (`edms-ops backup --reason pre-deploy`). Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
+    ]);
+  });
+  it("reports migrate straight after the backup, without the drill, on production", async function () {
+    const found = await run(happyPathArgs("production", true, false));
+    expect(found).to.have.length(1);
+    expect(found[0]).to.match(/`migrate` hook must depend on the pre-deploy drill hook/);
+  });
+  it("reports a production stack without a migrate hook", async function () {
+    const args = happyPathArgs();
+    args.resources.pop();
+    expect((await run(args)).join()).to.match(/has no `migrate` hook/);
+  });
+  it("does not apply to staging", async function () {
+    expect(await run(happyPathArgs("staging", false))).to.deep.equal([]);
+  });
+});
+
+describe("policy production-scheduled-backups", function () {
+  const stackArgs = (env: string, scheduler?: Props): StackValidationArgs => ({
+    resources: [
+      resourceArgs("docker:index/volume:Volume", {
+        name: "edms_postgres_data",
+        labels: labels({ "edms.environment": env, "edms.data": "persistent" }),
+      }),
+      ...(scheduler
+        ? [
+            resourceArgs("docker:index/container:Container", {
+              name: "edms-scheduler",
+              labels: labels({ "edms.environment": env, "edms.role": "scheduler" }),
+              ...scheduler,
+            }),
+          ]
+        : []),
+    ].map(
+      (r) => ({ ...r, dependencies: [], propertyDependencies: {} }) as unknown as PolicyResource,
+    ),
+    stackTags: new Map(),
+    getConfig: <T extends object>() => ({}) as T,
+    notApplicable: () => undefined as never,
+  });
+  const happyPathArgs = () => stackArgs("production", { restart: "unless-stopped" });
+  const run = async (args: StackValidationArgs) => {
+    const found: string[] = [];
+    await (
+      productionScheduledBackups.validateStack as (
+        a: StackValidationArgs,
+        r: (m: string) => void,
+      ) => void
+    )(args, (m) => found.push(m));
+    return found;
+  };
+
+  it("passes a production stack with a scheduler restarted with the engine", async function () {
+    expect(await run(happyPathArgs())).to.deep.equal([]);
+  });
+  it("reports a production stack without a scheduler", async function () {
+    expect((await run(stackArgs("production"))).join()).to.match(
+      /Production stack has no scheduler container .* Keep `edms:backup.schedule` set/,
+    );
+  });
+  it("reports a scheduler that would not come back after a reboot", async function () {
+    expect((await run(stackArgs("production", { restart: "no" }))).join()).to.match(
+      /has restart `no`: after a host reboot no backup would be taken/,
+    );
+  });
+  it("does not apply to dev, where scheduled backups are off by default", async function () {
+    expect(await run(stackArgs("dev"))).to.deep.equal([]);
+  });
+});
+
+describe("the program passes its own policy pack on every stack", function () {
+  const toPolicyResource = (
+    r: RecordedResource,
+    all: Map<string, PolicyResource>,
+  ): PolicyResource => {
+    const resource = {
+      ...resourceArgs(r.type, r.inputs, r.protect),
+      name: r.name,
+      dependencies: [] as PolicyResource[],
+      propertyDependencies: {},
+    } as unknown as PolicyResource;
+    all.set(r.name, resource);
+    return resource;
+  };
+
+  for (const stack of ["dev", "staging", "production"]) {
+    it(`${stack}: no violations`, async function () {
+      const run = await runProgram({ stack });
+      const byName = new Map<string, PolicyResource>();
+      const resources = run.resources.map((r) => toPolicyResource(r, byName));
+      run.resources.forEach((r, i) =>
+        resources[i].dependencies.push(
+          ...r.dependencies.map((d) => byName.get(d)).filter((d): d is PolicyResource => !!d),
+        ),
+      );
+      const found: string[] = [];
+      for (const policy of policies) {
+        if ("validateResource" in policy) {
+          for (const r of resources) {
+            found.push(
+              ...(await violations(policy, resourceArgs(r.type, r.props, r.opts.protect))),
+            );
+          }
+        } else if ("validateStack" in policy) {
+          await (
+            policy.validateStack as (a: StackValidationArgs, rep: (m: string) => void) => void
+          )(
+            {
+              resources,
+              stackTags: new Map(),
+              getConfig: <T extends object>() => ({}) as T,
+              notApplicable: () => undefined as never,
+            },
+            (m) => found.push(m),
+          );
+        }
+      }
+      expect(found).to.deep.equal([]);
+      if (stack === "production") {
+        // The pack does bite on this very program: drop protection and the backup edge, and it says so.
+        const unprotected = resources
+          .filter((r) => r.type === "docker:index/volume:Volume")
+          .map((r) => resourceArgs(r.type, r.props, false));
+        const reports = (
+          await Promise.all(unprotected.map((a) => violations(productionDataProtected, a)))
+        ).flat();
+        expect(reports).to.have.length(3);
+      }
+    });
+  }
+});

@@ -5,184 +5,27 @@
  * with the previous snapshot as parent, so unchanged media files are not even read again. restic writes a
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
-import { createHash } from "crypto";
-import { Transform } from "stream";
 import { Settings } from "../../model/settings";
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
-import { hasSchema, requirePostgres } from "../database/postgres";
-import { docker, pipeCommands, volumeExists } from "../engine/docker";
-import { liveWeb } from "../engine/services";
 import { failure, OpsError, refuse } from "../core/errors";
-import { currentHistory } from "../store/history";
-import { storeKeysFromEnv, requireKeys } from "../store/keys";
-import { listLegacy, LegacyEntry } from "../store/legacy";
-import { formatBytes, progress, warn } from "../core/log";
+import { formatBytes, lastLine, progress, warn } from "../core/log";
+import { hasSchema, requirePostgres } from "../database/postgres";
+import { runningVersion } from "../engine/services";
+import { OpsSession, withSession } from "../engine/session";
+import { ensureRepository, sessionSnapshots } from "../store/catalog";
+import { Manifest, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
+import { copyToOffsite } from "../store/offsite";
+import { applyRetention } from "../store/prune";
 import {
   BackupEntry,
   backupTags,
-  DUMP_APPLICATION,
-  DUMP_FILE,
   MANIFEST_FILE,
   MEDIA_DIR,
   MEDIA_EXCLUDE,
   NO_SPACE,
   parseBackupSummary,
-  parseSnapshots,
-  PASSWORD_FILE,
-  REPOSITORY,
   STAGE_DIR,
 } from "../store/restic";
-import { retention, rollbackReleases } from "../store/retention";
-import { OpsSession, withSession } from "../engine/session";
-import { checkedManifest, ID_PATTERN, isSha256, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
-import { SnapshotSession } from "../database/snapshot";
-import { copyToOffsite } from "../store/offsite";
-import { backupToolbox } from "../engine/toolbox";
-
-export type { BackupEntry } from "../store/restic";
-
-/** What a backup records about the data it holds, stored in the snapshot as manifest.json. */
-/** What a backup's manifest says about it, in the first release's format and the current one alike. */
-export interface BackupIdentity {
-  readonly id: string;
-  readonly stack: string;
-  readonly environment: string;
-  readonly reason: string;
-  /** Docker host time when the backup started. */
-  readonly createdAt: string;
-  /** Release running when the backup was taken (null: none yet). */
-  readonly version: string | null;
-  /** For pre-deploy backups: the release about to be deployed. */
-  readonly targetVersion?: string;
-  readonly postgresVolume: string;
-}
-
-export interface Manifest extends BackupIdentity {
-  readonly format: 2;
-  readonly database: { readonly file: "db.dump"; readonly bytes: number; readonly sha256: string };
-  /** Rows per table, every schema (`schema.table` outside public; only public in backups before `objects`). */
-  readonly tables: Record<string, number>;
-  /** Schemas, views, sequences, functions, large objects; absent in older backups. */
-  readonly objects?: Record<string, number>;
-  readonly migrations: Record<string, string>;
-}
-
-export function checkBackupId(id: string): void {
-  if (!ID_PATTERN.test(id)) {
-    throw refuse(
-      `\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy).`,
-      "List them with `edms-ops backups list`.",
-    );
-  }
-}
-
-/** Parses and checks a format-2 manifest (the one inside each snapshot). */
-export function parseManifest(text: string, expectedId?: string): Manifest {
-  return checkedManifest<Manifest>(text, 2, expectedId, (m) => [
-    ...(m?.database && isSha256(m.database.sha256) && Number.isInteger(m.database.bytes)
-      ? []
-      : ["no checksum for db.dump"]),
-    ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
-      ? []
-      : ["no row counts or migration state"]),
-  ]);
-}
-
-export interface BackupListing {
-  /** Backups in the restic repository, oldest first. */
-  readonly complete: BackupEntry[];
-  /** Backups of the first release (`<id>/manifest.json` directories), to import with `backups import-legacy`. */
-  readonly legacy: LegacyEntry[];
-}
-
-/** Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet. */
-export async function listBackups(settings: Settings): Promise<BackupListing> {
-  if (!(await volumeExists(settings.names.backupsVolume))) {
-    return { complete: [], legacy: [] };
-  }
-  await storeKeysFromEnv(settings);
-  const script = `
-if [ -f ${REPOSITORY}/config ]; then
-  [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
-  lrestic --no-lock snapshots --json --tag edms
-else
-  echo "[]"
-fi`;
-  const [listed, legacy] = await Promise.all([
-    backupToolbox(settings, script),
-    listLegacy(settings),
-  ]);
-  if (listed.stdout.trim() === "__nokey__") {
-    requireKeys(settings, false);
-  }
-  return { complete: parseSnapshots(listed.stdout), legacy };
-}
-
-/** The snapshots of the local repository, read under the session's lock. */
-export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
-  const { stdout } = await session.exec(
-    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }; lrestic snapshots --json --tag edms`,
-  );
-  return parseSnapshots(stdout);
-}
-
-export async function findBackup(settings: Settings, id: string): Promise<BackupEntry> {
-  checkBackupId(id);
-  const { complete, legacy } = await listBackups(settings);
-  return pickBackup(settings, complete, legacy, id);
-}
-
-export function pickBackup(
-  settings: Settings,
-  complete: readonly BackupEntry[],
-  legacy: readonly LegacyEntry[],
-  id: string,
-  where = settings.names.backupsVolume,
-): BackupEntry {
-  const found = complete.filter((b) => b.id === id).pop();
-  if (found) {
-    return found;
-  }
-  if (legacy.some((l) => l.id === id)) {
-    throw refuse(
-      `Backup ${id} is in the first release's format.`,
-      `Import it into the repository first: \`edms-ops backups import-legacy --stack ${settings.stack}\`, then retry.`,
-    );
-  }
-  throw refuse(
-    `No backup ${id} in ${where}.` +
-      (complete.length ? ` Newest: ${complete[complete.length - 1].id}.` : ""),
-    complete.length
-      ? `List them with \`edms-ops backups list --stack ${settings.stack}\`.`
-      : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`,
-  );
-}
-
-/** The manifest stored in a backup's snapshot. */
-export async function readManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
-  const result = await session.exec(`lrestic dump "$1" ${MANIFEST_FILE}`, [entry.snapshot], {
-    allowFailure: true,
-  });
-  if (result.code !== 0) {
-    throw failure(
-      `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}).`,
-      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
-    );
-  }
-  try {
-    return parseManifest(result.stdout, entry.id);
-  } catch (err) {
-    throw failure(
-      `Backup ${entry.id} is not usable: ${(err as Error).message}.`,
-      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
-    );
-  }
-}
-
-export async function runningVersion(settings: Settings): Promise<string | null> {
-  const web = await liveWeb(settings);
-  return web ? (web.labels["edms.version"] ?? null) : null;
-}
+import { dumpDatabase, resticProgress } from "./dump";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
   const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
@@ -202,9 +45,6 @@ export interface BackupResult {
   readonly manifest: Manifest;
   readonly entry: BackupEntry;
 }
-
-/** Backup ids an operation of this process is using: retention never forgets them. */
-export const pinnedBackups = new Set<string>();
 
 /** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
 /** Refuses a request whose values would not make a valid backup id or restic tag. */
@@ -268,7 +108,7 @@ async function afterBackup(
 ): Promise<void> {
   const { settings } = session;
   // The new backup is never what this run's retention forgets, whatever the clocks say.
-  pinnedBackups.add(entry.id);
+  session.pinned.add(entry.id);
   try {
     // Under the lock nothing else changed the repository: the listing from the start plus the new one.
     await applyRetention(session, [...before, entry]);
@@ -278,7 +118,7 @@ async function afterBackup(
         `Retry with \`edms-ops backups prune --stack ${settings.stack}\`.`,
     );
   } finally {
-    pinnedBackups.delete(entry.id);
+    session.pinned.delete(entry.id);
   }
   if (settings.backup.offsite) {
     await copyToOffsite(session);
@@ -374,116 +214,6 @@ async function storeSnapshot(session: OpsSession, plan: SnapshotPlan) {
   return parseBackupSummary(result.stdout);
 }
 
-/** restic --json status lines, turned into a progress line every ten seconds. */
-function resticProgress(): (line: string) => void {
-  let last = Date.now();
-  return (line) => {
-    if (!line.startsWith('{"message_type":"status"') || Date.now() - last < 10_000) {
-      return;
-    }
-    last = Date.now();
-    const status = JSON.parse(line) as { percent_done?: number; bytes_done?: number };
-    progress(
-      `  ${((status.percent_done ?? 0) * 100).toFixed(0)}% (${formatBytes(status.bytes_done ?? 0)})`,
-    );
-  };
-}
-
-/** Passes the dump through, hashing and counting it, with a progress line every 256 MiB. */
-function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () => string } {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  let reported = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (bytes - reported > 256 * 1024 * 1024) {
-        reported = bytes;
-        progress(`  ${formatBytes(bytes)} dumped`);
-      }
-      done(null, chunk);
-    },
-  });
-  return {
-    stream,
-    get bytes() {
-      return bytes;
-    },
-    sha256: () => hash.digest("hex"),
-  };
-}
-
-async function dumpDatabase(session: OpsSession) {
-  const { settings } = session;
-  const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
-  try {
-    const tables = await db.tableCounts();
-    const objects = await db.objectCounts();
-    const migrations = await db.migrations();
-    progress(
-      `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
-    );
-    const counter = dumpCounter();
-    // -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it).
-    const [dumped, written] = await pipeCommands(
-      (stdout, signal) =>
-        docker(
-          [
-            "exec",
-            "-e",
-            `PGAPPNAME=${DUMP_APPLICATION}`,
-            settings.names.postgresContainer,
-            "pg_dump",
-            "-U",
-            POSTGRES_USER,
-            "-d",
-            POSTGRES_DB,
-            "-Fc",
-            "-Z0",
-            `--snapshot=${snapshot}`,
-          ],
-          { stdout, allowFailure: true, signal },
-        ),
-      (input) =>
-        session.exec(`rm -f ${STAGE_DIR}/* && cat > ${DUMP_FILE}`, [], {
-          input: input.pipe(counter.stream),
-          allowFailure: true,
-        }),
-    );
-    if (dumped.code !== 0 || written.code !== 0) {
-      throw failure(
-        `database dump failed: ${lastLine(written.code !== 0 ? written.stderr : dumped.stderr)}`,
-        "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
-      );
-    }
-    return {
-      tables,
-      objects,
-      migrations,
-      database: { file: "db.dump" as const, bytes: counter.bytes, sha256: counter.sha256() },
-    };
-  } finally {
-    db.close();
-  }
-}
-
-/** Creates the local repository on first use (the key must be on the host by then). */
-export async function ensureRepository(session: OpsSession): Promise<void> {
-  const state = (
-    await session.exec(
-      `[ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }; [ -f ${REPOSITORY}/config ] && echo ready || echo missing`,
-    )
-  ).stdout.trim();
-  if (state === "nokey") {
-    requireKeys(session.settings, false);
-  }
-  if (state === "missing") {
-    progress(`initialising the restic repository in ${session.settings.names.backupsVolume}`);
-    await session.exec("lrestic init --repository-version 2 >/dev/null");
-  }
-}
-
 async function backupFailure(
   session: OpsSession,
   id: string,
@@ -502,55 +232,4 @@ async function backupFailure(
       ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.`
       : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.`,
   );
-}
-
-/**
- * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
- * 10%` keeps prune from repacking on every run: space comes back in steps, time stays small.
- */
-export async function applyRetention(
-  session: OpsSession,
-  known?: readonly BackupEntry[],
-): Promise<string[]> {
-  const { settings } = session;
-  const base = {
-    backups: known ?? (await sessionSnapshots(session)),
-    keep: settings.backup.keep,
-    pinned: [...pinnedBackups],
-    periodic: settings.backup,
-  };
-  // Rollback targets only add to what is kept: look them up (history, containers) only when a backup
-  // would otherwise go.
-  let decision = retention({ ...base, rollbackReleases: [] });
-  if (decision.forget.length) {
-    decision = retention({ ...base, rollbackReleases: await protectedReleases(settings) });
-  }
-  for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
-    progress(`retention: kept ${kept.entry.id}: ${kept.why}`);
-  }
-  if (!decision.forget.length) {
-    return [];
-  }
-  const ids = decision.forget.map((b) => b.id);
-  progress(`retention: forgetting ${ids.join(", ")}`);
-  await session.exec(
-    `lrestic forget "$@" >/dev/null && lrestic prune --max-unused 10% >/dev/null`,
-    decision.forget.map((b) => b.snapshot),
-  );
-  return ids;
-}
-
-/**
- * Releases whose pre-deploy backups retention keeps: running and previous (rollback's targets) and the
- * configured one (a deploy that failed before it was recorded is rolled back with its pre-deploy backup).
- */
-export async function protectedReleases(settings: Settings): Promise<string[]> {
-  return [
-    ...rollbackReleases(await runningVersion(settings), await currentHistory(settings)),
-    settings.version,
-  ];
-}
-
-export function lastLine(text: string): string {
-  return text.trim().split("\n").pop() ?? "";
 }

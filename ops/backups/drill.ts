@@ -16,7 +16,10 @@ import { randomBytes, randomInt } from "crypto";
 import * as os from "os";
 import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../../model/containers";
 import { Settings } from "../../model/settings";
-import { BackupEntry, lastLine, Manifest, readManifest } from "./create";
+import { BackupEntry } from "../store/restic";
+import { lastLine } from "../core/log";
+import { Manifest } from "../store/manifest";
+import { readManifest } from "../store/catalog";
 import { inventory, migrationState } from "../database/postgres";
 import { docker, removeByRole, RunResult, volumeExists } from "../engine/docker";
 import { failure } from "../core/errors";
@@ -201,6 +204,8 @@ export async function drillBackup(
   entry: BackupEntry,
   options: DrillOptions,
 ): Promise<DrillRecord> {
+  // The backup under drill is never what a retention run in this operation forgets.
+  session.pinned.add(entry.id);
   const { settings } = session;
   const startedAt = await session.hostTime();
   const clock = Date.now();

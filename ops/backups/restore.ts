@@ -7,14 +7,11 @@
  * completes, and `health` fails while it is there.
  */
 import { Settings } from "../../model/settings";
-import {
-  BackupEntry,
-  createBackup,
-  Manifest,
-  pinnedBackups,
-  readManifest,
-  runningVersion,
-} from "./create";
+import { BackupEntry } from "../store/restic";
+import { createBackup } from "./create";
+import { Manifest } from "../store/manifest";
+import { readManifest } from "../store/catalog";
+import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
@@ -47,11 +44,11 @@ export async function restoreBackup(
   await requirePostgres(settings);
   return withSession(settings, `restore ${entry.id}`, async (session) => {
     const target = prepare ? await prepare(session) : entry;
-    pinnedBackups.add(target.id);
+    session.pinned.add(target.id);
     try {
       return await restoreInSession(session, target);
     } finally {
-      pinnedBackups.delete(target.id);
+      session.pinned.delete(target.id);
     }
   });
 }

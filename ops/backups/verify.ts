@@ -9,7 +9,10 @@ import { createHash, randomBytes } from "crypto";
 import { Transform } from "stream";
 import { Settings } from "../../model/settings";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
-import { BackupEntry, lastLine, Manifest, readManifest } from "./create";
+import { BackupEntry } from "../store/restic";
+import { lastLine } from "../core/log";
+import { Manifest } from "../store/manifest";
+import { readManifest } from "../store/catalog";
 import { inventory, Inventory } from "../database/postgres";
 import { docker, pipeCommands, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
@@ -243,6 +246,7 @@ export interface VerifyReport {
 }
 
 export async function verifyBackup(session: OpsSession, entry: BackupEntry): Promise<VerifyReport> {
+  session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
   const check = await session.exec("lrestic check >/dev/null", [], { allowFailure: true });
   const problems: string[] = [];

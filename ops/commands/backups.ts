@@ -2,14 +2,9 @@ import { Command } from "commander";
 import * as fs from "fs";
 import * as path from "path";
 import { Settings } from "../../model/settings";
-import {
-  applyRetention,
-  BackupEntry,
-  ensureRepository,
-  findBackup,
-  listBackups,
-  sessionSnapshots,
-} from "../backups/create";
+import { applyRetention } from "../store/prune";
+import { BackupEntry } from "../store/restic";
+import { ensureRepository, findBackup, listBackups, sessionSnapshots } from "../store/catalog";
 import { openStack } from "../core/context";
 import { pipeCommands, run } from "../engine/docker";
 import { failure, refuse } from "../core/errors";

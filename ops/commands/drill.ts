@@ -1,5 +1,6 @@
 import { Command } from "commander";
-import { checkBackupId, listBackups, pickBackup, pinnedBackups } from "../backups/create";
+import { checkBackupId } from "../store/manifest";
+import { listBackups, pickBackup } from "../store/catalog";
 import { openStack } from "../core/context";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { drillBackup, DrillRecord } from "../backups/drill";
@@ -118,7 +119,6 @@ async function drillCommand(id: string, opts: DrillFlags, command: Command): Pro
     entry = pickBackup(settings, complete, legacy, id);
   }
   const chosen = entry;
-  pinnedBackups.add(chosen.id);
   progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
   const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
     drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),

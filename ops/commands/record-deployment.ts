@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { listBackups } from "../backups/create";
+import { listBackups } from "../store/catalog";
 import { openStack } from "../core/context";
 import { currentHistory, recordServing } from "../store/history";
 import { say } from "../core/log";

@@ -5,7 +5,8 @@
  * are re-migrated. Writers stop before the undo backup, so nothing written in between is in neither state.
  */
 import { Command } from "commander";
-import { createBackup, runningVersion } from "../backups/create";
+import { createBackup } from "../backups/create";
+import { runningVersion } from "../engine/services";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { manage, migrateAtomically, releaseImage } from "../database/django";

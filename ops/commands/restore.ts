@@ -1,11 +1,7 @@
 import { Command } from "commander";
-import {
-  BackupEntry,
-  checkBackupId,
-  findBackup,
-  pickBackup,
-  sessionSnapshots,
-} from "../backups/create";
+import { BackupEntry } from "../store/restic";
+import { checkBackupId } from "../store/manifest";
+import { findBackup, pickBackup, sessionSnapshots } from "../store/catalog";
 import { fetchFromOffsite } from "../store/offsite";
 import { connect, stackOf } from "../core/context";
 import { refuse } from "../core/errors";

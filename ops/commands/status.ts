@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { listBackups, runningVersion } from "../backups/create";
+import { listBackups } from "../store/catalog";
+import { runningVersion } from "../engine/services";
 import { countOf } from "../database/postgres";
 import { openStack } from "../core/context";
 import { inspectContainer, volumeExists } from "../engine/docker";

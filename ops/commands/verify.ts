@@ -1,9 +1,8 @@
 import { Command } from "commander";
-import { findBackup } from "../backups/create";
+import { findBackup } from "../store/catalog";
 import { openStack } from "../core/context";
 import { failure } from "../core/errors";
 import { say } from "../core/log";
-import { pinnedBackups } from "../backups/create";
 import { withSession } from "../engine/session";
 import { verifyBackup } from "../backups/verify";
 
@@ -21,7 +20,6 @@ export function register(program: Command): void {
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
       const entry = await findBackup(settings, id);
-      pinnedBackups.add(entry.id);
       const report = await withSession(settings, `verify ${id}`, (session) =>
         verifyBackup(session, entry),
       );

@@ -35,3 +35,8 @@ export function formatBytes(bytes: number): string {
 export function warn(message: string): void {
   process.stderr.write(`warning: ${message}\n`);
 }
+
+/** The last line of a tool's output: usually the one that says what went wrong. */
+export function lastLine(text: string): string {
+  return text.trim().split("\n").pop() ?? "";
+}

@@ -139,3 +139,21 @@ export async function countOf(settings: Settings, table: string): Promise<number
   const [count] = await psql(settings, `SELECT count(*) FROM public.${table};`);
   return Number(count);
 }
+
+/** The database a restore fills beside the live one, and the name the live one gets when it is swapped out. */
+export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
+export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;
+
+export const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+export const ident = (value: string) => `"${value.replace(/"/g, '""')}"`;
+
+/** SQL that ends every session on, and drops, the side databases a killed restore may have left. */
+export function dropSideDatabasesSql(): string {
+  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
+  return (
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names});\n` +
+    [SIDE_DATABASE, REPLACED_DATABASE]
+      .map((db) => `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE);`)
+      .join("\n")
+  );
+}

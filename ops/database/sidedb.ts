@@ -12,8 +12,19 @@
  */
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
-import { BackupEntry, lastLine, Manifest } from "../backups/create";
-import { inventory, psql, psqlArgs } from "./postgres";
+import { BackupEntry } from "../store/restic";
+import { lastLine } from "../core/log";
+import { Manifest } from "../store/manifest";
+import {
+  dropSideDatabasesSql,
+  ident,
+  inventory,
+  literal,
+  psql,
+  psqlArgs,
+  REPLACED_DATABASE,
+  SIDE_DATABASE,
+} from "./postgres";
 import { docker } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
 import { formatBytes, progress, say } from "../core/log";
@@ -23,23 +34,7 @@ import { inventoryProblems, streamDump } from "../backups/verify";
 const SIDE_RESTORE_FIX =
   "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
 
-export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
-export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;
 const MAINTENANCE_DATABASE = "postgres";
-
-const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
-const ident = (value: string) => `"${value.replace(/"/g, '""')}"`;
-
-/** SQL that ends every session on, and drops, the side databases a killed restore may have left. */
-export function dropSideDatabasesSql(): string {
-  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
-  return (
-    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names});\n` +
-    [SIDE_DATABASE, REPLACED_DATABASE]
-      .map((db) => `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE);`)
-      .join("\n")
-  );
-}
 
 function admin(settings: Settings, sql: string) {
   return psql(settings, sql, settings.names.postgresContainer, {}, MAINTENANCE_DATABASE);

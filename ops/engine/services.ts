@@ -85,3 +85,9 @@ export async function servingContainers(settings: Settings): Promise<string[]> {
   const workers = await containersOf(settings, "worker");
   return [...(web ? [web.name] : []), ...workers.map((w) => w.name)];
 }
+
+/** The release the live web runs (its `edms.version` label), null when none runs. */
+export async function runningVersion(settings: Settings): Promise<string | null> {
+  const web = await liveWeb(settings);
+  return web ? (web.labels["edms.version"] ?? null) : null;
+}

@@ -20,7 +20,7 @@ import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { failure, OpsError, refuse } from "../core/errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "../store/keys";
-import { dropSideDatabasesSql } from "../database/sidedb";
+import { dropSideDatabasesSql } from "../database/postgres";
 import { progress } from "../core/log";
 import {
   DUMP_APPLICATION,
@@ -49,6 +49,9 @@ function lockWaitSeconds(): number {
 }
 
 export class OpsSession {
+  /** Backup ids this operation is using (its target, its new backup): retention never forgets them. */
+  readonly pinned = new Set<string>();
+
   private constructor(
     readonly settings: Settings,
     readonly name: string,

@@ -8,7 +8,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { redactRepository, Settings } from "../../model/settings";
-import { listBackups, runningVersion } from "../backups/create";
+import { listBackups } from "../store/catalog";
+import { runningVersion } from "../engine/services";
 import { psql } from "../database/postgres";
 import { docker, volumeExists } from "../engine/docker";
 import { DrillRecord, readLatestDrill } from "../backups/drill";

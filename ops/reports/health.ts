@@ -2,10 +2,15 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
-import { listBackups } from "../backups/create";
+import { listBackups } from "../store/catalog";
 import { docker } from "../engine/docker";
 import { drillResults } from "../backups/drill";
-import { describeIncompleteRestore, readMarker, RESTORE_MARKER, RestoreMarker } from "../store/markers";
+import {
+  describeIncompleteRestore,
+  readMarker,
+  RESTORE_MARKER,
+  RestoreMarker,
+} from "../store/markers";
 import { BackupEntry } from "../store/restic";
 import { anyRunningWeb, containersOf } from "../engine/services";
 

@@ -18,7 +18,7 @@ import {
 } from "./restic";
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
-import type { BackupIdentity, Manifest } from "../backups/create";
+import type { BackupIdentity, Manifest } from "./manifest";
 
 export interface LegacyFile {
   readonly sha256: string;

@@ -1,5 +1,5 @@
 /** The checks every manifest format shares: JSON, format number, id pattern, id matching its container. */
-import { failure } from "../core/errors";
+import { failure, refuse } from "../core/errors";
 
 const CORRUPT_MANIFEST_FIX =
   "Do not restore this backup; choose another with `edms-ops backups list` and check the repository with `edms-ops verify <id>`.";
@@ -44,3 +44,50 @@ export function checkedManifest<T extends { format: number; id: string }>(
 
 export const isSha256 = (value: unknown) =>
   typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
+
+/** What a backup records about the data it holds, stored in the snapshot as manifest.json. */
+/** What a backup's manifest says about it, in the first release's format and the current one alike. */
+export interface BackupIdentity {
+  readonly id: string;
+  readonly stack: string;
+  readonly environment: string;
+  readonly reason: string;
+  /** Docker host time when the backup started. */
+  readonly createdAt: string;
+  /** Release running when the backup was taken (null: none yet). */
+  readonly version: string | null;
+  /** For pre-deploy backups: the release about to be deployed. */
+  readonly targetVersion?: string;
+  readonly postgresVolume: string;
+}
+
+export interface Manifest extends BackupIdentity {
+  readonly format: 2;
+  readonly database: { readonly file: "db.dump"; readonly bytes: number; readonly sha256: string };
+  /** Rows per table, every schema (`schema.table` outside public; only public in backups before `objects`). */
+  readonly tables: Record<string, number>;
+  /** Schemas, views, sequences, functions, large objects; absent in older backups. */
+  readonly objects?: Record<string, number>;
+  readonly migrations: Record<string, string>;
+}
+
+export function checkBackupId(id: string): void {
+  if (!ID_PATTERN.test(id)) {
+    throw refuse(
+      `\`${id}\` is not a backup id (they look like 2026-11-25T14-00-00Z-pre-deploy).`,
+      "List them with `edms-ops backups list`.",
+    );
+  }
+}
+
+/** Parses and checks a format-2 manifest (the one inside each snapshot). */
+export function parseManifest(text: string, expectedId?: string): Manifest {
+  return checkedManifest<Manifest>(text, 2, expectedId, (m) => [
+    ...(m?.database && isSha256(m.database.sha256) && Number.isInteger(m.database.bytes)
+      ? []
+      : ["no checksum for db.dump"]),
+    ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
+      ? []
+      : ["no row counts or migration state"]),
+  ]);
+}

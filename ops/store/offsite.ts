@@ -18,7 +18,7 @@ import {
   REPOSITORY,
   WRONG_PASSWORD,
 } from "./restic";
-import { protectedReleases } from "../backups/create";
+import { protectedReleases } from "./prune";
 import { retention } from "./retention";
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";

@@ -1,0 +1,123 @@
+/**
+ * What the stack's repository holds: the backups (restic snapshots tagged `edms`), looked up by id, and
+ * their manifests. Listing takes no lock (restic --no-lock): a backup in progress is simply not there yet.
+ */
+import { Settings } from "../../model/settings";
+import { failure, refuse } from "../core/errors";
+import { lastLine, progress } from "../core/log";
+import { volumeExists } from "../engine/docker";
+import type { OpsSession } from "../engine/session";
+import { backupToolbox } from "../engine/toolbox";
+import { requireKeys, storeKeysFromEnv } from "./keys";
+import { LegacyEntry, listLegacy } from "./legacy";
+import { checkBackupId, Manifest, parseManifest } from "./manifest";
+import { BackupEntry, MANIFEST_FILE, parseSnapshots, PASSWORD_FILE, REPOSITORY } from "./restic";
+
+export type { BackupEntry } from "./restic";
+
+export interface BackupListing {
+  /** Backups in the restic repository, oldest first. */
+  readonly complete: BackupEntry[];
+  /** Backups of the first release (`<id>/manifest.json` directories), to import with `backups import-legacy`. */
+  readonly legacy: LegacyEntry[];
+}
+
+/** Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet. */
+export async function listBackups(settings: Settings): Promise<BackupListing> {
+  if (!(await volumeExists(settings.names.backupsVolume))) {
+    return { complete: [], legacy: [] };
+  }
+  await storeKeysFromEnv(settings);
+  const script = `
+if [ -f ${REPOSITORY}/config ]; then
+  [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
+  lrestic --no-lock snapshots --json --tag edms
+else
+  echo "[]"
+fi`;
+  const [listed, legacy] = await Promise.all([
+    backupToolbox(settings, script),
+    listLegacy(settings),
+  ]);
+  if (listed.stdout.trim() === "__nokey__") {
+    requireKeys(settings, false);
+  }
+  return { complete: parseSnapshots(listed.stdout), legacy };
+}
+
+/** The snapshots of the local repository, read under the session's lock. */
+export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
+  const { stdout } = await session.exec(
+    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }; lrestic snapshots --json --tag edms`,
+  );
+  return parseSnapshots(stdout);
+}
+
+export async function findBackup(settings: Settings, id: string): Promise<BackupEntry> {
+  checkBackupId(id);
+  const { complete, legacy } = await listBackups(settings);
+  return pickBackup(settings, complete, legacy, id);
+}
+
+export function pickBackup(
+  settings: Settings,
+  complete: readonly BackupEntry[],
+  legacy: readonly LegacyEntry[],
+  id: string,
+  where = settings.names.backupsVolume,
+): BackupEntry {
+  const found = complete.filter((b) => b.id === id).pop();
+  if (found) {
+    return found;
+  }
+  if (legacy.some((l) => l.id === id)) {
+    throw refuse(
+      `Backup ${id} is in the first release's format.`,
+      `Import it into the repository first: \`edms-ops backups import-legacy --stack ${settings.stack}\`, then retry.`,
+    );
+  }
+  throw refuse(
+    `No backup ${id} in ${where}.` +
+      (complete.length ? ` Newest: ${complete[complete.length - 1].id}.` : ""),
+    complete.length
+      ? `List them with \`edms-ops backups list --stack ${settings.stack}\`.`
+      : `Take one with \`edms-ops backup --stack ${settings.stack}\`.`,
+  );
+}
+
+/** The manifest stored in a backup's snapshot. */
+export async function readManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
+  const result = await session.exec(`lrestic dump "$1" ${MANIFEST_FILE}`, [entry.snapshot], {
+    allowFailure: true,
+  });
+  if (result.code !== 0) {
+    throw failure(
+      `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}).`,
+      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+    );
+  }
+  try {
+    return parseManifest(result.stdout, entry.id);
+  } catch (err) {
+    throw failure(
+      `Backup ${entry.id} is not usable: ${(err as Error).message}.`,
+      `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+    );
+  }
+}
+
+/** Creates the local repository on first use (the key must be on the host by then). */
+export async function ensureRepository(session: OpsSession): Promise<void> {
+  const state = (
+    await session.exec(
+      `[ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }; [ -f ${REPOSITORY}/config ] && echo ready || echo missing`,
+    )
+  ).stdout.trim();
+  if (state === "nokey") {
+    requireKeys(session.settings, false);
+  }
+  if (state === "missing") {
+    progress(`initialising the restic repository in ${session.settings.names.backupsVolume}`);
+    await session.exec("lrestic init --repository-version 2 >/dev/null");
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Retention applied to the local repository: what the policy (retention.ts, pure) decides, with the facts
+ * it needs read from the host (running release, deployment history) only when something would go.
+ */
+import { Settings } from "../../model/settings";
+import { progress } from "../core/log";
+import { runningVersion } from "../engine/services";
+import type { OpsSession } from "../engine/session";
+import { sessionSnapshots } from "./catalog";
+import { currentHistory } from "./history";
+import { BackupEntry } from "./restic";
+import { retention, rollbackReleases } from "./retention";
+
+/**
+ * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
+ * 10%` keeps prune from repacking on every run: space comes back in steps, time stays small.
+ */
+export async function applyRetention(
+  session: OpsSession,
+  known?: readonly BackupEntry[],
+): Promise<string[]> {
+  const { settings } = session;
+  const base = {
+    backups: known ?? (await sessionSnapshots(session)),
+    keep: settings.backup.keep,
+    pinned: [...session.pinned],
+    periodic: settings.backup,
+  };
+  // Rollback targets only add to what is kept: look them up (history, containers) only when a backup
+  // would otherwise go.
+  let decision = retention({ ...base, rollbackReleases: [] });
+  if (decision.forget.length) {
+    decision = retention({ ...base, rollbackReleases: await protectedReleases(settings) });
+  }
+  for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
+    progress(`retention: kept ${kept.entry.id}: ${kept.why}`);
+  }
+  if (!decision.forget.length) {
+    return [];
+  }
+  const ids = decision.forget.map((b) => b.id);
+  progress(`retention: forgetting ${ids.join(", ")}`);
+  await session.exec(
+    `lrestic forget "$@" >/dev/null && lrestic prune --max-unused 10% >/dev/null`,
+    decision.forget.map((b) => b.snapshot),
+  );
+  return ids;
+}
+
+/**
+ * Releases whose pre-deploy backups retention keeps: running and previous (rollback's targets) and the
+ * configured one (a deploy that failed before it was recorded is rolled back with its pre-deploy backup).
+ */
+export async function protectedReleases(settings: Settings): Promise<string[]> {
+  return [
+    ...rollbackReleases(await runningVersion(settings), await currentHistory(settings)),
+    settings.version,
+  ];
+}

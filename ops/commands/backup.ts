@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createBackup } from "../backups/create";
+import { createBackup } from "../backup/create";
 import { openStack } from "../core/context";
 import { say } from "../core/log";
 import { Settings, resourceNames } from "../../model/settings";

@@ -3,7 +3,7 @@ import { checkBackupId } from "../store/manifest";
 import { listBackups, pickBackup } from "../store/catalog";
 import { openStack } from "../core/context";
 import { hasSchema, requirePostgres } from "../database/postgres";
-import { drillBackup, DrillRecord } from "../backups/drill";
+import { drillBackup, DrillRecord } from "../backup/drill";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";

@@ -3,7 +3,7 @@ import { listBackups } from "../store/catalog";
 import { openStack } from "../core/context";
 import { currentHistory, recordServing } from "../store/history";
 import { say } from "../core/log";
-import { readMarker, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
+import { readMarker, ROLLBACK_MARKER } from "../store/markers";
 import { backupToolbox } from "../engine/toolbox";
 
 export function register(program: Command): void {
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         preDeployBackup: preDeploy?.id ?? null,
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
-      const rollback = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
+      const rollback = await readMarker(settings, "rollback");
       if (rollback && rollback.to !== settings.version) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(

@@ -5,7 +5,7 @@
  * are re-migrated. Writers stop before the undo backup, so nothing written in between is in neither state.
  */
 import { Command } from "commander";
-import { createBackup } from "../backups/create";
+import { createBackup } from "../backup/create";
 import { runningVersion } from "../engine/services";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
@@ -16,6 +16,8 @@ import { progress, say } from "../core/log";
 import { appContainers, servingContainers } from "../engine/services";
 import { withSession } from "../engine/session";
 import { Settings } from "../../model/settings";
+import { z } from "zod";
+import { parseJson } from "../core/json";
 
 /** The migrations `migrate <app> zero` would unapply, as Django itself plans them, grouped by app. */
 export async function unapplyPlan(
@@ -46,7 +48,11 @@ export async function unapplyPlan(
       "Check that the running release's image has the app (`edms-ops status`), then retry.",
     );
   }
-  return JSON.parse(line.slice("EDMS-PLAN ".length)) as Record<string, string[]>;
+  return parseJson(
+    line.slice("EDMS-PLAN ".length),
+    z.record(z.string(), z.array(z.string())),
+    `the plan of \`migrate ${app} zero\``,
+  );
 }
 
 export function register(program: Command): void {

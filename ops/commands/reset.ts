@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createBackup } from "../backups/create";
+import { createBackup } from "../backup/create";
 import { hasSchema } from "../database/postgres";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { docker, inspectContainer } from "../engine/docker";

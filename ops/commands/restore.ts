@@ -6,7 +6,7 @@ import { fetchFromOffsite } from "../store/offsite";
 import { connect, stackOf } from "../core/context";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
-import { restoreBackup } from "../backups/restore";
+import { restoreBackup } from "../backup/restore";
 import { OpsSession } from "../engine/session";
 
 export function register(program: Command): void {

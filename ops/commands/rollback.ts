@@ -17,7 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { createBackup } from "../backups/create";
+import { createBackup } from "../backup/create";
 import { listBackups } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
@@ -28,7 +28,7 @@ import { failure, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { progress, say } from "../core/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
-import { restoreBackup } from "../backups/restore";
+import { restoreBackup } from "../backup/restore";
 import { appContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
@@ -278,7 +278,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   await connect(settings);
   await requirePostgres(settings);
   const projectDir = projectDirOf(globalOptions(command));
-  const pending = await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER);
+  const pending = await readMarker(settings, "rollback");
   if (pending) {
     if (opts.restore) {
       throw refuse(

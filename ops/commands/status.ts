@@ -13,14 +13,10 @@ import {
   describeIncompleteRestore,
   describeIncompleteRollback,
   readMarker,
-  RESTORE_MARKER,
-  RestoreMarker,
-  ROLLBACK_MARKER,
-  RollbackMarker,
 } from "../store/markers";
 import { appContainers } from "../engine/services";
 import { currentOperation } from "../engine/session";
-import { readLatestDrill } from "../backups/drill";
+import { readLatestDrill } from "../backup/drill";
 import { backupFreshness } from "../reports/health";
 import { describeSchedule, scheduleReport } from "../schedule/records";
 import { scheduleEnabled } from "../../model/schedule";
@@ -137,8 +133,8 @@ async function statusReport(settings: Settings) {
     },
     schedule: await scheduleReport(settings),
     operation: await currentOperation(settings),
-    interruptedRestore: await readMarker<RestoreMarker>(settings, RESTORE_MARKER),
-    unfinishedRollback: await readMarker<RollbackMarker>(settings, ROLLBACK_MARKER),
+    interruptedRestore: await readMarker(settings, "restore"),
+    unfinishedRollback: await readMarker(settings, "rollback"),
     deployments: await readHistory(settings),
   };
 }

@@ -4,7 +4,7 @@ import { openStack } from "../core/context";
 import { failure } from "../core/errors";
 import { say } from "../core/log";
 import { withSession } from "../engine/session";
-import { verifyBackup } from "../backups/verify";
+import { verifyBackup } from "../backup/verify";
 
 export function register(program: Command): void {
   program

@@ -6,6 +6,8 @@ import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { docker, inspectContainer, RunOptions } from "../engine/docker";
 import { failure } from "../core/errors";
+import { z } from "zod";
+import { parseJson } from "../core/json";
 
 export async function requirePostgres(settings: Settings): Promise<void> {
   const state = await inspectContainer(settings.names.postgresContainer);
@@ -72,7 +74,10 @@ export function parseCounts(rows: readonly string[]): Record<string, number> {
     rows.map((row) => {
       const at = row.lastIndexOf("\t");
       const key = row.slice(0, at);
-      return [key.startsWith('"') ? (JSON.parse(key) as string) : key, Number(row.slice(at + 1))];
+      const name = key.startsWith('"')
+        ? parseJson(key, z.string(), "a quoted table name from psql")
+        : key;
+      return [name, Number(row.slice(at + 1))];
     }),
   );
 }

@@ -29,7 +29,7 @@ import { docker } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
 import { formatBytes, progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
-import { inventoryProblems, streamDump } from "../backups/verify";
+import { inventoryProblems, streamDump } from "../backup/verify";
 
 const SIDE_RESTORE_FIX =
   "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";

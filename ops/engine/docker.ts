@@ -5,6 +5,8 @@
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
 import { failure } from "../core/errors";
+import { z } from "zod";
+import { parseJson } from "../core/json";
 
 export interface RunOptions {
   /** Data for stdin, or a stream piped into it. */
@@ -138,6 +140,23 @@ function describe(args: readonly string[]): string {
 export const docker = (args: readonly string[], options?: RunOptions) =>
   run("docker", args, options);
 
+/** The fields of `docker container inspect` that edms-ops reads; the rest passes through unchecked. */
+export const ContainerInspectSchema = z.array(
+  z.looseObject({
+    Id: z.string(),
+    Name: z.string(),
+    Created: z.string(),
+    Image: z.string(),
+    State: z.looseObject({
+      Running: z.boolean(),
+      Status: z.string(),
+      StartedAt: z.string().optional(),
+      Health: z.looseObject({ Status: z.string() }).nullish(),
+    }),
+    Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullish() }),
+  }),
+);
+
 export interface ContainerState {
   readonly exists: boolean;
   readonly running: boolean;
@@ -151,7 +170,7 @@ export async function inspectContainer(name: string): Promise<ContainerState> {
   if (result.code !== 0) {
     return { exists: false, running: false, labels: {} };
   }
-  const [info] = JSON.parse(result.stdout);
+  const [info] = parseJson(result.stdout, ContainerInspectSchema, `docker inspect ${name}`);
   return {
     exists: true,
     running: info.State.Running === true,

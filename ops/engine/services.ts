@@ -5,7 +5,8 @@
  */
 import { Settings } from "../../model/settings";
 import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../model/proxy";
-import { containerIdsByRole, docker } from "./docker";
+import { containerIdsByRole, ContainerInspectSchema, docker } from "./docker";
+import { parseJson } from "../core/json";
 
 export type AppRole = "web" | "worker" | "proxy";
 
@@ -24,7 +25,12 @@ export async function containersOf(settings: Settings, role: AppRole): Promise<S
   if (!ids.length) {
     return [];
   }
-  const infos = JSON.parse((await docker(["container", "inspect", ...ids])).stdout) as any[];
+  const inspected = (await docker(["container", "inspect", ...ids])).stdout;
+  const infos = parseJson(
+    inspected,
+    ContainerInspectSchema,
+    "docker inspect of the stack's containers",
+  );
   return infos
     .sort((a, b) => String(a.Created).localeCompare(String(b.Created)))
     .map((info) => ({

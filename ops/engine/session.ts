@@ -15,7 +15,14 @@
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import * as os from "os";
 import { Settings } from "../../model/settings";
-import { docker, removeByRole, RunOptions, RunResult, volumeExists } from "./docker";
+import {
+  ContainerInspectSchema,
+  docker,
+  removeByRole,
+  RunOptions,
+  RunResult,
+  volumeExists,
+} from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { failure, OpsError, refuse } from "../core/errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
@@ -30,6 +37,8 @@ import {
   RESTIC_PRELUDE,
   STAGE_DIR,
 } from "../store/restic";
+import { BACKUPS_DIR, SCRATCH } from "../store/layout";
+import { parseJson } from "../core/json";
 
 const DEFAULT_LOCK_WAIT_SECONDS = 120;
 
@@ -137,7 +146,7 @@ export class OpsSession {
       },
     );
     await this.exec(
-      `rm -rf /backups/.export-* /backups/.import-* /backups/.partial-* /backups/.deleting-*; ` +
+      `rm -rf ${SCRATCH.leftovers.join(" ")}; ` +
         `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -delete`,
     );
   }
@@ -162,7 +171,7 @@ function lockContainerArgs(settings: Settings, operation: string, hasMedia: bool
       "edms.holder": `${os.hostname()}:${process.pid}`,
     },
     mounts: [
-      { volume: n.backupsVolume, path: "/backups" },
+      { volume: n.backupsVolume, path: BACKUPS_DIR },
       ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
     ],
     scratchPaths: [STAGE_DIR],
@@ -272,7 +281,7 @@ async function lockHolder(name: string): Promise<Holder | undefined> {
   if (result.code !== 0) {
     return undefined;
   }
-  const [info] = JSON.parse(result.stdout);
+  const [info] = parseJson(result.stdout, ContainerInspectSchema, `docker inspect ${name}`);
   return {
     id: info.Id,
     running: info.State.Running === true,

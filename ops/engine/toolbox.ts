@@ -7,11 +7,12 @@ import { Settings } from "../../model/settings";
 import { docker, RunOptions, RunResult, volumeExists } from "./docker";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
 import { RESTIC_PRELUDE } from "../store/restic";
+import { BACKUPS_DIR } from "../store/layout";
 
 export type { Mount } from "./dockerRun";
 
 export function backupsMount(settings: Settings, readOnly = false): Mount {
-  return { volume: settings.names.backupsVolume, path: "/backups", readOnly };
+  return { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly };
 }
 
 /**
@@ -81,7 +82,7 @@ export function backupToolbox(
     network: options.network ? "bridge" : "none",
     labels: opsLabels(settings, options.role),
     mounts: [
-      { volume: settings.names.backupsVolume, path: "/backups", readOnly: !options.writable },
+      { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly: !options.writable },
       ...(options.mounts ?? []),
     ],
   });

@@ -12,13 +12,16 @@ import { listBackups } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { psql } from "../database/postgres";
 import { docker, volumeExists } from "../engine/docker";
-import { DrillRecord, readLatestDrill } from "../backups/drill";
+import { DrillRecord, readLatestDrill } from "../backup/drill";
 import { listOffsite } from "../store/offsite";
 import { BackupEntry } from "../store/restic";
 import { anyRunningWeb } from "../engine/services";
 import { backupToolbox } from "../engine/toolbox";
-import { LAST_CHECK_FILE, RepositoryCheck } from "../backups/verify";
+import { LAST_CHECK_FILE } from "../backup/verify";
+import { RepositoryCheck, RepositoryCheckSchema } from "../store/records";
+import { parseJsonOrNull, tryParseJson } from "../core/json";
 import { scheduleReport } from "../schedule/records";
+import { z } from "zod";
 
 /** Newest snapshots shown per repository. */
 const NEWEST = 5;
@@ -91,11 +94,14 @@ async function firstLine(args: readonly string[]): Promise<string | null> {
   return result.code === 0 ? result.stdout.trim().split("\n")[0] || null : null;
 }
 
+const PackageSchema = z.looseObject({ version: z.string().optional() });
+
 function packageVersion(): string | null {
   for (const dir of [path.resolve(__dirname, "../.."), path.resolve(__dirname, "../../..")]) {
     const file = path.join(dir, "package.json");
     if (fs.existsSync(file)) {
-      return (JSON.parse(fs.readFileSync(file, "utf8")) as { version?: string }).version ?? null;
+      const pkg = tryParseJson(fs.readFileSync(file, "utf8"), PackageSchema);
+      return pkg.ok ? (pkg.value.version ?? null) : null;
     }
   }
   return null;
@@ -201,7 +207,7 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
       offsite: settings.backup.offsite ? redactRepository(settings.backup.offsite.display) : null,
     },
     snapshots: { local: backups, offsite },
-    lastRepositoryCheck: check ? (JSON.parse(check) as RepositoryCheck) : null,
+    lastRepositoryCheck: parseJsonOrNull(check ?? "", RepositoryCheckSchema),
     lastDrill: drillSummary(await readLatestDrill(settings)),
     tools: await tools(settings),
   };

@@ -4,15 +4,18 @@ import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { listBackups } from "../store/catalog";
 import { docker } from "../engine/docker";
-import { drillResults } from "../backups/drill";
-import {
-  describeIncompleteRestore,
-  readMarker,
-  RESTORE_MARKER,
-  RestoreMarker,
-} from "../store/markers";
+import { drillResults } from "../backup/drill";
+import { describeIncompleteRestore, readMarker } from "../store/markers";
 import { BackupEntry } from "../store/restic";
 import { anyRunningWeb, containersOf } from "../engine/services";
+import { z } from "zod";
+import { tryParseJson } from "../core/json";
+
+/** What the app's /health/ answers with (the sample app's contract): release and per-check states. */
+const HealthBodySchema = z.looseObject({
+  version: z.string().optional(),
+  checks: z.record(z.string(), z.string()).optional(),
+});
 
 export interface CheckResult {
   readonly name: string;
@@ -32,7 +35,7 @@ export interface HttpProbe {
   readonly status: number | null;
   readonly detail: string;
   /** /health/'s JSON body, when there was one. */
-  readonly body?: { version?: string; checks?: Record<string, string> };
+  readonly body?: z.output<typeof HealthBodySchema>;
 }
 
 /**
@@ -53,11 +56,10 @@ export async function httpProbe(container: string, url: string): Promise<HttpPro
     };
   }
   const [status, ...rest] = result.stdout.trim().split("\n");
-  try {
-    return { status: Number(status), detail: status, body: JSON.parse(rest.join("\n")) };
-  } catch {
-    return { status: Number(status), detail: `${status}, body not JSON` };
-  }
+  const body = tryParseJson(rest.join("\n"), HealthBodySchema);
+  return body.ok
+    ? { status: Number(status), detail: status, body: body.value }
+    : { status: Number(status), detail: `${status}, body not JSON` };
 }
 
 /** The URL a user's request takes: through the proxy when there is one, else straight to gunicorn. */
@@ -82,7 +84,7 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
   ];
   // Half-restored data must not pass the deploy's gate, however well the app answers.
-  const restore = await readMarker<RestoreMarker>(settings, RESTORE_MARKER);
+  const restore = await readMarker(settings, "restore");
   if (restore) {
     results.push({
       name: "restore",

@@ -9,59 +9,19 @@ import { Settings } from "../../model/settings";
 import { inspectContainer } from "../engine/docker";
 import { currentOperation } from "../engine/session";
 import { backupsMount, readBackupsVolume, toolbox } from "../engine/toolbox";
+import { LAYOUT } from "../store/layout";
+import { ScheduleRecord, ScheduleRecordSchema, ScheduleRun } from "../store/records";
+import { parseJsonLines } from "../core/json";
 
-export const SCHEDULE_FILE = "/backups/schedule.jsonl";
+export const SCHEDULE_FILE = LAYOUT.schedule;
 /** The file is cut back to its newest half once it has this many lines (a year of 6-hourly runs ≈ 1,500). */
 const MAX_LINES = 4000;
 
-/** The scheduler (re)started: dues before `at` count as handled (run, caught up, or before it existed). */
-export interface ScheduleStart {
-  readonly kind: "start";
-  readonly schedule: string;
-  readonly at: string;
-  readonly next: string | null;
-}
+export type { RunOutcome, ScheduleRecord, ScheduleRun, ScheduleStart } from "../store/records";
 
-export type RunOutcome =
-  /** A backup was taken. */
-  | "ok"
-  /** The database has no schema yet (a fresh deploy): nothing to back up, nothing wrong. */
-  | "nothing"
-  /** The stack's lock stayed busy (a deploy, a restore) for the whole wait: no backup this time. */
-  | "skipped"
-  /** The backup failed or was interrupted; `error` says why. */
-  | "failed";
-
-export interface ScheduleRun {
-  readonly kind: "run";
-  readonly schedule: string;
-  /** The fire time this attempt is for (UTC). */
-  readonly due: string;
-  readonly started: string;
-  readonly finished: string;
-  readonly outcome: RunOutcome;
-  readonly ok: boolean;
-  /** Run at start-up for a due that passed while the scheduler was not running (host down, container stopped). */
-  readonly catchUp: boolean;
-  readonly backup: string | null;
-  readonly snapshot: string | null;
-  readonly error: string | null;
-}
-
-export type ScheduleRecord = ScheduleStart | ScheduleRun;
-
+/** The records of schedule.jsonl, oldest first; a torn last line from a killed append is no record. */
 export function parseScheduleRecords(text: string): ScheduleRecord[] {
-  return text
-    .split("\n")
-    .filter((l) => l.trim())
-    .flatMap((line) => {
-      try {
-        const record = JSON.parse(line) as ScheduleRecord;
-        return record && (record.kind === "start" || record.kind === "run") ? [record] : [];
-      } catch {
-        return []; // a torn last line from a killed append is no record
-      }
-    });
+  return parseJsonLines(text, ScheduleRecordSchema);
 }
 
 /** The latest time up to which every due has been handled: attempted, or before a (re)start decided on it. */

@@ -16,7 +16,7 @@
  */
 import { scheduleEnabled, nextDue } from "../../model/schedule";
 import { Settings } from "../../model/settings";
-import { createBackup } from "../backups/create";
+import { createBackup } from "../backup/create";
 import { volumeExists } from "../engine/docker";
 import { OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";

@@ -3,35 +3,16 @@ import { Settings } from "../../model/settings";
 import { migrationState } from "../database/postgres";
 import { liveWeb } from "../engine/services";
 import { backupsMount, readBackupsVolume, toolbox } from "../engine/toolbox";
+import { LAYOUT } from "./layout";
+import { Deployment, DeploymentSchema } from "./records";
+import { parseJsonLines } from "../core/json";
 
-export interface Deployment {
-  readonly version: string;
-  readonly image: string;
-  readonly deployedAt: string;
-  readonly stack: string;
-  readonly environment: string;
-  readonly postgresVolume: string;
-  readonly migrations: Record<string, string>;
-  readonly preDeployBackup: string | null;
-  /** Set on the entry `rollback` writes once it has reversed the newer release's migrations. */
-  readonly rolledBackFrom?: string;
-}
+export type { Deployment } from "./records";
 
 export async function readHistory(settings: Settings): Promise<Deployment[]> {
-  const stdout = await readBackupsVolume(
-    settings,
-    "cat /backups/history.jsonl 2>/dev/null || true",
-  );
-  return stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Deployment];
-      } catch {
-        return []; // a torn last line from a killed append is not a deployment
-      }
-    });
+  const stdout = await readBackupsVolume(settings, `cat ${LAYOUT.history} 2>/dev/null || true`);
+  // A torn last line from a killed append is not a deployment.
+  return parseJsonLines(stdout, DeploymentSchema);
 }
 
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
@@ -63,7 +44,7 @@ export async function recordServing(
 }
 
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {
-  await toolbox(settings, [backupsMount(settings)], "cat >> /backups/history.jsonl; sync", {
+  await toolbox(settings, [backupsMount(settings)], `cat >> ${LAYOUT.history}; sync`, {
     input: JSON.stringify(entry) + "\n",
   });
 }

@@ -19,6 +19,9 @@ import {
 } from "./restic";
 import { tarball, TarEntry } from "../engine/tarball";
 import { backupToolbox } from "../engine/toolbox";
+import { KEY_FILES } from "./layout";
+import { z } from "zod";
+import { tryParseJson } from "../core/json";
 
 export interface KeysFromEnv {
   readonly password?: string;
@@ -29,9 +32,10 @@ export interface KeysFromEnv {
 export function keysFromEnv(env: NodeJS.ProcessEnv = process.env): KeysFromEnv {
   let offsiteEnv: Record<string, string> | undefined;
   if (env.EDMS_OFFSITE_ENV) {
-    try {
-      offsiteEnv = JSON.parse(env.EDMS_OFFSITE_ENV) as Record<string, string>;
-    } catch {
+    const parsed = tryParseJson(env.EDMS_OFFSITE_ENV, z.record(z.string(), z.string()));
+    if (parsed.ok) {
+      offsiteEnv = parsed.value;
+    } else {
       throw refuse(
         "EDMS_OFFSITE_ENV is not a JSON object of variables. Nothing was changed.",
         'Pass e.g. EDMS_OFFSITE_ENV=\'{"AWS_ACCESS_KEY_ID": "…"}\'.',
@@ -65,12 +69,16 @@ export async function storeKeysFromEnv(
   }
   const entries: TarEntry[] = [];
   if (keys.password) {
-    entries.push({ name: "restic-password", content: keys.password, mode: 0o600 });
+    entries.push({ name: KEY_FILES.password, content: keys.password, mode: 0o600 });
   }
   if (keys.offsiteRepository) {
-    entries.push({ name: "offsite-repository", content: keys.offsiteRepository, mode: 0o600 });
+    entries.push({
+      name: KEY_FILES.offsiteRepository,
+      content: keys.offsiteRepository,
+      mode: 0o600,
+    });
     const lines = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));
-    entries.push({ name: "offsite.env", content: lines.join("\n") + "\n", mode: 0o600 });
+    entries.push({ name: KEY_FILES.offsiteEnv, content: lines.join("\n") + "\n", mode: 0o600 });
   }
   const incoming = `${KEYS_DIR}/.incoming`;
   const script = `
@@ -78,15 +86,15 @@ umask 077
 mkdir -p ${KEYS_DIR}
 rm -rf ${incoming} && mkdir ${incoming}
 tar -x -C ${incoming}
-if [ -f ${incoming}/restic-password ]; then
-  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file ${incoming}/restic-password cat config >/dev/null 2>&1; then
+if [ -f ${incoming}/${KEY_FILES.password} ]; then
+  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file ${incoming}/${KEY_FILES.password} cat config >/dev/null 2>&1; then
     rm -rf ${incoming}; echo __wrongkey__; exit 0
   fi
-  mv ${incoming}/restic-password ${PASSWORD_FILE}
+  mv ${incoming}/${KEY_FILES.password} ${PASSWORD_FILE}
 fi
-if [ -f ${incoming}/offsite-repository ]; then
-  mv ${incoming}/offsite-repository ${OFFSITE_REPOSITORY_FILE}
-  mv ${incoming}/offsite.env ${OFFSITE_ENV_FILE}
+if [ -f ${incoming}/${KEY_FILES.offsiteRepository} ]; then
+  mv ${incoming}/${KEY_FILES.offsiteRepository} ${OFFSITE_REPOSITORY_FILE}
+  mv ${incoming}/${KEY_FILES.offsiteEnv} ${OFFSITE_ENV_FILE}
 elif [ "$1" = drop-offsite ]; then
   rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
 fi

@@ -19,6 +19,7 @@ import {
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
 import type { BackupIdentity, Manifest } from "./manifest";
+import { LEGACY_GLOB } from "./layout";
 
 export interface LegacyFile {
   readonly sha256: string;
@@ -73,7 +74,7 @@ export function checkLegacyStack(legacy: LegacyManifest, stack: string): void {
 
 /** First-release backup directories in the backups volume. */
 export async function listLegacy(settings: Settings): Promise<LegacyEntry[]> {
-  const script = `for d in /backups/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); printf '%s\\t' "$n"; if [ -f "$d/manifest.json" ]; then tr -d '\\n' < "$d/manifest.json"; fi; echo; done`;
+  const script = `for d in ${LEGACY_GLOB}; do [ -d "$d" ] || continue; n=$(basename "$d"); printf '%s\\t' "$n"; if [ -f "$d/manifest.json" ]; then tr -d '\\n' < "$d/manifest.json"; fi; echo; done`;
   const { stdout } = await backupToolbox(settings, script);
   const entries: LegacyEntry[] = [];
   for (const line of stdout.split("\n").filter(Boolean)) {

@@ -1,5 +1,7 @@
 /** The checks every manifest format shares: JSON, format number, id pattern, id matching its container. */
 import { failure, refuse } from "../core/errors";
+import { z } from "zod";
+import { tryParseJson } from "../core/json";
 
 const CORRUPT_MANIFEST_FIX =
   "Do not restore this backup; choose another with `edms-ops backups list` and check the repository with `edms-ops verify <id>`.";
@@ -19,12 +21,12 @@ export function checkedManifest<T extends { format: number; id: string }>(
   expectedId: string | undefined,
   checks: (manifest: T) => string[],
 ): T {
-  let manifest: T;
-  try {
-    manifest = JSON.parse(text) as T;
-  } catch {
+  // Only an object is checked here; the format's fields are checked below, each problem by name.
+  const parsed = tryParseJson(text, z.looseObject({}));
+  if (!parsed.ok) {
     throw failure("manifest.json is not valid JSON", CORRUPT_MANIFEST_FIX);
   }
+  const manifest = parsed.value as unknown as T;
   const problems: string[] = [];
   if (manifest?.format !== format) {
     problems.push("unknown format");
@@ -45,7 +47,6 @@ export function checkedManifest<T extends { format: number; id: string }>(
 export const isSha256 = (value: unknown) =>
   typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
 
-/** What a backup records about the data it holds, stored in the snapshot as manifest.json. */
 /** What a backup's manifest says about it, in the first release's format and the current one alike. */
 export interface BackupIdentity {
   readonly id: string;

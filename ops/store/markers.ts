@@ -3,41 +3,43 @@
  * the edms-ops process that wrote them, so `status` and `health` can say what is unfinished and how to go on,
  * and the next run of the same command can resume instead of starting from the wrong premise.
  */
+import { z } from "zod";
 import { Settings } from "../../model/settings";
+import { parseJsonOrNull } from "../core/json";
 import { volumeExists } from "../engine/docker";
 import { backupToolbox } from "../engine/toolbox";
+import { LAYOUT } from "./layout";
+import {
+  RestoreMarker,
+  RestoreMarkerSchema,
+  RollbackMarker,
+  RollbackMarkerSchema,
+} from "./records";
 
-export const RESTORE_MARKER = "/backups/.restore-in-progress";
-export const ROLLBACK_MARKER = "/backups/.rollback-in-progress";
+export const RESTORE_MARKER = LAYOUT.restoreMarker;
+export const ROLLBACK_MARKER = LAYOUT.rollbackMarker;
 
-export interface RestoreMarker {
-  readonly id: string;
-  readonly undo: string | null;
-  readonly started?: string;
-}
+export type { RestoreMarker, RollbackMarker } from "./records";
 
-export interface RollbackMarker {
-  /** The release rolled back from: its image holds the migrations to reverse. */
-  readonly from: string;
-  readonly fromImage: string;
-  readonly to: string;
-  /** Migration state recorded when `to` was last deployed before `from`. */
-  readonly migrations: Record<string, string>;
-  readonly started: string;
-}
+const MARKERS = {
+  restore: { file: RESTORE_MARKER, schema: RestoreMarkerSchema },
+  rollback: { file: ROLLBACK_MARKER, schema: RollbackMarkerSchema },
+} as const;
+type MarkerKind = keyof typeof MARKERS;
+type MarkerOf<K extends MarkerKind> = z.output<(typeof MARKERS)[K]["schema"]>;
 
 /** The marker's JSON, or null when there is none (or no backups volume, or a torn write). */
-export async function readMarker<T>(settings: Settings, file: string): Promise<T | null> {
+export async function readMarker<K extends MarkerKind>(
+  settings: Settings,
+  kind: K,
+): Promise<MarkerOf<K> | null> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return null;
   }
+  const { file, schema } = MARKERS[kind];
   const text = (await backupToolbox(settings, 'cat "$1" 2>/dev/null || true', { args: [file] }))
     .stdout;
-  try {
-    return text.trim() ? (JSON.parse(text) as T) : null;
-  } catch {
-    return null;
-  }
+  return parseJsonOrNull(text, schema) as MarkerOf<K> | null;
 }
 
 /** Written whole or not at all (renamed into place), so a kill never leaves a torn marker. */

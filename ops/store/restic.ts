@@ -1,10 +1,9 @@
 /**
  * The stack's restic repositories, as seen from inside a backup container on the Docker host:
  *
- *   /backups/restic            the local repository (in the `<prefix>_backups` volume)
- *   /backups/.keys/            root-only copies of the repository password and the off-host credentials,
- *                              written from the Pulumi secrets by `edms-ops backups init` (or from
- *                              EDMS_RESTIC_PASSWORD / EDMS_OFFSITE_* given to any command)
+ *   restic/ and .keys/ in the backups volume (layout.ts): the local repository and root-only copies of
+ *                              its password and the off-host credentials, written from the Pulumi secrets
+ *                              by `edms-ops backups init` (or EDMS_RESTIC_PASSWORD / EDMS_OFFSITE_*)
  *   /edms/database             in each snapshot: db.dump (pg_dump -Fc -Z0) and manifest.json
  *   /edms/media                in each snapshot: the media volume
  *
@@ -14,13 +13,16 @@
  */
 import { shellQuote } from "../../model/shell";
 import { failure, refuse } from "../core/errors";
+import { BACKUPS_DIR, KEY_FILES, LAYOUT } from "./layout";
+import { z } from "zod";
+import { parseJson, tryParseJson } from "../core/json";
 
-export const BACKUPS_DIR = "/backups";
-export const REPOSITORY = "/backups/restic";
-export const KEYS_DIR = "/backups/.keys";
-export const PASSWORD_FILE = `${KEYS_DIR}/restic-password`;
-export const OFFSITE_REPOSITORY_FILE = `${KEYS_DIR}/offsite-repository`;
-export const OFFSITE_ENV_FILE = `${KEYS_DIR}/offsite.env`;
+export { BACKUPS_DIR };
+export const REPOSITORY = LAYOUT.repository;
+export const KEYS_DIR = LAYOUT.keysDir;
+export const PASSWORD_FILE = `${KEYS_DIR}/${KEY_FILES.password}`;
+export const OFFSITE_REPOSITORY_FILE = `${KEYS_DIR}/${KEY_FILES.offsiteRepository}`;
+export const OFFSITE_ENV_FILE = `${KEYS_DIR}/${KEY_FILES.offsiteEnv}`;
 export const STAGE_DIR = "/edms/database";
 export const MEDIA_DIR = "/edms/media";
 export const DUMP_FILE = `${STAGE_DIR}/db.dump`;
@@ -41,9 +43,25 @@ export const MEDIA_EXCLUDE = ".health-*";
  */
 export const RESTIC_PRELUDE = [
   `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} "$@"; }`,
-  `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir /backups/.cache --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
+  `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir ${LAYOUT.offsiteCache} --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
   `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
 ].join("\n");
+
+const ResticSnapshotsSchema = z
+  .array(
+    z.looseObject({
+      id: z.string(),
+      short_id: z.string().optional(),
+      time: z.string(),
+      hostname: z.string(),
+      paths: z.array(z.string()),
+      tags: z
+        .array(z.string())
+        .nullish()
+        .transform((tags) => tags ?? undefined),
+    }),
+  )
+  .nullable();
 
 /** A snapshot as `restic snapshots --json` prints it. */
 export interface ResticSnapshot {
@@ -84,10 +102,9 @@ export function backupTags(entry: Omit<BackupEntry, "snapshot" | "time" | "paths
 
 /** Snapshots of edms backups, oldest first; snapshots without our tags are not backups of ours. */
 export function parseSnapshots(json: string): BackupEntry[] {
-  let snapshots: ResticSnapshot[];
-  try {
-    snapshots = (JSON.parse(json.trim() || "[]") as ResticSnapshot[] | null) ?? [];
-  } catch {
+  const parsed = tryParseJson(json.trim() || "[]", ResticSnapshotsSchema);
+  const snapshots: ResticSnapshot[] = parsed.ok ? (parsed.value ?? []) : [];
+  if (!parsed.ok) {
     throw failure(
       "restic printed an unreadable snapshot list;",
       "run `edms-ops verify <id>` to check the repository.",
@@ -122,20 +139,21 @@ export function parseSnapshots(json: string): BackupEntry[] {
 }
 
 /** The summary line of `restic backup --json`. */
-export interface BackupSummary {
-  readonly snapshot_id: string;
-  readonly files_new: number;
-  readonly files_changed: number;
-  readonly files_unmodified: number;
-  readonly data_added: number;
-  readonly total_files_processed: number;
-  readonly total_bytes_processed: number;
-}
+const BackupSummarySchema = z.looseObject({
+  snapshot_id: z.string(),
+  files_new: z.number(),
+  files_changed: z.number(),
+  files_unmodified: z.number(),
+  data_added: z.number(),
+  total_files_processed: z.number(),
+  total_bytes_processed: z.number(),
+});
+export type BackupSummary = z.output<typeof BackupSummarySchema>;
 
 export function parseBackupSummary(stdout: string): BackupSummary {
   for (const line of stdout.split("\n").reverse()) {
     if (line.includes('"message_type":"summary"')) {
-      return JSON.parse(line) as BackupSummary;
+      return parseJson(line, BackupSummarySchema, "restic's backup summary");
     }
   }
   throw failure(

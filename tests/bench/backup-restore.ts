@@ -14,7 +14,7 @@ import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
-import { waitForScratch } from "../../ops/backups/verify";
+import { waitForScratch } from "../../ops/backup/verify";
 import { REPO_ROOT } from "../harness/mocks";
 import { prepareEngine, PROJECT_DIR, TestStack } from "../harness/stack";
 import { measureCliStartup, printCliStartup } from "./cli-startup";

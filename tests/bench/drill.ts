@@ -12,7 +12,7 @@
  * file; later ones a sample plus what changed.
  */
 import { docker } from "../../ops/engine/docker";
-import { waitForScratch } from "../../ops/backups/verify";
+import { waitForScratch } from "../../ops/backup/verify";
 import { BACKUP_IMAGE, prepareEngine } from "../harness/stack";
 import { benchStack, IMAGE, median, mediaScript, RUNS, shell, timed } from "./data";
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/backups/drill";
+import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/backup/drill";
 import { newestGood } from "../../../ops/reports/health";
 
 describe("drill: which media files are checksummed", function () {

@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
-import * as backups from "../../../ops/backups/create";
+import * as backups from "../../../ops/backup/create";
 import * as dockerLib from "../../../ops/engine/docker";
 import { failure, refuse } from "../../../ops/core/errors";
 import * as log from "../../../ops/core/log";

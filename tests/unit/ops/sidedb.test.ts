@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { parseCounts } from "../../../ops/database/postgres";
 import { classifyRestoreErrors } from "../../../ops/database/sidedb";
-import { inventoryProblems } from "../../../ops/backups/verify";
+import { inventoryProblems } from "../../../ops/backup/verify";
 
 describe("restore beside the live database", function () {
   // pg_restore 15's own output for a dump whose grants name roles the server lacks (one ACL entry holding two

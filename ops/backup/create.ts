@@ -25,6 +25,7 @@ import {
   parseBackupSummary,
   STAGE_DIR,
 } from "../store/restic";
+import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
@@ -220,7 +221,7 @@ async function backupFailure(
   earlier: number,
   err: Error,
 ): Promise<OpsError> {
-  const free = await session.exec("df -Pk /backups | tail -1 | awk '{print $4}'", [], {
+  const free = await session.exec(`df -Pk ${BACKUPS_DIR} | tail -1 | awk '{print $4}'`, [], {
     allowFailure: true,
   });
   const full = NO_SPACE.test(err.message) || Number(free.stdout.trim()) < 256;

@@ -11,6 +11,13 @@ import { SnapshotSession } from "../database/snapshot";
 import { docker, pipeCommands } from "../engine/docker";
 import type { OpsSession } from "../engine/session";
 import { DUMP_APPLICATION, DUMP_FILE, STAGE_DIR } from "../store/restic";
+import { z } from "zod";
+import { tryParseJson } from "../core/json";
+
+const ResticStatusSchema = z.looseObject({
+  percent_done: z.number().optional(),
+  bytes_done: z.number().optional(),
+});
 
 /** restic --json status lines, turned into a progress line every ten seconds. */
 export function resticProgress(): (line: string) => void {
@@ -20,7 +27,11 @@ export function resticProgress(): (line: string) => void {
       return;
     }
     last = Date.now();
-    const status = JSON.parse(line) as { percent_done?: number; bytes_done?: number };
+    const parsed = tryParseJson(line, ResticStatusSchema);
+    if (!parsed.ok) {
+      return; // a progress line only: an odd one is not worth failing a backup for
+    }
+    const status = parsed.value;
     progress(
       `  ${((status.percent_done ?? 0) * 100).toFixed(0)}% (${formatBytes(status.bytes_done ?? 0)})`,
     );

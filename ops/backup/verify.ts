@@ -20,6 +20,7 @@ import { failure } from "../core/errors";
 import { progress } from "../core/log";
 import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
+import { LAYOUT } from "../store/layout";
 
 const SCRATCH_FIX =
   "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
@@ -229,15 +230,10 @@ async function readMedia(session: OpsSession, entry: BackupEntry): Promise<strin
     : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
 }
 
-export const LAST_CHECK_FILE = "/backups/last-check.json";
+export const LAST_CHECK_FILE = LAYOUT.lastCheck;
 
-/** The newest `restic check` of the local repository (written by verify, and so by restore). */
-export interface RepositoryCheck {
-  readonly checkedAt: string;
-  readonly ok: boolean;
-  readonly detail: string;
-  readonly during: string;
-}
+export type { RepositoryCheck } from "../store/records";
+import type { RepositoryCheck } from "../store/records";
 
 export interface VerifyReport {
   readonly id: string;

@@ -33,44 +33,16 @@ import { OpsSession } from "../engine/session";
 import { tarball } from "../engine/tarball";
 import { backupToolbox, toolbox } from "../engine/toolbox";
 import { compareMaps, inventoryProblems, restoreIntoScratch, withScratchDatabase } from "./verify";
+import { LAYOUT } from "../store/layout";
+import { DrillCheck, DrillRecord, DrillRecordSchema } from "../store/records";
+import { parseJson, parseJsonOrNull } from "../core/json";
+import { z } from "zod";
 
-export const DRILLS_DIR = "/backups/drills";
+export const DRILLS_DIR = LAYOUT.drillsDir;
 const SCRATCH_ROLE = "drill-scratch";
 export const DEFAULT_SAMPLE = 20;
 
-export interface DrillCheck {
-  readonly name: string;
-  readonly ok: boolean;
-  readonly detail: string;
-  readonly seconds: number;
-}
-
-export interface DrillRecord {
-  readonly format: 1;
-  readonly id: string;
-  readonly stack: string;
-  readonly backup: string;
-  readonly snapshot: string;
-  /** Release whose code ran against the restored data (the backup's own). */
-  readonly release: string | null;
-  /** Why it ran: `manual`, `pre-deploy`, … */
-  readonly trigger: string;
-  /** user@host of the edms-ops process. */
-  readonly ranBy: string;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly seconds: number;
-  readonly ok: boolean;
-  readonly checks: DrillCheck[];
-  readonly media: {
-    readonly files: number;
-    /** sha256 of every media file checked, by path relative to the media root. */
-    readonly checksums: Record<string, string>;
-    /** Files added or changed since the previous drill's snapshot; null: no usable previous drill. */
-    readonly changedSincePreviousDrill: number | null;
-    readonly previousDrill: string | null;
-  };
-}
+export type { DrillCheck, DrillRecord } from "../store/records";
 
 export interface DrillOptions {
   readonly trigger: string;
@@ -365,6 +337,13 @@ rm -rf /drill/edms`,
   }
 }
 
+/** A file node of `restic ls --json`. */
+const LsNodeSchema = z.looseObject({
+  path: z.string(),
+  size: z.number().optional(),
+  mtime: z.string(),
+});
+
 /** Files of the snapshot's media (path relative to the media root, size, mtime in seconds). */
 export function parseMediaListing(stdout: string): MediaFile[] {
   const files: MediaFile[] = [];
@@ -372,7 +351,7 @@ export function parseMediaListing(stdout: string): MediaFile[] {
     if (!line.includes('"type":"file"')) {
       continue;
     }
-    const node = JSON.parse(line) as { path: string; size?: number; mtime: string };
+    const node = parseJson(line, LsNodeSchema, "a line of restic ls");
     if (node.path.startsWith(`${MEDIA_DIR}/`)) {
       const path = node.path.slice(MEDIA_DIR.length + 1);
       files.push({ path, size: node.size ?? 0, mtime: Math.floor(Date.parse(node.mtime) / 1000) });
@@ -623,13 +602,5 @@ export async function drillResults(settings: Settings): Promise<Map<string, bool
 }
 
 function parseDrill(text: string): DrillRecord | null {
-  if (!text.trim()) {
-    return null;
-  }
-  try {
-    const record = JSON.parse(text) as DrillRecord;
-    return record.format === 1 ? record : null;
-  } catch {
-    return null;
-  }
+  return parseJsonOrNull(text, DrillRecordSchema);
 }

@@ -1,0 +1,77 @@
+import { Command } from "commander";
+import * as fs from "fs";
+import * as path from "path";
+import { findBackup } from "../../store/catalog";
+import { openStack } from "../../core/context";
+import { pipeCommands, run } from "../../engine/docker";
+import { failure, refuse } from "../../core/errors";
+import { progress, say } from "../../core/log";
+import { PASSWORD_FILE, REPOSITORY } from "../../store/restic";
+import { withSession } from "../../engine/session";
+import { SCRATCH } from "../../store/layout";
+
+/** Marks an exported folder as ours: a restic repository holding exactly one edms backup, named here. */
+export const EXPORT_MARKER = "edms-backup.json";
+
+async function exportBackup(id: string, opts: { to: string }, command: Command): Promise<void> {
+  const settings = await openStack(command);
+  const entry = await findBackup(settings, id);
+  const target = path.resolve(opts.to, id);
+  if (fs.existsSync(target)) {
+    throw refuse(
+      `${target} already exists. Nothing was copied.`,
+      "Choose another --to or remove that folder, then retry.",
+    );
+  }
+  await withSession(settings, `backups export ${id}`, async (session) => {
+    const scratch = SCRATCH.export(process.pid);
+    progress(`copying ${id} into a repository of its own, checking it`);
+    // The copy is checked with --read-data before it leaves the host.
+    await session.exec(
+      `rm -rf ${SCRATCH.exportGlob}; restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null && ` +
+        `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} "$2" >/dev/null && ` +
+        `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
+      [scratch, entry.snapshot],
+    );
+    fs.mkdirSync(target, { recursive: true });
+    progress(`exporting ${id} to ${target}`);
+    const [sent, received] = await pipeCommands(
+      (stdout, signal) =>
+        session.exec(`tar -C "$1" -cf - .`, [scratch], { stdout, allowFailure: true, signal }),
+      (input) => run("tar", ["-x", "-C", target], { input, allowFailure: true }),
+    );
+    await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
+    if (sent.code !== 0 || received.code !== 0) {
+      fs.rmSync(target, { recursive: true, force: true });
+      throw failure(
+        `export failed, nothing kept in ${target}: ${(received.stderr || sent.stderr).trim()}`,
+        `Check that ${target} is writable and has room, then retry \`edms-ops backups export ${id} --to ${target} --stack ${settings.stack}\`.`,
+      );
+    }
+    fs.writeFileSync(
+      path.join(target, EXPORT_MARKER),
+      JSON.stringify(
+        { format: "restic", id, stack: settings.stack, exportedFrom: entry.snapshot },
+        null,
+        2,
+      ),
+    );
+  });
+  say(
+    `exported ${id} to ${target}: a restic repository holding this one backup (checked with restic check --read-data), encrypted with the stack's backup password.`,
+  );
+}
+
+export function register(backups: Command): void {
+  backups
+    .command("export <id>")
+    .description(
+      "Copy one backup off the Docker host into DIR/<id>/: a restic repository of its own, checked before it leaves",
+    )
+    .requiredOption("--to <dir>", "local directory to copy into")
+    .addHelpText(
+      "after",
+      "\nExample:\n  edms-ops backups export 2026-11-25T14-00-00Z-manual --to /mnt/offsite --stack production",
+    )
+    .action(exportBackup);
+}

@@ -1,0 +1,55 @@
+/**
+ * The backups volume (`<prefix>_backups`), the one place that says where each thing in it lives. It is
+ * mounted at `/backups` in every container edms-ops runs (the lock container, the read-only toolbox, the
+ * scheduler) and holds everything a new host needs besides the off-host copy:
+ *
+ *   restic/                   the local restic repository (one snapshot per backup)
+ *   .keys/                    root-only copies of the repository password and off-host credentials
+ *   .cache/                   restic's cache for the off-host repository
+ *   history.jsonl             one line per successful deploy (records.ts: Deployment)
+ *   schedule.jsonl            one line per scheduler start and scheduled attempt (records.ts: ScheduleRecord)
+ *   drills/<time>-drill.json  one file per drill, passed or failed (records.ts: DrillRecord)
+ *   last-check.json           the newest `restic check` (records.ts: RepositoryCheck)
+ *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
+ *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
+ *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
+ *   <id>/manifest.json        a first-release backup, until `backups import-legacy`
+ *
+ * Paths only: reading and writing the records goes through records.ts, which checks their shape.
+ */
+
+export const BACKUPS_DIR = "/backups";
+
+export const LAYOUT = {
+  repository: `${BACKUPS_DIR}/restic`,
+  keysDir: `${BACKUPS_DIR}/.keys`,
+  offsiteCache: `${BACKUPS_DIR}/.cache`,
+  history: `${BACKUPS_DIR}/history.jsonl`,
+  schedule: `${BACKUPS_DIR}/schedule.jsonl`,
+  drillsDir: `${BACKUPS_DIR}/drills`,
+  lastCheck: `${BACKUPS_DIR}/last-check.json`,
+  restoreMarker: `${BACKUPS_DIR}/.restore-in-progress`,
+  rollbackMarker: `${BACKUPS_DIR}/.rollback-in-progress`,
+} as const;
+
+export const KEY_FILES = {
+  password: "restic-password",
+  offsiteRepository: "offsite-repository",
+  offsiteEnv: "offsite.env",
+} as const;
+
+/** Scratch folders of one operation (`pid` of its edms-ops), each removed by the next session start. */
+export const SCRATCH = {
+  export: (pid: number) => `${BACKUPS_DIR}/.export-${pid}`,
+  import: (pid: number) => `${BACKUPS_DIR}/.import-${pid}`,
+  exportGlob: `${BACKUPS_DIR}/.export-*`,
+  /** Shell globs of every kind of scratch a killed operation may leave. */
+  leftovers: [".export-*", ".import-*", ".partial-*", ".deleting-*"].map(
+    (glob) => `${BACKUPS_DIR}/${glob}`,
+  ),
+} as const;
+
+/** A first-release backup's folder (`<id>/` holding manifest.json, db.dump, media.tar). */
+export const legacyDir = (id: string) => `${BACKUPS_DIR}/${id}`;
+/** Shell glob of every first-release backup folder. */
+export const LEGACY_GLOB = `${BACKUPS_DIR}/*/`;

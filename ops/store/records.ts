@@ -1,0 +1,130 @@
+/**
+ * The records edms-ops keeps in the backups volume (where each lives: layout.ts), as zod schemas: the one
+ * definition of their shape, checked on every read. Types are inferred from the schemas. Objects are loose
+ * (unknown keys pass through), so a record written by a newer release still reads, and a marker rewritten
+ * by this one keeps what it did not know about.
+ */
+import { z } from "zod";
+
+const stringMap = z.record(z.string(), z.string());
+
+/** One successful deploy (history.jsonl). */
+export const DeploymentSchema = z.looseObject({
+  version: z.string(),
+  image: z.string(),
+  deployedAt: z.string(),
+  stack: z.string(),
+  environment: z.string(),
+  postgresVolume: z.string(),
+  migrations: stringMap,
+  preDeployBackup: z.string().nullable(),
+  /** Set on the entry `rollback` writes once it has reversed the newer release's migrations. */
+  rolledBackFrom: z.string().optional(),
+});
+export type Deployment = z.output<typeof DeploymentSchema>;
+
+/** The scheduler (re)started: dues before `at` count as handled (run, caught up, or before it existed). */
+export const ScheduleStartSchema = z.looseObject({
+  kind: z.literal("start"),
+  schedule: z.string(),
+  at: z.string(),
+  next: z.string().nullable(),
+});
+export type ScheduleStart = z.output<typeof ScheduleStartSchema>;
+
+/**
+ * ok: a backup was taken; nothing: the database has no schema yet (fresh deploy); skipped: the stack's lock
+ * stayed busy for the whole wait; failed: the backup failed or was interrupted (`error` says why).
+ */
+export const RunOutcomeSchema = z.enum(["ok", "nothing", "skipped", "failed"]);
+export type RunOutcome = z.output<typeof RunOutcomeSchema>;
+
+export const ScheduleRunSchema = z.looseObject({
+  kind: z.literal("run"),
+  schedule: z.string(),
+  /** The fire time this attempt is for (UTC). */
+  due: z.string(),
+  started: z.string(),
+  finished: z.string(),
+  outcome: RunOutcomeSchema,
+  ok: z.boolean(),
+  /** Run at start-up for a due that passed while the scheduler was not running. */
+  catchUp: z.boolean(),
+  backup: z.string().nullable(),
+  snapshot: z.string().nullable(),
+  error: z.string().nullable(),
+});
+export type ScheduleRun = z.output<typeof ScheduleRunSchema>;
+
+/** One line of schedule.jsonl. */
+export const ScheduleRecordSchema = z.discriminatedUnion("kind", [
+  ScheduleStartSchema,
+  ScheduleRunSchema,
+]);
+export type ScheduleRecord = z.output<typeof ScheduleRecordSchema>;
+
+export const DrillCheckSchema = z.looseObject({
+  name: z.string(),
+  ok: z.boolean(),
+  detail: z.string(),
+  seconds: z.number(),
+});
+export type DrillCheck = z.output<typeof DrillCheckSchema>;
+
+/** One drill, passed or failed (drills/<time>-drill.json). */
+export const DrillRecordSchema = z.looseObject({
+  format: z.literal(1),
+  id: z.string(),
+  stack: z.string(),
+  backup: z.string(),
+  snapshot: z.string(),
+  /** Release whose code ran against the restored data (the backup's own). */
+  release: z.string().nullable(),
+  /** Why it ran: `manual`, `pre-deploy`, … */
+  trigger: z.string(),
+  /** user@host of the edms-ops process. */
+  ranBy: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  seconds: z.number(),
+  ok: z.boolean(),
+  checks: z.array(DrillCheckSchema),
+  media: z.looseObject({
+    files: z.number(),
+    /** sha256 of every media file checked, by path relative to the media root. */
+    checksums: stringMap,
+    /** Files added or changed since the previous drill's snapshot; null: no usable previous drill. */
+    changedSincePreviousDrill: z.number().nullable(),
+    previousDrill: z.string().nullable(),
+  }),
+});
+export type DrillRecord = z.output<typeof DrillRecordSchema>;
+
+/** The newest `restic check` of the local repository (last-check.json; written by verify, so by restore). */
+export const RepositoryCheckSchema = z.looseObject({
+  checkedAt: z.string(),
+  ok: z.boolean(),
+  detail: z.string(),
+  during: z.string(),
+});
+export type RepositoryCheck = z.output<typeof RepositoryCheckSchema>;
+
+/** An unfinished restore (.restore-in-progress): what it restores and the undo backup taken first. */
+export const RestoreMarkerSchema = z.looseObject({
+  id: z.string(),
+  undo: z.string().nullable(),
+  started: z.string().optional(),
+});
+export type RestoreMarker = z.output<typeof RestoreMarkerSchema>;
+
+/** A rollback whose code switch ran but whose migrations are not yet reversed (.rollback-in-progress). */
+export const RollbackMarkerSchema = z.looseObject({
+  /** The release rolled back from: its image holds the migrations to reverse. */
+  from: z.string(),
+  fromImage: z.string(),
+  to: z.string(),
+  /** Migration state recorded when `to` was last deployed before `from`. */
+  migrations: stringMap,
+  started: z.string(),
+});
+export type RollbackMarker = z.output<typeof RollbackMarkerSchema>;

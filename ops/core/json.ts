@@ -12,7 +12,7 @@ export function parseJson<S extends z.ZodType>(text: string, schema: S, what: st
   if (!parsed.ok) {
     throw failure(
       `${what} is not what edms-ops expects: ${parsed.problem}.`,
-      "Report this with the command's output; nothing was changed by this step.",
+      "Retry once; if it repeats, check the component named above (`docker logs`, `edms-ops status`) and report the output.",
     );
   }
   return parsed.value;

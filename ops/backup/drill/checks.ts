@@ -1,0 +1,34 @@
+/** The steps of a drill, each one timed and recorded, the failures as well as the passes. */
+import { progress } from "../../core/log";
+import { DrillCheck } from "../../store/records";
+
+/** The next step when a check finds the backup damaged. */
+export const DAMAGED =
+  "Do not count on this backup: find the damage with `edms-ops verify <id>`, and repair the repository before relying on a new backup.";
+
+/** Runs the steps of a drill, each one timed and recorded, the failures as well as the passes. */
+export class Checks {
+  readonly list: DrillCheck[] = [];
+
+  async run(name: string, step: () => Promise<string>): Promise<boolean> {
+    const started = Date.now();
+    progress(`drill: ${name}`);
+    let ok = true;
+    let detail: string;
+    try {
+      detail = await step();
+    } catch (err) {
+      ok = false;
+      detail = (err as Error).message;
+    }
+    this.list.push({ name, ok, detail, seconds: (Date.now() - started) / 1000 });
+    if (!ok) {
+      progress(`drill: ${name} FAILED: ${detail.split("\n")[0]}`);
+    }
+    return ok;
+  }
+
+  skip(name: string, why: string): void {
+    this.list.push({ name, ok: false, detail: `not run: ${why}`, seconds: 0 });
+  }
+}

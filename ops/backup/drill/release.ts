@@ -1,0 +1,128 @@
+/** The backup's own release and database checks against the restored data, on the scratch network. */
+import { randomBytes } from "crypto";
+import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../../../model/containers";
+import { Settings } from "../../../model/settings";
+import { failure } from "../../core/errors";
+import { lastLine } from "../../core/log";
+import { inventory, migrationState } from "../../database/postgres";
+import { docker, RunResult } from "../../engine/docker";
+import { tarball } from "../../engine/tarball";
+import { Manifest } from "../../store/manifest";
+import { compareMaps, inventoryProblems } from "../verify";
+import { Checks, DAMAGED } from "./checks";
+import { Scratch } from "./scratch";
+
+/** Rows, schema objects and migration state of the scratch database against the manifest. */
+export async function databaseChecks(
+  settings: Settings,
+  manifest: Manifest,
+  db: string,
+  checks: Checks,
+): Promise<void> {
+  await checks.run("row counts", async () => {
+    const problems = inventoryProblems(manifest, await inventory(settings, db));
+    if (problems.length) {
+      throw failure(problems.join("; "), DAMAGED);
+    }
+    const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
+    return `${Object.keys(manifest.tables).length} tables, ${rows} rows${manifest.objects ? " and the schema objects" : ""} as recorded`;
+  });
+  await checks.run("migration state", async () => {
+    const problems = compareMaps("app", manifest.migrations, await migrationState(settings, db));
+    if (problems.length) {
+      throw failure(problems.join("; "), DAMAGED);
+    }
+    return `${Object.keys(manifest.migrations).length} apps at their recorded migration`;
+  });
+}
+
+/** The backup's own release against the restored data, in one container on the scratch network. */
+export async function releaseChecks(
+  settings: Settings,
+  manifest: Manifest,
+  scratch: Scratch,
+  db: string,
+  checks: Checks,
+  check: string | undefined,
+): Promise<void> {
+  // A backup taken while no web ran records no release: the configured one is the best guess left.
+  const release = manifest.version ?? settings.version;
+  const image = `${settings.backendImage}:${release}`;
+  const names = ["manage.py check", "migrate --check", ...(check ? ["--check"] : [])];
+  const started = await checks.run(`release ${release} container`, () =>
+    startReleaseContainer(settings, scratch, db, image, release),
+  );
+  if (!started) {
+    names.forEach((n) => checks.skip(n, `no container of ${image}`));
+    return;
+  }
+  const exec = async (args: string[]): Promise<string> => {
+    const result = await docker(["exec", scratch.app, ...args], { allowFailure: true });
+    const tail = (result.stdout + result.stderr).trim().split("\n").slice(-3).join(" | ");
+    if (result.code !== 0) {
+      throw failure(
+        `exit ${result.code} from \`${args.join(" ")}\`: ${tail}`,
+        "Fix the release or the backup (the release's output is in the drill record), then drill again.",
+      );
+    }
+    return tail || "exit 0";
+  };
+  await checks.run("manage.py check", () =>
+    exec(["python3", "manage.py", "check", "--database", "default"]),
+  );
+  await checks.run("migrate --check", () =>
+    exec(["python3", "manage.py", "migrate", "--check", "--noinput"]).then(
+      () => `no unapplied migration for release ${release}`,
+    ),
+  );
+  if (check) {
+    await checks.run("--check", () => exec(["sh", "-c", check]));
+  }
+}
+
+async function startReleaseContainer(
+  settings: Settings,
+  scratch: Scratch,
+  db: string,
+  image: string,
+  release: string,
+): Promise<string> {
+  const found = await docker(["image", "inspect", image, "--format", "{{.Id}}"], {
+    allowFailure: true,
+  });
+  if (found.code !== 0) {
+    throw failure(
+      `image ${image} is not on the Docker host`,
+      "Load or pull it there, then drill again.",
+    );
+  }
+  const env = djangoEnvironment({ ...settings, version: release })
+    .map((e) => (e.startsWith("POSTGRES_HOST=") ? `POSTGRES_HOST=${db}` : e))
+    // Nothing on the scratch network answers there: a check that needs Redis fails instead of
+    // reaching the live one.
+    .map((e) => (e.startsWith("REDIS_URL=") ? "REDIS_URL=redis://127.0.0.1:1/0" : e));
+  const args = ["create", "--name", scratch.app, "--network", scratch.network, ...scratch.labels()];
+  args.push("--log-driver", "none", "-e", "EDMS_DRILL=1");
+  env.forEach((e) => args.push("-e", e));
+  args.push("-v", `${scratch.volume}:${MEDIA_ROOT}`, "--entrypoint", "sleep", image, "infinity");
+  await docker(args);
+  // Throwaway values, not the stack's: the scratch server trusts every connection, and the key signs
+  // nothing that outlives the drill.
+  const archive = await tarball([
+    { name: `${SECRETS_DIR.slice(1)}/postgres_password`, content: "drill", mode: 0o444 },
+    {
+      name: `${SECRETS_DIR.slice(1)}/django_secret_key`,
+      content: randomBytes(32).toString("hex"),
+      mode: 0o444,
+    },
+  ]);
+  await docker(["cp", "-", `${scratch.app}:/`], { input: archive });
+  const startedApp: RunResult = await docker(["start", scratch.app], { allowFailure: true });
+  if (startedApp.code !== 0) {
+    throw failure(
+      `could not start ${image}: ${lastLine(startedApp.stderr)}`,
+      "Check that the image runs (`docker run --rm <image> true`), then drill again.",
+    );
+  }
+  return `${image} on the scratch network`;
+}

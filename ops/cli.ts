@@ -19,7 +19,7 @@ import * as rollback from "./commands/rollback";
 import * as status from "./commands/status";
 import * as switchCommand from "./commands/switch";
 import * as verify from "./commands/verify";
-import { OpsError } from "./core/errors";
+import { EXIT, OpsError } from "./core/errors";
 
 export function buildProgram(): Command {
   const program = new Command("edms-ops")
@@ -61,18 +61,18 @@ export async function main(argv: string[]): Promise<void> {
   // Until the command has really finished, an exit (e.g. an event loop that ran dry while a promise was
   // still pending) must not look like success to a deploy hook.
   let finished = false;
-  process.exitCode = 70;
+  process.exitCode = EXIT.internal;
   process.on("exit", (code) => {
-    if (!finished && code === 70) {
+    if (!finished && code === EXIT.internal) {
       process.stderr.write("edms-ops: internal error: the command stopped before it finished\n");
     }
   });
   try {
     await program.parseAsync(argv);
-    process.exitCode = 0;
+    process.exitCode = EXIT.done;
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      process.exitCode = err.exitCode === 0 ? EXIT.done : EXIT.refused;
       return;
     }
     if (err instanceof OpsError) {
@@ -81,7 +81,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     process.stderr.write(`edms-ops: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failed;
   } finally {
     finished = true;
   }

@@ -14,7 +14,7 @@ import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
-import { failure, refuse } from "../core/errors";
+import { failure, incomplete, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { markerScript, RESTORE_MARKER } from "../store/markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "../store/restic";
@@ -89,7 +89,7 @@ async function finishAfterSwap(
     const undo = undoBackup
       ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
       : "";
-    throw failure(
+    throw incomplete(
       `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
         `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
       `Run the same restore again to finish it.${undo}`,

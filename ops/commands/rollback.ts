@@ -24,7 +24,7 @@ import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { migrateAtomically, releaseImage } from "../database/django";
 import { docker, stopRunning } from "../engine/docker";
-import { failure, refuse } from "../core/errors";
+import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { progress, say } from "../core/log";
 import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
@@ -156,7 +156,7 @@ async function finishAfterSwitch(
   if (live !== marker.to) {
     progress(`${marker.to} does not serve yet (live: ${live ?? "nothing"})`);
     if (!(await redeploy(settings, marker.to, projectDir, true))) {
-      return;
+      throw notRedeployed(settings, marker.to, true);
     }
     live = await runningVersion(settings);
     if (live !== marker.to) {
@@ -209,10 +209,24 @@ async function rollbackByRestore(
     );
   }
   const result = await restoreBackup(settings, preDeploy);
-  await redeploy(settings, target.version, projectDir, false);
+  const redeployed = await redeploy(settings, target.version, projectDir, false);
   if (result.undoBackup) {
     say(`The state before the rollback is backup ${result.undoBackup}.`);
   }
+  if (!redeployed) {
+    throw notRedeployed(settings, target.version, false);
+  }
+}
+
+/** The Pulumi CLI was missing: the commands left to run are printed; the rollback is not done. */
+function notRedeployed(settings: Settings, version: string, thenAgain: boolean): OpsError {
+  return incomplete(
+    `The rollback of ${settings.stack} to ${version} is not finished: the Pulumi CLI is not installed here` +
+      (thenAgain ? " and no data was changed." : ", the data steps are done."),
+    thenAgain
+      ? `Run the pulumi commands above, then \`edms-ops rollback --previous --stack ${settings.stack}\` again.`
+      : `Run the pulumi commands above to deploy ${version}.`,
+  );
 }
 
 function pulumiInstalled(): boolean {
@@ -309,7 +323,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     describePlan(settings, steps, backupFirst);
     await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
     if (!(await redeploy(settings, target.version, projectDir, true))) {
-      return;
+      throw notRedeployed(settings, target.version, true);
     }
     return finishAfterSwitch(settings, marker, backupFirst, projectDir);
   }
@@ -329,8 +343,11 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
       throw err;
     }
   });
-  await redeploy(settings, target.version, projectDir, false);
+  const redeployed = await redeploy(settings, target.version, projectDir, false);
   if (backup) {
     say(`The state before the rollback is backup ${backup}.`);
+  }
+  if (!redeployed) {
+    throw notRedeployed(settings, target.version, false);
   }
 }

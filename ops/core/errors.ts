@@ -1,8 +1,25 @@
 /**
  * Errors meant for the operator: what went wrong (`message`), what to do next (`fix`: a command to run, a
- * setting to change, or "retry"), and the exit code (2 for refusals, where nothing was changed; 1 for
- * failures). Every site names its fix; tests/unit/ops/errors.test.ts walks them all.
+ * setting to change, or "retry"), and the exit code, a contract callers (deploy hooks, the scheduler, CI,
+ * scripts) branch on instead of the message text. Every site names its fix; tests/unit/ops/errors.test.ts
+ * walks them all.
  */
+
+/** edms-ops' exit codes (README, "Exit codes"). */
+export const EXIT = {
+  /** Done. */
+  done: 0,
+  /** Failed while working; what changed is said in the message. */
+  failed: 1,
+  /** Refused (a guard, bad usage or input): nothing was changed. */
+  refused: 2,
+  /** Incomplete: part of the work is done; run the same command again (or the one named) to finish it. */
+  incomplete: 3,
+  /** The stack is busy: another operation holds its lock; nothing was changed, try again later. */
+  busy: 75,
+  /** The command stopped before it finished without saying why: a defect of edms-ops. */
+  internal: 70,
+} as const;
 export interface OpsProblem {
   readonly message: string;
   readonly fix: string;
@@ -17,7 +34,7 @@ export class OpsError extends Error {
     super(problem.message);
     this.name = "OpsError";
     this.fix = problem.fix;
-    this.exitCode = problem.exitCode ?? 1;
+    this.exitCode = problem.exitCode ?? EXIT.failed;
   }
 
   /** As the operator reads it: the message, then the next step (on its own line after a multi-line message). */
@@ -28,10 +45,20 @@ export class OpsError extends Error {
 
 /** A refusal: a guard or an invalid request; nothing was changed. Exit 2. */
 export function refuse(message: string, fix: string): OpsError {
-  return new OpsError({ message, fix, exitCode: 2 });
+  return new OpsError({ message, fix, exitCode: EXIT.refused });
 }
 
 /** A failure while working. Exit 1. */
 export function failure(message: string, fix: string): OpsError {
-  return new OpsError({ message, fix, exitCode: 1 });
+  return new OpsError({ message, fix, exitCode: EXIT.failed });
+}
+
+/** Another operation holds the stack's lock; nothing was changed. Exit 75 (EX_TEMPFAIL: try again later). */
+export function busy(message: string, fix: string): OpsError {
+  return new OpsError({ message, fix, exitCode: EXIT.busy });
+}
+
+/** Part of the work is done and the rest is to be finished by running again (`fix` says what). Exit 3. */
+export function incomplete(message: string, fix: string): OpsError {
+  return new OpsError({ message, fix, exitCode: EXIT.incomplete });
 }

@@ -24,7 +24,7 @@ import {
   volumeExists,
 } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
-import { failure, OpsError, refuse } from "../core/errors";
+import { busy, failure, OpsError, refuse } from "../core/errors";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { storeKeysFromEnv } from "../store/keys";
 import { dropSideDatabasesSql } from "../database/postgres";
@@ -207,7 +207,7 @@ async function acquireLock(
       continue;
     }
     if (Date.now() >= deadline) {
-      throw refuse(
+      throw busy(
         `Stack ${settings.stack} is busy: ${describeHolder(holder)} holds its operation lock. Nothing was changed.`,
         `Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
           "or wait longer with EDMS_LOCK_WAIT=<seconds>.",

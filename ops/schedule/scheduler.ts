@@ -18,7 +18,7 @@ import { scheduleEnabled, nextDue } from "../../model/schedule";
 import { Settings } from "../../model/settings";
 import { createBackup } from "../backup/create";
 import { volumeExists } from "../engine/docker";
-import { OpsError, refuse } from "../core/errors";
+import { EXIT, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import {
   appendScheduleRecord,
@@ -123,7 +123,7 @@ export async function scheduledBackup(
     backup = result?.entry.id ?? null;
     snapshot = result?.entry.snapshot ?? null;
   } catch (err) {
-    const busy = err instanceof OpsError && err.exitCode === 2 && /is busy/.test(err.message);
+    const busy = err instanceof OpsError && err.exitCode === EXIT.busy;
     outcome = busy ? "skipped" : "failed";
     error = errorLine(err);
   }

@@ -108,7 +108,7 @@ describe("e2e: backup faults", function () {
     const first = stack.ops(["backup", "--reason", "first"]);
     await new Promise((r) => setTimeout(r, 1200));
     const refused = await stack.ops(["backup", "--reason", "second"], { EDMS_LOCK_WAIT: "0" });
-    expect(refused.code).to.equal(2);
+    expect(refused.code, "busy: exit 75").to.equal(75);
     expect(refused.stderr).to.match(
       /Stack flt is busy: `backup --reason first` \(edms-ops \S+:\d+, since \S+\) holds its operation lock\. Nothing was changed\./,
     );

@@ -1,6 +1,6 @@
 /**
- * Every operator error names its next step. Walks the sources: each `refuse(message, fix)` and
- * `failure(message, fix)` in ops/ (the only ways to make an OpsError), and checks every text the fix can take
+ * Every operator error names its next step. Walks the sources: each `refuse`, `failure`, `busy` and
+ * `incomplete(message, fix)` in ops/ (the only ways to make an OpsError), and checks every text the fix can take
  * (both branches of a condition, a named constant) says what to do.
  */
 import { expect } from "chai";
@@ -8,7 +8,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as ts from "typescript";
-import { OpsError, refuse } from "../../../ops/core/errors";
+import { busy, EXIT, failure, incomplete, OpsError, refuse } from "../../../ops/core/errors";
 import { ensureCliBuilt } from "../../harness/build";
 import { REPO_ROOT } from "../../harness/mocks";
 
@@ -41,7 +41,7 @@ function errorSites(): { sites: Site[]; direct: string[] } {
     const visit = (node: ts.Node): void => {
       if (ts.isCallExpression(node) && ts.isIdentifier(node.expression)) {
         const name = node.expression.text;
-        if (name === "refuse" || name === "failure") {
+        if (["refuse", "failure", "busy", "incomplete"].includes(name)) {
           sites.push({ where: where(node), helper: name, args: node.arguments, file: source });
         }
       }
@@ -138,6 +138,32 @@ describe("operator errors", function () {
       }
     }
     expect(problems).to.deep.equal([]);
+  });
+
+  it("exit codes are a contract: 0 done, 1 failed, 2 refused, 3 incomplete, 75 busy, 70 internal", function () {
+    expect(EXIT).to.deep.equal({
+      done: 0,
+      failed: 1,
+      refused: 2,
+      incomplete: 3,
+      busy: 75,
+      internal: 70,
+    });
+    expect(failure("m", "Retry.").exitCode).to.equal(1);
+    expect(refuse("m", "Retry.").exitCode).to.equal(2);
+    expect(incomplete("m", "Retry.").exitCode).to.equal(3);
+    expect(busy("m", "Retry.").exitCode).to.equal(75);
+    // Documented where operators and scripts read it.
+    const readme = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    for (const code of Object.values(EXIT).filter((c) => c !== EXIT.internal)) {
+      expect(readme, `README documents exit ${code}`).to.match(new RegExp(`^- \`${code}\` `, "m"));
+    }
+  });
+
+  it("a busy stack is told apart by its code, not its text (the scheduler's skip)", function () {
+    const source = fs.readFileSync(path.join(REPO_ROOT, "ops/schedule/scheduler.ts"), "utf8");
+    expect(source).to.match(/exitCode === EXIT\.busy/);
+    expect(source).not.to.match(/is busy/);
   });
 
   it("refusals exit 2, failures 1; the operator reads the message, then the fix", function () {

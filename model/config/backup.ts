@@ -99,69 +99,88 @@ function scheduleField(environment: Environment) {
   return setting(schema, {
     description:
       "When the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy): a cron expression in UTC (5 fields, 6 with seconds first, or @hourly/@daily/…), or `off`.",
-    production: "`off` is refused: production is backed up on a schedule.",
+    production: "cannot be `off`: production is backed up on a schedule from the Docker host",
   });
 }
 
-export function backupSchema(environment: Environment) {
+/** The fields whose defaults depend on the environment, with that environment's defaults. */
+function deployFields(environment: Environment) {
   const defaults = BY_ENVIRONMENT[environment];
+  return {
+    beforeDeploy: setting(
+      z.boolean({ error: "beforeDeploy must be true or false" }).default(defaults.beforeDeploy),
+      {
+        description: "Take `edms-ops backup --reason pre-deploy` before migrating.",
+        production: "cannot be `false`: every production deploy is preceded by a backup",
+      },
+    ),
+    drillBeforeDeploy: setting(
+      z
+        .boolean({ error: "drillBeforeDeploy must be true or false" })
+        .default(defaults.drillBeforeDeploy),
+      {
+        description:
+          "Restore the pre-deploy backup into scratch space and run the release's checks (`edms-ops drill`) before `migrate`. Needs `beforeDeploy`.",
+        production:
+          "cannot be `false`: production migrates only after its pre-deploy backup was restored and checked",
+      },
+    ),
+    keep: setting(
+      integer.pipe(z.number().int().min(1, "keep must be at least 1")).default(defaults.keep),
+      {
+        description:
+          "Newest backups kept by the retention policy (rollback targets are kept on top).",
+      },
+    ),
+  };
+}
+
+const resticImage = setting(
+  z
+    .string({ error: "image must be an image reference" })
+    .trim()
+    .min(1, "image must be an image reference (an image with restic)")
+    .default(DEFAULT_BACKUP_IMAGE),
+  { description: "Image with `restic` and a POSIX shell, run on the Docker host." },
+);
+
+const schedulerFields = {
+  schedulerImage: image(
+    "schedulerImage: node ≥ 20",
+    DEFAULT_SCHEDULER_IMAGE,
+    "Base of the scheduler's image, built on the Docker host: node ≥ 20.",
+  ),
+  dockerCliImage: image(
+    "dockerCliImage: a docker CLI",
+    DEFAULT_DOCKER_CLI_IMAGE,
+    "Image whose `/usr/local/bin/docker` (a static docker CLI) the scheduler's image copies.",
+  ),
+};
+
+const retentionFields = {
+  keepDaily: keepCount(
+    "keepDaily",
+    "On top of `keep`: the newest backup of each of the last N days (restic `--keep-daily`).",
+  ),
+  keepWeekly: keepCount(
+    "keepWeekly",
+    "On top of `keep`: the newest backup of each of the last N ISO weeks (restic `--keep-weekly`).",
+  ),
+  keepMonthly: keepCount(
+    "keepMonthly",
+    "On top of `keep`: the newest backup of each of the last N months (restic `--keep-monthly`).",
+  ),
+};
+
+export function backupSchema(environment: Environment) {
+  // The field order is the order of Settings JSON (the scheduler container's env): keep it.
   return z
     .object({
-      beforeDeploy: setting(
-        z.boolean({ error: "beforeDeploy must be true or false" }).default(defaults.beforeDeploy),
-        {
-          description: "Take `edms-ops backup --reason pre-deploy` before migrating.",
-          production: "`false` is refused: every production deploy is preceded by a backup.",
-        },
-      ),
-      drillBeforeDeploy: setting(
-        z
-          .boolean({ error: "drillBeforeDeploy must be true or false" })
-          .default(defaults.drillBeforeDeploy),
-        {
-          description:
-            "Restore the pre-deploy backup into scratch space and run the release's checks (`edms-ops drill`) before `migrate`. Needs `beforeDeploy`.",
-          production: "`false` is refused.",
-        },
-      ),
-      keep: setting(
-        integer.pipe(z.number().int().min(1, "keep must be at least 1")).default(defaults.keep),
-        {
-          description:
-            "Newest backups kept by the retention policy (rollback targets are kept on top).",
-        },
-      ),
-      image: setting(
-        z
-          .string({ error: "image must be an image reference" })
-          .trim()
-          .min(1, "image must be an image reference (an image with restic)")
-          .default(DEFAULT_BACKUP_IMAGE),
-        { description: "Image with `restic` and a POSIX shell, run on the Docker host." },
-      ),
+      ...deployFields(environment),
+      image: resticImage,
       schedule: scheduleField(environment),
-      schedulerImage: image(
-        "schedulerImage: node ≥ 20",
-        DEFAULT_SCHEDULER_IMAGE,
-        "Base of the scheduler's image, built on the Docker host: node ≥ 20.",
-      ),
-      dockerCliImage: image(
-        "dockerCliImage: a docker CLI",
-        DEFAULT_DOCKER_CLI_IMAGE,
-        "Image whose `/usr/local/bin/docker` (a static docker CLI) the scheduler's image copies.",
-      ),
-      keepDaily: keepCount(
-        "keepDaily",
-        "On top of `keep`: the newest backup of each of the last N days (restic `--keep-daily`).",
-      ),
-      keepWeekly: keepCount(
-        "keepWeekly",
-        "On top of `keep`: the newest backup of each of the last N ISO weeks (restic `--keep-weekly`).",
-      ),
-      keepMonthly: keepCount(
-        "keepMonthly",
-        "On top of `keep`: the newest backup of each of the last N months (restic `--keep-monthly`).",
-      ),
+      ...schedulerFields,
+      ...retentionFields,
       offsite: setting(offsite.optional(), {
         description:
           "A second restic repository (any backend) that every backup is copied to: `{repository, env}`. Settings keep only a redacted display form.",

@@ -9,7 +9,10 @@ export interface SettingMeta {
   readonly description: string;
   /** Appended to every problem with the key, so the operator reads how to fix it. */
   readonly fix?: string;
-  /** What production demands beyond the schema (validate.ts enforces it); shown in the reference. */
+  /**
+   * What production demands beyond the schema (validate.ts enforces it), shown in the reference: a phrase
+   * that follows the name, e.g. "cannot be `false`: …", without a full stop.
+   */
   readonly production?: string;
   /** Kept encrypted in the stack file (`pulumi config set --secret`). */
   readonly secret?: boolean;

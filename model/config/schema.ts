@@ -84,65 +84,71 @@ const proxy = z
   })
   .strict();
 
+/** The keys with one value each; their order is the order of Settings JSON (the scheduler's env). */
+const scalarKeys = {
+  environment: setting(
+    z.enum(ENVIRONMENTS, { error: `must be one of ${ENVIRONMENTS.join(", ")}` }),
+    {
+      description:
+        "dev | staging | production. Decides protection and which defaults and rules apply.",
+      production:
+        "the postgres, media and backups volumes are protected and retained on delete; their data is never reinitialised",
+      fix: "set it with `pulumi config set edms:environment dev|staging|production`",
+    },
+  ),
+  version: setting(
+    nonEmpty("a release tag").regex(
+      /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+      "must be a valid image tag",
+    ),
+    {
+      description:
+        "Release tag of the backend image to deploy (`<backendImage>:<version>`); keys the pre-deploy backup and migrate hooks.",
+      fix: "set the release to deploy, e.g. `pulumi config set edms:version 2.0.0`",
+    },
+  ),
+  backendImage: setting(nonEmpty("an image repository").default(DEFAULTS.backendImage), {
+    description: "Image repository of the Django backend (web and worker).",
+    fix: "e.g. `edms-sample/backend`",
+  }),
+  postgresImage: setting(nonEmpty("an image reference").default(DEFAULTS.postgresImage), {
+    description:
+      "PostgreSQL image; any image honouring the official image's env contract (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE, PGDATA).",
+    fix: "e.g. `postgres:16`",
+  }),
+  redisImage: setting(nonEmpty("an image reference").default(DEFAULTS.redisImage), {
+    description: "Redis image (cache and celery broker).",
+    fix: "e.g. `redis:7`",
+  }),
+  namePrefix: setting(
+    z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)")
+      .default(DEFAULTS.namePrefix),
+    {
+      description:
+        "Prefix of every Docker name: volumes <prefix>_postgres_data, <prefix>_redis_data, <prefix>_media_files, <prefix>_backups; containers <prefix>-web etc. Pattern [a-z][a-z0-9-]*.",
+      fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
+    },
+  ),
+  dataGeneration: setting(
+    integer.pipe(z.number().int().min(0, "must be 0 or more")).default(DEFAULTS.dataGeneration),
+    {
+      description: "dev/staging only. Bump to start on fresh data volumes (suffix _g<N>).",
+      fix: "use a whole number ≥ 0; bump it to start dev/staging on fresh data",
+      production: "not allowed, even `0`: production data is never reinitialised",
+    },
+  ),
+  httpPort: setting(port.default(DEFAULTS.httpPort), {
+    description:
+      "Host port the proxy (or, with edms:proxy.enabled false, the web container) publishes (1-65535). PostgreSQL and Redis are never published.",
+    fix: "choose a port between 1 and 65535, e.g. 8000",
+  }),
+};
+
 function buildSchema(environment: Environment) {
   return z.object({
-    environment: setting(
-      z.enum(ENVIRONMENTS, { error: `must be one of ${ENVIRONMENTS.join(", ")}` }),
-      {
-        description:
-          "dev | staging | production. Decides protection: production data volumes are protected and never reinitialised.",
-        fix: "set it with `pulumi config set edms:environment dev|staging|production`",
-      },
-    ),
-    version: setting(
-      nonEmpty("a release tag").regex(
-        /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
-        "must be a valid image tag",
-      ),
-      {
-        description:
-          "Release tag of the backend image to deploy (`<backendImage>:<version>`); keys the pre-deploy backup and migrate hooks.",
-        fix: "set the release to deploy, e.g. `pulumi config set edms:version 2.0.0`",
-      },
-    ),
-    backendImage: setting(nonEmpty("an image repository").default(DEFAULTS.backendImage), {
-      description: "Image repository of the Django backend (web and worker).",
-      fix: "e.g. `edms-sample/backend`",
-    }),
-    postgresImage: setting(nonEmpty("an image reference").default(DEFAULTS.postgresImage), {
-      description:
-        "PostgreSQL image; any image honouring the official image's env contract (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE, PGDATA).",
-      fix: "e.g. `postgres:16`",
-    }),
-    redisImage: setting(nonEmpty("an image reference").default(DEFAULTS.redisImage), {
-      description: "Redis image (cache and celery broker).",
-      fix: "e.g. `redis:7`",
-    }),
-    namePrefix: setting(
-      z
-        .string()
-        .regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)")
-        .default(DEFAULTS.namePrefix),
-      {
-        description:
-          "Prefix of every Docker name: volumes <prefix>_postgres_data, <prefix>_redis_data, <prefix>_media_files, <prefix>_backups; containers <prefix>-web etc. Pattern [a-z][a-z0-9-]*.",
-        fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
-      },
-    ),
-    dataGeneration: setting(
-      integer.pipe(z.number().int().min(0, "must be 0 or more")).default(DEFAULTS.dataGeneration),
-      {
-        description:
-          "dev/staging only. Bump to start on fresh data volumes (suffix _g<N>); an error on production.",
-        fix: "use a whole number ≥ 0; bump it to start dev/staging on fresh data",
-        production: "Refused, even `0`: production data is never reinitialised.",
-      },
-    ),
-    httpPort: setting(port.default(DEFAULTS.httpPort), {
-      description:
-        "Host port the proxy (or, with edms:proxy.enabled false, the web container) publishes (1-65535). PostgreSQL and Redis are never published.",
-      fix: "choose a port between 1 and 65535, e.g. 8000",
-    }),
+    ...scalarKeys,
     backup: setting(backupSchema(environment).prefault({}), {
       description:
         "{beforeDeploy: bool, drillBeforeDeploy: bool, schedule: cron|off, keep: int >= 1, keepDaily/keepWeekly/keepMonthly: int >= 0, image: restic image, schedulerImage, dockerCliImage, offsite: {repository, env}}. Backups are restic snapshots in <prefix>_backups; keep = newest kept; keepDaily/keepWeekly/keepMonthly also keep the newest backup of each of the last N days/ISO weeks/months, as restic forget --keep-daily/--keep-weekly/--keep-monthly (rollback targets are kept on top). drillBeforeDeploy: the pre-deploy backup is restored into scratch space and checked by its release before migrate (edms-ops drill); needs beforeDeploy. schedule: when the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy), a cron expression in UTC: 5 fields, 6 with seconds first, or @hourly/@daily/...; `off` turns it off. schedulerImage (node >= 20) and dockerCliImage (its /usr/local/bin/docker is copied) are what the scheduler image is built from, on the Docker host. offsite: any restic repository URL (s3:, sftp:, rest:, b2:, azure:, gs:, rclone:) and backend variables; set them with `pulumi config set --secret --path edms:backup.offsite.repository ...`.",

@@ -1,0 +1,215 @@
+/**
+ * `edms:backup`: the one key whose defaults differ by environment, so its schema is built per environment
+ * and each field's default is what that environment gets when the stack leaves it out.
+ */
+import { z } from "zod";
+import { DEFAULT_SCHEDULES, scheduleProblem } from "../schedule";
+import { Environment } from "./environments";
+import { integer, maybeSecret, nonEmpty, parseJsonish, setting } from "./fields";
+
+export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
+/** Official images; the scheduler's image is built from them on the Docker host (images/scheduler/Dockerfile). */
+export const DEFAULT_SCHEDULER_IMAGE = "node:20-bookworm-slim";
+export const DEFAULT_DOCKER_CLI_IMAGE = "docker:27-cli";
+
+/** Production backs up and drills before every deploy and keeps more; elsewhere deploys stay quick. */
+const BY_ENVIRONMENT = {
+  production: { beforeDeploy: true, drillBeforeDeploy: true, keep: 14 },
+  staging: { beforeDeploy: false, drillBeforeDeploy: false, keep: 5 },
+  dev: { beforeDeploy: false, drillBeforeDeploy: false, keep: 5 },
+} as const satisfies Record<Environment, object>;
+
+/** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
+const RESTIC_REPOSITORY = /^(\/|(s3|sftp|rest|b2|azure|gs|swift|rclone):)/;
+
+/** The repository URL without `user:password@` and without a query string, for status lines. */
+export function redactRepository(repository: string): string {
+  // Up to the last @ before the path: restic allows @ in the password itself.
+  return repository.replace(/\/\/[^/]*@/, "//").replace(/\?.*$/, "");
+}
+
+const keepCount = (key: string, description: string) =>
+  setting(integer.pipe(z.number().int().min(0, `${key} must be 0 or more`)).optional(), {
+    description,
+  });
+
+const image = (what: string, fallback: string, description: string) =>
+  setting(nonEmpty(`an image reference (${what})`).default(fallback), { description });
+
+// Settings travel as plain JSON (hooks, the scheduler's env), so the parsed value keeps only a display
+// form of the repository; offsiteSecrets() hands the credentials to Pulumi as secrets.
+const offsite = z
+  .object(
+    {
+      repository: setting(
+        maybeSecret("a restic repository URL (offsite.repository)")
+          .refine(
+            (v) => typeof v !== "string" || RESTIC_REPOSITORY.test(v),
+            "offsite.repository must be a restic repository (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path)",
+          )
+          .refine(
+            (v) => typeof v !== "string" || !/\/\/[^/]*:[^/]*@/.test(v),
+            "offsite.repository holds a password in plain text: set it with `pulumi config set --secret --path edms:backup.offsite.repository …`",
+          ),
+        {
+          description:
+            "Any restic repository URL (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path); a password in it must be set with `--secret`.",
+          secret: true,
+        },
+      ),
+      env: setting(
+        z
+          .record(
+            z
+              .string()
+              .regex(/^[A-Z_][A-Z0-9_]*$/, "offsite.env names must be environment variables"),
+            maybeSecret("a string (offsite.env values)"),
+            { error: "offsite.env must map environment variable names (A-Z, 0-9, _) to values" },
+          )
+          .optional(),
+        {
+          description:
+            "Backend variables, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for `s3:`.",
+          secret: true,
+        },
+      ),
+    },
+    { error: "offsite must be an object with a repository" },
+  )
+  .strict()
+  .transform((o) => ({
+    /**
+     * Where off-host copies go, for display only: the repository URL with any user:password removed, or
+     * `(secret)` when the stack file holds it encrypted.
+     */
+    display: typeof o.repository === "string" ? redactRepository(o.repository) : "(secret)",
+  }));
+
+function scheduleField(environment: Environment) {
+  const schema = z
+    .string({ error: "schedule must be a cron expression or `off`" })
+    .trim()
+    .superRefine((value, ctx) => {
+      const problem = scheduleProblem(value);
+      if (problem) {
+        ctx.addIssue({ code: "custom", message: `schedule ${problem}` });
+      }
+    })
+    .default(DEFAULT_SCHEDULES[environment]);
+  return setting(schema, {
+    description:
+      "When the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy): a cron expression in UTC (5 fields, 6 with seconds first, or @hourly/@daily/…), or `off`.",
+    production: "cannot be `off`: production is backed up on a schedule from the Docker host",
+  });
+}
+
+/** The fields whose defaults depend on the environment, with that environment's defaults. */
+function deployFields(environment: Environment) {
+  const defaults = BY_ENVIRONMENT[environment];
+  return {
+    beforeDeploy: setting(
+      z.boolean({ error: "beforeDeploy must be true or false" }).default(defaults.beforeDeploy),
+      {
+        description: "Take `edms-ops backup --reason pre-deploy` before migrating.",
+        production: "cannot be `false`: every production deploy is preceded by a backup",
+      },
+    ),
+    drillBeforeDeploy: setting(
+      z
+        .boolean({ error: "drillBeforeDeploy must be true or false" })
+        .default(defaults.drillBeforeDeploy),
+      {
+        description:
+          "Restore the pre-deploy backup into scratch space and run the release's checks (`edms-ops drill`) before `migrate`. Needs `beforeDeploy`.",
+        production:
+          "cannot be `false`: production migrates only after its pre-deploy backup was restored and checked",
+      },
+    ),
+    keep: setting(
+      integer.pipe(z.number().int().min(1, "keep must be at least 1")).default(defaults.keep),
+      {
+        description:
+          "Newest backups kept by the retention policy (rollback targets are kept on top).",
+      },
+    ),
+  };
+}
+
+const resticImage = setting(
+  z
+    .string({ error: "image must be an image reference" })
+    .trim()
+    .min(1, "image must be an image reference (an image with restic)")
+    .default(DEFAULT_BACKUP_IMAGE),
+  { description: "Image with `restic` and a POSIX shell, run on the Docker host." },
+);
+
+const schedulerFields = {
+  schedulerImage: image(
+    "schedulerImage: node ≥ 20",
+    DEFAULT_SCHEDULER_IMAGE,
+    "Base of the scheduler's image, built on the Docker host: node ≥ 20.",
+  ),
+  dockerCliImage: image(
+    "dockerCliImage: a docker CLI",
+    DEFAULT_DOCKER_CLI_IMAGE,
+    "Image whose `/usr/local/bin/docker` (a static docker CLI) the scheduler's image copies.",
+  ),
+};
+
+const retentionFields = {
+  keepDaily: keepCount(
+    "keepDaily",
+    "On top of `keep`: the newest backup of each of the last N days (restic `--keep-daily`).",
+  ),
+  keepWeekly: keepCount(
+    "keepWeekly",
+    "On top of `keep`: the newest backup of each of the last N ISO weeks (restic `--keep-weekly`).",
+  ),
+  keepMonthly: keepCount(
+    "keepMonthly",
+    "On top of `keep`: the newest backup of each of the last N months (restic `--keep-monthly`).",
+  ),
+};
+
+export function backupSchema(environment: Environment) {
+  // The field order is the order of Settings JSON (the scheduler container's env): keep it.
+  return z
+    .object({
+      ...deployFields(environment),
+      image: resticImage,
+      schedule: scheduleField(environment),
+      ...schedulerFields,
+      ...retentionFields,
+      offsite: setting(offsite.optional(), {
+        description:
+          "A second restic repository (any backend) that every backup is copied to: `{repository, env}`. Settings keep only a redacted display form.",
+      }),
+    })
+    .strict();
+}
+
+export const BACKUP_FIX =
+  'e.g. `{beforeDeploy: true, drillBeforeDeploy: true, schedule: "0 */6 * * *", keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`';
+
+/** Credentials of the off-host repository, as plain values: only ever handed to Pulumi as secrets. */
+export interface BackupSecrets {
+  readonly repository: string;
+  /** Backend variables, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for `s3:`. */
+  readonly env: Record<string, string>;
+}
+
+/** The off-host part of an already validated `edms:backup` value, with plain (decrypted) values. */
+export function offsiteSecrets(backup: unknown): BackupSecrets | undefined {
+  const offsite = (parseJsonish(backup) as { offsite?: { repository?: unknown; env?: unknown } })
+    ?.offsite;
+  if (!offsite || typeof offsite.repository !== "string") {
+    return undefined;
+  }
+  const env = Object.fromEntries(
+    Object.entries((offsite.env ?? {}) as Record<string, unknown>).filter(
+      (e): e is [string, string] => typeof e[1] === "string",
+    ),
+  );
+  return { repository: offsite.repository, env };
+}

@@ -1,0 +1,34 @@
+/** Fixed names of everything the stack owns on the Docker host; edms-ops finds resources by them. */
+export interface ResourceNames {
+  readonly postgresVolume: string;
+  readonly redisVolume: string;
+  readonly mediaVolume: string;
+  readonly backupsVolume: string;
+  readonly network: string;
+  readonly postgresContainer: string;
+  readonly redisContainer: string;
+  readonly webContainer: string;
+  readonly workerContainer: string;
+  readonly proxyContainer: string;
+  /** Runs `edms-ops scheduler`: the scheduled backups (`edms:backup.schedule`). */
+  readonly schedulerContainer: string;
+}
+
+export function resourceNames(namePrefix: string, dataGeneration: number): ResourceNames {
+  // A generation bump gives the data volumes new names, so the next deploy starts on empty ones. The
+  // backups volume deliberately keeps its name: it holds the undo of that fresh start.
+  const gen = dataGeneration > 0 ? `_g${dataGeneration}` : "";
+  return {
+    postgresVolume: `${namePrefix}_postgres_data${gen}`,
+    redisVolume: `${namePrefix}_redis_data${gen}`,
+    mediaVolume: `${namePrefix}_media_files${gen}`,
+    backupsVolume: `${namePrefix}_backups`,
+    network: `${namePrefix}-internal`,
+    postgresContainer: `${namePrefix}-postgres`,
+    redisContainer: `${namePrefix}-redis`,
+    webContainer: `${namePrefix}-web`,
+    workerContainer: `${namePrefix}-worker`,
+    proxyContainer: `${namePrefix}-proxy`,
+    schedulerContainer: `${namePrefix}-scheduler`,
+  };
+}

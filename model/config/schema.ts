@@ -1,0 +1,203 @@
+/**
+ * The one source of every `edms:*` key: its schema (type and checks), its default and its description.
+ * Validation (validate.ts), the `Settings` type, Pulumi.yaml's `config:` block and docs/settings.md
+ * (both written by `npm run docs`) all come from here.
+ */
+import { z } from "zod";
+import { BACKUP_FIX, backupSchema } from "./backup";
+import { ENVIRONMENTS, Environment } from "./environments";
+import { integer, nonEmpty, pemFile, port, setting } from "./fields";
+
+export const DEFAULTS = {
+  backendImage: "edms-sample/backend",
+  postgresImage: "postgres:16",
+  redisImage: "redis:7",
+  namePrefix: "edms",
+  dataGeneration: 0,
+  httpPort: 8000,
+  bootstrap: {
+    superuser: "admin",
+    email: "admin@localhost",
+    fixtures: ["initial_users", "initial_settings"],
+  },
+  proxy: { enabled: true, image: "haproxy:2.8" },
+} as const;
+
+/** Where TLS ends when `edms:proxy.tls` leaves out its port. */
+export const DEFAULT_TLS_PORT = 443;
+
+const bootstrap = z
+  .object({
+    superuser: setting(nonEmpty("a user name").default(DEFAULTS.bootstrap.superuser), {
+      description: "User name of the superuser created in a new database.",
+    }),
+    email: setting(
+      z.string().email("email must be an e-mail address").default(DEFAULTS.bootstrap.email),
+      { description: "E-mail address of that superuser." },
+    ),
+    fixtures: setting(
+      z
+        .array(z.string({ error: "fixtures must all be strings" }).min(1), {
+          error: "fixtures must be a list of fixture names",
+        })
+        .default([...DEFAULTS.bootstrap.fixtures]),
+      { description: "Django fixtures loaded once, only into a database with no users." },
+    ),
+  })
+  .strict();
+
+const tls = z
+  .object({
+    port: setting(port.optional(), {
+      description: `Host port the proxy publishes for HTTPS (default ${DEFAULT_TLS_PORT}); must differ from \`edms:httpPort\`.`,
+    }),
+    certificateFile: setting(pemFile("tls.certificateFile"), {
+      description: "PEM certificate chain, path relative to the project directory.",
+    }),
+    keyFile: setting(pemFile("tls.keyFile"), {
+      description:
+        "PEM private key, path relative to the project directory; uploaded into the proxy as a secret file.",
+    }),
+  })
+  .strict()
+  // Not `.default()` on `port`: a port left out goes last, where Settings JSON has always had it (the
+  // scheduler container's env holds that JSON, and a reordered key would replace the container).
+  .transform((t) => ({ ...t, port: t.port ?? DEFAULT_TLS_PORT }));
+
+const proxy = z
+  .object({
+    enabled: setting(
+      z.boolean({ error: "enabled must be true or false" }).default(DEFAULTS.proxy.enabled),
+      {
+        description:
+          "A reverse proxy owns `edms:httpPort`; web containers are per release. Off: one fixed web publishes it.",
+      },
+    ),
+    image: setting(nonEmpty("an image reference").default(DEFAULTS.proxy.image), {
+      description:
+        "HAProxy image honouring the official image's layout (`/usr/local/etc/haproxy`).",
+    }),
+    tls: setting(tls.optional(), {
+      description:
+        "TLS termination at the proxy: `{port, certificateFile, keyFile}`. Certificate and key are files on the deploying machine, never config values. Needs `enabled`.",
+    }),
+  })
+  .strict();
+
+/** The keys with one value each; their order is the order of Settings JSON (the scheduler's env). */
+const scalarKeys = {
+  environment: setting(
+    z.enum(ENVIRONMENTS, { error: `must be one of ${ENVIRONMENTS.join(", ")}` }),
+    {
+      description:
+        "dev | staging | production. Decides protection and which defaults and rules apply.",
+      production:
+        "the postgres, media and backups volumes are protected and retained on delete; their data is never reinitialised",
+      fix: "set it with `pulumi config set edms:environment dev|staging|production`",
+    },
+  ),
+  version: setting(
+    nonEmpty("a release tag").regex(
+      /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+      "must be a valid image tag",
+    ),
+    {
+      description:
+        "Release tag of the backend image to deploy (`<backendImage>:<version>`); keys the pre-deploy backup and migrate hooks.",
+      fix: "set the release to deploy, e.g. `pulumi config set edms:version 2.0.0`",
+    },
+  ),
+  backendImage: setting(nonEmpty("an image repository").default(DEFAULTS.backendImage), {
+    description: "Image repository of the Django backend (web and worker).",
+    fix: "e.g. `edms-sample/backend`",
+  }),
+  postgresImage: setting(nonEmpty("an image reference").default(DEFAULTS.postgresImage), {
+    description:
+      "PostgreSQL image; any image honouring the official image's env contract (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE, PGDATA).",
+    fix: "e.g. `postgres:16`",
+  }),
+  redisImage: setting(nonEmpty("an image reference").default(DEFAULTS.redisImage), {
+    description: "Redis image (cache and celery broker).",
+    fix: "e.g. `redis:7`",
+  }),
+  namePrefix: setting(
+    z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,39}$/, "must match [a-z][a-z0-9-]* (at most 40 characters)")
+      .default(DEFAULTS.namePrefix),
+    {
+      description:
+        "Prefix of every Docker name: volumes <prefix>_postgres_data, <prefix>_redis_data, <prefix>_media_files, <prefix>_backups; containers <prefix>-web etc. Pattern [a-z][a-z0-9-]*.",
+      fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
+    },
+  ),
+  dataGeneration: setting(
+    integer.pipe(z.number().int().min(0, "must be 0 or more")).default(DEFAULTS.dataGeneration),
+    {
+      description: "dev/staging only. Bump to start on fresh data volumes (suffix _g<N>).",
+      fix: "use a whole number ≥ 0; bump it to start dev/staging on fresh data",
+      production: "not allowed, even `0`: production data is never reinitialised",
+    },
+  ),
+  httpPort: setting(port.default(DEFAULTS.httpPort), {
+    description:
+      "Host port the proxy (or, with edms:proxy.enabled false, the web container) publishes (1-65535). PostgreSQL and Redis are never published.",
+    fix: "choose a port between 1 and 65535, e.g. 8000",
+  }),
+};
+
+function buildSchema(environment: Environment) {
+  return z.object({
+    ...scalarKeys,
+    backup: setting(backupSchema(environment).prefault({}), {
+      description:
+        "{beforeDeploy: bool, drillBeforeDeploy: bool, schedule: cron|off, keep: int >= 1, keepDaily/keepWeekly/keepMonthly: int >= 0, image: restic image, schedulerImage, dockerCliImage, offsite: {repository, env}}. Backups are restic snapshots in <prefix>_backups; keep = newest kept; keepDaily/keepWeekly/keepMonthly also keep the newest backup of each of the last N days/ISO weeks/months, as restic forget --keep-daily/--keep-weekly/--keep-monthly (rollback targets are kept on top). drillBeforeDeploy: the pre-deploy backup is restored into scratch space and checked by its release before migrate (edms-ops drill); needs beforeDeploy. schedule: when the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy), a cron expression in UTC: 5 fields, 6 with seconds first, or @hourly/@daily/...; `off` turns it off. schedulerImage (node >= 20) and dockerCliImage (its /usr/local/bin/docker is copied) are what the scheduler image is built from, on the Docker host. offsite: any restic repository URL (s3:, sftp:, rest:, b2:, azure:, gs:, rclone:) and backend variables; set them with `pulumi config set --secret --path edms:backup.offsite.repository ...`.",
+      fix: BACKUP_FIX,
+    }),
+    bootstrap: setting(bootstrap.prefault({}), {
+      description: "{superuser, email, fixtures}, applied once to a new database.",
+      fix: "e.g. `{superuser: admin, email: admin@example.com, fixtures: [initial_users, initial_settings]}`",
+    }),
+    proxy: setting(proxy.prefault({}), {
+      description: `{enabled: bool, image, tls?: {port (default ${DEFAULT_TLS_PORT}), certificateFile, keyFile}}. A reverse proxy (HAProxy) owns edms:httpPort and switches to a new release's web only once it is healthy (zero-downtime update and rollback). enabled false: one fixed web container publishes the port and is replaced delete-first. TLS certificate and key are PEM files next to the stack, uploaded into the proxy as files (never env or config text).`,
+      fix: "e.g. `{enabled: true, image: haproxy:2.8, tls: {port: 443, certificateFile: certs/edms.crt, keyFile: certs/edms.key}}`",
+    }),
+  });
+}
+
+export type SettingsSchema = ReturnType<typeof buildSchema>;
+
+const schemas = new Map<Environment, SettingsSchema>();
+
+/** The schema of a stack of `environment`: only `edms:backup`'s defaults depend on it. */
+export function settingsSchema(environment: Environment): SettingsSchema {
+  let schema = schemas.get(environment);
+  if (!schema) {
+    schema = buildSchema(environment);
+    schemas.set(environment, schema);
+  }
+  return schema;
+}
+
+/**
+ * Keys Pulumi reads itself and `validateSettings` never sees: the program asks for them with
+ * `config.getSecret`. Declared here so Pulumi.yaml and the reference list them with the rest.
+ */
+export const SECRET_SETTINGS = {
+  superuserPassword: setting(z.string(), {
+    description:
+      "Password of the bootstrap superuser. Generated (@pulumi/random) when unset; exported as a secret output.",
+    secret: true,
+  }),
+};
+
+/** Every `edms:*` key a stack may set, without the namespace. */
+export const KNOWN_KEYS: string[] = [
+  ...Object.keys(settingsSchema("dev").shape),
+  ...Object.keys(SECRET_SETTINGS),
+];
+
+/** What `edms:backup` is on a stack of `environment` that leaves it out. */
+export function defaultBackup(environment: Environment): z.output<SettingsSchema>["backup"] {
+  return settingsSchema(environment).shape.backup.parse(undefined);
+}

@@ -1,0 +1,136 @@
+/**
+ * `validateSettings`: raw stack config in, `Settings` out, or one `ConfigError` listing every problem.
+ * The program (components/config.ts), edms-ops (reading `Pulumi.<stack>.yaml` itself) and the tests all
+ * call it, so they apply exactly the same rules.
+ */
+import { z } from "zod";
+import { DEFAULT_SCHEDULES, SCHEDULE_OFF } from "../schedule";
+import { parseJsonish, settingMeta } from "./fields";
+import { resourceNames } from "./names";
+import { DEFAULTS, KNOWN_KEYS, settingsSchema } from "./schema";
+import { ConfiguredSettings, RawConfig, Settings } from "./types";
+
+/** Thrown with every problem found, one per line, so an operator fixes a stack file in one pass. */
+export class ConfigError extends Error {
+  constructor(
+    readonly stack: string,
+    readonly problems: readonly string[],
+  ) {
+    super(
+      `Stack \`${stack}\` has ${problems.length} configuration problem(s):\n  - ${problems.join("\n  - ")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+type Values = Partial<Record<keyof ConfiguredSettings, unknown>>;
+
+function unknownKeyProblems(raw: RawConfig): string[] {
+  return Object.keys(raw)
+    .filter((key) => !KNOWN_KEYS.includes(key))
+    .map(
+      (key) =>
+        `\`edms:${key}\` is not a known setting. Remove it, or check the spelling against Pulumi.yaml.`,
+    );
+}
+
+/** Each key on its own, so every problem names its key and ends with that key's fix. */
+function parseKeys(raw: RawConfig, problems: string[]): Values {
+  // Only `edms:backup`'s defaults depend on the environment; with no valid one the stack is refused anyway.
+  const environment = settingsSchema("dev").shape.environment.safeParse(
+    parseJsonish(raw.environment),
+  );
+  const schema = settingsSchema(environment.success ? environment.data : "dev");
+  const values: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(schema.shape) as [string, z.ZodType][]) {
+    const { fix } = settingMeta(field);
+    const value = parseJsonish(raw[key]) ?? undefined;
+    const parsed = field.safeParse(value);
+    if (parsed.success) {
+      values[key] = parsed.data;
+    } else if (value === undefined) {
+      problems.push(`\`edms:${key}\` is required: ${fix}.`);
+    } else {
+      const why = parsed.error.issues.map((i) => i.message).join("; ");
+      problems.push(`\`edms:${key}\` ${why}: ${fix}.`);
+    }
+  }
+  return values;
+}
+
+const isFalse = (v: unknown) => v === false || v === "false";
+const isTrue = (v: unknown) => v === true || v === "true";
+
+/**
+ * What production refuses and what needs another key. Read from the raw value: a production stack that
+ * turns the backup off must hear so even when the same object has another mistake.
+ */
+function backupRuleProblems(raw: RawConfig, environment: unknown): string[] {
+  const backup = parseJsonish(raw.backup) as
+    { beforeDeploy?: unknown; drillBeforeDeploy?: unknown; schedule?: unknown } | undefined;
+  const problems: string[] = [];
+  if (environment !== "production") {
+    if (isTrue(backup?.drillBeforeDeploy) && !isTrue(backup?.beforeDeploy)) {
+      problems.push(
+        "`edms:backup.drillBeforeDeploy: true` needs `edms:backup.beforeDeploy: true`: the drill restores the pre-deploy backup. Set `beforeDeploy: true` too, or remove `drillBeforeDeploy`.",
+      );
+    }
+    return problems;
+  }
+  if (raw.dataGeneration !== undefined) {
+    problems.push(
+      "`edms:dataGeneration` is not allowed on production: production data is never reinitialised. Remove it from Pulumi.production.yaml.",
+    );
+  }
+  if (isFalse(backup?.beforeDeploy)) {
+    problems.push(
+      "`edms:backup.beforeDeploy: false` is not allowed on production: every production deploy is preceded by a backup. Remove `beforeDeploy` or set it to true.",
+    );
+  }
+  if (isFalse(backup?.drillBeforeDeploy)) {
+    problems.push(
+      "`edms:backup.drillBeforeDeploy: false` is not allowed on production: a production deploy migrates only after its pre-deploy backup has been restored and checked in scratch space. Remove `drillBeforeDeploy` or set it to true.",
+    );
+  }
+  if (typeof backup?.schedule === "string" && backup.schedule.trim() === SCHEDULE_OFF) {
+    problems.push(
+      `\`edms:backup.schedule: off\` is not allowed on production: production is backed up on a schedule from the Docker host, not only before deploys. Remove \`schedule\` for the default (\`${DEFAULT_SCHEDULES.production}\`) or set a cron expression, e.g. \`0 */4 * * *\`.`,
+    );
+  }
+  return problems;
+}
+
+function proxyRuleProblems(values: Values): string[] {
+  const proxy = values.proxy as ConfiguredSettings["proxy"] | undefined;
+  // A port that failed its own check is reported there; compare with what would be published.
+  const httpPort = (values.httpPort as number | undefined) ?? DEFAULTS.httpPort;
+  const problems: string[] = [];
+  if (proxy?.tls && proxy.tls.port === httpPort) {
+    problems.push(
+      `\`edms:proxy.tls.port\` must differ from \`edms:httpPort\` (${httpPort}): both are published by the proxy. Choose another port, e.g. 443.`,
+    );
+  }
+  if (proxy?.tls && proxy.enabled === false) {
+    problems.push(
+      "`edms:proxy.tls` needs the proxy: TLS is terminated there. Remove `enabled: false` or the `tls` block.",
+    );
+  }
+  return problems;
+}
+
+export function validateSettings(stack: string, raw: RawConfig, dockerHost?: string): Settings {
+  const problems = unknownKeyProblems(raw);
+  const values = parseKeys(raw, problems);
+  problems.push(...backupRuleProblems(raw, values.environment), ...proxyRuleProblems(values));
+  if (problems.length > 0 || values.environment === undefined) {
+    throw new ConfigError(stack, problems);
+  }
+  // Every key holds its value or its default now, in the schema's order (which is the JSON's order).
+  const settings = values as ConfiguredSettings;
+  return {
+    stack,
+    ...settings,
+    dockerHost: dockerHost || undefined,
+    names: resourceNames(settings.namePrefix, settings.dataGeneration),
+  };
+}

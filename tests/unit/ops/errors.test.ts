@@ -57,6 +57,27 @@ function errorSites(): { sites: Site[]; direct: string[] } {
   return { sites, direct };
 }
 
+/** The source file a name is imported from (relative imports only), to resolve a shared constant. */
+function importedFrom(file: ts.SourceFile, name: string): ts.SourceFile | undefined {
+  for (const statement of file.statements) {
+    if (
+      ts.isImportDeclaration(statement) &&
+      ts.isStringLiteral(statement.moduleSpecifier) &&
+      statement.moduleSpecifier.text.startsWith(".") &&
+      statement.importClause?.namedBindings &&
+      ts.isNamedImports(statement.importClause.namedBindings) &&
+      statement.importClause.namedBindings.elements.some((e) => e.name.text === name)
+    ) {
+      const base = path.resolve(path.dirname(file.fileName), statement.moduleSpecifier.text);
+      const target = [`${base}.ts`, path.join(base, "index.ts")].find((f) => fs.existsSync(f));
+      return target
+        ? ts.createSourceFile(target, fs.readFileSync(target, "utf8"), ts.ScriptTarget.ES2022, true)
+        : undefined;
+    }
+  }
+  return undefined;
+}
+
 /** Every text an expression can evaluate to, with `${…}` left as "…" (both branches of `?:`). */
 function texts(expr: ts.Expression, file: ts.SourceFile): string[] {
   if (ts.isStringLiteral(expr) || ts.isNoSubstitutionTemplateLiteral(expr)) {
@@ -83,7 +104,11 @@ function texts(expr: ts.Expression, file: ts.SourceFile): string[] {
       ts.forEachChild(node, visit);
     };
     visit(file);
-    return found ? texts(found, file) : [`<unresolved ${expr.text}>`];
+    if (found) {
+      return texts(found, file);
+    }
+    const imported = importedFrom(file, expr.text);
+    return imported ? texts(expr, imported) : [`<unresolved ${expr.text}>`];
   }
   if (ts.isCallExpression(expr) && ts.isIdentifier(expr.expression)) {
     // A helper of the same file that picks the fix: every text it can return.

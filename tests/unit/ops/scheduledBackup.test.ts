@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
 import * as backups from "../../../ops/backup/create";
 import * as dockerLib from "../../../ops/engine/docker";
-import { failure, refuse } from "../../../ops/core/errors";
+import { busy, failure, refuse } from "../../../ops/core/errors";
 import * as log from "../../../ops/core/log";
 import * as schedule from "../../../ops/schedule/records";
 import { scheduledBackup } from "../../../ops/schedule/scheduler";
@@ -81,7 +81,7 @@ describe("a scheduled attempt", function () {
 
   it("records a lock that stayed busy as skipped, and a failure with its message and fix on one line", async function () {
     outcome = async () => {
-      throw refuse("Stack s is busy: `backup` holds its operation lock.", "Retry later.");
+      throw busy("Stack s is busy: `backup` holds its operation lock.", "Retry later.");
     };
     await scheduledBackup(settings, due, false, hooks);
     outcome = async () => {

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { Settings } from "../../model/settings";
 import { openStack, waitSeconds } from "../core/context";
 import { failure } from "../core/errors";
 import { backupFreshness, CheckResult, runChecks } from "../reports/health";
@@ -17,54 +18,66 @@ export function register(program: Command): void {
       "after",
       "\nExamples:\n  edms-ops health --stack production\n  edms-ops health --stack staging --wait 120",
     )
-    .action(async (opts: { wait: string; json?: boolean }, command: Command) => {
-      const wait = waitSeconds(opts.wait);
-      const settings = await openStack(command);
-      const deadline = Date.now() + wait * 1000;
-      let checks: CheckResult[];
-      for (;;) {
-        checks = await runChecks(settings);
-        const failing = checks.filter((c) => !c.ok);
-        if (failing.length === 0 || Date.now() >= deadline) {
-          break;
-        }
-        progress(`waiting: ${failing.map((c) => `${c.name} (${c.detail})`).join(", ")}`);
-        await new Promise((r) => setTimeout(r, 2000));
-      }
-      const healthy = checks.every((c) => c.ok);
-      // Reported, never part of the verdict: an old backup is no reason to fail the web's health.
-      const backup = await backupFreshness(settings);
-      const schedule = await scheduleReport(settings).catch((err: Error) => ({
-        problem: `cannot be read: ${err.message.split("\n")[0]}`,
-      }));
-      if (opts.json) {
-        say(JSON.stringify({ healthy, checks, backup, schedule }, null, 2));
-      } else {
-        checks.forEach((c) =>
-          say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`),
-        );
-        say(
-          `info newest good backup: ${
-            backup.newestGood ? `${backup.newestGood}, ${backup.ageHours} h old` : "none"
-          }${backup.failedDrills.length ? ` (newer, failed their drill: ${backup.failedDrills.join(", ")})` : ""}${
-            backup.problem ? ` (backups cannot be listed: ${backup.problem})` : ""
-          }`,
-        );
-        // A failed or missed scheduled backup is reported here, loudly, but is no reason to fail the web's
-        // health (or a deploy's health gate).
-        say(
-          `${schedule.problem ? "WARN" : "info"} ${
-            "enabled" in schedule
-              ? describeSchedule(schedule)
-              : `scheduled backups: ${schedule.problem}`
-          }`,
-        );
-      }
-      if (!healthy) {
-        throw failure(
-          `stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}.`,
-          `Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
-        );
-      }
-    });
+    .action(healthCommand);
+}
+
+/** Runs the checks until they pass or `wait` seconds are over; the last round's results. */
+async function checkUntil(settings: Settings, wait: number): Promise<CheckResult[]> {
+  const deadline = Date.now() + wait * 1000;
+  for (;;) {
+    const checks = await runChecks(settings);
+    const failing = checks.filter((c) => !c.ok);
+    if (failing.length === 0 || Date.now() >= deadline) {
+      return checks;
+    }
+    progress(`waiting: ${failing.map((c) => `${c.name} (${c.detail})`).join(", ")}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+type Freshness = Awaited<ReturnType<typeof backupFreshness>>;
+type ScheduleState = Awaited<ReturnType<typeof scheduleReport>> | { problem: string };
+
+function printHealth(checks: CheckResult[], backup: Freshness, schedule: ScheduleState): void {
+  checks.forEach((c) => say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`));
+  say(
+    `info newest good backup: ${
+      backup.newestGood ? `${backup.newestGood}, ${backup.ageHours} h old` : "none"
+    }${backup.failedDrills.length ? ` (newer, failed their drill: ${backup.failedDrills.join(", ")})` : ""}${
+      backup.problem ? ` (backups cannot be listed: ${backup.problem})` : ""
+    }`,
+  );
+  // A failed or missed scheduled backup is reported here, loudly, but is no reason to fail the web's
+  // health (or a deploy's health gate).
+  say(
+    `${schedule.problem ? "WARN" : "info"} ${
+      "enabled" in schedule ? describeSchedule(schedule) : `scheduled backups: ${schedule.problem}`
+    }`,
+  );
+}
+
+async function healthCommand(
+  opts: { wait: string; json?: boolean },
+  command: Command,
+): Promise<void> {
+  const wait = waitSeconds(opts.wait);
+  const settings = await openStack(command);
+  const checks = await checkUntil(settings, wait);
+  const healthy = checks.every((c) => c.ok);
+  // Reported, never part of the verdict: an old backup is no reason to fail the web's health.
+  const backup = await backupFreshness(settings);
+  const schedule: ScheduleState = await scheduleReport(settings).catch((err: Error) => ({
+    problem: `cannot be read: ${err.message.split("\n")[0]}`,
+  }));
+  if (opts.json) {
+    say(JSON.stringify({ healthy, checks, backup, schedule }, null, 2));
+  } else {
+    printHealth(checks, backup, schedule);
+  }
+  if (!healthy) {
+    throw failure(
+      `stack ${settings.stack} is not healthy${wait ? ` after ${wait}s` : ""}.`,
+      `Roll back with \`edms-ops rollback --previous --backup-first --stack ${settings.stack}\`.`,
+    );
+  }
 }

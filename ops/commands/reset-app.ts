@@ -103,7 +103,13 @@ async function resetApp(
   say(
     `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
   );
-  const backup = await withSession(settings, `reset-app ${app}`, async () => {
+  const backup = await resetInSession(settings, image, app, emptied);
+  reportReset(settings, emptied, Object.keys(apps), backup?.id);
+}
+
+/** Writers stopped, the undo backup, then `migrate <app> zero` + `migrate` in one transaction. */
+async function resetInSession(settings: Settings, image: string, app: string, emptied: string[]) {
+  return withSession(settings, `reset-app ${app}`, async () => {
     await stopRunning(await appContainers(settings));
     try {
       const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
@@ -123,7 +129,15 @@ async function resetApp(
       }
     }
   });
-  const others = Object.keys(apps).filter((a) => !emptied.includes(a));
+}
+
+function reportReset(
+  settings: Settings,
+  emptied: readonly string[],
+  apps: readonly string[],
+  undo: string | undefined,
+): void {
+  const others = apps.filter((a) => !emptied.includes(a));
   say(
     `Reset ${emptied.join(", ")}: their tables are empty and re-created. ` +
       (others.length ? `Untouched: ${others.join(", ")}. ` : "") +
@@ -134,9 +148,9 @@ async function resetApp(
       "Every user is gone, the superuser too: the next `pulumi up` does not recreate it (the database is not new); restore the undo backup, or create one with `manage.py createsuperuser`.",
     );
   }
-  if (backup) {
+  if (undo) {
     say(
-      `To undo, run: edms-ops restore ${backup.id} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+      `To undo, run: edms-ops restore ${undo} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
     );
   }
 }

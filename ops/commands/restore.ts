@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { checkBackupId } from "../store/manifest";
 import { findBackup, pickBackup, sessionSnapshots } from "../store/catalog";
@@ -33,24 +34,7 @@ async function restoreCommand(
   command: Command,
 ): Promise<void> {
   const settings = stackOf(command);
-  if (settings.environment === "production" && opts.confirm !== "production") {
-    throw refuse(
-      `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
-      `Run it again with \`--confirm production\` if ${id} is the state to return to.`,
-    );
-  }
-  if (opts.from !== undefined && opts.from !== "offsite") {
-    throw refuse(
-      `--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`,
-      "Pass `--from offsite`, or leave --from out for the local repository.",
-    );
-  }
-  if (opts.from && !settings.backup.offsite) {
-    throw refuse(
-      `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
-      `Set it with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`.`,
-    );
-  }
+  refuseRestoreOptions(settings, id, opts);
   checkBackupId(id);
   await connect(settings);
   let entry: BackupEntry;
@@ -85,6 +69,32 @@ async function restoreCommand(
   if (result.undoBackup) {
     say(
       `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+    );
+  }
+}
+
+/** Refusals from the stack file and the flags alone, before any engine call. */
+function refuseRestoreOptions(
+  settings: Settings,
+  id: string,
+  opts: { confirm?: string; from?: string },
+): void {
+  if (settings.environment === "production" && opts.confirm !== "production") {
+    throw refuse(
+      `restore on production replaces live data and needs \`--confirm production\`${opts.confirm ? ` (got \`${opts.confirm}\`)` : ""}. Nothing was changed.`,
+      `Run it again with \`--confirm production\` if ${id} is the state to return to.`,
+    );
+  }
+  if (opts.from !== undefined && opts.from !== "offsite") {
+    throw refuse(
+      `--from takes \`offsite\` (got \`${opts.from}\`). Nothing was changed.`,
+      "Pass `--from offsite`, or leave --from out for the local repository.",
+    );
+  }
+  if (opts.from && !settings.backup.offsite) {
+    throw refuse(
+      `--from offsite needs \`edms:backup.offsite\` in the stack file of ${settings.stack}. Nothing was changed.`,
+      `Set it with \`pulumi config set --secret --path edms:backup.offsite.repository <url> --stack ${settings.stack}\`.`,
     );
   }
 }

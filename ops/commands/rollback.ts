@@ -327,8 +327,19 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     }
     return finishAfterSwitch(settings, marker, backupFirst, projectDir);
   }
+  return rollbackWithoutProxy(settings, marker, steps, backupFirst, projectDir);
+}
+
+/** Without the proxy: writers stopped, the backup, the reversal in one transaction, then the redeploy. */
+async function rollbackWithoutProxy(
+  settings: Settings,
+  marker: RollbackMarker,
+  steps: ReturnType<typeof reversalSteps>,
+  backupFirst: boolean,
+  projectDir: string,
+): Promise<void> {
   describePlan(settings, steps, backupFirst, "stop web/worker");
-  say(`  - redeploy ${target.version}`);
+  say(`  - redeploy ${marker.to}`);
   const backup = await withSession(settings, "rollback", async () => {
     const writers = await stopRunning(await appContainers(settings));
     try {
@@ -343,11 +354,11 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
       throw err;
     }
   });
-  const redeployed = await redeploy(settings, target.version, projectDir, false);
+  const redeployed = await redeploy(settings, marker.to, projectDir, false);
   if (backup) {
     say(`The state before the rollback is backup ${backup}.`);
   }
   if (!redeployed) {
-    throw notRedeployed(settings, target.version, false);
+    throw notRedeployed(settings, marker.to, false);
   }
 }

@@ -149,6 +149,32 @@ function drillSummary(record: DrillRecord | null): Evidence["lastDrill"] {
   };
 }
 
+function scheduleEvidence(
+  settings: Settings,
+  schedule: Awaited<ReturnType<typeof scheduleReport>>,
+): Evidence["backup"]["schedule"] {
+  if (!schedule.enabled) {
+    return null;
+  }
+  const last = schedule.lastRun;
+  return {
+    expression: schedule.schedule,
+    timezone: schedule.timezone,
+    runsOn: `the Docker host, container ${settings.names.schedulerContainer}`,
+    scheduler: schedule.scheduler,
+    nextDue: schedule.nextDue,
+    lastRun: last && {
+      due: last.due,
+      finished: last.finished,
+      outcome: last.outcome,
+      backup: last.backup,
+      error: last.error,
+    },
+    lastOkDue: schedule.lastOk?.due ?? null,
+    missed: schedule.missed,
+  };
+}
+
 export async function gatherEvidence(settings: Settings): Promise<Evidence> {
   const backups = await listBackups(settings).then(
     (l) => summary(l.complete),
@@ -186,24 +212,7 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
         ...(keepMonthly ? { keepMonthly } : {}),
         rollbackTargets: "pre-deploy backups of the running and previous release",
       },
-      schedule: schedule.enabled
-        ? {
-            expression: schedule.schedule,
-            timezone: schedule.timezone,
-            runsOn: `the Docker host, container ${settings.names.schedulerContainer}`,
-            scheduler: schedule.scheduler,
-            nextDue: schedule.nextDue,
-            lastRun: schedule.lastRun && {
-              due: schedule.lastRun.due,
-              finished: schedule.lastRun.finished,
-              outcome: schedule.lastRun.outcome,
-              backup: schedule.lastRun.backup,
-              error: schedule.lastRun.error,
-            },
-            lastOkDue: schedule.lastOk?.due ?? null,
-            missed: schedule.missed,
-          }
-        : null,
+      schedule: scheduleEvidence(settings, schedule),
       offsite: settings.backup.offsite ? redactRepository(settings.backup.offsite.display) : null,
     },
     snapshots: { local: backups, offsite },

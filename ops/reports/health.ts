@@ -98,22 +98,24 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
     ok: workers.some((w) => w.running),
     detail: workers.some((w) => w.running) ? "ok" : workers.length ? "not running" : "missing",
   });
+  results.push(...(await httpChecks(settings)));
+  return results;
+}
+
+/** The app's /health/ reached the way users reach it, its own checks, and the release it reports. */
+async function httpChecks(settings: Settings): Promise<CheckResult[]> {
   const web = await anyRunningWeb(settings);
   if (!web) {
-    results.push({ name: "http", ok: false, detail: "no web container running" });
-    return results;
+    return [{ name: "http", ok: false, detail: "no web container running" }];
   }
   const probe = await httpProbe(web.name, publicHealthUrl(settings));
   const where = settings.proxy.enabled ? " (through the proxy)" : "";
   if (probe.status === null) {
-    results.push({ name: `http${where}`, ok: false, detail: probe.detail });
-    return results;
+    return [{ name: `http${where}`, ok: false, detail: probe.detail }];
   }
-  results.push({
-    name: `http /health/${where}`,
-    ok: probe.status === 200,
-    detail: String(probe.status),
-  });
+  const results: CheckResult[] = [
+    { name: `http /health/${where}`, ok: probe.status === 200, detail: String(probe.status) },
+  ];
   if (probe.body?.checks) {
     for (const [name, value] of Object.entries(probe.body.checks)) {
       results.push({ name, ok: value === "ok", detail: value });

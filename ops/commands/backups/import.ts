@@ -56,52 +56,9 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
   const imported = await withSession(settings, "backups import", async (session) => {
     await ensureRepository(session);
     const present = await sessionSnapshots(session);
-    const scratch = SCRATCH.import(process.pid);
-    if (fs.existsSync(legacyManifest)) {
-      const manifest = parseLegacyManifest(fs.readFileSync(legacyManifest, "utf8"));
-      checkLegacyStack(manifest, settings.stack);
-      refuseDuplicate(settings, present, manifest.id);
-      await upload(session, source, scratch, ["manifest.json", ...LEGACY_FILES]);
-      try {
-        await importLegacyDir(session, scratch, manifest);
-      } finally {
-        await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
-      }
-      return manifest.id;
-    }
-    const { id } = parseJson(
-      fs.readFileSync(marker, "utf8"),
-      z.looseObject({ id: z.string().regex(ID_PATTERN) }),
-      `${marker} (the export's marker)`,
-    );
-    refuseDuplicate(settings, present, id);
-    const files = fs.readdirSync(source).filter((f) => f !== EXPORT_MARKER);
-    await upload(session, source, scratch, files);
-    try {
-      const check = await session.exec(
-        `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
-        [scratch],
-        { allowFailure: true },
-      );
-      if (check.code !== 0) {
-        throw /wrong password or no key found/i.test(check.stderr)
-          ? failure(
-              `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
-              "Import it into the stack it came from (its --stack).",
-            )
-          : failure(
-              `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
-              "Export the backup again from its source and import that copy.",
-            );
-      }
-      await session.exec(
-        `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} --tag edms >/dev/null`,
-        [scratch],
-      );
-    } finally {
-      await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
-    }
-    return id;
+    return fs.existsSync(legacyManifest)
+      ? importLegacyFolder(session, source, present)
+      : importExported(session, source, present);
   });
   say(
     `imported ${imported} into ${settings.names.backupsVolume}. Check it with \`edms-ops verify ${imported} --stack ${settings.stack}\`.`,
@@ -128,4 +85,68 @@ export function register(backups: Command): void {
       "\nExample:\n  edms-ops backups import /mnt/offsite/2026-11-25T14-00-00Z-manual --stack production",
     )
     .action(importBackup);
+}
+
+/** A first release's backup folder (manifest.json, db.dump, media.tar): checked, then made a snapshot. */
+async function importLegacyFolder(
+  session: OpsSession,
+  source: string,
+  present: readonly BackupEntry[],
+): Promise<string> {
+  const { settings } = session;
+  const manifest = parseLegacyManifest(fs.readFileSync(path.join(source, "manifest.json"), "utf8"));
+  checkLegacyStack(manifest, settings.stack);
+  refuseDuplicate(settings, present, manifest.id);
+  const scratch = SCRATCH.import(process.pid);
+  await upload(session, source, scratch, ["manifest.json", ...LEGACY_FILES]);
+  try {
+    await importLegacyDir(session, scratch, manifest);
+  } finally {
+    await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
+  }
+  return manifest.id;
+}
+
+/** A folder `backups export` wrote: a restic repository of its own, read-checked, then copied in. */
+async function importExported(
+  session: OpsSession,
+  source: string,
+  present: readonly BackupEntry[],
+): Promise<string> {
+  const { settings } = session;
+  const marker = path.join(source, EXPORT_MARKER);
+  const { id } = parseJson(
+    fs.readFileSync(marker, "utf8"),
+    z.looseObject({ id: z.string().regex(ID_PATTERN) }),
+    `${marker} (the export's marker)`,
+  );
+  refuseDuplicate(settings, present, id);
+  const scratch = SCRATCH.import(process.pid);
+  const files = fs.readdirSync(source).filter((f) => f !== EXPORT_MARKER);
+  await upload(session, source, scratch, files);
+  try {
+    const check = await session.exec(
+      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
+      [scratch],
+      { allowFailure: true },
+    );
+    if (check.code !== 0) {
+      throw /wrong password or no key found/i.test(check.stderr)
+        ? failure(
+            `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
+            "Import it into the stack it came from (its --stack).",
+          )
+        : failure(
+            `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
+            "Export the backup again from its source and import that copy.",
+          );
+    }
+    await session.exec(
+      `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} --tag edms >/dev/null`,
+      [scratch],
+    );
+  } finally {
+    await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
+  }
+  return id;
 }

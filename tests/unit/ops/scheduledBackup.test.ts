@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
 import * as backups from "../../../ops/backup/create";
 import * as dockerLib from "../../../ops/engine/docker";
-import { busy, failure, refuse } from "../../../ops/core/errors";
+import { busy, failure } from "../../../ops/core/errors";
 import * as log from "../../../ops/core/log";
 import * as schedule from "../../../ops/schedule/records";
 import { scheduledBackup } from "../../../ops/schedule/scheduler";

@@ -44,7 +44,7 @@ export function webContainerName(settings: Settings, version = settings.version)
 export function proxyConfig(settings: Settings): string {
   const tls = settings.proxy.tls;
   return [
-    "# Written by edms-deploy (components/proxyConfig.ts). The live release is in live.cfg (edms-ops switch).",
+    "# Written by edms-deploy (model/proxy.ts). The live release is in live.cfg (edms-ops switch).",
     "global",
     // Bounds the drain: an old worker still holding connections this long after a switch is stopped.
     `    hard-stop-after ${PROXY_DRAIN_SECONDS}s`,

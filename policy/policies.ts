@@ -39,7 +39,7 @@ export const productionDataProtected: ResourceValidationPolicy = {
     ) {
       reportViolation(
         `Volume ${args.props.name ?? args.name} holds persistent production data but is not protected. ` +
-          "Set `protect: true` and `retainOnDelete: true` (components/protection.ts decides this).",
+          "Set `protect: true` and `retainOnDelete: true` (model/protection.ts decides this).",
       );
     }
   },

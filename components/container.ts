@@ -55,3 +55,17 @@ export function secretFile(
 ): docker.types.input.ContainerUpload {
   return { file, content, permissions };
 }
+
+/**
+ * A healthcheck the engine waits for (`wait`): the container counts as created once `tests` pass, so what
+ * depends on it (hooks, the app) starts against a server that answers. Two minutes at most.
+ */
+export function healthyWhen(
+  tests: string[],
+): Pick<docker.ContainerArgs, "healthcheck" | "wait" | "waitTimeout"> {
+  return {
+    healthcheck: { tests, interval: "2s", timeout: "5s", retries: 30 },
+    wait: true,
+    waitTimeout: 120,
+  };
+}

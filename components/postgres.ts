@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { PGDATA, POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "../model/containers";
-import { secretFile, stackContainer } from "./container";
+import { healthyWhen, secretFile, stackContainer } from "./container";
 import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface PostgresArgs {
@@ -37,16 +37,9 @@ export class Postgres extends pulumi.ComponentResource {
         // inside the container (as Docker secrets are by default).
         uploads: [secretFile(`${SECRETS_DIR}/postgres_password`, args.password)],
         volumes: [{ volumeName: args.volume, containerPath: PGDATA }],
-        healthcheck: {
-          tests: ["CMD-SHELL", `pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}`],
-          interval: "2s",
-          timeout: "5s",
-          retries: 30,
-        },
+        ...healthyWhen(["CMD-SHELL", `pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}`]),
         // A clean shutdown checkpoints instead of leaving crash recovery to the next start.
         stopTimeout: 60,
-        wait: true,
-        waitTimeout: 120,
       },
       { parent: this, ...CONTAINER_OPTIONS, dependsOn: args.after ?? [] },
     );

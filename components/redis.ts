@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
-import { stackContainer } from "./container";
+import { healthyWhen, stackContainer } from "./container";
 import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface RedisArgs {
@@ -25,14 +25,7 @@ export class Redis extends pulumi.ComponentResource {
         image: settings.redisImage,
         command: ["redis-server", "--appendonly", "yes", "--dir", "/data"],
         volumes: [{ volumeName: args.volume, containerPath: "/data" }],
-        healthcheck: {
-          tests: ["CMD", "redis-cli", "ping"],
-          interval: "2s",
-          timeout: "5s",
-          retries: 30,
-        },
-        wait: true,
-        waitTimeout: 120,
+        ...healthyWhen(["CMD", "redis-cli", "ping"]),
       },
       { parent: this, ...CONTAINER_OPTIONS },
     );

@@ -23,9 +23,7 @@ describe("e2e: staging resets", function () {
     "edms:backup": { beforeDeploy: true, keep: 5 },
   });
   before(async () => {
-    await stack.destroy();
-    const { error } = await stack.up();
-    expect(error, error?.message).to.equal(undefined);
+    await stack.freshDeploy();
     await stack.seed("s");
   });
   after(() => stack.destroy());
@@ -104,13 +102,7 @@ describe("e2e: staging resets", function () {
   });
 
   it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {
-    const volumesBefore = await docker([
-      "volume",
-      "inspect",
-      "-f",
-      "{{.CreatedAt}}",
-      `${stack.prefix}_postgres_data`,
-    ]);
+    const volumesBefore = await postgresVolumeCreated(stack);
     const result = await stack.ops(["reset", "--confirm", "stg"]);
     expect(result.code, result.stderr).to.equal(0);
     expect(result.stdout).to.match(/Will reset stg/);
@@ -122,14 +114,8 @@ describe("e2e: staging resets", function () {
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);
     await freshDatabase(stack);
-    const volumesAfter = await docker([
-      "volume",
-      "inspect",
-      "-f",
-      "{{.CreatedAt}}",
-      `${stack.prefix}_postgres_data`,
-    ]);
-    expect(volumesAfter.stdout).not.to.equal(volumesBefore.stdout);
+    const volumesAfter = await postgresVolumeCreated(stack);
+    expect(volumesAfter).not.to.equal(volumesBefore);
     const ids = await stack.backupIds();
     expect(ids.some((id) => id.endsWith("-pre-reset"))).to.equal(true);
   });
@@ -225,3 +211,15 @@ describe("e2e: staging resets", function () {
     });
   });
 });
+
+/** When the stack's postgres volume was created: a new one after a fresh start. */
+async function postgresVolumeCreated(stack: TestStack): Promise<string> {
+  const inspected = await docker([
+    "volume",
+    "inspect",
+    "-f",
+    "{{.CreatedAt}}",
+    `${stack.prefix}_postgres_data`,
+  ]);
+  return inspected.stdout.trim();
+}

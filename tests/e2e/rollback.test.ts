@@ -6,8 +6,7 @@ import { TestStack } from "../harness/stack";
 describe("e2e: rollback", function () {
   const stack = new TestStack("rb", "staging", { "edms:backup": { beforeDeploy: true, keep: 10 } });
   before(async () => {
-    await stack.destroy();
-    expect((await stack.up("1.0.0")).error).to.equal(undefined);
+    await stack.freshDeploy("1.0.0");
   });
   after(() => stack.destroy());
 

@@ -12,8 +12,7 @@ describe("e2e: backup faults", function () {
     "edms:backup": { beforeDeploy: false, keep: 2 },
   });
   before(async () => {
-    await stack.destroy();
-    expect((await stack.up()).error).to.equal(undefined);
+    await stack.freshDeploy();
     await stack.seed("f", 40, 256 * 1024);
   });
   after(() => stack.destroy());
@@ -170,10 +169,7 @@ describe("e2e: backup on a full disk", function () {
     expect((await stack.up("2.0.0")).error).to.equal(undefined);
     await stack.seed("small", 1, 1024);
   });
-  after(async () => {
-    await stack.destroy();
-    disk.remove();
-  });
+  after(() => removeAll(stack, disk));
 
   it("6e. clear error, no snapshot written, earlier backups intact and verified", async function () {
     const first = await stack.ops(["backup", "--reason", "fits"]);
@@ -224,10 +220,7 @@ describe("faults: restore onto a nearly full postgres volume", function () {
       "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 500000) g; CHECKPOINT;",
     );
   });
-  after(async () => {
-    await stack.destroy();
-    disk.remove();
-  });
+  after(() => removeAll(stack, disk));
 
   it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {
     const backup = await stack.ops(["backup", "--reason", "big"]);
@@ -246,3 +239,8 @@ describe("faults: restore onto a nearly full postgres volume", function () {
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 });
+
+async function removeAll(stack: TestStack, disk: SmallDisk): Promise<void> {
+  await stack.destroy();
+  disk.remove();
+}

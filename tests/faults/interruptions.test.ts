@@ -113,8 +113,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
   }
 
   before(async function () {
-    await stack.destroy();
-    expect((await stack.up()).error).to.equal(undefined);
+    await stack.freshDeploy();
     await stack.seed("v1", 5, 64 * 1024);
     expect((await stack.up("2.0.0")).error).to.equal(undefined);
     await stack.seed("v2", 5, 64 * 1024);

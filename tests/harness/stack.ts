@@ -150,6 +150,15 @@ export class TestStack {
    * `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. It
    * refreshes first as the project's Pulumi.yaml says (`refresh: always`) unless `refresh` says otherwise.
    */
+  /** Everything of the stack removed, then a first deploy (of `version`), which must succeed. */
+  async freshDeploy(version?: string): Promise<void> {
+    await this.destroy();
+    const { error } = await this.up(version);
+    if (error) {
+      throw new Error(`first deploy of ${this.name} failed: ${error.message}`);
+    }
+  }
+
   async up(version?: string, options: { refresh?: boolean } = {}): Promise<ApplyResult> {
     if (version) {
       this.set("edms:version", version);

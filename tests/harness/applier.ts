@@ -55,6 +55,12 @@ export interface StateResource {
 interface AppliedState {
   random: Record<string, string>;
   hooks: Record<string, string>;
+  /**
+   * Each hook's `stdout` output as the command provider keeps it (trailing newline trimmed): a hook that
+   * does not run again still hands its last stdout to dependents (the pre-deploy backup id). Absent in
+   * states written before hooks had outputs.
+   */
+  hookStdout?: Record<string, string>;
   resources: Record<string, StateResource>;
 }
 
@@ -214,19 +220,10 @@ export class Applier {
           return { id, state: { ...inputs, id } };
         }
         case "command:local:Command": {
-          const triggers = hash(inputs.triggers ?? []);
-          if (state.hooks[name] !== triggers) {
-            const hook = await runHook(name, inputs);
-            hooks.push(hook);
-            if (hook.code !== 0) {
-              throw new Error(
-                `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
-              );
-            }
-            state.hooks[name] = triggers;
-            save();
-          }
-          return result();
+          const stdout = await applyHook(state, name, inputs, hooks);
+          save();
+          // The SDK resolves a dependent's inputs from these outputs, as from the provider's.
+          return result({ stdout });
         }
         default:
           return result();
@@ -529,6 +526,38 @@ async function waitHealthy(name: string, timeoutSeconds: number): Promise<void> 
     }
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * A local.Command as the provider runs it: again only when its triggers changed (`update` is a no-op for every
+ * hook), failing the update when it fails. Returns its `stdout` output: the new run's, or the one the state
+ * kept when it did not run, as the engine hands a dependent the stored outputs of an unchanged resource.
+ */
+export async function applyHook(
+  state: Pick<AppliedState, "hooks" | "hookStdout">,
+  name: string,
+  inputs: Record<string, any>,
+  runs: HookRun[],
+): Promise<string> {
+  const triggers = hash(inputs.triggers ?? []);
+  state.hookStdout ??= {};
+  if (state.hooks[name] !== triggers) {
+    const hook = await runHook(name, inputs);
+    runs.push(hook);
+    if (hook.code !== 0) {
+      throw new Error(
+        `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
+      );
+    }
+    state.hooks[name] = triggers;
+    state.hookStdout[name] = commandOutput(hook.stdout);
+  }
+  return state.hookStdout[name] ?? "";
+}
+
+/** What the command provider keeps of a stream as the resource's output: one trailing newline trimmed. */
+export function commandOutput(stream: string): string {
+  return stream.replace(/\n$/, "");
 }
 
 function runHook(name: string, inputs: any): Promise<HookRun> {

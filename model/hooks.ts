@@ -121,9 +121,3 @@ export const HOOK_CONTRACTS = {
 export function backupIdFromHookOutput(stdout: string): string {
   return (stdout.replace(/\n$/, "").split("\n").pop() ?? "").trim();
 }
-
-/** Matches a hook's command line that drills the pre-deploy backup. */
-export const PRE_DEPLOY_DRILL_COMMAND = /edms-ops\.js drill\b/;
-
-/** Matches a hook's command line that takes the pre-deploy backup. */
-export const PRE_DEPLOY_BACKUP_COMMAND = /edms-ops\.js backup --reason pre-deploy\b/;

@@ -61,6 +61,8 @@ interface AppliedState {
    * states written before hooks had outputs.
    */
   hookStdout?: Record<string, string>;
+  /** Hash of each hook's inputs other than its triggers: a change runs its `update` command. */
+  hookInputs?: Record<string, string>;
   resources: Record<string, StateResource>;
 }
 
@@ -529,21 +531,30 @@ async function waitHealthy(name: string, timeoutSeconds: number): Promise<void> 
 }
 
 /**
- * A local.Command as the provider runs it: again only when its triggers changed (`update` is a no-op for every
- * hook), failing the update when it fails. Returns its `stdout` output: the new run's, or the one the state
- * kept when it did not run, as the engine hands a dependent the stored outputs of an unchanged resource.
+ * A local.Command as the provider runs it. New triggers replace it: `create` runs (a hook run). Other changed
+ * inputs update it: `update` runs (`true` for every hook, so not a hook run) and, as in the provider, its
+ * output becomes the resource's `stdout`. Unchanged, it keeps the stored `stdout`, which the engine hands to
+ * dependents (the pre-deploy backup id a retried drill reads). A failing command fails the update.
  */
 export async function applyHook(
-  state: Pick<AppliedState, "hooks" | "hookStdout">,
+  state: Pick<AppliedState, "hooks" | "hookStdout" | "hookInputs">,
   name: string,
   inputs: Record<string, any>,
   runs: HookRun[],
 ): Promise<string> {
   const triggers = hash(inputs.triggers ?? []);
+  const others = hash({ ...inputs, triggers: null });
   state.hookStdout ??= {};
-  if (state.hooks[name] !== triggers) {
-    const hook = await runHook(name, inputs);
-    runs.push(hook);
+  state.hookInputs ??= {};
+  const replaced = state.hooks[name] !== triggers;
+  // A state written before inputs were kept: nothing to compare with, so nothing changed.
+  const updated = !replaced && (state.hookInputs[name] ?? others) !== others;
+  if (replaced || updated) {
+    const create = replaced || inputs.update === undefined;
+    const hook = await runHook(name, create ? inputs : { ...inputs, create: inputs.update });
+    if (create) {
+      runs.push(hook);
+    }
     if (hook.code !== 0) {
       throw new Error(
         `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
@@ -552,6 +563,7 @@ export async function applyHook(
     state.hooks[name] = triggers;
     state.hookStdout[name] = commandOutput(hook.stdout);
   }
+  state.hookInputs[name] = others;
   return state.hookStdout[name] ?? "";
 }
 

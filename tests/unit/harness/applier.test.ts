@@ -1,6 +1,7 @@
 /**
  * The e2e applier's own rules, without Docker: what it refuses to model loudly, and random values drawn as
- * the random provider draws them, hooks run and their `stdout` handed on as the command provider does. (Its
+ * the random provider draws them, hooks run (create on new triggers, update on other input changes) and their
+ * `stdout` handed on as the command provider does. (Its
  * state/refresh behaviour needs an engine: tests/e2e/deploy.test.ts 2b.)
  */
 import { expect } from "chai";
@@ -116,13 +117,32 @@ describe("e2e applier", function () {
     const first = await applyHook(state, "preDeployBackup", backup("id-1", "2.0.0"), runs);
     expect(first).to.equal("some-line\nid-1");
     expect(backupIdFromHookOutput(first)).to.equal("id-1");
-    // Same triggers: not run again, the stored output is what a dependent gets (e.g. a drill retried).
-    const again = await applyHook(state, "preDeployBackup", backup("id-2", "2.0.0"), runs);
+    // Unchanged: not run again, the stored output is what a dependent gets (e.g. a drill retried).
+    const again = await applyHook(state, "preDeployBackup", backup("id-1", "2.0.0"), runs);
     expect(again).to.equal(first);
     expect(runs).to.have.length(1);
     const next = await applyHook(state, "preDeployBackup", backup("id-3", "3.0.0"), runs);
     expect(backupIdFromHookOutput(next)).to.equal("id-3");
     expect(runs.map((r) => r.stderr)).to.deep.equal(["progress\n", "progress\n"]);
+  });
+
+  it("an input change without new triggers runs `update` (not a hook run), whose output becomes stdout", async function () {
+    const state = { hooks: {} as Record<string, string> };
+    const runs: HookRun[] = [];
+    const hook = (settings: string) => ({
+      create: "echo 2026-11-25T14-00-00Z-pre-deploy",
+      update: "true",
+      dir: os.tmpdir(),
+      environment: { EDMS_SETTINGS_JSON: settings },
+      triggers: ["2.0.0"],
+    });
+    await applyHook(state, "preDeployBackup", hook("{}"), runs);
+    expect(await applyHook(state, "preDeployBackup", hook("{}"), runs)).to.equal(
+      "2026-11-25T14-00-00Z-pre-deploy",
+    );
+    // As pulumi-command's Update: the `update` command's output replaces the stored one.
+    expect(await applyHook(state, "preDeployBackup", hook('{"keep":3}'), runs)).to.equal("");
+    expect(runs).to.have.length(1);
   });
 
   it("a failing hook fails the update and keeps nothing of it", async function () {
@@ -131,6 +151,6 @@ describe("e2e applier", function () {
     let error: Error | undefined;
     await applyHook(state, "preDeployBackup", failing, []).catch((e: Error) => (error = e));
     expect(error?.message).to.match(/hook preDeployBackup failed \(exit 3\)/);
-    expect(state).to.deep.equal({ hooks: {}, hookStdout: {} });
+    expect(state).to.deep.include({ hooks: {}, hookStdout: {} });
   });
 });

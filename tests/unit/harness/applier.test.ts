@@ -1,8 +1,8 @@
 /**
- * The e2e applier's own rules, without Docker: what it refuses to model loudly, and random values drawn as
- * the random provider draws them, hooks run (create on new triggers, update on other input changes) and their
- * `stdout` handed on as the command provider does. (Its
- * state/refresh behaviour needs an engine: tests/e2e/deploy.test.ts 2b.)
+ * The e2e applier's own rules, without Docker: what it refuses to model loudly, random values drawn as the
+ * random provider draws them, and hooks run (create on new triggers, update on other input changes) with
+ * their `stdout` handed on as the command provider does. (Its state/refresh behaviour needs an engine:
+ * tests/e2e/deploy.test.ts 2b.)
  */
 import { expect } from "chai";
 import * as os from "os";

@@ -1,11 +1,11 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { HOOKS } from "../model/hooks";
+import { HOOK_CONTRACTS } from "../model/hooks";
 import { BackupSecrets, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
-import { HookSecrets, opsHook } from "./hooks";
+import { handedBackupId, HookSecrets, opsHook } from "./hooks";
 import { EdmsNetwork } from "./network";
 import { Postgres } from "./postgres";
 import { containerReplacement } from "../model/protection";
@@ -50,7 +50,7 @@ export class Edms extends pulumi.ComponentResource {
     const base = foundation(name, args, this);
     const data = dataHooks(base, args);
     const services = releaseServices(base, data.bootstrap, args);
-    const gates = releaseGates(base, services);
+    const gates = releaseGates(base, services, data.preDeployBackup);
     // Its backups need the repository and its keys on the host; it does not wait for the release: a backup
     // before the first migrate finds no schema and says so.
     this.scheduler = scheduleEnabled(args.settings.backup.schedule)
@@ -113,21 +113,7 @@ function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foun
   );
   const network = new EdmsNetwork(`${name}-network`, { settings }, child);
   const data = new DataVolumes(`${name}-data`, { settings }, child);
-  // A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the
-  // running one's data (the earlier generation) is backed up, the undo of the fresh start. Never on
-  // production, where dataGeneration is a config error.
-  const freshStartBackup =
-    settings.environment === "production"
-      ? undefined
-      : opsHook(
-          HOOKS.freshStartBackup,
-          {
-            settings,
-            args: ["backup", "--reason", "pre-fresh-start", "--earlier-generation"],
-            triggers: [settings.dataGeneration],
-          },
-          { ...child, dependsOn: [data, network] },
-        );
+  const freshStartBackup = freshStartBackupHook(settings, { ...child, dependsOn: [data, network] });
   const postgres = new Postgres(
     `${name}-postgres`,
     {
@@ -171,16 +157,40 @@ function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foun
   };
 }
 
+/**
+ * A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the running
+ * one's data (the earlier generation) is backed up, the undo of the fresh start. Never on production, where
+ * dataGeneration is a config error.
+ */
+function freshStartBackupHook(
+  settings: Settings,
+  opts: pulumi.CustomResourceOptions,
+): command.local.Command | undefined {
+  return settings.environment === "production"
+    ? undefined
+    : opsHook(
+        HOOK_CONTRACTS.freshStartBackup,
+        { settings, triggers: [settings.dataGeneration] },
+        opts,
+      );
+}
+
 /** backupInit → preDeployBackup → migrate → bootstrap: everything that touches the data before new code runs. */
 function dataHooks(base: Foundation, args: EdmsArgs) {
+  const backups = backupHooks(base, args);
+  const { preDeployDrill, preDeployBackup, backupInit } = backups;
+  return { ...backups, ...schemaHooks(base, preDeployDrill ?? preDeployBackup ?? backupInit) };
+}
+
+/** backupInit → preDeployBackup → preDeployDrill: a proven backup of the data before migrate touches it. */
+function backupHooks(base: Foundation, args: EdmsArgs) {
   const { settings, child, secrets, release, database, datastores } = base;
   // The restic repository's key (and the off-host credentials) reach the host before any backup needs
   // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
   const backupInit = opsHook(
-    HOOKS.backupInit,
+    HOOK_CONTRACTS.backupInit,
     {
       settings,
-      args: ["backups", "init"],
       triggers: [secrets.backupPassword, args.backupSecrets ?? null, ...database],
       secrets: backupHookSecrets(secrets.backupPassword, args.backupSecrets),
     },
@@ -189,62 +199,45 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
   // Runs against the still-running old release, before anything of the new one touches the data.
   const preDeployBackup = settings.backup.beforeDeploy
     ? opsHook(
-        HOOKS.preDeployBackup,
-        {
-          settings,
-          args: ["backup", "--reason", "pre-deploy", "--target-version", settings.version],
-          triggers: release,
-        },
+        HOOK_CONTRACTS.preDeployBackup,
+        { settings, input: { version: settings.version }, triggers: release },
         { ...child, dependsOn: [...datastores, backupInit] },
       )
     : undefined;
   // A backup that does not restore stops the deploy here, while the old release still serves: the drill
-  // restores it into scratch space and runs its own release's checks before anything is migrated.
+  // restores it into scratch space and runs its own release's checks before anything is migrated. It is
+  // handed the backup's id rather than looking for it, so it drills exactly the backup just taken.
   const preDeployDrill =
     preDeployBackup && settings.backup.drillBeforeDeploy
       ? opsHook(
-          HOOKS.preDeployDrill,
-          {
-            settings,
-            args: [
-              "drill",
-              "latest",
-              "--target-version",
-              settings.version,
-              "--reason",
-              "pre-deploy",
-            ],
-            triggers: release,
-          },
+          HOOK_CONTRACTS.preDeployDrill,
+          { settings, input: { backupId: handedBackupId(preDeployBackup) }, triggers: release },
           { ...child, dependsOn: [preDeployBackup] },
         )
       : undefined;
+  return { backupInit, preDeployBackup, preDeployDrill };
+}
+
+/** migrate → bootstrap, after `after` (the last backup hook): the new release's schema and first data. */
+function schemaHooks(base: Foundation, after: command.local.Command) {
+  const { settings, child, secrets, release, database, datastores } = base;
   const migrate = opsHook(
-    HOOKS.migrate,
+    HOOK_CONTRACTS.migrate,
     {
       settings,
-      args: ["migrate"],
       triggers: [...release, ...database],
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
       },
     },
-    {
-      ...child,
-      dependsOn: [
-        ...datastores,
-        base.backendImage,
-        preDeployDrill ?? preDeployBackup ?? backupInit,
-      ],
-    },
+    { ...child, dependsOn: [...datastores, base.backendImage, after] },
   );
   // Keyed on the database: a new (empty) one gets its superuser and fixtures, once.
   const bootstrap = opsHook(
-    HOOKS.bootstrap,
+    HOOK_CONTRACTS.bootstrap,
     {
       settings,
-      args: ["bootstrap"],
       triggers: database,
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
@@ -254,42 +247,21 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
     },
     { ...child, dependsOn: [migrate] },
   );
-  return { backupInit, preDeployBackup, preDeployDrill, migrate, bootstrap };
+  return { migrate, bootstrap };
 }
 
 /** The new release's web and worker, and (with the proxy) the takeover of the port and the switch. */
 function releaseServices(base: Foundation, bootstrap: command.local.Command, args: EdmsArgs) {
-  const { name, settings, child, secrets, network, data, backendImage, release } = base;
+  const { name, settings, child, network, release } = base;
   const withProxy = settings.proxy.enabled;
-  const service = (process: "web" | "worker") =>
-    new DjangoService(
-      // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
-      containerReplacement(process, withProxy).perRelease
-        ? `${name}-${process}-${settings.version}`
-        : `${name}-${process}`,
-      {
-        settings,
-        process,
-        image: backendImage.imageId,
-        network: network.name,
-        mediaVolume: data.volumes.media.name,
-        postgresPassword: secrets.postgresPassword,
-        secretKey: secrets.djangoSecretKey,
-      },
-      { ...child, dependsOn: [bootstrap] },
-    );
-  const web = service("web");
-  const worker = service("worker");
+  const web = releaseService(base, "web", bootstrap);
+  const worker = releaseService(base, "worker", bootstrap);
   // A stack deployed without the proxy still has a fixed-name web on the port: it is stopped once the new
   // web is healthy, just before the proxy is created on that port (a no-op on every later update).
   const proxyTakeover = withProxy
     ? opsHook(
-        HOOKS.proxyTakeover,
-        {
-          settings,
-          args: ["switch", "--take-over-port", "--wait", "120"],
-          triggers: [settings.httpPort],
-        },
+        HOOK_CONTRACTS.proxyTakeover,
+        { settings, triggers: [settings.httpPort] },
         { ...child, dependsOn: [web, worker] },
       )
     : undefined;
@@ -308,34 +280,62 @@ function releaseServices(base: Foundation, bootstrap: command.local.Command, arg
   // Keyed on the proxy container too: a replaced proxy starts on the placeholder and must be pointed again.
   const proxySwitch = proxy
     ? opsHook(
-        HOOKS.proxySwitch,
-        {
-          settings,
-          args: ["switch", "--wait", "120"],
-          triggers: [...release, web.container.id, proxy.container.id],
-        },
+        HOOK_CONTRACTS.proxySwitch,
+        { settings, triggers: [...release, web.container.id, proxy.container.id] },
         { ...child, dependsOn: [web, worker, proxy] },
       )
     : undefined;
   return { web, worker, proxyTakeover, proxySwitch };
 }
 
-/** healthGate → recordDeployment: the release counts as deployed only once it is healthy. */
-function releaseGates(base: Foundation, services: ReturnType<typeof releaseServices>) {
+/** The release's web or worker, started once bootstrap has run. */
+function releaseService(
+  base: Foundation,
+  process: "web" | "worker",
+  bootstrap: command.local.Command,
+): DjangoService {
+  const { name, settings, child, secrets, network, data, backendImage } = base;
+  return new DjangoService(
+    // Per release: a new URN, so the engine creates it beside the old one instead of replacing it.
+    containerReplacement(process, settings.proxy.enabled).perRelease
+      ? `${name}-${process}-${settings.version}`
+      : `${name}-${process}`,
+    {
+      settings,
+      process,
+      image: backendImage.imageId,
+      network: network.name,
+      mediaVolume: data.volumes.media.name,
+      postgresPassword: secrets.postgresPassword,
+      secretKey: secrets.djangoSecretKey,
+    },
+    { ...child, dependsOn: [bootstrap] },
+  );
+}
+
+/**
+ * healthGate → recordDeployment: the release counts as deployed only once it is healthy. The record is
+ * handed the pre-deploy backup's id, so history names the backup this deploy took.
+ */
+function releaseGates(
+  base: Foundation,
+  services: ReturnType<typeof releaseServices>,
+  preDeployBackup: command.local.Command | undefined,
+) {
   const { settings, child, release } = base;
   const { web, worker, proxySwitch } = services;
   const healthGate = opsHook(
-    HOOKS.healthGate,
-    {
-      settings,
-      args: ["health", "--wait", "120"],
-      triggers: [...release, web.container.id, worker.container.id],
-    },
+    HOOK_CONTRACTS.healthGate,
+    { settings, triggers: [...release, web.container.id, worker.container.id] },
     { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
   );
   const recordDeployment = opsHook(
-    HOOKS.recordDeployment,
-    { settings, args: ["record-deployment"], triggers: [...release, web.container.id] },
+    HOOK_CONTRACTS.recordDeployment,
+    {
+      settings,
+      input: preDeployBackup ? { backupId: handedBackupId(preDeployBackup) } : undefined,
+      triggers: [...release, web.container.id],
+    },
     { ...child, dependsOn: [healthGate] },
   );
   return { healthGate, recordDeployment };

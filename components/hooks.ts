@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
-import { HookName, OPS_ENTRY } from "../model/hooks";
+import { backupIdFromHookOutput, HookContract, OPS_ENTRY } from "../model/hooks";
 import { Settings } from "../model/settings";
 import { shellWord } from "../model/shell";
 
@@ -20,23 +20,33 @@ export interface HookSecrets {
   readonly EDMS_OFFSITE_ENV?: pulumi.Input<string>;
 }
 
-export interface OpsHookArgs {
+/** A contract's input as the program has it: any field may be another resource's output. */
+export type HookInputs<Input> = { readonly [K in keyof Input]: pulumi.Input<Input[K]> };
+
+interface OpsHookBase {
   readonly settings: Settings;
-  /** edms-ops arguments after the command name; fixed words only (no secrets, no user input). */
-  readonly args: readonly string[];
   /** The hook runs again whenever one of these changes. */
   readonly triggers: pulumi.Input<unknown>[];
   readonly secrets?: HookSecrets;
 }
 
+/** The contract's typed input, required unless the contract needs none. */
+export type OpsHookArgs<Input> = OpsHookBase &
+  (NoInputNeeded<Input> extends true
+    ? { readonly input?: HookInputs<Input> }
+    : { readonly input: HookInputs<Input> });
+
+type NoInputNeeded<Input> = Record<string, never> extends Input ? true : false;
+
 /**
- * A deploy hook: `edms-ops <args> --stack <stack>` as a `command.local.Command`. edms-ops gets the
+ * A deploy hook: its contract's edms-ops command line, with `--stack <stack>`, as a `command.local.Command`
+ * of the contract's name. edms-ops gets the
  * resolved settings as JSON so it acts on exactly what this `pulumi up` deploys, even when config was
  * given on the command line.
  */
-export function opsHook(
-  name: HookName,
-  args: OpsHookArgs,
+export function opsHook<Input>(
+  contract: HookContract<Input>,
+  args: OpsHookArgs<Input>,
   opts: pulumi.CustomResourceOptions,
 ): command.local.Command {
   const { settings } = args;
@@ -47,11 +57,19 @@ export function opsHook(
     ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}),
     ...(args.secrets as Record<string, pulumi.Input<string>> | undefined),
   };
-  const argv = ["node", OPS_ENTRY, ...args.args, "--stack", settings.stack];
+  // An input carrying another hook's output (the backup id) makes the command line wait for that hook,
+  // and gives this hook an input edge to it, as the engine orders by.
+  const create = pulumi
+    .output(args.input ?? {})
+    .apply((input) =>
+      ["node", OPS_ENTRY, ...contract.argv(input as Input), "--stack", settings.stack]
+        .map(shellWord)
+        .join(" "),
+    );
   return new command.local.Command(
-    name,
+    contract.name,
     {
-      create: argv.map(shellWord).join(" "),
+      create,
       // Without `update`, the provider re-runs `create` on any input change (e.g. the settings JSON of a
       // new version). A hook must run only when its triggers change, which replaces it: e.g. bootstrap
       // only for a new postgres volume.
@@ -67,4 +85,12 @@ export function opsHook(
     },
     opts,
   );
+}
+
+/**
+ * The id of the backup the pre-deploy backup hook took, from its `stdout` output (kept in the state, so a
+ * hook that runs again later without the backup hook running again is handed the same id).
+ */
+export function handedBackupId(preDeployBackup: command.local.Command): pulumi.Output<string> {
+  return preDeployBackup.stdout.apply(backupIdFromHookOutput);
 }

@@ -7,7 +7,7 @@
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { HOOKS, PRE_DEPLOY_BACKUP_COMMAND, PRE_DEPLOY_DRILL_COMMAND } from "../model/hooks";
+import { HookName, HOOKS } from "../model/hooks";
 import { LABELS } from "../model/labels";
 
 const VOLUME = "docker:index/volume:Volume";
@@ -97,8 +97,9 @@ function isProduction(resources: PolicyResource[]): boolean {
   );
 }
 
-const isHook = (r: PolicyResource, verb: RegExp) =>
-  r.type === COMMAND && verb.test(String(r.props.create ?? ""));
+// By resource name, the one thing the program keeps stable (the URN): a hook's command line may change
+// without the hook changing, and a command that merely looks like a backup is not the pre-deploy hook.
+const isHook = (r: PolicyResource, name: HookName) => r.type === COMMAND && r.name === name;
 
 export const backupBeforeDeploy: StackValidationPolicy = {
   name: "backup-before-deploy",
@@ -109,26 +110,24 @@ export const backupBeforeDeploy: StackValidationPolicy = {
     if (!isProduction(args.resources)) {
       return;
     }
-    const migrate = args.resources.find((r) => r.type === COMMAND && r.name === HOOKS.migrate);
+    const migrate = args.resources.find((r) => isHook(r, HOOKS.migrate));
     if (!migrate) {
       reportViolation(
         "Production stack has no `migrate` hook: migrations must run on every deploy, after the pre-deploy backup.",
       );
       return;
     }
-    const drill = migrate.dependencies.find((d) => isHook(d, PRE_DEPLOY_DRILL_COMMAND));
+    const drill = migrate.dependencies.find((d) => isHook(d, HOOKS.preDeployDrill));
     if (!drill) {
       reportViolation(
-        "On production the `migrate` hook must depend on the pre-deploy drill hook (`edms-ops drill latest --target-version …`): " +
+        `On production the \`migrate\` hook must depend on the pre-deploy drill hook \`${HOOKS.preDeployDrill}\`: ` +
           "a backup is migrated over only once it has been restored in scratch space. Keep `edms:backup.drillBeforeDeploy` true and the dependsOn edge in components/edms.ts.",
       );
     }
-    const backup = (drill ?? migrate).dependencies.find((d) =>
-      isHook(d, PRE_DEPLOY_BACKUP_COMMAND),
-    );
+    const backup = (drill ?? migrate).dependencies.find((d) => isHook(d, HOOKS.preDeployBackup));
     if (!backup) {
       reportViolation(
-        `On production the \`${drill ? drill.name : "migrate"}\` hook must depend on the pre-deploy backup hook (\`edms-ops backup --reason pre-deploy\`). ` +
+        `On production the \`${drill ? drill.name : HOOKS.migrate}\` hook must depend on the pre-deploy backup hook \`${HOOKS.preDeployBackup}\`. ` +
           "Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
       );
     }

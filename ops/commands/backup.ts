@@ -1,5 +1,5 @@
-import { Command } from "commander";
-import { createBackup } from "../backup/create";
+import { Command, Option } from "commander";
+import { BackupResult, createBackup } from "../backup/create";
 import { openStack } from "../core/context";
 import { say } from "../core/log";
 import { Settings, resourceNames } from "../../model/settings";
@@ -44,6 +44,26 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
   return { ...settings, dataGeneration: generation, names };
 }
 
+interface BackupFlags {
+  readonly reason: string;
+  readonly targetVersion?: string;
+  readonly json?: boolean;
+  readonly printId?: boolean;
+  readonly earlierGeneration?: boolean;
+}
+
+function printResult(result: BackupResult | null, opts: BackupFlags): void {
+  if (opts.printId) {
+    // The last stdout line is all a hook's dependents read: the id, or nothing (createBackup has said why
+    // on stderr).
+    say(result ? result.entry.id : "");
+  } else if (opts.json) {
+    say(JSON.stringify(result ?? { nothingToBackUp: true }, null, 2));
+  } else {
+    say(result ? result.entry.id : "nothing to back up: the database has no schema yet");
+  }
+}
+
 export function register(program: Command): void {
   program
     .command("backup")
@@ -60,34 +80,27 @@ export function register(program: Command): void {
       "back up the data of the running postgres container when it is of an earlier `edms:dataGeneration` (the undo of a fresh start; run by `pulumi up`)",
     )
     .option("--json", "print the manifest as JSON")
+    .addOption(
+      new Option(
+        "--print-id",
+        "print only the new backup's id on stdout, an empty line when there was nothing to back up (the pre-deploy hook's output, handed to the drill and the deployment record)",
+      ).conflicts("json"),
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  edms-ops backup --stack production --reason before-upgrade\n  edms-ops backup --stack staging --json",
     )
-    .action(
-      async (
-        opts: {
-          reason: string;
-          targetVersion?: string;
-          json?: boolean;
-          earlierGeneration?: boolean;
-        },
-        command: Command,
-      ) => {
-        const current = await openStack(command);
-        const settings = opts.earlierGeneration ? await earlierGeneration(current) : current;
-        if (!settings) {
-          return;
-        }
-        const result = await createBackup(settings, {
-          reason: opts.reason,
-          targetVersion: opts.targetVersion,
-        });
-        if (opts.json) {
-          say(JSON.stringify(result ?? { nothingToBackUp: true }, null, 2));
-        } else {
-          say(result ? result.entry.id : "nothing to back up: the database has no schema yet");
-        }
-      },
-    );
+    .action(async (opts: BackupFlags, command: Command) => {
+      const current = await openStack(command);
+      const settings = opts.earlierGeneration ? await earlierGeneration(current) : current;
+      const result = settings
+        ? await createBackup(settings, {
+            reason: opts.reason,
+            targetVersion: opts.targetVersion,
+          })
+        : null;
+      if (settings || opts.printId) {
+        printResult(result, opts);
+      }
+    });
 }

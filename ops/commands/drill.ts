@@ -7,19 +7,24 @@ import { drillBackup, DrillRecord } from "../backup/drill";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";
+import { preDeployBackupFor } from "../store/catalog";
+import { BackupEntry } from "../store/restic";
+import { REASONS } from "../../model/hooks";
+import { Settings } from "../../model/settings";
 import { withSession } from "../engine/session";
 
 interface DrillFlags {
   readonly check?: string;
   readonly sample: string;
   readonly targetVersion?: string;
+  readonly backupId?: string;
   readonly reason: string;
   readonly json?: boolean;
 }
 
 export function register(program: Command): void {
   program
-    .command("drill <id>")
+    .command("drill [id]")
     .description(
       "Restore drill of a backup (an id or `latest`) into scratch space: database into a scratch PostgreSQL, media into a scratch volume; " +
         "the backup's own release runs `manage.py check` and `migrate --check` against them; migration state, row counts and media checksums " +
@@ -36,7 +41,11 @@ export function register(program: Command): void {
     )
     .option(
       "--target-version <version>",
-      "with `latest`: the newest pre-deploy backup for this release (what the deploy hook drills)",
+      "with `latest`: the newest pre-deploy backup for this release",
+    )
+    .option(
+      "--backup-id <id>",
+      "instead of [id]: the backup the pre-deploy backup hook printed (what the deploy hook drills); empty when it found nothing to back up",
     )
     .option("--reason <reason>", "why the drill runs, kept in its record", "manual")
     .option("--json", "print the drill record as JSON")
@@ -66,12 +75,47 @@ function report(record: DrillRecord, json: boolean): void {
   }
 }
 
-async function drillCommand(id: string, opts: DrillFlags, command: Command): Promise<void> {
+async function drillCommand(
+  id: string | undefined,
+  opts: DrillFlags,
+  command: Command,
+): Promise<void> {
+  const sample = checkRequest(id, opts);
+  const settings = await openStack(command);
+  const chosen = await backupToDrill(settings, id, opts);
+  if (!chosen) {
+    return;
+  }
+  progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
+  const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
+    drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
+  );
+  report(record, opts.json === true);
+  if (!record.ok) {
+    const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
+    throw failure(
+      `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
+        .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
+        .join("\n  - ")}`,
+      `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
+        "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
+    );
+  }
+}
+
+/** Refuses what cannot make a drill before anything is run; returns the media sample size. */
+function checkRequest(id: string | undefined, opts: DrillFlags): number {
   const sample = Number(opts.sample);
   if (!Number.isInteger(sample) || sample < 0) {
     throw refuse(
       `--sample takes a whole number ≥ 0 (got \`${opts.sample}\`).`,
       "Nothing was run; pass e.g. `--sample 20`.",
+    );
+  }
+  if ((id === undefined) === (opts.backupId === undefined)) {
+    throw refuse(
+      "Name the backup to drill once: an id or `latest`, or --backup-id.",
+      "Nothing was run; e.g. `edms-ops drill latest`.",
     );
   }
   if (
@@ -89,49 +133,59 @@ async function drillCommand(id: string, opts: DrillFlags, command: Command): Pro
       "Nothing was run; e.g. `--reason weekly`.",
     );
   }
-  if (id !== "latest") {
-    checkBackupId(id);
+  const named = id === "latest" ? "" : (id ?? opts.backupId ?? "");
+  if (named) {
+    checkBackupId(named);
   }
-  const settings = await openStack(command);
-  const { complete, legacy } = await listBackups(settings);
-  let entry;
-  if (id === "latest") {
-    const candidates = opts.targetVersion
-      ? complete.filter((b) => b.reason === "pre-deploy" && b.target === opts.targetVersion)
-      : complete;
-    entry = candidates[candidates.length - 1];
-    if (!entry) {
-      await requirePostgres(settings);
-      if (opts.targetVersion && !(await hasSchema(settings))) {
-        // The pre-deploy backup found nothing to back up (fresh deploy): nothing to drill either.
-        progress(
-          `nothing to drill: database of ${settings.stack} has no schema yet (fresh deploy)`,
-        );
-        say("nothing to drill: the database has no schema yet");
-        return;
-      }
-      throw refuse(
-        `No ${opts.targetVersion ? `pre-deploy backup for release ${opts.targetVersion}` : "backup"} of stack ${settings.stack} to drill.`,
-        `Take one with \`edms-ops backup --stack ${settings.stack}${opts.targetVersion ? ` --reason pre-deploy --target-version ${opts.targetVersion}` : ""}\`.`,
-      );
+  return sample;
+}
+
+/** The backup the request names; null when there is nothing to drill (said why). */
+async function backupToDrill(
+  settings: Settings,
+  id: string | undefined,
+  opts: DrillFlags,
+): Promise<BackupEntry | null> {
+  if (opts.backupId === "") {
+    // The pre-deploy backup hook took none: fine only for a database without a schema yet.
+    if (await nothingToDrill(settings)) {
+      return null;
     }
-  } else {
-    entry = pickBackup(settings, complete, legacy, id);
-  }
-  const chosen = entry;
-  progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
-  const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
-    drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
-  );
-  report(record, opts.json === true);
-  if (!record.ok) {
-    const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
-    throw failure(
-      `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
-        .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
-        .join("\n  - ")}`,
-      `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
-        "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
+    throw refuse(
+      `The pre-deploy backup hook handed no backup id, yet the database of stack ${settings.stack} has a schema.`,
+      `Nothing was drilled; take one with \`edms-ops backup --stack ${settings.stack}\` and drill it by id.`,
     );
   }
+  const { complete, legacy } = await listBackups(settings);
+  const named = id ?? opts.backupId ?? "latest";
+  if (named !== "latest") {
+    return pickBackup(settings, complete, legacy, named);
+  }
+  const { targetVersion } = opts;
+  const entry = targetVersion
+    ? preDeployBackupFor(complete, { stack: settings.stack, release: targetVersion })
+    : complete[complete.length - 1];
+  if (entry) {
+    return entry;
+  }
+  if (!targetVersion) {
+    await requirePostgres(settings);
+  } else if (await nothingToDrill(settings)) {
+    return null;
+  }
+  throw refuse(
+    `No ${targetVersion ? `pre-deploy backup for release ${targetVersion}` : "backup"} of stack ${settings.stack} to drill.`,
+    `Take one with \`edms-ops backup --stack ${settings.stack}${targetVersion ? ` --reason ${REASONS.preDeploy} --target-version ${targetVersion}` : ""}\`.`,
+  );
+}
+
+/** A fresh deploy's pre-deploy backup finds no schema and takes none: then there is nothing to drill. */
+async function nothingToDrill(settings: Settings): Promise<boolean> {
+  await requirePostgres(settings);
+  if (await hasSchema(settings)) {
+    return false;
+  }
+  progress(`nothing to drill: database of ${settings.stack} has no schema yet (fresh deploy)`);
+  say("nothing to drill: the database has no schema yet");
+  return true;
 }

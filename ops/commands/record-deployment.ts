@@ -1,10 +1,13 @@
 import { Command } from "commander";
 import { listBackups } from "../store/catalog";
+import { checkBackupId } from "../store/manifest";
 import { openStack } from "../core/context";
-import { currentHistory, recordServing } from "../store/history";
+import { currentHistory, Deployment, recordServing } from "../store/history";
 import { say } from "../core/log";
 import { readMarker, ROLLBACK_MARKER } from "../store/markers";
+import { preDeployBackupFor } from "../store/catalog";
 import { backupToolbox } from "../engine/toolbox";
+import { Settings } from "../../model/settings";
 
 export function register(program: Command): void {
   program
@@ -12,22 +15,19 @@ export function register(program: Command): void {
     .description(
       "Append the deployed release to history.jsonl in the backups volume (version, image, time, migrations, pre-deploy backup)",
     )
+    .option(
+      "--backup-id <id>",
+      "the pre-deploy backup this deploy took, as its hook printed it (empty: it found nothing to back up); without it, the newest pre-deploy backup for this release since the last deployment",
+    )
     .addHelpText("after", "\nRun by `pulumi up` after the health gate passes.")
-    .action(async (_opts: unknown, command: Command) => {
+    .action(async (opts: { backupId?: string }, command: Command) => {
+      if (opts.backupId) {
+        checkBackupId(opts.backupId);
+      }
       const settings = await openStack(command);
       const history = await currentHistory(settings);
-      const since = history.length ? history[history.length - 1].deployedAt : "";
-      const { complete } = await listBackups(settings);
-      const preDeploy = complete
-        .filter(
-          (b) =>
-            b.reason === "pre-deploy" &&
-            b.target === settings.version &&
-            (!since || Date.parse(b.time) > Date.parse(since)),
-        )
-        .pop();
       const entry = await recordServing(settings, settings.version, {
-        preDeployBackup: preDeploy?.id ?? null,
+        preDeployBackup: await preDeployBackupOf(settings, history, opts.backupId),
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
       const rollback = await readMarker(settings, "rollback");
@@ -39,4 +39,26 @@ export function register(program: Command): void {
       }
       say(`recorded deployment of ${entry.version} (${history.length + 1} on these volumes)`);
     });
+}
+
+/**
+ * The backup the deploy hook hands over is the one this deploy took. An operator recording by hand (or a
+ * stack without the pre-deploy hook) gets the newest one for this release since the last deployment.
+ */
+async function preDeployBackupOf(
+  settings: Settings,
+  history: readonly Deployment[],
+  handed: string | undefined,
+): Promise<string | null> {
+  if (handed !== undefined) {
+    return handed || null;
+  }
+  const { complete } = await listBackups(settings);
+  const since = history.length ? history[history.length - 1].deployedAt : undefined;
+  const found = preDeployBackupFor(complete, {
+    stack: settings.stack,
+    release: settings.version,
+    after: since,
+  });
+  return found?.id ?? null;
 }

@@ -18,7 +18,7 @@ import * as path from "path";
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
 import { createBackup } from "../backup/create";
-import { listBackups } from "../store/catalog";
+import { listBackups, preDeployBackupFor } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
@@ -199,9 +199,10 @@ async function rollbackByRestore(
   );
   say(`  - redeploy ${target.version}`);
   const { complete } = await listBackups(settings);
-  const preDeploy = complete
-    .filter((b) => b.reason === "pre-deploy" && b.target === settings.version)
-    .pop();
+  const preDeploy = preDeployBackupFor(complete, {
+    stack: settings.stack,
+    release: settings.version,
+  });
   if (!preDeploy) {
     throw failure(
       `No pre-deploy backup of ${settings.version} found;`,

@@ -2,6 +2,7 @@
  * What the stack's repository holds: the backups (restic snapshots tagged `edms`), looked up by id, and
  * their manifests. Listing takes no lock (restic --no-lock): a backup in progress is simply not there yet.
  */
+import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { failure, refuse } from "../core/errors";
 import { lastLine, progress } from "../core/log";
@@ -120,4 +121,41 @@ export async function ensureRepository(session: OpsSession): Promise<void> {
     progress(`initialising the restic repository in ${session.settings.names.backupsVolume}`);
     await session.exec("lrestic init --repository-version 2 >/dev/null");
   }
+}
+
+export interface PreDeployQuery {
+  readonly stack: string;
+  /** The release the backup was taken before deploying (its `target`). */
+  readonly release: string;
+  /** Only backups taken after this time (e.g. the previous deployment: this deploy's own backup). */
+  readonly after?: string;
+}
+
+/**
+ * The pre-deploy backup for release X: the newest backup the deploy hook took before deploying X on this
+ * stack. A listing may hold other stacks' backups (an imported repository), and a release deployed twice
+ * has one per deploy, so the newest wins.
+ */
+export function preDeployBackupFor(
+  listing: readonly BackupEntry[],
+  query: PreDeployQuery,
+): BackupEntry | undefined {
+  const after = query.after ? Date.parse(query.after) : -Infinity;
+  return listing
+    .filter(
+      (b) =>
+        b.reason === REASONS.preDeploy &&
+        b.target === query.release &&
+        b.stack === query.stack &&
+        Date.parse(b.time) > after,
+    )
+    .reduce<BackupEntry | undefined>(
+      (newest, b) => (!newest || newer(b, newest) ? b : newest),
+      undefined,
+    );
+}
+
+/** The listing's own order (restic.ts parseSnapshots): by time, then by id for backups of the same second. */
+function newer(a: BackupEntry, b: BackupEntry): boolean {
+  return (Date.parse(a.time) - Date.parse(b.time) || a.id.localeCompare(b.id)) > 0;
 }

@@ -11,6 +11,7 @@
  *   backup, covers rollback targets and pinned backups too, the same for the local and the off-host
  *   repository, with no extra restic run (each pays the key's scrypt).
  */
+import { REASONS } from "../../model/hooks";
 import { BackupEntry } from "./restic";
 
 export interface RetentionInput {
@@ -90,7 +91,7 @@ export function retention(input: RetentionInput): RetentionDecision {
         ? `one of the newest ${input.keep}`
         : input.pinned.includes(entry.id)
           ? "in use by this operation"
-          : entry.reason === "pre-deploy" && entry.target && releases.has(entry.target)
+          : entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)
             ? `rollback target (pre-deploy backup of ${entry.target})`
             : periodic.get(entry.id);
     if (why) {

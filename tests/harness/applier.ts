@@ -55,6 +55,14 @@ export interface StateResource {
 interface AppliedState {
   random: Record<string, string>;
   hooks: Record<string, string>;
+  /**
+   * Each hook's `stdout` output as the command provider keeps it (trailing newline trimmed): a hook that
+   * does not run again still hands its last stdout to dependents (the pre-deploy backup id). Absent in
+   * states written before hooks had outputs.
+   */
+  hookStdout?: Record<string, string>;
+  /** Hash of each hook's inputs other than its triggers: a change runs its `update` command. */
+  hookInputs?: Record<string, string>;
   resources: Record<string, StateResource>;
 }
 
@@ -214,19 +222,10 @@ export class Applier {
           return { id, state: { ...inputs, id } };
         }
         case "command:local:Command": {
-          const triggers = hash(inputs.triggers ?? []);
-          if (state.hooks[name] !== triggers) {
-            const hook = await runHook(name, inputs);
-            hooks.push(hook);
-            if (hook.code !== 0) {
-              throw new Error(
-                `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
-              );
-            }
-            state.hooks[name] = triggers;
-            save();
-          }
-          return result();
+          const stdout = await applyHook(state, name, inputs, hooks);
+          save();
+          // The SDK resolves a dependent's inputs from these outputs, as from the provider's.
+          return result({ stdout });
         }
         default:
           return result();
@@ -529,6 +528,48 @@ async function waitHealthy(name: string, timeoutSeconds: number): Promise<void> 
     }
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * A local.Command as the provider runs it. New triggers replace it: `create` runs (a hook run). Other changed
+ * inputs update it: `update` runs (`true` for every hook, so not a hook run) and, as in the provider, its
+ * output becomes the resource's `stdout`. Unchanged, it keeps the stored `stdout`, which the engine hands to
+ * dependents (the pre-deploy backup id a retried drill reads). A failing command fails the update.
+ */
+export async function applyHook(
+  state: Pick<AppliedState, "hooks" | "hookStdout" | "hookInputs">,
+  name: string,
+  inputs: Record<string, any>,
+  runs: HookRun[],
+): Promise<string> {
+  const triggers = hash(inputs.triggers ?? []);
+  const others = hash({ ...inputs, triggers: null });
+  state.hookStdout ??= {};
+  state.hookInputs ??= {};
+  const replaced = state.hooks[name] !== triggers;
+  // A state written before inputs were kept: nothing to compare with, so nothing changed.
+  const updated = !replaced && (state.hookInputs[name] ?? others) !== others;
+  if (replaced || updated) {
+    const create = replaced || inputs.update === undefined;
+    const hook = await runHook(name, create ? inputs : { ...inputs, create: inputs.update });
+    if (create) {
+      runs.push(hook);
+    }
+    if (hook.code !== 0) {
+      throw new Error(
+        `hook ${name} failed (exit ${hook.code}): ${hook.stderr.trim().split("\n").slice(-3).join(" | ")}`,
+      );
+    }
+    state.hooks[name] = triggers;
+    state.hookStdout[name] = commandOutput(hook.stdout);
+  }
+  state.hookInputs[name] = others;
+  return state.hookStdout[name] ?? "";
+}
+
+/** What the command provider keeps of a stream as the resource's output: one trailing newline trimmed. */
+export function commandOutput(stream: string): string {
+  return stream.replace(/\n$/, "");
 }
 
 function runHook(name: string, inputs: any): Promise<HookRun> {

@@ -132,6 +132,11 @@ export const defaultNewResource: NewResource = async (args) => {
     state.imageId = `sha256:mock-${args.inputs.name}`;
     state.repoDigest = args.inputs.name;
   }
+  // The provider's outputs of a command: what it printed (nothing, here). Hooks read another hook's stdout.
+  if (args.type === "command:local:Command") {
+    state.stdout = "";
+    state.stderr = "";
+  }
   return { id: `${args.name}-id`, state };
 };
 

@@ -152,18 +152,22 @@ describe("program under mocks", function () {
         if (stack === "production") {
           // The drill sits between the backup and migrate: a backup that does not restore stops the deploy.
           expect(explicit("migrate")).to.include("preDeployDrill");
-          expect(explicit("preDeployDrill")).to.include("preDeployBackup");
+          // Handed the backup hook's output (its stdout: nothing under these mocks): an input edge.
+          expect(run.byName("preDeployDrill").inputDependencies).to.include("preDeployBackup");
           expect(deps("preDeployDrill")).not.to.include("migrate");
           expect(run.byName("preDeployDrill").inputs.create).to.equal(
-            `node ops/bin/edms-ops.js drill latest --target-version ${run.outputs.version} --reason pre-deploy --stack production`,
+            `node ops/bin/edms-ops.js drill --backup-id '' --reason pre-deploy --stack production`,
           );
         } else {
           expect(run.resources.map((r) => r.name)).not.to.include("preDeployDrill");
         }
         if (stack !== "dev") {
-          expect(explicit(stack === "production" ? "preDeployDrill" : "migrate")).to.include(
+          expect(deps(stack === "production" ? "preDeployDrill" : "migrate")).to.include(
             "preDeployBackup",
           );
+          if (stack !== "production") {
+            expect(explicit("migrate")).to.include("preDeployBackup");
+          }
           expect(explicit("preDeployBackup")).to.include.members([
             "edms-postgres-container",
             "edms-redis-container",
@@ -239,7 +243,7 @@ describe("program under mocks", function () {
     expect(run.byName("preDeployBackup").inputs.create).to.contain("backup --reason pre-deploy");
     // On production the drill sits between them: migrate → preDeployDrill → preDeployBackup.
     expect(run.byName("migrate").dependsOnOnly).to.include("preDeployDrill");
-    expect(run.byName("preDeployDrill").dependsOnOnly).to.include("preDeployBackup");
+    expect(run.byName("preDeployDrill").dependencies).to.include("preDeployBackup");
     const staging = await runProgram({ stack: "staging", overrides: { "edms:backup": null } });
     expect(
       JSON.parse(staging.byName("migrate").inputs.environment.EDMS_SETTINGS_JSON).backup,

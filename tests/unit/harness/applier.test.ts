@@ -1,10 +1,16 @@
 /**
- * The e2e applier's own rules, without Docker: what it refuses to model loudly, and random values drawn as
- * the random provider draws them. (Its state/refresh behaviour needs an engine: tests/e2e/deploy.test.ts 2b.)
+ * The e2e applier's own rules, without Docker: what it refuses to model loudly, random values drawn as the
+ * random provider draws them, and hooks run (create on new triggers, update on other input changes) with
+ * their `stdout` handed on as the command provider does. (Its state/refresh behaviour needs an engine:
+ * tests/e2e/deploy.test.ts 2b.)
  */
 import { expect } from "chai";
+import * as os from "os";
+import { backupIdFromHookOutput } from "../../../model/hooks";
 import {
+  applyHook,
   checkContainerInputs,
+  HookRun,
   checkImageInputs,
   randomPassword,
   refuseReplacement,
@@ -97,5 +103,54 @@ describe("e2e applier", function () {
     expect(() =>
       refuseReplacement(network.type, "edms-network-net", network, { name: "other" }, undefined),
     ).to.throw(/does not model/);
+  });
+
+  it("hands a hook's stdout to dependents as the provider does: trimmed, and kept while it does not run again", async function () {
+    const state = { hooks: {} as Record<string, string> };
+    const runs: HookRun[] = [];
+    const backup = (id: string, release: string) => ({
+      create: `echo progress >&2; echo some-line; echo ${id}`,
+      dir: os.tmpdir(),
+      environment: {},
+      triggers: [release],
+    });
+    const first = await applyHook(state, "preDeployBackup", backup("id-1", "2.0.0"), runs);
+    expect(first).to.equal("some-line\nid-1");
+    expect(backupIdFromHookOutput(first)).to.equal("id-1");
+    // Unchanged: not run again, the stored output is what a dependent gets (e.g. a drill retried).
+    const again = await applyHook(state, "preDeployBackup", backup("id-1", "2.0.0"), runs);
+    expect(again).to.equal(first);
+    expect(runs).to.have.length(1);
+    const next = await applyHook(state, "preDeployBackup", backup("id-3", "3.0.0"), runs);
+    expect(backupIdFromHookOutput(next)).to.equal("id-3");
+    expect(runs.map((r) => r.stderr)).to.deep.equal(["progress\n", "progress\n"]);
+  });
+
+  it("an input change without new triggers runs `update` (not a hook run), whose output becomes stdout", async function () {
+    const state = { hooks: {} as Record<string, string> };
+    const runs: HookRun[] = [];
+    const hook = (settings: string) => ({
+      create: "echo 2026-11-25T14-00-00Z-pre-deploy",
+      update: "true",
+      dir: os.tmpdir(),
+      environment: { EDMS_SETTINGS_JSON: settings },
+      triggers: ["2.0.0"],
+    });
+    await applyHook(state, "preDeployBackup", hook("{}"), runs);
+    expect(await applyHook(state, "preDeployBackup", hook("{}"), runs)).to.equal(
+      "2026-11-25T14-00-00Z-pre-deploy",
+    );
+    // As pulumi-command's Update: the `update` command's output replaces the stored one.
+    expect(await applyHook(state, "preDeployBackup", hook('{"keep":3}'), runs)).to.equal("");
+    expect(runs).to.have.length(1);
+  });
+
+  it("a failing hook fails the update and keeps nothing of it", async function () {
+    const state = { hooks: {} as Record<string, string> };
+    const failing = { create: "echo partial; exit 3", dir: os.tmpdir(), triggers: [1] };
+    let error: Error | undefined;
+    await applyHook(state, "preDeployBackup", failing, []).catch((e: Error) => (error = e));
+    expect(error?.message).to.match(/hook preDeployBackup failed \(exit 3\)/);
+    expect(state).to.deep.include({ hooks: {}, hookStdout: {} });
   });
 });

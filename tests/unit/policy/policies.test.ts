@@ -6,6 +6,7 @@ import {
 } from "@pulumi/policy";
 import { expect } from "chai";
 import { RecordedResource, runProgram } from "../../harness/mocks";
+import { HOOK_CONTRACTS, HOOKS, OPS_ENTRY } from "../../../model/hooks";
 import {
   backupBeforeDeploy,
   noPublishedDatastores,
@@ -16,6 +17,10 @@ import {
 } from "../../../policy/policies";
 
 type Props = Record<string, any>;
+
+const BACKUP_ID = "2026-11-25T14-00-00Z-pre-deploy";
+const commandLine = (argv: string[]) =>
+  ["node", OPS_ENTRY, ...argv, "--stack", "production"].join(" ");
 
 function resourceArgs(type: string, props: Props, protect = false): ResourceValidationArgs {
   return {
@@ -180,13 +185,13 @@ describe("policy backup-before-deploy", function () {
     const volume = resource("docker:index/volume:Volume", "edms-data-postgres", {
       labels: labels({ "edms.environment": env, "edms.data": "persistent" }),
     });
-    const backup = resource("command:local:Command", "preDeployBackup", {
-      create: "node ops/bin/edms-ops.js backup --reason pre-deploy --stack production",
+    const backup = resource("command:local:Command", HOOKS.preDeployBackup, {
+      create: commandLine(HOOK_CONTRACTS.preDeployBackup.argv({ version: "2.0.0" })),
     });
     const drill = resource(
       "command:local:Command",
-      "preDeployDrill",
-      { create: "node ops/bin/edms-ops.js drill latest --target-version 2.0.0 --stack production" },
+      HOOKS.preDeployDrill,
+      { create: commandLine(HOOK_CONTRACTS.preDeployDrill.argv({ backupId: BACKUP_ID })) },
       withEdge ? [backup] : [],
     );
     const migrate = resource(
@@ -213,9 +218,32 @@ describe("policy backup-before-deploy", function () {
   it("passes when migrate depends on the drill, and the drill on the backup hook", async function () {
     expect(await run(happyPathArgs())).to.deep.equal([]);
   });
+  // The hooks by resource name (what the program keeps stable), not by what their command line looks like.
+  const hook = (args: StackValidationArgs, name: string) =>
+    args.resources.find((r) => r.name === name) as { name: string; props: Props };
+  it("finds the hooks by name: the right names with other command lines still pass", async function () {
+    const args = happyPathArgs();
+    hook(args, HOOKS.preDeployBackup).props.create = "node ops/bin/edms-ops.js backup --json";
+    hook(args, HOOKS.preDeployDrill).props.create = "node ops/bin/edms-ops.js drill latest";
+    expect(await run(args)).to.deep.equal([]);
+  });
+  it("reports a renamed drill hook, though its command line is the drill's", async function () {
+    const args = happyPathArgs();
+    hook(args, HOOKS.preDeployDrill).name = "preDeployCheck";
+    const found = await run(args);
+    expect(found).to.have.length(2);
+    expect(found[0]).to.match(/`migrate` hook must depend on the pre-deploy drill hook/);
+  });
+  it("reports a renamed backup hook, though its command line is the backup's", async function () {
+    const args = happyPathArgs();
+    hook(args, HOOKS.preDeployBackup).name = "backupBeforeDeploy";
+    expect(await run(args)).to.deep.equal([
+      "On production the `preDeployDrill` hook must depend on the pre-deploy backup hook `preDeployBackup`. Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
+    ]);
+  });
   it("reports a drill without the backup edge on production", async function () {
     expect(await run(happyPathArgs("production", false))).to.deep.equal([
-      "On production the `preDeployDrill` hook must depend on the pre-deploy backup hook (`edms-ops backup --reason pre-deploy`). Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
+      "On production the `preDeployDrill` hook must depend on the pre-deploy backup hook `preDeployBackup`. Keep `edms:backup.beforeDeploy` true and the dependsOn edge in components/edms.ts.",
     ]);
   });
   it("reports migrate straight after the backup, without the drill, on production", async function () {

@@ -1,0 +1,62 @@
+import { expect } from "chai";
+import { REASONS } from "../../../model/hooks";
+import { preDeployBackupFor } from "../../../ops/store/catalog";
+import { BackupEntry } from "../../../ops/store/restic";
+
+describe("catalog: the pre-deploy backup for release X", function () {
+  const backup = (
+    time: string,
+    fields: Partial<BackupEntry> = {},
+    reason: string = REASONS.preDeploy,
+  ): BackupEntry => ({
+    id: `${time.replace(/:/g, "-")}-${reason}`,
+    snapshot: time,
+    time,
+    reason,
+    release: "1.0.0",
+    target: "2.0.0",
+    stack: "staging",
+    paths: [],
+    ...fields,
+  });
+  const query = { stack: "staging", release: "2.0.0" };
+
+  it("is the newest pre-deploy backup targeting the release, whatever the listing's order", function () {
+    const older = backup("2026-11-20T10:00:00Z");
+    const newer = backup("2026-11-25T14:00:00Z");
+    expect(preDeployBackupFor([older, newer], query)).to.equal(newer);
+    expect(preDeployBackupFor([newer, older], query)).to.equal(newer);
+  });
+
+  it("takes the later id of two in the same second, as the listing orders them", function () {
+    const a = backup("2026-11-25T14:00:00Z", { id: "2026-11-25T14-00-00Z-pre-deploy" });
+    const b = backup("2026-11-25T14:00:00Z", { id: "2026-11-25T14-00-00Z-pre-deploy-2" });
+    expect(preDeployBackupFor([b, a], query)).to.equal(b);
+  });
+
+  it("ignores other stacks', other releases' and other reasons' backups", function () {
+    const ours = backup("2026-11-20T10:00:00Z");
+    const listing = [
+      ours,
+      backup("2026-11-21T10:00:00Z", { stack: "production" }),
+      backup("2026-11-22T10:00:00Z", { target: "3.0.0" }),
+      backup("2026-11-23T10:00:00Z", { target: undefined }),
+      backup("2026-11-24T10:00:00Z", {}, "manual"),
+      backup("2026-11-24T11:00:00Z", {}, REASONS.preFreshStart),
+    ];
+    expect(preDeployBackupFor(listing, query)).to.equal(ours);
+  });
+
+  it("is none when no backup matches, or none is newer than `after`", function () {
+    expect(preDeployBackupFor([], query)).to.equal(undefined);
+    const only = backup("2026-11-20T10:00:00Z", { stack: "production" });
+    expect(preDeployBackupFor([only], query)).to.equal(undefined);
+    const taken = backup("2026-11-20T10:00:00Z");
+    expect(preDeployBackupFor([taken], { ...query, after: "2026-11-20T10:00:00Z" })).to.equal(
+      undefined,
+    );
+    expect(preDeployBackupFor([taken], { ...query, after: "2026-11-19T10:00:00Z" })).to.equal(
+      taken,
+    );
+  });
+});

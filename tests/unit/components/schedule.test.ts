@@ -1,0 +1,130 @@
+import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
+import {
+  ProgramRun,
+  RecordedResource,
+  runProgram,
+  stackRunTimings,
+  stackRuns,
+} from "../../harness/mocks";
+
+const MOCK_SECRET = /mock-secret-/;
+
+describe("the program's scheduled backups", function () {
+  const runs: Record<string, ProgramRun> = {};
+  const timings: Record<string, number> = {};
+
+  before(async function () {
+    Object.assign(runs, await stackRuns());
+    Object.assign(timings, stackRunTimings());
+  });
+
+  describe("scheduled backups (edms:backup.schedule)", function () {
+    const SCHEDULER_IMAGE = "docker:index/image:Image";
+    const labelsOf = (r: RecordedResource) =>
+      Object.fromEntries(
+        (r.inputs.labels as { label: string; value: string }[]).map((l) => [l.label, l.value]),
+      );
+
+    it("production: one scheduler container on the host, restarted with the engine, socket read-only, no secret", function () {
+      const run = runs.production;
+      const scheduler = run.byName("edms-scheduler-container");
+      expect(scheduler.inputs).to.deep.include({
+        name: "edms-scheduler",
+        restart: "unless-stopped",
+        command: ["scheduler", "--stack", "production"],
+        volumes: [
+          {
+            hostPath: "/var/run/docker.sock",
+            containerPath: "/var/run/docker.sock",
+            readOnly: true,
+          },
+        ],
+      });
+      expect(scheduler.deleteBeforeReplace).to.equal(true);
+      expect(labelsOf(scheduler)).to.deep.equal({
+        "edms.stack": "production",
+        "edms.environment": "production",
+        "edms.role": "scheduler",
+      });
+      // Plain settings only: no secret, and no `docker:host` (it runs on that host, on its socket).
+      const envs = scheduler.inputs.envs as string[];
+      expect(envs.map((e) => e.split("=")[0])).to.deep.equal(["EDMS_STACK", "EDMS_SETTINGS_JSON"]);
+      expect(scheduler.secretInputs).to.deep.equal([]);
+      for (const env of envs) {
+        expect(env).not.to.match(MOCK_SECRET);
+      }
+      const settings = JSON.parse(envs[1].slice("EDMS_SETTINGS_JSON=".length));
+      expect(settings).not.to.have.property("dockerHost");
+      expect(settings.backup).to.deep.include({ schedule: "0 */6 * * *", keep: 14 });
+      // After the repository and its keys are on the host.
+      expect(scheduler.dependsOnOnly).to.include("backupInit");
+      expect(scheduler.dependencies).to.include("edms-scheduler-image");
+    });
+
+    it("builds its image on the Docker host from the bundle, tagged by content, never pushed", function () {
+      const image = runs.production.byName("edms-scheduler-image");
+      expect(image.type).to.equal(SCHEDULER_IMAGE);
+      expect(image.inputs.skipPush).to.equal(true);
+      expect(image.inputs.imageName).to.match(/^edms-scheduler:[0-9a-f]{12}$/);
+      expect(image.inputs.build.context).to.match(/\/build\/scheduler$/);
+      expect(image.inputs.build.dockerfile).to.match(/\/images\/scheduler\/Dockerfile$/);
+      expect(image.inputs.build.args).to.deep.equal({
+        BASE: "node:20-bookworm-slim",
+        DOCKER_CLI: "docker:27-cli",
+      });
+      expect(runs.production.byName("edms-scheduler-container").inputs.image).to.equal(
+        image.inputs.imageName,
+      );
+      expect(fs.existsSync(path.join(image.inputs.build.context, "edms-ops.cjs"))).to.equal(true);
+    });
+
+    it("a new base image gives a new tag, so the container is replaced; the same inputs keep it", async function () {
+      const tag = (run: ProgramRun) => run.byName("edms-scheduler-image").inputs.imageName;
+      const same = await runProgram({ stack: "staging" });
+      expect(tag(same)).to.equal(tag(runs.staging));
+      const rebased = await runProgram({
+        stack: "staging",
+        overrides: { "edms:backup": { schedulerImage: "node:22-bookworm-slim" } },
+      });
+      expect(rebased.error).to.equal(undefined);
+      expect(tag(rebased)).not.to.equal(tag(runs.staging));
+    });
+
+    it("staging defaults to daily; dev and `schedule: off` have no scheduler", async function () {
+      const staging = JSON.parse(
+        runs.staging
+          .byName("edms-scheduler-container")
+          .inputs.envs[1].split("=")
+          .slice(1)
+          .join("="),
+      );
+      expect(staging.backup.schedule).to.equal("@daily");
+      const names = (run: ProgramRun) => run.resources.map((r) => r.name);
+      expect(names(runs.dev).filter((n) => n.includes("scheduler"))).to.deep.equal([]);
+      const off = await runProgram({
+        stack: "staging",
+        overrides: { "edms:backup": { schedule: "off" } },
+      });
+      expect(off.error).to.equal(undefined);
+      expect(names(off).filter((n) => n.includes("scheduler"))).to.deep.equal([]);
+      const on = await runProgram({
+        stack: "dev",
+        overrides: { "edms:backup": { schedule: "*/15 * * * * *" } },
+      });
+      expect(on.byName("edms-scheduler-container").inputs.name).to.equal("edms-dev-scheduler");
+    });
+
+    it("refuses `schedule: off` on production before creating anything", async function () {
+      const run = await runProgram({
+        stack: "production",
+        overrides: { "edms:backup": { schedule: "off" } },
+      });
+      expect(String(run.error)).to.match(
+        /`edms:backup.schedule: off` is not allowed on production/,
+      );
+      expect(run.resources.filter((r) => r.type.startsWith("docker:"))).to.deep.equal([]);
+    });
+  });
+});

@@ -4,8 +4,9 @@
  * so a hook acts on exactly what is being deployed.
  */
 import * as fs from "fs";
+import { z } from "zod";
 import * as path from "path";
-import { ConfigError, Settings, validateSettings } from "../../model/settings";
+import { ConfigError, ENVIRONMENTS, Settings, validateSettings } from "../../model/settings";
 import {
   edmsConfig,
   knownStacks,
@@ -14,6 +15,21 @@ import {
   stackFilePath,
 } from "../../model/stackFile";
 import { refuse } from "./errors";
+import { parseJson } from "./json";
+
+/**
+ * What a hook is handed is the program's own validated output, so it is not validated again (defaults and
+ * redactions are not idempotent); its shape is checked, so a wrong or stale variable fails here, clearly.
+ */
+const ResolvedSettingsShape = z.looseObject({
+  stack: z.string(),
+  environment: z.enum(ENVIRONMENTS),
+  version: z.string(),
+  namePrefix: z.string(),
+  names: z.record(z.string(), z.string()),
+  backup: z.looseObject({ keep: z.number(), image: z.string(), schedule: z.string() }),
+  proxy: z.looseObject({ enabled: z.boolean() }),
+});
 
 export interface StackOptions {
   readonly stack?: string;
@@ -33,7 +49,11 @@ export function loadSettings(options: StackOptions): Settings {
     );
   }
   if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
-    return JSON.parse(process.env.EDMS_SETTINGS_JSON) as Settings;
+    return parseJson(
+      process.env.EDMS_SETTINGS_JSON,
+      ResolvedSettingsShape,
+      "EDMS_SETTINGS_JSON (the settings a deploy hook is handed)",
+    ) as unknown as Settings;
   }
   const projectDir = projectDirOf(options);
   let config: Record<string, unknown>;

@@ -351,7 +351,19 @@ export function stackRuns(): Promise<Record<string, ProgramRun>> {
   return defaultRuns;
 }
 
-/** How long each of `stackRuns()`'s evaluations took, in ms (reported, never asserted). */
-export function stackRunTimings(): Record<string, number> {
-  return { ...defaultTimings };
+/**
+ * How long each of `stackRuns()`'s evaluations took, in ms (reported, never asserted). The object fills in
+ * when the runs are done, so a test file can hold it from the start.
+ */
+export function stackRunTimings(): Readonly<Record<string, number>> {
+  return defaultTimings;
+}
+
+/** `stackRuns()` for a test file: the object fills in before its first test runs. */
+export function useStackRuns(): Record<string, ProgramRun> {
+  const runs: Record<string, ProgramRun> = {};
+  before(async function () {
+    Object.assign(runs, await stackRuns());
+  });
+  return runs;
 }

@@ -1,24 +1,12 @@
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
-import {
-  ProgramRun,
-  RecordedResource,
-  runProgram,
-  stackRunTimings,
-  stackRuns,
-} from "../../harness/mocks";
+import { ProgramRun, RecordedResource, runProgram, useStackRuns } from "../../harness/mocks";
 
 const MOCK_SECRET = /mock-secret-/;
 
 describe("the program's scheduled backups", function () {
-  const runs: Record<string, ProgramRun> = {};
-  const timings: Record<string, number> = {};
-
-  before(async function () {
-    Object.assign(runs, await stackRuns());
-    Object.assign(timings, stackRunTimings());
-  });
+  const runs = useStackRuns();
 
   describe("scheduled backups (edms:backup.schedule)", function () {
     const SCHEDULER_IMAGE = "docker:index/image:Image";

@@ -1,11 +1,5 @@
 import { expect } from "chai";
-import {
-  ProgramRun,
-  RecordedResource,
-  runProgram,
-  stackRunTimings,
-  stackRuns,
-} from "../../harness/mocks";
+import { ProgramRun, RecordedResource, runProgram, useStackRuns } from "../../harness/mocks";
 
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
@@ -15,13 +9,7 @@ const volumeByRole = (run: ProgramRun, role: string): RecordedResource =>
   run.byName(`edms-data-${role}`);
 
 describe("the program's settings: docker host, data generation, off-host credentials, passwords", function () {
-  const runs: Record<string, ProgramRun> = {};
-  const timings: Record<string, number> = {};
-
-  before(async function () {
-    Object.assign(runs, await stackRuns());
-    Object.assign(timings, stackRunTimings());
-  });
+  const runs = useStackRuns();
 
   it("takes the docker host from `docker:host`, for the provider and the hooks alike", function () {
     const provider = runs.production.ofType("pulumi:providers:docker")[0];

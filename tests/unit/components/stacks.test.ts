@@ -4,7 +4,7 @@ import {
   RecordedResource,
   runProgram,
   stackRunTimings,
-  stackRuns,
+  useStackRuns,
 } from "../../harness/mocks";
 
 const VOLUME = "docker:index/volume:Volume";
@@ -16,13 +16,8 @@ const volumeByRole = (run: ProgramRun, role: string): RecordedResource =>
   run.byName(`edms-data-${role}`);
 
 describe("the program on each stack file", function () {
-  const runs: Record<string, ProgramRun> = {};
-  const timings: Record<string, number> = {};
-
-  before(async function () {
-    Object.assign(runs, await stackRuns());
-    Object.assign(timings, stackRunTimings());
-  });
+  const runs = useStackRuns();
+  const timings = stackRunTimings();
 
   for (const stack of ["dev", "staging", "production"]) {
     describe(`stack ${stack}`, function () {

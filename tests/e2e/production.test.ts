@@ -15,6 +15,7 @@ import {
   OFFSITE_PASS,
   onVolumes,
   startOffsiteServer,
+  PROJECT_DIR,
   stopOffsiteServer,
   TestStack,
 } from "../harness/stack";
@@ -166,12 +167,27 @@ describe("e2e: production refusals and disaster recovery", function () {
     await other.destroy();
     expect((await other.up()).error).to.equal(undefined);
     try {
+      const foreign = await other.ops(["backups", "import", dir]);
+      expect(foreign.code, "refused by its marker, before any engine call").to.equal(2);
+      expect(foreign.stderr).to.contain(`holds a backup of stack ${stack.name}, not dr2`);
+      // A marker edited to name this stack: the repository itself still tells (password or damage).
+      const marker = path.join(tampered, "edms-backup.json");
+      fs.writeFileSync(marker, fs.readFileSync(marker, "utf8").replace(`"${stack.name}"`, '"dr2"'));
       const corrupt = await other.ops(["backups", "import", tampered]);
       expect(corrupt.code).to.equal(1);
       expect(corrupt.stderr).to.match(/is a backup of another stack|is corrupt/);
-      const foreign = await other.ops(["backups", "import", dir]);
-      expect(foreign.code).to.equal(1);
-      expect(foreign.stderr).to.contain("is a backup of another stack");
+      // A hostile folder: file names that tar would take as options. Refused, and nothing of it runs.
+      const hostile = path.join(exportDir, "hostile", id);
+      fs.cpSync(dir, hostile, { recursive: true });
+      const witness = "edms-hostile-ran";
+      fs.writeFileSync(path.join(hostile, "--checkpoint=1"), "");
+      fs.writeFileSync(path.join(hostile, `--checkpoint-action=exec=touch ${witness}`), "");
+      const refused = await other.ops(["backups", "import", hostile]);
+      expect(refused.code).to.equal(2);
+      expect(refused.stderr).to.contain("unexpected entries");
+      for (const where of [hostile, exportDir, PROJECT_DIR, process.cwd()]) {
+        expect(fs.existsSync(path.join(where, witness)), where).to.equal(false);
+      }
       expect(await other.backupIds()).to.deep.equal([]);
     } finally {
       await other.destroy();

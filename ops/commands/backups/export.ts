@@ -9,9 +9,7 @@ import { progress, say } from "../../core/log";
 import { PASSWORD_FILE, REPOSITORY } from "../../store/restic";
 import { withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
-
-/** Marks an exported folder as ours: a restic repository holding exactly one edms backup, named here. */
-export const EXPORT_MARKER = "edms-backup.json";
+import { EXPORT_MARKER } from "../../store/exported";
 
 async function exportBackup(id: string, opts: { to: string }, command: Command): Promise<void> {
   const settings = await openStack(command);

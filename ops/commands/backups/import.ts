@@ -4,8 +4,7 @@ import * as path from "path";
 import { Settings } from "../../../model/settings";
 import { BackupEntry } from "../../store/restic";
 import { ensureRepository, sessionSnapshots } from "../../store/catalog";
-import { openStack } from "../../core/context";
-import { pipeCommands, run } from "../../engine/docker";
+import { connect, stackOf } from "../../core/context";
 import { failure, refuse } from "../../core/errors";
 import {
   checkLegacyStack,
@@ -14,55 +13,78 @@ import {
   parseLegacyManifest,
 } from "../../store/legacy";
 import { z } from "zod";
-import { parseJson } from "../../core/json";
+import { tryParseJson } from "../../core/json";
 import { ID_PATTERN } from "../../store/manifest";
-import { EXPORT_MARKER } from "./export";
+import { EXPORT_MARKER, ExportFolder, inspectExportFolder, packFolder } from "../../store/exported";
 import { say } from "../../core/log";
-import { PASSWORD_FILE } from "../../store/restic";
+import { parseSnapshots, PASSWORD_FILE } from "../../store/restic";
 import { OpsSession, withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
 
-/** Streams a local folder into a scratch folder of the backups volume. */
-async function upload(session: OpsSession, dir: string, scratch: string, files: string[]) {
-  const [sent, received] = await pipeCommands(
-    (stdout, signal) =>
-      run("tar", ["-C", dir, "-cf", "-", ...files], { stdout, allowFailure: true, signal }),
-    (input) =>
-      session.exec(`rm -rf "$1" && mkdir -p "$1" && tar -xf - -C "$1"`, [scratch], {
-        input,
-        allowFailure: true,
-      }),
+/**
+ * Streams the checked files of a local folder into a scratch folder of the backups volume. The tar is made
+ * in-process (ops/store/exported.ts) and unpacked without owners or modes from the archive.
+ */
+async function upload(session: OpsSession, dir: string, scratch: string, files: readonly string[]) {
+  const packed = packFolder(dir, files);
+  const received = await session.exec(
+    `rm -rf "$1" && mkdir -p "$1" && tar -xf - -C "$1" --no-same-owner --no-same-permissions`,
+    [scratch],
+    { input: packed.stream, allowFailure: true },
   );
-  if (sent.code !== 0 || received.code !== 0) {
+  const cause = packed.failed()?.message ?? (received.code !== 0 ? received.stderr.trim() : "");
+  if (cause) {
     await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
     throw failure(
-      `import failed, nothing kept: ${(received.stderr || sent.stderr).trim()}`,
+      `import failed, nothing kept: ${cause}`,
       "Fix the cause shown, then run the same `edms-ops backups import` again.",
     );
   }
 }
 
 async function importBackup(dir: string, _opts: unknown, command: Command): Promise<void> {
-  const settings = await openStack(command);
   const source = path.resolve(dir);
-  const legacyManifest = path.join(source, "manifest.json");
-  const marker = path.join(source, EXPORT_MARKER);
-  if (!fs.existsSync(legacyManifest) && !fs.existsSync(marker)) {
-    throw refuse(
-      `${source} holds neither ${EXPORT_MARKER} nor manifest.json: not an exported backup. Nothing was imported.`,
-      "Pass the folder `edms-ops backups export <id> --to DIR` wrote (DIR itself).",
-    );
-  }
+  // Checked before anything else, locally: a hostile folder is refused before any engine call.
+  const folder = inspectExportFolder(source);
+  const settings = stackOf(command);
+  const marker = folder.kind === "restic" ? readExportMarker(source, settings.stack) : undefined;
+  await connect(settings);
   const imported = await withSession(settings, "backups import", async (session) => {
     await ensureRepository(session);
     const present = await sessionSnapshots(session);
-    return fs.existsSync(legacyManifest)
-      ? importLegacyFolder(session, source, present)
-      : importExported(session, source, present);
+    return marker
+      ? importExported(session, source, folder, marker, present)
+      : importLegacyFolder(session, source, present);
   });
   say(
     `imported ${imported} into ${settings.names.backupsVolume}. Check it with \`edms-ops verify ${imported} --stack ${settings.stack}\`.`,
   );
+}
+
+const ExportMarkerSchema = z.looseObject({
+  format: z.literal("restic"),
+  id: z.string().regex(ID_PATTERN),
+  stack: z.string(),
+});
+type ExportMarker = z.output<typeof ExportMarkerSchema>;
+
+/** The marker names the one backup to bring in and the stack it belongs to. */
+function readExportMarker(source: string, stack: string): ExportMarker {
+  const file = path.join(source, EXPORT_MARKER);
+  const parsed = tryParseJson(fs.readFileSync(file, "utf8"), ExportMarkerSchema);
+  if (!parsed.ok) {
+    throw refuse(
+      `${file} is not an export marker edms-ops wrote (${parsed.problem}). Nothing was imported.`,
+      "Pass the folder `edms-ops backups export <id> --to DIR` wrote (DIR/<id>), as it was written.",
+    );
+  }
+  if (parsed.value.stack !== stack) {
+    throw refuse(
+      `${source} holds a backup of stack ${parsed.value.stack}, not ${stack}. Nothing was imported.`,
+      `Import it into the stack it came from (\`--stack ${parsed.value.stack}\`).`,
+    );
+  }
+  return parsed.value;
 }
 
 function refuseDuplicate(settings: Settings, present: readonly BackupEntry[], id: string): void {
@@ -107,46 +129,71 @@ async function importLegacyFolder(
   return manifest.id;
 }
 
-/** A folder `backups export` wrote: a restic repository of its own, read-checked, then copied in. */
+/** A folder `backups export` wrote: a restic repository of its own, read-checked, then one snapshot copied in. */
 async function importExported(
   session: OpsSession,
   source: string,
+  folder: ExportFolder,
+  marker: ExportMarker,
   present: readonly BackupEntry[],
 ): Promise<string> {
   const { settings } = session;
-  const marker = path.join(source, EXPORT_MARKER);
-  const { id } = parseJson(
-    fs.readFileSync(marker, "utf8"),
-    z.looseObject({ id: z.string().regex(ID_PATTERN) }),
-    `${marker} (the export's marker)`,
-  );
-  refuseDuplicate(settings, present, id);
+  refuseDuplicate(settings, present, marker.id);
   const scratch = SCRATCH.import(process.pid);
-  const files = fs.readdirSync(source).filter((f) => f !== EXPORT_MARKER);
-  await upload(session, source, scratch, files);
+  await upload(session, source, scratch, folder.files);
   try {
-    const check = await session.exec(
-      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
-      [scratch],
-      { allowFailure: true },
-    );
-    if (check.code !== 0) {
-      throw /wrong password or no key found/i.test(check.stderr)
-        ? failure(
-            `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
-            "Import it into the stack it came from (its --stack).",
-          )
-        : failure(
-            `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
-            "Export the backup again from its source and import that copy.",
-          );
-    }
+    await checkExportedRepository(session, source, scratch);
+    const snapshot = await markedSnapshot(session, source, scratch, marker);
     await session.exec(
-      `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} --tag edms >/dev/null`,
-      [scratch],
+      `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} "$2" >/dev/null`,
+      [scratch, snapshot],
     );
   } finally {
     await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
   }
-  return id;
+  return marker.id;
+}
+
+/** `restic check --read-data` of the uploaded copy; a foreign password or damage refuses it. */
+async function checkExportedRepository(session: OpsSession, source: string, scratch: string) {
+  const { settings } = session;
+  const check = await session.exec(
+    `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
+    [scratch],
+    { allowFailure: true },
+  );
+  if (check.code !== 0) {
+    throw /wrong password or no key found/i.test(check.stderr)
+      ? failure(
+          `${source} is a backup of another stack (its repository does not open with ${settings.stack}'s backup password). Nothing was imported.`,
+          "Import it into the stack it came from (its --stack).",
+        )
+      : failure(
+          `The backup copy in ${source} is corrupt: ${check.stderr.trim().split("\n").pop()}. Nothing was imported.`,
+          "Export the backup again from its source and import that copy.",
+        );
+  }
+}
+
+/** The one snapshot whose tags name the marker's id and stack; anything else in the copy stays out. */
+async function markedSnapshot(
+  session: OpsSession,
+  source: string,
+  scratch: string,
+  marker: ExportMarker,
+): Promise<string> {
+  const listed = await session.exec(
+    `restic --no-cache --no-lock -r "$1" --password-file ${PASSWORD_FILE} snapshots --json --tag edms`,
+    [scratch],
+  );
+  const matching = parseSnapshots(listed.stdout).filter(
+    (b) => b.id === marker.id && b.stack === marker.stack,
+  );
+  if (matching.length !== 1) {
+    throw refuse(
+      `${source} holds ${matching.length} backups tagged ${marker.id} of stack ${marker.stack}, not one. Nothing was imported.`,
+      "Export the backup again with `edms-ops backups export <id> --to DIR` and import that folder.",
+    );
+  }
+  return matching[0].snapshot;
 }

@@ -50,7 +50,7 @@ async function unpack(stream: NodeJS.ReadableStream): Promise<Record<string, str
     });
   });
   const done = new Promise((resolve, reject) => {
-    extract.on("finish", resolve);
+    extract.on("finish", () => resolve(undefined));
     extract.on("error", reject);
   });
   stream.pipe(extract);

@@ -1,6 +1,6 @@
 /**
  * Which Pulumi CLI this project runs, and how every `pulumi up`/`preview` it runs is called. One source for
- * `npm run up|preview|destroy` (scripts/pulumi-local.js, which requires the compiled build/model/pulumiCli.js)
+ * `npm run up|preview|destroy` (scripts/pulumi-local.js, which loads this source through ts-node before it builds)
  * and `edms-ops rollback`, so both run the CLI version pinned in package-lock.json and both pass the policy
  * pack. Pure apart from the file checks it is given; no @pulumi import (edms-ops loads it).
  */

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npm run up|preview|destroy [-- --stack S]`: runs the Pulumi CLI on a stack (default dev) with a local
-// file backend under .pulumi-local/, so a newcomer needs no Pulumi account. Fails clearly when the CLI
-// is missing instead of leaving npm to print "command not found".
+// file backend under .pulumi-local/, so a newcomer needs no Pulumi account. The CLI is the one the `pulumi`
+// npm package (a devDependency pinned exactly) downloads on first use, so the lockfile pins its version; the
+// choice is made by build/model/pulumiCli.js, the same code `edms-ops rollback` uses. When no CLI can be run
+// it says what it tried and how to install one by hand, instead of leaving npm to print "command not found".
+// `up` and `preview` pass the policy pack, as the workflows do.
 "use strict";
 const { spawnSync } = require("child_process");
 const fs = require("fs");
@@ -24,18 +27,6 @@ if (verb === "destroy" && stack === "production") {
   );
   process.exit(2);
 }
-const probe = spawnSync("pulumi", ["version"], { encoding: "utf8" });
-if (probe.error || probe.status !== 0) {
-  console.error(
-    [
-      "edms: the Pulumi CLI is not installed (no `pulumi` on PATH).",
-      "Install it from https://www.pulumi.com/docs/install/ and run this again.",
-      "Without it you can still run the tests (`npm test`) and the operator CLI (`npx edms-ops --help`).",
-    ].join("\n"),
-  );
-  process.exit(127);
-}
-
 const env = { ...process.env };
 if (!env.PULUMI_BACKEND_URL) {
   // Local default: state in a folder of this checkout, encrypted with a passphrase (empty unless set).
@@ -44,6 +35,13 @@ if (!env.PULUMI_BACKEND_URL) {
   env.PULUMI_BACKEND_URL = `file://${stateDir}`;
   env.PULUMI_CONFIG_PASSPHRASE = env.PULUMI_CONFIG_PASSPHRASE ?? "";
 }
+// The resolver is TypeScript shared with edms-ops (model/pulumiCli.ts): transpiled here, as the e2e stand-in
+// does, so a missing CLI is reported before the build rather than after it.
+require("ts-node").register({ transpileOnly: true, project: path.join(root, "tsconfig.json") });
+const cliModule = require(path.join(root, "model", "pulumiCli"));
+const cli = cliModule.findPulumiCli(root, env);
+const cliEnv = cliModule.pulumiEnv(cli, env);
+requireCli();
 // The deploy hooks run the compiled edms-ops (build/) and the scheduler image carries its bundle
 // (build/scheduler/): bring both up to date with the sources first, as `npm run build` does.
 const tsc = require.resolve("typescript/bin/tsc");
@@ -59,9 +57,67 @@ if (built.status !== 0) {
   console.error("edms: building edms-ops (npm run build) failed; fix the errors above and retry.");
   process.exit(1);
 }
-const run = (args) => spawnSync("pulumi", args, { cwd: root, env, stdio: "inherit" }).status ?? 1;
+if (cliModule.policyPackArgs(verb).length > 0) {
+  installPolicyPack();
+}
+const run = (args) =>
+  spawnSync(cli.command, args, { cwd: root, env: cliEnv, stdio: "inherit" }).status ?? 1;
 if (run(["stack", "select", stack]) !== 0 && run(["stack", "init", stack]) !== 0) {
   process.exit(1);
 }
-const args = [verb, "--stack", stack, ...passThrough];
+const args = [verb, "--stack", stack, ...cliModule.policyPackArgs(verb), ...passThrough];
 process.exit(run(args));
+
+/**
+ * `pulumi version` once, with its stderr shown: the package's first run downloads the CLI here ("Downloading
+ * pulumi v…"). A failed download (run.js prints `pulumi: <error>` and exits 1) is told apart from a broken CLI
+ * by the cached binary still missing afterwards (cliUnavailable).
+ */
+function requireCli() {
+  const probe = spawnSync(cli.command, ["version"], {
+    cwd: root,
+    env: cliEnv,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (!probe.error && probe.status === 0) {
+    return;
+  }
+  const failure = probe.error ? probe.error.message : `exit ${probe.status}`;
+  const [first, ...rest] = cliModule.cliUnavailable(cli, failure);
+  console.error(
+    [
+      `edms: ${first}`,
+      ...rest,
+      "Then run this again. Without the CLI you can still run the tests (`npm test`) and the operator CLI (`npx edms-ops --help`).",
+    ].join("\n"),
+  );
+  process.exit(127);
+}
+
+/** The policy pack has its own package.json (the Pulumi CLI runs it from policy/): install it once. */
+function installPolicyPack() {
+  if (fs.existsSync(path.join(root, cliModule.POLICY_PACK_DIR, "node_modules"))) {
+    return;
+  }
+  const npmArgs = [
+    "ci",
+    "--prefix",
+    cliModule.POLICY_PACK_DIR,
+    "--ignore-scripts",
+    "--no-audit",
+    "--no-fund",
+  ];
+  // Under `npm run`, npm_execpath is the npm that started us; otherwise the one on PATH.
+  const npm = process.env.npm_execpath
+    ? spawnSync(process.execPath, [process.env.npm_execpath, ...npmArgs], {
+        cwd: root,
+        stdio: "inherit",
+      })
+    : spawnSync("npm", npmArgs, { cwd: root, stdio: "inherit" });
+  if (npm.error || npm.status !== 0) {
+    console.error(
+      `edms: installing the policy pack's dependencies (npm ${npmArgs.join(" ")}) failed; fix the error above and retry.`,
+    );
+    process.exit(1);
+  }
+}

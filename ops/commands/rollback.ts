@@ -32,6 +32,13 @@ import { restoreBackup } from "../backup/restore";
 import { appContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
+import {
+  cliUnavailable,
+  findPulumiCli,
+  policyPackArgs,
+  PulumiCli,
+  pulumiEnv,
+} from "../../model/pulumiCli";
 
 interface RollbackOptions {
   readonly backupFirst?: boolean;
@@ -219,10 +226,10 @@ async function rollbackByRestore(
   }
 }
 
-/** The Pulumi CLI was missing: the commands left to run are printed; the rollback is not done. */
+/** No Pulumi CLI could run: the commands left to run are printed; the rollback is not done. */
 function notRedeployed(settings: Settings, version: string, thenAgain: boolean): OpsError {
   return incomplete(
-    `The rollback of ${settings.stack} to ${version} is not finished: the Pulumi CLI is not installed here` +
+    `The rollback of ${settings.stack} to ${version} is not finished: no Pulumi CLI could be run here` +
       (thenAgain ? " and no data was changed." : ", the data steps are done."),
     thenAgain
       ? `Run the pulumi commands above, then \`edms-ops rollback --previous --stack ${settings.stack}\` again.`
@@ -230,9 +237,26 @@ function notRedeployed(settings: Settings, version: string, thenAgain: boolean):
   );
 }
 
-function pulumiInstalled(): boolean {
-  const probe = spawnSync("pulumi", ["version"], { encoding: "utf8" });
-  return !probe.error && probe.status === 0;
+/**
+ * The CLI `npm run up` uses (model/pulumiCli.ts), found from where edms-ops is installed: the pinned `pulumi`
+ * package's bin first, downloading its CLI on the first `version`, whose progress and errors go to stderr.
+ */
+function readyPulumiCli(): { cli: PulumiCli; problem?: string[] } {
+  const cli = findPulumiCli(packageRoot());
+  const probe = spawnSync(cli.command, ["version"], {
+    env: pulumiEnv(cli, process.env),
+    stdio: ["ignore", "ignore", 2],
+  });
+  if (!probe.error && probe.status === 0) {
+    return { cli };
+  }
+  return { cli, problem: cliUnavailable(cli, probe.error?.message ?? `exit ${probe.status}`) };
+}
+
+/** The directory of edms-deploy's package.json: two levels up from the sources, three from build/. */
+function packageRoot(): string {
+  const candidates = [path.resolve(__dirname, "../.."), path.resolve(__dirname, "../../..")];
+  return candidates.find((dir) => fs.existsSync(path.join(dir, "package.json"))) ?? candidates[0];
 }
 
 /**
@@ -248,17 +272,19 @@ async function redeploy(
   const stack = settings.stack;
   const commands = [
     ["config", "set", "edms:version", version, "--stack", stack],
-    ["up", "--stack", stack, "--yes"],
+    ["up", "--stack", stack, "--yes", ...policyPackArgs("up")],
   ];
-  if (!pulumiInstalled()) {
-    say("The Pulumi CLI is not installed here; to go on, run:");
+  const { cli, problem } = readyPulumiCli();
+  if (problem) {
+    problem.forEach((line) => say(line));
+    say("To go on without it here, run where a Pulumi CLI and the stack's state are:");
     commands.forEach((c) => say(`  pulumi ${c.join(" ")}`));
     if (thenAgain) {
       say(`  edms-ops rollback --previous --stack ${stack}   (again: it reverses the migrations)`);
     }
     return false;
   }
-  const env = { ...process.env };
+  const env = pulumiEnv(cli, { ...process.env });
   const localState = path.join(projectDir, ".pulumi-local");
   if (!env.PULUMI_BACKEND_URL && fs.existsSync(localState)) {
     env.PULUMI_BACKEND_URL = `file://${localState}`;
@@ -267,7 +293,7 @@ async function redeploy(
   for (const args of commands) {
     progress(`pulumi ${args.join(" ")}`);
     const code = await new Promise<number>((resolve) => {
-      const child = spawn("pulumi", args, { cwd: projectDir, env, stdio: ["ignore", 2, 2] });
+      const child = spawn(cli.command, args, { cwd: projectDir, env, stdio: ["ignore", 2, 2] });
       child.on("error", () => resolve(127));
       child.on("close", (status) => resolve(status ?? 1));
     });

@@ -21,11 +21,20 @@ export function prepareEngine(): void {
 
 /**
  * Environment for edms-ops commands that run `pulumi` themselves (rollback): the tests' stand-in CLI
- * (tests/harness/bin/pulumi, which applies through the same applier and state as `TestStack.up`) first on PATH.
+ * (tests/harness/bin/pulumi, which applies through the same applier and state as `TestStack.up`), named by
+ * `EDMS_PULUMI`, which wins over the pinned `pulumi` package in node_modules (model/pulumiCli.ts), and first on
+ * PATH for anything the stand-in itself starts.
  */
 export const WITH_PULUMI = {
+  EDMS_PULUMI: path.join(REPO_ROOT, "tests/harness/bin/pulumi"),
   PATH: `${path.join(REPO_ROOT, "tests/harness/bin")}${path.delimiter}${process.env.PATH}`,
 };
+
+/**
+ * Without WITH_PULUMI, edms-ops runs as on a machine without the Pulumi CLI: a path that does not exist, so
+ * the pinned `pulumi` package in node_modules never downloads (and runs) a real CLI from a test.
+ */
+const NO_PULUMI = { EDMS_PULUMI: path.join(REPO_ROOT, "tests/harness/bin/no-pulumi-here") };
 
 export interface OpsResult {
   readonly code: number;
@@ -39,7 +48,7 @@ export function ops(args: string[], env: Record<string, string> = {}): Promise<O
       "node",
       [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
       {
-        env: { ...process.env, EDMS_SETTINGS_JSON: "", ...env },
+        env: { ...process.env, EDMS_SETTINGS_JSON: "", ...NO_PULUMI, ...env },
       },
     );
     let stdout = "";
@@ -60,7 +69,7 @@ export function opsKilledAfter(
       "node",
       [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
       {
-        env: { ...process.env, EDMS_SETTINGS_JSON: "" },
+        env: { ...process.env, EDMS_SETTINGS_JSON: "", ...NO_PULUMI },
         stdio: "ignore",
       },
     );

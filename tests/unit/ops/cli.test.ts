@@ -228,13 +228,18 @@ describe("npm run up/preview/destroy wrapper", function () {
   const run = (...args: string[]) =>
     spawnSync(process.execPath, [path.join(REPO_ROOT, "scripts/pulumi-local.js"), ...args], {
       encoding: "utf8",
-      env: { ...process.env, PATH: "/nonexistent" },
+      // No CLI at all, whatever node_modules holds: the pinned package would download one (npm test must not).
+      env: { ...process.env, PATH: "/nonexistent", EDMS_PULUMI: "/nonexistent/pulumi" },
     });
 
-  it("says clearly that the Pulumi CLI is missing", function () {
+  it("says clearly that no Pulumi CLI could be run, what was tried and how to install one, before building", function () {
     const result = run("up");
     expect(result.status).to.equal(127);
-    expect(result.stderr).to.contain("the Pulumi CLI is not installed");
+    expect(result.stderr).to.contain(
+      "edms: The Pulumi CLI could not be run (spawnSync /nonexistent/pulumi ENOENT)",
+    );
+    expect(result.stderr).to.contain("Tried `/nonexistent/pulumi` (from $EDMS_PULUMI)");
+    expect(result.stderr).to.contain("https://www.pulumi.com/docs/install/");
   });
 
   it("refuses destroy on production and unknown stacks before anything else", function () {

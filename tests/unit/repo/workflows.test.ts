@@ -14,17 +14,28 @@ type Step = {
   with?: Record<string, unknown>;
   env?: Record<string, string>;
 };
+type Job = {
+  environment?: string;
+  env?: Record<string, string>;
+  strategy?: { matrix?: { stack?: string[] } };
+  steps: Step[];
+};
 type Workflow = {
   on: Record<string, any>;
   env?: Record<string, string>;
-  jobs: Record<string, { env?: Record<string, string>; steps: Step[] }>;
+  jobs: Record<string, Job>;
 };
 
 const load = (file: string) =>
   YAML.parse(fs.readFileSync(path.join(WORKFLOWS, file), "utf8")) as Workflow;
 const steps = (wf: Workflow) => Object.values(wf.jobs).flatMap((j) => j.steps);
 const pulumiSteps = (wf: Workflow) =>
-  steps(wf).filter((s) => s.uses?.startsWith("pulumi/actions@"));
+  steps(wf).filter((s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command !== undefined);
+const text = (file: string) => fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
+/** Any secret but the job's own GITHUB_TOKEN. */
+const SECRET = /\$\{\{\s*secrets\.(?!GITHUB_TOKEN\b)\w+/;
+const PINNED_PULUMI = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"))
+  .devDependencies.pulumi as string;
 
 /** Every file of the repository that is ours (not dependencies, not git internals). */
 function repositoryFiles(dir = REPO_ROOT): string[] {
@@ -50,8 +61,8 @@ describe("workflows", function () {
     expect(project.options).to.deep.equal({ refresh: "always" });
   });
 
-  it("are the three the design names, and parse", function () {
-    expect(files).to.deep.equal(["deploy.yml", "preview.yml", "staging-reset.yml"]);
+  it("are the four the design names, and parse", function () {
+    expect(files).to.deep.equal(["deploy.yml", "drift.yml", "preview.yml", "staging-reset.yml"]);
     files.forEach(load);
   });
 
@@ -66,6 +77,9 @@ describe("workflows", function () {
     }
     expect(load("preview.yml").jobs.preview)
       .to.have.nested.property("strategy.matrix.stack")
+      .that.deep.equals(["staging"]);
+    expect(load("drift.yml").jobs.drift)
+      .to.have.nested.property("strategy.matrix.stack")
       .that.deep.equals(["staging", "production"]);
     const deployStack = load("deploy.yml").jobs.deploy.env?.STACK;
     expect(deployStack).to.equal(
@@ -73,13 +87,14 @@ describe("workflows", function () {
     );
   });
 
-  it("preview: on pull requests, both stacks, with the policy pack, commented on the PR", function () {
+  it("preview: on pull requests, staging only, with the policy pack, its diff commented on the PR", function () {
     const wf = load("preview.yml");
     expect(wf.on).to.have.property("pull_request");
     const [preview] = pulumiSteps(wf);
     expect(preview.with).to.include({
       command: "preview",
       policyPacks: "policy",
+      diff: true,
       "comment-on-pr": true,
     });
   });
@@ -127,6 +142,156 @@ describe("workflows", function () {
         }
       }
     }
+  });
+
+  it("every action is pinned to a commit SHA with its version in a comment, at the current major", function () {
+    // Majors checked against each action's tags (fetched snapshots) when they were pinned. An action that
+    // cannot be pinned goes in UNPINNED with the reason, so the exception stays visible; none today.
+    const MAJORS: Record<string, string> = {
+      "actions/checkout": "v7",
+      "actions/setup-node": "v7",
+      "actions/upload-artifact": "v7",
+      "pulumi/actions": "v7",
+    };
+    const UNPINNED: string[] = [];
+    for (const file of files) {
+      for (const line of text(file)
+        .split("\n")
+        .filter((l) => /^\s*(- )?uses:/.test(l))) {
+        const m = /uses:\s*([\w.-]+\/[\w.-]+)@(\S+)(?:\s+#\s*(v\d+)(\.\d+){0,2})?\s*$/.exec(line);
+        expect(m, `${file}: ${line}`).not.to.equal(null);
+        const [, action, ref, major] = m as RegExpExecArray;
+        if (UNPINNED.includes(action)) {
+          continue;
+        }
+        expect(ref, `${file}: ${action} pinned to a commit`).to.match(/^[0-9a-f]{40}$/);
+        expect(major, `${file}: ${action}'s version comment`).to.equal(MAJORS[action]);
+      }
+    }
+  });
+
+  it("every Pulumi CLI they install is the version package.json pins (the `pulumi` npm package)", function () {
+    expect(PINNED_PULUMI).to.match(/^\d+\.\d+\.\d+$/);
+    for (const file of files) {
+      const installs = steps(load(file)).filter((s) => s.uses?.startsWith("pulumi/actions@"));
+      for (const step of installs) {
+        expect(
+          String(step.with?.["pulumi-version"]),
+          `${file}: ${step.name ?? step.uses}`,
+        ).to.equal(PINNED_PULUMI);
+      }
+      // A `pulumi` command in a run step needs a CLI installed by such a step before it.
+      const all = steps(load(file));
+      const firstRun = all.findIndex((s) => /(^|\n)\s*pulumi\s/.test(s.run ?? ""));
+      if (firstRun >= 0) {
+        const install = all.findIndex((s) => s.uses?.startsWith("pulumi/actions@"));
+        expect(install, `${file}: CLI installed before \`pulumi\` runs`).to.be.within(
+          0,
+          firstRun - 1,
+        );
+      }
+    }
+  });
+
+  it("secrets: only at step level, production's only behind the protected `production` environment", function () {
+    for (const file of files) {
+      const wf = load(file);
+      expect(JSON.stringify(wf.env ?? {}), `${file}: workflow env`).not.to.match(SECRET);
+      for (const [name, job] of Object.entries(wf.jobs)) {
+        expect(JSON.stringify(job.env ?? {}), `${file} ${name}: job env`).not.to.match(SECRET);
+        if (JSON.stringify(job.steps).match(SECRET)) {
+          expect(
+            job.environment,
+            `${file} ${name}: a job with secrets names its environment`,
+          ).to.be.a("string");
+        }
+      }
+    }
+    // The environments: production appears only where the stack is production.
+    expect(load("deploy.yml").jobs.deploy.environment).to.equal(
+      "${{ startsWith(github.ref, 'refs/tags/v') && 'production' || 'staging' }}",
+    );
+    expect(load("drift.yml").jobs.drift.environment).to.equal("${{ matrix.stack }}");
+    expect(load("staging-reset.yml").jobs.reset.environment).to.equal("staging");
+  });
+
+  it("pull requests never reach production: no production stack, environment or secret in them", function () {
+    for (const file of files.filter(
+      (f) => "pull_request" in load(f).on || "pull_request_target" in load(f).on,
+    )) {
+      // The parsed file (comments left out, which may explain where production is checked instead).
+      expect(JSON.stringify(load(file)), file).not.to.match(/production/i);
+      for (const job of Object.values(load(file).jobs)) {
+        expect(job.environment, file).to.match(/^staging/);
+      }
+    }
+    expect(files.filter((f) => "pull_request_target" in load(f).on)).to.deep.equal([]);
+  });
+
+  it("`npm ci` never runs install scripts in a workflow, and the build runs explicitly after it", function () {
+    for (const file of files) {
+      for (const job of Object.values(load(file).jobs)) {
+        const runs = job.steps.map((s) => s.run ?? "").join("\n");
+        for (const ci of runs.match(/npm ci[^&\n]*/g) ?? []) {
+          expect(ci, file).to.contain("--ignore-scripts");
+        }
+        if (/npm ci/.test(runs) && /edms-ops|pulumi/.test(JSON.stringify(job.steps))) {
+          expect(runs, `${file}: npm run build after npm ci`).to.match(
+            /npm ci --ignore-scripts[^\n]*&& npm run build/,
+          );
+        }
+      }
+    }
+  });
+
+  it("every up and preview passes the policy pack, with its dependencies installed first", function () {
+    for (const file of files) {
+      const wf = load(file);
+      const all = steps(wf);
+      for (const step of pulumiSteps(wf).filter((s) =>
+        ["up", "update", "preview"].includes(String(s.with?.command)),
+      )) {
+        expect(step.with, `${file}: ${step.name ?? "pulumi"}`).to.include({
+          policyPacks: "policy",
+        });
+        const policyDeps = all.findIndex((s) => s.run?.includes("npm ci --prefix policy"));
+        expect(policyDeps, file).to.be.within(0, all.indexOf(step) - 1);
+      }
+      // Any `pulumi up|preview` typed into a run step passes it too (rollback's own `up` does: pulumiCli.ts).
+      for (const step of all) {
+        for (const m of (step.run ?? "").matchAll(/\bpulumi\s+(up|preview)\b[^\n]*/g)) {
+          expect(m[0], file).to.contain("--policy-pack policy");
+        }
+      }
+    }
+  });
+
+  it("drift: scheduled per stack, refresh as a preview that fails on changes, health even after drift, both in the summary", function () {
+    const wf = load("drift.yml");
+    expect(wf.on).to.have.property("schedule");
+    expect(wf.on).to.have.property("workflow_dispatch");
+    const all = steps(wf);
+    const refresh = all.find((s) => s.run?.includes("pulumi refresh"));
+    expect(refresh?.run).to.match(
+      /pulumi refresh --preview-only --expect-no-changes --diff [^\n]*\\\n\s*--stack "\$STACK"/,
+    );
+    expect(refresh?.run).to.contain("GITHUB_STEP_SUMMARY").and.contain('exit "$status"');
+    // Never the action's `refresh` command: it writes the state, which a check must not.
+    expect(pulumiSteps(wf)).to.deep.equal([]);
+    const health = all.find((s) => s.run?.includes("edms-ops health"));
+    expect(health?.run).to.contain('npx edms-ops health --stack "$STACK"');
+    expect(health?.run).to.contain("GITHUB_STEP_SUMMARY").and.contain('exit "$status"');
+    expect(health?.if).to.equal("${{ !cancelled() }}");
+    expect(all.indexOf(health as Step)).to.be.greaterThan(all.indexOf(refresh as Step));
+  });
+
+  it("deploy: rollback runs the CLI the job installed, with the secrets it needs on its own step", function () {
+    const rollback = steps(load("deploy.yml")).find((s) => s.run?.includes("edms-ops rollback"));
+    expect(rollback?.env).to.include({
+      EDMS_PULUMI: "pulumi",
+      PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}",
+      PULUMI_CONFIG_PASSPHRASE: "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
+    });
   });
 
   it("no protection bypass (the ignore-protect flag, the unprotect state command) appears anywhere in the repository", function () {

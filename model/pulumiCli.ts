@@ -1,0 +1,181 @@
+/**
+ * Which Pulumi CLI this project runs, and how every `pulumi up`/`preview` it runs is called. One source for
+ * `npm run up|preview|destroy` (scripts/pulumi-local.js, which loads this source through ts-node before it builds)
+ * and `edms-ops rollback`, so both run the CLI version pinned in package-lock.json and both pass the policy
+ * pack. Pure apart from the file checks it is given; no @pulumi import (edms-ops loads it).
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+/** A path to a Pulumi CLI that wins over everything else: the e2e tests point it at their stand-in. */
+export const PULUMI_OVERRIDE_ENV = "EDMS_PULUMI";
+
+/** The official install page, named wherever the CLI cannot be found or downloaded. */
+export const PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/";
+
+/**
+ * The policy pack every `pulumi up` and `preview` of this project passes, relative to the project directory:
+ * a production deploy or rollback run by hand must meet the same rules as one run by a workflow.
+ */
+export const POLICY_PACK_DIR = "policy";
+
+export type PulumiCliSource = "override" | "package" | "path";
+
+export interface PulumiCli {
+  /** What to spawn. */
+  readonly command: string;
+  readonly source: PulumiCliSource;
+  /** The `pulumi` npm package's version (= the CLI version it installs), when `source` is `package`. */
+  readonly version?: string;
+  /** Where the package keeps that CLI once downloaded (`$PULUMI_HOME/versions/<v>/bin/pulumi`). */
+  readonly cachedBinary?: string;
+}
+
+export interface CliFiles {
+  readonly isFile: (file: string) => boolean;
+  readonly readText: (file: string) => string | undefined;
+}
+
+const realFiles: CliFiles = {
+  isFile: (file) => fs.existsSync(file) && fs.statSync(file).isFile(),
+  readText: (file) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined),
+};
+
+/**
+ * The CLI to run from the package installed in `root`: `$EDMS_PULUMI` when set; else the `pulumi` npm package's
+ * bin (`node_modules/.bin/pulumi`, a devDependency pinned exactly, which downloads that CLI version on first
+ * use); else whatever `pulumi` is on PATH.
+ */
+export function findPulumiCli(
+  root: string,
+  env: NodeJS.ProcessEnv = process.env,
+  files: CliFiles = realFiles,
+): PulumiCli {
+  const override = env[PULUMI_OVERRIDE_ENV];
+  if (override) {
+    return { command: override, source: "override" };
+  }
+  const bin = path.join(
+    root,
+    "node_modules",
+    ".bin",
+    process.platform === "win32" ? "pulumi.cmd" : "pulumi",
+  );
+  const version = packageVersion(path.join(root, "node_modules", "pulumi", "package.json"), files);
+  if (files.isFile(bin) && version) {
+    return {
+      command: bin,
+      source: "package",
+      version,
+      cachedBinary: cachedPulumiBinary(version, env),
+    };
+  }
+  return { command: "pulumi", source: "path" };
+}
+
+function packageVersion(file: string, files: CliFiles): string | undefined {
+  const text = files.readText(file);
+  if (text === undefined) {
+    return undefined;
+  }
+  try {
+    const pkg: unknown = JSON.parse(text);
+    const version = (pkg as { version?: unknown }).version;
+    return typeof version === "string" ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The package's cache: `$PULUMI_HOME` (default `~/.pulumi`) `/versions/<v>/bin/pulumi`, as its lib/cache.js. */
+export function cachedPulumiBinary(version: string, env: NodeJS.ProcessEnv = process.env): string {
+  const home = env.PULUMI_HOME || path.join(os.homedir(), ".pulumi");
+  return path.join(
+    home,
+    "versions",
+    version,
+    "bin",
+    process.platform === "win32" ? "pulumi.exe" : "pulumi",
+  );
+}
+
+/**
+ * The environment to run the CLI in. `PULUMI_VERSION` is dropped because the package's run.js prefers it to its
+ * own version, which would silently install another CLI than the pinned one.
+ */
+export function pulumiEnv(cli: PulumiCli, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (cli.source !== "package" || env.PULUMI_VERSION === undefined) {
+    return env;
+  }
+  const rest = { ...env };
+  delete rest.PULUMI_VERSION;
+  return rest;
+}
+
+/** `--policy-pack policy` for the commands that evaluate policies (`up`, `preview`), nothing for the others. */
+export function policyPackArgs(verb: string): string[] {
+  return verb === "up" || verb === "update" || verb === "preview"
+    ? ["--policy-pack", POLICY_PACK_DIR]
+    : [];
+}
+
+/** What was tried, for a message saying the CLI could not be run. */
+export function describeTried(cli: PulumiCli): string {
+  switch (cli.source) {
+    case "override":
+      return `\`${cli.command}\` (from $${PULUMI_OVERRIDE_ENV})`;
+    case "package":
+      return (
+        `the \`pulumi\` npm package ${cli.version} (${cli.command}), which downloads Pulumi CLI ` +
+        `v${cli.version} on first use into ${path.dirname(path.dirname(cli.cachedBinary ?? ""))}`
+      );
+    case "path":
+      return "`pulumi` on PATH (the `pulumi` npm package is not installed here: `npm ci` installs it)";
+    default: {
+      const unreachable: never = cli.source;
+      return unreachable;
+    }
+  }
+}
+
+/** How to install the CLI by hand so that the package, or PATH, finds it. */
+export function installByHand(cli: PulumiCli): string[] {
+  const lines = [`To install the Pulumi CLI by hand, follow ${PULUMI_INSTALL_URL}:`];
+  if (cli.source === "package" && cli.version && cli.cachedBinary) {
+    const installRoot = path.dirname(path.dirname(cli.cachedBinary));
+    lines.push(
+      `  - where the package looks first: run that page's install script with ` +
+        `\`--version ${cli.version} --install-root ${installRoot} --no-edit-path\` ` +
+        "(PULUMI_HOME, default ~/.pulumi, moves this cache);",
+    );
+  }
+  lines.push(
+    cli.source === "package"
+      ? `  - or any other way, then set ${PULUMI_OVERRIDE_ENV}="$(command -v pulumi)" to use that one.`
+      : `  - with its directory on PATH, or set ${PULUMI_OVERRIDE_ENV}=<path to the pulumi binary>.`,
+  );
+  return lines;
+}
+
+/**
+ * The message for "no Pulumi CLI could be run": what was tried, why it failed (a download the package could not
+ * make, or a CLI that did not answer `pulumi version`), and how to install one by hand. `failure` is the
+ * probe's error or exit status; the package's own error (`pulumi: fetch failed`) went to stderr before.
+ */
+export function cliUnavailable(
+  cli: PulumiCli,
+  failure: string,
+  files: CliFiles = realFiles,
+): string[] {
+  const notDownloaded =
+    cli.source === "package" && cli.cachedBinary !== undefined && !files.isFile(cli.cachedBinary);
+  return [
+    notDownloaded
+      ? `The Pulumi CLI v${cli.version} could not be downloaded (${failure}; its error is above). ` +
+        "The first run needs internet access."
+      : `The Pulumi CLI could not be run (${failure}).`,
+    `Tried ${describeTried(cli)}.`,
+    ...installByHand(cli),
+  ];
+}

@@ -1,0 +1,128 @@
+/** Which Pulumi CLI `npm run up|preview|destroy` and `edms-ops rollback` run, and how. */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+  cachedPulumiBinary,
+  cliUnavailable,
+  findPulumiCli,
+  policyPackArgs,
+  PULUMI_INSTALL_URL,
+  pulumiEnv,
+} from "../../../model/pulumiCli";
+import { REPO_ROOT } from "../../harness/mocks";
+
+/** A package root like this repository's after `npm ci`: the `pulumi` package and its bin link. */
+function fixtureRoot(opts: { bin: boolean; version?: string }): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-pulumi-cli-"));
+  const pkg = path.join(root, "node_modules", "pulumi");
+  fs.mkdirSync(path.join(root, "node_modules", ".bin"), { recursive: true });
+  if (opts.version) {
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.writeFileSync(path.join(pkg, "package.json"), JSON.stringify({ version: opts.version }));
+    fs.writeFileSync(path.join(pkg, "run.js"), "#!/usr/bin/env node\n", { mode: 0o755 });
+  }
+  if (opts.bin) {
+    fs.symlinkSync(
+      path.join("..", "pulumi", "run.js"),
+      path.join(root, "node_modules/.bin/pulumi"),
+    );
+  }
+  return root;
+}
+
+describe("the Pulumi CLI this project runs (model/pulumiCli.ts)", function () {
+  const env = { PATH: "/usr/bin", PULUMI_HOME: "/tmp/ph" };
+
+  it("is the pinned `pulumi` package's bin first, with the version and the cache it downloads into", function () {
+    const root = fixtureRoot({ bin: true, version: "3.265.0" });
+    expect(findPulumiCli(root, env)).to.deep.equal({
+      command: path.join(root, "node_modules/.bin/pulumi"),
+      source: "package",
+      version: "3.265.0",
+      cachedBinary: "/tmp/ph/versions/3.265.0/bin/pulumi",
+    });
+  });
+
+  it("is `pulumi` on PATH when the package is not installed (or its bin link is missing)", function () {
+    for (const root of [
+      fixtureRoot({ bin: false }),
+      fixtureRoot({ bin: false, version: "3.265.0" }),
+    ]) {
+      expect(findPulumiCli(root, env)).to.deep.equal({ command: "pulumi", source: "path" });
+    }
+  });
+
+  it("is $EDMS_PULUMI above all (the e2e tests' stand-in), even with the package installed", function () {
+    const root = fixtureRoot({ bin: true, version: "3.265.0" });
+    const stand = path.join(REPO_ROOT, "tests/harness/bin/pulumi");
+    expect(findPulumiCli(root, { ...env, EDMS_PULUMI: stand })).to.deep.equal({
+      command: stand,
+      source: "override",
+    });
+  });
+
+  it("caches where the package's lib/cache.js does: $PULUMI_HOME, else ~/.pulumi", function () {
+    expect(cachedPulumiBinary("3.265.0", { PULUMI_HOME: "/x" })).to.equal(
+      "/x/versions/3.265.0/bin/pulumi",
+    );
+    expect(cachedPulumiBinary("3.265.0", {})).to.equal(
+      path.join(os.homedir(), ".pulumi/versions/3.265.0/bin/pulumi"),
+    );
+  });
+
+  it("drops PULUMI_VERSION for the package, which would otherwise install that version instead of the pinned one", function () {
+    const root = fixtureRoot({ bin: true, version: "3.265.0" });
+    const cli = findPulumiCli(root, env);
+    expect(pulumiEnv(cli, { ...env, PULUMI_VERSION: "3.100.0" })).to.deep.equal(env);
+    const onPath = findPulumiCli(fixtureRoot({ bin: false }), env);
+    expect(pulumiEnv(onPath, { ...env, PULUMI_VERSION: "x" })).to.include({ PULUMI_VERSION: "x" });
+  });
+
+  it("passes the policy pack to up and preview, not to destroy or stack commands", function () {
+    expect(policyPackArgs("up")).to.deep.equal(["--policy-pack", "policy"]);
+    expect(policyPackArgs("preview")).to.deep.equal(["--policy-pack", "policy"]);
+    expect(policyPackArgs("destroy")).to.deep.equal([]);
+    expect(policyPackArgs("stack")).to.deep.equal([]);
+  });
+
+  it("says, when the download failed, what was tried, where it caches, and how to install by hand", function () {
+    const root = fixtureRoot({ bin: true, version: "3.265.0" });
+    const text = cliUnavailable(findPulumiCli(root, env), "exit 1").join("\n");
+    expect(text).to.contain("The Pulumi CLI v3.265.0 could not be downloaded (exit 1");
+    expect(text).to.contain("the `pulumi` npm package 3.265.0");
+    expect(text).to.contain("/tmp/ph/versions/3.265.0");
+    expect(text).to.contain(PULUMI_INSTALL_URL);
+    expect(text).to.contain(
+      "--version 3.265.0 --install-root /tmp/ph/versions/3.265.0 --no-edit-path",
+    );
+    expect(text).to.contain("PULUMI_HOME");
+    expect(text).to.contain('EDMS_PULUMI="$(command -v pulumi)"');
+  });
+
+  it("says a CLI that did not run is not a failed download", function () {
+    const text = cliUnavailable(
+      findPulumiCli(fixtureRoot({ bin: false }), env),
+      "spawn pulumi ENOENT",
+    );
+    expect(text[0]).to.equal("The Pulumi CLI could not be run (spawn pulumi ENOENT).");
+    expect(text.join("\n")).to.contain("`pulumi` on PATH").and.contain(PULUMI_INSTALL_URL);
+  });
+
+  it("is pinned exactly: package.json's devDependency equals the lockfile's", function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
+    const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package-lock.json"), "utf8"));
+    expect(pkg.devDependencies.pulumi).to.match(/^\d+\.\d+\.\d+$/);
+    expect(lock.packages["node_modules/pulumi"].version).to.equal(pkg.devDependencies.pulumi);
+  });
+
+  it("is found by that resolver in both places that run pulumi, never by a bare `pulumi` spawn", function () {
+    for (const file of ["scripts/pulumi-local.js", "ops/commands/rollback.ts"]) {
+      const text = fs.readFileSync(path.join(REPO_ROOT, file), "utf8");
+      expect(text, file).to.match(/findPulumiCli\(/);
+      expect(text, file).to.match(/policyPackArgs\(/);
+      expect(text, file).not.to.match(/spawn(Sync)?\(\s*"pulumi"/);
+    }
+  });
+});

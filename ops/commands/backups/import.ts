@@ -14,9 +14,10 @@ import {
   parseLegacyManifest,
 } from "../../store/legacy";
 import { z } from "zod";
-import { parseJson } from "../../core/json";
+import { parseJson, tryParseJson } from "../../core/json";
 import { ID_PATTERN } from "../../store/manifest";
 import { EXPORT_MARKER } from "./export";
+import { PLAIN_FORMAT } from "../../backup/plainFormat";
 import { say } from "../../core/log";
 import { PASSWORD_FILE } from "../../store/restic";
 import { OpsSession, withSession } from "../../engine/session";
@@ -53,6 +54,7 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
       "Pass the folder `edms-ops backups export <id> --to DIR` wrote (DIR itself).",
     );
   }
+  refusePlainExport(legacyManifest);
   const imported = await withSession(settings, "backups import", async (session) => {
     await ensureRepository(session);
     const present = await sessionSnapshots(session);
@@ -63,6 +65,21 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
   say(
     `imported ${imported} into ${settings.names.backupsVolume}. Check it with \`edms-ops verify ${imported} --stack ${settings.stack}\`.`,
   );
+}
+
+/**
+ * A plain export has a first-release backup's file names (manifest.json, db.dump, media.tar) but is meant for
+ * other tools: said plainly instead of "manifest.json is corrupt".
+ */
+function refusePlainExport(manifestFile: string): void {
+  const text = fs.existsSync(manifestFile) ? fs.readFileSync(manifestFile, "utf8") : "";
+  const format = tryParseJson(text, z.looseObject({ format: z.unknown() }));
+  if (format.ok && format.value.format === PLAIN_FORMAT) {
+    throw refuse(
+      `${path.dirname(manifestFile)} is a plain export (${PLAIN_FORMAT}), for restoring without edms-ops. Nothing was imported.`,
+      "Import the restic export instead (`edms-ops backups export <id> --to DIR`, without --plain), or restore this one by hand as its manifest.json's howToRestore says.",
+    );
+  }
 }
 
 function refuseDuplicate(settings: Settings, present: readonly BackupEntry[], id: string): void {

@@ -44,7 +44,7 @@ async function upload(session: OpsSession, dir: string, scratch: string, files: 
 }
 
 async function importBackup(dir: string, _opts: unknown, command: Command): Promise<void> {
-  const settings = await openStack(command);
+  // What the folder is, is decided before the engine is reached: a wrong folder is refused even offline.
   const source = path.resolve(dir);
   const legacyManifest = path.join(source, "manifest.json");
   const marker = path.join(source, EXPORT_MARKER);
@@ -55,6 +55,7 @@ async function importBackup(dir: string, _opts: unknown, command: Command): Prom
     );
   }
   refusePlainExport(legacyManifest);
+  const settings = await openStack(command);
   const imported = await withSession(settings, "backups import", async (session) => {
     await ensureRepository(session);
     const present = await sessionSnapshots(session);

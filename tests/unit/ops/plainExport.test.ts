@@ -232,10 +232,9 @@ describe("plain export: refusals before the engine", function () {
   this.timeout(120000);
   before(() => ensureCliBuilt());
 
-  it("`--to` that does not exist: exit 2 naming the flag, with no engine reachable", function () {
-    const projectDir = tmp;
+  const cli = (args: string[]) => {
     fs.writeFileSync(
-      path.join(projectDir, "Pulumi.staging.yaml"),
+      path.join(tmp, "Pulumi.staging.yaml"),
       YAML.stringify({
         config: {
           "edms:environment": "staging",
@@ -245,17 +244,38 @@ describe("plain export: refusals before the engine", function () {
         },
       }),
     );
-    const result = spawnSync(
+    return spawnSync(
       "node",
       [
         path.join(REPO_ROOT, "ops/bin/edms-ops.js"),
-        ...["backups", "export", ID, "--plain", "--to", path.join(tmp, "nowhere")],
-        ...["--stack", "staging", "--project-dir", projectDir],
+        ...args,
+        ...["--stack", "staging", "--project-dir", tmp],
       ],
       { encoding: "utf8", env: { ...process.env, EDMS_SETTINGS_JSON: "", DOCKER_HOST: "" } },
     );
+  };
+
+  it("`--to` that does not exist: exit 2 naming the flag, with no engine reachable", function () {
+    const result = cli(["backups", "export", ID, "--plain", "--to", path.join(tmp, "nowhere")]);
     expect(result.status, result.stderr).to.equal(2);
     expect(result.stderr).to.match(/`--to .*nowhere`: .* is not an existing directory/);
     expect(result.stderr).not.to.match(/Cannot connect|engine/i);
+  });
+
+  it("`backups import` of a plain export: exit 2 saying what it is, not that it is corrupt", function () {
+    const folder = path.join(tmp, ID);
+    fs.mkdirSync(folder);
+    const files = {
+      "db.dump": { sha256: sha(DUMP), bytes: 1 },
+      "media.tar": { sha256: sha(""), bytes: 0 },
+    };
+    fs.writeFileSync(
+      path.join(folder, "manifest.json"),
+      JSON.stringify(plainManifest(manifest(), files)),
+    );
+    const result = cli(["backups", "import", folder]);
+    expect(result.status, result.stderr).to.equal(2);
+    expect(result.stderr).to.contain(`is a plain export (${PLAIN_FORMAT})`);
+    expect(result.stderr).to.contain("howToRestore");
   });
 });

@@ -88,11 +88,15 @@ async function streamToFile(
 /** One export in progress: the folder, what was written into it, how to undo it. */
 class PlainWriter {
   private readonly written: string[] = [];
+  private created = false;
 
-  constructor(
-    readonly target: string,
-    private readonly created: boolean,
-  ) {}
+  constructor(readonly target: string) {}
+
+  /** Makes the folder; only a folder made here is removed on a failure (one made meanwhile by another is not). */
+  create(): void {
+    fs.mkdirSync(this.target);
+    this.created = true;
+  }
 
   partial(name: PlainFileName): string {
     const file = path.join(this.target, partialName(name));
@@ -136,10 +140,10 @@ export async function exportPlain(
   target: { target: string; exists: boolean },
 ): Promise<{ "db.dump": FileSum; "media.tar": FileSum }> {
   const manifest = await readManifest(session, entry);
-  const writer = new PlainWriter(target.target, !target.exists);
+  const writer = new PlainWriter(target.target);
   try {
     if (!target.exists) {
-      fs.mkdirSync(target.target);
+      writer.create();
     }
     const files = {
       "db.dump": await exportDump(session, entry, manifest, writer),

@@ -81,6 +81,29 @@ export function opsKilledAfter(
   });
 }
 
+/**
+ * Every row of the data tables, as `count:md5` per table, through any psql: the stack's own server or a copy
+ * restored elsewhere (tests/e2e/export.test.ts) compare equal only when every row is.
+ */
+export async function tablesFingerprint(
+  psql: (sql: string) => Promise<string>,
+): Promise<Record<string, string>> {
+  const tables: Record<string, string> = {
+    auth_user: "id, username, password, email, is_superuser, date_joined",
+    auth_group: "id, name",
+    auth_user_groups: "id, user_id, group_id",
+    documents_document: "id, title, owner_id, file, checksum, uploaded_at, processed_at",
+    systemsettings_systemsetting: "id, key, value",
+  };
+  const result: Record<string, string> = {};
+  for (const [table, columns] of Object.entries(tables)) {
+    result[table] = await psql(
+      `SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`,
+    );
+  }
+  return result;
+}
+
 let nextPort = 18100;
 /** The hooks an update of a production stack runs, in order (bootstrap is keyed on the postgres volume). */
 export const PRODUCTION_UPDATE_HOOKS = [
@@ -275,19 +298,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 
   /** Every row of the data tables (by content hash) and every media file (by sha256). */
   async fingerprint(options: { media?: boolean } = {}): Promise<Record<string, string>> {
-    const tables: Record<string, string> = {
-      auth_user: "id, username, password, email, is_superuser, date_joined",
-      auth_group: "id, name",
-      auth_user_groups: "id, user_id, group_id",
-      documents_document: "id, title, owner_id, file, checksum, uploaded_at, processed_at",
-      systemsettings_systemsetting: "id, key, value",
-    };
-    const result: Record<string, string> = {};
-    for (const [table, columns] of Object.entries(tables)) {
-      result[table] = await this.psql(
-        `SELECT count(*) || ':' || coalesce(md5(string_agg(row(${columns})::text, '|' ORDER BY id)), '-') FROM ${table};`,
-      );
-    }
+    const result = await tablesFingerprint((sql) => this.psql(sql));
     if (options.media === false) {
       return result;
     }

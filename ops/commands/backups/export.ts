@@ -2,16 +2,25 @@ import { Command } from "commander";
 import * as fs from "fs";
 import * as path from "path";
 import { findBackup } from "../../store/catalog";
-import { openStack } from "../../core/context";
+import { connect, openStack, stackOf } from "../../core/context";
 import { pipeCommands, run } from "../../engine/docker";
 import { failure, refuse } from "../../core/errors";
-import { progress, say } from "../../core/log";
+import { formatBytes, progress, say } from "../../core/log";
 import { PASSWORD_FILE, REPOSITORY } from "../../store/restic";
 import { withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
 import { EXPORT_MARKER } from "../../store/exported";
+import { plainTarget } from "../../backup/plainFormat";
+import { exportPlain } from "../../backup/plainExport";
 
-async function exportBackup(id: string, opts: { to: string }, command: Command): Promise<void> {
+async function exportBackup(
+  id: string,
+  opts: { to: string; plain?: boolean },
+  command: Command,
+): Promise<void> {
+  if (opts.plain) {
+    return exportPlainBackup(id, opts.to, command);
+  }
   const settings = await openStack(command);
   const entry = await findBackup(settings, id);
   const target = path.resolve(opts.to, id);
@@ -60,16 +69,36 @@ async function exportBackup(id: string, opts: { to: string }, command: Command):
   );
 }
 
+/** `--plain`: files for other tools (ops/backup/plainFormat.ts); refused before the engine is reached. */
+async function exportPlainBackup(id: string, to: string, command: Command): Promise<void> {
+  const target = plainTarget(to, id);
+  const settings = await connect(stackOf(command));
+  const entry = await findBackup(settings, id);
+  const files = await withSession(settings, `backups export ${id} --plain`, (session) =>
+    exportPlain(session, entry, target),
+  );
+  say(
+    `exported ${id} to ${target.target}: db.dump (${formatBytes(files["db.dump"].bytes)}, pg_dump custom format), ` +
+      `media.tar (${formatBytes(files["media.tar"].bytes)}), manifest.json and SHA256SUMS. ` +
+      "Check it with `sha256sum -c SHA256SUMS` in that folder; manifest.json's howToRestore has the commands to restore it by hand.",
+  );
+}
+
 export function register(backups: Command): void {
   backups
     .command("export <id>")
     .description(
-      "Copy one backup off the Docker host into DIR/<id>/: a restic repository of its own, checked before it leaves",
+      "Copy one backup off the Docker host into DIR/<id>/: a restic repository of its own, checked before it leaves; with --plain, db.dump, media.tar and a manifest with sha256 sums for tools without edms-ops or restic",
     )
-    .requiredOption("--to <dir>", "local directory to copy into")
+    .requiredOption("--to <dir>", "local directory to copy into (with --plain: must exist)")
+    .option(
+      "--plain",
+      "write pg_dump's custom-format db.dump, media.tar, manifest.json and SHA256SUMS instead of a restic repository",
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  edms-ops backups export 2026-11-25T14-00-00Z-manual --to /mnt/offsite --stack production",
+      "\nExamples:\n  edms-ops backups export 2026-11-25T14-00-00Z-manual --to /mnt/offsite --stack production\n" +
+        "  edms-ops backups export 2026-11-25T14-00-00Z-manual --plain --to /mnt/handover --stack production",
     )
     .action(exportBackup);
 }

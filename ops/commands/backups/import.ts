@@ -17,6 +17,7 @@ import { tryParseJson } from "../../core/json";
 import { ID_PATTERN } from "../../store/manifest";
 import { EXPORT_MARKER, ExportFolder, inspectExportFolder, packFolder } from "../../store/exported";
 import { say } from "../../core/log";
+import { PLAIN_FORMAT } from "../../backup/plainFormat";
 import { parseSnapshots, PASSWORD_FILE } from "../../store/restic";
 import { OpsSession, withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
@@ -45,6 +46,7 @@ async function upload(session: OpsSession, dir: string, scratch: string, files: 
 async function importBackup(dir: string, _opts: unknown, command: Command): Promise<void> {
   const source = path.resolve(dir);
   // Checked before anything else, locally: a hostile folder is refused before any engine call.
+  refusePlainExport(path.join(source, "manifest.json"));
   const folder = inspectExportFolder(source);
   const settings = stackOf(command);
   const marker = folder.kind === "restic" ? readExportMarker(source, settings.stack) : undefined;
@@ -196,4 +198,20 @@ async function markedSnapshot(
     );
   }
   return matching[0].snapshot;
+}
+
+/**
+ * A plain export has a first-release backup's file names (manifest.json, db.dump, media.tar) but is meant for
+ * other tools: said plainly instead of "not a folder export wrote". Only a regular file is read.
+ */
+function refusePlainExport(manifestFile: string): void {
+  const regular = fs.existsSync(manifestFile) && fs.lstatSync(manifestFile).isFile();
+  const text = regular ? fs.readFileSync(manifestFile, "utf8") : "";
+  const format = tryParseJson(text, z.looseObject({ format: z.unknown() }));
+  if (format.ok && format.value.format === PLAIN_FORMAT) {
+    throw refuse(
+      `${path.dirname(manifestFile)} is a plain export (${PLAIN_FORMAT}), for restoring without edms-ops. Nothing was imported.`,
+      "Import the restic export instead (`edms-ops backups export <id> --to DIR`, without --plain), or restore this one by hand as its manifest.json's howToRestore says.",
+    );
+  }
 }

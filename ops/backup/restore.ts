@@ -14,7 +14,7 @@ import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
-import { failure, incomplete, refuse } from "../core/errors";
+import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { markerScript, RESTORE_MARKER } from "../store/markers";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "../store/restic";
@@ -85,16 +85,29 @@ async function finishAfterSwap(
     await restoreMedia(session, entry);
     await checkIntegrity(session, entry, manifest, undoBackup);
   } catch (err) {
-    // The database is restored and committed by now: say so, and how to finish or go back.
-    const undo = undoBackup
-      ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${settings.stack}\`.`
-      : "";
-    throw incomplete(
-      `Restore of ${entry.id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
-        `Web/worker stay stopped.\nCause: ${(err as Error).message}`,
-      `Run the same restore again to finish it.${undo}`,
-    );
+    throw incompleteRestore(settings.stack, entry.id, undoBackup, (err as Error).message);
   }
+}
+
+/**
+ * The database is restored and committed, the media are not: say so, how to finish or go back, and to keep
+ * `pulumi up` off the stack until then. Its refresh finds web/worker stopped and the docker provider starts
+ * them again in place; behind the proxy no deploy hook runs, so not even the health gate sees the marker.
+ */
+export function incompleteRestore(
+  stack: string,
+  id: string,
+  undoBackup: string | null,
+  cause: string,
+): OpsError {
+  const undo = undoBackup
+    ? ` To go back to the state before, run \`edms-ops restore ${undoBackup} --stack ${stack}\`.`
+    : "";
+  return incomplete(
+    `Restore of ${id} is INCOMPLETE: the database is restored, the media are not (or do not match). ` +
+      `Web/worker stay stopped.\nCause: ${cause}`,
+    `Run the same restore again to finish it, before any \`pulumi up\` (it would start web/worker again on the half-restored data).${undo}`,
+  );
 }
 
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {

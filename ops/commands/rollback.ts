@@ -298,18 +298,34 @@ async function redeploy(
       child.on("close", (status) => resolve(status ?? 1));
     });
     if (code !== 0) {
-      throw failure(
-        `\`pulumi ${args.join(" ")}\` failed (exit ${code}); see its output above. ` +
-          (thenAgain
-            ? "No data was changed and the release that served before still serves."
-            : "The data steps are done and web/worker are stopped:"),
-        thenAgain
-          ? `Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
-          : `fix the cause, then run \`pulumi up --stack ${stack}\`.`,
-      );
+      throw redeployFailed(stack, version, `pulumi ${args.join(" ")}`, code, thenAgain);
     }
   }
   return true;
+}
+
+/**
+ * A `pulumi` command of the redeploy failed. After the data steps the fix names the version as well as `up`,
+ * even when only `up` failed: a `pulumi up` of the release still configured restarts the newer release's
+ * stopped web/worker in place (the docker provider starts a stopped container it manages; behind the proxy
+ * nothing else runs, no migrate, no health gate) on data that release does not expect.
+ */
+export function redeployFailed(
+  stack: string,
+  version: string,
+  command: string,
+  code: number,
+  thenAgain: boolean,
+): OpsError {
+  return failure(
+    `\`${command}\` failed (exit ${code}); see its output above. ` +
+      (thenAgain
+        ? "No data was changed and the release that served before still serves."
+        : "The data steps are done and web/worker are stopped:"),
+    thenAgain
+      ? `Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
+      : `fix the cause, then run \`pulumi config set edms:version ${version} --stack ${stack}\` and \`pulumi up --stack ${stack}\`.`,
+  );
 }
 
 async function rollbackCommand(opts: RollbackOptions, command: Command): Promise<void> {

@@ -99,7 +99,8 @@ async function healthyTarget(
     return { ok: probe.status === 200, detail: describe(probe.status, probe.body, probe.detail) };
   });
   if (!healthy.ok) {
-    // Out of service, but left for the engine to delete (next `pulumi up`), so its state stays true.
+    // Out of service, but not removed: the engine's state stays true. The next `pulumi up` of another release
+    // deletes it; a retry of this one finds it stopped, starts it in place and this switch runs again.
     await docker(["stop", target], { allowFailure: true });
     throw failure(
       `Release ${version} is not healthy: ${target} did not answer /health/ 200 within ${options.wait}s (last: ${healthy.detail}). ` +

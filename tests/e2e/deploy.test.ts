@@ -147,11 +147,14 @@ describe("e2e: deploy and update on a production stack", function () {
     expect(status.deployments[1].preDeployBackup).to.equal(backups[0].id);
   });
 
-  it("2b. `pulumi up` reads the state, not Docker: a stopped worker stays stopped without refresh; the project's `refresh: always` recreates it", async function () {
-    const running = async () =>
-      (
-        await docker(["inspect", "-f", "{{.State.Running}}", stack.container("worker")])
-      ).stdout.trim();
+  it("2b. `pulumi up` reads the state, not Docker: a stopped or removed worker stays so without refresh; the project's `refresh: always` starts the stopped one in place and creates the removed one again", async function () {
+    const running = async () => {
+      const inspected = await docker(
+        ["inspect", "-f", "{{.State.Running}}", stack.container("worker")],
+        { allowFailure: true },
+      );
+      return inspected.code === 0 ? inspected.stdout.trim() : "missing";
+    };
     const workerBefore = await stack.containerId("worker");
     await docker(["stop", "-t", "60", stack.container("worker")]);
     const plain = await stack.up(undefined, { refresh: false });
@@ -164,9 +167,24 @@ describe("e2e: deploy and update on a production stack", function () {
     const refreshed = await stack.up(); // as `pulumi up` runs with Pulumi.yaml's options
     expect(refreshed.error, refreshed.error?.message).to.equal(undefined);
     expect(await running()).to.equal("true");
+    // The provider's update starts the same container (must_run false → true): no new id, so no hook keyed
+    // on the worker runs, the health gate included.
+    expect(await stack.containerId("worker")).to.equal(workerBefore);
+    expect(refreshed.hooks.map((h) => h.name)).to.deep.equal([]);
+
+    await docker(["stop", "-t", "60", stack.container("worker")]);
+    await docker(["rm", stack.container("worker")]);
+    const gone = await stack.up(undefined, { refresh: false });
+    expect(gone.error, gone.error?.message).to.equal(undefined);
+    expect(gone.hooks.map((h) => h.name)).to.deep.equal([]);
+    expect(await running()).to.equal("missing");
+
+    const recreated = await stack.up();
+    expect(recreated.error, recreated.error?.message).to.equal(undefined);
+    expect(await running()).to.equal("true");
     expect(await stack.containerId("worker")).not.to.equal(workerBefore);
     // A new worker container: the health gate (keyed on it) runs again; nothing else does.
-    expect(refreshed.hooks.map((h) => h.name)).to.deep.equal(["healthGate"]);
+    expect(recreated.hooks.map((h) => h.name)).to.deep.equal(["healthGate"]);
   });
 
   it("3. update to a release whose migration fails: deploy stops, 2.0.0 keeps serving, no data changed", async function () {

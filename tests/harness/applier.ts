@@ -6,19 +6,21 @@
  * It keeps a state per stack, as Pulumi does, and like `pulumi up` it compares the program's inputs with that
  * state, not with Docker: a container whose inputs did not change is left alone even when it is stopped or
  * gone. Only a refresh looks at the engine (`apply(stack, {refresh: true})`, or `options: refresh: always` in
- * Pulumi.yaml, which this project sets), the way the docker provider's read does: a missing container,
- * volume or network drops out of the state, a stopped container is deleted and dropped, so the update creates
- * them again.
+ * Pulumi.yaml, which this project sets), the way the read of @pulumi/docker 5.x (terraform-provider-docker
+ * 4.x, `resourceDockerContainerRead`) does: a missing container, volume or network drops out of the state, so
+ * the update creates it again; a stopped container stays in the state with `must_run` false, so the update
+ * starts that same container (no new id, no uploads, no health wait); one that publishes ports also reads
+ * back no ports (Docker reports none for a stopped container), a ForceNew difference, so it is replaced.
  *
  * Modelled: containers created, and replaced when their inputs change, honouring the `deleteBeforeReplace` the
  * engine receives (delete first, stopping with `destroyGraceSeconds`; without it a second container of the same
  * name is refused, as Docker refuses the engine's create-before-delete); deleting a container that is gone
- * fails as the provider's delete does; a container whose *name* changes (web per release) is a new resource, so
- * the old one keeps running; after a *successful* run, resources the program no longer declares and the old
- * halves of replacements are deleted, the way the engine deletes them last (volumes only without
- * `retainOnDelete`); a new volume name is a replacement (refused for a `protect`ed volume); local.Commands run
- * when their triggers change; random values kept per stack, drawn from the characters
- * `special`/`overrideSpecial` allow.
+ * succeeds, as the provider's delete ignores "No such container"; a container whose *name* changes (web per
+ * release) is a new resource, so the old one keeps running; after a *successful* run, resources the program no
+ * longer declares and the old halves of replacements are deleted, the way the engine deletes them last
+ * (volumes only without `retainOnDelete`); a new volume name is a replacement (refused for a `protect`ed
+ * volume); local.Commands run when their triggers change; random values kept per stack, drawn from the
+ * characters `special`/`overrideSpecial` allow.
  * Images (docker.Image) are built with `docker build` when their inputs change.
  * Refused loudly, because the engine would do something this does not model: any other change of a volume's
  * or network's inputs, and container, image or random inputs it does not know.
@@ -50,6 +52,13 @@ export interface StateResource {
   readonly id: string;
   readonly grace: number;
   readonly retainOnDelete: boolean;
+  /**
+   * A container's `must_run` in the state: false once a refresh found it stopped (the provider's read sets it
+   * so), which the next update turns back to true by starting the container. Absent: true.
+   */
+  readonly mustRun?: boolean;
+  /** How many ports a container's state publishes; a refresh of a stopped container reads none back. */
+  readonly ports?: number;
 }
 
 interface AppliedState {
@@ -79,7 +88,9 @@ export interface ApplyResult {
   readonly error?: Error;
 }
 
-const hash = (value: unknown) => createHash("sha256").update(JSON.stringify(value)).digest("hex");
+/** How the state remembers inputs (and hook triggers): equal inputs, equal hash. */
+export const hash = (value: unknown) =>
+  createHash("sha256").update(JSON.stringify(value)).digest("hex");
 const CONTAINER = "docker:index/container:Container";
 const VOLUME = "docker:index/volume:Volume";
 const NETWORK = "docker:index/network:Network";
@@ -204,7 +215,15 @@ export class Applier {
         }
         case CONTAINER: {
           checkContainerInputs(name, inputs);
-          if (previous?.inputsHash === hash(inputs)) {
+          const step = containerStep(previous, inputs);
+          if (previous && (step === "same" || step === "start")) {
+            if (step === "start") {
+              // The provider's update for `must_run` false → true: ContainerStart, nothing else.
+              await docker(["start", previous.id]);
+              trace(`started ${previous.dockerName}`);
+              const { dockerName, id, grace, retainOnDelete, ports } = previous;
+              remember({ dockerName, id, grace, retainOnDelete, ports });
+            }
             return { id: previous.id, state: { ...inputs, id: previous.id } };
           }
           if (previous && registration?.deleteBeforeReplace) {
@@ -218,6 +237,7 @@ export class Applier {
             id,
             grace: inputs.destroyGraceSeconds ?? 0,
             retainOnDelete: false,
+            ports: publishedPorts(inputs),
           });
           return { id, state: { ...inputs, id } };
         }
@@ -261,21 +281,23 @@ function labelArgs(labels: { label: string; value: string }[] = []): string[] {
   return labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]);
 }
 
-/**
- * The docker provider's read of each resource in the state: what is gone drops out, and a container that is
- * not running is deleted and drops out (its `mustRun` defaults to true), so the update creates it again.
- */
+/** The engine's refresh: the docker provider's read of each resource in the state, applied to it. */
 async function refresh(state: AppliedState): Promise<void> {
   for (const [name, resource] of Object.entries(state.resources)) {
     if (resource.type === CONTAINER) {
       const found = await docker(
-        ["container", "inspect", "-f", "{{.Id}} {{.State.Running}}", resource.id],
-        { allowFailure: true },
+        ["container", "inspect", "-f", "{{.State.Running}}", resource.id],
+        {
+          allowFailure: true,
+        },
       );
-      if (found.code !== 0) {
-        delete state.resources[name];
-      } else if (found.stdout.trim().split(" ")[1] !== "true") {
-        await deleteResource(resource);
+      const read = readContainer(
+        resource,
+        found.code === 0 ? { running: found.stdout.trim() === "true" } : null,
+      );
+      if (read) {
+        state.resources[name] = read;
+      } else {
         delete state.resources[name];
       }
       continue;
@@ -286,6 +308,50 @@ async function refresh(state: AppliedState): Promise<void> {
       delete state.resources[name];
     }
   }
+}
+
+/**
+ * What the provider's `resourceDockerContainerRead` (terraform-provider-docker 4.x) leaves in the state for a
+ * container, given what the engine has under its id (null: nothing). Gone: `d.SetId("")`, out of the state.
+ * Stopped: kept, with `must_run` set false "to trigger update", and its ports read from the stopped container's
+ * network settings, which Docker empties on stop.
+ */
+export function readContainer(
+  resource: StateResource,
+  found: { readonly running: boolean } | null,
+): StateResource | undefined {
+  if (!found) {
+    return undefined;
+  }
+  if (found.running) {
+    return resource;
+  }
+  return { ...resource, mustRun: false, ...(resource.ports ? { ports: 0 } : {}) };
+}
+
+/**
+ * What `pulumi up` does with a container, from its state and the program's inputs: nothing; start it (only
+ * `must_run` differs, which is not ForceNew, so the provider's update starts it); replace it (inputs changed,
+ * or a refresh read back fewer ports than the inputs publish: `ports` is ForceNew); or create it.
+ */
+export function containerStep(
+  previous: StateResource | undefined,
+  inputs: Record<string, any>,
+): "same" | "start" | "replace" | "create" {
+  if (!previous) {
+    return "create";
+  }
+  if (previous.inputsHash !== hash(inputs)) {
+    return "replace";
+  }
+  if (previous.ports !== undefined && previous.ports !== publishedPorts(inputs)) {
+    return "replace";
+  }
+  return previous.mustRun === false ? "start" : "same";
+}
+
+function publishedPorts(inputs: Record<string, any>): number {
+  return ((inputs.ports ?? []) as unknown[]).length;
 }
 
 /**
@@ -325,24 +391,44 @@ async function createNetwork(inputs: Record<string, any>): Promise<void> {
   ]);
 }
 
-/** The provider's delete: a container stopped with its grace period and removed; it must still exist. */
+/**
+ * The provider's delete: a container stopped with its grace period and removed. One already gone is no error:
+ * `resourceDockerContainerDelete` ignores "No such container" from the stop, the remove and the wait.
+ */
 async function deleteResource(resource: StateResource): Promise<void> {
   if (resource.type === CONTAINER) {
     const stopped = await docker(["stop", "-t", String(resource.grace), resource.id], {
       allowFailure: true,
     });
-    if (stopped.code !== 0 && /No such container/i.test(stopped.stderr)) {
-      throw new Error(
-        `Error deleting container ${resource.dockerName}: No such container (it was removed outside Pulumi; \`pulumi up --refresh\` forgets it)`,
-      );
+    const stopError = containerDeleteError("stopping", resource.dockerName, stopped);
+    if (stopError) {
+      throw stopError;
     }
-    await docker(["rm", "-f", resource.id]);
+    const removed = await docker(["rm", "-f", resource.id], { allowFailure: true });
+    const removeError = containerDeleteError("deleting", resource.dockerName, removed);
+    if (removeError) {
+      throw removeError;
+    }
   } else if (resource.type === VOLUME && !resource.retainOnDelete) {
     await docker(["volume", "rm", resource.dockerName]);
   } else if (resource.type === NETWORK) {
     await docker(["network", "rm", resource.dockerName]);
   }
   trace(`deleted ${resource.dockerName}`);
+}
+
+/** The error the provider's delete reports for one docker step, or none (done, or nothing left to do). */
+export function containerDeleteError(
+  step: "stopping" | "deleting",
+  name: string,
+  result: { readonly code: number; readonly stderr: string },
+): Error | undefined {
+  const ignorable =
+    step === "stopping" ? /No such container/i : /No such container|is already in progress/i;
+  if (result.code === 0 || ignorable.test(result.stderr)) {
+    return undefined;
+  }
+  return new Error(`Error ${step} container ${name}: ${result.stderr.trim()}`);
 }
 
 /** RandomPassword as the provider draws it: letters and digits, plus `overrideSpecial` (or its default set). */

@@ -1,7 +1,9 @@
 /**
  * The e2e applier's own rules, without Docker: what it refuses to model loudly, random values drawn as the
- * random provider draws them, and hooks run (create on new triggers, update on other input changes) with
- * their `stdout` handed on as the command provider does. (Its state/refresh behaviour needs an engine:
+ * random provider draws them, hooks run (create on new triggers, update on other input changes) with
+ * their `stdout` handed on as the command provider does, and what a refresh and an update do with a
+ * stopped or missing container, as @pulumi/docker 5.x's provider (terraform-provider-docker 4.x) does.
+ * (Against an engine:
  * tests/e2e/deploy.test.ts 2b.)
  */
 import { expect } from "chai";
@@ -12,10 +14,29 @@ import {
   checkContainerInputs,
   HookRun,
   checkImageInputs,
+  containerDeleteError,
+  containerStep,
+  hash,
   randomPassword,
+  readContainer,
   refuseReplacement,
   StateResource,
 } from "../../harness/applier";
+
+const CONTAINER = "docker:index/container:Container";
+
+/** A container as the applier's state holds it after creating it from `inputs`. */
+function created(inputs: Record<string, any>): StateResource {
+  return {
+    type: CONTAINER,
+    dockerName: inputs.name,
+    inputsHash: hash(inputs),
+    id: "c0ffee",
+    grace: 60,
+    retainOnDelete: false,
+    ports: (inputs.ports ?? []).length,
+  };
+}
 
 describe("e2e applier", function () {
   it("builds images only as the program declares them: local, from a context, with args", function () {
@@ -152,5 +173,59 @@ describe("e2e applier", function () {
     await applyHook(state, "preDeployBackup", failing, []).catch((e: Error) => (error = e));
     expect(error?.message).to.match(/hook preDeployBackup failed \(exit 3\)/);
     expect(state).to.deep.include({ hooks: {}, hookStdout: {} });
+  });
+
+  describe("a container stopped or removed outside Pulumi", function () {
+    const worker = { name: "edms-worker", image: "sha256:1", ports: [] };
+    const web = {
+      name: "edms-web",
+      image: "sha256:1",
+      ports: [{ internal: 8000, external: 8080 }],
+    };
+
+    it("without a refresh `pulumi up` leaves it as the state says: stopped or missing, nothing done", function () {
+      expect(containerStep(created(worker), worker)).to.equal("same");
+      expect(containerStep(created(web), web)).to.equal("same");
+    });
+
+    it("a refresh keeps a stopped container in the state, `must_run` false, and the update starts that same container", function () {
+      const read = readContainer(created(worker), { running: false });
+      expect(read, "the read keeps it (3.x deleted it and dropped it)").to.deep.equal({
+        ...created(worker),
+        mustRun: false,
+      });
+      expect(read!.id, "the same container, not a new one").to.equal("c0ffee");
+      expect(containerStep(read, worker)).to.equal("start");
+    });
+
+    it("a stopped container that publishes ports reads back none, a ForceNew difference: it is replaced", function () {
+      const read = readContainer(created(web), { running: false });
+      expect(read).to.deep.include({ id: "c0ffee", mustRun: false, ports: 0 });
+      expect(containerStep(read, web)).to.equal("replace");
+    });
+
+    it("a refresh drops a missing container from the state, so the update creates it again", function () {
+      expect(readContainer(created(worker), null)).to.equal(undefined);
+      expect(containerStep(undefined, worker)).to.equal("create");
+    });
+
+    it("a running container reads back unchanged; changed inputs replace a stopped one as a running one", function () {
+      expect(readContainer(created(web), { running: true })).to.deep.equal(created(web));
+      const stopped = readContainer(created(worker), { running: false });
+      expect(containerStep(stopped, { ...worker, image: "sha256:2" })).to.equal("replace");
+    });
+
+    it("deleting a container that is already gone succeeds, as the provider's delete ignores it; other errors fail", function () {
+      const gone = { code: 1, stderr: "Error response from daemon: No such container: c0ffee\n" };
+      expect(containerDeleteError("stopping", "edms-worker", gone)).to.equal(undefined);
+      expect(containerDeleteError("deleting", "edms-worker", gone)).to.equal(undefined);
+      expect(containerDeleteError("deleting", "edms-worker", { code: 0, stderr: "" })).to.equal(
+        undefined,
+      );
+      const denied = { code: 1, stderr: "permission denied while trying to connect" };
+      expect(containerDeleteError("stopping", "edms-worker", denied)?.message).to.equal(
+        "Error stopping container edms-worker: permission denied while trying to connect",
+      );
+    });
   });
 });

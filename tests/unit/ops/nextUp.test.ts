@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { incompleteRestore } from "../../../ops/backup/restore";
-import { redeployFailed } from "../../../ops/commands/rollback";
+import { redeployFailed } from "../../../ops/engine/pulumi";
 import { EXIT } from "../../../ops/core/errors";
 
 describe("after edms-ops leaves web/worker stopped", function () {

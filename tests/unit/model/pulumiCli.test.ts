@@ -118,7 +118,7 @@ describe("the Pulumi CLI this project runs (model/pulumiCli.ts)", function () {
   });
 
   it("is found by that resolver in both places that run pulumi, never by a bare `pulumi` spawn", function () {
-    for (const file of ["scripts/pulumi-local.js", "ops/commands/rollback.ts"]) {
+    for (const file of ["scripts/pulumi-local.js", "ops/engine/pulumi.ts"]) {
       const text = fs.readFileSync(path.join(REPO_ROOT, file), "utf8");
       expect(text, file).to.match(/findPulumiCli\(/);
       expect(text, file).to.match(/policyPackArgs\(/);

@@ -37,7 +37,9 @@ describe("config validation", function () {
         schedule: "off",
         schedulerImage: "node:20-bookworm-slim",
         dockerCliImage: "docker:27-cli",
+        rpo: "off",
       },
+      alerts: { offsiteLagBackups: 3, offsiteLagHours: 24 },
       bootstrap: {
         superuser: "admin",
         email: "admin@localhost",
@@ -54,6 +56,7 @@ describe("config validation", function () {
       schedule: "0 */6 * * *",
       schedulerImage: "node:20-bookworm-slim",
       dockerCliImage: "docker:27-cli",
+      rpo: "12h",
     });
     expect(prod.names.schedulerContainer).to.equal("edms-scheduler");
     expect(validateSettings("s", valid).backup.schedule).to.equal("@daily");

@@ -32,7 +32,9 @@ function readLines(file: string): string[] {
 }
 
 /** The targets uploaded into this container; none outside it. */
-export function readTargets(files = ALERT_TARGET_FILES): AlertTargets {
+export function readTargets(
+  files: { readonly apprise: string; readonly webhook: string } = ALERT_TARGET_FILES,
+): AlertTargets {
   return {
     apprise: readLines(files.apprise),
     webhook: readLines(files.webhook)[0] ?? null,

@@ -16,6 +16,7 @@ const edms = new Edms(
     superuserPassword: config.superuserPassword,
     backupSecrets: config.backupSecrets,
     tlsPem: config.tlsPem,
+    alertTargets: config.alertTargets,
   },
   { providers: { docker: dockerProvider } },
 );

@@ -6,9 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import {
+  AlertSecrets,
+  alertSecrets,
   BackupSecrets,
   ConfigError,
   KNOWN_KEYS,
+  maskAlertTargets,
   offsiteSecrets,
   parseJsonish,
   ProxyTlsSettings,
@@ -27,6 +30,8 @@ export interface LoadedConfig {
   readonly backupSecrets?: pulumi.Output<BackupSecrets>;
   /** Certificate chain and key for the proxy (one PEM, as HAProxy reads it), secret; only with `edms:proxy.tls`. */
   readonly tlsPem?: pulumi.Output<string>;
+  /** `edms:alerts` target URLs (a secret), uploaded into the scheduler as files; when any is set. */
+  readonly alertTargets?: pulumi.Output<AlertSecrets>;
 }
 
 // Not in the SDK's typings, but what Config.get itself asks before it warns about a secret.
@@ -78,19 +83,25 @@ export function loadConfig(): LoadedConfig {
     }
   }
   const dockerHost = new pulumi.Config("docker").get("host");
-  // A secret `edms:backup` is validated as the stack file holds it (credentials encrypted), so only an
-  // off-host password given in plain text is refused.
+  // A secret `edms:backup` or `edms:alerts` is validated as the stack file holds it (credentials
+  // encrypted), so only an off-host password or an alert URL given in plain text is refused.
   const settings = validateSettings(
     pulumi.getStack(),
-    isConfigSecret("edms:backup") ? { ...raw, backup: maskOffsite(raw.backup) } : raw,
+    {
+      ...raw,
+      ...(isConfigSecret("edms:backup") ? { backup: maskOffsite(raw.backup) } : {}),
+      ...(isConfigSecret("edms:alerts") ? { alerts: maskAlertTargets(raw.alerts) } : {}),
+    },
     dockerHost,
   );
   const offsite = offsiteSecrets(raw.backup);
+  const alerts = alertSecrets(raw.alerts);
   return {
     settings,
     superuserPassword: config.getSecret("superuserPassword"),
     tlsPem: settings.proxy.tls ? readTlsPem(settings.proxy.tls) : undefined,
     backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
+    alertTargets: alerts ? pulumi.secret(alerts) : undefined,
   };
 }
 

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HOOK_CONTRACTS } from "../model/hooks";
-import { BackupSecrets, Settings } from "../model/settings";
+import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
 import { handedBackupId, HookSecrets, opsHook } from "./hooks";
@@ -23,6 +23,8 @@ export interface EdmsArgs {
   readonly backupSecrets?: pulumi.Input<BackupSecrets>;
   /** Certificate chain + key for `edms:proxy.tls` (secret). */
   readonly tlsPem?: pulumi.Input<string>;
+  /** `edms:alerts` target URLs (secret), uploaded into the scheduler as files. */
+  readonly alertTargets?: pulumi.Input<AlertSecrets>;
 }
 
 /**
@@ -56,7 +58,7 @@ export class Edms extends pulumi.ComponentResource {
     this.scheduler = scheduleEnabled(args.settings.backup.schedule)
       ? new Scheduler(
           `${name}-scheduler`,
-          { settings: args.settings, after: [data.backupInit] },
+          { settings: args.settings, after: [data.backupInit], alertTargets: args.alertTargets },
           base.child,
         )
       : undefined;

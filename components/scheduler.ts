@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { ALERT_TARGET_FILES } from "../model/containers";
 import { CONTAINER_OPTIONS, containerReplacement } from "../model/protection";
-import { Settings } from "../model/settings";
+import { AlertSecrets, Settings } from "../model/settings";
 import { PROJECT_DIR } from "./hooks";
-import { stackContainer } from "./container";
+import { secretFile, stackContainer } from "./container";
 
 /** Made by `npm run build` (scripts/bundle-scheduler.js): the image's build context. */
 export const SCHEDULER_CONTEXT = path.join(PROJECT_DIR, "build", "scheduler");
@@ -19,6 +20,43 @@ export interface SchedulerArgs {
   readonly settings: Settings;
   /** Must have run before the container starts: the `backupInit` hook (repository keys on the host). */
   readonly after?: pulumi.Resource[];
+  /** `edms:alerts` target URLs (secret): uploaded as root-only files, never env. */
+  readonly alertTargets?: pulumi.Input<AlertSecrets>;
+}
+
+/**
+ * The alert targets as files in the container (model/containers.ts ALERT_TARGET_FILES): Apprise's text
+ * config, one URL per line, and the webhook's URL. Only the files of targets that are set.
+ */
+export function alertTargetUploads(
+  targets: pulumi.Input<AlertSecrets> | undefined,
+  settings: Settings,
+): docker.types.input.ContainerUpload[] {
+  if (targets === undefined) {
+    return [];
+  }
+  const resolved = pulumi.secret(pulumi.output(targets));
+  const { apprise, webhook } = settings.alerts;
+  return [
+    ...(apprise?.length
+      ? [
+          secretFile(
+            ALERT_TARGET_FILES.apprise,
+            resolved.apply((t) => t.apprise.join("\n") + "\n"),
+            "0400",
+          ),
+        ]
+      : []),
+    ...(webhook
+      ? [
+          secretFile(
+            ALERT_TARGET_FILES.webhook,
+            resolved.apply((t) => `${t.webhook}\n`),
+            "0400",
+          ),
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -47,8 +85,9 @@ export function schedulerEnvironment(settings: Settings): string[] {
  * `<prefix>-scheduler`: `edms-ops scheduler` in a small image built on the Docker host, taking the backups of
  * `edms:backup.schedule` from the host itself (no CI runner involved). `restart: unless-stopped` brings it
  * back with the engine after a reboot, and it then catches up a due it missed. It needs the engine's
- * socket (it starts the same helper containers as any edms-ops command) and no secret: the repository
- * password and off-host credentials are already root-only files in the backups volume.
+ * socket (it starts the same helper containers as any edms-ops command). Its only secrets are the alert
+ * targets (`edms:alerts`), uploaded as root-only files; the repository password and off-host credentials are
+ * already root-only files in the backups volume.
  */
 export class Scheduler extends pulumi.ComponentResource {
   readonly image: docker.Image;
@@ -94,6 +133,7 @@ export class Scheduler extends pulumi.ComponentResource {
         image: this.image.imageName,
         command: ["scheduler", "--stack", settings.stack],
         envs: schedulerEnvironment(settings),
+        uploads: alertTargetUploads(args.alertTargets, settings),
         // Read-only stops nothing a socket allows, but keeps the mount from being written as a file.
         volumes: [{ hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true }],
         // Time to record an interrupted backup in schedule.jsonl after `docker stop`.

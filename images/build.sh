@@ -12,7 +12,7 @@ repo="$(dirname "$here")"
 
 # The base tag carries a hash of its package list, so adding a package rebuilds the base on every machine
 # instead of silently reusing an older rootfs that lacks it.
-PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates"
+PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates,apprise"
 BASE_TAG="edms-test/debian-base:bookworm-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-10)"
 POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
@@ -20,7 +20,7 @@ REDIS_TAG="edms-test/redis:7"
 BACKUP_TAG="edms-test/backup:restic"
 # HAProxy from the base rootfs, laid out like the official haproxy image (edms:proxy.image on real hosts).
 PROXY_TAG="edms-test/proxy:haproxy"
-# node >= 20 and a docker CLI for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
+# node >= 20 and a docker CLI (apprise comes from the base) for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
 SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.

@@ -29,3 +29,15 @@ export function djangoEnvironment(settings: Settings): string[] {
     `MEDIA_ROOT=${MEDIA_ROOT}`,
   ];
 }
+
+/** The scheduler image's edms-ops (images/scheduler/Dockerfile): `docker exec` runs it for `alerts test`. */
+export const SCHEDULER_OPS_ENTRY = ["node", "/opt/edms-ops/edms-ops.cjs"] as const;
+
+/**
+ * Alert targets (`edms:alerts`) inside the scheduler container, uploaded root-only by the program: Apprise's
+ * text config (one URL per line, read with `apprise --config`) and the webhook's URL. Never env or argv.
+ */
+export const ALERT_TARGET_FILES = {
+  apprise: `${SECRETS_DIR}/edms-alerts/apprise.txt`,
+  webhook: `${SECRETS_DIR}/edms-alerts/webhook`,
+} as const;

@@ -4,9 +4,10 @@
  * (components/config.ts reads pulumi.Config and calls this), the edms-ops CLI (which reads
  * `Pulumi.<stack>.yaml` without the Pulumi CLI) and the tests apply exactly the same rules.
  */
+export * from "./config/alerts";
 export * from "./config/backup";
 export * from "./config/environments";
-export { parseJsonish } from "./config/fields";
+export { durationMs, parseJsonish } from "./config/fields";
 export * from "./config/names";
 export * from "./config/schema";
 export * from "./config/types";

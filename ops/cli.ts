@@ -3,6 +3,7 @@
  * operators use the rest. It needs only the docker CLI and the stack file, not the Pulumi CLI.
  */
 import { Command, CommanderError } from "commander";
+import * as alerts from "./commands/alerts";
 import * as backup from "./commands/backup";
 import * as backups from "./commands/backups";
 import * as bootstrap from "./commands/bootstrap";
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
     resetApp,
     rollback,
     scheduler,
+    alerts,
     switchCommand,
   ]) {
     command.register(program);

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { DEFAULT_SCHEDULES, scheduleProblem } from "../schedule";
 import { Environment } from "./environments";
-import { integer, maybeSecret, nonEmpty, parseJsonish, setting } from "./fields";
+import { durationMs, integer, maybeSecret, nonEmpty, parseJsonish, setting } from "./fields";
 
 export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
 /** Official images; the scheduler's image is built from them on the Docker host (images/scheduler/Dockerfile). */
@@ -18,6 +18,18 @@ const BY_ENVIRONMENT = {
   staging: { beforeDeploy: false, drillBeforeDeploy: false, keep: 5 },
   dev: { beforeDeploy: false, drillBeforeDeploy: false, keep: 5 },
 } as const satisfies Record<Environment, object>;
+
+/** `edms:backup.rpo` that turns the newest-good-backup alert off. */
+export const RPO_OFF = "off";
+/**
+ * Two periods of the default schedule: one failed or missed backup is tolerated, two are not. Dev takes no
+ * scheduled backups by default, so it has no objective.
+ */
+export const DEFAULT_RPO = {
+  production: "12h",
+  staging: "48h",
+  dev: RPO_OFF,
+} as const satisfies Record<Environment, string>;
 
 /** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
 const RESTIC_REPOSITORY = /^(\/|(s3|sftp|rest|b2|azure|gs|swift|rclone):)/;
@@ -135,6 +147,21 @@ function deployFields(environment: Environment) {
   };
 }
 
+function rpoField(environment: Environment) {
+  const schema = z
+    .string({ error: "rpo must be a duration like `6h` or `off`" })
+    .trim()
+    .refine(
+      (v) => v === RPO_OFF || (durationMs(v) ?? 0) >= 60_000,
+      "rpo must be a duration of at least a minute in minutes, hours or days (`30m`, `6h`, `2d`) or `off`",
+    )
+    .default(DEFAULT_RPO[environment]);
+  return setting(schema, {
+    description:
+      "Recovery point objective: the scheduler alerts (`edms:alerts`) when the newest good backup (not failed by its latest drill) is older than this: `30m`, `6h`, `2d`, or `off`.",
+  });
+}
+
 const resticImage = setting(
   z
     .string({ error: "image must be an image reference" })
@@ -185,6 +212,7 @@ export function backupSchema(environment: Environment) {
         description:
           "A second restic repository (any backend) that every backup is copied to: `{repository, env}`. Settings keep only a redacted display form.",
       }),
+      rpo: rpoField(environment),
     })
     .strict();
 }

@@ -84,3 +84,12 @@ export function parseJsonish(value: unknown): unknown {
   }
   return value;
 }
+
+const DURATION = /^(\d+(?:\.\d+)?)(m|h|d)$/;
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `30m`, `6h`, `2d` in milliseconds; null for anything else (`off` included). */
+export function durationMs(text: string): number | null {
+  const match = DURATION.exec(text.trim());
+  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : null;
+}

@@ -36,12 +36,16 @@ function typeOf(schema: z.ZodType): { type: string; values?: string[] } {
   // The output side names what a value becomes (integer, not "number or digits"); the input side covers
   // what has no output schema (a transform).
   for (const io of ["output", "input"] as const) {
-    const json = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as {
+    const schemaJson = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as {
       type?: string;
       enum?: string[];
+      anyOf?: { type?: string }[];
     };
+    // A value that may be given encrypted (`maybeSecret`: a string or `{secure}`) is named by its plain form.
+    const json = schemaJson.type ? schemaJson : (schemaJson.anyOf?.[0] ?? schemaJson);
     if (json.type) {
-      return { type: json.type, ...(json.enum ? { values: json.enum } : {}) };
+      const values = (json as { enum?: string[] }).enum;
+      return { type: json.type, ...(values ? { values } : {}) };
     }
   }
   throw new Error("a setting whose type JSON Schema cannot name");
@@ -76,9 +80,11 @@ function fieldsOf(schema: z.ZodType, defaults: PerEnvironment): FieldReference[]
   if (!json.properties) {
     return [];
   }
-  // The object inside `.prefault()`: its shape holds the fields with their own metadata.
-  const inner = (schema as unknown as { def: { innerType: z.ZodObject } }).def.innerType;
-  return Object.entries(inner.shape as Record<string, z.ZodType>).map(([name, sub]) => {
+  // The object inside `.prefault()` (and inside a `.transform()` on it): its shape holds the fields with
+  // their own metadata.
+  const inner = (schema as unknown as { def: { innerType: z.ZodType } }).def.innerType;
+  const object = (inner instanceof z.ZodPipe ? inner.def.in : inner) as z.ZodObject;
+  return Object.entries(object.shape as Record<string, z.ZodType>).map(([name, sub]) => {
     const perEnvironment = Object.fromEntries(
       ENVIRONMENTS.map((e) => [e, (defaults[e] as Record<string, unknown> | undefined)?.[name]]),
     ) as PerEnvironment;

@@ -4,6 +4,7 @@
  * (both written by `npm run docs`) all come from here.
  */
 import { z } from "zod";
+import { ALERTS_FIX, alertsSchema } from "./alerts";
 import { BACKUP_FIX, backupSchema } from "./backup";
 import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
@@ -151,7 +152,7 @@ function buildSchema(environment: Environment) {
     ...scalarKeys,
     backup: setting(backupSchema(environment).prefault({}), {
       description:
-        "{beforeDeploy: bool, drillBeforeDeploy: bool, schedule: cron|off, keep: int >= 1, keepDaily/keepWeekly/keepMonthly: int >= 0, image: restic image, schedulerImage, dockerCliImage, offsite: {repository, env}}. Backups are restic snapshots in <prefix>_backups; keep = newest kept; keepDaily/keepWeekly/keepMonthly also keep the newest backup of each of the last N days/ISO weeks/months, as restic forget --keep-daily/--keep-weekly/--keep-monthly (rollback targets are kept on top). drillBeforeDeploy: the pre-deploy backup is restored into scratch space and checked by its release before migrate (edms-ops drill); needs beforeDeploy. schedule: when the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy), a cron expression in UTC: 5 fields, 6 with seconds first, or @hourly/@daily/...; `off` turns it off. schedulerImage (node >= 20) and dockerCliImage (its /usr/local/bin/docker is copied) are what the scheduler image is built from, on the Docker host. offsite: any restic repository URL (s3:, sftp:, rest:, b2:, azure:, gs:, rclone:) and backend variables; set them with `pulumi config set --secret --path edms:backup.offsite.repository ...`.",
+        "{beforeDeploy: bool, drillBeforeDeploy: bool, schedule: cron|off, keep: int >= 1, keepDaily/keepWeekly/keepMonthly: int >= 0, image: restic image, schedulerImage, dockerCliImage, offsite: {repository, env}}. Backups are restic snapshots in <prefix>_backups; keep = newest kept; keepDaily/keepWeekly/keepMonthly also keep the newest backup of each of the last N days/ISO weeks/months, as restic forget --keep-daily/--keep-weekly/--keep-monthly (rollback targets are kept on top). drillBeforeDeploy: the pre-deploy backup is restored into scratch space and checked by its release before migrate (edms-ops drill); needs beforeDeploy. schedule: when the scheduler container on the Docker host runs `edms-ops backup --reason scheduled` (same retention and off-host copy), a cron expression in UTC: 5 fields, 6 with seconds first, or @hourly/@daily/...; `off` turns it off. schedulerImage (node >= 20) and dockerCliImage (its /usr/local/bin/docker is copied) are what the scheduler image is built from, on the Docker host. offsite: any restic repository URL (s3:, sftp:, rest:, b2:, azure:, gs:, rclone:) and backend variables; set them with `pulumi config set --secret --path edms:backup.offsite.repository ...`. rpo: the scheduler alerts (edms:alerts) when the newest good backup is older than this (`6h`, `30m`, `2d`, `off`).",
       fix: BACKUP_FIX,
     }),
     bootstrap: setting(bootstrap.prefault({}), {
@@ -161,6 +162,11 @@ function buildSchema(environment: Environment) {
     proxy: setting(proxy.prefault({}), {
       description: `{enabled: bool, image, tls?: {port (default ${DEFAULT_TLS_PORT}), certificateFile, keyFile}}. A reverse proxy (HAProxy) owns edms:httpPort and switches to a new release's web only once it is healthy (zero-downtime update and rollback). enabled false: one fixed web container publishes the port and is replaced delete-first. TLS certificate and key are PEM files next to the stack, uploaded into the proxy as files (never env or config text).`,
       fix: "e.g. `{enabled: true, image: haproxy:2.8, tls: {port: 443, certificateFile: certs/edms.crt, keyFile: certs/edms.key}}`",
+    }),
+    alerts: setting(alertsSchema.prefault({}), {
+      description:
+        "{apprise?: [url, …], webhook?: url, offsiteLagBackups: int >= 1, offsiteLagHours: number > 0}. Where the scheduler on the Docker host sends alerts: a scheduled backup failed, skipped or missed; the off-host copy lags more than offsiteLagBackups backups or offsiteLagHours hours; the latest drill failed; a restore is incomplete; the newest good backup is older than edms:backup.rpo. One message when a condition starts, a reminder at most daily while it lasts, one when it clears. Target URLs carry tokens: set each with `pulumi config set --secret --path`; plain text is refused. They reach the scheduler as root-only files, never env or argv. Needs edms:backup.schedule (the scheduler sends them).",
+      fix: ALERTS_FIX,
     }),
   });
 }

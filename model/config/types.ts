@@ -30,6 +30,7 @@ export type BackupSettings = Settings["backup"];
 export type OffsiteSettings = NonNullable<BackupSettings["offsite"]>;
 export type BootstrapSettings = Settings["bootstrap"];
 export type ProxySettings = Settings["proxy"];
+export type AlertSettings = Settings["alerts"];
 export type ProxyTlsSettings = NonNullable<ProxySettings["tls"]>;
 
 /** Config values as read from the stack, keys without the `edms:` namespace. Values are untrusted. */

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_SCHEDULES, SCHEDULE_OFF } from "../schedule";
+import { alertTargetCount } from "./alerts";
 import { parseJsonish, settingMeta } from "./fields";
 import { resourceNames } from "./names";
 import { DEFAULTS, KNOWN_KEYS, settingsSchema } from "./schema";
@@ -100,6 +101,18 @@ function backupRuleProblems(raw: RawConfig, environment: unknown): string[] {
   return problems;
 }
 
+/** Alerts are sent by the scheduler container, which exists only with a schedule. */
+function alertRuleProblems(values: Values): string[] {
+  const alerts = values.alerts as ConfiguredSettings["alerts"] | undefined;
+  const backup = values.backup as ConfiguredSettings["backup"] | undefined;
+  if (alerts && alertTargetCount(alerts) > 0 && backup?.schedule.trim() === SCHEDULE_OFF) {
+    return [
+      "`edms:alerts` needs `edms:backup.schedule`: alerts are sent from the Docker host by the scheduler container, which runs only with a schedule. Set a schedule (e.g. `@daily`) or remove the alert targets.",
+    ];
+  }
+  return [];
+}
+
 function proxyRuleProblems(values: Values): string[] {
   const proxy = values.proxy as ConfiguredSettings["proxy"] | undefined;
   // A port that failed its own check is reported there; compare with what would be published.
@@ -121,7 +134,11 @@ function proxyRuleProblems(values: Values): string[] {
 export function validateSettings(stack: string, raw: RawConfig, dockerHost?: string): Settings {
   const problems = unknownKeyProblems(raw);
   const values = parseKeys(raw, problems);
-  problems.push(...backupRuleProblems(raw, values.environment), ...proxyRuleProblems(values));
+  problems.push(
+    ...backupRuleProblems(raw, values.environment),
+    ...proxyRuleProblems(values),
+    ...alertRuleProblems(values),
+  );
   if (problems.length > 0 || values.environment === undefined) {
     throw new ConfigError(stack, problems);
   }

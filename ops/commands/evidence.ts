@@ -2,12 +2,13 @@ import { Command } from "commander";
 import { openStack } from "../core/context";
 import { gatherEvidence } from "../reports/evidence";
 import { say } from "../core/log";
+import { describeAlerts } from "../alerts/report";
 
 export function register(program: Command): void {
   program
     .command("evidence")
     .description(
-      "A redacted summary for a security review: stack, retention and schedule, newest snapshots (local and off-host), last repository check, last drill, tool versions. Never contains a secret",
+      "A redacted summary for a security review: stack, retention and schedule, newest snapshots (local and off-host), last repository check, last drill, alert targets (redacted) and the last alert, tool versions. Never contains a secret",
     )
     .option("--json", "print as JSON")
     .addHelpText(
@@ -37,6 +38,19 @@ function describeSchedule(schedule: Evidence["backup"]["schedule"]): string {
     ? `due ${schedule.lastRun.due}: ${schedule.lastRun.outcome}${schedule.lastRun.backup ? ` ${schedule.lastRun.backup}` : ""}`
     : "none yet";
   return `\`${schedule.expression}\` (${schedule.timezone}) on ${schedule.runsOn} (${schedule.scheduler}); last run ${last}; next ${schedule.nextDue ?? "-"}${schedule.missed ? `; MISSED ${schedule.missed}` : ""}`;
+}
+
+function printAlerts(alerts: Evidence["alerts"]): void {
+  say(`  ${describeAlerts(alerts)}`);
+  if (!alerts) {
+    return;
+  }
+  say(
+    `    targets: ${alerts.targets?.join(", ") ?? "not reported yet (the scheduler lists them at its first check)"}`,
+  );
+  alerts.lastAlert?.deliveries.forEach((d) =>
+    say(`    ${d.ok ? "ok  " : "FAIL"} ${d.target}${d.error ? `: ${d.error}` : ""}`),
+  );
 }
 
 function printEvidence(evidence: Evidence): void {
@@ -75,6 +89,7 @@ function printEvidence(evidence: Evidence): void {
     `  last drill: ${drill ? `${drill.startedAt} of ${drill.backup} (release ${drill.release ?? "-"}, ${drill.trigger}, by ${drill.ranBy}): ${drill.ok ? "passed" : "FAILED"}` : "never (run `edms-ops drill latest`)"}`,
   );
   drill?.checks.forEach((c) => say(`    ${c.ok ? "ok  " : "FAIL"} ${c.name}`));
+  printAlerts(evidence.alerts);
   say(
     `  tools: ${Object.entries(evidence.tools)
       .map(([k, v]) => `${k} ${v ?? "?"}`)

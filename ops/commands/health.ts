@@ -5,6 +5,7 @@ import { failure } from "../core/errors";
 import { backupFreshness, CheckResult, runChecks } from "../reports/health";
 import { progress, say } from "../core/log";
 import { describeSchedule, scheduleReport } from "../schedule/records";
+import { AlertReport, alertReport, describeAlerts } from "../alerts/report";
 
 export function register(program: Command): void {
   program
@@ -38,7 +39,12 @@ async function checkUntil(settings: Settings, wait: number): Promise<CheckResult
 type Freshness = Awaited<ReturnType<typeof backupFreshness>>;
 type ScheduleState = Awaited<ReturnType<typeof scheduleReport>> | { problem: string };
 
-function printHealth(checks: CheckResult[], backup: Freshness, schedule: ScheduleState): void {
+function printHealth(
+  checks: CheckResult[],
+  backup: Freshness,
+  schedule: ScheduleState,
+  alerts: AlertReport | null,
+): void {
   checks.forEach((c) => say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`));
   say(
     `info newest good backup: ${
@@ -54,6 +60,7 @@ function printHealth(checks: CheckResult[], backup: Freshness, schedule: Schedul
       "enabled" in schedule ? describeSchedule(schedule) : `scheduled backups: ${schedule.problem}`
     }`,
   );
+  say(`${alerts?.firing.length ? "WARN" : "info"} ${describeAlerts(alerts)}`);
 }
 
 async function healthCommand(
@@ -69,10 +76,11 @@ async function healthCommand(
   const schedule: ScheduleState = await scheduleReport(settings).catch((err: Error) => ({
     problem: `cannot be read: ${err.message.split("\n")[0]}`,
   }));
+  const alerts = await alertReport(settings);
   if (opts.json) {
-    say(JSON.stringify({ healthy, checks, backup, schedule }, null, 2));
+    say(JSON.stringify({ healthy, checks, backup, schedule, alerts }, null, 2));
   } else {
-    printHealth(checks, backup, schedule);
+    printHealth(checks, backup, schedule, alerts);
   }
   if (!healthy) {
     throw failure(

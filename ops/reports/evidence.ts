@@ -21,6 +21,7 @@ import { LAST_CHECK_FILE } from "../backup/verify";
 import { RepositoryCheck, RepositoryCheckSchema } from "../store/records";
 import { parseJsonOrNull, tryParseJson } from "../core/json";
 import { scheduleReport } from "../schedule/records";
+import { AlertReport, alertReport } from "../alerts/report";
 import { z } from "zod";
 
 /** Newest snapshots shown per repository. */
@@ -76,6 +77,8 @@ export interface Evidence {
     readonly ok: boolean;
     readonly checks: { name: string; ok: boolean; seconds: number }[];
   } | null;
+  /** `edms:alerts`: targets redacted (scheme and host), what is firing, the last alert sent; null: none. */
+  readonly alerts: AlertReport | null;
   readonly tools: Record<string, string | null>;
 }
 
@@ -218,6 +221,7 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
     snapshots: { local: backups, offsite },
     lastRepositoryCheck: parseJsonOrNull(check ?? "", RepositoryCheckSchema),
     lastDrill: drillSummary(await readLatestDrill(settings)),
+    alerts: await alertReport(settings),
     tools: await tools(settings),
   };
 }

@@ -10,12 +10,15 @@
  * - `docker stop` (SIGTERM): idle, it exits at once; during a backup it records the interruption and exits.
  *   Its docker CLI children die with the container, the lock container with them, and restic writes a
  *   snapshot only once it is complete, so no half backup is left (the next lock holder clears leftovers).
+ * - Alerts (`edms:alerts`): after each attempt and every 5 minutes it checks what is wrong (ops/alerts/) and
+ *   tells the targets uploaded into its container; a check that fails is logged and never stops the loop.
  * - A missing backups volume is never created (a `docker run -v` would make an unlabelled one): each due is
  *   then logged as not taken, and recorded as such in schedule.jsonl as soon as the volume exists again (a
  *   `pulumi up` recreates it); `status` shows the volume missing meanwhile.
  */
 import { scheduleEnabled, nextDue } from "../../model/schedule";
 import { Settings } from "../../model/settings";
+import { ALERT_CHECK_MS, checkAlerts } from "../alerts/check";
 import { createBackup } from "../backup/create";
 import { volumeExists } from "../engine/docker";
 import { EXIT, OpsError, refuse } from "../core/errors";
@@ -63,6 +66,27 @@ export interface SchedulerHooks {
   readonly onAttempt?: (attempt: RunningAttempt | undefined) => void;
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /** One alert check (default: ops/alerts/check.ts, a no-op without targets); must not throw. */
+  readonly checkAlerts?: (now: Date) => Promise<unknown>;
+}
+
+/** Checks alerts now and then at most every ALERT_CHECK_MS; `due()` is cheap between checks. */
+function alertTimer(settings: Settings, hooks: SchedulerHooks) {
+  const now = hooks.now ?? (() => new Date());
+  const check = hooks.checkAlerts ?? ((at: Date) => checkAlerts(settings, at));
+  let last = -Infinity;
+  const run = async () => {
+    last = now().getTime();
+    await check(now()).catch((err: Error) => progress(`alert check failed: ${err.message}`));
+  };
+  return {
+    now: run,
+    due: async () => {
+      if (now().getTime() - last >= ALERT_CHECK_MS) {
+        await run();
+      }
+    },
+  };
 }
 
 function errorLine(err: unknown): string {
@@ -216,9 +240,11 @@ export async function runScheduler(settings: Settings, hooks: SchedulerHooks): P
     `scheduler for ${settings.stack}: \`${schedule}\` (UTC), next ${nextDue(schedule, started)?.toISOString()}` +
       (missed ? `; the backup due ${missed.toISOString()} was missed, running it now` : ""),
   );
+  const alerts = alertTimer(settings, hooks);
   if (missed) {
     await scheduledBackup(settings, missed, true, hooks);
   }
+  await alerts.now();
   while (!hooks.signal.aborted) {
     const due = nextDue(schedule, now());
     if (!due) {
@@ -227,11 +253,13 @@ export async function runScheduler(settings: Settings, hooks: SchedulerHooks): P
     }
     while (!hooks.signal.aborted && now() < due) {
       await sleep(Math.min(MAX_SLEEP_MS, due.getTime() - now().getTime()), hooks.signal);
+      await alerts.due();
     }
     if (hooks.signal.aborted) {
       return;
     }
     // A run longer than the period skips the dues it overlapped: nextDue is taken after it ended.
     await scheduledBackup(settings, due, false, hooks);
+    await alerts.now();
   }
 }

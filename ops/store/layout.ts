@@ -10,6 +10,7 @@
  *   schedule.jsonl            one line per scheduler start and scheduled attempt (records.ts: ScheduleRecord)
  *   drills/<time>-drill.json  one file per drill, passed or failed (records.ts: DrillRecord)
  *   last-check.json           the newest `restic check` (records.ts: RepositoryCheck)
+ *   alerts.json               what the scheduler has alerted on, and its last message (records.ts: AlertState)
  *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
  *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
  *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
@@ -28,6 +29,7 @@ export const LAYOUT = {
   schedule: `${BACKUPS_DIR}/schedule.jsonl`,
   drillsDir: `${BACKUPS_DIR}/drills`,
   lastCheck: `${BACKUPS_DIR}/last-check.json`,
+  alerts: `${BACKUPS_DIR}/alerts.json`,
   restoreMarker: `${BACKUPS_DIR}/.restore-in-progress`,
   rollbackMarker: `${BACKUPS_DIR}/.rollback-in-progress`,
 } as const;

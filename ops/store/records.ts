@@ -128,3 +128,47 @@ export const RollbackMarkerSchema = z.looseObject({
   started: z.string(),
 });
 export type RollbackMarker = z.output<typeof RollbackMarkerSchema>;
+
+/** What an alert says, as the webhook receives it (JSON) and Apprise's title and body render it. */
+export const AlertMessageSchema = z.looseObject({
+  stack: z.string(),
+  environment: z.string(),
+  /** `backup-failed`, `rpo-exceeded`, … (ops/alerts/evaluate.ts), or `test`. */
+  condition: z.string(),
+  state: z.enum(["firing", "reminder", "resolved", "test"]),
+  summary: z.string(),
+  detail: z.string(),
+  /** The command an operator runs next. */
+  next: z.string(),
+  at: z.string(),
+});
+export type AlertMessage = z.output<typeof AlertMessageSchema>;
+
+/** One target's answer to one message: redacted target (scheme and host only), never its URL. */
+export const AlertDeliverySchema = z.looseObject({
+  target: z.string(),
+  ok: z.boolean(),
+  error: z.string().nullable(),
+});
+export type AlertDelivery = z.output<typeof AlertDeliverySchema>;
+
+/** A condition alerted on and still holding: when it started, when a person was last told. */
+export const ActiveAlertSchema = z.looseObject({
+  since: z.string(),
+  lastSent: z.string(),
+  summary: z.string(),
+});
+export type ActiveAlert = z.output<typeof ActiveAlertSchema>;
+
+/** The scheduler's alert state (alerts.json): rewritten whole after each message sent. */
+export const AlertStateSchema = z.looseObject({
+  format: z.literal(1),
+  /** Condition → its open alert. */
+  active: z.record(z.string(), ActiveAlertSchema),
+  /** The targets the scheduler has, redacted. */
+  targets: z.array(z.string()),
+  lastAlert: z
+    .looseObject({ message: AlertMessageSchema, deliveries: z.array(AlertDeliverySchema) })
+    .nullable(),
+});
+export type AlertState = z.output<typeof AlertStateSchema>;

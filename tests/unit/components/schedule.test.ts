@@ -104,6 +104,43 @@ describe("the program's scheduled backups", function () {
       expect(on.byName("edms-scheduler-container").inputs.name).to.equal("edms-dev-scheduler");
     });
 
+    it("uploads the alert targets into the scheduler as secret root-only files, never env", async function () {
+      const token = "mock-secret-alert-token-77";
+      const run = await runProgram({
+        stack: "staging",
+        overrides: {
+          "edms:alerts": {
+            apprise: [{ secure: `json://alerts.example.com/${token}` }],
+            webhook: { secure: `https://hooks.example.com/${token}` },
+          },
+        },
+      });
+      expect(run.error).to.equal(undefined);
+      const scheduler = run.byName("edms-scheduler-container");
+      expect(
+        scheduler.inputs.uploads.map((u: { file: string; permissions: string }) => [
+          u.file,
+          u.permissions,
+        ]),
+      ).to.deep.equal([
+        ["/run/secrets/edms-alerts/apprise.txt", "0400"],
+        ["/run/secrets/edms-alerts/webhook", "0400"],
+      ]);
+      expect(scheduler.inputs.uploads[0].content).to.equal(`json://alerts.example.com/${token}\n`);
+      expect(scheduler.secretInputs).to.include.members(["uploads.0.content", "uploads.1.content"]);
+      for (const resource of run.resources) {
+        // eslint-disable-next-line @typescript-eslint/no-unused-vars
+        const { uploads, ...rest } = resource.inputs as Record<string, unknown>;
+        expect(JSON.stringify(rest), resource.name).not.to.contain(token);
+      }
+      const plain = await runProgram({
+        stack: "staging",
+        overrides: { "edms:alerts": { webhook: `https://hooks.example.com/${token}` } },
+      });
+      expect(String(plain.error)).to.contain("alerts.webhook holds a URL in plain text");
+      expect(String(plain.error)).not.to.contain(token);
+    });
+
     it("refuses `schedule: off` on production before creating anything", async function () {
       const run = await runProgram({
         stack: "production",

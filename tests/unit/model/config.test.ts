@@ -1,7 +1,11 @@
 import { expect } from "chai";
 import {
+  alertSecrets,
   ConfigError,
+  durationMs,
+  maskAlertTargets,
   offsiteSecrets,
+  redactTarget,
   redactRepository,
   validateSettings,
 } from "../../../model/settings";
@@ -37,7 +41,9 @@ describe("config validation", function () {
         schedule: "off",
         schedulerImage: "node:20-bookworm-slim",
         dockerCliImage: "docker:27-cli",
+        rpo: "off",
       },
+      alerts: { offsiteLagBackups: 3, offsiteLagHours: 24 },
       bootstrap: {
         superuser: "admin",
         email: "admin@localhost",
@@ -54,6 +60,7 @@ describe("config validation", function () {
       schedule: "0 */6 * * *",
       schedulerImage: "node:20-bookworm-slim",
       dockerCliImage: "docker:27-cli",
+      rpo: "12h",
     });
     expect(prod.names.schedulerContainer).to.equal("edms-scheduler");
     expect(validateSettings("s", valid).backup.schedule).to.equal("@daily");
@@ -345,5 +352,76 @@ describe("protection table", function () {
         expect(volumeProtection(env, role)).to.include({ protect: false, retainOnDelete: false });
       }
     }
+  });
+});
+
+describe("config validation: edms:alerts and edms:backup.rpo", function () {
+  const TOKEN = "xoxb-9f8e7d6c5b4a";
+  const staging = (alerts: unknown, backup?: unknown) => ({
+    ...valid,
+    alerts,
+    ...(backup ? { backup } : {}),
+  });
+
+  it("refuses a target URL in plain text, naming the key and the --secret fix", function () {
+    const problems = problemsOf(
+      staging({ apprise: [{ secure: "v1:a" }, `slack://T/${TOKEN}/C`], webhook: "https://h/x" }),
+    );
+    expect(problems).to.have.length(1);
+    expect(problems[0]).to.contain("`edms:alerts`");
+    expect(problems[0]).to.contain(
+      "alerts.apprise[1] holds a notification URL in plain text (it carries a token): set it with `pulumi config set --secret --path 'edms:alerts.apprise[1]' <url>`",
+    );
+    expect(problems[0]).to.contain(
+      "alerts.webhook holds a URL in plain text (it carries a token): set it with `pulumi config set --secret --path edms:alerts.webhook <url>`",
+    );
+    // The refusal never repeats the value.
+    expect(problems[0]).not.to.contain(TOKEN);
+  });
+
+  it("keeps encrypted targets as placeholders: Settings (the scheduler's env) never hold a URL", function () {
+    const settings = validateSettings(
+      "s",
+      staging({ apprise: [{ secure: "v1:a" }, { secure: "v1:b" }], webhook: { secure: "v1:c" } }),
+    );
+    expect(settings.alerts).to.deep.equal({
+      apprise: ["(secret)", "(secret)"],
+      webhook: "(secret)",
+      offsiteLagBackups: 3,
+      offsiteLagHours: 24,
+    });
+    const decrypted = { apprise: [`slack://T/${TOKEN}/C`], webhook: `https://h/${TOKEN}` };
+    expect(alertSecrets(decrypted)).to.deep.equal(decrypted);
+    const masked = validateSettings("s", staging(maskAlertTargets(decrypted)));
+    expect(JSON.stringify(masked)).not.to.contain(TOKEN);
+    expect(alertSecrets({ offsiteLagHours: 2 })).to.equal(undefined);
+  });
+
+  it("checks thresholds and needs a schedule to send from", function () {
+    expect(problemsOf(staging({ offsiteLagBackups: 0, offsiteLagHours: -1 }))[0]).to.match(
+      /offsiteLagBackups must be at least 1; offsiteLagHours must be more than 0/,
+    );
+    expect(
+      problemsOf(staging({ webhook: { secure: "v1:c" } }, { schedule: "off" })).join("\n"),
+    ).to.contain("`edms:alerts` needs `edms:backup.schedule`");
+  });
+
+  it("edms:backup.rpo: a duration or off; defaults 12h on production, 48h on staging, off on dev", function () {
+    expect(validateSettings("s", { ...valid, backup: { rpo: "6h" } }).backup.rpo).to.equal("6h");
+    expect(validateSettings("s", { ...valid, backup: { rpo: "off" } }).backup.rpo).to.equal("off");
+    expect(validateSettings("s", valid).backup.rpo).to.equal("48h");
+    for (const bad of ["6", "6 hours", "10s", "0m"]) {
+      expect(problemsOf({ ...valid, backup: { rpo: bad } })[0], bad).to.contain("rpo must be");
+    }
+    expect(durationMs("30m")).to.equal(1_800_000);
+    expect(durationMs("2d")).to.equal(172_800_000);
+  });
+
+  it("redacts a target to scheme and host", function () {
+    expect(redactTarget(`https://u:${TOKEN}@hooks.example.com:8443/x/${TOKEN}?k=1`)).to.equal(
+      "https://hooks.example.com/…",
+    );
+    expect(redactTarget(`discord://${TOKEN}/abc`)).to.equal("discord://…");
+    expect(redactTarget("not a url")).to.equal("(unreadable URL)");
   });
 });

@@ -53,7 +53,8 @@ describe("settings docs (npm run docs)", function () {
     expect(Object.keys(config)).to.deep.equal(KNOWN_KEYS.map((k) => `edms:${k}`));
     expect(KNOWN_KEYS).to.deep.equal([
       ...["environment", "version", "backendImage", "postgresImage", "redisImage", "namePrefix"],
-      ...["dataGeneration", "httpPort", "backup", "bootstrap", "proxy", "superuserPassword"],
+      ...["dataGeneration", "httpPort", "backup", "bootstrap", "proxy", "alerts"],
+      "superuserPassword",
     ]);
   });
 

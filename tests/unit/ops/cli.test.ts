@@ -33,6 +33,7 @@ describe("edms-ops command tree", function () {
     "reset-app",
     "rollback",
     "scheduler",
+    "alerts",
     "switch",
   ];
 

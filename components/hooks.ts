@@ -83,7 +83,8 @@ export function opsHook<Input>(
         ? command.types.enums.local.Logging.None
         : command.types.enums.local.Logging.StdoutAndStderr,
     },
-    opts,
+    // And in the state: what such a hook printed is stored encrypted, like the secrets it was handed.
+    hasSecrets ? { ...opts, additionalSecretOutputs: ["stdout", "stderr"] } : opts,
   );
 }
 

@@ -179,3 +179,24 @@ export function cliUnavailable(
     ...installByHand(cli),
   ];
 }
+
+/**
+ * Why a stack's state may not be written with this environment, or undefined. The local file backend
+ * encrypts secrets with PULUMI_CONFIG_PASSPHRASE: an empty one is a convenience for dev only, elsewhere it
+ * leaves every secret of the stack (database, Django key, backup password) readable by anyone with the file.
+ */
+export function passphraseProblem(
+  environment: unknown,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (environment === "dev" || env.PULUMI_CONFIG_PASSPHRASE_FILE) {
+    return undefined;
+  }
+  if (env.PULUMI_CONFIG_PASSPHRASE) {
+    return undefined;
+  }
+  return (
+    `edms: the ${String(environment)} stack's secrets would be encrypted with an empty passphrase. Nothing was changed.\n` +
+    "Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase, or use a Pulumi Cloud backend (PULUMI_BACKEND_URL)."
+  );
+}

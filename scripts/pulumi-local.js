@@ -39,6 +39,16 @@ if (!env.PULUMI_BACKEND_URL) {
 // does, so a missing CLI is reported before the build rather than after it.
 require("ts-node").register({ transpileOnly: true, project: path.join(root, "tsconfig.json") });
 const cliModule = require(path.join(root, "model", "pulumiCli"));
+// A local backend's secrets are only as safe as its passphrase: empty is for dev alone.
+if (env.PULUMI_BACKEND_URL.startsWith("file://")) {
+  const { readStackConfig, edmsConfig } = require(path.join(root, "model", "stackFile"));
+  const environment = edmsConfig(readStackConfig(root, stack)).raw.environment;
+  const problem = cliModule.passphraseProblem(environment, env);
+  if (problem) {
+    console.error(problem);
+    process.exit(2);
+  }
+}
 const cli = cliModule.findPulumiCli(root, env);
 const cliEnv = cliModule.pulumiEnv(cli, env);
 requireCli();

@@ -48,6 +48,20 @@ const keepCount = (key: string, description: string) =>
 const image = (what: string, fallback: string, description: string) =>
   setting(nonEmpty(`an image reference (${what})`).default(fallback), { description });
 
+/**
+ * The variables restic's backends read (S3, B2, Azure, GCS, Swift, REST): nothing that changes how a process
+ * runs (PATH, LD_PRELOAD, BASH_ENV) or configures a program (RCLONE_*: its sftp backend runs a command).
+ */
+export const OFFSITE_ENV_PREFIXES = [
+  "AWS_",
+  "B2_",
+  "AZURE_",
+  "GOOGLE_",
+  "OS_",
+  "ST_",
+  "RESTIC_REST_",
+];
+
 // Settings travel as plain JSON (hooks, the scheduler's env), so the parsed value keeps only a display
 // form of the repository; offsiteSecrets() hands the credentials to Pulumi as secrets.
 const offsite = z
@@ -75,13 +89,25 @@ const offsite = z
             z
               .string()
               .regex(/^[A-Z_][A-Z0-9_]*$/, "offsite.env names must be environment variables"),
-            maybeSecret("a string (offsite.env values)"),
+            maybeSecret("a string (offsite.env values)").refine(
+              (v) => typeof v !== "string",
+              "offsite.env holds a value in plain text: set each with `pulumi config set --secret --path edms:backup.offsite.env.<NAME> <value>`",
+            ),
             { error: "offsite.env must map environment variable names (A-Z, 0-9, _) to values" },
           )
+          .superRefine((env, ctx) => {
+            for (const name of Object.keys(env)) {
+              if (!OFFSITE_ENV_PREFIXES.some((prefix) => name.startsWith(prefix))) {
+                ctx.addIssue({
+                  code: "custom",
+                  message: `offsite.env may set restic's backend variables only (${OFFSITE_ENV_PREFIXES.map((p) => `${p}*`).join(", ")}), not \`${name}\`: remove it`,
+                });
+              }
+            }
+          })
           .optional(),
         {
-          description:
-            "Backend variables, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for `s3:`.",
+          description: `Backend variables, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for \`s3:\`: names ${OFFSITE_ENV_PREFIXES.map((p) => `${p}*`).join(", ")} only, each value set with \`--secret\`.`,
           secret: true,
         },
       ),

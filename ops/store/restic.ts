@@ -11,6 +11,7 @@
  * Secrets reach restic only as files (`--password-file`, `--repository-file`, an env file sourced by the
  * shell): never argv, never container env.
  */
+import { OFFSITE_ENV_PREFIXES } from "../../model/config/backup";
 import { shellQuote } from "../../model/shell";
 import { failure, refuse } from "../core/errors";
 import { BACKUPS_DIR, KEY_FILES, LAYOUT } from "./layout";
@@ -174,6 +175,12 @@ export function envFileLine(name: string, value: string): string {
     throw refuse(
       `\`${name}\` is not an environment variable name (edms:backup.offsite.env).`,
       "Rename it in `edms:backup.offsite.env` (letters, digits, underscores).",
+    );
+  }
+  if (!OFFSITE_ENV_PREFIXES.some((prefix) => name.startsWith(prefix))) {
+    throw refuse(
+      `\`${name}\` is not a restic backend variable (edms:backup.offsite.env takes ${OFFSITE_ENV_PREFIXES.map((p) => `${p}*`).join(", ")}). Nothing was changed.`,
+      "Remove it from `edms:backup.offsite.env`.",
     );
   }
   return `${name}=${shellQuote(value)}`;

@@ -29,6 +29,8 @@ export interface RecordedResource {
   readonly protect: boolean;
   readonly retainOnDelete: boolean;
   readonly deleteBeforeReplace: boolean;
+  /** Outputs the engine stores as secrets on top of those computed from secret inputs. */
+  readonly additionalSecretOutputs: readonly string[];
   /**
    * Every resource the engine orders this one after (`dependenciesList`): explicit `dependsOn` edges and
    * input-borne ones alike, components expanded to their children.
@@ -279,6 +281,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         protect: req.protect === true,
         retainOnDelete: req.retainondelete === true,
         deleteBeforeReplace: req.deletebeforereplace === true,
+        additionalSecretOutputs: (req.additionalsecretoutputsList as string[] | undefined) ?? [],
         dependencies: (req.dependenciesList as string[]).map(nameOfUrn),
         inputDependencies: [...inputDeps],
         dependsOnOnly: (req.dependenciesList as string[])

@@ -48,6 +48,24 @@ describe("hooks built from the contract", function () {
     expect(run.byName("recordDeployment").inputs.triggers[0]).to.equal(version);
   });
 
+  it("a hook handed secrets keeps its output encrypted in the state; one without keeps it readable", async function () {
+    const run = await runProgram({ stack: "production" });
+    expect(run.error).to.equal(undefined);
+    const hooks = run.ofType("command:local:Command");
+    const withSecrets = hooks.filter((h) =>
+      h.secretInputs.some((p) => p.startsWith("environment")),
+    );
+    expect(withSecrets.map((h) => h.name)).to.include.members([
+      "backupInit",
+      "migrate",
+      "bootstrap",
+    ]);
+    for (const hook of hooks) {
+      const expected = withSecrets.includes(hook) ? ["stdout", "stderr"] : [];
+      expect(hook.additionalSecretOutputs, hook.name).to.deep.equal(expected);
+    }
+  });
+
   it("a backup that found nothing to back up hands on an empty id", async function () {
     const run = await runProgram({ stack: "production", newResource: backupPrints("") });
     expect(run.error).to.equal(undefined);

@@ -226,6 +226,26 @@ describe("config validation", function () {
       /`edms:backup` offsite\.env must map environment variable names/,
     ],
     [
+      "an off-host credential in plain text",
+      {
+        ...valid,
+        backup: { offsite: { repository: "s3:host/b", env: { AWS_SECRET_ACCESS_KEY: "s3cret" } } },
+      },
+      /offsite\.env holds a value in plain text: set each with `pulumi config set --secret --path edms:backup\.offsite\.env\.<NAME>/,
+    ],
+    ...["PATH", "LD_PRELOAD", "BASH_ENV", "RCLONE_SFTP_SSH"].map(
+      (name): [string, Record<string, unknown>, RegExp] => [
+        `an off-host variable that is not a backend's (${name})`,
+        {
+          ...valid,
+          backup: { offsite: { repository: "s3:host/b", env: { [name]: { secure: "v1:x" } } } },
+        },
+        new RegExp(
+          `offsite\\.env may set restic's backend variables only .*not \`${name}\`: remove it`,
+        ),
+      ],
+    ),
+    [
       "an off-host password in plain text",
       { ...valid, backup: { offsite: { repository: "rest:https://u:pw@host/edms/" } } },
       /offsite\.repository holds a password in plain text: set it with `pulumi config set --secret --path/,
@@ -305,7 +325,11 @@ describe("off-host backup settings", function () {
         env: { AWS_SECRET_ACCESS_KEY: "other-s3cret" },
       },
     };
-    const settings = validateSettings("p", { ...valid, backup });
+    // As the stack file holds it: the credential encrypted; as the program gets it: decrypted.
+    const stackFile = {
+      offsite: { ...backup.offsite, env: { AWS_SECRET_ACCESS_KEY: { secure: "v1:abc" } } },
+    };
+    const settings = validateSettings("p", { ...valid, backup: stackFile });
     expect(settings.backup.offsite).to.deep.equal({ display: "s3:s3.example/bucket/edms" });
     expect(JSON.stringify(settings)).not.to.match(/s3cret/);
     // restic allows @ in the password: everything up to the last @ before the path goes.

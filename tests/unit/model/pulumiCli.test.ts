@@ -3,9 +3,11 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { spawnSync } from "child_process";
 import {
   cachedPulumiBinary,
   cliUnavailable,
+  passphraseProblem,
   findPulumiCli,
   policyPackArgs,
   PULUMI_INSTALL_URL,
@@ -124,5 +126,31 @@ describe("the Pulumi CLI this project runs (model/pulumiCli.ts)", function () {
       expect(text, file).to.match(/policyPackArgs\(/);
       expect(text, file).not.to.match(/spawn(Sync)?\(\s*"pulumi"/);
     }
+  });
+
+  it("refuses a staging or production state encrypted with an empty passphrase; dev may use one", function () {
+    expect(passphraseProblem("dev", {})).to.equal(undefined);
+    expect(passphraseProblem("staging", { PULUMI_CONFIG_PASSPHRASE: "s3cret" })).to.equal(
+      undefined,
+    );
+    expect(passphraseProblem("production", { PULUMI_CONFIG_PASSPHRASE_FILE: "/run/p" })).to.equal(
+      undefined,
+    );
+    for (const env of [{}, { PULUMI_CONFIG_PASSPHRASE: "" }]) {
+      expect(passphraseProblem("production", env)).to.match(
+        /production stack's secrets would be encrypted with an empty passphrase\. Nothing was changed\.\nSet PULUMI_CONFIG_PASSPHRASE/,
+      );
+    }
+    // `npm run up -- --stack production` with none set stops before any CLI or build runs.
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    const { PULUMI_BACKEND_URL, ...inherited } = process.env;
+    const env = { ...inherited, PULUMI_CONFIG_PASSPHRASE: "" };
+    const run = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, "scripts/pulumi-local.js"), "preview", "--stack", "production"],
+      { encoding: "utf8", env },
+    );
+    expect(run.status).to.equal(2);
+    expect(run.stderr).to.contain("empty passphrase");
   });
 });

@@ -86,5 +86,6 @@ describe("restic snapshots as backups", function () {
       "AWS_SECRET_ACCESS_KEY='a'\\''b $c `d` \\e'",
     );
     expect(() => envFileLine("bad-name", "x")).to.throw(/not an environment variable name/);
+    expect(() => envFileLine("LD_PRELOAD", "/tmp/x.so")).to.throw(/not a restic backend variable/);
   });
 });

@@ -10,9 +10,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 
+# apprise (alerts) needs python3-cryptography, whose dependency on the virtual python3-cffi-backend-api-*
+# debootstrap cannot resolve: the package that provides it is named here.
 # The base tag carries a hash of its package list, so adding a package rebuilds the base on every machine
 # instead of silently reusing an older rootfs that lacks it.
-PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates,apprise"
+PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates,apprise,python3-cffi-backend"
 BASE_TAG="edms-test/debian-base:bookworm-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-10)"
 POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"

@@ -7,7 +7,7 @@ import { drillBackup, DrillRecord } from "../backup/drill";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";
-import { preDeployBackupFor } from "../store/catalog";
+import { handedOrNewer, preDeployBackupFor } from "../store/catalog";
 import { BackupEntry } from "../store/restic";
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
@@ -146,15 +146,8 @@ async function backupToDrill(
   id: string | undefined,
   opts: DrillFlags,
 ): Promise<BackupEntry | null> {
-  if (opts.backupId === "") {
-    // The pre-deploy backup hook took none: fine only for a database without a schema yet.
-    if (await nothingToDrill(settings)) {
-      return null;
-    }
-    throw refuse(
-      `The pre-deploy backup hook handed no backup id, yet the database of stack ${settings.stack} has a schema.`,
-      `Nothing was drilled; take one with \`edms-ops backup --stack ${settings.stack}\` and drill it by id.`,
-    );
+  if (opts.backupId !== undefined) {
+    return handedBackup(settings, opts.backupId);
   }
   const { complete, legacy } = await listBackups(settings);
   const named = id ?? opts.backupId ?? "latest";
@@ -180,6 +173,30 @@ async function backupToDrill(
 }
 
 /** A fresh deploy's pre-deploy backup finds no schema and takes none: then there is nothing to drill. */
+/**
+ * What the pre-deploy hook hands over: its backup, or a newer pre-deploy backup of the release being deployed
+ * (a retried deploy whose backup hook did not run again hands an old or an empty id). None at all is fine
+ * only for a database without a schema yet.
+ */
+async function handedBackup(settings: Settings, handed: string): Promise<BackupEntry | null> {
+  const { complete, legacy } = await listBackups(settings);
+  if (handed && !complete.some((b) => b.id === handed)) {
+    return pickBackup(settings, complete, legacy, handed); // refuses, naming the newest
+  }
+  const query = { stack: settings.stack, release: settings.version };
+  const entry = handedOrNewer(complete, query, handed);
+  if (entry && entry.id !== handed) {
+    progress(`drilling ${entry.id}: the newest pre-deploy backup of ${settings.version}`);
+  }
+  if (entry || (await nothingToDrill(settings))) {
+    return entry ?? null;
+  }
+  throw refuse(
+    `The pre-deploy backup hook handed no backup id, and stack ${settings.stack} has no pre-deploy backup of ${settings.version}, yet its database has a schema.`,
+    `Nothing was drilled; take one with \`edms-ops backup --stack ${settings.stack} --reason ${REASONS.preDeploy} --target-version ${settings.version}\`, then deploy again.`,
+  );
+}
+
 async function nothingToDrill(settings: Settings): Promise<boolean> {
   await requirePostgres(settings);
   if (await hasSchema(settings)) {

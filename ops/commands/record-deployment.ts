@@ -5,7 +5,7 @@ import { openStack } from "../core/context";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { say } from "../core/log";
 import { readMarker, ROLLBACK_MARKER } from "../store/markers";
-import { preDeployBackupFor } from "../store/catalog";
+import { handedOrNewer, preDeployBackupFor } from "../store/catalog";
 import { backupToolbox } from "../engine/toolbox";
 import { Settings } from "../../model/settings";
 
@@ -50,15 +50,13 @@ async function preDeployBackupOf(
   history: readonly Deployment[],
   handed: string | undefined,
 ): Promise<string | null> {
-  if (handed !== undefined) {
-    return handed || null;
-  }
   const { complete } = await listBackups(settings);
   const since = history.length ? history[history.length - 1].deployedAt : undefined;
-  const found = preDeployBackupFor(complete, {
-    stack: settings.stack,
-    release: settings.version,
-    after: since,
-  });
-  return found?.id ?? null;
+  const query = { stack: settings.stack, release: settings.version, after: since };
+  // A retried deploy whose backup hook did not run again hands an old or empty id: the newest wins.
+  const found =
+    handed === undefined
+      ? preDeployBackupFor(complete, query)
+      : handedOrNewer(complete, query, handed);
+  return found?.id ?? (handed || null);
 }

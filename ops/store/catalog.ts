@@ -159,3 +159,22 @@ export function preDeployBackupFor(
 function newer(a: BackupEntry, b: BackupEntry): boolean {
   return (Date.parse(a.time) - Date.parse(b.time) || a.id.localeCompare(b.id)) > 0;
 }
+
+/**
+ * The pre-deploy backup a deploy of `release` should use when the backup hook handed `handed` (possibly
+ * empty): the handed one, unless a newer pre-deploy backup of the same release exists — a retried deploy
+ * whose backup hook did not run again hands an old or empty id, and an operator who took a fresh backup
+ * after a failed drill means that one.
+ */
+export function handedOrNewer(
+  listing: readonly BackupEntry[],
+  query: PreDeployQuery,
+  handed: string,
+): BackupEntry | undefined {
+  const newest = preDeployBackupFor(listing, query);
+  const given = handed ? listing.filter((b) => b.id === handed).pop() : undefined;
+  if (!given) {
+    return newest;
+  }
+  return newest && newer(newest, given) ? newest : given;
+}

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { REASONS } from "../../../model/hooks";
-import { preDeployBackupFor } from "../../../ops/store/catalog";
+import { handedOrNewer, preDeployBackupFor } from "../../../ops/store/catalog";
 import { BackupEntry } from "../../../ops/store/restic";
 
 describe("catalog: the pre-deploy backup for release X", function () {
@@ -58,5 +58,17 @@ describe("catalog: the pre-deploy backup for release X", function () {
     expect(preDeployBackupFor([taken], { ...query, after: "2026-11-19T10:00:00Z" })).to.equal(
       taken,
     );
+  });
+
+  it("a handed id wins unless a newer pre-deploy backup of the release exists; an empty one finds the newest", function () {
+    const handed = backup("2026-11-20T10:00:00Z");
+    const fresh = backup("2026-11-25T14:00:00Z");
+    const other = backup("2026-11-26T14:00:00Z", { target: "3.0.0" });
+    expect(handedOrNewer([handed, other], query, handed.id)).to.equal(handed);
+    // A fresh backup taken after a failed drill, with the backup hook not run again: that one.
+    expect(handedOrNewer([handed, fresh, other], query, handed.id)).to.equal(fresh);
+    // A retried deploy whose backup hook only updated hands "": the newest of the release.
+    expect(handedOrNewer([handed, fresh], query, "")).to.equal(fresh);
+    expect(handedOrNewer([other], query, "")).to.equal(undefined);
   });
 });

@@ -42,7 +42,7 @@ function fileWriter(file: string, sum: { sha256: string; bytes: number }) {
       });
       // `wx`: fails if the file exists. On an error the input is unpiped, not destroyed: pipeCommands
       // then ends the producer and drains what is in flight.
-      const out = fs.createWriteStream(file, { flags: "wx" });
+      const out = fs.createWriteStream(file, { flags: "wx", mode: 0o600 });
       let error: Error | undefined;
       out.on("error", (err) => {
         error = err;
@@ -94,7 +94,8 @@ class PlainWriter {
 
   /** Makes the folder; only a folder made here is removed on a failure (one made meanwhile by another is not). */
   create(): void {
-    fs.mkdirSync(this.target);
+    // Owner only: the dump holds every row of production (password hashes, personal data).
+    fs.mkdirSync(this.target, { mode: 0o700 });
     this.created = true;
   }
 
@@ -114,7 +115,7 @@ class PlainWriter {
 
   write(name: PlainFileName, text: string): string {
     const file = this.partial(name);
-    fs.writeFileSync(file, text, { flag: "wx" });
+    fs.writeFileSync(file, text, { flag: "wx", mode: 0o600 });
     syncFile(file);
     this.finish(name);
     return createHash("sha256").update(text).digest("hex");

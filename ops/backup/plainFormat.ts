@@ -41,16 +41,27 @@ export function plainTarget(to: string, id: string): { target: string; exists: b
     );
   }
   const target = path.join(dir, id);
-  if (!fs.existsSync(target)) {
+  if (!fs.existsSync(target) && !isLink(target)) {
     return { target, exists: false };
   }
-  if (!fs.statSync(target).isDirectory() || fs.readdirSync(target).length > 0) {
+  // lstat: a link named <id> (to a folder someone else reads) is no place for a production dump.
+  const found = fs.lstatSync(target);
+  const mine = typeof process.getuid !== "function" || found.uid === process.getuid();
+  if (!found.isDirectory() || !mine || fs.readdirSync(target).length > 0) {
     throw refuse(
-      `${target} already exists and is not an empty folder. Nothing was exported or overwritten.`,
+      `${target} already exists and is not an empty folder of yours. Nothing was exported or overwritten.`,
       "Choose another --to, or move that folder away, then retry.",
     );
   }
   return { target, exists: true };
+}
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Exactly what an operator types to restore the export by hand, also printed by docs/operations.md. */

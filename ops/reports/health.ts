@@ -13,8 +13,17 @@ import { tryParseJson } from "../core/json";
 
 /** What the app's /health/ answers with (the sample app's contract): release and per-check states. */
 const HealthBodySchema = z.looseObject({
-  version: z.string().optional(),
-  checks: z.record(z.string(), z.string()).optional(),
+  version: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  // A check's state as the app says it; anything but the string "ok" counts as failing.
+  checks: z
+    .record(
+      z.string(),
+      z.unknown().transform((v) => (typeof v === "string" ? v : JSON.stringify(v))),
+    )
+    .optional(),
 });
 
 export interface CheckResult {

@@ -48,21 +48,28 @@ export const RESTIC_PRELUDE = [
   `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
 ].join("\n");
 
-const ResticSnapshotsSchema = z
-  .array(
-    z.looseObject({
-      id: z.string(),
-      short_id: z.string().optional(),
-      time: z.string(),
-      hostname: z.string(),
-      paths: z.array(z.string()),
-      tags: z
-        .array(z.string())
-        .nullish()
-        .transform((tags) => tags ?? undefined),
-    }),
-  )
-  .nullable();
+/**
+ * One snapshot of `restic snapshots --json`. restic omits an empty hostname and may print `paths: null`; a
+ * snapshot that still does not fit is skipped on its own (it cannot be one of ours), never the whole list.
+ */
+const ResticSnapshotSchema = z.looseObject({
+  id: z.string(),
+  short_id: z.string().optional(),
+  time: z.string(),
+  hostname: z
+    .string()
+    .nullish()
+    .transform((host) => host ?? ""),
+  paths: z
+    .array(z.string())
+    .nullish()
+    .transform((paths) => paths ?? []),
+  tags: z
+    .array(z.string())
+    .nullish()
+    .transform((tags) => tags ?? undefined),
+});
+const ResticSnapshotsSchema = z.array(z.unknown()).nullable();
 
 /** A snapshot as `restic snapshots --json` prints it. */
 export interface ResticSnapshot {
@@ -104,7 +111,10 @@ export function backupTags(entry: Omit<BackupEntry, "snapshot" | "time" | "paths
 /** Snapshots of edms backups, oldest first; snapshots without our tags are not backups of ours. */
 export function parseSnapshots(json: string): BackupEntry[] {
   const parsed = tryParseJson(json.trim() || "[]", ResticSnapshotsSchema);
-  const snapshots: ResticSnapshot[] = parsed.ok ? (parsed.value ?? []) : [];
+  const snapshots: ResticSnapshot[] = (parsed.ok ? (parsed.value ?? []) : []).flatMap((raw) => {
+    const one = ResticSnapshotSchema.safeParse(raw);
+    return one.success ? [one.data] : [];
+  });
   if (!parsed.ok) {
     throw failure(
       "restic printed an unreadable snapshot list;",

@@ -88,11 +88,20 @@ describe("plain export: --to and the target folder", function () {
     fs.writeFileSync(path.join(tmp, ID, "db.dump"), "someone else's");
     const err = refusal(() => plainTarget(tmp, ID));
     expect(err.exitCode).to.equal(2);
-    expect(err.message).to.match(/already exists and is not an empty folder. Nothing was/);
+    expect(err.message).to.match(/already exists and is not an empty folder of yours. Nothing was/);
     expect(fs.readFileSync(path.join(tmp, ID, "db.dump"), "utf8")).to.equal("someone else's");
     for (const id of ["../escape", `${ID}/..`, "-rf"]) {
       expect(refusal(() => plainTarget(tmp, id)).exitCode, id).to.equal(2);
     }
+  });
+
+  it("refuses DIR/<id> that is a link, even to an empty folder", function () {
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), "edms-elsewhere-"));
+    fs.symlinkSync(elsewhere, path.join(tmp, ID));
+    expect(refusal(() => plainTarget(tmp, ID)).message).to.match(/not an empty folder of yours/);
+    fs.rmSync(path.join(tmp, ID));
+    fs.symlinkSync(path.join(tmp, "nowhere"), path.join(tmp, ID));
+    expect(refusal(() => plainTarget(tmp, ID)).message).to.match(/not an empty folder of yours/);
   });
 
   it("takes an absent or empty DIR/<id>, always as an absolute path (never read as an option)", function () {

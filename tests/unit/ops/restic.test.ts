@@ -54,6 +54,20 @@ describe("restic snapshots as backups", function () {
     expect(entries[0].release).to.equal(null);
   });
 
+  it("reads a snapshot without hostname or with null paths, and skips one that is not a snapshot", function () {
+    const ours = {
+      ...snapshot(["edms", "id=2026-11-27T10-00-00Z-manual", "stack=s"], "2026-11-27T10:00:00Z"),
+    };
+    const { hostname, ...noHost } = ours as Record<string, unknown>;
+    expect(hostname).to.be.a("string");
+    const entries = parseSnapshots(
+      JSON.stringify([{ ...noHost, paths: null }, { id: 42 }, "junk"]),
+    );
+    expect(entries.map((e) => e.id)).to.deep.equal(["2026-11-27T10-00-00Z-manual"]);
+    expect(entries[0].paths).to.deep.equal([]);
+    expect(() => parseSnapshots("not json")).to.throw(/unreadable snapshot list/);
+  });
+
   it("lists oldest first by snapshot time; an empty repository prints null", function () {
     const entries = parseSnapshots(
       JSON.stringify([

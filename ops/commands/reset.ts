@@ -1,11 +1,14 @@
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
-import { hasSchema } from "../database/postgres";
+import { hasSchema, startPostgres } from "../database/postgres";
 import { connect, requireConfirm, stackOf } from "../core/context";
-import { docker, inspectContainer } from "../engine/docker";
+import { docker, inspectContainer, volumeExists } from "../engine/docker";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { appContainers } from "../engine/services";
+import { withSession } from "../engine/session";
+import { mediaMount, toolbox } from "../engine/toolbox";
+import { Settings } from "../../model/settings";
 
 export function register(program: Command): void {
   program
@@ -29,26 +32,9 @@ async function resetCommand(
   // Decided by the stack file first, before any engine call (an unreachable host or a stray DOCKER_HOST
   // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
   const settings = stackOf(command);
-  const productionRefusal = () =>
-    refuse(
-      `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
-        "Nothing was changed.",
-      `To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
-        `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
-    );
-  if (settings.environment === "production") {
-    throw productionRefusal();
-  }
-  await connect(settings);
+  await refuseProduction(settings);
   const n = settings.names;
   const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
-  const labelled = await docker(
-    ["volume", "inspect", "--format", '{{index .Labels "edms.environment"}}', ...volumes],
-    { allowFailure: true },
-  );
-  if (labelled.stdout.split("\n").includes("production")) {
-    throw productionRefusal();
-  }
   requireConfirm(settings, opts.confirm, "reset");
   const containers = [
     // First: a scheduled backup must not run against the stack while it is taken apart. Always named (a
@@ -63,22 +49,98 @@ async function resetCommand(
     `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
   );
   say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
-  let backupId: string | undefined;
-  if (
-    opts.backup &&
-    (await inspectContainer(n.postgresContainer)).running &&
-    (await hasSchema(settings))
-  ) {
-    backupId = (await createBackup(settings, { reason: "pre-reset" }))?.entry.id;
+  // First: a scheduled backup must not run against the stack while it is taken apart.
+  await docker(["rm", "-f", n.schedulerContainer], { allowFailure: true });
+  const backupId = opts.backup ? await resetBackup(settings) : undefined;
+  // Under the stack's lock, so no other operation works on what goes; without the media mount, as the
+  // media volume is among what goes. A stack without a backups volume has no operation to wait for.
+  const remove = async () => {
+    progress("removing containers");
+    await docker(["rm", "-f", ...containers], { allowFailure: true });
+    progress("removing data volumes");
+    await docker(["volume", "rm", "-f", ...volumes]);
+  };
+  if (await volumeExists(n.backupsVolume)) {
+    await withSession(settings, "reset", remove, { media: false });
+  } else {
+    await remove();
   }
-  progress("removing containers");
-  await docker(["rm", "-f", ...containers], { allowFailure: true });
-  progress("removing data volumes");
-  await docker(["volume", "rm", "-f", ...volumes]);
   say(
     `Reset ${settings.stack}: the next \`pulumi up --refresh --stack ${settings.stack}\` is a fresh first deploy (superuser and fixtures).`,
   );
   if (backupId) {
     say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
+  }
+}
+
+/**
+ * The backup `reset` announced, taken whatever state the stack is in: postgres is started for it if it
+ * is stopped. Never skipped silently: when there is data it cannot back up (media without a database to
+ * go with it), the reset is refused before anything is removed.
+ */
+async function resetBackup(settings: Settings): Promise<string | undefined> {
+  const n = settings.names;
+  const postgres = await inspectContainer(n.postgresContainer);
+  if (postgres.exists && !postgres.running) {
+    progress(`starting ${n.postgresContainer} for the backup`);
+    await startPostgres(settings);
+  }
+  if (postgres.exists && (await hasSchema(settings))) {
+    const taken = await createBackup(settings, { reason: "pre-reset" });
+    return taken?.entry.id;
+  }
+  if (await hasMediaFiles(settings)) {
+    throw refuse(
+      `Stack ${settings.stack} has media files but ${postgres.exists ? "no database schema" : "no postgres container"} to back up with them, so the announced backup cannot be taken. Nothing was changed.`,
+      `Deploy it first (\`npm run up -- --stack ${settings.stack}\`) and reset again, or pass \`--no-backup\` to reset without a backup.`,
+    );
+  }
+  progress("nothing to back up: no database schema and no media files");
+  return undefined;
+}
+
+async function hasMediaFiles(settings: Settings): Promise<boolean> {
+  if (!(await volumeExists(settings.names.mediaVolume))) {
+    return false;
+  }
+  const found = await toolbox(
+    settings,
+    [mediaMount(settings)],
+    "find /media -type f ! -name '.health-*' | head -n 1",
+  );
+  return found.stdout.trim() !== "";
+}
+
+/**
+ * Decided by the stack file first, before any engine call (an unreachable host or a stray DOCKER_HOST must
+ * not turn the refusal into a connection error), then by the labels on the volumes themselves.
+ */
+async function refuseProduction(settings: Settings): Promise<void> {
+  const productionRefusal = () =>
+    refuse(
+      `reset is refused on production (stack \`${settings.stack}\`): production data is never reinitialised, whatever flags are given. ` +
+        "Nothing was changed.",
+      `To return to an earlier state, restore a backup: \`edms-ops backups list --stack ${settings.stack}\`, then ` +
+        `\`edms-ops restore <id> --stack ${settings.stack} --confirm production\`.`,
+    );
+  if (settings.environment === "production") {
+    throw productionRefusal();
+  }
+  await connect(settings);
+  const n = settings.names;
+  const labelled = await docker(
+    [
+      "volume",
+      "inspect",
+      "--format",
+      '{{index .Labels "edms.environment"}}',
+      n.postgresVolume,
+      n.redisVolume,
+      n.mediaVolume,
+    ],
+    { allowFailure: true },
+  );
+  if (labelled.stdout.split("\n").includes("production")) {
+    throw productionRefusal();
   }
 }

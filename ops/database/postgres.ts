@@ -19,6 +19,28 @@ export async function requirePostgres(settings: Settings): Promise<void> {
   }
 }
 
+/** Starts the stack's stopped postgres container and waits (up to a minute) until it takes connections. */
+export async function startPostgres(settings: Settings): Promise<void> {
+  const name = settings.names.postgresContainer;
+  await docker(["start", name]);
+  for (let attempt = 0; attempt < 60; attempt += 1) {
+    const ready = await docker(
+      ["exec", name, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB],
+      {
+        allowFailure: true,
+      },
+    );
+    if (ready.code === 0) {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw failure(
+    `PostgreSQL container ${name} did not take connections within 60 s of its start.`,
+    `Check its log (\`docker logs ${name}\`), then retry.`,
+  );
+}
+
 /** `psql` in the postgres container: unaligned, tab-separated, stop on the first error. */
 export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
   return [

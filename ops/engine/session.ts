@@ -93,7 +93,11 @@ export class OpsSession {
     await closed;
   }
 
-  static async open(settings: Settings, operation: string): Promise<OpsSession> {
+  static async open(
+    settings: Settings,
+    operation: string,
+    options: SessionOptions = {},
+  ): Promise<OpsSession> {
     const n = settings.names;
     if (!(await volumeExists(n.backupsVolume))) {
       throw failure(
@@ -102,7 +106,7 @@ export class OpsSession {
       );
     }
     // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
-    const hasMedia = await volumeExists(n.mediaVolume);
+    const hasMedia = options.media !== false && (await volumeExists(n.mediaVolume));
     const name = `${settings.namePrefix}-ops`;
     const child = await acquireLock(
       settings,
@@ -306,10 +310,16 @@ const held = new Map<string, { session: OpsSession; depth: number }>();
  * Runs `fn` holding the stack's operation lock. Nested calls in one process share it. A second
  * process waits up to EDMS_LOCK_WAIT seconds (default 120), then is refused with the holder named.
  */
+export interface SessionOptions {
+  /** false: hold the lock without mounting the media volume (an operation that removes it). */
+  readonly media?: boolean;
+}
+
 export async function withSession<T>(
   settings: Settings,
   operation: string,
   fn: (session: OpsSession) => Promise<T>,
+  options: SessionOptions = {},
 ): Promise<T> {
   const existing = held.get(settings.stack);
   if (existing) {
@@ -321,7 +331,7 @@ export async function withSession<T>(
     }
   }
   await storeKeysFromEnv(settings);
-  const session = await OpsSession.open(settings, operation);
+  const session = await OpsSession.open(settings, operation, options);
   held.set(settings.stack, { session, depth: 1 });
   try {
     return await fn(session);

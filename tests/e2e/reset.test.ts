@@ -153,6 +153,30 @@ describe("e2e: staging resets", function () {
     ]);
   });
 
+  it("1c. reset with postgres stopped takes the backup it announces (postgres started for it); with media but no database it refuses", async function () {
+    await stack.seed("stopped", 1, 1024);
+    const before = await stack.fingerprint();
+    const earlier = await stack.backupIds();
+    await docker(["stop", `${stack.prefix}-postgres`]);
+    const result = await stack.ops(["reset", "--confirm", "stg"]);
+    expect(result.code, result.stderr).to.equal(0);
+    const taken = (await stack.backupIds()).filter((id) => !earlier.includes(id));
+    expect(taken, "the announced backup").to.have.length(1);
+    expect(result.stdout).to.contain(`edms-ops restore ${taken[0]} --stack stg`);
+    // The undo gives back what the stopped stack held.
+    expect((await stack.up()).error).to.equal(undefined);
+    expect((await stack.ops(["restore", taken[0]])).code).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    // Media files and no postgres container: nothing to back them up with, so nothing is removed.
+    await docker(["rm", "-f", `${stack.prefix}-postgres`]);
+    const volumes = await stack.volumes();
+    const refused = await stack.ops(["reset", "--confirm", "stg"]);
+    expect(refused.code, refused.stderr).to.equal(2);
+    expect(refused.stderr).to.contain("has media files but no postgres container");
+    expect(await stack.volumes()).to.deep.equal(volumes);
+    expect((await stack.up()).error).to.equal(undefined);
+  });
+
   describe("7. bad inputs: a clear error, exit non-zero, nothing changed", function () {
     let before: Record<string, string>;
     beforeEach(async () => (before = await stack.fingerprint()));

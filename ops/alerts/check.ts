@@ -4,6 +4,7 @@
  * something was sent. It never throws: a check that cannot read or send is logged, recorded in alerts.json
  * (the delivery's error, redacted) where possible, and retried at the next check.
  */
+import { randomBytes } from "crypto";
 import { Settings } from "../../model/settings";
 import { drillResults, readLatestDrill } from "../backup/drill";
 import { parseJsonOrNull } from "../core/json";
@@ -17,24 +18,66 @@ import { readMarker } from "../store/markers";
 import { offsiteLag } from "../store/offsite";
 import { AlertMessage, AlertState, AlertStateSchema } from "../store/records";
 import { decide, emptyAlertState, undelivered } from "./decide";
-import { AlertInputs, evaluate } from "./evaluate";
+import { AlertInputs, assess } from "./evaluate";
 import { AlertTargets, describeTargets, hasTargets, readTargets, sendAlert } from "./send";
 
 /** How often the scheduler checks between its dues. */
 export const ALERT_CHECK_MS = 5 * 60_000;
+/** A whole check (reads, off-host listing, sends) ends by then: a later result is dropped, unsent. */
+export const ALERT_CHECK_DEADLINE_MS = 60_000;
+
+/**
+ * The last state this process decided, per stack: used when alerts.json is missing, torn, or older (a full
+ * volume refused the write), so a condition already told is not told again at every check.
+ */
+const decidedInProcess = new Map<string, AlertState>();
+
+/** The newer of the stored state and the one this process kept (a state without updatedAt is the older). */
+export function newerState(stored: AlertState | null, kept: AlertState | undefined) {
+  if (!kept || (stored && (stored.updatedAt ?? "") >= (kept.updatedAt ?? ""))) {
+    return stored;
+  }
+  return kept;
+}
+
+/** Runs `work` with a deadline: at `ms` the signal aborts and null is returned (work may still settle). */
+export async function withDeadline<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+): Promise<T | null> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(null);
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function readAlertState(settings: Settings): Promise<AlertState | null> {
   const text = await readBackupsVolume(settings, `cat ${LAYOUT.alerts} 2>/dev/null || true`);
   return parseJsonOrNull(text, AlertStateSchema);
 }
 
+/** A temporary name of this writer's own: the scheduler and `alerts test` never share one. */
+export function alertTempName(file: string = LAYOUT.alerts): string {
+  return `${file}.new.${process.pid}.${randomBytes(4).toString("hex")}`;
+}
+
 /** Written whole or not at all (renamed into place); a failure is logged, never thrown. */
 async function writeAlertState(settings: Settings, state: AlertState): Promise<void> {
   const file = LAYOUT.alerts;
+  const tmp = alertTempName(file);
   await toolbox(
     settings,
     [backupsMount(settings)],
-    `cat > ${file}.new && sync && mv ${file}.new ${file}`,
+    `cat > ${tmp} && sync && mv ${tmp} ${file} || { rm -f ${tmp}; exit 1; }`,
     { input: JSON.stringify(state, null, 2) },
   ).catch((err: Error) =>
     warn(`alerts.json not written (the next check retries): ${err.message.split("\n")[0]}`),
@@ -43,13 +86,20 @@ async function writeAlertState(settings: Settings, state: AlertState): Promise<v
 
 /** Each input read on its own: one that cannot be read is null and raises nothing. */
 async function gatherInputs(settings: Settings, now: Date): Promise<AlertInputs> {
-  const quietly = <T>(p: Promise<T>): Promise<T | null> => p.catch(() => null);
+  const unread: ("drill" | "restore")[] = [];
+  const quietly = <T>(p: Promise<T>, name?: "drill" | "restore"): Promise<T | null> =>
+    p.catch(() => {
+      if (name) {
+        unread.push(name);
+      }
+      return null;
+    });
   const [records, listing, drills, drill, restore] = await Promise.all([
     quietly(readScheduleRecords(settings)),
     quietly(listBackups(settings)),
     quietly(drillResults(settings)),
-    quietly(readLatestDrill(settings)),
-    quietly(readMarker(settings, "restore")),
+    quietly(readLatestDrill(settings), "drill"),
+    quietly(readMarker(settings, "restore"), "restore"),
   ]);
   const local = listing?.complete ?? null;
   return {
@@ -60,6 +110,7 @@ async function gatherInputs(settings: Settings, now: Date): Promise<AlertInputs>
     drill,
     restore,
     freshness: local && drills ? newestGood(local, drills, now.getTime()) : null,
+    unread,
   };
 }
 
@@ -90,26 +141,54 @@ async function deliver(
   return undelivered(previous, state, failed);
 }
 
-/** One check. Never throws; the messages it tried to send are returned (tests, `--json`). */
+/** What alerts.json holds that decides the next check (not when, nor the last message). */
+const decisive = (s: AlertState | null) =>
+  JSON.stringify(s ? [s.active, s.recent ?? {}, s.targets] : null);
+
+async function checkOnce(
+  settings: Settings,
+  now: Date,
+  targets: AlertTargets,
+  signal: AbortSignal,
+): Promise<AlertMessage[]> {
+  const stored = await readAlertState(settings).catch(() => null);
+  const base = newerState(stored, decidedInProcess.get(settings.stack)) ?? emptyAlertState();
+  const previous = { ...base, targets: describeTargets(targets) };
+  const { conditions, evaluated } = assess(settings, await gatherInputs(settings, now), now);
+  if (signal.aborted) {
+    return [];
+  }
+  const { messages, state } = decide(settings, previous, conditions, now, evaluated);
+  const kept = messages.length ? await deliver(targets, previous, state, messages) : state;
+  decidedInProcess.set(settings.stack, kept);
+  if (messages.length || decisive(stored) !== decisive(kept)) {
+    await writeAlertState(settings, kept); // also: evidence shows the targets the host has now
+  }
+  return messages;
+}
+
+/** One check, within ALERT_CHECK_DEADLINE_MS. Never throws; the messages it tried to send are returned. */
 export async function checkAlerts(
   settings: Settings,
   now: Date = new Date(),
   targets: AlertTargets = readTargets(),
+  deadlineMs: number = ALERT_CHECK_DEADLINE_MS,
 ): Promise<AlertMessage[]> {
   if (!hasTargets(targets)) {
     return [];
   }
   try {
-    const stored = await readAlertState(settings);
-    const previous = { ...(stored ?? emptyAlertState()), targets: describeTargets(targets) };
-    const conditions = evaluate(settings, await gatherInputs(settings, now), now);
-    const { messages, state } = decide(settings, previous, conditions, now);
-    if (messages.length) {
-      await writeAlertState(settings, await deliver(targets, previous, state, messages));
-    } else if (JSON.stringify(stored?.targets) !== JSON.stringify(previous.targets)) {
-      await writeAlertState(settings, state); // evidence shows the targets the host has now
+    const messages = await withDeadline(
+      (signal) => checkOnce(settings, now, targets, signal),
+      deadlineMs,
+    );
+    if (messages === null) {
+      warn(
+        `alert check took longer than ${deadlineMs / 1000} s (an input or a target did not answer): ` +
+          "its result is dropped and the next check runs as usual",
+      );
     }
-    return messages;
+    return messages ?? [];
   } catch (err) {
     warn(
       `alert check failed (retried at the next check): ${(err as Error).message.split("\n")[0]}`,

@@ -5,7 +5,7 @@
  */
 import { Settings } from "../../model/settings";
 import type { ActiveAlert, AlertMessage, AlertState } from "../store/records";
-import type { Condition } from "./evaluate";
+import { CONDITIONS, type Condition } from "./evaluate";
 
 /** A condition that holds is told again after this long (and never sooner). */
 export const REMINDER_MS = 24 * 3_600_000;
@@ -33,53 +33,106 @@ function message(
   };
 }
 
+/** A condition resolves only once this many checks in a row found it clear (no pair per flap). */
+export const RESOLVE_AFTER_CHECKS = 2;
+/** A condition resolved less than this long ago fires again only once it held this many checks in a row. */
+export const REFIRE_QUIET_MS = 3_600_000;
+export const REFIRE_AFTER_CHECKS = 2;
+
+type Recent = NonNullable<AlertState["recent"]>;
+
+function resolvedMessage(settings: Settings, key: string, open: ActiveAlert, now: Date) {
+  return message(
+    settings,
+    {
+      condition: key,
+      state: "resolved",
+      summary: `resolved: ${open.summary}`,
+      detail: `held from ${open.since} until ${now.toISOString()}`,
+      next: `nothing to do; edms-ops status --stack ${settings.stack} shows the state`,
+    },
+    now,
+  );
+}
+
+/** A holding condition: fire (unless it resolved within the hour and has not held long enough), remind, or keep. */
+function holding(
+  settings: Settings,
+  c: Condition,
+  open: ActiveAlert | undefined,
+  recent: Recent,
+  now: Date,
+): { alert: ActiveAlert | null; message: AlertMessage | null } {
+  const at = now.toISOString();
+  const fields = { condition: c.key, summary: c.summary, detail: c.detail, next: c.next };
+  if (!open) {
+    const quiet = recent[c.key];
+    if (quiet && now.getTime() - Date.parse(quiet.resolvedAt) < REFIRE_QUIET_MS) {
+      const firingChecks = quiet.firingChecks + 1;
+      if (firingChecks < REFIRE_AFTER_CHECKS) {
+        recent[c.key] = { ...quiet, firingChecks };
+        return { alert: null, message: null };
+      }
+    }
+    delete recent[c.key];
+    const alert = { since: at, lastSent: at, summary: c.summary };
+    return { alert, message: message(settings, { ...fields, state: "firing" }, now) };
+  }
+  const kept = { ...open }; // holding again: its clear checks start over
+  delete kept.clearChecks;
+  if (now.getTime() - Date.parse(open.lastSent) < REMINDER_MS) {
+    return { alert: kept, message: null };
+  }
+  const detail = `${c.detail} (since ${open.since})`;
+  return {
+    alert: { ...kept, lastSent: at, summary: c.summary },
+    message: message(settings, { ...fields, state: "reminder", detail }, now),
+  };
+}
+
+/**
+ * `evaluated`: the conditions the inputs told about (evaluate.ts: evaluatedKeys); an open alert of any other
+ * keeps its state, since an input that could not be read is no recovery. Default: all of them.
+ */
 export function decide(
   settings: Settings,
   previous: AlertState,
   conditions: readonly Condition[],
   now: Date,
+  evaluated: ReadonlySet<string> = new Set(CONDITIONS),
 ): Decision {
   const messages: AlertMessage[] = [];
   const active: Record<string, ActiveAlert> = {};
-  const at = now.toISOString();
+  const firing = new Set(conditions.map((c) => c.key as string));
+  const recent: Recent = {};
+  for (const [key, r] of Object.entries(previous.recent ?? {})) {
+    if (now.getTime() - Date.parse(r.resolvedAt) < REFIRE_QUIET_MS) {
+      const clear = evaluated.has(key) && !firing.has(key); // a re-fire must hold checks in a row
+      recent[key] = { ...r, firingChecks: clear ? 0 : r.firingChecks };
+    }
+  }
   for (const c of conditions) {
-    const open = previous.active[c.key];
-    const fields = { condition: c.key, summary: c.summary, detail: c.detail, next: c.next };
-    if (!open) {
-      messages.push(message(settings, { ...fields, state: "firing" }, now));
-      active[c.key] = { since: at, lastSent: at, summary: c.summary };
-    } else if (now.getTime() - Date.parse(open.lastSent) >= REMINDER_MS) {
-      messages.push(
-        message(
-          settings,
-          { ...fields, state: "reminder", detail: `${c.detail} (since ${open.since})` },
-          now,
-        ),
-      );
-      active[c.key] = { ...open, lastSent: at, summary: c.summary };
-    } else {
-      active[c.key] = open;
+    const h = holding(settings, c, previous.active[c.key], recent, now);
+    if (h.alert) {
+      active[c.key] = h.alert;
+    }
+    if (h.message) {
+      messages.push(h.message);
     }
   }
-  const holding = new Set(conditions.map((c) => c.key as string));
   for (const [key, open] of Object.entries(previous.active)) {
-    if (!holding.has(key)) {
-      messages.push(
-        message(
-          settings,
-          {
-            condition: key,
-            state: "resolved",
-            summary: `resolved: ${open.summary}`,
-            detail: `held from ${open.since} until ${at}`,
-            next: `nothing to do; edms-ops status --stack ${settings.stack} shows the state`,
-          },
-          now,
-        ),
-      );
+    if (firing.has(key)) {
+      continue;
     }
+    const clearChecks = (open.clearChecks ?? 0) + (evaluated.has(key) ? 1 : 0);
+    if (clearChecks < RESOLVE_AFTER_CHECKS) {
+      active[key] = clearChecks ? { ...open, clearChecks } : open;
+      continue;
+    }
+    messages.push(resolvedMessage(settings, key, open, now));
+    recent[key] = { resolvedAt: now.toISOString(), firingChecks: 0 };
   }
-  return { messages, state: { ...previous, active } };
+  return { messages, state: { ...previous, active, recent, updatedAt: now.toISOString() } };
 }
 
 /**

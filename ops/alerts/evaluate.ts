@@ -41,6 +41,11 @@ export interface AlertInputs {
   readonly drill: DrillRecord | null;
   readonly restore: RestoreMarker | null;
   readonly freshness: BackupFreshness | null;
+  /**
+   * Inputs whose null means "could not be read" rather than "none" (drill, restore: no drill and no marker
+   * are normal). schedule, local, offsite and freshness are null only when unread.
+   */
+  readonly unread?: readonly ("drill" | "restore")[];
 }
 
 const HOUR = 3_600_000;
@@ -170,6 +175,41 @@ function rpoCondition(settings: Settings, inputs: AlertInputs, now: Date): Condi
     summary: `the newest good backup of ${s} is older than its recovery point objective (${rpo})`,
     detail: `${fresh.newestGood} from ${fresh.time}, ${(age / HOUR).toFixed(1)} h old`,
     next,
+  };
+}
+
+/**
+ * The conditions the inputs tell about, holding or clear: one whose input could not be read is neither, and
+ * decide() keeps its alert as it was (an unreadable listing is no recovery).
+ */
+export function evaluatedKeys(settings: Settings, inputs: AlertInputs): Set<ConditionKey> {
+  const keys = new Set<ConditionKey>();
+  if (inputs.schedule) {
+    keys.add("backup-failed").add("backup-skipped").add("backup-missed");
+  }
+  if (!settings.backup.offsite || inputs.offsite) {
+    keys.add("offsite-lag");
+  }
+  const unread = inputs.unread ?? [];
+  if (!unread.includes("drill")) {
+    keys.add("drill-failed");
+  }
+  if (!unread.includes("restore")) {
+    keys.add("restore-incomplete");
+  }
+  const fresh = inputs.freshness;
+  const rpoOff = settings.backup.rpo === RPO_OFF;
+  if (rpoOff || (fresh && !fresh.problem && (fresh.time !== null || inputs.schedule))) {
+    keys.add("rpo-exceeded");
+  }
+  return keys;
+}
+
+/** What holds, and which conditions were looked at at all (see evaluatedKeys). */
+export function assess(settings: Settings, inputs: AlertInputs, now: Date) {
+  return {
+    conditions: evaluate(settings, inputs, now),
+    evaluated: evaluatedKeys(settings, inputs),
   };
 }
 

@@ -11,7 +11,8 @@
  *   Its docker CLI children die with the container, the lock container with them, and restic writes a
  *   snapshot only once it is complete, so no half backup is left (the next lock holder clears leftovers).
  * - Alerts (`edms:alerts`): after each attempt and every 5 minutes it checks what is wrong (ops/alerts/) and
- *   tells the targets uploaded into its container; a check that fails is logged and never stops the loop.
+ *   tells the targets uploaded into its container; a check that fails is logged and never stops the loop, a
+ *   check ends within 60 s (ALERT_CHECK_DEADLINE_MS), and the next due is taken before it, so none is lost.
  * - A missing backups volume is never created (a `docker run -v` would make an unlabelled one): each due is
  *   then logged as not taken, and recorded as such in schedule.jsonl as soon as the volume exists again (a
  *   `pulumi up` recreates it); `status` shows the volume missing meanwhile.
@@ -244,9 +245,11 @@ export async function runScheduler(settings: Settings, hooks: SchedulerHooks): P
   if (missed) {
     await scheduledBackup(settings, missed, true, hooks);
   }
+  // The next due is taken before the alert check: a due that passes while it runs is still run.
+  let from = now();
   await alerts.now();
   while (!hooks.signal.aborted) {
-    const due = nextDue(schedule, now());
+    const due = nextDue(schedule, from);
     if (!due) {
       progress(`\`${schedule}\` fires no more: the scheduler stops`);
       return;
@@ -260,6 +263,7 @@ export async function runScheduler(settings: Settings, hooks: SchedulerHooks): P
     }
     // A run longer than the period skips the dues it overlapped: nextDue is taken after it ended.
     await scheduledBackup(settings, due, false, hooks);
+    from = now();
     await alerts.now();
   }
 }

@@ -157,6 +157,8 @@ export const ActiveAlertSchema = z.looseObject({
   since: z.string(),
   lastSent: z.string(),
   summary: z.string(),
+  /** Consecutive checks that found it clear (it resolves at RESOLVE_AFTER_CHECKS; decide.ts). */
+  clearChecks: z.number().optional(),
 });
 export type ActiveAlert = z.output<typeof ActiveAlertSchema>;
 
@@ -170,5 +172,11 @@ export const AlertStateSchema = z.looseObject({
   lastAlert: z
     .looseObject({ message: AlertMessageSchema, deliveries: z.array(AlertDeliverySchema) })
     .nullable(),
+  /** Conditions resolved within the last hour, and how many checks in a row each has held since. */
+  recent: z
+    .record(z.string(), z.looseObject({ resolvedAt: z.string(), firingChecks: z.number() }))
+    .optional(),
+  /** When this state was decided (the scheduler keeps the newest of this file and its memory). */
+  updatedAt: z.string().optional(),
 });
 export type AlertState = z.output<typeof AlertStateSchema>;

@@ -12,7 +12,15 @@ import {
   renderText,
   undelivered,
 } from "../../../ops/alerts/decide";
-import { AlertInputs, Condition, evaluate } from "../../../ops/alerts/evaluate";
+import { alertTempName, newerState, withDeadline } from "../../../ops/alerts/check";
+import {
+  AlertInputs,
+  assess,
+  Condition,
+  CONDITIONS,
+  evaluate,
+  evaluatedKeys,
+} from "../../../ops/alerts/evaluate";
 import { describeTargets, readTargets, scrub, sendAlert } from "../../../ops/alerts/send";
 import { scheduleState, ScheduleRecord, ScheduleRun } from "../../../ops/schedule/records";
 import type { AlertMessage, AlertState, DrillRecord } from "../../../ops/store/records";
@@ -221,13 +229,16 @@ describe("alerts: when to tell a person (decide)", function () {
     const first = decide(settings, emptyAlertState(), [failing], NOW);
     const soon = decide(settings, first.state, [failing], at(REMINDER_MS - 1000));
     expect(soon.messages).to.deep.equal([]);
-    expect(soon.state).to.deep.equal(first.state);
+    expect(soon.state.active).to.deep.equal(first.state.active);
     const day = decide(settings, soon.state, [failing], at(REMINDER_MS));
     expect(day.messages.map((m) => m.state)).to.deep.equal(["reminder"]);
     expect(day.messages[0].detail).to.contain(`(since ${NOW.toISOString()})`);
     const nextDay = decide(settings, day.state, [failing], at(REMINDER_MS + 3_600_000));
     expect(nextDay.messages).to.deep.equal([]);
-    const cleared = decide(settings, nextDay.state, [], at(REMINDER_MS + 7_200_000));
+    // Clear at one check is not yet resolved (damping): at two in a row it is.
+    const once = decide(settings, nextDay.state, [], at(REMINDER_MS + 7_200_000 - 300_000));
+    expect(once.messages).to.deep.equal([]);
+    const cleared = decide(settings, once.state, [], at(REMINDER_MS + 7_200_000));
     expect(cleared.messages.map((m) => [m.state, m.condition])).to.deep.equal([
       ["resolved", "backup-failed"],
     ]);
@@ -241,7 +252,9 @@ describe("alerts: when to tell a person (decide)", function () {
       "firing backup-failed",
       "firing rpo-exceeded",
     ]);
-    const one = decide(settings, both.state, [stale], at(60_000));
+    const clearOnce = decide(settings, both.state, [stale], at(60_000));
+    expect(clearOnce.messages).to.deep.equal([]);
+    const one = decide(settings, clearOnce.state, [stale], at(120_000));
     expect(one.messages.map((m) => `${m.state} ${m.condition}`)).to.deep.equal([
       "resolved backup-failed",
     ]);
@@ -267,7 +280,9 @@ describe("alerts: when to tell a person (decide)", function () {
     expect(
       decide(settings, kept, [failing], at(300_000)).messages.map((m) => m.state),
     ).to.deep.equal(["firing"]);
-    const cleared = decide(settings, first.state, [], at(600_000));
+    const clearOnce = decide(settings, first.state, [], at(300_000));
+    const cleared = decide(settings, clearOnce.state, [], at(600_000));
+    expect(cleared.messages.map((m) => m.state)).to.deep.equal(["resolved"]);
     const stillOpen = undelivered(first.state, cleared.state, cleared.messages);
     expect(Object.keys(stillOpen.active)).to.deep.equal(["backup-failed"]);
   });
@@ -370,5 +385,101 @@ describe("alerts: targets and what leaves the host", function () {
     const text = `POST ${secret} failed; token ${TOKEN}; user user`;
     expect(scrub(text, [secret])).not.to.contain(TOKEN);
     expect(scrub(text, [secret])).not.to.contain("hooks.example.com/a");
+  });
+});
+
+describe("alerts: unread inputs, flapping, lost writes, slow checks", function () {
+  const failing = (key: Condition["key"]): Condition => ({
+    key,
+    summary: `${key} holds`,
+    detail: "x",
+    next: "edms-ops status --stack prod",
+  });
+  const at = (ms: number) => new Date(NOW.getTime() + ms);
+  const FIVE = 5 * 60_000;
+
+  it("an input that cannot be read is not evaluated, and its open alert neither resolves nor fires again", function () {
+    const unread: AlertInputs = {
+      ...healthy(),
+      schedule: null,
+      offsite: null,
+      freshness: null,
+      unread: ["drill", "restore"],
+    };
+    expect([...evaluatedKeys(settings, unread)]).to.deep.equal([]);
+    expect([...evaluatedKeys(settings, healthy())].sort()).to.deep.equal([...CONDITIONS].sort());
+    const open = decide(settings, emptyAlertState(), [failing("backup-failed")], NOW).state;
+    let state = open;
+    for (let i = 1; i <= 5; i += 1) {
+      const { conditions, evaluated } = assess(settings, unread, at(i * FIVE));
+      const d = decide(settings, state, conditions, at(i * FIVE), evaluated);
+      expect(d.messages).to.deep.equal([]);
+      state = d.state;
+    }
+    expect(Object.keys(state.active)).to.deep.equal(["backup-failed"]);
+    // Readable again and still failing: nothing new to say.
+    const failed = inputs([start, run("2026-11-27T12:00:00Z", "failed")]);
+    const { conditions, evaluated } = assess(settings, failed, at(6 * FIVE));
+    expect(decide(settings, state, conditions, at(6 * FIVE), evaluated).messages).to.deep.equal([]);
+  });
+
+  it("resolves only after two clear checks in a row, and a re-fire within the hour must hold two checks", function () {
+    let state = decide(settings, emptyAlertState(), [failing("offsite-lag")], NOW).state;
+    const step = (holds: boolean, i: number) => {
+      const d = decide(settings, state, holds ? [failing("offsite-lag")] : [], at(i * FIVE));
+      state = d.state;
+      return d.messages.map((m) => m.state);
+    };
+    expect(step(false, 1)).to.deep.equal([]);
+    expect(step(false, 2)).to.deep.equal(["resolved"]);
+    expect(step(true, 3)).to.deep.equal([]); // resolved 5 min ago: one check is not enough
+    expect(step(false, 4)).to.deep.equal([]);
+    expect(step(true, 5)).to.deep.equal([]);
+    expect(step(true, 6)).to.deep.equal(["firing"]);
+    expect(step(true, 7)).to.deep.equal([]);
+  });
+
+  it("no storm: 300 checks alternating firing and clear send at most a handful of messages", function () {
+    let state: AlertState = emptyAlertState();
+    const sent: string[] = [];
+    for (let i = 0; i < 300; i += 1) {
+      const d = decide(settings, state, i % 2 ? [] : [failing("backup-missed")], at(i * FIVE));
+      sent.push(...d.messages.map((m) => m.state));
+      state = d.state;
+    }
+    expect(sent.length).to.be.at.most(3);
+    expect(sent[0]).to.equal("firing");
+    expect(sent).to.not.include("resolved");
+  });
+
+  it("keeps the state it decided when alerts.json is missing, torn or older than it", function () {
+    const kept = decide(settings, emptyAlertState(), [failing("backup-failed")], NOW).state;
+    expect(newerState(null, kept)).to.equal(kept);
+    expect(newerState({ ...emptyAlertState() }, kept)).to.equal(kept); // no updatedAt: older
+    const older = { ...emptyAlertState(), updatedAt: hoursBefore(1).toISOString() };
+    expect(newerState(older, kept)).to.equal(kept);
+    const newer = { ...emptyAlertState(), updatedAt: at(1000).toISOString() };
+    expect(newerState(newer, kept)).to.equal(newer);
+    expect(newerState(older, undefined)).to.equal(older);
+  });
+
+  it("two writers of alerts.json never share a temporary name", function () {
+    const a = alertTempName("/backups/alerts.json");
+    const b = alertTempName("/backups/alerts.json");
+    expect(a).to.match(/^\/backups\/alerts\.json\.new\.\d+\.[0-9a-f]{8}$/);
+    expect(a).to.not.equal(b);
+  });
+
+  it("a check that outlives its deadline is dropped: null at the deadline, its signal aborted", async function () {
+    let seen: AbortSignal | undefined;
+    const started = Date.now();
+    const result = await withDeadline((signal) => {
+      seen = signal;
+      return new Promise<string>((resolve) => setTimeout(() => resolve("late"), 2000));
+    }, 50);
+    expect(result).to.equal(null);
+    expect(Date.now() - started).to.be.below(1000);
+    expect(seen?.aborted).to.equal(true);
+    expect(await withDeadline(async () => "quick", 1000)).to.equal("quick");
   });
 });

@@ -13,7 +13,6 @@
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
-import type { ScheduleRun } from "../../ops/schedule/records";
 import { TestStack } from "../harness/stack";
 
 const EVERY_20_SECONDS = "*/20 * * * * *";
@@ -73,34 +72,13 @@ describe("e2e: alerts from the Docker host", function () {
     (await posts())
       .filter((p) => p.route === "apprise")
       .map((p) => (JSON.parse(p.body) as { title: string }).title);
-  const runs = async (): Promise<ScheduleRun[]> =>
-    (await stack.onVolume(stack.backupsVolume, "cat /v/schedule.jsonl 2>/dev/null || true"))
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((r): r is ScheduleRun => r.kind === "run");
-  /** Polls `probe` until `done` holds, or fails after `seconds` with the scheduler's log. */
-  async function waitFor<T>(
+  const runs = () => stack.scheduleRuns();
+  const waitFor = <T>(
     what: string,
     seconds: number,
     probe: () => Promise<T>,
-    done: (value: T) => boolean,
-  ): Promise<T> {
-    const deadline = Date.now() + seconds * 1000;
-    for (;;) {
-      const value = await probe();
-      if (done(value)) {
-        return value;
-      }
-      if (Date.now() > deadline) {
-        const logs = await docker(["logs", "--tail", "40", scheduler], { allowFailure: true });
-        throw new Error(
-          `${what} not seen within ${seconds}s: ${JSON.stringify(value)}\n${logs.stderr}${logs.stdout}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
+    done: (v: T) => boolean,
+  ) => stack.waitForScheduler(what, seconds, probe, done);
 
   before(async () => {
     await stack.destroy();

@@ -8,7 +8,7 @@
  */
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";
-import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
+import type { ScheduleRun } from "../../ops/schedule/records";
 import { applier, TestStack } from "../harness/stack";
 
 const EVERY_20_SECONDS = "*/20 * * * * *";
@@ -19,34 +19,11 @@ describe("e2e: scheduled backups", function () {
   });
   const scheduler = `${stack.prefix}-scheduler`;
 
-  const records = async (): Promise<ScheduleRecord[]> =>
-    (await stack.onVolume(stack.backupsVolume, "cat /v/schedule.jsonl 2>/dev/null || true"))
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as ScheduleRecord);
-  const runs = async (): Promise<ScheduleRun[]> =>
-    (await records()).filter((r): r is ScheduleRun => r.kind === "run");
+  const records = () => stack.scheduleRecords();
+  const runs = () => stack.scheduleRuns();
   /** Polls until `done` holds for the runs recorded, or fails after `seconds`. */
-  const waitForRuns = async (
-    what: string,
-    seconds: number,
-    done: (runs: ScheduleRun[]) => boolean,
-  ): Promise<ScheduleRun[]> => {
-    const deadline = Date.now() + seconds * 1000;
-    for (;;) {
-      const recorded = await runs();
-      if (done(recorded)) {
-        return recorded;
-      }
-      if (Date.now() > deadline) {
-        const logs = await docker(["logs", "--tail", "30", scheduler], { allowFailure: true });
-        throw new Error(
-          `${what} not recorded within ${seconds}s; runs: ${JSON.stringify(recorded)}\n${logs.stderr}${logs.stdout}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
+  const waitForRuns = (what: string, seconds: number, done: (runs: ScheduleRun[]) => boolean) =>
+    stack.waitForScheduler(what, seconds, runs, done);
   const listed = async () => {
     const result = await stack.ops(["backups", "list", "--json"]);
     expect(result.code, result.stderr).to.equal(0);

@@ -6,6 +6,7 @@ import * as YAML from "yaml";
 import { resourceNames, ResourceNames } from "../../model/settings";
 import { readStackConfig } from "../../model/stackFile";
 import { docker } from "../../ops/engine/docker";
+import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { REPO_ROOT } from "./mocks";
 import { Applier, ApplyResult } from "./applier";
@@ -182,6 +183,45 @@ export class TestStack {
    * `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. It
    * refreshes first as the project's Pulumi.yaml says (`refresh: always`) unless `refresh` says otherwise.
    */
+  /** Every line of the stack's schedule.jsonl (starts and runs), oldest first. */
+  async scheduleRecords(): Promise<ScheduleRecord[]> {
+    return (await this.onVolume(this.backupsVolume, "cat /v/schedule.jsonl 2>/dev/null || true"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ScheduleRecord);
+  }
+
+  async scheduleRuns(): Promise<ScheduleRun[]> {
+    return (await this.scheduleRecords()).filter((r): r is ScheduleRun => r.kind === "run");
+  }
+
+  /**
+   * Polls `probe` every second until `done` holds, or fails after `seconds` with what it saw last and the
+   * tail of the scheduler's log (what a scheduled run printed).
+   */
+  async waitForScheduler<T>(
+    what: string,
+    seconds: number,
+    probe: () => Promise<T>,
+    done: (value: T) => boolean,
+  ): Promise<T> {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      const value = await probe();
+      if (done(value)) {
+        return value;
+      }
+      if (Date.now() > deadline) {
+        const scheduler = `${this.prefix}-scheduler`;
+        const logs = await docker(["logs", "--tail", "40", scheduler], { allowFailure: true });
+        throw new Error(
+          `${what} not seen within ${seconds}s: ${JSON.stringify(value)}\n${logs.stderr}${logs.stdout}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
   /** Everything of the stack removed, then a first deploy (of `version`), which must succeed. */
   async freshDeploy(version?: string): Promise<void> {
     await this.destroy();

@@ -22,8 +22,10 @@ import {
   evaluatedKeys,
 } from "../../../ops/alerts/evaluate";
 import { describeTargets, readTargets, scrub, sendAlert } from "../../../ops/alerts/send";
-import { scheduleState, ScheduleRecord, ScheduleRun } from "../../../ops/schedule/records";
+import { scheduleState, ScheduleRecord } from "../../../ops/schedule/records";
 import type { AlertMessage, AlertState, DrillRecord } from "../../../ops/store/records";
+import { scheduleRun } from "../../harness/records";
+import type { ScheduleRun } from "../../../ops/schedule/records";
 
 const settings: Settings = {
   ...validateSettings("prod", {
@@ -36,20 +38,11 @@ const settings: Settings = {
 const NOW = new Date("2026-11-27T12:10:00Z");
 const hoursBefore = (h: number, from = NOW) => new Date(from.getTime() - h * 3_600_000);
 const run = (due: string, outcome: ScheduleRun["outcome"], extra: Partial<ScheduleRun> = {}) =>
-  ({
-    kind: "run",
-    schedule: "0 */6 * * *",
-    due,
-    started: due,
-    finished: due,
-    outcome,
+  scheduleRun(due, outcome, {
     ok: outcome === "ok",
-    catchUp: false,
-    backup: outcome === "ok" ? `${due}-scheduled` : null,
-    snapshot: null,
     error: outcome === "ok" ? null : "pg_dump: connection to server failed: postgres is down",
     ...extra,
-  }) as ScheduleRun;
+  });
 const start: ScheduleRecord = {
   kind: "start",
   schedule: "0 */6 * * *",

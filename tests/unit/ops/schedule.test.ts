@@ -6,9 +6,9 @@ import {
   missedGraceMs,
   parseScheduleRecords,
   ScheduleRecord,
-  ScheduleRun,
   scheduleState,
 } from "../../../ops/schedule/records";
+import { scheduleRun } from "../../harness/records";
 
 const at = (iso: string) => new Date(iso);
 const start = (iso: string, schedule = "0 */6 * * *"): ScheduleRecord => ({
@@ -17,24 +17,7 @@ const start = (iso: string, schedule = "0 */6 * * *"): ScheduleRecord => ({
   at: iso,
   next: null,
 });
-const run = (
-  due: string,
-  outcome: ScheduleRun["outcome"] = "ok",
-  extra: Partial<ScheduleRun> = {},
-): ScheduleRun => ({
-  kind: "run",
-  schedule: "0 */6 * * *",
-  due,
-  started: due,
-  finished: due,
-  outcome,
-  ok: outcome === "ok" || outcome === "nothing",
-  catchUp: false,
-  backup: outcome === "ok" ? `${due}-scheduled` : null,
-  snapshot: null,
-  error: outcome === "ok" || outcome === "nothing" ? null : "postgres is not running",
-  ...extra,
-});
+const run = scheduleRun;
 
 describe("backup schedule (UTC)", function () {
   it("computes due times in UTC, seconds included, and says why a value is no schedule", function () {

@@ -18,6 +18,24 @@ export const applier = new Applier(PROJECT_DIR, path.join(PROJECT_DIR, "state"))
 export function prepareEngine(): void {
   execFileSync("bash", [path.join(REPO_ROOT, "scripts/ensure-dockerd.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(REPO_ROOT, "images/build.sh")], { stdio: "inherit" });
+  removeLeftoverTestContainers();
+}
+
+/**
+ * Containers of test stacks that an interrupted run left (they restart with the engine): each suite removes
+ * its own stack's first, but a leftover of another still holds a published port the next suite is given.
+ * Only test stacks' (their names start with `e2e-`), never anything else on the engine.
+ */
+function removeLeftoverTestContainers(): void {
+  const listed = execFileSync(
+    "docker",
+    ["ps", "-aq", "--filter", "label=edms.stack", "--filter", "name=^e2e-"],
+    { encoding: "utf8" },
+  );
+  const ids = listed.split("\n").filter(Boolean);
+  if (ids.length) {
+    execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore" });
+  }
 }
 
 /**

@@ -130,9 +130,15 @@ export function packFolder(
   void (async () => {
     for (const rel of files) {
       const full = path.join(dir, rel);
-      const fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // No link, and no waiting on a FIFO swapped in since the inspection: a regular file or an error.
+      const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+      const fd = fs.openSync(full, flags);
       try {
-        const { size } = fs.fstatSync(fd);
+        const stat = fs.fstatSync(fd);
+        if (!stat.isFile()) {
+          throw new Error(`${rel} is no longer a regular file`);
+        }
+        const { size } = stat;
         await new Promise<void>((resolve, reject) => {
           const entry = pack.entry({ name: rel, size, mode: 0o600, type: "file" }, (err) =>
             err ? reject(err) : resolve(),

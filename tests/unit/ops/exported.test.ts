@@ -118,6 +118,16 @@ describe("an export folder brought to `backups import`", () => {
     );
   });
 
+  it("fails the stream, without waiting, when a checked file became a FIFO before it was read", async () => {
+    const dir = exportedFolder();
+    const folder = inspectExportFolder(dir);
+    fs.rmSync(path.join(dir, "config"));
+    execFileSync("mkfifo", [path.join(dir, "config")]);
+    const packed = packFolder(dir, folder.files);
+    await new Promise((resolve) => packed.stream.on("end", resolve).resume());
+    expect(packed.failed()?.message).to.match(/config is no longer a regular file/);
+  });
+
   it("fails the stream when a checked file became a symlink before it was read", async () => {
     const dir = exportedFolder();
     const folder = inspectExportFolder(dir);

@@ -10,45 +10,18 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
-import { applier, tablesFingerprint, TestStack } from "../harness/stack";
+import { applier, scratchPostgresArgs, tablesFingerprint, TestStack } from "../harness/stack";
+import { waitForScratch } from "../../ops/backup/verify";
 
 /** A PostgreSQL of the test's own, as an operator would start one: no network, trust auth inside. */
 const RESTORED_DB = "e2e-export-restored-db";
 
 async function startRestoredDb(stack: TestStack): Promise<void> {
   await docker(["rm", "-f", "-v", RESTORED_DB], { allowFailure: true });
-  await docker([
-    "run",
-    "-d",
-    "--name",
-    RESTORED_DB,
-    "--network",
-    "none",
-    // The stack's label: `stack.destroy()` removes it too if `after` never runs.
-    "--label",
-    `edms.stack=${stack.name}`,
-    "--label",
-    "edms.role=test-restored-db",
-    "-e",
-    "POSTGRES_USER=edms",
-    "-e",
-    "POSTGRES_DB=edms",
-    "-e",
-    "POSTGRES_HOST_AUTH_METHOD=trust",
-    "edms-test/postgres:15",
-  ]);
-  // initdb runs a temporary server first: ready only once the image says init is complete.
-  for (let i = 0; i < 120; i += 1) {
-    const logs = await docker(["logs", RESTORED_DB], { allowFailure: true });
-    const ready = await docker(["exec", RESTORED_DB, "pg_isready", "-U", "edms", "-d", "edms"], {
-      allowFailure: true,
-    });
-    if (/init process complete/.test(logs.stdout + logs.stderr) && ready.code === 0) {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`${RESTORED_DB} did not accept connections within 60 s`);
+  // The stack's label: `stack.destroy()` removes it too if `after` never runs.
+  const labels = ["--label", `edms.stack=${stack.name}`, "--label", "edms.role=test-restored-db"];
+  await docker(scratchPostgresArgs(RESTORED_DB, labels));
+  await waitForScratch(RESTORED_DB);
 }
 
 const restoredPsql = async (sql: string) =>

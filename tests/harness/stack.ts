@@ -39,6 +39,25 @@ function removeLeftoverTestContainers(): void {
 }
 
 /**
+ * `docker run` of a PostgreSQL of a test's own, as an operator would start one by hand: no network, trust
+ * auth inside, user and database `edms`. Wait for it with verify's `waitForScratch`.
+ */
+export function scratchPostgresArgs(name: string, extra: readonly string[] = []): string[] {
+  return [
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    "none",
+    ...extra,
+    ...["-e", "POSTGRES_USER=edms", "-e", "POSTGRES_DB=edms"],
+    ...["-e", "POSTGRES_HOST_AUTH_METHOD=trust"],
+    "edms-test/postgres:15",
+  ];
+}
+
+/**
  * Environment for edms-ops commands that run `pulumi` themselves (rollback): the tests' stand-in CLI
  * (tests/harness/bin/pulumi, which applies through the same applier and state as `TestStack.up`), named by
  * `EDMS_PULUMI`, which wins over the pinned `pulumi` package in node_modules (model/pulumiCli.ts), and first on

@@ -6,9 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import {
-  AlertSecrets,
   alertSecrets,
-  BackupSecrets,
   ConfigError,
   KNOWN_KEYS,
   maskAlertTargets,
@@ -16,23 +14,15 @@ import {
   parseJsonish,
   ProxyTlsSettings,
   RawConfig,
-  Settings,
   validateSettings,
 } from "../model/settings";
 
+import type { EdmsArgs } from "./edms";
+
 export * from "../model/settings";
 
-export interface LoadedConfig {
-  readonly settings: Settings;
-  /** `edms:superuserPassword` when the stack sets one; otherwise a random one is generated. */
-  readonly superuserPassword?: pulumi.Output<string>;
-  /** Off-host repository and its credentials (a secret), when `edms:backup.offsite` is set. */
-  readonly backupSecrets?: pulumi.Output<BackupSecrets>;
-  /** Certificate chain and key for the proxy (one PEM, as HAProxy reads it), secret; only with `edms:proxy.tls`. */
-  readonly tlsPem?: pulumi.Output<string>;
-  /** `edms:alerts` target URLs (a secret), uploaded into the scheduler as files; when any is set. */
-  readonly alertTargets?: pulumi.Output<AlertSecrets>;
-}
+/** What the program reads from the stack: the Edms component's own arguments (secrets as outputs). */
+export type LoadedConfig = EdmsArgs;
 
 // Not in the SDK's typings, but what Config.get itself asks before it warns about a secret.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { PassThrough, Readable } from "stream";
 import * as tar from "tar-stream";
-import { refuse } from "../core/errors";
+import { failure, refuse } from "../core/errors";
 
 /** Marks an exported folder as ours: a restic repository holding exactly one edms backup, named here. */
 export const EXPORT_MARKER = "edms-backup.json";
@@ -136,7 +136,10 @@ export function packFolder(
       try {
         const stat = fs.fstatSync(fd);
         if (!stat.isFile()) {
-          throw new Error(`${rel} is no longer a regular file`);
+          throw failure(
+            `${rel} is no longer a regular file (it changed after the folder was checked)`,
+            "Import the folder again once nothing else writes to it.",
+          );
         }
         const { size } = stat;
         await new Promise<void>((resolve, reject) => {

@@ -10,11 +10,12 @@ import * as path from "path";
 import { PassThrough, Readable } from "stream";
 import * as tar from "tar-stream";
 import { failure, refuse } from "../core/errors";
+import { LEGACY_FILES } from "./legacy";
 
 /** Marks an exported folder as ours: a restic repository holding exactly one edms backup, named here. */
 export const EXPORT_MARKER = "edms-backup.json";
 /** The first release's backup folder: these three files and nothing else. */
-export const LEGACY_LAYOUT = ["manifest.json", "db.dump", "media.tar"] as const;
+export const LEGACY_LAYOUT = ["manifest.json", ...LEGACY_FILES] as const;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const HEX2 = /^[0-9a-f]{2}$/;

@@ -6,16 +6,17 @@ import { BackupEntry } from "../../store/restic";
 import { ensureRepository, sessionSnapshots } from "../../store/catalog";
 import { connect, stackOf } from "../../core/context";
 import { failure, refuse } from "../../core/errors";
-import {
-  checkLegacyStack,
-  importLegacyDir,
-  LEGACY_FILES,
-  parseLegacyManifest,
-} from "../../store/legacy";
+import { checkLegacyStack, importLegacyDir, parseLegacyManifest } from "../../store/legacy";
 import { z } from "zod";
 import { tryParseJson } from "../../core/json";
 import { ID_PATTERN } from "../../store/manifest";
-import { EXPORT_MARKER, ExportFolder, inspectExportFolder, packFolder } from "../../store/exported";
+import {
+  EXPORT_MARKER,
+  ExportFolder,
+  inspectExportFolder,
+  LEGACY_LAYOUT,
+  packFolder,
+} from "../../store/exported";
 import { say } from "../../core/log";
 import { PLAIN_FORMAT } from "../../backup/plainFormat";
 import { parseSnapshots, PASSWORD_FILE } from "../../store/restic";
@@ -122,7 +123,7 @@ async function importLegacyFolder(
   checkLegacyStack(manifest, settings.stack);
   refuseDuplicate(settings, present, manifest.id);
   const scratch = SCRATCH.import(process.pid);
-  await upload(session, source, scratch, ["manifest.json", ...LEGACY_FILES]);
+  await upload(session, source, scratch, [...LEGACY_LAYOUT]);
   try {
     await importLegacyDir(session, scratch, manifest);
   } finally {

@@ -137,12 +137,46 @@ describe("e2e: backup faults", function () {
   });
 
   it("6d. a damaged pack in the repository: verify and restore refuse, data untouched, other backups fine", async function () {
-    const [, id] = await stack.backupIds();
-    // The largest data pack holds media of every backup: damage one byte in its middle.
-    await stack.onVolume(
-      stack.backupsVolume,
-      "f=$(find /v/restic/data -type f -exec ls -S {} + | head -1); s=$(stat -c %s $f); chmod u+w $f; printf 'X' | dd of=$f bs=1 seek=$((s / 2)) conv=notrunc 2>/dev/null",
-    );
+    const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete as {
+      id: string;
+      snapshot: string;
+    }[];
+    const { id, snapshot } = listed[listed.length - 1];
+    // Damage a blob this very backup's db.dump needs (found through its snapshot's trees and the
+    // repository index), not "the largest pack", which may hold only blobs of other backups.
+    const tree = async (
+      treeId: string,
+      name: string,
+    ): Promise<{ subtree?: string; content?: string[] }> => {
+      const nodes = JSON.parse(await stack.restic(["cat", "blob", treeId])).nodes as {
+        name: string;
+        subtree?: string;
+        content?: string[];
+      }[];
+      const node = nodes.find((n) => n.name === name);
+      expect(node, `${name} in tree ${treeId}`).to.not.equal(undefined);
+      return node!;
+    };
+    const root = JSON.parse(await stack.restic(["cat", "snapshot", snapshot])).tree as string;
+    const edms = await tree(root, "edms");
+    const database = await tree(edms.subtree!, "database");
+    const dump = await tree(database.subtree!, "db.dump");
+    const blob = dump.content![0];
+    const damage: string[] = [];
+    for (const index of (await stack.restic(["list", "index"])).split("\n").filter(Boolean)) {
+      const { packs } = JSON.parse(await stack.restic(["cat", "index", index])) as {
+        packs: { id: string; blobs: { id: string; offset: number }[] }[];
+      };
+      for (const pack of packs) {
+        for (const b of pack.blobs.filter((x) => x.id === blob)) {
+          damage.push(
+            `f=/v/restic/data/${pack.id.slice(0, 2)}/${pack.id}; chmod u+w $f; printf 'rotten' | dd of=$f bs=1 seek=${b.offset + 20} conv=notrunc 2>/dev/null`,
+          );
+        }
+      }
+    }
+    expect(damage, `the pack of blob ${blob}`).to.have.length.at.least(1);
+    await stack.onVolume(stack.backupsVolume, damage.join("\n"));
     const verify = await stack.ops(["verify", id]);
     expect(verify.code).to.equal(1);
     expect(verify.stderr).to.match(

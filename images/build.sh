@@ -19,7 +19,13 @@ BASE_TAG="edms-test/debian-base:bookworm-$(printf '%s' "$PACKAGES" | sha256sum |
 POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
 # restic (backup repositories) and rclone (`rclone serve restic`, the tests' off-host repository server).
-BACKUP_TAG="edms-test/backup:restic"
+# restic is trixie's 0.18 (a static Go binary), the generation real hosts run (restic/restic:0.18.0);
+# bookworm's 0.14 is older than edms-ops supports. The tag names the version, so a machine with an older
+# image builds the new one.
+RESTIC_SUITE="trixie"
+BACKUP_TAG="edms-test/backup:restic-0.18"
+# The official restic image's userland: busybox, not GNU. edms-ops' scripts run under this in the tests.
+BUSYBOX_BACKUP_TAG="edms-test/backup:restic-0.18-busybox"
 # HAProxy from the base rootfs, laid out like the official haproxy image (edms:proxy.image on real hosts).
 PROXY_TAG="edms-test/proxy:haproxy"
 # node >= 20 and a docker CLI (apprise comes from the base) for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
@@ -64,6 +70,42 @@ build_base() {
   log "$BASE_TAG built in $((SECONDS - started))s"
 }
 
+# Downloads one package of a Debian suite from this machine's mirror (signature checked with its keyring)
+# and unpacks it into $3. apt runs with a state of its own, so the machine's apt lists are not touched.
+fetch_package() { # suite, package, destination
+  local suite=$1 package=$2 dest=$3 mirror state
+  mirror="${EDMS_DEBIAN_MIRROR:-$(debian_mirror)}"
+  state="$(mktemp -d /var/tmp/edms-apt.XXXXXX)"
+  mkdir -p "$state/lists/partial" "$state/archives/partial" "$state/etc/preferences.d" "$state/etc/apt.conf.d"
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" "$suite" >"$state/suite.sources"
+  local opts=(-o "Dir::Etc::sourcelist=$state/suite.sources" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$state/lists"
+    -o "Dir::Cache::Archives=$state/archives" -o "Dir::Etc::preferencesparts=$state/etc/preferences.d"
+    -o "Dir::Etc::parts=$state/etc/apt.conf.d" -o "Dir::Cache=$state" -o APT::Get::List-Cleanup=0)
+  apt-get "${opts[@]}" -qq update >/dev/null
+  (cd "$state/archives" && apt-get "${opts[@]}" -qq download "$package:amd64" >/dev/null)
+  dpkg-deb -x "$state"/archives/"${package}"_*.deb "$dest"
+  rm -rf "$state"
+}
+
+build_backup() { # tag, dockerfile
+  local tag=$1 file=$2 ctx
+  local built_on
+  built_on=$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$tag" 2>/dev/null || true)
+  if [ "$built_on" = "$BASE_TAG" ] && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  ctx="$(mktemp -d /var/tmp/edms-backup.XXXXXX)"
+  trap 'rm -rf "$ctx"' RETURN
+  fetch_package "$RESTIC_SUITE" restic "$ctx/restic-deb"
+  cp "$ctx/restic-deb/usr/bin/restic" "$ctx/restic"
+  fetch_package bookworm busybox-static "$ctx/busybox-deb"
+  cp "$ctx/busybox-deb/bin/busybox" "$ctx/busybox"
+  # Debian's restic links the C library (trixie needs >= 2.34; bookworm's 2.36 serves): the busybox image
+  # takes this machine's, the only files it has besides busybox and restic.
+  cp -L /lib/x86_64-linux-gnu/libc.so.6 "$ctx/libc.so.6"
+  cp -L /lib64/ld-linux-x86-64.so.2 "$ctx/ld-linux-x86-64.so.2"
+  build_dockerfile "$tag" "$file" "$ctx"
+}
+
 build_dockerfile() { # tag, dockerfile, context, extra args...
   local tag=$1 file=$2 context=$3; shift 3
   # Skipped only when built on the current base: a new package list rebuilds everything on top of it.
@@ -105,7 +147,8 @@ build_base
 [ "${1:-all}" = base ] && exit 0
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
 build_dockerfile "$REDIS_TAG" "$here/redis/Dockerfile" "$here/redis"
-build_dockerfile "$BACKUP_TAG" "$here/backup/Dockerfile" "$here/backup"
+build_backup "$BACKUP_TAG" "$here/backup/Dockerfile"
+build_backup "$BUSYBOX_BACKUP_TAG" "$here/backup-busybox/Dockerfile"
 build_dockerfile "$PROXY_TAG" "$here/proxy/Dockerfile" "$here/proxy"
 build_scheduler_base
 for release in "${RELEASES[@]}"; do

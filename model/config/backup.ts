@@ -7,7 +7,23 @@ import { DEFAULT_SCHEDULES, scheduleProblem } from "../schedule";
 import { Environment } from "./environments";
 import { durationMs, integer, maybeSecret, nonEmpty, parseJsonish, setting } from "./fields";
 
-export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.17.3";
+export const DEFAULT_BACKUP_IMAGE = "restic/restic:0.18.0";
+/**
+ * The oldest restic edms-ops runs: 0.17 restores only what differs (`--overwrite`, `--delete`) and reads
+ * a subfolder of a snapshot into a target's root; the code for older restic is gone.
+ */
+export const MINIMUM_RESTIC: readonly [number, number] = [0, 17];
+
+/** `restic/restic:0.16.4` → [0, 16]; null when the tag names no restic version (a custom image). */
+export function resticImageVersion(image: string): [number, number] | null {
+  const match = /(?:^|\/)restic(?::v?(\d+)\.(\d+)(?:\.\d+)?)(?:@sha256:[0-9a-f]+)?$/.exec(image);
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+/** True when [major, minor] is older than MINIMUM_RESTIC. */
+export function olderThanMinimum([major, minor]: readonly [number, number]): boolean {
+  return major < MINIMUM_RESTIC[0] || (major === MINIMUM_RESTIC[0] && minor < MINIMUM_RESTIC[1]);
+}
 /** Official images; the scheduler's image is built from them on the Docker host (images/scheduler/Dockerfile). */
 export const DEFAULT_SCHEDULER_IMAGE = "node:20-bookworm-slim";
 export const DEFAULT_DOCKER_CLI_IMAGE = "docker:27-cli";
@@ -193,6 +209,15 @@ const resticImage = setting(
     .string({ error: "image must be an image reference" })
     .trim()
     .min(1, "image must be an image reference (an image with restic)")
+    .refine(
+      (image) => {
+        const version = resticImageVersion(image);
+        return !version || !olderThanMinimum(version);
+      },
+      {
+        error: `image names a restic older than ${MINIMUM_RESTIC.join(".")}, the oldest edms-ops supports: use ${DEFAULT_BACKUP_IMAGE} (the default) or newer`,
+      },
+    )
     .default(DEFAULT_BACKUP_IMAGE),
   { description: "Image with `restic` and a POSIX shell, run on the Docker host." },
 );
@@ -244,7 +269,7 @@ export function backupSchema(environment: Environment) {
 }
 
 export const BACKUP_FIX =
-  'e.g. `{beforeDeploy: true, drillBeforeDeploy: true, schedule: "0 */6 * * *", keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.17.3, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`';
+  'e.g. `{beforeDeploy: true, drillBeforeDeploy: true, schedule: "0 */6 * * *", keep: 14, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, image: restic/restic:0.18.0, offsite: {repository: s3:…, env: {AWS_SECRET_ACCESS_KEY: …}}}`; set credentials with `pulumi config set --secret --path`';
 
 /** Credentials of the off-host repository, as plain values: only ever handed to Pulumi as secrets. */
 export interface BackupSecrets {

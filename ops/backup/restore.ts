@@ -1,8 +1,8 @@
 /**
  * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
  * in between is lost from both states; the database restored beside the live one, checked, and swapped in
- * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs with restic ≥
- * 0.17, else a full replace: never through a scratch copy); then row counts, objects and the media file
+ * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs: restic ≥
+ * 0.17, the minimum; never through a scratch copy); then row counts, objects and the media file
  * count must equal the backup. A marker in the backups volume names an interrupted restore until one
  * completes, and `health` fails while it is there.
  */
@@ -17,7 +17,7 @@ import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { markerScript, RESTORE_MARKER } from "../store/markers";
-import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "../store/restic";
+import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import {
@@ -170,21 +170,12 @@ async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<vo
     progress("media: not in this backup or no media volume; left as it is");
     return;
   }
-  const [major, minor] = resticVersion((await session.exec("restic version")).stdout);
-  if (major > 0 || minor >= 17) {
-    // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
-    progress("restoring media (only what differs)");
-    await session.exec(
-      `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
-      [entry.snapshot],
-    );
-  } else {
-    progress("restoring media (full replace: this restic cannot restore only changed files)");
-    await session.exec(
-      `find ${MEDIA_DIR} -mindepth 1 -delete && cd / && lrestic restore "$1" --target / --include ${MEDIA_DIR} --verify >/dev/null && sync`,
-      [entry.snapshot],
-    );
-  }
+  // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
+  progress("restoring media (only what differs)");
+  await session.exec(
+    `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
+    [entry.snapshot],
+  );
 }
 
 async function checkIntegrity(

@@ -14,6 +14,7 @@
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import * as os from "os";
+import { DEFAULT_BACKUP_IMAGE, MINIMUM_RESTIC, olderThanMinimum } from "../../model/config/backup";
 import { Settings } from "../../model/settings";
 import {
   ContainerInspectSchema,
@@ -35,6 +36,7 @@ import {
   OPS_HELPER_ROLE,
   REPOSITORY,
   RESTIC_PRELUDE,
+  resticVersion,
   STAGE_DIR,
 } from "../store/restic";
 import { BACKUPS_DIR, SCRATCH } from "../store/layout";
@@ -114,8 +116,27 @@ export class OpsSession {
       lockContainerArgs(settings, operation, hasMedia),
     );
     const session = new OpsSession(settings, name, child, hasMedia);
+    try {
+      await session.requireRestic();
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
     await session.clearLeftovers();
     return session;
+  }
+
+  /** Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports. */
+  private async requireRestic(): Promise<void> {
+    const found = await this.exec("restic version", [], { allowFailure: true });
+    const version = resticVersion(found.stdout);
+    if (found.code === 0 && !olderThanMinimum(version)) {
+      return;
+    }
+    throw refuse(
+      `The backup image ${this.settings.backup.image} (\`edms:backup.image\`) runs ${found.code === 0 ? `restic ${version.join(".")}` : "no restic"}; edms-ops needs restic ${MINIMUM_RESTIC.join(".")} or newer. Nothing was changed.`,
+      `Set \`edms:backup.image\` to ${DEFAULT_BACKUP_IMAGE} (the default) or newer, then run \`pulumi up --stack ${this.settings.stack}\`.`,
+    );
   }
 
   /**

@@ -152,7 +152,13 @@ export const PRODUCTION_UPDATE_HOOKS = [
   "recordDeployment",
 ];
 
-export const BACKUP_IMAGE = "edms-test/backup:restic";
+/** Debian with trixie's restic 0.18 and rclone: the harness's own restic calls and the off-host server. */
+export const BACKUP_IMAGE = "edms-test/backup:restic-0.18";
+/**
+ * What the stacks run as `edms:backup.image`: restic 0.18 under busybox, the userland of the official
+ * restic/restic image real hosts run, so every script edms-ops sends there runs on busybox in the tests.
+ */
+export const STACK_BACKUP_IMAGE = "edms-test/backup:restic-0.18-busybox";
 /** node >= 20 and a docker CLI, built offline by images/build.sh: the scheduler image's bases in tests. */
 export const SCHEDULER_BASE = "edms-test/scheduler-base:node20";
 
@@ -189,7 +195,7 @@ export class TestStack {
     // the suite runs would change what scenarios count, so the schedule is off, or yearly on production
     // (where off is refused), unless a test sets one (tests/e2e/schedule.test.ts).
     const backup = {
-      image: BACKUP_IMAGE,
+      image: STACK_BACKUP_IMAGE,
       schedulerImage: SCHEDULER_BASE,
       dockerCliImage: SCHEDULER_BASE,
       schedule: this.config["edms:environment"] === "production" ? "@yearly" : "off",

@@ -32,13 +32,10 @@ export interface MediaTally {
 
 /** restic restore of the snapshot's media into the scratch volume, every blob verified as written. */
 export async function restoreMedia(settings: Settings, entry: BackupEntry, scratch: Scratch) {
-  // Restored under /drill/edms/media, then moved to the volume's root, which the release sees as its
-  // MEDIA_ROOT (restic < 0.17 cannot restore a subfolder to a target's root).
+  // The snapshot's media folder into the volume's root, which the release sees as its MEDIA_ROOT.
   const result = await backupToolbox(
     settings,
-    `cd / && lrestic --no-lock restore "$1" --target /drill --include ${MEDIA_DIR} --verify >/dev/null
-for f in /drill${MEDIA_DIR}/* /drill${MEDIA_DIR}/.[!.]*; do [ ! -e "$f" ] || mv "$f" /drill/; done
-rm -rf /drill/edms`,
+    `lrestic --no-lock restore "$1:${MEDIA_DIR}" --target /drill --verify >/dev/null`,
     {
       args: [entry.snapshot],
       mounts: [{ volume: scratch.volume, path: "/drill" }],

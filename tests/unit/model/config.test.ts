@@ -37,7 +37,7 @@ describe("config validation", function () {
         beforeDeploy: false,
         drillBeforeDeploy: false,
         keep: 5,
-        image: "restic/restic:0.17.3",
+        image: "restic/restic:0.18.0",
         schedule: "off",
         schedulerImage: "node:20-bookworm-slim",
         dockerCliImage: "docker:27-cli",
@@ -56,7 +56,7 @@ describe("config validation", function () {
       beforeDeploy: true,
       drillBeforeDeploy: true,
       keep: 14,
-      image: "restic/restic:0.17.3",
+      image: "restic/restic:0.18.0",
       schedule: "0 */6 * * *",
       schedulerImage: "node:20-bookworm-slim",
       dockerCliImage: "docker:27-cli",
@@ -100,7 +100,7 @@ describe("config validation", function () {
       beforeDeploy: false,
       drillBeforeDeploy: false,
       keep: 2,
-      image: "restic/restic:0.17.3",
+      image: "restic/restic:0.18.0",
     });
   });
 
@@ -254,6 +254,16 @@ describe("config validation", function () {
       "an empty backup image",
       { ...valid, backup: { image: " " } },
       /`edms:backup` image must be an image reference/,
+    ],
+    [
+      "a restic image older than the minimum",
+      { ...valid, backup: { image: "restic/restic:0.16.4" } },
+      /`edms:backup` image names a restic older than 0\.17, the oldest edms-ops supports: use restic\/restic:0\.18\.0/,
+    ],
+    [
+      "a mirrored restic image older than the minimum",
+      { ...valid, backup: { image: "registry.example:5000/mirror/restic:v0.14.0" } },
+      /image names a restic older than 0\.17/,
     ],
     [
       "proxy.enabled not a boolean",

@@ -1,3 +1,4 @@
+import { olderThanMinimum, resticImageVersion } from "../../../model/config/backup";
 import { expect } from "chai";
 import {
   backupTags,
@@ -85,6 +86,16 @@ describe("restic snapshots as backups", function () {
       '{"message_type":"status","percent_done":0.5}\n{"message_type":"summary","snapshot_id":"abc","files_new":1,"files_changed":0,"files_unmodified":9,"data_added":10,"total_files_processed":10,"total_bytes_processed":100}\n';
     expect(parseBackupSummary(out).snapshot_id).to.equal("abc");
     expect(() => parseBackupSummary('{"message_type":"status"}')).to.throw(/no summary/);
+  });
+
+  it("reads the restic version an image tag names, and which are too old", function () {
+    expect(resticImageVersion("restic/restic:0.18.0")).to.deep.equal([0, 18]);
+    expect(resticImageVersion("mirror.local:5000/ops/restic:v0.16.4")).to.deep.equal([0, 16]);
+    expect(resticImageVersion("edms-test/backup:restic-0.18")).to.equal(null);
+    expect(resticImageVersion("restic/restic:latest")).to.equal(null);
+    expect(olderThanMinimum([0, 16])).to.equal(true);
+    expect(olderThanMinimum([0, 17])).to.equal(false);
+    expect(olderThanMinimum([1, 0])).to.equal(false);
   });
 
   it("reads restic's version: restore of changed files only needs 0.17", function () {

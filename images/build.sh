@@ -32,7 +32,7 @@ PROXY_TAG="edms-test/proxy:haproxy"
 SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
-RELEASES=(1.0.0 2.0.0 3.0.0-broken)
+RELEASES=(1.0.0 2.0.0 3.0.0-broken 3.1.0-unique)
 
 log() { printf '[images %(%H:%M:%S)T] %s\n' -1 "$*"; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }

@@ -191,14 +191,13 @@ describe("e2e: deploy and update on a production stack", function () {
     webBeforeBroken = await stack.containerId("web");
     const workerBefore = await stack.containerId("worker");
     const before = await stack.fingerprint();
+    // Without the drill (whose rehearsal would stop it first, 3b): the migrate hook itself fails.
+    stack.set("edms:backup", { drillBeforeDeploy: false });
     const { error, hooks } = await stack.up("3.0.0-broken");
+    stack.set("edms:backup", undefined);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     expect(error?.message).to.match(/hook migrate failed/);
-    expect(hooks.map((h) => h.name)).to.deep.equal([
-      "preDeployBackup",
-      "preDeployDrill",
-      "migrate",
-    ]);
+    expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "migrate"]);
     expect(await stack.containerId("web")).to.equal(webBeforeBroken);
     expect(await stack.containerId("worker")).to.equal(workerBefore);
     // Still the 2.0.0 image, not the broken release's (both exist on the host).
@@ -221,6 +220,40 @@ describe("e2e: deploy and update on a production stack", function () {
       ),
     ).to.equal("0");
     stack.set("edms:version", "2.0.0"); // what the operator (or rollback) sets back
+  });
+
+  it("3b. a release whose migration fails only on production's data is stopped by the drill's rehearsal: schema and data untouched", async function () {
+    await stack.seed("dup", 2, 512);
+    await stack.seed("dup", 2, 512); // two documents per title: 3.1.0-unique's constraint cannot hold
+    const web = await stack.containerId("web");
+    const before = await stack.fingerprint();
+    const { error, hooks } = await stack.up("3.1.0-unique");
+    stack.set("edms:version", "2.0.0");
+    hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
+    expect(error?.message).to.match(/hook preDeployDrill failed/);
+    expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "preDeployDrill"]);
+    const drill = hooks.find((h) => h.name === "preDeployDrill")!;
+    expect(drill.stdout + drill.stderr).to.match(
+      /FAIL migration rehearsal \(3\.1\.0-unique\) \([\d.]+s\): release 3\.1\.0-unique's `migrate` fails on this data/,
+    );
+    expect(await stack.containerId("web")).to.equal(web);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect(
+      await stack.psql(
+        "SELECT count(*) FROM django_migrations WHERE app = 'documents' AND name = '0003_unique_title';",
+      ),
+    ).to.equal("0");
+    // The same release on data without duplicates rehearses and deploys.
+    await stack.psql(
+      "UPDATE documents_document SET title = title || ' #' || id WHERE title LIKE 'Contract dup %';",
+    );
+    const fixed = await stack.up("3.1.0-unique");
+    expect(fixed.error, fixed.error?.message).to.equal(undefined);
+    const rehearsed = fixed.hooks.find((h) => h.name === "preDeployDrill")!;
+    expect(rehearsed.stdout + rehearsed.stderr).to.match(
+      /ok {2}migration rehearsal \(3\.1\.0-unique\) \([\d.]+s\): 1 migration\(s\) of 3\.1\.0-unique applied/,
+    );
+    fixed.hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
   });
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {

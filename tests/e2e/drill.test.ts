@@ -103,6 +103,7 @@ describe("e2e: restore drills", function () {
       ["release 1.0.0 container", true],
       ["manage.py check", true],
       ["migrate --check", true],
+      ["migration rehearsal (2.0.0)", true],
     ]);
     // No drill before it: every media file is checked, each against the live file the backup read.
     expect(record.media.files).to.equal(3);

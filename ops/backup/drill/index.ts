@@ -12,6 +12,7 @@
  * network and volume are removed on every exit path the process sees (success, failure, exception,
  * SIGINT/SIGTERM/SIGHUP); what a SIGKILL leaves is removed by the next drill before it starts.
  */
+import { REASONS } from "../../../model/hooks";
 import * as os from "os";
 import { failure } from "../../core/errors";
 import { OpsSession } from "../../engine/session";
@@ -159,5 +160,9 @@ async function checkRestored(
     );
     return;
   }
-  await releaseChecks(session.settings, manifest, scratch, db, checks, options.check);
+  // Only the pre-deploy drill rehearses: the release it names is the one about to migrate production.
+  await releaseChecks(session.settings, manifest, scratch, db, checks, {
+    check: options.check,
+    rehearse: options.trigger === REASONS.preDeploy,
+  });
 }

@@ -43,7 +43,7 @@ export async function releaseChecks(
   scratch: Scratch,
   db: string,
   checks: Checks,
-  check: string | undefined,
+  { check, rehearse }: { check?: string; rehearse: boolean },
 ): Promise<void> {
   // A backup taken while no web ran records no release: the configured one is the best guess left.
   const release = manifest.version ?? settings.version;
@@ -78,6 +78,44 @@ export async function releaseChecks(
   if (check) {
     await checks.run("--check", () => exec(["sh", "-c", check]));
   }
+  if (rehearse && manifest.targetVersion && manifest.targetVersion !== release) {
+    await rehearseMigration(settings, manifest.targetVersion, scratch, db, checks);
+  }
+}
+
+/**
+ * The pre-deploy drill's rehearsal: the release being deployed runs the `migrate` its hook runs next, on
+ * the restored copy of production's data. A migration that fails on real data stops the deploy here,
+ * before production's schema is touched; the time it took is the expected `migrate` time, recorded with
+ * the drill. The backup's own release container goes first: the scratch database is the rehearsal's now.
+ */
+export async function rehearseMigration(
+  settings: Settings,
+  target: string,
+  scratch: Scratch,
+  db: string,
+  checks: Checks,
+): Promise<void> {
+  const name = `migration rehearsal (${target})`;
+  await docker(["rm", "-f", "-v", scratch.app], { allowFailure: true });
+  const image = `${settings.backendImage}:${target}`;
+  await checks.run(name, async () => {
+    await startReleaseContainer(settings, scratch, db, image, target);
+    const started = Date.now();
+    const result = await docker(
+      ["exec", scratch.app, "python3", "manage.py", "migrate", "--noinput"],
+      { allowFailure: true },
+    );
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    if (result.code !== 0) {
+      throw failure(
+        `release ${target}'s \`migrate\` fails on this data (exit ${result.code} after ${seconds}s): ${lastLine(result.stderr || result.stdout)}`,
+        `Fix the migration of ${target} (it fails on the data production holds), then deploy again; production's schema was not touched.`,
+      );
+    }
+    const applied = (result.stdout.match(/^ {2}Applying /gm) ?? []).length;
+    return `${applied} migration(s) of ${target} applied in ${seconds}s: the expected \`migrate\` time`;
+  });
 }
 
 async function startReleaseContainer(

@@ -116,13 +116,15 @@ export class OpsSession {
       lockContainerArgs(settings, operation, hasMedia),
     );
     const session = new OpsSession(settings, name, child, hasMedia);
+    // A session that fails to start lets go of the lock: its container would otherwise keep this
+    // process (and the stack's lock) alive for good.
     try {
       await session.requireRestic();
+      await session.clearLeftovers();
     } catch (err) {
       await session.close();
       throw err;
     }
-    await session.clearLeftovers();
     return session;
   }
 
@@ -172,7 +174,8 @@ export class OpsSession {
     );
     await this.exec(
       `rm -rf ${SCRATCH.leftovers.join(" ")}; ` +
-        `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -delete`,
+        // No `find -delete`: busybox builds without it (Debian's) exist; `-exec rm {} +` works in every find.
+        `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -exec rm -f {} +`,
     );
   }
 }

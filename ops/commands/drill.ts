@@ -63,7 +63,7 @@ function report(record: DrillRecord, json: boolean): void {
     say(JSON.stringify(record, null, 2));
     return;
   }
-  for (const check of record.checks) {
+  for (const check of [...record.checks, ...(record.rehearsal ? [record.rehearsal] : [])]) {
     say(
       `${check.ok ? "ok  " : "FAIL"} ${check.name} (${check.seconds.toFixed(1)}s): ${check.detail.split("\n")[0]}`,
     );
@@ -91,6 +91,12 @@ async function drillCommand(
     drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
   );
   report(record, opts.json === true);
+  if (record.ok && record.rehearsal && !record.rehearsal.ok) {
+    throw failure(
+      `The backup ${chosen.id} passed its drill, but the release to deploy does not migrate its data (record ${record.id}):\n  - ${record.rehearsal.name}: ${record.rehearsal.detail.split("\n")[0]}`,
+      "Fix the release's migration for the data production holds, then deploy again; production's schema and data were not touched.",
+    );
+  }
   if (!record.ok) {
     const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
     throw failure(

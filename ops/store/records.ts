@@ -87,8 +87,11 @@ export const DrillRecordSchema = z.looseObject({
   startedAt: z.string(),
   finishedAt: z.string(),
   seconds: z.number(),
+  /** Every check of the backup passed (the rehearsal is not one: a failing migration is the release's). */
   ok: z.boolean(),
   checks: z.array(DrillCheckSchema),
+  /** The pre-deploy drill's run of the new release's `migrate` on the restored data (release.ts). */
+  rehearsal: DrillCheckSchema.optional(),
   media: z.looseObject({
     files: z.number(),
     /** sha256 of every media file checked, by path relative to the media root. */

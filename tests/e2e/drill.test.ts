@@ -23,6 +23,7 @@ interface Record {
   trigger: string;
   ok: boolean;
   checks: { name: string; ok: boolean; detail: string }[];
+  rehearsal: { name: string; ok: boolean; detail: string };
   media: {
     files: number;
     checksums: { [path: string]: string };
@@ -103,8 +104,9 @@ describe("e2e: restore drills", function () {
       ["release 1.0.0 container", true],
       ["manage.py check", true],
       ["migrate --check", true],
-      ["migration rehearsal (2.0.0)", true],
     ]);
+    expect(record.rehearsal).to.deep.include({ name: "migration rehearsal (2.0.0)", ok: true });
+    expect(record.rehearsal.detail).to.match(/^1 migration\(s\) of 2\.0\.0 applied in [\d.]+s/);
     // No drill before it: every media file is checked, each against the live file the backup read.
     expect(record.media.files).to.equal(3);
     expect(record.media.changedSincePreviousDrill).to.equal(null);

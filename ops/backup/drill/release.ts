@@ -83,6 +83,9 @@ export async function releaseChecks(
   }
 }
 
+/** The name of the rehearsal's check; drill records keep it apart from the backup's own checks. */
+export const REHEARSAL = "migration rehearsal";
+
 /**
  * The pre-deploy drill's rehearsal: the release being deployed runs the `migrate` its hook runs next, on
  * the restored copy of production's data. A migration that fails on real data stops the deploy here,
@@ -96,7 +99,7 @@ export async function rehearseMigration(
   db: string,
   checks: Checks,
 ): Promise<void> {
-  const name = `migration rehearsal (${target})`;
+  const name = `${REHEARSAL} (${target})`;
   await docker(["rm", "-f", "-v", scratch.app], { allowFailure: true });
   const image = `${settings.backendImage}:${target}`;
   await checks.run(name, async () => {

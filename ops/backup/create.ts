@@ -9,11 +9,11 @@ import { Settings } from "../../model/settings";
 import { failure, OpsError, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
-import { runningVersion } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
 import { Manifest, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
 import { copyToOffsite } from "../store/offsite";
+import { describeLabel, schemaRelease } from "../store/schemaRelease";
 import { applyRetention } from "../store/prune";
 import {
   BackupEntry,
@@ -83,13 +83,11 @@ export async function createBackup(
       request.reason,
       before.map((b) => b.id),
     );
-    const version = await runningVersion(settings);
-    progress(`backup ${id}: ${settings.stack} at release ${version ?? "(none running)"}`);
+    progress(`backup ${id} of ${settings.stack}`);
     let result: BackupResult;
     try {
       result = await snapshotBackup(session, {
         id,
-        version,
         request,
         parent: before[before.length - 1],
       });
@@ -128,15 +126,22 @@ async function afterBackup(
 
 interface SnapshotPlan {
   readonly id: string;
-  readonly version: string | null;
   readonly request: BackupRequest;
   readonly parent?: BackupEntry;
 }
 
-async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<BackupResult> {
+/** The plan once the dump is taken: the release label comes from the dump's own migration state. */
+interface LabelledPlan extends SnapshotPlan {
+  readonly version: string | null;
+}
+
+async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promise<BackupResult> {
   const { settings } = session;
   const createdAt = await session.hostTime();
   const { tables, objects, migrations, database } = await dumpDatabase(session);
+  const label = await schemaRelease(session, migrations);
+  progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
+  const plan: LabelledPlan = { ...planned, version: label.release };
   const manifest: Manifest = {
     format: 2,
     id: plan.id,
@@ -180,7 +185,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
  * `restic backup` of the staged dump and manifest plus the media volume; a snapshot restic wrote before it
  * failed is forgotten again, so a failed backup never lists.
  */
-async function storeSnapshot(session: OpsSession, plan: SnapshotPlan) {
+async function storeSnapshot(session: OpsSession, plan: LabelledPlan) {
   const { settings } = session;
   const tags = backupTags({
     id: plan.id,

@@ -17,6 +17,7 @@ import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { markerScript, RESTORE_MARKER } from "../store/markers";
+import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
@@ -134,6 +135,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     roles = await restoreBeside(session, entry, manifest);
     await swapIn(settings);
     touched = true;
+    await recordRestored(session, manifest);
     await dropReplaced(settings);
     await finishAfterSwap(session, entry, manifest, undoBackup);
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);

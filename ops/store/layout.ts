@@ -11,6 +11,7 @@
  *   drills/<time>-drill.json  one file per drill, passed or failed (records.ts: DrillRecord)
  *   last-check.json           the newest `restic check` (records.ts: RepositoryCheck)
  *   alerts.json               what the scheduler has alerted on, and its last message (records.ts: AlertState)
+ *   last-restore.json         the last restore's backup, release and migrations (records.ts: RestoreRecord)
  *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
  *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
  *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
@@ -30,6 +31,7 @@ export const LAYOUT = {
   drillsDir: `${BACKUPS_DIR}/drills`,
   lastCheck: `${BACKUPS_DIR}/last-check.json`,
   alerts: `${BACKUPS_DIR}/alerts.json`,
+  lastRestore: `${BACKUPS_DIR}/last-restore.json`,
   restoreMarker: `${BACKUPS_DIR}/.restore-in-progress`,
   rollbackMarker: `${BACKUPS_DIR}/.rollback-in-progress`,
 } as const;

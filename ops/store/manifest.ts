@@ -55,7 +55,10 @@ export interface BackupIdentity {
   readonly reason: string;
   /** Docker host time when the backup started. */
   readonly createdAt: string;
-  /** Release running when the backup was taken (null: none yet). */
+  /**
+   * Release whose schema the database held (ops/store/schemaRelease.ts); before issue 19, the running web's
+   * release. Null: none known.
+   */
   readonly version: string | null;
   /** For pre-deploy backups: the release about to be deployed. */
   readonly targetVersion?: string;

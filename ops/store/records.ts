@@ -120,6 +120,20 @@ export const RestoreMarkerSchema = z.looseObject({
 });
 export type RestoreMarker = z.output<typeof RestoreMarkerSchema>;
 
+/**
+ * The last restore that swapped a backup's database in (last-restore.json): the schema the database has held
+ * since, for backup labels (schemaRelease.ts) when no deployment on record has it.
+ */
+export const RestoreRecordSchema = z.looseObject({
+  id: z.string(),
+  /** The restored backup's release label (null: it had none). */
+  release: z.string().nullable(),
+  /** The restored backup's migration state. */
+  migrations: stringMap,
+  restoredAt: z.string(),
+});
+export type RestoreRecord = z.output<typeof RestoreRecordSchema>;
+
 /** A rollback whose code switch ran but whose migrations are not yet reversed (.rollback-in-progress). */
 export const RollbackMarkerSchema = z.looseObject({
   /** The release rolled back from: its image holds the migrations to reverse. */

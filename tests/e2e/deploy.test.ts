@@ -222,13 +222,52 @@ describe("e2e: deploy and update on a production stack", function () {
     stack.set("edms:version", "2.0.0"); // what the operator (or rollback) sets back
   });
 
-  it("3b. a release whose migration fails only on production's data is stopped by the drill's rehearsal: schema and data untouched", async function () {
+  it("3b. restore of a 1.0.0 backup while 2.0.0 runs, then deploy 1.0.0: its pre-deploy backup is labelled 1.0.0 and its drill passes", async function () {
+    const listed = async () =>
+      JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete as {
+        id: string;
+        reason: string;
+        release: string | null;
+        target?: string;
+      }[];
+    const [ofV1] = (await listed()).filter(
+      (b) => b.reason === "pre-deploy" && b.target === "2.0.0",
+    );
+    expect(ofV1, "the pre-deploy backup of test 2").to.deep.include({ release: "1.0.0" });
+    const restored = await stack.ops(["restore", ofV1.id, "--confirm", "production"]);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(restored.stdout).to.contain("pulumi config set edms:version 1.0.0");
+    expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
+    // The undo backup holds 2.0.0's schema: labelled 2.0.0 (both webs are still 2.0.0's here).
+    const undo = (await listed()).find((b) => b.reason === "pre-restore");
+    expect(undo).to.deep.include({ release: "2.0.0" });
+
+    const { error, hooks } = await stack.up("1.0.0");
+    hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.deep.equal(PRODUCTION_UPDATE_HOOKS);
+    // The stopped web was 2.0.0's; the schema is 1.0.0's, and so are the label and the drill's release.
+    const preDeploy = (await listed()).filter(
+      (b) => b.reason === "pre-deploy" && b.target === "1.0.0",
+    );
+    expect(preDeploy).to.have.length(1);
+    expect(preDeploy[0]).to.deep.include({ release: "1.0.0" });
+    const drill = hooks.find((h) => h.name === "preDeployDrill");
+    expect(drill?.stdout).to.match(/Drill of \S+ passed in [\d.]+s \(release 1\.0\.0\)/);
+    expect(await stack.fingerprint()).to.deep.equal(beforeUpdate);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.runningVersion).to.equal("1.0.0");
+    expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("3c. a release whose migration fails only on production's data is stopped by the drill's rehearsal: schema and data untouched", async function () {
     await stack.seed("dup", 2, 512);
     await stack.seed("dup", 2, 512); // two documents per title: 3.1.0-unique's constraint cannot hold
     const web = await stack.containerId("web");
     const before = await stack.fingerprint();
+    const running = JSON.parse((await stack.ops(["status", "--json"])).stdout).runningVersion;
     const { error, hooks } = await stack.up("3.1.0-unique");
-    stack.set("edms:version", "2.0.0");
+    stack.set("edms:version", running);
     hooks.forEach((h) => hookOutputs.push(h.stdout, h.stderr));
     expect(error?.message).to.match(/hook preDeployDrill failed/);
     expect(hooks.map((h) => h.name)).to.deep.equal(["preDeployBackup", "preDeployDrill"]);

@@ -136,7 +136,7 @@ interface SnapshotPlan {
 async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<BackupResult> {
   const { settings } = session;
   const createdAt = await session.hostTime();
-  const { tables, objects, migrations, database } = await dumpDatabase(session);
+  const { tables, objects, migrations, databaseState, database } = await dumpDatabase(session);
   const manifest: Manifest = {
     format: 2,
     id: plan.id,
@@ -151,6 +151,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
     tables,
     objects,
     migrations,
+    databaseState,
   };
   await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
   progress(

@@ -8,7 +8,7 @@ import { docker, inspectContainer, RunOptions } from "../engine/docker";
 import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
-import { DatabaseState } from "../store/manifest";
+import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
 
 export async function requirePostgres(settings: Settings): Promise<void> {
   const state = await inspectContainer(settings.names.postgresContainer);
@@ -156,24 +156,6 @@ export const DATABASE_STATE_SQL = `SELECT json_build_object(
   'owners', coalesce((SELECT json_object_agg(k, n) FROM (SELECT o.kind || ' owned by ' || pg_get_userbyid(o.owner) AS k, count(*) AS n FROM (${OWNED_OBJECTS}) o GROUP BY 1) x), '{}'::json),
   'roles', coalesce((SELECT json_agg(r ORDER BY r) FROM (${ROLES}) roles), '[]'::json)
 )::text FROM pg_database db WHERE db.datname = current_database();`;
-
-const GrantSchema = z.object({
-  grantee: z.string().nullable(),
-  grantor: z.string(),
-  privilege: z.string(),
-  grantable: z.boolean(),
-});
-
-export const DatabaseStateSchema = z.looseObject({
-  owner: z.string(),
-  connectionLimit: z.number().int(),
-  comment: z.string().nullable(),
-  acl: z.array(GrantSchema).nullable(),
-  settings: z.array(z.string()),
-  roleSettings: z.record(z.string(), z.array(z.string())),
-  owners: z.record(z.string(), z.number()),
-  roles: z.array(z.string()),
-});
 
 export function parseDatabaseState(rows: readonly string[]): DatabaseState {
   return parseJson(rows.join("\n"), DatabaseStateSchema, "the database's state from psql");

@@ -74,6 +74,25 @@ export interface Manifest extends BackupIdentity {
   readonly databaseState?: DatabaseState;
 }
 
+const GrantSchema = z.object({
+  grantee: z.string().nullable(),
+  grantor: z.string(),
+  privilege: z.string(),
+  grantable: z.boolean(),
+});
+
+/** DatabaseState's shape: checked where psql gives it and where a manifest holds it. */
+export const DatabaseStateSchema = z.looseObject({
+  owner: z.string(),
+  connectionLimit: z.number().int(),
+  comment: z.string().nullable(),
+  acl: z.array(GrantSchema).nullable(),
+  settings: z.array(z.string()),
+  roleSettings: z.record(z.string(), z.array(z.string())),
+  owners: z.record(z.string(), z.number()),
+  roles: z.array(z.string()),
+});
+
 /** One privilege of the database's ACL, as `aclexplode` gives it; grantee null is PUBLIC. */
 export interface DatabaseGrant {
   readonly grantee: string | null;
@@ -120,5 +139,8 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
       ? []
       : ["no row counts or migration state"]),
+    ...(m?.databaseState === undefined || DatabaseStateSchema.safeParse(m.databaseState).success
+      ? []
+      : ["unreadable databaseState"]),
   ]);
 }

@@ -3,7 +3,7 @@ import { applyDatabaseStateSql, setClause, splitSettingList } from "../../../ops
 import { parseDatabaseState } from "../../../ops/database/postgres";
 import { classifyRestoreErrors } from "../../../ops/database/sidedb";
 import { inventoryProblems } from "../../../ops/backup/verify";
-import { DatabaseState } from "../../../ops/store/manifest";
+import { DatabaseState, parseManifest } from "../../../ops/store/manifest";
 
 describe("the database's own state (settings, privileges, comment, owners)", function () {
   const state: DatabaseState = {
@@ -104,5 +104,22 @@ describe("the database's own state (settings, privileges, comment, owners)", fun
     expect(missingRoles).to.deep.equal([
       { role: "lim", command: "ALTER FUNCTION public.f() OWNER TO lim;" },
     ]);
+  });
+
+  it("a manifest without databaseState still reads; one with a malformed databaseState is not trusted", function () {
+    const manifest = {
+      format: 2,
+      id: "2026-11-25T14-00-00Z-manual",
+      database: { file: "db.dump", bytes: 1, sha256: "a".repeat(64) },
+      tables: {},
+      migrations: {},
+    };
+    expect(parseManifest(JSON.stringify(manifest))).not.to.have.property("databaseState");
+    expect(
+      parseManifest(JSON.stringify({ ...manifest, databaseState: state })).databaseState,
+    ).to.deep.equal(state);
+    expect(() =>
+      parseManifest(JSON.stringify({ ...manifest, databaseState: { ...state, settings: "x" } })),
+    ).to.throw(/unreadable databaseState/);
   });
 });

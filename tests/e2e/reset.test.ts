@@ -39,7 +39,7 @@ async function databaseState(stack: TestStack): Promise<Record<string, string>> 
   const lines = (
     await stack.psql(
       [
-        "SELECT coalesce(string_agg(coalesce(r.rolname, '-') || ':' || array_to_string(s.setconfig, '|'), ',' ORDER BY 1), '-') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = current_database();",
+        "SELECT coalesce(string_agg(coalesce(r.rolname, '-') || ':' || array_to_string(s.setconfig, '|'), ',' ORDER BY r.rolname NULLS FIRST), '-') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = current_database();",
         "SELECT coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(datacl) a), '-') FROM pg_database WHERE datname = current_database();",
         "SELECT coalesce(shobj_description(oid, 'pg_database'), '-') || ' / ' || datconnlimit FROM pg_database WHERE datname = current_database();",
         "SELECT public.whoami();",

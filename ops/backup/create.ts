@@ -138,7 +138,7 @@ interface LabelledPlan extends SnapshotPlan {
 async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promise<BackupResult> {
   const { settings } = session;
   const createdAt = await session.hostTime();
-  const { tables, objects, migrations, database } = await dumpDatabase(session);
+  const { tables, objects, migrations, databaseState, database } = await dumpDatabase(session);
   const label = await schemaRelease(session, migrations);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
@@ -156,6 +156,7 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
     tables,
     objects,
     migrations,
+    databaseState,
   };
   await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
   progress(

@@ -1,6 +1,7 @@
 /**
  * The database half of a backup: `pg_dump -Fc -Z0` in the stack's postgres container, in the same MVCC
- * snapshot as the row counts, streamed into the session's stage folder while it is hashed and counted.
+ * snapshot as the row counts and the database's own state (settings, privileges, owners: see dbstate.ts),
+ * streamed into the session's stage folder while it is hashed and counted.
  */
 import { createHash } from "crypto";
 import { Transform } from "stream";
@@ -70,6 +71,7 @@ export async function dumpDatabase(session: OpsSession) {
     const tables = await db.tableCounts();
     const objects = await db.objectCounts();
     const migrations = await db.migrations();
+    const databaseState = await db.databaseState();
     progress(
       `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
     );
@@ -110,6 +112,7 @@ export async function dumpDatabase(session: OpsSession) {
       tables,
       objects,
       migrations,
+      databaseState,
       database: { file: "db.dump" as const, bytes: counter.bytes, sha256: counter.sha256() },
     };
   } finally {

@@ -99,6 +99,8 @@ export function plainManifest(
     tables: manifest.tables,
     ...(manifest.objects === undefined ? {} : { objects: manifest.objects }),
     migrations: manifest.migrations,
+    // Role names, settings, the comment: what db.dump itself holds for `pg_restore --create`.
+    ...(manifest.databaseState === undefined ? {} : { databaseState: manifest.databaseState }),
     files: {
       "db.dump": { sha256: files["db.dump"].sha256, bytes: files["db.dump"].bytes },
       "media.tar": { sha256: files["media.tar"].sha256, bytes: files["media.tar"].bytes },

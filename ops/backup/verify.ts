@@ -13,7 +13,12 @@ import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
 import { Manifest } from "../store/manifest";
 import { readManifest } from "../store/catalog";
-import { inventory, Inventory } from "../database/postgres";
+import { inventory, Inventory, psql } from "../database/postgres";
+import {
+  applyDatabaseStateSql,
+  createMissingRoles,
+  flattenDatabaseState,
+} from "../database/dbstate";
 import { docker, pipeCommands, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure } from "../core/errors";
@@ -140,7 +145,9 @@ export async function streamDump(
 }
 
 /**
- * The snapshot's dump streamed into a scratch server by pg_restore in one transaction, hashed on the way;
+ * The snapshot's dump streamed into a scratch server by pg_restore, hashed on the way, with its owners and
+ * grants, and the database's own state applied as a restore applies it (older backups: no owners, no grants,
+ * one transaction);
  * the problems found (unreadable, checksum, pg_restore), none when it restored as recorded.
  */
 export async function restoreIntoScratch(
@@ -149,22 +156,27 @@ export async function restoreIntoScratch(
   manifest: Manifest,
   name: string,
 ): Promise<string[]> {
-  // No owners and no grants: roles of the production server need not exist in the scratch one.
+  const state = manifest.databaseState;
+  // The roles the dump names are created (NOLOGIN) so that owners and grants restore as recorded. Older
+  // backups record none: no owners and no grants then, as the production server's roles need not exist here.
+  if (state) {
+    await createMissingRoles(session.settings, state.roles, name, "the backup names it");
+  }
   const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
     docker(
       [
         "exec",
         "-i",
+        ...(state ? ["-e", "PGOPTIONS=-c synchronous_commit=off"] : []),
         name,
         "pg_restore",
         "-U",
         POSTGRES_USER,
         "-d",
         POSTGRES_DB,
-        "--no-owner",
-        "--no-privileges",
         "--exit-on-error",
-        "--single-transaction",
+        // One transaction would lock every large object whose owner it sets: lock memory runs out.
+        ...(state ? [] : ["--no-owner", "--no-privileges", "--single-transaction"]),
       ],
       { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
     ),
@@ -177,6 +189,9 @@ export async function restoreIntoScratch(
   }
   if (consumed.code !== 0) {
     return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
+  }
+  if (state) {
+    await psql(session.settings, applyDatabaseStateSql(state, POSTGRES_DB), name, {}, "postgres");
   }
   return [];
 }
@@ -196,19 +211,28 @@ async function testRestore(
 }
 
 /**
- * Rows per table in every schema, plus schemas, views, sequences, functions and large objects, against the
- * manifest. Backups made before the manifest had `objects` counted public tables only: compared as such.
+ * Rows per table in every schema, plus schemas, views, sequences, functions and large objects, plus the
+ * database's own state and object owners, against the manifest. Backups made before the manifest had
+ * `objects` counted public tables only: compared as such; those without `databaseState` skip that part.
  */
 export function inventoryProblems(
-  manifest: Pick<Manifest, "tables" | "objects">,
-  { tables, objects }: Inventory,
+  manifest: Pick<Manifest, "tables" | "objects" | "databaseState">,
+  { tables, objects, state }: Pick<Inventory, "tables" | "objects"> & Partial<Inventory>,
 ): string[] {
   const scoped = manifest.objects
     ? tables
     : Object.fromEntries(Object.entries(tables).filter(([key]) => !key.includes(".")));
+  const expectedState = manifest.databaseState;
   return [
     ...compareMaps("table", manifest.tables, scoped),
     ...(manifest.objects ? compareMaps("objects:", manifest.objects, objects) : []),
+    ...(expectedState
+      ? compareMaps(
+          "database:",
+          flattenDatabaseState(expectedState),
+          state ? flattenDatabaseState(state) : {},
+        )
+      : []),
   ];
 }
 

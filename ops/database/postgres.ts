@@ -8,6 +8,7 @@ import { docker, inspectContainer, RunOptions } from "../engine/docker";
 import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
+import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
 
 export async function requirePostgres(settings: Settings): Promise<void> {
   const state = await inspectContainer(settings.names.postgresContainer);
@@ -65,7 +66,7 @@ export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
 export const MIGRATIONS_SQL =
   "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;";
 
-const USER_SCHEMA =
+export const USER_SCHEMA =
   "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
 /**
@@ -128,11 +129,45 @@ export async function hasSchema(settings: Settings, container?: string): Promise
   return value === "t";
 }
 
+const OWNED_OBJECTS = [
+  `SELECT 'relations' AS kind, c.relowner AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${USER_SCHEMA}`,
+  `SELECT CASE WHEN p.prosecdef THEN 'security definer functions' ELSE 'functions' END, p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMA}`,
+  `SELECT 'schemas', n.nspowner FROM pg_namespace n WHERE ${USER_SCHEMA}`,
+  `SELECT 'types', t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('d', 'e', 'r') AND ${USER_SCHEMA}`,
+  "SELECT 'large objects', lomowner FROM pg_largeobject_metadata",
+].join(" UNION ALL ");
+
+/** Every role a restore of this database needs: owners and grantees (pg_shdepend), role settings, the ACL. */
+const ROLES = `SELECT pg_get_userbyid(refobjid)::text AS r FROM pg_shdepend WHERE refclassid = 'pg_authid'::regclass AND (dbid = db.oid OR (classid = 'pg_database'::regclass AND objid = db.oid))
+  UNION SELECT pg_get_userbyid(setrole)::text FROM pg_db_role_setting WHERE setdatabase = db.oid AND setrole <> 0
+  UNION SELECT pg_get_userbyid(db.datdba)::text`;
+
+/** One JSON line: the state of the database psql is connected to. */
+export const DATABASE_STATE_SQL = `SELECT json_build_object(
+  'owner', pg_get_userbyid(db.datdba),
+  'connectionLimit', db.datconnlimit,
+  'comment', shobj_description(db.oid, 'pg_database'),
+  'acl', CASE WHEN db.datacl IS NULL THEN NULL ELSE coalesce((SELECT json_agg(json_build_object(
+      'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+      'grantor', pg_get_userbyid(a.grantor), 'privilege', a.privilege_type, 'grantable', a.is_grantable)
+      ORDER BY a.grantor, a.grantee, a.privilege_type) FROM aclexplode(db.datacl) a), '[]'::json) END,
+  'settings', coalesce((SELECT to_json(setconfig) FROM pg_db_role_setting WHERE setdatabase = db.oid AND setrole = 0), '[]'::json),
+  'roleSettings', coalesce((SELECT json_object_agg(pg_get_userbyid(setrole), setconfig) FROM pg_db_role_setting WHERE setdatabase = db.oid AND setrole <> 0), '{}'::json),
+  'owners', coalesce((SELECT json_object_agg(k, n) FROM (SELECT o.kind || ' owned by ' || pg_get_userbyid(o.owner) AS k, count(*) AS n FROM (${OWNED_OBJECTS}) o GROUP BY 1) x), '{}'::json),
+  'roles', coalesce((SELECT json_agg(r ORDER BY r) FROM (${ROLES}) roles), '[]'::json)
+)::text FROM pg_database db WHERE db.datname = current_database();`;
+
+export function parseDatabaseState(rows: readonly string[]): DatabaseState {
+  return parseJson(rows.join("\n"), DatabaseStateSchema, "the database's state from psql");
+}
+
 export interface Inventory {
   /** Rows per table, every schema (see COUNTS_SQL). */
   readonly tables: Record<string, number>;
   /** Schemas, views, sequences, functions, large objects (see OBJECTS_SQL). */
   readonly objects: Record<string, number>;
+  /** The database's own state and object ownership (see DATABASE_STATE_SQL). */
+  readonly state: DatabaseState;
 }
 
 /** What a database holds, as a backup's manifest records it: the integrity fingerprint of a restore. */
@@ -144,6 +179,7 @@ export async function inventory(
   return {
     tables: parseCounts(await psql(settings, COUNTS_SQL, container, {}, database)),
     objects: parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database)),
+    state: parseDatabaseState(await psql(settings, DATABASE_STATE_SQL, container, {}, database)),
   };
 }
 

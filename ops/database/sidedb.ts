@@ -8,7 +8,10 @@
  * out of lock memory at a few thousand of them).
  *
  * Grants to roles this server lacks (a role only production has, restored on a new host) are not dropped:
- * the roles are created NOLOGIN and the grants applied, and the operator is told.
+ * the roles are created NOLOGIN and the grants applied, and the operator is told. The same for the owners of
+ * objects: ownership is kept. The database's own state (`ALTER DATABASE … SET`, role-in-database settings,
+ * privileges, comment, connection limit; see dbstate.ts) is applied to the side database before the swap,
+ * and the side database is analyzed, so the swap brings in the whole database at once.
  */
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
@@ -30,6 +33,7 @@ import { failure, refuse } from "../core/errors";
 import { formatBytes, progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
 import { inventoryProblems, streamDump } from "../backup/verify";
+import { applyDatabaseStateSql, createMissingRoles } from "./dbstate";
 
 const SIDE_RESTORE_FIX =
   "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
@@ -79,7 +83,11 @@ export function classifyRestoreErrors(stderr: string): {
       i -= 1;
     }
     const role = MISSING_ROLE.exec(line);
-    if (role && command.length && /^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES) /.test(command[0])) {
+    if (
+      role &&
+      command.length &&
+      /^(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES|ALTER .+ OWNER TO) /.test(command[0])
+    ) {
       missingRoles.push({ role: role[1], command: command.join("\n") });
     } else {
       other.push([line, ...command.slice(0, 1)].join(" "));
@@ -124,17 +132,8 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
   return [...new Set(created)];
 }
 
-/**
- * Restores the snapshot's dump into the side database and checks it against the manifest. Returns the roles
- * it had to create. Throws with the live database untouched (the side database dropped) on any problem.
- */
-export async function restoreBeside(
-  session: OpsSession,
-  entry: BackupEntry,
-  manifest: Manifest,
-): Promise<string[]> {
-  const { settings } = session;
-  const pg = settings.names.postgresContainer;
+/** A new, empty side database with the live one's encoding and locale. */
+async function createSide(settings: Settings): Promise<void> {
   await admin(settings, dropSideDatabasesSql());
   const [format] = await admin(
     settings,
@@ -145,32 +144,84 @@ export async function restoreBeside(
     settings,
     `CREATE DATABASE ${ident(SIDE_DATABASE)} TEMPLATE template0 ENCODING ${literal(encoding)} LC_COLLATE ${literal(collate)} LC_CTYPE ${literal(ctype)};`,
   );
-  try {
-    progress(`restoring database into ${SIDE_DATABASE} beside the live one`);
-    const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
-      docker(
-        ["exec", "-i", pg, "pg_restore", "-U", POSTGRES_USER, "-d", SIDE_DATABASE, "--no-owner"],
-        { input: input as never, allowFailure: true },
-      ),
+}
+
+/** pg_restore of the snapshot's dump into the side database; returns the roles it had to create. */
+async function restoreIntoSide(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  const { settings } = session;
+  const pg = settings.names.postgresContainer;
+  const state = manifest.databaseState;
+  // Owners are kept (a SECURITY DEFINER function must not become the superuser's); the roles they name are
+  // created NOLOGIN first. Backups before `databaseState` restore without owners, as they always did.
+  const owners = state
+    ? await createMissingRoles(settings, state.roles, pg, "the backup names it")
+    : [];
+  progress(`restoring database into ${SIDE_DATABASE} beside the live one`);
+  const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
+    docker(
+      [
+        "exec",
+        "-i",
+        // Safe: the swap's own commit flushes the WAL before it, so nothing of this is lost once swapped.
+        ...["-e", "PGOPTIONS=-c synchronous_commit=off"],
+        pg,
+        "pg_restore",
+        "-U",
+        POSTGRES_USER,
+        "-d",
+        SIDE_DATABASE,
+        ...(state ? [] : ["--no-owner"]),
+      ],
+      { input: input as never, allowFailure: true },
+    ),
+  );
+  if (dumped.code !== 0) {
+    throw failure(
+      `db.dump could not be read from the repository: ${lastLine(dumped.stderr)}`,
+      SIDE_RESTORE_FIX,
     );
-    if (dumped.code !== 0) {
-      throw failure(
-        `db.dump could not be read from the repository: ${lastLine(dumped.stderr)}`,
-        SIDE_RESTORE_FIX,
-      );
+  }
+  if (sha256 !== manifest.database.sha256) {
+    throw failure("db.dump does not match the sha256 in its manifest", SIDE_RESTORE_FIX);
+  }
+  const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
+  if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
+    throw failure(
+      `pg_restore failed: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
+      SIDE_RESTORE_FIX,
+    );
+  }
+  return [...owners, ...(missingRoles.length ? await applyGrants(settings, missingRoles) : [])];
+}
+
+/**
+ * Restores the snapshot's dump into the side database, gives it the database's own state and statistics, and
+ * checks it against the manifest. Returns the roles it had to create. Throws with the live database untouched
+ * (the side database dropped) on any problem.
+ */
+export async function restoreBeside(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  const { settings } = session;
+  const pg = settings.names.postgresContainer;
+  await createSide(settings);
+  try {
+    const roles = await restoreIntoSide(session, entry, manifest);
+    if (manifest.databaseState) {
+      // Settings, privileges and comment belong to the database's OID: given now, they follow the rename.
+      progress("applying the database's own settings, privileges and comment");
+      await admin(settings, applyDatabaseStateSql(manifest.databaseState, SIDE_DATABASE));
     }
-    if (sha256 !== manifest.database.sha256) {
-      throw failure("db.dump does not match the sha256 in its manifest", SIDE_RESTORE_FIX);
-    }
-    const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
-    if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
-      throw failure(
-        `pg_restore failed: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
-        SIDE_RESTORE_FIX,
-      );
-    }
-    const roles = missingRoles.length ? await applyGrants(settings, missingRoles) : [];
-    progress("checking the restored database against the backup (rows, schemas, objects)");
+    // Statistics belong to the database too: the restored one serves with them from its first query.
+    progress(`ANALYZE ${SIDE_DATABASE}`);
+    await psql(settings, "ANALYZE;", pg, {}, SIDE_DATABASE);
+    progress("checking the restored database against the backup (rows, objects, owners, settings)");
     const problems = inventoryProblems(manifest, await inventory(settings, pg, SIDE_DATABASE));
     if (problems.length) {
       throw failure(

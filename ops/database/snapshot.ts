@@ -6,6 +6,8 @@
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import {
   COUNTS_SQL,
+  DATABASE_STATE_SQL,
+  parseDatabaseState,
   MIGRATIONS_SQL,
   OBJECTS_SQL,
   parseCounts,
@@ -13,6 +15,7 @@ import {
   psqlArgs,
 } from "./postgres";
 import { failure } from "../core/errors";
+import { DatabaseState } from "../store/manifest";
 
 const END = "__edms_end__";
 
@@ -71,6 +74,10 @@ export class SnapshotSession {
 
   async objectCounts(): Promise<Record<string, number>> {
     return parseCounts(await this.query(OBJECTS_SQL));
+  }
+
+  async databaseState(): Promise<DatabaseState> {
+    return parseDatabaseState(await this.query(DATABASE_STATE_SQL));
   }
 
   async migrations(): Promise<Record<string, string>> {

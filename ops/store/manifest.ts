@@ -73,6 +73,55 @@ export interface Manifest extends BackupIdentity {
   /** Schemas, views, sequences, functions, large objects; absent in older backups. */
   readonly objects?: Record<string, number>;
   readonly migrations: Record<string, string>;
+  /** The database's own state and object ownership; absent in older backups (restored without owners). */
+  readonly databaseState?: DatabaseState;
+}
+
+const GrantSchema = z.object({
+  grantee: z.string().nullable(),
+  grantor: z.string(),
+  privilege: z.string(),
+  grantable: z.boolean(),
+});
+
+/** DatabaseState's shape: checked where psql gives it and where a manifest holds it. */
+export const DatabaseStateSchema = z.looseObject({
+  owner: z.string(),
+  connectionLimit: z.number().int(),
+  comment: z.string().nullable(),
+  acl: z.array(GrantSchema).nullable(),
+  settings: z.array(z.string()),
+  roleSettings: z.record(z.string(), z.array(z.string())),
+  owners: z.record(z.string(), z.number()),
+  roles: z.array(z.string()),
+});
+
+/** One privilege of the database's ACL, as `aclexplode` gives it; grantee null is PUBLIC. */
+export interface DatabaseGrant {
+  readonly grantee: string | null;
+  readonly grantor: string;
+  readonly privilege: string;
+  readonly grantable: boolean;
+}
+
+/**
+ * What belongs to the database rather than to its contents: pg_restore leaves it out without `--create`, so
+ * a backup records it and a restore applies it. Also who owns what, and every role the dump names.
+ */
+export interface DatabaseState {
+  readonly owner: string;
+  readonly connectionLimit: number;
+  readonly comment: string | null;
+  /** null: the default privileges (PUBLIC may connect and create temporary tables). */
+  readonly acl: readonly DatabaseGrant[] | null;
+  /** `ALTER DATABASE … SET`, as pg_db_role_setting holds them (`work_mem=64MB`). */
+  readonly settings: readonly string[];
+  /** `ALTER ROLE … IN DATABASE … SET`, per role. */
+  readonly roleSettings: Record<string, readonly string[]>;
+  /** Objects per kind and owner (`functions edms`, `security definer functions reporting`). */
+  readonly owners: Record<string, number>;
+  /** Every role the dump or the state above names (owners, grantees, role settings). */
+  readonly roles: readonly string[];
 }
 
 export function checkBackupId(id: string): void {
@@ -93,5 +142,8 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
       ? []
       : ["no row counts or migration state"]),
+    ...(m?.databaseState === undefined || DatabaseStateSchema.safeParse(m.databaseState).success
+      ? []
+      : ["unreadable databaseState"]),
   ]);
 }

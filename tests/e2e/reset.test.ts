@@ -17,6 +17,41 @@ async function freshDatabase(stack: TestStack): Promise<void> {
   expect(health.code, health.stdout + health.stderr).to.equal(0);
 }
 
+/** Database-level state, a limited role's SECURITY DEFINER function and table (issue 19, item 9). */
+const DATABASE_STATE_SQL = `
+CREATE ROLE "limited ü" NOLOGIN; CREATE ROLE reader NOLOGIN;
+ALTER DATABASE edms SET work_mem = '12MB';
+ALTER DATABASE edms SET search_path = "$user", public;
+ALTER ROLE reader IN DATABASE edms SET statement_timeout = '7s';
+REVOKE ALL ON DATABASE edms FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE edms TO reader;
+GRANT CREATE ON DATABASE edms TO "limited ü" WITH GRANT OPTION;
+COMMENT ON DATABASE edms IS 'EDMS records';
+ALTER DATABASE edms CONNECTION LIMIT 90;
+CREATE FUNCTION public.whoami() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text';
+ALTER FUNCTION public.whoami() OWNER TO "limited ü";
+CREATE TABLE public.limited_notes (note text);
+ALTER TABLE public.limited_notes OWNER TO "limited ü";
+`;
+
+/** What DATABASE_STATE_SQL sets, read back one fact per key. */
+async function databaseState(stack: TestStack): Promise<Record<string, string>> {
+  const lines = (
+    await stack.psql(
+      [
+        "SELECT coalesce(string_agg(coalesce(r.rolname, '-') || ':' || array_to_string(s.setconfig, '|'), ',' ORDER BY r.rolname NULLS FIRST), '-') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = current_database();",
+        "SELECT coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(datacl) a), '-') FROM pg_database WHERE datname = current_database();",
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '-') || ' / ' || datconnlimit FROM pg_database WHERE datname = current_database();",
+        "SELECT public.whoami();",
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'limited_notes';",
+        "SELECT coalesce((SELECT rolcanlogin::text FROM pg_roles WHERE rolname = 'reader'), 'absent');",
+      ].join("\n"),
+    )
+  ).split("\n");
+  const [settings, privileges, comment, whoami, tableOwner, reader] = lines;
+  return { settings, privileges, comment, whoami, tableOwner, reader };
+}
+
 describe("e2e: staging resets", function () {
   const stack = new TestStack("stg", "staging", {
     "edms:version": "2.0.0",
@@ -99,6 +134,49 @@ describe("e2e: staging resets", function () {
     const undo = /edms-ops restore (\S+-pre-reset-app)/.exec(result.stdout)?.[1];
     expect((await stack.ops(["restore", String(undo)])).code).to.equal(0);
     expect(await stack.fingerprint()).to.deep.equal(before);
+  });
+
+  it("5c. a restore brings back the database's settings, privileges, comment and role settings, and keeps owners; verify and drill compare them", async function () {
+    await stack.psql(DATABASE_STATE_SQL);
+    const backup = await stack.ops(["backup", "--reason", "dbstate"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const id = backup.stdout.trim();
+    const atBackup = await databaseState(stack);
+    expect(atBackup.whoami).to.equal("limited ü");
+    // Everything changed between the backup and the restore; a role gone, as on a new host.
+    await stack.psql(`
+ALTER DATABASE edms RESET ALL; ALTER ROLE reader IN DATABASE edms RESET ALL;
+GRANT ALL ON DATABASE edms TO PUBLIC; REVOKE ALL ON DATABASE edms FROM reader;
+COMMENT ON DATABASE edms IS NULL; ALTER DATABASE edms CONNECTION LIMIT -1;
+ALTER FUNCTION public.whoami() OWNER TO edms; ALTER TABLE public.limited_notes OWNER TO edms;
+DROP ROLE reader;`);
+    const changed = await databaseState(stack);
+    for (const key of Object.keys(atBackup) as (keyof typeof atBackup)[]) {
+      expect(changed[key], `${key} was not changed before the restore`).not.to.equal(atBackup[key]);
+    }
+
+    const verify = await stack.ops(["verify", id]);
+    expect(verify.code, verify.stdout + verify.stderr).to.equal(0);
+    const drill = await stack.ops(["drill", id, "--json"]);
+    expect(drill.code, drill.stdout + drill.stderr).to.equal(0);
+    const checks = (JSON.parse(drill.stdout) as { checks: { name: string; detail: string }[] })
+      .checks;
+    expect(checks.find((c) => c.name === "database restore")?.detail).to.contain(
+      "owners, grants and database settings restored",
+    );
+
+    const restored = await stack.ops(["restore", id]);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(restored.stdout).to.match(/Created role\(s\) reader \(NOLOGIN\)/);
+    expect(restored.stderr).to.contain("ANALYZE");
+    expect(await databaseState(stack)).to.deep.equal(atBackup);
+    // Statistics came with the restore (3 documents: far below autovacuum's threshold).
+    expect(
+      await stack.psql(
+        "SELECT count(*) > 0 FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid WHERE c.relname = 'documents_document';",
+      ),
+    ).to.equal("t");
+    expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
   it("1a. weekly fresh reset: reset, re-apply → empty database with superuser and fixtures only, new volumes", async function () {

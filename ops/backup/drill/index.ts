@@ -135,7 +135,7 @@ async function checkRestored(
     if (problems.length) {
       throw failure(problems.join("; "), DAMAGED);
     }
-    return `${manifest.database.bytes} bytes, sha256 as recorded, pg_restore in one transaction`;
+    return `${manifest.database.bytes} bytes, sha256 as recorded, ${manifest.databaseState ? "owners, grants and database settings restored" : "pg_restore in one transaction"}`;
   });
   if (restored) {
     await databaseChecks(session.settings, manifest, db, checks);

@@ -12,7 +12,7 @@ import { compareMaps, inventoryProblems } from "../verify";
 import { Checks, DAMAGED } from "./checks";
 import { Scratch } from "./scratch";
 
-/** Rows, schema objects and migration state of the scratch database against the manifest. */
+/** Rows, schema objects, owners, database state and migration state of the scratch database against the manifest. */
 export async function databaseChecks(
   settings: Settings,
   manifest: Manifest,
@@ -25,7 +25,11 @@ export async function databaseChecks(
       throw failure(problems.join("; "), DAMAGED);
     }
     const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
-    return `${Object.keys(manifest.tables).length} tables, ${rows} rows${manifest.objects ? " and the schema objects" : ""} as recorded`;
+    const extra = [
+      ...(manifest.objects ? ["the schema objects"] : []),
+      ...(manifest.databaseState ? ["owners and the database's settings and privileges"] : []),
+    ];
+    return `${Object.keys(manifest.tables).length} tables, ${rows} rows${extra.length ? ` and ${extra.join(", ")}` : ""} as recorded`;
   });
   await checks.run("migration state", async () => {
     const problems = compareMaps("app", manifest.migrations, await migrationState(settings, db));

@@ -478,7 +478,12 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       .split("\n")
       .filter(Boolean);
     if (ids.length) {
-      await docker(["rm", "-f", "-v", ...ids]);
+      // A background off-host copy may be removing itself (--rm) at this moment: then try once more.
+      const removed = await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
+      if (removed.code !== 0 && !/already in progress|No such container/.test(removed.stderr)) {
+        await docker(["rm", "-f", "-v", ...ids]);
+      }
+      await new Promise((r) => setTimeout(r, removed.code === 0 ? 0 : 1000));
     }
     const volumes = await this.volumes();
     if (volumes.length) {

@@ -9,10 +9,10 @@ import { Settings } from "../../model/settings";
 import { failure, OpsError, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
-import { OpsSession, withSession } from "../engine/session";
+import { holdsLock, OpsSession, withSession } from "../engine/session";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
 import { Manifest, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
-import { copyToOffsite } from "../store/offsite";
+import { startOffsiteCopy } from "../store/offsiteCopy";
 import { describeLabel, schemaRelease } from "../store/schemaRelease";
 import { applyRetention } from "../store/prune";
 import {
@@ -40,6 +40,12 @@ function newId(hostTime: string, reason: string, taken: readonly string[]): stri
 export interface BackupRequest {
   readonly reason: string;
   readonly targetVersion?: string;
+  /**
+   * The off-host copy after the stack lock is released: `wait` for it (default), or start it in the
+   * `background` (the pre-deploy hook: a deploy waits only for the local backup). A backup taken inside
+   * another operation (a restore's undo) always starts it in the background.
+   */
+  readonly offsiteCopy?: "wait" | "background";
 }
 
 export interface BackupResult {
@@ -74,32 +80,42 @@ export async function createBackup(
     progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
     return null;
   }
-  return withSession(settings, `backup --reason ${request.reason}`, async (session) => {
-    await ensureRepository(session);
-    const before = await sessionSnapshots(session);
-    const earlier = before.length;
-    const id = newId(
-      await session.hostTime(),
-      request.reason,
-      before.map((b) => b.id),
-    );
-    progress(`backup ${id} of ${settings.stack}`);
-    let result: BackupResult;
-    try {
-      result = await snapshotBackup(session, {
-        id,
-        request,
-        parent: before[before.length - 1],
-      });
-    } catch (err) {
-      throw await backupFailure(session, id, earlier, err as Error);
-    }
-    await afterBackup(session, before, result.entry);
-    return result;
-  });
+  const nested = holdsLock(settings);
+  const result = await withSession(
+    settings,
+    `backup --reason ${request.reason}`,
+    async (session) => {
+      await ensureRepository(session);
+      const before = await sessionSnapshots(session);
+      const earlier = before.length;
+      const id = newId(
+        await session.hostTime(),
+        request.reason,
+        before.map((b) => b.id),
+      );
+      progress(`backup ${id} of ${settings.stack}`);
+      let result: BackupResult;
+      try {
+        result = await snapshotBackup(session, {
+          id,
+          request,
+          parent: before[before.length - 1],
+        });
+      } catch (err) {
+        throw await backupFailure(session, id, earlier, err as Error);
+      }
+      await afterBackup(session, before, result.entry);
+      return result;
+    },
+  );
+  if (settings.backup.offsite) {
+    // Outside the stack lock, under its own: nothing waits for the off-host copy but this command.
+    await startOffsiteCopy(settings, nested ? "background" : (request.offsiteCopy ?? "wait"));
+  }
+  return result;
 }
 
-/** Retention (never of the new backup) and the off-host copy; a failure of either leaves the backup complete. */
+/** Retention (never of the new backup); a failure leaves the backup complete. */
 async function afterBackup(
   session: OpsSession,
   before: readonly BackupEntry[],
@@ -118,9 +134,6 @@ async function afterBackup(
     );
   } finally {
     session.pinned.delete(entry.id);
-  }
-  if (settings.backup.offsite) {
-    await copyToOffsite(session);
   }
 }
 

@@ -5,6 +5,7 @@ import { say } from "../core/log";
 import { Settings, resourceNames } from "../../model/settings";
 import { docker } from "../engine/docker";
 import { failure } from "../core/errors";
+import { REASONS } from "../../model/hooks";
 
 /**
  * Settings naming the data volumes the running postgres container uses, when those are of an earlier data
@@ -68,7 +69,7 @@ export function register(program: Command): void {
   program
     .command("backup")
     .description(
-      "Back up the database (pg_dump) and media as one restic snapshot in the stack's repository (media incremental), apply the retention policy, copy off the host",
+      "Back up the database (pg_dump) and media as one restic snapshot in the stack's repository (media incremental), apply the retention policy, then copy off the host after releasing the stack lock (in the background for `--reason pre-deploy`)",
     )
     .option("--reason <reason>", "why it was taken; part of the id (lowercase, dashes)", "manual")
     .option(
@@ -97,6 +98,9 @@ export function register(program: Command): void {
         ? await createBackup(settings, {
             reason: opts.reason,
             targetVersion: opts.targetVersion,
+            // A deploy waits for the local backup only; the copy goes on after the hook has ended.
+            offsiteCopy:
+              opts.reason === REASONS.preDeploy || opts.earlierGeneration ? "background" : "wait",
           })
         : null;
       if (settings || opts.printId) {

@@ -6,6 +6,17 @@ import { backupFreshness, CheckResult, runChecks } from "../reports/health";
 import { progress, say } from "../core/log";
 import { describeSchedule, scheduleReport } from "../schedule/records";
 import { AlertReport, alertReport, describeAlerts } from "../alerts/report";
+import { listBackups } from "../store/catalog";
+import { describeOffsite, OffsiteLag, offsiteLag, offsiteNeedsAttention } from "../store/offsite";
+
+/** The off-host repository's lag, last copy and locks; null without `edms:backup.offsite`. */
+async function offsiteReport(settings: Settings): Promise<OffsiteLag | null> {
+  const local = await listBackups(settings).then(
+    (l) => l.complete,
+    () => [],
+  );
+  return offsiteLag(settings, local);
+}
 
 export function register(program: Command): void {
   program
@@ -44,6 +55,8 @@ function printHealth(
   backup: Freshness,
   schedule: ScheduleState,
   alerts: AlertReport | null,
+  offsite: OffsiteLag | null,
+  stack: string,
 ): void {
   checks.forEach((c) => say(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`));
   say(
@@ -61,6 +74,10 @@ function printHealth(
     }`,
   );
   say(`${alerts?.firing.length ? "WARN" : "info"} ${describeAlerts(alerts)}`);
+  if (offsite) {
+    const level = offsiteNeedsAttention(offsite) ? "WARN" : "info";
+    describeOffsite(stack, offsite).forEach((line) => say(`${level} ${line}`));
+  }
 }
 
 async function healthCommand(
@@ -77,10 +94,12 @@ async function healthCommand(
     problem: `cannot be read: ${err.message.split("\n")[0]}`,
   }));
   const alerts = await alertReport(settings);
+  // The deploy's gate (--wait) never waits on the off-host repository; an operator's health looks there.
+  const offsite = wait ? null : await offsiteReport(settings);
   if (opts.json) {
-    say(JSON.stringify({ healthy, checks, backup, schedule, alerts }, null, 2));
+    say(JSON.stringify({ healthy, checks, backup, schedule, alerts, offsite }, null, 2));
   } else {
-    printHealth(checks, backup, schedule, alerts);
+    printHealth(checks, backup, schedule, alerts, offsite, settings.stack);
   }
   if (!healthy) {
     throw failure(

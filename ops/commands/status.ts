@@ -8,7 +8,7 @@ import { inspectContainer, volumeExists } from "../engine/docker";
 import { readHistory } from "../store/history";
 import { formatBytes, say } from "../core/log";
 import { toolbox } from "../engine/toolbox";
-import { offsiteLag } from "../store/offsite";
+import { describeOffsite, offsiteLag } from "../store/offsite";
 import {
   describeIncompleteRestore,
   describeIncompleteRollback,
@@ -162,13 +162,8 @@ function printReport(settings: Settings, report: StatusReport): void {
       `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
   );
   say(`  ${describeSchedule(report.schedule)}`);
-  const off = backups.offsite;
-  if (off) {
-    say(
-      off.reachable
-        ? `  off-host ${off.repository}: ${off.count} backup(s), newest ${off.newest ?? "-"}, ${off.missing?.length ? `${off.missing.length} behind (${off.missing.join(", ")})` : "up to date"}`
-        : `  off-host ${off.repository}: unreachable (${off.problem})`,
-    );
+  if (backups.offsite) {
+    describeOffsite(settings.stack, backups.offsite).forEach((line) => say(`  ${line}`));
   }
   if (report.operation) {
     say(`operation in progress: ${report.operation}`);

@@ -365,6 +365,11 @@ export async function withSession<T>(
   }
 }
 
+/** True inside `withSession` of this stack in this process (a backup taken by a restore, say). */
+export function holdsLock(settings: Settings): boolean {
+  return held.has(settings.stack);
+}
+
 /** The operation holding the stack's lock now, if any (for `status`). */
 export async function currentOperation(settings: Settings): Promise<string | null> {
   const holder = await lockHolder(`${settings.namePrefix}-ops`);

@@ -184,11 +184,14 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
     (err: Error) => ({ count: 0, newest: [], problem: err.message }),
   );
   const offsite = settings.backup.offsite
-    ? await listOffsite(settings).then(summary, (err: Error) => ({
-        count: 0,
-        newest: [],
-        problem: err.message,
-      }))
+    ? await listOffsite(settings).then(
+        ({ backups }) => summary(backups),
+        (err: Error) => ({
+          count: 0,
+          newest: [],
+          problem: err.message,
+        }),
+      )
     : null;
   const check = (await volumeExists(settings.names.backupsVolume))
     ? (await backupToolbox(settings, `cat ${LAST_CHECK_FILE} 2>/dev/null || true`)).stdout.trim()

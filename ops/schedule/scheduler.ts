@@ -1,7 +1,8 @@
 /**
  * The loop the `<prefix>-scheduler` container runs on the Docker host (`edms-ops scheduler`): at each due
  * time of `edms:backup.schedule` it takes the same backup as `edms-ops backup --reason scheduled` (dump,
- * media, manifest, retention, off-host copy), in this process, and records the attempt in schedule.jsonl.
+ * media, manifest, retention; then the off-host copy, waited for after the stack lock is released), in this
+ * process, and records the attempt in schedule.jsonl (a failed copy shows in `status`, not here).
  *
  * - Host reboots: the container restarts with the engine (`restart: unless-stopped`); at start-up a due that
  *   passed while it was down is run once, at once (catch-up, like anacron).

@@ -12,6 +12,8 @@
  *   last-check.json           the newest `restic check` (records.ts: RepositoryCheck)
  *   alerts.json               what the scheduler has alerted on, and its last message (records.ts: AlertState)
  *   last-restore.json         the last restore's backup, release and migrations (records.ts: RestoreRecord)
+ *   offsite-copy.json         the newest off-host copy: started, finished, ok, error (records.ts: OffsiteCopy)
+ *   .offsite-again            asks a running off-host copy to run once more (a backup made while it ran)
  *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
  *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
  *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
@@ -34,6 +36,8 @@ export const LAYOUT = {
   lastRestore: `${BACKUPS_DIR}/last-restore.json`,
   restoreMarker: `${BACKUPS_DIR}/.restore-in-progress`,
   rollbackMarker: `${BACKUPS_DIR}/.rollback-in-progress`,
+  offsiteCopy: `${BACKUPS_DIR}/offsite-copy.json`,
+  offsiteAgain: `${BACKUPS_DIR}/.offsite-again`,
 } as const;
 
 export const KEY_FILES = {

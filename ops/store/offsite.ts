@@ -1,59 +1,39 @@
 /**
- * Off-host copies (`edms:backup.offsite`): after each backup, every local snapshot the off-host repository
- * lacks is copied there with `restic copy` (the off-host repository was created with the local one's
- * chunker parameters, so copies deduplicate), and the same retention policy is applied there. A failed
- * copy never fails the backup (the deploy is gated on the local one); `status` shows the lag.
+ * Reading the off-host repository (`edms:backup.offsite`) from the Docker host: its listing, what lags
+ * behind and the restic locks there (status, health, alerts), one backup fetched back (disaster recovery),
+ * and clearing a lock an operator has checked. The copy itself is offsiteCopy.ts; retention off the host
+ * is offsitePrune.ts, never run with the host's credentials.
  */
 import { Settings } from "../../model/settings";
 import { volumeExists } from "../engine/docker";
 import { failure, OpsError, refuse } from "../core/errors";
 import { requireKeys } from "./keys";
-import { progress, warn } from "../core/log";
+import { progress } from "../core/log";
 import {
   BackupEntry,
-  NO_REPOSITORY,
   OFFSITE_REPOSITORY_FILE,
   parseSnapshots,
-  PASSWORD_FILE,
   REPOSITORY,
   WRONG_PASSWORD,
 } from "./restic";
-import { protectedReleases } from "./prune";
-import { retention } from "./retention";
+import { z } from "zod";
+import { parseJsonOrNull } from "../core/json";
+import { OffsiteCopy } from "./records";
+import { readOffsiteCopy } from "./offsiteCopy";
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
 
-/**
- * restic retries an unreachable backend for many minutes: every off-host call is bounded (see `orestic`),
- * a copy by this, everything else by a minute.
- */
-const COPY_TIMEOUT_SECONDS = Number(process.env.EDMS_OFFSITE_COPY_TIMEOUT) || 3600;
+/** restic's words for a repository another process holds a lock in. */
+const LOCKED = /repository is already locked|unable to create lock/i;
 
-/** Creates the off-host repository on first use; false when its credentials are not on the host. */
-async function ensureOffsite(session: OpsSession): Promise<boolean> {
-  const probe = await session.exec(
-    `[ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo __nokeys__; exit 0; }; orestic cat config >/dev/null`,
-    [],
-    { allowFailure: true },
-  );
-  if (probe.stdout.includes("__nokeys__")) {
-    return false;
-  }
-  if (probe.code !== 0) {
-    if (!NO_REPOSITORY.test(probe.stderr)) {
-      throw offsiteProblem(probe.stderr);
-    }
-    progress(`initialising the off-host repository ${session.settings.backup.offsite?.display}`);
-    // The copy's source is the local repository: its chunker parameters make copies deduplicate.
-    await session.exec(
-      `orestic init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null`,
+function offsiteProblem(settings: Settings, stderr: string): OpsError {
+  const line = stderr.trim().split("\n").pop() ?? "";
+  if (LOCKED.test(stderr)) {
+    return failure(
+      `the off-host repository is locked by another restic: ${line}`,
+      `\`edms-ops status --stack ${settings.stack}\` shows the lock and the command that clears it once you checked nobody is using it.`,
     );
   }
-  return true;
-}
-
-function offsiteProblem(stderr: string): OpsError {
-  const line = stderr.trim().split("\n").pop() ?? "";
   return WRONG_PASSWORD.test(stderr)
     ? failure(
         "the off-host repository does not open with this stack's backup password (it belongs to another stack?)",
@@ -65,63 +45,50 @@ function offsiteProblem(stderr: string): OpsError {
       );
 }
 
-/** Copies what is missing off the host, then applies retention there. Never throws. */
-export async function copyToOffsite(session: OpsSession): Promise<void> {
-  const { settings } = session;
-  try {
-    if (!(await ensureOffsite(session))) {
-      warn(
-        `off-host copy skipped: the credentials of ${settings.backup.offsite?.display} are not on the host. Run \`pulumi up --stack ${settings.stack}\` to store them.`,
-      );
-      return;
-    }
-    progress(`copying to the off-host repository ${settings.backup.offsite?.display}`);
-    // We hold the stack lock, and one off-host repository serves one stack: restic locks there are ours.
-    await session.exec(
-      `orestic unlock --remove-all >/dev/null 2>&1 || true; OTIMEOUT=$2; orestic copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} --host "$1" --tag edms >/dev/null`,
-      [settings.stack, String(COPY_TIMEOUT_SECONDS)],
-    );
-    const remote = await offsiteSnapshots(session);
-    const decision = retention({
-      backups: remote,
-      keep: settings.backup.keep,
-      rollbackReleases: await protectedReleases(settings),
-      pinned: [],
-      periodic: settings.backup,
-    });
-    if (decision.forget.length) {
-      await session.exec(
-        `OTIMEOUT=${COPY_TIMEOUT_SECONDS}; orestic forget "$@" >/dev/null && orestic prune --max-unused 10% >/dev/null`,
-        decision.forget.map((b) => b.snapshot),
-      );
-    }
-    progress(`off-host copy complete: ${remote.length - decision.forget.length} backup(s) there`);
-  } catch (err) {
-    warn(
-      `off-host copy failed (the local backup is complete): ${(err as Error).message.split("\n").slice(-1)[0]}. ` +
-        `The next backup copies whatever is missing; \`edms-ops status --stack ${settings.stack}\` shows the lag.`,
-    );
-  }
-}
-
 export async function offsiteSnapshots(session: OpsSession): Promise<BackupEntry[]> {
   const result = await session.exec(`orestic snapshots --json --tag edms`, [], {
     allowFailure: true,
   });
   if (result.code !== 0) {
-    throw offsiteProblem(result.stderr);
+    throw offsiteProblem(session.settings, result.stderr);
   }
   return parseSnapshots(result.stdout);
 }
 
-/** Off-host listing without the stack lock (status, `backups list --offsite`). */
-export async function listOffsite(settings: Settings): Promise<BackupEntry[]> {
+const LOCKS_MARK = "__locks__";
+
+/** A restic lock file as `restic cat lock` prints it. */
+const ResticLockSchema = z.looseObject({
+  time: z.string(),
+  exclusive: z.boolean().optional(),
+  hostname: z.string().optional(),
+  pid: z.number().optional(),
+});
+
+export interface OffsiteLock {
+  readonly time: string;
+  readonly exclusive: boolean;
+  readonly host: string;
+  readonly pid: number | null;
+}
+
+/**
+ * Off-host listing without the stack lock and without a restic lock (status, `backups list --offsite`);
+ * with `locks`, also the restic locks there.
+ */
+export async function listOffsite(
+  settings: Settings,
+  options: { readonly locks?: boolean } = {},
+): Promise<{ backups: BackupEntry[]; locks: OffsiteLock[] }> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     requireKeys(settings, true);
   }
+  const locks = options.locks
+    ? `; echo ${LOCKS_MARK}; for l in $(orestic --no-lock list locks); do orestic --no-lock cat lock "$l" | tr -d '\n'; echo; done`
+    : "";
   const result = await backupToolbox(
     settings,
-    `[ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo __nokeys__; exit 0; }; orestic --no-lock snapshots --json --tag edms`,
+    `[ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo __nokeys__; exit 0; }; orestic --no-lock snapshots --json --tag edms${locks}`,
     { network: true, allowFailure: true },
   );
   if (result.stdout.includes("__nokeys__")) {
@@ -131,10 +98,29 @@ export async function listOffsite(settings: Settings): Promise<BackupEntry[]> {
     );
   }
   if (result.code !== 0) {
-    throw offsiteProblem(result.stderr);
+    throw offsiteProblem(settings, result.stderr);
   }
-  return parseSnapshots(result.stdout);
+  const [snapshots, lockLines = ""] = result.stdout.split(LOCKS_MARK);
+  return {
+    backups: parseSnapshots(snapshots),
+    locks: lockLines.split("\n").flatMap((line) => {
+      const lock = line.trim() ? parseJsonOrNull(line, ResticLockSchema) : null;
+      return lock
+        ? [
+            {
+              time: lock.time,
+              exclusive: lock.exclusive ?? false,
+              host: lock.hostname ?? "?",
+              pid: lock.pid ?? null,
+            },
+          ]
+        : [];
+    }),
+  };
 }
+
+/** restic treats a lock not refreshed for this long as stale (it refreshes its own every 5 minutes). */
+export const STALE_LOCK_MINUTES = 30;
 
 export interface OffsiteLag {
   readonly repository: string;
@@ -144,6 +130,30 @@ export interface OffsiteLag {
   readonly newest?: string | null;
   /** Local backups that have no copy off the host yet. */
   readonly missing?: string[];
+  /** restic locks in the off-host repository (a running copy's, or one a killed restic left). */
+  readonly locks?: (OffsiteLock & { readonly minutes: number; readonly advice: string })[];
+  /** The newest copy from this host (offsite-copy.json); null before the first. */
+  readonly lastCopy?: (OffsiteCopy & { running: boolean }) | null;
+}
+
+/** What to do about a lock off the host: restic's own staleness rule, else the operator's check. */
+export function lockAdvice(
+  stack: string,
+  lock: OffsiteLock,
+  minutes: number,
+  copyRunning: boolean,
+): string {
+  if (minutes >= STALE_LOCK_MINUTES) {
+    return `stale (not refreshed for ${minutes} min): clear it with \`edms-ops backups unlock --offsite --stack ${stack}\``;
+  }
+  const who =
+    copyRunning && !lock.exclusive
+      ? "this host's off-host copy (running now)"
+      : "a restic running now";
+  return (
+    `held by ${who}, or left by one killed less than ${STALE_LOCK_MINUTES} min ago; once you checked that no other host ` +
+    `(an old host of this stack, the off-host prune job) is working on the repository: \`edms-ops backups unlock --offsite --all --stack ${stack}\``
+  );
 }
 
 export async function offsiteLag(
@@ -154,19 +164,88 @@ export async function offsiteLag(
     return null;
   }
   const repository = settings.backup.offsite.display;
+  const lastCopy = await readOffsiteCopy(settings).catch(() => null);
   try {
-    const remote = await listOffsite(settings);
+    const { backups: remote, locks } = await listOffsite(settings, { locks: true });
     const there = new Set(remote.map((b) => b.id));
+    const now = Date.now();
     return {
       repository,
       reachable: true,
       count: remote.length,
       newest: remote.length ? remote[remote.length - 1].id : null,
       missing: local.filter((b) => !there.has(b.id)).map((b) => b.id),
+      locks: locks.map((lock) => {
+        const minutes = Math.max(0, Math.floor((now - Date.parse(lock.time)) / 60_000));
+        const advice = lockAdvice(settings.stack, lock, minutes, lastCopy?.running ?? false);
+        return { ...lock, minutes, advice };
+      }),
+      lastCopy,
     };
   } catch (err) {
-    return { repository, reachable: false, problem: (err as Error).message };
+    return { repository, reachable: false, problem: (err as Error).message, lastCopy };
   }
+}
+
+/** Lines for `status` and `health`: count and lag, the last copy, each lock with what to do about it. */
+export function describeOffsite(stack: string, off: OffsiteLag): string[] {
+  const copy = off.lastCopy;
+  const copyLine = !copy
+    ? "no copy from this host yet"
+    : copy.running
+      ? `a copy is running (since ${copy.started})`
+      : copy.ok
+        ? `last copy ${copy.finished}: ok`
+        : copy.finished
+          ? `last copy ${copy.finished}: FAILED: ${copy.error}`
+          : `last copy started ${copy.started} was cut before it ended`;
+  const lines = [
+    off.reachable
+      ? `off-host ${off.repository}: ${off.count} backup(s), newest ${off.newest ?? "-"}, ` +
+        `${off.missing?.length ? `${off.missing.length} behind (${off.missing.join(", ")})` : "up to date"}; ${copyLine}`
+      : `off-host ${off.repository}: unreachable (${off.problem}); ${copyLine}`,
+  ];
+  for (const lock of off.locks ?? []) {
+    lines.push(
+      `  off-host ${lock.exclusive ? "EXCLUSIVE " : ""}lock of ${lock.host} (pid ${lock.pid ?? "?"}), ${lock.minutes} min old: ${lock.advice}`,
+    );
+  }
+  if (copy && !copy.running && copy.ok === false) {
+    lines.push(
+      `  the next backup copies what is missing; to copy now: \`edms-ops backup --stack ${stack}\``,
+    );
+  }
+  return lines;
+}
+
+/** Whether `health` should warn: unreachable, a failed or cut copy, or a lock off the host. */
+export function offsiteNeedsAttention(off: OffsiteLag): boolean {
+  const copy = off.lastCopy;
+  return (
+    !off.reachable ||
+    (off.locks ?? []).some((l) => l.exclusive || !copy?.running) ||
+    (!!copy && !copy.running && copy.ok !== true)
+  );
+}
+
+/**
+ * Removes restic's locks off the host: those restic itself judges stale (`restic unlock`), or with `all`
+ * every lock (`unlock --remove-all`), for an operator who checked that no other host is working there.
+ * Never run by a backup: another host (the old one, the prune job) may hold a lock that matters.
+ */
+export async function unlockOffsite(settings: Settings, all: boolean): Promise<OffsiteLock[]> {
+  const result = await backupToolbox(
+    settings,
+    `[ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo __nokeys__; exit 0; }; orestic unlock \${1:+--remove-all} >/dev/null`,
+    { network: true, allowFailure: true, args: [all ? "all" : ""] },
+  );
+  if (result.stdout.includes("__nokeys__")) {
+    requireKeys(settings, true);
+  }
+  if (result.code !== 0) {
+    throw offsiteProblem(settings, result.stderr);
+  }
+  return (await listOffsite(settings, { locks: true })).locks;
 }
 
 /**

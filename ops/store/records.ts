@@ -112,6 +112,18 @@ export const RepositoryCheckSchema = z.looseObject({
 });
 export type RepositoryCheck = z.output<typeof RepositoryCheckSchema>;
 
+/**
+ * The newest off-host copy (offsite-copy.json), written by the copy container itself: at its start
+ * (finished and ok null) and at its end. A record left with `finished: null` and no copy running was cut.
+ */
+export const OffsiteCopySchema = z.looseObject({
+  started: z.string(),
+  finished: z.string().nullable(),
+  ok: z.boolean().nullable(),
+  error: z.string().nullable(),
+});
+export type OffsiteCopy = z.output<typeof OffsiteCopySchema>;
+
 /** An unfinished restore (.restore-in-progress): what it restores and the undo backup taken first. */
 export const RestoreMarkerSchema = z.looseObject({
   id: z.string(),

@@ -8,8 +8,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
+import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import {
   applier,
+  BACKUP_IMAGE,
   offsiteEnv,
   offsiteRepository,
   OFFSITE_PASS,
@@ -81,6 +83,112 @@ describe("e2e: production refusals and disaster recovery", function () {
     const wrong = await stack.ops(["restore", id, "--confirm", "dr"]);
     expect(wrong.code).to.equal(2);
     expect(wrong.stderr).to.contain("(got `dr`)");
+  });
+
+  it("two stacks copy to one append-only off-host server: the host never forgets there and no copy is refused; `backups prune --offsite` with credentials that may delete applies retention; a stale off-host lock shows and is cleared", async function () {
+    const other = new TestStack("dr3", "staging", { "edms:version": "2.0.0" });
+    await other.destroy();
+    const appendOnly = await offsiteRepository("dr3");
+    other.set("edms:backup", { keep: 1, offsite: { repository: { secure: appendOnly } } });
+    expect((await other.up()).error).to.equal(undefined);
+    try {
+      const offsiteIds = async (s: TestStack) => {
+        const listed = await s.ops(["backups", "list", "--offsite", "--json"]);
+        expect(listed.code, listed.stderr).to.equal(0);
+        return JSON.parse(listed.stdout).offsite.map((b: { id: string }) => b.id) as string[];
+      };
+      const drBefore = await offsiteIds(stack);
+      // Both stacks back up and copy at the same time, three times: past dr3's keep of 1.
+      for (let i = 0; i < 3; i += 1) {
+        const runs = await Promise.all(
+          [stack, other].map((s) => s.ops(["backup", "--reason", "both"])),
+        );
+        for (const run of runs) {
+          expect(run.code, run.stderr).to.equal(0);
+          expect(run.stderr).not.to.contain("off-host copy failed");
+          expect(run.stderr).to.contain("off-host copy complete");
+        }
+      }
+      const local = await other.backupIds();
+      expect(local).to.have.length(1);
+      const there = await offsiteIds(other);
+      expect(there).to.have.length(3);
+      expect(there).to.include(local[0]);
+      expect(await offsiteIds(stack)).to.include.members(drBefore);
+      expect((await offsiteIds(stack)).length).to.equal(drBefore.length + 3);
+      const status = JSON.parse((await other.ops(["status", "--json"])).stdout).backups.offsite;
+      expect(status).to.deep.include({ reachable: true, missing: [], locks: [], count: 3 });
+      expect(status.lastCopy).to.deep.include({ ok: true, running: false, error: null });
+
+      // Retention off the host: only with credentials from the environment, never the host's.
+      const refused = await other.ops(["backups", "prune", "--offsite"]);
+      expect(refused.code, refused.stderr).to.equal(2);
+      expect(refused.stderr).to.contain("from its environment only");
+      const full = {
+        ...offsiteEnv(other),
+        EDMS_OFFSITE_REPOSITORY: await offsiteRepository("dr3", true),
+      };
+      const pruned = await other.ops(["backups", "prune", "--offsite", "--json"], full);
+      expect(pruned.code, pruned.stderr).to.equal(0);
+      expect(JSON.parse(pruned.stdout).forgotten).to.have.members(
+        there.filter((id) => id !== local[0]),
+      );
+      expect(await offsiteIds(other)).to.deep.equal(local);
+      // The delete-capable credentials were not left on the host.
+      expect(await other.onVolume(other.backupsVolume, "cat /v/.keys/offsite-repository")).to.equal(
+        appendOnly,
+      );
+
+      // A restic killed off the host (a prune job, the old host) leaves an exclusive lock: copies fail
+      // on it, status and health name it with the command, and the explicit unlock clears it.
+      const [snapshot] = JSON.parse(
+        (await other.ops(["backups", "list", "--offsite", "--json"])).stdout,
+      ).offsite.map((b: { snapshot: string }) => b.snapshot);
+      await docker(
+        dockerRunArgs({
+          image: BACKUP_IMAGE,
+          remove: true,
+          stdin: true,
+          entrypoint: "sh",
+          args: [
+            "-c",
+            'cat > /tmp/pw; timeout -s KILL 6 restic -r "$1" --password-file /tmp/pw forget "$2" >/dev/null 2>&1 || true',
+            "sh",
+            appendOnly,
+            snapshot,
+          ],
+        }),
+        { input: offsiteEnv(other).EDMS_RESTIC_PASSWORD },
+      );
+      const blocked = await other.ops(["backup", "--reason", "locked"]);
+      expect(blocked.code, blocked.stderr).to.equal(0);
+      expect(blocked.stderr).to.match(
+        /off-host copy failed \(the local backup is complete\): .*already locked/,
+      );
+      const locked = JSON.parse((await other.ops(["status", "--json"])).stdout).backups.offsite;
+      expect(locked.lastCopy).to.deep.include({ ok: false });
+      expect(locked.locks).to.have.length(1);
+      expect(locked.locks[0]).to.deep.include({ exclusive: true });
+      expect(locked.locks[0].advice).to.contain(
+        "`edms-ops backups unlock --offsite --all --stack dr3`",
+      );
+      const health = await other.ops(["health"]);
+      expect(health.stdout).to.match(
+        /WARN +off-host EXCLUSIVE lock of .*edms-ops backups unlock --offsite --all --stack dr3/,
+      );
+      const stale = await other.ops(["backups", "unlock", "--offsite"]);
+      expect(stale.code, stale.stderr).to.equal(0);
+      expect(stale.stdout).to.contain("1 lock(s) left");
+      const cleared = await other.ops(["backups", "unlock", "--offsite", "--all"]);
+      expect(cleared.code, cleared.stderr).to.equal(0);
+      expect(cleared.stdout).to.contain("no restic lock left");
+      const again = await other.ops(["backup", "--reason", "unlocked"]);
+      expect(again.stderr).to.contain("off-host copy complete");
+      // The backup made while the lock stood was forgotten on the host (keep 1) before any copy took it.
+      expect(await offsiteIds(other)).to.deep.equal([...local, again.stdout.trim()]);
+    } finally {
+      await other.destroy();
+    }
   });
 
   it("4. disaster recovery on an emptied engine from the off-host repository: keys from the Pulumi secrets only", async function () {

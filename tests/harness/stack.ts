@@ -484,7 +484,12 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       .split("\n")
       .filter(Boolean);
     if (ids.length) {
-      await docker(["rm", "-f", "-v", ...ids]);
+      // A background off-host copy may be removing itself (--rm) at this moment: then try once more.
+      const removed = await docker(["rm", "-f", "-v", ...ids], { allowFailure: true });
+      if (removed.code !== 0 && !/already in progress|No such container/.test(removed.stderr)) {
+        await docker(["rm", "-f", "-v", ...ids]);
+      }
+      await new Promise((r) => setTimeout(r, removed.code === 0 ? 0 : 1000));
     }
     const volumes = await this.volumes();
     if (volumes.length) {
@@ -498,44 +503,63 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 }
 
 /**
- * The off-host repository server of the tests: `rclone serve restic` (a real restic REST backend) in a
+ * The off-host repository server of the tests: `rclone serve restic --append-only` (a real restic REST
+ * backend that refuses every delete but of lock files, as the Docker host's credentials should) in a
  * container on the default bridge, with basic auth, reached by the backup containers at its bridge IP.
+ * A second server with full rights serves the same data (a volume): what `backups prune --offsite` is
+ * given on a trusted machine.
  */
 const OFFSITE_SERVER = "e2e-offsite-server";
+const OFFSITE_FULL_SERVER = "e2e-offsite-full";
+const OFFSITE_DATA = "e2e-offsite-data";
 export const OFFSITE_USER = "offsite";
 export const OFFSITE_PASS = "rest-pass-5b1f0e9d7c";
 
 export async function startOffsiteServer(): Promise<void> {
   await stopOffsiteServer();
-  await docker(
-    dockerRunArgs({
-      image: BACKUP_IMAGE,
-      name: OFFSITE_SERVER,
-      detach: true,
-      labels: { "edms.role": "test-offsite" },
-      entrypoint: "rclone",
-      args: [
-        "serve",
-        "restic",
-        "/data",
-        "--addr",
-        ":8080",
-        "--user",
-        OFFSITE_USER,
-        "--pass",
-        OFFSITE_PASS,
-      ],
-    }),
-  );
+  for (const [name, appendOnly] of [
+    [OFFSITE_SERVER, true],
+    [OFFSITE_FULL_SERVER, false],
+  ] as const) {
+    await docker(
+      dockerRunArgs({
+        image: BACKUP_IMAGE,
+        name,
+        detach: true,
+        labels: { "edms.role": "test-offsite" },
+        entrypoint: "rclone",
+        mounts: [{ volume: OFFSITE_DATA, path: "/data" }],
+        args: [
+          "serve",
+          "restic",
+          "/data",
+          "--addr",
+          ":8080",
+          "--user",
+          OFFSITE_USER,
+          "--pass",
+          OFFSITE_PASS,
+          ...(appendOnly ? ["--append-only"] : []),
+        ],
+      }),
+    );
+  }
 }
 
 export async function stopOffsiteServer(): Promise<void> {
-  await docker(["rm", "-f", OFFSITE_SERVER], { allowFailure: true });
+  await docker(["rm", "-f", OFFSITE_SERVER, OFFSITE_FULL_SERVER], { allowFailure: true });
+  await docker(["volume", "rm", "-f", OFFSITE_DATA], { allowFailure: true });
 }
 
-export async function offsiteRepository(path: string): Promise<string> {
+/** The URL of `path` on the append-only server, or with `full` on the one that may delete. */
+export async function offsiteRepository(path: string, full = false): Promise<string> {
   const ip = (
-    await docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", OFFSITE_SERVER])
+    await docker([
+      "inspect",
+      "-f",
+      "{{.NetworkSettings.IPAddress}}",
+      full ? OFFSITE_FULL_SERVER : OFFSITE_SERVER,
+    ])
   ).stdout.trim();
   return `rest:http://${OFFSITE_USER}:${OFFSITE_PASS}@${ip}:8080/${path}/`;
 }

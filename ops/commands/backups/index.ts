@@ -6,6 +6,7 @@ import * as importLegacy from "./import-legacy";
 import * as init from "./init";
 import * as list from "./list";
 import * as prune from "./prune";
+import * as unlock from "./unlock";
 
 export function register(program: Command): void {
   const backups = program
@@ -14,7 +15,7 @@ export function register(program: Command): void {
       "List backups, copy them off the host and bring them back, import first-release backups",
     );
 
-  for (const sub of [list, init, exportCommand, importCommand, importLegacy, prune]) {
+  for (const sub of [list, init, exportCommand, importCommand, importLegacy, prune, unlock]) {
     sub.register(backups);
   }
 }

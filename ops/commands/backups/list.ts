@@ -24,7 +24,7 @@ async function list(opts: { json?: boolean; offsite?: boolean }, command: Comman
       );
     }
     await storeKeysFromEnv(settings);
-    const remote = await listOffsite(settings);
+    const { backups: remote } = await listOffsite(settings);
     say(
       opts.json
         ? JSON.stringify({ offsite: remote }, null, 2)

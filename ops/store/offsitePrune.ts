@@ -1,0 +1,100 @@
+/**
+ * Retention in the off-host repository: `edms-ops backups prune --offsite`. The Docker host copies with
+ * credentials that cannot delete (offsiteCopy.ts), so forgetting there is this separate, explicit
+ * command, meant for a trusted machine or a CI job holding credentials that can. They come from its
+ * environment only (EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV) and are never stored
+ * on the host, unlike the keys other commands take from there: they reach one throwaway restic container
+ * as a tar stream on stdin, and go with it. The decision is the same retention policy as on the host.
+ */
+import { Settings } from "../../model/settings";
+import { docker } from "../engine/docker";
+import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { tarball } from "../engine/tarball";
+import { failure, refuse } from "../core/errors";
+import { progress } from "../core/log";
+import { keysFromEnv } from "./keys";
+import { protectedReleases } from "./prune";
+import { BackupEntry, envFileLine, parseSnapshots } from "./restic";
+import { retention, RetentionDecision } from "./retention";
+
+const PRUNE_TIMEOUT_SECONDS = Number(process.env.EDMS_OFFSITE_COPY_TIMEOUT) || 3600;
+
+/** The container's script: the keys from stdin into its own filesystem, then `$1` on the repository. */
+const SCRIPT = `
+umask 077; mkdir -p /tmp/k; tar -x -C /tmp/k
+set -a; . /tmp/k/env; set +a
+R() { timeout "$T" restic --no-cache --repository-file /tmp/k/repository --password-file /tmp/k/password "$@"; }
+T=60
+case "$1" in
+  list) R snapshots --json --tag edms ;;
+  forget) T=$2; shift 2; R forget "$@" >/dev/null && R prune --max-unused 10% >/dev/null ;;
+esac`;
+
+async function offsiteRestic(settings: Settings, args: readonly string[]) {
+  const keys = keysFromEnv();
+  if (!keys.password || !keys.offsiteRepository) {
+    throw refuse(
+      "`backups prune --offsite` takes the off-host credentials from its environment only, never from the Docker host (whose credentials should not be able to delete). Nothing was changed.",
+      `Run it where credentials that can delete are kept, with EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})", EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV set.`,
+    );
+  }
+  const env = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));
+  const input = await tarball([
+    { name: "password", content: keys.password, mode: 0o600 },
+    { name: "repository", content: keys.offsiteRepository, mode: 0o600 },
+    { name: "env", content: env.join("\n") + "\n", mode: 0o600 },
+  ]);
+  const run = dockerRunArgs({
+    image: settings.backup.image,
+    args: ["-euc", SCRIPT, "edms-ops", ...args],
+    remove: true,
+    stdin: true,
+    logging: false,
+    network: "bridge",
+    user: "0",
+    entrypoint: "sh",
+    labels: opsLabels(settings, "offsite-prune"),
+  });
+  const result = await docker(run, { input, allowFailure: true });
+  if (result.code !== 0) {
+    throw failure(
+      `restic failed on the off-host repository: ${result.stderr.trim().split("\n").pop() || `exit ${result.code}`}. Nothing more was forgotten than it says.`,
+      "Check the credentials (they must be allowed to delete) and any lock `edms-ops status` shows, then retry.",
+    );
+  }
+  return result.stdout;
+}
+
+export interface OffsitePruneResult {
+  readonly decision: RetentionDecision;
+  readonly forgotten: string[];
+}
+
+/** Applies the retention policy to the off-host repository; with `dryRun` only says what it would do. */
+export async function pruneOffsite(
+  settings: Settings,
+  dryRun: boolean,
+): Promise<OffsitePruneResult> {
+  const remote: BackupEntry[] = parseSnapshots(await offsiteRestic(settings, ["list"]));
+  const decision = retention({
+    backups: remote,
+    keep: settings.backup.keep,
+    rollbackReleases: await protectedReleases(settings),
+    pinned: [],
+    periodic: settings.backup,
+  });
+  for (const kept of decision.keep) {
+    progress(`off-host retention: keeps ${kept.entry.id}: ${kept.why}`);
+  }
+  if (!decision.forget.length || dryRun) {
+    return { decision, forgotten: [] };
+  }
+  const ids = decision.forget.map((b) => b.id);
+  progress(`off-host retention: forgetting ${ids.join(", ")}`);
+  await offsiteRestic(settings, [
+    "forget",
+    String(PRUNE_TIMEOUT_SECONDS),
+    ...decision.forget.map((b) => b.snapshot),
+  ]);
+  return { decision, forgotten: ids };
+}

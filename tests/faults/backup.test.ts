@@ -264,7 +264,7 @@ describe("faults: restore onto a nearly full postgres volume", function () {
     expect(restore.code).to.equal(2);
     expect(restore.stderr).to.match(
       new RegExp(
-        `Not enough free space for the restore: .* on the postgres volume ${stack.prefix}_postgres_data, which has .* free\\. .*Nothing was stopped or changed\\.`,
+        `Not enough free space for the restore of \\S+: it needs about .* on the filesystem of the postgres volume ${stack.prefix}_postgres_data \\(.*indexes and WAL\\), which has .* free\\. Nothing was stopped or changed\\.`,
       ),
     );
     expect(await stack.fingerprint()).to.deep.equal(before);

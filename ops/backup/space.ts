@@ -14,6 +14,7 @@ import { Manifest } from "../store/manifest";
 import { BackupEntry, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
 import { docker } from "../engine/docker";
+import { toolbox } from "../engine/toolbox";
 import { psql } from "../database/postgres";
 import { refuse } from "../core/errors";
 import { formatBytes } from "../core/log";
@@ -79,15 +80,16 @@ export function shortfalls(places: readonly Place[]): string[] {
     );
 }
 
-/** Refuses `what` when any filesystem it writes to is short; `unchanged` ends the message. */
-export function requireRoom(what: string, places: readonly Place[], unchanged: string): void {
+/** The refusal of `what` when a filesystem it writes to is short, or null; `unchanged` ends it. */
+export function roomProblem(
+  what: string,
+  places: readonly Place[],
+  unchanged: string,
+): string | null {
   const short = shortfalls(places);
-  if (short.length) {
-    throw refuse(
-      `Not enough free space for ${what}: it ${short.join("; it ")}. ${unchanged}`,
-      "Free space there or grow the filesystem, then retry.",
-    );
-  }
+  return short.length
+    ? `Not enough free space for ${what}: it ${short.join("; it ")}. ${unchanged}`
+    : null;
 }
 
 /** Total bytes of the snapshot's media files (restic's listing, nothing restored). */
@@ -148,5 +150,56 @@ export async function requireRestoreRoom(
       needed: mediaRoomNeeded(media, current),
     });
   }
-  requireRoom(`the restore of ${entry.id}`, places, unchanged);
+  const problem = roomProblem(`the restore of ${entry.id}`, places, unchanged);
+  if (problem) {
+    throw refuse(problem, "Free space there or grow the filesystem, then retry.");
+  }
+}
+
+/**
+ * A drill's copy of the database and the media, checked once its scratch space exists and before anything is
+ * copied: `media` and `database` are where they go (volumes or host folders; no database folder: the scratch
+ * server's own volume, on Docker's data root like the media volume).
+ */
+export async function requireDrillRoom(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  where: { readonly media: string; readonly database?: string; readonly dir?: string },
+): Promise<void> {
+  const { settings } = session;
+  const mounts = [
+    { volume: where.media, path: "/m" },
+    ...(where.database ? [{ volume: where.database, path: "/d" }] : []),
+  ];
+  const [media, df] = await Promise.all([
+    snapshotMediaBytes(session, entry),
+    toolbox(settings, mounts, `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}`),
+  ]);
+  const [mediaDf, databaseDf] = df.stdout.split("---");
+  const on = where.dir ? `in ${where.dir}` : "on Docker's data root";
+  const problem = roomProblem(
+    `the drill of ${entry.id}`,
+    [
+      {
+        name: `the drill's scratch media ${on}`,
+        what: "every media file",
+        df: mediaDf,
+        needed: mediaRoomNeeded(media, 0),
+      },
+      {
+        name: `the drill's scratch database ${on}`,
+        what: "the database with its indexes and WAL",
+        df: databaseDf,
+        needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
+      },
+    ],
+    "Nothing was copied or changed, and no drill was recorded.",
+  );
+  if (problem) {
+    throw refuse(
+      problem,
+      `Free space there, or set \`edms:backup.drillScratch\` to a directory on a filesystem with room (\`pulumi config set --path edms:backup.drillScratch /mnt/big/edms-drills --stack ${settings.stack}\`), then retry.`,
+    );
+  }
 }

@@ -45,10 +45,9 @@ export class Scratch {
   async create(): Promise<void> {
     await docker(["network", "create", "--internal", ...this.labels(), this.network]);
     if (this.settings.backup.drillScratch) {
-      await inScratchDir(
-        this.settings,
-        `mkdir -p /scratch/${this.base}/media /scratch/${this.base}/database`,
-      );
+      await inScratchDir(this.settings, 'mkdir -p "/scratch/$1/media" "/scratch/$1/database"', [
+        this.base,
+      ]);
     } else {
       await docker(["volume", "create", ...this.labels(), this.volume]);
     }
@@ -63,22 +62,20 @@ export class Scratch {
     await removeByRole(this.settings.stack, "scratch-db");
     await docker(["network", "rm", this.network], { allowFailure: true });
     if (this.settings.backup.drillScratch) {
-      await inScratchDir(this.settings, `rm -rf /scratch/${this.base}`).catch(() => undefined);
+      await inScratchDir(this.settings, 'rm -rf "/scratch/$1"', [this.base]).catch(() => undefined);
     } else {
       await docker(["volume", "rm", "-f", this.volume], { allowFailure: true });
     }
   }
 }
 
-/**
- * A script over `edms:backup.drillScratch` (at /scratch), as root, making and removing a drill's folders;
- * their names are the stack's validated prefix and a hex tag.
- */
-function inScratchDir(settings: Settings, script: string) {
+/** A script over `edms:backup.drillScratch` (at /scratch), as root: makes and removes a drill's folders. */
+function inScratchDir(settings: Settings, script: string, args: readonly string[]) {
   return toolbox(
     settings,
     [{ volume: settings.backup.drillScratch as string, path: "/scratch" }],
     script,
+    { args },
   );
 }
 
@@ -97,7 +94,7 @@ export async function removeDrillLeftovers(settings: Settings): Promise<void> {
     await docker(["volume", "rm", "-f", name], { allowFailure: true });
   }
   if (settings.backup.drillScratch) {
-    await inScratchDir(settings, `rm -rf /scratch/${settings.namePrefix}-drill-*`);
+    await inScratchDir(settings, 'rm -rf "/scratch/$1"-drill-*', [settings.namePrefix]);
   }
 }
 

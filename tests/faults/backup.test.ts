@@ -251,12 +251,15 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
   // A drill's scratch directory (`edms:backup.drillScratch`) on a 96 MiB one: the dump alone fits, the
   // restored database with its indexes and WAL would not.
   const scratchDisk = new SmallDisk(stack, `${stack.prefix}_drill_disk`, "96m");
+  // The media volume on a 64 MiB one, holding a 24 MiB file.
+  const mediaDisk = new SmallDisk(stack, stack.mediaVolume, "64m");
   before(async () => {
     await stack.destroy();
     await disk.create();
     await scratchDisk.create();
+    await mediaDisk.create();
     expect((await stack.up()).error).to.equal(undefined);
-    await stack.seed("pg", 1, 1024);
+    await stack.seed("pg", 1, 24 * 1024 * 1024);
     await stack.psql(
       "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 500000) g; CHECKPOINT;",
     );
@@ -264,17 +267,20 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
   after(async () => {
     await removeAll(stack, disk);
     scratchDisk.remove();
+    mediaDisk.remove();
   });
 
-  it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {
+  it("a restore whose database would not fit beside the live one, or whose media would not fit, is refused up front: nothing stopped, nothing changed", async function () {
     const backup = await stack.ops(["backup", "--reason", "big"]);
     expect(backup.code, backup.stderr).to.equal(0);
+    // The media lost since: the restore would bring back 24 MiB on a volume with less room than that and a margin.
+    await stack.onVolume(stack.mediaVolume, "find /v -type f -name 'contract-*' -delete");
     const before = await stack.fingerprint();
     const restore = await stack.ops(["restore", backup.stdout.trim()]);
     expect(restore.code).to.equal(2);
     expect(restore.stderr).to.match(
       new RegExp(
-        `Not enough free space for the restore of \\S+: it needs about .* on the filesystem of the postgres volume ${stack.prefix}_postgres_data \\(.*indexes and WAL\\), which has .* free\\. Nothing was stopped or changed\\.`,
+        `Not enough free space for the restore of \\S+: it needs about .* on the filesystem of the postgres volume ${stack.prefix}_postgres_data \\(.*indexes and WAL\\), which has .* free; it needs about .* on the filesystem of the media volume ${stack.mediaVolume} \\(.*media beyond what is there\\), which has .* free\\. Nothing was stopped or changed\\.`,
       ),
     );
     expect(await stack.fingerprint()).to.deep.equal(before);

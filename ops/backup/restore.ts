@@ -20,12 +20,14 @@ import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
-import { markerScript, readMarker, RESTORE_MARKER, RestoreMarker } from "../store/markers";
+import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
+import { RestoreMarkerSchema } from "../store/records";
+import { parseJsonOrNull } from "../core/json";
 import { MEDIA_DIR, MEDIA_EXCLUDE, resticVersion } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "../database/sidedb";
-import { requireRestoreRoom } from "./space";
+import { requireRestoreRoom, snapshotMediaBytes } from "./space";
 import { inventoryProblems, verifyBackup } from "./verify";
 
 export interface RestoreResult {
@@ -186,9 +188,13 @@ async function failedBeforeSwap(
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
   const { settings } = session;
   const manifest = await restorableManifest(session, entry);
-  await requireRestoreRoom(session, entry, manifest, "Nothing was stopped or changed.");
+  const media = await snapshotMediaBytes(session, entry);
+  await requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed.");
   const runningRelease = await runningVersion(settings);
-  const earlier = await readMarker(settings, "restore");
+  const earlier = parseJsonOrNull(
+    (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout,
+    RestoreMarkerSchema,
+  );
   const writers = await stopRunning(await appContainers(settings));
   if (writers.length) {
     progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
@@ -198,8 +204,10 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   let roles: string[] = [];
   try {
     attempt = await recordUndo(session, entry, attempt);
-    // The undo backup may have taken space on the same disk: checked again before any stage begins.
-    await requireRestoreRoom(session, entry, manifest, "The live data is unchanged.");
+    if (!earlier && attempt.undo) {
+      // The undo backup may have taken space on the same disk: checked again before any stage begins.
+      await requireRestoreRoom(session, entry, manifest, media, "The live data is unchanged.");
+    }
     // Until the swap the live database is untouched: a failure before it leaves the old state whole.
     roles = await restoreBeside(session, entry, manifest);
     await swapIn(settings);

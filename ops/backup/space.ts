@@ -133,14 +133,13 @@ export async function requireRestoreRoom(
   session: OpsSession,
   entry: BackupEntry,
   manifest: Manifest,
+  /** The snapshot's media bytes (`snapshotMediaBytes`), listed once per restore. */
+  media: number,
   unchanged: string,
 ): Promise<void> {
   const places = [await postgresPlace(session, manifest)];
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
-    const [media, here] = await Promise.all([
-      snapshotMediaBytes(session, entry),
-      session.exec(`df -Pk ${MEDIA_DIR}; du -sk ${MEDIA_DIR} | cut -f1`),
-    ]);
+    const here = await session.exec(`df -Pk ${MEDIA_DIR}; du -sk ${MEDIA_DIR} | cut -f1`);
     const lines = here.stdout.trim().split("\n");
     const current = Number(lines.pop()) * 1024 || 0;
     places.push({

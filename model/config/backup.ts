@@ -264,6 +264,21 @@ export function backupSchema(environment: Environment) {
           "A second restic repository (any backend) that every backup is copied to: `{repository, env}`. Settings keep only a redacted display form.",
       }),
       rpo: rpoField(environment),
+      drillScratch: setting(
+        z
+          .string({ error: "drillScratch must be an absolute directory on the Docker host" })
+          .trim()
+          .regex(
+            /^\/[A-Za-z0-9._/-]*$/,
+            "drillScratch must be an absolute directory on the Docker host (letters, digits, `._-/`), e.g. `/mnt/big/edms-drills`",
+          )
+          .refine((v) => !v.split("/").includes(".."), "drillScratch must not contain `..`")
+          .optional(),
+        {
+          description:
+            "Directory on the Docker host where a drill puts its scratch copy of the database and the media (default: volumes on Docker's data root). A drill is refused up front when that filesystem cannot hold them.",
+        },
+      ),
     })
     .strict();
 }

@@ -65,9 +65,9 @@ function scheduleConditions(settings: Settings, schedule: ScheduleState | null):
   if (last && last.outcome === "skipped") {
     conditions.push({
       key: "backup-skipped",
-      summary: `the scheduled backup of ${s} was skipped: another operation held the stack's lock`,
+      summary: `the scheduled backup of ${s} was skipped`,
       detail: `due ${last.due}: ${last.error ?? "the lock stayed busy"}`,
-      next: `edms-ops status --stack ${s} (names the operation holding the lock)`,
+      next: `edms-ops status --stack ${s} (names the operation holding the lock, or the unfinished restore)`,
     });
   }
   const missed = schedule?.missed ?? (last?.catchUp ? last.due : null);

@@ -4,7 +4,11 @@
  * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs: restic ≥
  * 0.17, the minimum; never through a scratch copy); then row counts, objects and the media file
  * count must equal the backup. A marker in the backups volume names an interrupted restore until one
- * completes, and `health` fails while it is there.
+ * completes, and `health` fails while it is there (and the scheduler takes no backup).
+ *
+ * The marker holds the true undo: the backup of the state before the first attempt, written before the live
+ * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
+ * keeps that undo: it takes no backup of the half-restored state, which would only push the true undo out.
  */
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
@@ -16,22 +20,24 @@ import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
-import { markerScript, RESTORE_MARKER } from "../store/markers";
+import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
+import { RestoreMarkerSchema } from "../store/records";
+import { parseJsonOrNull } from "../core/json";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
-import {
-  dropReplaced,
-  reportCreatedRoles,
-  requireRoomBeside,
-  restoreBeside,
-  swapIn,
-} from "../database/sidedb";
+import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "../database/sidedb";
+import { requireRestoreRoom, snapshotMediaBytes } from "./space";
 import { inventoryProblems, verifyBackup } from "./verify";
 
 export interface RestoreResult {
+  /** The state before the first attempt: null when there was none, or when that is what was restored. */
   readonly undoBackup: string | null;
+  /** The backup an interrupted earlier attempt was restoring, when this run finished it. */
+  readonly resumed: string | null;
+  /** This restored the undo of an interrupted attempt: the stack is back at the state before it. */
+  readonly wentBack: boolean;
   readonly restarted: boolean;
   /** Release the restored data belongs to. */
   readonly release: string | null;
@@ -111,48 +117,108 @@ export function incompleteRestore(
   );
 }
 
+/** What this attempt starts from: the marker of an interrupted one, or nothing. */
+interface Attempt {
+  readonly earlier: RestoreMarker | null;
+  readonly undo: string | null;
+  readonly writers: string[];
+}
+
+/**
+ * The undo of this restore, recorded in the marker before the live database is touched: the one an
+ * interrupted attempt recorded, else a backup of the state now (none for a database without a schema).
+ */
+async function recordUndo(
+  session: OpsSession,
+  entry: BackupEntry,
+  attempt: Attempt,
+): Promise<Attempt> {
+  const { earlier } = attempt;
+  let undo = attempt.undo;
+  if (earlier) {
+    progress(
+      `an earlier restore of ${earlier.id} did not finish: its undo ${undo ?? "(none: the database was empty)"} stays the undo; no backup is taken of the half-restored state`,
+    );
+  } else if (await hasSchema(session.settings)) {
+    progress("backing up the current state first (the undo of this restore)");
+    undo = (await createBackup(session.settings, { reason: "pre-restore" }))?.entry.id ?? null;
+  }
+  if (undo) {
+    session.pinned.add(undo);
+  }
+  const marker: RestoreMarker = {
+    id: entry.id,
+    undo,
+    started: earlier?.started ?? (await session.hostTime()),
+  };
+  await session.exec(markerScript(), [RESTORE_MARKER], { input: JSON.stringify(marker) });
+  return { ...attempt, undo };
+}
+
+/** A failure before the swap: nothing changed by this attempt; the stack is as before it. */
+async function failedBeforeSwap(
+  session: OpsSession,
+  entry: BackupEntry,
+  attempt: Attempt,
+  cause: Error,
+): Promise<OpsError> {
+  const { settings } = session;
+  if (attempt.earlier) {
+    // The earlier attempt's state stays, and so do its marker and its undo; web/worker stay stopped.
+    const undo = attempt.undo
+      ? ` To go back to the state before the first attempt, run \`edms-ops restore ${attempt.undo} --stack ${settings.stack}\`.`
+      : "";
+    return incomplete(
+      `Restore of ${entry.id} failed before this attempt touched the live database; the stack stays as the ` +
+        `interrupted restore of ${attempt.earlier.id} left it, web/worker stopped. Cause: ${cause.message}`,
+      `Fix the cause, then run the restore again, before any \`pulumi up\`.${undo}`,
+    );
+  }
+  // Nothing was changed: the old state serves again, and no marker claims otherwise.
+  await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
+  if (attempt.writers.length) {
+    await docker(["start", ...attempt.writers], { allowFailure: true });
+  }
+  return failure(
+    `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
+      `${attempt.writers.length ? " and web/worker are started again" : ""}. Cause: ${cause.message}`,
+    `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
+  );
+}
+
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
   const { settings } = session;
   const manifest = await restorableManifest(session, entry);
-  await requireRoomBeside(settings, manifest);
+  const media = await snapshotMediaBytes(session, entry);
+  await requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed.");
   const runningRelease = await runningVersion(settings);
+  const earlier = parseJsonOrNull(
+    (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout,
+    RestoreMarkerSchema,
+  );
   const writers = await stopRunning(await appContainers(settings));
   if (writers.length) {
     progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
   }
+  let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers };
   let touched = false;
-  let undoBackup: string | null = null;
   let roles: string[] = [];
   try {
-    if (await hasSchema(settings)) {
-      progress("backing up the current state first (the undo of this restore)");
-      undoBackup = (await createBackup(settings, { reason: "pre-restore" }))?.entry.id ?? null;
+    attempt = await recordUndo(session, entry, attempt);
+    if (!earlier && attempt.undo) {
+      // The undo backup may have taken space on the same disk: checked again before any stage begins.
+      await requireRestoreRoom(session, entry, manifest, media, "The live data is unchanged.");
     }
-    await session.exec(markerScript(), [RESTORE_MARKER], {
-      input: JSON.stringify({ id: entry.id, undo: undoBackup, started: await session.hostTime() }),
-    });
     // Until the swap the live database is untouched: a failure before it leaves the old state whole.
     roles = await restoreBeside(session, entry, manifest);
     await swapIn(settings);
     touched = true;
     await recordRestored(session, manifest);
     await dropReplaced(settings);
-    await finishAfterSwap(session, entry, manifest, undoBackup);
+    await finishAfterSwap(session, entry, manifest, attempt.undo);
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {
-    if (!touched) {
-      // Nothing was changed: the old state serves again, and no marker claims otherwise.
-      await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
-      if (writers.length) {
-        await docker(["start", ...writers], { allowFailure: true });
-      }
-      throw failure(
-        `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
-          `${writers.length ? " and web/worker are started again" : ""}. Cause: ${(err as Error).message}`,
-        `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
-      );
-    }
-    throw err;
+    throw touched ? err : await failedBeforeSwap(session, entry, attempt, err as Error);
   }
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.
@@ -164,7 +230,14 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     await docker(["start", ...serving]);
   }
   reportCreatedRoles(roles);
-  return { undoBackup, restarted: serving.length > 0, release: manifest.version };
+  return {
+    // Restoring the undo itself goes back: there is nothing left to undo.
+    undoBackup: attempt.undo === entry.id ? null : attempt.undo,
+    resumed: attempt.earlier?.id ?? null,
+    wentBack: attempt.earlier !== null && attempt.undo === entry.id,
+    restarted: serving.length > 0,
+    release: manifest.version,
+  };
 }
 
 async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {

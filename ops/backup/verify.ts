@@ -85,6 +85,8 @@ export async function withScratchDatabase<T>(
   fn: (name: string) => Promise<T>,
   /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
   network = "none",
+  /** Where its files go (a drill's `edms:backup.drillScratch` folder); default its own volume. */
+  dataDir?: string,
 ): Promise<T> {
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   // Leftovers of killed runs first: trust-auth servers must not pile up.
@@ -101,7 +103,9 @@ export async function withScratchDatabase<T>(
         `POSTGRES_USER=${POSTGRES_USER}`,
         `POSTGRES_DB=${POSTGRES_DB}`,
         "POSTGRES_HOST_AUTH_METHOD=trust",
+        ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : []),
       ],
+      mounts: dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : [],
     }),
   );
   try {

@@ -66,6 +66,11 @@ async function restoreCommand(
       `  pulumi config set edms:version ${result.release ?? settings.version} --stack ${settings.stack} && pulumi up --stack ${settings.stack}`,
     );
   }
+  if (result.resumed) {
+    say(
+      `This finished the interrupted restore of ${result.resumed}; ${result.wentBack ? "the stack is back at the state before it" : result.undoBackup ? `its undo, taken before the first attempt, is ${result.undoBackup}` : "there was no data before it to undo"}.`,
+    );
+  }
   if (result.undoBackup) {
     say(
       `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,

@@ -29,8 +29,8 @@ import {
   SIDE_DATABASE,
 } from "./postgres";
 import { docker } from "../engine/docker";
-import { failure, refuse } from "../core/errors";
-import { formatBytes, progress, say } from "../core/log";
+import { failure } from "../core/errors";
+import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
 import { inventoryProblems, streamDump } from "../backup/verify";
 import { applyDatabaseStateSql, createMissingRoles } from "./dbstate";
@@ -233,30 +233,6 @@ export async function restoreBeside(
   } catch (err) {
     await admin(settings, dropSideDatabasesSql()).catch(() => undefined);
     throw err;
-  }
-}
-
-/**
- * The side database needs room next to the live one: refused up front (nothing stopped, nothing changed)
- * when the postgres volume cannot hold the dump's data half again plus 64 MiB for indexes and WAL, as a full
- * disk would stop the live server too.
- */
-export async function requireRoomBeside(settings: Settings, manifest: Manifest): Promise<void> {
-  const df = await docker(
-    ["exec", settings.names.postgresContainer, "df", "-Pk", "/var/lib/postgresql/data"],
-    { allowFailure: true },
-  );
-  const available = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]) * 1024;
-  if (!Number.isFinite(available)) {
-    return; // no df in this image: pg_restore's own error remains, and the live database is untouched
-  }
-  const needed = Math.ceil(manifest.database.bytes * 1.5) + 64 * 1024 * 1024;
-  if (available < needed) {
-    throw refuse(
-      `Not enough free space for the restore: it builds the database beside the live one and needs about ${formatBytes(needed)} ` +
-        `on the postgres volume ${settings.names.postgresVolume}, which has ${formatBytes(available)} free.`,
-      "Free space or grow the volume, then retry. Nothing was stopped or changed.",
-    );
   }
 }
 

@@ -34,12 +34,15 @@ export function toolbox(
   settings: Settings,
   mounts: readonly Mount[],
   script: string,
-  options: RunOptions = {},
+  options: RunOptions & {
+    /** Positional parameters of the script ($1 …): values never spliced into its text. */
+    readonly args?: readonly string[];
+  } = {},
 ): Promise<RunResult> {
   // Logging off: these containers stream dumps and archives, which must never land in a log driver.
   const args = dockerRunArgs({
     image: settings.postgresImage,
-    args: ["-euc", script],
+    args: ["-euc", script, ...(options.args?.length ? ["edms-ops", ...options.args] : [])],
     remove: true,
     stdin: true,
     logging: false,

@@ -8,6 +8,8 @@
  *   passed while it was down is run once, at once (catch-up, like anacron).
  * - Deploys: the backup takes the stack's lock like any operation; while a deploy holds it the run waits
  *   (EDMS_LOCK_WAIT, 600 s here unless set), then is recorded as skipped. Never two at once.
+ * - Restores: while a restore is unfinished (its marker is there), each due is recorded as skipped with the
+ *   restore named: a backup of the half-restored stack would count as good and push its undo out.
  * - `docker stop` (SIGTERM): idle, it exits at once; during a backup it records the interruption and exits.
  *   Its docker CLI children die with the container, the lock container with them, and restic writes a
  *   snapshot only once it is complete, so no half backup is left (the next lock holder clears leftovers).
@@ -22,6 +24,8 @@ import { scheduleEnabled, nextDue } from "../../model/schedule";
 import { Settings } from "../../model/settings";
 import { ALERT_CHECK_MS, checkAlerts } from "../alerts/check";
 import { createBackup } from "../backup/create";
+import { withSession } from "../engine/session";
+import { describeIncompleteRestore, readMarker } from "../store/markers";
 import { volumeExists } from "../engine/docker";
 import { EXIT, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
@@ -115,6 +119,44 @@ function volumeMissing(settings: Settings, due: Date, at: Date, catchUp: boolean
   };
 }
 
+interface Attempted {
+  readonly outcome: RunOutcome;
+  readonly backup: string | null;
+  readonly snapshot: string | null;
+  readonly error: string | null;
+}
+
+/**
+ * The backup, holding the stack's lock; skipped while a restore is unfinished: a backup of its half-restored
+ * state would count as good and push the restore's undo (the state before it) out of retention.
+ */
+async function attemptBackup(settings: Settings): Promise<Attempted> {
+  try {
+    return await withSession(settings, "backup --reason scheduled", async () => {
+      const restore = await readMarker(settings, "restore");
+      if (restore) {
+        const error = `not taken while a restore is unfinished (no backup of a half-restored stack): ${describeIncompleteRestore(settings, restore)}`;
+        return { outcome: "skipped", backup: null, snapshot: null, error };
+      }
+      const result = await createBackup(settings, { reason: "scheduled" });
+      return {
+        outcome: result ? "ok" : "nothing",
+        backup: result?.entry.id ?? null,
+        snapshot: result?.entry.snapshot ?? null,
+        error: null,
+      };
+    });
+  } catch (err) {
+    const busy = err instanceof OpsError && err.exitCode === EXIT.busy;
+    return {
+      outcome: busy ? "skipped" : "failed",
+      backup: null,
+      snapshot: null,
+      error: errorLine(err),
+    };
+  }
+}
+
 /** One scheduled backup: same code path as `edms-ops backup --reason scheduled`; the outcome is recorded. */
 export async function scheduledBackup(
   settings: Settings,
@@ -139,20 +181,7 @@ export async function scheduledBackup(
   const started = now();
   hooks.onAttempt?.({ due, started, catchUp });
   progress(`scheduled backup due ${due.toISOString()}${catchUp ? " (catch-up)" : ""}: starting`);
-  let outcome: RunOutcome;
-  let backup: string | null = null;
-  let snapshot: string | null = null;
-  let error: string | null = null;
-  try {
-    const result = await createBackup(settings, { reason: "scheduled" });
-    outcome = result ? "ok" : "nothing";
-    backup = result?.entry.id ?? null;
-    snapshot = result?.entry.snapshot ?? null;
-  } catch (err) {
-    const busy = err instanceof OpsError && err.exitCode === EXIT.busy;
-    outcome = busy ? "skipped" : "failed";
-    error = errorLine(err);
-  }
+  const { outcome, backup, snapshot, error } = await attemptBackup(settings);
   hooks.onAttempt?.(undefined);
   const record: ScheduleRun = {
     kind: "run",

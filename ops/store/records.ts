@@ -34,7 +34,8 @@ export type ScheduleStart = z.output<typeof ScheduleStartSchema>;
 
 /**
  * ok: a backup was taken; nothing: the database has no schema yet (fresh deploy); skipped: the stack's lock
- * stayed busy for the whole wait; failed: the backup failed or was interrupted (`error` says why).
+ * stayed busy for the whole wait, or a restore was unfinished; failed: the backup failed or was interrupted
+ * (`error` says why).
  */
 export const RunOutcomeSchema = z.enum(["ok", "nothing", "skipped", "failed"]);
 export type RunOutcome = z.output<typeof RunOutcomeSchema>;

@@ -3,6 +3,9 @@
  * retention policy, including the restore of the oldest backup at the `keep` limit.
  */
 import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { opsKilledAfter, SmallDisk, TestStack } from "../harness/stack";
 
@@ -241,36 +244,80 @@ describe("e2e: backup on a full disk", function () {
   });
 });
 
-describe("faults: restore onto a nearly full postgres volume", function () {
+describe("faults: restore and drill onto a nearly full filesystem", function () {
   const stack = new TestStack("fullpg", "dev", { "edms:version": "2.0.0" });
   // The postgres volume on a small host tmpfs (224 MiB).
   const disk = new SmallDisk(stack, `${stack.prefix}_postgres_data`, "224m");
+  // A drill's scratch directory (`edms:backup.drillScratch`) on a 96 MiB one: the dump alone fits, the
+  // restored database with its indexes and WAL would not.
+  const scratchDisk = new SmallDisk(stack, `${stack.prefix}_drill_disk`, "96m");
+  // The media volume on a 64 MiB one, holding a 24 MiB file.
+  const mediaDisk = new SmallDisk(stack, stack.mediaVolume, "64m");
   before(async () => {
     await stack.destroy();
     await disk.create();
+    await scratchDisk.create();
+    await mediaDisk.create();
     expect((await stack.up()).error).to.equal(undefined);
-    await stack.seed("pg", 1, 1024);
+    await stack.seed("pg", 1, 24 * 1024 * 1024);
     await stack.psql(
       "CREATE TABLE ballast AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 500000) g; CHECKPOINT;",
     );
   });
-  after(() => removeAll(stack, disk));
+  after(async () => {
+    await removeAll(stack, disk);
+    scratchDisk.remove();
+    mediaDisk.remove();
+  });
 
-  it("a restore that would not fit beside the live database is refused up front: nothing stopped, nothing changed", async function () {
+  it("a restore whose database would not fit beside the live one, or whose media would not fit, is refused up front: nothing stopped, nothing changed", async function () {
     const backup = await stack.ops(["backup", "--reason", "big"]);
     expect(backup.code, backup.stderr).to.equal(0);
+    // The media lost since: the restore would bring back 24 MiB on a volume with less room than that and a margin.
+    await stack.onVolume(stack.mediaVolume, "find /v -type f -name 'contract-*' -delete");
     const before = await stack.fingerprint();
     const restore = await stack.ops(["restore", backup.stdout.trim()]);
     expect(restore.code).to.equal(2);
     expect(restore.stderr).to.match(
       new RegExp(
-        `Not enough free space for the restore: .* on the postgres volume ${stack.prefix}_postgres_data, which has .* free\\. .*Nothing was stopped or changed\\.`,
+        `Not enough free space for the restore of \\S+: it needs about .* on the filesystem of the postgres volume ${stack.prefix}_postgres_data \\(.*indexes and WAL\\), which has .* free; it needs about .* on the filesystem of the media volume ${stack.mediaVolume} \\(.*media beyond what is there\\), which has .* free\\. Nothing was stopped or changed\\.`,
       ),
     );
     expect(await stack.fingerprint()).to.deep.equal(before);
     const web = await docker(["inspect", "-f", "{{.State.Running}}", stack.container("web")]);
     expect(web.stdout.trim()).to.equal("true");
     expect((await stack.ops(["health"])).code).to.equal(0);
+  });
+
+  it("a drill whose scratch filesystem is nearly full is refused before it copies anything; with room there it passes", async function () {
+    const backup = (await stack.backupIds()).pop() as string;
+    const saved = stack.config["edms:backup"];
+    const roomy = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-scratch-"));
+    try {
+      stack.set("edms:backup", { ...(saved as object), drillScratch: scratchDisk.dir });
+      const before = await stack.fingerprint();
+      const drill = await stack.ops(["drill", backup]);
+      expect(drill.code, drill.stderr).to.equal(2);
+      expect(drill.stderr).to.match(
+        new RegExp(
+          `Not enough free space for the drill of ${backup}: it needs about .* on the filesystem of the drill's scratch media in ${scratchDisk.dir} .* and the drill's scratch database in ${scratchDisk.dir} \\(.*indexes and WAL\\), which has .* free\\. Nothing was copied or changed, and no drill was recorded\\.`,
+        ),
+      );
+      expect(drill.stderr).to.contain("edms:backup.drillScratch");
+      expect(fs.readdirSync(scratchDisk.dir), "scratch folders left behind").to.deep.equal([]);
+      expect(await stack.fingerprint()).to.deep.equal(before);
+      const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+      expect(status.backups.lastDrill, "a refused drill is no failed drill").to.equal(null);
+
+      // The same drill with its scratch on a filesystem with room: database and media go there, and pass.
+      stack.set("edms:backup", { ...(saved as object), drillScratch: roomy });
+      const passed = await stack.ops(["drill", backup]);
+      expect(passed.code, passed.stderr).to.equal(0);
+      expect(fs.readdirSync(roomy), "scratch folders left behind").to.deep.equal([]);
+    } finally {
+      stack.set("edms:backup", saved);
+      fs.rmSync(roomy, { recursive: true, force: true });
+    }
   });
 });
 

@@ -3,11 +3,14 @@
  * measured run time, and restore with postgres stopped half way, on a database like production's: a grant to a
  * role, a second schema with a table, a view and a function, 20,000 large objects. After each fault: `status`
  * answers and names what is unfinished; no complete backup is lost; the database equals the state before or
- * the state after, never a mix; the next attempt succeeds and gives the state after.
+ * the state after, never a mix; the next attempt succeeds and gives the state after. A restore killed in its
+ * media stage keeps its first undo through the re-run (scheduled backups skipped meanwhile), and that undo
+ * gives back the state before the first attempt.
  */
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";
-import { opsKilledAfter, TestStack } from "../harness/stack";
+import type { ScheduleRun } from "../../ops/schedule/records";
+import { opsInBackground, opsKilledAfter, opsKilledWhen, TestStack } from "../harness/stack";
 
 // Spread over the measured run, front-weighted: repeated runs are faster than the first (caches), and a point
 // after the end kills nothing.
@@ -190,6 +193,77 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     const again = await stack.ops(["restore", target]);
     expect(again.code, again.stderr).to.equal(0);
     expect(await state()).to.deep.equal(atTarget);
+  });
+
+  it("restore killed in its media stage: the re-run keeps the first undo, scheduled backups are skipped meanwhile, and that undo gives back the state before", async function () {
+    const backup = await stack.ops(["backup", "--reason", "resume-target"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const resumeTarget = backup.stdout.trim();
+    const atResumeTarget = await state();
+    await stack.seed("resume", 3, 64 * 1024);
+    const beforeFirst = await state();
+    const backups = await stack.backupIds();
+
+    const killed = await opsKilledWhen(
+      ["restore", resumeTarget, "--stack", stack.name],
+      /restoring media/,
+    );
+    expect(killed.signal, killed.stderr).to.equal("SIGKILL");
+    await lockGone();
+    expect((await state()).db, "killed in the media stage: the database is swapped").to.deep.equal(
+      atResumeTarget.db,
+    );
+    const undo = (await stack.backupIds()).filter((id) => !backups.includes(id));
+    expect(undo, "the first attempt's undo backup").to.have.length(1);
+    expect(undo[0]).to.match(/-pre-restore$/);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.interruptedRestore).to.deep.include({ id: resumeTarget, undo: undo[0] });
+
+    // Scheduled backups while the marker is there: skipped, with the reason, and no backup taken.
+    const saved = stack.config["edms:backup"];
+    stack.set("edms:backup", { ...(saved as object), schedule: "*/5 * * * * *" });
+    const scheduler = opsInBackground(["scheduler", "--stack", stack.name]);
+    let skipped: ScheduleRun | undefined;
+    let health: Awaited<ReturnType<typeof stack.ops>>;
+    try {
+      const runs = await stack.waitForScheduler(
+        "a scheduled backup recorded while the restore is unfinished",
+        60,
+        () => stack.scheduleRuns(),
+        (r) => r.length > 0,
+      );
+      skipped = runs[runs.length - 1];
+      // While it runs: a stop during its next attempt records that one as interrupted.
+      health = await stack.ops(["health"]);
+    } finally {
+      const log = await scheduler.stop();
+      stack.set("edms:backup", saved);
+      report.push(`scheduler during an unfinished restore: ${log.trim().split("\n").pop()}`);
+    }
+    expect(skipped).to.deep.include({ outcome: "skipped", ok: false, backup: null });
+    expect(skipped?.error).to.contain(`restore of ${resumeTarget} incomplete`);
+    expect(skipped?.error).to.contain(`edms-ops restore ${undo[0]}`);
+    expect(health.code).to.equal(1);
+    expect(health.stdout).to.contain(
+      `\`edms-ops restore ${undo[0]} --stack ${stack.name}\` to undo it`,
+    );
+    expect(health.stdout).to.match(/was skipped: not taken while a restore is unfinished/);
+    expect(await stack.backupIds()).to.deep.equal([...backups, undo[0]]);
+
+    // The re-run finishes with the first undo: no backup of the half-restored state.
+    const again = await stack.ops(["restore", resumeTarget]);
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout).to.contain(
+      `To undo, run: edms-ops restore ${undo[0]} --stack ${stack.name}`,
+    );
+    expect(await stack.backupIds()).to.deep.equal([...backups, undo[0]]);
+    expect(await state()).to.deep.equal(atResumeTarget);
+
+    const back = await stack.ops(["restore", undo[0]]);
+    expect(back.code, back.stderr).to.equal(0);
+    expect(await state(), "the named undo is the state before the first attempt").to.deep.equal(
+      beforeFirst,
+    );
   });
 
   it("reset-app documents: killed at 5 points, the database is always all before or all after; the next run finishes and starts web/worker", async function () {

@@ -119,6 +119,49 @@ export function opsKilledAfter(
   });
 }
 
+/** Starts an edms-ops command and SIGKILLs it as soon as its progress (stderr) matches `pattern`. */
+export function opsKilledWhen(
+  args: string[],
+  pattern: RegExp,
+): Promise<{ signal: NodeJS.Signals | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      "node",
+      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
+      { env: { ...process.env, EDMS_SETTINGS_JSON: "", ...NO_PULUMI } },
+    );
+    let stderr = "";
+    child.stdout.resume();
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (pattern.test(stderr)) {
+        child.kill("SIGKILL");
+      }
+    });
+    child.on("close", (_code, signal) => resolve({ signal, stderr }));
+  });
+}
+
+/** Starts a long-running edms-ops command (a scheduler loop); `stop()` sends SIGTERM and waits for its end. */
+export function opsInBackground(args: string[]): { stop: () => Promise<string> } {
+  const child = spawn(
+    "node",
+    [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), ...args, "--project-dir", PROJECT_DIR],
+    { env: { ...process.env, EDMS_SETTINGS_JSON: "", ...NO_PULUMI } },
+  );
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
+  return {
+    stop: async () => {
+      child.kill("SIGTERM");
+      await closed;
+      return output;
+    },
+  };
+}
+
 /**
  * Every row of the data tables, as `count:md5` per table, through any psql: the stack's own server or a copy
  * restored elsewhere (tests/e2e/export.test.ts) compare equal only when every row is.
@@ -605,7 +648,8 @@ export async function onVolumes(
  * Create it before the first deploy; `remove()` after the stack is destroyed.
  */
 export class SmallDisk {
-  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-disk-"));
+  /** The host directory the small filesystem is mounted on. */
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-small-disk-"));
 
   constructor(
     private readonly stack: TestStack,

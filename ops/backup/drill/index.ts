@@ -21,6 +21,7 @@ import { Manifest } from "../../store/manifest";
 import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
 import { restoreIntoScratch, withScratchDatabase } from "../verify";
+import { requireDrillRoom } from "../space";
 import { Checks, DAMAGED } from "./checks";
 import { checkMedia, MediaTally, restoreMedia } from "./media";
 import { latestDrill, writeDrillRecord } from "./records";
@@ -73,8 +74,21 @@ export async function drillBackup(
   const media: MediaTally = { files: 0, checksums: {}, changed: null };
   if (manifest) {
     const restoring = manifest;
-    await inScratch(session.settings, checks, (scratch) =>
-      runDrill({ session, entry, manifest: restoring, scratch, checks, options, previous, media }),
+    await inScratch(
+      session.settings,
+      checks,
+      (scratch) => roomFor(session, entry, restoring, scratch),
+      (scratch) =>
+        runDrill({
+          session,
+          entry,
+          manifest: restoring,
+          scratch,
+          checks,
+          options,
+          previous,
+          media,
+        }),
     );
   }
   const rehearsal = checks.list.find((c) => c.name.startsWith(REHEARSAL));
@@ -105,6 +119,15 @@ export async function drillBackup(
   return record;
 }
 
+/** Refuses the drill before anything is copied when its scratch filesystem cannot hold the backup. */
+function roomFor(session: OpsSession, entry: BackupEntry, manifest: Manifest, scratch: Scratch) {
+  return requireDrillRoom(session, entry, manifest, {
+    media: scratch.volume,
+    database: scratch.database,
+    dir: session.settings.backup.drillScratch,
+  });
+}
+
 async function runDrill(run: DrillRun): Promise<void> {
   const { session, entry, scratch } = run;
   const hasMedia = entry.paths.includes(MEDIA_DIR);
@@ -119,6 +142,7 @@ async function runDrill(run: DrillRun): Promise<void> {
     session.settings,
     (db) => checkRestored(run, db, hasMedia, mediaRestored),
     scratch.network,
+    scratch.database,
   );
 }
 

@@ -1,13 +1,18 @@
 /**
  * The drill's scratch space: a network of its own (`--internal`), a media volume and the release container,
  * all labelled `edms.role=drill-scratch`, removed on every exit path the process sees; what a SIGKILL
- * leaves is removed by the next drill before it starts.
+ * leaves is removed by the next drill before it starts. With `edms:backup.drillScratch` the media and the
+ * scratch database's files go to a folder of that directory on the Docker host instead of Docker's data root.
+ * Before anything is copied, the drill is refused when the filesystem there cannot hold the database and the
+ * media (ops/backup/space.ts): a full data root would stop the live PostgreSQL too.
  */
 import { randomBytes } from "crypto";
 import * as os from "os";
 import { Settings } from "../../../model/settings";
+import { OpsError } from "../../core/errors";
 import { progress } from "../../core/log";
 import { docker, removeByRole } from "../../engine/docker";
+import { toolbox } from "../../engine/toolbox";
 import { Checks } from "./checks";
 
 const SCRATCH_ROLE = "drill-scratch";
@@ -16,15 +21,21 @@ const SCRATCH_ROLE = "drill-scratch";
 export class Scratch {
   readonly tag = randomBytes(3).toString("hex");
   readonly network: string;
+  /** The media's scratch: a volume, or a folder of `edms:backup.drillScratch` on the Docker host. */
   readonly volume: string;
+  /** The scratch database's files: a folder of `drillScratch`; undefined: the server's own volume. */
+  readonly database?: string;
   readonly app: string;
+  private readonly base: string;
   private cleaned = false;
 
   constructor(readonly settings: Settings) {
-    const base = `${settings.namePrefix}-drill-${this.tag}`;
-    this.network = base;
-    this.volume = `${base}-media`;
-    this.app = `${base}-app`;
+    this.base = `${settings.namePrefix}-drill-${this.tag}`;
+    this.network = this.base;
+    this.app = `${this.base}-app`;
+    const dir = settings.backup.drillScratch;
+    this.volume = dir ? `${dir}/${this.base}/media` : `${this.base}-media`;
+    this.database = dir ? `${dir}/${this.base}/database` : undefined;
   }
 
   labels(): string[] {
@@ -33,7 +44,13 @@ export class Scratch {
 
   async create(): Promise<void> {
     await docker(["network", "create", "--internal", ...this.labels(), this.network]);
-    await docker(["volume", "create", ...this.labels(), this.volume]);
+    if (this.settings.backup.drillScratch) {
+      await inScratchDir(this.settings, 'mkdir -p "/scratch/$1/media" "/scratch/$1/database"', [
+        this.base,
+      ]);
+    } else {
+      await docker(["volume", "create", ...this.labels(), this.volume]);
+    }
   }
 
   async cleanup(): Promise<void> {
@@ -44,8 +61,22 @@ export class Scratch {
     await docker(["rm", "-f", "-v", this.app], { allowFailure: true });
     await removeByRole(this.settings.stack, "scratch-db");
     await docker(["network", "rm", this.network], { allowFailure: true });
-    await docker(["volume", "rm", "-f", this.volume], { allowFailure: true });
+    if (this.settings.backup.drillScratch) {
+      await inScratchDir(this.settings, 'rm -rf "/scratch/$1"', [this.base]).catch(() => undefined);
+    } else {
+      await docker(["volume", "rm", "-f", this.volume], { allowFailure: true });
+    }
   }
+}
+
+/** A script over `edms:backup.drillScratch` (at /scratch), as root: makes and removes a drill's folders. */
+function inScratchDir(settings: Settings, script: string, args: readonly string[]) {
+  return toolbox(
+    settings,
+    [{ volume: settings.backup.drillScratch as string, path: "/scratch" }],
+    script,
+    { args },
+  );
 }
 
 /** What killed drills left behind: containers first (they hold the network and the volume). */
@@ -62,16 +93,21 @@ export async function removeDrillLeftovers(settings: Settings): Promise<void> {
   for (const name of volumes.filter(Boolean)) {
     await docker(["volume", "rm", "-f", name], { allowFailure: true });
   }
+  if (settings.backup.drillScratch) {
+    await inScratchDir(settings, 'rm -rf "/scratch/$1"-drill-*', [settings.namePrefix]);
+  }
 }
 
 /**
  * Runs `drill` with fresh scratch space, removed on every exit path, a signal too. Scratch space that cannot
  * be set up (the scratch server never starts, no network) fails the drill like a check, and the record
- * says so.
+ * says so. `room` may refuse the drill before anything is copied: that refusal is thrown, as the backup is
+ * not at fault.
  */
 export async function inScratch(
   settings: Settings,
   checks: Checks,
+  room: (scratch: Scratch) => Promise<void>,
   drill: (scratch: Scratch) => Promise<void>,
 ): Promise<void> {
   await removeDrillLeftovers(settings);
@@ -82,9 +118,16 @@ export async function inScratch(
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   signals.forEach((s) => process.once(s, onSignal));
+  let refused: OpsError | undefined;
   try {
     await scratch.create();
-    await drill(scratch);
+    refused = await room(scratch).then(
+      () => undefined,
+      (err: OpsError) => err,
+    );
+    if (!refused) {
+      await drill(scratch);
+    }
   } catch (err) {
     checks.list.push({
       name: "scratch space",
@@ -95,5 +138,8 @@ export async function inScratch(
   } finally {
     await scratch.cleanup();
     signals.forEach((s) => process.removeListener(s, onSignal));
+  }
+  if (refused) {
+    throw refused;
   }
 }

@@ -6,6 +6,8 @@ import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
 import * as backups from "../../../ops/backup/create";
 import * as dockerLib from "../../../ops/engine/docker";
+import * as sessions from "../../../ops/engine/session";
+import * as markers from "../../../ops/store/markers";
 import { busy, failure } from "../../../ops/core/errors";
 import * as log from "../../../ops/core/log";
 import * as schedule from "../../../ops/schedule/records";
@@ -25,6 +27,7 @@ describe("a scheduled attempt", function () {
   let written: schedule.ScheduleRecord[];
   let volume: boolean;
   let outcome: () => Promise<backups.BackupResult | null>;
+  let restoreMarker: markers.RestoreMarker | null;
 
   const stub = <T extends object>(module: T, name: keyof T & string, value: unknown) => {
     saved[name] = module[name];
@@ -33,6 +36,9 @@ describe("a scheduled attempt", function () {
   before(() => {
     stub(backups, "createBackup", () => outcome());
     stub(dockerLib, "volumeExists", async () => volume);
+    // The lock is held by the stub; the marker is read inside it.
+    stub(sessions, "withSession", (_s: unknown, _o: string, fn: (s: unknown) => unknown) => fn({}));
+    stub(markers, "readMarker", async () => restoreMarker);
     stub(schedule, "appendScheduleRecord", async (_s: unknown, r: schedule.ScheduleRecord) => {
       written.push(r);
     });
@@ -41,6 +47,8 @@ describe("a scheduled attempt", function () {
   after(() => {
     (backups as Mutable<typeof backups>).createBackup = saved.createBackup as never;
     (dockerLib as Mutable<typeof dockerLib>).volumeExists = saved.volumeExists as never;
+    (sessions as Mutable<typeof sessions>).withSession = saved.withSession as never;
+    (markers as Mutable<typeof markers>).readMarker = saved.readMarker as never;
     (schedule as Mutable<typeof schedule>).appendScheduleRecord =
       saved.appendScheduleRecord as never;
     log.setQuiet(false);
@@ -48,6 +56,22 @@ describe("a scheduled attempt", function () {
   beforeEach(() => {
     written = [];
     volume = true;
+    restoreMarker = null;
+  });
+
+  it("takes no backup while a restore is unfinished: skipped, naming the restore and its undo", async function () {
+    let called = false;
+    outcome = async () => {
+      called = true;
+      return null;
+    };
+    restoreMarker = { id: "2026-11-27T10-00-00Z-manual", undo: "2026-11-27T11-00-00Z-pre-restore" };
+    await scheduledBackup(settings, due, false, hooks);
+    expect(called, "a backup of the half-restored stack was taken").to.equal(false);
+    expect(written[0]).to.deep.include({ outcome: "skipped", ok: false, backup: null });
+    expect((written[0] as schedule.ScheduleRun).error).to.match(
+      /^not taken while a restore is unfinished .*restore of 2026-11-27T10-00-00Z-manual incomplete.*edms-ops restore 2026-11-27T11-00-00Z-pre-restore --stack s/,
+    );
   });
 
   it("records a backup taken, with its id and snapshot", async function () {

@@ -1,0 +1,204 @@
+/**
+ * Free space, checked before a restore or a drill copies a backup somewhere, so a full disk refuses it up front
+ * instead of stopping the live PostgreSQL that shares the filesystem (ENOSPC). What a backup needs:
+ *
+ * - database: the dump (`pg_dump -Fc -Z0`) holds rows but only the definitions of indexes, so the restored
+ *   database takes about the dump again for heap and indexes (2× the dump), and pg_restore writes as much WAL,
+ *   recycled at checkpoints once it reaches `max_wal_size`; plus 64 MiB of catalog and slack.
+ * - media: the snapshot's media files, less what the volume already holds (a restore deletes and overwrites in
+ *   place); all of them for a drill's empty scratch volume.
+ *
+ * Two places on one filesystem (volumes on the same Docker data root) add up.
+ */
+import { Manifest } from "../store/manifest";
+import { BackupEntry, MEDIA_DIR } from "../store/restic";
+import { OpsSession } from "../engine/session";
+import { docker } from "../engine/docker";
+import { toolbox } from "../engine/toolbox";
+import { psql } from "../database/postgres";
+import { refuse } from "../core/errors";
+import { formatBytes } from "../core/log";
+
+const SLACK = 64 * 1024 * 1024;
+/** PostgreSQL's default `max_wal_size` (a scratch server's). */
+export const DEFAULT_MAX_WAL = 1024 * 1024 * 1024;
+
+/** Bytes the database of a dump of `dumpBytes` takes while it is restored, WAL included. */
+export function databaseRoomNeeded(dumpBytes: number, maxWalBytes: number): number {
+  const restored = dumpBytes * 2;
+  return Math.ceil(restored + Math.min(restored, maxWalBytes)) + SLACK;
+}
+
+/** Bytes the media of a snapshot take beyond what the volume already holds. */
+export function mediaRoomNeeded(snapshotBytes: number, currentBytes: number): number {
+  return Math.max(0, snapshotBytes - currentBytes) + (snapshotBytes > 0 ? SLACK : 0);
+}
+
+/** One place something is written to: its filesystem (from `df -Pk`) and what goes there. */
+export interface Place {
+  /** What the operator recognises: "the postgres volume x". */
+  readonly name: string;
+  /** What goes there: "the database restored beside the live one". */
+  readonly what: string;
+  /** `df -Pk` output for a path in it. */
+  readonly df: string;
+  readonly needed: number;
+}
+
+interface Filesystem {
+  readonly id: string;
+  readonly available: number;
+}
+
+/** The filesystem of the last line of `df -Pk`: device and size identify it, available in bytes. */
+export function parseDf(stdout: string): Filesystem | null {
+  const fields = stdout.trim().split("\n").pop()?.split(/\s+/) ?? [];
+  const available = Number(fields[3]) * 1024;
+  return fields.length >= 6 && Number.isFinite(available)
+    ? { id: `${fields[0]}:${fields[1]}`, available }
+    : null;
+}
+
+/** Pure: the refusals for places whose filesystem has less free than what goes there (summed per filesystem). */
+export function shortfalls(places: readonly Place[]): string[] {
+  const byFs = new Map<string, { available: number; needed: number; names: string[] }>();
+  for (const place of places) {
+    const fs = parseDf(place.df);
+    if (!fs || place.needed <= 0) {
+      continue; // no df there: the tool's own error remains
+    }
+    const entry = byFs.get(fs.id) ?? { available: fs.available, needed: 0, names: [] };
+    entry.needed += place.needed;
+    entry.names.push(`${place.name} (${formatBytes(place.needed)}: ${place.what})`);
+    byFs.set(fs.id, entry);
+  }
+  return [...byFs.values()]
+    .filter((fs) => fs.available < fs.needed)
+    .map(
+      (fs) =>
+        `needs about ${formatBytes(fs.needed)} on the filesystem of ${fs.names.join(" and ")}, which has ${formatBytes(fs.available)} free`,
+    );
+}
+
+/** The refusal of `what` when a filesystem it writes to is short, or null; `unchanged` ends it. */
+export function roomProblem(
+  what: string,
+  places: readonly Place[],
+  unchanged: string,
+): string | null {
+  const short = shortfalls(places);
+  return short.length
+    ? `Not enough free space for ${what}: it ${short.join("; it ")}. ${unchanged}`
+    : null;
+}
+
+/** Total bytes of the snapshot's media files (restic's listing, nothing restored). */
+export async function snapshotMediaBytes(session: OpsSession, entry: BackupEntry): Promise<number> {
+  if (!entry.paths.includes(MEDIA_DIR)) {
+    return 0;
+  }
+  const sum = await session.exec(
+    `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | sed -n 's/.*"type":"file".*"size":\\([0-9]*\\).*/\\1/p' | awk '{ s += $1 } END { printf "%d\\n", s }'`,
+    [entry.snapshot],
+  );
+  return Number(sum.stdout.trim()) || 0;
+}
+
+/** `df -Pk` of the live database's directory, and its `max_wal_size` in bytes. */
+async function postgresPlace(session: OpsSession, manifest: Manifest): Promise<Place> {
+  const pg = session.settings.names.postgresContainer;
+  const df = await docker(["exec", pg, "df", "-Pk", "/var/lib/postgresql/data"], {
+    allowFailure: true,
+  });
+  const [wal] = await psql(
+    session.settings,
+    "SELECT pg_size_bytes(current_setting('max_wal_size'));",
+    pg,
+    { allowFailure: true },
+  );
+  const maxWal = Number(wal) || DEFAULT_MAX_WAL;
+  return {
+    name: `the postgres volume ${session.settings.names.postgresVolume}`,
+    what: "the database restored beside the live one, with its indexes and WAL",
+    df: df.stdout,
+    needed: databaseRoomNeeded(manifest.database.bytes, maxWal),
+  };
+}
+
+/**
+ * A restore's database and media stages, checked before either begins: up front and again after the undo
+ * backup (which took space on the same disk, maybe). Refused with nothing changed.
+ */
+export async function requireRestoreRoom(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  /** The snapshot's media bytes (`snapshotMediaBytes`), listed once per restore. */
+  media: number,
+  unchanged: string,
+): Promise<void> {
+  const places = [await postgresPlace(session, manifest)];
+  if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
+    const here = await session.exec(`df -Pk ${MEDIA_DIR}; du -sk ${MEDIA_DIR} | cut -f1`);
+    const lines = here.stdout.trim().split("\n");
+    const current = Number(lines.pop()) * 1024 || 0;
+    places.push({
+      name: `the media volume ${session.settings.names.mediaVolume}`,
+      what: "the backup's media beyond what is there",
+      df: lines.join("\n"),
+      needed: mediaRoomNeeded(media, current),
+    });
+  }
+  const problem = roomProblem(`the restore of ${entry.id}`, places, unchanged);
+  if (problem) {
+    throw refuse(problem, "Free space there or grow the filesystem, then retry.");
+  }
+}
+
+/**
+ * A drill's copy of the database and the media, checked once its scratch space exists and before anything is
+ * copied: `media` and `database` are where they go (volumes or host folders; no database folder: the scratch
+ * server's own volume, on Docker's data root like the media volume).
+ */
+export async function requireDrillRoom(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  where: { readonly media: string; readonly database?: string; readonly dir?: string },
+): Promise<void> {
+  const { settings } = session;
+  const mounts = [
+    { volume: where.media, path: "/m" },
+    ...(where.database ? [{ volume: where.database, path: "/d" }] : []),
+  ];
+  const [media, df] = await Promise.all([
+    snapshotMediaBytes(session, entry),
+    toolbox(settings, mounts, `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}`),
+  ]);
+  const [mediaDf, databaseDf] = df.stdout.split("---");
+  const on = where.dir ? `in ${where.dir}` : "on Docker's data root";
+  const problem = roomProblem(
+    `the drill of ${entry.id}`,
+    [
+      {
+        name: `the drill's scratch media ${on}`,
+        what: "every media file",
+        df: mediaDf,
+        needed: mediaRoomNeeded(media, 0),
+      },
+      {
+        name: `the drill's scratch database ${on}`,
+        what: "the database with its indexes and WAL",
+        df: databaseDf,
+        needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
+      },
+    ],
+    "Nothing was copied or changed, and no drill was recorded.",
+  );
+  if (problem) {
+    throw refuse(
+      problem,
+      `Free space there, or set \`edms:backup.drillScratch\` to a directory on a filesystem with room (\`pulumi config set --path edms:backup.drillScratch /mnt/big/edms-drills --stack ${settings.stack}\`), then retry.`,
+    );
+  }
+}

@@ -27,6 +27,8 @@ import {
 } from "../store/restic";
 import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
+import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
+import { adoptHistory, stageHistory } from "../store/history";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
   const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
@@ -77,6 +79,8 @@ export async function createBackup(
   return withSession(settings, `backup --reason ${request.reason}`, async (session) => {
     await ensureRepository(session);
     const before = await sessionSnapshots(session);
+    // A new host's history is recovered from the repository first, so this snapshot carries all of it.
+    await adoptHistory(session, before, "lrestic");
     const earlier = before.length;
     const id = newId(
       await session.hostTime(),
@@ -137,6 +141,15 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
   const { settings } = session;
   const createdAt = await session.hostTime();
   const { tables, objects, migrations, database } = await dumpDatabase(session);
+  const bootstrap = holdsOnlyBootstrap(
+    await readBootstrapRecord(session),
+    settings.names.postgresVolume,
+    tables,
+  );
+  if (bootstrap) {
+    progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
+  }
+  await stageHistory(session);
   const manifest: Manifest = {
     format: 2,
     id: plan.id,
@@ -156,7 +169,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
   progress(
     `storing snapshot (media ${session.hasMedia ? `incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
   );
-  const summary = await storeSnapshot(session, plan);
+  const summary = await storeSnapshot(session, plan, bootstrap);
   progress(
     `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
       `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
@@ -172,6 +185,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
     ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
     stack: settings.stack,
     paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
+    ...(bootstrap ? { bootstrap: true as const } : {}),
   };
   return { manifest, entry };
 }
@@ -180,7 +194,7 @@ async function snapshotBackup(session: OpsSession, plan: SnapshotPlan): Promise<
  * `restic backup` of the staged dump and manifest plus the media volume; a snapshot restic wrote before it
  * failed is forgotten again, so a failed backup never lists.
  */
-async function storeSnapshot(session: OpsSession, plan: SnapshotPlan) {
+async function storeSnapshot(session: OpsSession, plan: SnapshotPlan, bootstrap: boolean) {
   const { settings } = session;
   const tags = backupTags({
     id: plan.id,
@@ -188,6 +202,7 @@ async function storeSnapshot(session: OpsSession, plan: SnapshotPlan) {
     release: plan.version,
     target: plan.request.targetVersion,
     stack: settings.stack,
+    ...(bootstrap ? { bootstrap: true as const } : {}),
   });
   const result = await session.exec(
     `cd / && lrestic backup --json --host "$1" --tag "$2" \${3:+--parent "$3"} --exclude '${MEDIA_EXCLUDE}' ${STAGE_DIR} \${4:+${MEDIA_DIR}}`,

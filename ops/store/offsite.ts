@@ -18,7 +18,8 @@ import {
   REPOSITORY,
   WRONG_PASSWORD,
 } from "./restic";
-import { protectedReleases } from "./prune";
+import { retentionFacts } from "./prune";
+import { adoptHistory } from "./history";
 import { retention } from "./retention";
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
@@ -82,12 +83,15 @@ export async function copyToOffsite(session: OpsSession): Promise<void> {
       [settings.stack, String(COPY_TIMEOUT_SECONDS)],
     );
     const remote = await offsiteSnapshots(session);
+    // A new host learns the deployments it lacks from the off-host repository before deciding there.
+    await adoptHistory(session, remote, "orestic");
     const decision = retention({
       backups: remote,
       keep: settings.backup.keep,
-      rollbackReleases: await protectedReleases(settings),
-      pinned: [],
+      pinned: [...session.pinned],
       periodic: settings.backup,
+      now: await session.hostTime(),
+      ...(await retentionFacts(settings)),
     });
     if (decision.forget.length) {
       await session.exec(
@@ -194,4 +198,19 @@ export async function fetchFromOffsite(session: OpsSession, id: string): Promise
 async function ensureOffsiteReadable(session: OpsSession): Promise<boolean> {
   const probe = await session.exec(`[ -f ${OFFSITE_REPOSITORY_FILE} ] && echo yes || echo no`);
   return probe.stdout.trim() === "yes";
+}
+
+/** Forgets every off-host snapshot of backup `id` (`backups forget`); how many there were. */
+export async function forgetOffsite(session: OpsSession, id: string): Promise<number> {
+  if (!(await ensureOffsiteReadable(session))) {
+    requireKeys(session.settings, true);
+  }
+  const found = (await offsiteSnapshots(session)).filter((b) => b.id === id);
+  if (found.length) {
+    await session.exec(
+      `OTIMEOUT=${COPY_TIMEOUT_SECONDS}; orestic forget "$@" >/dev/null && orestic prune --max-unused 10% >/dev/null`,
+      found.map((b) => b.snapshot),
+    );
+  }
+  return found.length;
 }

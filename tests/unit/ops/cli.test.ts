@@ -47,6 +47,7 @@ describe("edms-ops command tree", function () {
       "import",
       "import-legacy",
       "prune",
+      "forget",
     ]);
   });
 

@@ -31,6 +31,8 @@ export const REASONS = {
   preDeploy: "pre-deploy",
   /** The earlier data generation, taken before a `dataGeneration` bump starts afresh (its undo). */
   preFreshStart: "pre-fresh-start",
+  /** Taken by `restore` of the state it replaces (its undo); retention keeps it until a deploy supersedes it. */
+  preRestore: "pre-restore",
 } as const;
 
 /** Seconds the switch and health hooks wait for the new release to become healthy. */

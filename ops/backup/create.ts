@@ -27,6 +27,8 @@ import {
 } from "../store/restic";
 import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
+import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
+import { adoptHistory, stageHistory } from "../store/history";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
   const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
@@ -87,6 +89,8 @@ export async function createBackup(
     async (session) => {
       await ensureRepository(session);
       const before = await sessionSnapshots(session);
+      // A new host's history is recovered from the repository first, so this snapshot carries all of it.
+      await adoptHistory(session, before, "lrestic");
       const earlier = before.length;
       const id = newId(
         await session.hostTime(),
@@ -155,6 +159,15 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
   const label = await schemaRelease(session, migrations);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
+  const bootstrap = holdsOnlyBootstrap(
+    await readBootstrapRecord(session),
+    settings.names.postgresVolume,
+    tables,
+  );
+  if (bootstrap) {
+    progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
+  }
+  await stageHistory(session);
   const manifest: Manifest = {
     format: 2,
     id: plan.id,
@@ -175,7 +188,7 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
   progress(
     `storing snapshot (media ${session.hasMedia ? `incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
   );
-  const summary = await storeSnapshot(session, plan);
+  const summary = await storeSnapshot(session, plan, bootstrap);
   progress(
     `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
       `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
@@ -191,6 +204,7 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
     ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
     stack: settings.stack,
     paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
+    ...(bootstrap ? { bootstrap: true as const } : {}),
   };
   return { manifest, entry };
 }
@@ -199,7 +213,7 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
  * `restic backup` of the staged dump and manifest plus the media volume; a snapshot restic wrote before it
  * failed is forgotten again, so a failed backup never lists.
  */
-async function storeSnapshot(session: OpsSession, plan: LabelledPlan) {
+async function storeSnapshot(session: OpsSession, plan: LabelledPlan, bootstrap: boolean) {
   const { settings } = session;
   const tags = backupTags({
     id: plan.id,
@@ -207,6 +221,7 @@ async function storeSnapshot(session: OpsSession, plan: LabelledPlan) {
     release: plan.version,
     target: plan.request.targetVersion,
     stack: settings.stack,
+    ...(bootstrap ? { bootstrap: true as const } : {}),
   });
   const result = await session.exec(
     `cd / && lrestic backup --json --host "$1" --tag "$2" \${3:+--parent "$3"} --exclude '${MEDIA_EXCLUDE}' ${STAGE_DIR} \${4:+${MEDIA_DIR}}`,

@@ -1,5 +1,7 @@
 import { Command } from "commander";
-import { countOf, psql } from "../database/postgres";
+import { Settings } from "../../model/settings";
+import { countOf, inventory, psql } from "../database/postgres";
+import { writeBootstrapRecord } from "../store/bootstrap";
 import { openStack } from "../core/context";
 import { manage, releaseImage, runDjango } from "../database/django";
 import { failure } from "../core/errors";
@@ -38,6 +40,7 @@ export function register(program: Command): void {
       );
       if (exists !== "0") {
         say(`superuser ${superuser} exists: left as it is`);
+        await recordIfNew(settings, users);
         return;
       }
       progress(`creating superuser ${superuser}`);
@@ -56,5 +59,16 @@ export function register(program: Command): void {
         );
       }
       say(`superuser ${superuser} created`);
+      await recordIfNew(settings, users);
     });
+}
+
+/**
+ * A database that had no user holds only what the bootstrap wrote: its row counts are recorded, so its
+ * backups never push a backup of real data out of a repository (ops/store/bootstrap.ts).
+ */
+async function recordIfNew(settings: Settings, usersBefore: number): Promise<void> {
+  if (usersBefore === 0) {
+    await writeBootstrapRecord(settings, (await inventory(settings)).tables);
+  }
 }

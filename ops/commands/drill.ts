@@ -7,7 +7,7 @@ import { drillBackup, DrillRecord } from "../backup/drill";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";
-import { handedOrNewer, preDeployBackupFor } from "../store/catalog";
+import { handedOrNewer, newestOf, preDeployBackupFor } from "../store/catalog";
 import { BackupEntry } from "../store/restic";
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
@@ -155,15 +155,15 @@ async function backupToDrill(
   if (opts.backupId !== undefined) {
     return handedBackup(settings, opts.backupId);
   }
-  const { complete, legacy } = await listBackups(settings);
+  const { complete, legacy, hostTime } = await listBackups(settings);
   const named = id ?? opts.backupId ?? "latest";
   if (named !== "latest") {
     return pickBackup(settings, complete, legacy, named);
   }
   const { targetVersion } = opts;
   const entry = targetVersion
-    ? preDeployBackupFor(complete, { stack: settings.stack, release: targetVersion })
-    : complete[complete.length - 1];
+    ? preDeployBackupFor(complete, { stack: settings.stack, release: targetVersion, now: hostTime })
+    : newestOf(complete, hostTime);
   if (entry) {
     return entry;
   }
@@ -185,11 +185,11 @@ async function backupToDrill(
  * only for a database without a schema yet.
  */
 async function handedBackup(settings: Settings, handed: string): Promise<BackupEntry | null> {
-  const { complete, legacy } = await listBackups(settings);
+  const { complete, legacy, hostTime } = await listBackups(settings);
   if (handed && !complete.some((b) => b.id === handed)) {
     return pickBackup(settings, complete, legacy, handed); // refuses, naming the newest
   }
-  const query = { stack: settings.stack, release: settings.version };
+  const query = { stack: settings.stack, release: settings.version, now: hostTime };
   const entry = handedOrNewer(complete, query, handed);
   if (entry && entry.id !== handed) {
     progress(`drilling ${entry.id}: the newest pre-deploy backup of ${settings.version}`);

@@ -196,10 +196,11 @@ async function rollbackByRestore(
     `  - restore the pre-deploy backup of ${settings.version} (it backs up the current state first)`,
   );
   say(`  - redeploy ${target.version}`);
-  const { complete } = await listBackups(settings);
+  const { complete, hostTime } = await listBackups(settings);
   const preDeploy = preDeployBackupFor(complete, {
     stack: settings.stack,
     release: settings.version,
+    now: hostTime,
   });
   if (!preDeploy) {
     throw failure(

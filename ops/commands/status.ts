@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { listBackups } from "../store/catalog";
+import { BackupListing, listBackups, newestOf } from "../store/catalog";
+import { isFutureDated } from "../store/retention";
 import { runningVersion } from "../engine/services";
 import { countOf } from "../database/postgres";
 import { openStack } from "../core/context";
@@ -102,11 +103,14 @@ async function statusReport(settings: Settings) {
     containers[n.postgresContainer] !== "missing" && containers[n.postgresContainer] !== "stopped";
   // Status tells what it can: a repository it cannot open is a line of the report, not an error.
   let backupsProblem: string | null = null;
-  const { complete, legacy } = await listBackups(settings).catch((err: Error) => {
-    backupsProblem = err.message;
-    return { complete: [], legacy: [] };
-  });
-  const newest = complete.length ? complete[complete.length - 1] : null;
+  const { complete, legacy, hostTime } = await listBackups(settings).catch(
+    (err: Error): BackupListing => {
+      backupsProblem = err.message;
+      return { complete: [], legacy: [] };
+    },
+  );
+  const newest = newestOf(complete, hostTime) ?? null;
+  const now = hostTime ?? Date.now();
   const drill = await readLatestDrill(settings);
   const freshness = await backupFreshness(settings);
   return {
@@ -123,6 +127,9 @@ async function statusReport(settings: Settings) {
       last: newest?.id ?? null,
       lastTime: newest?.time ?? null,
       legacy: legacy.map((l) => l.id),
+      /** Backups dated after the host's clock: never counted as newest (retention.ts). */
+      futureDated: complete.filter((b) => isFutureDated(b, now)).map((b) => b.id),
+      imported: complete.filter((b) => b.imported).map((b) => b.id),
       problem: backupsProblem as string | null,
       offsite: await offsiteLag(settings, complete),
       newestGood: freshness.newestGood,
@@ -156,6 +163,11 @@ function printReport(settings: Settings, report: StatusReport): void {
       (backups.legacy.length ? `, ${backups.legacy.length} in the first release's format` : "") +
       (backups.problem ? ` (cannot be listed: ${backups.problem})` : ""),
   );
+  if (backups.futureDated.length) {
+    say(
+      `  DATED AFTER THE HOST'S CLOCK (never counted as newest; check the clock): ${backups.futureDated.join(", ")}`,
+    );
+  }
   const drill = backups.lastDrill;
   say(
     `  newest good backup: ${backups.newestGood ? `${backups.newestGood} (${backups.newestGoodAgeHours} h old)` : "none"}; ` +

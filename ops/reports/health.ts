@@ -2,6 +2,7 @@
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
+import { notFutureDated } from "../store/retention";
 import { listBackups } from "../store/catalog";
 import { docker } from "../engine/docker";
 import { drillResults } from "../backup/drill";
@@ -153,14 +154,17 @@ export interface BackupFreshness {
   readonly problem?: string;
 }
 
-/** Pure: the newest backup whose latest drill did not fail, and its age at `now`. */
+/**
+ * Pure: the newest backup whose latest drill did not fail, and its age at `now` (the host's clock). A backup
+ * dated after `now` (retention.ts isFutureDated) is never it.
+ */
 export function newestGood(
   complete: readonly BackupEntry[],
   drills: ReadonlyMap<string, boolean>,
   now: number,
 ): BackupFreshness {
   const failedDrills: string[] = [];
-  for (const entry of [...complete].reverse()) {
+  for (const entry of notFutureDated(complete, now).reverse()) {
     if (drills.get(entry.id) === false) {
       failedDrills.push(entry.id);
       continue;
@@ -173,11 +177,11 @@ export function newestGood(
 
 export async function backupFreshness(settings: Settings): Promise<BackupFreshness> {
   try {
-    const [{ complete }, drills] = await Promise.all([
+    const [{ complete, hostTime }, drills] = await Promise.all([
       listBackups(settings),
       drillResults(settings),
     ]);
-    return newestGood(complete, drills, Date.now());
+    return newestGood(complete, drills, hostTime ? Date.parse(hostTime) : Date.now());
   } catch (err) {
     return {
       newestGood: null,

@@ -13,6 +13,7 @@ import { requireKeys, storeKeysFromEnv } from "./keys";
 import { LegacyEntry, listLegacy } from "./legacy";
 import { checkBackupId, Manifest, parseManifest } from "./manifest";
 import { BackupEntry, MANIFEST_FILE, parseSnapshots, PASSWORD_FILE, REPOSITORY } from "./restic";
+import { notFutureDated } from "./retention";
 
 export type { BackupEntry } from "./restic";
 
@@ -21,6 +22,19 @@ export interface BackupListing {
   readonly complete: BackupEntry[];
   /** Backups of the first release (`<id>/manifest.json` directories), to import with `backups import-legacy`. */
   readonly legacy: LegacyEntry[];
+  /** The Docker host's clock when listed (absent without a backups volume): see `newestOf`. */
+  readonly hostTime?: string;
+}
+
+/**
+ * The newest backup that may count as newest at the host's clock `now`: one dated after it (a clock that
+ * ran ahead, retention.ts isFutureDated) never does.
+ */
+export function newestOf(
+  listing: readonly BackupEntry[],
+  now: string | undefined,
+): BackupEntry | undefined {
+  return notFutureDated(listing, now).pop();
 }
 
 /** Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet. */
@@ -30,6 +44,7 @@ export async function listBackups(settings: Settings): Promise<BackupListing> {
   }
   await storeKeysFromEnv(settings);
   const script = `
+date -u +%Y-%m-%dT%H:%M:%SZ
 if [ -f ${REPOSITORY}/config ]; then
   [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
   lrestic --no-lock snapshots --json --tag edms
@@ -40,10 +55,12 @@ fi`;
     backupToolbox(settings, script),
     listLegacy(settings),
   ]);
-  if (listed.stdout.trim() === "__nokey__") {
+  const [hostTime, ...rest] = listed.stdout.split("\n");
+  const snapshots = rest.join("\n");
+  if (snapshots.trim() === "__nokey__") {
     requireKeys(settings, false);
   }
-  return { complete: parseSnapshots(listed.stdout), legacy };
+  return { complete: parseSnapshots(snapshots), legacy, hostTime: hostTime.trim() };
 }
 
 /** The snapshots of the local repository, read under the session's lock. */
@@ -129,6 +146,8 @@ export interface PreDeployQuery {
   readonly release: string;
   /** Only backups taken after this time (e.g. the previous deployment: this deploy's own backup). */
   readonly after?: string;
+  /** The host's clock: a backup dated after it is never the newest (retention.ts isFutureDated). */
+  readonly now?: string;
 }
 
 /**
@@ -141,7 +160,7 @@ export function preDeployBackupFor(
   query: PreDeployQuery,
 ): BackupEntry | undefined {
   const after = query.after ? Date.parse(query.after) : -Infinity;
-  return listing
+  return notFutureDated(listing, query.now)
     .filter(
       (b) =>
         b.reason === REASONS.preDeploy &&

@@ -1,4 +1,8 @@
-/** Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. */
+/**
+ * Deployment history: `history.jsonl` in the backups volume, one JSON object per successful deploy. Every
+ * backup's snapshot carries a copy (SNAPSHOT_HISTORY), so the history lives in the repositories too: a new
+ * host recovers it from them (adoptHistory) and goes on from there.
+ */
 import { Settings } from "../../model/settings";
 import { migrationState } from "../database/postgres";
 import { liveWeb } from "../engine/services";
@@ -6,6 +10,9 @@ import { backupsMount, readBackupsVolume, toolbox } from "../engine/toolbox";
 import { LAYOUT } from "./layout";
 import { Deployment, DeploymentSchema } from "./records";
 import { parseJsonLines } from "../core/json";
+import { progress } from "../core/log";
+import type { OpsSession } from "../engine/session";
+import { BackupEntry, STAGE_DIR } from "./restic";
 
 export type { Deployment } from "./records";
 
@@ -47,4 +54,83 @@ export async function appendHistory(settings: Settings, entry: Deployment): Prom
   await toolbox(settings, [backupsMount(settings)], `cat >> ${LAYOUT.history}; sync`, {
     input: JSON.stringify(entry) + "\n",
   });
+}
+
+/** Where each snapshot carries the history as of its backup (beside the dump and the manifest). */
+export const SNAPSHOT_HISTORY = `${STAGE_DIR}/history.jsonl`;
+
+const deploymentKey = (d: Deployment) => `${d.deployedAt}|${d.stack}|${d.version}`;
+
+/** Pure: both histories, each deployment once, oldest first. */
+export function mergeHistories(
+  host: readonly Deployment[],
+  carried: readonly Deployment[],
+): Deployment[] {
+  const byKey = new Map<string, Deployment>();
+  for (const entry of [...carried, ...host]) {
+    byKey.set(deploymentKey(entry), entry);
+  }
+  return [...byKey.values()].sort((a, b) => Date.parse(a.deployedAt) - Date.parse(b.deployedAt));
+}
+
+/**
+ * Pure: the snapshot whose history copy the host lacks, or undefined. The host's history misses deployments
+ * when a repository holds a backup of real data older than the host's first deployment (a new host after a
+ * disaster, before or after its restore): the newest such backup carries the longest history. Imported and
+ * bootstrap backups say nothing of this stack's deployments.
+ */
+export function historySource(
+  host: readonly Deployment[],
+  listing: readonly BackupEntry[],
+  adopted: string,
+): BackupEntry | undefined {
+  const first = host.length ? Math.min(...host.map((d) => Date.parse(d.deployedAt))) : Infinity;
+  const source = listing
+    .filter((b) => !b.bootstrap && !b.imported && Date.parse(b.time) < first)
+    .pop();
+  return source && source.snapshot !== adopted ? source : undefined;
+}
+
+/**
+ * Merges the history a repository's snapshot carries into history.jsonl when the host lacks it (see
+ * historySource), under the session's lock. `restic` is `lrestic` (local) or `orestic` (off-host). At most
+ * one read per source snapshot: the one merged last is remembered (.history-adopted).
+ */
+export async function adoptHistory(
+  session: OpsSession,
+  listing: readonly BackupEntry[],
+  restic: "lrestic" | "orestic",
+): Promise<void> {
+  const state = await session.exec(
+    `cat "$1" 2>/dev/null || true; echo; echo __adopted__; cat "$2" 2>/dev/null || true`,
+    [LAYOUT.history, LAYOUT.historyAdopted],
+  );
+  const [hostText, adopted] = state.stdout.split("__adopted__\n");
+  const host = parseJsonLines(hostText, DeploymentSchema);
+  const source = historySource(host, listing, (adopted ?? "").trim());
+  if (!source) {
+    return;
+  }
+  const carried = await session.exec(`${restic} dump "$1" ${SNAPSHOT_HISTORY}`, [source.snapshot], {
+    allowFailure: true,
+  });
+  const merged = mergeHistories(host, parseJsonLines(carried.stdout, DeploymentSchema));
+  if (merged.length > host.length) {
+    progress(
+      `history: ${merged.length - host.length} earlier deployment(s) recovered from backup ${source.id}`,
+    );
+  }
+  await session.exec(
+    `cat > "$1.new" && sync && mv "$1.new" "$1" && printf '%s' "$3" > "$2"`,
+    [LAYOUT.history, LAYOUT.historyAdopted, source.snapshot],
+    { input: merged.map((d) => JSON.stringify(d) + "\n").join("") },
+  );
+}
+
+/** Stages history.jsonl beside the dump, so the snapshot carries it. */
+export async function stageHistory(session: OpsSession): Promise<void> {
+  await session.exec(`if [ -f "$1" ]; then cp "$1" "$2"; else : > "$2"; fi`, [
+    LAYOUT.history,
+    SNAPSHOT_HISTORY,
+  ]);
 }

@@ -6,7 +6,10 @@
  *   restic/                   the local restic repository (one snapshot per backup)
  *   .keys/                    root-only copies of the repository password and off-host credentials
  *   .cache/                   restic's cache for the off-host repository
- *   history.jsonl             one line per successful deploy (records.ts: Deployment)
+ *   history.jsonl             one line per successful deploy (records.ts: Deployment); each snapshot carries
+ *                             a copy, so a new host recovers it (history.ts adoptHistory)
+ *   .history-adopted          the snapshot whose history copy was last merged into history.jsonl
+ *   bootstrap.json            row counts right after the bootstrap of a new database (records.ts: BootstrapRecord)
  *   schedule.jsonl            one line per scheduler start and scheduled attempt (records.ts: ScheduleRecord)
  *   drills/<time>-drill.json  one file per drill, passed or failed (records.ts: DrillRecord)
  *   last-check.json           the newest `restic check` (records.ts: RepositoryCheck)
@@ -29,6 +32,8 @@ export const LAYOUT = {
   keysDir: `${BACKUPS_DIR}/.keys`,
   offsiteCache: `${BACKUPS_DIR}/.cache`,
   history: `${BACKUPS_DIR}/history.jsonl`,
+  historyAdopted: `${BACKUPS_DIR}/.history-adopted`,
+  bootstrapRecord: `${BACKUPS_DIR}/bootstrap.json`,
   schedule: `${BACKUPS_DIR}/schedule.jsonl`,
   drillsDir: `${BACKUPS_DIR}/drills`,
   lastCheck: `${BACKUPS_DIR}/last-check.json`,

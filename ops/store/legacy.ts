@@ -129,6 +129,7 @@ export async function importLegacyDir(
     release: legacy.version,
     target: legacy.targetVersion,
     stack: settings.stack,
+    imported: true,
   });
   // A container of its own: the session's /edms/media is the live media volume.
   const script = `

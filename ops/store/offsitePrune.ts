@@ -13,7 +13,7 @@ import { tarball } from "../engine/tarball";
 import { failure, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { keysFromEnv } from "./keys";
-import { protectedReleases } from "./prune";
+import { retentionFacts } from "./prune";
 import { BackupEntry, envFileLine, parseSnapshots } from "./restic";
 import { retention, RetentionDecision } from "./retention";
 
@@ -76,12 +76,15 @@ export async function pruneOffsite(
   dryRun: boolean,
 ): Promise<OffsitePruneResult> {
   const remote: BackupEntry[] = parseSnapshots(await offsiteRestic(settings, ["list"]));
+  // The same facts as the host's own retention: rollback targets, the last deploy (undo backups it has
+  // not superseded), an unfinished restore's undo.
   const decision = retention({
     backups: remote,
     keep: settings.backup.keep,
-    rollbackReleases: await protectedReleases(settings),
     pinned: [],
     periodic: settings.backup,
+    now: new Date().toISOString(),
+    ...(await retentionFacts(settings)),
   });
   for (const kept of decision.keep) {
     progress(`off-host retention: keeps ${kept.entry.id}: ${kept.why}`);

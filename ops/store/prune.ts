@@ -1,15 +1,19 @@
 /**
  * Retention applied to the local repository: what the policy (retention.ts, pure) decides, with the facts
- * it needs read from the host (running release, deployment history) only when something would go.
+ * it needs read from the host (running release, deployment history, an unfinished restore's undo) only
+ * when something would go. The history is the host's history.jsonl merged with the copy the repository's
+ * snapshots carry (history.ts adoptHistory), so a new host decides with the facts the old one had; the
+ * rest (imported, bootstrap, undo, snapshot time) is in the listing itself.
  */
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { runningVersion } from "../engine/services";
 import type { OpsSession } from "../engine/session";
 import { sessionSnapshots } from "./catalog";
-import { currentHistory } from "./history";
+import { adoptHistory, currentHistory, readHistory } from "./history";
+import { readMarker } from "./markers";
 import { BackupEntry } from "./restic";
-import { retention, rollbackReleases } from "./retention";
+import { retention, RetentionInput, rollbackReleases } from "./retention";
 
 /**
  * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
@@ -25,12 +29,14 @@ export async function applyRetention(
     keep: settings.backup.keep,
     pinned: [...session.pinned],
     periodic: settings.backup,
+    now: await session.hostTime(),
   };
-  // Rollback targets only add to what is kept: look them up (history, containers) only when a backup
-  // would otherwise go.
+  // Rollback targets and the unfinished restore's undo only add to what is kept (and without a last deploy
+  // every undo is kept): look them up (history, containers, marker) only when a backup would otherwise go.
   let decision = retention({ ...base, rollbackReleases: [] });
   if (decision.forget.length) {
-    decision = retention({ ...base, rollbackReleases: await protectedReleases(settings) });
+    await adoptHistory(session, base.backups, "lrestic");
+    decision = retention({ ...base, ...(await retentionFacts(settings)) });
   }
   for (const kept of decision.keep.filter((k) => !k.why.startsWith("one of the newest"))) {
     progress(`retention: kept ${kept.entry.id}: ${kept.why}`);
@@ -45,6 +51,21 @@ export async function applyRetention(
     decision.forget.map((b) => b.snapshot),
   );
   return ids;
+}
+
+/** What retention needs besides the listing: rollback targets, the last deploy, the restore's undo. */
+export async function retentionFacts(
+  settings: Settings,
+): Promise<Pick<RetentionInput, "rollbackReleases" | "lastDeploy" | "restoreUndo">> {
+  const [history, marker] = await Promise.all([
+    readHistory(settings),
+    readMarker(settings, "restore"),
+  ]);
+  return {
+    rollbackReleases: await protectedReleases(settings),
+    lastDeploy: history.length ? history[history.length - 1].deployedAt : null,
+    restoreUndo: marker?.undo ? [marker.undo] : [],
+  };
 }
 
 /**

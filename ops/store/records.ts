@@ -23,6 +23,17 @@ export const DeploymentSchema = z.looseObject({
 });
 export type Deployment = z.output<typeof DeploymentSchema>;
 
+/**
+ * What a new database held right after `bootstrap` loaded its fixtures and superuser (bootstrap.json): a
+ * backup whose row counts are exactly these holds nothing else (ops/store/bootstrap.ts).
+ */
+export const BootstrapRecordSchema = z.looseObject({
+  postgresVolume: z.string(),
+  tables: z.record(z.string(), z.number()),
+  recordedAt: z.string(),
+});
+export type BootstrapRecord = z.output<typeof BootstrapRecordSchema>;
+
 /** The scheduler (re)started: dues before `at` count as handled (run, caught up, or before it existed). */
 export const ScheduleStartSchema = z.looseObject({
   kind: z.literal("start"),

@@ -7,7 +7,9 @@
  *   /edms/database             in each snapshot: db.dump (pg_dump -Fc -Z0) and manifest.json
  *   /edms/media                in each snapshot: the media volume
  *
- * One backup is one snapshot, tagged `edms`, `id=<id>`, `reason=…`, `release=…`, `target=…`, `stack=…`.
+ * One backup is one snapshot, tagged `edms`, `id=<id>`, `reason=…`, `release=…`, `target=…`, `stack=…`, and
+ * `imported` (brought in by `backups import`/`import-legacy`) or `bootstrap` (a database holding only what
+ * the bootstrap wrote): retention reads them from a listing alone, on any host.
  * Secrets reach restic only as files (`--password-file`, `--repository-file`, an env file sourced by the
  * shell): never argv, never container env.
  */
@@ -95,7 +97,14 @@ export interface BackupEntry {
   readonly stack: string;
   /** What the snapshot holds: /edms/database, and /edms/media unless the volume was missing. */
   readonly paths: string[];
+  /** Brought in by `backups import`/`import-legacy` (tag `imported`): kept until `backups forget`. */
+  readonly imported?: true;
+  /** A database holding only what the bootstrap wrote (tag `bootstrap`, ops/store/bootstrap.ts). */
+  readonly bootstrap?: true;
 }
+
+/** Tags without a value that mark a backup for retention. */
+const FLAG_TAGS = ["imported", "bootstrap"] as const;
 
 export function backupTags(entry: Omit<BackupEntry, "snapshot" | "time" | "paths">): string {
   return [
@@ -105,6 +114,7 @@ export function backupTags(entry: Omit<BackupEntry, "snapshot" | "time" | "paths
     `release=${entry.release ?? "none"}`,
     ...(entry.target ? [`target=${entry.target}`] : []),
     `stack=${entry.stack}`,
+    ...FLAG_TAGS.filter((flag) => entry[flag]),
   ].join(",");
 }
 
@@ -142,6 +152,7 @@ export function parseSnapshots(json: string): BackupEntry[] {
       ...(tags.get("target") ? { target: tags.get("target") } : {}),
       stack: tags.get("stack") ?? snap.hostname,
       paths: snap.paths ?? [],
+      ...Object.fromEntries(FLAG_TAGS.filter((flag) => tags.has(flag)).map((f) => [f, true])),
     });
   }
   return entries.sort(

@@ -10,9 +10,39 @@
  *   clock). Decided here rather than by `restic forget --keep-*` so that one decision, explained per
  *   backup, covers rollback targets and pinned backups too, the same for the local and the off-host
  *   repository, with no extra restic run (each pays the key's scrypt).
+ * - what a listing alone says must stay (restic tags, so a new host with an empty backups volume decides the
+ *   same from the off-host repository): imported backups (tag `imported`) until `backups forget`; the undo
+ *   backup of a restore (reason `pre-restore`, or named by an unfinished restore's marker) until a later
+ *   deploy supersedes it or `backups forget` releases it.
+ * - what never counts as newest: a backup dated after the host's clock (more than CLOCK_SKEW_MS ahead) is
+ *   kept but takes no newest, daily/weekly/monthly slot; a backup of a database holding only the bootstrap
+ *   (tag `bootstrap`, see ops/store/bootstrap.ts) takes a newest slot only while fewer than `keep` backups of
+ *   real data exist, and no periodic slot: it never pushes a backup of real data out.
  */
 import { REASONS } from "../../model/hooks";
 import { BackupEntry } from "./restic";
+
+/** How far a snapshot may be ahead of the host's clock before it is "dated in the future". */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** A snapshot timed after the host's clock (plus skew): flagged, and never the newest of anything. */
+export function isFutureDated(entry: Pick<BackupEntry, "time">, now: string | number): boolean {
+  const clock = typeof now === "number" ? now : Date.parse(now);
+  return Number.isFinite(clock) && Date.parse(entry.time) > clock + CLOCK_SKEW_MS;
+}
+
+/** The backups that may count as newest at `now` (listing order kept); without a clock, all. */
+export function notFutureDated<T extends Pick<BackupEntry, "time">>(
+  entries: readonly T[],
+  now: string | number | undefined,
+): T[] {
+  return now === undefined ? [...entries] : entries.filter((e) => !isFutureDated(e, now));
+}
+
+/** The undo of a restore: what `restore` takes of the state it replaces. */
+export function isUndoBackup(entry: BackupEntry): boolean {
+  return entry.reason === REASONS.preRestore;
+}
 
 export interface RetentionInput {
   readonly backups: readonly BackupEntry[];
@@ -23,6 +53,12 @@ export interface RetentionInput {
   readonly pinned: readonly string[];
   /** restic's --keep-daily/--keep-weekly/--keep-monthly counts; absent or 0: not applied. */
   readonly periodic?: PeriodicKeeps;
+  /** The host's clock: backups dated after it never count as newest. Absent: not checked. */
+  readonly now?: string;
+  /** When the last successful deploy was recorded: it supersedes the undo backups taken before it. */
+  readonly lastDeploy?: string | null;
+  /** Undo backups named by an unfinished restore's marker. */
+  readonly restoreUndo?: readonly string[];
 }
 
 export interface PeriodicKeeps {
@@ -78,28 +114,70 @@ export interface RetentionDecision {
   readonly forget: BackupEntry[];
 }
 
-export function retention(input: RetentionInput): RetentionDecision {
-  const newestFirst = [...input.backups].sort(
+/** Newest first by the host's snapshot time, then id. */
+function newestFirst(backups: readonly BackupEntry[]): BackupEntry[] {
+  return [...backups].sort(
     (a, b) => Date.parse(b.time) - Date.parse(a.time) || b.id.localeCompare(a.id),
   );
+}
+
+/** Ids in the newest `keep` slots: backups of real data first, bootstrap ones only in slots left over. */
+function newestSlots(counted: readonly BackupEntry[], keep: number): Set<string> {
+  const real = counted.filter((b) => !b.bootstrap);
+  const bootstrap = counted.filter((b) => b.bootstrap);
+  const slots = [...real.slice(0, keep), ...bootstrap.slice(0, Math.max(0, keep - real.length))];
+  return new Set(slots.map((b) => b.id));
+}
+
+/** Why one backup is kept regardless of slots, or undefined. */
+function protectedBecause(
+  entry: BackupEntry,
+  input: RetentionInput,
+  releases: ReadonlySet<string>,
+): string | undefined {
+  if (input.pinned.includes(entry.id)) {
+    return "in use by this operation";
+  }
+  if (input.restoreUndo?.includes(entry.id)) {
+    return "undo of the unfinished restore";
+  }
+  const lastDeploy = input.lastDeploy ? Date.parse(input.lastDeploy) : -Infinity;
+  if (isUndoBackup(entry) && Date.parse(entry.time) > lastDeploy) {
+    return "undo of a restore (until a deploy supersedes it or `backups forget` releases it)";
+  }
+  if (entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)) {
+    return `rollback target (pre-deploy backup of ${entry.target})`;
+  }
+  return undefined;
+}
+
+export function retention(input: RetentionInput): RetentionDecision {
+  const ordered = newestFirst(input.backups);
+  const future = new Set(
+    input.now === undefined ? [] : ordered.filter((b) => isFutureDated(b, input.now!)),
+  );
+  const counted = ordered.filter((b) => !future.has(b) && !b.imported);
+  const slots = newestSlots(counted, input.keep);
   const releases = new Set(input.rollbackReleases.filter((r): r is string => !!r));
-  const periodic = periodicKeeps(newestFirst, input.periodic ?? {});
+  const periodic = periodicKeeps(
+    counted.filter((b) => !b.bootstrap),
+    input.periodic ?? {},
+  );
   const decision: RetentionDecision = { keep: [], forget: [] };
-  newestFirst.forEach((entry, index) => {
-    const why =
-      index < input.keep
-        ? `one of the newest ${input.keep}`
-        : input.pinned.includes(entry.id)
-          ? "in use by this operation"
-          : entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)
-            ? `rollback target (pre-deploy backup of ${entry.target})`
-            : periodic.get(entry.id);
+  for (const entry of ordered) {
+    const why = future.has(entry)
+      ? "dated after the host's clock: kept, never counted as newest"
+      : entry.imported
+        ? "imported (kept until `backups forget`)"
+        : slots.has(entry.id)
+          ? `one of the newest ${input.keep}`
+          : (protectedBecause(entry, input, releases) ?? periodic.get(entry.id));
     if (why) {
       decision.keep.push({ entry, why });
     } else {
       decision.forget.push(entry);
     }
-  });
+  }
   return decision;
 }
 

@@ -107,7 +107,7 @@ describe("e2e: deploy and update on a production stack", function () {
       target: "2.0.0",
       stack: stack.name,
     });
-    // One snapshot holds the dump, the manifest and the three seeded media files.
+    // One snapshot holds the dump, the manifest, the deployment history and the three seeded media files.
     const files = (await stack.restic(["ls", "--json", backups[0].snapshot]))
       .split("\n")
       .map((l) => JSON.parse(l))
@@ -116,6 +116,7 @@ describe("e2e: deploy and update on a production stack", function () {
       .sort();
     expect(files.filter((f) => f.startsWith("/edms/database/"))).to.deep.equal([
       "/edms/database/db.dump",
+      "/edms/database/history.jsonl",
       "/edms/database/manifest.json",
     ]);
     expect(files.filter((f) => f.startsWith("/edms/media/"))).to.have.length(3);

@@ -30,7 +30,9 @@ describe("e2e: production refusals and disaster recovery", function () {
   before(async () => {
     await stack.destroy();
     await startOffsiteServer();
+    // keep 2: what retention keeps beyond the newest two (imports, originals off-host) shows at once.
     stack.set("edms:backup", {
+      keep: 2,
       offsite: { repository: { secure: await offsiteRepository("dr") } },
     });
     const { error } = await stack.up();
@@ -38,6 +40,12 @@ describe("e2e: production refusals and disaster recovery", function () {
     await stack.seed("d");
     fingerprint = await stack.fingerprint();
   });
+  const offsiteIds = async (): Promise<string[]> => {
+    const listed = await stack.ops(["backups", "list", "--offsite", "--json"]);
+    expect(listed.code, listed.stderr).to.equal(0);
+    return JSON.parse(listed.stdout).offsite.map((b: { id: string }) => b.id);
+  };
+
   after(async () => {
     await stack.destroy();
     await stopOffsiteServer();
@@ -191,14 +199,19 @@ describe("e2e: production refusals and disaster recovery", function () {
     }
   });
 
-  it("4. disaster recovery on an emptied engine from the off-host repository: keys from the Pulumi secrets only", async function () {
-    const [id] = (await stack.backupIds()).filter((b) => b.endsWith("-offsite"));
+  it("4. disaster recovery on an emptied engine from the off-host repository: keys from the Pulumi secrets only; backups of the fresh database push no original out and the history goes on", async function () {
+    // keep 2, three backups: the originals are what retention left off the host.
+    for (const reason of ["manual", "manual"]) {
+      expect((await stack.ops(["backup", "--reason", reason])).code).to.equal(0);
+    }
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.backups.offsite).to.deep.include({ reachable: true, missing: [] });
     expect(status.backups.offsite.repository).to.equal("(secret)");
-    const listed = await stack.ops(["backups", "list", "--offsite", "--json"]);
-    expect(listed.code, listed.stderr).to.equal(0);
-    expect(JSON.parse(listed.stdout).offsite.map((b: { id: string }) => b.id)).to.include(id);
+    const originals = await offsiteIds();
+    expect(originals).to.have.length.of.at.least(2);
+    const id = originals[originals.length - 1];
+    const oldDeployments = status.deployments as { deployedAt: string }[];
+    expect(oldDeployments).to.have.length.of.at.least(1);
 
     // The disaster: every container and volume of the stack gone, the local repository and keys included.
     await stack.destroy({ keepState: true });
@@ -207,6 +220,20 @@ describe("e2e: production refusals and disaster recovery", function () {
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["backupInit", "migrate", "bootstrap"]);
     expect(await stack.psql("SELECT count(*) FROM documents_document;")).to.equal("0");
+
+    // Three backups of the freshly bootstrapped database: tagged `bootstrap`, they push no original out.
+    for (let n = 0; n < 3; n += 1) {
+      const fresh = await stack.ops(["backup"]);
+      expect(fresh.code, fresh.stderr).to.equal(0);
+    }
+    const local = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
+    expect(local, "locally, bootstrap backups fill the newest 2 slots").to.have.length(2);
+    expect(local.every((b: { bootstrap?: boolean }) => b.bootstrap === true)).to.equal(true);
+    expect(await offsiteIds()).to.include.members(originals);
+    // The history the old host wrote came back from the off-host repository, and goes on.
+    const recovered = JSON.parse((await stack.ops(["status", "--json"])).stdout).deployments;
+    expect(recovered.slice(0, oldDeployments.length)).to.deep.equal(oldDeployments);
+    expect(recovered).to.have.length(oldDeployments.length + 1);
 
     // Even without the keys the hook stored, the Pulumi secrets alone are enough.
     await stack.onVolume(stack.backupsVolume, "rm -rf /v/.keys");
@@ -231,6 +258,15 @@ describe("e2e: production refusals and disaster recovery", function () {
       /To undo, run: edms-ops restore \S+-pre-restore --stack dr --confirm production/,
     );
     expect(await stack.fingerprint()).to.deep.equal(fingerprint);
+    expect(await offsiteIds()).to.include.members(originals);
+    const afterRestore = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(afterRestore.deployments).to.deep.equal(recovered);
+    const real = await stack.ops(["backup"]);
+    expect(real.code, real.stderr).to.equal(0);
+    const newest = JSON.parse(
+      (await stack.ops(["backups", "list", "--json"])).stdout,
+    ).complete.pop();
+    expect(newest.bootstrap, "a backup of the restored data is real data").to.equal(undefined);
     const health = await stack.ops(["health", "--wait", "60"]);
     expect(health.code, health.stdout).to.equal(0);
     const login = await stack.django(
@@ -378,5 +414,63 @@ describe("e2e: production refusals and disaster recovery", function () {
     expect(entry.time).to.match(/^2026-11-20T10:00:00/); // its original time, for retention's order
     const verify = await stack.ops(["verify", id]);
     expect(verify.code, verify.stderr).to.equal(0);
+
+    // Imported backups are kept until forgotten explicitly: three backups past keep 2 leave it listed.
+    expect(entry.imported).to.equal(true);
+    for (let n = 0; n < 3; n += 1) {
+      expect((await stack.ops(["backup"])).code).to.equal(0);
+    }
+    expect(await stack.backupIds()).to.include(id);
+    const text = await stack.ops(["backups", "list"]);
+    expect(text.stdout).to.match(new RegExp(`${id} .*imported \\(kept until`));
+    const unknown = await stack.ops([
+      "backups",
+      "forget",
+      "2020-01-01T00-00-00Z-manual",
+      "--confirm",
+      "production",
+    ]);
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.contain("No backup 2020-01-01T00-00-00Z-manual");
+    const forgot = await stack.ops(["backups", "forget", id, "--confirm", "production"]);
+    expect(forgot.code, forgot.stderr).to.equal(0);
+    expect(await stack.backupIds()).to.not.include(id);
+  });
+
+  it("a snapshot dated after the host's clock is flagged and never counts as newest", async function () {
+    const future = "2099-01-01T00-00-00Z-manual";
+    await stack.restic([
+      "backup",
+      "--host",
+      stack.name,
+      "--time",
+      "2099-01-01 00:00:00",
+      "--tag",
+      `edms,id=${future},reason=manual,release=2.0.0,stack=${stack.name}`,
+      "/etc/hostname",
+    ]);
+    const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout);
+    expect(listed.complete.pop().id).to.equal(future); // the listing's own order: by time
+    expect(listed.futureDated).to.deep.equal([future]);
+    const text = await stack.ops(["backups", "list"]);
+    expect(text.stdout).to.match(new RegExp(`${future} .*DATED AFTER THE HOST'S CLOCK`));
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.backups.futureDated).to.deep.equal([future]);
+    expect(status.backups.last).to.not.equal(future);
+    expect(status.backups.newestGood).to.not.equal(future);
+    // Retention keeps it but gives it none of the newest slots: two more backups, both kept.
+    const taken: string[] = [];
+    for (let n = 0; n < 2; n += 1) {
+      const backup = await stack.ops(["backup"]);
+      expect(backup.code, backup.stderr).to.equal(0);
+      taken.push(backup.stdout.trim().split("\n").pop()!);
+    }
+    expect(await stack.backupIds()).to.include.members([future, ...taken]);
+    const drill = await stack.ops(["drill", "latest"]);
+    expect(drill.code, drill.stderr).to.equal(0);
+    expect(drill.stdout + drill.stderr).to.contain(taken[1]);
+    expect(drill.stdout + drill.stderr).to.not.contain(future);
+    const forgot = await stack.ops(["backups", "forget", future, "--confirm", "production"]);
+    expect(forgot.code, forgot.stderr).to.equal(0);
   });
 });

@@ -147,9 +147,10 @@ async function importExported(
   try {
     await checkExportedRepository(session, source, scratch);
     const snapshot = await markedSnapshot(session, source, scratch, marker);
+    // Tagged `imported` here, before any off-host copy: retention keeps it until `backups forget`.
     await session.exec(
-      `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} "$2" >/dev/null`,
-      [scratch, snapshot],
+      `lrestic copy --from-repo "$1" --from-password-file ${PASSWORD_FILE} "$2" >/dev/null && lrestic tag --tag "edms,id=$3" --add imported >/dev/null`,
+      [scratch, snapshot, marker.id],
     );
   } finally {
     await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });

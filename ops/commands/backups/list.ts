@@ -6,12 +6,25 @@ import { refuse } from "../../core/errors";
 import { storeKeysFromEnv } from "../../store/keys";
 import { say } from "../../core/log";
 import { listOffsite } from "../../store/offsite";
+import { isFutureDated, isUndoBackup } from "../../store/retention";
 
-/** Marks an exported folder as ours: a restic repository holding exactly one edms backup. */
+/** What retention and the pickers treat apart, said on the backup's line. */
+function flags(b: BackupEntry, now: string | number): string[] {
+  return [
+    ...(b.imported ? ["imported (kept until `backups forget`)"] : []),
+    ...(b.bootstrap ? ["bootstrap only"] : []),
+    ...(isUndoBackup(b) ? ["undo of a restore"] : []),
+    ...(isFutureDated(b, now) ? ["DATED AFTER THE HOST'S CLOCK: never counted as newest"] : []),
+  ];
+}
 
-function describe(b: BackupEntry): string {
+function describe(b: BackupEntry, now: string | number): string {
   const release = b.target ? `${b.release ?? "-"} → ${b.target}` : (b.release ?? "-");
-  return `${b.id}  ${b.reason.padEnd(12)} release ${release}  snapshot ${b.snapshot.slice(0, 8)}  ${b.time.replace(/\.\d+Z$/, "Z")}`;
+  const marks = flags(b, now);
+  return (
+    `${b.id}  ${b.reason.padEnd(12)} release ${release}  snapshot ${b.snapshot.slice(0, 8)}  ${b.time.replace(/\.\d+Z$/, "Z")}` +
+    (marks.length ? `  [${marks.join("; ")}]` : "")
+  );
 }
 
 async function list(opts: { json?: boolean; offsite?: boolean }, command: Command): Promise<void> {
@@ -25,17 +38,21 @@ async function list(opts: { json?: boolean; offsite?: boolean }, command: Comman
     }
     await storeKeysFromEnv(settings);
     const { backups: remote } = await listOffsite(settings);
+    const now = Date.now();
+    const futureDated = remote.filter((b) => isFutureDated(b, now)).map((b) => b.id);
     say(
       opts.json
-        ? JSON.stringify({ offsite: remote }, null, 2)
-        : remote.map(describe).join("\n") || "No backups off the host yet.",
+        ? JSON.stringify({ offsite: remote, futureDated }, null, 2)
+        : remote.map((b) => describe(b, now)).join("\n") || "No backups off the host yet.",
     );
     return;
   }
-  const { complete, legacy } = await listBackups(settings);
+  const { complete, legacy, hostTime } = await listBackups(settings);
+  const now = hostTime ?? Date.now();
   const pending = legacy.filter((l) => !complete.some((b) => b.id === l.id));
   if (opts.json) {
-    say(JSON.stringify({ complete, legacy: pending }, null, 2));
+    const futureDated = complete.filter((b) => isFutureDated(b, now)).map((b) => b.id);
+    say(JSON.stringify({ complete, legacy: pending, hostTime, futureDated }, null, 2));
     return;
   }
   if (complete.length === 0) {
@@ -43,7 +60,7 @@ async function list(opts: { json?: boolean; offsite?: boolean }, command: Comman
       `No backups for stack ${settings.stack}. Take one with \`edms-ops backup --stack ${settings.stack}\`.`,
     );
   }
-  complete.forEach((b) => say(describe(b)));
+  complete.forEach((b) => say(describe(b, now)));
   for (const l of pending) {
     say(`${l.id}  first-release format${l.problem ? `, DAMAGED: ${l.problem}` : ""}`);
   }

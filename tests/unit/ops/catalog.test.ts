@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { REASONS } from "../../../model/hooks";
-import { handedOrNewer, preDeployBackupFor } from "../../../ops/store/catalog";
+import { handedOrNewer, newestOf, preDeployBackupFor } from "../../../ops/store/catalog";
 import { BackupEntry } from "../../../ops/store/restic";
 
 describe("catalog: the pre-deploy backup for release X", function () {
@@ -26,6 +26,15 @@ describe("catalog: the pre-deploy backup for release X", function () {
     const newer = backup("2026-11-25T14:00:00Z");
     expect(preDeployBackupFor([older, newer], query)).to.equal(newer);
     expect(preDeployBackupFor([newer, older], query)).to.equal(newer);
+  });
+
+  it("is never a backup dated after the host's clock", function () {
+    const older = backup("2026-11-20T10:00:00Z");
+    const ahead = backup("2027-01-01T00:00:00Z");
+    const now = "2026-11-25T00:00:00Z";
+    expect(preDeployBackupFor([older, ahead], { ...query, now })).to.equal(older);
+    expect(handedOrNewer([older, ahead], { ...query, now }, "")).to.equal(older);
+    expect(newestOf([older, ahead], now)).to.equal(older);
   });
 
   it("takes the later id of two in the same second, as the listing orders them", function () {

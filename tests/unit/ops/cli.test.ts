@@ -48,6 +48,7 @@ describe("edms-ops command tree", function () {
       "import-legacy",
       "prune",
       "unlock",
+      "forget",
     ]);
   });
 

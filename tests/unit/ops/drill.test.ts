@@ -85,6 +85,11 @@ describe("health: the newest good backup", function () {
     });
   });
 
+  it("is never a backup dated after the host's clock", function () {
+    const ahead = entry("z", "2026-11-28T12:00:00Z");
+    expect(newestGood([...complete, ahead], new Map(), now).newestGood).to.equal("c");
+  });
+
   it("is none when there is no backup, or every one failed its drill", function () {
     expect(newestGood([], new Map(), now).newestGood).to.equal(null);
     expect(newestGood(complete.slice(0, 1), new Map([["a", false]]), now)).to.deep.equal({

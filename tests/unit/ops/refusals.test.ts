@@ -68,6 +68,11 @@ describe("production refusals before any engine call", function () {
       /restore on production .* needs `--confirm production`/,
     ],
     [
+      "backups forget without --confirm",
+      ["backups", "forget", "2026-01-01T00-00-00Z-manual"],
+      /forgetting a backup on production .* needs `--confirm production`/,
+    ],
+    [
       "reset-app without --confirm",
       ["reset-app", "documents"],
       /reset-app documents on stack `production` needs `--confirm production`/,

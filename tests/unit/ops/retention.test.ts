@@ -1,6 +1,12 @@
 import { expect } from "chai";
 import { BackupEntry } from "../../../ops/store/restic";
-import { isoWeek, retention, rollbackReleases } from "../../../ops/store/retention";
+import {
+  isFutureDated,
+  isoWeek,
+  notFutureDated,
+  retention,
+  rollbackReleases,
+} from "../../../ops/store/retention";
 
 let minute = 0;
 /** A backup taken one minute after the previous one (host clock). */
@@ -83,6 +89,99 @@ describe("retention policy", function () {
     expect(
       ids(retention({ backups: all, keep: 1, rollbackReleases: [], pinned: [] }).forget),
     ).to.have.length(2);
+  });
+});
+
+describe("retention: what a listing alone protects (issue 19)", function () {
+  const base = { rollbackReleases: [], pinned: [] };
+
+  it("keeps an imported backup past `keep`, and it takes no newest slot", function () {
+    const imported = backup("manual", { imported: true });
+    const later = [backup("a"), backup("b"), backup("c")];
+    const decision = retention({ ...base, backups: [imported, ...later], keep: 2 });
+    expect(ids(decision.forget)).to.deep.equal([later[0].id]);
+    expect(decision.keep.find((k) => k.entry.id === imported.id)?.why).to.match(/^imported/);
+  });
+
+  it("a bootstrap backup never pushes a backup of real data out, however many there are", function () {
+    const real = [backup("pre-deploy"), backup("scheduled"), backup("scheduled")];
+    const fresh = [1, 2, 3, 4].map(() => backup("scheduled", { bootstrap: true }));
+    const decision = retention({ ...base, backups: [...real, ...fresh], keep: 2 });
+    expect(ids(decision.keep.map((k) => k.entry))).to.deep.equal(ids([real[2], real[1]]));
+    expect(ids(decision.forget)).to.have.members([...ids(fresh), real[0].id]);
+  });
+
+  it("bootstrap backups fill only the slots real backups leave", function () {
+    const real = backup("scheduled");
+    const fresh = [1, 2, 3].map(() => backup("scheduled", { bootstrap: true }));
+    const decision = retention({ ...base, backups: [real, ...fresh], keep: 3 });
+    expect(ids(decision.keep.map((k) => k.entry))).to.deep.equal(ids([fresh[2], fresh[1], real]));
+  });
+
+  it("bootstrap backups take no daily slot from real ones", function () {
+    const realDay = backup("scheduled", { time: "2026-11-20T10:00:00Z" });
+    const fresh = ["21", "22"].map((d) =>
+      backup("scheduled", { bootstrap: true, time: `2026-11-${d}T10:00:00Z` }),
+    );
+    const decision = retention({
+      ...base,
+      backups: [realDay, ...fresh],
+      keep: 0,
+      periodic: { keepDaily: 1 },
+    });
+    expect(ids(decision.keep.map((k) => k.entry))).to.deep.equal([realDay.id]);
+  });
+
+  it("keeps a restore's undo until a later deploy supersedes it", function () {
+    const undo = backup("pre-restore");
+    const later = [backup("a"), backup("b")];
+    const before = retention({ ...base, backups: [undo, ...later], keep: 1, lastDeploy: null });
+    expect(ids(before.forget)).to.deep.equal([later[0].id]);
+    expect(before.keep.find((k) => k.entry.id === undo.id)?.why).to.match(/^undo of a restore/);
+    const deployedAfter = new Date(Date.parse(undo.time) + 1000).toISOString();
+    const after = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: deployedAfter,
+    });
+    expect(ids(after.forget)).to.have.members([later[0].id, undo.id]);
+  });
+
+  it("keeps the undo an unfinished restore's marker names, whatever its reason", function () {
+    const undo = backup("manual");
+    const later = [backup("a"), backup("b")];
+    const decision = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: later[1].time,
+      restoreUndo: [undo.id],
+    });
+    expect(decision.keep.find((k) => k.entry.id === undo.id)?.why).to.equal(
+      "undo of the unfinished restore",
+    );
+  });
+
+  it("a backup dated after the host's clock is kept but never takes a newest slot", function () {
+    const real = [backup("a"), backup("b")];
+    const now = new Date(Date.parse(real[1].time) + 60_000).toISOString();
+    const future = backup("x", { time: "2027-06-01T00:00:00.000Z" });
+    const decision = retention({ ...base, backups: [...real, future], keep: 1, now });
+    expect(decision.keep.map((k) => [k.entry.id, k.why])).to.deep.equal([
+      [future.id, "dated after the host's clock: kept, never counted as newest"],
+      [real[1].id, "one of the newest 1"],
+    ]);
+    expect(ids(decision.forget)).to.deep.equal([real[0].id]);
+  });
+
+  it("allows five minutes of skew before a backup is dated in the future", function () {
+    const now = "2026-11-27T10:00:00Z";
+    expect(isFutureDated({ time: "2026-11-27T10:04:59Z" }, now)).to.equal(false);
+    expect(isFutureDated({ time: "2026-11-27T10:05:01Z" }, now)).to.equal(true);
+    const listed = [{ time: "2026-11-27T09:00:00Z" }, { time: "2026-11-28T09:00:00Z" }];
+    expect(notFutureDated(listed, now)).to.deep.equal([listed[0]]);
+    expect(notFutureDated(listed, undefined)).to.deep.equal(listed);
   });
 });
 

@@ -91,20 +91,51 @@ export async function drillBackup(
         }),
     );
   }
-  const rehearsal = checks.list.find((c) => c.name.startsWith(REHEARSAL));
-  const own = checks.list.filter((c) => c !== rehearsal);
-  const record: DrillRecord = {
-    format: 1,
-    id: `${startedAt.replace(/:/g, "-")}-drill`,
-    stack: session.settings.stack,
-    backup: entry.id,
-    snapshot: entry.snapshot,
-    release: manifest?.version ?? null,
-    trigger: options.trigger,
-    ranBy: `${os.userInfo().username}@${os.hostname()}`,
+  const record = drillRecord(session, entry, options, {
     startedAt,
     finishedAt: await session.hostTime(),
     seconds: (Date.now() - clock) / 1000,
+    checks,
+    manifest,
+    media,
+    previous,
+  });
+  await writeDrillRecord(session, record);
+  return record;
+}
+
+interface DrillOutcome {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly seconds: number;
+  readonly checks: Checks;
+  readonly manifest: Manifest | undefined;
+  readonly media: MediaTally;
+  readonly previous: DrillRecord | null;
+}
+
+/** The record of one drill; the rehearsal is kept apart from the backup's own checks. */
+function drillRecord(
+  session: OpsSession,
+  entry: BackupEntry,
+  options: DrillOptions,
+  outcome: DrillOutcome,
+): DrillRecord {
+  const { checks, media, previous } = outcome;
+  const rehearsal = checks.list.find((c) => c.name.startsWith(REHEARSAL));
+  const own = checks.list.filter((c) => c !== rehearsal);
+  return {
+    format: 1,
+    id: `${outcome.startedAt.replace(/:/g, "-")}-drill`,
+    stack: session.settings.stack,
+    backup: entry.id,
+    snapshot: entry.snapshot,
+    release: outcome.manifest?.version ?? null,
+    trigger: options.trigger,
+    ranBy: `${os.userInfo().username}@${os.hostname()}`,
+    startedAt: outcome.startedAt,
+    finishedAt: outcome.finishedAt,
+    seconds: outcome.seconds,
     ok: own.every((c) => c.ok),
     checks: own,
     ...(rehearsal ? { rehearsal } : {}),
@@ -115,8 +146,6 @@ export async function drillBackup(
       previousDrill: previous?.id ?? null,
     },
   };
-  await writeDrillRecord(session, record);
-  return record;
 }
 
 /** Refuses the drill before anything is copied when its scratch filesystem cannot hold the backup. */

@@ -10,6 +10,7 @@
  * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
  * keeps that undo: it takes no backup of the half-restored state, which would only push the true undo out.
  */
+import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { createBackup } from "./create";
@@ -141,7 +142,7 @@ async function recordUndo(
     );
   } else if (await hasSchema(session.settings)) {
     progress("backing up the current state first (the undo of this restore)");
-    undo = (await createBackup(session.settings, { reason: "pre-restore" }))?.entry.id ?? null;
+    undo = (await createBackup(session.settings, { reason: REASONS.preRestore }))?.entry.id ?? null;
   }
   if (undo) {
     session.pinned.add(undo);

@@ -251,7 +251,8 @@ describe("e2e: deploy and update on a production stack", function () {
       HostConfig: Record<string, any>;
     }[];
     const roles = containers.map((c) => c.Config.Labels["edms.role"]).sort();
-    expect(roles).to.include.members(["postgres", "redis", "proxy", "web", "worker"]);
+    // This stack runs without the proxy, with the scheduler.
+    expect(roles).to.include.members(["postgres", "redis", "web", "worker", "scheduler"]);
     for (const { Name, HostConfig: host } of containers) {
       expect(host.SecurityOpt, Name).to.deep.equal(["no-new-privileges"]);
       expect(host.CapDrop, Name).to.deep.equal(["ALL"]);

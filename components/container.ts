@@ -1,5 +1,13 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { Limited } from "../model/config/limits";
+import {
+  CONFINEMENT,
+  LOG_DRIVER,
+  LOG_OPTS,
+  SECURITY_OPTS,
+  TMPFS_OPTIONS,
+} from "../model/hardening";
 import { LABELS } from "../model/labels";
 import { Settings } from "../model/settings";
 import { stackLabels } from "./labels";
@@ -7,7 +15,8 @@ import { stackLabels } from "./labels";
 /** Where a stack container sits: its role label (plus any others) and its place on the internal network. */
 export interface StackContainerPlace {
   readonly settings: Settings;
-  readonly role: string;
+  /** Also what confines it (model/hardening.ts) and its `edms:limits` entry. */
+  readonly role: Exclude<Limited, "helpers">;
   readonly labels?: Record<string, string>;
   /** The stack's internal network; none for a container that only talks to the engine (the scheduler). */
   readonly network?: pulumi.Input<string>;
@@ -18,18 +27,19 @@ export interface StackContainerPlace {
 /**
  * A long-running container of the stack, named `<component>-container`: restarted by Docker unless an operator
  * stopped it, labelled with the stack's labels and its role (edms-ops and the policy find containers by them),
- * on the stack's internal network (when it has one).
+ * on the stack's internal network (when it has one), and confined as `confinement` says.
  */
 export function stackContainer(
   component: string,
   place: StackContainerPlace,
-  args: Omit<docker.ContainerArgs, "restart" | "labels" | "networksAdvanced">,
+  args: Omit<docker.ContainerArgs, "restart" | "labels" | "networksAdvanced" | Confined>,
   opts: pulumi.CustomResourceOptions,
 ): docker.Container {
   return new docker.Container(
     `${component}-container`,
     {
       ...args,
+      ...confinement(place),
       restart: "unless-stopped",
       ...(place.network
         ? {
@@ -42,6 +52,39 @@ export function stackContainer(
     },
     opts,
   );
+}
+
+/** The inputs `confinement` decides; a component cannot set them itself. */
+type Confined =
+  | "securityOpts"
+  | "capabilities"
+  | "readOnly"
+  | "tmpfs"
+  | "memory"
+  | "memorySwap"
+  | "logDriver"
+  | "logOpts";
+
+/**
+ * No new privileges, every capability dropped but the role's, tmpfs for scratch (a read-only root where
+ * nothing is uploaded into it), the role's memory limit with no swap on top, and rotated logs. The process limit of
+ * `edms:limits` cannot be set here: @pulumi/docker 5.x has no such input.
+ */
+export function confinement(
+  place: Pick<StackContainerPlace, "settings" | "role">,
+): Pick<docker.ContainerArgs, Confined> {
+  const { capabilities, tmpfs, readOnly } = CONFINEMENT[place.role];
+  const { memoryMb } = place.settings.limits[place.role];
+  return {
+    securityOpts: [...SECURITY_OPTS],
+    capabilities: { drops: ["ALL"], adds: [...capabilities] },
+    readOnly,
+    tmpfs: Object.fromEntries(tmpfs.map((path) => [path, TMPFS_OPTIONS])),
+    memory: memoryMb,
+    memorySwap: memoryMb,
+    logDriver: LOG_DRIVER,
+    logOpts: { ...LOG_OPTS },
+  };
 }
 
 /**

@@ -8,6 +8,7 @@ import { ALERTS_FIX, alertsSchema } from "./alerts";
 import { BACKUP_FIX, backupSchema } from "./backup";
 import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
+import { LIMITS_FIX, limitsSchema } from "./limits";
 
 export const DEFAULTS = {
   backendImage: "edms-sample/backend",
@@ -167,6 +168,11 @@ function buildSchema(environment: Environment) {
       description:
         "{apprise?: [url, …], webhook?: url, offsiteLagBackups: int >= 1, offsiteLagHours: number > 0}. Where the scheduler on the Docker host sends alerts: a scheduled backup failed, skipped or missed; the off-host copy lags more than offsiteLagBackups backups or offsiteLagHours hours; the latest drill failed; a restore is incomplete; the newest good backup is older than edms:backup.rpo. One message when a condition starts, a reminder at most daily while it lasts, one when it clears. Target URLs carry tokens: set each with `pulumi config set --secret --path`; plain text is refused. They reach the scheduler as root-only files, never env or argv. Needs edms:backup.schedule (the scheduler sends them).",
       fix: ALERTS_FIX,
+    }),
+    limits: setting(limitsSchema.prefault({}), {
+      description:
+        "{postgres|redis|web|worker|proxy|scheduler|helpers: {memoryMb: int >= 64, pids: int >= 16}}. Memory (swap included, so a container never swaps) and process limits per container; helpers are the containers edms-ops starts (backups, restores, drills, migrations). pids applies to edms-ops' containers only: the Docker provider (@pulumi/docker 5.x) has no pids limit for the stack's services.",
+      fix: LIMITS_FIX,
     }),
   });
 }

@@ -64,13 +64,18 @@ function isLink(file: string): boolean {
   }
 }
 
+/** How the media tree is unpacked by hand: as the user running it, with no setuid or setgid bit. */
+export const MEDIA_EXTRACT =
+  "mkdir -p MEDIA_ROOT && tar --no-same-owner --no-same-permissions -xf media.tar -C MEDIA_ROOT && chmod -R ug-s MEDIA_ROOT";
+
 /** Exactly what an operator types to restore the export by hand, also printed by docs/operations.md. */
 export function howToRestore(manifest: Pick<Manifest, "version">): string[] {
   return [
     "cd into this folder, then:",
     "sha256sum -c SHA256SUMS",
     "pg_restore --no-owner --no-privileges --exit-on-error --single-transaction -h HOST -U USER -d DATABASE db.dump   # into an empty database",
-    "mkdir -p MEDIA_ROOT && tar -xf media.tar -C MEDIA_ROOT   # MEDIA_ROOT: Django's, empty",
+    // Owners and setuid/setgid bits of an archive are never taken over, as edms-ops' own extractions.
+    `${MEDIA_EXTRACT}   # as Django's user; MEDIA_ROOT: Django's, empty`,
     `Then start release ${manifest.version ?? "(none recorded)"} of the app on that database and media (\`python manage.py migrate --check\` passes).`,
   ];
 }

@@ -8,7 +8,8 @@
 import { createHash, randomBytes } from "crypto";
 import { Transform } from "stream";
 import { Settings } from "../../model/settings";
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { CONFINEMENT } from "../../model/hardening";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
 import { Manifest } from "../store/manifest";
@@ -106,6 +107,11 @@ export async function withScratchDatabase<T>(
         ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : []),
       ],
       mounts: dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : [],
+      // PostgreSQL's capabilities; nothing is copied in, so its root is read-only and its data directory
+      // an anonymous volume (`rm -v` below).
+      confinement: { ...CONFINEMENT.postgres, readOnly: true },
+      scratchPaths: dataDir ? [] : [PGDATA],
+      limits: settings.limits.helpers,
     }),
   );
   try {

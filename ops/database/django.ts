@@ -8,6 +8,7 @@ import { randomBytes } from "crypto";
 import { spawn } from "child_process";
 import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
+import { CONFINEMENT } from "../../model/hardening";
 import { SECRETS_DIR } from "../../model/containers";
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
@@ -72,6 +73,9 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
           : []),
       ],
       mounts: [{ volume: settings.names.mediaVolume, path: MEDIA_ROOT }],
+      // The web container's confinement: secrets are copied into its root before start, as into the web's.
+      confinement: CONFINEMENT.web,
+      limits: settings.limits.helpers,
     },
     "create",
   );

@@ -3,6 +3,15 @@
  * lock holder, scratch servers, one-off Django) and the tests' own. Secrets never go in here: they reach
  * containers as files (`docker cp`) or on stdin.
  */
+import { DEFAULT_LIMITS } from "../../model/config/limits";
+import {
+  Confinement,
+  CONFINEMENT,
+  LOG_DRIVER,
+  LOG_OPTS,
+  SECURITY_OPTS,
+  TMPFS_OPTIONS,
+} from "../../model/hardening";
 import { LABELS } from "../../model/labels";
 import { Settings } from "../../model/settings";
 
@@ -34,8 +43,15 @@ export interface ContainerSpec {
   readonly mounts?: readonly Mount[];
   /** Anonymous volumes (`-v /path`), removed with the container. */
   readonly scratchPaths?: readonly string[];
-  /** false: `--log-driver none`, for containers that stream dumps and archives. */
+  /** false: `--log-driver none`, for containers that stream dumps and archives; else rotated json-file. */
   readonly logging?: boolean;
+  /**
+   * Capabilities added back and tmpfs paths (model/hardening.ts); default: the root helpers'. Every
+   * container also gets no-new-privileges and `--cap-drop ALL`.
+   */
+  readonly confinement?: Confinement;
+  /** `edms:limits.helpers` of the stack; default: its default. */
+  readonly limits?: { readonly memoryMb: number; readonly pids: number };
 }
 
 export function dockerRunArgs(spec: ContainerSpec, verb: "run" | "create" = "run"): string[] {
@@ -45,7 +61,15 @@ export function dockerRunArgs(spec: ContainerSpec, verb: "run" | "create" = "run
   flag(spec.stdin, "-i");
   flag(spec.remove, "--rm");
   flag(spec.name !== undefined, "--name", spec.name!);
-  flag(spec.logging === false, "--log-driver", "none");
+  if (spec.logging === false) {
+    args.push("--log-driver", "none");
+  } else {
+    args.push("--log-driver", LOG_DRIVER);
+    for (const [option, value] of Object.entries(LOG_OPTS)) {
+      args.push("--log-opt", `${option}=${value}`);
+    }
+  }
+  args.push(...confinementArgs(spec));
   flag(spec.network !== undefined, "--network", spec.network!);
   flag(spec.user !== undefined, "--user", spec.user!);
   flag(spec.entrypoint !== undefined, "--entrypoint", spec.entrypoint!);
@@ -63,6 +87,23 @@ export function dockerRunArgs(spec: ContainerSpec, verb: "run" | "create" = "run
   }
   args.push(spec.image, ...(spec.args ?? []));
   return args;
+}
+
+function confinementArgs(spec: ContainerSpec): string[] {
+  const { capabilities, tmpfs, readOnly } = spec.confinement ?? CONFINEMENT.helpers;
+  const { memoryMb, pids } = spec.limits ?? DEFAULT_LIMITS.helpers;
+  return [
+    ...SECURITY_OPTS.flatMap((option) => ["--security-opt", option]),
+    "--cap-drop",
+    "ALL",
+    ...capabilities.flatMap((capability) => ["--cap-add", capability]),
+    ...(readOnly ? ["--read-only"] : []),
+    ...tmpfs.flatMap((path) => ["--tmpfs", `${path}:${TMPFS_OPTIONS}`]),
+    // Swap included: a helper over its limit is killed, never slowed to a crawl.
+    `--memory=${memoryMb}m`,
+    `--memory-swap=${memoryMb}m`,
+    `--pids-limit=${pids}`,
+  ];
 }
 
 /** Labels of a container edms-ops starts for a stack: found (and cleaned up) by stack and role. */

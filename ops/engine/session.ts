@@ -181,7 +181,11 @@ export class OpsSession {
 }
 
 /** The lock container: the backup image idling on `cat`, with the volumes every operation works on. */
-function lockContainerArgs(settings: Settings, operation: string, hasMedia: boolean): string[] {
+export function lockContainerArgs(
+  settings: Settings,
+  operation: string,
+  hasMedia: boolean,
+): string[] {
   const n = settings.names;
   return dockerRunArgs({
     image: settings.backup.image,
@@ -203,6 +207,7 @@ function lockContainerArgs(settings: Settings, operation: string, hasMedia: bool
       ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
     ],
     scratchPaths: [STAGE_DIR],
+    limits: settings.limits.helpers,
   });
 }
 

@@ -6,10 +6,13 @@
 import { Settings } from "../../model/settings";
 import { docker, RunOptions, RunResult, volumeExists } from "./docker";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
-import { RESTIC_PRELUDE } from "../store/restic";
+import { RESTIC_PRELUDE, STAGE_DIR } from "../store/restic";
 import { BACKUPS_DIR } from "../store/layout";
 
 export type { Mount } from "./dockerRun";
+
+/** The parent of the helpers' staging folders. */
+const SCRATCH_ROOT = STAGE_DIR.replace(/\/[^/]+$/, "");
 
 export function backupsMount(settings: Settings, readOnly = false): Mount {
   return { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly };
@@ -51,6 +54,7 @@ export function toolbox(
     entrypoint: "sh",
     labels: opsLabels(settings),
     mounts,
+    limits: settings.limits.helpers,
   });
   return docker(args, options);
 }
@@ -88,6 +92,10 @@ export function backupToolbox(
       { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly: !options.writable },
       ...(options.mounts ?? []),
     ],
+    // Where scripts stage a dump and media (/edms/database, /edms/media) with the root read-only: on disk,
+    // not in memory, and removed with the container.
+    scratchPaths: [SCRATCH_ROOT],
+    limits: settings.limits.helpers,
   });
   return docker(args, options);
 }

@@ -85,7 +85,7 @@ export async function storeKeysFromEnv(
 umask 077
 mkdir -p ${KEYS_DIR}
 rm -rf ${incoming} && mkdir ${incoming}
-tar -x -C ${incoming}
+tar -x -o -C ${incoming}
 if [ -f ${incoming}/${KEY_FILES.password} ]; then
   if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file ${incoming}/${KEY_FILES.password} cat config >/dev/null 2>&1; then
     rm -rf ${incoming}; echo __wrongkey__; exit 0

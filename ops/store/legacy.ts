@@ -140,6 +140,9 @@ mkdir -p ${STAGE_DIR} ${MEDIA_DIR}
 cp "$dir/db.dump" ${DUMP_FILE}
 cat > ${MANIFEST_FILE}
 tar -C ${MEDIA_DIR} -xf "$dir/media.tar"
+# A folder from outside: no setuid/setgid or world-writable file of it reaches the media a restore brings back.
+# Numeric owners stay: they are the app's user, which must still write its media after the restore.
+chmod -R ug-s,o-w ${MEDIA_DIR}
 cd / && lrestic backup --host "$host" --tag "$tags" --time "$time" ${STAGE_DIR} ${MEDIA_DIR} >/dev/null`;
   const result = await backupToolbox(settings, script, {
     writable: true,

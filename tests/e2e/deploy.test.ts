@@ -312,4 +312,43 @@ describe("e2e: deploy and update on a production stack", function () {
     }
     expect(inspected).to.contain("POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password");
   });
+
+  it("5. every container runs confined: no new privileges, capabilities dropped, memory limit, rotated logs", async function () {
+    const ids = (await docker(["ps", "-q", "--filter", `label=edms.stack=${stack.name}`])).stdout
+      .split("\n")
+      .filter(Boolean);
+    const containers = JSON.parse((await docker(["inspect", ...ids])).stdout) as {
+      Name: string;
+      Config: { Labels: Record<string, string> };
+      HostConfig: Record<string, any>;
+    }[];
+    const roles = containers.map((c) => c.Config.Labels["edms.role"]).sort();
+    // This stack runs without the proxy, with the scheduler.
+    expect(roles).to.include.members(["postgres", "redis", "web", "worker", "scheduler"]);
+    for (const { Name, HostConfig: host } of containers) {
+      expect(host.SecurityOpt, Name).to.deep.equal(["no-new-privileges"]);
+      expect(host.CapDrop, Name).to.deep.equal(["ALL"]);
+      expect(host.Privileged, Name).to.equal(false);
+      expect(host.Memory, Name).to.be.above(0);
+      expect(host.MemorySwap, Name).to.equal(host.Memory);
+      expect(host.LogConfig, Name).to.deep.equal({
+        Type: "json-file",
+        Config: { "max-size": "10m", "max-file": "3" },
+      });
+    }
+    const redis = containers.find((c) => c.Config.Labels["edms.role"] === "redis")!;
+    expect(redis.HostConfig.ReadonlyRootfs).to.equal(true);
+    // What the kernel says of the running processes: no capability left to the app, no new privileges.
+    for (const role of ["web", "worker", "redis", "postgres"] as const) {
+      const status = (await docker(["exec", stack.container(role), "cat", "/proc/1/status"]))
+        .stdout;
+      expect(status, role).to.match(/^NoNewPrivs:\s+1$/m);
+      expect(status, role).to.match(/^CapEff:\s+0+$/m);
+    }
+    const denied = await docker(["exec", stack.container("redis"), "touch", "/etc/x"], {
+      allowFailure: true,
+    });
+    expect(denied.code).not.to.equal(0);
+    expect(denied.stderr).to.match(/read-only/i);
+  });
 });

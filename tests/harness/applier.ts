@@ -463,6 +463,14 @@ const CONTAINER_INPUTS: Record<string, readonly string[] | null> = {
   uploads: ["file", "content", "permissions"],
   wait: null,
   waitTimeout: null,
+  securityOpts: null,
+  capabilities: ["adds", "drops"],
+  readOnly: null,
+  tmpfs: null,
+  memory: null,
+  memorySwap: null,
+  logDriver: null,
+  logOpts: null,
 };
 
 export function checkContainerInputs(name: string, inputs: Record<string, any>): void {
@@ -540,6 +548,7 @@ async function createContainer(inputs: any): Promise<string> {
   if (inputs.stopTimeout) {
     args.push("--stop-timeout", String(inputs.stopTimeout));
   }
+  args.push(...confinementArgs(inputs));
   args.push(inputs.image, ...(inputs.command ?? []));
   const created = (await docker(args)).stdout.trim();
   trace(`created ${inputs.name}`);
@@ -560,6 +569,43 @@ async function createContainer(inputs: any): Promise<string> {
     await waitHealthy(inputs.name, inputs.waitTimeout ?? 60);
   }
   return created;
+}
+
+/**
+ * The confinement inputs as the provider hands them to the engine: memory in MB (memorySwap the same
+ * unit), capabilities as given (the engine accepts them with or without `CAP_`). Uploads still go to `/`
+ * as the provider's do, so a read-only root with uploads fails here as it would there.
+ */
+export function confinementArgs(inputs: Record<string, any>): string[] {
+  const args: string[] = [];
+  for (const option of inputs.securityOpts ?? []) {
+    args.push("--security-opt", option);
+  }
+  for (const cap of inputs.capabilities?.drops ?? []) {
+    args.push("--cap-drop", cap);
+  }
+  for (const cap of inputs.capabilities?.adds ?? []) {
+    args.push("--cap-add", cap);
+  }
+  if (inputs.readOnly) {
+    args.push("--read-only");
+  }
+  for (const [path, options] of Object.entries(inputs.tmpfs ?? {})) {
+    args.push("--tmpfs", options ? `${path}:${options}` : path);
+  }
+  if (inputs.memory) {
+    args.push(`--memory=${inputs.memory}m`);
+  }
+  if (inputs.memorySwap) {
+    args.push(`--memory-swap=${inputs.memorySwap}m`);
+  }
+  if (inputs.logDriver) {
+    args.push("--log-driver", inputs.logDriver);
+  }
+  for (const [option, value] of Object.entries(inputs.logOpts ?? {})) {
+    args.push("--log-opt", `${option}=${value}`);
+  }
+  return args;
 }
 
 /** docker.Image as this program uses it: a local build (`skipPush`) of a context with a Dockerfile and args. */

@@ -73,7 +73,8 @@ describe("e2e applier", function () {
   it("fails loudly on a container input it would not apply", function () {
     const base = { name: "x", image: "img", envs: ["A=1"], ports: [{ internal: 1, external: 2 }] };
     expect(() => checkContainerInputs("c", base)).not.to.throw();
-    expect(() => checkContainerInputs("c", { ...base, memory: 512 })).to.throw(/memory/);
+    expect(() => checkContainerInputs("c", { ...base, memory: 512 })).not.to.throw();
+    expect(() => checkContainerInputs("c", { ...base, pidMode: "host" })).to.throw(/pidMode/);
     expect(() =>
       checkContainerInputs("c", {
         ...base,

@@ -53,7 +53,7 @@ describe("settings docs (npm run docs)", function () {
     expect(Object.keys(config)).to.deep.equal(KNOWN_KEYS.map((k) => `edms:${k}`));
     expect(KNOWN_KEYS).to.deep.equal([
       ...["environment", "version", "backendImage", "postgresImage", "redisImage", "namePrefix"],
-      ...["dataGeneration", "httpPort", "backup", "bootstrap", "proxy", "alerts"],
+      ...["dataGeneration", "httpPort", "backup", "bootstrap", "proxy", "alerts", "limits"],
       "superuserPassword",
     ]);
   });

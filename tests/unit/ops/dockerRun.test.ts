@@ -8,6 +8,17 @@ import { validateSettings } from "../../../model/settings";
 import { pipeCommands, run } from "../../../ops/engine/docker";
 import { dockerRunArgs, opsLabels } from "../../../ops/engine/dockerRun";
 
+/** What every helper container gets unless told otherwise (model/hardening.ts, edms:limits.helpers). */
+const HELPER_CONFINEMENT = [
+  ...["--security-opt", "no-new-privileges", "--cap-drop", "ALL"],
+  ...["--cap-add", "CHOWN", "--cap-add", "DAC_OVERRIDE", "--cap-add", "DAC_READ_SEARCH"],
+  ...["--cap-add", "FOWNER", "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev"],
+  ...["--memory=4096m", "--memory-swap=4096m", "--pids-limit=512"],
+];
+const ROTATED_LOGS = [
+  ...["--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3"],
+];
+
 describe("docker run argv and shell quoting", function () {
   const staging = validateSettings("staging", { environment: "staging", version: "1.0.0" });
 
@@ -35,6 +46,7 @@ describe("docker run argv and shell quoting", function () {
       "--rm",
       "--log-driver",
       "none",
+      ...HELPER_CONFINEMENT,
       "--network",
       "none",
       "--user",
@@ -62,11 +74,19 @@ describe("docker run argv and shell quoting", function () {
       "create",
       "--name",
       "n",
+      ...ROTATED_LOGS,
+      ...HELPER_CONFINEMENT,
       "-e",
       "A=1",
       "x",
     ]);
-    expect(dockerRunArgs({ image: "x", detach: true })).to.deep.equal(["run", "-d", "x"]);
+    expect(dockerRunArgs({ image: "x", detach: true })).to.deep.equal([
+      "run",
+      "-d",
+      ...ROTATED_LOGS,
+      ...HELPER_CONFINEMENT,
+      "x",
+    ]);
   });
 
   it("pipeCommands: a consumer done before the producer exits leaves it alone; a failing one ends it", async function () {

@@ -13,6 +13,7 @@ import { Writable } from "stream";
 import * as YAML from "yaml";
 import { exportPlain } from "../../../ops/backup/plainExport";
 import {
+  MEDIA_EXTRACT,
   PLAIN_FORMAT,
   plainManifest,
   plainTarget,
@@ -140,7 +141,7 @@ describe("plain export: manifest.json and SHA256SUMS", function () {
     expect(steps).to.contain(
       "pg_restore --no-owner --no-privileges --exit-on-error --single-transaction -h HOST -U USER -d DATABASE db.dump",
     );
-    expect(steps).to.contain("tar -xf media.tar -C MEDIA_ROOT");
+    expect(steps).to.contain(MEDIA_EXTRACT);
     expect(steps).to.contain("release 1.0.0");
   });
 

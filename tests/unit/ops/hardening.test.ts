@@ -1,0 +1,97 @@
+import { expect } from "chai";
+import { validateSettings } from "../../../model/settings";
+import * as dockerLib from "../../../ops/engine/docker";
+import { backupToolbox, toolbox } from "../../../ops/engine/toolbox";
+import { lockContainerArgs } from "../../../ops/engine/session";
+import { runDjango } from "../../../ops/database/django";
+import { withScratchDatabase } from "../../../ops/backup/verify";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The value of each `--flag value` / `--flag=value` of an argv, up to the image. */
+function flags(argv: readonly string[], flag: string): string[] {
+  const found: string[] = [];
+  argv.forEach((word, i) => {
+    if (word === flag) {
+      found.push(argv[i + 1]);
+    } else if (word.startsWith(`${flag}=`)) {
+      found.push(word.slice(flag.length + 1));
+    }
+  });
+  return found;
+}
+
+describe("container hardening (issue 20): every container edms-ops starts", function () {
+  const settings = validateSettings("staging", {
+    environment: "staging",
+    version: "1.0.0",
+    limits: { helpers: { memoryMb: 1500, pids: 300 } },
+  });
+  const started: string[][] = [];
+  const saved = dockerLib.docker;
+  const savedEnv = { ...process.env };
+
+  before(() => {
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
+      if (args[0] === "run" || args[0] === "create") {
+        started.push([...args]);
+      }
+      return { code: 0, stdout: "init process complete\n", stderr: "" };
+    }) as typeof dockerLib.docker;
+    Object.assign(process.env, {
+      EDMS_POSTGRES_PASSWORD: "p",
+      EDMS_DJANGO_SECRET_KEY: "k",
+    });
+  });
+  after(() => {
+    (dockerLib as Mutable<typeof dockerLib>).docker = saved;
+    process.env = savedEnv;
+  });
+
+  it("toolbox, restic toolbox, lock, scratch server and one-off Django: confined and limited", async function () {
+    await toolbox(settings, [], "true");
+    await backupToolbox(settings, "true");
+    started.push(lockContainerArgs(settings, "backup", true));
+    await withScratchDatabase(settings, async () => undefined);
+    await runDjango(settings, {
+      image: "edms-sample/backend:1.0.0",
+      command: ["python3", "manage.py", "migrate"],
+    });
+    expect(started).to.have.length(5);
+    for (const argv of started) {
+      const image = argv.findIndex((w) => /^(postgres|restic|edms-sample|redis)/.test(w));
+      const before = argv.slice(0, image > 0 ? image : argv.length);
+      const name = before.join(" ");
+      expect(flags(before, "--security-opt"), name).to.deep.equal(["no-new-privileges"]);
+      expect(flags(before, "--cap-drop"), name).to.deep.equal(["ALL"]);
+      expect(flags(before, "--cap-add"), name).not.to.include.members([
+        "SYS_ADMIN",
+        "NET_RAW",
+        "MKNOD",
+      ]);
+      expect(flags(before, "--memory"), name).to.deep.equal(["1500m"]);
+      expect(flags(before, "--memory-swap"), name).to.deep.equal(["1500m"]);
+      expect(flags(before, "--pids-limit"), name).to.deep.equal(["300"]);
+      const driver = flags(before, "--log-driver");
+      expect(driver, name).to.have.length(1);
+      if (driver[0] !== "none") {
+        expect(flags(before, "--log-opt"), name).to.deep.equal(["max-size=10m", "max-file=3"]);
+      }
+      expect(
+        flags(before, "--tmpfs").every((t) => /nosuid,nodev/.test(t)),
+        name,
+      ).to.equal(true);
+    }
+    const [plain, restic, lock, scratch, django] = started;
+    // Root helpers: read-only, and never the right to become another user.
+    for (const argv of [plain, restic, lock, scratch]) {
+      expect(argv, argv.join(" ")).to.include("--read-only");
+    }
+    for (const argv of [plain, restic, lock]) {
+      expect(flags(argv, "--cap-add")).not.to.include.members(["SETUID", "SETGID"]);
+    }
+    // The app's own user needs nothing; its secrets are copied into its root before it starts.
+    expect(flags(django, "--cap-add")).to.deep.equal([]);
+    expect(django).not.to.include("--read-only");
+  });
+});

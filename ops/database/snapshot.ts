@@ -6,7 +6,8 @@
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import {
   COUNTS_SQL,
-  MIGRATIONS_SQL,
+  MIGRATIONS_TABLE_SQL,
+  migrationsSql,
   OBJECTS_SQL,
   parseCounts,
   parseMigrations,
@@ -74,7 +75,8 @@ export class SnapshotSession {
   }
 
   async migrations(): Promise<Record<string, string>> {
-    return parseMigrations(await this.query(MIGRATIONS_SQL));
+    const [table] = await this.query(MIGRATIONS_TABLE_SQL);
+    return table ? parseMigrations(await this.query(migrationsSql(table))) : {};
   }
 
   close(): void {

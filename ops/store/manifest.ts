@@ -70,7 +70,16 @@ export interface Manifest extends BackupIdentity {
   /** Schemas, views, sequences, functions, large objects; absent in older backups. */
   readonly objects?: Record<string, number>;
   readonly migrations: Record<string, string>;
+  /** Regular files in the media volume and their bytes, counted as the backup read it; absent in older backups. */
+  readonly media?: MediaCount;
 }
+
+export interface MediaCount {
+  readonly files: number;
+  readonly bytes: number;
+}
+
+const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
 export function checkBackupId(id: string): void {
   if (!ID_PATTERN.test(id)) {
@@ -90,5 +99,8 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     ...(typeof m?.tables === "object" && typeof m?.migrations === "object"
       ? []
       : ["no row counts or migration state"]),
+    ...(m?.media === undefined || (isCount(m.media?.files) && isCount(m.media?.bytes))
+      ? []
+      : ["bad media count"]),
   ]);
 }

@@ -3,7 +3,9 @@
  * snapshot per backup holding the database dump (`pg_dump -Fc -Z0`, taken in the stack's own postgres
  * container in the same MVCC snapshot as the manifest's row counts), the manifest, and the media volume
  * with the previous snapshot as parent, so unchanged media files are not even read again. restic writes a
- * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
+ * snapshot only after all its data is stored: a killed or failed backup never appears in the list; one it
+ * wrote without files it could not read (exit code 3) is forgotten again, as a failure naming them. The
+ * manifest records the media files and bytes counted just before restic reads them (mediaCount.ts).
  */
 import { Settings } from "../../model/settings";
 import { failure, OpsError, refuse } from "../core/errors";

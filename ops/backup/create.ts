@@ -11,7 +11,7 @@ import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { holdsLock, OpsSession, withSession } from "../engine/session";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
-import { Manifest, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
+import { Manifest, MediaCount, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
 import { startOffsiteCopy } from "../store/offsiteCopy";
 import { describeLabel, schemaRelease } from "../store/schemaRelease";
 import { applyRetention } from "../store/prune";
@@ -22,13 +22,17 @@ import {
   MEDIA_DIR,
   MEDIA_EXCLUDE,
   NO_SPACE,
+  BackupSummary,
   parseBackupSummary,
   STAGE_DIR,
+  unreadableItems,
 } from "../store/restic";
 import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
 import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
 import { adoptHistory, stageHistory } from "../store/history";
+import { nothingToBackUp } from "./emptyDatabase";
+import { MEDIA_COUNT_SCRIPT, mediaCountProblems, parseMediaCount } from "./mediaCount";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
   const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
@@ -79,7 +83,7 @@ export async function createBackup(
   checkBackupRequest(request);
   await requirePostgres(settings);
   if (!(await hasSchema(settings))) {
-    progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
+    await nothingToBackUp(settings);
     return null;
   }
   const nested = holdsLock(settings);
@@ -152,7 +156,11 @@ interface LabelledPlan extends SnapshotPlan {
   readonly version: string | null;
 }
 
-async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promise<BackupResult> {
+/** Attempts at a snapshot whose media fell short of their count (files deleted between count and read). */
+const SNAPSHOT_ATTEMPTS = 2;
+
+/** The dump, its release label and bootstrap flag, the staged history: the manifest without its media count. */
+async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { settings } = session;
   const createdAt = await session.hostTime();
   const { tables, objects, migrations, databaseState, database } = await dumpDatabase(session);
@@ -168,7 +176,7 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
     progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
   }
   await stageHistory(session);
-  const manifest: Manifest = {
+  const base: Manifest = {
     format: 2,
     id: plan.id,
     stack: settings.stack,
@@ -184,36 +192,101 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
     migrations,
     databaseState,
   };
-  await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
+  return { plan, base, bootstrap, createdAt };
+}
+
+async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promise<BackupResult> {
+  const { settings } = session;
+  const { plan, base, bootstrap, createdAt } = await prepareSnapshot(session, planned);
+  const database = base.database;
+  for (let attempt = 1; ; attempt += 1) {
+    // Counted right before restic reads the volume, in the same container and with the same exclusion.
+    const media = session.hasMedia ? await countMedia(session, MEDIA_DIR) : undefined;
+    const manifest: Manifest = media ? { ...base, media } : base;
+    await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
+    progress(
+      `storing snapshot (media ${media ? `${media.files} files, ${formatBytes(media.bytes)}, incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
+    );
+    // What restic stores besides the media: the staged folder (dump, manifest, history), counted alike.
+    const staged = media ? await countMedia(session, STAGE_DIR) : undefined;
+    const summary = await storeSnapshot(session, plan, bootstrap);
+    const short = media && staged ? mediaShortfall(summary, media, staged) : [];
+    if (short.length === 0) {
+      reportStored(plan.id, summary, database.bytes);
+      return {
+        manifest,
+        entry: backupEntry(session, plan, summary.snapshot_id, createdAt, bootstrap),
+      };
+    }
+    await forgetSnapshot(session, summary.snapshot_id);
+    if (attempt >= SNAPSHOT_ATTEMPTS) {
+      throw failure(
+        `the snapshot holds fewer media than were counted just before (${short.join("; ")}): files were deleted or shrank while the backup read them, ${attempt} times.`,
+        `Retry when fewer files are being deleted (\`edms-ops backup --stack ${settings.stack}\`).`,
+      );
+    }
+    warn(
+      `${short.join("; ")}: media changed while the backup read them; taking the snapshot again`,
+    );
+  }
+}
+
+/** The media in the snapshot, from restic's own summary, against the count taken before it read them. */
+function mediaShortfall(summary: BackupSummary, counted: MediaCount, staged: MediaCount): string[] {
+  const stored = {
+    files: summary.total_files_processed - staged.files,
+    bytes: summary.total_bytes_processed - staged.bytes,
+  };
+  return mediaCountProblems("the snapshot", counted, stored);
+}
+
+export async function countMedia(session: OpsSession, dir: string): Promise<MediaCount> {
+  return parseMediaCount((await session.exec(MEDIA_COUNT_SCRIPT, [dir])).stdout);
+}
+
+function reportStored(id: string, summary: BackupSummary, databaseBytes: number): void {
   progress(
-    `storing snapshot (media ${session.hasMedia ? `incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
-  );
-  const summary = await storeSnapshot(session, plan, bootstrap);
-  progress(
-    `backup ${plan.id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(database.bytes)}, ` +
+    `backup ${id} complete: snapshot ${summary.snapshot_id}, database ${formatBytes(databaseBytes)}, ` +
       `${summary.total_files_processed} files (${summary.files_new} new, ${summary.files_changed} changed), ` +
       `${formatBytes(summary.data_added)} added to the repository`,
   );
-  // Built from what we know rather than asked of restic: every restic start pays the key's scrypt (~0.8 s).
-  const entry: BackupEntry = {
+}
+
+/** Built from what we know rather than asked of restic: every restic start pays the key's scrypt (~0.8 s). */
+function backupEntry(
+  session: OpsSession,
+  plan: LabelledPlan,
+  snapshot: string,
+  time: string,
+  bootstrap: boolean,
+): BackupEntry {
+  return {
     id: plan.id,
-    snapshot: summary.snapshot_id,
-    time: createdAt,
+    snapshot,
+    time,
     reason: plan.request.reason,
     release: plan.version,
     ...(plan.request.targetVersion ? { target: plan.request.targetVersion } : {}),
-    stack: settings.stack,
+    stack: session.settings.stack,
     paths: session.hasMedia ? [STAGE_DIR, MEDIA_DIR] : [STAGE_DIR],
     ...(bootstrap ? { bootstrap: true as const } : {}),
   };
-  return { manifest, entry };
+}
+
+async function forgetSnapshot(session: OpsSession, snapshot: string): Promise<void> {
+  await session.exec(`lrestic forget "$1" >/dev/null`, [snapshot], { allowFailure: true });
 }
 
 /**
- * `restic backup` of the staged dump and manifest plus the media volume; a snapshot restic wrote before it
- * failed is forgotten again, so a failed backup never lists.
+ * `restic backup` of the staged dump and manifest plus the media volume. A snapshot restic wrote before it
+ * failed is forgotten again, so a failed backup never lists. Exit code 3 is such a failure: restic wrote
+ * the snapshot without the files it could not read, and a backup missing files is no backup.
  */
-async function storeSnapshot(session: OpsSession, plan: LabelledPlan, bootstrap: boolean) {
+async function storeSnapshot(
+  session: OpsSession,
+  plan: LabelledPlan,
+  bootstrap: boolean,
+): Promise<BackupSummary> {
   const { settings } = session;
   const tags = backupTags({
     id: plan.id,
@@ -228,25 +301,32 @@ async function storeSnapshot(session: OpsSession, plan: LabelledPlan, bootstrap:
     [settings.stack, tags, plan.parent?.snapshot ?? "", session.hasMedia ? "media" : ""],
     { allowFailure: true, onLine: resticProgress() },
   );
-  // restic exits 3 when it wrote the snapshot but could not read some files. Media files deleted by users
-  // while the backup ran are that (they are gone from the live data too): the backup stands, with a
-  // warning. A database dump it could not read is no backup at all.
-  const written = /"snapshot_id":"([0-9a-f]+)"/.exec(result.stdout)?.[1];
-  if (result.code !== 0) {
-    if (result.code !== 3 || !written || result.stderr.includes(STAGE_DIR)) {
-      if (written) {
-        await session.exec(`lrestic forget "$1" >/dev/null`, [written], { allowFailure: true });
-      }
-      throw failure(
-        `restic backup failed: ${lastLine(result.stderr)}`,
-        `Retry; if it fails again, check the repository with \`edms-ops verify <id> --stack ${settings.stack}\`.`,
-      );
-    }
-    warn(
-      `some media files changed or vanished while they were read; the backup holds the rest: ${lastLine(result.stderr)}`,
-    );
+  if (result.code === 0) {
+    return parseBackupSummary(result.stdout);
   }
-  return parseBackupSummary(result.stdout);
+  const written = /"snapshot_id":"([0-9a-f]+)"/.exec(result.stdout)?.[1];
+  if (written) {
+    await forgetSnapshot(session, written);
+  }
+  if (result.code === 3) {
+    throw unreadableFailure(settings.stack, unreadableItems(result.stderr));
+  }
+  throw failure(
+    `restic backup failed: ${lastLine(result.stderr)}`,
+    `Retry; if it fails again, check the repository with \`edms-ops verify <id> --stack ${settings.stack}\`.`,
+  );
+}
+
+/** Exit code 3: which files (backupFailure adds what to do about them). */
+const UNREADABLE = /^restic could not read \d+ item/;
+
+function unreadableFailure(stack: string, items: readonly string[]): OpsError {
+  const shown = items.slice(0, 10);
+  const more = items.length > shown.length ? `\n  … and ${items.length - shown.length} more` : "";
+  return failure(
+    `restic could not read ${items.length} item(s), so the snapshot would miss them; it was forgotten:\n  - ${shown.join("\n  - ")}${more}`,
+    `Make them readable or remove them, then retry \`edms-ops backup --stack ${stack}\`.`,
+  );
 }
 
 async function backupFailure(
@@ -265,6 +345,9 @@ async function backupFailure(
       `Cause: ${err.message}`,
     full
       ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.`
-      : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.`,
+      : UNREADABLE.test(err.message)
+        ? `Make them readable or remove them (paths under ${MEDIA_DIR} are in the media volume ${session.settings.names.mediaVolume}): ` +
+          `check the disk and permissions (\`dmesg\`, \`ls -l\` in a container with the volume), then retry \`edms-ops backup --stack ${session.settings.stack}\`.`
+        : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.`,
   );
 }

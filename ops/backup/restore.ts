@@ -13,7 +13,8 @@
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
-import { createBackup } from "./create";
+import { countMedia, createBackup } from "./create";
+import { listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
 import { Manifest } from "../store/manifest";
 import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
@@ -254,6 +255,28 @@ async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<vo
   );
 }
 
+/**
+ * The restored media against the snapshot's listing (files exactly: restic restores what it lists) and
+ * against what the manifest counted at backup time (a snapshot that lost files shows here).
+ */
+async function mediaProblems(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
+  const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
+    entry.snapshot,
+  ]);
+  const inBackup = listingCount(parseMediaListing(listing.stdout));
+  const restored = await countMedia(session, MEDIA_DIR);
+  return [
+    ...(restored.files === inBackup.files
+      ? []
+      : [`media: ${restored.files} files restored, the backup has ${inBackup.files}`]),
+    ...mediaCountProblems("the restored media", manifest.media, restored),
+  ];
+}
+
 async function checkIntegrity(
   session: OpsSession,
   entry: BackupEntry,
@@ -263,14 +286,7 @@ async function checkIntegrity(
   progress("integrity check: row counts and media files against the backup");
   const problems = inventoryProblems(manifest, await inventory(session.settings));
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
-    const counts = await session.exec(
-      `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | grep -c '"type":"file"' || true; find ${MEDIA_DIR} -type f ! -name '${MEDIA_EXCLUDE}' -print0 | tr -cd '\\0' | wc -c`,
-      [entry.snapshot],
-    );
-    const [inBackup, restored] = counts.stdout.trim().split(/\s+/).map(Number);
-    if (inBackup !== restored) {
-      problems.push(`media: ${restored} files restored, the backup has ${inBackup}`);
-    }
+    problems.push(...(await mediaProblems(session, entry, manifest)));
   }
   if (problems.length) {
     throw failure(

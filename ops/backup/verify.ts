@@ -27,6 +27,7 @@ import { progress } from "../core/log";
 import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
 import { LAYOUT } from "../store/layout";
+import { listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
 
 const SCRATCH_FIX =
   "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
@@ -246,8 +247,15 @@ export function inventoryProblems(
   ];
 }
 
-/** Reads every media blob of the snapshot back (authenticated by restic), discarding the data. */
-async function readMedia(session: OpsSession, entry: BackupEntry): Promise<string[]> {
+/**
+ * Reads every media blob of the snapshot back (authenticated by restic), discarding the data; and its
+ * files and bytes against the count the manifest took as the backup read the volume.
+ */
+async function readMedia(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+): Promise<string[]> {
   progress("reading back every media file of the snapshot");
   if (!entry.paths.includes(MEDIA_DIR)) {
     return [];
@@ -259,9 +267,20 @@ async function readMedia(session: OpsSession, entry: BackupEntry): Promise<strin
       allowFailure: true,
     },
   );
-  return result.code === 0
-    ? []
-    : [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
+  if (result.code !== 0) {
+    return [`media cannot be read from the repository: ${lastLine(result.stderr)}`];
+  }
+  if (!manifest.media) {
+    return [];
+  }
+  const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
+    entry.snapshot,
+  ]);
+  return mediaCountProblems(
+    "the snapshot",
+    manifest.media,
+    listingCount(parseMediaListing(listing.stdout)),
+  );
 }
 
 export const LAST_CHECK_FILE = LAYOUT.lastCheck;
@@ -299,7 +318,7 @@ export async function verifyBackup(session: OpsSession, entry: BackupEntry): Pro
   }
   if (manifest) {
     problems.push(...(await testRestore(session, entry, manifest)));
-    problems.push(...(await readMedia(session, entry)));
+    problems.push(...(await readMedia(session, entry, manifest)));
   }
   return { id: entry.id, ok: problems.length === 0, problems };
 }

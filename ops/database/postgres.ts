@@ -63,8 +63,18 @@ export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
   ];
 }
 
-export const MIGRATIONS_SQL =
-  "SELECT app, max(name) FROM django_migrations GROUP BY app ORDER BY app;";
+/**
+ * Django's migration table, schema-qualified: in any schema, not only public (an app may run with its own
+ * search_path); the one on the session's search_path first, then public. No row: no Django schema.
+ */
+export const MIGRATIONS_TABLE_SQL =
+  "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+  "WHERE c.relname = 'django_migrations' AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') " +
+  "ORDER BY n.nspname = ANY (current_schemas(false)) DESC, n.nspname = 'public' DESC, n.nspname LIMIT 1;";
+
+/** Latest migration per app, from the table MIGRATIONS_TABLE_SQL named (already quoted by format %I). */
+export const migrationsSql = (table: string) =>
+  `SELECT app, max(name) FROM ${table} GROUP BY app ORDER BY app;`;
 
 export const USER_SCHEMA =
   "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
@@ -120,13 +130,17 @@ export async function psql(
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 
+/** The database has a Django schema: a django_migrations table in any schema. */
 export async function hasSchema(settings: Settings, container?: string): Promise<boolean> {
-  const [value] = await psql(
-    settings,
-    "SELECT to_regclass('public.django_migrations') IS NOT NULL;",
-    container,
-  );
-  return value === "t";
+  return (await migrationsTable(settings, container)) !== undefined;
+}
+
+async function migrationsTable(
+  settings: Settings,
+  container?: string,
+): Promise<string | undefined> {
+  const [table] = await psql(settings, MIGRATIONS_TABLE_SQL, container);
+  return table;
 }
 
 const OWNED_OBJECTS = [
@@ -188,10 +202,8 @@ export async function migrationState(
   settings: Settings,
   container?: string,
 ): Promise<Record<string, string>> {
-  if (!(await hasSchema(settings, container))) {
-    return {};
-  }
-  return parseMigrations(await psql(settings, MIGRATIONS_SQL, container));
+  const table = await migrationsTable(settings, container);
+  return table ? parseMigrations(await psql(settings, migrationsSql(table), container)) : {};
 }
 
 export async function countOf(settings: Settings, table: string): Promise<number | undefined> {

@@ -8,7 +8,8 @@ import {
   COUNTS_SQL,
   DATABASE_STATE_SQL,
   parseDatabaseState,
-  MIGRATIONS_SQL,
+  MIGRATIONS_TABLE_SQL,
+  migrationsSql,
   OBJECTS_SQL,
   parseCounts,
   parseMigrations,
@@ -81,7 +82,8 @@ export class SnapshotSession {
   }
 
   async migrations(): Promise<Record<string, string>> {
-    return parseMigrations(await this.query(MIGRATIONS_SQL));
+    const [table] = await this.query(MIGRATIONS_TABLE_SQL);
+    return table ? parseMigrations(await this.query(migrationsSql(table))) : {};
   }
 
   close(): void {

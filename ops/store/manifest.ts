@@ -75,6 +75,8 @@ export interface Manifest extends BackupIdentity {
   readonly migrations: Record<string, string>;
   /** The database's own state and object ownership; absent in older backups (restored without owners). */
   readonly databaseState?: DatabaseState;
+  /** Regular files in the media volume and their bytes, counted as the backup read it; absent in older backups. */
+  readonly media?: MediaCount;
 }
 
 const GrantSchema = z.object({
@@ -124,6 +126,13 @@ export interface DatabaseState {
   readonly roles: readonly string[];
 }
 
+export interface MediaCount {
+  readonly files: number;
+  readonly bytes: number;
+}
+
+const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
 export function checkBackupId(id: string): void {
   if (!ID_PATTERN.test(id)) {
     throw refuse(
@@ -145,5 +154,8 @@ export function parseManifest(text: string, expectedId?: string): Manifest {
     ...(m?.databaseState === undefined || DatabaseStateSchema.safeParse(m.databaseState).success
       ? []
       : ["unreadable databaseState"]),
+    ...(m?.media === undefined || (isCount(m.media?.files) && isCount(m.media?.bytes))
+      ? []
+      : ["bad media count"]),
   ]);
 }

@@ -184,6 +184,60 @@ export function parseBackupSummary(stdout: string): BackupSummary {
   );
 }
 
+/** An error line of `restic backup --json` (stderr): restic < 0.17 marshals Go's error, later ones a message. */
+const ResticErrorSchema = z.looseObject({
+  message_type: z.literal("error"),
+  error: z.unknown(),
+  item: z.string().optional(),
+});
+
+const ERRNO: Record<number, string> = {
+  1: "operation not permitted",
+  2: "vanished while the backup ran",
+  5: "input/output error",
+  13: "permission denied",
+  36: "path too long",
+  40: "too many levels of symbolic links",
+};
+
+/** A path for a message: very long ones (they exist: that is one way to be unreadable) cut in the middle. */
+function shortPath(path: string): string {
+  return path.length > 160 ? `${path.slice(0, 100)}…${path.slice(-50)}` : path;
+}
+
+/**
+ * What restic could not read during a backup (exit code 3): one `path: reason` per item, from its JSON
+ * error lines; lines it printed otherwise are kept as they are (minus the closing warning).
+ */
+export function unreadableItems(stderr: string): string[] {
+  const items: string[] = [];
+  for (const line of stderr.split("\n").filter((l) => l.trim())) {
+    const parsed = tryParseJson(line, ResticErrorSchema);
+    if (!parsed.ok) {
+      if (!/at least one source file could not be read/.test(line)) {
+        items.push(line.trim());
+      }
+      continue;
+    }
+    const error = (parsed.value.error ?? {}) as {
+      Op?: unknown;
+      Path?: unknown;
+      Err?: unknown;
+      message?: unknown;
+    };
+    const path = parsed.value.item ?? (typeof error.Path === "string" ? error.Path : "?");
+    const reason =
+      typeof error.message === "string"
+        ? error.message
+        : `${typeof error.Op === "string" ? `${error.Op}: ` : ""}${typeof error.Err === "number" ? (ERRNO[error.Err] ?? `errno ${error.Err}`) : "unreadable"}`;
+    const item = `${shortPath(path)}: ${reason}`;
+    if (!items.includes(item)) {
+      items.push(item); // restic reports an item once while scanning and again while archiving
+    }
+  }
+  return items;
+}
+
 /** `restic version` → [major, minor]; restore can write only changed files from 0.17 on. */
 export function resticVersion(output: string): [number, number] {
   const match = /restic (\d+)\.(\d+)/.exec(output);

@@ -139,6 +139,83 @@ describe("e2e: backup faults", function () {
     expect(up.error).to.equal(undefined);
   });
 
+  it("6j. a media file restic cannot read fails the backup: the file named, nothing listed, earlier backups kept; the manifest counts the media", async function () {
+    const before = await stack.backupIds();
+    // Root in the backup container reads any mode (CAP_DAC_OVERRIDE), so `chmod 000` is no fault. A path
+    // longer than PATH_MAX is, deterministically: built from short relative parts, then moved into place;
+    // restic's lstat of it fails with ENAMETOOLONG (find walks it with openat and counts it).
+    const part = "d".repeat(200);
+    const chain = Array(12).fill(part).join("/");
+    await stack.onVolume(
+      stack.mediaVolume,
+      `cd /v && mkdir -p "deep/${chain}" "tail/${chain}" && echo lost > "tail/${chain}/unread.bin" && mv tail "deep/${chain}/"`,
+    );
+    const failed = await stack.ops(["backup", "--reason", "unreadable"]);
+    expect(failed.code, failed.stderr).to.equal(1);
+    expect(failed.stderr).to.match(
+      /Backup \S+-unreadable failed\. No snapshot was written; the \d+ earlier backup\(s\) are untouched\./,
+    );
+    expect(failed.stderr).to.match(
+      /restic could not read 1 item\(s\), so the snapshot would miss them; it was forgotten:\n {2}- \/edms\/media\/deep\/d+…d+: lstat: path too long/,
+    );
+    expect(failed.stderr).to.contain("Make them readable or remove them");
+    expect(await stack.backupIds()).to.deep.equal(before);
+    const snapshots = JSON.parse(await stack.restic(["snapshots", "--json"])) as unknown[];
+    expect(snapshots, "the snapshot restic wrote is forgotten").to.have.length(before.length);
+    await stack.onVolume(stack.mediaVolume, "rm -rf /v/deep");
+    const ok = await stack.ops(["backup", "--reason", "readable", "--json"]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    const { manifest } = JSON.parse(ok.stdout) as {
+      manifest: { media: { files: number; bytes: number } };
+    };
+    const [files, bytes] = (
+      await stack.onVolume(
+        stack.mediaVolume,
+        "find /v -name '.health-*' -prune -o -type f -printf '%s\\n' | awk '{n++; s+=$1} END {printf \"%d %.0f\", n, s}'",
+      )
+    )
+      .split(" ")
+      .map(Number);
+    expect(files, "media files on the volume").to.be.at.least(40);
+    expect(manifest.media).to.deep.equal({ files, bytes });
+  });
+
+  it("6k. django_migrations outside public is backed up; an emptied database with history is a failure, restored by the named fix", async function () {
+    // An app whose tables live in another schema on its search_path: backed up, not skipped.
+    await stack.psql(
+      "CREATE SCHEMA app; ALTER TABLE django_migrations SET SCHEMA app; ALTER ROLE edms SET search_path = app, public;",
+    );
+    try {
+      const moved = await stack.ops(["backup", "--reason", "other-schema", "--json"]);
+      expect(moved.code, moved.stderr).to.equal(0);
+      const { manifest } = JSON.parse(moved.stdout) as {
+        manifest: { migrations: Record<string, string> };
+      };
+      expect(manifest.migrations).to.have.property("documents");
+    } finally {
+      await stack.psql(
+        "ALTER TABLE app.django_migrations SET SCHEMA public; ALTER ROLE edms RESET search_path; DROP SCHEMA app;",
+      );
+    }
+    const good = await stack.ops(["backup", "--reason", "before-empty"]);
+    expect(good.code, good.stderr).to.equal(0);
+    const data = await stack.dbFingerprint();
+    const before = await stack.backupIds();
+    await docker(["stop", stack.container("web"), stack.container("worker")]);
+    await stack.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+    const empty = await stack.ops(["backup", "--reason", "emptied"]);
+    expect(empty.code, empty.stderr).to.equal(1);
+    expect(empty.stderr).to.match(
+      /Nothing to back up, yet stack flt had data: its database \(volume e2e-flt_postgres_data\) has no Django schema .* while it has \d+ deployment\(s\) recorded onto it .*The database was emptied or replaced; no backup was taken/s,
+    );
+    expect(empty.stderr).to.contain("edms-ops restore <id> --stack flt");
+    expect(await stack.backupIds()).to.deep.equal(before);
+    const restore = await stack.ops(["restore", good.stdout.trim()]);
+    expect(restore.code, restore.stderr).to.equal(0);
+    expect(await stack.dbFingerprint()).to.deep.equal(data);
+    expect((await stack.up()).error).to.equal(undefined);
+  });
+
   it("6d. a damaged pack in the repository: verify and restore refuse, data untouched, other backups fine", async function () {
     const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete as {
       id: string;

@@ -205,7 +205,7 @@ async function checkRestored(
   if (hasMedia && mediaOk) {
     const sample = options.sample ?? DEFAULT_SAMPLE;
     await checks.run("media checksums", () =>
-      checkMedia(session, entry, scratch, run.previous, sample, run.media),
+      checkMedia(session, entry, scratch, run.previous, sample, run.media, run.manifest.media),
     );
   } else if (hasMedia) {
     checks.skip("media checksums", "media did not restore");

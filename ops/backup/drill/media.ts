@@ -4,10 +4,8 @@
  * still the one the backup read.
  */
 import { randomInt } from "crypto";
-import { z } from "zod";
 import { Settings } from "../../../model/settings";
 import { failure } from "../../core/errors";
-import { parseJson } from "../../core/json";
 import { lastLine } from "../../core/log";
 import { volumeExists } from "../../engine/docker";
 import { OpsSession } from "../../engine/session";
@@ -16,12 +14,18 @@ import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
 import { DAMAGED } from "./checks";
 import { Scratch } from "./scratch";
+import {
+  listingCount,
+  MEDIA_COUNT_SCRIPT,
+  MediaCount,
+  mediaCountProblems,
+  MediaFile,
+  parseMediaCount,
+  parseMediaListing,
+} from "../mediaCount";
 
-export interface MediaFile {
-  readonly path: string;
-  readonly size: number;
-  readonly mtime: number;
-}
+export { parseMediaListing } from "../mediaCount";
+export type { MediaFile } from "../mediaCount";
 
 /** What the drill record keeps of the media check. */
 export interface MediaTally {
@@ -50,27 +54,14 @@ export async function restoreMedia(settings: Settings, entry: BackupEntry, scrat
   }
 }
 
-/** A file node of `restic ls --json`. */
-const LsNodeSchema = z.looseObject({
-  path: z.string(),
-  size: z.number().optional(),
-  mtime: z.string(),
-});
-
-/** Files of the snapshot's media (path relative to the media root, size, mtime in seconds). */
-export function parseMediaListing(stdout: string): MediaFile[] {
-  const files: MediaFile[] = [];
-  for (const line of stdout.split("\n")) {
-    if (!line.includes('"type":"file"')) {
-      continue;
-    }
-    const node = parseJson(line, LsNodeSchema, "a line of restic ls");
-    if (node.path.startsWith(`${MEDIA_DIR}/`)) {
-      const path = node.path.slice(MEDIA_DIR.length + 1);
-      files.push({ path, size: node.size ?? 0, mtime: Math.floor(Date.parse(node.mtime) / 1000) });
-    }
-  }
-  return files;
+/** Files and bytes of the media restored into the scratch volume. */
+async function restoredCount(settings: Settings, scratch: Scratch): Promise<MediaCount> {
+  const result = await toolbox(
+    settings,
+    [{ volume: scratch.volume, path: "/drill", readOnly: true }],
+    `set -- /drill\n${MEDIA_COUNT_SCRIPT}`,
+  );
+  return parseMediaCount(result.stdout);
 }
 
 /** Paths (relative to the media root) that `restic diff` reports added or modified. */
@@ -196,12 +187,25 @@ export async function checkMedia(
   previous: DrillRecord | null,
   sample: number,
   media: MediaTally,
+  /** What the manifest counted at backup time (absent in older backups). */
+  recorded?: MediaCount,
 ): Promise<string> {
   const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
     entry.snapshot,
   ]);
   const files = parseMediaListing(listing.stdout);
   media.files = files.length;
+  const counted = [
+    ...mediaCountProblems("the snapshot", recorded, listingCount(files)),
+    ...mediaCountProblems(
+      "the restored copy",
+      recorded,
+      await restoredCount(session.settings, scratch),
+    ),
+  ];
+  if (counted.length) {
+    throw failure(counted.join("; "), DAMAGED);
+  }
   const { changed, basis } = await changedSincePrevious(session, entry, previous);
   media.changed = changed === null ? null : changed.length;
   const chosen = chooseMedia(files, changed, sample);
@@ -211,5 +215,8 @@ export async function checkMedia(
   if (problems.length) {
     throw failure(problems.slice(0, 5).join("; "), DAMAGED);
   }
-  return `${chosen.length} of ${files.length} files (${basis}), ${againstLive} equal to the live file`;
+  const count = recorded
+    ? `, ${recorded.files} files and ${recorded.bytes} bytes as the manifest counted`
+    : "";
+  return `${chosen.length} of ${files.length} files (${basis}), ${againstLive} equal to the live file${count}`;
 }

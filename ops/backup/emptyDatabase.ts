@@ -1,0 +1,61 @@
+/**
+ * "Nothing to back up": the database has no Django schema. On a fresh first deploy that is the truth and
+ * the backup is skipped quietly. On a stack whose data volume has held data (a deployment recorded onto it,
+ * or a backup taken of it, since the volume was created) it means the database was emptied or replaced:
+ * a failure, so a scheduled backup is recorded `failed` (and `health` and the alerts say so) instead of `ok`
+ * forever, and a deploy stops before it migrates a fresh schema over the loss. A volume created after all of
+ * that (a `reset`, a lost volume recreated) is a fresh start again.
+ */
+import { Settings } from "../../model/settings";
+import { failure } from "../core/errors";
+import { progress } from "../core/log";
+import { volumeCreated } from "../engine/docker";
+import { listBackups } from "../store/catalog";
+import { currentHistory, Deployment } from "../store/history";
+import { BackupEntry } from "../store/restic";
+
+export interface DataEvidence {
+  /** When the current postgres volume was created (ms); null when unknown: then all of it counts. */
+  readonly volumeCreated: number | null;
+  /** Deployments recorded onto the current postgres volume's name. */
+  readonly history: readonly Pick<Deployment, "version" | "deployedAt">[];
+  readonly backups: readonly Pick<BackupEntry, "id" | "time">[];
+}
+
+/** Pure: what shows the current volume held data, in words; null when nothing does (a fresh start). */
+export function dataSeen(evidence: DataEvidence): string | null {
+  const since = (time: string) =>
+    evidence.volumeCreated === null || Date.parse(time) >= evidence.volumeCreated;
+  const deployed = evidence.history.filter((d) => since(d.deployedAt));
+  const backedUp = evidence.backups.filter((b) => since(b.time));
+  const seen = [
+    deployed.length
+      ? `${deployed.length} deployment(s) recorded onto it (the last: release ${deployed[deployed.length - 1].version} at ${deployed[deployed.length - 1].deployedAt})`
+      : null,
+    backedUp.length
+      ? `${backedUp.length} backup(s) taken of it (the newest: ${backedUp[backedUp.length - 1].id})`
+      : null,
+  ].filter(Boolean);
+  return seen.length ? seen.join(" and ") : null;
+}
+
+/** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */
+export async function nothingToBackUp(settings: Settings): Promise<void> {
+  const volume = settings.names.postgresVolume;
+  const seen = dataSeen({
+    volumeCreated: await volumeCreated(volume),
+    history: await currentHistory(settings),
+    backups: (await listBackups(settings)).complete,
+  });
+  if (seen) {
+    throw failure(
+      `Nothing to back up, yet stack ${settings.stack} had data: its database (volume ${volume}) has no Django schema ` +
+        `(no django_migrations table in any schema), while it has ${seen}. The database was emptied or replaced; ` +
+        "no backup was taken and the earlier backups are untouched.",
+      `Restore the newest good backup (\`edms-ops backups list --stack ${settings.stack}\`, then ` +
+        `\`edms-ops restore <id> --stack ${settings.stack}\`) before anything else runs against it; if it was emptied on purpose ` +
+        `(dev or staging), start fresh with \`edms-ops reset --stack ${settings.stack} --confirm ${settings.stack}\`.`,
+    );
+  }
+  progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
+}

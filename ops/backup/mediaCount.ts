@@ -1,0 +1,90 @@
+/**
+ * The media file count and bytes a backup's manifest records, and their checks in verify, drill and restore.
+ * The count is taken in the backup's own session just before restic reads the volume, with the same
+ * exclusion (MEDIA_EXCLUDE, at any depth, as restic applies it). The web keeps serving meanwhile, so uploads
+ * in between can only add to what the snapshot holds: a snapshot or a restore with *fewer* files or bytes
+ * than the manifest lost something, and that is what every check reports, with both numbers.
+ */
+import { z } from "zod";
+import { parseJson } from "../core/json";
+import { failure } from "../core/errors";
+import { MediaCount } from "../store/manifest";
+import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
+
+export type { MediaCount } from "../store/manifest";
+
+/**
+ * Shell printing `<files> <bytes>` of the regular files under `dir` ($1), excluded names pruned as restic
+ * prunes them. POSIX find/stat/awk (busybox in restic's image, GNU elsewhere); `%.0f` as mawk's %d is 32-bit.
+ */
+export const MEDIA_COUNT_SCRIPT = `find "$1" -name '${MEDIA_EXCLUDE}' -prune -o -type f -exec stat -c %s {} + | awk '{ n += 1; s += $1 } END { printf "%d %.0f\\n", n, s }'`;
+
+export function parseMediaCount(stdout: string): MediaCount {
+  const match = /^(\d+) (\d+)$/.exec(stdout.trim().split("\n").pop() ?? "");
+  if (!match) {
+    throw failure(
+      `counting the media files printed \`${stdout.trim().slice(0, 80)}\`, not "<files> <bytes>".`,
+      "Retry; if it repeats, check that the backup image has find, stat and awk.",
+    );
+  }
+  return { files: Number(match[1]), bytes: Number(match[2]) };
+}
+
+export interface MediaFile {
+  readonly path: string;
+  readonly size: number;
+  readonly mtime: number;
+}
+
+/** A file node of `restic ls --json`. */
+const LsNodeSchema = z.looseObject({
+  path: z.string(),
+  size: z.number().optional(),
+  mtime: z.string(),
+});
+
+/** Files of the snapshot's media (path relative to the media root, size, mtime in seconds). */
+export function parseMediaListing(stdout: string): MediaFile[] {
+  const files: MediaFile[] = [];
+  for (const line of stdout.split("\n")) {
+    if (!line.includes('"type":"file"')) {
+      continue;
+    }
+    const node = parseJson(line, LsNodeSchema, "a line of restic ls");
+    if (node.path.startsWith(`${MEDIA_DIR}/`)) {
+      const path = node.path.slice(MEDIA_DIR.length + 1);
+      files.push({ path, size: node.size ?? 0, mtime: Math.floor(Date.parse(node.mtime) / 1000) });
+    }
+  }
+  return files;
+}
+
+export function listingCount(files: readonly MediaFile[]): MediaCount {
+  return { files: files.length, bytes: files.reduce((sum, f) => sum + f.size, 0) };
+}
+
+/**
+ * `what` (the snapshot, the restored media) against the manifest's count: a problem when it has fewer files
+ * or bytes. None for a manifest without a count (backups before it was recorded).
+ */
+export function mediaCountProblems(
+  what: string,
+  recorded: MediaCount | undefined,
+  actual: MediaCount,
+): string[] {
+  if (!recorded) {
+    return [];
+  }
+  const problems: string[] = [];
+  if (actual.files < recorded.files) {
+    problems.push(
+      `media: ${what} has ${actual.files} files, the manifest recorded ${recorded.files} at backup time (${recorded.files - actual.files} missing)`,
+    );
+  }
+  if (actual.bytes < recorded.bytes) {
+    problems.push(
+      `media: ${what} has ${actual.bytes} bytes, the manifest recorded ${recorded.bytes} at backup time`,
+    );
+  }
+  return problems;
+}

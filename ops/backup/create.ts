@@ -209,7 +209,14 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
     );
     // What restic stores besides the media: the staged folder (dump, manifest, history), counted alike.
     const staged = media ? await countMedia(session, STAGE_DIR) : undefined;
-    const summary = await storeSnapshot(session, plan, bootstrap);
+    const stored = await storeSnapshot(session, plan, bootstrap, attempt < SNAPSHOT_ATTEMPTS);
+    if ("vanished" in stored) {
+      warn(
+        `${stored.vanished.join("; ")}: deleted while the backup read them; taking the snapshot again`,
+      );
+      continue;
+    }
+    const { summary } = stored;
     const short = media && staged ? mediaShortfall(summary, media, staged) : [];
     if (short.length === 0) {
       reportStored(plan.id, summary, database.bytes);
@@ -286,7 +293,8 @@ async function storeSnapshot(
   session: OpsSession,
   plan: LabelledPlan,
   bootstrap: boolean,
-): Promise<BackupSummary> {
+  retryVanished: boolean,
+): Promise<{ summary: BackupSummary } | { vanished: string[] }> {
   const { settings } = session;
   const tags = backupTags({
     id: plan.id,
@@ -302,20 +310,29 @@ async function storeSnapshot(
     { allowFailure: true, onLine: resticProgress() },
   );
   if (result.code === 0) {
-    return parseBackupSummary(result.stdout);
+    return { summary: parseBackupSummary(result.stdout) };
   }
   const written = /"snapshot_id":"([0-9a-f]+)"/.exec(result.stdout)?.[1];
   if (written) {
     await forgetSnapshot(session, written);
   }
   if (result.code === 3) {
-    throw unreadableFailure(settings.stack, unreadableItems(result.stderr));
+    const items = unreadableItems(result.stderr);
+    // Files users deleted while restic walked the volume are gone from the live data too: the snapshot
+    // is taken again (once), and only a file still there but unreadable fails the backup at once.
+    if (retryVanished && items.length && items.every((i) => VANISHED.test(i))) {
+      return { vanished: items };
+    }
+    throw unreadableFailure(settings.stack, items);
   }
   throw failure(
     `restic backup failed: ${lastLine(result.stderr)}`,
     `Retry; if it fails again, check the repository with \`edms-ops verify <id> --stack ${settings.stack}\`.`,
   );
 }
+
+/** An item restic could not read because it no longer exists. */
+const VANISHED = /vanished while the backup ran|no such file or directory/i;
 
 /** Exit code 3: which files (backupFailure adds what to do about them). */
 const UNREADABLE = /^restic could not read \d+ item/;

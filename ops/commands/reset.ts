@@ -7,6 +7,7 @@ import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { appContainers } from "../engine/services";
 import { withSession } from "../engine/session";
+import { RESTORE_MARKER, ROLLBACK_MARKER } from "../store/markers";
 import { mediaMount, toolbox } from "../engine/toolbox";
 import { Settings } from "../../model/settings";
 
@@ -61,7 +62,17 @@ async function resetCommand(
     await docker(["volume", "rm", "-f", ...volumes]);
   };
   if (await volumeExists(n.backupsVolume)) {
-    await withSession(settings, "reset", remove, { media: false });
+    await withSession(
+      settings,
+      "reset",
+      async (session) => {
+        await remove();
+        // An unfinished restore or rollback was of the data that just went: its marker would keep the
+        // fresh stack's scheduled backups skipped and its health failing for good.
+        await session.exec('rm -f "$1" "$2"', [RESTORE_MARKER, ROLLBACK_MARKER]);
+      },
+      { media: false },
+    );
   } else {
     await remove();
   }

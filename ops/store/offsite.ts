@@ -274,25 +274,3 @@ async function ensureOffsiteReadable(session: OpsSession): Promise<boolean> {
   const probe = await session.exec(`[ -f ${OFFSITE_REPOSITORY_FILE} ] && echo yes || echo no`);
   return probe.stdout.trim() === "yes";
 }
-
-/** Bounds `backups forget`'s off-host forget and prune, like a copy (restic retries a dead backend). */
-const FORGET_TIMEOUT_SECONDS = Number(process.env.EDMS_OFFSITE_COPY_TIMEOUT) || 3600;
-
-/**
- * Forgets every off-host snapshot of backup `id` (`backups forget`); how many there were. With the
- * host's append-only credentials the off-host repository refuses it: the caller warns, and
- * `backups prune --offsite` with credentials that may delete does it from a trusted machine.
- */
-export async function forgetOffsite(session: OpsSession, id: string): Promise<number> {
-  if (!(await ensureOffsiteReadable(session))) {
-    requireKeys(session.settings, true);
-  }
-  const found = (await offsiteSnapshots(session)).filter((b) => b.id === id);
-  if (found.length) {
-    await session.exec(
-      `OTIMEOUT=${FORGET_TIMEOUT_SECONDS}; orestic forget "$@" >/dev/null && orestic prune --max-unused 10% >/dev/null`,
-      found.map((b) => b.snapshot),
-    );
-  }
-  return found.length;
-}

@@ -34,7 +34,7 @@ async function offsiteRestic(settings: Settings, args: readonly string[]) {
   const keys = keysFromEnv();
   if (!keys.password || !keys.offsiteRepository) {
     throw refuse(
-      "`backups prune --offsite` takes the off-host credentials from its environment only, never from the Docker host (whose credentials should not be able to delete). Nothing was changed.",
+      "Off-host `backups prune --offsite` and `backups forget --offsite` take the credentials from the environment only, never from the Docker host (whose credentials should not be able to delete). Nothing was changed.",
       `Run it where credentials that can delete are kept, with EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})", EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV set.`,
     );
   }
@@ -100,4 +100,20 @@ export async function pruneOffsite(
     ...decision.forget.map((b) => b.snapshot),
   ]);
   return { decision, forgotten: ids };
+}
+
+/** `backups forget <id> --offsite`: forgets every off-host snapshot of `id`; how many there were. */
+export async function forgetOffsiteById(settings: Settings, id: string): Promise<number> {
+  const found = parseSnapshots(await offsiteRestic(settings, ["list"])).filter((b) => b.id === id);
+  if (found.length) {
+    progress(
+      `forgetting ${id} off the host (snapshot ${found.map((b) => b.snapshot.slice(0, 8)).join(", ")})`,
+    );
+    await offsiteRestic(settings, [
+      "forget",
+      String(PRUNE_TIMEOUT_SECONDS),
+      ...found.map((b) => b.snapshot),
+    ]);
+  }
+  return found.length;
 }

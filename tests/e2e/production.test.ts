@@ -131,7 +131,7 @@ describe("e2e: production refusals and disaster recovery", function () {
       // Retention off the host: only with credentials from the environment, never the host's.
       const refused = await other.ops(["backups", "prune", "--offsite"]);
       expect(refused.code, refused.stderr).to.equal(2);
-      expect(refused.stderr).to.contain("from its environment only");
+      expect(refused.stderr).to.contain("from the environment only");
       const full = {
         ...offsiteEnv(other),
         EDMS_OFFSITE_REPOSITORY: await offsiteRepository("dr3", true),

@@ -3,17 +3,23 @@ import { Settings } from "../../../model/settings";
 import { sessionSnapshots } from "../../store/catalog";
 import { connect, stackOf } from "../../core/context";
 import { refuse } from "../../core/errors";
-import { progress, say, warn } from "../../core/log";
+import { progress, say } from "../../core/log";
 import { OpsSession, withSession } from "../../engine/session";
 import { checkBackupId } from "../../store/manifest";
 import { readMarker } from "../../store/markers";
-import { forgetOffsite } from "../../store/offsite";
+import { forgetOffsiteById } from "../../store/offsitePrune";
 
 /**
- * The one way a backup retention keeps for good (an import, a restore's undo) goes: explicitly, by id, in
- * the local repository and the off-host one.
+ * The one way a backup retention keeps for good (an import, a restore's undo) goes: explicitly, by id. On
+ * the host it forgets in the local repository only: the host's off-host credentials are append-only.
+ * `--offsite` forgets it off the host instead, with credentials that may delete taken from the environment
+ * (a trusted machine or CI job, as `backups prune --offsite`).
  */
-async function forget(id: string, opts: { confirm?: string }, command: Command): Promise<void> {
+async function forget(
+  id: string,
+  opts: { confirm?: string; offsite?: boolean },
+  command: Command,
+): Promise<void> {
   const settings = stackOf(command);
   checkBackupId(id);
   if (settings.environment === "production" && opts.confirm !== "production") {
@@ -23,20 +29,32 @@ async function forget(id: string, opts: { confirm?: string }, command: Command):
     );
   }
   await connect(settings);
-  say(
-    `Will forget ${id} in ${settings.names.backupsVolume}${settings.backup.offsite ? " and off the host" : ""}, then prune the data only it used.`,
-  );
+  if (opts.offsite) {
+    await refuseInUse(settings, id);
+    if (!(await forgetOffsiteById(settings, id))) {
+      throw refuse(
+        `No backup ${id} off the host. Nothing was changed.`,
+        `List them with \`edms-ops backups list --offsite --stack ${settings.stack}\`.`,
+      );
+    }
+    say(`forgot ${id} off the host`);
+    return;
+  }
+  say(`Will forget ${id} in ${settings.names.backupsVolume}, then prune the data only it used.`);
   await withSession(settings, "backups forget", async (session) => {
     await refuseInUse(settings, id);
-    const local = await forgetLocally(session, id);
-    const remote = settings.backup.offsite ? await forgetOffHost(session, id) : 0;
-    if (!local && !remote) {
+    if (!(await forgetLocally(session, id))) {
       throw refuse(
-        `No backup ${id} in ${settings.names.backupsVolume}${settings.backup.offsite ? " nor off the host" : ""}. Nothing was changed.`,
+        `No backup ${id} in ${settings.names.backupsVolume}. Nothing was changed.`,
         `List them with \`edms-ops backups list --stack ${settings.stack}\`.`,
       );
     }
   });
+  if (settings.backup.offsite) {
+    say(
+      `Off the host it stays (the host cannot delete there): forget it there with \`edms-ops backups forget ${id} --offsite --stack ${settings.stack}\` where credentials that may delete are kept.`,
+    );
+  }
 }
 
 /** How many local snapshots of `id` were forgotten. */
@@ -51,24 +69,6 @@ async function forgetLocally(session: OpsSession, id: string): Promise<number> {
     say(`forgot ${id} in ${session.settings.names.backupsVolume}`);
   }
   return found.length;
-}
-
-/** How many off-host snapshots of `id` were forgotten; an unreachable repository is a warning. */
-async function forgetOffHost(session: OpsSession, id: string): Promise<number> {
-  const { settings } = session;
-  try {
-    const count = await forgetOffsite(session, id);
-    if (count) {
-      say(`forgot ${id} off the host`);
-    }
-    return count;
-  } catch (err) {
-    warn(
-      `${id} may still be off the host: ${(err as Error).message.split("\n").pop()}. ` +
-        `Run \`edms-ops backups forget ${id} --stack ${settings.stack}\` again once it is reachable.`,
-    );
-    return 0;
-  }
 }
 
 /** The target or the undo of an unfinished restore stays until the restore is finished or undone. */
@@ -86,9 +86,13 @@ export function register(backups: Command): void {
   backups
     .command("forget <id>")
     .description(
-      "Delete one backup for good, locally and off the host: the way imported backups and a restore's undo go (retention keeps them)",
+      "Delete one backup for good, locally (or with --offsite off the host): the way imported backups and a restore's undo go (retention keeps them)",
     )
     .option("--confirm <stack>", "required on production: --confirm production")
+    .option(
+      "--offsite",
+      "forget it off the host, with credentials that may delete from EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  edms-ops backups forget 2026-11-25T14-00-00Z-manual --stack staging\n  edms-ops backups forget 2026-11-25T14-00-00Z-pre-restore --stack production --confirm production",

@@ -6,7 +6,9 @@
  * forever, and a deploy stops before it migrates a fresh schema over the loss. A volume created after all of
  * that (a `reset`, a lost volume recreated) is a fresh start again.
  */
+import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
+import { isFutureDated } from "../store/retention";
 import { failure } from "../core/errors";
 import { progress } from "../core/log";
 import { volumeCreated } from "../engine/docker";
@@ -19,7 +21,9 @@ export interface DataEvidence {
   readonly volumeCreated: number | null;
   /** Deployments recorded onto the current postgres volume's name. */
   readonly history: readonly Pick<Deployment, "version" | "deployedAt">[];
-  readonly backups: readonly Pick<BackupEntry, "id" | "time">[];
+  readonly backups: readonly Pick<BackupEntry, "id" | "time" | "reason" | "imported">[];
+  /** The Docker host's clock: a snapshot dated after it (a clock that ran ahead) proves nothing. */
+  readonly now?: string;
 }
 
 /** Pure: what shows the current volume held data, in words; null when nothing does (a fresh start). */
@@ -27,7 +31,15 @@ export function dataSeen(evidence: DataEvidence): string | null {
   const since = (time: string) =>
     evidence.volumeCreated === null || Date.parse(time) >= evidence.volumeCreated;
   const deployed = evidence.history.filter((d) => since(d.deployedAt));
-  const backedUp = evidence.backups.filter((b) => since(b.time));
+  // Backups that are not of this volume's data although dated after it was made: imported ones (their
+  // original time), the earlier generation's undo (taken after the new volume exists), future-dated ones.
+  const backedUp = evidence.backups.filter(
+    (b) =>
+      since(b.time) &&
+      !b.imported &&
+      b.reason !== REASONS.preFreshStart &&
+      !(evidence.now !== undefined && isFutureDated(b, evidence.now)),
+  );
   const seen = [
     deployed.length
       ? `${deployed.length} deployment(s) recorded onto it (the last: release ${deployed[deployed.length - 1].version} at ${deployed[deployed.length - 1].deployedAt})`
@@ -42,10 +54,12 @@ export function dataSeen(evidence: DataEvidence): string | null {
 /** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */
 export async function nothingToBackUp(settings: Settings): Promise<void> {
   const volume = settings.names.postgresVolume;
+  const listing = await listBackups(settings);
   const seen = dataSeen({
     volumeCreated: await volumeCreated(volume),
     history: await currentHistory(settings),
-    backups: (await listBackups(settings)).complete,
+    backups: listing.complete,
+    now: listing.hostTime,
   });
   if (seen) {
     throw failure(

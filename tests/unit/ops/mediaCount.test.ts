@@ -94,7 +94,13 @@ describe("backup: nothing to back up, or data lost", () => {
       dataSeen({
         volumeCreated: created,
         history: [{ version: "2.0.0", deployedAt: "2026-11-21T10:00:00Z" }],
-        backups: [{ id: "2026-11-22T10-00-00Z-scheduled", time: "2026-11-22T10:00:00Z" }],
+        backups: [
+          {
+            id: "2026-11-22T10-00-00Z-scheduled",
+            time: "2026-11-22T10:00:00Z",
+            reason: "scheduled",
+          },
+        ],
       }),
     ).to.equal(
       "1 deployment(s) recorded onto it (the last: release 2.0.0 at 2026-11-21T10:00:00Z) and 1 backup(s) taken of it (the newest: 2026-11-22T10-00-00Z-scheduled)",
@@ -106,7 +112,37 @@ describe("backup: nothing to back up, or data lost", () => {
       dataSeen({
         volumeCreated: created,
         history: [{ version: "2.0.0", deployedAt: "2026-11-19T10:00:00Z" }],
-        backups: [{ id: "2026-11-19T11-00-00Z-pre-reset", time: "2026-11-19T11:00:00Z" }],
+        backups: [
+          {
+            id: "2026-11-19T11-00-00Z-pre-reset",
+            time: "2026-11-19T11:00:00Z",
+            reason: "pre-reset",
+          },
+        ],
+      }),
+    ).to.equal(null);
+  });
+
+  it("imported, earlier-generation and future-dated backups dated after the volume are not of its data", () => {
+    expect(
+      dataSeen({
+        volumeCreated: created,
+        now: "2026-11-23T10:00:00Z",
+        history: [],
+        backups: [
+          {
+            id: "2026-11-22T10-00-00Z-manual",
+            time: "2026-11-22T10:00:00Z",
+            reason: "manual",
+            imported: true,
+          },
+          {
+            id: "2026-11-22T11-00-00Z-pre-fresh-start",
+            time: "2026-11-22T11:00:00Z",
+            reason: "pre-fresh-start",
+          },
+          { id: "2099-01-01T00-00-00Z-manual", time: "2099-01-01T00:00:00Z", reason: "manual" },
+        ],
       }),
     ).to.equal(null);
   });
@@ -116,7 +152,9 @@ describe("backup: nothing to back up, or data lost", () => {
       dataSeen({
         volumeCreated: null,
         history: [],
-        backups: [{ id: "2026-11-19T11-00-00Z-manual", time: "2026-11-19T11:00:00Z" }],
+        backups: [
+          { id: "2026-11-19T11-00-00Z-manual", time: "2026-11-19T11:00:00Z", reason: "manual" },
+        ],
       }),
     ).to.match(/^1 backup\(s\) taken of it/);
   });

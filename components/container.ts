@@ -73,10 +73,10 @@ type Confined =
 export function confinement(
   place: Pick<StackContainerPlace, "settings" | "role">,
 ): Pick<docker.ContainerArgs, Confined> {
-  const { capabilities, tmpfs, readOnly } = CONFINEMENT[place.role];
+  const { capabilities, tmpfs, readOnly, newPrivileges } = CONFINEMENT[place.role];
   const { memoryMb } = place.settings.limits[place.role];
   return {
-    securityOpts: [...SECURITY_OPTS],
+    securityOpts: newPrivileges ? [] : [...SECURITY_OPTS],
     capabilities: { drops: ["ALL"], adds: [...capabilities] },
     readOnly,
     tmpfs: Object.fromEntries(tmpfs.map((path) => [path, TMPFS_OPTIONS])),

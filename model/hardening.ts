@@ -29,6 +29,13 @@ export interface Confinement {
    * for a path on a volume, and a tmpfs exists only once the container runs.
    */
   readonly readOnly: boolean;
+  /**
+   * Without no-new-privileges. Only the proxy: `edms-ops switch` rewrites its config as root (`docker exec
+   * -u 0`), and Docker gives a root exec'd into a no-new-privileges container whose user is not root no
+   * capability at all (measured: CapEff 0, "Permission denied" on the haproxy-owned config directory).
+   * HAProxy's own process still runs unprivileged with every capability but DAC_OVERRIDE dropped.
+   */
+  readonly newPrivileges?: true;
 }
 
 /**
@@ -49,7 +56,12 @@ export const CONFINEMENT: Record<Limited, Confinement> = {
   worker: { capabilities: [], tmpfs: ["/tmp"], readOnly: false },
   // `edms-ops switch` rewrites live.cfg as root (`docker exec -u 0`) in the image's haproxy-owned config
   // directory: DAC_OVERRIDE lets that root write there; HAProxy itself runs unprivileged and gets nothing.
-  proxy: { capabilities: ["DAC_OVERRIDE"], tmpfs: ["/tmp", "/run"], readOnly: false },
+  proxy: {
+    capabilities: ["DAC_OVERRIDE"],
+    tmpfs: ["/tmp", "/run"],
+    readOnly: false,
+    newPrivileges: true,
+  },
   scheduler: { capabilities: [], tmpfs: ["/tmp"], readOnly: false },
   helpers: {
     capabilities: ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"],

@@ -10,6 +10,7 @@
  * The scheduler is on Docker's default bridge (it talks to the engine, not to the stack's internal network),
  * so the receiver runs there too and is addressed by its bridge IP, as the off-host test server is.
  */
+import { CONFINEMENT } from "../../model/hardening";
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
@@ -90,6 +91,8 @@ describe("e2e: alerts from the Docker host", function () {
         detach: true,
         entrypoint: "sh",
         labels: { "edms.role": "test-alert-receiver" },
+        // It writes what it receives under /received: not the read-only root of edms-ops' helpers.
+        confinement: { ...CONFINEMENT.helpers, readOnly: false },
         args: [
           "-c",
           'mkdir -p /received && exec python3 -c "$1" "$2"',

@@ -226,9 +226,10 @@ export function unreadableItems(stderr: string): string[] {
       message?: unknown;
     };
     const path = parsed.value.item ?? (typeof error.Path === "string" ? error.Path : "?");
+    // restic >= 0.17 repeats the (possibly very long) path inside its message: named once, in front.
     const reason =
       typeof error.message === "string"
-        ? error.message
+        ? error.message.split(path).join("").replace(/ +:/g, ":")
         : `${typeof error.Op === "string" ? `${error.Op}: ` : ""}${typeof error.Err === "number" ? (ERRNO[error.Err] ?? `errno ${error.Err}`) : "unreadable"}`;
     const item = `${shortPath(path)}: ${reason}`;
     if (!items.includes(item)) {

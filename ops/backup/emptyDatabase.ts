@@ -1,24 +1,25 @@
 /**
  * "Nothing to back up": the database has no Django schema. On a fresh first deploy that is the truth and
  * the backup is skipped quietly. On a stack whose data volume has held data (a deployment recorded onto it,
- * or a backup taken of it, since the volume was created) it means the database was emptied or replaced:
+ * or a backup taken of it, since its database cluster was made) it means the database was emptied or replaced:
  * a failure, so a scheduled backup is recorded `failed` (and `health` and the alerts say so) instead of `ok`
  * forever, and a deploy stops before it migrates a fresh schema over the loss. A volume created after all of
- * that (a `reset`, a lost volume recreated) is a fresh start again.
+ * that (a `reset`, a lost volume recreated: a new initdb) is a fresh start again. Docker's volume `CreatedAt`
+ * cannot say this: it is the directory's ctime, which a restart of the container moves.
  */
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { isFutureDated } from "../store/retention";
 import { failure } from "../core/errors";
+import { clusterCreated } from "../database/postgres";
 import { progress } from "../core/log";
-import { volumeCreated } from "../engine/docker";
 import { listBackups } from "../store/catalog";
 import { currentHistory, Deployment } from "../store/history";
 import { BackupEntry } from "../store/restic";
 
 export interface DataEvidence {
-  /** When the current postgres volume was created (ms); null when unknown: then all of it counts. */
-  readonly volumeCreated: number | null;
+  /** When the database cluster on the current volume was made (initdb, ms); null when unknown: all counts. */
+  readonly databaseCreated: number | null;
   /** Deployments recorded onto the current postgres volume's name. */
   readonly history: readonly Pick<Deployment, "version" | "deployedAt">[];
   readonly backups: readonly Pick<BackupEntry, "id" | "time" | "reason" | "imported">[];
@@ -29,7 +30,7 @@ export interface DataEvidence {
 /** Pure: what shows the current volume held data, in words; null when nothing does (a fresh start). */
 export function dataSeen(evidence: DataEvidence): string | null {
   const since = (time: string) =>
-    evidence.volumeCreated === null || Date.parse(time) >= evidence.volumeCreated;
+    evidence.databaseCreated === null || Date.parse(time) >= evidence.databaseCreated;
   const deployed = evidence.history.filter((d) => since(d.deployedAt));
   // Backups that are not of this volume's data although dated after it was made: imported ones (their
   // original time), the earlier generation's undo (taken after the new volume exists), future-dated ones.
@@ -56,7 +57,7 @@ export async function nothingToBackUp(settings: Settings): Promise<void> {
   const volume = settings.names.postgresVolume;
   const listing = await listBackups(settings);
   const seen = dataSeen({
-    volumeCreated: await volumeCreated(volume),
+    databaseCreated: await clusterCreated(settings),
     history: await currentHistory(settings),
     backups: listing.complete,
     now: listing.hostTime,

@@ -206,6 +206,23 @@ export async function migrationState(
   return table ? parseMigrations(await psql(settings, migrationsSql(table), container)) : {};
 }
 
+/**
+ * When the database cluster was made (initdb), in ms; null when the server does not say. PostgreSQL builds
+ * its system identifier from the initdb time (seconds in the high 32 bits), so this survives restarts, a
+ * restore (swapped in within the same cluster) and anything Docker does to the volume's directory, whose
+ * `CreatedAt` is only the directory's ctime (a stop and start of the container moves it).
+ */
+export async function clusterCreated(settings: Settings): Promise<number | null> {
+  const [seconds] = await psql(
+    settings,
+    "SELECT system_identifier >> 32 FROM pg_control_system();",
+    undefined,
+    { allowFailure: true },
+  );
+  const value = Number(seconds);
+  return seconds !== undefined && Number.isSafeInteger(value) && value > 0 ? value * 1000 : null;
+}
+
 export async function countOf(settings: Settings, table: string): Promise<number | undefined> {
   const [exists] = await psql(settings, `SELECT to_regclass('public.${table}') IS NOT NULL;`);
   if (exists !== "t") {

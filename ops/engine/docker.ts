@@ -199,14 +199,6 @@ export async function volumeExists(name: string): Promise<boolean> {
 }
 
 /** When the volume was created (Docker host time, ms since the epoch); null when missing or unparsable. */
-export async function volumeCreated(name: string): Promise<number | null> {
-  const result = await docker(["volume", "inspect", "-f", "{{.CreatedAt}}", name], {
-    allowFailure: true,
-  });
-  const time = Date.parse(result.stdout.trim());
-  return result.code === 0 && Number.isFinite(time) ? time : null;
-}
-
 export async function requireEngine(): Promise<void> {
   const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
   if (info.code !== 0) {

@@ -86,13 +86,13 @@ describe("backup: what restic could not read (exit code 3)", () => {
 describe("backup: nothing to back up, or data lost", () => {
   const created = Date.parse("2026-11-20T10:00:00Z");
   it("a fresh first deploy (no history, no backups) is nothing to back up", () => {
-    expect(dataSeen({ volumeCreated: created, history: [], backups: [] })).to.equal(null);
+    expect(dataSeen({ databaseCreated: created, history: [], backups: [] })).to.equal(null);
   });
 
   it("history or backups since the volume was created show data: named in the failure", () => {
     expect(
       dataSeen({
-        volumeCreated: created,
+        databaseCreated: created,
         history: [{ version: "2.0.0", deployedAt: "2026-11-21T10:00:00Z" }],
         backups: [
           {
@@ -110,7 +110,7 @@ describe("backup: nothing to back up, or data lost", () => {
   it("history and backups of an earlier volume of the same name (before a reset) do not count", () => {
     expect(
       dataSeen({
-        volumeCreated: created,
+        databaseCreated: created,
         history: [{ version: "2.0.0", deployedAt: "2026-11-19T10:00:00Z" }],
         backups: [
           {
@@ -126,7 +126,7 @@ describe("backup: nothing to back up, or data lost", () => {
   it("imported, earlier-generation and future-dated backups dated after the volume are not of its data", () => {
     expect(
       dataSeen({
-        volumeCreated: created,
+        databaseCreated: created,
         now: "2026-11-23T10:00:00Z",
         history: [],
         backups: [
@@ -150,7 +150,7 @@ describe("backup: nothing to back up, or data lost", () => {
   it("an unknown volume creation time counts all of it", () => {
     expect(
       dataSeen({
-        volumeCreated: null,
+        databaseCreated: null,
         history: [],
         backups: [
           { id: "2026-11-19T11-00-00Z-manual", time: "2026-11-19T11:00:00Z", reason: "manual" },

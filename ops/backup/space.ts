@@ -10,6 +10,7 @@
  *
  * Two places on one filesystem (volumes on the same Docker data root) add up.
  */
+import { PGDATA } from "../../model/containers";
 import { Manifest } from "../store/manifest";
 import { BackupEntry, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
@@ -199,6 +200,38 @@ export async function requireDrillRoom(
     throw refuse(
       problem,
       `Free space there, or set \`edms:backup.drillScratch\` to a directory on a filesystem with room (\`pulumi config set --path edms:backup.drillScratch /mnt/big/edms-drills --stack ${settings.stack}\`), then retry.`,
+    );
+  }
+}
+
+/**
+ * verify's test-restore into a scratch server whose files are on Docker's data root (its own volume): checked
+ * once that server runs and before the dump goes in, so a verify, and the restore that runs one first, never
+ * fills the disk the live PostgreSQL may write to.
+ */
+export async function requireTestRestoreRoom(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  scratch: string,
+): Promise<void> {
+  const df = await docker(["exec", scratch, "df", "-Pk", PGDATA], { allowFailure: true });
+  const problem = roomProblem(
+    `the test-restore of ${entry.id}`,
+    [
+      {
+        name: "the scratch database on Docker's data root",
+        what: "the database with its indexes and WAL",
+        df: df.stdout,
+        needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
+      },
+    ],
+    "Nothing was restored or changed.",
+  );
+  if (problem) {
+    throw refuse(
+      problem,
+      "Free space on Docker's data root (`docker system df` shows what uses it), then retry.",
     );
   }
 }

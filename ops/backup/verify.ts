@@ -28,6 +28,7 @@ import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
 import { LAYOUT } from "../store/layout";
 import { listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
+import { requireTestRestoreRoom } from "./space";
 
 const SCRATCH_FIX =
   "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
@@ -213,6 +214,7 @@ async function testRestore(
   manifest: Manifest,
 ): Promise<string[]> {
   return withScratchDatabase(session.settings, async (name) => {
+    await requireTestRestoreRoom(session, entry, manifest, name);
     progress(`test-restoring ${entry.id} into scratch database ${name}`);
     const problems = await restoreIntoScratch(session, entry, manifest, name);
     return problems.length

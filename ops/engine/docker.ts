@@ -204,7 +204,6 @@ export async function volumeExists(name: string): Promise<boolean> {
   return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
 }
 
-/** When the volume was created (Docker host time, ms since the epoch); null when missing or unparsable. */
 export async function requireEngine(): Promise<void> {
   const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
   if (info.code !== 0) {

@@ -18,7 +18,10 @@ export function requireOffsiteFor(opts: { offsite?: boolean; resticHost?: string
       "Run it again with `--offsite`, or without `--restic-host`.",
     );
   }
-  if (opts.resticHost !== undefined && !/^(unix|tcp|ssh|npipe):\/\/\S+$/.test(opts.resticHost)) {
+  if (
+    opts.resticHost !== undefined &&
+    !/^(unix|tcp|ssh|npipe):\/\/[^\s-]\S*$/.test(opts.resticHost)
+  ) {
     throw refuse(
       `--restic-host ${JSON.stringify(opts.resticHost)} is not a Docker host address. Nothing was changed.`,
       "Pass one as DOCKER_HOST takes it: `unix:///var/run/docker.sock`, `ssh://user@host` or `tcp://host:2376`.",

@@ -92,6 +92,11 @@ describe("production refusals before any engine call", function () {
       /--restic-host "--rm" is not a Docker host address/,
     ],
     [
+      "backups prune --offsite --restic-host whose host part is an option",
+      ["backups", "prune", "--offsite", "--restic-host", "ssh://-oProxyCommand=id"],
+      /--restic-host "ssh:\/\/-oProxyCommand=id" is not a Docker host address/,
+    ],
+    [
       "reset-app without --confirm",
       ["reset-app", "documents"],
       /reset-app documents on stack `production` needs `--confirm production`/,

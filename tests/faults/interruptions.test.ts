@@ -64,8 +64,8 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
   }
 
   /**
-   * No complete backup was lost but by retention: at most one of the oldest per new backup, never one of the
-   * newest, and never the undo an unfinished restore names.
+   * No complete backup was lost but by retention: at most one per new backup, and never one of the newest
+   * (the caller checks that an unfinished restore's undo is kept too).
    */
   function onlyRetention(before: readonly string[], now: readonly string[], what: string): void {
     const added = now.filter((id) => !before.includes(id));

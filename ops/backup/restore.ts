@@ -1,10 +1,12 @@
 /**
- * Restore: a verified backup only; web and worker stopped *before* the undo backup, so nothing written
- * in between is lost from both states; the database restored beside the live one, checked, and swapped in
- * by one atomic rename (see sidedb.ts); media restored from the snapshot (only what differs: restic ≥
- * 0.17, the minimum; never through a scratch copy); then row counts, objects and the media file
- * count must equal the backup. A marker in the backups volume names an interrupted restore until one
- * completes, and `health` fails while it is there (and the scheduler takes no backup).
+ * Restore: a backup whose repository checks and whose media read back; its database restored beside the live
+ * one and checked against the manifest while web/worker still serve (that is its test-restore: a backup that
+ * does not restore is refused with nothing stopped); then web and worker stopped *before* the undo backup, so
+ * nothing written in between is lost from both states; the side database swapped in by one atomic rename (see
+ * sidedb.ts); media restored from the snapshot (only what differs: restic ≥ 0.17, the minimum; never through
+ * a scratch copy); then row counts, objects and the media file count must equal the backup. A marker in the
+ * backups volume names an interrupted restore until one completes, and `health` fails while it is there (and
+ * the scheduler takes no backup).
  *
  * The marker holds the true undo: the backup of the state before the first attempt, written before the live
  * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
@@ -29,7 +31,13 @@ import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
-import { dropReplaced, reportCreatedRoles, restoreBeside, swapIn } from "../database/sidedb";
+import {
+  dropReplaced,
+  dropSide,
+  reportCreatedRoles,
+  restoreBeside,
+  swapIn,
+} from "../database/sidedb";
 import { requireRestoreRoom, snapshotMediaBytes } from "./space";
 import { inventoryProblems, verifyBackup } from "./verify";
 
@@ -62,15 +70,22 @@ export async function restoreBackup(
   });
 }
 
-/** The backup's manifest, once the backup has verified and the stack has somewhere to put its media. */
+function failedVerification(settings: Settings, id: string, problems: string[]): OpsError {
+  return failure(
+    `Backup ${id} failed verification; nothing was restored or changed:\n  - ${problems.join("\n  - ")}`,
+    `Choose another backup: \`edms-ops backups list --stack ${settings.stack}\`.`,
+  );
+}
+
+/**
+ * The backup's manifest, once the repository checks, the media read back and the stack has somewhere to put
+ * them. The database's test-restore is the restore beside the live one (see `restoreDatabase`).
+ */
 async function restorableManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const { settings } = session;
-  const report = await verifyBackup(session, entry);
+  const report = await verifyBackup(session, entry, { testRestore: false });
   if (!report.ok) {
-    throw failure(
-      `Backup ${entry.id} failed verification; nothing was restored or changed:\n  - ${report.problems.join("\n  - ")}`,
-      `Choose another backup: \`edms-ops backups list --stack ${settings.stack}\`.`,
-    );
+    throw failedVerification(settings, entry.id, report.problems);
   }
   const manifest = await readManifest(session, entry);
   if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
@@ -166,6 +181,7 @@ async function failedBeforeSwap(
 ): Promise<OpsError> {
   const { settings } = session;
   if (attempt.earlier) {
+    await dropSide(settings).catch(() => undefined);
     // The earlier attempt's state stays, and so do its marker and its undo; web/worker stay stopped.
     const undo = attempt.undo
       ? ` To go back to the state before the first attempt, run \`edms-ops restore ${attempt.undo} --stack ${settings.stack}\`.`
@@ -176,6 +192,7 @@ async function failedBeforeSwap(
       `Fix the cause, then run the restore again, before any \`pulumi up\`.${undo}`,
     );
   }
+  await dropSide(settings).catch(() => undefined);
   // Nothing was changed: the old state serves again, and no marker claims otherwise.
   await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
   if (attempt.writers.length) {
@@ -188,6 +205,27 @@ async function failedBeforeSwap(
   );
 }
 
+/**
+ * The database first, beside the live one and checked, while web/worker still serve: the restore's
+ * test-restore. A backup that does not restore is refused here, with nothing stopped or changed. Returns the
+ * roles it had to create.
+ */
+async function restoreSide(
+  session: OpsSession,
+  entry: BackupEntry,
+  manifest: Manifest,
+  attempt: Attempt,
+): Promise<string[]> {
+  const side = await restoreBeside(session, entry, manifest).catch(async (err: Error) => {
+    throw await failedBeforeSwap(session, entry, attempt, err);
+  });
+  if (side.problems) {
+    const failed = failedVerification(session.settings, entry.id, side.problems);
+    throw attempt.earlier ? await failedBeforeSwap(session, entry, attempt, failed) : failed;
+  }
+  return side.roles;
+}
+
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
   const { settings } = session;
   const manifest = await restorableManifest(session, entry);
@@ -198,21 +236,27 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout,
     RestoreMarkerSchema,
   );
-  const writers = await stopRunning(await appContainers(settings));
-  if (writers.length) {
-    progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
-  }
-  let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers };
+  let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers: [] };
+  const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;
-  let roles: string[] = [];
   try {
-    attempt = await recordUndo(session, entry, attempt);
+    const writers = await stopRunning(await appContainers(settings));
+    if (writers.length) {
+      progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
+    }
+    attempt = await recordUndo(session, entry, { ...attempt, writers });
     if (!earlier && attempt.undo) {
-      // The undo backup may have taken space on the same disk: checked again before any stage begins.
-      await requireRestoreRoom(session, entry, manifest, media, "The live data is unchanged.");
+      // The undo backup may have taken space on the same disk: the media stage is checked again.
+      await requireRestoreRoom(
+        session,
+        entry,
+        manifest,
+        media,
+        "The live data is unchanged.",
+        false,
+      );
     }
     // Until the swap the live database is untouched: a failure before it leaves the old state whole.
-    roles = await restoreBeside(session, entry, manifest);
     await swapIn(settings);
     touched = true;
     await recordRestored(session, manifest);

@@ -127,8 +127,8 @@ async function postgresPlace(session: OpsSession, manifest: Manifest): Promise<P
 }
 
 /**
- * A restore's database and media stages, checked before either begins: up front and again after the undo
- * backup (which took space on the same disk, maybe). Refused with nothing changed.
+ * A restore's database and media stages, checked before either begins: up front, and the media again after
+ * the undo backup (which took space on the same disk, maybe). Refused with nothing changed.
  */
 export async function requireRestoreRoom(
   session: OpsSession,
@@ -137,8 +137,10 @@ export async function requireRestoreRoom(
   /** The snapshot's media bytes (`snapshotMediaBytes`), listed once per restore. */
   media: number,
   unchanged: string,
+  /** false once the database is restored beside the live one: only the media stage is left to check. */
+  database = true,
 ): Promise<void> {
-  const places = [await postgresPlace(session, manifest)];
+  const places = database ? [await postgresPlace(session, manifest)] : [];
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
     const here = await session.exec(`df -Pk ${MEDIA_DIR}; du -sk ${MEDIA_DIR} | cut -f1`);
     const lines = here.stdout.trim().split("\n");

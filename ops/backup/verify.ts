@@ -296,7 +296,19 @@ export interface VerifyReport {
   readonly problems: string[];
 }
 
-export async function verifyBackup(session: OpsSession, entry: BackupEntry): Promise<VerifyReport> {
+export interface VerifyOptions {
+  /**
+   * false: no scratch server; the caller restores the dump itself and checks it the same way (a restore does,
+   * into the side database, before it touches the live one).
+   */
+  readonly testRestore?: boolean;
+}
+
+export async function verifyBackup(
+  session: OpsSession,
+  entry: BackupEntry,
+  { testRestore: scratch = true }: VerifyOptions = {},
+): Promise<VerifyReport> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
   const check = await session.exec("lrestic check >/dev/null", [], { allowFailure: true });
@@ -319,7 +331,9 @@ export async function verifyBackup(session: OpsSession, entry: BackupEntry): Pro
     problems.push((err as Error).message);
   }
   if (manifest) {
-    problems.push(...(await testRestore(session, entry, manifest)));
+    if (scratch) {
+      problems.push(...(await testRestore(session, entry, manifest)));
+    }
     problems.push(...(await readMedia(session, entry, manifest)));
   }
   return { id: entry.id, ok: problems.length === 0, problems };

@@ -6,12 +6,15 @@ import { backupFreshness, CheckResult, runChecks } from "../reports/health";
 import { progress, say } from "../core/log";
 import { describeSchedule, scheduleReport } from "../schedule/records";
 import { AlertReport, alertReport, describeAlerts } from "../alerts/report";
-import { listBackups } from "../store/catalog";
+import { BackupListing, listBackups } from "../store/catalog";
 import { describeOffsite, OffsiteLag, offsiteLag, offsiteNeedsAttention } from "../store/offsite";
 
 /** The off-host repository's lag, last copy and locks; null without `edms:backup.offsite`. */
-async function offsiteReport(settings: Settings): Promise<OffsiteLag | null> {
-  const local = await listBackups(settings).then(
+async function offsiteReport(
+  settings: Settings,
+  listing: Promise<BackupListing>,
+): Promise<OffsiteLag | null> {
+  const local = await listing.then(
     (l) => l.complete,
     () => [],
   );
@@ -86,16 +89,23 @@ async function healthCommand(
 ): Promise<void> {
   const wait = waitSeconds(opts.wait);
   const settings = await openStack(command);
+  // Read while the checks run. Reported, never part of the verdict: an old backup is no reason to fail the
+  // web's health.
+  const listing = listBackups(settings);
+  const reports = Promise.all([
+    backupFreshness(settings, listing),
+    scheduleReport(settings).catch((err: Error): ScheduleState => ({
+      problem: `cannot be read: ${err.message.split("\n")[0]}`,
+    })),
+    alertReport(settings),
+    // The deploy's gate (--wait) never waits on the off-host repository; an operator's health looks there.
+    wait ? null : offsiteReport(settings, listing),
+  ]);
+  // Awaited below, after the checks: a rejection meanwhile is not an unhandled one.
+  reports.catch(() => undefined);
   const checks = await checkUntil(settings, wait);
   const healthy = checks.every((c) => c.ok);
-  // Reported, never part of the verdict: an old backup is no reason to fail the web's health.
-  const backup = await backupFreshness(settings);
-  const schedule: ScheduleState = await scheduleReport(settings).catch((err: Error) => ({
-    problem: `cannot be read: ${err.message.split("\n")[0]}`,
-  }));
-  const alerts = await alertReport(settings);
-  // The deploy's gate (--wait) never waits on the off-host repository; an operator's health looks there.
-  const offsite = wait ? null : await offsiteReport(settings);
+  const [backup, schedule, alerts, offsite] = await reports;
   if (opts.json) {
     say(JSON.stringify({ healthy, checks, backup, schedule, alerts, offsite }, null, 2));
   } else {

@@ -14,7 +14,7 @@ export function register(program: Command): void {
   program
     .command("restore <id>")
     .description(
-      "Verify a backup, back up the current state, then restore database (pg_restore --clean --if-exists) and media and check integrity",
+      "Check a backup, restore its database beside the live one, back up the current state, swap the database in, restore media and check integrity",
     )
     .option("--confirm <stack>", "required on production: --confirm production")
     .option(
@@ -53,7 +53,7 @@ async function restoreCommand(
     );
   }
   say(
-    "  verify it, stop web/worker, back up the current state, restore database and media, check integrity, start web/worker.",
+    "  check it, restore its database beside the live one and check it, stop web/worker, back up the current state, swap the database in, restore media, check integrity, start web/worker.",
   );
   const result = await restoreBackup(settings, entry, prepare);
   progress("restore complete");

@@ -96,53 +96,99 @@ async function volumeSizes(settings: Settings): Promise<Record<string, number | 
   return sizes;
 }
 
-async function statusReport(settings: Settings) {
-  const n = settings.names;
-  const containers = await containerStates(settings);
-  const pgUp =
-    containers[n.postgresContainer] !== "missing" && containers[n.postgresContainer] !== "stopped";
-  // Status tells what it can: a repository it cannot open is a line of the report, not an error.
-  let backupsProblem: string | null = null;
-  const { complete, legacy, hostTime } = await listBackups(settings).catch(
-    (err: Error): BackupListing => {
-      backupsProblem = err.message;
-      return { complete: [], legacy: [] };
-    },
-  );
+/** The stack's backups, or why they cannot be listed: status tells what it can. */
+async function backupListing(
+  settings: Settings,
+): Promise<BackupListing & { readonly problem: string | null }> {
+  try {
+    return { ...(await listBackups(settings)), problem: null };
+  } catch (err) {
+    return { complete: [], legacy: [], problem: (err as Error).message };
+  }
+}
+
+/** The backups part of the report, from what status read. */
+function backupsReport(
+  { complete, legacy, hostTime, problem }: Awaited<ReturnType<typeof backupListing>>,
+  offsite: Awaited<ReturnType<typeof offsiteLag>>,
+  drill: Awaited<ReturnType<typeof readLatestDrill>>,
+  freshness: Awaited<ReturnType<typeof backupFreshness>>,
+) {
   const newest = newestOf(complete, hostTime) ?? null;
   const now = hostTime ?? Date.now();
-  const drill = await readLatestDrill(settings);
-  const freshness = await backupFreshness(settings);
+  return {
+    count: complete.length,
+    last: newest?.id ?? null,
+    lastTime: newest?.time ?? null,
+    legacy: legacy.map((l) => l.id),
+    /** Backups dated after the host's clock: never counted as newest (retention.ts). */
+    futureDated: complete.filter((b) => isFutureDated(b, now)).map((b) => b.id),
+    imported: complete.filter((b) => b.imported).map((b) => b.id),
+    problem,
+    offsite,
+    newestGood: freshness.newestGood,
+    newestGoodAgeHours: freshness.ageHours,
+    lastDrill: drill
+      ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
+      : null,
+  };
+}
+
+/** Only the database's counts wait for the containers (postgres must be up); everything else is read at once. */
+async function statusReport(settings: Settings) {
+  const n = settings.names;
+  const listing = backupListing(settings);
+  const counts = containerStates(settings).then(async (containers) => {
+    const pgUp =
+      containers[n.postgresContainer] !== "missing" &&
+      containers[n.postgresContainer] !== "stopped";
+    const [users, documents] = pgUp
+      ? await Promise.all([countOf(settings, "auth_user"), countOf(settings, "documents_document")])
+      : [null, null];
+    return { containers, users: users ?? null, documents: documents ?? null };
+  });
+  const [
+    { containers, users, documents },
+    { complete, legacy, hostTime, problem },
+    offsite,
+    drill,
+    freshness,
+    runningRelease,
+    volumes,
+    schedule,
+    operation,
+    interruptedRestore,
+    unfinishedRollback,
+    deployments,
+  ] = await Promise.all([
+    counts,
+    listing,
+    listing.then(({ complete: listed }) => offsiteLag(settings, listed)),
+    readLatestDrill(settings),
+    backupFreshness(settings, listing),
+    runningVersion(settings),
+    volumeSizes(settings),
+    scheduleReport(settings),
+    currentOperation(settings),
+    readMarker(settings, "restore"),
+    readMarker(settings, "rollback"),
+    readHistory(settings),
+  ]);
   return {
     stack: settings.stack,
     environment: settings.environment,
     configuredVersion: settings.version,
-    runningVersion: await runningVersion(settings),
-    users: pgUp ? ((await countOf(settings, "auth_user")) ?? null) : null,
-    documents: pgUp ? ((await countOf(settings, "documents_document")) ?? null) : null,
+    runningVersion: runningRelease,
+    users,
+    documents,
     containers,
-    volumes: await volumeSizes(settings),
-    backups: {
-      count: complete.length,
-      last: newest?.id ?? null,
-      lastTime: newest?.time ?? null,
-      legacy: legacy.map((l) => l.id),
-      /** Backups dated after the host's clock: never counted as newest (retention.ts). */
-      futureDated: complete.filter((b) => isFutureDated(b, now)).map((b) => b.id),
-      imported: complete.filter((b) => b.imported).map((b) => b.id),
-      problem: backupsProblem as string | null,
-      offsite: await offsiteLag(settings, complete),
-      newestGood: freshness.newestGood,
-      newestGoodAgeHours: freshness.ageHours,
-      lastDrill: drill
-        ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
-        : null,
-    },
-    schedule: await scheduleReport(settings),
-    operation: await currentOperation(settings),
-    interruptedRestore: await readMarker(settings, "restore"),
-    unfinishedRollback: await readMarker(settings, "rollback"),
-    deployments: await readHistory(settings),
+    volumes,
+    backups: backupsReport({ complete, legacy, hostTime, problem }, offsite, drill, freshness),
+    schedule,
+    operation,
+    interruptedRestore,
+    unfinishedRollback,
+    deployments,
   };
 }
 

@@ -22,6 +22,7 @@ import {
   dropSideDatabasesSql,
   ident,
   inventory,
+  requirePostgres,
   literal,
   psql,
   psqlArgs,
@@ -146,12 +147,16 @@ async function createSide(settings: Settings): Promise<void> {
   );
 }
 
-/** pg_restore of the snapshot's dump into the side database; returns the roles it had to create. */
+/** What restoring into the side database gave: the roles it had to create, or what is wrong with the backup. */
+export type SideRestore =
+  { readonly roles: string[]; readonly problems?: undefined } | { readonly problems: string[] };
+
+/** pg_restore of the snapshot's dump into the side database. */
 async function restoreIntoSide(
   session: OpsSession,
   entry: BackupEntry,
   manifest: Manifest,
-): Promise<string[]> {
+): Promise<SideRestore> {
   const { settings } = session;
   const pg = settings.names.postgresContainer;
   const state = manifest.databaseState;
@@ -180,39 +185,48 @@ async function restoreIntoSide(
     ),
   );
   if (dumped.code !== 0) {
-    throw failure(
-      `db.dump could not be read from the repository: ${lastLine(dumped.stderr)}`,
-      SIDE_RESTORE_FIX,
-    );
+    return { problems: [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`] };
   }
   if (sha256 !== manifest.database.sha256) {
-    throw failure("db.dump does not match the sha256 in its manifest", SIDE_RESTORE_FIX);
+    return {
+      problems: ["db.dump: sha256 does not match the manifest (file changed or corrupted)"],
+    };
   }
   const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
   if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
-    throw failure(
-      `pg_restore failed: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
-      SIDE_RESTORE_FIX,
-    );
+    // A server that went away is no fault of the backup: said as such.
+    await requirePostgres(settings);
+    return {
+      problems: [
+        `db.dump does not restore: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
+      ],
+    };
   }
-  return [...owners, ...(missingRoles.length ? await applyGrants(settings, missingRoles) : [])];
+  return {
+    roles: [...owners, ...(missingRoles.length ? await applyGrants(settings, missingRoles) : [])],
+  };
 }
 
 /**
  * Restores the snapshot's dump into the side database, gives it the database's own state and statistics, and
- * checks it against the manifest. Returns the roles it had to create. Throws with the live database untouched
- * (the side database dropped) on any problem.
+ * checks it against the manifest: this is the restore's test-restore too (verify's checks, in the server
+ * the data will serve from). Returns the roles it had to create, or the backup's problems (the side database
+ * dropped). Throws, the side database dropped, when the server fails it. The live database is untouched.
  */
 export async function restoreBeside(
   session: OpsSession,
   entry: BackupEntry,
   manifest: Manifest,
-): Promise<string[]> {
+): Promise<SideRestore> {
   const { settings } = session;
   const pg = settings.names.postgresContainer;
   await createSide(settings);
   try {
-    const roles = await restoreIntoSide(session, entry, manifest);
+    const restored = await restoreIntoSide(session, entry, manifest);
+    if (restored.problems) {
+      await dropSide(settings);
+      return restored;
+    }
     if (manifest.databaseState) {
       // Settings, privileges and comment belong to the database's OID: given now, they follow the rename.
       progress("applying the database's own settings, privileges and comment");
@@ -224,16 +238,19 @@ export async function restoreBeside(
     progress("checking the restored database against the backup (rows, objects, owners, settings)");
     const problems = inventoryProblems(manifest, await inventory(settings, pg, SIDE_DATABASE));
     if (problems.length) {
-      throw failure(
-        `the restored database does not match the backup: ${problems.join("; ")}`,
-        SIDE_RESTORE_FIX,
-      );
+      await dropSide(settings);
+      return { problems };
     }
-    return roles;
+    return restored;
   } catch (err) {
-    await admin(settings, dropSideDatabasesSql()).catch(() => undefined);
+    await dropSide(settings).catch(() => undefined);
     throw err;
   }
+}
+
+/** Drops what a restore left beside the live database (before its swap, or the replaced one after it). */
+export async function dropSide(settings: Settings): Promise<void> {
+  await admin(settings, dropSideDatabasesSql());
 }
 
 /**

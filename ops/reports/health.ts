@@ -3,7 +3,7 @@ import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { notFutureDated } from "../store/retention";
-import { listBackups } from "../store/catalog";
+import { BackupListing, listBackups } from "../store/catalog";
 import { docker } from "../engine/docker";
 import { drillResults } from "../backup/drill";
 import { describeIncompleteRestore, readMarker } from "../store/markers";
@@ -175,12 +175,13 @@ export function newestGood(
   return { newestGood: null, time: null, ageHours: null, failedDrills };
 }
 
-export async function backupFreshness(settings: Settings): Promise<BackupFreshness> {
+export async function backupFreshness(
+  settings: Settings,
+  /** The listing the caller already has under way (status), instead of a second one. */
+  listing: Promise<BackupListing> = listBackups(settings),
+): Promise<BackupFreshness> {
   try {
-    const [{ complete, hostTime }, drills] = await Promise.all([
-      listBackups(settings),
-      drillResults(settings),
-    ]);
+    const [{ complete, hostTime }, drills] = await Promise.all([listing, drillResults(settings)]);
     return newestGood(complete, drills, hostTime ? Date.parse(hostTime) : Date.now());
   } catch (err) {
     return {

@@ -49,23 +49,45 @@ export function keysFromEnv(env: NodeJS.ProcessEnv = process.env): KeysFromEnv {
   };
 }
 
-let stored = false;
+let stored: Promise<void> | undefined;
 
 /**
- * Writes the keys given in the environment to the host (once per process). A password that does not open
- * an existing repository is refused, so a wrong secret can never replace the right key.
+ * Writes the keys given in the environment to the host (once per process: concurrent readers share the one
+ * write). A password that does not open an existing repository is refused, so a wrong secret can never replace
+ * the right key.
  */
-export async function storeKeysFromEnv(
+export function storeKeysFromEnv(
   settings: Settings,
   options: { readonly dropOffsite?: boolean } = {},
 ): Promise<void> {
+  if (!stored) {
+    // Nothing written (no keys given, no volume yet) or a refused or failed write: the next caller tries again.
+    const writing = writeKeysFromEnv(settings, options).then(
+      (written) => {
+        stored = written ? stored : undefined;
+      },
+      (err: unknown) => {
+        stored = undefined;
+        throw err;
+      },
+    );
+    stored = writing;
+  }
+  return stored;
+}
+
+/** True once the keys were written. */
+async function writeKeysFromEnv(
+  settings: Settings,
+  options: { readonly dropOffsite?: boolean },
+): Promise<boolean> {
   const keys = keysFromEnv();
-  if (stored || (!keys.password && !keys.offsiteRepository && !options.dropOffsite)) {
-    return;
+  if (!keys.password && !keys.offsiteRepository && !options.dropOffsite) {
+    return false;
   }
   // `docker run -v` would create a missing volume without the program's labels; the caller reports it.
   if (!(await volumeExists(settings.names.backupsVolume))) {
-    return;
+    return false;
   }
   const entries: TarEntry[] = [];
   if (keys.password) {
@@ -111,7 +133,7 @@ sync`;
       `Take it from this stack: \`pulumi stack output backupPassword --show-secrets --stack ${settings.stack}\`. Nothing was changed.`,
     );
   }
-  stored = true;
+  return true;
 }
 
 /** The error for a host that lacks the repository key (e.g. a new host before `pulumi up`). */

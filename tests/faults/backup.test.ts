@@ -275,9 +275,16 @@ describe("e2e: backup faults", function () {
       /FAILED verification:\n {2}- (media|db\.dump) cannot be read from the repository/,
     );
     const before = await stack.fingerprint();
+    const ids = await stack.backupIds();
     const restore = await stack.ops(["restore", id]);
     expect(restore.code).to.equal(1);
     expect(restore.stderr).to.match(/failed verification; nothing was restored or changed/);
+    // Refused by its test-restore beside the live database, before anything stopped or an undo backup
+    // could push an older backup out.
+    expect(restore.stderr).not.to.match(
+      /stopped .* so nothing writes|backing up the current state/,
+    );
+    expect(await stack.backupIds(), "a refused restore takes no backup").to.deep.equal(ids);
     expect(await stack.fingerprint()).to.deep.equal(before);
     expect((await stack.ops(["status", "--json"])).code).to.equal(0);
   });

@@ -39,7 +39,7 @@ import {
   swapIn,
 } from "../database/sidedb";
 import { requireRestoreRoom, snapshotMediaBytes } from "./space";
-import { inventoryProblems, verifyBackup } from "./verify";
+import { inventoryProblems, readMedia, verifyBackup } from "./verify";
 
 export interface RestoreResult {
   /** The state before the first attempt: null when there was none, or when that is what was restored. */
@@ -78,12 +78,12 @@ function failedVerification(settings: Settings, id: string, problems: string[]):
 }
 
 /**
- * The backup's manifest, once the repository checks, the media read back and the stack has somewhere to put
- * them. The database's test-restore is the restore beside the live one (see `restoreDatabase`).
+ * The backup's manifest, once the repository checks and the stack has somewhere to put its media. Its data is
+ * read by `restoreSide`: the dump restored beside the live database, the media read back meanwhile.
  */
 async function restorableManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const { settings } = session;
-  const report = await verifyBackup(session, entry, { testRestore: false });
+  const report = await verifyBackup(session, entry, { data: false });
   if (!report.ok) {
     throw failedVerification(settings, entry.id, report.problems);
   }
@@ -207,8 +207,8 @@ async function failedBeforeSwap(
 
 /**
  * The database first, beside the live one and checked, while web/worker still serve: the restore's
- * test-restore. A backup that does not restore is refused here, with nothing stopped or changed. Returns the
- * roles it had to create.
+ * test-restore; every media blob is read back meanwhile (the other core), as verify reads them. A backup that
+ * does not restore or read is refused here, with nothing stopped or changed. Returns the roles it created.
  */
 async function restoreSide(
   session: OpsSession,
@@ -216,14 +216,27 @@ async function restoreSide(
   manifest: Manifest,
   attempt: Attempt,
 ): Promise<string[]> {
-  const side = await restoreBeside(session, entry, manifest).catch(async (err: Error) => {
-    throw await failedBeforeSwap(session, entry, attempt, err);
-  });
-  if (side.problems) {
-    const failed = failedVerification(session.settings, entry.id, side.problems);
+  const [side, media] = await Promise.allSettled([
+    restoreBeside(session, entry, manifest),
+    readMedia(session, entry, manifest),
+  ]);
+  if (side.status === "rejected" || media.status === "rejected") {
+    const cause = (
+      side.status === "rejected" ? side.reason : (media as PromiseRejectedResult).reason
+    ) as Error;
+    throw await failedBeforeSwap(session, entry, attempt, cause);
+  }
+  const restored = side.value;
+  if (restored.problems || media.value.length) {
+    // Dropped already when the dump failed; not when only the media did.
+    await dropSide(session.settings);
+    const failed = failedVerification(session.settings, entry.id, [
+      ...(restored.problems ?? []),
+      ...media.value,
+    ]);
     throw attempt.earlier ? await failedBeforeSwap(session, entry, attempt, failed) : failed;
   }
-  return side.roles;
+  return restored.roles;
 }
 
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {

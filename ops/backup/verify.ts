@@ -253,7 +253,7 @@ export function inventoryProblems(
  * Reads every media blob of the snapshot back (authenticated by restic), discarding the data; and its
  * files and bytes against the count the manifest took as the backup read the volume.
  */
-async function readMedia(
+export async function readMedia(
   session: OpsSession,
   entry: BackupEntry,
   manifest: Manifest,
@@ -298,16 +298,16 @@ export interface VerifyReport {
 
 export interface VerifyOptions {
   /**
-   * false: no scratch server; the caller restores the dump itself and checks it the same way (a restore does,
-   * into the side database, before it touches the live one).
+   * false: the repository's structure and the manifest only; the caller reads the data and checks it the same
+   * way (a restore does: the dump into the side database, beside the live one, and `readMedia` meanwhile).
    */
-  readonly testRestore?: boolean;
+  readonly data?: boolean;
 }
 
 export async function verifyBackup(
   session: OpsSession,
   entry: BackupEntry,
-  { testRestore: scratch = true }: VerifyOptions = {},
+  { data = true }: VerifyOptions = {},
 ): Promise<VerifyReport> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
@@ -330,10 +330,8 @@ export async function verifyBackup(
   } catch (err) {
     problems.push((err as Error).message);
   }
-  if (manifest) {
-    if (scratch) {
-      problems.push(...(await testRestore(session, entry, manifest)));
-    }
+  if (manifest && data) {
+    problems.push(...(await testRestore(session, entry, manifest)));
     problems.push(...(await readMedia(session, entry, manifest)));
   }
   return { id: entry.id, ok: problems.length === 0, problems };

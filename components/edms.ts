@@ -33,7 +33,7 @@ export interface EdmsArgs {
  *   secrets, networks (front, data), volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
  *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
  *     → recordDeployment
- *   backupInit → scheduler (with `edms:backup.schedule`: scheduled backups from the Docker host)
+ *   backupInit, bootstrap → scheduler (with `edms:backup.schedule`: scheduled backups from the Docker host)
  *
  * A failing hook stops `pulumi up` there: nothing after it is replaced, so the old web/worker keep serving.
  * With the proxy (`edms:proxy.enabled`, the default) the new release's web starts beside the old one and
@@ -53,12 +53,16 @@ export class Edms extends pulumi.ComponentResource {
     const data = dataHooks(base, args);
     const services = releaseServices(base, data.bootstrap, args);
     const gates = releaseGates(base, services, data.preDeployBackup);
-    // Its backups need the repository and its keys on the host; it does not wait for the release: a backup
-    // before the first migrate finds no schema and says so.
+    // Its backups need the repository and its keys on the host, and on a first deploy the bootstrap done: a
+    // run between migrate and bootstrap would back up a half-made database as real data (not `bootstrap`).
     this.scheduler = scheduleEnabled(args.settings.backup.schedule)
       ? new Scheduler(
           `${name}-scheduler`,
-          { settings: args.settings, after: [data.backupInit], alertTargets: args.alertTargets },
+          {
+            settings: args.settings,
+            after: [data.backupInit, data.bootstrap],
+            alertTargets: args.alertTargets,
+          },
           base.child,
         )
       : undefined;

@@ -5,7 +5,7 @@
  * a failure, so a scheduled backup is recorded `failed` (and `health` and the alerts say so) instead of `ok`
  * forever, and a deploy stops before it migrates a fresh schema over the loss. A volume created after all of
  * that (a `reset`, a lost volume recreated: a new initdb) is a fresh start again. Docker's volume `CreatedAt`
- * cannot say this: it is the directory's ctime, which a restart of the container moves.
+ * cannot say this: it comes from the filesystem and moved when the postgres container restarted.
  */
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";

@@ -108,7 +108,7 @@ export async function snapshotMediaBytes(session: OpsSession, entry: BackupEntry
 /** `df -Pk` of the live database's directory, and its `max_wal_size` in bytes. */
 async function postgresPlace(session: OpsSession, manifest: Manifest): Promise<Place> {
   const pg = session.settings.names.postgresContainer;
-  const df = await docker(["exec", pg, "df", "-Pk", "/var/lib/postgresql/data"], {
+  const df = await docker(["exec", pg, "df", "-Pk", PGDATA], {
     allowFailure: true,
   });
   const [wal] = await psql(

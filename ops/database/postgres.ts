@@ -210,7 +210,8 @@ export async function migrationState(
  * When the database cluster was made (initdb), in ms; null when the server does not say. PostgreSQL builds
  * its system identifier from the initdb time (seconds in the high 32 bits), so this survives restarts, a
  * restore (swapped in within the same cluster) and anything Docker does to the volume's directory, whose
- * `CreatedAt` is only the directory's ctime (a stop and start of the container moves it).
+ * `CreatedAt` Docker reads from the filesystem: it moved to after the deployments recorded onto the volume when
+ * the postgres container was stopped and started again (fault 6i).
  */
 export async function clusterCreated(settings: Settings): Promise<number | null> {
   const [seconds] = await psql(

@@ -24,6 +24,8 @@ export interface RunOptions {
    * this process dies, however it dies, and can stop its work with it.
    */
   readonly holdStdin?: boolean;
+  /** Another Docker engine than the stack's for this one command (DOCKER_HOST of the docker CLI). */
+  readonly dockerHost?: string;
 }
 
 export interface RunResult {
@@ -38,7 +40,11 @@ export function run(
   options: RunOptions = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], signal: options.signal });
+    const child = spawn(command, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      signal: options.signal,
+      ...(options.dockerHost ? { env: { ...process.env, DOCKER_HOST: options.dockerHost } } : {}),
+    });
     child.on("error", (error: NodeJS.ErrnoException) => {
       if (error.name !== "AbortError") {
         reject(spawnFailed(command, error)); // AbortError: killed on purpose; "close" reports it
@@ -198,7 +204,6 @@ export async function volumeExists(name: string): Promise<boolean> {
   return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
 }
 
-/** When the volume was created (Docker host time, ms since the epoch); null when missing or unparsable. */
 export async function requireEngine(): Promise<void> {
   const info = await docker(["version", "--format", "{{.Server.Version}}"], { allowFailure: true });
   if (info.code !== 0) {

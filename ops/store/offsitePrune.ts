@@ -4,7 +4,9 @@
  * command, meant for a trusted machine or a CI job holding credentials that can. They come from its
  * environment only (EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV) and are never stored
  * on the host, unlike the keys other commands take from there: they reach one throwaway restic container
- * as a tar stream on stdin, and go with it. The decision is the same retention policy as on the host.
+ * as a tar stream on stdin, and go with it. That container runs on the stack's Docker host unless `engine`
+ * (`--restic-host`) names another, e.g. the trusted machine's own: then the delete credentials never reach the
+ * stack's host at all. The decision is the same retention policy as on the host.
  */
 import { Settings } from "../../model/settings";
 import { docker } from "../engine/docker";
@@ -30,7 +32,7 @@ case "$1" in
   forget) T=$2; shift 2; R forget "$@" >/dev/null && R prune --max-unused 10% >/dev/null ;;
 esac`;
 
-async function offsiteRestic(settings: Settings, args: readonly string[]) {
+async function offsiteRestic(settings: Settings, args: readonly string[], engine?: string) {
   const keys = keysFromEnv();
   if (!keys.password || !keys.offsiteRepository) {
     throw refuse(
@@ -55,10 +57,11 @@ async function offsiteRestic(settings: Settings, args: readonly string[]) {
     entrypoint: "sh",
     labels: opsLabels(settings, "offsite-prune"),
   });
-  const result = await docker(run, { input, allowFailure: true });
+  const result = await docker(run, { input, allowFailure: true, dockerHost: engine });
   if (result.code !== 0) {
+    const where = engine ? ` (restic run by the Docker engine at ${engine})` : "";
     throw failure(
-      `restic failed on the off-host repository: ${result.stderr.trim().split("\n").pop() || `exit ${result.code}`}. Nothing more was forgotten than it says.`,
+      `restic failed on the off-host repository${where}: ${result.stderr.trim().split("\n").pop() || `exit ${result.code}`}. Nothing more was forgotten than it says.`,
       "Check the credentials (they must be allowed to delete) and any lock `edms-ops status` shows, then retry.",
     );
   }
@@ -74,8 +77,10 @@ export interface OffsitePruneResult {
 export async function pruneOffsite(
   settings: Settings,
   dryRun: boolean,
+  /** The Docker engine that runs restic with the delete credentials; default the stack's host. */
+  engine?: string,
 ): Promise<OffsitePruneResult> {
-  const remote: BackupEntry[] = parseSnapshots(await offsiteRestic(settings, ["list"]));
+  const remote: BackupEntry[] = parseSnapshots(await offsiteRestic(settings, ["list"], engine));
   // The same facts as the host's own retention: rollback targets, the last deploy (undo backups it has
   // not superseded), an unfinished restore's undo.
   const decision = retention({
@@ -94,26 +99,32 @@ export async function pruneOffsite(
   }
   const ids = decision.forget.map((b) => b.id);
   progress(`off-host retention: forgetting ${ids.join(", ")}`);
-  await offsiteRestic(settings, [
-    "forget",
-    String(PRUNE_TIMEOUT_SECONDS),
-    ...decision.forget.map((b) => b.snapshot),
-  ]);
+  await offsiteRestic(
+    settings,
+    ["forget", String(PRUNE_TIMEOUT_SECONDS), ...decision.forget.map((b) => b.snapshot)],
+    engine,
+  );
   return { decision, forgotten: ids };
 }
 
 /** `backups forget <id> --offsite`: forgets every off-host snapshot of `id`; how many there were. */
-export async function forgetOffsiteById(settings: Settings, id: string): Promise<number> {
-  const found = parseSnapshots(await offsiteRestic(settings, ["list"])).filter((b) => b.id === id);
+export async function forgetOffsiteById(
+  settings: Settings,
+  id: string,
+  engine?: string,
+): Promise<number> {
+  const found = parseSnapshots(await offsiteRestic(settings, ["list"], engine)).filter(
+    (b) => b.id === id,
+  );
   if (found.length) {
     progress(
       `forgetting ${id} off the host (snapshot ${found.map((b) => b.snapshot.slice(0, 8)).join(", ")})`,
     );
-    await offsiteRestic(settings, [
-      "forget",
-      String(PRUNE_TIMEOUT_SECONDS),
-      ...found.map((b) => b.snapshot),
-    ]);
+    await offsiteRestic(
+      settings,
+      ["forget", String(PRUNE_TIMEOUT_SECONDS), ...found.map((b) => b.snapshot)],
+      engine,
+    );
   }
   return found.length;
 }

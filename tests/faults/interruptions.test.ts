@@ -30,10 +30,14 @@ CREATE FUNCTION extra.double(i int) RETURNS int LANGUAGE sql AS 'SELECT i * 2';
 SELECT count(lo_from_bytea(0, convert_to('blob ' || g, 'UTF8'))) FROM generate_series(1, 20000) g;
 `;
 
+// A realistic keep (staging's default): the undo backups of the killed runs push older ones out, so retention
+// runs under every fault and must never take the backup an unfinished restore names as its undo.
+const KEEP = 5;
+
 describe("faults: restore, reset-app and rollback interrupted", function () {
   const stack = new TestStack("intr", "staging", {
     "edms:version": "1.0.0",
-    "edms:backup": { beforeDeploy: true, keep: 40 },
+    "edms:backup": { beforeDeploy: true, keep: KEEP },
   });
   const report: string[] = [];
   let target = "";
@@ -52,6 +56,30 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
 
   async function state() {
     return { db: await stack.dbFingerprint(), media: await stack.mediaFingerprint() };
+  }
+
+  /** The newest undo backup: after a restore, the state that restore replaced. */
+  async function newestUndo(): Promise<string> {
+    return (await stack.backupIds()).filter((id) => id.endsWith("-pre-restore")).pop() as string;
+  }
+
+  /**
+   * No complete backup was lost but by retention: at most one per new backup, and never one of the newest
+   * (the caller checks that an unfinished restore's undo is kept too).
+   */
+  function onlyRetention(before: readonly string[], now: readonly string[], what: string): void {
+    const added = now.filter((id) => !before.includes(id));
+    const lost = before.filter((id) => !now.includes(id));
+    expect(lost.length, `${what}: more backups gone than new ones came`).to.be.at.most(
+      added.length,
+    );
+    // Retention keeps the newest `keep` of all (rollback targets and pins on top): before's newest
+    // keep - added cannot have gone.
+    const mustStay = before.slice(Math.max(0, before.length - (KEEP - added.length)));
+    expect(
+      lost.filter((id) => mustStay.includes(id)),
+      `${what}: one of the newest backups is gone`,
+    ).to.deep.equal([]);
   }
 
   /** Waits until the killed command's lock container is gone (it follows edms-ops within a second). */
@@ -106,8 +134,13 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
         /FAIL restore: restore of \S+ incomplete: run `edms-ops restore/,
       );
     }
-    // No complete backup was lost (new ones may have been added).
-    expect(await stack.backupIds()).to.include.members(backups);
+    const afterwards = await stack.backupIds();
+    onlyRetention(backups, afterwards, `${what} killed at ${ms}ms`);
+    if (parsed.interruptedRestore?.undo) {
+      expect(afterwards, "the unfinished restore's undo is kept").to.include(
+        parsed.interruptedRestore.undo,
+      );
+    }
     if (signal === "SIGKILL") {
       kills[what] = (kills[what] ?? 0) + 1;
     }
@@ -157,17 +190,23 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       await stack.psql("SELECT extra.double(21), (SELECT n FROM extra.ledger_view);"),
     ).to.equal("42|500");
 
-    // Alternate directions so that each kill starts from a known state: to `later` (its undo backup) and back.
-    laterId = (await stack.backupIds()).filter((id) => id.endsWith("-pre-restore")).pop() as string;
-    let [from, to, toId] = [atTarget, later, laterId];
+    // Alternate directions so that each kill starts from a known state: to `later` (this restore's undo) and
+    // back. Each target is the newest undo, the backup of the state the previous restore replaced: with keep
+    // 5 the first ones are gone by the end.
+    const idOf = { target, later: await newestUndo() };
+    let [from, to, toName] = [atTarget, later, "later" as keyof typeof idOf];
     for (const fraction of RESTORE_FRACTIONS) {
+      const toId = idOf[toName];
       await killAndCheck("restore", ["restore", toId], Math.round(full * fraction), from, to);
       const again = await stack.ops(["restore", toId]);
       expect(again.code, again.stderr).to.equal(0);
       expect(await state()).to.deep.equal(to);
-      [from, to, toId] = [to, from, toId === laterId ? target : laterId];
+      const fromName = toName === "later" ? "target" : "later";
+      idOf[fromName] = await newestUndo();
+      [from, to, toName] = [to, from, fromName];
     }
     expect(kills.restore ?? 0, "restores actually killed mid-way").to.be.at.least(3);
+    [target, laterId] = [idOf.target, idOf.later];
   });
 
   it("restore with postgres stopped half way: a clear error, the database before or after, the next attempt succeeds", async function () {
@@ -248,7 +287,12 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       `\`edms-ops restore ${undo[0]} --stack ${stack.name}\` to undo it`,
     );
     expect(health.stdout).to.match(/was skipped: not taken while a restore is unfinished/);
-    expect(await stack.backupIds()).to.deep.equal([...backups, undo[0]]);
+    const withUndo = await stack.backupIds();
+    onlyRetention(backups, withUndo, "the scheduler during an unfinished restore");
+    expect(
+      withUndo.filter((id) => !backups.includes(id)),
+      "no scheduled backup",
+    ).to.deep.equal(undo);
 
     // The re-run finishes with the first undo: no backup of the half-restored state.
     const again = await stack.ops(["restore", resumeTarget]);
@@ -256,7 +300,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect(again.stdout).to.contain(
       `To undo, run: edms-ops restore ${undo[0]} --stack ${stack.name}`,
     );
-    expect(await stack.backupIds()).to.deep.equal([...backups, undo[0]]);
+    expect(await stack.backupIds()).to.deep.equal(withUndo);
     expect(await state()).to.deep.equal(atResumeTarget);
 
     const back = await stack.ops(["restore", undo[0]]);

@@ -8,6 +8,7 @@ import { OpsSession, withSession } from "../../engine/session";
 import { checkBackupId } from "../../store/manifest";
 import { readMarker } from "../../store/markers";
 import { forgetOffsiteById } from "../../store/offsitePrune";
+import { RESTIC_HOST_FLAG, RESTIC_HOST_HELP, requireOffsiteFor } from "./resticHost";
 
 /**
  * The one way a backup retention keeps for good (an import, a restore's undo) goes: explicitly, by id. On
@@ -17,9 +18,10 @@ import { forgetOffsiteById } from "../../store/offsitePrune";
  */
 async function forget(
   id: string,
-  opts: { confirm?: string; offsite?: boolean },
+  opts: { confirm?: string; offsite?: boolean; resticHost?: string },
   command: Command,
 ): Promise<void> {
+  requireOffsiteFor(opts);
   const settings = stackOf(command);
   checkBackupId(id);
   if (settings.environment === "production" && opts.confirm !== "production") {
@@ -31,7 +33,7 @@ async function forget(
   await connect(settings);
   if (opts.offsite) {
     await refuseInUse(settings, id);
-    if (!(await forgetOffsiteById(settings, id))) {
+    if (!(await forgetOffsiteById(settings, id, opts.resticHost))) {
       throw refuse(
         `No backup ${id} off the host. Nothing was changed.`,
         `List them with \`edms-ops backups list --offsite --stack ${settings.stack}\`.`,
@@ -93,6 +95,7 @@ export function register(backups: Command): void {
       "--offsite",
       "forget it off the host, with credentials that may delete from EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV",
     )
+    .option(RESTIC_HOST_FLAG, RESTIC_HOST_HELP)
     .addHelpText(
       "after",
       "\nExamples:\n  edms-ops backups forget 2026-11-25T14-00-00Z-manual --stack staging\n  edms-ops backups forget 2026-11-25T14-00-00Z-pre-restore --stack production --confirm production",

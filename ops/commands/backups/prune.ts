@@ -6,14 +6,17 @@ import { refuse } from "../../core/errors";
 import { say } from "../../core/log";
 import { withSession } from "../../engine/session";
 import { pruneOffsite } from "../../store/offsitePrune";
+import { RESTIC_HOST_FLAG, RESTIC_HOST_HELP, requireOffsiteFor } from "./resticHost";
 
 interface PruneFlags {
   readonly offsite?: boolean;
+  readonly resticHost?: string;
   readonly dryRun?: boolean;
   readonly json?: boolean;
 }
 
 async function prune(opts: PruneFlags, command: Command): Promise<void> {
+  requireOffsiteFor(opts);
   const settings = await openStack(command);
   if (opts.offsite) {
     if (!settings.backup.offsite) {
@@ -22,7 +25,11 @@ async function prune(opts: PruneFlags, command: Command): Promise<void> {
         `Prune the local repository instead: \`edms-ops backups prune --stack ${settings.stack}\`.`,
       );
     }
-    const { decision, forgotten } = await pruneOffsite(settings, opts.dryRun === true);
+    const { decision, forgotten } = await pruneOffsite(
+      settings,
+      opts.dryRun === true,
+      opts.resticHost,
+    );
     if (opts.json) {
       say(
         JSON.stringify(
@@ -75,6 +82,7 @@ export function register(backups: Command): void {
       "--offsite",
       "prune the off-host repository: needs EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV in the environment (a trusted machine or CI job); backups on the host never forget off the host",
     )
+    .option(RESTIC_HOST_FLAG, RESTIC_HOST_HELP)
     .option("--dry-run", "with --offsite: list what would be forgotten, forget nothing")
     .option("--json", "print the decision as JSON (with --offsite)")
     .addHelpText(

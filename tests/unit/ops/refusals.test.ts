@@ -73,6 +73,30 @@ describe("production refusals before any engine call", function () {
       /forgetting a backup on production .* needs `--confirm production`/,
     ],
     [
+      "backups prune --restic-host without --offsite",
+      ["backups", "prune", "--restic-host", "unix:///var/run/docker.sock"],
+      /--restic-host goes with --offsite/,
+    ],
+    [
+      "backups forget --offsite --restic-host that is no Docker address",
+      [
+        "backups",
+        "forget",
+        "2026-01-01T00-00-00Z-manual",
+        "--offsite",
+        "--confirm",
+        "production",
+        "--restic-host",
+        "--rm",
+      ],
+      /--restic-host "--rm" is not a Docker host address/,
+    ],
+    [
+      "backups prune --offsite --restic-host whose host part is an option",
+      ["backups", "prune", "--offsite", "--restic-host", "ssh://-oProxyCommand=id"],
+      /--restic-host "ssh:\/\/-oProxyCommand=id" is not a Docker host address/,
+    ],
+    [
       "reset-app without --confirm",
       ["reset-app", "documents"],
       /reset-app documents on stack `production` needs `--confirm production`/,

@@ -12,22 +12,27 @@ import { LABELS } from "../model/labels";
 import { Settings } from "../model/settings";
 import { stackLabels } from "./labels";
 
-/** Where a stack container sits: its role label (plus any others) and its place on the internal network. */
+/** One of the stack's networks a container joins (components/network.ts). */
+export interface StackNetwork {
+  readonly name: pulumi.Input<string>;
+  /** DNS names on this network besides the container name. */
+  readonly aliases?: string[];
+}
+
+/** Where a stack container sits: its role label (plus any others) and the stack's networks it joins. */
 export interface StackContainerPlace {
   readonly settings: Settings;
   /** Also what confines it (model/hardening.ts) and its `edms:limits` entry. */
   readonly role: Exclude<Limited, "helpers">;
   readonly labels?: Record<string, string>;
-  /** The stack's internal network; none for a container that only talks to the engine (the scheduler). */
-  readonly network?: pulumi.Input<string>;
-  /** DNS names on the internal network besides the container name. */
-  readonly aliases?: string[];
+  /** The stack's networks (front, data); none for a container that only talks to the engine (the scheduler). */
+  readonly networks?: readonly StackNetwork[];
 }
 
 /**
  * A long-running container of the stack, named `<component>-container`: restarted by Docker unless an operator
  * stopped it, labelled with the stack's labels and its role (edms-ops and the policy find containers by them),
- * on the stack's internal network (when it has one), and confined as `confinement` says.
+ * on the stack's networks it is given, and confined as `confinement` says.
  */
 export function stackContainer(
   component: string,
@@ -41,11 +46,12 @@ export function stackContainer(
       ...args,
       ...confinement(place),
       restart: "unless-stopped",
-      ...(place.network
+      ...(place.networks?.length
         ? {
-            networksAdvanced: [
-              { name: place.network, ...(place.aliases ? { aliases: place.aliases } : {}) },
-            ],
+            networksAdvanced: place.networks.map((n) => ({
+              name: n.name,
+              ...(n.aliases ? { aliases: n.aliases } : {}),
+            })),
           }
         : {}),
       labels: stackLabels(place.settings, { [LABELS.role]: place.role, ...place.labels }),

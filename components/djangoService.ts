@@ -2,7 +2,12 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { secretFile, stackContainer } from "./container";
-import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../model/containers";
+import {
+  djangoEnvironment,
+  MEDIA_ROOT,
+  REDIS_PASSWORD_FILE,
+  SECRETS_DIR,
+} from "../model/containers";
 import { LABELS } from "../model/labels";
 import { containerReplacement } from "../model/protection";
 import { webContainerName, WEB_INTERNAL_PORT } from "../model/proxy";
@@ -16,11 +21,41 @@ export interface DjangoServiceArgs {
   readonly process: DjangoProcess;
   /** Image id (not tag) so a rebuilt tag also replaces the container. */
   readonly image: pulumi.Input<string>;
-  readonly network: pulumi.Input<string>;
+  /** The stack's front network: web only (the proxy reaches it there; it publishes its port there). */
+  readonly frontNetwork: pulumi.Input<string>;
+  /** The stack's `internal` data network: PostgreSQL and Redis. */
+  readonly dataNetwork: pulumi.Input<string>;
   readonly mediaVolume: pulumi.Input<string>;
   readonly postgresPassword: pulumi.Input<string>;
   readonly secretKey: pulumi.Input<string>;
+  readonly redisPassword: pulumi.Input<string>;
 }
+
+/** What each process runs. */
+const PROCESS_COMMAND: Record<DjangoProcess, string[]> = {
+  web: [
+    "gunicorn",
+    "--bind",
+    `0.0.0.0:${WEB_PORT}`,
+    "--workers",
+    "2",
+    "--access-logfile",
+    "-",
+    "edms.wsgi",
+  ],
+  worker: [
+    "python3",
+    "-m",
+    "celery",
+    "-A",
+    "edms",
+    "worker",
+    "--loglevel",
+    "INFO",
+    "--concurrency",
+    "2",
+  ],
+};
 
 /**
  * gunicorn (web) or celery (worker) from the backend image; secrets uploaded as files. Behind the proxy the web
@@ -44,38 +79,20 @@ export class DjangoService extends pulumi.ComponentResource {
         settings,
         role: args.process,
         labels: { [LABELS.version]: settings.version },
-        network: args.network,
+        // The worker only talks to the datastores; web also faces the proxy (or the published port).
+        networks: web
+          ? [{ name: args.frontNetwork }, { name: args.dataNetwork }]
+          : [{ name: args.dataNetwork }],
       },
       {
         name: web ? webContainerName(settings) : settings.names.workerContainer,
         image: args.image,
-        command: web
-          ? [
-              "gunicorn",
-              "--bind",
-              `0.0.0.0:${WEB_PORT}`,
-              "--workers",
-              "2",
-              "--access-logfile",
-              "-",
-              "edms.wsgi",
-            ]
-          : [
-              "python3",
-              "-m",
-              "celery",
-              "-A",
-              "edms",
-              "worker",
-              "--loglevel",
-              "INFO",
-              "--concurrency",
-              "2",
-            ],
+        command: PROCESS_COMMAND[args.process],
         envs: djangoEnvironment(settings),
         uploads: [
           secretFile(`${SECRETS_DIR}/postgres_password`, args.postgresPassword),
           secretFile(`${SECRETS_DIR}/django_secret_key`, args.secretKey),
+          secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
         ports: web && !proxied ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],

@@ -30,7 +30,7 @@ export interface EdmsArgs {
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
- *   secrets, network, volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
+ *   secrets, networks (front, data), volumes → (freshStartBackup) → postgres, redis → backupInit → preDeployBackup
  *     → preDeployDrill → migrate → bootstrap → web, worker → proxyTakeover → proxy → proxySwitch → healthGate
  *     → recordDeployment
  *   backupInit, bootstrap → scheduler (with `edms:backup.schedule`: scheduled backups from the Docker host)
@@ -124,7 +124,7 @@ function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foun
     `${name}-postgres`,
     {
       settings,
-      network: network.name,
+      network: network.dataName,
       volume: data.volumes.postgres.name,
       password: secrets.postgresPassword,
       after: freshStartBackup ? [freshStartBackup] : [],
@@ -133,7 +133,12 @@ function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foun
   );
   const redis = new Redis(
     `${name}-redis`,
-    { settings, network: network.name, volume: data.volumes.redis.name },
+    {
+      settings,
+      network: network.dataName,
+      volume: data.volumes.redis.name,
+      password: secrets.redisPassword,
+    },
     child,
   );
   const backendImage = new docker.RemoteImage(
@@ -235,6 +240,7 @@ function schemaHooks(base: Foundation, after: command.local.Command) {
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+        EDMS_REDIS_PASSWORD: secrets.redisPassword,
       },
     },
     { ...child, dependsOn: [...datastores, base.backendImage, after] },
@@ -248,6 +254,7 @@ function schemaHooks(base: Foundation, after: command.local.Command) {
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
+        EDMS_REDIS_PASSWORD: secrets.redisPassword,
         EDMS_SUPERUSER_PASSWORD: secrets.superuserPassword,
       },
     },
@@ -276,7 +283,7 @@ function releaseServices(base: Foundation, bootstrap: command.local.Command, arg
         `${name}-proxy`,
         {
           settings,
-          network: network.name,
+          network: network.frontName,
           tlsPem: args.tlsPem,
           after: proxyTakeover ? [proxyTakeover] : [],
         },
@@ -310,10 +317,12 @@ function releaseService(
       settings,
       process,
       image: backendImage.imageId,
-      network: network.name,
+      frontNetwork: network.frontName,
+      dataNetwork: network.dataName,
       mediaVolume: data.volumes.media.name,
       postgresPassword: secrets.postgresPassword,
       secretKey: secrets.djangoSecretKey,
+      redisPassword: secrets.redisPassword,
     },
     { ...child, dependsOn: [bootstrap] },
   );

@@ -12,6 +12,8 @@ export const PROJECT_DIR = path.resolve(__dirname, "..");
 export interface HookSecrets {
   readonly EDMS_POSTGRES_PASSWORD?: pulumi.Input<string>;
   readonly EDMS_DJANGO_SECRET_KEY?: pulumi.Input<string>;
+  /** For edms-ops' one-off Django containers, whose settings read REDIS_PASSWORD_FILE. */
+  readonly EDMS_REDIS_PASSWORD?: pulumi.Input<string>;
   readonly EDMS_SUPERUSER_PASSWORD?: pulumi.Input<string>;
   /** The restic repositories' password; edms-ops keeps a root-only copy in the backups volume. */
   readonly EDMS_RESTIC_PASSWORD?: pulumi.Input<string>;

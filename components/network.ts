@@ -8,21 +8,35 @@ export interface EdmsNetworkArgs {
 }
 
 /**
- * The stack's private bridge network. PostgreSQL and Redis are reachable only on it (they publish no
- * ports); the web container publishes `edms:httpPort`.
+ * The stack's two bridge networks. `front` holds the proxy and web (web publishes `edms:httpPort` there
+ * when the proxy is off); `data` is `internal` (no gateway, no published port) and holds web, worker,
+ * PostgreSQL, Redis and edms-ops' one-off Django containers. The internet-facing proxy is only on `front`,
+ * so a foothold in it reaches neither PostgreSQL nor Redis.
  */
 export class EdmsNetwork extends pulumi.ComponentResource {
-  readonly network: docker.Network;
-  readonly name: pulumi.Output<string>;
+  readonly front: docker.Network;
+  readonly data: docker.Network;
+  readonly frontName: pulumi.Output<string>;
+  readonly dataName: pulumi.Output<string>;
 
   constructor(name: string, args: EdmsNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:EdmsNetwork", name, {}, opts);
-    this.network = new docker.Network(
-      `${name}-net`,
-      { name: args.settings.names.network, driver: "bridge", labels: stackLabels(args.settings) },
+    const { settings } = args;
+    const labels = stackLabels(settings);
+    // New resource names: the one flat network of earlier releases (`<name>-net`) is deleted by the
+    // engine at the end of the update, once the containers on it have been replaced.
+    this.front = new docker.Network(
+      `${name}-front`,
+      { name: settings.names.frontNetwork, driver: "bridge", labels },
       { parent: this },
     );
-    this.name = this.network.name;
-    this.registerOutputs({ name: this.name });
+    this.data = new docker.Network(
+      `${name}-data`,
+      { name: settings.names.dataNetwork, driver: "bridge", internal: true, labels },
+      { parent: this },
+    );
+    this.frontName = this.front.name;
+    this.dataName = this.data.name;
+    this.registerOutputs({ front: this.frontName, data: this.dataName });
   }
 }

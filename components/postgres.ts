@@ -7,6 +7,7 @@ import { CONTAINER_OPTIONS } from "../model/protection";
 
 export interface PostgresArgs {
   readonly settings: Settings;
+  /** The stack's `internal` data network. */
   readonly network: pulumi.Input<string>;
   readonly volume: pulumi.Input<string>;
   readonly password: pulumi.Input<string>;
@@ -14,7 +15,7 @@ export interface PostgresArgs {
   readonly after?: pulumi.Resource[];
 }
 
-/** PostgreSQL on the internal network only, data in `<prefix>_postgres_data`. Image: `edms:postgresImage`. */
+/** PostgreSQL on the internal data network only, data in `<prefix>_postgres_data`. Image: `edms:postgresImage`. */
 export class Postgres extends pulumi.ComponentResource {
   readonly container: docker.Container;
 
@@ -23,7 +24,7 @@ export class Postgres extends pulumi.ComponentResource {
     const { settings } = args;
     this.container = stackContainer(
       name,
-      { settings, role: "postgres", network: args.network, aliases: ["postgres"] },
+      { settings, role: "postgres", networks: [{ name: args.network, aliases: ["postgres"] }] },
       {
         name: settings.names.postgresContainer,
         image: settings.postgresImage,

@@ -16,6 +16,7 @@ import {
 
 export interface EdmsProxyArgs {
   readonly settings: Settings;
+  /** The stack's front network: the proxy is never on the data network, so it reaches no datastore. */
   readonly network: pulumi.Input<string>;
   /** Certificate chain + key as one PEM (secret); required when `edms:proxy.tls` is set. */
   readonly tlsPem?: pulumi.Input<string>;
@@ -44,7 +45,7 @@ export class EdmsProxy extends pulumi.ComponentResource {
     const { destroyGraceSeconds, deleteBeforeReplace } = containerReplacement("proxy", true);
     this.container = stackContainer(
       name,
-      { settings, role: "proxy", network: args.network },
+      { settings, role: "proxy", networks: [{ name: args.network }] },
       {
         name: settings.names.proxyContainer,
         image: settings.proxy.image,

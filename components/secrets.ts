@@ -7,11 +7,13 @@ export interface EdmsSecretsArgs {
 }
 
 /**
- * Generated once per stack and kept in state (encrypted): the database password, Django's SECRET_KEY and
+ * Generated once per stack and kept in state (encrypted): the database and Redis passwords, Django's SECRET_KEY and
  * the bootstrap superuser's password, the backup repositories' password. Every value is a Pulumi secret.
  */
 export class EdmsSecrets extends pulumi.ComponentResource {
   readonly postgresPassword: pulumi.Output<string>;
+  /** Redis' `requirepass`: celery's broker and the cache refuse every client without it. */
+  readonly redisPassword: pulumi.Output<string>;
   readonly djangoSecretKey: pulumi.Output<string>;
   readonly superuserPassword: pulumi.Output<string>;
   /** Encrypts the stack's restic repositories (local and off-host); a stack output, so DR needs no host. */
@@ -30,7 +32,14 @@ export class EdmsSecrets extends pulumi.ComponentResource {
       { length: 64, special: true, overrideSpecial: "!#%()*+-.:;<=>?@[]^_{|}~" },
       { parent: this },
     );
+    // Letters and digits: it is written into redis.conf and into a redis:// URL.
+    const redis = new random.RandomPassword(
+      `${name}-redis-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
     this.postgresPassword = pulumi.secret(postgres.result);
+    this.redisPassword = pulumi.secret(redis.result);
     this.djangoSecretKey = pulumi.secret(secretKey.result);
     if (args.superuserPassword !== undefined) {
       this.superuserPassword = pulumi.secret(pulumi.output(args.superuserPassword));

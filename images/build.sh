@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds every image the e2e tests deploy, offline: no image registry is reachable from our CI machines,
 # so the base is a Debian rootfs made by debootstrap from the machine's own apt mirror, imported into
-# Docker, with small Dockerfiles on top. Idempotent: each image is skipped when its tag already exists
-# (set EDMS_REBUILD=1 to rebuild the app images after changing sample-app/).
+# Docker, with small Dockerfiles on top. Idempotent: each image is skipped when its tag already exists,
+# built on the current base from the same sources (a change of sample-app/ or of images/<name>/ rebuilds
+# it; EDMS_REBUILD=1 rebuilds everything).
 #
 #   images/build.sh          build everything that is missing
 #   images/build.sh base     only the imported Debian rootfs
@@ -106,14 +107,29 @@ build_backup() { # tag, dockerfile
   build_dockerfile "$tag" "$file" "$ctx"
 }
 
+# A hash of the repository files an image is built from (paths relative to the repository, so every
+# checkout agrees): an image built from older sources is rebuilt, not silently reused.
+source_hash() { # paths under the repository...
+  local rel=()
+  for p in "$@"; do rel+=("${p#"$repo"/}"); done
+  (cd "$repo" && find "${rel[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-12)
+}
+
 build_dockerfile() { # tag, dockerfile, context, extra args...
   local tag=$1 file=$2 context=$3; shift 3
-  # Skipped only when built on the current base: a new package list rebuilds everything on top of it.
-  local built_on
+  # Skipped only when built on the current base (a new package list rebuilds everything on top of it)
+  # and, for a context in the repository, from the same sources.
+  local built_on built_from source=""
+  case "$context" in "$repo"/*) source="$(source_hash "$file" "$context")" ;; esac
   built_on=$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$tag" 2>/dev/null || true)
-  if [ "$built_on" = "$BASE_TAG" ] && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  built_from=$(docker image inspect -f '{{ index .Config.Labels "edms.source" }}' "$tag" 2>/dev/null || true)
+  if [ "$built_on" = "$BASE_TAG" ] && [ "$built_from" = "$source" ] && [ "${EDMS_REBUILD:-0}" != 1 ]; then
+    log "$tag present, skipped"; return
+  fi
   log "building $tag"
-  docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" --label edms.base="$BASE_TAG" "$@" "$context" >/dev/null
+  docker build -q -t "$tag" -f "$file" --build-arg BASE="$BASE_TAG" --label edms.base="$BASE_TAG" \
+    --label edms.source="$source" "$@" "$context" >/dev/null
 }
 
 # An ELF executable (not a wrapper script): the real binary to copy into an image.

@@ -11,6 +11,21 @@ export const POSTGRES_DB = "edms";
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
 
+/** Redis' password, for the app (REDIS_PASSWORD_FILE) and for `redis-cli` inside the redis container. */
+export const REDIS_PASSWORD_FILE = `${SECRETS_DIR}/redis_password`;
+/** redis-server's config file (its first argument): `requirepass`, so the password is in no argv. */
+export const REDIS_CONFIG_FILE = `${SECRETS_DIR}/redis.conf`;
+
+export function redisConfig(password: string): string {
+  return `requirepass ${password}\n`;
+}
+
+/**
+ * `sh -c` script running `redis-cli "$@"` inside the redis container, authenticated through REDISCLI_AUTH
+ * read from the password file: the password is in no argv, env of the container, or output.
+ */
+export const REDIS_CLI = `REDISCLI_AUTH="$(cat ${REDIS_PASSWORD_FILE})" exec redis-cli "$@"`;
+
 /**
  * The environment every Django process of the stack gets: the long-running web and worker containers and
  * the one-off containers edms-ops starts (migrate, bootstrap). Secrets are only ever *paths*.
@@ -25,7 +40,9 @@ export function djangoEnvironment(settings: Settings): string[] {
     `POSTGRES_USER=${POSTGRES_USER}`,
     `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
     `DJANGO_SECRET_KEY_FILE=${SECRETS_DIR}/django_secret_key`,
+    // The URL carries no password: the app adds the one in REDIS_PASSWORD_FILE.
     "REDIS_URL=redis://redis:6379/0",
+    `REDIS_PASSWORD_FILE=${REDIS_PASSWORD_FILE}`,
     `MEDIA_ROOT=${MEDIA_ROOT}`,
   ];
 }

@@ -51,7 +51,8 @@ export const CONFINEMENT: Record<Limited, Confinement> = {
     tmpfs: ["/tmp", "/var/run/postgresql"],
     readOnly: false,
   },
-  redis: { capabilities: ["CHOWN", "SETGID", "SETUID"], tmpfs: ["/tmp"], readOnly: true },
+  // Not read-only: its config file (`requirepass`) is uploaded before start, as the other secrets are.
+  redis: { capabilities: ["CHOWN", "SETGID", "SETUID"], tmpfs: ["/tmp"], readOnly: false },
   web: { capabilities: [], tmpfs: ["/tmp"], readOnly: false },
   worker: { capabilities: [], tmpfs: ["/tmp"], readOnly: false },
   // `edms-ops switch` rewrites live.cfg as root (`docker exec -u 0`) in the image's haproxy-owned config

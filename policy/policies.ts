@@ -13,6 +13,7 @@ import { LABELS } from "../model/labels";
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
 const COMMAND = "command:local:Command";
+const NETWORK = "docker:index/network:Network";
 
 type Labels = Record<string, string>;
 
@@ -161,10 +162,55 @@ export const productionScheduledBackups: StackValidationPolicy = {
   },
 };
 
+const networksOf = (r: PolicyResource): unknown[] =>
+  ((r.props.networksAdvanced ?? []) as { name?: unknown }[]).map((n) => n.name);
+const roleOf = (r: PolicyResource) => labelsOf(r.props)[LABELS.role];
+
+export const segmentedNetworks: StackValidationPolicy = {
+  name: "segmented-networks",
+  description:
+    "PostgreSQL and Redis sit only on the stack's `internal` networks, and the proxy on none of those: a foothold in the internet-facing proxy reaches no datastore.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, reportViolation) => {
+    const internal = new Set(
+      args.resources
+        .filter((r) => r.type === NETWORK && r.props.internal === true)
+        .map((r) => r.props.name),
+    );
+    const containers = args.resources.filter((r) => r.type === CONTAINER);
+    const datastoreNetworks = new Set<unknown>();
+    for (const c of containers.filter((r) => ["postgres", "redis"].includes(roleOf(r)))) {
+      const networks = networksOf(c);
+      if (networks.length === 0) {
+        reportViolation(
+          `Container ${c.props.name ?? c.name} (${roleOf(c)}) is on Docker's default bridge. Put it on the stack's internal data network (components/network.ts).`,
+        );
+      }
+      // A name not known yet (a preview of a new network) is judged on the next run.
+      for (const name of networks.filter((n) => typeof n === "string")) {
+        datastoreNetworks.add(name);
+        if (!internal.has(name)) {
+          reportViolation(
+            `Container ${c.props.name ?? c.name} (${roleOf(c)}) is on network ${name}, which is not \`internal\`. Datastores sit only on the stack's internal data network.`,
+          );
+        }
+      }
+    }
+    for (const proxy of containers.filter((r) => roleOf(r) === "proxy")) {
+      for (const name of networksOf(proxy).filter((n) => datastoreNetworks.has(n))) {
+        reportViolation(
+          `The proxy ${proxy.props.name ?? proxy.name} is on network ${String(name)} with PostgreSQL or Redis. Keep it on the front network only.`,
+        );
+      }
+    }
+  },
+};
+
 export const policies = [
   productionDataProtected,
   noSecretInEnv,
   noPublishedDatastores,
   backupBeforeDeploy,
   productionScheduledBackups,
+  segmentedNetworks,
 ];

@@ -4,7 +4,16 @@ export interface ResourceNames {
   readonly redisVolume: string;
   readonly mediaVolume: string;
   readonly backupsVolume: string;
-  readonly network: string;
+  /**
+   * The proxy and web: the one network with a gateway, where web publishes `edms:httpPort` when the
+   * proxy is off. Nothing on it reaches PostgreSQL or Redis.
+   */
+  readonly frontNetwork: string;
+  /**
+   * `internal` (no gateway, nothing published): web, worker, PostgreSQL, Redis and edms-ops' one-off
+   * Django containers. The proxy is never on it.
+   */
+  readonly dataNetwork: string;
   readonly postgresContainer: string;
   readonly redisContainer: string;
   readonly webContainer: string;
@@ -23,7 +32,10 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     redisVolume: `${namePrefix}_redis_data${gen}`,
     mediaVolume: `${namePrefix}_media_files${gen}`,
     backupsVolume: `${namePrefix}_backups`,
-    network: `${namePrefix}-internal`,
+    // Not `<prefix>-internal`, the one flat network of earlier releases: a network keeping its name
+    // while becoming `internal` would be replaced create-first, which Docker refuses for a taken name.
+    frontNetwork: `${namePrefix}-front`,
+    dataNetwork: `${namePrefix}-data`,
     postgresContainer: `${namePrefix}-postgres`,
     redisContainer: `${namePrefix}-redis`,
     webContainer: `${namePrefix}-web`,

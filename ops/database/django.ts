@@ -1,5 +1,5 @@
 /**
- * One-off Django containers (migrate, bootstrap, reset-app) on the stack's network. Secrets reach them the
+ * One-off Django containers (migrate, bootstrap, reset-app) on the stack's internal data network. Secrets reach them the
  * way the provider's `uploads` reach web/worker: as files copied in with `docker cp` from a tar stream,
  * never as env or argv, so `docker inspect` shows only *_FILE paths. The values come from the hook's
  * environment (EDMS_* set by Pulumi) or, for operator runs, straight from the running web container.
@@ -20,6 +20,7 @@ import { tarball } from "../engine/tarball";
 const SECRET_FILES: Record<string, string> = {
   postgres_password: "EDMS_POSTGRES_PASSWORD",
   django_secret_key: "EDMS_DJANGO_SECRET_KEY",
+  redis_password: "EDMS_REDIS_PASSWORD",
   superuser_password: "EDMS_SUPERUSER_PASSWORD",
 };
 
@@ -64,7 +65,7 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
       args: ["sh", "-c", TIED_TO_STDIN, "edms-ops", ...spec.command],
       stdin: true,
       name,
-      network: settings.names.network,
+      network: settings.names.dataNetwork,
       labels: opsLabels(settings),
       env: [
         ...djangoEnvironment(settings),
@@ -115,7 +116,7 @@ async function copySecrets(
   if (superuser) {
     throw refuse(
       "bootstrap needs the superuser password: it runs as a `pulumi up` hook, which provides it.",
-      "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY and EDMS_SUPERUSER_PASSWORD first " +
+      "To run it by hand, export EDMS_POSTGRES_PASSWORD, EDMS_DJANGO_SECRET_KEY, EDMS_REDIS_PASSWORD and EDMS_SUPERUSER_PASSWORD first " +
         "(`pulumi stack output superuserPassword --show-secrets`).",
     );
   }

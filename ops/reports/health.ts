@@ -1,5 +1,5 @@
 /** The checks behind `edms-ops health` and the deploy's health gate. */
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { POSTGRES_DB, POSTGRES_USER, REDIS_CLI } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { notFutureDated } from "../store/retention";
@@ -91,7 +91,12 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
       "-d",
       POSTGRES_DB,
     ]),
-    await execCheck("redis", [n.redisContainer, "redis-cli", "ping"], /PONG/),
+    // Authenticated from the password file inside the container: no password in argv.
+    await execCheck(
+      "redis",
+      [n.redisContainer, "sh", "-c", REDIS_CLI, "redis-cli", "ping"],
+      /PONG/,
+    ),
   ];
   // Half-restored data must not pass the deploy's gate, however well the app answers.
   const restore = await readMarker(settings, "restore");

@@ -2,6 +2,7 @@
 ever sits in a container's environment (`docker inspect`)."""
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -66,7 +67,18 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379/0")
+
+
+def redis_url():
+    """REDIS_URL with the password of REDIS_PASSWORD_FILE (when set) added here, never in the environment."""
+    url = os.environ.get("REDIS_URL", "redis://redis:6379/0")
+    if not os.environ.get("REDIS_PASSWORD_FILE"):
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://:{quote(read_secret('REDIS_PASSWORD'), safe='')}@{rest}"
+
+
+REDIS_URL = redis_url()
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 MEDIA_ROOT = os.environ.get("MEDIA_ROOT", "/srv/media")

@@ -2,7 +2,9 @@
 import { expect } from "chai";
 import { createHash } from "crypto";
 import { docker } from "../../ops/engine/docker";
+import { CONFINEMENT } from "../../model/hardening";
 import { projectRefreshesAlways } from "../harness/applier";
+import { addressOn, networksOf, reachFrom, reachFromNetwork } from "../harness/reach";
 import { applier, TestStack, PRODUCTION_UPDATE_HOOKS } from "../harness/stack";
 
 describe("e2e: deploy and update on a production stack", function () {
@@ -297,7 +299,7 @@ describe("e2e: deploy and update on a production stack", function () {
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {
     const secrets = applier.secrets(stack.name);
-    expect(secrets).to.have.length(4); // postgres, Django key, superuser, backup repositories
+    expect(secrets).to.have.length(5); // postgres, redis, Django key, superuser, backup repositories
     const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
       .split("\n")
       .filter(Boolean);
@@ -336,8 +338,12 @@ describe("e2e: deploy and update on a production stack", function () {
         Config: { "max-size": "10m", "max-file": "3" },
       });
     }
-    const redis = containers.find((c) => c.Config.Labels["edms.role"] === "redis")!;
-    expect(redis.HostConfig.ReadonlyRootfs).to.equal(true);
+    // A read-only root where the table says so; none of the stack's long-running containers since Redis
+    // gets its config uploaded, as the provider uploads into `/`.
+    for (const { Name, Config, HostConfig: host } of containers) {
+      const role = Config.Labels["edms.role"] as keyof typeof CONFINEMENT;
+      expect(host.ReadonlyRootfs, Name).to.equal(CONFINEMENT[role].readOnly);
+    }
     // What the kernel says of the running processes: no capability left to the app, no new privileges.
     for (const role of ["web", "worker", "redis", "postgres"] as const) {
       const status = (await docker(["exec", stack.container(role), "cat", "/proc/1/status"]))
@@ -345,10 +351,91 @@ describe("e2e: deploy and update on a production stack", function () {
       expect(status, role).to.match(/^NoNewPrivs:\s+1$/m);
       expect(status, role).to.match(/^CapEff:\s+0+$/m);
     }
-    const denied = await docker(["exec", stack.container("redis"), "touch", "/etc/x"], {
+  });
+
+  it("5b. networks: Redis refuses a client without its password while the app and a celery task work; nothing on the front network reaches PostgreSQL or Redis, web does", async function () {
+    const n = stack.names;
+    const redisPassword = applier.state(stack.name).random["edms-secrets-redis-password"];
+    expect(redisPassword).to.have.length(32);
+    // Without the password: refused, from inside the redis container and from web over the network.
+    const anonymous = await docker(["exec", stack.container("redis"), "redis-cli", "ping"], {
       allowFailure: true,
     });
-    expect(denied.code).not.to.equal(0);
-    expect(denied.stderr).to.match(/read-only/i);
+    expect(anonymous.stdout + anonymous.stderr).to.match(/NOAUTH/);
+    const fromWeb = await docker(
+      [
+        "exec",
+        stack.container("web"),
+        "python3",
+        "-c",
+        "import redis\nprint(redis.Redis(host='redis', socket_timeout=3).ping())",
+      ],
+      { allowFailure: true },
+    );
+    expect(fromWeb.code).not.to.equal(0);
+    expect(fromWeb.stderr).to.match(/AuthenticationError|NOAUTH|Authentication required/);
+    // With it, the app works: health (its own Redis check included) and a task through the broker.
+    const health = await stack.ops(["health", "--json"]);
+    expect(health.code, health.stderr).to.equal(0);
+    const checks = JSON.parse(health.stdout).checks as { name: string; ok: boolean }[];
+    // Both: edms-ops' `redis-cli ping` in the redis container and the app's own check in /health/.
+    expect(checks.filter((c) => c.name === "redis")).to.deep.equal([
+      { name: "redis", ok: true, detail: "ok" },
+      { name: "redis", ok: true, detail: "ok" },
+    ]);
+    const checksum = await docker(
+      ["exec", "-i", stack.container("web"), "python3", "manage.py", "shell"],
+      {
+        input:
+          "from documents.models import Document\nfrom documents.tasks import compute_checksum\n" +
+          "print(compute_checksum.delay(Document.objects.first().id).get(timeout=60))\n",
+      },
+    );
+    expect(checksum.stdout.trim()).to.match(/^[0-9a-f]{64}$/);
+    // Who is on which network: the data network is internal; the datastores are on it only.
+    const internal = async (network: string) =>
+      (await docker(["network", "inspect", "-f", "{{.Internal}}", network])).stdout.trim();
+    expect(await internal(n.dataNetwork)).to.equal("true");
+    expect(await internal(n.frontNetwork)).to.equal("false");
+    expect(await networksOf(stack.container("postgres"))).to.deep.equal([n.dataNetwork]);
+    expect(await networksOf(stack.container("redis"))).to.deep.equal([n.dataNetwork]);
+    expect(await networksOf(stack.container("worker"))).to.deep.equal([n.dataNetwork]);
+    expect(await networksOf(stack.container("web"))).to.deep.equal(
+      [n.dataNetwork, n.frontNetwork].sort(),
+    );
+    // web reaches both by name (the control: the probe can connect) ...
+    for (const [host, port] of [
+      ["postgres", 5432],
+      ["redis", 6379],
+    ] as const) {
+      const reached = await reachFrom(stack.container("web"), host, port);
+      expect(reached.ok, `web → ${host}: ${reached.detail}`).to.equal(true);
+    }
+    // ... a container on the front network only (where the proxy sits) reaches neither, by name or address.
+    const targets = [
+      ["postgres", 5432],
+      ["redis", 6379],
+      [await addressOn(stack.container("postgres"), n.dataNetwork), 5432],
+      [await addressOn(stack.container("redis"), n.dataNetwork), 6379],
+    ] as const;
+    expect(targets[2][0]).to.match(/^\d+\.\d+\.\d+\.\d+$/);
+    for (const [host, port] of targets) {
+      const reached = await reachFromNetwork(
+        n.frontNetwork,
+        "edms-sample/backend:1.0.0",
+        [`edms.stack=${stack.name}`],
+        host,
+        port,
+      );
+      expect(reached.ok, `front → ${host}:${port}`).to.equal(false);
+      expect(reached.detail, `front → ${host}:${port}`).to.match(
+        /Name or service not known|Temporary failure in name resolution|timed out|unreachable|No route/i,
+      );
+    }
+    // The password reached no log.
+    for (const role of ["redis", "web", "worker"] as const) {
+      const logs = await docker(["logs", stack.container(role)]);
+      expect((logs.stdout + logs.stderr).includes(redisPassword), role).to.equal(false);
+    }
   });
 });

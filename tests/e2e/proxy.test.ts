@@ -6,6 +6,8 @@
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";
 import { LoadStream, StreamReport, summary } from "../harness/load";
+import { addressOn, networksOf, reachFrom } from "../harness/reach";
+import { WEB_INTERNAL_PORT } from "../../model/proxy";
 import { TestStack, WITH_PULUMI } from "../harness/stack";
 
 const PORT = 18901;
@@ -98,7 +100,7 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
     });
   });
 
-  it("the proxy alone publishes the port; web runs per release on the internal network only", async function () {
+  it("the proxy alone publishes the port; web runs per release and publishes nothing", async function () {
     const listed = await stack.containers({ format: "{{.Names}} {{.Ports}}" });
     const published = listed.filter((line) => line.includes("->")).map((line) => line.trim());
     expect(published).to.have.length(1);
@@ -109,6 +111,33 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
       const ports = await docker(["inspect", "-f", "{{json .HostConfig.PortBindings}}", name]);
       expect(ports.stdout.trim(), name).to.be.oneOf(["{}", "null"]);
     }
+  });
+
+  it("the proxy is on the front network only: it opens no connection to PostgreSQL or Redis, by name or address; web does", async function () {
+    const n = stack.names;
+    const proxy = n.proxyContainer;
+    expect(await networksOf(proxy)).to.deep.equal([n.frontNetwork]);
+    expect(await networksOf(web("1.0.0"))).to.deep.equal([n.dataNetwork, n.frontNetwork].sort());
+    const datastores = [
+      ["postgres", n.postgresContainer, 5432],
+      ["redis", n.redisContainer, 6379],
+    ] as const;
+    for (const [alias, container, port] of datastores) {
+      const fromWeb = await reachFrom(web("1.0.0"), alias, port);
+      expect(fromWeb.ok, `web → ${alias}: ${fromWeb.detail}`).to.equal(true);
+      const address = await addressOn(container, n.dataNetwork);
+      expect(address).to.match(/^\d+\.\d+\.\d+\.\d+$/);
+      for (const host of [alias, container, address]) {
+        const fromProxy = await reachFrom(proxy, host, port);
+        expect(fromProxy.ok, `proxy → ${host}:${port}`).to.equal(false);
+        expect(fromProxy.detail, `proxy → ${host}:${port}`).to.match(
+          /Name or service not known|Temporary failure in name resolution|timed out|unreachable|No route/i,
+        );
+      }
+    }
+    // The proxy still reaches the live web, on the front network.
+    const toWeb = await reachFrom(proxy, web("1.0.0"), WEB_INTERNAL_PORT);
+    expect(toWeb.ok, toWeb.detail).to.equal(true);
   });
 
   it("update 1.0.0 → 2.0.0 with a migration: every request answered, the release switches once, the old web is gone", async function () {

@@ -381,14 +381,49 @@ export function refuseReplacement(
 }
 
 async function createNetwork(inputs: Record<string, any>): Promise<void> {
-  await docker([
+  await docker(networkCreateArgs(inputs));
+}
+
+/** `docker network create` for a docker.Network's inputs; `internal`: no gateway, nothing published. */
+export function networkCreateArgs(inputs: Record<string, any>): string[] {
+  const unknown = Object.keys(inputs).filter(
+    (k) => !["name", "driver", "labels", "internal"].includes(k),
+  );
+  if (unknown.length) {
+    throw new Error(
+      `applier: network ${inputs.name} has inputs it does not model: ${unknown.join(", ")}. Teach ` +
+        "networkCreateArgs() (tests/harness/applier.ts) to apply them or they would be ignored.",
+    );
+  }
+  return [
     "network",
     "create",
     "--driver",
     inputs.driver ?? "bridge",
+    ...(inputs.internal ? ["--internal"] : []),
     ...labelArgs(inputs.labels),
     inputs.name,
-  ]);
+  ];
+}
+
+/**
+ * A container's `networksAdvanced` as the provider applies them: every network joined (with its aliases)
+ * before the container starts. The first is given to `docker create`, the others connected after it.
+ */
+export function containerNetworkArgs(inputs: Record<string, any>): {
+  readonly create: string[];
+  readonly connect: string[][];
+} {
+  const [first, ...more] = (inputs.networksAdvanced ?? []) as {
+    name: string;
+    aliases?: string[];
+  }[];
+  const aliases = (flag: string, n: { aliases?: string[] }) =>
+    (n.aliases ?? []).flatMap((a) => [flag, a]);
+  return {
+    create: first ? ["--network", first.name, ...aliases("--network-alias", first)] : [],
+    connect: more.map((n) => ["network", "connect", ...aliases("--alias", n), n.name, inputs.name]),
+  };
 }
 
 /**
@@ -514,16 +549,8 @@ async function createContainer(inputs: any): Promise<string> {
     }
     args.push("-v", `${v.volumeName ?? v.hostPath}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
   }
-  const [network, ...more] = inputs.networksAdvanced ?? [];
-  if (network) {
-    args.push("--network", network.name);
-    for (const alias of network.aliases ?? []) {
-      args.push("--network-alias", alias);
-    }
-  }
-  if (more.length) {
-    throw new Error("applier: one network per container is modelled");
-  }
+  const networks = containerNetworkArgs(inputs);
+  args.push(...networks.create);
   for (const p of inputs.ports ?? []) {
     args.push(
       "-p",
@@ -551,6 +578,9 @@ async function createContainer(inputs: any): Promise<string> {
   args.push(...confinementArgs(inputs));
   args.push(inputs.image, ...(inputs.command ?? []));
   const created = (await docker(args)).stdout.trim();
+  for (const connect of networks.connect) {
+    await docker(connect);
+  }
   trace(`created ${inputs.name}`);
   if ((inputs.uploads ?? []).length) {
     const archive = await tarball(

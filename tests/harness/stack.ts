@@ -538,7 +538,9 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     if (volumes.length) {
       await docker(["volume", "rm", "-f", ...volumes]);
     }
-    await docker(["network", "rm", this.names.network], { allowFailure: true });
+    await docker(["network", "rm", this.names.frontNetwork, this.names.dataNetwork], {
+      allowFailure: true,
+    });
     if (!options.keepState) {
       applier.forget(this.name);
     }

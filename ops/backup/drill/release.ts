@@ -1,6 +1,11 @@
 /** The backup's own release and database checks against the restored data, on the scratch network. */
 import { randomBytes } from "crypto";
-import { djangoEnvironment, MEDIA_ROOT, SECRETS_DIR } from "../../../model/containers";
+import {
+  djangoEnvironment,
+  MEDIA_ROOT,
+  REDIS_PASSWORD_FILE,
+  SECRETS_DIR,
+} from "../../../model/containers";
 import { Settings } from "../../../model/settings";
 import { failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
@@ -160,6 +165,8 @@ async function startReleaseContainer(
       content: randomBytes(32).toString("hex"),
       mode: 0o444,
     },
+    // The release's settings read it; nothing on the scratch network would check it.
+    { name: REDIS_PASSWORD_FILE.slice(1), content: "drill", mode: 0o444 },
   ]);
   await docker(["cp", "-", `${scratch.app}:/`], { input: archive });
   const startedApp: RunResult = await docker(["start", scratch.app], { allowFailure: true });

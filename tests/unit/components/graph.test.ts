@@ -22,7 +22,8 @@ describe("fresh start backup (dataGeneration undo)", function () {
         "edms-data-postgres",
         "edms-data-media",
         "edms-data-backups",
-        "edms-network-net",
+        "edms-network-front",
+        "edms-network-data",
       ]);
       expect(hook.dependencies).not.to.include("edms-postgres-container");
       expect(run.byName("edms-postgres-container").dependencies).to.include("freshStartBackup");

@@ -121,6 +121,7 @@ describe("the program on each stack file", function () {
           "EDMS_SETTINGS_JSON",
           "EDMS_POSTGRES_PASSWORD",
           "EDMS_DJANGO_SECRET_KEY",
+          "EDMS_REDIS_PASSWORD",
           "EDMS_SUPERUSER_PASSWORD",
           ...(stack === "dev" ? [] : ["DOCKER_HOST"]),
         );

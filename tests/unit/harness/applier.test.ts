@@ -15,8 +15,10 @@ import {
   HookRun,
   checkImageInputs,
   containerDeleteError,
+  containerNetworkArgs,
   containerStep,
   hash,
+  networkCreateArgs,
   randomPassword,
   readContainer,
   refuseReplacement,
@@ -125,6 +127,47 @@ describe("e2e applier", function () {
     expect(() =>
       refuseReplacement(network.type, "edms-network-net", network, { name: "other" }, undefined),
     ).to.throw(/does not model/);
+  });
+
+  it("creates an `internal` network as such, and fails loudly on a network input it would not apply", function () {
+    const labels = [{ label: "edms.stack", value: "s" }];
+    expect(
+      networkCreateArgs({ name: "p-data", driver: "bridge", internal: true, labels }),
+    ).to.deep.equal([
+      "network",
+      "create",
+      "--driver",
+      "bridge",
+      "--internal",
+      "--label",
+      "edms.stack=s",
+      "p-data",
+    ]);
+    expect(networkCreateArgs({ name: "p-front", driver: "bridge" })).not.to.include("--internal");
+    expect(() => networkCreateArgs({ name: "n", ipamConfigs: [] })).to.throw(/ipamConfigs/);
+  });
+
+  it("joins a container to every network it declares, with each network's aliases, before it starts", function () {
+    const args = containerNetworkArgs({
+      name: "p-web",
+      networksAdvanced: [{ name: "p-front" }, { name: "p-data", aliases: ["web", "app"] }],
+    });
+    expect(args.create).to.deep.equal(["--network", "p-front"]);
+    expect(args.connect).to.deep.equal([
+      ["network", "connect", "--alias", "web", "--alias", "app", "p-data", "p-web"],
+    ]);
+    const one = containerNetworkArgs({
+      name: "p-redis",
+      networksAdvanced: [{ name: "p-data", aliases: ["redis"] }],
+    });
+    expect(one).to.deep.equal({
+      create: ["--network", "p-data", "--network-alias", "redis"],
+      connect: [],
+    });
+    expect(containerNetworkArgs({ name: "p-scheduler" })).to.deep.equal({
+      create: [],
+      connect: [],
+    });
   });
 
   it("hands a hook's stdout to dependents as the provider does: trimmed, and kept while it does not run again", async function () {

@@ -41,6 +41,7 @@ describe("container hardening (issue 20): every container edms-ops starts", func
     Object.assign(process.env, {
       EDMS_POSTGRES_PASSWORD: "p",
       EDMS_DJANGO_SECRET_KEY: "k",
+      EDMS_REDIS_PASSWORD: "r",
     });
   });
   after(() => {

@@ -14,6 +14,7 @@ import {
   policies,
   productionDataProtected,
   productionScheduledBackups,
+  segmentedNetworks,
 } from "../../../policy/policies";
 
 type Props = Record<string, any>;
@@ -311,6 +312,68 @@ describe("policy production-scheduled-backups", function () {
   });
   it("does not apply to dev, where scheduled backups are off by default", async function () {
     expect(await run(stackArgs("dev"))).to.deep.equal([]);
+  });
+});
+
+describe("policy segmented-networks", function () {
+  const container = (role: string, ...networks: string[]) =>
+    resourceArgs("docker:index/container:Container", {
+      name: `edms-${role}`,
+      labels: labels({ "edms.role": role }),
+      ...(networks.length ? { networksAdvanced: networks.map((name) => ({ name })) } : {}),
+    });
+  const network = (name: string, internal: boolean) =>
+    resourceArgs("docker:index/network:Network", { name, driver: "bridge", internal });
+  const stackArgs = (resources: ResourceValidationArgs[]): StackValidationArgs => ({
+    resources: resources.map(
+      (r) => ({ ...r, dependencies: [], propertyDependencies: {} }) as unknown as PolicyResource,
+    ),
+    stackTags: new Map(),
+    getConfig: <T extends object>() => ({}) as T,
+    notApplicable: () => undefined as never,
+  });
+  const happyPath = () => [
+    network("edms-front", false),
+    network("edms-data", true),
+    container("proxy", "edms-front"),
+    container("web", "edms-front", "edms-data"),
+    container("worker", "edms-data"),
+    container("postgres", "edms-data"),
+    container("redis", "edms-data"),
+  ];
+  const run = async (resources: ResourceValidationArgs[]) => {
+    const found: string[] = [];
+    await (
+      segmentedNetworks.validateStack as (a: StackValidationArgs, r: (m: string) => void) => void
+    )(stackArgs(resources), (m) => found.push(m));
+    return found;
+  };
+
+  it("passes the proxy on the front network and the datastores on the internal one", async function () {
+    expect(await run(happyPath())).to.deep.equal([]);
+  });
+  it("reports a data network that is not internal", async function () {
+    const resources = happyPath();
+    resources[1] = network("edms-data", false);
+    expect((await run(resources)).join("\n")).to.match(
+      /edms-postgres \(postgres\) is on network edms-data, which is not `internal`[^]*edms-redis/,
+    );
+  });
+  it("reports the proxy on the datastores' network", async function () {
+    const resources = happyPath();
+    resources[2] = container("proxy", "edms-front", "edms-data");
+    expect(await run(resources)).to.deep.equal([
+      "The proxy edms-proxy is on network edms-data with PostgreSQL or Redis. Keep it on the front network only.",
+    ]);
+  });
+  it("reports a datastore on the front network or on Docker's default bridge", async function () {
+    const resources = happyPath();
+    resources[5] = container("postgres", "edms-data", "edms-front");
+    resources[6] = container("redis");
+    const found = (await run(resources)).join("\n");
+    expect(found).to.match(/edms-postgres \(postgres\) is on network edms-front/);
+    expect(found).to.match(/edms-redis \(redis\) is on Docker's default bridge/);
+    expect(found).to.match(/The proxy edms-proxy is on network edms-front/);
   });
 });
 

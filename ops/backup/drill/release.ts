@@ -11,6 +11,8 @@ import { failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
 import { inventory, migrationState } from "../../database/postgres";
 import { docker, RunResult } from "../../engine/docker";
+import { dockerRunArgs } from "../../engine/dockerRun";
+import { CONFINEMENT } from "../../../model/hardening";
 import { tarball } from "../../engine/tarball";
 import { Manifest } from "../../store/manifest";
 import { compareMaps, inventoryProblems } from "../verify";
@@ -130,6 +132,40 @@ export async function rehearseMigration(
   });
 }
 
+/**
+ * The release's container on the scratch network, confined as the web is (its secrets are copied in before
+ * it starts), with the helpers' limits: `docker create` argv.
+ */
+export function releaseContainerArgs(
+  settings: Settings,
+  scratch: Scratch,
+  db: string,
+  image: string,
+  release: string,
+): string[] {
+  const env = djangoEnvironment({ ...settings, version: release })
+    .map((e) => (e.startsWith("POSTGRES_HOST=") ? `POSTGRES_HOST=${db}` : e))
+    // Nothing on the scratch network answers there: a check that needs Redis fails instead of
+    // reaching the live one.
+    .map((e) => (e.startsWith("REDIS_URL=") ? "REDIS_URL=redis://127.0.0.1:1/0" : e));
+  return dockerRunArgs(
+    {
+      image,
+      args: ["infinity"],
+      name: scratch.app,
+      network: scratch.network,
+      labels: scratch.labelMap(),
+      env: ["EDMS_DRILL=1", ...env],
+      mounts: [{ volume: scratch.volume, path: MEDIA_ROOT }],
+      entrypoint: "sleep",
+      logging: false,
+      confinement: CONFINEMENT.web,
+      limits: settings.limits.helpers,
+    },
+    "create",
+  );
+}
+
 async function startReleaseContainer(
   settings: Settings,
   scratch: Scratch,
@@ -146,16 +182,7 @@ async function startReleaseContainer(
       "Load or pull it there, then drill again.",
     );
   }
-  const env = djangoEnvironment({ ...settings, version: release })
-    .map((e) => (e.startsWith("POSTGRES_HOST=") ? `POSTGRES_HOST=${db}` : e))
-    // Nothing on the scratch network answers there: a check that needs Redis fails instead of
-    // reaching the live one.
-    .map((e) => (e.startsWith("REDIS_URL=") ? "REDIS_URL=redis://127.0.0.1:1/0" : e));
-  const args = ["create", "--name", scratch.app, "--network", scratch.network, ...scratch.labels()];
-  args.push("--log-driver", "none", "-e", "EDMS_DRILL=1");
-  env.forEach((e) => args.push("-e", e));
-  args.push("-v", `${scratch.volume}:${MEDIA_ROOT}`, "--entrypoint", "sleep", image, "infinity");
-  await docker(args);
+  await docker(releaseContainerArgs(settings, scratch, db, image, release));
   // Throwaway values, not the stack's: the scratch server trusts every connection, and the key signs
   // nothing that outlives the drill.
   const archive = await tarball([

@@ -12,6 +12,7 @@ import { Settings } from "../../../model/settings";
 import { OpsError } from "../../core/errors";
 import { progress } from "../../core/log";
 import { docker, removeByRole } from "../../engine/docker";
+import { opsLabels } from "../../engine/dockerRun";
 import { toolbox } from "../../engine/toolbox";
 import { Checks } from "./checks";
 
@@ -39,7 +40,12 @@ export class Scratch {
   }
 
   labels(): string[] {
-    return ["--label", `edms.stack=${this.settings.stack}`, "--label", `edms.role=${SCRATCH_ROLE}`];
+    return Object.entries(this.labelMap()).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
+  }
+
+  /** What `labels()` gives, as `dockerRunArgs` takes it. */
+  labelMap(): Record<string, string> {
+    return opsLabels(this.settings, SCRATCH_ROLE);
   }
 
   async create(): Promise<void> {

@@ -5,6 +5,8 @@ import { backupToolbox, toolbox } from "../../../ops/engine/toolbox";
 import { lockContainerArgs } from "../../../ops/engine/session";
 import { runDjango } from "../../../ops/database/django";
 import { withScratchDatabase } from "../../../ops/backup/verify";
+import { releaseContainerArgs } from "../../../ops/backup/drill/release";
+import { Scratch } from "../../../ops/backup/drill/scratch";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -49,7 +51,7 @@ describe("container hardening (issue 20): every container edms-ops starts", func
     process.env = savedEnv;
   });
 
-  it("toolbox, restic toolbox, lock, scratch server and one-off Django: confined and limited", async function () {
+  it("toolbox, restic toolbox, lock, scratch server, one-off Django and the drill's release: confined and limited", async function () {
     await toolbox(settings, [], "true");
     await backupToolbox(settings, "true");
     started.push(lockContainerArgs(settings, "backup", true));
@@ -58,7 +60,9 @@ describe("container hardening (issue 20): every container edms-ops starts", func
       image: "edms-sample/backend:1.0.0",
       command: ["python3", "manage.py", "migrate"],
     });
-    expect(started).to.have.length(5);
+    const drill = new Scratch(settings);
+    started.push(releaseContainerArgs(settings, drill, "db", "edms-sample/backend:2.0.0", "2.0.0"));
+    expect(started).to.have.length(6);
     for (const argv of started) {
       const image = argv.findIndex((w) => /^(postgres|restic|edms-sample|redis)/.test(w));
       const before = argv.slice(0, image > 0 ? image : argv.length);
@@ -83,7 +87,7 @@ describe("container hardening (issue 20): every container edms-ops starts", func
         name,
       ).to.equal(true);
     }
-    const [plain, restic, lock, scratch, django] = started;
+    const [plain, restic, lock, scratch, django, release] = started;
     // Root helpers: read-only, and never the right to become another user.
     for (const argv of [plain, restic, lock, scratch]) {
       expect(argv, argv.join(" ")).to.include("--read-only");
@@ -92,7 +96,12 @@ describe("container hardening (issue 20): every container edms-ops starts", func
       expect(flags(argv, "--cap-add")).not.to.include.members(["SETUID", "SETGID"]);
     }
     // The app's own user needs nothing; its secrets are copied into its root before it starts.
-    expect(flags(django, "--cap-add")).to.deep.equal([]);
-    expect(django).not.to.include("--read-only");
+    for (const argv of [django, release]) {
+      expect(flags(argv, "--cap-add")).to.deep.equal([]);
+      expect(argv).not.to.include("--read-only");
+    }
+    // The drill's release reaches nothing but its scratch network, and logs nothing of the backup's data.
+    expect(flags(release, "--network")).to.deep.equal([drill.network]);
+    expect(flags(release, "--log-driver")).to.deep.equal(["none"]);
   });
 });

@@ -61,7 +61,8 @@ export function productionRules(ref: SettingReference): string[] {
 function pulumiEntry(ref: SettingReference): Record<string, unknown> {
   const shared = sharedDefault(ref.defaults);
   const rules = productionRules(ref);
-  const varies = !ref.required && shared === undefined && !ref.secret;
+  const optional = ENVIRONMENTS.every((e) => ref.defaults[e] === undefined);
+  const varies = !ref.required && shared === undefined && !ref.secret && !optional;
   const description = [
     ref.description,
     ...(rules.length ? [`On production: ${rules.join("; ")}.`] : []),

@@ -100,7 +100,12 @@ export function settingsReference(): SettingReference[] {
     return {
       key: `edms:${name}`,
       ...field(name, schema, defaults),
-      required: ENVIRONMENTS.every((e) => defaults[e] === undefined),
+      // Required: nothing is accepted in its place (an optional key takes `undefined`, a defaulted one its default).
+      required: ENVIRONMENTS.every(
+        (e) =>
+          !(settingsSchema(e).shape as Record<string, z.ZodType>)[name].safeParse(undefined)
+            .success,
+      ),
       fields: fieldsOf(schema, defaults),
     };
   });

@@ -8,6 +8,7 @@ import { ALERTS_FIX, alertsSchema } from "./alerts";
 import { BACKUP_FIX, backupSchema } from "./backup";
 import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
+import { bindAddressSchema, djangoSchema, tlsUpstreamSchema } from "./https";
 import { LIMITS_FIX, limitsSchema } from "./limits";
 
 export const DEFAULTS = {
@@ -81,7 +82,7 @@ const proxy = z
     }),
     tls: setting(tls.optional(), {
       description:
-        "TLS termination at the proxy: `{port, certificateFile, keyFile}`. Certificate and key are files on the deploying machine, never config values. Needs `enabled`.",
+        "TLS termination at the proxy: `{port, certificateFile, keyFile}`. Certificate and key are files on the deploying machine, never config values. Needs `enabled`; excludes `edms:tlsUpstream`. `edms:httpPort` then only redirects to HTTPS.",
     }),
   })
   .strict();
@@ -146,6 +147,8 @@ const scalarKeys = {
       "Host port the proxy (or, with edms:proxy.enabled false, the web container) publishes (1-65535). PostgreSQL and Redis are never published.",
     fix: "choose a port between 1 and 65535, e.g. 8000",
   }),
+  bindAddress: bindAddressSchema,
+  tlsUpstream: tlsUpstreamSchema,
 };
 
 function buildSchema(environment: Environment) {
@@ -161,9 +164,10 @@ function buildSchema(environment: Environment) {
       fix: "e.g. `{superuser: admin, email: admin@example.com, fixtures: [initial_users, initial_settings]}`",
     }),
     proxy: setting(proxy.prefault({}), {
-      description: `{enabled: bool, image, tls?: {port (default ${DEFAULT_TLS_PORT}), certificateFile, keyFile}}. A reverse proxy (HAProxy) owns edms:httpPort and switches to a new release's web only once it is healthy (zero-downtime update and rollback). enabled false: one fixed web container publishes the port and is replaced delete-first. TLS certificate and key are PEM files next to the stack, uploaded into the proxy as files (never env or config text).`,
+      description: `{enabled: bool, image, tls?: {port (default ${DEFAULT_TLS_PORT}), certificateFile, keyFile}}. A reverse proxy (HAProxy) owns edms:httpPort and switches to a new release's web only once it is healthy (zero-downtime update and rollback). enabled false: one fixed web container publishes the port and is replaced delete-first. TLS certificate and key are PEM files next to the stack, uploaded into the proxy as files (never env or config text); with tls, the plain edms:httpPort answers every request with a redirect to HTTPS. Production needs tls or edms:tlsUpstream.`,
       fix: "e.g. `{enabled: true, image: haproxy:2.8, tls: {port: 443, certificateFile: certs/edms.crt, keyFile: certs/edms.key}}`",
     }),
+    django: djangoSchema,
     alerts: setting(alertsSchema.prefault({}), {
       description:
         "{apprise?: [url, …], webhook?: url, offsiteLagBackups: int >= 1, offsiteLagHours: number > 0}. Where the scheduler on the Docker host sends alerts: a scheduled backup failed, skipped or missed; the off-host copy lags more than offsiteLagBackups backups or offsiteLagHours hours; the latest drill failed; a restore is incomplete; the newest good backup is older than edms:backup.rpo. One message when a condition starts, a reminder at most daily while it lasts, one when it clears. Target URLs carry tokens: set each with `pulumi config set --secret --path`; plain text is refused. They reach the scheduler as root-only files, never env or argv. Needs edms:backup.schedule (the scheduler sends them).",

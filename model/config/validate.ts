@@ -7,6 +7,7 @@ import { z } from "zod";
 import { DEFAULT_SCHEDULES, SCHEDULE_OFF } from "../schedule";
 import { alertTargetCount } from "./alerts";
 import { parseJsonish, settingMeta } from "./fields";
+import { DjangoSettings, httpsRuleProblems } from "./https";
 import { resourceNames } from "./names";
 import { DEFAULTS, KNOWN_KEYS, settingsSchema } from "./schema";
 import { ConfiguredSettings, RawConfig, Settings } from "./types";
@@ -138,6 +139,19 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     ...backupRuleProblems(raw, values.environment),
     ...proxyRuleProblems(values),
     ...alertRuleProblems(values),
+    ...httpsRuleProblems(
+      {
+        ...values,
+        bindAddress: values.bindAddress as string | undefined,
+        tlsUpstream: values.tlsUpstream as boolean | undefined,
+        proxy: values.proxy as { tls?: unknown } | undefined,
+        django: values.django as DjangoSettings | undefined,
+      },
+      // A key that failed its own check is reported there, not again as missing.
+      Object.keys(raw).filter(
+        (key) => raw[key] !== undefined && values[key as keyof Values] === undefined,
+      ),
+    ),
   );
   if (problems.length > 0 || values.environment === undefined) {
     throw new ConfigError(stack, problems);

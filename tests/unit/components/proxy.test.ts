@@ -89,7 +89,9 @@ describe("the program's proxy and TLS", function () {
       key,
       "-----BEGIN PRIVATE KEY-----\nmock-secret-key\n-----END PRIVATE KEY-----\n",
     );
+    // Pulumi.production.yaml ends TLS upstream; here the proxy ends it instead.
     const tls = (extra: Record<string, unknown> = {}) => ({
+      "edms:tlsUpstream": null,
       "edms:proxy": { tls: { port: 8443, certificateFile: cert, keyFile: key, ...extra } },
     });
 

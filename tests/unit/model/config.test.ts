@@ -12,6 +12,8 @@ import {
 import { VOLUME_ROLES, volumeProtection } from "../../../model/protection";
 
 const valid = { environment: "staging", version: "2.0.0" };
+/** What production needs to serve HTTPS, where a test is about something else. */
+const PRODUCTION_HTTPS = { tlsUpstream: true, django: { allowedHosts: ["edms.example.com"] } };
 
 function problemsOf(raw: Record<string, unknown>, stack = "s"): string[] {
   try {
@@ -51,7 +53,11 @@ describe("config validation", function () {
       },
     });
     expect(dev.names.postgresVolume).to.equal("edms_postgres_data");
-    const prod = validateSettings("production", { environment: "production", version: "1.0.0" });
+    const prod = validateSettings("production", {
+      environment: "production",
+      version: "1.0.0",
+      ...PRODUCTION_HTTPS,
+    });
     expect(prod.backup).to.deep.equal({
       beforeDeploy: true,
       drillBeforeDeploy: true,
@@ -112,6 +118,7 @@ describe("config validation", function () {
     const prod = validateSettings("production", {
       environment: "production",
       version: "1",
+      ...PRODUCTION_HTTPS,
       backup: '{"schedule": "30 1 * * *"}',
     });
     expect(prod.backup.schedule).to.equal("30 1 * * *");
@@ -312,7 +319,7 @@ describe("config validation", function () {
       expect.fail("expected a ConfigError");
     } catch (err) {
       const message = (err as Error).message;
-      expect(message).to.match(/^Stack `production` has 6 configuration problem\(s\):/);
+      expect(message).to.match(/^Stack `production` has 8 configuration problem\(s\):/);
       for (const key of [
         "version",
         "namePrefix",
@@ -320,6 +327,8 @@ describe("config validation", function () {
         "httpPort",
         "backup",
         "backup.beforeDeploy",
+        "tlsUpstream",
+        "django.allowedHosts",
       ]) {
         expect(message).to.contain(`\`edms:${key}`);
       }

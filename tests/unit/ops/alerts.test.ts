@@ -31,6 +31,8 @@ const settings: Settings = {
   ...validateSettings("prod", {
     environment: "production",
     version: "2.0.0",
+    tlsUpstream: true,
+    django: { allowedHosts: ["edms.example.com"] },
     backup: { offsite: { repository: { secure: "v1:x" } } },
     alerts: { webhook: { secure: "v1:y" }, offsiteLagBackups: 2, offsiteLagHours: 12 },
   }),

@@ -21,6 +21,8 @@ describe("production refusals before any engine call", function () {
         "edms:environment": "production",
         "edms:version": "2.0.0",
         "edms:namePrefix": "refusal-prod",
+        "edms:tlsUpstream": true,
+        "edms:django": { allowedHosts: ["edms.example.com"] },
         // Nothing listens here: any engine call would fail with a connection error.
         "docker:host": "tcp://127.0.0.1:9",
       },

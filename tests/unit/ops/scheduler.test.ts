@@ -23,6 +23,10 @@ describe("edms-ops scheduler without an engine", function () {
           "edms:environment": environment,
           "edms:version": "2.0.0",
           "edms:backup": backup,
+          // Production serves HTTPS (model/config/https.ts); the scheduler does not care how.
+          ...(environment === "production"
+            ? { "edms:tlsUpstream": true, "edms:django": { allowedHosts: ["edms.example.com"] } }
+            : {}),
           "docker:host": "tcp://127.0.0.1:9",
         },
       }),

@@ -10,6 +10,7 @@ import {
 } from "../model/containers";
 import { LABELS } from "../model/labels";
 import { containerReplacement } from "../model/protection";
+import { publishedPort } from "../model/https";
 import { webContainerName, WEB_INTERNAL_PORT } from "../model/proxy";
 
 export const WEB_PORT = WEB_INTERNAL_PORT;
@@ -95,7 +96,7 @@ export class DjangoService extends pulumi.ComponentResource {
           secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
-        ports: web && !proxied ? [{ internal: WEB_PORT, external: settings.httpPort }] : [],
+        ports: web && !proxied ? [publishedPort(settings, WEB_PORT, settings.httpPort)] : [],
         destroyGraceSeconds,
       },
       // dependsOn of a component does not hold back its children: the container itself must wait for

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HOOK_CONTRACTS } from "../model/hooks";
+import { publishedUrl } from "../model/https";
 import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
@@ -79,11 +80,7 @@ export class Edms extends pulumi.ComponentResource {
       ...(data.preDeployDrill ? { preDeployDrill: data.preDeployDrill } : {}),
     };
     const { settings } = args;
-    this.url = pulumi.output(
-      settings.proxy.tls
-        ? `https://localhost:${settings.proxy.tls.port}/`
-        : `http://localhost:${settings.httpPort}/`,
-    );
+    this.url = pulumi.output(publishedUrl(settings));
     this.superuserPassword = base.secrets.superuserPassword;
     this.backupPassword = base.secrets.backupPassword;
     this.registerOutputs({ url: this.url });

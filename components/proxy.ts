@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { secretFile, stackContainer } from "./container";
 import { containerReplacement } from "../model/protection";
+import { publishedPort } from "../model/https";
 import {
   liveBackend,
   PROXY_COMMAND,
@@ -57,9 +58,10 @@ export class EdmsProxy extends pulumi.ComponentResource {
           // Django secrets are read inside their containers: a file, never env or argv.
           ...(tls && args.tlsPem !== undefined ? [secretFile(PROXY_TLS_PEM, args.tlsPem)] : []),
         ],
+        // On the configured host address only (edms:bindAddress, 127.0.0.1 when TLS ends upstream).
         ports: [
-          { internal: PROXY_HTTP_PORT, external: settings.httpPort },
-          ...(tls ? [{ internal: PROXY_HTTPS_PORT, external: tls.port }] : []),
+          publishedPort(settings, PROXY_HTTP_PORT, settings.httpPort),
+          ...(tls ? [publishedPort(settings, PROXY_HTTPS_PORT, tls.port)] : []),
         ],
         destroyGraceSeconds,
       },

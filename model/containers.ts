@@ -2,6 +2,7 @@
  * Paths, users and ports inside the stack's containers, shared by the program (which sets them) and edms-ops
  * (which execs into, copies into and starts containers that rely on them). No @pulumi import.
  */
+import { djangoHttpsEnvironment } from "./https";
 import type { Settings } from "./settings";
 
 /** Where secrets land inside containers; settings read them through `*_FILE` variables. */
@@ -44,6 +45,7 @@ export function djangoEnvironment(settings: Settings): string[] {
     "REDIS_URL=redis://redis:6379/0",
     `REDIS_PASSWORD_FILE=${REDIS_PASSWORD_FILE}`,
     `MEDIA_ROOT=${MEDIA_ROOT}`,
+    ...djangoHttpsEnvironment(settings),
   ];
 }
 

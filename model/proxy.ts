@@ -67,11 +67,7 @@ export function proxyConfig(settings: Settings): string {
     "resolvers docker",
     "    nameserver dns 127.0.0.11:53",
     "    hold valid 10s",
-    "frontend http",
-    `    bind :${PROXY_HTTP_PORT}`,
-    // Overwritten, never trusted from the client: Django decides secure cookies/redirects on it.
-    "    http-request set-header X-Forwarded-Proto http",
-    "    default_backend web",
+    ...httpFrontend(settings),
     ...(tls
       ? [
           "frontend https",
@@ -83,6 +79,52 @@ export function proxyConfig(settings: Settings): string {
       : []),
     "",
   ].join("\n");
+}
+
+/** The rule that turns the plain-HTTP frontend into a redirect (the policy pack looks for it). */
+export const HTTPS_REDIRECT = "http-request redirect scheme https code 301";
+
+/**
+ * The frontend on `edms:httpPort`. With TLS at the proxy it serves nothing: every request is redirected to
+ * HTTPS on the published TLS port. With TLS ended upstream it serves the app and passes on the upstream's
+ * X-Forwarded-Proto (only the upstream reaches the bound port). Otherwise X-Forwarded-Proto is `http`.
+ */
+function httpFrontend(settings: Settings): string[] {
+  const tls = settings.proxy.tls;
+  const frontend = ["frontend http", `    bind :${PROXY_HTTP_PORT}`];
+  if (tls) {
+    return [
+      ...frontend,
+      // `redirect scheme` keeps the Host header as sent, port included: the HTTP port goes, and the TLS
+      // port is named unless it is HTTPS' default.
+      "    http-request replace-value Host ^(.*):[0-9]+$ \\1",
+      ...(tls.port === 443 ? [] : [`    http-request replace-value Host ^(.*)$ \\1:${tls.port}`]),
+      `    ${HTTPS_REDIRECT}`,
+    ];
+  }
+  if (settings.tlsUpstream) {
+    return [
+      ...frontend,
+      // Set by the TLS-terminating upstream, the only client of the bound port; Django trusts it.
+      "    default_backend web",
+    ];
+  }
+  return [
+    ...frontend,
+    // Overwritten, never trusted from the client: Django decides secure cookies/redirects on it.
+    "    http-request set-header X-Forwarded-Proto http",
+    "    default_backend web",
+  ];
+}
+
+/** True when haproxy.cfg's `frontend http` redirects every request to HTTPS and has no backend to serve. */
+export function httpFrontendRedirects(config: string): boolean {
+  const section = /^frontend http\n((?:[ \t]+.*\n?)*)/m.exec(config)?.[1] ?? "";
+  const rules = section.split("\n").map((line) => line.trim());
+  return (
+    rules.includes(HTTPS_REDIRECT) &&
+    !rules.some((rule) => /^(default_backend|use_backend)\b/.test(rule))
+  );
 }
 
 export interface LiveRelease {

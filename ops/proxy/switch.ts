@@ -12,11 +12,11 @@ import {
   PROXY_LIVE_CONFIG,
   PROXY_MAIN_CONFIG,
   webContainerName,
-  WEB_INTERNAL_PORT,
 } from "../../model/proxy";
 import { docker, inspectContainer } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
-import { httpProbe, publicHealthUrl } from "../reports/health";
+import { httpProbe, publicHealthUrl, WEB_HEALTH_URL } from "../reports/health";
+import { probeHost } from "../../model/https";
 import { progress } from "../core/log";
 import { liveRelease } from "../engine/services";
 
@@ -95,7 +95,7 @@ async function healthyTarget(
   const before = await liveRelease(settings);
   progress(`waiting up to ${options.wait}s for ${target} to answer /health/ 200`);
   const healthy = await waitFor(options, async () => {
-    const probe = await httpProbe(target, `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`);
+    const probe = await httpProbe(target, WEB_HEALTH_URL, probeHost(settings));
     return { ok: probe.status === 200, detail: describe(probe.status, probe.body, probe.detail) };
   });
   if (!healthy.ok) {
@@ -200,7 +200,7 @@ export async function takeOverPort(settings: Settings, options: SwitchOptions): 
     `${old} (without the proxy) holds port ${settings.httpPort}; waiting for ${target} to be healthy first`,
   );
   const healthy = await waitFor(options, async () => {
-    const probe = await httpProbe(target, `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`);
+    const probe = await httpProbe(target, WEB_HEALTH_URL, probeHost(settings));
     return { ok: probe.status === 200, detail: describe(probe.status, probe.body, probe.detail) };
   });
   if (!healthy.ok) {
@@ -215,7 +215,7 @@ export async function takeOverPort(settings: Settings, options: SwitchOptions): 
 
 /** The release that answers a request through the proxy, probed from the new web container. */
 async function servedVersion(settings: Settings, from: string): Promise<string | null> {
-  const probe = await httpProbe(from, publicHealthUrl(settings));
+  const probe = await httpProbe(from, publicHealthUrl(settings), probeHost(settings));
   return probe.status === 200 ? (probe.body?.version ?? null) : null;
 }
 

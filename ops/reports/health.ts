@@ -1,7 +1,8 @@
 /** The checks behind `edms-ops health` and the deploy's health gate. */
 import { POSTGRES_DB, POSTGRES_USER, REDIS_CLI } from "../../model/containers";
 import { Settings } from "../../model/settings";
-import { PROXY_HTTP_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
+import { probeHost } from "../../model/https";
+import { PROXY_HTTP_PORT, PROXY_HTTPS_PORT, WEB_INTERNAL_PORT } from "../../model/proxy";
 import { notFutureDated } from "../store/retention";
 import { BackupListing, listBackups } from "../store/catalog";
 import { docker } from "../engine/docker";
@@ -50,14 +51,13 @@ export interface HttpProbe {
 
 /**
  * GET `url` from inside `container` (on the stack's network, where the web containers and the proxy's
- * internal listener are; the operator's machine may not reach the published port of a remote host).
+ * internal listener are; the operator's machine may not reach the published port of a remote host), with
+ * `host` as the Host header when given (model/https.ts probeHost: one the app is configured to answer).
+ * A redirect is reported, not followed; an https URL is the proxy's own TLS frontend, whose certificate
+ * names the public host, not the container: it is not verified here.
  */
-export async function httpProbe(container: string, url: string): Promise<HttpProbe> {
-  const probe =
-    "import json,sys,urllib.request,urllib.error\n" +
-    `try:\n r=urllib.request.urlopen(${JSON.stringify(url)},timeout=10); code=r.status; body=r.read()\n` +
-    "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
-    "print(code); print(body.decode())";
+export async function httpProbe(container: string, url: string, host?: string): Promise<HttpProbe> {
+  const probe = probeScript(url, host);
   const result = await docker(["exec", container, "python3", "-c", probe], { allowFailure: true });
   if (result.code !== 0) {
     return {
@@ -72,11 +72,33 @@ export async function httpProbe(container: string, url: string): Promise<HttpPro
     : { status: Number(status), detail: `${status}, body not JSON` };
 }
 
-/** The URL a user's request takes: through the proxy when there is one, else straight to gunicorn. */
+/** The probe's Python (run with `python3 -c`): prints the status, then the body. */
+export function probeScript(url: string, host?: string): string {
+  const headers = host ? { Host: host } : {};
+  return (
+    "import json,ssl,sys,urllib.request,urllib.error\n" +
+    "class Keep(urllib.request.HTTPRedirectHandler):\n def redirect_request(self,*a,**k): return None\n" +
+    "get=urllib.request.build_opener(Keep,urllib.request.HTTPSHandler(context=ssl._create_unverified_context())).open\n" +
+    `try:\n r=get(urllib.request.Request(${JSON.stringify(url)},headers=${JSON.stringify(headers)}),timeout=10); code=r.status; body=r.read()\n` +
+    "except urllib.error.HTTPError as e:\n code=e.code; body=e.read()\n" +
+    "print(code); print(body.decode())"
+  );
+}
+
+/** gunicorn in a web container, from inside it: the release's own answer, without the proxy. */
+export const WEB_HEALTH_URL = `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`;
+
+/**
+ * The URL a user's request takes: through the proxy when there is one (its HTTPS frontend with TLS, as its
+ * plain one then only redirects), else straight to gunicorn.
+ */
 export function publicHealthUrl(settings: Settings): string {
-  return settings.proxy.enabled
-    ? `http://${settings.names.proxyContainer}:${PROXY_HTTP_PORT}/health/`
-    : `http://127.0.0.1:${WEB_INTERNAL_PORT}/health/`;
+  if (!settings.proxy.enabled) {
+    return WEB_HEALTH_URL;
+  }
+  return settings.proxy.tls
+    ? `https://${settings.names.proxyContainer}:${PROXY_HTTPS_PORT}/health/`
+    : `http://${settings.names.proxyContainer}:${PROXY_HTTP_PORT}/health/`;
 }
 
 /** db, redis, media and migrations are checked by the app's own /health/, reached the way users reach it. */
@@ -123,7 +145,7 @@ async function httpChecks(settings: Settings): Promise<CheckResult[]> {
   if (!web) {
     return [{ name: "http", ok: false, detail: "no web container running" }];
   }
-  const probe = await httpProbe(web.name, publicHealthUrl(settings));
+  const probe = await httpProbe(web.name, publicHealthUrl(settings), probeHost(settings));
   const where = settings.proxy.enabled ? " (through the proxy)" : "";
   if (probe.status === null) {
     return [{ name: `http${where}`, ok: false, detail: probe.detail }];

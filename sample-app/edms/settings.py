@@ -17,7 +17,8 @@ def read_secret(name):
 
 SECRET_KEY = read_secret("DJANGO_SECRET_KEY")
 DEBUG = False
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+# From the stack's `edms:django.allowedHosts` (required on production); every host when the stack names none.
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()]
 EDMS_VERSION = os.environ.get("EDMS_VERSION", "unknown")
 EDMS_ENVIRONMENT = os.environ.get("EDMS_ENVIRONMENT", "dev")
 
@@ -87,20 +88,25 @@ STATIC_URL = "/static/"
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-# Deployment hardening. `manage.py check --deploy` passes with EDMS_HTTPS=1 (behind TLS). The e2e setup
-# serves plain HTTP on loopback, where these four checks cannot hold and are silenced:
-# security.W004 (HSTS), W008 (SSL redirect), W012 (secure session cookie), W016 (secure CSRF cookie).
+# Deployment hardening. EDMS_HTTPS=1 is set by edms-deploy when the stack serves HTTPS (`edms:proxy.tls`, or
+# `edms:tlsUpstream`): cookies are then sent over HTTPS only, and X-Forwarded-Proto, set by the proxy's TLS
+# frontend or by the TLS-terminating upstream (nothing else reaches the app), says a request was secure.
+# `manage.py check --deploy` passes with it but for security.W008: the redirect to HTTPS is the edge's (the
+# proxy's plain port only redirects; an upstream does its own), as a Django redirect would loop behind an
+# upstream that does not set the header and would redirect the stack's own probes of gunicorn's plain port.
+# Without it (dev, staging on plain HTTP) the cookie and HSTS checks cannot hold and are silenced too:
+# security.W004 (HSTS), W012 (secure session cookie), W016 (secure CSRF cookie).
 HTTPS = os.environ.get("EDMS_HTTPS") == "1"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_SSL_REDIRECT = HTTPS
+SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
-SILENCED_SYSTEM_CHECKS = [] if HTTPS else ["security.W004", "security.W008", "security.W012", "security.W016"]
+SILENCED_SYSTEM_CHECKS = ["security.W008"] + ([] if HTTPS else ["security.W004", "security.W012", "security.W016"])
 
 LOGGING = {
     "version": 1,

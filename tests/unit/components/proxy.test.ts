@@ -80,6 +80,47 @@ describe("the program's proxy and TLS", function () {
     ]);
   });
 
+  describe("HTTPS: where ports bind, what Django is told", function () {
+    const envOf = (run: ProgramRun, name: string) =>
+      (run.byName(name).inputs.envs as string[]).filter((e) =>
+        /^(DJANGO_ALLOWED_HOSTS|EDMS_HTTPS)=/.test(e),
+      );
+
+    it("production ending TLS upstream: the proxy's port binds to loopback; web and worker know their hosts and HTTPS", async function () {
+      const run = await runProgram({ stack: "production" });
+      expect(run.error).to.equal(undefined);
+      expect(run.byName("edms-proxy-container").inputs.ports).to.deep.equal([
+        { internal: 8080, external: 8000, ip: "127.0.0.1" },
+      ]);
+      for (const name of ["edms-web-2.0.0-container", "edms-worker-container"]) {
+        expect(envOf(run, name), name).to.deep.equal([
+          "DJANGO_ALLOWED_HOSTS=edms.internal",
+          "EDMS_HTTPS=1",
+        ]);
+      }
+      expect(run.outputs.url).to.equal("http://127.0.0.1:8000/");
+    });
+
+    it("staging as it was: every interface, no allowed hosts or HTTPS variable", async function () {
+      const run = await runProgram({ stack: "staging" });
+      expect(run.byName("edms-proxy-container").inputs.ports).to.deep.equal([
+        { internal: 8080, external: 8000 },
+      ]);
+      expect(envOf(run, "edms-worker-container")).to.deep.equal([]);
+    });
+
+    it("without the proxy the web container publishes on the configured address", async function () {
+      const run = await runProgram({
+        stack: "production",
+        overrides: { "edms:proxy": { enabled: false }, "edms:bindAddress": "10.0.0.5" },
+      });
+      expect(run.error).to.equal(undefined);
+      expect(run.byName("edms-web-container").inputs.ports).to.deep.equal([
+        { internal: 8000, external: 8000, ip: "10.0.0.5" },
+      ]);
+    });
+  });
+
   describe("proxy TLS", function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-tls-"));
     const cert = path.join(dir, "edms.crt");
@@ -115,6 +156,20 @@ describe("the program's proxy and TLS", function () {
         expect(String(resource.inputs.create ?? ""), resource.name).not.to.contain("PRIVATE");
       }
       expect(run.outputs.url).to.equal("https://localhost:8443/");
+      expect(proxy.inputs.uploads[0].content).to.contain("http-request redirect scheme https");
+    });
+
+    it("both ports bind to edms:bindAddress when one is set", async function () {
+      const run = await runProgram({
+        stack: "production",
+        overrides: { ...tls(), "edms:bindAddress": "192.0.2.10" },
+      });
+      expect(run.error).to.equal(undefined);
+      expect(run.byName("edms-proxy-container").inputs.ports).to.deep.equal([
+        { internal: 8080, external: 8000, ip: "192.0.2.10" },
+        { internal: 8443, external: 8443, ip: "192.0.2.10" },
+      ]);
+      expect(run.outputs.url).to.equal("https://192.0.2.10:8443/");
     });
 
     it("names an unreadable certificate file and creates nothing", async function () {

@@ -61,7 +61,15 @@ describe("the program on each stack file", function () {
           .ofType(CONTAINER)
           .filter((c) => (c.inputs.ports ?? []).length > 0);
         expect(published.map((c) => c.name)).to.deep.equal(["edms-proxy-container"]);
-        expect(published[0].inputs.ports).to.deep.equal([{ internal: 8080, external: 8000 }]);
+        // Pulumi.production.yaml ends TLS upstream: its port binds to loopback only; the others keep
+        // Docker's default (every interface), the inputs they always had.
+        expect(published[0].inputs.ports).to.deep.equal([
+          {
+            internal: 8080,
+            external: 8000,
+            ...(stack === "production" ? { ip: "127.0.0.1" } : {}),
+          },
+        ]);
       });
 
       it("labels every volume with environment, stack and data kind", function () {

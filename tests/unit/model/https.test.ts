@@ -1,5 +1,12 @@
 /** How a stack is reached: HTTPS on production, bind addresses, Django's hosts (model/config/https.ts). */
 import { expect } from "chai";
+import {
+  djangoHttpsEnvironment,
+  httpsMode,
+  probeHost,
+  publishedPort,
+  publishedUrl,
+} from "../../../model/https";
 import { ConfigError, validateSettings } from "../../../model/settings";
 
 const TLS = { tls: { certificateFile: "certs/edms.crt", keyFile: "certs/edms.key" } };
@@ -151,5 +158,60 @@ describe("HTTPS settings validation", function () {
       // Without the upstream mode it is only a spelled-out default.
       expect(problemsOf({ environment: "staging", bindAddress: "0.0.0.0" })).to.deep.equal([]);
     });
+  });
+});
+
+describe("how a stack is reached (model/https.ts)", function () {
+  const settings = (raw: Record<string, unknown>) =>
+    validateSettings("s", { environment: "staging", version: "1", ...raw });
+
+  it("binds published ports only where configured: the upstream mode's default is 127.0.0.1", function () {
+    expect(publishedPort(settings({}), 8080, 8000)).to.deep.equal({
+      internal: 8080,
+      external: 8000,
+    });
+    expect(publishedPort(settings({ tlsUpstream: true }), 8080, 8000)).to.deep.equal({
+      internal: 8080,
+      external: 8000,
+      ip: "127.0.0.1",
+    });
+    expect(
+      publishedPort(settings({ tlsUpstream: true, bindAddress: "10.0.0.5" }), 1, 2).ip,
+    ).to.equal("10.0.0.5");
+    expect(publishedPort(settings({ bindAddress: "::1", proxy: TLS }), 1, 2).ip).to.equal("::1");
+  });
+
+  it("tells Django its hosts when configured and that it is served over HTTPS in either mode", function () {
+    expect(djangoHttpsEnvironment(settings({}))).to.deep.equal([]);
+    expect(
+      djangoHttpsEnvironment(
+        settings({ django: { allowedHosts: ["edms.example.com", ".example.org"] } }),
+      ),
+    ).to.deep.equal(["DJANGO_ALLOWED_HOSTS=edms.example.com,.example.org"]);
+    expect(djangoHttpsEnvironment(settings({ tlsUpstream: true, ...HOSTS }))).to.deep.equal([
+      "DJANGO_ALLOWED_HOSTS=edms.example.com",
+      "EDMS_HTTPS=1",
+    ]);
+    expect(djangoHttpsEnvironment(settings({ proxy: TLS }))).to.deep.equal(["EDMS_HTTPS=1"]);
+    expect(httpsMode(settings({ proxy: TLS }))).to.equal("proxy");
+    expect(httpsMode(settings({ tlsUpstream: true }))).to.equal("upstream");
+    expect(httpsMode(settings({ tlsUpstream: false }))).to.equal("none");
+  });
+
+  it("probes with the first allowed host as a name, none without hosts", function () {
+    expect(probeHost(settings({}))).to.equal(undefined);
+    expect(probeHost(settings({ django: { allowedHosts: ["*", ".example.org", "b"] } }))).to.equal(
+      "example.org",
+    );
+    expect(probeHost(settings(HOSTS))).to.equal("edms.example.com");
+  });
+
+  it("names where the app is published, at the bound address", function () {
+    expect(publishedUrl(settings({}))).to.equal("http://localhost:8000/");
+    expect(publishedUrl(settings({ tlsUpstream: true }))).to.equal("http://127.0.0.1:8000/");
+    expect(publishedUrl(settings({ proxy: TLS }))).to.equal("https://localhost:443/");
+    expect(publishedUrl(settings({ proxy: TLS, bindAddress: "::1" }))).to.equal(
+      "https://[::1]:443/",
+    );
   });
 });

@@ -8,7 +8,14 @@
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { HookName, HOOKS } from "../model/hooks";
+import { ALLOWED_HOSTS_ENV, HTTPS_ENV } from "../model/https";
 import { LABELS } from "../model/labels";
+import {
+  httpFrontendRedirects,
+  PROXY_HTTPS_PORT,
+  PROXY_MAIN_CONFIG,
+  PROXY_TLS_PEM,
+} from "../model/proxy";
 
 const VOLUME = "docker:index/volume:Volume";
 const CONTAINER = "docker:index/container:Container";
@@ -206,6 +213,71 @@ export const segmentedNetworks: StackValidationPolicy = {
   },
 };
 
+const WILDCARD_IPS = ["", "0.0.0.0", "::"];
+const envOf = (r: PolicyResource): Map<string, string> =>
+  new Map(
+    ((r.props.envs ?? []) as string[]).map((e) => {
+      const [name, ...rest] = e.split("=");
+      return [name, rest.join("=")];
+    }),
+  );
+
+/** The proxy publishes HTTPS, uploads its certificate and only redirects on the plain port. */
+function proxyServesTls(proxy: PolicyResource): boolean {
+  const uploads = (proxy.props.uploads ?? []) as { file?: string; content?: unknown }[];
+  const config = uploads.find((u) => u.file === PROXY_MAIN_CONFIG)?.content;
+  const ports = (proxy.props.ports ?? []) as { internal?: number }[];
+  return (
+    ports.some((p) => p.internal === PROXY_HTTPS_PORT) &&
+    uploads.some((u) => u.file === PROXY_TLS_PEM) &&
+    typeof config === "string" &&
+    httpFrontendRedirects(config)
+  );
+}
+
+/** What is wrong with how one production container is reached, if anything. */
+function httpsViolations(c: PolicyResource): string[] {
+  const name = c.props.name ?? c.name;
+  const found: string[] = [];
+  const ports = (c.props.ports ?? []) as { ip?: string }[];
+  const open = ports.some((p) => WILDCARD_IPS.includes(p.ip ?? ""));
+  if ((open || c.props.publishAllPorts === true) && !(roleOf(c) === "proxy" && proxyServesTls(c))) {
+    found.push(
+      `Container ${name} publishes plain HTTP on every interface of a production host. Terminate TLS at the proxy (\`edms:proxy.tls\`: its plain port then only redirects to HTTPS) or, behind a TLS-terminating upstream, set \`edms:tlsUpstream: true\` (the port binds to \`edms:bindAddress\`, default 127.0.0.1).`,
+    );
+  }
+  if (["web", "worker"].includes(roleOf(c))) {
+    const env = envOf(c);
+    const hosts = (env.get(ALLOWED_HOSTS_ENV) ?? "").split(",").filter(Boolean);
+    if (hosts.length === 0 || hosts.includes("*")) {
+      found.push(
+        `Container ${name} answers to any host name (${ALLOWED_HOSTS_ENV} ${hosts.length ? "holds *" : "unset"}). Set \`edms:django.allowedHosts\` to the names users reach production by.`,
+      );
+    }
+    if (env.get(HTTPS_ENV) !== "1") {
+      found.push(
+        `Container ${name} is not told it is served over HTTPS (${HTTPS_ENV}=1): its cookies would not be marked secure. Set \`edms:proxy.tls\` or \`edms:tlsUpstream\`.`,
+      );
+    }
+  }
+  return found;
+}
+
+export const productionHttps: StackValidationPolicy = {
+  name: "production-https",
+  description:
+    "A production stack serves HTTPS only: no container publishes plain HTTP on every interface (the proxy's plain port only redirects when TLS ends there; otherwise ports bind to a host address for a TLS upstream), and Django knows its allowed hosts and that it is served over HTTPS.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, reportViolation) => {
+    if (!isProduction(args.resources)) {
+      return;
+    }
+    for (const c of args.resources.filter((r) => r.type === CONTAINER)) {
+      httpsViolations(c).forEach((message) => reportViolation(message));
+    }
+  },
+};
+
 export const policies = [
   productionDataProtected,
   noSecretInEnv,
@@ -213,4 +285,5 @@ export const policies = [
   backupBeforeDeploy,
   productionScheduledBackups,
   segmentedNetworks,
+  productionHttps,
 ];

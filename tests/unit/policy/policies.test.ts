@@ -5,6 +5,9 @@ import {
   StackValidationArgs,
 } from "@pulumi/policy";
 import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { RecordedResource, runProgram } from "../../harness/mocks";
 import { HOOK_CONTRACTS, HOOKS, OPS_ENTRY } from "../../../model/hooks";
 import {
@@ -13,8 +16,10 @@ import {
   noSecretInEnv,
   policies,
   productionDataProtected,
+  productionHttps,
   productionScheduledBackups,
   segmentedNetworks,
+  labelsOf,
 } from "../../../policy/policies";
 
 type Props = Record<string, any>;
@@ -374,6 +379,128 @@ describe("policy segmented-networks", function () {
     expect(found).to.match(/edms-postgres \(postgres\) is on network edms-front/);
     expect(found).to.match(/edms-redis \(redis\) is on Docker's default bridge/);
     expect(found).to.match(/The proxy edms-proxy is on network edms-front/);
+  });
+});
+
+/** Certificate and key files for a stack that terminates TLS at the proxy (the program reads them). */
+function tlsOverrides(): Record<string, unknown> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-policy-tls-"));
+  fs.writeFileSync(
+    path.join(dir, "edms.crt"),
+    "-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n",
+  );
+  fs.writeFileSync(
+    path.join(dir, "edms.key"),
+    "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n",
+  );
+  return {
+    "edms:tlsUpstream": null,
+    "edms:proxy": {
+      tls: { certificateFile: path.join(dir, "edms.crt"), keyFile: path.join(dir, "edms.key") },
+    },
+  };
+}
+
+describe("policy production-https", function () {
+  this.timeout(60000);
+  const runs = new Map<string, RecordedResource[]>();
+  /**
+   * The program's own resources (production ends TLS upstream in its stack file), as the pack sees them:
+   * a fresh copy each time, so a test may break one without breaking the next.
+   */
+  const programResources = async (
+    overrides: Record<string, unknown> = {},
+    stack = "production",
+  ) => {
+    const key = JSON.stringify([stack, Object.keys(overrides)]);
+    if (!runs.has(key)) {
+      const run = await runProgram({ stack, overrides });
+      expect(run.error).to.equal(undefined);
+      runs.set(key, run.resources);
+    }
+    return runs.get(key)!.map(
+      (r) =>
+        ({
+          ...resourceArgs(r.type, JSON.parse(JSON.stringify(r.inputs)) as Props, r.protect),
+          name: r.name,
+          dependencies: [],
+          propertyDependencies: {},
+        }) as unknown as PolicyResource,
+    );
+  };
+  const run = async (resources: PolicyResource[]) => {
+    const found: string[] = [];
+    await (
+      productionHttps.validateStack as (a: StackValidationArgs, r: (m: string) => void) => void
+    )(
+      {
+        resources,
+        stackTags: new Map(),
+        getConfig: <T extends object>() => ({}) as T,
+        notApplicable: () => undefined as never,
+      },
+      (m) => found.push(m),
+    );
+    return found;
+  };
+  const byRole = (resources: PolicyResource[], role: string) =>
+    resources.filter(
+      (r) =>
+        r.type === "docker:index/container:Container" && labelsOf(r.props)["edms.role"] === role,
+    );
+  let upstream: PolicyResource[];
+  let tls: PolicyResource[];
+  const TLS = tlsOverrides();
+  beforeEach(async function () {
+    upstream = await programResources();
+    tls = await programResources(TLS);
+  });
+
+  it("passes production ending TLS upstream (ports on 127.0.0.1) and production with TLS at the proxy", async function () {
+    expect(await run(upstream)).to.deep.equal([]);
+    expect(await run(tls)).to.deep.equal([]);
+  });
+  it("reports a port published on every interface without TLS at the proxy", async function () {
+    const [proxy] = byRole(upstream, "proxy");
+    for (const ip of [undefined, "0.0.0.0", "::"]) {
+      proxy.props.ports = [{ internal: 8080, external: 8000, ...(ip ? { ip } : {}) }];
+      expect(await run(upstream), String(ip)).to.deep.equal([
+        "Container edms-proxy publishes plain HTTP on every interface of a production host. Terminate TLS at the proxy (`edms:proxy.tls`: its plain port then only redirects to HTTPS) or, behind a TLS-terminating upstream, set `edms:tlsUpstream: true` (the port binds to `edms:bindAddress`, default 127.0.0.1).",
+      ]);
+    }
+  });
+  it("reports a TLS proxy whose plain port still serves the app, or that has no certificate", async function () {
+    const [proxy] = byRole(tls, "proxy");
+    const uploads = proxy.props.uploads as { file: string; content: string }[];
+    const config = uploads[0].content;
+    uploads[0].content = config.replace("redirect scheme https code 301", "set-var txn.x int(1)");
+    expect((await run(tls)).join()).to.match(/edms-proxy publishes plain HTTP on every interface/);
+    uploads[0].content = config.replace("code 301\n", "code 301\n    default_backend web\n");
+    expect((await run(tls)).join()).to.match(/edms-proxy publishes plain HTTP on every interface/);
+    uploads[0].content = config;
+    proxy.props.uploads = uploads.filter((u) => !u.file.endsWith(".pem"));
+    expect((await run(tls)).join()).to.match(/edms-proxy publishes plain HTTP on every interface/);
+  });
+  it("reports web or worker with no allowed hosts, with *, or not told of HTTPS", async function () {
+    const [web] = byRole(upstream, "web");
+    const [worker] = byRole(upstream, "worker");
+    const envs = web.props.envs as string[];
+    web.props.envs = envs.filter((e) => !e.startsWith("DJANGO_ALLOWED_HOSTS="));
+    worker.props.envs = (worker.props.envs as string[]).map((e) =>
+      e.startsWith("DJANGO_ALLOWED_HOSTS=") ? "DJANGO_ALLOWED_HOSTS=edms.internal,*" : e,
+    );
+    expect(await run(upstream)).to.deep.equal([
+      "Container edms-web-2.0.0 answers to any host name (DJANGO_ALLOWED_HOSTS unset). Set `edms:django.allowedHosts` to the names users reach production by.",
+      "Container edms-worker answers to any host name (DJANGO_ALLOWED_HOSTS holds *). Set `edms:django.allowedHosts` to the names users reach production by.",
+    ]);
+    web.props.envs = envs.filter((e) => e !== "EDMS_HTTPS=1");
+    worker.props.envs = envs;
+    expect(await run(upstream)).to.deep.equal([
+      "Container edms-web-2.0.0 is not told it is served over HTTPS (EDMS_HTTPS=1): its cookies would not be marked secure. Set `edms:proxy.tls` or `edms:tlsUpstream`.",
+    ]);
+  });
+  it("does not apply to staging, which may serve plain HTTP", async function () {
+    expect(await run(await programResources({}, "staging"))).to.deep.equal([]);
   });
 });
 

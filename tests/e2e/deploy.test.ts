@@ -5,7 +5,9 @@ import { docker } from "../../ops/engine/docker";
 import { CONFINEMENT } from "../../model/hardening";
 import { projectRefreshesAlways } from "../harness/applier";
 import { addressOn, networksOf, reachFrom, reachFromNetwork } from "../harness/reach";
-import { applier, TestStack, PRODUCTION_UPDATE_HOOKS } from "../harness/stack";
+import { request, setCookie } from "../harness/http";
+import { applier, TestStack, PRODUCTION_UPDATE_HOOKS, TEST_HOST } from "../harness/stack";
+import { WEB_INTERNAL_PORT } from "../../model/proxy";
 
 describe("e2e: deploy and update on a production stack", function () {
   const stack = new TestStack("prod", "production");
@@ -437,5 +439,35 @@ describe("e2e: deploy and update on a production stack", function () {
       const logs = await docker(["logs", stack.container(role)]);
       expect((logs.stdout + logs.stderr).includes(redisPassword), role).to.equal(false);
     }
+  });
+
+  it("5c. HTTPS ends upstream: the port binds to 127.0.0.1 only; the app answers its allowed host with secure cookies and refuses any other; health probes pass", async function () {
+    const bindings = JSON.parse(
+      (await docker(["inspect", "-f", "{{json .HostConfig.PortBindings}}", stack.container("web")]))
+        .stdout,
+    ) as Record<string, { HostIp: string; HostPort: string }[]>;
+    expect(bindings).to.deep.equal({
+      [`${WEB_INTERNAL_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(stack.port) }],
+    });
+    const url = `http://127.0.0.1:${stack.port}/admin/login/`;
+    // As the TLS-terminating upstream forwards it: its Host, X-Forwarded-Proto https.
+    const upstream = await request(url, {
+      host: TEST_HOST,
+      headers: { "X-Forwarded-Proto": "https" },
+    });
+    expect(upstream.status, upstream.body.slice(0, 200)).to.equal(200);
+    expect(setCookie(upstream, "csrftoken")).to.match(/; Secure/i);
+    expect(upstream.headers["strict-transport-security"]).to.match(/max-age=31536000/);
+    // The app itself never redirects (the upstream does): no loop behind an upstream without the header.
+    const plain = await request(url, { host: TEST_HOST });
+    expect(plain.status).to.equal(200);
+    expect(setCookie(plain, "csrftoken")).to.match(/; Secure/i);
+    for (const host of ["evil.example", "127.0.0.1", `${stack.prefix}-web`]) {
+      const refused = await request(url, { host, headers: { "X-Forwarded-Proto": "https" } });
+      expect(refused.status, host).to.equal(400);
+    }
+    // edms-ops' probe sends the allowed host, so the app answers it as it answers users.
+    const health = await stack.ops(["health", "--json"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
   });
 });

@@ -4,13 +4,18 @@
  * printed, never asserted.
  */
 import { expect } from "chai";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { LoadStream, StreamReport, summary } from "../harness/load";
 import { addressOn, networksOf, reachFrom } from "../harness/reach";
-import { WEB_INTERNAL_PORT } from "../../model/proxy";
-import { TestStack, WITH_PULUMI } from "../harness/stack";
+import { RELEASE_HEADER, WEB_INTERNAL_PORT } from "../../model/proxy";
+import { request, setCookie } from "../harness/http";
+import { PROJECT_DIR, TestStack, WITH_PULUMI } from "../harness/stack";
 
 const PORT = 18901;
+const TLS_PORT = 18902;
 const REPO = "e2e-proxy/backend";
 const UNHEALTHY = "2.0.2-unhealthy";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -296,5 +301,63 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
       ["2.0.1", "2.0.0"],
     ]);
     expect(await containers("web")).to.deep.equal([web("2.0.0")]);
+  });
+  it("TLS at the proxy: the plain port only redirects to HTTPS; HTTPS serves the release to its allowed host with secure cookies; switch and health go through HTTPS", async function () {
+    // A certificate of the test's own for the host name users would reach the stack by.
+    const certs = fs.mkdtempSync(path.join(PROJECT_DIR, "certs-"));
+    const [crt, key] = [path.join(certs, "edms.crt"), path.join(certs, "edms.key")];
+    const selfSigned = "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=edms.test".split(" ");
+    execFileSync("openssl", [...selfSigned, "-keyout", key, "-out", crt], { stdio: "ignore" });
+    stack.set("edms:proxy", {
+      image: "edms-test/proxy:haproxy",
+      tls: { port: TLS_PORT, certificateFile: crt, keyFile: key },
+    });
+    stack.set("edms:django", { allowedHosts: ["edms.test"] });
+    stack.set("edms:bindAddress", "127.0.0.1");
+    // A new haproxy.cfg replaces the proxy; web and worker get the new environment.
+    const { error, hooks } = await stack.up("2.0.0");
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.include("proxySwitch");
+
+    const plain = await request(`http://127.0.0.1:${PORT}/admin/login/?next=/admin/`, {
+      host: `edms.test:${PORT}`,
+    });
+    expect(plain.status).to.equal(301);
+    expect(plain.headers.location).to.equal(
+      `https://edms.test:${TLS_PORT}/admin/login/?next=/admin/`,
+    );
+    expect(
+      plain.headers[RELEASE_HEADER.toLowerCase()],
+      "no release answers in plain HTTP",
+    ).to.equal(undefined);
+    const secure = await request(`https://127.0.0.1:${TLS_PORT}/admin/login/`, {
+      host: "edms.test",
+    });
+    expect(secure.status, secure.body.slice(0, 200)).to.equal(200);
+    expect(secure.headers[RELEASE_HEADER.toLowerCase()]).to.equal("2.0.0");
+    expect(secure.headers["strict-transport-security"]).to.match(/max-age=31536000/);
+    expect(setCookie(secure, "csrftoken")).to.match(/; Secure/i);
+    const stranger = await request(`https://127.0.0.1:${TLS_PORT}/admin/login/`, {
+      host: "evil.example",
+    });
+    expect(stranger.status).to.equal(400);
+    // Both ports on loopback only (edms:bindAddress), none on every interface.
+    const bindings = JSON.parse(
+      (
+        await docker([
+          "inspect",
+          "-f",
+          "{{json .HostConfig.PortBindings}}",
+          `${stack.prefix}-proxy`,
+        ])
+      ).stdout,
+    ) as Record<string, { HostIp: string; HostPort: string }[]>;
+    expect(bindings).to.deep.equal({
+      "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: String(PORT) }],
+      "8443/tcp": [{ HostIp: "127.0.0.1", HostPort: String(TLS_PORT) }],
+    });
+    const health = await stack.ops(["health"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+    expect(health.stdout).to.contain("http /health/ (through the proxy)");
   });
 });

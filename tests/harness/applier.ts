@@ -552,10 +552,9 @@ async function createContainer(inputs: any): Promise<string> {
   const networks = containerNetworkArgs(inputs);
   args.push(...networks.create);
   for (const p of inputs.ports ?? []) {
-    args.push(
-      "-p",
-      `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}${p.protocol ? `/${p.protocol}` : ""}`,
-    );
+    // The provider's default is every IPv4 interface; an IPv6 address is bracketed for `-p`.
+    const ip = p.ip === undefined ? "0.0.0.0" : p.ip.includes(":") ? `[${p.ip}]` : p.ip;
+    args.push("-p", `${ip}:${p.external}:${p.internal}${p.protocol ? `/${p.protocol}` : ""}`);
   }
   const hc = inputs.healthcheck;
   if (hc) {

@@ -205,6 +205,9 @@ export const STACK_BACKUP_IMAGE = "edms-test/backup:restic-0.18-busybox";
 /** node >= 20 and a docker CLI, built offline by images/build.sh: the scheduler image's bases in tests. */
 export const SCHEDULER_BASE = "edms-test/scheduler-base:node20";
 
+/** The host name production test stacks answer to (`edms:django.allowedHosts`). */
+export const TEST_HOST = "edms.test";
+
 /** A stack of the tests' own: its own prefix, port and stack file in PROJECT_DIR. */
 export class TestStack {
   readonly prefix: string;
@@ -227,6 +230,12 @@ export class TestStack {
       "edms:redisImage": "edms-test/redis:7",
       // These scenarios keep the fixed-name web they were written for; tests/e2e/proxy.test.ts turns it on.
       "edms:proxy": { enabled: false },
+      // Production serves HTTPS only (model/config/https.ts). Here TLS "ends upstream": the port binds to
+      // 127.0.0.1, where this machine reaches it; edms-ops' probes send TEST_HOST. proxy.test.ts covers TLS
+      // at the proxy.
+      ...(environment === "production"
+        ? { "edms:tlsUpstream": true, "edms:django": { allowedHosts: [TEST_HOST] } }
+        : {}),
       ...extra,
     };
     this.write();

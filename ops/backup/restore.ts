@@ -253,11 +253,12 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;
   try {
-    const writers = await stopRunning(await appContainers(settings));
-    if (writers.length) {
-      progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
+    // Known before the undo backup: if that fails, they are started again.
+    attempt = { ...attempt, writers: await stopRunning(await appContainers(settings)) };
+    if (attempt.writers.length) {
+      progress(`stopped ${attempt.writers.join(", ")} so nothing writes during the restore`);
     }
-    attempt = await recordUndo(session, entry, { ...attempt, writers });
+    attempt = await recordUndo(session, entry, attempt);
     if (!earlier && attempt.undo) {
       // The undo backup may have taken space on the same disk: the media stage is checked again.
       await requireRestoreRoom(

@@ -149,7 +149,7 @@ async function statusReport(settings: Settings) {
   });
   const [
     { containers, users, documents },
-    { complete, legacy, hostTime, problem },
+    backups,
     offsite,
     drill,
     freshness,
@@ -183,7 +183,7 @@ async function statusReport(settings: Settings) {
     documents,
     containers,
     volumes,
-    backups: backupsReport({ complete, legacy, hostTime, problem }, offsite, drill, freshness),
+    backups: backupsReport(backups, offsite, drill, freshness),
     schedule,
     operation,
     interruptedRestore,

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { secretFile, stackContainer } from "./container";
 import {
+  APP_DB_PASSWORD_FILE,
   djangoEnvironment,
   MEDIA_ROOT,
   REDIS_PASSWORD_FILE,
@@ -27,7 +28,8 @@ export interface DjangoServiceArgs {
   /** The stack's `internal` data network: PostgreSQL and Redis. */
   readonly dataNetwork: pulumi.Input<string>;
   readonly mediaVolume: pulumi.Input<string>;
-  readonly postgresPassword: pulumi.Input<string>;
+  /** The application role's password (model/containers.ts APP_DB_USER); never the superuser's. */
+  readonly appDbPassword: pulumi.Input<string>;
   readonly secretKey: pulumi.Input<string>;
   readonly redisPassword: pulumi.Input<string>;
 }
@@ -89,9 +91,9 @@ export class DjangoService extends pulumi.ComponentResource {
         name: web ? webContainerName(settings) : settings.names.workerContainer,
         image: args.image,
         command: PROCESS_COMMAND[args.process],
-        envs: djangoEnvironment(settings),
+        envs: djangoEnvironment(settings, "app"),
         uploads: [
-          secretFile(`${SECRETS_DIR}/postgres_password`, args.postgresPassword),
+          secretFile(APP_DB_PASSWORD_FILE, args.appDbPassword),
           secretFile(`${SECRETS_DIR}/django_secret_key`, args.secretKey),
           secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
         ],

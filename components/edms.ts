@@ -229,15 +229,18 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
 /** migrate → bootstrap, after `after` (the last backup hook): the new release's schema and first data. */
 function schemaHooks(base: Foundation, after: command.local.Command) {
   const { settings, child, secrets, release, database, datastores } = base;
+  // It also gives the application role its login and rights (ops/database/appRole.ts): run again when that
+  // role's password is new (a stack deployed before the role existed, or the password replaced).
   const migrate = opsHook(
     HOOK_CONTRACTS.migrate,
     {
       settings,
-      triggers: [...release, ...database],
+      triggers: [...release, ...database, secrets.appDbPassword],
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
         EDMS_REDIS_PASSWORD: secrets.redisPassword,
+        EDMS_APP_DB_PASSWORD: secrets.appDbPassword,
       },
     },
     { ...child, dependsOn: [...datastores, base.backendImage, after] },
@@ -317,7 +320,7 @@ function releaseService(
       frontNetwork: network.frontName,
       dataNetwork: network.dataName,
       mediaVolume: data.volumes.media.name,
-      postgresPassword: secrets.postgresPassword,
+      appDbPassword: secrets.appDbPassword,
       secretKey: secrets.djangoSecretKey,
       redisPassword: secrets.redisPassword,
     },

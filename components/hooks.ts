@@ -15,6 +15,8 @@ export interface HookSecrets {
   /** For edms-ops' one-off Django containers, whose settings read REDIS_PASSWORD_FILE. */
   readonly EDMS_REDIS_PASSWORD?: pulumi.Input<string>;
   readonly EDMS_SUPERUSER_PASSWORD?: pulumi.Input<string>;
+  /** The application role's password, for `migrate` to give the role its login (sent as a SCRAM verifier). */
+  readonly EDMS_APP_DB_PASSWORD?: pulumi.Input<string>;
   /** The restic repositories' password; edms-ops keeps a root-only copy in the backups volume. */
   readonly EDMS_RESTIC_PASSWORD?: pulumi.Input<string>;
   /** Off-host repository URL and backend variables (JSON), when `edms:backup.offsite` is set. */

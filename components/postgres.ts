@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
-import { PGDATA, POSTGRES_DB, POSTGRES_USER, SECRETS_DIR } from "../model/containers";
+import { PGDATA, POSTGRES_DB, POSTGRES_USER, SUPERUSER_PASSWORD_FILE } from "../model/containers";
 import { healthyWhen, secretFile, stackContainer } from "./container";
 import { CONTAINER_OPTIONS } from "../model/protection";
 
@@ -31,12 +31,12 @@ export class Postgres extends pulumi.ComponentResource {
         envs: [
           `POSTGRES_USER=${POSTGRES_USER}`,
           `POSTGRES_DB=${POSTGRES_DB}`,
-          `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
+          `POSTGRES_PASSWORD_FILE=${SUPERUSER_PASSWORD_FILE}`,
           `PGDATA=${PGDATA}`,
         ],
         // The official image reads the file after dropping to the postgres user, hence world-readable
         // inside the container (as Docker secrets are by default).
-        uploads: [secretFile(`${SECRETS_DIR}/postgres_password`, args.password)],
+        uploads: [secretFile(SUPERUSER_PASSWORD_FILE, args.password)],
         volumes: [{ volumeName: args.volume, containerPath: PGDATA }],
         ...healthyWhen(["CMD-SHELL", `pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}`]),
         // A clean shutdown checkpoints instead of leaving crash recovery to the next start.

@@ -11,7 +11,10 @@ export interface EdmsSecretsArgs {
  * the bootstrap superuser's password, the backup repositories' password. Every value is a Pulumi secret.
  */
 export class EdmsSecrets extends pulumi.ComponentResource {
+  /** The superuser's: postgres, migrate, bootstrap and edms-ops; never in web or worker. */
   readonly postgresPassword: pulumi.Output<string>;
+  /** The application role's, which web and worker connect as (model/containers.ts APP_DB_USER). */
+  readonly appDbPassword: pulumi.Output<string>;
   /** Redis' `requirepass`: celery's broker and the cache refuse every client without it. */
   readonly redisPassword: pulumi.Output<string>;
   readonly djangoSecretKey: pulumi.Output<string>;
@@ -27,6 +30,11 @@ export class EdmsSecrets extends pulumi.ComponentResource {
       { length: 32, special: false },
       { parent: this },
     );
+    const app = new random.RandomPassword(
+      `${name}-app-db-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
     const secretKey = new random.RandomPassword(
       `${name}-django-secret-key`,
       { length: 64, special: true, overrideSpecial: "!#%()*+-.:;<=>?@[]^_{|}~" },
@@ -39,6 +47,7 @@ export class EdmsSecrets extends pulumi.ComponentResource {
       { parent: this },
     );
     this.postgresPassword = pulumi.secret(postgres.result);
+    this.appDbPassword = pulumi.secret(app.result);
     this.redisPassword = pulumi.secret(redis.result);
     this.djangoSecretKey = pulumi.secret(secretKey.result);
     if (args.superuserPassword !== undefined) {

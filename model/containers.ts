@@ -7,8 +7,19 @@ import type { Settings } from "./settings";
 
 /** Where secrets land inside containers; settings read them through `*_FILE` variables. */
 export const SECRETS_DIR = "/run/secrets";
+/** The cluster's superuser and the owner of the schema: migrations, bootstrap and every operation. */
 export const POSTGRES_USER = "edms";
 export const POSTGRES_DB = "edms";
+/**
+ * The role web and worker connect as: LOGIN, not a superuser, no CREATEDB/CREATEROLE, only reading and
+ * writing rows of the schema `public` (ops/database/appRole.ts). An SQL injection in the app then cannot
+ * change the schema, read the server's files or run programs (`COPY … TO PROGRAM`).
+ */
+export const APP_DB_USER = "edms_app";
+/** Its password inside web and worker; the superuser's (`SUPERUSER_PASSWORD_FILE`) is never there. */
+export const APP_DB_PASSWORD_FILE = `${SECRETS_DIR}/app_db_password`;
+/** The superuser's password, in postgres and edms-ops' one-off containers only. */
+export const SUPERUSER_PASSWORD_FILE = `${SECRETS_DIR}/postgres_password`;
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
 
@@ -28,18 +39,25 @@ export function redisConfig(password: string): string {
 export const REDIS_CLI = `REDISCLI_AUTH="$(cat ${REDIS_PASSWORD_FILE})" exec redis-cli "$@"`;
 
 /**
+ * Who a Django process connects as: web and worker as the application role; the one-off containers edms-ops
+ * starts (migrate, bootstrap, reset-app, the drill's release) as the schema's owner, the superuser.
+ */
+export type DatabaseRole = "app" | "owner";
+
+/**
  * The environment every Django process of the stack gets: the long-running web and worker containers and
  * the one-off containers edms-ops starts (migrate, bootstrap). Secrets are only ever *paths*.
  */
-export function djangoEnvironment(settings: Settings): string[] {
+export function djangoEnvironment(settings: Settings, role: DatabaseRole): string[] {
   return [
     "DJANGO_SETTINGS_MODULE=edms.settings",
     `EDMS_ENVIRONMENT=${settings.environment}`,
     `EDMS_VERSION=${settings.version}`,
     "POSTGRES_HOST=postgres",
     `POSTGRES_DB=${POSTGRES_DB}`,
-    `POSTGRES_USER=${POSTGRES_USER}`,
-    `POSTGRES_PASSWORD_FILE=${SECRETS_DIR}/postgres_password`,
+    ...(role === "app"
+      ? [`POSTGRES_USER=${APP_DB_USER}`, `POSTGRES_PASSWORD_FILE=${APP_DB_PASSWORD_FILE}`]
+      : [`POSTGRES_USER=${POSTGRES_USER}`, `POSTGRES_PASSWORD_FILE=${SUPERUSER_PASSWORD_FILE}`]),
     `DJANGO_SECRET_KEY_FILE=${SECRETS_DIR}/django_secret_key`,
     // The URL carries no password: the app adds the one in REDIS_PASSWORD_FILE.
     "REDIS_URL=redis://redis:6379/0",

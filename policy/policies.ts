@@ -7,6 +7,7 @@
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { APP_DB_PASSWORD_FILE, APP_DB_USER, SUPERUSER_PASSWORD_FILE } from "../model/containers";
 import { HookName, HOOKS } from "../model/hooks";
 import { ALLOWED_HOSTS_ENV, HTTPS_ENV } from "../model/https";
 import { LABELS } from "../model/labels";
@@ -214,7 +215,7 @@ export const segmentedNetworks: StackValidationPolicy = {
 };
 
 const WILDCARD_IPS = ["", "0.0.0.0", "::"];
-const envOf = (r: PolicyResource): Map<string, string> =>
+const envOf = (r: { props: Record<string, any> }): Map<string, string> =>
   new Map(
     ((r.props.envs ?? []) as string[]).map((e) => {
       const [name, ...rest] = e.split("=");
@@ -278,6 +279,31 @@ export const productionHttps: StackValidationPolicy = {
   },
 };
 
+export const appNotSuperuser: ResourceValidationPolicy = {
+  name: "app-not-superuser",
+  description:
+    "web and worker connect to PostgreSQL as the application role, never as the superuser, and hold no superuser password: an SQL injection in the app cannot run programs, read server files or change the schema.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, reportViolation) => {
+    if (args.type !== CONTAINER || !["web", "worker"].includes(labelsOf(args.props)[LABELS.role])) {
+      return;
+    }
+    const name = args.props.name ?? args.name;
+    const env = envOf(args);
+    const uploads = ((args.props.uploads ?? []) as { file?: string }[]).map((u) => u.file);
+    if (env.get("POSTGRES_USER") !== APP_DB_USER) {
+      reportViolation(
+        `Container ${name} connects to PostgreSQL as ${env.get("POSTGRES_USER") ?? "the image's default user"}, not as the application role ${APP_DB_USER}. Give it djangoEnvironment(settings, "app") (model/containers.ts).`,
+      );
+    }
+    if (uploads.includes(SUPERUSER_PASSWORD_FILE)) {
+      reportViolation(
+        `Container ${name} holds the database superuser's password (${SUPERUSER_PASSWORD_FILE}). Upload only the application role's (${APP_DB_PASSWORD_FILE}).`,
+      );
+    }
+  },
+};
+
 export const policies = [
   productionDataProtected,
   noSecretInEnv,
@@ -286,4 +312,5 @@ export const policies = [
   productionScheduledBackups,
   segmentedNetworks,
   productionHttps,
+  appNotSuperuser,
 ];

@@ -2,12 +2,13 @@ import { Command } from "commander";
 import { openStack } from "../core/context";
 import { manage, releaseImage } from "../database/django";
 import { progress, say } from "../core/log";
+import { ensureAppRole } from "../database/appRole";
 
 export function register(program: Command): void {
   program
     .command("migrate")
     .description(
-      "Apply migrations with the stack's release image (`manage.py migrate --noinput`) in a one-off container; running containers keep serving",
+      "Apply migrations with the stack's release image (`manage.py migrate --noinput`) in a one-off container, then give the application role its rights on the tables; running containers keep serving",
     )
     .option("--version <release>", "image tag to migrate with (default: edms:version)")
     .addHelpText("after", "\nExample:\n  edms-ops migrate --stack staging")
@@ -16,6 +17,7 @@ export function register(program: Command): void {
       const image = releaseImage(settings, opts.version);
       progress(`migrating ${settings.stack} with ${image}`);
       await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
+      await ensureAppRole(settings);
       say(`migrations applied with ${image}`);
     });
 }

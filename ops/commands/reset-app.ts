@@ -10,6 +10,7 @@ import { runningVersion } from "../engine/services";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { manage, migrateAtomically, releaseImage } from "../database/django";
+import { grantAppRights } from "../database/appRole";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
@@ -121,6 +122,9 @@ async function resetInSession(settings: Settings, image: string, app: string, em
         [[app, "zero"], []],
         `resetting ${emptied.join(", ")}`,
       );
+      // The tables are new: the owner's default privileges gave them to the app role; granted again all
+      // the same, for a database whose defaults a restore of an older backup did not bring.
+      await grantAppRights(settings);
       return taken;
     } finally {
       const serving = await servingContainers(settings);

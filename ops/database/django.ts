@@ -9,7 +9,7 @@ import { spawn } from "child_process";
 import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
-import { SECRETS_DIR } from "../../model/containers";
+import { SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure, refuse } from "../core/errors";
@@ -68,7 +68,7 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
       network: settings.names.dataNetwork,
       labels: opsLabels(settings),
       env: [
-        ...djangoEnvironment(settings),
+        ...djangoEnvironment(settings, "owner"),
         ...(spec.superuser
           ? [`DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`]
           : []),
@@ -120,7 +120,9 @@ async function copySecrets(
         "(`pulumi stack output superuserPassword --show-secrets`).",
     );
   }
-  // Operator run: stream the serving web container's secret files into the one-off container.
+  // Operator run: stream the serving web container's secret files into the one-off container, and the
+  // superuser's password from the postgres container (web and worker connect as the application role and
+  // never hold it).
   const web = (await liveWeb(settings)) ?? (await containersOf(settings, "web")).pop();
   if (!web) {
     throw failure(
@@ -128,9 +130,18 @@ async function copySecrets(
       `Deploy the stack first: \`pulumi up --stack ${settings.stack}\`.`,
     );
   }
-  await new Promise<void>((resolve, reject) => {
-    const source = spawn("docker", ["cp", `${web.name}:${SECRETS_DIR}`, "-"]);
-    const sink = spawn("docker", ["cp", "-", `${container}:/run`]);
+  await streamCopy(`${web.name}:${SECRETS_DIR}`, `${container}:/run`);
+  await streamCopy(
+    `${settings.names.postgresContainer}:${SUPERUSER_PASSWORD_FILE}`,
+    `${container}:${SECRETS_DIR}`,
+  );
+}
+
+/** `docker cp from - | docker cp - to`: files between containers, never through a local file. */
+function streamCopy(from: string, to: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const source = spawn("docker", ["cp", from, "-"]);
+    const sink = spawn("docker", ["cp", "-", to]);
     source.stdout.pipe(sink.stdin);
     let failed = "";
     source.stderr.on("data", (d: Buffer) => (failed += d.toString()));
@@ -141,7 +152,7 @@ async function copySecrets(
         : reject(
             failure(
               `could not copy credentials: ${failed.trim()}`,
-              `Check that ${web.name} is running (\`docker ps\`), then retry.`,
+              `Check that ${from.split(":")[0]} is running (\`docker ps\`), then retry.`,
             ),
           ),
     );

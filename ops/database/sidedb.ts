@@ -35,6 +35,7 @@ import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
 import { inventoryProblems, streamDump } from "../backup/verify";
 import { applyDatabaseStateSql, createMissingRoles } from "./dbstate";
+import { grantAppRights } from "./appRole";
 
 const SIDE_RESTORE_FIX =
   "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
@@ -241,6 +242,8 @@ export async function restoreBeside(
       await dropSide(settings);
       return { problems };
     }
+    // A backup from before the application role existed grants it nothing: web and worker need these.
+    await grantAppRights(settings, SIDE_DATABASE);
     return restored;
   } catch (err) {
     await dropSide(settings).catch(() => undefined);

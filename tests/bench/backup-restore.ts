@@ -14,6 +14,7 @@ import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
+import { CONFINEMENT } from "../../model/hardening";
 import { waitForScratch } from "../../ops/backup/verify";
 import { REPO_ROOT } from "../harness/mocks";
 import { prepareEngine, PROJECT_DIR, TestStack } from "../harness/stack";
@@ -120,6 +121,9 @@ async function benchSize(gib: number): Promise<SizeResult> {
         network: "none",
         env: ["POSTGRES_USER=edms", "POSTGRES_DB=edms", "POSTGRES_HOST_AUTH_METHOD=trust"],
         mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
+        // As verify's own scratch server runs: PostgreSQL's capabilities, its socket and data writable.
+        confinement: { ...CONFINEMENT.postgres, readOnly: true },
+        scratchPaths: ["/var/lib/postgresql/data"],
       }),
     );
     await waitForScratch(scratch);
@@ -132,6 +136,8 @@ async function benchSize(gib: number): Promise<SizeResult> {
       "-d",
       "edms",
       "--no-owner",
+      // Its grants name the application role, which a bare scratch server lacks.
+      "--no-privileges",
       "/backups/raw/db.dump",
     ]);
     await docker(["exec", scratch, "sha256sum", "/backups/raw/media.tar"]);

@@ -301,7 +301,8 @@ describe("e2e: deploy and update on a production stack", function () {
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {
     const secrets = applier.secrets(stack.name);
-    expect(secrets).to.have.length(5); // postgres, redis, Django key, superuser, backup repositories
+    // postgres (superuser), the application role, redis, Django key, superuser, backup repositories
+    expect(secrets).to.have.length(6);
     const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
       .split("\n")
       .filter(Boolean);
@@ -468,6 +469,76 @@ describe("e2e: deploy and update on a production stack", function () {
     }
     // edms-ops' probe sends the allowed host, so the app answers it as it answers users.
     const health = await stack.ops(["health", "--json"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+  });
+  it("5d. web and worker connect as the application role: not a superuser, rows only; an operator's migrate gives back rights a database lost", async function () {
+    const asApp = async (container: string, sql: string) =>
+      docker(
+        [
+          "exec",
+          "-i",
+          container,
+          "python3",
+          "manage.py",
+          "shell",
+          "-c",
+          "import sys\nfrom django.db import connection\nc = connection.cursor()\n" +
+            "try:\n    c.execute(sys.stdin.read())\n    print(c.fetchall())\n" +
+            "except Exception as e:\n    print('REFUSED', type(e).__name__, e)",
+        ],
+        { input: sql },
+      );
+    for (const role of ["web", "worker"] as const) {
+      const who = await asApp(
+        stack.container(role),
+        "SELECT current_user, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user",
+      );
+      expect(who.stdout.trim(), role).to.equal("[('edms_app', False, False, False)]");
+    }
+    const web = stack.container("web");
+    // What an SQL injection would try: a shell, the server's files, the schema.
+    for (const [sql, refusal] of [
+      ["COPY (SELECT 1) TO PROGRAM 'id'", /permission denied|must be superuser/],
+      ["SELECT pg_read_file('/etc/passwd')", /permission denied/],
+      ["CREATE TABLE injected (i int)", /permission denied for schema public/],
+      ["DROP TABLE documents_document", /must be owner/],
+      ["ALTER ROLE edms_app SUPERUSER", /permission denied|must be superuser/],
+    ] as const) {
+      const tried = await asApp(web, sql);
+      expect(tried.stdout, sql).to.match(/^REFUSED /);
+      expect(tried.stdout, sql).to.match(refusal);
+    }
+    // Every table of the schema (those of 2.0.0's migrations too) is readable and writable by it.
+    const superuser = (sql: string) =>
+      docker(
+        ["exec", "-i", stack.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAt"],
+        {
+          input: sql,
+        },
+      );
+    const lacking =
+      "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND NOT has_table_privilege('edms_app', format('public.%I', tablename), 'SELECT, INSERT, UPDATE, DELETE');";
+    expect(
+      (
+        await superuser("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")
+      ).stdout.trim(),
+    ).to.match(/^[1-9]\d+$/);
+    expect((await superuser(lacking)).stdout.trim()).to.equal("0");
+    // A database that lost the rights (as one restored from a backup older than the role): an operator's
+    // migrate, which takes the superuser's password from the postgres container, gives them back.
+    await superuser(
+      "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM edms_app; REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM edms_app;",
+    );
+    expect((await asApp(web, "SELECT count(*) FROM documents_document")).stdout).to.match(
+      /^REFUSED .*permission denied/,
+    );
+    const migrated = await stack.ops(["migrate"]);
+    expect(migrated.code, migrated.stderr).to.equal(0);
+    expect((await superuser(lacking)).stdout.trim()).to.equal("0");
+    expect((await asApp(web, "SELECT count(*) FROM documents_document")).stdout).to.match(
+      /^\[\(\d+,\)\]$/m,
+    );
+    const health = await stack.ops(["health"]);
     expect(health.code, health.stdout + health.stderr).to.equal(0);
   });
 });

@@ -143,7 +143,7 @@ export function releaseContainerArgs(
   image: string,
   release: string,
 ): string[] {
-  const env = djangoEnvironment({ ...settings, version: release })
+  const env = djangoEnvironment({ ...settings, version: release }, "owner")
     .map((e) => (e.startsWith("POSTGRES_HOST=") ? `POSTGRES_HOST=${db}` : e))
     // Nothing on the scratch network answers there: a check that needs Redis fails instead of
     // reaching the live one.

@@ -200,7 +200,7 @@ describe("the program on each stack file", function () {
         expect(explicit("recordDeployment")).to.deep.equal(["healthGate"]);
       });
 
-      it("runs migrate per release and per database, bootstrap per database, and no hook on other input changes", function () {
+      it("runs migrate per release, per database and per application-role password, bootstrap per database, and no hook on other input changes", function () {
         const run = runs[stack];
         const version = run.outputs.version;
         const database = [volumeByRole(run, "postgres").inputs.name, "edms-postgres-container-id"];
@@ -208,6 +208,7 @@ describe("the program on each stack file", function () {
           version,
           `sha256:mock-edms-sample/backend:${version}`,
           ...database,
+          "mock-secret-edms-secrets-app-db-password-Zq7",
         ]);
         expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(database);
         expect(run.byName("healthGate").inputs.triggers.slice(0, 2)).to.deep.equal([

@@ -11,6 +11,7 @@ import * as path from "path";
 import { RecordedResource, runProgram } from "../../harness/mocks";
 import { HOOK_CONTRACTS, HOOKS, OPS_ENTRY } from "../../../model/hooks";
 import {
+  appNotSuperuser,
   backupBeforeDeploy,
   noPublishedDatastores,
   noSecretInEnv,
@@ -130,6 +131,48 @@ describe("policy no-secret-in-env", function () {
       );
     });
   }
+});
+
+describe("policy app-not-superuser", function () {
+  const web = (envs: string[], files: string[]) =>
+    resourceArgs("docker:index/container:Container", {
+      name: "edms-web",
+      labels: labels({ "edms.role": "web" }),
+      envs,
+      uploads: files.map((file) => ({ file, content: "x" })),
+    });
+
+  it("passes web as the application role with its own password file", async function () {
+    const args = web(
+      ["POSTGRES_USER=edms_app", "POSTGRES_PASSWORD_FILE=/run/secrets/app_db_password"],
+      ["/run/secrets/app_db_password", "/run/secrets/django_secret_key"],
+    );
+    expect(await violations(appNotSuperuser, args)).to.deep.equal([]);
+  });
+  it("reports web as the superuser, or a worker without a user, or holding the superuser's password", async function () {
+    const asSuperuser = web(["POSTGRES_USER=edms"], ["/run/secrets/app_db_password"]);
+    expect((await violations(appNotSuperuser, asSuperuser)).join()).to.match(
+      /edms-web connects to PostgreSQL as edms, not as the application role edms_app/,
+    );
+    const worker = resourceArgs("docker:index/container:Container", {
+      name: "edms-worker",
+      labels: labels({ "edms.role": "worker" }),
+      envs: [],
+      uploads: [{ file: "/run/secrets/postgres_password", content: "x" }],
+    });
+    const found = (await violations(appNotSuperuser, worker)).join("\n");
+    expect(found).to.match(/edms-worker connects to PostgreSQL as the image's default user/);
+    expect(found).to.match(/holds the database superuser's password/);
+  });
+  it("leaves postgres and the one-off containers' images alone", async function () {
+    const pg = resourceArgs("docker:index/container:Container", {
+      name: "edms-postgres",
+      labels: labels({ "edms.role": "postgres" }),
+      envs: ["POSTGRES_USER=edms"],
+      uploads: [{ file: "/run/secrets/postgres_password", content: "x" }],
+    });
+    expect(await violations(appNotSuperuser, pg)).to.deep.equal([]);
+  });
 });
 
 describe("policy no-published-datastores", function () {

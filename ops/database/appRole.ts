@@ -1,0 +1,99 @@
+/**
+ * The application role (model/containers.ts APP_DB_USER) that web and worker connect as. The superuser owns
+ * the schema and runs every migration and operation; the application role may only read and write the rows
+ * of the schema `public`, where Django keeps its tables. Default privileges give it the same rights on every
+ * table and sequence the superuser creates there later (a migration), so a release needs no step of its own.
+ *
+ * The role is cluster-wide and keeps its password through restores; its rights live in the database and
+ * travel with its dumps. A backup taken before the role existed has none of them, so every path that brings
+ * a database in (migrate, restore, reset-app) grants them again: `grantAppRights` is idempotent and cheap.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "crypto";
+import { APP_DB_USER, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { Settings } from "../../model/settings";
+import { progress } from "../core/log";
+import { ident, literal, psql } from "./postgres";
+
+const SCRAM_ITERATIONS = 4096;
+
+/**
+ * A SCRAM-SHA-256 verifier of `password` (RFC 5802/7677, PostgreSQL's stored format): the server gets the
+ * verifier, never the password, so no statement log or `pg_stat_activity` can show it.
+ */
+export function scramVerifier(password: string, salt = randomBytes(16)): string {
+  const salted = pbkdf2Sync(password, salt, SCRAM_ITERATIONS, 32, "sha256");
+  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+  const storedKey = createHash("sha256").update(clientKey).digest();
+  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+  return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
+const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
+
+/** Creates the role or resets its attributes, with the password given as a verifier. */
+export function appRoleSql(password: string): string {
+  const role = ident(APP_DB_USER);
+  return [
+    `DO $$BEGIN CREATE ROLE ${role}; EXCEPTION WHEN duplicate_object THEN NULL; END$$;`,
+    `ALTER ROLE ${role} WITH ${ROLE_ATTRIBUTES} PASSWORD ${literal(scramVerifier(password))};`,
+  ].join("\n");
+}
+
+/**
+ * Rows of `public`, nothing else: no TRUNCATE, REFERENCES or TRIGGER, no CREATE in any schema (PostgreSQL 15+
+ * gives PUBLIC no CREATE on `public`; older servers did, so it is revoked). Skipped, with a note, where the
+ * role does not exist yet (a stack whose migrate hook has not created it).
+ */
+export function appRightsSql(): string {
+  const role = ident(APP_DB_USER);
+  const owner = ident(POSTGRES_USER);
+  const grants = [
+    `REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+    `GRANT USAGE ON SCHEMA public TO ${role}`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`,
+    `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
+  ];
+  return [
+    `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal(APP_DB_USER)}) AS has_role \\gset`,
+    "\\if :has_role",
+    ...grants.map((grant) => `${grant};`),
+    "SELECT 'granted';",
+    "\\else",
+    "SELECT 'no role';",
+    "\\endif",
+  ].join("\n");
+}
+
+/**
+ * Gives the application role its rights (again) in the live database, or in `database` (a restore's side
+ * database, before its swap); a no-op where they are already given. CONNECT is PUBLIC's, as on any database.
+ */
+export async function grantAppRights(settings: Settings, database = POSTGRES_DB): Promise<void> {
+  const [outcome] = await psql(
+    settings,
+    appRightsSql(),
+    settings.names.postgresContainer,
+    {},
+    database,
+  );
+  if (outcome !== "granted") {
+    progress(
+      `role ${APP_DB_USER} does not exist yet: the next deploy's migrate creates it (web and worker of this release connect as ${POSTGRES_USER})`,
+    );
+  }
+}
+
+/**
+ * The migrate hook's part: the role with its login and password (from the hook's EDMS_APP_DB_PASSWORD), then
+ * its rights. An operator's `edms-ops migrate` has no password and only grants the rights.
+ */
+export async function ensureAppRole(settings: Settings): Promise<void> {
+  const password = process.env.EDMS_APP_DB_PASSWORD;
+  if (password) {
+    progress(`giving role ${APP_DB_USER} its login (not a superuser)`);
+    await psql(settings, appRoleSql(password), settings.names.postgresContainer, {}, "postgres");
+  }
+  await grantAppRights(settings);
+}

@@ -511,13 +511,25 @@ describe("e2e: deploy and update on a production stack", function () {
     // Every table of the schema (those of 2.0.0's migrations too) is readable and writable by it.
     const superuser = (sql: string) =>
       docker(
-        ["exec", "-i", stack.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAt"],
+        [
+          "exec",
+          "-i",
+          stack.container("postgres"),
+          "psql",
+          "-U",
+          "edms",
+          "-d",
+          "edms",
+          "-XAt",
+          "-v",
+          "ON_ERROR_STOP=1",
+        ],
         {
           input: sql,
         },
       );
     const lacking =
-      "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND NOT has_table_privilege('edms_app', format('public.%I', tablename), 'SELECT, INSERT, UPDATE, DELETE');";
+      "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND NOT has_table_privilege('edms_app', format('%I.%I', schemaname, tablename), 'SELECT, INSERT, UPDATE, DELETE');";
     expect(
       (
         await superuser("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")

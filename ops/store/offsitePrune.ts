@@ -16,7 +16,7 @@ import { failure, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { keysFromEnv } from "./keys";
 import { retentionFacts } from "./prune";
-import { BackupEntry, envFileLine, parseSnapshots } from "./restic";
+import { BackupEntry, envFileLine, FORGET_AND_PRUNE, parseSnapshots } from "./restic";
 import { retention, RetentionDecision } from "./retention";
 
 const PRUNE_TIMEOUT_SECONDS = Number(process.env.EDMS_OFFSITE_COPY_TIMEOUT) || 3600;
@@ -29,7 +29,7 @@ R() { timeout "$T" restic --no-cache --repository-file /tmp/k/repository --passw
 T=60
 case "$1" in
   list) R snapshots --json --tag edms ;;
-  forget) T=$2; shift 2; R forget "$@" >/dev/null && R prune --max-unused 10% >/dev/null ;;
+  forget) T=$2; shift 2; R ${FORGET_AND_PRUNE} "$@" >/dev/null ;;
 esac`;
 
 async function offsiteRestic(settings: Settings, args: readonly string[], engine?: string) {

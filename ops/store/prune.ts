@@ -12,12 +12,11 @@ import type { OpsSession } from "../engine/session";
 import { sessionSnapshots } from "./catalog";
 import { adoptHistory, currentHistory, readHistory } from "./history";
 import { readMarker } from "./markers";
-import { BackupEntry } from "./restic";
+import { BackupEntry, FORGET_AND_PRUNE } from "./restic";
 import { retention, RetentionInput, rollbackReleases } from "./retention";
 
 /**
- * Forgets what the retention policy does not keep, then prunes the data only they used. `--max-unused
- * 10%` keeps prune from repacking on every run: space comes back in steps, time stays small.
+ * Forgets what the retention policy does not keep, then prunes the data only they used (FORGET_AND_PRUNE).
  */
 export async function applyRetention(
   session: OpsSession,
@@ -47,7 +46,7 @@ export async function applyRetention(
   const ids = decision.forget.map((b) => b.id);
   progress(`retention: forgetting ${ids.join(", ")}`);
   await session.exec(
-    `lrestic forget "$@" >/dev/null && lrestic prune --max-unused 10% >/dev/null`,
+    `lrestic ${FORGET_AND_PRUNE} "$@" >/dev/null`,
     decision.forget.map((b) => b.snapshot),
   );
   return ids;

@@ -44,6 +44,13 @@ export const MEDIA_EXCLUDE = ".health-*";
  * and `frestic` = restic with the off-host repository as the *source* of a copy/init. Off-host calls are
  * bounded by `timeout` (OTIMEOUT seconds): restic would retry an unreachable backend for many minutes.
  */
+/**
+ * `forget` the snapshots named after it, then prune the data only they used, in one restic process (one
+ * key derivation, one index load). `--max-unused 10%` keeps prune from repacking on every run: space comes
+ * back in steps, time stays small.
+ */
+export const FORGET_AND_PRUNE = "forget --prune --max-unused 10%";
+
 export const RESTIC_PRELUDE = [
   `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} "$@"; }`,
   `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir ${LAYOUT.offsiteCache} --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,

@@ -8,6 +8,7 @@ import { OpsSession, withSession } from "../../engine/session";
 import { checkBackupId } from "../../store/manifest";
 import { readMarker } from "../../store/markers";
 import { forgetOffsiteById } from "../../store/offsitePrune";
+import { FORGET_AND_PRUNE } from "../../store/restic";
 import { RESTIC_HOST_FLAG, RESTIC_HOST_HELP, requireOffsiteFor } from "./resticHost";
 
 /**
@@ -65,7 +66,7 @@ async function forgetLocally(session: OpsSession, id: string): Promise<number> {
   if (found.length) {
     progress(`forgetting ${id} (snapshot ${found.map((b) => b.snapshot.slice(0, 8)).join(", ")})`);
     await session.exec(
-      `lrestic forget "$@" >/dev/null && lrestic prune --max-unused 10% >/dev/null`,
+      `lrestic ${FORGET_AND_PRUNE} "$@" >/dev/null`,
       found.map((b) => b.snapshot),
     );
     say(`forgot ${id} in ${session.settings.names.backupsVolume}`);

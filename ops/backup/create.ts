@@ -92,12 +92,17 @@ export async function createBackup(
     `backup --reason ${request.reason}`,
     async (session) => {
       await ensureRepository(session);
+      // The dump (the bulk of a backup's fixed cost) runs while restic lists the snapshots: each on its
+      // own core. Its failure is handled where it is awaited, in snapshotBackup.
+      const dump = dumpDatabase(session);
+      dump.catch(() => undefined);
       const before = await sessionSnapshots(session);
       // A new host's history is recovered from the repository first, so this snapshot carries all of it.
       await adoptHistory(session, before, "lrestic");
       const earlier = before.length;
+      const createdAt = await session.hostTime();
       const id = newId(
-        await session.hostTime(),
+        createdAt,
         request.reason,
         before.map((b) => b.id),
       );
@@ -108,6 +113,8 @@ export async function createBackup(
           id,
           request,
           parent: before[before.length - 1],
+          dump,
+          createdAt,
         });
       } catch (err) {
         throw await backupFailure(session, id, earlier, err as Error);
@@ -149,6 +156,10 @@ interface SnapshotPlan {
   readonly id: string;
   readonly request: BackupRequest;
   readonly parent?: BackupEntry;
+  /** The dump, started with the session. */
+  readonly dump: ReturnType<typeof dumpDatabase>;
+  /** The Docker host's clock when the backup began (its id's time). */
+  readonly createdAt: string;
 }
 
 /** The plan once the dump is taken: the release label comes from the dump's own migration state. */
@@ -162,16 +173,13 @@ const SNAPSHOT_ATTEMPTS = 2;
 /** The dump, its release label and bootstrap flag, the staged history: the manifest without its media count. */
 async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { settings } = session;
-  const createdAt = await session.hostTime();
-  const { tables, objects, migrations, databaseState, database } = await dumpDatabase(session);
+  const { createdAt } = planned;
+  const [{ tables, objects, migrations, databaseState, database }, bootstrapRecord] =
+    await Promise.all([planned.dump, readBootstrapRecord(session)]);
   const label = await schemaRelease(session, migrations);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
-  const bootstrap = holdsOnlyBootstrap(
-    await readBootstrapRecord(session),
-    settings.names.postgresVolume,
-    tables,
-  );
+  const bootstrap = holdsOnlyBootstrap(bootstrapRecord, settings.names.postgresVolume, tables);
   if (bootstrap) {
     progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
   }

@@ -14,7 +14,7 @@ import { parseJsonOrNull } from "../core/json";
 import { warn } from "../core/log";
 import { runningVersion } from "../engine/services";
 import type { OpsSession } from "../engine/session";
-import { readHistory } from "./history";
+import { readHistoryIn } from "./history";
 import { LAYOUT } from "./layout";
 import type { Manifest } from "./manifest";
 import { markerScript } from "./markers";
@@ -85,9 +85,13 @@ export async function schemaRelease(
   state: Migrations,
 ): Promise<SchemaRelease> {
   const { settings } = session;
-  const read = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]);
+  // Both through the session's own container: no helper container of its own for the history.
+  const [read, deployments] = await Promise.all([
+    session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]),
+    readHistoryIn(session),
+  ]);
   const label = await releaseOfSchema(state, {
-    deployments: await readHistory(settings),
+    deployments,
     restored: parseJsonOrNull(read.stdout, RestoreRecordSchema),
     running: () => runningVersion(settings),
   });

@@ -1,9 +1,17 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Edms, loadConfig } from "./components";
+import { unpinnedWarning } from "./model/images";
 
 const config = loadConfig();
 const { settings } = config;
+
+// Images pulled by tag: production's policy pack refuses them (production-images-by-digest); elsewhere
+// they are worth one warning.
+const unpinned = settings.environment === "production" ? undefined : unpinnedWarning(settings);
+if (unpinned) {
+  void pulumi.log.warn(unpinned);
+}
 
 // An explicit provider so `docker:host` (e.g. ssh://deploy@server) is visibly the one place the target is
 // chosen; the edms-ops hooks get the same value as DOCKER_HOST.

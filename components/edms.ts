@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HOOK_CONTRACTS } from "../model/hooks";
 import { publishedUrl } from "../model/https";
+import { releaseReference } from "../model/images";
 import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { DjangoService } from "./djangoService";
@@ -140,8 +141,9 @@ function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foun
   );
   const backendImage = new docker.RemoteImage(
     `${name}-backend-image`,
-    // keepLocally: an old release's image stays on the host, so rollback needs no registry.
-    { name: `${settings.backendImage}:${settings.version}`, keepLocally: true },
+    // keepLocally: an old release's image stays on the host, so rollback needs no registry. Pinned by
+    // `edms:releaseDigest` when set (model/images.ts).
+    { name: releaseReference(settings), keepLocally: true },
     child,
   );
   return {

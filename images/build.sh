@@ -31,6 +31,8 @@ BUSYBOX_BACKUP_TAG="edms-test/backup:restic-0.18-busybox"
 PROXY_TAG="edms-test/proxy:haproxy"
 # node >= 20 and a docker CLI (apprise comes from the base) for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
 SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
+# A local image registry: Debian's docker-registry package (the e2e proof of releases pinned by digest).
+REGISTRY_TAG="edms-test/registry:2.8"
 BACKEND_REPO="edms-sample/backend"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
 RELEASES=(1.0.0 2.0.0 3.0.0-broken 3.1.0-unique)
@@ -159,6 +161,25 @@ build_scheduler_base() {
   build_dockerfile "$SCHEDULER_BASE_TAG" "$here/scheduler-base/Dockerfile" "$ctx"
 }
 
+# Debian bookworm's docker-registry binary on the base, with the config in images/registry/.
+build_registry() {
+  local ctx source
+  source="$(source_hash "$here/registry")"
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$REGISTRY_TAG" 2>/dev/null || true)" = "$BASE_TAG" ] &&
+    [ "$(docker image inspect -f '{{ index .Config.Labels "edms.source" }}' "$REGISTRY_TAG" 2>/dev/null || true)" = "$source" ] &&
+    [ "${EDMS_REBUILD:-0}" != 1 ]; then
+    log "$REGISTRY_TAG present, skipped"; return
+  fi
+  ctx="$(mktemp -d /var/tmp/edms-registry.XXXXXX)"
+  trap 'rm -rf "$ctx"' RETURN
+  fetch_package bookworm docker-registry "$ctx/registry-deb"
+  cp "$ctx/registry-deb/usr/bin/docker-registry" "$ctx/docker-registry"
+  cp "$here/registry/config.yml" "$ctx/config.yml"
+  log "building $REGISTRY_TAG"
+  docker build -q -t "$REGISTRY_TAG" -f "$here/registry/Dockerfile" --build-arg BASE="$BASE_TAG" \
+    --label edms.base="$BASE_TAG" --label edms.source="$source" "$ctx" >/dev/null
+}
+
 build_base
 [ "${1:-all}" = base ] && exit 0
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"
@@ -167,6 +188,7 @@ build_backup "$BACKUP_TAG" "$here/backup/Dockerfile"
 build_backup "$BUSYBOX_BACKUP_TAG" "$here/backup-busybox/Dockerfile"
 build_dockerfile "$PROXY_TAG" "$here/proxy/Dockerfile" "$here/proxy"
 build_scheduler_base
+build_registry
 for release in "${RELEASES[@]}"; do
   build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
 done

@@ -2,6 +2,7 @@
 export * from "./containers";
 export * from "./hooks";
 export * from "./https";
+export * from "./images";
 export * from "./labels";
 export * from "./protection";
 export * from "./proxy";

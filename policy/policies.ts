@@ -9,6 +9,7 @@
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { APP_DB_PASSWORD_FILE, APP_DB_USER, SUPERUSER_PASSWORD_FILE } from "../model/containers";
 import { HookName, HOOKS } from "../model/hooks";
+import { unpinnedImageReports } from "./images";
 import { ALLOWED_HOSTS_ENV, HTTPS_ENV } from "../model/https";
 import { LABELS } from "../model/labels";
 import {
@@ -279,6 +280,18 @@ export const productionHttps: StackValidationPolicy = {
   },
 };
 
+export const productionImagesByDigest: StackValidationPolicy = {
+  name: "production-images-by-digest",
+  description:
+    "A production stack pulls every image by digest (`…@sha256:`), never by a tag its registry can move to other content: the release (`edms:releaseDigest`), PostgreSQL, Redis, the proxy, the scheduler's bases and edms-ops' helper image (policy/images.ts).",
+  enforcementLevel: "mandatory",
+  validateStack: (args, reportViolation) => {
+    if (isProduction(args.resources)) {
+      unpinnedImageReports(args.resources).forEach((message) => reportViolation(message));
+    }
+  },
+};
+
 export const appNotSuperuser: ResourceValidationPolicy = {
   name: "app-not-superuser",
   description:
@@ -313,4 +326,5 @@ export const policies = [
   segmentedNetworks,
   productionHttps,
   appNotSuperuser,
+  productionImagesByDigest,
 ];

@@ -114,6 +114,18 @@ const scalarKeys = {
     description: "Image repository of the Django backend (web and worker).",
     fix: "e.g. `edms-sample/backend`",
   }),
+  releaseDigest: setting(
+    z
+      .string({ error: "must be an image digest" })
+      .trim()
+      .regex(/^sha256:[0-9a-f]{64}$/, "must be `sha256:` and 64 lowercase hex digits")
+      .optional(),
+    {
+      description:
+        "Registry digest of `<backendImage>:<version>`: web, worker and edms-ops then run `<backendImage>:<version>@<digest>`, which the registry cannot swap under the tag. Find it with `docker buildx imagetools inspect <backendImage>:<version>`. Set it with every new `edms:version` (`edms-ops rollback` sets the target's recorded one). On production the policy `production-images-by-digest` refuses the release without it.",
+      fix: "e.g. `pulumi config set edms:releaseDigest sha256:<64 hex>`; find it with `docker buildx imagetools inspect <backendImage>:<version>`",
+    },
+  ),
   postgresImage: setting(nonEmpty("an image reference").default(DEFAULTS.postgresImage), {
     description:
       "PostgreSQL image; any image honouring the official image's env contract (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD_FILE, PGDATA).",

@@ -8,12 +8,13 @@ import { readMarker, ROLLBACK_MARKER } from "../store/markers";
 import { handedOrNewer, preDeployBackupFor } from "../store/catalog";
 import { backupToolbox } from "../engine/toolbox";
 import { Settings } from "../../model/settings";
+import { releaseReference } from "../../model/images";
 
 export function register(program: Command): void {
   program
     .command("record-deployment")
     .description(
-      "Append the deployed release to history.jsonl in the backups volume (version, image, time, migrations, pre-deploy backup)",
+      "Append the deployed release to history.jsonl in the backups volume (version, image and its reference, time, migrations, pre-deploy backup)",
     )
     .option(
       "--backup-id <id>",
@@ -28,6 +29,7 @@ export function register(program: Command): void {
       const history = await currentHistory(settings);
       const entry = await recordServing(settings, settings.version, {
         preDeployBackup: await preDeployBackupOf(settings, history, opts.backupId),
+        reference: releaseReference(settings),
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
       const rollback = await readMarker(settings, "rollback");

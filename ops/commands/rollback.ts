@@ -29,7 +29,8 @@ import { restoreBackup } from "../backup/restore";
 import { appContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
-import { redeploy } from "../engine/pulumi";
+import { redeploy, RedeployTarget } from "../engine/pulumi";
+import { recordedDigest, releaseReference } from "../../model/images";
 
 interface RollbackOptions {
   readonly backupFirst?: boolean;
@@ -90,6 +91,22 @@ async function previousRelease(settings: Settings): Promise<Deployment> {
     );
   }
   return target;
+}
+
+/** The release to configure: the target's version with the digest its deployment recorded, if any. */
+function redeployTarget(settings: Settings, target: Deployment): RedeployTarget {
+  return {
+    version: target.version,
+    digest: recordedDigest(settings.backendImage, target.version, target.reference),
+  };
+}
+
+/** The same for a rollback planned in a marker (a re-run finishes it with the digest it planned). */
+function markedTarget(settings: Settings, marker: RollbackMarker): RedeployTarget {
+  return {
+    version: marker.to,
+    digest: recordedDigest(settings.backendImage, marker.to, marker.toReference),
+  };
 }
 
 interface Step {
@@ -153,7 +170,7 @@ async function finishAfterSwitch(
   let live = await runningVersion(settings);
   if (live !== marker.to) {
     progress(`${marker.to} does not serve yet (live: ${live ?? "nothing"})`);
-    if (!(await redeploy(settings, marker.to, projectDir, true))) {
+    if (!(await redeploy(settings, markedTarget(settings, marker), projectDir, true))) {
       throw notRedeployed(settings, marker.to, true);
     }
     live = await runningVersion(settings);
@@ -175,6 +192,7 @@ async function finishAfterSwitch(
         await recordServing(settings, marker.to, {
           preDeployBackup: taken,
           rolledBackFrom: marker.from,
+          reference: marker.toReference ?? releaseReference(settings, marker.to),
         });
       }
       await session.exec('rm -f "$1"', [ROLLBACK_MARKER]);
@@ -209,7 +227,7 @@ async function rollbackByRestore(
     );
   }
   const result = await restoreBackup(settings, preDeploy);
-  const redeployed = await redeploy(settings, target.version, projectDir, false);
+  const redeployed = await redeploy(settings, redeployTarget(settings, target), projectDir, false);
   if (result.undoBackup) {
     say(`The state before the rollback is backup ${result.undoBackup}.`);
   }
@@ -258,6 +276,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     from: settings.version,
     fromImage: releaseImage(settings),
     to: target.version,
+    ...(target.reference ? { toReference: target.reference } : {}),
     migrations: target.migrations,
     started: new Date().toISOString(),
   };
@@ -266,7 +285,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
     describePlan(settings, steps, backupFirst);
     await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
-    if (!(await redeploy(settings, target.version, projectDir, true))) {
+    if (!(await redeploy(settings, markedTarget(settings, marker), projectDir, true))) {
       throw notRedeployed(settings, target.version, true);
     }
     return finishAfterSwitch(settings, marker, backupFirst, projectDir);
@@ -298,7 +317,7 @@ async function rollbackWithoutProxy(
       throw err;
     }
   });
-  const redeployed = await redeploy(settings, marker.to, projectDir, false);
+  const redeployed = await redeploy(settings, markedTarget(settings, marker), projectDir, false);
   if (backup) {
     say(`The state before the rollback is backup ${backup}.`);
   }

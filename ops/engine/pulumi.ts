@@ -38,21 +38,46 @@ function packageRoot(): string {
   return candidates.find((dir) => fs.existsSync(path.join(dir, "package.json"))) ?? candidates[0];
 }
 
+/** The release rollback configures: a version and the digest its deployment recorded, if any. */
+export interface RedeployTarget {
+  readonly version: string;
+  /** `sha256:…` from the target's deployment record; undefined when it recorded none. */
+  readonly digest?: string;
+}
+
 /**
- * `pulumi config set edms:version <version>` and `pulumi up` of the stack, with the same local backend as
- * `npm run up` when the project uses it. Without the Pulumi CLI, prints what is left to run and returns false.
+ * The `pulumi config` commands that make `target` the configured release. The digest goes with the version:
+ * the target's recorded one, or none at all, never the newer release's digest left on the older version
+ * (whose pull would then be refused, or run the wrong content).
+ */
+export function releaseConfig(
+  settings: Pick<Settings, "stack" | "releaseDigest">,
+  target: RedeployTarget,
+): string[][] {
+  const stack = settings.stack;
+  const digest = target.digest
+    ? [["config", "set", "edms:releaseDigest", target.digest, "--stack", stack]]
+    : settings.releaseDigest
+      ? [["config", "rm", "edms:releaseDigest", "--stack", stack]]
+      : [];
+  return [["config", "set", "edms:version", target.version, "--stack", stack], ...digest];
+}
+
+/**
+ * `pulumi config set edms:version <version>` (and the release's digest, `releaseConfig`) and `pulumi up` of
+ * the stack, with the same local backend as `npm run up` when the project uses it. Without the Pulumi CLI,
+ * prints what is left to run and returns false.
  */
 export async function redeploy(
   settings: Settings,
-  version: string,
+  target: RedeployTarget,
   projectDir: string,
   thenAgain: boolean,
 ): Promise<boolean> {
   const stack = settings.stack;
-  const commands = [
-    ["config", "set", "edms:version", version, "--stack", stack],
-    ["up", "--stack", stack, "--yes", ...policyPackArgs("up")],
-  ];
+  const { version } = target;
+  const config = releaseConfig(settings, target);
+  const commands = [...config, ["up", "--stack", stack, "--yes", ...policyPackArgs("up")]];
   const { cli, problem } = readyPulumiCli();
   if (problem) {
     problem.forEach((line) => say(line));
@@ -77,7 +102,7 @@ export async function redeploy(
       child.on("close", (status) => resolve(status ?? 1));
     });
     if (code !== 0) {
-      throw redeployFailed(stack, version, `pulumi ${args.join(" ")}`, code, thenAgain);
+      throw redeployFailed(stack, version, `pulumi ${args.join(" ")}`, code, thenAgain, config);
     }
   }
   return true;
@@ -95,7 +120,9 @@ export function redeployFailed(
   command: string,
   code: number,
   thenAgain: boolean,
+  config: readonly string[][] = [["config", "set", "edms:version", version, "--stack", stack]],
 ): OpsError {
+  const configure = config.map((c) => `\`pulumi ${c.join(" ")}\``).join(", ");
   return failure(
     `\`${command}\` failed (exit ${code}); see its output above. ` +
       (thenAgain
@@ -103,6 +130,6 @@ export function redeployFailed(
         : "The data steps are done and web/worker are stopped:"),
     thenAgain
       ? `Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
-      : `fix the cause, then run \`pulumi config set edms:version ${version} --stack ${stack}\` and \`pulumi up --stack ${stack}\`.`,
+      : `fix the cause, then run ${configure} and \`pulumi up --stack ${stack}\`.`,
   );
 }

@@ -35,11 +35,14 @@ export async function currentHistory(settings: Settings): Promise<Deployment[]> 
   );
 }
 
-/** Appends what serves now: the live web's image and the database's migration state at this moment. */
+/**
+ * Appends what serves now: the live web's image and the database's migration state at this moment, with the
+ * release reference the caller knows it pulled (`extra.reference`).
+ */
 export async function recordServing(
   settings: Settings,
   version: string,
-  extra: Pick<Deployment, "preDeployBackup" | "rolledBackFrom">,
+  extra: Pick<Deployment, "preDeployBackup" | "rolledBackFrom" | "reference">,
 ): Promise<Deployment> {
   const web = await liveWeb(settings);
   const entry: Deployment = {

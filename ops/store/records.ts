@@ -11,7 +11,13 @@ const stringMap = z.record(z.string(), z.string());
 /** One successful deploy (history.jsonl). */
 export const DeploymentSchema = z.looseObject({
   version: z.string(),
+  /** The live web's image id (`sha256:…`, local to the host). */
   image: z.string(),
+  /**
+   * The release as pulled: `<backendImage>:<version>@sha256:…` when `edms:releaseDigest` pinned it (rollback
+   * configures that digest again), else `<backendImage>:<version>`. Absent from earlier records.
+   */
+  reference: z.string().optional(),
   deployedAt: z.string(),
   stack: z.string(),
   environment: z.string(),
@@ -164,6 +170,8 @@ export const RollbackMarkerSchema = z.looseObject({
   from: z.string(),
   fromImage: z.string(),
   to: z.string(),
+  /** `to`'s recorded release reference (Deployment.reference), whose digest the redeploy configures. */
+  toReference: z.string().optional(),
   /** Migration state recorded when `to` was last deployed before `from`. */
   migrations: stringMap,
   started: z.string(),

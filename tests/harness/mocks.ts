@@ -5,6 +5,7 @@
  * with a `newResource` that acts on a real Docker engine, by the e2e applier.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
 import * as path from "path";
 import { readStackConfig } from "../../model/stackFile";
 import { ensureCliBuilt } from "./build";
@@ -53,6 +54,8 @@ export interface ProgramRun {
   readonly outputs: Record<string, unknown>;
   /** Set when the program threw, or a resource failed to register. */
   readonly error?: Error;
+  /** What the program logged with `pulumi.log.warn` (without an engine, the SDK hands it to console.warn). */
+  readonly warnings: string[];
   byName(name: string): RecordedResource;
   ofType(type: string): RecordedResource[];
 }
@@ -125,13 +128,18 @@ function unwrapSecure(value: unknown): { plain: unknown; secret: boolean } {
   return { plain, secret };
 }
 
+/** The image id the mocks give a RemoteImage of `name`: a content id, as Docker's (`sha256:<64 hex>`). */
+export function mockImageId(name: string): string {
+  return `sha256:${createHash("sha256").update(name).digest("hex")}`;
+}
+
 export const defaultNewResource: NewResource = async (args) => {
   const state: Record<string, unknown> = { ...args.inputs };
   if (args.type === "random:index/randomPassword:RandomPassword") {
     state.result = `mock-secret-${args.name}-Zq7`;
   }
   if (args.type === "docker:index/remoteImage:RemoteImage") {
-    state.imageId = `sha256:mock-${args.inputs.name}`;
+    state.imageId = mockImageId(args.inputs.name);
     state.repoDigest = args.inputs.name;
   }
   // The provider's outputs of a command: what it printed (nothing, here). Hooks read another hook's stdout.
@@ -246,6 +254,13 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const rejections: Error[] = [];
   const onRejection = (reason: unknown) => rejections.push(reason as Error);
   process.on("unhandledRejection", onRejection);
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    const text = args.map(String).join(" ");
+    const logged = /^warning: \[runtime\] ([^]*)$/.exec(text);
+    return logged ? void warnings.push(logged[1]) : warn(...args);
+  };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- re-evaluates the program for each stack
     const exported = require(programPath) as Record<string, unknown>;
@@ -258,6 +273,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     }
   } finally {
     process.off("unhandledRejection", onRejection);
+    console.warn = warn;
   }
   failure ??= rejections[0];
 
@@ -295,6 +311,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     resources,
     outputs,
     error: failure,
+    warnings,
     byName(name: string) {
       const found = resources.find((r) => r.name === name);
       if (!found) {

@@ -13,6 +13,7 @@ import { inventory, migrationState } from "../../database/postgres";
 import { docker, RunResult } from "../../engine/docker";
 import { dockerRunArgs } from "../../engine/dockerRun";
 import { CONFINEMENT } from "../../../model/hardening";
+import { releaseReference } from "../../../model/images";
 import { tarball } from "../../engine/tarball";
 import { Manifest } from "../../store/manifest";
 import { compareMaps, inventoryProblems } from "../verify";
@@ -58,7 +59,7 @@ export async function releaseChecks(
 ): Promise<void> {
   // A backup taken while no web ran records no release: the configured one is the best guess left.
   const release = manifest.version ?? settings.version;
-  const image = `${settings.backendImage}:${release}`;
+  const image = releaseReference(settings, release);
   const names = ["manage.py check", "migrate --check", ...(check ? ["--check"] : [])];
   const started = await checks.run(`release ${release} container`, () =>
     startReleaseContainer(settings, scratch, db, image, release),
@@ -112,7 +113,7 @@ export async function rehearseMigration(
 ): Promise<void> {
   const name = `${REHEARSAL} (${target})`;
   await docker(["rm", "-f", "-v", scratch.app], { allowFailure: true });
-  const image = `${settings.backendImage}:${target}`;
+  const image = releaseReference(settings, target);
   await checks.run(name, async () => {
     await startReleaseContainer(settings, scratch, db, image, target);
     const started = Date.now();

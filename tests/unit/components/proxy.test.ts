@@ -2,7 +2,7 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ProgramRun, runProgram } from "../../harness/mocks";
+import { mockImageId, ProgramRun, runProgram } from "../../harness/mocks";
 
 const CONTAINER = "docker:index/container:Container";
 
@@ -53,7 +53,7 @@ describe("the program's proxy and TLS", function () {
     it("switches only after the new web exists and before the health gate; migrate still precedes both", function () {
       expect(v2.byName("proxySwitch").inputs.triggers.slice(0, 2)).to.deep.equal([
         "2.0.0",
-        "sha256:mock-edms-sample/backend:2.0.0",
+        mockImageId("edms-sample/backend:2.0.0"),
       ]);
       expect(v2.byName("edms-web-2.0.0-container").dependsOnOnly).to.include("bootstrap");
       expect(v2.byName("healthGate").dependsOnOnly).to.include("proxySwitch");

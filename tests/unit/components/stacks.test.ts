@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import {
+  mockImageId,
   ProgramRun,
   RecordedResource,
   runProgram,
@@ -206,14 +207,14 @@ describe("the program on each stack file", function () {
         const database = [volumeByRole(run, "postgres").inputs.name, "edms-postgres-container-id"];
         expect(run.byName("migrate").inputs.triggers).to.deep.equal([
           version,
-          `sha256:mock-edms-sample/backend:${version}`,
+          mockImageId(`edms-sample/backend:${version}`),
           ...database,
           "mock-secret-edms-secrets-app-db-password-Zq7",
         ]);
         expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(database);
         expect(run.byName("healthGate").inputs.triggers.slice(0, 2)).to.deep.equal([
           version,
-          `sha256:mock-edms-sample/backend:${version}`,
+          mockImageId(`edms-sample/backend:${version}`),
         ]);
         for (const hook of run.ofType(COMMAND)) {
           expect(hook.inputs.update, hook.name).to.equal("true");

@@ -58,7 +58,8 @@ describe("settings docs (npm run docs)", function () {
     const config = YAML.parse(read("Pulumi.yaml")).config as Record<string, unknown>;
     expect(Object.keys(config)).to.deep.equal(KNOWN_KEYS.map((k) => `edms:${k}`));
     expect(KNOWN_KEYS).to.deep.equal([
-      ...["environment", "version", "backendImage", "postgresImage", "redisImage", "namePrefix"],
+      ...["environment", "version", "backendImage", "releaseDigest", "postgresImage", "redisImage"],
+      "namePrefix",
       ...[
         "dataGeneration",
         "httpPort",

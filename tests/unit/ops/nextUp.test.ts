@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { incompleteRestore } from "../../../ops/backup/restore";
-import { redeployFailed } from "../../../ops/engine/pulumi";
+import { redeployFailed, releaseConfig } from "../../../ops/engine/pulumi";
 import { EXIT } from "../../../ops/core/errors";
 
 describe("after edms-ops leaves web/worker stopped", function () {
@@ -24,6 +24,30 @@ describe("after edms-ops leaves web/worker stopped", function () {
     // Behind the proxy, before any data step: the rollback itself is the next step.
     expect(redeployFailed("rb", "1.0.0", "pulumi up --stack rb --yes", 255, true).fix).to.equal(
       "Fix the cause, then run `edms-ops rollback --previous --stack rb` again.",
+    );
+  });
+
+  it("rollback configures the target's recorded digest with its version, or removes the newer release's", function () {
+    const newer = `sha256:${"2".repeat(64)}`;
+    const older = `sha256:${"1".repeat(64)}`;
+    const stack = { stack: "rb", releaseDigest: newer };
+    expect(releaseConfig(stack, { version: "1.0.0", digest: older })).to.deep.equal([
+      ["config", "set", "edms:version", "1.0.0", "--stack", "rb"],
+      ["config", "set", "edms:releaseDigest", older, "--stack", "rb"],
+    ]);
+    expect(releaseConfig(stack, { version: "1.0.0" })).to.deep.equal([
+      ["config", "set", "edms:version", "1.0.0", "--stack", "rb"],
+      ["config", "rm", "edms:releaseDigest", "--stack", "rb"],
+    ]);
+    // A stack that pins nothing is configured as before.
+    expect(releaseConfig({ stack: "rb" }, { version: "1.0.0" })).to.deep.equal([
+      ["config", "set", "edms:version", "1.0.0", "--stack", "rb"],
+    ]);
+    const config = releaseConfig(stack, { version: "1.0.0", digest: older });
+    expect(
+      redeployFailed("rb", "1.0.0", "pulumi up --stack rb --yes", 1, false, config).fix,
+    ).to.equal(
+      `fix the cause, then run \`pulumi config set edms:version 1.0.0 --stack rb\`, \`pulumi config set edms:releaseDigest ${older} --stack rb\` and \`pulumi up --stack rb\`.`,
     );
   });
 

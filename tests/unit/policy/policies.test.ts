@@ -8,7 +8,8 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { RecordedResource, runProgram } from "../../harness/mocks";
+import { RecordedResource, REPO_ROOT, runProgram } from "../../harness/mocks";
+import { readStackConfig } from "../../../model/stackFile";
 import { HOOK_CONTRACTS, HOOKS, OPS_ENTRY } from "../../../model/hooks";
 import {
   appNotSuperuser,
@@ -18,6 +19,7 @@ import {
   policies,
   productionDataProtected,
   productionHttps,
+  productionImagesByDigest,
   productionScheduledBackups,
   segmentedNetworks,
   labelsOf,
@@ -564,7 +566,8 @@ describe("the program passes its own policy pack on every stack", function () {
 
   for (const stack of ["dev", "staging", "production"]) {
     it(`${stack}: no violations`, async function () {
-      const run = await runProgram({ stack });
+      // Production's stack file pins no digest of its own (none is invented there): the test pins them.
+      const run = await runProgram({ stack, overrides: stack === "production" ? pinned() : {} });
       const byName = new Map<string, PolicyResource>();
       const resources = run.resources.map((r) => toPolicyResource(r, byName));
       run.resources.forEach((r, i) =>
@@ -604,7 +607,142 @@ describe("the program passes its own policy pack on every stack", function () {
           await Promise.all(unprotected.map((a) => violations(productionDataProtected, a)))
         ).flat();
         expect(reports).to.have.length(3);
+        // And its stack file as shipped, with no digest, is refused by production-images-by-digest.
+        const shipped = await runProgram({ stack });
+        const unpinned: string[] = [];
+        await (
+          productionImagesByDigest.validateStack as (
+            a: StackValidationArgs,
+            rep: (m: string) => void,
+          ) => void
+        )(
+          {
+            resources: shipped.resources.map((r) => toPolicyResource(r, new Map())),
+            stackTags: new Map(),
+            getConfig: <T extends object>() => ({}) as T,
+            notApplicable: () => undefined as never,
+          },
+          (m) => unpinned.push(m),
+        );
+        expect(unpinned).to.have.length(7);
       }
     });
   }
+});
+
+const digest = (hex: string) => `sha256:${hex.repeat(64)}`;
+
+/** Overrides that pin every image of `stack`'s own file by digest (its other settings kept). */
+function pinned(stack = "production"): Record<string, unknown> {
+  const file = readStackConfig(REPO_ROOT, stack) as Record<string, Record<string, unknown>>;
+  return {
+    "edms:releaseDigest": digest("1"),
+    "edms:postgresImage": `postgres:16@${digest("2")}`,
+    "edms:redisImage": `redis:7@${digest("3")}`,
+    "edms:proxy": { ...file["edms:proxy"], image: `haproxy:2.8@${digest("4")}` },
+    "edms:backup": {
+      ...file["edms:backup"],
+      image: `restic/restic:0.18.0@${digest("5")}`,
+      schedulerImage: `node:20-bookworm-slim@${digest("6")}`,
+      dockerCliImage: `docker:27-cli@${digest("7")}`,
+    },
+  };
+}
+
+describe("policy production-images-by-digest", function () {
+  this.timeout(60000);
+  const resourcesOf = async (stack: string, overrides: Record<string, unknown> = {}) => {
+    const run = await runProgram({ stack, overrides });
+    expect(run.error).to.equal(undefined);
+    return run.resources.map(
+      (r) =>
+        ({
+          ...resourceArgs(r.type, JSON.parse(JSON.stringify(r.inputs)) as Props, r.protect),
+          name: r.name,
+          dependencies: [],
+          propertyDependencies: {},
+        }) as unknown as PolicyResource,
+    );
+  };
+  const run = async (resources: PolicyResource[]) => {
+    const found: string[] = [];
+    await (
+      productionImagesByDigest.validateStack as (
+        a: StackValidationArgs,
+        r: (m: string) => void,
+      ) => void
+    )(
+      {
+        resources,
+        stackTags: new Map(),
+        getConfig: <T extends object>() => ({}) as T,
+        notApplicable: () => undefined as never,
+      },
+      (m) => found.push(m),
+    );
+    return found;
+  };
+
+  it("passes production with every image pinned: the release's RemoteImage, web/worker by content id", async function () {
+    const resources = await resourcesOf("production", pinned());
+    const remote = resources.find((r) => r.type === "docker:index/remoteImage:RemoteImage");
+    expect(remote?.props.name).to.equal(`edms-sample/backend:2.0.0@${digest("1")}`);
+    expect(await run(resources)).to.deep.equal([]);
+  });
+  it("reports the shipped Pulumi.production.yaml: each image by tag, with the key that pins it", async function () {
+    const found = await run(await resourcesOf("production"));
+    const expected: [string, string][] = [
+      [
+        "edms-sample/backend:2.0.0 (the release image)",
+        "`edms:releaseDigest` to the release image's digest",
+      ],
+      ["postgres:16 (container edms-postgres)", "`edms:postgresImage` to `<image>@sha256:…`"],
+      ["redis:7 (container edms-redis)", "`edms:redisImage`"],
+      ["haproxy:2.8 (container edms-proxy)", "`edms:proxy.image`"],
+      ["restic/restic:0.18.0 (edms-ops' helper containers)", "`edms:backup.image`"],
+      ["node:20-bookworm-slim (BASE of edms-scheduler-image)", "`edms:backup.schedulerImage`"],
+      ["docker:27-cli (DOCKER_CLI of edms-scheduler-image)", "`edms:backup.dockerCliImage`"],
+    ];
+    expect(found).to.have.length(expected.length);
+    for (const [image, key] of expected) {
+      const message = found.find((m) => m.startsWith(`Production pulls ${image} by tag`));
+      expect(message, image).to.contain(`Pin it by digest: set ${key}`);
+      expect(message).to.contain("`docker buildx imagetools inspect <image>`");
+      expect(message).to.contain("`docker inspect --format '{{index .RepoDigests 0}}' <image>`");
+    }
+  });
+  it("reports a container by tag where a content id or a digest belongs, and leaves the built scheduler image to its build args", async function () {
+    const resources = await resourcesOf("production", pinned());
+    const byRole = (role: string) =>
+      resources.find(
+        (r) =>
+          r.type === "docker:index/container:Container" && labelsOf(r.props)["edms.role"] === role,
+      )!;
+    byRole("web").props.image = "edms-sample/backend:2.0.0";
+    byRole("redis").props.image = "redis:7";
+    expect(byRole("scheduler").props.image).to.match(/^edms-scheduler:/);
+    const found = (await run(resources)).sort();
+    expect(found).to.have.length(2);
+    expect(found[0]).to.match(
+      /^Production pulls edms-sample\/backend:2.0.0 \(container edms-web-2.0.0\) by tag.*`edms:releaseDigest`/,
+    );
+    expect(found[1]).to.match(
+      /^Production pulls redis:7 \(container edms-redis\).*`edms:redisImage`/,
+    );
+    // A digest that is not 64 hex digits pins nothing.
+    byRole("web").props.image = byRole("postgres").props.image;
+    byRole("redis").props.image = `redis:7@sha256:${"3".repeat(63)}`;
+    expect(await run(resources)).to.have.length(1);
+  });
+  it("does not apply to staging, where the program warns once instead", async function () {
+    expect(await run(await resourcesOf("staging"))).to.deep.equal([]);
+    const staging = await runProgram({ stack: "staging" });
+    expect(staging.warnings).to.have.length(1);
+    expect(staging.warnings[0]).to.match(
+      /^Stack staging pulls 7 image\(s\) by tag.*: edms-sample\/backend:2.0.0 \(`edms:releaseDigest`\), postgres:16 \(`edms:postgresImage`\)/,
+    );
+    const quiet = await runProgram({ stack: "staging", overrides: pinned("staging") });
+    expect(quiet.warnings).to.deep.equal([]);
+    expect((await runProgram({ stack: "production" })).warnings).to.deep.equal([]);
+  });
 });

@@ -158,6 +158,9 @@ describe("the program on each stack file", function () {
           expect(explicit("migrate")).to.include("preDeployDrill");
           // Handed the backup hook's output (its stdout: nothing under these mocks): an input edge.
           expect(run.byName("preDeployDrill").inputDependencies).to.include("preDeployBackup");
+          // It runs the new release's checks and migration rehearsal: its image is pulled first (the
+          // release's image id is one of its triggers).
+          expect(run.byName("preDeployDrill").inputDependencies).to.include("edms-backend-image");
           expect(deps("preDeployDrill")).not.to.include("migrate");
           expect(run.byName("preDeployDrill").inputs.create).to.equal(
             `node ops/bin/edms-ops.js drill --backup-id '' --reason pre-deploy --stack production`,

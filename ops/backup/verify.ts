@@ -311,28 +311,41 @@ export async function verifyBackup(
 ): Promise<VerifyReport> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
-  const check = await session.exec("lrestic check >/dev/null", [], { allowFailure: true });
-  const problems: string[] = [];
-  if (check.code !== 0) {
-    problems.push(`restic check: ${lastLine(check.stderr)}`);
-  }
-  // What `edms-ops evidence` reports as the last repository check.
+  // The repository's check, the manifest and the data's checks are independent reads (restic's locks are
+  // shared): they run at once, and the problems are reported in this order whatever finishes first.
+  const checked = checkRepository(session, `verify ${entry.id}`);
+  const read = readManifest(session, entry).then(
+    (manifest) => ({ manifest, problem: undefined }),
+    (err: Error) => ({ manifest: undefined, problem: err.message }),
+  );
+  const dataProblems = read.then(async ({ manifest }) => {
+    if (!manifest || !data) {
+      return [];
+    }
+    const [restored, media] = await Promise.all([
+      testRestore(session, entry, manifest),
+      readMedia(session, entry, manifest),
+    ]);
+    return [...restored, ...media];
+  });
+  const [check, { problem }, checks] = await Promise.all([checked, read, dataProblems]);
+  const problems = [...check, ...(problem ? [problem] : []), ...checks];
+  return { id: entry.id, ok: problems.length === 0, problems };
+}
+
+/** `restic check`, recorded as the last repository check (what `edms-ops evidence` reports). */
+async function checkRepository(session: OpsSession, during: string): Promise<string[]> {
+  // Without restic's exclusive lock, so the reads beside it proceed: the session holds the stack's lock, and
+  // nothing writes to the local repository outside it (copies off the host only read it).
+  const check = await session.exec("lrestic check --no-lock >/dev/null", [], {
+    allowFailure: true,
+  });
   const record: RepositoryCheck = {
     checkedAt: await session.hostTime(),
     ok: check.code === 0,
     detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
-    during: `verify ${entry.id}`,
+    during,
   };
   await session.exec(`cat > ${LAST_CHECK_FILE}`, [], { input: JSON.stringify(record) });
-  let manifest: Manifest | undefined;
-  try {
-    manifest = await readManifest(session, entry);
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-  if (manifest && data) {
-    problems.push(...(await testRestore(session, entry, manifest)));
-    problems.push(...(await readMedia(session, entry, manifest)));
-  }
-  return { id: entry.id, ok: problems.length === 0, problems };
+  return check.code === 0 ? [] : [`restic check: ${lastLine(check.stderr)}`];
 }

@@ -3,6 +3,7 @@ import {
   ResourceValidationArgs,
   ResourceValidationPolicy,
   StackValidationArgs,
+  StackValidationPolicy,
 } from "@pulumi/policy";
 import { expect } from "chai";
 import * as fs from "fs";
@@ -64,6 +65,37 @@ async function violations(
     r: (m: string) => void,
   ) => Promise<void> | void;
   await validate(args, (message) => found.push(message));
+  return found;
+}
+
+/** The pack's view of a program's recorded resources: fresh copies, so a test may break one. */
+function asPolicyResources(recorded: readonly RecordedResource[]): PolicyResource[] {
+  return recorded.map(
+    (r) =>
+      ({
+        ...resourceArgs(r.type, JSON.parse(JSON.stringify(r.inputs)) as Props, r.protect),
+        name: r.name,
+        dependencies: [],
+        propertyDependencies: {},
+      }) as unknown as PolicyResource,
+  );
+}
+
+/** What a stack policy reports on `resources`. */
+async function stackViolations(
+  policy: StackValidationPolicy,
+  resources: PolicyResource[],
+): Promise<string[]> {
+  const found: string[] = [];
+  await (policy.validateStack as (a: StackValidationArgs, r: (m: string) => void) => void)(
+    {
+      resources,
+      stackTags: new Map(),
+      getConfig: <T extends object>() => ({}) as T,
+      notApplicable: () => undefined as never,
+    },
+    (m) => found.push(m),
+  );
   return found;
 }
 
@@ -463,31 +495,9 @@ describe("policy production-https", function () {
       expect(run.error).to.equal(undefined);
       runs.set(key, run.resources);
     }
-    return runs.get(key)!.map(
-      (r) =>
-        ({
-          ...resourceArgs(r.type, JSON.parse(JSON.stringify(r.inputs)) as Props, r.protect),
-          name: r.name,
-          dependencies: [],
-          propertyDependencies: {},
-        }) as unknown as PolicyResource,
-    );
+    return asPolicyResources(runs.get(key)!);
   };
-  const run = async (resources: PolicyResource[]) => {
-    const found: string[] = [];
-    await (
-      productionHttps.validateStack as (a: StackValidationArgs, r: (m: string) => void) => void
-    )(
-      {
-        resources,
-        stackTags: new Map(),
-        getConfig: <T extends object>() => ({}) as T,
-        notApplicable: () => undefined as never,
-      },
-      (m) => found.push(m),
-    );
-    return found;
-  };
+  const run = (resources: PolicyResource[]) => stackViolations(productionHttps, resources);
   const byRole = (resources: PolicyResource[], role: string) =>
     resources.filter(
       (r) =>
@@ -654,34 +664,9 @@ describe("policy production-images-by-digest", function () {
   const resourcesOf = async (stack: string, overrides: Record<string, unknown> = {}) => {
     const run = await runProgram({ stack, overrides });
     expect(run.error).to.equal(undefined);
-    return run.resources.map(
-      (r) =>
-        ({
-          ...resourceArgs(r.type, JSON.parse(JSON.stringify(r.inputs)) as Props, r.protect),
-          name: r.name,
-          dependencies: [],
-          propertyDependencies: {},
-        }) as unknown as PolicyResource,
-    );
+    return asPolicyResources(run.resources);
   };
-  const run = async (resources: PolicyResource[]) => {
-    const found: string[] = [];
-    await (
-      productionImagesByDigest.validateStack as (
-        a: StackValidationArgs,
-        r: (m: string) => void,
-      ) => void
-    )(
-      {
-        resources,
-        stackTags: new Map(),
-        getConfig: <T extends object>() => ({}) as T,
-        notApplicable: () => undefined as never,
-      },
-      (m) => found.push(m),
-    );
-    return found;
-  };
+  const run = (resources: PolicyResource[]) => stackViolations(productionImagesByDigest, resources);
 
   it("passes production with every image pinned: the release's RemoteImage, web/worker by content id", async function () {
     const resources = await resourcesOf("production", pinned());

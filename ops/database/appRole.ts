@@ -40,25 +40,31 @@ export function appRoleSql(password: string): string {
 }
 
 /**
- * Rows of `public`, nothing else: no TRUNCATE, REFERENCES or TRIGGER, no CREATE in any schema (PostgreSQL 15+
- * gives PUBLIC no CREATE on `public`; older servers did, so it is revoked). Skipped, with a note, where the
- * role does not exist yet (a stack whose migrate hook has not created it).
+ * Rows of `public` that the schema's owner (the superuser: Django's migrations) owns, nothing else: no
+ * TRUNCATE, REFERENCES or TRIGGER, no CREATE in any schema (PostgreSQL 15+ gives PUBLIC no CREATE on
+ * `public`; older servers did, so it is revoked). A table another role owns keeps the grants its owner
+ * chose, as a restore brought them back. CONNECT is granted by name, so a database whose CONNECT was
+ * revoked from PUBLIC (a hardening step) still serves the app. Skipped where the role does not exist yet
+ * (a stack whose migrate hook has not created it).
  */
-export function appRightsSql(): string {
+export function appRightsSql(database: string): string {
   const role = ident(APP_DB_USER);
   const owner = ident(POSTGRES_USER);
-  const grants = [
-    `REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
-    `GRANT USAGE ON SCHEMA public TO ${role}`,
-    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`,
-    `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
-  ];
+  const perObject =
+    "SELECT format('GRANT %s ON %s %I.%I TO %I', " +
+    "CASE WHEN c.relkind = 'S' THEN 'USAGE, SELECT, UPDATE' WHEN c.relkind IN ('v', 'm') THEN 'SELECT' ELSE 'SELECT, INSERT, UPDATE, DELETE' END, " +
+    "CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname, " +
+    `${literal(APP_DB_USER)}) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ` +
+    `WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relowner = ${literal(POSTGRES_USER)}::regrole \\gexec`;
   return [
     `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal(APP_DB_USER)}) AS has_role \\gset`,
     "\\if :has_role",
-    ...grants.map((grant) => `${grant};`),
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    `GRANT CONNECT ON DATABASE ${ident(database)} TO ${role};`,
+    `GRANT USAGE ON SCHEMA public TO ${role};`,
+    perObject,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role};`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role};`,
     "SELECT 'granted';",
     "\\else",
     "SELECT 'no role';",
@@ -68,12 +74,12 @@ export function appRightsSql(): string {
 
 /**
  * Gives the application role its rights (again) in the live database, or in `database` (a restore's side
- * database, before its swap); a no-op where they are already given. CONNECT is PUBLIC's, as on any database.
+ * database, before its swap); a no-op where they are already given.
  */
 export async function grantAppRights(settings: Settings, database = POSTGRES_DB): Promise<void> {
   const [outcome] = await psql(
     settings,
-    appRightsSql(),
+    appRightsSql(database),
     settings.names.postgresContainer,
     {},
     database,

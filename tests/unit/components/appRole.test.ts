@@ -75,13 +75,13 @@ describe("application role SQL", function () {
     expect(sql).to.match(/NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD/);
   });
 
-  it("grants rows of public only, and nothing where the role does not exist yet", function () {
-    const sql = appRightsSql();
+  it("grants rows of the owner's objects in public only, CONNECT by name, and nothing where the role does not exist yet", function () {
+    const sql = appRightsSql("edms_restore");
     expect(sql).to.match(/\\if :has_role/);
-    expect(sql).to.contain(
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${APP_DB_USER}"`,
-    );
-    expect(sql).not.to.match(/GRANT ALL|TRUNCATE|GRANT CREATE|SUPERUSER/);
+    expect(sql).to.contain(`GRANT CONNECT ON DATABASE "edms_restore" TO "${APP_DB_USER}"`);
+    // Per object the superuser owns, never ON ALL TABLES: another role's table keeps its owner's grants.
+    expect(sql).to.contain("c.relowner = 'edms'::regrole \\gexec");
+    expect(sql).not.to.match(/ON ALL TABLES|GRANT ALL|TRUNCATE|GRANT CREATE|SUPERUSER/);
     expect(sql).to.contain("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
   });
 });

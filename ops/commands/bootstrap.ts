@@ -3,7 +3,8 @@ import { Settings } from "../../model/settings";
 import { countOf, inventory, psql } from "../database/postgres";
 import { writeBootstrapRecord } from "../store/bootstrap";
 import { openStack } from "../core/context";
-import { manage, releaseImage, runDjango } from "../database/django";
+import { manage, runDjango } from "../database/django";
+import { releaseReference } from "../../model/images";
 import { failure } from "../core/errors";
 import { progress, say } from "../core/log";
 
@@ -19,7 +20,7 @@ export function register(program: Command): void {
     )
     .action(async (_opts: unknown, command: Command) => {
       const settings = await openStack(command);
-      const image = releaseImage(settings);
+      const image = releaseReference(settings);
       const users = await countOf(settings, "auth_user");
       if (users === undefined) {
         throw failure(

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { openStack } from "../core/context";
-import { manage, releaseImage } from "../database/django";
+import { manage } from "../database/django";
+import { releaseReference } from "../../model/images";
 import { progress, say } from "../core/log";
 import { ensureAppRole } from "../database/appRole";
 
@@ -14,7 +15,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  edms-ops migrate --stack staging")
     .action(async (opts: { version?: string }, command: Command) => {
       const settings = await openStack(command);
-      const image = releaseImage(settings, opts.version);
+      const image = releaseReference(settings, opts.version);
       progress(`migrating ${settings.stack} with ${image}`);
       await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
       await ensureAppRole(settings);

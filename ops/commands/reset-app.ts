@@ -9,7 +9,8 @@ import { createBackup } from "../backup/create";
 import { runningVersion } from "../engine/services";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
-import { manage, migrateAtomically, releaseImage } from "../database/django";
+import { manage, migrateAtomically } from "../database/django";
+import { releaseReference } from "../../model/images";
 import { grantAppRights } from "../database/appRole";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
@@ -96,7 +97,7 @@ async function resetApp(
       "Pass one of those app labels.",
     );
   }
-  const image = releaseImage(settings, (await runningVersion(settings)) ?? settings.version);
+  const image = releaseReference(settings, (await runningVersion(settings)) ?? settings.version);
   const emptied = [
     app,
     ...requireDependentsNamed(app, await unapplyPlan(settings, image, app), opts),

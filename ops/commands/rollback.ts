@@ -19,7 +19,7 @@ import { listBackups, preDeployBackupFor } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
-import { migrateAtomically, releaseImage } from "../database/django";
+import { migrateAtomically } from "../database/django";
 import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
@@ -130,7 +130,7 @@ function describePlan(settings: Settings, steps: Step[], backupFirst: boolean, f
   if (backupFirst) {
     say("  - back up the current state");
   }
-  steps.forEach((s) => say(`  - migrate ${s.app} ${s.to} (with ${releaseImage(settings)})`));
+  steps.forEach((s) => say(`  - migrate ${s.app} ${s.to} (with ${releaseReference(settings)})`));
   if (!steps.length) {
     say("  - no migrations to reverse");
   }
@@ -274,7 +274,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   }
   const marker: RollbackMarker = {
     from: settings.version,
-    fromImage: releaseImage(settings),
+    fromImage: releaseReference(settings),
     to: target.version,
     ...(target.reference ? { toReference: target.reference } : {}),
     migrations: target.migrations,

@@ -9,7 +9,6 @@ import { spawn } from "child_process";
 import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
-import { releaseReference } from "../../model/images";
 import { SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
@@ -28,14 +27,6 @@ const SECRET_FILES: Record<string, string> = {
 // A background job's stdin is /dev/null in sh, so the watcher reads the real one through fd 3.
 const TIED_TO_STDIN =
   'exec 3<&0; "$@" </dev/null & pid=$!; { cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; } & wait "$pid"';
-
-/**
- * The image of `version` (default the configured release), pinned by `edms:releaseDigest` only when it is
- * the configured release (model/images.ts): another version runs by its tag, from the host's kept images.
- */
-export function releaseImage(settings: Settings, version = settings.version): string {
-  return releaseReference(settings, version);
-}
 
 export interface DjangoRun {
   readonly image: string;

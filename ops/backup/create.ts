@@ -30,7 +30,7 @@ import {
 import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
 import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
-import { adoptHistory, stageHistory } from "../store/history";
+import { adoptHistory, Deployment, stageHistory } from "../store/history";
 import { nothingToBackUp } from "./emptyDatabase";
 import { MEDIA_COUNT_SCRIPT, mediaCountProblems, parseMediaCount } from "./mediaCount";
 
@@ -98,7 +98,7 @@ export async function createBackup(
       dump.catch(() => undefined);
       const before = await sessionSnapshots(session);
       // A new host's history is recovered from the repository first, so this snapshot carries all of it.
-      await adoptHistory(session, before, "lrestic");
+      const deployments = await adoptHistory(session, before, "lrestic");
       const earlier = before.length;
       const createdAt = await session.hostTime();
       const id = newId(
@@ -115,6 +115,7 @@ export async function createBackup(
           parent: before[before.length - 1],
           dump,
           createdAt,
+          deployments,
         });
       } catch (err) {
         throw await backupFailure(session, id, earlier, err as Error);
@@ -160,6 +161,8 @@ interface SnapshotPlan {
   readonly dump: ReturnType<typeof dumpDatabase>;
   /** The Docker host's clock when the backup began (its id's time). */
   readonly createdAt: string;
+  /** The host's deployment history, as adopted at the start: what labels the backup. */
+  readonly deployments: readonly Deployment[];
 }
 
 /** The plan once the dump is taken: the release label comes from the dump's own migration state. */
@@ -176,7 +179,7 @@ async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { createdAt } = planned;
   const [{ tables, objects, migrations, databaseState, database }, bootstrapRecord] =
     await Promise.all([planned.dump, readBootstrapRecord(session)]);
-  const label = await schemaRelease(session, migrations);
+  const label = await schemaRelease(session, migrations, planned.deployments);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
   const bootstrap = holdsOnlyBootstrap(bootstrapRecord, settings.names.postgresVolume, tables);

@@ -22,12 +22,6 @@ export async function readHistory(settings: Settings): Promise<Deployment[]> {
   return parseJsonLines(stdout, DeploymentSchema);
 }
 
-/** readHistory, read in a session's container (which has the backups volume) instead of a helper's. */
-export async function readHistoryIn(session: OpsSession): Promise<Deployment[]> {
-  const { stdout } = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.history]);
-  return parseJsonLines(stdout, DeploymentSchema);
-}
-
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
 export async function currentHistory(settings: Settings): Promise<Deployment[]> {
   return (await readHistory(settings)).filter(
@@ -103,13 +97,14 @@ export function historySource(
 /**
  * Merges the history a repository's snapshot carries into history.jsonl when the host lacks it (see
  * historySource), under the session's lock. `restic` is `lrestic` (local) or `orestic` (off-host). At most
- * one read per source snapshot: the one merged last is remembered (.history-adopted).
+ * one read per source snapshot: the one merged last is remembered (.history-adopted). Returns the host's
+ * history as it now is, so the caller need not read it again.
  */
 export async function adoptHistory(
   session: OpsSession,
   listing: readonly BackupEntry[],
   restic: "lrestic" | "orestic",
-): Promise<void> {
+): Promise<Deployment[]> {
   const state = await session.exec(
     `cat "$1" 2>/dev/null || true; echo; echo __adopted__; cat "$2" 2>/dev/null || true`,
     [LAYOUT.history, LAYOUT.historyAdopted],
@@ -118,7 +113,7 @@ export async function adoptHistory(
   const host = parseJsonLines(hostText, DeploymentSchema);
   const source = historySource(host, listing, (adopted ?? "").trim());
   if (!source) {
-    return;
+    return host;
   }
   const carried = await session.exec(`${restic} dump "$1" ${SNAPSHOT_HISTORY}`, [source.snapshot], {
     allowFailure: true,
@@ -134,6 +129,7 @@ export async function adoptHistory(
     [LAYOUT.history, LAYOUT.historyAdopted, source.snapshot],
     { input: merged.map((d) => JSON.stringify(d) + "\n").join("") },
   );
+  return merged;
 }
 
 /** Stages history.jsonl beside the dump, so the snapshot carries it. */

@@ -14,7 +14,6 @@ import { parseJsonOrNull } from "../core/json";
 import { warn } from "../core/log";
 import { runningVersion } from "../engine/services";
 import type { OpsSession } from "../engine/session";
-import { readHistoryIn } from "./history";
 import { LAYOUT } from "./layout";
 import type { Manifest } from "./manifest";
 import { markerScript } from "./markers";
@@ -79,17 +78,17 @@ export async function releaseOfSchema(
   return running ? { release: running, basis: "running" } : { release: null, basis: "none" };
 }
 
-/** The label of a backup of a database at `state`, read from the backups volume and, last, the web. */
+/**
+ * The label of a backup of a database at `state`: from `deployments` (the host's history, as the backup's
+ * session read it), the last restore in the backups volume and, last, the web.
+ */
 export async function schemaRelease(
   session: OpsSession,
   state: Migrations,
+  deployments: readonly Deployment[],
 ): Promise<SchemaRelease> {
   const { settings } = session;
-  // Both through the session's own container: no helper container of its own for the history.
-  const [read, deployments] = await Promise.all([
-    session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]),
-    readHistoryIn(session),
-  ]);
+  const read = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]);
   const label = await releaseOfSchema(state, {
     deployments,
     restored: parseJsonOrNull(read.stdout, RestoreRecordSchema),

@@ -64,6 +64,8 @@ export class Edms extends pulumi.ComponentResource {
             settings: args.settings,
             after: [data.backupInit, data.bootstrap],
             alertTargets: args.alertTargets,
+            backupDbPassword: base.secrets.backupDbPassword,
+            dataNetwork: base.network.dataName,
           },
           base.child,
         )
@@ -231,18 +233,19 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
 /** migrate → bootstrap, after `after` (the last backup hook): the new release's schema and first data. */
 function schemaHooks(base: Foundation, after: command.local.Command) {
   const { settings, child, secrets, release, database, datastores } = base;
-  // It also gives the application role its login and rights (ops/database/appRole.ts): run again when that
-  // role's password is new (a stack deployed before the role existed, or the password replaced).
+  // It also gives the application and backup roles their logins and rights (ops/database/appRole.ts): run
+  // again when a role's password is new (a stack deployed before the role existed, or the password replaced).
   const migrate = opsHook(
     HOOK_CONTRACTS.migrate,
     {
       settings,
-      triggers: [...release, ...database, secrets.appDbPassword],
+      triggers: [...release, ...database, secrets.appDbPassword, secrets.backupDbPassword],
       secrets: {
         EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
         EDMS_REDIS_PASSWORD: secrets.redisPassword,
         EDMS_APP_DB_PASSWORD: secrets.appDbPassword,
+        EDMS_BACKUP_DB_PASSWORD: secrets.backupDbPassword,
       },
     },
     { ...child, dependsOn: [...datastores, base.backendImage, after] },

@@ -17,6 +17,7 @@ export interface HookSecrets {
   readonly EDMS_SUPERUSER_PASSWORD?: pulumi.Input<string>;
   /** The application role's password, for `migrate` to give the role its login (sent as a SCRAM verifier). */
   readonly EDMS_APP_DB_PASSWORD?: pulumi.Input<string>;
+  readonly EDMS_BACKUP_DB_PASSWORD?: pulumi.Input<string>;
   /** The restic repositories' password; edms-ops keeps a root-only copy in the backups volume. */
   readonly EDMS_RESTIC_PASSWORD?: pulumi.Input<string>;
   /** Off-host repository URL and backend variables (JSON), when `edms:backup.offsite` is set. */

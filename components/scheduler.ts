@@ -3,9 +3,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { ALERT_TARGET_FILES } from "../model/containers";
+import {
+  ALERT_TARGET_FILES,
+  BACKUP_DB_PASSFILE,
+  BACKUP_DB_USER,
+  LocalMounts,
+  OPS_PATHS,
+} from "../model/containers";
 import { CONTAINER_OPTIONS, containerReplacement } from "../model/protection";
-import { AlertSecrets, Settings } from "../model/settings";
+import { alertTargetCount, AlertSecrets, Settings } from "../model/settings";
 import { PROJECT_DIR } from "./hooks";
 import { secretFile, stackContainer } from "./container";
 
@@ -13,8 +19,6 @@ import { secretFile, stackContainer } from "./container";
 export const SCHEDULER_CONTEXT = path.join(PROJECT_DIR, "build", "scheduler");
 export const SCHEDULER_BUNDLE = "edms-ops.cjs";
 export const SCHEDULER_DOCKERFILE = path.join(PROJECT_DIR, "images", "scheduler", "Dockerfile");
-/** Where the engine's socket is, on the Docker host and in the container. */
-export const DOCKER_SOCKET = "/var/run/docker.sock";
 
 export interface SchedulerArgs {
   readonly settings: Settings;
@@ -22,6 +26,33 @@ export interface SchedulerArgs {
   readonly after?: pulumi.Resource[];
   /** `edms:alerts` target URLs (secret): uploaded as root-only files, never env. */
   readonly alertTargets?: pulumi.Input<AlertSecrets>;
+  /** The backup role's password (model/containers.ts BACKUP_DB_USER): uploaded as a pgpass file. */
+  readonly backupDbPassword: pulumi.Input<string>;
+  /** The stack's internal data network, where postgres is. */
+  readonly dataNetwork: pulumi.Input<string>;
+}
+
+/** A pgpass line's field: `:` and `\\` escaped (libpq). */
+const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\${c}`);
+
+/** The backup role's pgpass file: any host, port and database of the stack's server, that role only. */
+export function backupPassfile(password: pulumi.Input<string>): docker.types.input.ContainerUpload {
+  return secretFile(
+    BACKUP_DB_PASSFILE,
+    pulumi.output(password).apply((p) => `*:*:*:${BACKUP_DB_USER}:${pgpassField(p)}\n`),
+    "0400",
+  );
+}
+
+/**
+ * The volumes the scheduler mounts, and where: what a scheduled backup reads and writes, nothing more. The
+ * media are read-only; the dump is staged in an anonymous volume (on disk, removed with the container).
+ */
+export function schedulerMounts(settings: Settings): LocalMounts {
+  return {
+    [settings.names.backupsVolume]: { path: OPS_PATHS.backups },
+    [settings.names.mediaVolume]: { path: OPS_PATHS.media, readOnly: true },
+  };
 }
 
 /**
@@ -67,27 +98,62 @@ export function schedulerImageTag(settings: Settings, bundle: Buffer, dockerfile
   const hash = createHash("sha256")
     .update(bundle)
     .update(dockerfile)
-    .update(JSON.stringify([settings.backup.schedulerImage, settings.backup.dockerCliImage]))
+    .update(
+      JSON.stringify([
+        settings.backup.schedulerImage,
+        settings.postgresImage,
+        settings.backup.image,
+      ]),
+    )
     .digest("hex")
     .slice(0, 12);
   return `${settings.namePrefix}-scheduler:${hash}`;
 }
 
-/** The environment of the scheduler container: what it acts on and how; never a secret. */
+/**
+ * The environment of the scheduler container: what it acts on and how; never a secret. It has no engine
+ * (ops/engine/engineless.ts): the deployer's `docker:host` means nothing there.
+ */
 export function schedulerEnvironment(settings: Settings): string[] {
-  // It runs on the Docker host and talks to the local engine through the socket: the deployer's
-  // `docker:host` (e.g. ssh://…) means nothing there.
   const onHost: Settings = { ...settings, dockerHost: undefined };
-  return [`EDMS_STACK=${settings.stack}`, `EDMS_SETTINGS_JSON=${JSON.stringify(onHost)}`];
+  return [
+    `EDMS_STACK=${settings.stack}`,
+    `EDMS_SETTINGS_JSON=${JSON.stringify(onHost)}`,
+    "EDMS_ENGINE=none",
+    `EDMS_MOUNTS=${JSON.stringify(schedulerMounts(settings))}`,
+  ];
+}
+
+/** schedulerMounts as the container's volumes, and the dump's stage on an anonymous one. */
+function schedulerVolumes(settings: Settings): docker.types.input.ContainerVolume[] {
+  return [
+    ...Object.entries(schedulerMounts(settings)).map(([volume, mount]) => ({
+      volumeName: volume,
+      containerPath: mount.path,
+      readOnly: mount.readOnly ?? false,
+    })),
+    { containerPath: OPS_PATHS.stage },
+  ];
 }
 
 /**
- * `<prefix>-scheduler`: `edms-ops scheduler` in a small image built on the Docker host, taking the backups of
+ * Its networks: the data network (postgres), and Docker's default bridge for the way out only when there is
+ * somewhere to go (the off-host repository, alert targets). Never the front network with the proxy.
+ */
+export function schedulerNetworks(settings: Settings, dataNetwork: pulumi.Input<string>) {
+  const egress = settings.backup.offsite !== undefined || alertTargetCount(settings.alerts) > 0;
+  return [{ name: dataNetwork }, ...(egress ? [{ name: "bridge" }] : [])];
+}
+
+/**
+ * `<prefix>-scheduler`: `edms-ops scheduler` in an image built on the Docker host, taking the backups of
  * `edms:backup.schedule` from the host itself (no CI runner involved). `restart: unless-stopped` brings it
- * back with the engine after a reboot, and it then catches up a due it missed. It needs the engine's
- * socket (it starts the same helper containers as any edms-ops command). Its only secrets are the alert
- * targets (`edms:alerts`), uploaded as root-only files; the repository password and off-host credentials are
- * already root-only files in the backups volume.
+ * back with the engine after a reboot, and it then catches up a due it missed. It has **no engine socket**:
+ * it runs the backup itself (ops/engine/engineless.ts) with the backups volume, the media read-only, the
+ * data network and the backup role (reads all data, writes none), and takes the stack's lock as flock(2) on
+ * a file in the backups volume, which edms-ops' lock container takes too. Its secrets are the backup role's
+ * pgpass file and the alert targets (`edms:alerts`), uploaded as root-only files; the repository password
+ * and off-host credentials are already root-only files in the backups volume.
  */
 export class Scheduler extends pulumi.ComponentResource {
   readonly image: docker.Image;
@@ -118,7 +184,8 @@ export class Scheduler extends pulumi.ComponentResource {
           dockerfile: SCHEDULER_DOCKERFILE,
           args: {
             BASE: settings.backup.schedulerImage,
-            DOCKER_CLI: settings.backup.dockerCliImage,
+            POSTGRES: settings.postgresImage,
+            RESTIC: settings.backup.image,
           },
         },
       },
@@ -127,15 +194,21 @@ export class Scheduler extends pulumi.ComponentResource {
     const grace = containerReplacement("scheduler", settings.proxy.enabled).destroyGraceSeconds;
     this.container = stackContainer(
       name,
-      { settings, role: "scheduler" },
+      {
+        settings,
+        role: "scheduler",
+        networks: schedulerNetworks(settings, args.dataNetwork),
+      },
       {
         name: settings.names.schedulerContainer,
         image: this.image.imageName,
         command: ["scheduler", "--stack", settings.stack],
         envs: schedulerEnvironment(settings),
-        uploads: alertTargetUploads(args.alertTargets, settings),
-        // Read-only stops nothing a socket allows, but keeps the mount from being written as a file.
-        volumes: [{ hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true }],
+        uploads: [
+          backupPassfile(args.backupDbPassword),
+          ...alertTargetUploads(args.alertTargets, settings),
+        ],
+        volumes: schedulerVolumes(settings),
         // Time to record an interrupted backup in schedule.jsonl after `docker stop`.
         stopTimeout: grace,
         destroyGraceSeconds: grace,

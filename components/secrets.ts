@@ -15,6 +15,8 @@ export class EdmsSecrets extends pulumi.ComponentResource {
   readonly postgresPassword: pulumi.Output<string>;
   /** The application role's, which web and worker connect as (model/containers.ts APP_DB_USER). */
   readonly appDbPassword: pulumi.Output<string>;
+  /** The backup role's, which the scheduler dumps as (model/containers.ts BACKUP_DB_USER). */
+  readonly backupDbPassword: pulumi.Output<string>;
   /** Redis' `requirepass`: celery's broker and the cache refuse every client without it. */
   readonly redisPassword: pulumi.Output<string>;
   readonly djangoSecretKey: pulumi.Output<string>;
@@ -35,6 +37,11 @@ export class EdmsSecrets extends pulumi.ComponentResource {
       { length: 32, special: false },
       { parent: this },
     );
+    const backupDb = new random.RandomPassword(
+      `${name}-backup-db-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
     const secretKey = new random.RandomPassword(
       `${name}-django-secret-key`,
       { length: 64, special: true, overrideSpecial: "!#%()*+-.:;<=>?@[]^_{|}~" },
@@ -48,6 +55,7 @@ export class EdmsSecrets extends pulumi.ComponentResource {
     );
     this.postgresPassword = pulumi.secret(postgres.result);
     this.appDbPassword = pulumi.secret(app.result);
+    this.backupDbPassword = pulumi.secret(backupDb.result);
     this.redisPassword = pulumi.secret(redis.result);
     this.djangoSecretKey = pulumi.secret(secretKey.result);
     if (args.superuserPassword !== undefined) {

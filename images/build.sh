@@ -29,7 +29,7 @@ BACKUP_TAG="edms-test/backup:restic-0.18"
 BUSYBOX_BACKUP_TAG="edms-test/backup:restic-0.18-busybox"
 # HAProxy from the base rootfs, laid out like the official haproxy image (edms:proxy.image on real hosts).
 PROXY_TAG="edms-test/proxy:haproxy"
-# node >= 20 and a docker CLI (apprise comes from the base) for the scheduler image (edms:backup.schedulerImage / dockerCliImage in tests).
+# node >= 20 for the scheduler image (edms:backup.schedulerImage in tests).
 SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 # A local image registry: Debian's docker-registry package (the e2e proof of releases pinned by digest).
 REGISTRY_TAG="edms-test/registry:2.8"
@@ -95,7 +95,8 @@ build_backup() { # tag, dockerfile
   local tag=$1 file=$2 ctx
   local built_on
   built_on=$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$tag" 2>/dev/null || true)
-  if [ "$built_on" = "$BASE_TAG" ] && [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
+  if [ "$built_on" = "$BASE_TAG" ] && [ "$(docker image inspect -f '{{ index .Config.Labels "edms.flock" }}' "$tag" 2>/dev/null || true)" = 1 ] &&
+    [ "${EDMS_REBUILD:-0}" != 1 ]; then log "$tag present, skipped"; return; fi
   ctx="$(mktemp -d /var/tmp/edms-backup.XXXXXX)"
   trap 'rm -rf "$ctx"' RETURN
   fetch_package "$RESTIC_SUITE" restic "$ctx/restic-deb"
@@ -106,7 +107,10 @@ build_backup() { # tag, dockerfile
   # takes this machine's, the only files it has besides busybox and restic.
   cp -L /lib/x86_64-linux-gnu/libc.so.6 "$ctx/libc.so.6"
   cp -L /lib64/ld-linux-x86-64.so.2 "$ctx/ld-linux-x86-64.so.2"
-  build_dockerfile "$tag" "$file" "$ctx"
+  # flock(1) for the stack lock shared with the scheduler: the official image's busybox (Alpine's) has the
+  # applet, Debian's busybox-static leaves it out, so this machine's util-linux flock (libc only) stands in.
+  cp -L "$(command -v flock)" "$ctx/flock"
+  EDMS_REBUILD=1 build_dockerfile "$tag" "$file" "$ctx" --label edms.flock=1
 }
 
 # A hash of the repository files an image is built from (paths relative to the repository, so every
@@ -137,11 +141,12 @@ build_dockerfile() { # tag, dockerfile, context, extra args...
 # An ELF executable (not a wrapper script): the real binary to copy into an image.
 is_elf() { [ -f "$1" ] && [ "$(head -c4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ]; }
 
-# This machine's node (>= 20) and docker client, copied into the Debian base: the offline stand-in for the
-# official node:20 and docker:cli images the scheduler image is built from on real hosts.
+# This machine's node (>= 20), copied into the Debian base: the offline stand-in for the official node:20
+# image the scheduler image copies node from on real hosts.
 build_scheduler_base() {
-  local node docker_cli candidate ctx
+  local node ctx
   if [ "$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$SCHEDULER_BASE_TAG" 2>/dev/null || true)" = "$BASE_TAG" ] &&
+    [ "$(docker image inspect -f '{{ index .Config.Labels "edms.source" }}' "$SCHEDULER_BASE_TAG" 2>/dev/null || true)" = "$(source_hash "$here/scheduler-base")" ] &&
     [ "${EDMS_REBUILD:-0}" != 1 ]; then
     log "$SCHEDULER_BASE_TAG present, skipped"; return
   fi
@@ -149,16 +154,12 @@ build_scheduler_base() {
   is_elf "$node" || { echo "images/build.sh: $node is not a node binary" >&2; exit 1; }
   "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
     { echo "images/build.sh: node $("$node" --version) is too old: the scheduler needs node >= 20" >&2; exit 1; }
-  docker_cli=""
-  for candidate in "$(command -v docker)" /usr/local/bin/docker /usr/bin/docker; do
-    if is_elf "$candidate"; then docker_cli="$candidate"; break; fi
-  done
-  [ -n "$docker_cli" ] || { echo "images/build.sh: no docker client binary found" >&2; exit 1; }
   ctx="$(mktemp -d /var/tmp/edms-scheduler-base.XXXXXX)"
   trap 'rm -rf "$ctx"' RETURN
   cp "$node" "$ctx/node"
-  cp "$docker_cli" "$ctx/docker"
-  build_dockerfile "$SCHEDULER_BASE_TAG" "$here/scheduler-base/Dockerfile" "$ctx"
+  log "building $SCHEDULER_BASE_TAG"
+  docker build -q -t "$SCHEDULER_BASE_TAG" -f "$here/scheduler-base/Dockerfile" --build-arg BASE="$BASE_TAG" \
+    --label edms.base="$BASE_TAG" --label edms.source="$(source_hash "$here/scheduler-base")" "$ctx" >/dev/null
 }
 
 # Debian bookworm's docker-registry binary on the base, with the config in images/registry/.

@@ -18,6 +18,13 @@ export const POSTGRES_DB = "edms";
 export const APP_DB_USER = "edms_app";
 /** Its password inside web and worker; the superuser's (`SUPERUSER_PASSWORD_FILE`) is never there. */
 export const APP_DB_PASSWORD_FILE = `${SECRETS_DIR}/app_db_password`;
+/**
+ * The role scheduled backups dump the database as (the scheduler has no engine socket, so it cannot
+ * `docker exec` the superuser's psql): LOGIN with `pg_read_all_data` and nothing else; it cannot write a
+ * row. Its password reaches the scheduler as a pgpass file (`BACKUP_DB_PASSFILE`), never env.
+ */
+export const BACKUP_DB_USER = "edms_backup";
+export const BACKUP_DB_PASSFILE = `${SECRETS_DIR}/backup_db.pgpass`;
 /** The superuser's password, in postgres and edms-ops' one-off containers only. */
 export const SUPERUSER_PASSWORD_FILE = `${SECRETS_DIR}/postgres_password`;
 export const PGDATA = "/var/lib/postgresql/data";
@@ -78,3 +85,16 @@ export const ALERT_TARGET_FILES = {
   apprise: `${SECRETS_DIR}/edms-alerts/apprise.txt`,
   webhook: `${SECRETS_DIR}/edms-alerts/webhook`,
 } as const;
+
+/**
+ * Where edms-ops' containers (the lock container, the toolboxes, the scheduler) have the backups volume, the
+ * media and the stage of a backup's dump: restic records these paths in every snapshot, so they never change.
+ */
+export const OPS_PATHS = {
+  backups: "/backups",
+  media: "/edms/media",
+  stage: "/edms/database",
+} as const;
+
+/** EDMS_MOUNTS of a container without the engine (ops/engine/engineless.ts): volume → where it is mounted. */
+export type LocalMounts = Record<string, { readonly path: string; readonly readOnly?: boolean }>;

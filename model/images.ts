@@ -63,7 +63,6 @@ export const IMAGE_KEYS = {
   proxy: "edms:proxy.image",
   backup: "edms:backup.image",
   schedulerBase: "edms:backup.schedulerImage",
-  dockerCli: "edms:backup.dockerCliImage",
 } as const;
 
 export interface StackImage {
@@ -82,10 +81,7 @@ export function stackImages(settings: Settings): StackImage[] {
     ...(settings.proxy.enabled ? [{ key: IMAGE_KEYS.proxy, reference: settings.proxy.image }] : []),
     { key: IMAGE_KEYS.backup, reference: backup.image },
     ...(scheduleEnabled(backup.schedule)
-      ? [
-          { key: IMAGE_KEYS.schedulerBase, reference: backup.schedulerImage },
-          { key: IMAGE_KEYS.dockerCli, reference: backup.dockerCliImage },
-        ]
+      ? [{ key: IMAGE_KEYS.schedulerBase, reference: backup.schedulerImage }]
       : []),
   ];
 }

@@ -26,7 +26,8 @@ const KEY_BY_ROLE: Record<string, string> = {
 /** The scheduler image's build args (images/scheduler/Dockerfile) and the key each comes from. */
 const KEY_BY_BUILD_ARG: Record<string, string> = {
   BASE: IMAGE_KEYS.schedulerBase,
-  DOCKER_CLI: IMAGE_KEYS.dockerCli,
+  POSTGRES: IMAGE_KEYS.postgres,
+  RESTIC: IMAGE_KEYS.backup,
 };
 
 interface Resource {

@@ -317,6 +317,45 @@ export const appNotSuperuser: ResourceValidationPolicy = {
   },
 };
 
+/** Where an engine's socket is by default; a host path that is one of them or a folder above one exposes it. */
+const ENGINE_SOCKETS = [
+  "/var/run/docker.sock",
+  "/run/docker.sock",
+  "/run/containerd/containerd.sock",
+];
+
+/** A host path that gives a container an engine's API: the socket itself or a folder that holds it. */
+export function exposesEngine(hostPath: string): boolean {
+  const clean = `/${hostPath.split("/").filter(Boolean).join("/")}`;
+  return (
+    /(^|\/)(docker|containerd|podman)[^/]*\.sock$/.test(clean) ||
+    ENGINE_SOCKETS.some((socket) => clean === "/" || socket.startsWith(`${clean}/`))
+  );
+}
+
+export const noEngineSocket: ResourceValidationPolicy = {
+  name: "no-engine-socket",
+  description:
+    "No container mounts a container engine's socket (or a folder holding one): the socket is root on the host, and any code that reached such a container would own every volume, backups included.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, reportViolation) => {
+    if (args.type !== CONTAINER) {
+      return;
+    }
+    const volumes = (args.props.volumes ?? []) as { hostPath?: string }[];
+    const mounts = (args.props.mounts ?? []) as { source?: string; type?: string }[];
+    const paths = [
+      ...volumes.map((v) => v.hostPath),
+      ...mounts.filter((m) => m.type === "bind").map((m) => m.source),
+    ].filter((p): p is string => typeof p === "string");
+    for (const path of paths.filter(exposesEngine)) {
+      reportViolation(
+        `Container ${args.props.name ?? args.name} mounts ${path}, which gives it the container engine's API (root on the host). Remove the mount; scheduled backups need none (components/scheduler.ts).`,
+      );
+    }
+  },
+};
+
 export const policies = [
   productionDataProtected,
   noSecretInEnv,
@@ -327,4 +366,5 @@ export const policies = [
   productionHttps,
   appNotSuperuser,
   productionImagesByDigest,
+  noEngineSocket,
 ];

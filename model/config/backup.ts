@@ -26,7 +26,6 @@ export function olderThanMinimum([major, minor]: readonly [number, number]): boo
 }
 /** Official images; the scheduler's image is built from them on the Docker host (images/scheduler/Dockerfile). */
 export const DEFAULT_SCHEDULER_IMAGE = "node:20-bookworm-slim";
-export const DEFAULT_DOCKER_CLI_IMAGE = "docker:27-cli";
 
 /** Production backs up and drills before every deploy and keeps more; elsewhere deploys stay quick. */
 const BY_ENVIRONMENT = {
@@ -226,12 +225,7 @@ const schedulerFields = {
   schedulerImage: image(
     "schedulerImage: node ≥ 20",
     DEFAULT_SCHEDULER_IMAGE,
-    "Base of the scheduler's image, built on the Docker host: node ≥ 20.",
-  ),
-  dockerCliImage: image(
-    "dockerCliImage: a docker CLI",
-    DEFAULT_DOCKER_CLI_IMAGE,
-    "Image whose `/usr/local/bin/docker` (a static docker CLI) the scheduler's image copies.",
+    "Image whose `/usr/local/bin/node` (node ≥ 20) the scheduler's image copies; the scheduler's base is `edms:postgresImage`.",
   ),
 };
 

@@ -5,11 +5,12 @@
  */
 import { createHash } from "crypto";
 import { Transform } from "stream";
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { POSTGRES_DB } from "../../model/containers";
 import { failure } from "../core/errors";
 import { formatBytes, lastLine, progress } from "../core/log";
 import { SnapshotSession } from "../database/snapshot";
-import { docker, pipeCommands } from "../engine/docker";
+import { pipeCommands } from "../engine/docker";
+import { pgCommand, runPg } from "../database/postgres";
 import type { OpsSession } from "../engine/session";
 import { DUMP_APPLICATION, DUMP_FILE, STAGE_DIR } from "../store/restic";
 import { z } from "zod";
@@ -79,21 +80,13 @@ export async function dumpDatabase(session: OpsSession) {
     // -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it).
     const [dumped, written] = await pipeCommands(
       (stdout, signal) =>
-        docker(
-          [
-            "exec",
-            "-e",
-            `PGAPPNAME=${DUMP_APPLICATION}`,
+        runPg(
+          pgCommand(
             settings.names.postgresContainer,
             "pg_dump",
-            "-U",
-            POSTGRES_USER,
-            "-d",
-            POSTGRES_DB,
-            "-Fc",
-            "-Z0",
-            `--snapshot=${snapshot}`,
-          ],
+            ["-d", POSTGRES_DB, "-Fc", "-Z0", `--snapshot=${snapshot}`],
+            { PGAPPNAME: DUMP_APPLICATION },
+          ),
           { stdout, allowFailure: true, signal },
         ),
       (input) =>

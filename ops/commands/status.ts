@@ -16,7 +16,7 @@ import {
   readMarker,
 } from "../store/markers";
 import { appContainers } from "../engine/services";
-import { currentOperation } from "../engine/session";
+import { currentOperation } from "../engine/lock";
 import { readLatestDrill } from "../backup/drill";
 import { backupFreshness } from "../reports/health";
 import { describeSchedule, scheduleReport } from "../schedule/records";

@@ -9,7 +9,7 @@
  * a database in (migrate, restore, reset-app) grants them again: `grantAppRights` is idempotent and cheap.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "crypto";
-import { APP_DB_USER, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { APP_DB_USER, BACKUP_DB_USER, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { ident, literal, psql } from "./postgres";
@@ -30,13 +30,22 @@ export function scramVerifier(password: string, salt = randomBytes(16)): string 
 
 const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
 
-/** Creates the role or resets its attributes, with the password given as a verifier. */
-export function appRoleSql(password: string): string {
-  const role = ident(APP_DB_USER);
+/** Creates the role (default: the application's) or resets its attributes, the password as a verifier. */
+export function appRoleSql(password: string, name = APP_DB_USER): string {
+  const role = ident(name);
   return [
     `DO $$BEGIN CREATE ROLE ${role}; EXCEPTION WHEN duplicate_object THEN NULL; END$$;`,
     `ALTER ROLE ${role} WITH ${ROLE_ATTRIBUTES} PASSWORD ${literal(scramVerifier(password))};`,
   ].join("\n");
+}
+
+/**
+ * The backup role (model/containers.ts BACKUP_DB_USER) the scheduler dumps as: the same attributes, and
+ * `pg_read_all_data` (SELECT on every table, view and sequence, USAGE on every schema; PostgreSQL 14+),
+ * which writes nothing.
+ */
+export function backupRoleSql(password: string): string {
+  return `${appRoleSql(password, BACKUP_DB_USER)}\nGRANT pg_read_all_data TO ${ident(BACKUP_DB_USER)};`;
 }
 
 /**
@@ -57,6 +66,11 @@ export function appRightsSql(database: string): string {
     `${literal(APP_DB_USER)}) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ` +
     `WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relowner = ${literal(POSTGRES_USER)}::regrole \\gexec`;
   return [
+    // The backup role connects by name too (a database whose CONNECT was revoked from PUBLIC).
+    `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal(BACKUP_DB_USER)}) AS has_backup_role \\gset`,
+    "\\if :has_backup_role",
+    `GRANT CONNECT ON DATABASE ${ident(database)} TO ${ident(BACKUP_DB_USER)};`,
+    "\\endif",
     `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal(APP_DB_USER)}) AS has_role \\gset`,
     "\\if :has_role",
     "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
@@ -92,7 +106,8 @@ export async function grantAppRights(settings: Settings, database = POSTGRES_DB)
 }
 
 /**
- * The migrate hook's part: the role with its login and password (from the hook's EDMS_APP_DB_PASSWORD), then
+ * The migrate hook's part: the roles with their logins and passwords (from the hook's EDMS_APP_DB_PASSWORD
+ * and EDMS_BACKUP_DB_PASSWORD), then
  * its rights. An operator's `edms-ops migrate` has no password and only grants the rights.
  */
 export async function ensureAppRole(settings: Settings): Promise<void> {
@@ -100,6 +115,17 @@ export async function ensureAppRole(settings: Settings): Promise<void> {
   if (password) {
     progress(`giving role ${APP_DB_USER} its login (not a superuser)`);
     await psql(settings, appRoleSql(password), settings.names.postgresContainer, {}, "postgres");
+  }
+  const backupPassword = process.env.EDMS_BACKUP_DB_PASSWORD;
+  if (backupPassword) {
+    progress(`giving role ${BACKUP_DB_USER} its login (reads all data, writes none)`);
+    await psql(
+      settings,
+      backupRoleSql(backupPassword),
+      settings.names.postgresContainer,
+      {},
+      "postgres",
+    );
   }
   await grantAppRights(settings);
 }

@@ -2,15 +2,34 @@
  * Queries through `docker exec` in the postgres container, over its local socket: works without knowing
  * the database password, so operator commands never need a secret.
  */
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import {
+  BACKUP_DB_PASSFILE,
+  BACKUP_DB_USER,
+  POSTGRES_DB,
+  POSTGRES_USER,
+} from "../../model/containers";
 import { Settings } from "../../model/settings";
-import { docker, inspectContainer, RunOptions } from "../engine/docker";
+import { docker, inspectContainer, run, RunOptions, RunResult } from "../engine/docker";
+import { engineless } from "../engine/engineless";
 import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
 import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
 
 export async function requirePostgres(settings: Settings): Promise<void> {
+  if (engineless()) {
+    const ready = await runPg(
+      pgCommand(settings.names.postgresContainer, "pg_isready", ["-d", POSTGRES_DB]),
+      { allowFailure: true },
+    );
+    if (ready.code !== 0) {
+      throw failure(
+        `PostgreSQL (${settings.names.postgresContainer}) does not take connections: ${(ready.stdout + ready.stderr).trim().split("\n").pop()}.`,
+        `Check it with \`edms-ops status --stack ${settings.stack}\` and start it (\`docker start ${settings.names.postgresContainer}\`).`,
+      );
+    }
+    return;
+  }
   const state = await inspectContainer(settings.names.postgresContainer);
   if (!state.running) {
     throw failure(
@@ -42,15 +61,46 @@ export async function startPostgres(settings: Settings): Promise<void> {
   );
 }
 
-/** `psql` in the postgres container: unaligned, tab-separated, stop on the first error. */
-export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
-  return [
-    "exec",
-    "-i",
-    container,
-    "psql",
-    "-U",
-    POSTGRES_USER,
+/** A client tool's command line: what to run, and the environment it adds (never a secret). */
+export interface PgCommand {
+  readonly command: string;
+  readonly args: string[];
+  readonly env: Record<string, string>;
+}
+
+/**
+ * A postgres client tool against the stack's server: `docker exec` in its container, as the superuser over
+ * the local socket (no password needed); engineless (the scheduler), here over the data network as the
+ * backup role (`container` is the server's name there), whose pgpass file the program uploaded. A `docker exec` gets `env` as `-e` (the environment of an exec'd process).
+ */
+export function pgCommand(
+  container: string,
+  tool: "psql" | "pg_dump" | "pg_isready",
+  args: readonly string[],
+  env: Record<string, string> = {},
+): PgCommand {
+  if (engineless()) {
+    return {
+      command: tool,
+      args: ["-h", container, "-U", BACKUP_DB_USER, ...args],
+      env: { PGPASSFILE: BACKUP_DB_PASSFILE, ...env },
+    };
+  }
+  const envFlags = Object.entries(env).flatMap(([name, value]) => ["-e", `${name}=${value}`]);
+  return {
+    command: "docker",
+    args: ["exec", "-i", ...envFlags, container, tool, "-U", POSTGRES_USER, ...args],
+    env: {},
+  };
+}
+
+export function runPg(command: PgCommand, options: RunOptions = {}): Promise<RunResult> {
+  return run(command.command, command.args, { ...options, env: command.env });
+}
+
+/** `psql` against the stack's server (pgCommand): unaligned, tab-separated, stop on the first error. */
+export function psqlCommand(container: string, database = POSTGRES_DB): PgCommand {
+  return pgCommand(container, "psql", [
     "-d",
     database,
     "-X",
@@ -60,7 +110,7 @@ export function psqlArgs(container: string, database = POSTGRES_DB): string[] {
     "\t",
     "-v",
     "ON_ERROR_STOP=1",
-  ];
+  ]);
 }
 
 /**
@@ -126,7 +176,7 @@ export async function psql(
   options: RunOptions = {},
   database?: string,
 ): Promise<string[]> {
-  const result = await docker(psqlArgs(container, database), { input: sql, ...options });
+  const result = await runPg(psqlCommand(container, database), { input: sql, ...options });
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 

@@ -25,7 +25,8 @@ import {
   requirePostgres,
   literal,
   psql,
-  psqlArgs,
+  psqlCommand,
+  runPg,
   REPLACED_DATABASE,
   SIDE_DATABASE,
 } from "./postgres";
@@ -117,7 +118,7 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
       await createRole(entry.role);
     }
     for (let attempt = 0; ; attempt += 1) {
-      const run = await docker(psqlArgs(settings.names.postgresContainer, SIDE_DATABASE), {
+      const run = await runPg(psqlCommand(settings.names.postgresContainer, SIDE_DATABASE), {
         input: entry.command,
         allowFailure: true,
       });

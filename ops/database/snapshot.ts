@@ -13,7 +13,7 @@ import {
   OBJECTS_SQL,
   parseCounts,
   parseMigrations,
-  psqlArgs,
+  psqlCommand,
 } from "./postgres";
 import { failure } from "../core/errors";
 import { DatabaseState } from "../store/manifest";
@@ -53,7 +53,8 @@ export class SnapshotSession {
   }
 
   static async open(container: string): Promise<{ session: SnapshotSession; snapshot: string }> {
-    const child = spawn("docker", psqlArgs(container));
+    const psql = psqlCommand(container);
+    const child = spawn(psql.command, psql.args, { env: { ...process.env, ...psql.env } });
     child.stdin.on("error", () => undefined);
     const session = new SnapshotSession(child);
     const [snapshot] = await session.query(

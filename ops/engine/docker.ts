@@ -7,6 +7,7 @@ import { PassThrough, Readable, Writable } from "stream";
 import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
+import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {
   /** Data for stdin, or a stream piped into it. */
@@ -26,6 +27,8 @@ export interface RunOptions {
   readonly holdStdin?: boolean;
   /** Another Docker engine than the stack's for this one command (DOCKER_HOST of the docker CLI). */
   readonly dockerHost?: string;
+  /** More environment for the command (never a secret: a file path, an application name). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface RunResult {
@@ -43,7 +46,15 @@ export function run(
     const child = spawn(command, args, {
       stdio: ["pipe", "pipe", "pipe"],
       signal: options.signal,
-      ...(options.dockerHost ? { env: { ...process.env, DOCKER_HOST: options.dockerHost } } : {}),
+      ...(options.dockerHost || options.env
+        ? {
+            env: {
+              ...process.env,
+              ...options.env,
+              ...(options.dockerHost ? { DOCKER_HOST: options.dockerHost } : {}),
+            },
+          }
+        : {}),
     });
     child.on("error", (error: NodeJS.ErrnoException) => {
       if (error.name !== "AbortError") {
@@ -144,7 +155,9 @@ function describe(args: readonly string[]): string {
 }
 
 export const docker = (args: readonly string[], options?: RunOptions) =>
-  run("docker", args, options);
+  engineless()
+    ? Promise.reject(engineNeeded(`\`docker ${describe(args)}\``))
+    : run("docker", args, options);
 
 /** The fields of `docker container inspect` that edms-ops reads; the rest passes through unchecked. */
 export const ContainerInspectSchema = z.array(
@@ -201,6 +214,9 @@ export async function stopRunning(names: readonly string[]): Promise<string[]> {
 }
 
 export async function volumeExists(name: string): Promise<boolean> {
+  if (engineless()) {
+    return volumeMountedHere(name);
+  }
   return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
 }
 

@@ -6,6 +6,7 @@
 import { Settings } from "../../model/settings";
 import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../model/proxy";
 import { containerIdsByRole, ContainerInspectSchema, docker } from "./docker";
+import { engineless } from "./engineless";
 import { parseJson } from "../core/json";
 
 export type AppRole = "web" | "worker" | "proxy";
@@ -94,6 +95,11 @@ export async function servingContainers(settings: Settings): Promise<string[]> {
 
 /** The release the live web runs (its `edms.version` label), null when none runs. */
 export async function runningVersion(settings: Settings): Promise<string | null> {
+  if (engineless()) {
+    // The scheduler cannot see containers: the release the program deployed it with (every deploy of
+    // another release replaces it, as its settings change) is the web's label.
+    return settings.version;
+  }
   const web = await liveWeb(settings);
   return web ? (web.labels["edms.version"] ?? null) : null;
 }

@@ -4,10 +4,11 @@
  * sha256sum and the pg_* tools, as root with an explicit entrypoint so no image entrypoint interferes.
  */
 import { Settings } from "../../model/settings";
-import { docker, RunOptions, RunResult, volumeExists } from "./docker";
+import { docker, run, RunOptions, RunResult, volumeExists } from "./docker";
+import { engineless, engineNeeded, mountedHere } from "./engineless";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
-import { RESTIC_PRELUDE, STAGE_DIR } from "../store/restic";
-import { BACKUPS_DIR } from "../store/layout";
+import { OPS_HELPER_ROLE, RESTIC_PRELUDE, STAGE_DIR } from "../store/restic";
+import { BACKUPS_DIR, LAYOUT } from "../store/layout";
 
 export type { Mount } from "./dockerRun";
 
@@ -29,6 +30,22 @@ export async function readBackupsVolume(settings: Settings, script: string): Pro
   return (await toolbox(settings, [backupsMount(settings, true)], script)).stdout;
 }
 
+/**
+ * What the holder of a flock(2) in the backups volume wrote into it (the stack lock, the off-host copy's
+ * lock), or null when nobody holds it (or the image has no flock to ask with).
+ */
+export async function readHeldLock(settings: Settings, lock: string): Promise<string | null> {
+  const text = await readBackupsVolume(
+    settings,
+    `[ -e "$1" ] && command -v flock >/dev/null || exit 0\n(exec 9<"$1"; flock -n 9) 2>/dev/null || { echo held; cat "$1"; }`.replace(
+      /"\$1"/g,
+      `'${lock}'`,
+    ),
+  );
+  const [first, ...rest] = text.split("\n");
+  return first === "held" ? rest.join("\n").trim() : null;
+}
+
 export function mediaMount(settings: Settings, readOnly = true): Mount {
   return { volume: settings.names.mediaVolume, path: "/media", readOnly };
 }
@@ -42,6 +59,9 @@ export function toolbox(
     readonly args?: readonly string[];
   } = {},
 ): Promise<RunResult> {
+  if (engineless()) {
+    return runHere(mounts, script, options);
+  }
   // Logging off: these containers stream dumps and archives, which must never land in a log driver.
   const args = dockerRunArgs({
     image: settings.postgresImage,
@@ -78,9 +98,19 @@ export function backupToolbox(
     readonly mounts?: readonly Mount[];
   } = {},
 ): Promise<RunResult> {
+  // A helper that writes the repository holds the writer lock: the scheduler, which cannot see containers,
+  // waits for one a killed operation left running (an operator's next session removes it).
+  const body = `${RESTIC_PRELUDE}\n${options.role === OPS_HELPER_ROLE ? WRITER_LOCK : ""}${script}`;
+  const mounts = [
+    { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly: !options.writable },
+    ...(options.mounts ?? []),
+  ];
+  if (engineless()) {
+    return runHere(mounts, body, options);
+  }
   const args = dockerRunArgs({
     image: settings.backup.image,
-    args: ["-euc", `${RESTIC_PRELUDE}\n${script}`, "edms-ops", ...(options.args ?? [])],
+    args: ["-euc", body, "edms-ops", ...(options.args ?? [])],
     remove: true,
     stdin: true,
     logging: false,
@@ -88,14 +118,28 @@ export function backupToolbox(
     entrypoint: "sh",
     network: options.network ? "bridge" : "none",
     labels: opsLabels(settings, options.role),
-    mounts: [
-      { volume: settings.names.backupsVolume, path: BACKUPS_DIR, readOnly: !options.writable },
-      ...(options.mounts ?? []),
-    ],
+    mounts,
     // Where scripts stage a dump and media (/edms/database, /edms/media) with the root read-only: on disk,
     // not in memory, and removed with the container.
     scratchPaths: [SCRATCH_ROOT],
     limits: settings.limits.helpers,
   });
   return docker(args, options);
+}
+
+const WRITER_LOCK = `exec 8>>${LAYOUT.writerLock}\nflock 8\n`;
+
+/**
+ * Engineless (the scheduler): a toolbox's script runs here when every volume it mounts is mounted here at
+ * the same path; anything else needs the engine.
+ */
+function runHere(
+  mounts: readonly Mount[],
+  script: string,
+  options: RunOptions & { readonly args?: readonly string[] },
+): Promise<RunResult> {
+  if (!mountedHere(mounts)) {
+    throw engineNeeded(`A helper container with ${mounts.map((m) => m.volume).join(", ")}`);
+  }
+  return run("sh", ["-euc", script, "edms-ops", ...(options.args ?? [])], options);
 }

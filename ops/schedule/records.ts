@@ -7,7 +7,7 @@
 import { lastDue, nextDue, scheduleEnabled } from "../../model/schedule";
 import { Settings } from "../../model/settings";
 import { inspectContainer } from "../engine/docker";
-import { currentOperation } from "../engine/session";
+import { currentOperation } from "../engine/lock";
 import { backupsMount, readBackupsVolume, toolbox } from "../engine/toolbox";
 import { LAYOUT } from "../store/layout";
 import { ScheduleRecord, ScheduleRecordSchema, ScheduleRun } from "../store/records";

@@ -17,6 +17,10 @@
  *   last-restore.json         the last restore's backup, release and migrations (records.ts: RestoreRecord)
  *   offsite-copy.json         the newest off-host copy: started, finished, ok, error (records.ts: OffsiteCopy)
  *   .offsite-again            asks a running off-host copy to run once more (a backup made while it ran)
+ *   .stack-lock               the stack's operation lock: flock(2) held by the lock container or the scheduler
+ *   .writer-lock              flock(2) held by a helper container that writes the repository outside the lock
+ *                             container (a killed operation's helper may outlive it: the scheduler waits)
+ *   .offsite-lock             flock(2) held by the running off-host copy (its container, or the scheduler)
  *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
  *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
  *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
@@ -24,8 +28,9 @@
  *
  * Paths only: reading and writing the records goes through records.ts, which checks their shape.
  */
+import { OPS_PATHS } from "../../model/containers";
 
-export const BACKUPS_DIR = "/backups";
+export const BACKUPS_DIR = OPS_PATHS.backups;
 
 export const LAYOUT = {
   repository: `${BACKUPS_DIR}/restic`,
@@ -43,6 +48,9 @@ export const LAYOUT = {
   rollbackMarker: `${BACKUPS_DIR}/.rollback-in-progress`,
   offsiteCopy: `${BACKUPS_DIR}/offsite-copy.json`,
   offsiteAgain: `${BACKUPS_DIR}/.offsite-again`,
+  stackLock: `${BACKUPS_DIR}/.stack-lock`,
+  writerLock: `${BACKUPS_DIR}/.writer-lock`,
+  offsiteLock: `${BACKUPS_DIR}/.offsite-lock`,
 } as const;
 
 export const KEY_FILES = {

@@ -20,9 +20,10 @@
  *   backups taken inside another operation); when a copy is running already it is asked to run once more.
  */
 import { Settings } from "../../model/settings";
-import { docker, inspectContainer } from "../engine/docker";
+import { docker, inspectContainer, run } from "../engine/docker";
+import { engineless } from "../engine/engineless";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
-import { readBackupsVolume, backupToolbox } from "../engine/toolbox";
+import { readBackupsVolume, backupToolbox, readHeldLock } from "../engine/toolbox";
 import { parseJsonOrNull } from "../core/json";
 import { progress, warn } from "../core/log";
 import { BACKUPS_DIR, LAYOUT } from "./layout";
@@ -44,11 +45,16 @@ export function offsiteLockName(settings: Settings): string {
   return `${settings.namePrefix}-offsite`;
 }
 
+/** The copy script's refusal: another copy (the scheduler's, which holds the lock without a container) runs. */
+const COPY_RUNNING = "edms: an off-host copy is running already";
+
 /**
- * The copy container's script: $1 the stack (restic --host), $2 the timeout, $3 restic's words for "no
+ * The copy container's script (engineless: the scheduler's own): $1 the stack (restic --host), $2 the timeout, $3 restic's words for "no
  * repository there" (it is then created with the local chunker parameters, so copies deduplicate).
  */
 export const COPY_SCRIPT = `
+exec 9>>${LAYOUT.offsiteLock}
+flock -n 9 || { echo "${COPY_RUNNING}" >&2; exit 75; }
 host=$1; limit=$2; norepo=$3
 record=${LAYOUT.offsiteCopy}; again=${LAYOUT.offsiteAgain}; err=/tmp/copy.err
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
@@ -78,6 +84,18 @@ else
   exit 1
 fi`;
 
+/** The copy's `sh` arguments: the script and its positional parameters. */
+function copyCommand(settings: Settings): string[] {
+  return [
+    "-euc",
+    `${RESTIC_PRELUDE}\n${COPY_SCRIPT}`,
+    "edms-ops",
+    settings.stack,
+    String(COPY_TIMEOUT_SECONDS),
+    NO_REPOSITORY.source,
+  ];
+}
+
 function copyArgs(settings: Settings, detach: boolean): string[] {
   return dockerRunArgs({
     image: settings.backup.image,
@@ -90,18 +108,19 @@ function copyArgs(settings: Settings, detach: boolean): string[] {
     entrypoint: "sh",
     labels: opsLabels(settings, OFFSITE_COPY_ROLE),
     mounts: [{ volume: settings.names.backupsVolume, path: BACKUPS_DIR }],
-    args: [
-      "-euc",
-      `${RESTIC_PRELUDE}\n${COPY_SCRIPT}`,
-      "edms-ops",
-      settings.stack,
-      String(COPY_TIMEOUT_SECONDS),
-      NO_REPOSITORY.source,
-    ],
+    args: copyCommand(settings),
   });
 }
 
-const IN_USE = /already in use|Conflict/i;
+const IN_USE = new RegExp(`already in use|Conflict|${COPY_RUNNING}`, "i");
+
+/** Runs the copy: in its container (detached: its id), or engineless in this process, waiting for it. */
+function runCopy(settings: Settings, detach: boolean) {
+  if (engineless()) {
+    return run("sh", copyCommand(settings), { allowFailure: true });
+  }
+  return docker(copyArgs(settings, detach), { allowFailure: true });
+}
 
 /**
  * Copies what is missing off the host, outside the stack lock. Never throws: a failed copy never fails
@@ -114,8 +133,9 @@ export async function startOffsiteCopy(
   const display = settings.backup.offsite?.display;
   const later = `The next backup copies whatever is missing; \`edms-ops status --stack ${settings.stack}\` shows the lag.`;
   try {
-    if (mode === "background") {
-      const started = await docker(copyArgs(settings, true), { allowFailure: true });
+    // Engineless (the scheduler), a copy is never left behind in the background: it waits for it.
+    if (mode === "background" && !engineless()) {
+      const started = await runCopy(settings, true);
       if (started.code === 0) {
         progress(
           `off-host copy to ${display} started in the background (${offsiteLockName(settings)})`,
@@ -130,13 +150,13 @@ export async function startOffsiteCopy(
     }
     progress(`copying to the off-host repository ${display}`);
     const deadline = Date.now() + COPY_TIMEOUT_SECONDS * 1000;
-    let result = await docker(copyArgs(settings, false), { allowFailure: true });
+    let result = await runCopy(settings, false);
     for (let told = false; IN_USE.test(result.stderr) && Date.now() < deadline; told = true) {
       if (!told) {
         progress("waiting for the off-host copy that is running to end");
       }
       await new Promise((r) => setTimeout(r, 2000));
-      result = await docker(copyArgs(settings, false), { allowFailure: true });
+      result = await runCopy(settings, false);
     }
     if (result.code === 0) {
       progress(`off-host copy complete (${display})`);
@@ -155,7 +175,7 @@ export async function startOffsiteCopy(
   }
 }
 
-/** The newest copy's record, with `running` true while the copy container runs. */
+/** The newest copy's record, with `running` true while a copy runs (its container, or the scheduler's). */
 export async function readOffsiteCopy(
   settings: Settings,
 ): Promise<(OffsiteCopy & { running: boolean }) | null> {
@@ -164,6 +184,8 @@ export async function readOffsiteCopy(
   if (!record) {
     return null;
   }
-  const running = (await inspectContainer(offsiteLockName(settings))).running;
+  const running =
+    (!engineless() && (await inspectContainer(offsiteLockName(settings))).running) ||
+    (await readHeldLock(settings, LAYOUT.offsiteLock)) !== null;
   return { ...record, running };
 }

@@ -15,6 +15,7 @@
  */
 import { OFFSITE_ENV_PREFIXES } from "../../model/config/backup";
 import { shellQuote } from "../../model/shell";
+import { OPS_PATHS } from "../../model/containers";
 import { failure, refuse } from "../core/errors";
 import { BACKUPS_DIR, KEY_FILES, LAYOUT } from "./layout";
 import { z } from "zod";
@@ -26,8 +27,8 @@ export const KEYS_DIR = LAYOUT.keysDir;
 export const PASSWORD_FILE = `${KEYS_DIR}/${KEY_FILES.password}`;
 export const OFFSITE_REPOSITORY_FILE = `${KEYS_DIR}/${KEY_FILES.offsiteRepository}`;
 export const OFFSITE_ENV_FILE = `${KEYS_DIR}/${KEY_FILES.offsiteEnv}`;
-export const STAGE_DIR = "/edms/database";
-export const MEDIA_DIR = "/edms/media";
+export const STAGE_DIR = OPS_PATHS.stage;
+export const MEDIA_DIR = OPS_PATHS.media;
 export const DUMP_FILE = `${STAGE_DIR}/db.dump`;
 export const MANIFEST_FILE = `${STAGE_DIR}/manifest.json`;
 /** pg_dump's application_name: a dump orphaned by a killed edms-ops is found and ended by it. */

@@ -243,13 +243,12 @@ export class TestStack {
 
   write(): void {
     // The offline restic image and scheduler bases, unless a test sets its own: real hosts default to
-    // restic/restic, node:20-bookworm-slim and docker:27-cli. A scheduled backup firing at whatever time
+    // restic/restic and node:20-bookworm-slim. A scheduled backup firing at whatever time
     // the suite runs would change what scenarios count, so the schedule is off, or yearly on production
     // (where off is refused), unless a test sets one (tests/e2e/schedule.test.ts).
     const backup = {
       image: STACK_BACKUP_IMAGE,
       schedulerImage: SCHEDULER_BASE,
-      dockerCliImage: SCHEDULER_BASE,
       schedule: this.config["edms:environment"] === "production" ? "@yearly" : "off",
       ...((this.config["edms:backup"] as object) ?? {}),
     };

@@ -15,31 +15,48 @@ describe("the program's scheduled backups", function () {
         (r.inputs.labels as { label: string; value: string }[]).map((l) => [l.label, l.value]),
       );
 
-    it("production: one scheduler container on the host, restarted with the engine, socket read-only, no secret", function () {
+    it("production: one scheduler container on the host, restarted with the engine, no engine socket, only what a backup needs", function () {
       const run = runs.production;
       const scheduler = run.byName("edms-scheduler-container");
       expect(scheduler.inputs).to.deep.include({
         name: "edms-scheduler",
         restart: "unless-stopped",
         command: ["scheduler", "--stack", "production"],
+        // The backups volume, the media read-only, the dump's stage on an anonymous volume: no host path.
         volumes: [
-          {
-            hostPath: "/var/run/docker.sock",
-            containerPath: "/var/run/docker.sock",
-            readOnly: true,
-          },
+          { volumeName: "edms_backups", containerPath: "/backups", readOnly: false },
+          { volumeName: "edms_media_files", containerPath: "/edms/media", readOnly: true },
+          { containerPath: "/edms/database" },
         ],
       });
+      // The data network (postgres) only: the shipped production stack sends no alerts and copies nowhere.
+      expect(scheduler.inputs.networksAdvanced).to.deep.equal([{ name: "edms-data" }]);
       expect(scheduler.deleteBeforeReplace).to.equal(true);
       expect(labelsOf(scheduler)).to.deep.equal({
         "edms.stack": "production",
         "edms.environment": "production",
         "edms.role": "scheduler",
       });
-      // Plain settings only: no secret, and no `docker:host` (it runs on that host, on its socket).
+      // Plain settings only: no secret, and no `docker:host` (it has no engine at all).
       const envs = scheduler.inputs.envs as string[];
-      expect(envs.map((e) => e.split("=")[0])).to.deep.equal(["EDMS_STACK", "EDMS_SETTINGS_JSON"]);
-      expect(scheduler.secretInputs).to.deep.equal([]);
+      expect(envs.map((e) => e.split("=")[0])).to.deep.equal([
+        "EDMS_STACK",
+        "EDMS_SETTINGS_JSON",
+        "EDMS_ENGINE",
+        "EDMS_MOUNTS",
+      ]);
+      expect(envs).to.include("EDMS_ENGINE=none");
+      expect(JSON.parse(envs[3].slice("EDMS_MOUNTS=".length))).to.deep.equal({
+        edms_backups: { path: "/backups" },
+        edms_media_files: { path: "/edms/media", readOnly: true },
+      });
+      // Its one secret: the backup role's pgpass file, root-only.
+      expect(scheduler.secretInputs).to.deep.equal(["uploads.0.content"]);
+      expect(scheduler.inputs.uploads[0]).to.deep.include({
+        file: "/run/secrets/backup_db.pgpass",
+        permissions: "0400",
+      });
+      expect(scheduler.inputs.uploads[0].content).to.match(/^\*:\*:\*:edms_backup:mock-secret-/);
       for (const env of envs) {
         expect(env).not.to.match(MOCK_SECRET);
       }
@@ -61,7 +78,8 @@ describe("the program's scheduled backups", function () {
       expect(image.inputs.build.dockerfile).to.match(/\/images\/scheduler\/Dockerfile$/);
       expect(image.inputs.build.args).to.deep.equal({
         BASE: "node:20-bookworm-slim",
-        DOCKER_CLI: "docker:27-cli",
+        POSTGRES: "postgres:16",
+        RESTIC: "restic/restic:0.18.0",
       });
       expect(runs.production.byName("edms-scheduler-container").inputs.image).to.equal(
         image.inputs.imageName,
@@ -124,11 +142,21 @@ describe("the program's scheduled backups", function () {
           u.permissions,
         ]),
       ).to.deep.equal([
+        ["/run/secrets/backup_db.pgpass", "0400"],
         ["/run/secrets/edms-alerts/apprise.txt", "0400"],
         ["/run/secrets/edms-alerts/webhook", "0400"],
       ]);
-      expect(scheduler.inputs.uploads[0].content).to.equal(`json://alerts.example.com/${token}\n`);
-      expect(scheduler.secretInputs).to.include.members(["uploads.0.content", "uploads.1.content"]);
+      expect(scheduler.inputs.uploads[1].content).to.equal(`json://alerts.example.com/${token}\n`);
+      expect(scheduler.secretInputs).to.include.members([
+        "uploads.0.content",
+        "uploads.1.content",
+        "uploads.2.content",
+      ]);
+      // Alert targets are outside: Docker's default bridge joins the data network, never the front one.
+      expect(scheduler.inputs.networksAdvanced).to.deep.equal([
+        { name: "edms-staging-data" },
+        { name: "bridge" },
+      ]);
       for (const resource of run.resources) {
         // eslint-disable-next-line @typescript-eslint/no-unused-vars
         const { uploads, ...rest } = resource.inputs as Record<string, unknown>;

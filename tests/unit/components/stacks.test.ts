@@ -213,6 +213,7 @@ describe("the program on each stack file", function () {
           mockImageId(`edms-sample/backend:${version}`),
           ...database,
           "mock-secret-edms-secrets-app-db-password-Zq7",
+          "mock-secret-edms-secrets-backup-db-password-Zq7",
         ]);
         expect(run.byName("bootstrap").inputs.triggers).to.deep.equal(database);
         expect(run.byName("healthGate").inputs.triggers.slice(0, 2)).to.deep.equal([

@@ -42,7 +42,6 @@ describe("config validation", function () {
         image: "restic/restic:0.18.0",
         schedule: "off",
         schedulerImage: "node:20-bookworm-slim",
-        dockerCliImage: "docker:27-cli",
         rpo: "off",
       },
       alerts: { offsiteLagBackups: 3, offsiteLagHours: 24 },
@@ -65,7 +64,6 @@ describe("config validation", function () {
       image: "restic/restic:0.18.0",
       schedule: "0 */6 * * *",
       schedulerImage: "node:20-bookworm-slim",
-      dockerCliImage: "docker:27-cli",
       rpo: "12h",
     });
     expect(prod.names.schedulerContainer).to.equal("edms-scheduler");

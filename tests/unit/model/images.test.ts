@@ -81,7 +81,6 @@ describe("images by digest (model/images.ts)", function () {
       "edms:proxy.image",
       "edms:backup.image",
       "edms:backup.schedulerImage",
-      "edms:backup.dockerCliImage",
     ]);
     expect(keys({ proxy: { enabled: false }, backup: { schedule: "off" } })).to.deep.equal([
       "edms:releaseDigest",

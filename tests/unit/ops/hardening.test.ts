@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
 import * as dockerLib from "../../../ops/engine/docker";
 import { backupToolbox, toolbox } from "../../../ops/engine/toolbox";
-import { lockContainerArgs } from "../../../ops/engine/session";
+import { lockContainerArgs } from "../../../ops/engine/lock";
 import { runDjango } from "../../../ops/database/django";
 import { withScratchDatabase } from "../../../ops/backup/verify";
 import { releaseContainerArgs } from "../../../ops/backup/drill/release";

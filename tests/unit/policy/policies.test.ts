@@ -634,7 +634,7 @@ describe("the program passes its own policy pack on every stack", function () {
           },
           (m) => unpinned.push(m),
         );
-        expect(unpinned).to.have.length(7);
+        expect(unpinned).to.have.length(8);
       }
     });
   }
@@ -654,7 +654,6 @@ function pinned(stack = "production"): Record<string, unknown> {
       ...file["edms:backup"],
       image: `restic/restic:0.18.0@${digest("5")}`,
       schedulerImage: `node:20-bookworm-slim@${digest("6")}`,
-      dockerCliImage: `docker:27-cli@${digest("7")}`,
     },
   };
 }
@@ -686,7 +685,9 @@ describe("policy production-images-by-digest", function () {
       ["haproxy:2.8 (container edms-proxy)", "`edms:proxy.image`"],
       ["restic/restic:0.18.0 (edms-ops' helper containers)", "`edms:backup.image`"],
       ["node:20-bookworm-slim (BASE of edms-scheduler-image)", "`edms:backup.schedulerImage`"],
-      ["docker:27-cli (DOCKER_CLI of edms-scheduler-image)", "`edms:backup.dockerCliImage`"],
+      // The scheduler's image is built on the stack's postgres and backup images: pinned by the same keys.
+      ["postgres:16 (POSTGRES of edms-scheduler-image)", "`edms:postgresImage`"],
+      ["restic/restic:0.18.0 (RESTIC of edms-scheduler-image)", "`edms:backup.image`"],
     ];
     expect(found).to.have.length(expected.length);
     for (const [image, key] of expected) {
@@ -724,7 +725,7 @@ describe("policy production-images-by-digest", function () {
     const staging = await runProgram({ stack: "staging" });
     expect(staging.warnings).to.have.length(1);
     expect(staging.warnings[0]).to.match(
-      /^Stack staging pulls 7 image\(s\) by tag.*: edms-sample\/backend:2.0.0 \(`edms:releaseDigest`\), postgres:16 \(`edms:postgresImage`\)/,
+      /^Stack staging pulls 6 image\(s\) by tag.*: edms-sample\/backend:2.0.0 \(`edms:releaseDigest`\), postgres:16 \(`edms:postgresImage`\)/,
     );
     const quiet = await runProgram({ stack: "staging", overrides: pinned("staging") });
     expect(quiet.warnings).to.deep.equal([]);

@@ -1,0 +1,257 @@
+/**
+ * The stack's operation lock, shared by edms-ops and the scheduler (which has no engine socket):
+ *
+ * - flock(2) on LAYOUT.stackLock in the backups volume is **the** lock. The kernel releases it however its
+ *   holder ends, and it works across containers on the one host that holds the volume. edms-ops takes it
+ *   in its lock container (`<prefix>-ops`, LOCK_SCRIPT under `docker run`), the scheduler in its own
+ *   container (the same script, run there): each waits for the other up to EDMS_LOCK_WAIT.
+ * - The lock container's unique name still orders edms-ops processes among themselves (a clear "held by"
+ *   from its labels, and its stdin ties the lock to the process, however it dies).
+ * - The holder writes who it is into the lock file, so whoever waits can name it, and `status` can ask a
+ *   read-only toolbox whether the flock is held when no lock container runs.
+ */
+import { ChildProcessWithoutNullStreams, spawn } from "child_process";
+import * as os from "os";
+import { DEFAULT_BACKUP_IMAGE } from "../../model/config/backup";
+import { Settings } from "../../model/settings";
+import { ContainerInspectSchema, docker } from "./docker";
+import { dockerRunArgs, opsLabels } from "./dockerRun";
+import { engineless } from "./engineless";
+import { readHeldLock } from "./toolbox";
+import { busy, failure, OpsError, refuse } from "../core/errors";
+import { progress } from "../core/log";
+import { parseJson } from "../core/json";
+import { MEDIA_DIR, STAGE_DIR } from "../store/restic";
+import { BACKUPS_DIR, LAYOUT } from "../store/layout";
+const DEFAULT_LOCK_WAIT_SECONDS = 120;
+
+function lockWaitSeconds(): number {
+  const raw = process.env.EDMS_LOCK_WAIT;
+  if (raw === undefined || raw === "") {
+    return DEFAULT_LOCK_WAIT_SECONDS;
+  }
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw refuse(
+      `EDMS_LOCK_WAIT must be a number of seconds ≥ 0 (got \`${raw}\`). Nothing was changed.`,
+      "Set e.g. EDMS_LOCK_WAIT=300, or unset it for the default (120).",
+    );
+  }
+  return seconds;
+}
+
+/** Marks the lock script's refusals on stderr: the stack lock is held (by the scheduler), or no flock. */
+const LOCK_HELD = "edms-lock-held: ";
+const NO_FLOCK = "edms-no-flock";
+
+/**
+ * Takes the stack's lock as flock(2) on LAYOUT.stackLock and holds it while `cat` reads the holder's
+ * stdin: released by the kernel however the holder ends. $1 says who holds it (written into the file for
+ * whoever waits); $2 non-empty: also wait for no helper to hold the writer lock (the scheduler, which
+ * cannot remove a killed operation's helpers as an operator's session does). Prints the host's clock once
+ * held.
+ */
+export const LOCK_SCRIPT = `command -v flock >/dev/null || { echo "${NO_FLOCK}" >&2; exit 69; }
+exec 9>>${LAYOUT.stackLock}
+flock -n 9 || { echo "${LOCK_HELD}$(cat ${LAYOUT.stackLock})" >&2; exit 75; }
+if [ -n "$2" ]; then
+  exec 8>>${LAYOUT.writerLock}
+  flock -n 8 || { echo "${LOCK_HELD}a helper container of a stopped edms-ops operation, still writing" >&2; exit 75; }
+  exec 8>&-
+fi
+printf '%s\n' "$1" > ${LAYOUT.stackLock}
+date -u +%s
+exec cat >/dev/null`;
+
+function lockHolderText(operation: string): string {
+  return engineless()
+    ? `the scheduler's \`${operation}\` (${os.hostname()}), since ${new Date().toISOString()}`
+    : `\`${operation}\` (edms-ops ${os.hostname()}:${process.pid}), since ${new Date().toISOString()}`;
+}
+
+/** The lock script run here (engineless: the scheduler), the volumes being mounted already. */
+export function localLockArgs(operation: string): string[] {
+  return ["-c", LOCK_SCRIPT, "edms-ops", lockHolderText(operation), "writer"];
+}
+
+/** The lock container: the backup image idling on `cat`, with the volumes every operation works on. */
+export function lockContainerArgs(
+  settings: Settings,
+  operation: string,
+  hasMedia: boolean,
+): string[] {
+  const n = settings.names;
+  return dockerRunArgs({
+    image: settings.backup.image,
+    args: ["-c", LOCK_SCRIPT, "edms-ops", lockHolderText(operation), ""],
+    name: `${settings.namePrefix}-ops`,
+    stdin: true,
+    remove: true,
+    logging: false,
+    network: settings.backup.offsite ? "bridge" : "none",
+    user: "0",
+    entrypoint: "sh",
+    labels: {
+      ...opsLabels(settings),
+      "edms.operation": operation,
+      "edms.holder": `${os.hostname()}:${process.pid}`,
+    },
+    mounts: [
+      { volume: n.backupsVolume, path: BACKUPS_DIR },
+      ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
+    ],
+    scratchPaths: [STAGE_DIR],
+    limits: settings.limits.helpers,
+  });
+}
+
+/**
+ * Takes the lock, waiting up to EDMS_LOCK_WAIT seconds while another holds it: another edms-ops (its lock
+ * container has the name) or the scheduler (it holds the flock). A lock container that was created but never
+ * started is removed once it is old enough to be nobody's.
+ */
+export async function acquireLock(
+  settings: Settings,
+  name: string,
+  command: { readonly command: string; readonly args: readonly string[] },
+): Promise<ChildProcessWithoutNullStreams> {
+  const wait = lockWaitSeconds() * 1000;
+  const deadline = Date.now() + wait;
+  let told = false;
+  for (;;) {
+    const attempt = await startLockHolder(command.command, command.args);
+    if (attempt.child) {
+      return attempt.child;
+    }
+    const holder = await heldBy(settings, name, attempt.stderr);
+    if (holder === "stale") {
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw busy(
+        `Stack ${settings.stack} is busy: ${holder} holds its operation lock. Nothing was changed.`,
+        `Retry when it has finished (\`edms-ops status --stack ${settings.stack}\` shows it), ` +
+          "or wait longer with EDMS_LOCK_WAIT=<seconds>.",
+      );
+    }
+    if (!told) {
+      progress(`waiting for ${holder} to finish (up to ${wait / 1000}s)`);
+      told = true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Who holds the lock a start was refused for; "stale": a never-started lock container, now removed. */
+async function heldBy(settings: Settings, name: string, stderr: string): Promise<string> {
+  const flockHolder = stderr.split("\n").find((line) => line.startsWith(LOCK_HELD));
+  if (flockHolder !== undefined) {
+    return flockHolder.slice(LOCK_HELD.length).trim() || "another operation";
+  }
+  if (stderr.includes(NO_FLOCK)) {
+    throw refuse(
+      `The backup image ${settings.backup.image} (\`edms:backup.image\`) has no \`flock\`, which the stack lock shared with the scheduler needs. Nothing was changed.`,
+      `Set \`edms:backup.image\` to ${DEFAULT_BACKUP_IMAGE} (the default: busybox's flock) or an image with util-linux, then run \`pulumi up --stack ${settings.stack}\`.`,
+    );
+  }
+  if (engineless() || !/already in use|Conflict/i.test(stderr)) {
+    throw lockStartFailed(settings, name, stderr);
+  }
+  const holder = await lockHolder(name);
+  if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
+    // Created but never started (its `docker run` died in between): nobody holds it. A young one may
+    // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
+    // `docker rm` without -f never removes a running one.
+    await docker(["rm", holder.id], { allowFailure: true });
+    return "stale";
+  }
+  return describeHolder(holder);
+}
+
+function lockStartFailed(settings: Settings, name: string, stderr: string): OpsError {
+  return /Unable to find image|No such image|pull access denied|manifest unknown/i.test(stderr)
+    ? failure(
+        `The backup image ${settings.backup.image} is not on the Docker host and could not be pulled.`,
+        "Load or pull it there, or set `edms:backup.image` to an image with restic. Nothing was changed.",
+      )
+    : failure(
+        `Could not start the backup container ${name}: ${stderr.trim().split("\n").pop()}`,
+        "Fix the cause Docker names, then retry. Nothing was changed.",
+      );
+}
+
+interface LockAttempt {
+  readonly child?: ChildProcessWithoutNullStreams;
+  readonly stderr: string;
+}
+
+/** Starts the lock holder; resolves once it printed its first line (held) or exited (not held). */
+function startLockHolder(command: string, args: readonly string[]): Promise<LockAttempt> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    let settled = false;
+    child.stdin.on("error", () => undefined);
+    child.on("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT"
+          ? failure(`\`${command}\` is not installed or not on PATH.`, "Install it and retry.")
+          : error,
+      ),
+    );
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    child.stdout.once("data", () => {
+      settled = true;
+      resolve({ child, stderr: "" });
+    });
+    child.on("close", () => {
+      if (!settled) {
+        settled = true;
+        resolve({ stderr });
+      }
+    });
+  });
+}
+
+interface Holder {
+  readonly id: string;
+  readonly running: boolean;
+  readonly status: string;
+  readonly ageSeconds: number;
+  readonly operation: string;
+  readonly holder: string;
+  readonly since: string;
+}
+
+async function lockHolder(name: string): Promise<Holder | undefined> {
+  const result = await docker(["container", "inspect", name], { allowFailure: true });
+  if (result.code !== 0) {
+    return undefined;
+  }
+  const [info] = parseJson(result.stdout, ContainerInspectSchema, `docker inspect ${name}`);
+  return {
+    id: info.Id,
+    running: info.State.Running === true,
+    status: info.State.Status,
+    ageSeconds: (Date.now() - Date.parse(info.Created)) / 1000,
+    operation: info.Config.Labels?.["edms.operation"] ?? "an operation",
+    holder: info.Config.Labels?.["edms.holder"] ?? "?",
+    since: info.State.StartedAt ?? info.Created,
+  };
+}
+
+function describeHolder(holder: Holder | undefined): string {
+  return holder
+    ? `\`${holder.operation}\` (edms-ops ${holder.holder}, since ${holder.since.replace(/\.\d+Z$/, "Z")})`
+    : "another operation";
+}
+
+/** The operation holding the stack's lock now, if any (for `status`). */
+export async function currentOperation(settings: Settings): Promise<string | null> {
+  const holder = await lockHolder(`${settings.namePrefix}-ops`);
+  if (holder?.running) {
+    return describeHolder(holder);
+  }
+  // No lock container: the scheduler may hold the flock itself.
+  return readHeldLock(settings, LAYOUT.stackLock);
+}

@@ -46,7 +46,8 @@ export function backupPassfile(password: pulumi.Input<string>): docker.types.inp
 
 /**
  * The volumes the scheduler mounts, and where: what a scheduled backup reads and writes, nothing more. The
- * media are read-only; the dump is staged in an anonymous volume (on disk, removed with the container).
+ * media are read-only; the dump is staged in the container's own layer (on disk, OPS_PATHS.stage, emptied
+ * after each run and removed with the container).
  */
 export function schedulerMounts(settings: Settings): LocalMounts {
   return {
@@ -124,16 +125,13 @@ export function schedulerEnvironment(settings: Settings): string[] {
   ];
 }
 
-/** schedulerMounts as the container's volumes, and the dump's stage on an anonymous one. */
+/** schedulerMounts as the container's volumes. */
 function schedulerVolumes(settings: Settings): docker.types.input.ContainerVolume[] {
-  return [
-    ...Object.entries(schedulerMounts(settings)).map(([volume, mount]) => ({
-      volumeName: volume,
-      containerPath: mount.path,
-      readOnly: mount.readOnly ?? false,
-    })),
-    { containerPath: OPS_PATHS.stage },
-  ];
+  return Object.entries(schedulerMounts(settings)).map(([volume, mount]) => ({
+    volumeName: volume,
+    containerPath: mount.path,
+    readOnly: mount.readOnly ?? false,
+  }));
 }
 
 /**

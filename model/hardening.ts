@@ -41,7 +41,8 @@ export interface Confinement {
 /**
  * Per role. postgres' and redis' entrypoints start as root to `chown` their data and `gosu` to their user
  * (CHOWN, SETUID, SETGID; postgres also chmods and walks a data directory it no longer owns: FOWNER,
- * DAC_OVERRIDE). Django, HAProxy (ports 8080/8443, no NET_BIND_SERVICE) and the scheduler need none.
+ * DAC_OVERRIDE). Django and HAProxy (ports 8080/8443, no NET_BIND_SERVICE) need none; the scheduler only
+ * reads media of any owner and mode (DAC_READ_SEARCH).
  * edms-ops' root helpers read and restore media of any owner, keeping owners: CHOWN, DAC_OVERRIDE,
  * DAC_READ_SEARCH, FOWNER; never SETUID/SETGID, so nothing in them becomes another user.
  */
@@ -63,7 +64,8 @@ export const CONFINEMENT: Record<Limited, Confinement> = {
     readOnly: false,
     newPrivileges: true,
   },
-  scheduler: { capabilities: [], tmpfs: ["/tmp"], readOnly: false },
+  // It reads media of any owner and mode for its backups (mounted read-only), as the helpers do.
+  scheduler: { capabilities: ["DAC_READ_SEARCH"], tmpfs: ["/tmp"], readOnly: false },
   helpers: {
     capabilities: ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"],
     tmpfs: ["/tmp"],

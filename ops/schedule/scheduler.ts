@@ -26,7 +26,10 @@ import { ALERT_CHECK_MS, checkAlerts } from "../alerts/check";
 import { createBackup } from "../backup/create";
 import { withSession } from "../engine/session";
 import { describeIncompleteRestore, readMarker } from "../store/markers";
-import { volumeExists } from "../engine/docker";
+import { run, volumeExists } from "../engine/docker";
+import { engineless } from "../engine/engineless";
+import { startOffsiteCopy } from "../store/offsiteCopy";
+import { STAGE_DIR } from "../store/restic";
 import { EXIT, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import {
@@ -131,6 +134,19 @@ interface Attempted {
  * state would count as good and push the restore's undo (the state before it) out of retention.
  */
 async function attemptBackup(settings: Settings): Promise<Attempted> {
+  const attempted = await backupUnderLock(settings);
+  if (engineless()) {
+    // No engine to leave a copy running in the background: the copy runs here, once the lock is released;
+    // and the staged dump goes (the lock container's would go with it).
+    await run("sh", ["-c", `rm -rf ${STAGE_DIR}/*`], { allowFailure: true });
+    if (attempted.outcome === "ok" && settings.backup.offsite) {
+      await startOffsiteCopy(settings, "wait");
+    }
+  }
+  return attempted;
+}
+
+async function backupUnderLock(settings: Settings): Promise<Attempted> {
   try {
     return await withSession(settings, "backup --reason scheduled", async () => {
       const restore = await readMarker(settings, "restore");

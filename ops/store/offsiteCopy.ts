@@ -133,8 +133,11 @@ export async function startOffsiteCopy(
   const display = settings.backup.offsite?.display;
   const later = `The next backup copies whatever is missing; \`edms-ops status --stack ${settings.stack}\` shows the lag.`;
   try {
-    // Engineless (the scheduler), a copy is never left behind in the background: it waits for it.
-    if (mode === "background" && !engineless()) {
+    if (mode === "background" && engineless()) {
+      // No engine to leave a copy running: the scheduler copies once it has released the stack lock.
+      return;
+    }
+    if (mode === "background") {
       const started = await runCopy(settings, true);
       if (started.code === 0) {
         progress(

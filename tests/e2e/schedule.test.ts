@@ -39,7 +39,7 @@ describe("e2e: scheduled backups", function () {
     await stack.destroy();
   });
 
-  it("deploys a scheduler on the host: restarted with the engine, socket read-only, no secret", async function () {
+  it("deploys a scheduler on the host: restarted with the engine, no engine socket, only the backups and media volumes and the data network, no secret in its env", async function () {
     const deploying = Date.now();
     const first = await stack.up("1.0.0");
     expect(first.error, first.error?.message).to.equal(undefined);
@@ -50,9 +50,29 @@ describe("e2e: scheduled backups", function () {
     expect(await inspect("{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}")).to.equal(
       "true unless-stopped",
     );
-    expect(await inspect("{{range .Mounts}}{{.Source}}:{{.RW}} {{end}}")).to.equal(
-      "/var/run/docker.sock:false",
+    // What a backup needs and nothing more: no host path, the media read-only, no way to the engine.
+    const mounts = await inspect(
+      "{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}}:{{.RW}} {{end}}",
     );
+    expect(mounts.split(" ").sort()).to.deep.equal([
+      `volume:${stack.prefix}_backups:/backups:true`,
+      `volume:${stack.prefix}_media_files:/edms/media:false`,
+    ]);
+    expect(await inspect("{{range $n, $v := .NetworkSettings.Networks}}{{$n}} {{end}}")).to.equal(
+      `${stack.prefix}-data`,
+    );
+    const socket = await docker(
+      [
+        "exec",
+        scheduler,
+        "sh",
+        "-c",
+        "ls /var/run/docker.sock /run/docker.sock; command -v docker",
+      ],
+      { allowFailure: true },
+    );
+    expect(socket.code, socket.stdout).not.to.equal(0);
+    expect(socket.stdout.trim()).to.equal("");
     const inspected = (await docker(["inspect", scheduler])).stdout;
     for (const secret of applier.secrets(stack.name)) {
       expect(inspected).not.to.contain(secret);
@@ -116,29 +136,27 @@ describe("e2e: scheduled backups", function () {
 
   it("docker stop during a scheduled backup records it interrupted and leaves no lock behind", async function () {
     const before = (await runs()).length;
+    // A session holding a table exclusively keeps the next scheduled backup in its dump (a scheduled
+    // backup otherwise ends within two seconds), so the stop below lands inside it.
+    const postgres = `${stack.prefix}-postgres`;
+    const holdTable =
+      "BEGIN; LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(40); COMMIT;";
+    await docker(["exec", "-d", postgres, "psql", "-U", "edms", "-d", "edms", "-c", holdTable]);
     await docker(["start", scheduler]);
-    // The stack's lock container, held by the scheduled backup: the backup is under way.
-    const lock = `${stack.prefix}-ops`;
+    // The stack's lock, held by the scheduled backup in the scheduler itself: the backup is under way.
+    // (Asked of the lock file, not of `status`: status counts rows, and would wait for the table too.)
     const deadline = Date.now() + 40_000;
+    const heldScript = "exec 9</backups/.stack-lock && ! flock -n 9 && cat /backups/.stack-lock";
     for (;;) {
-      const held = await docker(
-        [
-          "ps",
-          "-q",
-          "--filter",
-          `name=^${lock}$`,
-          "--filter",
-          "label=edms.operation=backup --reason scheduled",
-        ],
-        { allowFailure: true },
-      );
-      if (held.stdout.trim()) {
+      const held = await docker(["exec", scheduler, "sh", "-c", heldScript], {
+        allowFailure: true,
+      });
+      if (held.stdout.includes("the scheduler's `backup --reason scheduled`")) {
         break;
       }
       expect(Date.now(), "a scheduled backup holding the lock").to.be.below(deadline);
       await new Promise((r) => setTimeout(r, 200));
     }
-    await new Promise((r) => setTimeout(r, 1000));
     const stopping = Date.now();
     await docker(["stop", scheduler]);
     // Within the stop timeout (30 s), not killed by it.
@@ -150,12 +168,71 @@ describe("e2e: scheduled backups", function () {
     const last = (await runs()).slice(before).pop()!;
     expect(last).to.deep.include({ outcome: "failed", ok: false, backup: null });
     expect(last.error).to.match(/^interrupted: the scheduler was stopped \(SIGTERM/);
+    await docker([
+      "exec",
+      postgres,
+      "psql",
+      "-U",
+      "edms",
+      "-d",
+      "edms",
+      "-c",
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(40)%' AND pid <> pg_backend_pid();",
+    ]);
     // The lock died with its holder: the next operation does not wait for it.
-    const gone = Date.now() + 10_000;
-    while ((await docker(["ps", "-aq", "--filter", `name=^${lock}$`])).stdout.trim()) {
-      expect(Date.now(), `${lock} removed`).to.be.below(gone);
-      await new Promise((r) => setTimeout(r, 500));
+    const status = await stack.ops(["status", "--json"]);
+    expect(JSON.parse(status.stdout).operation).to.equal(null);
+    const next = await stack.ops(["backups", "prune"], { EDMS_LOCK_WAIT: "0" });
+    expect(next.code, next.stderr).to.equal(0);
+  });
+
+  it("shares the stack lock with edms-ops both ways: each waits for the other, and says who holds it", async function () {
+    // The scheduler's side of the lock, in a container of its image with its backups volume (the scheduler
+    // itself stays stopped, so no due interferes): flock on the volume's lock file, as its backups take it.
+    const image = await inspect("{{.Config.Image}}");
+    const side = (script: string, ...flags: string[]) =>
+      docker(
+        [
+          "run",
+          "--rm",
+          ...flags,
+          "-v",
+          `${stack.prefix}_backups:/backups`,
+          "--entrypoint",
+          "sh",
+          image,
+          "-c",
+          script,
+        ],
+        { allowFailure: true },
+      );
+    const holder = `${stack.prefix}-lockprobe`;
+    const probe = await side(
+      `exec 9>>/backups/.stack-lock; flock -n 9 || exit 1; echo "${holder}" > /backups/.stack-lock; sleep 12`,
+      "-d",
+    );
+    expect(probe.code, probe.stderr).to.equal(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    const refused = await stack.ops(["backup"], { EDMS_LOCK_WAIT: "2" });
+    expect(refused.code, refused.stderr).to.equal(75);
+    expect(refused.stderr).to.contain(`busy: ${holder} holds its operation lock`);
+    // Once it lets go, edms-ops proceeds; while it holds the lock, the scheduler's side is refused.
+    const taken = await stack.ops(["backup"], { EDMS_LOCK_WAIT: "30" });
+    expect(taken.code, taken.stderr).to.equal(0);
+    const newest = (await listed()).pop()!.id;
+    const operator = stack.ops(["verify", newest]);
+    const held = Date.now() + 30_000;
+    while (!(await docker(["ps", "-q", "--filter", `name=^${stack.prefix}-ops$`])).stdout.trim()) {
+      expect(Date.now(), "edms-ops holding the lock").to.be.below(held);
+      await new Promise((r) => setTimeout(r, 200));
     }
+    const waiting = await side(
+      "exec 9>>/backups/.stack-lock; flock -n 9 || { cat /backups/.stack-lock; exit 75; }",
+    );
+    expect(waiting.code).to.equal(75);
+    expect(waiting.stdout).to.contain(`\`verify ${newest}\` (edms-ops`);
+    const verified = await operator;
+    expect(verified.code, verified.stderr).to.equal(0);
   });
 
   it("after a simulated reboot it catches up the due it missed, at once", async function () {

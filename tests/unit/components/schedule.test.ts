@@ -22,11 +22,10 @@ describe("the program's scheduled backups", function () {
         name: "edms-scheduler",
         restart: "unless-stopped",
         command: ["scheduler", "--stack", "production"],
-        // The backups volume, the media read-only, the dump's stage on an anonymous volume: no host path.
+        // The backups volume and the media read-only: no host path.
         volumes: [
           { volumeName: "edms_backups", containerPath: "/backups", readOnly: false },
           { volumeName: "edms_media_files", containerPath: "/edms/media", readOnly: true },
-          { containerPath: "/edms/database" },
         ],
       });
       // The data network (postgres) only: the shipped production stack sends no alerts and copies nowhere.

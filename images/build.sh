@@ -7,6 +7,7 @@
 #
 #   images/build.sh          build everything that is missing
 #   images/build.sh base     only the imported Debian rootfs
+#   images/build.sh s3       only the S3 server (Ceph's radosgw on trixie); not part of the default build
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
@@ -34,6 +35,14 @@ SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 # A local image registry: Debian's docker-registry package (the e2e proof of releases pinned by digest).
 REGISTRY_TAG="edms-test/registry:2.8"
 BACKEND_REPO="edms-sample/backend"
+# An S3-compatible server: Ceph's RADOS Gateway (reef) on a one-node Ceph cluster in one container (its
+# dbstore/SQLite backend corrupts multipart objects and Range reads: docs/s3-server.md). trixie's Ceph
+# needs trixie's libraries (glibc >= 2.38), so it has a trixie rootfs of its own.
+# ceph-mon and ceph-osd pull logrotate -> cron -> systemd, which debootstrap cannot install: apt-get does.
+S3_PACKAGES="radosgw,ca-certificates"
+S3_LATER="ceph-mon ceph-osd"
+S3_BASE_TAG="edms-test/s3-base:trixie-$(printf '%s' "$S3_PACKAGES $S3_LATER" | sha256sum | cut -c1-10)"
+S3_TAG="edms-test/s3:radosgw-18.2"
 # Releases of the sample app that the tests deploy; sample-app/releases/<tag>/ overlays the base tree.
 RELEASES=(1.0.0 2.0.0 3.0.0-broken 3.1.0-unique)
 
@@ -55,23 +64,37 @@ debian_mirror() {
   echo "$uri"
 }
 
-build_base() {
-  if have_image "$BASE_TAG"; then log "$BASE_TAG present, skipped"; return; fi
+# A Debian rootfs of a suite with the given packages, made by debootstrap and imported as an image.
+# Packages whose dependencies debootstrap cannot order (it takes the first alternative of each and
+# installs in batches) come as a fourth argument: apt-get installs them in the rootfs afterwards.
+debootstrap_image() { # suite, packages (comma-separated), tag, [packages for apt-get (space-separated)]
+  local suite=$1 packages=$2 tag=$3 later=${4:-} mirror rootfs started
+  if have_image "$tag"; then log "$tag present, skipped"; return; fi
   command -v debootstrap >/dev/null || { echo "images/build.sh: debootstrap missing: apt-get install -y debootstrap" >&2; exit 1; }
-  local mirror rootfs started
   mirror="${EDMS_DEBIAN_MIRROR:-$(debian_mirror)}"
   rootfs="$(mktemp -d /var/tmp/edms-rootfs.XXXXXX)"
-  trap 'rm -rf "$rootfs"' RETURN
+  trap 'umount "$rootfs/proc" 2>/dev/null || true; rm -rf "$rootfs"; trap - RETURN' RETURN
   started=$SECONDS
-  log "debootstrap bookworm (minbase + $(tr ',' ' ' <<<"$PACKAGES" | wc -w) packages)"
-  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$rootfs" "$mirror" >/var/tmp/edms-debootstrap.log 2>&1 ||
+  log "debootstrap $suite (minbase + $(tr ',' ' ' <<<"$packages" | wc -w) packages)"
+  debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >/var/tmp/edms-debootstrap.log 2>&1 ||
     { tail -20 /var/tmp/edms-debootstrap.log >&2; exit 1; }
+  if [ -n "$later" ]; then
+    log "apt-get install $later"
+    mount -t proc proc "$rootfs/proc"
+    # shellcheck disable=SC2086 # a list of package names
+    { chroot "$rootfs" apt-get -qq update && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends $later; } >/var/tmp/edms-debootstrap.log 2>&1 ||
+      { tail -20 /var/tmp/edms-debootstrap.log >&2; exit 1; }
+    umount "$rootfs/proc"
+  fi
   # Services must not start inside the build, and apt caches only make the image bigger.
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
   log "docker import ($(du -sh "$rootfs" | cut -f1))"
-  tar -C "$rootfs" -c . | docker import - "$BASE_TAG" >/dev/null
-  log "$BASE_TAG built in $((SECONDS - started))s"
+  tar -C "$rootfs" -c . | docker import - "$tag" >/dev/null
+  log "$tag built in $((SECONDS - started))s"
 }
+
+build_base() { debootstrap_image bookworm "$PACKAGES" "$BASE_TAG"; }
 
 # Downloads one package of a Debian suite from this machine's mirror (signature checked with its keyring)
 # and unpacks it into $3. apt runs with a state of its own, so the machine's apt lists are not touched.
@@ -181,6 +204,22 @@ build_registry() {
     --label edms.base="$BASE_TAG" --label edms.source="$source" "$ctx" >/dev/null
 }
 
+# Ceph's radosgw on its own trixie rootfs, with the entrypoint and config in images/s3/.
+build_s3() {
+  local source
+  debootstrap_image trixie "$S3_PACKAGES" "$S3_BASE_TAG" "$S3_LATER"
+  source="$(source_hash "$here/s3")"
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "edms.base" }}' "$S3_TAG" 2>/dev/null || true)" = "$S3_BASE_TAG" ] &&
+    [ "$(docker image inspect -f '{{ index .Config.Labels "edms.source" }}' "$S3_TAG" 2>/dev/null || true)" = "$source" ] &&
+    [ "${EDMS_REBUILD:-0}" != 1 ]; then
+    log "$S3_TAG present, skipped"; return
+  fi
+  log "building $S3_TAG"
+  docker build -q -t "$S3_TAG" -f "$here/s3/Dockerfile" --build-arg BASE="$S3_BASE_TAG" \
+    --label edms.base="$S3_BASE_TAG" --label edms.source="$source" "$here/s3" >/dev/null
+}
+
+if [ "${1:-all}" = s3 ]; then build_s3; docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "edms-test/s3*"; exit 0; fi
 build_base
 [ "${1:-all}" = base ] && exit 0
 build_dockerfile "$POSTGRES_TAG" "$here/postgres/Dockerfile" "$here/postgres"

@@ -42,8 +42,12 @@ describe("container hardening (issue 20): every container the program declares",
         if (inputs.readOnly) {
           expect(inputs.uploads ?? [], `${name}: read-only root with uploads`).to.deep.equal([]);
         }
-        if (["web", "worker", "scheduler"].includes(role)) {
+        if (["web", "worker"].includes(role)) {
           expect(inputs.capabilities.adds, `${name} runs unprivileged`).to.deep.equal([]);
+        }
+        // The scheduler only reads media of any owner and mode (mounted read-only) for its backups.
+        if (role === "scheduler") {
+          expect(inputs.capabilities.adds, name).to.deep.equal(["DAC_READ_SEARCH"]);
         }
       }
       // Redis' root is writable only because its `requirepass` config is uploaded (tests/unit/components/networks.test.ts).

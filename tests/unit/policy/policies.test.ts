@@ -15,6 +15,8 @@ import { HOOK_CONTRACTS, HOOKS, OPS_ENTRY } from "../../../model/hooks";
 import {
   appNotSuperuser,
   backupBeforeDeploy,
+  exposesEngine,
+  noEngineSocket,
   noPublishedDatastores,
   noSecretInEnv,
   policies,
@@ -206,6 +208,53 @@ describe("policy app-not-superuser", function () {
       uploads: [{ file: "/run/secrets/postgres_password", content: "x" }],
     });
     expect(await violations(appNotSuperuser, pg)).to.deep.equal([]);
+  });
+});
+
+describe("policy no-engine-socket", function () {
+  const container = (props: Props) =>
+    resourceArgs("docker:index/container:Container", {
+      name: "edms-scheduler",
+      labels: labels({ "edms.role": "scheduler" }),
+      ...props,
+    });
+
+  it("knows a socket or a folder above it, however the path is written, from an ordinary host path", function () {
+    for (const exposed of [
+      "/var/run/docker.sock",
+      "/run/docker.sock",
+      "//var//run/",
+      "/var/run",
+      "/run",
+      "/var",
+      "/",
+      "/run/user/1000/docker.sock",
+      "/home/ci/.docker/run/docker.sock",
+      "/run/containerd/containerd.sock",
+      "/run/podman/podman.sock",
+    ]) {
+      expect(exposesEngine(exposed), exposed).to.equal(true);
+    }
+    for (const plain of ["/srv/drills", "/var/lib/edms", "/var/run-not", "/run/secrets", "/tmp"]) {
+      expect(exposesEngine(plain), plain).to.equal(false);
+    }
+  });
+  it("reports a container that mounts the socket as a volume or a bind mount, and passes named volumes", async function () {
+    const viaVolume = container({
+      volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }],
+    });
+    expect((await violations(noEngineSocket, viaVolume)).join()).to.match(
+      /edms-scheduler mounts \/var\/run\/docker.sock, which gives it the container engine's API/,
+    );
+    const viaFolder = container({
+      mounts: [{ type: "bind", source: "/run", target: "/host-run" }],
+    });
+    expect(await violations(noEngineSocket, viaFolder)).to.have.length(1);
+    const named = container({
+      volumes: [{ volumeName: "edms_backups", containerPath: "/backups" }],
+      mounts: [{ type: "volume", source: "run", target: "/run" }],
+    });
+    expect(await violations(noEngineSocket, named)).to.deep.equal([]);
   });
 });
 

@@ -12,6 +12,11 @@ const unpinned = settings.environment === "production" ? undefined : unpinnedWar
 if (unpinned) {
   void pulumi.log.warn(unpinned);
 }
+if (settings.backup.dockerCliImage !== undefined) {
+  void pulumi.log.warn(
+    "`edms:backup.dockerCliImage` is no longer used: the scheduler has no docker CLI and no engine socket. Remove it with `pulumi config rm --path edms:backup.dockerCliImage`.",
+  );
+}
 
 // An explicit provider so `docker:host` (e.g. ssh://deploy@server) is visibly the one place the target is
 // chosen; the edms-ops hooks get the same value as DOCKER_HOST.

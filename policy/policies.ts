@@ -322,13 +322,17 @@ const ENGINE_SOCKETS = [
   "/var/run/docker.sock",
   "/run/docker.sock",
   "/run/containerd/containerd.sock",
+  "/run/podman/podman.sock",
 ];
+/** Folders of engines' sockets and state (rootless ones under /run/user/<uid>): anything in them too. */
+const ENGINE_FOLDERS = /^\/(var\/)?run\/(docker|containerd|podman|user)(\/|$)/;
 
-/** A host path that gives a container an engine's API: the socket itself or a folder that holds it. */
+/** A host path that gives a container an engine's API: a socket, a folder that holds one, or one's folder. */
 export function exposesEngine(hostPath: string): boolean {
   const clean = `/${hostPath.split("/").filter(Boolean).join("/")}`;
   return (
     /(^|\/)(docker|containerd|podman)[^/]*\.sock$/.test(clean) ||
+    ENGINE_FOLDERS.test(clean) ||
     ENGINE_SOCKETS.some((socket) => clean === "/" || socket.startsWith(`${clean}/`))
   );
 }

@@ -227,6 +227,11 @@ const schedulerFields = {
     DEFAULT_SCHEDULER_IMAGE,
     "Image whose `/usr/local/bin/node` (node ≥ 20) the scheduler's image copies; the scheduler's base is `edms:postgresImage`.",
   ),
+  // Read so that stack files written for an earlier release still load (and roll back); unused.
+  dockerCliImage: setting(z.string().optional(), {
+    description:
+      "No longer used: the scheduler has no docker CLI and no engine socket. Remove it (`pulumi config rm --path edms:backup.dockerCliImage`).",
+  }),
 };
 
 const retentionFields = {

@@ -25,7 +25,8 @@ export const DEFAULT_LIMITS: Record<Limited, { memoryMb: number; pids: number }>
   web: { memoryMb: 1024, pids: 256 },
   worker: { memoryMb: 1024, pids: 256 },
   proxy: { memoryMb: 256, pids: 128 },
-  scheduler: { memoryMb: 512, pids: 256 },
+  // It runs restic (backup, prune, the off-host copy) and pg_dump itself: a helper's room.
+  scheduler: { memoryMb: 4096, pids: 512 },
   helpers: { memoryMb: 4096, pids: 512 },
 };
 

@@ -40,12 +40,19 @@ export function appRoleSql(password: string, name = APP_DB_USER): string {
 }
 
 /**
- * The backup role (model/containers.ts BACKUP_DB_USER) the scheduler dumps as: the same attributes, and
- * `pg_read_all_data` (SELECT on every table, view and sequence, USAGE on every schema; PostgreSQL 14+),
- * which writes nothing.
+ * The backup role (model/containers.ts BACKUP_DB_USER) the scheduler dumps as: the same attributes but
+ * BYPASSRLS, and `pg_read_all_data` (SELECT on every table, view and sequence, USAGE on every schema;
+ * PostgreSQL 14+); neither writes anything. Large objects are not covered by pg_read_all_data: a database
+ * holding some the role may not read fails its scheduled backups, loudly (recorded failed, alerted).
  */
 export function backupRoleSql(password: string): string {
-  return `${appRoleSql(password, BACKUP_DB_USER)}\nGRANT pg_read_all_data TO ${ident(BACKUP_DB_USER)};`;
+  const role = ident(BACKUP_DB_USER);
+  return [
+    appRoleSql(password, BACKUP_DB_USER),
+    // Row-level security would hide rows from its dump (pg_dump then refuses): BYPASSRLS reads them all.
+    `ALTER ROLE ${role} BYPASSRLS;`,
+    `GRANT pg_read_all_data TO ${role};`,
+  ].join("\n");
 }
 
 /**

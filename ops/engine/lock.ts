@@ -53,7 +53,8 @@ const NO_FLOCK = "edms-no-flock";
  */
 export const LOCK_SCRIPT = `command -v flock >/dev/null || { echo "${NO_FLOCK}" >&2; exit 69; }
 exec 9>>${LAYOUT.stackLock}
-flock -n 9 || { echo "${LOCK_HELD}$(cat ${LAYOUT.stackLock})" >&2; exit 75; }
+# Once more a second later: \`status\` probes the flock with flock -n, which holds it for an instant.
+flock -n 9 || { sleep 1; flock -n 9; } || { echo "${LOCK_HELD}$(cat ${LAYOUT.stackLock})" >&2; exit 75; }
 if [ -n "$2" ]; then
   exec 8>>${LAYOUT.writerLock}
   flock -n 8 || { echo "${LOCK_HELD}a helper container of a stopped edms-ops operation, still writing" >&2; exit 75; }
@@ -124,7 +125,7 @@ export async function acquireLock(
       return attempt.child;
     }
     const holder = await heldBy(settings, name, attempt.stderr);
-    if (holder === "stale") {
+    if (holder === "stale" && Date.now() < deadline) {
       continue;
     }
     if (Date.now() >= deadline) {
@@ -158,7 +159,7 @@ async function heldBy(settings: Settings, name: string, stderr: string): Promise
     throw lockStartFailed(settings, name, stderr);
   }
   const holder = await lockHolder(name);
-  if (holder && holder.status !== "running" && holder.ageSeconds > 60) {
+  if (holder && ["created", "exited", "dead"].includes(holder.status) && holder.ageSeconds > 60) {
     // Created but never started (its `docker run` died in between): nobody holds it. A young one may
     // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
     // `docker rm` without -f never removes a running one.

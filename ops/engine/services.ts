@@ -96,9 +96,9 @@ export async function servingContainers(settings: Settings): Promise<string[]> {
 /** The release the live web runs (its `edms.version` label), null when none runs. */
 export async function runningVersion(settings: Settings): Promise<string | null> {
   if (engineless()) {
-    // The scheduler cannot see containers: the release the program deployed it with (every deploy of
-    // another release replaces it, as its settings change) is the web's label.
-    return settings.version;
+    // The scheduler cannot see containers. Its `edms:version` is no witness either: it starts before the
+    // deploy's health gate, so a failed deploy's release would pass for the running one.
+    return null;
   }
   const web = await liveWeb(settings);
   return web ? (web.labels["edms.version"] ?? null) : null;

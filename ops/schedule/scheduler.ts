@@ -136,12 +136,8 @@ interface Attempted {
 async function attemptBackup(settings: Settings): Promise<Attempted> {
   const attempted = await backupUnderLock(settings);
   if (engineless()) {
-    // No engine to leave a copy running in the background: the copy runs here, once the lock is released;
-    // and the staged dump goes (the lock container's would go with it).
+    // The staged dump goes (the lock container's would go with it).
     await run("sh", ["-c", `rm -rf ${STAGE_DIR}/*`], { allowFailure: true });
-    if (attempted.outcome === "ok" && settings.backup.offsite) {
-      await startOffsiteCopy(settings, "wait");
-    }
   }
   return attempted;
 }
@@ -216,6 +212,11 @@ export async function scheduledBackup(
   progress(
     `scheduled backup due ${record.due}: ${outcome}${backup ? ` ${backup}` : ""}${error ? `: ${error}` : ""}`,
   );
+  if (engineless() && outcome === "ok" && settings.backup.offsite) {
+    // No engine to leave a copy running in the background: it runs here, after the lock is released and
+    // the run recorded (a stop during the copy is no failed backup; offsite-copy.json says how it ended).
+    await startOffsiteCopy(settings, "wait");
+  }
   return record;
 }
 

@@ -54,7 +54,7 @@ const COPY_RUNNING = "edms: an off-host copy is running already";
  */
 export const COPY_SCRIPT = `
 exec 9>>${LAYOUT.offsiteLock}
-flock -n 9 || { echo "${COPY_RUNNING}" >&2; exit 75; }
+flock -n 9 || { touch ${LAYOUT.offsiteAgain}; echo "${COPY_RUNNING}" >&2; exit 75; }
 host=$1; limit=$2; norepo=$3
 record=${LAYOUT.offsiteCopy}; again=${LAYOUT.offsiteAgain}; err=/tmp/copy.err
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }

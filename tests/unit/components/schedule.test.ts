@@ -98,6 +98,20 @@ describe("the program's scheduled backups", function () {
       expect(tag(rebased)).not.to.equal(tag(runs.staging));
     });
 
+    it("a stack file that still sets the former dockerCliImage loads (and rolls back) with a warning to remove it", async function () {
+      const old = await runProgram({
+        stack: "staging",
+        overrides: { "edms:backup": { dockerCliImage: "docker:27-cli" } },
+      });
+      expect(old.error).to.equal(undefined);
+      expect(old.warnings.join("\n")).to.contain(
+        "`edms:backup.dockerCliImage` is no longer used: the scheduler has no docker CLI and no engine socket. Remove it",
+      );
+      expect(old.byName("edms-scheduler-image").inputs.build.args).not.to.have.property(
+        "DOCKER_CLI",
+      );
+    });
+
     it("staging defaults to daily; dev and `schedule: off` have no scheduler", async function () {
       const staging = JSON.parse(
         runs.staging

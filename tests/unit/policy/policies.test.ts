@@ -232,6 +232,10 @@ describe("policy no-engine-socket", function () {
       "/home/ci/.docker/run/docker.sock",
       "/run/containerd/containerd.sock",
       "/run/podman/podman.sock",
+      "/run/podman",
+      "/run/user/1000",
+      "/var/run/docker",
+      "/run/docker/containerd",
     ]) {
       expect(exposesEngine(exposed), exposed).to.equal(true);
     }

@@ -53,7 +53,7 @@ const NO_FLOCK = "edms-no-flock";
  */
 export const LOCK_SCRIPT = `command -v flock >/dev/null || { echo "${NO_FLOCK}" >&2; exit 69; }
 exec 9>>${LAYOUT.stackLock}
-# Once more a second later: \`status\` probes the flock with flock -n, which holds it for an instant.
+# Once more a second later: \`status\` probes the flock with a shared flock -n, held for an instant.
 flock -n 9 || { sleep 1; flock -n 9; } || { echo "${LOCK_HELD}$(cat ${LAYOUT.stackLock})" >&2; exit 75; }
 if [ -n "$2" ]; then
   exec 8>>${LAYOUT.writerLock}

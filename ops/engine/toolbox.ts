@@ -32,12 +32,13 @@ export async function readBackupsVolume(settings: Settings, script: string): Pro
 
 /**
  * What the holder of a flock(2) in the backups volume wrote into it (the stack lock, the off-host copy's
- * lock), or null when nobody holds it (or the image has no flock to ask with).
+ * lock), or null when nobody holds it (or the image has no flock to ask with). Asked with a shared lock:
+ * two probes at once never see each other as the holder, only an exclusive one conflicts.
  */
 export async function readHeldLock(settings: Settings, lock: string): Promise<string | null> {
   const text = await readBackupsVolume(
     settings,
-    `[ -e "$1" ] && command -v flock >/dev/null || exit 0\n(exec 9<"$1"; flock -n 9) 2>/dev/null || { echo held; cat "$1"; }`.replace(
+    `[ -e "$1" ] && command -v flock >/dev/null || exit 0\n(exec 9<"$1"; flock -n -s 9) 2>/dev/null || { echo held; cat "$1"; }`.replace(
       /"\$1"/g,
       `'${lock}'`,
     ),

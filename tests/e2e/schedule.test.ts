@@ -146,7 +146,7 @@ describe("e2e: scheduled backups", function () {
     // The stack's lock, held by the scheduled backup in the scheduler itself: the backup is under way.
     // (Asked of the lock file, not of `status`: status counts rows, and would wait for the table too.)
     const deadline = Date.now() + 40_000;
-    const heldScript = "exec 9</backups/.stack-lock && ! flock -n 9 && cat /backups/.stack-lock";
+    const heldScript = "exec 9</backups/.stack-lock && ! flock -n -s 9 && cat /backups/.stack-lock";
     for (;;) {
       const held = await docker(["exec", scheduler, "sh", "-c", heldScript], {
         allowFailure: true,

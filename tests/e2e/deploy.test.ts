@@ -301,8 +301,8 @@ describe("e2e: deploy and update on a production stack", function () {
 
   it("4. no secret in docker inspect of any container, nor in any hook's output", async function () {
     const secrets = applier.secrets(stack.name);
-    // postgres (superuser), the application role, redis, Django key, superuser, backup repositories
-    expect(secrets).to.have.length(6);
+    // postgres (superuser), the application and backup roles, redis, Django key, superuser, backup repositories
+    expect(secrets).to.have.length(7);
     const ids = (await docker(["ps", "-aq", "--filter", `label=edms.stack=${stack.name}`])).stdout
       .split("\n")
       .filter(Boolean);

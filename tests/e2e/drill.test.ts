@@ -182,10 +182,11 @@ describe("e2e: restore drills", function () {
     expect(evidence.tools.postgres).to.match(/^PostgreSQL 15/);
     expect(evidence.tools.django).to.match(/^\d+\.\d+/);
     expect(text.stdout).to.match(/last drill: .* FAILED/);
-    // The real values: the database's superuser and application-role passwords, Redis' password, Django
-    // key, superuser and repository passwords, and the off-host repository's URL and credential.
+    // The real values: the database's superuser, application-role and backup-role passwords, Redis'
+    // password, Django key, superuser and repository passwords, and the off-host repository's URL and
+    // credential.
     const secrets = [...applier.secrets(stack.name), offsiteUrl, OFFSITE_PASS];
-    expect(secrets).to.have.length(8);
+    expect(secrets).to.have.length(9);
     for (const secret of secrets) {
       for (const output of [json.stdout, json.stderr, text.stdout, text.stderr]) {
         expect(output.includes(secret), `a secret in evidence: ${secret.slice(0, 4)}…`).to.equal(

@@ -23,11 +23,15 @@ export function backupsMount(settings: Settings, readOnly = false): Mount {
  * What `script` prints when run over the backups volume mounted read-only, without the lock (status,
  * history, schedule records); "" when the volume is missing, which is never created by reading.
  */
-export async function readBackupsVolume(settings: Settings, script: string): Promise<string> {
+export async function readBackupsVolume(
+  settings: Settings,
+  script: string,
+  args: readonly string[] = [],
+): Promise<string> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return "";
   }
-  return (await toolbox(settings, [backupsMount(settings, true)], script)).stdout;
+  return (await toolbox(settings, [backupsMount(settings, true)], script, { args })).stdout;
 }
 
 /**
@@ -38,10 +42,8 @@ export async function readBackupsVolume(settings: Settings, script: string): Pro
 export async function readHeldLock(settings: Settings, lock: string): Promise<string | null> {
   const text = await readBackupsVolume(
     settings,
-    `[ -e "$1" ] && command -v flock >/dev/null || exit 0\n(exec 9<"$1"; flock -n -s 9) 2>/dev/null || { echo held; cat "$1"; }`.replace(
-      /"\$1"/g,
-      `'${lock}'`,
-    ),
+    `[ -e "$1" ] && command -v flock >/dev/null || exit 0\n(exec 9<"$1"; flock -n -s 9) 2>/dev/null || { echo held; cat "$1"; }`,
+    [lock],
   );
   const [first, ...rest] = text.split("\n");
   return first === "held" ? rest.join("\n").trim() : null;

@@ -22,7 +22,7 @@ import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
-import { failure, incomplete, OpsError, refuse } from "../core/errors";
+import { EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
 import { RestoreMarkerSchema } from "../store/records";
@@ -141,6 +141,37 @@ interface Attempt {
   readonly writers: string[];
 }
 
+/** Errors of swaps that may have committed: handled as after the swap. */
+const unknownSwaps = new WeakSet<Error>();
+
+/**
+ * The restored database in, the live one out. Postgres stopped during it cannot say whether it committed: as
+ * if it did, the marker and the undo stay and web/worker stay stopped; the re-run finishes it either way.
+ */
+async function swap(settings: Settings, entry: BackupEntry, attempt: Attempt): Promise<void> {
+  try {
+    await swapIn(settings);
+  } catch (err) {
+    if (err instanceof OpsError && err.exitCode === EXIT.incomplete) {
+      const unknown = swapUnknown(settings.stack, entry.id, attempt.undo, err);
+      unknownSwaps.add(unknown);
+      throw unknown;
+    }
+    throw err;
+  }
+}
+
+/** The swap's outcome is unknown (postgres stopped during it): how to finish, or go back. */
+function swapUnknown(stack: string, id: string, undo: string | null, err: OpsError): OpsError {
+  const back = undo
+    ? ` To go back to the state before, run \`edms-ops restore ${undo} --stack ${stack}\`.`
+    : "";
+  return incomplete(
+    `Restore of ${id} is INCOMPLETE. ${err.message} Web/worker stay stopped.`,
+    `Start postgres, then run \`edms-ops restore ${id} --stack ${stack}\` again to finish it, before any \`pulumi up\`.${back}`,
+  );
+}
+
 /**
  * The undo of this restore, recorded in the marker before the live database is touched: the one an
  * interrupted attempt recorded, else a backup of the state now (none for a database without a schema).
@@ -239,16 +270,19 @@ async function restoreSide(
   return restored.roles;
 }
 
+/** The marker of an earlier restore that did not finish, if any. */
+async function readRestoreMarker(session: OpsSession): Promise<RestoreMarker | null> {
+  const marker = await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER]);
+  return parseJsonOrNull(marker.stdout, RestoreMarkerSchema);
+}
+
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
   const { settings } = session;
   const manifest = await restorableManifest(session, entry);
   const media = await snapshotMediaBytes(session, entry);
   await requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed.");
   const runningRelease = await runningVersion(settings);
-  const earlier = parseJsonOrNull(
-    (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout,
-    RestoreMarkerSchema,
-  );
+  const earlier = await readRestoreMarker(session);
   let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers: [] };
   const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;
@@ -271,14 +305,16 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
       );
     }
     // Until the swap the live database is untouched: a failure before it leaves the old state whole.
-    await swapIn(settings);
+    await swap(settings, entry, attempt);
     touched = true;
     await recordRestored(session, manifest);
     await dropReplaced(settings);
     await finishAfterSwap(session, entry, manifest, attempt.undo);
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {
-    throw touched ? err : await failedBeforeSwap(session, entry, attempt, err as Error);
+    throw touched || unknownSwaps.has(err as Error)
+      ? err
+      : await failedBeforeSwap(session, entry, attempt, err as Error);
   }
   // Code of another release than the backup's would meet a schema it does not expect: leave it stopped and
   // let the redeploy of the backup's release start the right code.

@@ -31,7 +31,7 @@ import {
   SIDE_DATABASE,
 } from "./postgres";
 import { docker } from "../engine/docker";
-import { failure } from "../core/errors";
+import { failure, incomplete } from "../core/errors";
 import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
 import { inventoryProblems, streamDump } from "../backup/verify";
@@ -274,6 +274,17 @@ export async function swapIn(settings: Settings): Promise<void> {
     } catch (err) {
       // A client reconnecting between the terminate and the rename: end it again.
       if (attempt >= 5 || !/being accessed by other users/.test((err as Error).message)) {
+        const committed = await swapCommitted(settings);
+        if (committed) {
+          // Only the reply was lost (postgres stopping just after COMMIT): the swap is done.
+          break;
+        }
+        if (committed === null) {
+          throw incomplete(
+            `Postgres stopped answering while the restored database was being swapped in, so whether the live database is the old or the restored one is not known (${lastLine((err as Error).message)}).`,
+            "Start postgres, then run the same restore again: it finishes the restore either way.",
+          );
+        }
         throw failure(
           `Could not swap the restored database in; the live database is unchanged (${lastLine((err as Error).message)}).`,
           "Stop what still connects to the database (web, worker, a psql session), then run the restore again.",
@@ -281,6 +292,23 @@ export async function swapIn(settings: Settings): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+}
+
+/**
+ * After a swap that reported an error, whether it committed anyway: the restored database no longer under its
+ * side name and the old one under the replaced name. Null when postgres cannot be asked.
+ */
+async function swapCommitted(settings: Settings): Promise<boolean | null> {
+  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
+  try {
+    const found = await admin(
+      settings,
+      `SELECT datname FROM pg_database WHERE datname IN (${names});`,
+    );
+    return !found.includes(SIDE_DATABASE) && found.includes(REPLACED_DATABASE);
+  } catch {
+    return null;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * restore, reset-app and rollback killed (SIGKILL of edms-ops) at five points spread over each command's own
- * measured run time, and restore with postgres stopped half way, on a database like production's: a grant to a
- * role, a second schema with a table, a view and a function, 20,000 large objects. After each fault: `status`
+ * measured run time, and restore with postgres stopped half way (and once inside the swap's transaction), on a
+ * database like production's: a grant to a role, a second schema with a table, a view and a function, 20,000
+ * large objects. After each fault: `status`
  * answers and names what is unfinished; no complete backup is lost; the database equals the state before or
  * the state after, never a mix; the next attempt succeeds and gives the state after. A restore killed in its
  * media stage keeps its first undo through the re-run (scheduled backups skipped meanwhile), and that undo
@@ -197,12 +198,21 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     let [from, to, toName] = [atTarget, later, "later" as keyof typeof idOf];
     for (const fraction of RESTORE_FRACTIONS) {
       const toId = idOf[toName];
-      await killAndCheck("restore", ["restore", toId], Math.round(full * fraction), from, to);
+      const line = await killAndCheck(
+        "restore",
+        ["restore", toId],
+        Math.round(full * fraction),
+        from,
+        to,
+      );
+      // A run that finished before its kill took the undo of `from`; the re-run then backs up `to` as its own
+      // undo, so the backup of `from` is the newest undo before the re-run, not after it.
+      const finishedUndo = line.includes("had finished") ? await newestUndo() : null;
       const again = await stack.ops(["restore", toId]);
       expect(again.code, again.stderr).to.equal(0);
       expect(await state()).to.deep.equal(to);
       const fromName = toName === "later" ? "target" : "later";
-      idOf[fromName] = await newestUndo();
+      idOf[fromName] = finishedUndo ?? (await newestUndo());
       [from, to, toName] = [to, from, fromName];
     }
     expect(kills.restore ?? 0, "restores actually killed mid-way").to.be.at.least(3);
@@ -229,6 +239,54 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect([JSON.stringify(before.db), JSON.stringify(atTarget.db)]).to.include(db);
     const status = await stack.ops(["status", "--json"]);
     expect(status.code, status.stderr).to.equal(0);
+    const again = await stack.ops(["restore", target]);
+    expect(again.code, again.stderr).to.equal(0);
+    expect(await state()).to.deep.equal(atTarget);
+  });
+
+  it("restore with postgres stopped during the swap itself: incomplete, the marker and undo stay, the re-run finishes", async function () {
+    expect((await stack.ops(["restore", laterId])).code).to.equal(0);
+    const before = await state();
+    const postgres = `${stack.prefix}-postgres`;
+    const onMaintenance = (sql: string) =>
+      docker(["exec", postgres, "psql", "-U", "edms", "-d", "postgres", "-XAtqc", sql]);
+    // A session on the maintenance database holds a lock on the live database that connections and dumps
+    // pass but its rename waits for: the swap starts and hangs there until postgres stops under it.
+    await docker([
+      "exec",
+      "-d",
+      postgres,
+      "psql",
+      "-U",
+      "edms",
+      "-d",
+      "postgres",
+      "-Xc",
+      "BEGIN; COMMENT ON DATABASE edms IS 'held'; SELECT pg_sleep(600); COMMIT;",
+    ]);
+    const run = stack.ops(["restore", target]);
+    let waiting = "";
+    for (let i = 0; i < 240 && waiting !== "1"; i += 1) {
+      await sleep(500);
+      waiting = (
+        await onMaintenance(
+          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%RENAME TO%';",
+        )
+      ).stdout.trim();
+    }
+    expect(waiting, "the swap waiting on the held lock").to.equal("1");
+    await docker(["stop", postgres]);
+    const failed = await run;
+    await stack.startPostgres();
+    report.push(`restore with postgres stopped in its swap: exit ${failed.code}`);
+    expect(failed.code, failed.stderr).to.equal(3);
+    expect(failed.stderr).to.match(/INCOMPLETE/);
+    expect(failed.stderr).to.contain("is not known");
+    expect(failed.stderr).to.contain(`edms-ops restore ${target} --stack ${stack.name}\` again`);
+    const db = JSON.stringify(await stack.dbFingerprint());
+    expect([JSON.stringify(before.db), JSON.stringify(atTarget.db)]).to.include(db);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.interruptedRestore).to.deep.include({ id: target });
     const again = await stack.ops(["restore", target]);
     expect(again.code, again.stderr).to.equal(0);
     expect(await state()).to.deep.equal(atTarget);

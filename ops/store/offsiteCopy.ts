@@ -49,12 +49,22 @@ export function offsiteLockName(settings: Settings): string {
 const COPY_RUNNING = "edms: an off-host copy is running already";
 
 /**
- * The copy container's script (engineless: the scheduler's own): $1 the stack (restic --host), $2 the timeout, $3 restic's words for "no
- * repository there" (it is then created with the local chunker parameters, so copies deduplicate).
+ * The copy container's script (engineless: the scheduler's own): $1 the stack (restic --host), $2 the timeout, $3
+ * restic's words for "no repository there" (it is then created with the local chunker parameters, so copies
+ * deduplicate), $4 `wait` or `background`.
+ *
+ * A copy that waits blocks on the lock until the running one ends, then copies: asking the running one to go
+ * again on every poll kept it looping for as long as the waiter waited. One in the background asks once
+ * (\`.offsite-again\`) and leaves; it tries twice a second apart first, so a probe's shared lock (status, the
+ * scheduler's lag check) is not taken for a running copy.
  */
 export const COPY_SCRIPT = `
 exec 9>>${LAYOUT.offsiteLock}
-flock -n 9 || { touch ${LAYOUT.offsiteAgain}; echo "${COPY_RUNNING}" >&2; exit 75; }
+if [ "$4" = wait ]; then
+  flock -w "$2" 9 || { echo "${COPY_RUNNING}" >&2; exit 75; }
+else
+  flock -n 9 || { sleep 1; flock -n 9; } || { touch ${LAYOUT.offsiteAgain}; echo "${COPY_RUNNING}" >&2; exit 75; }
+fi
 host=$1; limit=$2; norepo=$3
 record=${LAYOUT.offsiteCopy}; again=${LAYOUT.offsiteAgain}; err=/tmp/copy.err
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
@@ -85,7 +95,7 @@ else
 fi`;
 
 /** The copy's `sh` arguments: the script and its positional parameters. */
-function copyCommand(settings: Settings): string[] {
+function copyCommand(settings: Settings, detach: boolean): string[] {
   return [
     "-euc",
     `${RESTIC_PRELUDE}\n${COPY_SCRIPT}`,
@@ -93,6 +103,7 @@ function copyCommand(settings: Settings): string[] {
     settings.stack,
     String(COPY_TIMEOUT_SECONDS),
     NO_REPOSITORY.source,
+    detach ? "background" : "wait",
   ];
 }
 
@@ -108,7 +119,7 @@ function copyArgs(settings: Settings, detach: boolean): string[] {
     entrypoint: "sh",
     labels: opsLabels(settings, OFFSITE_COPY_ROLE),
     mounts: [{ volume: settings.names.backupsVolume, path: BACKUPS_DIR }],
-    args: copyCommand(settings),
+    args: copyCommand(settings, detach),
   });
 }
 
@@ -117,7 +128,7 @@ const IN_USE = new RegExp(`already in use|Conflict|${COPY_RUNNING}`, "i");
 /** Runs the copy: in its container (detached: its id), or engineless in this process, waiting for it. */
 function runCopy(settings: Settings, detach: boolean) {
   if (engineless()) {
-    return run("sh", copyCommand(settings), { allowFailure: true });
+    return run("sh", copyCommand(settings, detach), { allowFailure: true });
   }
   return docker(copyArgs(settings, detach), { allowFailure: true });
 }

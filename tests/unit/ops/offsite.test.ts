@@ -1,4 +1,8 @@
 import { expect } from "chai";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import {
   describeOffsite,
   lockAdvice,
@@ -6,6 +10,28 @@ import {
   offsiteNeedsAttention,
 } from "../../../ops/store/offsite";
 import { COPY_SCRIPT } from "../../../ops/store/offsiteCopy";
+import { LAYOUT } from "../../../ops/store/layout";
+
+/** The copy script's lock step alone, on a folder of its own, then what it found: run with sh. */
+function lockStep(dir: string): string {
+  const step = COPY_SCRIPT.slice(0, COPY_SCRIPT.indexOf("host=$1"))
+    .split(LAYOUT.offsiteLock)
+    .join(path.join(dir, "lock"))
+    .split(LAYOUT.offsiteAgain)
+    .join(path.join(dir, "again"));
+  return `${step}\necho copying; [ ! -f ${dir}/again ] || echo asked-again`;
+}
+
+/** Holds the copy lock (as a running copy or a status probe would) for `seconds`. */
+function holdLock(dir: string, seconds: number, shared = false) {
+  const holder = spawn("flock", [
+    ...(shared ? ["-s"] : []),
+    path.join(dir, "lock"),
+    "sleep",
+    String(seconds),
+  ]);
+  return new Promise<void>((resolve) => holder.on("exit", () => resolve()));
+}
 
 const lock = { time: "2026-12-01T10:00:00Z", exclusive: true, host: "old-host", pid: 42 };
 
@@ -14,6 +40,43 @@ describe("off-host copies: append-only, locks reported", function () {
     expect(COPY_SCRIPT).not.to.match(/\b(forget|prune|unlock)\b/);
     // The local repository is read without a lock: the stack lock's prune and check are never refused.
     expect(COPY_SCRIPT).to.match(/orestic --no-lock copy --from-repo/);
+  });
+
+  it("a copy that waits blocks until the running one ends and asks it nothing; one in the background survives a probe and asks a running copy once", async function () {
+    this.timeout(20000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-copy-lock-"));
+    const script = lockStep(dir);
+    const copy = (mode: string) =>
+      spawnSync("sh", ["-euc", script, "edms-ops", "stack", "10", "no repo", mode], {
+        encoding: "utf8",
+      });
+    try {
+      fs.writeFileSync(path.join(dir, "lock"), "");
+      // A running copy (2 s): the waiting one gets the lock after it, and leaves no `again` behind.
+      let held = holdLock(dir, 2);
+      await new Promise((r) => setTimeout(r, 200));
+      const started = Date.now();
+      const waited = copy("wait");
+      expect(waited.stdout.trim(), waited.stderr).to.equal("copying");
+      expect(Date.now() - started).to.be.at.least(1500);
+      await held;
+      // A status probe's shared lock for a moment: the background copy retries and runs.
+      held = holdLock(dir, 0.5, true);
+      await new Promise((r) => setTimeout(r, 100));
+      const background = copy("background");
+      expect(background.stdout.trim(), background.stderr).to.equal("copying");
+      await held;
+      // A copy that keeps running: the background one asks it to go again and leaves (75).
+      held = holdLock(dir, 3);
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = copy("background");
+      expect(refused.status).to.equal(75);
+      expect(refused.stderr).to.contain("an off-host copy is running already");
+      expect(fs.existsSync(path.join(dir, "again"))).to.equal(true);
+      await held;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a lock restic judges stale gets plain unlock; a fresh one the checked --all", function () {

@@ -4,7 +4,7 @@ import { nextDue, scheduleEnabled } from "../../model/schedule";
 import { openStack, stackOf } from "../core/context";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
-import { recordInterrupted, RunningAttempt, runScheduler } from "../schedule/scheduler";
+import { clearStage, recordInterrupted, RunningAttempt, runScheduler } from "../schedule/scheduler";
 
 export function register(program: Command): void {
   program
@@ -62,6 +62,7 @@ async function runUntilStopped(settings: Settings): Promise<void> {
     );
     void recordInterrupted(settings, attempt, signal)
       .catch((err: Error) => progress(`could not record the interruption: ${err.message}`))
+      .then(clearStage)
       .finally(() => process.exit(143));
   };
   process.on("SIGTERM", onSignal);

@@ -135,11 +135,18 @@ interface Attempted {
  */
 async function attemptBackup(settings: Settings): Promise<Attempted> {
   const attempted = await backupUnderLock(settings);
-  if (engineless()) {
-    // The staged dump goes (the lock container's would go with it).
-    await run("sh", ["-c", `rm -rf ${STAGE_DIR}/*`], { allowFailure: true });
-  }
+  await clearStage();
   return attempted;
+}
+
+/**
+ * Engineless, the dump is staged in this container's own layer (the lock container's went with it): it goes
+ * after every attempt, at start (a scheduler killed mid-dump) and before a stop exits, never left in plain text.
+ */
+export async function clearStage(): Promise<void> {
+  if (engineless()) {
+    await run("sh", ["-c", 'rm -rf "$1"/* "$1"/.[!.]*', "sh", STAGE_DIR], { allowFailure: true });
+  }
 }
 
 async function backupUnderLock(settings: Settings): Promise<Attempted> {
@@ -272,6 +279,7 @@ export async function runScheduler(settings: Settings, hooks: SchedulerHooks): P
     );
   }
   process.env.EDMS_LOCK_WAIT ||= SCHEDULER_LOCK_WAIT;
+  await clearStage();
   const now = hooks.now ?? (() => new Date());
   if (!(await waitForVolume(settings, hooks))) {
     return;

@@ -7,6 +7,9 @@
  * exits 0 with the web check passing.
  */
 import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import type { ScheduleRun } from "../../ops/schedule/records";
 import { applier, TestStack } from "../harness/stack";
@@ -142,6 +145,11 @@ describe("e2e: scheduled backups", function () {
     const holdTable =
       "BEGIN; LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(40); COMMIT;";
     await docker(["exec", "-d", postgres, "psql", "-U", "edms", "-d", "edms", "-c", holdTable]);
+    // What a scheduler killed mid-dump would leave in its layer: plain-text data outside restic.
+    const leftover = await fs.promises.mkdtemp(path.join(os.tmpdir(), "edms-stage-"));
+    await fs.promises.writeFile(path.join(leftover, "db.dump"), "rows of a killed run");
+    await docker(["cp", path.join(leftover, "db.dump"), `${scheduler}:/edms/database/db.dump`]);
+    await fs.promises.rm(leftover, { recursive: true, force: true });
     await docker(["start", scheduler]);
     // The stack's lock, held by the scheduled backup in the scheduler itself: the backup is under way.
     // (Asked of the lock file, not of `status`: status counts rows, and would wait for the table too.)
@@ -168,6 +176,9 @@ describe("e2e: scheduled backups", function () {
     const last = (await runs()).slice(before).pop()!;
     expect(last).to.deep.include({ outcome: "failed", ok: false, backup: null });
     expect(last.error).to.match(/^interrupted: the scheduler was stopped \(SIGTERM/);
+    // Neither the planted leftover nor this run's dump stays in the stopped container's layer.
+    const changed = (await docker(["diff", scheduler])).stdout;
+    expect(changed).not.to.match(/\/edms\/database\/./);
     await docker([
       "exec",
       postgres,

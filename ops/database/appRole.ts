@@ -51,7 +51,14 @@ export function backupRoleSql(password: string): string {
     appRoleSql(password, BACKUP_DB_USER),
     // Row-level security would hide rows from its dump (pg_dump then refuses): BYPASSRLS reads them all.
     `ALTER ROLE ${role} BYPASSRLS;`,
+    // PostgreSQL 14 brought pg_read_all_data; on an older server the role reads nothing of the data, and
+    // scheduled backups fail loudly (recorded and alerted) instead of the deploy.
+    "SELECT current_setting('server_version_num')::int >= 140000 AS reads_all \\gset",
+    "\\if :reads_all",
     `GRANT pg_read_all_data TO ${role};`,
+    "\\else",
+    `\\echo 'PostgreSQL before 14 has no pg_read_all_data: ${BACKUP_DB_USER} cannot read the data, so scheduled backups fail; use edms:postgresImage postgres:14 or newer'`,
+    "\\endif",
   ].join("\n");
 }
 

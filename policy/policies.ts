@@ -7,6 +7,7 @@
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { posix } from "path";
 import { APP_DB_PASSWORD_FILE, APP_DB_USER, SUPERUSER_PASSWORD_FILE } from "../model/containers";
 import { HookName, HOOKS } from "../model/hooks";
 import { unpinnedImageReports } from "./images";
@@ -329,7 +330,9 @@ const ENGINE_FOLDERS = /^\/(var\/)?run\/(docker|containerd|podman|user)(\/|$)/;
 
 /** A host path that gives a container an engine's API: a socket, a folder that holds one, or one's folder. */
 export function exposesEngine(hostPath: string): boolean {
-  const clean = `/${hostPath.split("/").filter(Boolean).join("/")}`;
+  // `.` and `..` resolved as the engine resolves them (from /: `/srv/../var/run` is /var/run); symlinks on the
+  // host are beyond what a preview can see.
+  const clean = posix.resolve("/", hostPath);
   return (
     /(^|\/)(docker|containerd|podman)[^/]*\.sock$/.test(clean) ||
     ENGINE_FOLDERS.test(clean) ||
@@ -343,6 +346,22 @@ export const noEngineSocket: ResourceValidationPolicy = {
     "No container mounts a container engine's socket (or a folder holding one): the socket is root on the host, and any code that reached such a container would own every volume, backups included.",
   enforcementLevel: "mandatory",
   validateResource: (args, reportViolation) => {
+    if (args.type === VOLUME) {
+      // The local driver's bind (`type: none, o: bind, device: <host path>`): a named volume that is a host
+      // folder, as good as a bind mount of it.
+      const opts = (args.props.driverOpts ?? {}) as Record<string, unknown>;
+      const device = opts.device;
+      if (
+        typeof device === "string" &&
+        /\bbind\b/.test(String(opts.o ?? "")) &&
+        exposesEngine(device)
+      ) {
+        reportViolation(
+          `Volume ${args.props.name ?? args.name} binds ${device}, which gives any container mounting it the container engine's API (root on the host). Remove its driverOpts.`,
+        );
+      }
+      return;
+    }
     if (args.type !== CONTAINER) {
       return;
     }

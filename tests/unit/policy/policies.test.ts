@@ -236,12 +236,27 @@ describe("policy no-engine-socket", function () {
       "/run/user/1000",
       "/var/run/docker",
       "/run/docker/containerd",
+      "/srv/../var/run",
+      "/srv/./../run/docker.sock",
+      "/var/lib/../../run",
     ]) {
       expect(exposesEngine(exposed), exposed).to.equal(true);
     }
     for (const plain of ["/srv/drills", "/var/lib/edms", "/var/run-not", "/run/secrets", "/tmp"]) {
       expect(exposesEngine(plain), plain).to.equal(false);
     }
+  });
+  it("reports a named volume that binds an engine's folder (local driver, o=bind), and passes an ordinary one", async function () {
+    const volume = (driverOpts: Record<string, string>) =>
+      resourceArgs("docker:index/volume:Volume", { name: "edms-dev-sneaky", driverOpts });
+    const bound = volume({ type: "none", o: "bind", device: "/srv/../var/run" });
+    expect((await violations(noEngineSocket, bound)).join()).to.match(
+      /Volume edms-dev-sneaky binds \/srv\/\.\.\/var\/run/,
+    );
+    expect(
+      await violations(noEngineSocket, volume({ type: "none", o: "bind", device: "/srv/media" })),
+    ).to.deep.equal([]);
+    expect(await violations(noEngineSocket, volume({}))).to.deep.equal([]);
   });
   it("reports a container that mounts the socket as a volume or a bind mount, and passes named volumes", async function () {
     const viaVolume = container({

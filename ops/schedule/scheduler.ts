@@ -245,7 +245,7 @@ export async function recordInterrupted(
     backup: null,
     snapshot: null,
     error:
-      `interrupted: the scheduler was stopped (${signal}: docker stop, host shutdown or redeploy) while the backup ran. ` +
+      `interrupted: the scheduler was stopped (${signal}: docker stop, host shutdown or redeploy) while the backup ran or waited for the stack lock. ` +
       "restic writes a snapshot only once it is complete: it is either in `edms-ops backups list` or was not written.",
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The media file count and bytes a backup's manifest records, and their checks in verify, drill and restore.
  * The count is taken in the backup's own session just before restic reads the volume, with the same
- * exclusion (MEDIA_EXCLUDE, at any depth, as restic applies it). The web keeps serving meanwhile, so uploads
+ * exclusion (the health probe's files at the top of media only, as restic's anchored MEDIA_EXCLUDE). The web keeps serving meanwhile, so uploads
  * in between can only add to what the snapshot holds: a snapshot or a restore with *fewer* files or bytes
  * than the manifest lost something, and that is what every check reports, with both numbers.
  */
@@ -9,7 +9,7 @@ import { z } from "zod";
 import { parseJson } from "../core/json";
 import { failure } from "../core/errors";
 import { MediaCount } from "../store/manifest";
-import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
+import { MEDIA_DIR, MEDIA_PROBE } from "../store/restic";
 
 export type { MediaCount } from "../store/manifest";
 
@@ -17,7 +17,7 @@ export type { MediaCount } from "../store/manifest";
  * Shell printing `<files> <bytes>` of the regular files under `dir` ($1), excluded names pruned as restic
  * prunes them. POSIX find/stat/awk (busybox in restic's image, GNU elsewhere); `%.0f` as mawk's %d is 32-bit.
  */
-export const MEDIA_COUNT_SCRIPT = `find "$1" -name '${MEDIA_EXCLUDE}' -prune -o -type f -exec stat -c %s {} + | awk '{ n += 1; s += $1 } END { printf "%d %.0f\\n", n, s }'`;
+export const MEDIA_COUNT_SCRIPT = `find "$1" -path "$1/${MEDIA_PROBE}" -prune -o -type f -exec stat -c %s {} + | awk '{ n += 1; s += $1 } END { printf "%d %.0f\\n", n, s }'`;
 
 export function parseMediaCount(stdout: string): MediaCount {
   const match = /^(\d+) (\d+)$/.exec(stdout.trim().split("\n").pop() ?? "");

@@ -28,7 +28,7 @@ import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
 import { RestoreMarkerSchema } from "../store/records";
 import { parseJsonOrNull } from "../core/json";
 import { recordRestored } from "../store/schemaRelease";
-import { MEDIA_DIR, MEDIA_EXCLUDE } from "../store/restic";
+import { MEDIA_DIR, MEDIA_RESTORE_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import {
@@ -344,7 +344,7 @@ async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<vo
   // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
   progress("restoring media (only what differs)");
   await session.exec(
-    `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_EXCLUDE}' >/dev/null && sync`,
+    `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_RESTORE_EXCLUDE}' >/dev/null && sync`,
     [entry.snapshot],
   );
 }

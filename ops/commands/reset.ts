@@ -9,6 +9,7 @@ import { appContainers } from "../engine/services";
 import { withSession } from "../engine/session";
 import { RESTORE_MARKER, ROLLBACK_MARKER } from "../store/markers";
 import { mediaMount, toolbox } from "../engine/toolbox";
+import { MEDIA_PROBE } from "../store/restic";
 import { Settings } from "../../model/settings";
 
 export function register(program: Command): void {
@@ -117,7 +118,7 @@ async function hasMediaFiles(settings: Settings): Promise<boolean> {
   const found = await toolbox(
     settings,
     [mediaMount(settings)],
-    "find /media -type f ! -name '.health-*' | head -n 1",
+    `find /media -path '/media/${MEDIA_PROBE}' -prune -o -type f -print | head -n 1`,
   );
   return found.stdout.trim() !== "";
 }

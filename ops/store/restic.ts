@@ -36,8 +36,15 @@ export const DUMP_APPLICATION = "edms-ops-dump";
 /** Label of helper containers that write to the repository outside the lock container (legacy import). */
 export const OPS_HELPER_ROLE = "ops-helper";
 
-/** Files the app's health probe writes into media: never part of a backup. */
-export const MEDIA_EXCLUDE = ".health-*";
+/**
+ * The files the app's health probe writes at the top of media (never deeper): never part of a backup. Only
+ * there: an upload such as `docs/.health-insurance.pdf` is backed up like any other file.
+ */
+export const MEDIA_PROBE = ".health-*";
+/** restic backup's exclusion of them (absolute paths, as the backup names media). */
+export const MEDIA_EXCLUDE = `${OPS_PATHS.media}/${MEDIA_PROBE}`;
+/** restic restore's, of `<id>:<media>`: its paths start at the restored folder, as `/`. */
+export const MEDIA_RESTORE_EXCLUDE = `/${MEDIA_PROBE}`;
 
 /**
  * Shell functions every backup script starts with: `lrestic` for the local repository, `orestic` for the

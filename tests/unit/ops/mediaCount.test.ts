@@ -1,7 +1,12 @@
 import { expect } from "chai";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { dataSeen } from "../../../ops/backup/emptyDatabase";
 import {
   listingCount,
+  MEDIA_COUNT_SCRIPT,
   mediaCountProblems,
   parseMediaCount,
   parseMediaListing,
@@ -30,6 +35,21 @@ describe("backup: media count in the manifest", () => {
       /bad media count/,
     );
     expect(() => parseManifest(manifest({ media: { files: "3" } }))).to.throw(/bad media count/);
+  });
+
+  it("the count leaves out only the health probe's files at the top of media; an upload named like one deeper counts, odd names once", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-media-count-"));
+    try {
+      fs.mkdirSync(path.join(dir, "docs", "-rf"), { recursive: true });
+      fs.writeFileSync(path.join(dir, ".health-abc"), "probe");
+      fs.writeFileSync(path.join(dir, "docs", ".health-insurance.pdf"), "12345");
+      fs.writeFileSync(path.join(dir, "docs", "-rf", "line\nbreak \t*.pdf"), "123");
+      fs.writeFileSync(path.join(dir, "--help"), "1");
+      const counted = spawnSync("sh", ["-c", MEDIA_COUNT_SCRIPT, "sh", dir], { encoding: "utf8" });
+      expect(parseMediaCount(counted.stdout), counted.stderr).to.deep.equal({ files: 3, bytes: 9 });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the count script's output parses; anything else is a clear error", () => {

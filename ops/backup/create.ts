@@ -10,6 +10,7 @@ import { failure, OpsError, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { holdsLock, OpsSession, withSession } from "../engine/session";
+import { refuseDuringRestore } from "../store/markers";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
 import { Manifest, MediaCount, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
 import { startOffsiteCopy } from "../store/offsiteCopy";
@@ -91,6 +92,9 @@ export async function createBackup(
     settings,
     `backup --reason ${request.reason}`,
     async (session) => {
+      // No caller needs one then: a restore takes its undo before it writes the marker and none on a re-run,
+      // and the scheduler skips (and records it) before it asks.
+      await refuseDuringRestore(session, "backing up");
       await ensureRepository(session);
       // The dump (the bulk of a backup's fixed cost) runs while restic lists the snapshots: each on its
       // own core. Its failure is handled where it is awaited, in snapshotBackup.

@@ -4,6 +4,8 @@ import { manage } from "../database/django";
 import { releaseReference } from "../../model/images";
 import { progress, say } from "../core/log";
 import { ensureAppRole } from "../database/appRole";
+import { withSession } from "../engine/session";
+import { refuseDuringRestore } from "../store/markers";
 
 export function register(program: Command): void {
   program
@@ -16,9 +18,19 @@ export function register(program: Command): void {
     .action(async (opts: { version?: string }, command: Command) => {
       const settings = await openStack(command);
       const image = releaseReference(settings, opts.version);
-      progress(`migrating ${settings.stack} with ${image}`);
-      await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
-      await ensureAppRole(settings);
+      // Under the stack's lock: a restore's swap would end the migration's connection, or the migration
+      // would change a restored database before the restore's integrity check. Never on half-restored data.
+      await withSession(
+        settings,
+        "migrate",
+        async (session) => {
+          await refuseDuringRestore(session, "migrating");
+          progress(`migrating ${settings.stack} with ${image}`);
+          await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
+          await ensureAppRole(settings);
+        },
+        { media: false },
+      );
       say(`migrations applied with ${image}`);
     });
 }

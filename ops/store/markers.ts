@@ -8,6 +8,8 @@ import { Settings } from "../../model/settings";
 import { parseJsonOrNull } from "../core/json";
 import { volumeExists } from "../engine/docker";
 import { backupToolbox } from "../engine/toolbox";
+import type { OpsSession } from "../engine/session";
+import { refuse } from "../core/errors";
 import { LAYOUT } from "./layout";
 import {
   RestoreMarker,
@@ -40,6 +42,21 @@ export async function readMarker<K extends MarkerKind>(
   const text = (await backupToolbox(settings, 'cat "$1" 2>/dev/null || true', { args: [file] }))
     .stdout;
   return parseJsonOrNull(text, schema) as MarkerOf<K> | null;
+}
+
+/**
+ * Refuses `what` while a restore is unfinished: a backup now would hold half-restored data (a mixed state
+ * that would count as good, and push the restore's undo out of retention); a migration would change it.
+ */
+export async function refuseDuringRestore(session: OpsSession, what: string): Promise<void> {
+  const text = (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout;
+  const marker = parseJsonOrNull(text, RestoreMarkerSchema);
+  if (marker) {
+    throw refuse(
+      `Not ${what}: a restore is unfinished, so the stack holds half-restored data. Nothing was changed.`,
+      `Run the restore again to finish it, or its undo: the ${describeIncompleteRestore(session.settings, marker)}; then retry.`,
+    );
+  }
 }
 
 /** Written whole or not at all (renamed into place), so a kill never leaves a torn marker. */

@@ -347,6 +347,14 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect(health.stdout).to.match(/was skipped: not taken while a restore is unfinished/);
     const withUndo = await stack.backupIds();
     onlyRetention(backups, withUndo, "the scheduler during an unfinished restore");
+    // Nor by hand (or a deploy's pre-deploy backup), nor a migration of the half-restored data.
+    for (const args of [["backup"], ["migrate"]]) {
+      const refused = await stack.ops(args);
+      expect(refused.code, `${args[0]}: ${refused.stderr}`).to.equal(2);
+      expect(refused.stderr).to.contain(`the restore of ${resumeTarget} incomplete`);
+      expect(refused.stderr).to.contain(`edms-ops restore ${undo[0]} --stack ${stack.name}`);
+    }
+    expect(await stack.backupIds(), "nothing backed up by hand").to.deep.equal(withUndo);
     expect(
       withUndo.filter((id) => !backups.includes(id)),
       "no scheduled backup",

@@ -29,7 +29,13 @@ import { databaseChecks, REHEARSAL, releaseChecks } from "./release";
 import { inScratch, Scratch } from "./scratch";
 
 export type { DrillCheck, DrillRecord } from "../../store/records";
-export { chooseMedia, compareChecksums, parseDiff, parseMediaListing } from "./media";
+export {
+  checksumInput,
+  chooseMedia,
+  compareChecksums,
+  parseDiff,
+  parseMediaListing,
+} from "./media";
 export { DRILLS_DIR, drillResults, latestDrill, readLatestDrill } from "./records";
 export { removeDrillLeftovers } from "./scratch";
 

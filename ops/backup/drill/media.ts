@@ -4,6 +4,8 @@
  * still the one the backup read.
  */
 import { randomInt } from "crypto";
+import { z } from "zod";
+import { parseJsonLines } from "../../core/json";
 import { Settings } from "../../../model/settings";
 import { failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
@@ -64,16 +66,36 @@ async function restoredCount(settings: Settings, scratch: Scratch): Promise<Medi
   return parseMediaCount(result.stdout);
 }
 
-/** Paths (relative to the media root) that `restic diff` reports added or modified. */
+const DiffChangeSchema = z.object({
+  message_type: z.literal("change"),
+  path: z.string(),
+  modifier: z.string(),
+});
+
+/**
+ * Paths (relative to the media root) that `restic diff --json` reports added or modified: its JSON, as a
+ * name may hold a newline or a tab that the text output cannot carry.
+ */
 export function parseDiff(stdout: string): string[] {
-  const changed: string[] = [];
-  for (const line of stdout.split("\n")) {
-    const match = /^([+M])\s+(\S.*)$/.exec(line);
-    if (match && match[2].startsWith(`${MEDIA_DIR}/`) && !match[2].endsWith("/")) {
-      changed.push(match[2].slice(MEDIA_DIR.length + 1));
-    }
-  }
-  return changed;
+  return parseJsonLines(stdout, DiffChangeSchema)
+    .filter((c) => /[+M]/.test(c.modifier))
+    .map((c) => c.path)
+    .filter((path) => path.startsWith(`${MEDIA_DIR}/`) && !path.endsWith("/"))
+    .map((path) => path.slice(MEDIA_DIR.length + 1));
+}
+
+/**
+ * A path as `printf %b` turns it back into its bytes: every byte outside a plain set as `\0ooo`, so a name
+ * with a tab, a newline or a backslash travels on one line.
+ */
+export function octalPath(path: string): string {
+  return [...Buffer.from(path, "utf8")]
+    .map((byte) =>
+      /[A-Za-z0-9._/-]/.test(String.fromCharCode(byte))
+        ? String.fromCharCode(byte)
+        : `\\0${byte.toString(8).padStart(3, "0")}`,
+    )
+    .join("");
 }
 
 /** Every changed file plus `sample` others chosen at random: what a drill checksums. */
@@ -110,9 +132,13 @@ async function changedSincePrevious(
   if (previous.snapshot === entry.snapshot) {
     return { changed: [], basis: `same snapshot as drill ${previous.id}` };
   }
-  const diff = await session.exec(`lrestic diff "$1" "$2"`, [previous.snapshot, entry.snapshot], {
-    allowFailure: true,
-  });
+  const diff = await session.exec(
+    `lrestic diff --json "$1" "$2"`,
+    [previous.snapshot, entry.snapshot],
+    {
+      allowFailure: true,
+    },
+  );
   if (diff.code !== 0) {
     return { changed: null, basis: `snapshot of drill ${previous.id} is gone: every file checked` };
   }
@@ -120,10 +146,23 @@ async function changedSincePrevious(
   return { changed, basis: `${changed.length} changed since drill ${previous.id}` };
 }
 
+/** The checksum exchange of checksumRestored (below): its input, one line per file, and its shell. */
+export function checksumInput(chosen: readonly MediaFile[]): string {
+  return chosen.map((f, i) => `${i}\t${octalPath(f.path)}\t${f.size}\t${f.mtime}\n`).join("");
+}
+export const CHECKSUM_SCRIPT = `while IFS="$(printf '\\t')" read -r i enc size mtime; do
+  p=$(printf '%bx' "$enc"); p=\${p%x}
+  r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
+  if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
+  if [ -f "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
+  printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
+done`;
+
 /**
  * Restored bytes against the live file when the live file is still the one the backup read (same size
- * and mtime): a reference restic did not produce. Otherwise size against the snapshot's listing. One line
- * per file: path, restored size, restored sha256, live sha256 (`-` where there is none).
+ * and mtime): a reference restic did not produce. Otherwise size against the snapshot's listing. In, one
+ * line per file: its position, its path (octalPath), size, mtime; out: position, restored size, restored
+ * sha256, live sha256 (`-` where there is none). `x` keeps a name's trailing newline through `$(…)`.
  */
 async function checksumRestored(
   settings: Settings,
@@ -131,20 +170,16 @@ async function checksumRestored(
   chosen: readonly MediaFile[],
 ): Promise<string> {
   const hasLive = await volumeExists(settings.names.mediaVolume);
-  const script = `while IFS="$(printf '\\t')" read -r p size mtime; do
-  r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
-  if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
-  if [ -f "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
-  printf '%s\\t%s\\t%s\\t%s\\n' "$p" "$rs" "$rh" "$lh"
-done`;
   const result = await toolbox(
     settings,
     [
       { volume: scratch.volume, path: "/drill", readOnly: true },
       ...(hasLive ? [{ volume: settings.names.mediaVolume, path: "/live", readOnly: true }] : []),
     ],
-    script,
-    { input: chosen.map((f) => `${f.path}\t${f.size}\t${f.mtime}\n`).join("") },
+    CHECKSUM_SCRIPT,
+    {
+      input: checksumInput(chosen),
+    },
   );
   return result.stdout;
 }
@@ -154,17 +189,18 @@ export function compareChecksums(
   chosen: readonly MediaFile[],
   output: string,
 ): { problems: string[]; checksums: Record<string, string>; againstLive: number } {
-  const expected = new Map(chosen.map((f) => [f.path, f]));
+  const expected = new Map(chosen.map((f, i) => [String(i), f]));
   const problems: string[] = [];
   const checksums: Record<string, string> = {};
   let againstLive = 0;
   for (const line of output.split("\n").filter(Boolean)) {
-    const [path, size, restored, live] = line.split("\t");
-    const file = expected.get(path);
+    const [position, size, restored, live] = line.split("\t");
+    const file = expected.get(position);
     if (!file) {
       continue;
     }
-    expected.delete(path);
+    expected.delete(position);
+    const path = file.path;
     if (restored === "-") {
       problems.push(`${path}: not restored`);
     } else if (Number(size) !== file.size) {
@@ -176,7 +212,7 @@ export function compareChecksums(
       againstLive += live === "-" ? 0 : 1;
     }
   }
-  problems.push(...[...expected.keys()].map((p) => `${p}: not checked`));
+  problems.push(...[...expected.values()].map((f) => `${f.path}: not checked`));
   return { problems, checksums, againstLive };
 }
 
@@ -208,7 +244,14 @@ export async function checkMedia(
   }
   const { changed, basis } = await changedSincePrevious(session, entry, previous);
   media.changed = changed === null ? null : changed.length;
-  const chosen = chooseMedia(files, changed, sample);
+  // restic's JSON carries a name that is not UTF-8 with U+FFFD in place of its bytes: such a file cannot
+  // be named here, and restic's --verify of the restore has read it back.
+  const unnamed = files.filter((f) => f.path.includes("\uFFFD"));
+  const chosen = chooseMedia(
+    files.filter((f) => !unnamed.includes(f)),
+    changed,
+    sample,
+  );
   const output = await checksumRestored(session.settings, scratch, chosen);
   const { problems, checksums, againstLive } = compareChecksums(chosen, output);
   Object.assign(media.checksums, checksums);
@@ -218,5 +261,8 @@ export async function checkMedia(
   const count = recorded
     ? `, ${recorded.files} files and ${recorded.bytes} bytes as the manifest counted`
     : "";
-  return `${chosen.length} of ${files.length} files (${basis}), ${againstLive} equal to the live file${count}`;
+  const notUtf8 = unnamed.length
+    ? `, ${unnamed.length} named in bytes that are not UTF-8 verified by restic only`
+    : "";
+  return `${chosen.length} of ${files.length} files (${basis}), ${againstLive} equal to the live file${count}${notUtf8}`;
 }

@@ -1,5 +1,16 @@
 import { expect } from "chai";
-import { chooseMedia, parseDiff, parseMediaListing } from "../../../ops/backup/drill";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+  checksumInput,
+  chooseMedia,
+  compareChecksums,
+  parseDiff,
+  parseMediaListing,
+} from "../../../ops/backup/drill";
+import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/media";
 import { newestGood } from "../../../ops/reports/health";
 
 describe("drill: which media files are checksummed", function () {
@@ -20,20 +31,60 @@ describe("drill: which media files are checksummed", function () {
     ]);
   });
 
-  it("takes added and modified media files from restic diff, not removed ones, dirs or the database", function () {
+  it("takes added and modified media files from restic diff --json, not removed ones, dirs or the database; names with a newline whole", function () {
+    const change = (modifier: string, path: string) =>
+      JSON.stringify({ message_type: "change", path, modifier });
     const diff = [
-      "comparing snapshot 1a2b3c4d to 5e6f7a8b:",
-      "",
-      "M    /edms/database/db.dump",
-      "+    /edms/media/documents/",
-      "+    /edms/media/documents/new file.bin",
-      "M    /edms/media/c.bin",
-      "-    /edms/media/gone.bin",
-      "U    /edms/media/documents/a.bin",
-      "",
-      "Files:           1 new,     1 removed,     2 changed",
+      change("M", "/edms/database/db.dump"),
+      change("+", "/edms/media/documents/"),
+      change("+", "/edms/media/documents/new file.bin"),
+      change("M", "/edms/media/c.bin"),
+      change("-", "/edms/media/gone.bin"),
+      change("U", "/edms/media/documents/a.bin"),
+      change("+", "/edms/media/two\nlines\t.pdf"),
+      '{"message_type":"statistics","changed_files":1}',
     ].join("\n");
-    expect(parseDiff(diff)).to.deep.equal(["documents/new file.bin", "c.bin"]);
+    expect(parseDiff(diff)).to.deep.equal(["documents/new file.bin", "c.bin", "two\nlines\t.pdf"]);
+  });
+
+  it("checksums restored files by position, whatever their names hold (newline, tab, backslash, a leading dash, a trailing newline)", function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-names-"));
+    const names = ["two\nlines\t.pdf", "back\\slash", "-rf", "ends\n", "ü *.bin", "plain.bin"];
+    try {
+      for (const dir of ["drill", "live"]) {
+        fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
+        for (const name of names) {
+          fs.writeFileSync(path.join(root, dir, "sub", name), `bytes of ${name}`);
+        }
+      }
+      const files = names.map((name) => {
+        const stat = fs.statSync(path.join(root, "live", "sub", name));
+        return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
+      });
+      const script = CHECKSUM_SCRIPT.split('"/drill/')
+        .join(`"${root}/drill/`)
+        .split('"/live/')
+        .join(`"${root}/live/`);
+      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
+        const args = shell === "/bin/busybox" ? ["sh", "-c", script] : ["-c", script];
+        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+        const { problems, checksums, againstLive } = compareChecksums(files, run.stdout);
+        expect(problems, `${shell}: ${run.stderr}`).to.deep.equal([]);
+        expect(Object.keys(checksums), shell).to.have.length(names.length);
+        expect(againstLive, shell).to.equal(names.length);
+      }
+      // A file the restore lacks is named by its own path.
+      fs.rmSync(path.join(root, "drill", "sub", "ends\n"));
+      const run = spawnSync("sh", ["-c", script], {
+        input: checksumInput(files),
+        encoding: "utf8",
+      });
+      expect(compareChecksums(files, run.stdout).problems).to.deep.equal([
+        "sub/ends\n: not restored",
+      ]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("checks every changed file plus a random sample of the rest; everything without a previous drill", function () {

@@ -469,7 +469,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
   async mediaFingerprint(): Promise<string> {
     return this.onVolume(
       this.mediaVolume,
-      "cd /v && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum",
+      "cd /v && find . -path './.health-*' -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
     );
   }
 

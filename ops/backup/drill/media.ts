@@ -154,7 +154,7 @@ export const CHECKSUM_SCRIPT = `while IFS="$(printf '\\t')" read -r i enc size m
   p=$(printf '%bx' "$enc"); p=\${p%x}
   r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
   if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
-  if [ -f "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
+  if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
   printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
 done`;
 
@@ -162,7 +162,8 @@ done`;
  * Restored bytes against the live file when the live file is still the one the backup read (same size
  * and mtime): a reference restic did not produce. Otherwise size against the snapshot's listing. In, one
  * line per file: its position, its path (octalPath), size, mtime; out: position, restored size, restored
- * sha256, live sha256 (`-` where there is none). `x` keeps a name's trailing newline through `$(…)`.
+ * sha256, live sha256 (`-` where there is none). `x` keeps a name's trailing newline through `$(…)`. A
+ * symlink in live media (a compromised web can plant one) is no reference: it is never followed.
  */
 async function checksumRestored(
   settings: Settings,

@@ -73,6 +73,24 @@ describe("drill: which media files are checksummed", function () {
         expect(Object.keys(checksums), shell).to.have.length(names.length);
         expect(againstLive, shell).to.equal(names.length);
       }
+      // A live symlink where the file was (a compromised web can plant one), crafted to match the listing's
+      // size and mtime: never followed, so it can neither pass for the reference nor fail the drill.
+      const link = path.join(root, "live", "sub", "plain.bin");
+      const plain = files.find((f) => f.path === "sub/plain.bin")!;
+      fs.rmSync(link);
+      // A relative target as long as the file was: the link's own size matches the listing's.
+      const target = `../../${"e".repeat(plain.size - 6)}`;
+      fs.writeFileSync(path.join(root, "live", "sub", target), "other bytes");
+      fs.symlinkSync(target, link);
+      fs.lutimesSync(link, plain.mtime, plain.mtime);
+      expect(fs.lstatSync(link).size).to.equal(plain.size);
+      const linked = spawnSync("sh", ["-c", script], {
+        input: checksumInput(files),
+        encoding: "utf8",
+      });
+      const compared = compareChecksums(files, linked.stdout);
+      expect(compared.problems).to.deep.equal([]);
+      expect(compared.againstLive).to.equal(names.length - 1);
       // A file the restore lacks is named by its own path.
       fs.rmSync(path.join(root, "drill", "sub", "ends\n"));
       const run = spawnSync("sh", ["-c", script], {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { DEFAULT_SCHEDULES, SCHEDULE_OFF } from "../schedule";
 import { alertTargetCount } from "./alerts";
 import { parseJsonish, settingMeta } from "./fields";
+import { ENVIRONMENTS } from "./environments";
 import { DjangoSettings, httpsRuleProblems } from "./https";
 import { resourceNames } from "./names";
 import { DEFAULTS, KNOWN_KEYS, settingsSchema } from "./schema";
@@ -132,10 +133,34 @@ function proxyRuleProblems(values: Values): string[] {
   return problems;
 }
 
+/**
+ * The environment a stack's name vouches for: `dev`, `staging`, `production`, and any name with `prod` or
+ * `production` as a word (`prod-eu`, `edms_production`). Every production guard (protection, the policy pack,
+ * no `dataGeneration`, the pre-deploy backup and drill) keys on `edms:environment`, a line of the same file:
+ * one edit must not turn them all off for the production stack.
+ */
+export function environmentOfName(stack: string): string | undefined {
+  if ((ENVIRONMENTS as readonly string[]).includes(stack)) {
+    return stack;
+  }
+  return /(^|[^a-z0-9])prod(uction)?([^a-z0-9]|$)/i.test(stack) ? "production" : undefined;
+}
+
+function stackNameProblems(stack: string, environment: unknown): string[] {
+  const named = environmentOfName(stack);
+  if (named === undefined || environment === undefined || environment === named) {
+    return [];
+  }
+  return [
+    `\`edms:environment\` is \`${String(environment)}\` on stack \`${stack}\`, whose name says ${named}: the guards of ${named} (volume protection, the policy pack, no \`dataGeneration\`, the pre-deploy backup and drill) follow \`edms:environment\`, so the two must agree. Set \`edms:environment: ${named}\`, or use a stack of another name for a ${String(environment)} environment.`,
+  ];
+}
+
 export function validateSettings(stack: string, raw: RawConfig, dockerHost?: string): Settings {
   const problems = unknownKeyProblems(raw);
   const values = parseKeys(raw, problems);
   problems.push(
+    ...stackNameProblems(stack, values.environment),
     ...backupRuleProblems(raw, values.environment),
     ...proxyRuleProblems(values),
     ...alertRuleProblems(values),

@@ -305,6 +305,28 @@ describe("config validation", function () {
     });
   }
 
+  it("a stack named production (or prod as a word) is production, and dev and staging are what they say: one edit of edms:environment cannot drop production's guards", function () {
+    const problems = (stack: string, environment: string) => {
+      try {
+        validateSettings(stack, { environment, version: "1", dataGeneration: 1 });
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+    expect(problems("production", "staging").join()).to.match(
+      /`edms:environment` is `staging` on stack `production`, whose name says production: .* Set `edms:environment: production`, or use a stack of another name/,
+    );
+    for (const stack of ["prod", "prod-eu", "edms_production", "Production.2"]) {
+      expect(problems(stack, "dev").join(), stack).to.contain("whose name says production");
+    }
+    expect(problems("staging", "dev").join()).to.contain("whose name says staging");
+    expect(problems("dev", "staging").join()).to.contain("whose name says dev");
+    for (const stack of ["product-demo", "reproduce", "customer-a", "stg"]) {
+      expect(problems(stack, "staging"), stack).to.deep.equal([]);
+    }
+  });
+
   it("collects every problem into one error that names each key", function () {
     try {
       validateSettings("production", {

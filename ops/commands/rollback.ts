@@ -36,6 +36,7 @@ interface RollbackOptions {
   readonly backupFirst?: boolean;
   readonly restore?: boolean;
   readonly confirm?: string;
+  readonly afterFailedDeploy?: boolean;
 }
 
 export function register(program: Command): void {
@@ -52,6 +53,10 @@ export function register(program: Command): void {
       "restore the pre-deploy backup of the configured release instead of reversing migrations (loses data written since)",
     )
     .option("--confirm <stack>", "required on production: --confirm production")
+    .option(
+      "--after-failed-deploy",
+      "a deploy job's rollback: refused when the configured release is already the newest recorded deployment (the failure was not the release's)",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  edms-ops rollback --previous --stack production --confirm production\n  edms-ops rollback --previous --backup-first --stack staging\n  edms-ops rollback --previous --restore --stack staging",
@@ -80,8 +85,18 @@ function productionRules(settings: Settings, opts: RollbackOptions): boolean {
 }
 
 /** The newest deployment of another release than the configured one (which may have failed before being recorded). */
-async function previousRelease(settings: Settings): Promise<Deployment> {
+async function previousRelease(settings: Settings, afterFailedDeploy = false): Promise<Deployment> {
   const history = await currentHistory(settings);
+  const newest = history[history.length - 1];
+  if (afterFailedDeploy && newest?.version === settings.version) {
+    // A deploy records itself only once it succeeded: this release succeeded before the run that failed,
+    // which changed something else (config, the host). An older release would not fix that, and going back
+    // reverses migrations.
+    throw refuse(
+      `The deploy that failed did not change the release: ${settings.version} is already the newest recorded deployment of ${settings.stack} (${newest.deployedAt}), so nothing is rolled back to an older release. Nothing was changed.`,
+      `Fix the cause the failed \`pulumi up\` printed and deploy again; to go back a release anyway, run \`edms-ops rollback --previous --stack ${settings.stack}\`.`,
+    );
+  }
   const target = [...history].reverse().find((d) => d.version !== settings.version);
   if (!target) {
     throw refuse(
@@ -265,7 +280,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
     return finishAfterSwitch(settings, pending, backupFirst, projectDir);
   }
-  const target = await previousRelease(settings);
+  const target = await previousRelease(settings, opts.afterFailedDeploy);
   say(
     `Will roll ${settings.stack} back from ${settings.version} to ${target.version} (deployed ${target.deployedAt}):`,
   );

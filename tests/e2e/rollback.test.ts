@@ -28,9 +28,18 @@ describe("e2e: rollback", function () {
     expect(status.backups.count).to.equal(statusBefore.backups.count);
   });
 
-  it("deploys 2.0.0 over seeded 1.0.0 data", async function () {
+  it("deploys 2.0.0 over seeded 1.0.0 data; a deploy job's rollback after a failure that was not 2.0.0's changes nothing", async function () {
     await stack.seed("v1");
     expect((await stack.up("2.0.0")).error).to.equal(undefined);
+    // 2.0.0 is the newest recorded deployment: a later `up` of the same release that failed (config, the
+    // host) is no reason to go back to 1.0.0 and reverse its migrations.
+    const before = await stack.fingerprint();
+    const refused = await stack.ops(["rollback", "--previous", "--after-failed-deploy"]);
+    expect(refused.code, refused.stderr).to.equal(2);
+    expect(refused.stderr).to.contain(
+      "The deploy that failed did not change the release: 2.0.0 is already the newest recorded deployment of rb",
+    );
+    expect(await stack.fingerprint()).to.deep.equal(before);
   });
 
   it("3a. rollback --previous: migrations reversed with the current image, data written after the deploy kept, 1.0.0 healthy", async function () {

@@ -105,8 +105,10 @@ describe("workflows", function () {
     const [up] = pulumiSteps(wf);
     expect(up.with).to.include({ command: "up", policyPacks: "policy" });
     const rollback = steps(wf).find((s) => s.run?.includes("edms-ops rollback"));
-    expect(rollback?.if).to.equal("failure()");
-    expect(rollback?.run).to.contain("--previous --backup-first");
+    // Only after `up` itself failed, and only when that run changed the release.
+    expect((up as { id?: string }).id).to.equal("up");
+    expect(rollback?.if).to.equal("failure() && steps.up.outcome == 'failure'");
+    expect(rollback?.run).to.contain("--previous --after-failed-deploy --backup-first");
     expect(rollback?.run).to.contain('[ "$STACK" = production ] && echo --confirm production');
   });
 

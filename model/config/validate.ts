@@ -135,7 +135,7 @@ function proxyRuleProblems(values: Values): string[] {
 
 /**
  * The environment a stack's name vouches for: `dev`, `staging`, `production`, and any name with `prod` or
- * `production` as a word (`prod-eu`, `edms_production`). Every production guard (protection, the policy pack,
+ * `production` as a word (`prod-eu`, `edms_production`; not `pre-prod` or `non-prod`). Every production guard (protection, the policy pack,
  * no `dataGeneration`, the pre-deploy backup and drill) keys on `edms:environment`, a line of the same file:
  * one edit must not turn them all off for the production stack.
  */
@@ -143,7 +143,10 @@ export function environmentOfName(stack: string): string | undefined {
   if ((ENVIRONMENTS as readonly string[]).includes(stack)) {
     return stack;
   }
-  return /(^|[^a-z0-9])prod(uction)?([^a-z0-9]|$)/i.test(stack) ? "production" : undefined;
+  // `pre-prod` and `non-prod` say the opposite.
+  const production =
+    /(^|[^a-z0-9])prod(uction)?([^a-z0-9]|$)/i.test(stack) && !/(pre|non)[-_.]?prod/i.test(stack);
+  return production ? "production" : undefined;
 }
 
 function stackNameProblems(stack: string, environment: unknown): string[] {

@@ -322,7 +322,14 @@ describe("config validation", function () {
     }
     expect(problems("staging", "dev").join()).to.contain("whose name says staging");
     expect(problems("dev", "staging").join()).to.contain("whose name says dev");
-    for (const stack of ["product-demo", "reproduce", "customer-a", "stg"]) {
+    for (const stack of [
+      "product-demo",
+      "reproduce",
+      "customer-a",
+      "stg",
+      "pre-prod",
+      "non_prod",
+    ]) {
       expect(problems(stack, "staging"), stack).to.deep.equal([]);
     }
   });

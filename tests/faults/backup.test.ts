@@ -415,40 +415,6 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
       fs.rmSync(roomy, { recursive: true, force: true });
     }
   });
-
-  it("media named with a newline, a tab, a backslash or a leading dash, and an upload named like the health probe's files deeper down: backed up, drilled and restored", async function () {
-    // Written straight into the volume: names an import or an old archive brings, that Django would not make.
-    await stack.onVolume(
-      stack.mediaVolume,
-      [
-        "mkdir -p '/v/odd/-rf' /v/docs",
-        "printf 'one' > \"$(printf '/v/odd/two\\nlines\\t.pdf')\"",
-        "printf 'two' > '/v/odd/back\\slash'",
-        "printf 'three' > '/v/odd/-rf/--help'",
-        "printf 'four' > /v/docs/.health-insurance.pdf",
-      ].join(" && "),
-    );
-    const odd = [
-      "docs/.health-insurance.pdf",
-      "odd/-rf/--help",
-      "odd/back\\slash",
-      "odd/two\nlines\t.pdf",
-    ];
-    const withOdd = await stack.fingerprint();
-    const backup = await stack.ops(["backup", "--reason", "odd-names"]);
-    expect(backup.code, backup.stderr).to.equal(0);
-    const id = backup.stdout.trim();
-    // After the previous drill: exactly the changed files are checked (--sample 0), these among them.
-    const drill = await stack.ops(["drill", id, "--sample", "0", "--json"]);
-    expect(drill.code, drill.stderr).to.equal(0);
-    const record = JSON.parse(drill.stdout) as { ok: boolean; media: { checksums: object } };
-    expect(record.ok).to.equal(true);
-    expect(Object.keys(record.media.checksums)).to.include.members(odd);
-    await stack.onVolume(stack.mediaVolume, "rm -rf /v/odd /v/docs");
-    const restored = await stack.ops(["restore", id]);
-    expect(restored.code, restored.stderr).to.equal(0);
-    expect(await stack.fingerprint()).to.deep.equal(withOdd);
-  });
 });
 
 async function removeAll(stack: TestStack, disk: SmallDisk): Promise<void> {

@@ -135,9 +135,9 @@ function proxyRuleProblems(values: Values): string[] {
 
 /**
  * The environment a stack's name vouches for: `dev`, `staging`, `production`, and any name with `prod` or
- * `production` as a word (`prod-eu`, `edms_production`; not `pre-prod` or `non-prod`). Every production guard (protection, the policy pack,
- * no `dataGeneration`, the pre-deploy backup and drill) keys on `edms:environment`, a line of the same file:
- * one edit must not turn them all off for the production stack.
+ * `production` as a word (`prod-eu`, `edms_production`; not `pre-prod` or `non-prod`). Every production
+ * guard (protection, the policy pack, no `dataGeneration`, the pre-deploy backup and drill) keys on
+ * `edms:environment`, a line of the same file: one edit must not turn them all off for the production stack.
  */
 export function environmentOfName(stack: string): string | undefined {
   if ((ENVIRONMENTS as readonly string[]).includes(stack)) {

@@ -24,9 +24,12 @@ import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
 import { EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
-import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
-import { RestoreMarkerSchema } from "../store/records";
-import { parseJsonOrNull } from "../core/json";
+import {
+  markerScript,
+  RESTORE_MARKER,
+  RestoreMarker,
+  sessionRestoreMarker,
+} from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR, MEDIA_RESTORE_EXCLUDE } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
@@ -270,19 +273,13 @@ async function restoreSide(
   return restored.roles;
 }
 
-/** The marker of an earlier restore that did not finish, if any. */
-async function readRestoreMarker(session: OpsSession): Promise<RestoreMarker | null> {
-  const marker = await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER]);
-  return parseJsonOrNull(marker.stdout, RestoreMarkerSchema);
-}
-
 async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
   const { settings } = session;
   const manifest = await restorableManifest(session, entry);
   const media = await snapshotMediaBytes(session, entry);
   await requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed.");
   const runningRelease = await runningVersion(settings);
-  const earlier = await readRestoreMarker(session);
+  const earlier = await sessionRestoreMarker(session);
   let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers: [] };
   const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;

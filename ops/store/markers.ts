@@ -44,13 +44,18 @@ export async function readMarker<K extends MarkerKind>(
   return parseJsonOrNull(text, schema) as MarkerOf<K> | null;
 }
 
+/** The unfinished restore's marker, read in the session's own container (the stack lock held), if any. */
+export async function sessionRestoreMarker(session: OpsSession): Promise<RestoreMarker | null> {
+  const text = (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout;
+  return parseJsonOrNull(text, RestoreMarkerSchema);
+}
+
 /**
  * Refuses `what` while a restore is unfinished: a backup now would hold half-restored data (a mixed state
  * that would count as good, and push the restore's undo out of retention); a migration would change it.
  */
 export async function refuseDuringRestore(session: OpsSession, what: string): Promise<void> {
-  const text = (await session.exec('cat "$1" 2>/dev/null || true', [RESTORE_MARKER])).stdout;
-  const marker = parseJsonOrNull(text, RestoreMarkerSchema);
+  const marker = await sessionRestoreMarker(session);
   if (marker) {
     throw refuse(
       `Not ${what}: a restore is unfinished, so the stack holds half-restored data. Nothing was changed.`,

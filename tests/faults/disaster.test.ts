@@ -33,6 +33,8 @@ describe("faults: disaster recovery on a new host from the append-only off-host 
     const { error } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
     await stack.seed("d");
+    // Names with a newline, a backslash or a leading dash come back from off the host too.
+    await stack.writeOddMedia();
     fingerprint = await stack.fingerprint();
   });
   after(async () => {

@@ -441,7 +441,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       this.container("web"),
       "sh",
       "-c",
-      "cd /srv/media && find . -type f ! -name '.health-*' -print0 | sort -z | xargs -0 -r sha256sum",
+      "cd /srv/media && find . -path './.health-*' -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
     ]);
     result.media = media.stdout.trim();
     return result;
@@ -471,6 +471,30 @@ print(compute_checksum.delay(last.id).get(timeout=60))
       this.mediaVolume,
       "cd /v && find . -path './.health-*' -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum",
     );
+  }
+
+  /**
+   * Writes media an import or an old archive brings and Django would not make: a newline and a tab in a name, a
+   * backslash, names that look like options, an upload named like the health probe's files but deeper down.
+   * Returns their paths relative to the media root.
+   */
+  async writeOddMedia(): Promise<string[]> {
+    await this.onVolume(
+      this.mediaVolume,
+      [
+        "mkdir -p '/v/odd/-rf' /v/docs",
+        "printf 'one' > \"$(printf '/v/odd/two\\nlines\\t.pdf')\"",
+        "printf 'two' > '/v/odd/back\\slash'",
+        "printf 'three' > '/v/odd/-rf/--help'",
+        "printf 'four' > /v/docs/.health-insurance.pdf",
+      ].join(" && "),
+    );
+    return [
+      "docs/.health-insurance.pdf",
+      "odd/-rf/--help",
+      "odd/back\\slash",
+      "odd/two\nlines\t.pdf",
+    ];
   }
 
   /** A shell in a throwaway container with one of the stack's volumes at /v. */

@@ -105,7 +105,7 @@ describe("docker run argv and shell quoting", function () {
       );
       expect([sent.code, received.code]).to.deep.equal([0, 0]);
       expect(fs.existsSync(path.join(dir, "hostname"))).to.equal(true);
-      const started = Date.now();
+      // `yes` never ends by itself: that pipeCommands returns at all (within the test's timeout) is the proof.
       const [endless, failed] = await pipeCommands(
         (stdout, signal) => run("sh", ["-c", "exec yes"], { stdout, allowFailure: true, signal }),
         (input) =>
@@ -113,7 +113,6 @@ describe("docker run argv and shell quoting", function () {
       );
       expect(failed.code).to.equal(3);
       expect(endless.code).not.to.equal(0);
-      expect(Date.now() - started).to.be.below(10000);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -200,3 +200,48 @@ export function passphraseProblem(
     "Set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase, or use a Pulumi Cloud backend (PULUMI_BACKEND_URL)."
   );
 }
+
+/** The stack a wrapper's arguments name and the arguments left to pass on, or why they cannot be read. */
+export type StackChoice =
+  { readonly stack: string; readonly passThrough: string[] } | { readonly problem: string };
+
+/**
+ * Reads the stack out of `npm run up|preview|destroy -- …` as the Pulumi CLI (cobra) would: `--stack S`,
+ * `--stack=S`, `-s S`, `-s=S`, `-sS`. More than one is refused (the CLI takes the last, so a check of the
+ * first could be walked around), and so is `-s` inside a cluster of short flags (`-ys prod`), which only the
+ * CLI's own flag table could read; none is `dev`. Everything else is passed on unchanged.
+ */
+export function stackChoice(args: readonly string[]): StackChoice {
+  const named: string[] = [];
+  const passThrough: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i];
+    if (arg === "--") {
+      passThrough.push(...args.slice(i));
+      break;
+    }
+    if (arg === "--stack" || arg === "-s") {
+      if (i + 1 >= args.length) {
+        return { problem: `edms: ${arg} needs a stack name, e.g. \`--stack staging\`.` };
+      }
+      i += 1;
+      named.push(args[i]);
+    } else if (arg.startsWith("--stack=")) {
+      named.push(arg.slice("--stack=".length));
+    } else if (arg.startsWith("-s")) {
+      named.push(arg.slice(arg[2] === "=" ? 3 : 2));
+    } else if (/^-[^-]/.test(arg) && arg.includes("s")) {
+      return {
+        problem: `edms: cannot tell whether \`${arg}\` names a stack. Write the stack as \`--stack <name>\`, apart from other flags. Nothing was changed.`,
+      };
+    } else {
+      passThrough.push(arg);
+    }
+  }
+  if (named.length > 1) {
+    return {
+      problem: `edms: more than one stack given (${named.join(", ")}). Pass one \`--stack <name>\`. Nothing was changed.`,
+    };
+  }
+  return { stack: named[0] ?? "dev", passThrough };
+}

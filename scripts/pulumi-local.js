@@ -12,18 +12,27 @@ const path = require("path");
 
 const root = path.resolve(__dirname, "..");
 const [verb, ...rest] = process.argv.slice(2);
-const stackFlag = rest.indexOf("--stack");
-const stack = stackFlag >= 0 ? rest[stackFlag + 1] : "dev";
-const passThrough =
-  stackFlag >= 0 ? rest.filter((_, i) => i !== stackFlag && i !== stackFlag + 1) : rest;
+// The resolver and the stack-file reader are TypeScript shared with edms-ops (model/): transpiled here, as
+// the e2e stand-in does, so a missing CLI is reported before the build rather than after it.
+require("ts-node").register({ transpileOnly: true, project: path.join(root, "tsconfig.json") });
+const cliModule = require(path.join(root, "model", "pulumiCli"));
+const { readStackConfig, edmsConfig } = require(path.join(root, "model", "stackFile"));
+const choice = cliModule.stackChoice(rest);
+if (choice.problem) {
+  console.error(choice.problem);
+  process.exit(2);
+}
+const { stack, passThrough } = choice;
 
-if (!fs.existsSync(path.join(root, `Pulumi.${stack}.yaml`))) {
+if (!/^[A-Za-z0-9_.-]+$/.test(stack) || !fs.existsSync(path.join(root, `Pulumi.${stack}.yaml`))) {
   console.error(`edms: no stack file Pulumi.${stack}.yaml. Stacks: dev, staging, production.`);
   process.exit(2);
 }
-if (verb === "destroy" && stack === "production") {
+// The stack file decides, not the name: a stack called anything whose environment is production.
+const environment = edmsConfig(readStackConfig(root, stack)).raw.environment;
+if (verb === "destroy" && (stack === "production" || environment === "production")) {
   console.error(
-    "edms: `destroy` is refused on production: its data volumes are protected and retained. Nothing was changed.",
+    `edms: \`destroy\` is refused on production (stack ${stack}): its data volumes are protected and retained. Nothing was changed.`,
   );
   process.exit(2);
 }
@@ -35,14 +44,8 @@ if (!env.PULUMI_BACKEND_URL) {
   env.PULUMI_BACKEND_URL = `file://${stateDir}`;
   env.PULUMI_CONFIG_PASSPHRASE = env.PULUMI_CONFIG_PASSPHRASE ?? "";
 }
-// The resolver is TypeScript shared with edms-ops (model/pulumiCli.ts): transpiled here, as the e2e stand-in
-// does, so a missing CLI is reported before the build rather than after it.
-require("ts-node").register({ transpileOnly: true, project: path.join(root, "tsconfig.json") });
-const cliModule = require(path.join(root, "model", "pulumiCli"));
 // A local backend's secrets are only as safe as its passphrase: empty is for dev alone.
 if (env.PULUMI_BACKEND_URL.startsWith("file://")) {
-  const { readStackConfig, edmsConfig } = require(path.join(root, "model", "stackFile"));
-  const environment = edmsConfig(readStackConfig(root, stack)).raw.environment;
   const problem = cliModule.passphraseProblem(environment, env);
   if (problem) {
     console.error(problem);

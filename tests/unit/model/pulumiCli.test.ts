@@ -12,6 +12,7 @@ import {
   policyPackArgs,
   PULUMI_INSTALL_URL,
   pulumiEnv,
+  stackChoice,
 } from "../../../model/pulumiCli";
 import { REPO_ROOT } from "../../harness/mocks";
 
@@ -152,5 +153,46 @@ describe("the Pulumi CLI this project runs (model/pulumiCli.ts)", function () {
     );
     expect(run.status).to.equal(2);
     expect(run.stderr).to.contain("empty passphrase");
+  });
+});
+
+describe("stackChoice: the stack `npm run up|preview|destroy -- …` names", function () {
+  it("takes every form the CLI takes and passes the rest on unchanged", function () {
+    expect(stackChoice([])).to.deep.equal({ stack: "dev", passThrough: [] });
+    for (const args of [
+      ["--stack", "staging"],
+      ["--stack=staging"],
+      ["-s", "staging"],
+      ["-s=staging"],
+      ["-sstaging"],
+    ]) {
+      expect(stackChoice(["--yes", ...args, "--diff"]), args.join(" ")).to.deep.equal({
+        stack: "staging",
+        passThrough: ["--yes", "--diff"],
+      });
+    }
+    // After `--`, nothing is a flag of ours.
+    expect(stackChoice(["--", "-s", "x"])).to.deep.equal({
+      stack: "dev",
+      passThrough: ["--", "-s", "x"],
+    });
+    expect(stackChoice(["-y", "--skip-preview"])).to.deep.equal({
+      stack: "dev",
+      passThrough: ["-y", "--skip-preview"],
+    });
+  });
+
+  it("refuses two stacks, a flag with no name, and -s inside a cluster of short flags", function () {
+    expect(stackChoice(["-s", "dev", "--stack=production"])).to.have.property(
+      "problem",
+      "edms: more than one stack given (dev, production). Pass one `--stack <name>`. Nothing was changed.",
+    );
+    expect(stackChoice(["--stack"])).to.have.property(
+      "problem",
+      "edms: --stack needs a stack name, e.g. `--stack staging`.",
+    );
+    expect(stackChoice(["-fs", "production"]))
+      .to.have.property("problem")
+      .that.contains("cannot tell whether `-fs` names a stack");
   });
 });

@@ -251,4 +251,39 @@ describe("npm run up/preview/destroy wrapper", function () {
     );
     expect(run("up", "--stack", "nope").stderr).to.contain("no stack file Pulumi.nope.yaml");
   });
+
+  it("reads the stack however the CLI would be told it, and refuses destroy by the stack file's environment", function () {
+    for (const args of [
+      ["--stack=production"],
+      ["-s", "production"],
+      ["-sproduction"],
+      ["-s=production"],
+      ["--yes", "-s", "production", "--skip-preview"],
+    ]) {
+      const result = run("destroy", ...args);
+      expect(result.status, args.join(" ")).to.equal(2);
+      expect(result.stderr, args.join(" ")).to.contain("`destroy` is refused on production");
+    }
+    // The CLI would take the last of two: refused whichever comes first.
+    const twice = run("destroy", "--stack", "dev", "--stack", "production");
+    expect([twice.status, twice.stderr]).to.deep.equal([
+      2,
+      "edms: more than one stack given (dev, production). Pass one `--stack <name>`. Nothing was changed.\n",
+    ]);
+    const cluster = run("destroy", "-ys", "production");
+    expect(cluster.status).to.equal(2);
+    expect(cluster.stderr).to.contain("cannot tell whether `-ys` names a stack");
+    // Any name: a stack file whose environment is production.
+    const file = path.join(REPO_ROOT, "Pulumi.e2e-prod-named-otherwise.yaml");
+    fs.writeFileSync(file, "config:\n  edms:environment: production\n  edms:version: 1.0.0\n");
+    try {
+      const other = run("destroy", "--stack", "e2e-prod-named-otherwise");
+      expect(other.status).to.equal(2);
+      expect(other.stderr).to.contain(
+        "`destroy` is refused on production (stack e2e-prod-named-otherwise)",
+      );
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
 });

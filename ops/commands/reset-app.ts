@@ -16,7 +16,8 @@ import { docker, stopRunning } from "../engine/docker";
 import { failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { appContainers, servingContainers } from "../engine/services";
-import { withSession } from "../engine/session";
+import { OpsSession, withSession } from "../engine/session";
+import { refuseDuringRestore } from "../store/markers";
 import { Settings } from "../../model/settings";
 import { z } from "zod";
 import { parseJson } from "../core/json";
@@ -90,6 +91,19 @@ async function resetApp(
   requireConfirm(settings, opts.confirm, `reset-app ${app}`);
   await connect(settings);
   await requirePostgres(settings);
+  // Planned under the stack's lock: a deploy or rollback waited for could change the release and the
+  // migration state the plan (and the dependents the operator must name) is made of.
+  const { emptied, apps, backup } = await withSession(settings, `reset-app ${app}`, (session) =>
+    planAndReset(session, app, opts),
+  );
+  reportReset(settings, emptied, apps, backup?.id);
+}
+
+/** The plan from the running release, then writers stopped, the undo backup and the reset in one transaction. */
+async function planAndReset(session: OpsSession, app: string, opts: { withDependents?: string }) {
+  const { settings } = session;
+  // Before anything stops: web/worker stay down on half-restored data until the restore is finished.
+  await refuseDuringRestore(session, `resetting ${app}`);
   const apps = await migrationState(settings);
   if (!(app in apps)) {
     throw refuse(
@@ -105,35 +119,34 @@ async function resetApp(
   say(
     `Will reset ${emptied.join(", ")} on ${settings.stack}: stop web/worker, back up, migrate ${app} zero (drops the tables of ${emptied.join(", ")}), migrate, start web/worker.`,
   );
-  const backup = await resetInSession(settings, image, app, emptied);
-  reportReset(settings, emptied, Object.keys(apps), backup?.id);
+  const backup = await resetStopped(settings, image, app, emptied);
+  return { emptied, apps: Object.keys(apps), backup };
 }
 
 /** Writers stopped, the undo backup, then `migrate <app> zero` + `migrate` in one transaction. */
-async function resetInSession(settings: Settings, image: string, app: string, emptied: string[]) {
-  return withSession(settings, `reset-app ${app}`, async () => {
-    await stopRunning(await appContainers(settings));
-    try {
-      const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
-      // One transaction: a failure or a kill leaves every app as it was, never half reset.
-      progress(`migrate ${app} zero, then migrate (one transaction)`);
-      await migrateAtomically(
-        settings,
-        image,
-        [[app, "zero"], []],
-        `resetting ${emptied.join(", ")}`,
-      );
-      // The tables are new: the owner's default privileges gave them to the app role; granted again all
-      // the same, for a database whose defaults a restore of an older backup did not bring.
-      await grantAppRights(settings);
-      return taken;
-    } finally {
-      const serving = await servingContainers(settings);
-      if (serving.length) {
-        await docker(["start", ...serving]);
-      }
+async function resetStopped(settings: Settings, image: string, app: string, emptied: string[]) {
+  await stopRunning(await appContainers(settings));
+  try {
+    const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
+    // One transaction: a failure or a kill leaves every app as it was, never half reset.
+    progress(`migrate ${app} zero, then migrate (one transaction)`);
+    await migrateAtomically(
+      settings,
+      image,
+      [[app, "zero"], []],
+      `resetting ${emptied.join(", ")}`,
+    );
+    // The tables are new: the owner's default privileges gave them to the app role; granted again all
+    // the same, for a database whose defaults a restore of an older backup did not bring.
+    await grantAppRights(settings);
+    return taken;
+  } finally {
+    // Every serving container, not only those this run stopped: a killed earlier run left them stopped.
+    const serving = await servingContainers(settings);
+    if (serving.length) {
+      await docker(["start", ...serving]);
     }
-  });
+  }
 }
 
 function reportReset(

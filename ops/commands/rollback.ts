@@ -24,7 +24,13 @@ import { docker, stopRunning } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { progress, say } from "../core/log";
-import { markerScript, readMarker, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
+import {
+  markerScript,
+  readMarker,
+  refuseDuringRestore,
+  ROLLBACK_MARKER,
+  RollbackMarker,
+} from "../store/markers";
 import { restoreBackup } from "../backup/restore";
 import { appContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
@@ -200,6 +206,7 @@ async function finishAfterSwitch(
     settings,
     `rollback ${marker.from} → ${marker.to}`,
     async (session) => {
+      await refuseDuringRestore(session, "reversing migrations");
       const steps = reversalSteps(await migrationState(settings), marker.migrations);
       const taken = backupFirst ? await backupBefore(settings) : null;
       await reverse(settings, marker.fromImage, steps);
@@ -299,7 +306,10 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   if (settings.proxy.enabled) {
     say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
     describePlan(settings, steps, backupFirst);
-    await withSession(settings, "rollback: plan", (session) => writeMarker(session, marker));
+    await withSession(settings, "rollback: plan", async (session) => {
+      await refuseDuringRestore(session, "rolling back");
+      await writeMarker(session, marker);
+    });
     if (!(await redeploy(settings, markedTarget(settings, marker), projectDir, true))) {
       throw notRedeployed(settings, target.version, true);
     }
@@ -318,11 +328,17 @@ async function rollbackWithoutProxy(
 ): Promise<void> {
   describePlan(settings, steps, backupFirst, "stop web/worker");
   say(`  - redeploy ${marker.to}`);
-  const backup = await withSession(settings, "rollback", async () => {
+  const backup = await withSession(settings, "rollback", async (session) => {
+    await refuseDuringRestore(session, "rolling back");
     const writers = await stopRunning(await appContainers(settings));
     try {
       const taken = backupFirst ? await backupBefore(settings) : null;
-      await reverse(settings, marker.fromImage, steps);
+      // Planned again under the lock: a deploy waited for may have changed the migration state.
+      await reverse(
+        settings,
+        marker.fromImage,
+        reversalSteps(await migrationState(settings), marker.migrations),
+      );
       return taken;
     } catch (err) {
       // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.

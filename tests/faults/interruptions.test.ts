@@ -347,12 +347,29 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect(health.stdout).to.match(/was skipped: not taken while a restore is unfinished/);
     const withUndo = await stack.backupIds();
     onlyRetention(backups, withUndo, "the scheduler during an unfinished restore");
-    // Nor by hand (or a deploy's pre-deploy backup), nor a migration of the half-restored data.
-    for (const args of [["backup"], ["migrate"]]) {
+    // Nor by hand (or a deploy's pre-deploy backup), nor a migration of the half-restored data, nor an app
+    // reset, which would start web/worker on it afterwards.
+    for (const args of [
+      ["backup"],
+      ["migrate"],
+      ["reset-app", "documents", "--confirm", stack.name],
+    ]) {
       const refused = await stack.ops(args);
       expect(refused.code, `${args[0]}: ${refused.stderr}`).to.equal(2);
       expect(refused.stderr).to.contain(`the restore of ${resumeTarget} incomplete`);
       expect(refused.stderr).to.contain(`edms-ops restore ${undo[0]} --stack ${stack.name}`);
+    }
+    // (Two label filters would have to match both: one query per role.)
+    for (const role of ["web", "worker"]) {
+      const running = await docker([
+        "ps",
+        "-q",
+        "--filter",
+        `label=edms.stack=${stack.name}`,
+        "--filter",
+        `label=edms.role=${role}`,
+      ]);
+      expect(running.stdout.trim(), `${role} stays stopped on half-restored data`).to.equal("");
     }
     expect(await stack.backupIds(), "nothing backed up by hand").to.deep.equal(withUndo);
     expect(

@@ -53,6 +53,11 @@ export interface BackupRequest {
    * another operation (a restore's undo) always starts it in the background.
    */
   readonly offsiteCopy?: "wait" | "background";
+  /**
+   * Back up a database with no Django schema all the same: the undo of a restore onto an emptied database
+   * whose media volume still holds files, which the restore would replace or delete.
+   */
+  readonly emptyDatabase?: boolean;
 }
 
 export interface BackupResult {
@@ -83,7 +88,7 @@ export async function createBackup(
 ): Promise<BackupResult | null> {
   checkBackupRequest(request);
   await requirePostgres(settings);
-  if (!(await hasSchema(settings))) {
+  if (!request.emptyDatabase && !(await hasSchema(settings))) {
     await nothingToBackUp(settings);
     return null;
   }

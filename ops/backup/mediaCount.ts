@@ -10,6 +10,9 @@ import { parseJson } from "../core/json";
 import { failure } from "../core/errors";
 import { MediaCount } from "../store/manifest";
 import { MEDIA_DIR, MEDIA_PROBE } from "../store/restic";
+import { Settings } from "../../model/settings";
+import { volumeExists } from "../engine/docker";
+import { mediaMount, toolbox } from "../engine/toolbox";
 
 export type { MediaCount } from "../store/manifest";
 
@@ -87,4 +90,17 @@ export function mediaCountProblems(
     );
   }
   return problems;
+}
+
+/** The stack's media volume holds at least one file (the health probe's files at its top aside). */
+export async function hasMediaFiles(settings: Settings): Promise<boolean> {
+  if (!(await volumeExists(settings.names.mediaVolume))) {
+    return false;
+  }
+  const found = await toolbox(
+    settings,
+    [mediaMount(settings)],
+    `find /media -path '/media/${MEDIA_PROBE}' -prune -o -type f -print | head -n 1`,
+  );
+  return found.stdout.trim() !== "";
 }

@@ -16,7 +16,7 @@ import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { countMedia, createBackup } from "./create";
-import { listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
+import { hasMediaFiles, listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
 import { Manifest } from "../store/manifest";
 import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
@@ -193,6 +193,14 @@ async function recordUndo(
   } else if (await hasSchema(session.settings)) {
     progress("backing up the current state first (the undo of this restore)");
     undo = (await createBackup(session.settings, { reason: REASONS.preRestore }))?.entry.id ?? null;
+  } else if (await hasMediaFiles(session.settings)) {
+    // An emptied database: its media may hold uploads newer than the backup, which the restore deletes.
+    progress(
+      "the database has no schema, but media holds files: backing them up first (the undo of this restore)",
+    );
+    undo =
+      (await createBackup(session.settings, { reason: REASONS.preRestore, emptyDatabase: true }))
+        ?.entry.id ?? null;
   }
   if (undo) {
     session.pinned.add(undo);

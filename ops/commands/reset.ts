@@ -8,8 +8,7 @@ import { progress, say } from "../core/log";
 import { appContainers } from "../engine/services";
 import { withSession } from "../engine/session";
 import { RESTORE_MARKER, ROLLBACK_MARKER } from "../store/markers";
-import { mediaMount, toolbox } from "../engine/toolbox";
-import { MEDIA_PROBE } from "../store/restic";
+import { hasMediaFiles } from "../backup/mediaCount";
 import { Settings } from "../../model/settings";
 
 export function register(program: Command): void {
@@ -109,18 +108,6 @@ async function resetBackup(settings: Settings): Promise<string | undefined> {
   }
   progress("nothing to back up: no database schema and no media files");
   return undefined;
-}
-
-async function hasMediaFiles(settings: Settings): Promise<boolean> {
-  if (!(await volumeExists(settings.names.mediaVolume))) {
-    return false;
-  }
-  const found = await toolbox(
-    settings,
-    [mediaMount(settings)],
-    `find /media -path '/media/${MEDIA_PROBE}' -prune -o -type f -print | head -n 1`,
-  );
-  return found.stdout.trim() !== "";
 }
 
 /**

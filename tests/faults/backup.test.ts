@@ -185,7 +185,7 @@ describe("e2e: backup faults", function () {
     expect(manifest.media).to.deep.equal({ files, bytes });
   });
 
-  it("6k. django_migrations outside public is backed up; an emptied database with history is a failure, restored by the named fix", async function () {
+  it("6k. django_migrations outside public is backed up; an emptied database with history is a failure, restored by the named fix, which backs up the newer media first", async function () {
     // An app whose tables live in another schema on its search_path: backed up, not skipped.
     await stack.psql(
       "CREATE SCHEMA app; ALTER TABLE django_migrations SET SCHEMA app; ALTER ROLE edms SET search_path = app, public;",
@@ -211,11 +211,17 @@ describe("e2e: backup faults", function () {
     await docker(["stop", stack.container("postgres")]);
     await stack.startPostgres();
     await stack.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+    // An upload newer than the good backup: the restore replaces the media with the backup's.
+    await stack.onVolume(
+      stack.mediaVolume,
+      "mkdir -p /v/late && printf 'newer' > /v/late/scan.pdf",
+    );
     const empty = await stack.ops(["backup", "--reason", "emptied"]);
     const afterEmpty = await stack.backupIds();
     // The named fix first, so that a failed expectation below leaves the stack serving for 6d.
     const restore = await stack.ops(["restore", good.stdout.trim()]);
     const restored = await stack.dbFingerprint();
+    const late = await stack.onVolume(stack.mediaVolume, "ls /v/late 2>/dev/null || true");
     const up = await stack.up();
     expect(empty.code, empty.stderr).to.equal(1);
     expect(empty.stderr, empty.stderr).to.match(
@@ -225,6 +231,13 @@ describe("e2e: backup faults", function () {
     expect(afterEmpty).to.deep.equal(before);
     expect(restore.code, restore.stderr).to.equal(0);
     expect(restored).to.deep.equal(data);
+    expect(late.trim(), "the media are the backup's").to.equal("");
+    // No schema, but media: backed up first all the same, so the newer upload can come back.
+    const undo = /To undo, run: edms-ops restore (\S+) /.exec(restore.stdout)?.[1];
+    expect(undo, restore.stdout).to.match(/-pre-restore$/);
+    expect(
+      await stack.restic(["ls", "latest", "--tag", `id=${undo}`, "/edms/media/late"]),
+    ).to.contain("/edms/media/late/scan.pdf");
     expect(up.error).to.equal(undefined);
   });
 

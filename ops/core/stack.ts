@@ -6,7 +6,14 @@
 import * as fs from "fs";
 import { z } from "zod";
 import * as path from "path";
-import { ConfigError, ENVIRONMENTS, Settings, validateSettings } from "../../model/settings";
+import { isDeepStrictEqual } from "util";
+import {
+  ConfigError,
+  ENVIRONMENTS,
+  resourceNames,
+  Settings,
+  validateSettings,
+} from "../../model/settings";
 import {
   edmsConfig,
   knownStacks,
@@ -22,10 +29,11 @@ import { parseJson } from "./json";
  * redactions are not idempotent); its shape is checked, so a wrong or stale variable fails here, clearly.
  */
 const ResolvedSettingsShape = z.looseObject({
-  stack: z.string(),
+  stack: z.string().regex(/^[A-Za-z0-9_.-]+$/, "must be a stack name"),
   environment: z.enum(ENVIRONMENTS),
   version: z.string(),
-  namePrefix: z.string(),
+  namePrefix: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, "must be a name prefix"),
+  dataGeneration: z.number().int().min(0).optional(),
   names: z.record(z.string(), z.string()),
   backup: z.looseObject({ keep: z.number(), image: z.string(), schedule: z.string() }),
   proxy: z.looseObject({ enabled: z.boolean() }),
@@ -48,14 +56,10 @@ export function loadSettings(options: StackOptions): Settings {
       "Pass `--stack <name>` (e.g. --stack staging) or set EDMS_STACK.",
     );
   }
-  if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
-    return parseJson(
-      process.env.EDMS_SETTINGS_JSON,
-      ResolvedSettingsShape,
-      "EDMS_SETTINGS_JSON (the settings a deploy hook is handed)",
-    ) as unknown as Settings;
-  }
   const projectDir = projectDirOf(options);
+  if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
+    return handedSettings(process.env.EDMS_SETTINGS_JSON, projectDir);
+  }
   let config: Record<string, unknown>;
   try {
     config = readStackConfig(projectDir, stack);
@@ -87,6 +91,36 @@ export function loadSettings(options: StackOptions): Settings {
     }
     throw err;
   }
+}
+
+/**
+ * The settings a deploy hook or the scheduler is handed. Every Docker name must be the one the prefix and
+ * generation make (a name like `-f` would be read by the docker CLI as a flag), and the environment must be
+ * the stack file's where there is one: the variable cannot turn production into something a reset accepts.
+ */
+function handedSettings(json: string, projectDir: string): Settings {
+  const what = "EDMS_SETTINGS_JSON (the settings a deploy hook is handed)";
+  const handed = parseJson(json, ResolvedSettingsShape, what);
+  const expected = resourceNames(handed.namePrefix, handed.dataGeneration ?? 0);
+  if (!isDeepStrictEqual(handed.names, expected)) {
+    throw refuse(
+      `${what} names Docker resources other than the ones edms:namePrefix \`${handed.namePrefix}\` gives. Nothing was changed.`,
+      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+    );
+  }
+  let fileEnvironment: unknown;
+  try {
+    fileEnvironment = edmsConfig(readStackConfig(projectDir, handed.stack)).raw.environment;
+  } catch {
+    fileEnvironment = undefined; // The scheduler has no stack file: the program handed it its settings.
+  }
+  if (fileEnvironment !== undefined && fileEnvironment !== handed.environment) {
+    throw refuse(
+      `${what} says environment ${handed.environment}, but ${stackFilePath(projectDir, handed.stack)} says ${String(fileEnvironment)}. Nothing was changed.`,
+      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+    );
+  }
+  return handed as unknown as Settings;
 }
 
 /**

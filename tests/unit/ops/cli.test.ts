@@ -180,6 +180,45 @@ describe("stack loading", function () {
     );
   });
 
+  it("takes a hook's handed settings only with the Docker names its prefix makes and the stack file's environment", function () {
+    const saved = { json: process.env.EDMS_SETTINGS_JSON, stack: process.env.EDMS_STACK };
+    const production = loadSettings({ stack: "production", projectDir: REPO_ROOT });
+    const load = (settings: object) => {
+      process.env.EDMS_STACK = "production";
+      process.env.EDMS_SETTINGS_JSON = JSON.stringify(settings);
+      return loadSettings({ stack: "production", projectDir: REPO_ROOT });
+    };
+    try {
+      expect(load(production)).to.deep.equal(JSON.parse(JSON.stringify(production)));
+      // A name the docker CLI would read as a flag, and one of another stack's volumes.
+      for (const names of [
+        { ...production.names, mediaVolume: "-f" },
+        { ...production.names, postgresVolume: "other_postgres_data" },
+      ]) {
+        expect(() => load({ ...production, names }))
+          .to.throw(OpsError, /names Docker resources other than the ones edms:namePrefix `edms`/)
+          .with.property("fix")
+          .that.matches(/^Run edms-ops without EDMS_SETTINGS_JSON/);
+      }
+      expect(() => load({ ...production, environment: "staging" })).to.throw(
+        OpsError,
+        /says environment staging, but .*Pulumi\.production\.yaml says production\. Nothing was changed\./,
+      );
+      expect(() => load({ ...production, namePrefix: "-f" })).to.throw(/must be a name prefix/);
+    } finally {
+      for (const [name, value] of [
+        ["EDMS_SETTINGS_JSON", saved.json],
+        ["EDMS_STACK", saved.stack],
+      ] as const) {
+        if (value === undefined) {
+          delete process.env[name];
+        } else {
+          process.env[name] = value;
+        }
+      }
+    }
+  });
+
   it("requires a stack", function () {
     const saved = process.env.EDMS_STACK;
     delete process.env.EDMS_STACK;

@@ -176,6 +176,18 @@ describe("e2e: production refusals, off-host copies, export and import", functio
     const again = await stack.ops(["backups", "import", dir]);
     expect(again.code).to.equal(2);
     expect(again.stderr).to.contain("is already in");
+    // Two exports to one folder at once: one repository, whole; the other refused, nothing merged into it.
+    const twiceDir = path.join(exportDir, "twice");
+    const both = await Promise.all(
+      [0, 1].map(() => stack.ops(["backups", "export", id, "--to", twiceDir])),
+    );
+    expect(both.map((r) => r.code).sort(), both.map((r) => r.stderr).join("\n")).to.deep.equal([
+      0, 2,
+    ]);
+    expect(both.find((r) => r.code === 2)?.stderr).to.contain("already exists");
+    expect(fs.readdirSync(path.join(twiceDir, id, "keys"))).to.have.length(1);
+    const twice = await stack.ops(["backups", "import", path.join(twiceDir, id)]);
+    expect(twice.stderr).to.contain("is already in");
 
     const tampered = path.join(exportDir, "tampered", id);
     fs.cpSync(dir, tampered, { recursive: true });

@@ -6,8 +6,8 @@ import { connect, openStack, stackOf } from "../../core/context";
 import { pipeCommands, run } from "../../engine/docker";
 import { failure, refuse } from "../../core/errors";
 import { formatBytes, progress, say } from "../../core/log";
-import { PASSWORD_FILE, REPOSITORY } from "../../store/restic";
-import { withSession } from "../../engine/session";
+import { BackupEntry, PASSWORD_FILE, REPOSITORY } from "../../store/restic";
+import { OpsSession, withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
 import { EXPORT_MARKER } from "../../store/exported";
 import { plainTarget } from "../../backup/plainFormat";
@@ -24,48 +24,67 @@ async function exportBackup(
   const settings = await openStack(command);
   const entry = await findBackup(settings, id);
   const target = path.resolve(opts.to, id);
-  if (fs.existsSync(target)) {
-    throw refuse(
+  const taken = () =>
+    refuse(
       `${target} already exists. Nothing was copied.`,
       "Choose another --to or remove that folder, then retry.",
     );
+  if (fs.existsSync(target)) {
+    throw taken();
   }
   await withSession(settings, `backups export ${id}`, async (session) => {
-    const scratch = SCRATCH.export(process.pid);
-    progress(`copying ${id} into a repository of its own, checking it`);
-    // The copy is checked with --read-data before it leaves the host.
-    await session.exec(
-      `rm -rf ${SCRATCH.exportGlob}; restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null && ` +
-        `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} "$2" >/dev/null && ` +
-        `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
-      [scratch, entry.snapshot],
-    );
-    fs.mkdirSync(target, { recursive: true });
-    progress(`exporting ${id} to ${target}`);
-    const [sent, received] = await pipeCommands(
-      (stdout, signal) =>
-        session.exec(`tar -C "$1" -cf - .`, [scratch], { stdout, allowFailure: true, signal }),
-      (input) => run("tar", ["-x", "-C", target], { input, allowFailure: true }),
-    );
-    await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
-    if (sent.code !== 0 || received.code !== 0) {
-      fs.rmSync(target, { recursive: true, force: true });
-      throw failure(
-        `export failed, nothing kept in ${target}: ${(received.stderr || sent.stderr).trim()}`,
-        `Check that ${target} is writable and has room, then retry \`edms-ops backups export ${id} --to ${target} --stack ${settings.stack}\`.`,
-      );
+    // Made here, exclusively: a second export to the same folder (it waited for the lock) must not
+    // merge a second repository into this one, nor remove it when it fails.
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    try {
+      fs.mkdirSync(target);
+    } catch (err) {
+      throw (err as NodeJS.ErrnoException).code === "EEXIST" ? taken() : err;
     }
-    fs.writeFileSync(
-      path.join(target, EXPORT_MARKER),
-      JSON.stringify(
-        { format: "restic", id, stack: settings.stack, exportedFrom: entry.snapshot },
-        null,
-        2,
-      ),
-    );
+    try {
+      await copyOut(session, entry, target);
+    } catch (err) {
+      fs.rmSync(target, { recursive: true, force: true });
+      throw err;
+    }
   });
   say(
     `exported ${id} to ${target}: a restic repository holding this one backup (checked with restic check --read-data), encrypted with the stack's backup password.`,
+  );
+}
+
+/** One backup into a repository of its own in `target` (made empty by the caller), checked first. */
+async function copyOut(session: OpsSession, entry: BackupEntry, target: string): Promise<void> {
+  const { id } = entry;
+  const scratch = SCRATCH.export(process.pid);
+  progress(`copying ${id} into a repository of its own, checking it`);
+  // The copy is checked with --read-data before it leaves the host.
+  await session.exec(
+    `rm -rf ${SCRATCH.exportGlob}; restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null && ` +
+      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} "$2" >/dev/null && ` +
+      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
+    [scratch, entry.snapshot],
+  );
+  progress(`exporting ${id} to ${target}`);
+  const [sent, received] = await pipeCommands(
+    (stdout, signal) =>
+      session.exec(`tar -C "$1" -cf - .`, [scratch], { stdout, allowFailure: true, signal }),
+    (input) => run("tar", ["-x", "-C", target], { input, allowFailure: true }),
+  );
+  await session.exec(`rm -rf "$1"`, [scratch], { allowFailure: true });
+  if (sent.code !== 0 || received.code !== 0) {
+    throw failure(
+      `export failed, nothing kept in ${target}: ${(received.stderr || sent.stderr).trim()}`,
+      `Check that ${target} is writable and has room, then retry \`edms-ops backups export ${id} --to ${path.dirname(target)} --stack ${session.settings.stack}\`.`,
+    );
+  }
+  fs.writeFileSync(
+    path.join(target, EXPORT_MARKER),
+    JSON.stringify(
+      { format: "restic", id, stack: session.settings.stack, exportedFrom: entry.snapshot },
+      null,
+      2,
+    ),
   );
 }
 

@@ -51,9 +51,13 @@ export class Scratch {
   async create(): Promise<void> {
     await docker(["network", "create", "--internal", ...this.labels(), this.network]);
     if (this.settings.backup.drillScratch) {
-      await inScratchDir(this.settings, 'mkdir -p "/scratch/$1/media" "/scratch/$1/database"', [
-        this.base,
-      ]);
+      // Production's media and database land here: the drill's folder is root's alone (the containers
+      // get its subfolders as bind mounts, which the parent's mode does not hold back).
+      await inScratchDir(
+        this.settings,
+        'mkdir -p "/scratch/$1/media" "/scratch/$1/database" && chmod 700 "/scratch/$1"',
+        [this.base],
+      );
     } else {
       await docker(["volume", "create", ...this.labels(), this.volume]);
     }

@@ -163,8 +163,13 @@ async function heldBy(settings: Settings, name: string, stderr: string): Promise
     // Created but never started (its `docker run` died in between): nobody holds it. A young one may
     // be another process's lock on its way up (over ssh that takes a while), so it is left alone, and
     // `docker rm` without -f never removes a running one.
-    await docker(["rm", holder.id], { allowFailure: true });
-    return "stale";
+    const removed = await docker(["rm", holder.id], { allowFailure: true });
+    if (removed.code === 0) {
+      return "stale";
+    }
+    // Not removable (a dead container whose filesystem the engine cannot free): waited on like a holder,
+    // once a second, not retried in a tight loop.
+    return `${describeHolder(holder)} (a stale lock container Docker could not remove: ${removed.stderr.trim().split("\n").pop()})`;
   }
   return describeHolder(holder);
 }

@@ -102,25 +102,29 @@ async function writeKeysFromEnv(
     const lines = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));
     entries.push({ name: KEY_FILES.offsiteEnv, content: lines.join("\n") + "\n", mode: 0o600 });
   }
-  const incoming = `${KEYS_DIR}/.incoming`;
+  // Each process unpacks into a folder of its own and checks and moves under a lock of the keys folder:
+  // a concurrent run can neither remove what this one checked nor slip an unchecked key into its place.
   const script = `
 umask 077
 mkdir -p ${KEYS_DIR}
-rm -rf ${incoming} && mkdir ${incoming}
-tar -x -o -C ${incoming}
-if [ -f ${incoming}/${KEY_FILES.password} ]; then
-  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file ${incoming}/${KEY_FILES.password} cat config >/dev/null 2>&1; then
-    rm -rf ${incoming}; echo __wrongkey__; exit 0
+incoming=$(mktemp -d ${KEYS_DIR}/.incoming.XXXXXX)
+trap 'rm -rf "$incoming"' EXIT
+tar -x -o -C "$incoming"
+exec 9>${KEYS_DIR}/.lock
+flock 9
+find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
+if [ -f "$incoming/${KEY_FILES.password}" ]; then
+  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file "$incoming/${KEY_FILES.password}" cat config >/dev/null 2>&1; then
+    echo __wrongkey__; exit 0
   fi
-  mv ${incoming}/${KEY_FILES.password} ${PASSWORD_FILE}
+  mv "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}
 fi
-if [ -f ${incoming}/${KEY_FILES.offsiteRepository} ]; then
-  mv ${incoming}/${KEY_FILES.offsiteRepository} ${OFFSITE_REPOSITORY_FILE}
-  mv ${incoming}/${KEY_FILES.offsiteEnv} ${OFFSITE_ENV_FILE}
+if [ -f "$incoming/${KEY_FILES.offsiteRepository}" ]; then
+  mv "$incoming/${KEY_FILES.offsiteRepository}" ${OFFSITE_REPOSITORY_FILE}
+  mv "$incoming/${KEY_FILES.offsiteEnv}" ${OFFSITE_ENV_FILE}
 elif [ "$1" = drop-offsite ]; then
   rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
 fi
-rm -rf ${incoming}
 sync`;
   const result = await backupToolbox(settings, script, {
     writable: true,

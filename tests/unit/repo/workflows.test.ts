@@ -87,16 +87,36 @@ describe("workflows", function () {
     );
   });
 
-  it("preview: on pull requests, staging only, with the policy pack, its diff commented on the PR", function () {
+  it("preview: on pull requests, staging only, with the target branch's policy pack, its diff commented on the PR", function () {
     const wf = load("preview.yml");
     expect(wf.on).to.have.property("pull_request");
     const [preview] = pulumiSteps(wf);
     expect(preview.with).to.include({
       command: "preview",
-      policyPacks: "policy",
+      policyPacks: ".base/policy",
       diff: true,
       "comment-on-pr": true,
     });
+    const all = steps(wf);
+    const base = all.find((s) => s.with?.path === ".base");
+    expect(base?.with).to.include({
+      ref: "${{ github.event.pull_request.base.sha }}",
+      "persist-credentials": false,
+    });
+    const deps = all.findIndex((s) => s.run?.includes("npm ci --prefix .base/policy"));
+    expect(deps).to.be.within(all.indexOf(base!) + 1, all.indexOf(preview) - 1);
+    // The pull request's own build ran before the target branch's tree was there.
+    const build = all.findIndex((s) => s.run?.includes("npm run build"));
+    expect(build).to.be.below(all.indexOf(base!));
+    const owners = fs.readFileSync(path.join(REPO_ROOT, ".github/CODEOWNERS"), "utf8");
+    for (const guarded of [
+      "/.github/",
+      "/policy/",
+      "/model/protection.ts",
+      "/Pulumi.production.yaml",
+    ]) {
+      expect(owners).to.match(new RegExp(`^${guarded.replace(/[.]/g, "\\.")}\\s+@`, "m"));
+    }
   });
 
   it("deploy: main → staging, release tags → production, rollback with a backup first on failure", function () {
@@ -253,10 +273,9 @@ describe("workflows", function () {
       for (const step of pulumiSteps(wf).filter((s) =>
         ["up", "update", "preview"].includes(String(s.with?.command)),
       )) {
-        expect(step.with, `${file}: ${step.name ?? "pulumi"}`).to.include({
-          policyPacks: "policy",
-        });
-        const policyDeps = all.findIndex((s) => s.run?.includes("npm ci --prefix policy"));
+        const pack = file === "preview.yml" ? ".base/policy" : "policy";
+        expect(step.with, `${file}: ${step.name ?? "pulumi"}`).to.include({ policyPacks: pack });
+        const policyDeps = all.findIndex((s) => s.run?.includes(`npm ci --prefix ${pack}`));
         expect(policyDeps, file).to.be.within(0, all.indexOf(step) - 1);
       }
       // Any `pulumi up|preview` typed into a run step passes it too (rollback's own `up` does: pulumiCli.ts).

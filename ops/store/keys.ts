@@ -76,6 +76,34 @@ export function storeKeysFromEnv(
   return stored;
 }
 
+/**
+ * Stores the keys a tar on stdin holds. Each process unpacks into a folder of its own and checks and moves
+ * under a lock of the keys folder: a concurrent run can neither remove what this one checked nor slip an
+ * unchecked key into its place.
+ */
+const STORE_KEYS_SCRIPT = `
+umask 077
+mkdir -p ${KEYS_DIR}
+incoming=$(mktemp -d ${KEYS_DIR}/.incoming.XXXXXX)
+trap 'rm -rf "$incoming"' EXIT
+tar -x -o -C "$incoming"
+exec 9>${KEYS_DIR}/.lock
+flock 9
+find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
+if [ -f "$incoming/${KEY_FILES.password}" ]; then
+  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file "$incoming/${KEY_FILES.password}" cat config >/dev/null 2>&1; then
+    echo __wrongkey__; exit 0
+  fi
+  mv "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}
+fi
+if [ -f "$incoming/${KEY_FILES.offsiteRepository}" ]; then
+  mv "$incoming/${KEY_FILES.offsiteRepository}" ${OFFSITE_REPOSITORY_FILE}
+  mv "$incoming/${KEY_FILES.offsiteEnv}" ${OFFSITE_ENV_FILE}
+elif [ "$1" = drop-offsite ]; then
+  rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
+fi
+sync`;
+
 /** True once the keys were written. */
 async function writeKeysFromEnv(
   settings: Settings,
@@ -102,31 +130,8 @@ async function writeKeysFromEnv(
     const lines = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));
     entries.push({ name: KEY_FILES.offsiteEnv, content: lines.join("\n") + "\n", mode: 0o600 });
   }
-  // Each process unpacks into a folder of its own and checks and moves under a lock of the keys folder:
-  // a concurrent run can neither remove what this one checked nor slip an unchecked key into its place.
-  const script = `
-umask 077
-mkdir -p ${KEYS_DIR}
-incoming=$(mktemp -d ${KEYS_DIR}/.incoming.XXXXXX)
-trap 'rm -rf "$incoming"' EXIT
-tar -x -o -C "$incoming"
-exec 9>${KEYS_DIR}/.lock
-flock 9
-find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
-if [ -f "$incoming/${KEY_FILES.password}" ]; then
-  if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file "$incoming/${KEY_FILES.password}" cat config >/dev/null 2>&1; then
-    echo __wrongkey__; exit 0
-  fi
-  mv "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}
-fi
-if [ -f "$incoming/${KEY_FILES.offsiteRepository}" ]; then
-  mv "$incoming/${KEY_FILES.offsiteRepository}" ${OFFSITE_REPOSITORY_FILE}
-  mv "$incoming/${KEY_FILES.offsiteEnv}" ${OFFSITE_ENV_FILE}
-elif [ "$1" = drop-offsite ]; then
-  rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
-fi
-sync`;
-  const result = await backupToolbox(settings, script, {
+
+  const result = await backupToolbox(settings, STORE_KEYS_SCRIPT, {
     writable: true,
     input: await tarball(entries),
     args: [options.dropOffsite && !keys.offsiteRepository ? "drop-offsite" : "keep"],

@@ -267,7 +267,7 @@ export async function pipeCommands(
 export async function containerIdsByRole(
   stack: string,
   role: string,
-  status?: "exited",
+  status?: "exited" | "created",
 ): Promise<string[]> {
   const listed = await docker([
     "ps",
@@ -279,6 +279,35 @@ export async function containerIdsByRole(
     ...(status ? ["--filter", `status=${status}`] : []),
   ]);
   return listed.stdout.split("\n").filter(Boolean);
+}
+
+/**
+ * Removes the stack's containers of one role still in the "created" state `minutes` after their creation (by
+ * the engine's clock, asked of `now` only when there are any): a run killed between `docker create` and `start` left them, with whatever was
+ * copied in. A younger one may be another process's on its way up.
+ */
+export async function removeStaleCreated(
+  stack: string,
+  role: string,
+  now: () => Promise<string>,
+  minutes: number,
+): Promise<void> {
+  const ids = await containerIdsByRole(stack, role, "created");
+  if (!ids.length) {
+    return;
+  }
+  const inspected = await docker(["inspect", "-f", "{{.Id}} {{.Created}}", ...ids], {
+    allowFailure: true,
+  });
+  const cutoff = Date.parse(await now()) - minutes * 60_000;
+  const stale = inspected.stdout
+    .split("\n")
+    .map((line) => line.trim().split(" "))
+    .filter(([id, created]) => id && Date.parse(created) < cutoff)
+    .map(([id]) => id);
+  if (stale.length) {
+    await docker(["rm", "-f", "-v", ...stale], { allowFailure: true });
+  }
 }
 
 /** Removes (with their anonymous volumes) the stack's containers of one role: leftovers of killed runs. */

@@ -16,7 +16,15 @@
 import { ChildProcessWithoutNullStreams } from "child_process";
 import { DEFAULT_BACKUP_IMAGE, MINIMUM_RESTIC, olderThanMinimum } from "../../model/config/backup";
 import { Settings } from "../../model/settings";
-import { docker, removeByRole, run, RunOptions, RunResult, volumeExists } from "./docker";
+import {
+  docker,
+  removeByRole,
+  removeStaleCreated,
+  run,
+  RunOptions,
+  RunResult,
+  volumeExists,
+} from "./docker";
 import { engineless } from "./engineless";
 import { acquireLock, localLockArgs, lockContainerArgs } from "./lock";
 import { failure, refuse } from "../core/errors";
@@ -128,9 +136,10 @@ export class OpsSession {
       await removeByRole(settings.stack, OPS_HELPER_ROLE);
       // Trust-auth scratch servers of a killed verify, and one-off Django containers a killed command
       // left (they hold copies of the secret files): only sessions make the former; the latter only once
-      // exited, as a deploy's migrate may be running one right now.
+      // exited, or never started 10 minutes on, as a deploy's migrate may be starting one right now.
       await removeByRole(settings.stack, "scratch-db");
       await removeByRole(settings.stack, "ops", "exited");
+      await removeStaleCreated(settings.stack, "ops", () => this.hostTime(), 10);
     }
     // Orphaned dumps, and the side databases of a killed restore (its pg_restore may still be running).
     // The backup role may only end its own dumps, and never drops a database.

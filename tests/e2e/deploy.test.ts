@@ -1,7 +1,7 @@
 /** First deploy, update that keeps every byte, a failed migration that keeps the old release, secrets. */
 import { expect } from "chai";
 import { createHash } from "crypto";
-import { docker } from "../../ops/engine/docker";
+import { docker, removeStaleCreated } from "../../ops/engine/docker";
 import { CONFINEMENT } from "../../model/hardening";
 import { projectRefreshesAlways } from "../harness/applier";
 import { addressOn, networksOf, reachFrom, reachFromNetwork } from "../harness/reach";
@@ -316,6 +316,28 @@ describe("e2e: deploy and update on a production stack", function () {
       expect(outputs.includes(secret), "secret in hook output").to.equal(false);
     }
     expect(inspected).to.contain("POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password");
+  });
+
+  it("4b. a one-off container a killed edms-ops left created but never started is removed once it is 10 minutes old", async function () {
+    const name = `${stack.prefix}-ops-never-started`;
+    await docker(["rm", "-f", name], { allowFailure: true });
+    const labels = ["--label", `edms.stack=${stack.name}`, "--label", "edms.role=ops"];
+    await docker(["create", "--name", name, ...labels, "edms-test/postgres:15", "true"]);
+    const exists = async () =>
+      (await docker(["ps", "-aq", "--filter", `name=^${name}$`])).stdout.trim() !== "";
+    try {
+      const created = Date.parse(
+        (await docker(["inspect", "-f", "{{.Created}}", name])).stdout.trim(),
+      );
+      const at = (minutes: number) => async () =>
+        new Date(created + minutes * 60_000).toISOString();
+      await removeStaleCreated(stack.name, "ops", at(9), 10);
+      expect(await exists(), "younger than 10 minutes: kept").to.equal(true);
+      await removeStaleCreated(stack.name, "ops", at(11), 10);
+      expect(await exists(), "older: removed").to.equal(false);
+    } finally {
+      await docker(["rm", "-f", name], { allowFailure: true });
+    }
   });
 
   it("5. every container runs confined: no new privileges, capabilities dropped, memory limit, rotated logs", async function () {

@@ -53,10 +53,19 @@ export async function recordServing(
   return entry;
 }
 
+/**
+ * history.jsonl is appended to outside the stack lock (a deploy's record hook) and rewritten inside it
+ * (adoptHistory): both hold flock on this file, so an append is never lost to a rewrite.
+ */
+const HISTORY_LOCK = `${LAYOUT.history}.lock`;
+
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {
-  await toolbox(settings, [backupsMount(settings)], `cat >> ${LAYOUT.history}; sync`, {
-    input: JSON.stringify(entry) + "\n",
-  });
+  await toolbox(
+    settings,
+    [backupsMount(settings)],
+    `exec 9>>"$1" && flock 9 && cat >> "$2" && sync`,
+    { input: JSON.stringify(entry) + "\n", args: [HISTORY_LOCK, LAYOUT.history] },
+  );
 }
 
 /** Where each snapshot carries the history as of its backup (beside the dump and the manifest). */
@@ -106,10 +115,13 @@ export async function adoptHistory(
   restic: "lrestic" | "orestic",
 ): Promise<Deployment[]> {
   const state = await session.exec(
-    `cat "$1" 2>/dev/null || true; echo; echo __adopted__; cat "$2" 2>/dev/null || true`,
-    [LAYOUT.history, LAYOUT.historyAdopted],
+    `exec 9>>"$3" && flock 9 && echo $(( $(cat "$1" 2>/dev/null | wc -c) )) && ` +
+      `{ cat "$1" 2>/dev/null || true; } && echo && echo __adopted__ && { cat "$2" 2>/dev/null || true; }`,
+    [LAYOUT.history, LAYOUT.historyAdopted, HISTORY_LOCK],
   );
-  const [hostText, adopted] = state.stdout.split("__adopted__\n");
+  const [counted, adopted] = state.stdout.split("__adopted__\n");
+  const hostBytes = Number(counted.slice(0, counted.indexOf("\n")));
+  const hostText = counted.slice(counted.indexOf("\n") + 1);
   const host = parseJsonLines(hostText, DeploymentSchema);
   const source = historySource(host, listing, (adopted ?? "").trim());
   if (!source) {
@@ -124,12 +136,16 @@ export async function adoptHistory(
       `history: ${merged.length - host.length} earlier deployment(s) recovered from backup ${source.id}`,
     );
   }
-  await session.exec(
-    `cat > "$1.new" && sync && mv "$1.new" "$1" && printf '%s' "$3" > "$2"`,
-    [LAYOUT.history, LAYOUT.historyAdopted, source.snapshot],
+  // Whatever a deploy appended since the read above (past its byte count) goes after the merged lines:
+  // it is newer than all of them. It is printed, so the caller gets the history as it now is.
+  const appended = await session.exec(
+    `exec 9>>"$4" && flock 9 && cat > "$1.new" && n=$(( $(cat "$1" 2>/dev/null | wc -c) )) && ` +
+      `{ [ "$n" -le "$5" ] || tail -c +$(($5 + 1)) "$1" | tee -a "$1.new"; } && ` +
+      `sync && mv "$1.new" "$1" && printf '%s' "$3" > "$2"`,
+    [LAYOUT.history, LAYOUT.historyAdopted, source.snapshot, HISTORY_LOCK, String(hostBytes)],
     { input: merged.map((d) => JSON.stringify(d) + "\n").join("") },
   );
-  return merged;
+  return [...merged, ...parseJsonLines(appended.stdout, DeploymentSchema)];
 }
 
 /** Stages history.jsonl beside the dump, so the snapshot carries it. */

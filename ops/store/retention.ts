@@ -3,7 +3,8 @@
  *
  * - the newest `keep`, ordered by snapshot time (the Docker host's clock, not the operator's);
  * - every pre-deploy backup whose target is the running or the previous release: they are what
- *   `rollback --previous --restore` restores, whatever their age;
+ *   `rollback --previous --restore` restores, whatever their age; and the newest one taken after the last
+ *   recorded deploy (a deploy in progress, or one that failed before its record);
  * - every backup pinned by an operation in progress (the one a restore, verify or export is reading);
  * - `keepDaily` / `keepWeekly` / `keepMonthly`: restic's `forget --keep-daily/-weekly/-monthly` policy,
  *   the newest backup of each of the last N days / ISO weeks / months that have one (UTC, the host's
@@ -129,11 +130,25 @@ function newestSlots(counted: readonly BackupEntry[], keep: number): Set<string>
   return new Set(slots.map((b) => b.id));
 }
 
+/**
+ * The newest pre-deploy backup taken after the last recorded deploy: that of a deploy in progress (the
+ * scheduler may prune between its backup and its record, when the release is no rollback target yet) or of
+ * one that failed before it was recorded, which `rollback --after-failed-deploy` restores.
+ */
+function unrecordedPreDeploy(
+  newestFirst: readonly BackupEntry[],
+  lastDeploy: string | null | undefined,
+): BackupEntry | undefined {
+  const after = lastDeploy ? Date.parse(lastDeploy) : -Infinity;
+  return newestFirst.find((b) => b.reason === REASONS.preDeploy && Date.parse(b.time) > after);
+}
+
 /** Why one backup is kept regardless of slots, or undefined. */
 function protectedBecause(
   entry: BackupEntry,
   input: RetentionInput,
   releases: ReadonlySet<string>,
+  unrecorded: BackupEntry | undefined,
 ): string | undefined {
   if (input.pinned.includes(entry.id)) {
     return "in use by this operation";
@@ -147,6 +162,9 @@ function protectedBecause(
   }
   if (entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)) {
     return `rollback target (pre-deploy backup of ${entry.target})`;
+  }
+  if (entry === unrecorded) {
+    return `pre-deploy backup of a deploy not recorded yet${entry.target ? ` (of ${entry.target})` : ""}`;
   }
   return undefined;
 }
@@ -163,6 +181,7 @@ export function retention(input: RetentionInput): RetentionDecision {
     counted.filter((b) => !b.bootstrap),
     input.periodic ?? {},
   );
+  const unrecorded = unrecordedPreDeploy(ordered, input.lastDeploy);
   const decision: RetentionDecision = { keep: [], forget: [] };
   for (const entry of ordered) {
     const why = future.has(entry)
@@ -171,7 +190,7 @@ export function retention(input: RetentionInput): RetentionDecision {
         ? "imported (kept until `backups forget`)"
         : slots.has(entry.id)
           ? `one of the newest ${input.keep}`
-          : (protectedBecause(entry, input, releases) ?? periodic.get(entry.id));
+          : (protectedBecause(entry, input, releases, unrecorded) ?? periodic.get(entry.id));
     if (why) {
       decision.keep.push({ entry, why });
     } else {

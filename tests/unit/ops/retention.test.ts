@@ -69,6 +69,35 @@ describe("retention policy", function () {
     expect(why[toV2.id]).to.equal("rollback target (pre-deploy backup of 2.0.0)");
   });
 
+  it("keeps the newest pre-deploy backup taken after the last recorded deploy: a deploy in progress, or one that failed before its record", function () {
+    const failedEarlier = backup("pre-deploy", { release: "0.9.0", target: "1.5.0" });
+    const deployedV1 = backup("manual");
+    const inProgress = backup("pre-deploy", { release: "1.0.0", target: "2.0.0" });
+    const scheduled = [backup("scheduled"), backup("scheduled")];
+    const decision = retention({
+      backups: [failedEarlier, deployedV1, inProgress, ...scheduled],
+      keep: 1,
+      // The scheduler's view: 1.0.0 is the last recorded release; 2.0.0 is no rollback target yet.
+      rollbackReleases: ["1.0.0"],
+      pinned: [],
+      lastDeploy: deployedV1.time,
+    });
+    const why = Object.fromEntries(decision.keep.map((k) => [k.entry.id, k.why]));
+    expect(why[inProgress.id]).to.equal(
+      "pre-deploy backup of a deploy not recorded yet (of 2.0.0)",
+    );
+    expect(ids(decision.forget)).to.deep.equal(ids([scheduled[0], deployedV1, failedEarlier]));
+    // Once 2.0.0 is recorded after it, it is kept as 2.0.0's rollback target, and only then.
+    const recorded = retention({
+      backups: [failedEarlier, deployedV1, inProgress, ...scheduled],
+      keep: 1,
+      rollbackReleases: [],
+      pinned: [],
+      lastDeploy: scheduled[1].time,
+    });
+    expect(ids(recorded.forget)).to.include(inProgress.id);
+  });
+
   it("never forgets a backup an operation in progress uses (the restore of the oldest at the limit)", function () {
     const oldest = backup("oldest");
     const rest = [backup("b"), backup("pre-restore")];
@@ -104,7 +133,7 @@ describe("retention: what a listing alone protects (issue 19)", function () {
   });
 
   it("a bootstrap backup never pushes a backup of real data out, however many there are", function () {
-    const real = [backup("pre-deploy"), backup("scheduled"), backup("scheduled")];
+    const real = [backup("manual"), backup("scheduled"), backup("scheduled")];
     const fresh = [1, 2, 3, 4].map(() => backup("scheduled", { bootstrap: true }));
     const decision = retention({ ...base, backups: [...real, ...fresh], keep: 2 });
     expect(ids(decision.keep.map((k) => k.entry))).to.deep.equal(ids([real[2], real[1]]));

@@ -9,6 +9,10 @@
 #   images/build.sh base     only the imported Debian rootfs
 #   images/build.sh s3       only the S3 server (Ceph's radosgw on trixie); not part of the default build
 set -euo pipefail
+# One build at a time on a machine: .ci/run starts one in the background while the unit tests run, and the
+# e2e tier's own call then waits here and finds every image present.
+exec 8>/tmp/edms-images-build.lock
+flock 8
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 

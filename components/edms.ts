@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { HOOK_CONTRACTS } from "../model/hooks";
+import { HOOK_CONTRACTS, HOOK_WAIT_SECONDS, WaitInput } from "../model/hooks";
 import { publishedUrl } from "../model/https";
 import { releaseReference } from "../model/images";
 import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
@@ -279,7 +279,7 @@ function releaseServices(base: Foundation, bootstrap: command.local.Command, arg
   const proxyTakeover = withProxy
     ? opsHook(
         HOOK_CONTRACTS.proxyTakeover,
-        { settings, triggers: [settings.httpPort] },
+        { settings, input: healthWait(settings), triggers: [settings.httpPort] },
         { ...child, dependsOn: [web, worker] },
       )
     : undefined;
@@ -299,11 +299,20 @@ function releaseServices(base: Foundation, bootstrap: command.local.Command, arg
   const proxySwitch = proxy
     ? opsHook(
         HOOK_CONTRACTS.proxySwitch,
-        { settings, triggers: [...release, web.container.id, proxy.container.id] },
+        {
+          settings,
+          input: healthWait(settings),
+          triggers: [...release, web.container.id, proxy.container.id],
+        },
         { ...child, dependsOn: [web, worker, proxy] },
       )
     : undefined;
   return { web, worker, proxyTakeover, proxySwitch };
+}
+
+/** What the switch and health hooks wait for a new release: `edms:healthWaitSeconds` or the default. */
+function healthWait(settings: Settings): WaitInput {
+  return { wait: settings.healthWaitSeconds ?? HOOK_WAIT_SECONDS };
 }
 
 /** The release's web or worker, started once bootstrap has run. */
@@ -346,7 +355,11 @@ function releaseGates(
   const { web, worker, proxySwitch } = services;
   const healthGate = opsHook(
     HOOK_CONTRACTS.healthGate,
-    { settings, triggers: [...release, web.container.id, worker.container.id] },
+    {
+      settings,
+      input: healthWait(settings),
+      triggers: [...release, web.container.id, worker.container.id],
+    },
     { ...child, dependsOn: [web, worker, ...(proxySwitch ? [proxySwitch] : [])] },
   );
   const recordDeployment = opsHook(

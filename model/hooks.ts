@@ -75,7 +75,12 @@ function contract<Input>(
   return { name, command, flags, argv: (input) => [...command, ...options(input)] };
 }
 
-const waitFlag = ["--wait", String(HOOK_WAIT_SECONDS)];
+/** How long the switch and health hooks wait: `edms:healthWaitSeconds`, else HOOK_WAIT_SECONDS. */
+export interface WaitInput {
+  readonly wait: number;
+}
+
+const waitFlag = ({ wait }: WaitInput) => ["--wait", String(wait)];
 
 export const HOOK_CONTRACTS = {
   freshStartBackup: contract<NoInput>(
@@ -100,14 +105,14 @@ export const HOOK_CONTRACTS = {
   ),
   migrate: contract<NoInput>(HOOKS.migrate, ["migrate"], [], () => []),
   bootstrap: contract<NoInput>(HOOKS.bootstrap, ["bootstrap"], [], () => []),
-  proxyTakeover: contract<NoInput>(
+  proxyTakeover: contract<WaitInput>(
     HOOKS.proxyTakeover,
     ["switch"],
     ["--take-over-port", "--wait"],
-    () => ["--take-over-port", ...waitFlag],
+    (input) => ["--take-over-port", ...waitFlag(input)],
   ),
-  proxySwitch: contract<NoInput>(HOOKS.proxySwitch, ["switch"], ["--wait"], () => waitFlag),
-  healthGate: contract<NoInput>(HOOKS.healthGate, ["health"], ["--wait"], () => waitFlag),
+  proxySwitch: contract<WaitInput>(HOOKS.proxySwitch, ["switch"], ["--wait"], waitFlag),
+  healthGate: contract<WaitInput>(HOOKS.healthGate, ["health"], ["--wait"], waitFlag),
   recordDeployment: contract<RecordDeploymentInput>(
     HOOKS.recordDeployment,
     ["record-deployment"],

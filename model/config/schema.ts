@@ -10,6 +10,7 @@ import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
 import { bindAddressSchema, djangoSchema, tlsUpstreamSchema } from "./https";
 import { LIMITS_FIX, limitsSchema } from "./limits";
+import { HOOK_WAIT_SECONDS } from "../hooks";
 
 export const DEFAULTS = {
   backendImage: "edms-sample/backend",
@@ -161,6 +162,16 @@ const scalarKeys = {
   }),
   bindAddress: bindAddressSchema,
   tlsUpstream: tlsUpstreamSchema,
+  // No default: a stack that leaves it out keeps its Settings JSON and its hooks' argv as they were.
+  healthWaitSeconds: setting(
+    integer
+      .pipe(z.number().int().min(10, "must be 10 or more").max(3600, "must be 3600 or less"))
+      .optional(),
+    {
+      description: `Seconds a new release's web has to answer \`/health/\` 200 before the proxy switch (and the health gate) stop the deploy with the old release serving (default ${HOOK_WAIT_SECONDS}). Raise it for an app that starts slowly.`,
+      fix: "use a whole number of seconds from 10 to 3600, e.g. 300",
+    },
+  ),
 };
 
 function buildSchema(environment: Environment) {

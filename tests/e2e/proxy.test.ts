@@ -224,13 +224,15 @@ describe("e2e: zero-downtime update and rollback through the proxy", function ()
     ]);
   });
 
-  it("a release whose web never becomes healthy: `pulumi up` fails with the reason, it is stopped, 2.0.0 serves every request", async function () {
+  it("a release whose web never becomes healthy: `pulumi up` fails with the reason after edms:healthWaitSeconds, it is stopped, 2.0.0 serves every request", async function () {
+    // 30 s instead of the default 120: what an operator sets for an app that starts fast (or slowly).
+    stack.set("edms:healthWaitSeconds", 30);
     const { result, report } = await underLoad(`failed update 2.0.0 → ${UNHEALTHY}`, () =>
       stack.up(UNHEALTHY),
-    );
+    ).finally(() => stack.set("edms:healthWaitSeconds", undefined));
     expect(result.error?.message, result.error?.message).to.match(
       new RegExp(
-        `Release ${UNHEALTHY} is not healthy: ${web(UNHEALTHY)} did not answer /health/ 200 within 120s \\(last: 503\\)`,
+        `Release ${UNHEALTHY} is not healthy: ${web(UNHEALTHY)} did not answer /health/ 200 within 30s \\(last: 503\\)`,
       ),
     );
     expect(result.error?.message).to.contain(

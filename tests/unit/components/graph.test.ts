@@ -60,6 +60,27 @@ describe("proxy takeover (a stack that ran without the proxy turns it on)", func
     expect(run.byName("proxySwitch").dependencies).to.include("edms-proxy-container");
   });
 
+  it("edms:healthWaitSeconds is how long the takeover, switch and health hooks wait (120 s when left out)", async function () {
+    const run = await runProgram({
+      stack: "staging",
+      overrides: { "edms:healthWaitSeconds": 300 },
+    });
+    expect(run.error).to.equal(undefined);
+    expect(run.byName("proxyTakeover").inputs.create).to.match(
+      / switch --take-over-port --wait 300 --stack staging$/,
+    );
+    expect(run.byName("proxySwitch").inputs.create).to.match(/ switch --wait 300 --stack staging$/);
+    expect(run.byName("healthGate").inputs.create).to.match(/ health --wait 300 --stack staging$/);
+    // Left out, it is absent from the settings the hooks and the scheduler are handed: nothing changes.
+    const plain = await runProgram({ stack: "staging" });
+    expect(plain.byName("healthGate").inputs.create).to.match(
+      / health --wait 120 --stack staging$/,
+    );
+    expect(plain.byName("healthGate").inputs.environment.EDMS_SETTINGS_JSON).not.to.contain(
+      "healthWaitSeconds",
+    );
+  });
+
   it("without the proxy: no takeover", async function () {
     const run = await runProgram({
       stack: "staging",

@@ -199,6 +199,16 @@ describe("config validation", function () {
     ["port not a number", { ...valid, httpPort: "http" }, /`edms:httpPort` must be a whole number/],
     ["keep 0", { ...valid, backup: { keep: 0 } }, /`edms:backup` keep must be at least 1/],
     [
+      "healthWaitSeconds 5",
+      { ...valid, healthWaitSeconds: 5 },
+      /`edms:healthWaitSeconds` must be 10 or more: use a whole number of seconds from 10 to 3600/,
+    ],
+    [
+      "healthWaitSeconds 1.5",
+      { ...valid, healthWaitSeconds: "1.5" },
+      /`edms:healthWaitSeconds` must be a whole number/,
+    ],
+    [
       "negative keepWeekly",
       { ...valid, backup: { keepWeekly: -1 } },
       /`edms:backup` keepWeekly must be 0 or more: e\.g\. `\{.*keepWeekly: 4/,

@@ -27,9 +27,9 @@ describe("hook contract (model/hooks.ts)", function () {
       preDeployDrill: HOOK_CONTRACTS.preDeployDrill.argv({ backupId: ID }),
       migrate: HOOK_CONTRACTS.migrate.argv({}),
       bootstrap: HOOK_CONTRACTS.bootstrap.argv({}),
-      proxyTakeover: HOOK_CONTRACTS.proxyTakeover.argv({}),
-      proxySwitch: HOOK_CONTRACTS.proxySwitch.argv({}),
-      healthGate: HOOK_CONTRACTS.healthGate.argv({}),
+      proxyTakeover: HOOK_CONTRACTS.proxyTakeover.argv({ wait: 120 }),
+      proxySwitch: HOOK_CONTRACTS.proxySwitch.argv({ wait: 30 }),
+      healthGate: HOOK_CONTRACTS.healthGate.argv({ wait: 120 }),
       recordDeployment: HOOK_CONTRACTS.recordDeployment.argv({ backupId: ID }),
     };
     expect(argv).to.deep.equal({
@@ -47,7 +47,7 @@ describe("hook contract (model/hooks.ts)", function () {
       migrate: ["migrate"],
       bootstrap: ["bootstrap"],
       proxyTakeover: ["switch", "--take-over-port", "--wait", "120"],
-      proxySwitch: ["switch", "--wait", "120"],
+      proxySwitch: ["switch", "--wait", "30"],
       healthGate: ["health", "--wait", "120"],
       recordDeployment: ["record-deployment", "--backup-id", ID],
     });

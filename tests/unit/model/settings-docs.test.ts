@@ -65,6 +65,7 @@ describe("settings docs (npm run docs)", function () {
         "httpPort",
         "bindAddress",
         "tlsUpstream",
+        "healthWaitSeconds",
         "backup",
         "bootstrap",
         "proxy",

@@ -58,7 +58,7 @@ export function loadSettings(options: StackOptions): Settings {
   }
   const projectDir = projectDirOf(options);
   if (process.env.EDMS_SETTINGS_JSON && process.env.EDMS_STACK === stack) {
-    return handedSettings(process.env.EDMS_SETTINGS_JSON, projectDir);
+    return handedSettings(process.env.EDMS_SETTINGS_JSON, stack, projectDir);
   }
   let config: Record<string, unknown>;
   try {
@@ -98,9 +98,15 @@ export function loadSettings(options: StackOptions): Settings {
  * generation make (a name like `-f` would be read by the docker CLI as a flag), and the environment must be
  * the stack file's where there is one: the variable cannot turn production into something a reset accepts.
  */
-function handedSettings(json: string, projectDir: string): Settings {
+function handedSettings(json: string, stack: string, projectDir: string): Settings {
   const what = "EDMS_SETTINGS_JSON (the settings a deploy hook is handed)";
   const handed = parseJson(json, ResolvedSettingsShape, what);
+  if (handed.stack !== stack) {
+    throw refuse(
+      `${what} holds the settings of stack ${handed.stack}, not ${stack}. Nothing was changed.`,
+      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+    );
+  }
   const expected = resourceNames(handed.namePrefix, handed.dataGeneration ?? 0);
   if (!isDeepStrictEqual(handed.names, expected)) {
     throw refuse(

@@ -181,7 +181,8 @@ export function retention(input: RetentionInput): RetentionDecision {
     counted.filter((b) => !b.bootstrap),
     input.periodic ?? {},
   );
-  const unrecorded = unrecordedPreDeploy(ordered, input.lastDeploy);
+  // Of the backups that count: an imported or future-dated one must not take this protection.
+  const unrecorded = unrecordedPreDeploy(counted, input.lastDeploy);
   const decision: RetentionDecision = { keep: [], forget: [] };
   for (const entry of ordered) {
     const why = future.has(entry)

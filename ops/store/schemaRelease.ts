@@ -22,7 +22,7 @@ import { Deployment, RestoreRecord, RestoreRecordSchema } from "./records";
 type Migrations = Readonly<Record<string, string>>;
 
 /** Where a label came from, strongest first. */
-export type LabelBasis = "deployment" | "restore" | "running" | "none";
+export type LabelBasis = "deployment" | "restore" | "running" | "none" | "empty";
 
 export interface SchemaRelease {
   readonly release: string | null;
@@ -40,6 +40,8 @@ export function describeLabel(label: SchemaRelease): string {
       return `release ${label.release}: the running web's (no deployment or restore on record has the dump's migration state)`;
     case "none":
       return "no release: no deployment or restore on record has the dump's migration state, and no web runs";
+    case "empty":
+      return "no release: the database has no Django migrations (an emptied database)";
     default: {
       const unreachable: never = label.basis;
       return unreachable;
@@ -66,6 +68,10 @@ export async function releaseOfSchema(
   state: Migrations,
   facts: SchemaFacts,
 ): Promise<SchemaRelease> {
+  // No schema is no release's schema: a restore of it must not start any release's web on it.
+  if (Object.keys(state).length === 0) {
+    return { release: null, basis: "empty" };
+  }
   const deployed = facts.deployments.filter((d) => sameMigrations(d.migrations, state)).pop();
   if (deployed) {
     return { release: deployed.version, basis: "deployment" };

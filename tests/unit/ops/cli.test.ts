@@ -205,6 +205,11 @@ describe("stack loading", function () {
         /says environment staging, but .*Pulumi\.production\.yaml says production\. Nothing was changed\./,
       );
       expect(() => load({ ...production, namePrefix: "-f" })).to.throw(/must be a name prefix/);
+      // Another stack's settings (whose file may say anything, or not be here) for this one.
+      expect(() => load({ ...production, stack: "elsewhere", environment: "staging" })).to.throw(
+        OpsError,
+        /holds the settings of stack elsewhere, not production/,
+      );
     } finally {
       for (const [name, value] of [
         ["EDMS_SETTINGS_JSON", saved.json],

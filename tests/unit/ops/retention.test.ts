@@ -96,6 +96,19 @@ describe("retention policy", function () {
       lastDeploy: scheduled[1].time,
     });
     expect(ids(recorded.forget)).to.include(inProgress.id);
+    // An imported pre-deploy backup (another stack's, its own time) is not the deploy in progress.
+    const imported = backup("pre-deploy", { target: "9.9.9", imported: true });
+    const withImport = retention({
+      backups: [deployedV1, inProgress, imported, ...scheduled],
+      keep: 1,
+      rollbackReleases: ["1.0.0"],
+      pinned: [],
+      lastDeploy: deployedV1.time,
+    });
+    const kept = Object.fromEntries(withImport.keep.map((k) => [k.entry.id, k.why]));
+    expect(kept[inProgress.id]).to.equal(
+      "pre-deploy backup of a deploy not recorded yet (of 2.0.0)",
+    );
   });
 
   it("never forgets a backup an operation in progress uses (the restore of the oldest at the limit)", function () {

@@ -52,6 +52,12 @@ describe("backup release label from the database's migration state", function ()
     });
   });
 
+  it("a database with no migrations (the undo of a restore onto an emptied one) is no release's, whatever runs", async function () {
+    const known = facts([{ version: "1.0.0", migrations: {} }], null, "2.0.0");
+    expect(await releaseOfSchema({}, known)).to.deep.equal({ release: null, basis: "empty" });
+    expect(known.asked(), "the web is not asked").to.equal(false);
+  });
+
   it("the newest matching deployment wins: a release redeployed after a rollback, two releases of one schema", async function () {
     const history = [
       { version: "1.0.0", migrations: v1 },

@@ -36,9 +36,10 @@ class CountReporter extends Mocha.reporters.Spec {
     runner.once(EVENT_RUN_END, () => {
       const s = (ms) => `${Math.round(ms / 1000)} s`.padStart(7);
       if (files.length > 1) {
-        console.log("  wall time by describe:");
-        for (const [name, ms] of files.sort((a, b) => b[1] - a[1]))
+        console.log("  wall time by describe (the slowest 15):");
+        for (const [name, ms] of files.sort((a, b) => b[1] - a[1]).slice(0, 15)) {
           console.log(`  ${s(ms)}  ${name}`);
+        }
       }
       if (hooks.length) {
         console.log("  hooks over 20 s:");

@@ -61,6 +61,16 @@ export async function startPostgres(settings: Settings): Promise<void> {
   );
 }
 
+/**
+ * Every session edms-ops opens ignores the database's and the roles' own limits (`ALTER DATABASE … SET`,
+ * hardening a real server often has): a statement timeout would cancel the one statement that counts every
+ * row, a lock timeout a DROP of a side database, an idle-in-transaction timeout the exported snapshot while
+ * pg_dump reads, and a read-only default every grant of a restore. Options from the client outrank those
+ * settings, and each of these may be set by any role.
+ */
+export const OPS_SESSION_OPTIONS =
+  "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off";
+
 /** A client tool's command line: what to run, and the environment it adds (never a secret). */
 export interface PgCommand {
   readonly command: string;
@@ -77,8 +87,9 @@ export function pgCommand(
   container: string,
   tool: "psql" | "pg_dump" | "pg_isready",
   args: readonly string[],
-  env: Record<string, string> = {},
+  extra: Record<string, string> = {},
 ): PgCommand {
+  const env = { PGOPTIONS: OPS_SESSION_OPTIONS, ...extra };
   if (engineless()) {
     return {
       command: tool,
@@ -120,7 +131,9 @@ export function psqlCommand(container: string, database = POSTGRES_DB): PgComman
 export const MIGRATIONS_TABLE_SQL =
   "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
   "WHERE c.relname = 'django_migrations' AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') " +
-  "ORDER BY n.nspname = ANY (current_schemas(false)) DESC, n.nspname = 'public' DESC, n.nspname LIMIT 1;";
+  // The first on the search_path, as Django itself finds it (a stale copy left in public after an app
+  // moved to its own schema comes after); off the path, public, then by name.
+  "ORDER BY array_position(current_schemas(false), n.nspname) NULLS LAST, n.nspname = 'public' DESC, n.nspname LIMIT 1;";
 
 /** Latest migration per app, from the table MIGRATIONS_TABLE_SQL named (already quoted by format %I). */
 export const migrationsSql = (table: string) =>

@@ -26,8 +26,12 @@ export class SnapshotSession {
   private stderr = "";
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.on("data", (chunk: Buffer) => {
-      this.buffer += chunk.toString("utf8");
+    // Decoded as a stream: a multibyte character (a table name, a comment) split across two chunks of a
+    // large answer would otherwise become U+FFFD in the manifest, which no restore could ever match.
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      this.buffer += chunk;
       const at = this.buffer.indexOf(`${END}\n`);
       if (at >= 0 && this.waiting) {
         const lines = this.buffer
@@ -40,7 +44,7 @@ export class SnapshotSession {
         resolve(lines);
       }
     });
-    child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: string) => (this.stderr += chunk));
     child.on("close", (code) => {
       this.waiting?.reject(
         failure(

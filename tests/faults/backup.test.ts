@@ -185,11 +185,28 @@ describe("e2e: backup faults", function () {
     expect(manifest.media).to.deep.equal({ files, bytes });
   });
 
-  it("6k. django_migrations outside public is backed up; an emptied database with history is a failure, restored by the named fix, which backs up the newer media first", async function () {
-    // An app whose tables live in another schema on its search_path: backed up, not skipped.
+  it("6k. django_migrations outside public is backed up (a stale copy in public ignored, the role's statement timeout too); an emptied database with history is a failure, restored by the named fix, which backs up the newer media first", async function () {
+    // An app whose tables live in another schema on its search_path: backed up, not skipped. A stale copy
+    // left in public (after the move) is not the one read; and a statement timeout the owner's role has in
+    // this database (hardening) cancels none of edms-ops' own statements.
     await stack.psql(
-      "CREATE SCHEMA app; ALTER TABLE django_migrations SET SCHEMA app; ALTER ROLE edms SET search_path = app, public;",
+      "CREATE SCHEMA app; ALTER TABLE django_migrations SET SCHEMA app; ALTER ROLE edms SET search_path = app, public; " +
+        "CREATE TABLE public.django_migrations (LIKE app.django_migrations INCLUDING ALL); " +
+        "INSERT INTO public.django_migrations (app, name, applied) VALUES ('stale', '0001_initial', now()); " +
+        "ALTER ROLE edms IN DATABASE edms SET statement_timeout = '1ms';",
     );
+    const onMaintenance = (sql: string) =>
+      docker([
+        "exec",
+        stack.container("postgres"),
+        "psql",
+        "-U",
+        "edms",
+        "-d",
+        "postgres",
+        "-XAtqc",
+        sql,
+      ]);
     try {
       const moved = await stack.ops(["backup", "--reason", "other-schema", "--json"]);
       expect(moved.code, moved.stderr).to.equal(0);
@@ -197,9 +214,12 @@ describe("e2e: backup faults", function () {
         manifest: { migrations: Record<string, string> };
       };
       expect(manifest.migrations).to.have.property("documents");
+      expect(manifest.migrations).not.to.have.property("stale");
     } finally {
+      // From the maintenance database, where the 1 ms timeout does not apply.
+      await onMaintenance("ALTER ROLE edms IN DATABASE edms RESET statement_timeout;");
       await stack.psql(
-        "ALTER TABLE app.django_migrations SET SCHEMA public; ALTER ROLE edms RESET search_path; DROP SCHEMA app;",
+        "DROP TABLE public.django_migrations; ALTER TABLE app.django_migrations SET SCHEMA public; ALTER ROLE edms RESET search_path; DROP SCHEMA app;",
       );
     }
     const good = await stack.ops(["backup", "--reason", "before-empty"]);

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { docker } from "../../../ops/engine/docker";
 import { mountedHere } from "../../../ops/engine/engineless";
-import { pgCommand } from "../../../ops/database/postgres";
+import { OPS_SESSION_OPTIONS, pgCommand } from "../../../ops/database/postgres";
 import { OpsError } from "../../../ops/core/errors";
 
 /** Runs `fn` as in the scheduler container (EDMS_ENGINE=none), restoring the environment after. */
@@ -64,13 +64,20 @@ describe("edms-ops without the engine (the scheduler)", function () {
     );
   });
 
-  it("reaches the stack's server over the data network as the backup role, with its pgpass file; edms-ops execs the superuser's", async function () {
+  it("reaches the stack's server over the data network as the backup role, with its pgpass file; edms-ops execs the superuser's; both ignore the database's timeouts and read-only default", async function () {
+    expect(OPS_SESSION_OPTIONS).to.equal(
+      "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off",
+    );
     const env = { PGAPPNAME: "edms-backup-dump" };
     const here = await engineless(() => pgCommand("edms-postgres", "pg_dump", ["-d", "edms"], env));
     expect(here).to.deep.equal({
       command: "pg_dump",
       args: ["-h", "edms-postgres", "-U", "edms_backup", "-d", "edms"],
-      env: { PGPASSFILE: "/run/secrets/backup_db.pgpass", PGAPPNAME: "edms-backup-dump" },
+      env: {
+        PGPASSFILE: "/run/secrets/backup_db.pgpass",
+        PGOPTIONS: OPS_SESSION_OPTIONS,
+        PGAPPNAME: "edms-backup-dump",
+      },
     });
     const operator = pgCommand("edms-postgres", "pg_dump", ["-d", "edms"], env);
     expect(operator).to.deep.equal({
@@ -78,6 +85,8 @@ describe("edms-ops without the engine (the scheduler)", function () {
       args: [
         "exec",
         "-i",
+        "-e",
+        `PGOPTIONS=${OPS_SESSION_OPTIONS}`,
         "-e",
         "PGAPPNAME=edms-backup-dump",
         "edms-postgres",

@@ -383,7 +383,9 @@ async function checkIntegrity(
   undoBackup: string | null,
 ): Promise<void> {
   progress("integrity check: row counts and media files against the backup");
-  const problems = inventoryProblems(manifest, await inventory(session.settings));
+  const problems = inventoryProblems(manifest, await inventory(session.settings), {
+    afterRestoreGrants: true,
+  });
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
     problems.push(...(await mediaProblems(session, entry, manifest)));
   }

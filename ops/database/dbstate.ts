@@ -6,6 +6,7 @@
  * (they belong to the database's OID, so they follow the rename); verify, drill and restore compare them, and
  * who owns which objects, with the manifest.
  */
+import { APP_DB_USER, BACKUP_DB_USER } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { DatabaseGrant, DatabaseState } from "../store/manifest";
@@ -114,6 +115,45 @@ export async function createMissingRoles(
     );
   }
   return missing;
+}
+
+/** The database-level grants a restore gives itself, after its side check (appRole.ts appRightsSql). */
+const RESTORE_GRANTEES: readonly (string | null)[] = [APP_DB_USER, BACKUP_DB_USER];
+
+/** The ACL PostgreSQL means by NULL for a database of `owner` (`acldefault('d', owner)`), as keys. */
+function defaultAclKeys(owner: string): string[] {
+  return [
+    [null, "TEMPORARY"],
+    [null, "CONNECT"],
+    [owner, "CREATE"],
+    [owner, "TEMPORARY"],
+    [owner, "CONNECT"],
+  ]
+    .map(([grantee, privilege]) =>
+      grantKey({ grantee, grantor: owner, privilege: privilege!, grantable: false }),
+    )
+    .sort();
+}
+
+const grantKey = (g: DatabaseGrant) =>
+  `${g.grantee ?? "PUBLIC"}|${g.grantor}|${g.privilege}|${g.grantable}`;
+
+/**
+ * The state without the CONNECT grants a restore gives the application and backup roles once its side check
+ * passed, for the check after the swap: a backup from before those grants (its ACL NULL, or without the
+ * backup role) would otherwise never pass it. An ACL left with exactly the owner's defaults is NULL again.
+ */
+export function withoutRestoreGrants(state: DatabaseState): DatabaseState {
+  if (state.acl === null) {
+    return state;
+  }
+  const acl = state.acl.filter(
+    (g) =>
+      !(g.privilege === "CONNECT" && g.grantee !== null && RESTORE_GRANTEES.includes(g.grantee)),
+  );
+  const isDefault =
+    JSON.stringify(acl.map(grantKey).sort()) === JSON.stringify(defaultAclKeys(state.owner));
+  return { ...state, acl: isDefault ? null : acl };
 }
 
 /** The state as `key → value` pairs, for compareMaps: each difference then names what differs. */

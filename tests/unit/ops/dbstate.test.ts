@@ -97,6 +97,38 @@ describe("the database's own state (settings, privileges, comment, owners)", fun
     ).to.deep.equal([]);
   });
 
+  it("after a restore's swap, the CONNECT grants it gave the app and backup roles are not the backup's", function () {
+    // What psql printed on PostgreSQL 15 for a database with NULL acl after the restore's two grants.
+    const afterGrants = parseDatabaseState([
+      '{"owner" : "edms", "connectionLimit" : -1, "comment" : null, "acl" : [{"grantee" : null, "grantor" : "edms", "privilege" : "CONNECT", "grantable" : false}, {"grantee" : null, "grantor" : "edms", "privilege" : "TEMPORARY", "grantable" : false}, {"grantee" : "edms", "grantor" : "edms", "privilege" : "CONNECT", "grantable" : false}, {"grantee" : "edms", "grantor" : "edms", "privilege" : "CREATE", "grantable" : false}, {"grantee" : "edms", "grantor" : "edms", "privilege" : "TEMPORARY", "grantable" : false}, {"grantee" : "edms_app", "grantor" : "edms", "privilege" : "CONNECT", "grantable" : false}, {"grantee" : "edms_backup", "grantor" : "edms", "privilege" : "CONNECT", "grantable" : false}], "settings" : [], "roleSettings" : {}, "owners" : { "schemas owned by edms" : 1, "relations owned by edms" : 3, "schemas owned by pg_database_owner" : 1 }, "roles" : ["edms", "edms_app", "edms_backup"]}',
+    ]);
+    const live = { tables: {}, objects: {}, state: afterGrants };
+    // A backup from before the grants (default privileges), and one from before the backup role.
+    const beforeGrants = { ...afterGrants, acl: null, roles: ["edms"] };
+    const beforeBackupRole = {
+      ...afterGrants,
+      acl: afterGrants.acl!.filter((g) => g.grantee !== "edms_backup"),
+    };
+    for (const databaseState of [beforeGrants, beforeBackupRole, afterGrants]) {
+      const manifest = { tables: {}, objects: {}, databaseState };
+      expect(inventoryProblems(manifest, live, { afterRestoreGrants: true })).to.deep.equal([]);
+    }
+    expect(
+      inventoryProblems({ tables: {}, objects: {}, databaseState: beforeGrants }, live),
+      "before the swap (and in verify) every grant counts",
+    ).to.include("database: privileges: missing (expected default)");
+    // Any other difference still counts: PUBLIC's CONNECT revoked in the backup, not in the restored one.
+    const revoked = {
+      ...afterGrants,
+      acl: afterGrants.acl!.filter((g) => !(g.grantee === null && g.privilege === "CONNECT")),
+    };
+    expect(
+      inventoryProblems({ tables: {}, objects: {}, databaseState: revoked }, live, {
+        afterRestoreGrants: true,
+      }),
+    ).to.include("database: privileges: not in the backup");
+  });
+
   it("takes an owner that names a missing role for a fixable entry", function () {
     const { missingRoles } = classifyRestoreErrors(
       'pg_restore: error: could not execute query: ERROR:  role "lim" does not exist\nCommand was: ALTER FUNCTION public.f() OWNER TO lim;\n',

@@ -135,13 +135,27 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
   return [...new Set(created)];
 }
 
-/** A new, empty side database with the live one's encoding and locale. */
+/**
+ * A new, empty side database with the live one's encoding and locale. A live database that is gone (dropped:
+ * the very disaster a restore is for) is first made again, empty, so the restored one can take its place.
+ */
 async function createSide(settings: Settings): Promise<void> {
   await admin(settings, dropSideDatabasesSql());
-  const [format] = await admin(
-    settings,
-    `SELECT pg_encoding_to_char(encoding) || E'\\t' || datcollate || E'\\t' || datctype FROM pg_database WHERE datname = ${literal(POSTGRES_DB)};`,
-  );
+  const liveFormat = async () =>
+    (
+      await admin(
+        settings,
+        `SELECT pg_encoding_to_char(encoding) || E'\\t' || datcollate || E'\\t' || datctype FROM pg_database WHERE datname = ${literal(POSTGRES_DB)};`,
+      )
+    )[0];
+  let format = await liveFormat();
+  if (format === undefined) {
+    progress(
+      `the live database ${POSTGRES_DB} is gone (dropped?): making it again, empty, for the restored one to replace`,
+    );
+    await admin(settings, `CREATE DATABASE ${ident(POSTGRES_DB)};`);
+    format = await liveFormat();
+  }
   const [encoding, collate, ctype] = format.split("\t");
   await admin(
     settings,

@@ -185,7 +185,7 @@ describe("e2e: backup faults", function () {
     expect(manifest.media).to.deep.equal({ files, bytes });
   });
 
-  it("6k. django_migrations outside public is backed up (a stale copy in public ignored, the role's statement timeout too); an emptied database with history is a failure, restored by the named fix, which backs up the newer media first", async function () {
+  it("6k. django_migrations outside public is backed up (a stale copy in public ignored, the role's statement timeout too); an emptied database with history is a failure, restored by the named fix, which backs up the newer media first; a dropped database is restored too", async function () {
     // An app whose tables live in another schema on its search_path: backed up, not skipped. A stale copy
     // left in public (after the move) is not the one read; and a statement timeout the owner's role has in
     // this database (hardening) cancels none of edms-ops' own statements.
@@ -242,6 +242,10 @@ describe("e2e: backup faults", function () {
     const restore = await stack.ops(["restore", good.stdout.trim()]);
     const restored = await stack.dbFingerprint();
     const late = await stack.onVolume(stack.mediaVolume, "ls /v/late 2>/dev/null || true");
+    // The live database dropped outright: the restore makes it again, empty, and brings the backup back.
+    await onMaintenance("DROP DATABASE edms WITH (FORCE);");
+    const fromDropped = await stack.ops(["restore", good.stdout.trim()]);
+    const restoredAgain = await stack.dbFingerprint();
     const up = await stack.up();
     expect(empty.code, empty.stderr).to.equal(1);
     expect(empty.stderr, empty.stderr).to.match(
@@ -258,6 +262,11 @@ describe("e2e: backup faults", function () {
     expect(
       await stack.restic(["ls", "latest", "--tag", `id=${undo}`, "/edms/media/late"]),
     ).to.contain("/edms/media/late/scan.pdf");
+    expect(fromDropped.code, fromDropped.stderr).to.equal(0);
+    expect(fromDropped.stdout + fromDropped.stderr).to.contain(
+      "the live database edms is gone (dropped?)",
+    );
+    expect(restoredAgain).to.deep.equal(data);
     expect(up.error).to.equal(undefined);
   });
 

@@ -2,8 +2,9 @@
  * The media file count and bytes a backup's manifest records, and their checks in verify, drill and restore.
  * The count is taken in the backup's own session just before restic reads the volume, with the same
  * exclusion (the health probe's files at the top of media only, as restic's anchored MEDIA_EXCLUDE). The
- * web keeps serving meanwhile, so uploads in between can only add to what the snapshot holds: a snapshot or a restore with *fewer* files or bytes
- * than the manifest lost something, and that is what every check reports, with both numbers.
+ * web keeps serving meanwhile, so uploads in between can only add to what the snapshot holds: a snapshot or
+ * a restore with *fewer* files or bytes than the manifest lost something, and that is what every check
+ * reports, with both numbers.
  */
 import { z } from "zod";
 import { parseJson } from "../core/json";

@@ -98,20 +98,23 @@ export function loadSettings(options: StackOptions): Settings {
  * generation make (a name like `-f` would be read by the docker CLI as a flag), and the environment must be
  * the stack file's where there is one: the variable cannot turn production into something a reset accepts.
  */
+const UNSET_HANDED =
+  "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.";
+
 function handedSettings(json: string, stack: string, projectDir: string): Settings {
   const what = "EDMS_SETTINGS_JSON (the settings a deploy hook is handed)";
   const handed = parseJson(json, ResolvedSettingsShape, what);
   if (handed.stack !== stack) {
     throw refuse(
       `${what} holds the settings of stack ${handed.stack}, not ${stack}. Nothing was changed.`,
-      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+      UNSET_HANDED,
     );
   }
   const expected = resourceNames(handed.namePrefix, handed.dataGeneration ?? 0);
   if (!isDeepStrictEqual(handed.names, expected)) {
     throw refuse(
       `${what} names Docker resources other than the ones edms:namePrefix \`${handed.namePrefix}\` gives. Nothing was changed.`,
-      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+      UNSET_HANDED,
     );
   }
   let fileEnvironment: unknown;
@@ -123,7 +126,7 @@ function handedSettings(json: string, stack: string, projectDir: string): Settin
   if (fileEnvironment !== undefined && fileEnvironment !== handed.environment) {
     throw refuse(
       `${what} says environment ${handed.environment}, but ${stackFilePath(projectDir, handed.stack)} says ${String(fileEnvironment)}. Nothing was changed.`,
-      "Run edms-ops without EDMS_SETTINGS_JSON (unset it): the stack file is read instead.",
+      UNSET_HANDED,
     );
   }
   return handed as unknown as Settings;

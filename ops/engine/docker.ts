@@ -283,8 +283,8 @@ export async function containerIdsByRole(
 
 /**
  * Removes the stack's containers of one role still in the "created" state `minutes` after their creation (by
- * the engine's clock, asked of `now` only when there are any): a run killed between `docker create` and `start` left them, with whatever was
- * copied in. A younger one may be another process's on its way up.
+ * the engine's clock, asked of `now` only when there are any): a run killed between `docker create` and
+ * `start` left them, with whatever was copied in. A younger one may be another process's on its way up.
  */
 export async function removeStaleCreated(
   stack: string,

@@ -59,6 +59,9 @@ export async function recordServing(
  */
 const HISTORY_LOCK = `${LAYOUT.history}.lock`;
 
+/** Shell: the bytes history.jsonl (`$1`) holds now, 0 when there is none. */
+const HISTORY_BYTES = '$(( $(cat "$1" 2>/dev/null | wc -c) ))';
+
 export async function appendHistory(settings: Settings, entry: Deployment): Promise<void> {
   await toolbox(
     settings,
@@ -115,7 +118,7 @@ export async function adoptHistory(
   restic: "lrestic" | "orestic",
 ): Promise<Deployment[]> {
   const state = await session.exec(
-    `exec 9>>"$3" && flock 9 && echo $(( $(cat "$1" 2>/dev/null | wc -c) )) && ` +
+    `exec 9>>"$3" && flock 9 && echo ${HISTORY_BYTES} && ` +
       `{ cat "$1" 2>/dev/null || true; } && echo && echo __adopted__ && { cat "$2" 2>/dev/null || true; }`,
     [LAYOUT.history, LAYOUT.historyAdopted, HISTORY_LOCK],
   );
@@ -139,7 +142,7 @@ export async function adoptHistory(
   // Whatever a deploy appended since the read above (past its byte count) goes after the merged lines:
   // it is newer than all of them. It is printed, so the caller gets the history as it now is.
   const appended = await session.exec(
-    `exec 9>>"$4" && flock 9 && cat > "$1.new" && n=$(( $(cat "$1" 2>/dev/null | wc -c) )) && ` +
+    `exec 9>>"$4" && flock 9 && cat > "$1.new" && n=${HISTORY_BYTES} && ` +
       `{ [ "$n" -le "$5" ] || tail -c +$(($5 + 1)) "$1" | tee -a "$1.new"; } && ` +
       `sync && mv "$1.new" "$1" && printf '%s' "$3" > "$2"`,
     [LAYOUT.history, LAYOUT.historyAdopted, source.snapshot, HISTORY_LOCK, String(hostBytes)],

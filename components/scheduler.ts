@@ -7,6 +7,7 @@ import {
   ALERT_TARGET_FILES,
   BACKUP_DB_PASSFILE,
   BACKUP_DB_USER,
+  pgpassField,
   LocalMounts,
   OPS_PATHS,
 } from "../model/containers";
@@ -31,9 +32,6 @@ export interface SchedulerArgs {
   /** The stack's internal data network, where postgres is. */
   readonly dataNetwork: pulumi.Input<string>;
 }
-
-/** A pgpass line's field: `:` and `\\` escaped (libpq). */
-const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\${c}`);
 
 /** The backup role's pgpass file: any host, port and database of the stack's server, that role only. */
 export function backupPassfile(password: pulumi.Input<string>): docker.types.input.ContainerUpload {

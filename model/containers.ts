@@ -27,6 +27,8 @@ export const BACKUP_DB_USER = "edms_backup";
 export const BACKUP_DB_PASSFILE = `${SECRETS_DIR}/backup_db.pgpass`;
 /** The superuser's password, in postgres and edms-ops' one-off containers only. */
 export const SUPERUSER_PASSWORD_FILE = `${SECRETS_DIR}/postgres_password`;
+/** A pgpass line's field: `:` and `\\` escaped (libpq). */
+export const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\${c}`);
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
 

@@ -1,7 +1,7 @@
 /**
  * Backups are restic snapshots in the stack's repository (`<prefix>_backups` volume, see restic.ts): one
- * snapshot per backup holding the database dump (`pg_dump -Fc -Z0`, taken in the stack's own postgres
- * container in the same MVCC snapshot as the manifest's row counts), the manifest, and the media volume
+ * snapshot per backup holding the database dump (`pg_dump -Fc -Z0`, see dump.ts, in the same MVCC snapshot
+ * as the manifest's row counts), the manifest, and the media volume
  * with the previous snapshot as parent, so unchanged media files are not even read again. restic writes a
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */

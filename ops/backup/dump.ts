@@ -1,18 +1,32 @@
 /**
- * The database half of a backup: `pg_dump -Fc -Z0` in the stack's postgres container, in the same MVCC
- * snapshot as the row counts and the database's own state (settings, privileges, owners: see dbstate.ts),
- * streamed into the session's stage folder while it is hashed and counted.
+ * The database half of a backup: `pg_dump -Fc -Z0` in the same MVCC snapshot as the row counts and the
+ * database's own state (settings, privileges, owners: see dbstate.ts), written into the session's stage by a
+ * client container (with an engine) or streamed into it here (the scheduler), hashed and counted.
  */
 import { createHash } from "crypto";
 import { Transform } from "stream";
-import { POSTGRES_DB } from "../../model/containers";
+import {
+  pgpassField,
+  POSTGRES_DB,
+  POSTGRES_USER,
+  SUPERUSER_PASSWORD_FILE,
+} from "../../model/containers";
+import { Settings } from "../../model/settings";
 import { failure } from "../core/errors";
 import { formatBytes, lastLine, progress } from "../core/log";
 import { SnapshotSession } from "../database/snapshot";
-import { pipeCommands } from "../engine/docker";
-import { pgCommand, runPg } from "../database/postgres";
+import { docker, pipeCommands } from "../engine/docker";
+import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { engineless } from "../engine/engineless";
+import { OPS_SESSION_OPTIONS, pgCommand, runPg } from "../database/postgres";
 import type { OpsSession } from "../engine/session";
-import { DUMP_APPLICATION, DUMP_FILE, STAGE_DIR } from "../store/restic";
+import {
+  DUMP_APPLICATION,
+  DUMP_FILE,
+  OPS_HELPER_ROLE,
+  STAGE_DIR,
+  stageVolume,
+} from "../store/restic";
 import { z } from "zod";
 import { tryParseJson } from "../core/json";
 
@@ -76,39 +90,117 @@ export async function dumpDatabase(session: OpsSession) {
     progress(
       `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
     );
-    const counter = dumpCounter();
-    // -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it).
-    const [dumped, written] = await pipeCommands(
-      (stdout, signal) =>
-        runPg(
-          pgCommand(
-            settings.names.postgresContainer,
-            "pg_dump",
-            ["-d", POSTGRES_DB, "-Fc", "-Z0", `--snapshot=${snapshot}`],
-            { PGAPPNAME: DUMP_APPLICATION },
-          ),
-          { stdout, allowFailure: true, signal },
-        ),
-      (input) =>
-        session.exec(`rm -f ${STAGE_DIR}/* && cat > ${DUMP_FILE}`, [], {
-          input: input.pipe(counter.stream),
-          allowFailure: true,
-        }),
+    const started = Date.now();
+    const dump = engineless()
+      ? await dumpThroughPipe(session, snapshot)
+      : await dumpWithClient(settings, snapshot);
+    progress(
+      `  dumped ${formatBytes(dump.bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
-    if (dumped.code !== 0 || written.code !== 0) {
-      throw failure(
-        `database dump failed: ${lastLine(written.code !== 0 ? written.stderr : dumped.stderr)}`,
-        "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
-      );
-    }
-    return {
-      tables,
-      objects,
-      migrations,
-      databaseState,
-      database: { file: "db.dump" as const, bytes: counter.bytes, sha256: counter.sha256() },
-    };
+    return { tables, objects, migrations, databaseState, database: dump };
   } finally {
     db.close();
   }
+}
+
+/** -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it). */
+const DUMP_ARGS = (snapshot: string) => ["-d", POSTGRES_DB, "-Fc", "-Z0", `--snapshot=${snapshot}`];
+
+interface DumpFile {
+  readonly file: "db.dump";
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/**
+ * Engineless (the scheduler): pg_dump runs here over the data network, streamed into the stage folder (also
+ * here) while it is hashed and counted.
+ */
+async function dumpThroughPipe(session: OpsSession, snapshot: string): Promise<DumpFile> {
+  const { settings } = session;
+  const counter = dumpCounter();
+  const [dumped, written] = await pipeCommands(
+    (stdout, signal) =>
+      runPg(
+        pgCommand(settings.names.postgresContainer, "pg_dump", DUMP_ARGS(snapshot), {
+          PGAPPNAME: DUMP_APPLICATION,
+        }),
+        { stdout, allowFailure: true, signal },
+      ),
+    (input) =>
+      session.exec(`rm -f ${STAGE_DIR}/* && cat > ${DUMP_FILE}`, [], {
+        input: input.pipe(counter.stream),
+        allowFailure: true,
+      }),
+  );
+  if (dumped.code !== 0 || written.code !== 0) {
+    throw dumpFailed(written.code !== 0 ? written.stderr : dumped.stderr);
+  }
+  return { file: "db.dump", bytes: counter.bytes, sha256: counter.sha256() };
+}
+
+function dumpFailed(stderr: string) {
+  return failure(
+    `database dump failed: ${lastLine(stderr)}`,
+    "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
+  );
+}
+
+/** The script of the dump's client container: the pgpass line on stdin, the snapshot and server as $1, $2. */
+const CLIENT_SCRIPT = [
+  "umask 077",
+  "cat > /tmp/pgpass",
+  `rm -f ${STAGE_DIR}/*`,
+  `PGPASSFILE=/tmp/pgpass PGAPPNAME=${DUMP_APPLICATION} PGOPTIONS="${OPS_SESSION_OPTIONS}" ` +
+    `pg_dump -h "$2" -U ${POSTGRES_USER} ${DUMP_ARGS('"$1"').join(" ")} -f ${DUMP_FILE}`,
+  "rm -f /tmp/pgpass",
+  `sha256sum ${DUMP_FILE}`,
+  `wc -c < ${DUMP_FILE}`,
+].join("\n");
+
+/**
+ * With an engine: pg_dump in a client container of the server's image on the stack's data network, as the
+ * superuser (its password from the server's secret file, handed over on stdin into a pgpass file in the
+ * client's tmpfs), writing straight into the session's stage volume. Streaming the dump out of one container
+ * and into another instead costs about 4× the dump itself (measured: 7.7 s against 2.2 s for 114 MiB).
+ */
+export async function dumpWithClient(settings: Settings, snapshot: string): Promise<DumpFile> {
+  const result = await docker(
+    dockerRunArgs({
+      image: settings.postgresImage,
+      args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, settings.names.postgresContainer],
+      remove: true,
+      stdin: true,
+      logging: false,
+      network: settings.names.dataNetwork,
+      user: "0",
+      entrypoint: "sh",
+      labels: opsLabels(settings, OPS_HELPER_ROLE),
+      mounts: [{ volume: stageVolume(settings.namePrefix), path: STAGE_DIR }],
+      limits: settings.limits.helpers,
+    }),
+    { input: await superuserPgpass(settings), allowFailure: true },
+  );
+  const [hash, size] = result.stdout.trim().split("\n");
+  const sha256 = /^[0-9a-f]{64}\b/.exec(hash ?? "")?.[0];
+  if (result.code !== 0 || !sha256 || !/^\d+$/.test(size ?? "")) {
+    throw dumpFailed(result.stderr || "the dump's client container printed no checksum");
+  }
+  return { file: "db.dump", bytes: Number(size), sha256 };
+}
+
+/** The superuser's pgpass line, from the password file in the server's container (never printed). */
+async function superuserPgpass(settings: Settings): Promise<string> {
+  const container = settings.names.postgresContainer;
+  const read = await docker(["exec", container, "cat", SUPERUSER_PASSWORD_FILE], {
+    allowFailure: true,
+  });
+  if (read.code !== 0) {
+    throw failure(
+      `database dump failed: the superuser's password file ${SUPERUSER_PASSWORD_FILE} is not readable in ${container}: ${lastLine(read.stderr)}`,
+      `Redeploy (\`pulumi up --stack ${settings.stack}\`) so the postgres container has it, then retry.`,
+    );
+  }
+  // As the official image's entrypoint reads it: trailing newlines are not part of the password.
+  return `*:*:*:${POSTGRES_USER}:${pgpassField(read.stdout.replace(/\n+$/, ""))}\n`;
 }

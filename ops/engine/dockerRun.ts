@@ -20,6 +20,8 @@ export interface Mount {
   readonly volume: string;
   readonly path: string;
   readonly readOnly?: boolean;
+  /** Labels a named volume gets when this run creates it (`--mount …,volume-label=`), so it can be found. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface ContainerSpec {
@@ -80,13 +82,25 @@ export function dockerRunArgs(spec: ContainerSpec, verb: "run" | "create" = "run
     args.push("-e", env);
   }
   for (const mount of spec.mounts ?? []) {
-    args.push("-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`);
+    args.push(...mountArgs(mount));
   }
   for (const path of spec.scratchPaths ?? []) {
     args.push("-v", path);
   }
   args.push(spec.image, ...(spec.args ?? []));
   return args;
+}
+
+function mountArgs(mount: Mount): string[] {
+  if (!mount.labels) {
+    return ["-v", `${mount.volume}:${mount.path}${mount.readOnly ? ":ro" : ""}`];
+  }
+  const labels = Object.entries(mount.labels).map(([k, v]) => `,volume-label=${k}=${v}`);
+  const readOnly = mount.readOnly ? ",readonly" : "";
+  return [
+    "--mount",
+    `type=volume,src=${mount.volume},dst=${mount.path}${readOnly}${labels.join("")}`,
+  ];
 }
 
 function confinementArgs(spec: ContainerSpec): string[] {

@@ -21,7 +21,7 @@ import { readHeldLock } from "./toolbox";
 import { busy, failure, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { parseJson } from "../core/json";
-import { MEDIA_DIR, STAGE_DIR } from "../store/restic";
+import { MEDIA_DIR, STAGE_DIR, STAGE_ROLE, stageVolume } from "../store/restic";
 import { BACKUPS_DIR, LAYOUT } from "../store/layout";
 const DEFAULT_LOCK_WAIT_SECONDS = 120;
 
@@ -100,8 +100,12 @@ export function lockContainerArgs(
     mounts: [
       { volume: n.backupsVolume, path: BACKUPS_DIR },
       ...(hasMedia ? [{ volume: n.mediaVolume, path: MEDIA_DIR }] : []),
+      {
+        volume: stageVolume(settings.namePrefix),
+        path: STAGE_DIR,
+        labels: opsLabels(settings, STAGE_ROLE),
+      },
     ],
-    scratchPaths: [STAGE_DIR],
     limits: settings.limits.helpers,
   });
 }

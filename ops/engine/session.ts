@@ -1,6 +1,6 @@
 /**
  * The stack's operation lock and backup workspace in one: a container named `<prefix>-ops`, run from the
- * backup image with the backups volume, the media volume and a scratch volume for the database dump
+ * backup image with the backups volume, the media volume and the stage volume for the database dump
  * (engineless, the scheduler's own container: see lock.ts for the lock both take).
  *
  * - Docker container names are unique, so creating it is an atomic "take the lock" among edms-ops
@@ -36,6 +36,8 @@ import {
   REPOSITORY,
   RESTIC_PRELUDE,
   resticVersion,
+  STAGE_DIR,
+  stageVolume,
 } from "../store/restic";
 import { SCRATCH } from "../store/layout";
 
@@ -73,6 +75,11 @@ export class OpsSession {
     });
     this.child.stdin.end();
     await closed;
+    if (!engineless()) {
+      // The stage held a plaintext dump. In use (a killed run's dump client still writing) it stays, and the
+      // next session empties it.
+      await docker(["volume", "rm", stageVolume(this.settings.namePrefix)], { allowFailure: true });
+    }
   }
 
   static async open(
@@ -151,7 +158,7 @@ export class OpsSession {
       { allowFailure: true },
     );
     await this.exec(
-      `rm -rf ${SCRATCH.leftovers.join(" ")}; ` +
+      `rm -rf ${SCRATCH.leftovers.join(" ")} ${STAGE_DIR}/*; ` +
         // No `find -delete`: busybox builds without it (Debian's) exist; `-exec rm {} +` works in every find.
         `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -exec rm -f {} +`,
     );

@@ -31,6 +31,13 @@ export const STAGE_DIR = OPS_PATHS.stage;
 export const MEDIA_DIR = OPS_PATHS.media;
 export const DUMP_FILE = `${STAGE_DIR}/db.dump`;
 export const MANIFEST_FILE = `${STAGE_DIR}/manifest.json`;
+/**
+ * The stage's volume with an engine: the lock container mounts it at STAGE_DIR, and so does the dump's client
+ * container, which writes the dump straight into it (ops/backup/dump.ts). Emptied and removed when the
+ * session ends; what a killed session left is emptied by the next one.
+ */
+export const stageVolume = (namePrefix: string) => `${namePrefix}_ops_stage`;
+export const STAGE_ROLE = "ops-stage";
 /** pg_dump's application_name: a dump orphaned by a killed edms-ops is found and ended by it. */
 export const DUMP_APPLICATION = "edms-ops-dump";
 /** Label of helper containers that write to the repository outside the lock container (legacy import). */

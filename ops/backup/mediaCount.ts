@@ -14,6 +14,7 @@ import { MEDIA_DIR, MEDIA_PROBE } from "../store/restic";
 import { Settings } from "../../model/settings";
 import { volumeExists } from "../engine/docker";
 import { mediaMount, toolbox } from "../engine/toolbox";
+import type { OpsSession } from "../engine/session";
 
 export type { MediaCount } from "../store/manifest";
 
@@ -61,6 +62,43 @@ export function parseMediaListing(stdout: string): MediaFile[] {
     }
   }
   return files;
+}
+
+/** Each session's listings by snapshot: a snapshot never changes, so one `restic ls` serves every step. */
+const listings = new WeakMap<OpsSession, Map<string, Promise<MediaFile[]>>>();
+
+/**
+ * The media files of `snapshot`, as restic lists them: asked once per session (the restore's room check,
+ * its read-back and its integrity check, the drill's checks each used to start their own restic). A failed
+ * listing is not kept, so the next step asks again.
+ */
+export function snapshotMedia(session: OpsSession, snapshot: string): Promise<MediaFile[]> {
+  let bySnapshot = listings.get(session);
+  if (!bySnapshot) {
+    bySnapshot = new Map();
+    listings.set(session, bySnapshot);
+  }
+  const known = bySnapshot.get(snapshot);
+  if (known) {
+    return known;
+  }
+  const listed = session
+    .exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [snapshot])
+    .then((r) => parseMediaListing(r.stdout));
+  const kept = bySnapshot;
+  kept.set(snapshot, listed);
+  listed.catch(() => kept.delete(snapshot));
+  return listed;
+}
+
+/** Starts the snapshot's listing for a later `snapshotMedia` (a failure is reported where it is awaited). */
+export function listMediaAhead(
+  session: OpsSession,
+  entry: { readonly paths: readonly string[]; readonly snapshot: string },
+): void {
+  if (entry.paths.includes(MEDIA_DIR)) {
+    snapshotMedia(session, entry.snapshot).catch(() => undefined);
+  }
 }
 
 export function listingCount(files: readonly MediaFile[]): MediaCount {

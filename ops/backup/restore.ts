@@ -15,8 +15,9 @@
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
-import { countMedia, createBackup } from "./create";
-import { hasMediaFiles, listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
+import { createBackup } from "./create";
+import { hasMediaFiles, listMediaAhead } from "./mediaCount";
+import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
 import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
@@ -31,7 +32,7 @@ import {
   sessionRestoreMarker,
 } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
-import { MEDIA_DIR, MEDIA_RESTORE_EXCLUDE } from "../store/restic";
+import { MEDIA_DIR } from "../store/restic";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import {
@@ -86,6 +87,8 @@ function failedVerification(settings: Settings, id: string, problems: string[]):
  */
 async function restorableManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const { settings } = session;
+  // The snapshot's listing (the room check's, the read-back's and the integrity check's) beside the checks.
+  listMediaAhead(session, entry);
   const report = await verifyBackup(session, entry, { data: false });
   if (!report.ok) {
     throw failedVerification(settings, entry.id, report.problems);
@@ -339,41 +342,6 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     restarted: serving.length > 0,
     release: manifest.version,
   };
-}
-
-async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {
-  if (!session.hasMedia || !entry.paths.includes(MEDIA_DIR)) {
-    progress("media: not in this backup or no media volume; left as it is");
-    return;
-  }
-  // `always` compares content (only differing parts are written); `if-changed` trusts size and mtime.
-  progress("restoring media (only what differs)");
-  await session.exec(
-    `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_RESTORE_EXCLUDE}' >/dev/null && sync`,
-    [entry.snapshot],
-  );
-}
-
-/**
- * The restored media against the snapshot's listing (files exactly: restic restores what it lists) and
- * against what the manifest counted at backup time (a snapshot that lost files shows here).
- */
-async function mediaProblems(
-  session: OpsSession,
-  entry: BackupEntry,
-  manifest: Manifest,
-): Promise<string[]> {
-  const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
-    entry.snapshot,
-  ]);
-  const inBackup = listingCount(parseMediaListing(listing.stdout));
-  const restored = await countMedia(session, MEDIA_DIR);
-  return [
-    ...(restored.files === inBackup.files
-      ? []
-      : [`media: ${restored.files} files restored, the backup has ${inBackup.files}`]),
-    ...mediaCountProblems("the restored media", manifest.media, restored),
-  ];
 }
 
 async function checkIntegrity(

@@ -10,6 +10,7 @@
  *
  * Two places on one filesystem (volumes on the same Docker data root) add up.
  */
+import { listingCount, snapshotMedia } from "./mediaCount";
 import { PGDATA } from "../../model/containers";
 import { Manifest } from "../store/manifest";
 import { BackupEntry, MEDIA_DIR } from "../store/restic";
@@ -98,11 +99,7 @@ export async function snapshotMediaBytes(session: OpsSession, entry: BackupEntry
   if (!entry.paths.includes(MEDIA_DIR)) {
     return 0;
   }
-  const sum = await session.exec(
-    `lrestic ls --recursive --json "$1" ${MEDIA_DIR} | sed -n 's/.*"type":"file".*"size":\\([0-9]*\\).*/\\1/p' | awk '{ s += $1 } END { printf "%d\\n", s }'`,
-    [entry.snapshot],
-  );
-  return Number(sum.stdout.trim()) || 0;
+  return listingCount(await snapshotMedia(session, entry.snapshot)).bytes;
 }
 
 /** `df -Pk` of the live database's directory, and its `max_wal_size` in bytes. */

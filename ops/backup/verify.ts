@@ -28,7 +28,7 @@ import { progress } from "../core/log";
 import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
 import { LAYOUT } from "../store/layout";
-import { listingCount, mediaCountProblems, parseMediaListing } from "./mediaCount";
+import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
 
 const SCRATCH_FIX =
@@ -266,6 +266,9 @@ export async function readMedia(
   if (!entry.paths.includes(MEDIA_DIR)) {
     return [];
   }
+  // The listing beside the read (each restic on its own core); its failure is the read's to report.
+  const listed = manifest.media ? snapshotMedia(session, entry.snapshot) : undefined;
+  listed?.catch(() => undefined);
   const result = await session.exec(
     `lrestic dump -a tar "$1" ${MEDIA_DIR} >/dev/null`,
     [entry.snapshot],
@@ -279,13 +282,10 @@ export async function readMedia(
   if (!manifest.media) {
     return [];
   }
-  const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
-    entry.snapshot,
-  ]);
   return mediaCountProblems(
     "the snapshot",
     manifest.media,
-    listingCount(parseMediaListing(listing.stdout)),
+    listingCount(await (listed ?? snapshotMedia(session, entry.snapshot))),
   );
 }
 

@@ -23,7 +23,7 @@ import {
   mediaCountProblems,
   MediaFile,
   parseMediaCount,
-  parseMediaListing,
+  snapshotMedia,
 } from "../mediaCount";
 
 export { parseMediaListing } from "../mediaCount";
@@ -227,10 +227,7 @@ export async function checkMedia(
   /** What the manifest counted at backup time (absent in older backups). */
   recorded?: MediaCount,
 ): Promise<string> {
-  const listing = await session.exec(`lrestic ls --recursive --json "$1" ${MEDIA_DIR}`, [
-    entry.snapshot,
-  ]);
-  const files = parseMediaListing(listing.stdout);
+  const files = await snapshotMedia(session, entry.snapshot);
   media.files = files.length;
   const counted = [
     ...mediaCountProblems("the snapshot", recorded, listingCount(files)),

@@ -99,7 +99,9 @@ export async function snapshotMediaBytes(session: OpsSession, entry: BackupEntry
   if (!entry.paths.includes(MEDIA_DIR)) {
     return 0;
   }
-  return listingCount(await snapshotMedia(session, entry.snapshot)).bytes;
+  // As an estimate of room: a listing that fails here counts nothing, and fails the step that reads the media.
+  const files = await snapshotMedia(session, entry.snapshot).catch(() => []);
+  return listingCount(files).bytes;
 }
 
 /** `df -Pk` of the live database's directory, and its `max_wal_size` in bytes. */

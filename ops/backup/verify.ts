@@ -266,9 +266,6 @@ export async function readMedia(
   if (!entry.paths.includes(MEDIA_DIR)) {
     return [];
   }
-  // The listing beside the read (each restic on its own core); its failure is the read's to report.
-  const listed = manifest.media ? snapshotMedia(session, entry.snapshot) : undefined;
-  listed?.catch(() => undefined);
   const result = await session.exec(
     `lrestic dump -a tar "$1" ${MEDIA_DIR} >/dev/null`,
     [entry.snapshot],
@@ -285,7 +282,7 @@ export async function readMedia(
   return mediaCountProblems(
     "the snapshot",
     manifest.media,
-    listingCount(await (listed ?? snapshotMedia(session, entry.snapshot))),
+    listingCount(await snapshotMedia(session, entry.snapshot)),
   );
 }
 

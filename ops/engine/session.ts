@@ -66,6 +66,11 @@ export class OpsSession {
   }
 
   async close(): Promise<void> {
+    if (!engineless() && this.child.exitCode === null) {
+      // Helpers are started under the lock only: one still running is this operation's, cut short by an
+      // error elsewhere (a dump client still writing plaintext data into the stage). They end with it.
+      await removeByRole(this.settings.stack, OPS_HELPER_ROLE).catch(() => undefined);
+    }
     const closed = new Promise<void>((resolve) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
         resolve();

@@ -40,7 +40,11 @@ export const stageVolume = (namePrefix: string) => `${namePrefix}_ops_stage`;
 export const STAGE_ROLE = "ops-stage";
 /** pg_dump's application_name: a dump orphaned by a killed edms-ops is found and ended by it. */
 export const DUMP_APPLICATION = "edms-ops-dump";
-/** Label of helper containers that write to the repository outside the lock container (legacy import). */
+/**
+ * Label of helper containers an operation starts under the lock that write outside the lock container (the
+ * legacy import into the repository, the dump's client into the stage): removed when that session ends, and by
+ * the next session when a killed one left them.
+ */
 export const OPS_HELPER_ROLE = "ops-helper";
 
 /**

@@ -1,7 +1,13 @@
 import { expect } from "chai";
+import { spawn } from "child_process";
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Readable } from "stream";
 import { validateSettings } from "../../../model/settings";
 import * as dockerLib from "../../../ops/engine/docker";
-import { dumpWithClient } from "../../../ops/backup/dump";
+import { CLIENT_SCRIPT, dumpWithClient } from "../../../ops/backup/dump";
 import { lockContainerArgs } from "../../../ops/engine/lock";
 import { NO_SPACE } from "../../../ops/store/restic";
 
@@ -19,13 +25,32 @@ describe("the backup's dump: a client container writing straight into the sessio
     calls = [];
     answers = {
       exec: { code: 0, stdout: "pa:ss\\word\n", stderr: "" },
+      container: {
+        code: 0,
+        stdout: JSON.stringify([
+          {
+            Id: "c",
+            Name: "/pg",
+            Created: "2026-12-01T00:00:00Z",
+            Image: "sha256:0123",
+            State: { Running: true, Status: "running" },
+            Config: { Labels: {} },
+          },
+        ]),
+        stderr: "",
+      },
       run: { code: 0, stdout: `${HASH}  /edms/database/db.dump\n119212670\n`, stderr: "" },
     };
     (dockerLib as Mutable<typeof dockerLib>).docker = (async (
       args: readonly string[],
       options?: dockerLib.RunOptions,
     ) => {
-      calls.push({ args: [...args], input: options?.input });
+      // What the client reads first (its stdin stays open until it ends).
+      const input = options?.input;
+      calls.push({
+        args: [...args],
+        input: input instanceof Readable ? String(input.read()) : input,
+      });
       return answers[args[0]];
     }) as typeof dockerLib.docker;
   });
@@ -36,7 +61,10 @@ describe("the backup's dump: a client container writing straight into the sessio
   it("hands the superuser's password over on stdin only, escaped for pgpass; reaches the server on the data network", async function () {
     const dump = await dumpWithClient(settings, "00000003-0000001B-1");
     expect(dump).to.deep.equal({ file: "db.dump", bytes: 119212670, sha256: HASH });
-    const [read, run] = calls;
+    const [read, inspect, run] = calls;
+    expect(inspect.args).to.deep.equal(["container", "inspect", settings.names.postgresContainer]);
+    // The running server's image, whatever the configuration now says.
+    expect(run.args).to.include("sha256:0123");
     expect(read.args).to.deep.equal([
       "exec",
       settings.names.postgresContainer,
@@ -60,7 +88,9 @@ describe("the backup's dump: a client container writing straight into the sessio
       settings.names.postgresContainer,
     ]);
     const script = run.args[run.args.length - 4];
-    expect(script).to.match(/^umask 077\ncat > \/tmp\/pgpass\n/);
+    expect(script).to.match(/^umask 077\nIFS= read -r pass\n/);
+    // edms-ops gone (stdin closed): the dump is stopped and its file removed.
+    expect(script).to.contain('exec 3<&0; { cat <&3 >/dev/null; kill "$dump"');
     expect(script).to.contain('--snapshot="$1" -f /edms/database/db.dump');
     expect(script).to.contain("PGAPPNAME=edms-ops-dump");
   });
@@ -111,4 +141,65 @@ describe("the backup's dump: a client container writing straight into the sessio
     );
     expect(argv).not.to.include("/edms/database");
   });
+});
+
+describe("the dump client's script, run by a real shell with a stand-in pg_dump", function () {
+  this.timeout(20_000);
+  const shells = [["sh"], ...(fs.existsSync("/bin/busybox") ? [["/bin/busybox", "sh"]] : [])];
+  let dir: string;
+  let stage: string;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-dump-client-"));
+    stage = path.join(dir, "stage");
+    fs.mkdirSync(stage);
+    fs.mkdirSync(path.join(dir, "bin"));
+    // Writes part of the dump and its pid, then finishes (FINISH) or keeps writing until killed.
+    fs.writeFileSync(
+      path.join(dir, "bin", "pg_dump"),
+      `#!/bin/sh\necho $$ > "${dir}/pid"\nfor a; do out=$a; done\nprintf partial > "$out"\n[ -z "$FINISH" ] || exit 0\nexec sleep 30\n`,
+      { mode: 0o755 },
+    );
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function start(shell: string[], env: Record<string, string> = {}) {
+    const script = CLIENT_SCRIPT.replace(/\/edms\/database/g, stage).replace(
+      /\/tmp\/pgpass/g,
+      `${dir}/pgpass`,
+    );
+    const child = spawn(shell[0], [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg"], {
+      env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
+    });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const ended = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
+    child.stdin.write("*:*:*:edms:secret\n");
+    return { child, ended, stdout: () => stdout };
+  }
+
+  for (const shell of shells) {
+    it(`${shell.join(" ")}: prints the dump's sha256 and size, and leaves no pgpass behind`, async function () {
+      const { child, ended, stdout } = start(shell, { FINISH: "1" });
+      const code = await ended;
+      child.stdin.end();
+      expect(code).to.equal(0);
+      const sha = createHash("sha256").update("partial").digest("hex");
+      expect(stdout()).to.equal(`${sha}  ${stage}/db.dump\n7\n`);
+      expect(fs.existsSync(`${dir}/pgpass`)).to.equal(false);
+    });
+
+    it(`${shell.join(" ")}: stdin closed mid-dump (edms-ops killed) stops pg_dump and removes the partial dump`, async function () {
+      const { child, ended } = start(shell);
+      for (let i = 0; i < 100 && !fs.existsSync(`${stage}/db.dump`); i += 1) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(fs.existsSync(`${stage}/db.dump`), "the stand-in started").to.equal(true);
+      child.stdin.end();
+      expect(await ended).not.to.equal(0);
+      expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
+      const pid = Number(fs.readFileSync(`${dir}/pid`, "utf8"));
+      expect(() => process.kill(pid, 0), "pg_dump still running").to.throw();
+    });
+  }
 });

@@ -6,7 +6,7 @@
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
 import { Settings } from "../../model/settings";
-import { failure, OpsError, refuse } from "../core/errors";
+import { failure, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { holdsLock, OpsSession, withSession } from "../engine/session";
@@ -22,17 +22,16 @@ import {
   MANIFEST_FILE,
   MEDIA_DIR,
   MEDIA_EXCLUDE,
-  NO_SPACE,
   BackupSummary,
   parseBackupSummary,
   STAGE_DIR,
   unreadableItems,
 } from "../store/restic";
-import { BACKUPS_DIR } from "../store/layout";
 import { dumpDatabase, resticProgress } from "./dump";
 import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
 import { adoptHistory, Deployment, stageHistory } from "../store/history";
 import { nothingToBackUp } from "./emptyDatabase";
+import { backupFailure, unreadableFailure, VANISHED } from "./backupFailure";
 import { MEDIA_COUNT_SCRIPT, mediaCountProblems, parseMediaCount } from "./mediaCount";
 
 function newId(hostTime: string, reason: string, taken: readonly string[]): string {
@@ -65,7 +64,6 @@ export interface BackupResult {
   readonly entry: BackupEntry;
 }
 
-/** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
 /** Refuses a request whose values would not make a valid backup id or restic tag. */
 function checkBackupRequest(request: BackupRequest): void {
   if (request.targetVersion !== undefined && !TAG_VALUE.test(request.targetVersion)) {
@@ -82,6 +80,7 @@ function checkBackupRequest(request: BackupRequest): void {
   }
 }
 
+/** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
 export async function createBackup(
   settings: Settings,
   request: BackupRequest,
@@ -103,40 +102,58 @@ export async function createBackup(
       await ensureRepository(session);
       // The dump (the bulk of a backup's fixed cost) runs while restic lists the snapshots: each on its
       // own core. Its failure is handled where it is awaited, in snapshotBackup.
-      const dump = dumpDatabase(session);
+      const stop = new AbortController();
+      const dump = dumpDatabase(session, stop.signal);
       dump.catch(() => undefined);
-      const before = await sessionSnapshots(session);
-      // A new host's history is recovered from the repository first, so this snapshot carries all of it.
-      const deployments = await adoptHistory(session, before, "lrestic");
-      const earlier = before.length;
-      const createdAt = await session.hostTime();
-      const id = newId(
-        createdAt,
-        request.reason,
-        before.map((b) => b.id),
-      );
-      progress(`backup ${id} of ${settings.stack}`);
-      let result: BackupResult;
       try {
-        result = await snapshotBackup(session, {
-          id,
-          request,
-          parent: before[before.length - 1],
-          dump,
-          createdAt,
-          deployments,
-        });
+        return await backupBesideDump(session, request, dump);
       } catch (err) {
-        throw await backupFailure(session, id, earlier, err as Error);
+        // A dump still running must not outlive the lock (a plaintext copy written with nobody holding it).
+        stop.abort();
+        await dump.catch(() => undefined);
+        throw err;
       }
-      await afterBackup(session, before, result.entry);
-      return result;
     },
   );
   if (settings.backup.offsite) {
     // Outside the stack lock, under its own: nothing waits for the off-host copy but this command.
     await startOffsiteCopy(settings, nested ? "background" : (request.offsiteCopy ?? "wait"));
   }
+  return result;
+}
+
+/** The backup once its dump has started: the listing, the label, the snapshot and retention. */
+async function backupBesideDump(
+  session: OpsSession,
+  request: BackupRequest,
+  dump: ReturnType<typeof dumpDatabase>,
+): Promise<BackupResult> {
+  const { settings } = session;
+  const before = await sessionSnapshots(session);
+  // A new host's history is recovered from the repository first, so this snapshot carries all of it.
+  const deployments = await adoptHistory(session, before, "lrestic");
+  const earlier = before.length;
+  const createdAt = await session.hostTime();
+  const id = newId(
+    createdAt,
+    request.reason,
+    before.map((b) => b.id),
+  );
+  progress(`backup ${id} of ${settings.stack}`);
+  let result: BackupResult;
+  try {
+    result = await snapshotBackup(session, {
+      id,
+      request,
+      parent: before[before.length - 1],
+      dump,
+      createdAt,
+      deployments,
+    });
+  } catch (err) {
+    throw await backupFailure(session, id, earlier, err as Error);
+  }
+  await afterBackup(session, before, result.entry);
   return result;
 }
 
@@ -348,43 +365,5 @@ async function storeSnapshot(
   throw failure(
     `restic backup failed: ${lastLine(result.stderr)}`,
     `Retry; if it fails again, check the repository with \`edms-ops verify <id> --stack ${settings.stack}\`.`,
-  );
-}
-
-/** An item restic could not read because it no longer exists. */
-const VANISHED = /vanished while the backup ran|no such file or directory/i;
-
-/** Exit code 3: which files (backupFailure adds what to do about them). */
-const UNREADABLE = /^restic could not read \d+ item/;
-
-function unreadableFailure(stack: string, items: readonly string[]): OpsError {
-  const shown = items.slice(0, 10);
-  const more = items.length > shown.length ? `\n  … and ${items.length - shown.length} more` : "";
-  return failure(
-    `restic could not read ${items.length} item(s), so the snapshot would miss them; it was forgotten:\n  - ${shown.join("\n  - ")}${more}`,
-    `Make them readable or remove them, then retry \`edms-ops backup --stack ${stack}\`.`,
-  );
-}
-
-async function backupFailure(
-  session: OpsSession,
-  id: string,
-  earlier: number,
-  err: Error,
-): Promise<OpsError> {
-  const free = await session.exec(`df -Pk ${BACKUPS_DIR} | tail -1 | awk '{print $4}'`, [], {
-    allowFailure: true,
-  });
-  const full = NO_SPACE.test(err.message) || Number(free.stdout.trim()) < 256;
-  const vol = session.settings.names.backupsVolume;
-  return failure(
-    `Backup ${id} failed${full ? ": no space left in the backups volume" : ""}. No snapshot was written; the ${earlier} earlier backup(s) are untouched.\n` +
-      `Cause: ${err.message}`,
-    full
-      ? `Free space on the volume ${vol} or lower \`edms:backup.keep\` (then \`edms-ops backups prune --stack ${session.settings.stack}\`), and retry.`
-      : UNREADABLE.test(err.message)
-        ? `Make them readable or remove them (paths under ${MEDIA_DIR} are in the media volume ${session.settings.names.mediaVolume}): ` +
-          `check the disk and permissions (\`dmesg\`, \`ls -l\` in a container with the volume), then retry \`edms-ops backup --stack ${session.settings.stack}\`.`
-        : `Retry with \`edms-ops backup --stack ${session.settings.stack}\`; if it fails again, check the repository with \`edms-ops verify <id>\`.`,
   );
 }

@@ -79,7 +79,8 @@ function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () 
   };
 }
 
-export async function dumpDatabase(session: OpsSession) {
+/** `stop`: the backup failed elsewhere; a dump not started yet is not, one running is ended and removed. */
+export async function dumpDatabase(session: OpsSession, stop?: AbortSignal) {
   const { settings } = session;
   const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
   try {
@@ -93,7 +94,7 @@ export async function dumpDatabase(session: OpsSession) {
     const started = Date.now();
     const dump = engineless()
       ? await dumpThroughPipe(session, snapshot)
-      : await dumpWithClient(settings, snapshot);
+      : await dumpWithClient(settings, snapshot, stop);
     progress(
       `  dumped ${formatBytes(dump.bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
@@ -161,8 +162,10 @@ export const CLIENT_SCRIPT = [
     `pg_dump -h "$2" -U ${POSTGRES_USER} ${DUMP_ARGS('"$1"').join(" ")} -f ${DUMP_FILE} &`,
   "dump=$!",
   // An asynchronous list reads /dev/null unless told otherwise: the watcher gets the real stdin as fd 3.
-  `exec 3<&0; { cat <&3 >/dev/null; kill "$dump" 2>/dev/null; rm -f ${DUMP_FILE}; } &`,
-  'wait "$dump"',
+  // Only a dump still running is removed: once it is done, `kill` fails and the complete file stays.
+  `exec 3<&0; { cat <&3 >/dev/null; kill "$dump" 2>/dev/null && rm -f ${DUMP_FILE}; } &`,
+  // As PID 1 the shell's exit ends the watcher at once: a failed or stopped dump is removed here too.
+  `wait "$dump" || { s=$?; rm -f ${DUMP_FILE}; exit "$s"; }`,
   "rm -f /tmp/pgpass",
   `sha256sum ${DUMP_FILE}`,
   `wc -c < ${DUMP_FILE}`,
@@ -175,7 +178,11 @@ export const CLIENT_SCRIPT = [
  * and into the lock container took 7.7 s for a 114 MiB dump (1M rows) that pg_dump itself writes in 0.9 s;
  * this client takes 2.2 s, its start included.
  */
-export async function dumpWithClient(settings: Settings, snapshot: string): Promise<DumpFile> {
+export async function dumpWithClient(
+  settings: Settings,
+  snapshot: string,
+  stop?: AbortSignal,
+): Promise<DumpFile> {
   const pgpass = await superuserPgpass(settings);
   // The server's own image (its pg_dump is of the server's major), not the configured one, which a
   // `pulumi config set` not yet deployed may have changed.
@@ -183,29 +190,41 @@ export async function dumpWithClient(settings: Settings, snapshot: string): Prom
   // Open until the client ends: its first line is the pgpass line, its end edms-ops' end.
   const stdin = new PassThrough();
   stdin.write(pgpass);
-  const result = await docker(
-    dockerRunArgs({
-      image: server.image ?? settings.postgresImage,
-      args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, settings.names.postgresContainer],
-      remove: true,
-      stdin: true,
-      logging: false,
-      network: settings.names.dataNetwork,
-      user: "0",
-      entrypoint: "sh",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [{ volume: stageVolume(settings.namePrefix), path: STAGE_DIR }],
-      limits: settings.limits.helpers,
-    }),
-    { input: stdin, allowFailure: true },
-  );
-  stdin.destroy();
+  if (stop?.aborted) {
+    throw dumpFailed("stopped before it began: the backup failed elsewhere");
+  }
+  // Stopped: stdin ends as when edms-ops dies, and the client removes what it wrote.
+  const end = () => stdin.end();
+  stop?.addEventListener("abort", end, { once: true });
+  const result = await docker(clientArgs(settings, server.image, snapshot), {
+    input: stdin,
+    allowFailure: true,
+  }).finally(() => {
+    stop?.removeEventListener("abort", end);
+    stdin.destroy();
+  });
   const [hash, size] = result.stdout.trim().split("\n");
   const sha256 = /^[0-9a-f]{64}\b/.exec(hash ?? "")?.[0];
   if (result.code !== 0 || !sha256 || !/^\d+$/.test(size ?? "")) {
     throw dumpFailed(result.stderr || "the dump's client container printed no checksum");
   }
   return { file: "db.dump", bytes: Number(size), sha256 };
+}
+
+function clientArgs(settings: Settings, image: string | undefined, snapshot: string): string[] {
+  return dockerRunArgs({
+    image: image ?? settings.postgresImage,
+    args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, settings.names.postgresContainer],
+    remove: true,
+    stdin: true,
+    logging: false,
+    network: settings.names.dataNetwork,
+    user: "0",
+    entrypoint: "sh",
+    labels: opsLabels(settings, OPS_HELPER_ROLE),
+    mounts: [{ volume: stageVolume(settings.namePrefix), path: STAGE_DIR }],
+    limits: settings.limits.helpers,
+  });
 }
 
 /** The superuser's pgpass line, from the password file in the server's container (never printed). */

@@ -119,6 +119,37 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(err?.message).to.match(/printed no checksum/);
   });
 
+  it("a backup that failed elsewhere first: no client starts; while one runs: its stdin ends (it removes its dump)", async function () {
+    const stop = new AbortController();
+    stop.abort();
+    const early = await dumpWithClient(settings, "s", stop.signal).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(early?.message).to.match(/stopped before it began/);
+    expect(calls.map((c) => c.args[0])).not.to.include("run");
+    // A client that runs until its stdin ends, as the real one does when told to stop.
+    const running = new AbortController();
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (
+      args: readonly string[],
+      options?: dockerLib.RunOptions,
+    ) => {
+      if (args[0] !== "run") {
+        return answers[args[0]];
+      }
+      const input = options?.input as Readable;
+      input.resume();
+      setTimeout(() => running.abort(), 20);
+      await new Promise((resolve) => input.once("end", resolve));
+      return { code: 143, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+    const stopped = await dumpWithClient(settings, "s", running.signal).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(stopped?.message).to.match(/^database dump failed/);
+  });
+
   it("an unreadable password file is refused naming it, before any client starts", async function () {
     answers.exec = {
       code: 1,
@@ -187,6 +218,21 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
       const sha = createHash("sha256").update("partial").digest("hex");
       expect(stdout()).to.equal(`${sha}  ${stage}/db.dump\n7\n`);
       expect(fs.existsSync(`${dir}/pgpass`)).to.equal(false);
+      // The watcher wakes when stdin closes after the end: the complete dump is not its to remove.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(fs.readFileSync(`${stage}/db.dump`, "utf8")).to.equal("partial");
+    });
+
+    it(`${shell.join(" ")}: a dump that fails is removed, its exit status kept`, async function () {
+      fs.writeFileSync(
+        path.join(dir, "bin", "pg_dump"),
+        `#!/bin/sh\nfor a; do out=$a; done\nprintf partial > "$out"\necho "pg_dump: error: boom" >&2\nexit 5\n`,
+        { mode: 0o755 },
+      );
+      const { child, ended } = start(shell);
+      expect(await ended).to.equal(5);
+      child.stdin.end();
+      expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
     });
 
     it(`${shell.join(" ")}: stdin closed mid-dump (edms-ops killed) stops pg_dump and removes the partial dump`, async function () {

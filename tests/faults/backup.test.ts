@@ -22,6 +22,23 @@ describe("e2e: backup faults", function () {
 
   const opsContainers = async () =>
     (await docker(["ps", "-aq", "--filter", `name=^${stack.prefix}-ops$`])).stdout.trim();
+  const dumpClients = async () =>
+    (
+      await docker([
+        "ps",
+        "-q",
+        "--filter",
+        `label=edms.stack=${stack.name}`,
+        "--filter",
+        "label=edms.role=ops-helper",
+      ])
+    ).stdout.trim();
+  /** What is left in the lock's stage volume (the dump is plaintext data): "" when nothing or no volume. */
+  const stageLeft = async () => {
+    const stage = `${stack.prefix}_ops_stage`;
+    const listed = await docker(["volume", "ls", "-q", "--filter", `name=^${stage}$`]);
+    return listed.stdout.trim() ? stack.onVolume(stage, "ls -A /v") : "";
+  };
 
   it("6a. a backup killed (SIGKILL) at five points is never listed; the lock and restic's locks go with it; the next one verifies", async function () {
     const good = await stack.ops(["backup", "--reason", "good"]);
@@ -40,6 +57,14 @@ describe("e2e: backup faults", function () {
       kills += 1;
       await new Promise((r) => setTimeout(r, 500));
       expect(await opsContainers(), `lock left behind after a kill at ${ms}ms`).to.equal("");
+      // A dump client outlives its edms-ops only while it stops its pg_dump and removes the file.
+      for (let i = 0; i < 20 && (await dumpClients()) !== ""; i += 1) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(await dumpClients(), `a dump client still running after a kill at ${ms}ms`).to.equal(
+        "",
+      );
+      expect(await stageLeft(), `plaintext left in the stage after a kill at ${ms}ms`).to.equal("");
       const ids = await stack.backupIds();
       expect(ids.filter((id) => id.endsWith("-killed")).length + before.length).to.be.at.most(
         ids.length,
@@ -55,6 +80,7 @@ describe("e2e: backup faults", function () {
       await stack.onVolume(stack.backupsVolume, "ls /v/restic/locks | wc -l"),
       "restic locks left",
     ).to.equal("0");
+    expect(await stageLeft(), "the stage after a completed backup").to.equal("");
   });
 
   it("6f. a backup under write load (uploads with their celery task, and the health probe writing to media) verifies", async function () {

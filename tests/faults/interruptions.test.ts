@@ -205,9 +205,13 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
         from,
         to,
       );
-      // A run that finished before its kill took the undo of `from`; the re-run then backs up `to` as its own
-      // undo, so the backup of `from` is the newest undo before the re-run, not after it.
-      const finishedUndo = line.includes("had finished") ? await newestUndo() : null;
+      // A run that finished before its kill, or was killed only after its whole restore (the database
+      // `after` and nothing announced unfinished), took the undo of `from`; the re-run then backs up `to` as
+      // its own undo, so the backup of `from` is the newest undo before the re-run, not after it.
+      const completed =
+        line.includes("had finished") ||
+        (line.includes("database after") && !line.includes("unfinished"));
+      const finishedUndo = completed ? await newestUndo() : null;
       const again = await stack.ops(["restore", toId]);
       expect(again.code, again.stderr).to.equal(0);
       expect(await state()).to.deep.equal(to);

@@ -185,7 +185,8 @@ export async function tablesFingerprint(
   return result;
 }
 
-let nextPort = 18100;
+/** tests/harness/parallel.ts gives each file running beside others a range of its own. */
+let nextPort = Number(process.env.EDMS_TEST_PORT_BASE) || 18100;
 /** The hooks an update of a production stack runs, in order (bootstrap is keyed on the postgres volume). */
 export const PRODUCTION_UPDATE_HOOKS = [
   "preDeployBackup",

@@ -1,0 +1,155 @@
+/**
+ * The Docker tiers (tests/e2e and tests/faults) as one run on two lanes: each test file is its own mocha
+ * process, and a free lane takes the longest file still waiting. Most of a file's time is waiting on
+ * containers (health checks, restic, gunicorn starts), which a single lane left a quarter of the CPU idle
+ * for, so two lanes finish the tiers in about two thirds of the time one lane takes.
+ *
+ * Every file is taken from the tiers' folders (a new one runs without being listed here); WEIGHTS, its wall
+ * time in seconds on the slower CI machine, only orders them. Each file gets its own published-port range
+ * (EDMS_TEST_PORT_BASE) and stack names are already per file, so two files never share a container, volume,
+ * network or port. The CLI is built and the engine prepared once, before the lanes start
+ * (EDMS_TEST_PREPARED tells the files' hooks). Output is printed as it comes, each line prefixed with its
+ * file; each file appends its own counts to $EDMS_TEST_COUNTS. Exits non-zero when any file failed.
+ *
+ *   node -r ts-node/register/transpile-only tests/harness/parallel.ts [--lanes N] [tier-or-file ...]
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { ensureCliBuilt } from "./build";
+import { prepareEngine } from "./stack";
+
+const ROOT = path.resolve(__dirname, "../..");
+const TIERS: Record<string, { timeout: number; slow: number }> = {
+  e2e: { timeout: 300_000, slow: 30_000 },
+  faults: { timeout: 600_000, slow: 60_000 },
+};
+/** Seconds each file took in a one-lane CI run (stop 30); only the order of the queue depends on them. */
+const WEIGHTS: Record<string, number> = {
+  "tests/faults/interruptions.test.ts": 1700,
+  "tests/faults/backup.test.ts": 900,
+  "tests/e2e/reset.test.ts": 523,
+  "tests/e2e/proxy.test.ts": 489,
+  "tests/e2e/production.test.ts": 457,
+  "tests/e2e/deploy.test.ts": 440,
+  "tests/faults/disaster.test.ts": 250,
+  "tests/e2e/rollback.test.ts": 269,
+  "tests/e2e/schedule.test.ts": 263,
+  "tests/e2e/drill.test.ts": 241,
+  "tests/e2e/alerts.test.ts": 172,
+  "tests/e2e/export.test.ts": 63,
+  "tests/e2e/digest.test.ts": 33,
+};
+const DEFAULT_WEIGHT = 300;
+const PORTS_PER_FILE = 40;
+
+interface Job {
+  file: string;
+  tier: string;
+}
+
+function jobsOf(targets: string[]): Job[] {
+  const jobs: Job[] = [];
+  for (const target of targets.length ? targets : Object.keys(TIERS)) {
+    if (TIERS[target]) {
+      const dir = path.join("tests", target);
+      for (const name of fs.readdirSync(path.join(ROOT, dir)).sort()) {
+        if (name.endsWith(".test.ts")) {
+          jobs.push({ file: path.join(dir, name), tier: target });
+        }
+      }
+    } else {
+      const tier = path.basename(path.dirname(target));
+      if (!TIERS[tier] || !fs.existsSync(path.join(ROOT, target))) {
+        throw new Error(`${target}: not a tier (${Object.keys(TIERS).join(", ")}) nor one of their test files`);
+      }
+      jobs.push({ file: path.normalize(target), tier });
+    }
+  }
+  const weight = (job: Job) => WEIGHTS[job.file] ?? DEFAULT_WEIGHT;
+  return jobs.sort((a, b) => weight(b) - weight(a));
+}
+
+/** Copies a stream to ours line by line, each line prefixed (a partial line waits for its end). */
+function prefixed(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, prefix: string): void {
+  let pending = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop() as string;
+    for (const line of lines) {
+      out.write(`${prefix}${line}\n`);
+    }
+  });
+  stream.on("end", () => pending && out.write(`${prefix}${pending}\n`));
+}
+
+function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: number }> {
+  const { timeout, slow } = TIERS[job.tier];
+  const started = Date.now();
+  const child = spawn(
+    process.execPath,
+    [
+      require.resolve("mocha/bin/mocha.js"),
+      ...["--no-config", "-r", "ts-node/register/transpile-only", "-r", "tests/harness/hooks.ts"],
+      ...["--timeout", String(timeout), "--slow", String(slow)],
+      ...["--reporter", "tests/harness/count-reporter.js", job.file],
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const prefix = `[${path.basename(job.file, ".test.ts")}] `;
+  prefixed(child.stdout, process.stdout, prefix);
+  prefixed(child.stderr, process.stderr, prefix);
+  return new Promise((resolve) => {
+    child.on("close", (code, signal) =>
+      resolve({ code: code ?? (signal ? 1 : 0), seconds: (Date.now() - started) / 1000 }),
+    );
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  let lanes = 2;
+  const targets: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    if (argv[i] === "--lanes") {
+      lanes = Number(argv[(i += 1)]);
+      if (!Number.isInteger(lanes) || lanes < 1) {
+        throw new Error("--lanes: give a whole number of at least 1");
+      }
+    } else {
+      targets.push(argv[i]);
+    }
+  }
+  const queue = jobsOf(targets);
+  ensureCliBuilt();
+  prepareEngine();
+  const started = Date.now();
+  const results: string[] = [];
+  let failed = 0;
+  let next = 0;
+  async function lane(): Promise<void> {
+    while (next < queue.length) {
+      const index = next++;
+      const job = queue[index];
+      const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE);
+      failed += code === 0 ? 0 : 1;
+      results.push(`${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+  console.log(`\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`);
+  console.log(results.map((line) => `  ${line}`).join("\n"));
+  return failed ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    console.error(`parallel: ${error.message}`);
+    process.exit(2);
+  },
+);

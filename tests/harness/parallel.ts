@@ -61,7 +61,9 @@ function jobsOf(targets: string[]): Job[] {
     } else {
       const tier = path.basename(path.dirname(target));
       if (!TIERS[tier] || !fs.existsSync(path.join(ROOT, target))) {
-        throw new Error(`${target}: not a tier (${Object.keys(TIERS).join(", ")}) nor one of their test files`);
+        throw new Error(
+          `${target}: not a tier (${Object.keys(TIERS).join(", ")}) nor one of their test files`,
+        );
       }
       jobs.push({ file: path.normalize(target), tier });
     }
@@ -137,11 +139,15 @@ async function main(argv: string[]): Promise<number> {
       const job = queue[index];
       const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE);
       failed += code === 0 ? 0 : 1;
-      results.push(`${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`);
+      results.push(
+        `${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`,
+      );
     }
   }
   await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
-  console.log(`\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`);
+  console.log(
+    `\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
+  );
   console.log(results.map((line) => `  ${line}`).join("\n"));
   return failed ? 1 : 0;
 }

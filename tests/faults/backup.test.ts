@@ -55,10 +55,14 @@ describe("e2e: backup faults", function () {
         continue; // finished before the kill: nothing to check at this point
       }
       kills += 1;
-      await new Promise((r) => setTimeout(r, 500));
+      // The lock container follows its killed holder once it has emptied the stage: within a second alone,
+      // several beside another test file (tests/harness/parallel.ts).
+      for (let i = 0; i < 40 && (await opsContainers()) !== ""; i += 1) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
       expect(await opsContainers(), `lock left behind after a kill at ${ms}ms`).to.equal("");
       // A dump client outlives its edms-ops only while it stops its pg_dump and removes the file.
-      for (let i = 0; i < 20 && (await dumpClients()) !== ""; i += 1) {
+      for (let i = 0; i < 40 && (await dumpClients()) !== ""; i += 1) {
         await new Promise((r) => setTimeout(r, 500));
       }
       expect(await dumpClients(), `a dump client still running after a kill at ${ms}ms`).to.equal(
@@ -134,7 +138,11 @@ describe("e2e: backup faults", function () {
 
   it("6b. two operations at once: the second waits for the lock, or is refused naming the first", async function () {
     const first = stack.ops(["backup", "--reason", "first"]);
-    await new Promise((r) => setTimeout(r, 1200));
+    // Until it holds the lock (its lock container runs): ~1 s alone, longer beside another test file.
+    for (let i = 0; i < 120 && (await opsContainers()) === ""; i += 1) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // its flock, right after it starts
     const refused = await stack.ops(["backup", "--reason", "second"], { EDMS_LOCK_WAIT: "0" });
     expect(refused.code, "busy: exit 75").to.equal(75);
     expect(refused.stderr).to.match(

@@ -83,9 +83,12 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     ).to.deep.equal([]);
   }
 
-  /** Waits until the killed command's lock container is gone (it follows edms-ops within a second). */
+  /**
+   * Waits until the killed command's lock container is gone: it follows edms-ops within a second alone,
+   * several beside another test file (tests/harness/parallel.ts).
+   */
   async function lockGone(): Promise<void> {
-    for (let i = 0; i < 20; i += 1) {
+    for (let i = 0; i < 80; i += 1) {
       const left = await docker(["ps", "-aq", "--filter", `name=^${stack.prefix}-ops$`]);
       if (!left.stdout.trim()) {
         return;

@@ -84,21 +84,6 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
   }
 
   /**
-   * Waits until the killed command's lock container is gone: it follows edms-ops within a second alone,
-   * several beside another test file (tests/harness/parallel.ts).
-   */
-  async function lockGone(): Promise<void> {
-    for (let i = 0; i < 80; i += 1) {
-      const left = await docker(["ps", "-aq", "--filter", `name=^${stack.prefix}-ops$`]);
-      if (!left.stdout.trim()) {
-        return;
-      }
-      await sleep(250);
-    }
-    throw new Error("the lock container outlived the killed edms-ops");
-  }
-
-  /**
    * Kills `args` at `ms`, then checks the invariants against the states before/after; returns what status
    * said. `settle` runs the command again to completion.
    */
@@ -111,7 +96,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
   ): Promise<string> {
     const backups = await stack.backupIds();
     const { signal } = await opsKilledAfter([...args, "--stack", stack.name], ms);
-    await lockGone();
+    expect(await stack.lockLeft(), "the lock container outlived the killed edms-ops").to.equal("");
     const status = await stack.ops(["status", "--json"]);
     expect(status.code, status.stderr).to.equal(0);
     const parsed = JSON.parse(status.stdout);
@@ -313,7 +298,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       /restoring media/,
     );
     expect(killed.signal, killed.stderr).to.equal("SIGKILL");
-    await lockGone();
+    expect(await stack.lockLeft(), "the lock container outlived the killed edms-ops").to.equal("");
     expect((await state()).db, "killed in the media stage: the database is swapped").to.deep.equal(
       atResumeTarget.db,
     );

@@ -20,15 +20,24 @@ import { ensureCliBuilt } from "./build";
 import { prepareEngine } from "./stack";
 
 const ROOT = path.resolve(__dirname, "../..");
+/** The Docker tiers: folders under tests/ whose own .mocharc.json each file's process runs with. */
+const TIERS = ["e2e", "faults"];
 /**
- * Twice the tiers' own .mocharc timeouts: beside another file a test takes ~1.5–1.7× its time alone (the
- * restore-kill scenario 410 s alone, over 600 s beside tests/e2e/reset.test.ts). A timeout here only ends a
- * hung test; no speed is asserted.
+ * Each file runs with its tier's .mocharc.json (requires, reporter, slow) but twice its timeout: beside
+ * another file a test takes ~1.5–1.7× its time alone (the restore-kill scenario 410 s alone, over 600 s
+ * beside tests/e2e/reset.test.ts). A timeout here only ends a hung test; no speed is asserted.
  */
-const TIERS: Record<string, { timeout: number; slow: number }> = {
-  e2e: { timeout: 600_000, slow: 30_000 },
-  faults: { timeout: 1_200_000, slow: 60_000 },
-};
+function mochaArgs(tier: string): string[] {
+  const rc = JSON.parse(
+    fs.readFileSync(path.join(ROOT, "tests", tier, ".mocharc.json"), "utf8"),
+  ) as { require: string[]; timeout: number; slow: number; reporter: string };
+  return [
+    "--no-config",
+    ...rc.require.flatMap((module) => ["-r", module]),
+    ...["--timeout", String(rc.timeout * 2), "--slow", String(rc.slow)],
+    ...["--reporter", rc.reporter],
+  ];
+}
 /** Seconds each file took in a one-lane CI run (stop 30); only the order of the queue depends on them. */
 const WEIGHTS: Record<string, number> = {
   "tests/faults/interruptions.test.ts": 1700,
@@ -55,8 +64,8 @@ interface Job {
 
 function jobsOf(targets: string[]): Job[] {
   const jobs: Job[] = [];
-  for (const target of targets.length ? targets : Object.keys(TIERS)) {
-    if (TIERS[target]) {
+  for (const target of targets.length ? targets : TIERS) {
+    if (TIERS.includes(target)) {
       const dir = path.join("tests", target);
       for (const name of fs.readdirSync(path.join(ROOT, dir)).sort()) {
         if (name.endsWith(".test.ts")) {
@@ -65,10 +74,8 @@ function jobsOf(targets: string[]): Job[] {
       }
     } else {
       const tier = path.basename(path.dirname(target));
-      if (!TIERS[tier] || !fs.existsSync(path.join(ROOT, target))) {
-        throw new Error(
-          `${target}: not a tier (${Object.keys(TIERS).join(", ")}) nor one of their test files`,
-        );
+      if (!TIERS.includes(tier) || !fs.existsSync(path.join(ROOT, target))) {
+        throw new Error(`${target}: not a tier (${TIERS.join(", ")}) nor one of their test files`);
       }
       jobs.push({ file: path.normalize(target), tier });
     }
@@ -92,16 +99,10 @@ function prefixed(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, prefix
 }
 
 function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: number }> {
-  const { timeout, slow } = TIERS[job.tier];
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    [
-      require.resolve("mocha/bin/mocha.js"),
-      ...["--no-config", "-r", "ts-node/register/transpile-only", "-r", "tests/harness/hooks.ts"],
-      ...["--timeout", String(timeout), "--slow", String(slow)],
-      ...["--reporter", "tests/harness/count-reporter.js", job.file],
-    ],
+    [require.resolve("mocha/bin/mocha.js"), ...mochaArgs(job.tier), job.file],
     {
       cwd: ROOT,
       env: { ...process.env, EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },

@@ -278,6 +278,24 @@ export class TestStack {
    * `pulumi up` of this stack at a release: the stack file is updated as `pulumi config set` would. It
    * refreshes first as the project's Pulumi.yaml says (`refresh: always`) unless `refresh` says otherwise.
    */
+  /** The id of the stack's lock container (`<prefix>-ops`, running or not), or "" when there is none. */
+  async lockContainer(): Promise<string> {
+    return (await docker(["ps", "-aq", "--filter", `name=^${this.prefix}-ops$`])).stdout.trim();
+  }
+
+  /**
+   * After a killed edms-ops: waits up to 20 s for its lock container to go and returns what is left ("" when
+   * gone). It follows edms-ops within a second alone, several beside another test file (parallel.ts).
+   */
+  async lockLeft(): Promise<string> {
+    let left = await this.lockContainer();
+    for (let i = 0; i < 80 && left; i += 1) {
+      await new Promise((r) => setTimeout(r, 250));
+      left = await this.lockContainer();
+    }
+    return left;
+  }
+
   /** Every line of the stack's schedule.jsonl (starts and runs), oldest first. */
   async scheduleRecords(): Promise<ScheduleRecord[]> {
     return (await this.onVolume(this.backupsVolume, "cat /v/schedule.jsonl 2>/dev/null || true"))

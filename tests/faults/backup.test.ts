@@ -20,8 +20,8 @@ describe("e2e: backup faults", function () {
   });
   after(() => stack.destroy());
 
-  const opsContainers = async () =>
-    (await docker(["ps", "-aq", "--filter", `name=^${stack.prefix}-ops$`])).stdout.trim();
+  // The helpers that mount the stage: dump clients. Not restic's writer helpers (the same role, no stage),
+  // which may finish their run after a kill by design and are removed by the next lock holder.
   const dumpClients = async () =>
     (
       await docker([
@@ -31,6 +31,8 @@ describe("e2e: backup faults", function () {
         `label=edms.stack=${stack.name}`,
         "--filter",
         "label=edms.role=ops-helper",
+        "--filter",
+        `volume=${stack.prefix}_ops_stage`,
       ])
     ).stdout.trim();
   /** What is left in the lock's stage volume (the dump is plaintext data): "" when nothing or no volume. */
@@ -55,12 +57,8 @@ describe("e2e: backup faults", function () {
         continue; // finished before the kill: nothing to check at this point
       }
       kills += 1;
-      // The lock container follows its killed holder once it has emptied the stage: within a second alone,
-      // several beside another test file (tests/harness/parallel.ts).
-      for (let i = 0; i < 40 && (await opsContainers()) !== ""; i += 1) {
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      expect(await opsContainers(), `lock left behind after a kill at ${ms}ms`).to.equal("");
+      // The lock container follows its killed holder once it has emptied the stage.
+      expect(await stack.lockLeft(), `lock left behind after a kill at ${ms}ms`).to.equal("");
       // A dump client outlives its edms-ops only while it stops its pg_dump and removes the file.
       for (let i = 0; i < 40 && (await dumpClients()) !== ""; i += 1) {
         await new Promise((r) => setTimeout(r, 500));
@@ -139,7 +137,7 @@ describe("e2e: backup faults", function () {
   it("6b. two operations at once: the second waits for the lock, or is refused naming the first", async function () {
     const first = stack.ops(["backup", "--reason", "first"]);
     // Until it holds the lock (its lock container runs): ~1 s alone, longer beside another test file.
-    for (let i = 0; i < 120 && (await opsContainers()) === ""; i += 1) {
+    for (let i = 0; i < 120 && (await stack.lockContainer()) === ""; i += 1) {
       await new Promise((r) => setTimeout(r, 250));
     }
     await new Promise((r) => setTimeout(r, 500)); // its flock, right after it starts

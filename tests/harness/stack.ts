@@ -605,9 +605,11 @@ print(compute_checksum.delay(last.id).get(timeout=60))
  * A second server with full rights serves the same data (a volume): what `backups prune --offsite` is
  * given on a trusted machine.
  */
-const OFFSITE_SERVER = "e2e-offsite-server";
-const OFFSITE_FULL_SERVER = "e2e-offsite-full";
-const OFFSITE_DATA = "e2e-offsite-data";
+// Per test process: files that run side by side (tests/harness/parallel.ts) each start and stop their own.
+const OFFSITE_TAG = process.env.EDMS_TEST_PORT_BASE ?? "serial";
+const OFFSITE_SERVER = `e2e-offsite-server-${OFFSITE_TAG}`;
+const OFFSITE_FULL_SERVER = `e2e-offsite-full-${OFFSITE_TAG}`;
+const OFFSITE_DATA = `e2e-offsite-data-${OFFSITE_TAG}`;
 export const OFFSITE_USER = "offsite";
 export const OFFSITE_PASS = "rest-pass-5b1f0e9d7c";
 

@@ -108,12 +108,18 @@ export function secretFile(
 /**
  * A healthcheck the engine waits for (`wait`): the container counts as created once `tests` pass, so what
  * depends on it (hooks, the app) starts against a server that answers. Two minutes at most.
+ *
+ * Every 5 s: each check is an exec in the container, which costs the host ~0.16 s of CPU (measured: four
+ * postgres containers checked every 2 s used 34% of a core, 2% without checks). Docker runs the checks for
+ * the container's whole life, and the `startInterval` that would check faster only while starting needs
+ * Docker 25 (API 1.44; Debian bookworm's engine is 20.10), so one interval serves both: the engine sees the
+ * server ready at most 5 s after it is.
  */
 export function healthyWhen(
   tests: string[],
 ): Pick<docker.ContainerArgs, "healthcheck" | "wait" | "waitTimeout"> {
   return {
-    healthcheck: { tests, interval: "2s", timeout: "5s", retries: 30 },
+    healthcheck: { tests, interval: "5s", timeout: "5s", retries: 24 },
     wait: true,
     waitTimeout: 120,
   };

@@ -13,6 +13,9 @@ import { Applier, ApplyResult } from "./applier";
 
 export const PROJECT_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "edms-e2e-"));
 export const applier = new Applier(PROJECT_DIR, path.join(PROJECT_DIR, "state"));
+/** The off-host test servers' role label and data volumes (startOffsiteServer, one set per test process). */
+const OFFSITE_ROLE = "test-offsite";
+const OFFSITE_DATA_PREFIX = "e2e-offsite-data-";
 
 /** Starts dockerd when nothing answers and builds the offline images when missing (both idempotent). */
 export function prepareEngine(): void {
@@ -24,17 +27,23 @@ export function prepareEngine(): void {
 /**
  * Containers of test stacks that an interrupted run left (they restart with the engine): each suite removes
  * its own stack's first, but a leftover of another still holds a published port the next suite is given.
- * Only test stacks' (their names start with `e2e-`), never anything else on the engine.
+ * Also the off-host test servers and their data: named per test process, a later run (other port bases)
+ * would never reuse and so never remove them. Only test containers (names starting with `e2e-`), never
+ * anything else on the engine.
  */
 function removeLeftoverTestContainers(): void {
-  const listed = execFileSync(
-    "docker",
-    ["ps", "-aq", "--filter", "label=edms.stack", "--filter", "name=^e2e-"],
-    { encoding: "utf8" },
-  );
-  const ids = listed.split("\n").filter(Boolean);
+  const list = (args: string[]) =>
+    execFileSync("docker", args, { encoding: "utf8" }).split("\n").filter(Boolean);
+  const ids = [
+    ...list(["ps", "-aq", "--filter", "label=edms.stack", "--filter", "name=^e2e-"]),
+    ...list(["ps", "-aq", "--filter", `label=edms.role=${OFFSITE_ROLE}`, "--filter", "name=^e2e-"]),
+  ];
   if (ids.length) {
     execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore" });
+  }
+  const volumes = list(["volume", "ls", "-q", "--filter", `name=^${OFFSITE_DATA_PREFIX}`]);
+  if (volumes.length) {
+    execFileSync("docker", ["volume", "rm", "-f", ...volumes], { stdio: "ignore" });
   }
 }
 
@@ -609,7 +618,7 @@ print(compute_checksum.delay(last.id).get(timeout=60))
 const OFFSITE_TAG = process.env.EDMS_TEST_PORT_BASE ?? "serial";
 const OFFSITE_SERVER = `e2e-offsite-server-${OFFSITE_TAG}`;
 const OFFSITE_FULL_SERVER = `e2e-offsite-full-${OFFSITE_TAG}`;
-const OFFSITE_DATA = `e2e-offsite-data-${OFFSITE_TAG}`;
+const OFFSITE_DATA = `${OFFSITE_DATA_PREFIX}${OFFSITE_TAG}`;
 export const OFFSITE_USER = "offsite";
 export const OFFSITE_PASS = "rest-pass-5b1f0e9d7c";
 
@@ -624,7 +633,7 @@ export async function startOffsiteServer(): Promise<void> {
         image: BACKUP_IMAGE,
         name,
         detach: true,
-        labels: { "edms.role": "test-offsite" },
+        labels: { "edms.role": OFFSITE_ROLE },
         entrypoint: "rclone",
         mounts: [{ volume: OFFSITE_DATA, path: "/data" }],
         args: [

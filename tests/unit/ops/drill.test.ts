@@ -49,7 +49,15 @@ describe("drill: which media files are checksummed", function () {
 
   it("checksums restored files by position, whatever their names hold (newline, tab, backslash, a leading dash, a trailing newline)", function () {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-names-"));
-    const names = ["two\nlines\t.pdf", "back\\slash", "-rf", "ends\n", "ü *.bin", "plain.bin"];
+    const names = [
+      "two\nlines\t.pdf",
+      "back\\slash",
+      "-rf",
+      "ends\n",
+      "ü *.bin",
+      "plain.bin",
+      "second.bin",
+    ];
     try {
       for (const dir of ["drill", "live"]) {
         fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
@@ -91,15 +99,20 @@ describe("drill: which media files are checksummed", function () {
       const compared = compareChecksums(files, linked.stdout);
       expect(compared.problems).to.deep.equal([]);
       expect(compared.againstLive).to.equal(names.length - 1);
-      // A file the restore lacks is named by its own path.
+      // A file the restore lacks is named by its own path, a plain name (checked in the batch) or not; a
+      // restored file whose bytes differ from the live one the backup read fails.
       fs.rmSync(path.join(root, "drill", "sub", "ends\n"));
-      const run = spawnSync("sh", ["-c", script], {
-        input: checksumInput(files),
-        encoding: "utf8",
-      });
-      expect(compareChecksums(files, run.stdout).problems).to.deep.equal([
-        "sub/ends\n: not restored",
-      ]);
+      fs.rmSync(path.join(root, "drill", "sub", "-rf"));
+      fs.writeFileSync(path.join(root, "drill", "sub", "second.bin"), "BYTES of second.bin");
+      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
+        const args = shell === "/bin/busybox" ? ["sh", "-c", script] : ["-c", script];
+        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+        expect(compareChecksums(files, run.stdout).problems, shell).to.have.members([
+          "sub/-rf: not restored",
+          "sub/ends\n: not restored",
+          "sub/second.bin: sha256 differs from the live file the backup read",
+        ]);
+      }
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

@@ -19,7 +19,6 @@ import { createBackup } from "./create";
 import { hasMediaFiles, listMediaAhead } from "./mediaCount";
 import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
-import { readManifest } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
@@ -43,7 +42,7 @@ import {
   swapIn,
 } from "../database/sidedb";
 import { requireRestoreRoom, snapshotMediaBytes } from "./space";
-import { inventoryProblems, readMedia, verifyBackup } from "./verify";
+import { inventoryProblems, readMedia, verifyReadingManifest } from "./verify";
 
 export interface RestoreResult {
   /** The state before the first attempt: null when there was none, or when that is what was restored. */
@@ -89,11 +88,10 @@ async function restorableManifest(session: OpsSession, entry: BackupEntry): Prom
   const { settings } = session;
   // The snapshot's listing (the room check's, the read-back's and the integrity check's) beside the checks.
   listMediaAhead(session, entry);
-  const report = await verifyBackup(session, entry, { data: false });
-  if (!report.ok) {
+  const { report, manifest } = await verifyReadingManifest(session, entry, { data: false });
+  if (!report.ok || !manifest) {
     throw failedVerification(settings, entry.id, report.problems);
   }
-  const manifest = await readManifest(session, entry);
   if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
     throw refuse(
       `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go.`,

@@ -308,8 +308,20 @@ export interface VerifyOptions {
 export async function verifyBackup(
   session: OpsSession,
   entry: BackupEntry,
-  { data = true }: VerifyOptions = {},
+  options: VerifyOptions = {},
 ): Promise<VerifyReport> {
+  return (await verifyReadingManifest(session, entry, options)).report;
+}
+
+/**
+ * verifyBackup, and the manifest it read (undefined when it could not): a restore goes on with it rather
+ * than starting restic once more to read it again.
+ */
+export async function verifyReadingManifest(
+  session: OpsSession,
+  entry: BackupEntry,
+  { data = true }: VerifyOptions = {},
+): Promise<{ report: VerifyReport; manifest: Manifest | undefined }> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
   // The repository's check, the manifest and the data's checks are independent reads (restic's locks are
@@ -329,9 +341,9 @@ export async function verifyBackup(
     ]);
     return [...restored, ...media];
   });
-  const [check, { problem }, checks] = await Promise.all([checked, read, dataProblems]);
+  const [check, { manifest, problem }, checks] = await Promise.all([checked, read, dataProblems]);
   const problems = [...check, ...(problem ? [problem] : []), ...checks];
-  return { id: entry.id, ok: problems.length === 0, problems };
+  return { report: { id: entry.id, ok: problems.length === 0, problems }, manifest };
 }
 
 /** `restic check`, recorded as the last repository check (what `edms-ops evidence` reports). */

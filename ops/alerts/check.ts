@@ -96,7 +96,7 @@ async function gatherInputs(settings: Settings, now: Date): Promise<AlertInputs>
     });
   const [records, listing, drills, drill, restore] = await Promise.all([
     quietly(readScheduleRecords(settings)),
-    quietly(listBackups(settings)),
+    quietly(listBackups(settings, { legacy: false })),
     quietly(drillResults(settings)),
     quietly(readLatestDrill(settings), "drill"),
     quietly(readMarker(settings, "restore"), "restore"),

@@ -55,7 +55,7 @@ export function dataSeen(evidence: DataEvidence): string | null {
 /** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */
 export async function nothingToBackUp(settings: Settings): Promise<void> {
   const volume = settings.names.postgresVolume;
-  const listing = await listBackups(settings);
+  const listing = await listBackups(settings, { legacy: false });
   const seen = dataSeen({
     databaseCreated: await clusterCreated(settings),
     history: await currentHistory(settings),

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { checkBackupId } from "../store/manifest";
-import { listBackups, pickBackup } from "../store/catalog";
+import { listBackups, pickListed } from "../store/catalog";
 import { openStack } from "../core/context";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { drillBackup, DrillRecord } from "../backup/drill";
@@ -155,10 +155,10 @@ async function backupToDrill(
   if (opts.backupId !== undefined) {
     return handedBackup(settings, opts.backupId);
   }
-  const { complete, legacy, hostTime } = await listBackups(settings);
+  const { complete, hostTime } = await listBackups(settings, { legacy: false });
   const named = id ?? opts.backupId ?? "latest";
   if (named !== "latest") {
-    return pickBackup(settings, complete, legacy, named);
+    return pickListed(settings, complete, named);
   }
   const { targetVersion } = opts;
   const entry = targetVersion
@@ -185,9 +185,9 @@ async function backupToDrill(
  * only for a database without a schema yet.
  */
 async function handedBackup(settings: Settings, handed: string): Promise<BackupEntry | null> {
-  const { complete, legacy, hostTime } = await listBackups(settings);
+  const { complete, hostTime } = await listBackups(settings, { legacy: false });
   if (handed && !complete.some((b) => b.id === handed)) {
-    return pickBackup(settings, complete, legacy, handed); // refuses, naming the newest
+    return pickListed(settings, complete, handed); // refuses, naming the newest
   }
   const query = { stack: settings.stack, release: settings.version, now: hostTime };
   const entry = handedOrNewer(complete, query, handed);

@@ -91,7 +91,7 @@ async function healthCommand(
   const settings = await openStack(command);
   // Read while the checks run. Reported, never part of the verdict: an old backup is no reason to fail the
   // web's health.
-  const listing = listBackups(settings);
+  const listing = listBackups(settings, { legacy: false });
   const reports = Promise.all([
     backupFreshness(settings, listing),
     scheduleReport(settings).catch((err: Error): ScheduleState => ({

@@ -52,7 +52,7 @@ async function preDeployBackupOf(
   history: readonly Deployment[],
   handed: string | undefined,
 ): Promise<string | null> {
-  const { complete, hostTime } = await listBackups(settings);
+  const { complete, hostTime } = await listBackups(settings, { legacy: false });
   const since = history.length ? history[history.length - 1].deployedAt : undefined;
   const query = { stack: settings.stack, release: settings.version, after: since, now: hostTime };
   // A retried deploy whose backup hook did not run again hands an old or empty id: the newest wins.

@@ -236,7 +236,7 @@ async function rollbackByRestore(
     `  - restore the pre-deploy backup of ${settings.version} (it backs up the current state first)`,
   );
   say(`  - redeploy ${target.version}`);
-  const { complete, hostTime } = await listBackups(settings);
+  const { complete, hostTime } = await listBackups(settings, { legacy: false });
   const preDeploy = preDeployBackupFor(complete, {
     stack: settings.stack,
     release: settings.version,

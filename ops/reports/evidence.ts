@@ -179,7 +179,7 @@ function scheduleEvidence(
 }
 
 export async function gatherEvidence(settings: Settings): Promise<Evidence> {
-  const backups = await listBackups(settings).then(
+  const backups = await listBackups(settings, { legacy: false }).then(
     (l) => summary(l.complete),
     (err: Error) => ({ count: 0, newest: [], problem: err.message }),
   );

@@ -205,7 +205,7 @@ export function newestGood(
 export async function backupFreshness(
   settings: Settings,
   /** The listing the caller already has under way (status), instead of a second one. */
-  listing: Promise<BackupListing> = listBackups(settings),
+  listing: Promise<BackupListing> = listBackups(settings, { legacy: false }),
 ): Promise<BackupFreshness> {
   try {
     const [{ complete, hostTime }, drills] = await Promise.all([listing, drillResults(settings)]);

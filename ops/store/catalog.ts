@@ -37,8 +37,15 @@ export function newestOf(
   return notFutureDated(listing, now).pop();
 }
 
-/** Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet. */
-export async function listBackups(settings: Settings): Promise<BackupListing> {
+/**
+ * Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet.
+ * `legacy: false` leaves out the first release's folders (`legacy` is then empty): their listing is a
+ * container of its own, which only `status`, `backups list` and an id not found among the snapshots need.
+ */
+export async function listBackups(
+  settings: Settings,
+  { legacy: withLegacy = true }: { readonly legacy?: boolean } = {},
+): Promise<BackupListing> {
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return { complete: [], legacy: [] };
   }
@@ -53,7 +60,7 @@ else
 fi`;
   const [listed, legacy] = await Promise.all([
     backupToolbox(settings, script),
-    listLegacy(settings),
+    withLegacy ? listLegacy(settings) : Promise.resolve([]),
   ]);
   const [hostTime, ...rest] = listed.stdout.split("\n");
   const snapshots = rest.join("\n");
@@ -73,7 +80,26 @@ export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry
 
 export async function findBackup(settings: Settings, id: string): Promise<BackupEntry> {
   checkBackupId(id);
-  const { complete, legacy } = await listBackups(settings);
+  const { complete } = await listBackups(settings, { legacy: false });
+  return pickListed(settings, complete, id);
+}
+
+/**
+ * pickBackup over snapshots listed without the first release's folders: those are listed only when `id` is
+ * not among the snapshots, to name one of them as such.
+ */
+export async function pickListed(
+  settings: Settings,
+  complete: readonly BackupEntry[],
+  id: string,
+): Promise<BackupEntry> {
+  const found = complete.filter((b) => b.id === id).pop();
+  if (found) {
+    return found;
+  }
+  const legacy = (await volumeExists(settings.names.backupsVolume))
+    ? await listLegacy(settings)
+    : [];
   return pickBackup(settings, complete, legacy, id);
 }
 

@@ -93,13 +93,9 @@ export async function pickListed(
   complete: readonly BackupEntry[],
   id: string,
 ): Promise<BackupEntry> {
-  const found = complete.filter((b) => b.id === id).pop();
-  if (found) {
-    return found;
-  }
-  const legacy = (await volumeExists(settings.names.backupsVolume))
-    ? await listLegacy(settings)
-    : [];
+  const listed = complete.some((b) => b.id === id);
+  const legacy =
+    listed || !(await volumeExists(settings.names.backupsVolume)) ? [] : await listLegacy(settings);
   return pickBackup(settings, complete, legacy, id);
 }
 

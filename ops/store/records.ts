@@ -114,7 +114,7 @@ export const DrillRecordSchema = z.looseObject({
     files: z.number(),
     /** sha256 of every media file checked, by path relative to the media root. */
     checksums: stringMap,
-    /** Files added or changed since the previous drill's snapshot; null: no usable previous drill. */
+    /** Files added or changed since the previous passed drill's snapshot; null: no usable previous drill. */
     changedSincePreviousDrill: z.number().nullable(),
     previousDrill: z.string().nullable(),
   }),

@@ -117,45 +117,61 @@ describe("e2e: restore drills", function () {
     expect(await scratchLeft()).to.deep.equal([]);
   });
 
-  it("a manual drill checks the files changed since the last drill and runs --check; live data untouched", async function () {
+  it("a manual drill restores and checks only the files changed since the last passed one; --check gets them all; live data untouched", async function () {
     await stack.seed("b", 2);
     const odd = await stack.writeOddMedia();
+    // Glob characters: a restic include pattern that did not escape them would not match this name.
+    const glob = "odd/[x]*?.txt";
+    await stack.onVolume(
+      stack.mediaVolume,
+      "printf 'glob' > '/v/odd/[x]*?.txt' && printf 'x' > /v/odd/xab.txt",
+    );
     const backup = await stack.ops(["backup", "--reason", "manual"]);
     expect(backup.code, backup.stderr).to.equal(0);
     const before = await stack.fingerprint();
+    const partial = await stack.ops(["drill", "latest", "--sample", "0", "--json"]);
+    expect(partial.code, partial.stderr).to.equal(0);
+    const record = JSON.parse(partial.stdout) as Record;
+    expect(record).to.deep.include({ backup: backup.stdout.trim(), release: "2.0.0", ok: true });
+    // --sample 0: exactly the files written since the pre-deploy drill (two seeded, four with odd names,
+    // two glob-named), the only ones restored once restic has read every blob back.
+    expect(record.checks.find((c) => c.name === "media restore")?.detail).to.equal(
+      "every blob of 11 files read back by restic, 8 restored with --verify",
+    );
+    expect(record.media.files).to.equal(11);
+    expect(record.media.changedSincePreviousDrill).to.equal(8);
+    const checked = Object.keys(record.media.checksums);
+    expect(checked).to.have.length(8);
+    expect(checked).to.include.members([...odd, glob, "odd/xab.txt"]);
+    expect(
+      checked.filter((p) => /contract-b-[01]/.test(p)),
+      checked.join(),
+    ).to.have.length(2);
+
     const passed = await stack.ops([
       "drill",
       "latest",
-      "--sample",
-      "0",
       "--check",
       "python3 manage.py shell -c \"from documents.models import Document; n = Document.objects.count(); assert n == 5, n; print('documents', n)\"",
       "--json",
     ]);
     expect(passed.code, passed.stderr).to.equal(0);
-    const record = JSON.parse(passed.stdout) as Record;
-    expect(record).to.deep.include({ backup: backup.stdout.trim(), release: "2.0.0", ok: true });
-    expect(record.checks.find((c) => c.name === "--check")).to.deep.include({
+    const checkRecord = JSON.parse(passed.stdout) as Record;
+    expect(checkRecord.checks.find((c) => c.name === "--check")).to.deep.include({
       ok: true,
       detail: "documents 5",
     });
-    // --sample 0: exactly the files written since the pre-deploy drill: two seeded, four with odd names.
-    expect(record.media.files).to.equal(9);
-    expect(record.media.changedSincePreviousDrill).to.equal(6);
-    const checked = Object.keys(record.media.checksums);
-    expect(checked).to.have.length(6);
-    expect(checked).to.include.members(odd);
-    expect(
-      checked.filter((p) => /contract-b-[01]/.test(p)),
-      checked.join(),
-    ).to.have.length(2);
+    // An operator's command may read any file: every one is restored.
+    expect(checkRecord.checks.find((c) => c.name === "media restore")?.detail).to.equal(
+      "11 files restored with restic --verify",
+    );
 
     const failed = await stack.ops(["drill", "latest", "--check", "exit 3"]);
     expect(failed.code).to.equal(1);
     expect(failed.stdout).to.match(/FAIL --check/);
     expect(failed.stderr).to.match(/Drill of backup .* FAILED .*\n {2}- --check: exit 3/);
     const all = await records();
-    expect(all.map((r) => r.ok)).to.deep.equal([true, true, false]);
+    expect(all.map((r) => r.ok)).to.deep.equal([true, true, true, false]);
     expect(await scratchLeft()).to.deep.equal([]);
     expect(await stack.fingerprint()).to.deep.equal(before);
   });
@@ -245,6 +261,14 @@ describe("e2e: restore drills", function () {
     expect(status.backups.lastDrill).to.deep.include({ backup: ids[2], ok: false });
     const last = (await records()).pop();
     expect(last).to.deep.include({ trigger: "pre-deploy", ok: false });
+    expect(await scratchLeft()).to.deep.equal([]);
+    // Nothing changed since the last passed drill: with --sample 0 no file is restored, and restic's read
+    // of every blob is what finds the rot.
+    const partial = await stack.ops(["drill", ids[2], "--sample", "0"]);
+    expect(partial.code, partial.stdout).to.equal(1);
+    expect(partial.stdout).to.match(
+      /FAIL media restore.*media cannot be read back from the repository/,
+    );
     expect(await scratchLeft()).to.deep.equal([]);
   });
 });

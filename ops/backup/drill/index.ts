@@ -3,8 +3,9 @@
  * counts equal) does not: the database goes into a scratch PostgreSQL and the media into a scratch volume,
  * then the backup's *own release* runs against them (`manage.py check --database default`, `migrate
  * --check`), the migration state and row counts are compared with the manifest, the media of a sample plus
- * every file changed since the previous drill are checksummed against the live file (when it is still the
- * one the backup read), and an operator's `--check CMD` runs in the same container. A JSON record of every
+ * every file changed since the previous passed drill are checksummed against the live file (when it is
+ * still the one the backup read), and an operator's `--check CMD` runs in the same container. Once a drill
+ * has passed, later ones restore only those files, after restic read every media blob back (media.ts). A JSON record of every
  * drill, passed or failed, goes to `drills/` in the backups volume.
  *
  * Live data is never touched: the scratch server and the release container sit on a network of their own
@@ -23,8 +24,8 @@ import { BackupEntry, MEDIA_DIR } from "../../store/restic";
 import { restoreIntoScratch, withScratchDatabase } from "../verify";
 import { requireDrillRoom } from "../space";
 import { Checks, DAMAGED } from "./checks";
-import { checkMedia, MediaTally, restoreMedia } from "./media";
-import { latestDrill, writeDrillRecord } from "./records";
+import { checkMedia, MediaPlan, MediaTally, planMedia, restoreMedia } from "./media";
+import { latestPassedDrill, writeDrillRecord } from "./records";
 import { databaseChecks, REHEARSAL, releaseChecks } from "./release";
 import { inScratch, Scratch } from "./scratch";
 
@@ -36,7 +37,7 @@ export {
   parseDiff,
   parseMediaListing,
 } from "./media";
-export { DRILLS_DIR, drillResults, latestDrill, readLatestDrill } from "./records";
+export { DRILLS_DIR, drillResults, latestPassedDrill, readLatestDrill } from "./records";
 export { removeDrillLeftovers } from "./scratch";
 
 export const DEFAULT_SAMPLE = 20;
@@ -71,7 +72,7 @@ export async function drillBackup(
   const startedAt = await session.hostTime();
   const clock = Date.now();
   const checks = new Checks();
-  const previous = await latestDrill(session);
+  const previous = await latestPassedDrill(session);
   let manifest: Manifest | undefined;
   await checks.run("manifest", async () => {
     manifest = await readManifest(session, entry);
@@ -166,27 +167,31 @@ function roomFor(session: OpsSession, entry: BackupEntry, manifest: Manifest, sc
 async function runDrill(run: DrillRun): Promise<void> {
   const { session, entry, scratch } = run;
   const hasMedia = entry.paths.includes(MEDIA_DIR);
-  // The media come back while the scratch server runs initdb: the two overlap.
-  const mediaRestored = hasMedia
-    ? restoreMedia(session.settings, entry, scratch).then(
-        () => null,
-        (err: Error) => err,
-      )
-    : Promise.resolve(null);
+  // The media are chosen and come back while the scratch server runs initdb: the two overlap.
+  const mediaRestored = hasMedia ? prepareMedia(run).catch((err: Error) => err) : null;
   await withScratchDatabase(
     session.settings,
-    (db) => checkRestored(run, db, hasMedia, mediaRestored),
+    (db) => checkRestored(run, db, mediaRestored),
     scratch.network,
     scratch.database,
   );
+}
+
+/** The media plan, then the restore it asks for. */
+async function prepareMedia(run: DrillRun): Promise<MediaPlan> {
+  const { session, entry, options } = run;
+  const sample = options.sample ?? DEFAULT_SAMPLE;
+  const plan = await planMedia(session, entry, run.previous, sample, options.check !== undefined);
+  await restoreMedia(session.settings, entry, run.scratch, plan);
+  return plan;
 }
 
 /** Every check that needs the scratch database `db` up: database, media, then the release's own. */
 async function checkRestored(
   run: DrillRun,
   db: string,
-  hasMedia: boolean,
-  mediaRestored: Promise<Error | null>,
+  /** null: the backup has no media. */
+  mediaRestored: Promise<MediaPlan | Error> | null,
 ): Promise<void> {
   const { session, entry, manifest, scratch, checks, options } = run;
   const restored = await checks.run("database restore", async () => {
@@ -201,19 +206,26 @@ async function checkRestored(
   } else {
     ["row counts", "migration state"].forEach((n) => checks.skip(n, "database did not restore"));
   }
-  const mediaOk = await checks.run("media restore", async () => {
-    const failed = await mediaRestored;
-    if (failed) {
-      throw failed;
+  let plan: MediaPlan | undefined;
+  await checks.run("media restore", async () => {
+    if (!mediaRestored) {
+      return "no media in this backup";
     }
-    return hasMedia ? "restored with restic --verify" : "no media in this backup";
+    const prepared = await mediaRestored;
+    if (prepared instanceof Error) {
+      throw prepared;
+    }
+    plan = prepared;
+    return plan.whole
+      ? `${plan.files.length} files restored with restic --verify`
+      : `every blob of ${plan.files.length} files read back by restic, ${plan.chosen.length} restored with --verify`;
   });
-  if (hasMedia && mediaOk) {
-    const sample = options.sample ?? DEFAULT_SAMPLE;
+  if (plan) {
+    const restoredPlan = plan;
     await checks.run("media checksums", () =>
-      checkMedia(session, entry, scratch, run.previous, sample, run.media, run.manifest.media),
+      checkMedia(session, scratch, restoredPlan, run.media, run.manifest.media),
     );
-  } else if (hasMedia) {
+  } else if (mediaRestored) {
     checks.skip("media checksums", "media did not restore");
   }
   if (!restored) {

@@ -1,7 +1,8 @@
 /**
- * The drill's media half: the snapshot's media restored into the scratch volume (restic --verify), then a
- * sample plus every file changed since the previous drill checksummed, against the live file when it is
- * still the one the backup read.
+ * The drill's media half: a sample plus every file changed since the previous passed drill is chosen; the
+ * snapshot's media restored into the scratch volume (restic --verify), all of them on a first drill or for
+ * an operator's --check, otherwise the chosen files after every blob was read back (restic dump); then the
+ * chosen files checksummed, against the live file when it is still the one the backup read.
  */
 import { randomInt } from "crypto";
 import { z } from "zod";
@@ -36,21 +37,97 @@ export interface MediaTally {
   changed: number | null;
 }
 
-/** restic restore of the snapshot's media into the scratch volume, every blob verified as written. */
-export async function restoreMedia(settings: Settings, entry: BackupEntry, scratch: Scratch) {
-  // The snapshot's media folder into the volume's root, which the release sees as its MEDIA_ROOT.
-  const result = await backupToolbox(
-    settings,
-    `lrestic --no-lock restore "$1:${MEDIA_DIR}" --target /drill --verify >/dev/null`,
-    {
-      args: [entry.snapshot],
-      mounts: [{ volume: scratch.volume, path: "/drill" }],
-      allowFailure: true,
-    },
-  );
+/**
+ * What a drill's media half restores and checksums, decided from the snapshot's listing and restic's diff
+ * against the previous passed drill before anything is restored.
+ */
+export interface MediaPlan {
+  readonly files: readonly MediaFile[];
+  /** Files added or changed since the previous passed drill; null: no usable previous drill. */
+  readonly changed: readonly string[] | null;
+  readonly basis: string;
+  /** Files named in bytes that are not UTF-8: restic's JSON cannot name them; restic reads them back. */
+  readonly unnamed: number;
+  /** What is checksummed: every changed file plus a sample. */
+  readonly chosen: readonly MediaFile[];
+  /**
+   * Every file restored (first drill, an operator's --check, nothing left out); otherwise every blob of the
+   * snapshot is read back and authenticated by restic without being written, and only `chosen` restored.
+   */
+  readonly whole: boolean;
+}
+
+/** Bytes of odd-named include patterns passed as arguments beyond which the drill restores everything. */
+const ODD_PATTERN_BYTES = 64 * 1024;
+
+/**
+ * `path` (relative to the media root) as a restic include pattern matching that file only: anchored at
+ * the restored folder's root, glob characters escaped.
+ */
+export function includePattern(path: string): string {
+  return `/${path.replace(/[\\*?[]/g, "\\$&")}`;
+}
+
+/** Whether `path` is plain bytes (what octalPath leaves alone): it can travel one per line. */
+function plainPath(path: string): boolean {
+  return /^[A-Za-z0-9._/-]+$/.test(path);
+}
+
+export async function planMedia(
+  session: OpsSession,
+  entry: BackupEntry,
+  previous: DrillRecord | null,
+  sample: number,
+  /** Restore every file whatever is chosen: an operator's --check may read any of them. */
+  restoreAll: boolean,
+): Promise<MediaPlan> {
+  const [files, { changed, basis }] = await Promise.all([
+    snapshotMedia(session, entry.snapshot),
+    changedSincePrevious(session, entry, previous),
+  ]);
+  // restic's JSON carries a name that is not UTF-8 with U+FFFD in place of its bytes: such a file cannot
+  // be named here, and restic's own read-back (--verify, or the dump) proves it.
+  const named = files.filter((f) => !f.path.includes("\uFFFD"));
+  const chosen = chooseMedia(named, changed, sample);
+  const oddBytes = chosen
+    .filter((f) => !plainPath(f.path))
+    .reduce((sum, f) => sum + Buffer.byteLength(includePattern(f.path)) + 16, 0);
+  const whole = restoreAll || chosen.length === files.length || oddBytes > ODD_PATTERN_BYTES;
+  return { files, changed, basis, unnamed: files.length - named.length, chosen, whole };
+}
+
+/**
+ * The snapshot's media into the scratch volume's root (the release's MEDIA_ROOT), every file written
+ * verified by restic (--verify). When the plan leaves files out, `restic dump` first reads every media
+ * blob of the snapshot back, authenticated, writing nothing: the proof the whole restore gave, at the cost
+ * of a read. Plain names go to restic as an include file on stdin, any other as arguments.
+ */
+export async function restoreMedia(
+  settings: Settings,
+  entry: BackupEntry,
+  scratch: Scratch,
+  plan: MediaPlan,
+) {
+  const restore = `lrestic --no-lock restore "$s:${MEDIA_DIR}" --target /drill --verify`;
+  const plain = plan.chosen.filter((f) => plainPath(f.path));
+  const odd = plan.chosen.filter((f) => !plainPath(f.path));
+  const script = plan.whole
+    ? `s=$1; ${restore} >/dev/null`
+    : [
+        `s=$1; shift; for p; do set -- "$@" --include "$p"; shift; done`,
+        `lrestic --no-lock dump -a tar "$s" ${MEDIA_DIR} >/dev/null || exit 3`,
+        ...(plan.chosen.length ? [`${restore} --include-file /dev/stdin "$@" >/dev/null`] : []),
+      ].join("\n");
+  const result = await backupToolbox(settings, script, {
+    args: [entry.snapshot, ...(plan.whole ? [] : odd.map((f) => includePattern(f.path)))],
+    input: plan.whole ? undefined : plain.map((f) => `${includePattern(f.path)}\n`).join(""),
+    mounts: [{ volume: scratch.volume, path: "/drill" }],
+    allowFailure: true,
+  });
   if (result.code !== 0) {
+    const step = !plan.whole && result.code === 3 ? "read back" : "restored";
     throw failure(
-      `media cannot be restored from the repository: ${lastLine(result.stderr)}`,
+      `media cannot be ${step} from the repository: ${lastLine(result.stderr)}`,
       DAMAGED,
     );
   }
@@ -254,37 +331,30 @@ export function compareChecksums(
 
 export async function checkMedia(
   session: OpsSession,
-  entry: BackupEntry,
   scratch: Scratch,
-  previous: DrillRecord | null,
-  sample: number,
+  plan: MediaPlan,
   media: MediaTally,
   /** What the manifest counted at backup time (absent in older backups). */
   recorded?: MediaCount,
 ): Promise<string> {
-  const files = await snapshotMedia(session, entry.snapshot);
+  const { files, changed, chosen } = plan;
   media.files = files.length;
+  media.changed = changed === null ? null : changed.length;
+  // Only a whole restore can be counted; a partial one rests on restic's dump of every file (a size that
+  // disagrees with the tree fails it) and on the snapshot's count below.
   const counted = [
     ...mediaCountProblems("the snapshot", recorded, listingCount(files)),
-    ...mediaCountProblems(
-      "the restored copy",
-      recorded,
-      await restoredCount(session.settings, scratch),
-    ),
+    ...(plan.whole
+      ? mediaCountProblems(
+          "the restored copy",
+          recorded,
+          await restoredCount(session.settings, scratch),
+        )
+      : []),
   ];
   if (counted.length) {
     throw failure(counted.join("; "), DAMAGED);
   }
-  const { changed, basis } = await changedSincePrevious(session, entry, previous);
-  media.changed = changed === null ? null : changed.length;
-  // restic's JSON carries a name that is not UTF-8 with U+FFFD in place of its bytes: such a file cannot
-  // be named here, and restic's --verify of the restore has read it back.
-  const unnamed = files.filter((f) => f.path.includes("\uFFFD"));
-  const chosen = chooseMedia(
-    files.filter((f) => !unnamed.includes(f)),
-    changed,
-    sample,
-  );
   const output = await checksumRestored(session.settings, scratch, chosen);
   const { problems, checksums, againstLive } = compareChecksums(chosen, output);
   Object.assign(media.checksums, checksums);
@@ -294,8 +364,8 @@ export async function checkMedia(
   const count = recorded
     ? `, ${recorded.files} files and ${recorded.bytes} bytes as the manifest counted`
     : "";
-  const notUtf8 = unnamed.length
-    ? `, ${unnamed.length} named in bytes that are not UTF-8 verified by restic only`
+  const notUtf8 = plan.unnamed
+    ? `, ${plan.unnamed} named in bytes that are not UTF-8 verified by restic only`
     : "";
-  return `${chosen.length} of ${files.length} files (${basis}), ${againstLive} equal to the live file${count}${notUtf8}`;
+  return `${chosen.length} of ${files.length} files (${plan.basis}), ${againstLive} equal to the live file${count}${notUtf8}`;
 }

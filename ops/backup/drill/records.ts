@@ -9,12 +9,18 @@ import { DrillRecord, DrillRecordSchema } from "../../store/records";
 
 export const DRILLS_DIR = LAYOUT.drillsDir;
 
-/** The newest drill record, read under the session's lock. */
-export async function latestDrill(session: OpsSession): Promise<DrillRecord | null> {
+/**
+ * The newest drill that passed, among the newest 100 records, read under the session's lock: what the
+ * next drill counts changed files from (a failed drill proved nothing about the files it chose). The
+ * search stops at the first record whose top-level `ok` (two spaces in: writeDrillRecord's layout) is true.
+ */
+export async function latestPassedDrill(session: OpsSession): Promise<DrillRecord | null> {
   const { stdout } = await session.exec(
-    `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -1 | while read -r f; do cat "$f"; done`,
+    `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort -r | head -100 | while read -r f; do ` +
+      `if grep -q '^  "ok": true,$' "$f"; then cat "$f"; break; fi; done`,
   );
-  return parseDrill(stdout);
+  const record = parseDrill(stdout);
+  return record?.ok ? record : null;
 }
 
 /** The newest drill record without the lock (status, evidence). */

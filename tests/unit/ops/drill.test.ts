@@ -10,7 +10,7 @@ import {
   parseDiff,
   parseMediaListing,
 } from "../../../ops/backup/drill";
-import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/media";
+import { CHECKSUM_SCRIPT, includePattern } from "../../../ops/backup/drill/media";
 import { newestGood } from "../../../ops/reports/health";
 
 describe("drill: which media files are checksummed", function () {
@@ -128,6 +128,17 @@ describe("drill: which media files are checksummed", function () {
     expect(chooseMedia(files, [], 0, first)).to.deep.equal([]);
     expect(chooseMedia(files, ["c.bin"], 10, first)).to.have.length(3);
     expect(chooseMedia(files, null, 0, first)).to.deep.equal(files);
+  });
+});
+
+describe("drill: restic include patterns of the files a later drill restores", function () {
+  it("anchors each at the restored folder's root and escapes glob characters, leaving other bytes as they are", function () {
+    expect(includePattern("documents/a.bin")).to.equal("/documents/a.bin");
+    expect(includePattern("odd/-rf/--help")).to.equal("/odd/-rf/--help");
+    expect(includePattern("odd/[x]*?.txt")).to.equal("/odd/\\[x]\\*\\?.txt");
+    expect(includePattern("odd/back\\slash")).to.equal("/odd/back\\\\slash");
+    // A leading `!` would negate a pattern; behind the anchoring slash it is a plain byte.
+    expect(includePattern("!keep $HOME\ttab\nline")).to.equal("/!keep $HOME\ttab\nline");
   });
 });
 

@@ -17,7 +17,7 @@ export const DRILLS_DIR = LAYOUT.drillsDir;
 export async function latestPassedDrill(session: OpsSession): Promise<DrillRecord | null> {
   const { stdout } = await session.exec(
     `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort -r | head -100 | while read -r f; do ` +
-      `if grep -q '^  "ok": true,$' "$f"; then cat "$f"; break; fi; done`,
+      `if grep -q '^  "ok": true,\\{0,1\\}$' "$f"; then cat "$f"; break; fi; done`,
   );
   const record = parseDrill(stdout);
   return record?.ok ? record : null;

@@ -5,7 +5,8 @@
  * --check`), the migration state and row counts are compared with the manifest, the media of a sample plus
  * every file changed since the previous passed drill are checksummed against the live file (when it is
  * still the one the backup read), and an operator's `--check CMD` runs in the same container. Once a drill
- * has passed, later ones restore only those files, after restic read every media blob back (media.ts). A JSON record of every
+ * has passed, a later one without `--check` or a rehearsal restores only those files, after restic read
+ * every media file's data back (media.ts). A JSON record of every
  * drill, passed or failed, goes to `drills/` in the backups volume.
  *
  * Live data is never touched: the scratch server and the release container sit on a network of their own
@@ -30,13 +31,8 @@ import { databaseChecks, REHEARSAL, releaseChecks } from "./release";
 import { inScratch, Scratch } from "./scratch";
 
 export type { DrillCheck, DrillRecord } from "../../store/records";
-export {
-  checksumInput,
-  chooseMedia,
-  compareChecksums,
-  parseDiff,
-  parseMediaListing,
-} from "./media";
+export { chooseMedia, parseDiff, parseMediaListing } from "./media";
+export { checksumInput, compareChecksums } from "./checksums";
 export { DRILLS_DIR, drillResults, latestPassedDrill, readLatestDrill } from "./records";
 export { removeDrillLeftovers } from "./scratch";
 
@@ -181,7 +177,9 @@ async function runDrill(run: DrillRun): Promise<void> {
 async function prepareMedia(run: DrillRun): Promise<MediaPlan> {
   const { session, entry, options } = run;
   const sample = options.sample ?? DEFAULT_SAMPLE;
-  const plan = await planMedia(session, entry, run.previous, sample, options.check !== undefined);
+  // An operator's command, or the new release's migrate, may read any file: every one is restored.
+  const restoreAll = options.check !== undefined || rehearses(options);
+  const plan = await planMedia(session, entry, run.previous, sample, restoreAll);
   await restoreMedia(session.settings, entry, run.scratch, plan);
   return plan;
 }
@@ -218,7 +216,7 @@ async function checkRestored(
     plan = prepared;
     return plan.whole
       ? `${plan.files.length} files restored with restic --verify`
-      : `every blob of ${plan.files.length} files read back by restic, ${plan.chosen.length} restored with --verify`;
+      : `the data of ${plan.files.length} files read back by restic dump, ${plan.chosen.length} restored with --verify`;
   });
   if (plan) {
     const restoredPlan = plan;
@@ -234,9 +232,13 @@ async function checkRestored(
     );
     return;
   }
-  // Only the pre-deploy drill rehearses: the release it names is the one about to migrate production.
   await releaseChecks(session.settings, manifest, scratch, db, checks, {
     check: options.check,
-    rehearse: options.trigger === REASONS.preDeploy,
+    rehearse: rehearses(options),
   });
+}
+
+/** Only the pre-deploy drill rehearses: the release it names is the one about to migrate production. */
+function rehearses(options: DrillOptions): boolean {
+  return options.trigger === REASONS.preDeploy;
 }

@@ -1,8 +1,9 @@
 /**
  * The drill's media half: a sample plus every file changed since the previous passed drill is chosen; the
- * snapshot's media restored into the scratch volume (restic --verify), all of them on a first drill or for
- * an operator's --check, otherwise the chosen files after every blob was read back (restic dump); then the
- * chosen files checksummed, against the live file when it is still the one the backup read.
+ * snapshot's media restored into the scratch volume (restic --verify): all of them on a first drill, for
+ * an operator's --check or the pre-deploy rehearsal, otherwise the chosen files after the data of every
+ * file was read back (restic dump); then the chosen files checksummed, against the live file when it is
+ * still the one the backup read.
  */
 import { randomInt } from "crypto";
 import { z } from "zod";
@@ -10,12 +11,12 @@ import { parseJsonLines } from "../../core/json";
 import { Settings } from "../../../model/settings";
 import { failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
-import { volumeExists } from "../../engine/docker";
 import { OpsSession } from "../../engine/session";
 import { backupToolbox, toolbox } from "../../engine/toolbox";
 import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
 import { DAMAGED } from "./checks";
+import { checksumRestored, compareChecksums } from "./checksums";
 import { Scratch } from "./scratch";
 import {
   listingCount,
@@ -51,14 +52,21 @@ export interface MediaPlan {
   /** What is checksummed: every changed file plus a sample. */
   readonly chosen: readonly MediaFile[];
   /**
-   * Every file restored (first drill, an operator's --check, nothing left out); otherwise every blob of the
-   * snapshot is read back and authenticated by restic without being written, and only `chosen` restored.
+   * Every file restored (first drill, an operator's --check, the rehearsal, nothing left out, too many
+   * chosen); otherwise the data of every file is read back and authenticated by restic without being
+   * written, and only `chosen` restored.
    */
   readonly whole: boolean;
 }
 
 /** Bytes of odd-named include patterns passed as arguments beyond which the drill restores everything. */
 const ODD_PATTERN_BYTES = 64 * 1024;
+
+/**
+ * restic matches every node of the tree against every include pattern (restore walks it three times with
+ * --verify): beyond this many pattern × file pairs a whole restore costs less than the matching.
+ */
+const PATTERN_MATCH_BUDGET = 10_000_000;
 
 /**
  * `path` (relative to the media root) as a restic include pattern matching that file only: anchored at
@@ -68,7 +76,7 @@ export function includePattern(path: string): string {
   return `/${path.replace(/[\\*?[]/g, "\\$&")}`;
 }
 
-/** Whether `path` is plain bytes (what octalPath leaves alone): it can travel one per line. */
+/** Whether `path` is plain bytes (what checksums.ts' octalPath leaves alone): it can travel one per line. */
 function plainPath(path: string): boolean {
   return /^[A-Za-z0-9._/-]+$/.test(path);
 }
@@ -78,7 +86,10 @@ export async function planMedia(
   entry: BackupEntry,
   previous: DrillRecord | null,
   sample: number,
-  /** Restore every file whatever is chosen: an operator's --check may read any of them. */
+  /**
+   * Restore every file whatever is chosen: an operator's --check or the new release's migrate (the
+   * rehearsal) may read any of them.
+   */
   restoreAll: boolean,
 ): Promise<MediaPlan> {
   const [files, { changed, basis }] = await Promise.all([
@@ -89,18 +100,41 @@ export async function planMedia(
   // be named here, and restic's own read-back (--verify, or the dump) proves it.
   const named = files.filter((f) => !f.path.includes("\uFFFD"));
   const chosen = chooseMedia(named, changed, sample);
-  const oddBytes = chosen
-    .filter((f) => !plainPath(f.path))
-    .reduce((sum, f) => sum + Buffer.byteLength(includePattern(f.path)) + 16, 0);
-  const whole = restoreAll || chosen.length === files.length || oddBytes > ODD_PATTERN_BYTES;
+  const whole = restoreAll || restoresWhole(files, changed, chosen);
   return { files, changed, basis, unnamed: files.length - named.length, chosen, whole };
 }
 
 /**
+ * Whether restoring `chosen` means restoring every file anyway: no previous drill (every file chosen), none
+ * left out, more pattern × file pairs than restic matches quickly, or odd names beyond what arguments hold.
+ */
+export function restoresWhole(
+  files: readonly MediaFile[],
+  changed: readonly string[] | null,
+  chosen: readonly MediaFile[],
+): boolean {
+  const oddBytes = chosen
+    .filter((f) => !plainPath(f.path))
+    .reduce((sum, f) => sum + Buffer.byteLength(includePattern(f.path)) + 16, 0);
+  return (
+    changed === null ||
+    chosen.length === files.length ||
+    chosen.length * files.length > PATTERN_MATCH_BUDGET ||
+    oddBytes > ODD_PATTERN_BYTES
+  );
+}
+
+const RestoreSummarySchema = z.object({
+  message_type: z.literal("summary"),
+  total_files: z.number(),
+});
+
+/**
  * The snapshot's media into the scratch volume's root (the release's MEDIA_ROOT), every file written
- * verified by restic (--verify). When the plan leaves files out, `restic dump` first reads every media
- * blob of the snapshot back, authenticated, writing nothing: the proof the whole restore gave, at the cost
- * of a read. Plain names go to restic as an include file on stdin, any other as arguments.
+ * verified by restic (--verify). When the plan leaves files out, `restic dump` first reads the data of
+ * every media file back, each blob authenticated, writing nothing (the trees were walked by the listing
+ * the plan read); then only the chosen files are restored, and restic must report exactly that many
+ * selected. Plain names go to restic as an include file on stdin, any other as arguments.
  */
 export async function restoreMedia(
   settings: Settings,
@@ -116,7 +150,7 @@ export async function restoreMedia(
     : [
         `s=$1; shift; for p; do set -- "$@" --include "$p"; shift; done`,
         `lrestic --no-lock dump -a tar "$s" ${MEDIA_DIR} >/dev/null || exit 3`,
-        ...(plan.chosen.length ? [`${restore} --include-file /dev/stdin "$@" >/dev/null`] : []),
+        ...(plan.chosen.length ? [`${restore} --json --include-file /dev/stdin "$@"`] : []),
       ].join("\n");
   const result = await backupToolbox(settings, script, {
     args: [entry.snapshot, ...(plan.whole ? [] : odd.map((f) => includePattern(f.path)))],
@@ -130,6 +164,15 @@ export async function restoreMedia(
       `media cannot be ${step} from the repository: ${lastLine(result.stderr)}`,
       DAMAGED,
     );
+  }
+  if (!plan.whole && plan.chosen.length) {
+    const [summary] = parseJsonLines(result.stdout, RestoreSummarySchema);
+    if (summary?.total_files !== plan.chosen.length) {
+      throw failure(
+        `restic restored ${summary?.total_files ?? "an unknown number of"} files where the drill asked for ${plan.chosen.length}`,
+        DAMAGED,
+      );
+    }
   }
 }
 
@@ -159,20 +202,6 @@ export function parseDiff(stdout: string): string[] {
     .map((c) => c.path)
     .filter((path) => path.startsWith(`${MEDIA_DIR}/`) && !path.endsWith("/"))
     .map((path) => path.slice(MEDIA_DIR.length + 1));
-}
-
-/**
- * A path as `printf %b` turns it back into its bytes: every byte outside a plain set as `\0ooo`, so a name
- * with a tab, a newline or a backslash travels on one line.
- */
-export function octalPath(path: string): string {
-  return [...Buffer.from(path, "utf8")]
-    .map((byte) =>
-      /[A-Za-z0-9._/-]/.test(String.fromCharCode(byte))
-        ? String.fromCharCode(byte)
-        : `\\0${byte.toString(8).padStart(3, "0")}`,
-    )
-    .join("");
 }
 
 /** Every changed file plus `sample` others chosen at random: what a drill checksums. */
@@ -221,112 +250,6 @@ async function changedSincePrevious(
   }
   const changed = parseDiff(diff.stdout);
   return { changed, basis: `${changed.length} changed since drill ${previous.id}` };
-}
-
-/** The checksum exchange of checksumRestored (below): its input, one line per file, and its shell. */
-export function checksumInput(chosen: readonly MediaFile[]): string {
-  return chosen.map((f, i) => `${i}\t${octalPath(f.path)}\t${f.size}\t${f.mtime}\n`).join("");
-}
-/**
- * One line per file: position, restored size, restored sha256, live sha256 (`-` where there is none). A name
- * of plain bytes (what octalPath leaves as it is: no blank, quote or backslash) goes into one batch: one `stat`
- * and one `sha256sum` for all of them, as a first drill checksums every file and a process per file cost
- * ~40 ms each here (134 s for 3,070 files against 9.4 s of `sha256sum` over them all). Any other name is
- * checked on its own, as its bytes cannot travel through xargs or sha256sum's output. POSIX sh, awk, xargs -r,
- * stat -c: Debian's and busybox's alike.
- */
-export const CHECKSUM_SCRIPT = `T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; : > "$T/p"
-while IFS="$(printf '\\t')" read -r i enc size mtime; do
-  case "$enc" in
-    *[!A-Za-z0-9._/-]*) ;;
-    *) printf '%s %s %s %s\\n' "$i" "$size" "$mtime" "$enc" >> "$T/p"; continue ;;
-  esac
-  p=$(printf '%bx' "$enc"); p=\${p%x}
-  r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
-  if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
-  if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
-  printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
-done
-[ -s "$T/p" ] || exit 0
-D="/drill/"; L="/live/"
-paths() { awk -v at="$1" '{ print at $4 }' "$T/p"; }
-paths "$D" | xargs -r stat -L -c '%s %n' > "$T/rs" 2>/dev/null || true
-paths "$D" | xargs -r sha256sum > "$T/rh" 2>/dev/null || true
-# The live file is the reference only while it is the regular file the backup read (same size and mtime):
-# never a symlink (a compromised web can plant one), which stat without -L shows as one.
-paths "$L" | xargs -r stat -c '%A %s %Y %n' 2>/dev/null \\
-  | awk -v at="$L" 'NR == FNR { want[at $4] = $2 " " $3; next } substr($1, 1, 1) == "-" && want[$4] == $2 " " $3 { print $4 }' "$T/p" - \\
-  | xargs -r sha256sum > "$T/lh" 2>/dev/null || true
-{ sed 's/^/P /' "$T/p"; sed 's/^/S /' "$T/rs"; sed 's/^/H /' "$T/rh"; sed 's/^/L /' "$T/lh"; } | awk -v d="$D" -v l="$L" '
-  $1 == "P" { n++; rel[n] = $5; pos[n] = $2; next }
-  $1 == "S" { size[substr($3, length(d) + 1)] = $2; next }
-  $1 == "H" { if (index($3, d) == 1) sum[substr($3, length(d) + 1)] = $2; next }
-  $1 == "L" { live[substr($3, length(l) + 1)] = $2; next }
-  END {
-    for (k = 1; k <= n; k++) {
-      f = rel[k]
-      if (f in sum) { rs = size[f]; rh = sum[f] } else { rs = "-"; rh = "-" }
-      printf "%s\\t%s\\t%s\\t%s\\n", pos[k], rs, rh, (f in live) ? live[f] : "-"
-    }
-  }'`;
-
-/**
- * Restored bytes against the live file when the live file is still the one the backup read (same size
- * and mtime): a reference restic did not produce. Otherwise size against the snapshot's listing. In, one
- * line per file: its position, its path (octalPath), size, mtime; out: position, restored size, restored
- * sha256, live sha256 (`-` where there is none). `x` keeps a name's trailing newline through `$(…)`. A
- * symlink in live media (a compromised web can plant one) is no reference: it is never followed.
- */
-async function checksumRestored(
-  settings: Settings,
-  scratch: Scratch,
-  chosen: readonly MediaFile[],
-): Promise<string> {
-  const hasLive = await volumeExists(settings.names.mediaVolume);
-  const result = await toolbox(
-    settings,
-    [
-      { volume: scratch.volume, path: "/drill", readOnly: true },
-      ...(hasLive ? [{ volume: settings.names.mediaVolume, path: "/live", readOnly: true }] : []),
-    ],
-    CHECKSUM_SCRIPT,
-    {
-      input: checksumInput(chosen),
-    },
-  );
-  return result.stdout;
-}
-
-/** The checksum lines against what was chosen: problems, and the checksums of the files that passed. */
-export function compareChecksums(
-  chosen: readonly MediaFile[],
-  output: string,
-): { problems: string[]; checksums: Record<string, string>; againstLive: number } {
-  const expected = new Map(chosen.map((f, i) => [String(i), f]));
-  const problems: string[] = [];
-  const checksums: Record<string, string> = {};
-  let againstLive = 0;
-  for (const line of output.split("\n").filter(Boolean)) {
-    const [position, size, restored, live] = line.split("\t");
-    const file = expected.get(position);
-    if (!file) {
-      continue;
-    }
-    expected.delete(position);
-    const path = file.path;
-    if (restored === "-") {
-      problems.push(`${path}: not restored`);
-    } else if (Number(size) !== file.size) {
-      problems.push(`${path}: ${size} bytes restored, the snapshot has ${file.size}`);
-    } else if (live !== "-" && live !== restored) {
-      problems.push(`${path}: sha256 differs from the live file the backup read`);
-    } else {
-      checksums[path] = restored;
-      againstLive += live === "-" ? 0 : 1;
-    }
-  }
-  problems.push(...[...expected.values()].map((f) => `${f.path}: not checked`));
-  return { problems, checksums, againstLive };
 }
 
 export async function checkMedia(

@@ -10,7 +10,8 @@ import {
   parseDiff,
   parseMediaListing,
 } from "../../../ops/backup/drill";
-import { CHECKSUM_SCRIPT, includePattern } from "../../../ops/backup/drill/media";
+import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/checksums";
+import { includePattern, restoresWhole } from "../../../ops/backup/drill/media";
 import { newestGood } from "../../../ops/reports/health";
 
 describe("drill: which media files are checksummed", function () {
@@ -139,6 +140,27 @@ describe("drill: restic include patterns of the files a later drill restores", f
     expect(includePattern("odd/back\\slash")).to.equal("/odd/back\\\\slash");
     // A leading `!` would negate a pattern; behind the anchoring slash it is a plain byte.
     expect(includePattern("!keep $HOME\ttab\nline")).to.equal("/!keep $HOME\ttab\nline");
+  });
+
+  it("restores everything without a previous drill, when nothing is left out, or when matching would cost more", function () {
+    const files = (n: number, name = (i: number) => `f${i}`) =>
+      Array.from({ length: n }, (_, i) => ({ path: name(i), size: 1, mtime: 0 }));
+    const all = files(11);
+    expect(restoresWhole(all, null, all.slice(0, 3))).to.equal(true);
+    expect(restoresWhole(all, [], all)).to.equal(true);
+    expect(restoresWhole(all, [], all.slice(0, 8))).to.equal(false);
+    expect(restoresWhole(all, [], [])).to.equal(false);
+    // A file named in bytes that are not UTF-8 is never chosen: it does not make a first drill partial.
+    expect(restoresWhole([...all, { path: "\uFFFD", size: 1, mtime: 0 }], null, all)).to.equal(
+      true,
+    );
+    const many = files(100_000);
+    expect(restoresWhole(many, [], many.slice(0, 100))).to.equal(false);
+    expect(restoresWhole(many, [], many.slice(0, 101))).to.equal(true);
+    // Odd names travel as arguments: a few are fine, 64 KiB of them are not.
+    const odd = files(2_000, (i) => `odd name ${"x".repeat(30)} ${i}`);
+    expect(restoresWhole(odd, [], odd.slice(0, 10))).to.equal(false);
+    expect(restoresWhole(odd, [], odd.slice(0, 1_500))).to.equal(true);
   });
 });
 

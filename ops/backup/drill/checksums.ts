@@ -9,13 +9,26 @@ import type { MediaFile } from "../mediaCount";
 import { Scratch } from "./scratch";
 
 /**
- * A path as `printf %b` turns it back into its bytes: every byte outside a plain set as `\0ooo`, so a name
+ * The bytes a name may hold and still travel as it is: one per line, through xargs and sha256sum's output,
+ * in a restic include file (no blank, quote, backslash, `$` or `#`). One set for the TypeScript and the shell.
+ */
+const PLAIN = "A-Za-z0-9._/-";
+const PLAIN_BYTE = new RegExp(`[${PLAIN}]`);
+const PLAIN_NAME = new RegExp(`^[${PLAIN}]+$`);
+
+/** Whether every byte of `path` is plain (octalPath leaves it as it is). */
+export function plainPath(path: string): boolean {
+  return PLAIN_NAME.test(path);
+}
+
+/**
+ * A path as `printf %b` turns it back into its bytes: every byte outside the plain set as `\0ooo`, so a name
  * with a tab, a newline or a backslash travels on one line.
  */
 export function octalPath(path: string): string {
   return [...Buffer.from(path, "utf8")]
     .map((byte) =>
-      /[A-Za-z0-9._/-]/.test(String.fromCharCode(byte))
+      PLAIN_BYTE.test(String.fromCharCode(byte))
         ? String.fromCharCode(byte)
         : `\\0${byte.toString(8).padStart(3, "0")}`,
     )
@@ -37,7 +50,7 @@ export function checksumInput(chosen: readonly MediaFile[]): string {
 export const CHECKSUM_SCRIPT = `T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; : > "$T/p"
 while IFS="$(printf '\\t')" read -r i enc size mtime; do
   case "$enc" in
-    *[!A-Za-z0-9._/-]*) ;;
+    *[!${PLAIN}]*) ;;
     *) printf '%s %s %s %s\\n' "$i" "$size" "$mtime" "$enc" >> "$T/p"; continue ;;
   esac
   p=$(printf '%bx' "$enc"); p=\${p%x}

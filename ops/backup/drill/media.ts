@@ -16,7 +16,7 @@ import { backupToolbox, toolbox } from "../../engine/toolbox";
 import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
 import { DAMAGED } from "./checks";
-import { checksumRestored, compareChecksums } from "./checksums";
+import { checksumRestored, compareChecksums, plainPath } from "./checksums";
 import { Scratch } from "./scratch";
 import {
   listingCount,
@@ -74,11 +74,6 @@ const PATTERN_MATCH_BUDGET = 10_000_000;
  */
 export function includePattern(path: string): string {
   return `/${path.replace(/[\\*?[]/g, "\\$&")}`;
-}
-
-/** Whether `path` is plain bytes (what checksums.ts' octalPath leaves alone): it can travel one per line. */
-function plainPath(path: string): boolean {
-  return /^[A-Za-z0-9._/-]+$/.test(path);
 }
 
 export async function planMedia(

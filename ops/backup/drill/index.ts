@@ -6,8 +6,8 @@
  * every file changed since the previous passed drill are checksummed against the live file (when it is
  * still the one the backup read), and an operator's `--check CMD` runs in the same container. Once a drill
  * has passed, a later one without `--check` or a rehearsal restores only those files, after restic read
- * every media file's data back (media.ts). A JSON record of every
- * drill, passed or failed, goes to `drills/` in the backups volume.
+ * every media file's data back (media.ts). A JSON record of every drill, passed or failed, goes to
+ * `drills/` in the backups volume.
  *
  * Live data is never touched: the scratch server and the release container sit on a network of their own
  * (`--internal`), the live media volume is mounted read-only and only for checksums. Scratch containers,

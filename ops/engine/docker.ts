@@ -128,7 +128,7 @@ function spawnFailed(command: string, error: NodeJS.ErrnoException): Error {
     : error;
 }
 
-function commandFailed(command: string, args: readonly string[], result: RunResult): Error {
+export function commandFailed(command: string, args: readonly string[], result: RunResult): Error {
   const detail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join("\n");
   return failure(
     `${command} ${describe(args)} failed (exit ${result.code}):

@@ -9,6 +9,7 @@ import { engineless, engineNeeded, mountedHere } from "./engineless";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
 import { OPS_HELPER_ROLE, RESTIC_PRELUDE, STAGE_DIR } from "../store/restic";
 import { BACKUPS_DIR, LAYOUT } from "../store/layout";
+import { batchedRead } from "./readBatch";
 
 export type { Mount } from "./dockerRun";
 
@@ -31,7 +32,12 @@ export async function readBackupsVolume(
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return "";
   }
-  return (await toolbox(settings, [backupsMount(settings, true)], script, { args })).stdout;
+  const mounts = [backupsMount(settings, true)];
+  if (engineless()) {
+    return (await runHere(mounts, script, { args })).stdout;
+  }
+  const read = { script, args, allowFailure: false };
+  return (await batchedRead(toolboxArgs(settings, mounts), read)).stdout;
 }
 
 /**
@@ -65,21 +71,26 @@ export function toolbox(
   if (engineless()) {
     return runHere(mounts, script, options);
   }
-  // Logging off: these containers stream dumps and archives, which must never land in a log driver.
-  const args = dockerRunArgs({
-    image: settings.postgresImage,
-    args: ["-euc", script, ...(options.args?.length ? ["edms-ops", ...options.args] : [])],
-    remove: true,
-    stdin: true,
-    logging: false,
-    network: "none",
-    user: "0",
-    entrypoint: "sh",
-    labels: opsLabels(settings),
-    mounts,
-    limits: settings.limits.helpers,
-  });
-  return docker(args, options);
+  return docker(toolboxArgs(settings, mounts)(script, options.args ?? []), options);
+}
+
+/** `docker run` of a toolbox container over `mounts` running `sh -euc script edms-ops args…`. */
+function toolboxArgs(settings: Settings, mounts: readonly Mount[]) {
+  return (script: string, args: readonly string[]) =>
+    // Logging off: these containers stream dumps and archives, which must never land in a log driver.
+    dockerRunArgs({
+      image: settings.postgresImage,
+      args: ["-euc", script, ...(args.length ? ["edms-ops", ...args] : [])],
+      remove: true,
+      stdin: true,
+      logging: false,
+      network: "none",
+      user: "0",
+      entrypoint: "sh",
+      labels: opsLabels(settings),
+      mounts,
+      limits: settings.limits.helpers,
+    });
 }
 
 /**
@@ -111,23 +122,42 @@ export function backupToolbox(
   if (engineless()) {
     return runHere(mounts, body, options);
   }
-  const args = dockerRunArgs({
-    image: settings.backup.image,
-    args: ["-euc", body, "edms-ops", ...(options.args ?? [])],
-    remove: true,
-    stdin: true,
-    logging: false,
-    user: "0",
-    entrypoint: "sh",
-    network: options.network ? "bridge" : "none",
-    labels: opsLabels(settings, options.role),
-    mounts,
-    // Where scripts stage a dump and media (/edms/database, /edms/media) with the root read-only: on disk,
-    // not in memory, and removed with the container.
-    scratchPaths: [SCRATCH_ROOT],
-    limits: settings.limits.helpers,
-  });
-  return docker(args, options);
+  const argsOf = (script: string, args: readonly string[]) =>
+    dockerRunArgs({
+      image: settings.backup.image,
+      args: ["-euc", script, "edms-ops", ...args],
+      remove: true,
+      stdin: true,
+      logging: false,
+      user: "0",
+      entrypoint: "sh",
+      network: options.network ? "bridge" : "none",
+      labels: opsLabels(settings, options.role),
+      mounts,
+      // Where scripts stage a dump and media (/edms/database, /edms/media) with the root read-only: on
+      // disk, not in memory, and removed with the container.
+      scratchPaths: [SCRATCH_ROOT],
+      limits: settings.limits.helpers,
+    });
+  if (onlyReads(options)) {
+    const read = { script: body, args: options.args ?? [], allowFailure: !!options.allowFailure };
+    return batchedRead(argsOf, read);
+  }
+  return docker(argsOf(body, options.args ?? []), options);
+}
+
+/** A read of the backups volume alone, with nothing streamed either way: it may share a container. */
+function onlyReads(o: Parameters<typeof backupToolbox>[2] & object): boolean {
+  const streams = o.input !== undefined || o.stdout || o.onLine || o.signal || o.holdStdin;
+  return !(
+    streams ||
+    o.writable ||
+    o.network ||
+    o.role ||
+    o.mounts?.length ||
+    o.dockerHost ||
+    o.env
+  );
 }
 
 const WRITER_LOCK = `exec 8>>${LAYOUT.writerLock}\nflock 8\n`;

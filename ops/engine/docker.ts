@@ -213,11 +213,22 @@ export async function stopRunning(names: readonly string[]): Promise<string[]> {
   return running;
 }
 
-export async function volumeExists(name: string): Promise<boolean> {
+/** Inspections in flight by volume: asked at once (status asks seven times), the engine is asked once. */
+const volumeQueries = new Map<string, Promise<boolean>>();
+
+export function volumeExists(name: string): Promise<boolean> {
   if (engineless()) {
-    return volumeMountedHere(name);
+    return Promise.resolve(volumeMountedHere(name));
   }
-  return (await docker(["volume", "inspect", name], { allowFailure: true })).code === 0;
+  const asked = volumeQueries.get(name);
+  if (asked) {
+    return asked;
+  }
+  const query = docker(["volume", "inspect", name], { allowFailure: true })
+    .then((result) => result.code === 0)
+    .finally(() => volumeQueries.delete(name));
+  volumeQueries.set(name, query);
+  return query;
 }
 
 export async function requireEngine(): Promise<void> {

@@ -13,8 +13,9 @@ import { Writable } from "stream";
 import { failure } from "../core/errors";
 import { commandFailed, docker, RunResult } from "./docker";
 
-/** How long the first read of a batch waits for others to join it. */
-const WINDOW_MS = 30;
+/** A batch starts once no read joined it for QUIET_MS, or MAX_WAIT_MS after its first read. */
+const QUIET_MS = 30;
+const MAX_WAIT_MS = 200;
 
 export interface BatchedRead {
   readonly script: string;
@@ -30,7 +31,14 @@ interface Queued extends BatchedRead {
 /** `dockerArgs(script, args)`: the `docker run` arguments of a container running `sh -euc script edms-ops args…`. */
 export type DockerArgs = (script: string, args: readonly string[]) => string[];
 
-const batches = new Map<string, { readonly dockerArgs: DockerArgs; readonly queue: Queued[] }>();
+interface Batch {
+  readonly dockerArgs: DockerArgs;
+  readonly queue: Queued[];
+  readonly started: number;
+  timer?: NodeJS.Timeout;
+}
+
+const batches = new Map<string, Batch>();
 
 /**
  * What `read`'s own container would have returned, or thrown. Reads share a container only when theirs
@@ -39,17 +47,18 @@ const batches = new Map<string, { readonly dockerArgs: DockerArgs; readonly queu
 export function batchedRead(dockerArgs: DockerArgs, read: BatchedRead): Promise<RunResult> {
   const key = JSON.stringify(dockerArgs("", []));
   return new Promise((resolve, reject) => {
-    let batch = batches.get(key);
-    if (!batch) {
-      const created = { dockerArgs, queue: [] as Queued[] };
-      batches.set(key, created);
-      setTimeout(() => {
-        batches.delete(key);
-        void runBatch(created.dockerArgs, created.queue);
-      }, WINDOW_MS);
-      batch = created;
-    }
+    const batch = batches.get(key) ?? { dockerArgs, queue: [], started: Date.now() };
+    batches.set(key, batch);
     batch.queue.push({ ...read, resolve, reject });
+    clearTimeout(batch.timer);
+    const wait = Math.min(QUIET_MS, batch.started + MAX_WAIT_MS - Date.now());
+    batch.timer = setTimeout(
+      () => {
+        batches.delete(key);
+        void runBatch(batch.dockerArgs, batch.queue);
+      },
+      Math.max(0, wait),
+    );
   });
 }
 

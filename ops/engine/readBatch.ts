@@ -8,9 +8,10 @@
  * container, and gets its own exit code, stdout and stderr back: the container prints, per read, one header
  * line `CODE STDOUT_BYTES STDERR_BYTES` and then those bytes, so no output can be mistaken for a boundary.
  * Scripts and arguments are positional parameters of the container's script, never spliced into its text.
+ * A batch whose container fails or prints an answer it cannot have meant (a limit it ran into, a read
+ * that left a process writing) is run again one container per read, as before: reads change nothing.
  */
 import { Writable } from "stream";
-import { failure } from "../core/errors";
 import { commandFailed, docker, RunResult } from "./docker";
 
 /** A batch starts once no read joined it for QUIET_MS, or MAX_WAIT_MS after its first read. */
@@ -21,6 +22,8 @@ export interface BatchedRead {
   readonly script: string;
   readonly args: readonly string[];
   readonly allowFailure: boolean;
+  /** `$0` of the read's shell, as its own container has it. */
+  readonly zero: string;
 }
 
 interface Queued extends BatchedRead {
@@ -28,7 +31,7 @@ interface Queued extends BatchedRead {
   readonly reject: (error: Error) => void;
 }
 
-/** `dockerArgs(script, args)`: the `docker run` arguments of a container running `sh -euc script edms-ops args…`. */
+/** `dockerArgs(script, args)`: the `docker run` arguments of a container running `sh -euc script …args`. */
 export type DockerArgs = (script: string, args: readonly string[]) => string[];
 
 interface Batch {
@@ -42,66 +45,85 @@ const batches = new Map<string, Batch>();
 
 /**
  * What `read`'s own container would have returned, or thrown. Reads share a container only when theirs
- * would differ in nothing but the script and its arguments (image, volumes, network, labels, limits).
+ * would differ in nothing but the script and its arguments (image, volumes, network, labels, limits), and
+ * at most `most` of them (what the containers' process and memory limits allow: helperBatch).
  */
-export function batchedRead(dockerArgs: DockerArgs, read: BatchedRead): Promise<RunResult> {
+export function batchedRead(
+  dockerArgs: DockerArgs,
+  read: BatchedRead,
+  most: number,
+): Promise<RunResult> {
+  if (most < 2) {
+    return new Promise((resolve, reject) => runAlone(dockerArgs, { ...read, resolve, reject }));
+  }
   const key = JSON.stringify(dockerArgs("", []));
   return new Promise((resolve, reject) => {
     const batch = batches.get(key) ?? { dockerArgs, queue: [], started: Date.now() };
     batches.set(key, batch);
     batch.queue.push({ ...read, resolve, reject });
     clearTimeout(batch.timer);
-    const wait = Math.min(QUIET_MS, batch.started + MAX_WAIT_MS - Date.now());
-    batch.timer = setTimeout(
-      () => {
-        batches.delete(key);
-        void runBatch(batch.dockerArgs, batch.queue);
-      },
-      Math.max(0, wait),
-    );
+    const start = () => {
+      batches.delete(key);
+      void runBatch(batch.dockerArgs, batch.queue);
+    };
+    if (batch.queue.length >= most) {
+      start();
+    } else {
+      const wait = Math.min(QUIET_MS, batch.started + MAX_WAIT_MS - Date.now());
+      batch.timer = setTimeout(start, Math.max(0, wait));
+    }
   });
 }
 
 /**
+ * How many reads one helper container may run at once under `edms:limits.helpers`: each may start a
+ * restic (threads) or a pipeline, and hold its output in the container's /tmp, which is memory.
+ */
+export function helperBatch(limits: { readonly memoryMb: number; readonly pids: number }): number {
+  return Math.floor(Math.min(limits.pids / 32, limits.memoryMb / 256));
+}
+
+/**
  * The container's script: read i runs in the background with its output in files, then each is printed
- * after its header, in order. Read i's script is `${p}` and its arguments the positional parameters after it.
+ * after its header, in order, exactly as many bytes as the header says. Read i's script is `${p}` and its
+ * `$0` and arguments the positional parameters after it.
  */
 export function batchScript(reads: readonly BatchedRead[]): { script: string; args: string[] } {
   const args: string[] = [];
-  // Without a scratch folder the container fails, and every read with it (its stderr says why).
+  // Without a scratch folder the container fails, and the reads run one by one.
   const lines = ['d="$(mktemp -d)"', "set +e"];
   reads.forEach((read, i) => {
     const at = (value: string) => `"\${${args.push(value)}}"`;
-    const call = [at(read.script), "edms-ops", ...read.args.map(at)].join(" ");
+    const call = [at(read.script), at(read.zero), ...read.args.map(at)].join(" ");
     lines.push(`{ sh -euc ${call} >"$d/o${i}" 2>"$d/e${i}" </dev/null; echo $? >"$d/c${i}"; } &`);
   });
   lines.push(
     "wait",
     `i=0; while [ "$i" -lt ${reads.length} ]; do`,
-    '  printf \'%s %s %s\\n\' "$(cat "$d/c$i")" "$(wc -c <"$d/o$i")" "$(wc -c <"$d/e$i")"',
-    '  cat "$d/o$i" "$d/e$i"; i=$((i + 1))',
+    '  o=$(($(wc -c <"$d/o$i"))); e=$(($(wc -c <"$d/e$i")))',
+    '  printf \'%s %s %s\\n\' "$(cat "$d/c$i")" "$o" "$e"',
+    '  head -c "$o" "$d/o$i"; head -c "$e" "$d/e$i"; i=$((i + 1))',
     "done",
     'rm -rf "$d"',
   );
   return { script: lines.join("\n"), args };
 }
 
-/** Splits the container's output into the reads' results; throws on output it did not print whole. */
-export function parseBatchOutput(output: Buffer, count: number): RunResult[] {
+/** Splits the container's output into the reads' results; null when it is not whole. */
+export function parseBatchOutput(output: Buffer, count: number): RunResult[] | null {
   const results: RunResult[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
     const end = output.indexOf(0x0a, at);
-    const header =
-      end < 0 ? null : /^(\d+) +(\d+) +(\d+)$/.exec(output.subarray(at, end).toString());
+    const header = end < 0 ? null : /^(\d+) (\d+) (\d+)$/.exec(output.subarray(at, end).toString());
     if (!header) {
-      throw cutShort(`ends or breaks at read ${i + 1} of ${count}`);
+      return null;
     }
     const [code, outBytes, errBytes] = header.slice(1).map(Number);
     const outEnd = end + 1 + outBytes;
     const errEnd = outEnd + errBytes;
     if (errEnd > output.length) {
-      throw cutShort(`is cut short in read ${i + 1} of ${count}`);
+      return null;
     }
     results.push({
       code,
@@ -110,24 +132,20 @@ export function parseBatchOutput(output: Buffer, count: number): RunResult[] {
     });
     at = errEnd;
   }
-  return results;
+  return at === output.length ? results : null;
 }
 
-function cutShort(where: string) {
-  return failure(
-    `A helper container reading the backups volume printed an incomplete answer: its output ${where}.`,
-    "Retry; if it happens again, see `docker events` and the engine's log for containers ended early.",
+/** One read in a container of its own. */
+function runAlone(dockerArgs: DockerArgs, read: Queued): void {
+  docker(dockerArgs(read.script, read.args), { allowFailure: read.allowFailure }).then(
+    read.resolve,
+    read.reject,
   );
 }
 
 async function runBatch(dockerArgs: DockerArgs, queue: readonly Queued[]): Promise<void> {
   if (queue.length === 1) {
-    const [only] = queue;
-    docker(dockerArgs(only.script, only.args), { allowFailure: only.allowFailure }).then(
-      only.resolve,
-      only.reject,
-    );
-    return;
+    return runAlone(dockerArgs, queue[0]);
   }
   const { script, args } = batchScript(queue);
   const chunks: Buffer[] = [];
@@ -137,24 +155,21 @@ async function runBatch(dockerArgs: DockerArgs, queue: readonly Queued[]): Promi
       done();
     },
   });
-  let results: RunResult[];
-  try {
-    const container = await docker(dockerArgs(script, args), { allowFailure: true, stdout });
-    results =
-      container.code === 0
-        ? parseBatchOutput(Buffer.concat(chunks), queue.length)
-        : // The container did not run (image, volume, engine): each read gets what its own would have.
-          queue.map(() => container);
-  } catch (err) {
-    queue.forEach((q) => q.reject(err as Error));
+  const results = await docker(dockerArgs(script, args), { allowFailure: true, stdout }).then(
+    (container) =>
+      container.code === 0 ? parseBatchOutput(Buffer.concat(chunks), queue.length) : null,
+    () => null,
+  );
+  if (!results) {
+    queue.forEach((read) => runAlone(dockerArgs, read));
     return;
   }
-  queue.forEach((q, i) => {
+  queue.forEach((read, i) => {
     const result = results[i];
-    if (result.code !== 0 && !q.allowFailure) {
-      q.reject(commandFailed("docker", dockerArgs(q.script, q.args), result));
+    if (result.code !== 0 && !read.allowFailure) {
+      read.reject(commandFailed("docker", dockerArgs(read.script, read.args), result));
     } else {
-      q.resolve(result);
+      read.resolve(result);
     }
   });
 }

@@ -9,7 +9,7 @@ import { engineless, engineNeeded, mountedHere } from "./engineless";
 import { dockerRunArgs, Mount, opsLabels } from "./dockerRun";
 import { OPS_HELPER_ROLE, RESTIC_PRELUDE, STAGE_DIR } from "../store/restic";
 import { BACKUPS_DIR, LAYOUT } from "../store/layout";
-import { batchedRead } from "./readBatch";
+import { batchedRead, helperBatch } from "./readBatch";
 
 export type { Mount } from "./dockerRun";
 
@@ -36,8 +36,9 @@ export async function readBackupsVolume(
   if (engineless()) {
     return (await runHere(mounts, script, { args })).stdout;
   }
-  const read = { script, args, allowFailure: false };
-  return (await batchedRead(toolboxArgs(settings, mounts), read)).stdout;
+  const read = { script, args, allowFailure: false, zero: args.length ? "edms-ops" : "sh" };
+  const most = helperBatch(settings.limits.helpers);
+  return (await batchedRead(toolboxArgs(settings, mounts), read, most)).stdout;
 }
 
 /**
@@ -140,23 +141,23 @@ export function backupToolbox(
       limits: settings.limits.helpers,
     });
   if (onlyReads(options)) {
-    const read = { script: body, args: options.args ?? [], allowFailure: !!options.allowFailure };
-    return batchedRead(argsOf, read);
+    const read = {
+      script: body,
+      args: options.args ?? [],
+      allowFailure: !!options.allowFailure,
+      zero: "edms-ops",
+    };
+    return batchedRead(argsOf, read, helperBatch(settings.limits.helpers));
   }
   return docker(argsOf(body, options.args ?? []), options);
 }
 
-/** A read of the backups volume alone, with nothing streamed either way: it may share a container. */
-function onlyReads(o: Parameters<typeof backupToolbox>[2] & object): boolean {
-  const streams = o.input !== undefined || o.stdout || o.onLine || o.signal || o.holdStdin;
-  return !(
-    streams ||
-    o.writable ||
-    o.network ||
-    o.role ||
-    o.mounts?.length ||
-    o.dockerHost ||
-    o.env
+/** A read of the backups volume alone, with nothing streamed either way, may share a container. */
+const READ_OPTIONS = new Set(["args", "allowFailure"]);
+
+function onlyReads(options: object): boolean {
+  return Object.entries(options).every(
+    ([key, value]) => value === undefined || READ_OPTIONS.has(key),
   );
 }
 

@@ -111,6 +111,11 @@ export function backupToolbox(
     readonly role?: string;
     /** More volumes (a drill's scratch space). */
     readonly mounts?: readonly Mount[];
+    /**
+     * A read that ends at once (cat, ls; no restic): it may share a container with others asked at the
+     * same time. A slow one (restic) never does, so that none of them waits for it.
+     */
+    readonly quick?: boolean;
   } = {},
 ): Promise<RunResult> {
   // A helper that writes the repository holds the writer lock: the scheduler, which cannot see containers,
@@ -140,7 +145,7 @@ export function backupToolbox(
       scratchPaths: [SCRATCH_ROOT],
       limits: settings.limits.helpers,
     });
-  if (onlyReads(options)) {
+  if (options.quick && onlyReads(options)) {
     const read = {
       script: body,
       args: options.args ?? [],
@@ -153,7 +158,7 @@ export function backupToolbox(
 }
 
 /** A read of the backups volume alone, with nothing streamed either way, may share a container. */
-const READ_OPTIONS = new Set(["args", "allowFailure"]);
+const READ_OPTIONS = new Set(["args", "allowFailure", "quick"]);
 
 function onlyReads(options: object): boolean {
   return Object.entries(options).every(

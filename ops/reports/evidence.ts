@@ -194,7 +194,9 @@ export async function gatherEvidence(settings: Settings): Promise<Evidence> {
       )
     : null;
   const check = (await volumeExists(settings.names.backupsVolume))
-    ? (await backupToolbox(settings, `cat ${LAST_CHECK_FILE} 2>/dev/null || true`)).stdout.trim()
+    ? (
+        await backupToolbox(settings, `cat ${LAST_CHECK_FILE} 2>/dev/null || true`, { quick: true })
+      ).stdout.trim()
     : "";
   const { beforeDeploy, drillBeforeDeploy, keep, keepDaily, keepWeekly, keepMonthly } =
     settings.backup;

@@ -75,7 +75,7 @@ export function checkLegacyStack(legacy: LegacyManifest, stack: string): void {
 /** First-release backup directories in the backups volume. */
 export async function listLegacy(settings: Settings): Promise<LegacyEntry[]> {
   const script = `for d in ${LEGACY_GLOB}; do [ -d "$d" ] || continue; n=$(basename "$d"); printf '%s\\t' "$n"; if [ -f "$d/manifest.json" ]; then tr -d '\\n' < "$d/manifest.json"; fi; echo; done`;
-  const { stdout } = await backupToolbox(settings, script);
+  const { stdout } = await backupToolbox(settings, script, { quick: true });
   const entries: LegacyEntry[] = [];
   for (const line of stdout.split("\n").filter(Boolean)) {
     const id = line.slice(0, line.indexOf("\t"));

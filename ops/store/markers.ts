@@ -39,8 +39,9 @@ export async function readMarker<K extends MarkerKind>(
     return null;
   }
   const { file, schema } = MARKERS[kind];
-  const text = (await backupToolbox(settings, 'cat "$1" 2>/dev/null || true', { args: [file] }))
-    .stdout;
+  const text = (
+    await backupToolbox(settings, 'cat "$1" 2>/dev/null || true', { args: [file], quick: true })
+  ).stdout;
   return parseJsonOrNull(text, schema) as MarkerOf<K> | null;
 }
 

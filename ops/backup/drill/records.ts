@@ -31,6 +31,7 @@ export async function readLatestDrill(settings: Settings): Promise<DrillRecord |
   const { stdout } = await backupToolbox(
     settings,
     `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -1 | while read -r f; do cat "$f"; done`,
+    { quick: true },
   );
   return parseDrill(stdout);
 }
@@ -44,6 +45,7 @@ export async function drillResults(settings: Settings): Promise<Map<string, bool
   const { stdout } = await backupToolbox(
     settings,
     `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -100 | while read -r f; do tr -d '\n' < "$f"; echo; done`,
+    { quick: true },
   );
   for (const line of stdout.split("\n")) {
     const record = parseDrill(line);

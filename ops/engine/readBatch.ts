@@ -2,7 +2,8 @@
  * Reads of a stack's volumes asked for at about the same time share one helper container. `status` asks for
  * about ten (the backups, the first release's folders, two markers, the drill records, the history, the
  * schedule, the lock holder…), each once its own `docker volume inspect` answered; ten containers started at
- * once on a busy two-core host took 4–7 s each, where one takes 0.7 s.
+ * once on a busy two-core host took 4–7 s each, where one takes 0.7 s. Only quick reads (cat, ls) are
+ * batched: a read that waits for the slowest of its batch holds up whatever its caller reads next.
  *
  * Each read still runs as its own `sh -euc SCRIPT edms-ops ARGS…`, side by side with the others inside the
  * container, and gets its own exit code, stdout and stderr back: the container prints, per read, one header

@@ -93,14 +93,17 @@ export class OpsSession {
     options: SessionOptions = {},
   ): Promise<OpsSession> {
     const n = settings.names;
-    if (!(await volumeExists(n.backupsVolume))) {
+    // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
+    const [hasBackups, hasMedia] = await Promise.all([
+      volumeExists(n.backupsVolume),
+      options.media !== false && volumeExists(n.mediaVolume),
+    ]);
+    if (!hasBackups) {
       throw failure(
         `Backups volume ${n.backupsVolume} is missing.`,
         `Run \`pulumi up\` for ${settings.stack} to create it.`,
       );
     }
-    // Only an existing media volume is mounted: `docker run -v` would otherwise create an unlabelled one.
-    const hasMedia = options.media !== false && (await volumeExists(n.mediaVolume));
     const name = `${settings.namePrefix}-ops`;
     const child = await acquireLock(
       settings,
@@ -144,24 +147,35 @@ export class OpsSession {
     const { settings } = this;
     // Engineless (the scheduler), containers are out of reach: a killed operation's helper that still
     // writes holds the writer lock, which the local lock script waited for.
-    if (!engineless()) {
-      await removeByRole(settings.stack, OPS_HELPER_ROLE);
-      // Trust-auth scratch servers of a killed verify, and one-off Django containers a killed command
-      // left (they hold copies of the secret files): only sessions make the former; the latter only once
-      // exited, or never started 10 minutes on, as a deploy's migrate may be starting one right now.
-      await removeByRole(settings.stack, "scratch-db");
-      await removeByRole(settings.stack, "ops", "exited");
-      await removeStaleCreated(settings.stack, "ops", () => this.hostTime(), 10);
-    }
+    const containers = engineless()
+      ? []
+      : [
+          removeByRole(settings.stack, OPS_HELPER_ROLE),
+          // Trust-auth scratch servers of a killed verify, and one-off Django containers a killed command
+          // left (they hold copies of the secret files): only sessions make the former; the latter only
+          // once exited, or never started 10 minutes on, as a deploy's migrate may be starting one now.
+          removeByRole(settings.stack, "scratch-db"),
+          removeByRole(settings.stack, "ops", "exited"),
+          removeStaleCreated(settings.stack, "ops", () => this.hostTime(), 10),
+        ];
     // Orphaned dumps, and the side databases of a killed restore (its pg_restore may still be running).
     // The backup role may only end its own dumps, and never drops a database.
     const leftovers = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}'${engineless() ? " AND usename = current_user" : ""};`;
-    await psql(
-      settings,
-      engineless() ? leftovers : `${leftovers}\n${dropSideDatabasesSql()}`,
-      settings.names.postgresContainer,
-      { allowFailure: true },
-    );
+    // Each independent of the others, so asked at once; the stage and the restic locks below only once the
+    // helpers that may still write them are gone.
+    const settled = await Promise.allSettled([
+      ...containers,
+      psql(
+        settings,
+        engineless() ? leftovers : `${leftovers}\n${dropSideDatabasesSql()}`,
+        settings.names.postgresContainer,
+        { allowFailure: true },
+      ),
+    ]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      throw failed.reason;
+    }
     await this.exec(
       `rm -rf ${SCRATCH.leftovers.join(" ")} ${STAGE_DIR}/*; ` +
         // No `find -delete`: busybox builds without it (Debian's) exist; `-exec rm {} +` works in every find.

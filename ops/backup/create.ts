@@ -14,7 +14,7 @@ import { refuseDuringRestore } from "../store/markers";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
 import { Manifest, MediaCount, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
 import { startOffsiteCopy } from "../store/offsiteCopy";
-import { describeLabel, schemaRelease } from "../store/schemaRelease";
+import { describeLabel, readRestoreRecord, schemaRelease } from "../store/schemaRelease";
 import { applyRetention } from "../store/prune";
 import {
   BackupEntry,
@@ -129,11 +129,11 @@ async function backupBesideDump(
   dump: ReturnType<typeof dumpDatabase>,
 ): Promise<BackupResult> {
   const { settings } = session;
-  const before = await sessionSnapshots(session);
+  // The host's clock is read while restic lists the snapshots.
+  const [before, createdAt] = await Promise.all([sessionSnapshots(session), session.hostTime()]);
   // A new host's history is recovered from the repository first, so this snapshot carries all of it.
   const deployments = await adoptHistory(session, before, "lrestic");
   const earlier = before.length;
-  const createdAt = await session.hostTime();
   const id = newId(
     createdAt,
     request.reason,
@@ -203,16 +203,16 @@ const SNAPSHOT_ATTEMPTS = 2;
 async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { settings } = session;
   const { createdAt } = planned;
-  const [{ tables, objects, migrations, databaseState, database }, bootstrapRecord] =
-    await Promise.all([planned.dump, readBootstrapRecord(session)]);
-  const label = await schemaRelease(session, migrations, planned.deployments);
+  // The records the label and the bootstrap tag need are read while the dump runs.
+  const [{ tables, objects, migrations, databaseState, database }, bootstrapRecord, restored] =
+    await Promise.all([planned.dump, readBootstrapRecord(session), readRestoreRecord(session)]);
+  const label = await schemaRelease(session, migrations, planned.deployments, restored);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
   const bootstrap = holdsOnlyBootstrap(bootstrapRecord, settings.names.postgresVolume, tables);
   if (bootstrap) {
     progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
   }
-  await stageHistory(session);
   const base: Manifest = {
     format: 2,
     id: plan.id,
@@ -236,16 +236,22 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
   const { settings } = session;
   const { plan, base, bootstrap, createdAt } = await prepareSnapshot(session, planned);
   const database = base.database;
+  // Into the stage beside the dump (which empties the stage first, so not before it), while media are counted.
+  const staging = stageHistory(session);
+  staging.catch(() => undefined);
   for (let attempt = 1; ; attempt += 1) {
     // Counted right before restic reads the volume, in the same container and with the same exclusion.
-    const media = session.hasMedia ? await countMedia(session, MEDIA_DIR) : undefined;
+    const [media] = await Promise.all([
+      session.hasMedia ? countMedia(session, MEDIA_DIR) : undefined,
+      staging,
+    ]);
     const manifest: Manifest = media ? { ...base, media } : base;
-    await session.exec(`cat > ${MANIFEST_FILE}`, [], { input: JSON.stringify(manifest, null, 2) });
+    // What restic stores besides the media: the staged folder (dump, manifest, history), counted alike, in
+    // the same call that writes the manifest.
+    const staged = await writeManifest(session, manifest, media !== undefined);
     progress(
       `storing snapshot (media ${media ? `${media.files} files, ${formatBytes(media.bytes)}, incremental from ${plan.parent?.id ?? "nothing: first backup"}` : "volume missing, skipped"})`,
     );
-    // What restic stores besides the media: the staged folder (dump, manifest, history), counted alike.
-    const staged = media ? await countMedia(session, STAGE_DIR) : undefined;
     const stored = await storeSnapshot(session, plan, bootstrap, attempt < SNAPSHOT_ATTEMPTS);
     if ("vanished" in stored) {
       warn(
@@ -282,6 +288,23 @@ function mediaShortfall(summary: BackupSummary, counted: MediaCount, staged: Med
     bytes: summary.total_bytes_processed - staged.bytes,
   };
   return mediaCountProblems("the snapshot", counted, stored);
+}
+
+/** The manifest into the stage; then, when `count`, the stage's files and bytes (as countMedia). */
+async function writeManifest(
+  session: OpsSession,
+  manifest: Manifest,
+  count: boolean,
+): Promise<MediaCount | undefined> {
+  const write = `cat > ${MANIFEST_FILE}`;
+  const result = await session.exec(
+    count ? `${write}\n${MEDIA_COUNT_SCRIPT}` : write,
+    [STAGE_DIR],
+    {
+      input: JSON.stringify(manifest, null, 2),
+    },
+  );
+  return count ? parseMediaCount(result.stdout) : undefined;
 }
 
 export async function countMedia(session: OpsSession, dir: string): Promise<MediaCount> {

@@ -86,19 +86,18 @@ export async function releaseOfSchema(
 
 /**
  * The label of a backup of a database at `state`: from `deployments` (the host's history, as the backup's
- * session read it), the last restore in the backups volume and, last, the web.
+ * session read it), `restored` (readRestoreRecord, read while the dump runs) and, last, the web.
  */
 export async function schemaRelease(
   session: OpsSession,
   state: Migrations,
   deployments: readonly Deployment[],
+  restored: RestoreRecord | null,
 ): Promise<SchemaRelease> {
-  const { settings } = session;
-  const read = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]);
   const label = await releaseOfSchema(state, {
     deployments,
-    restored: parseJsonOrNull(read.stdout, RestoreRecordSchema),
-    running: () => runningVersion(settings),
+    restored,
+    running: () => runningVersion(session.settings),
   });
   if (label.basis === "running") {
     warn(
@@ -107,6 +106,12 @@ export async function schemaRelease(
     );
   }
   return label;
+}
+
+/** The last restore's record in the backups volume (none before the first restore, or unreadable). */
+export async function readRestoreRecord(session: OpsSession): Promise<RestoreRecord | null> {
+  const read = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.lastRestore]);
+  return parseJsonOrNull(read.stdout, RestoreRecordSchema);
 }
 
 /**

@@ -282,13 +282,22 @@ async function restoreSide(
   return restored.roles;
 }
 
-async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
-  const { settings } = session;
+/** What a restore starts from, read only: nothing is stopped or changed before it. */
+async function preflight(session: OpsSession, entry: BackupEntry) {
   const manifest = await restorableManifest(session, entry);
   const media = await snapshotMediaBytes(session, entry);
-  await requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed.");
-  const runningRelease = await runningVersion(settings);
-  const earlier = await sessionRestoreMarker(session);
+  // Asked at once: the room (a refusal), the release web runs and an interrupted attempt's marker.
+  const [, runningRelease, earlier] = await Promise.all([
+    requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed."),
+    runningVersion(session.settings),
+    sessionRestoreMarker(session),
+  ]);
+  return { manifest, media, runningRelease, earlier };
+}
+
+async function restoreInSession(session: OpsSession, entry: BackupEntry): Promise<RestoreResult> {
+  const { settings } = session;
+  const { manifest, media, runningRelease, earlier } = await preflight(session, entry);
   let attempt: Attempt = { earlier, undo: earlier?.undo ?? null, writers: [] };
   const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;

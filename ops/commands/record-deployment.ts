@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { listBackups } from "../store/catalog";
+import { BackupListing, listBackups } from "../store/catalog";
 import { checkBackupId } from "../store/manifest";
 import { openStack } from "../core/context";
 import { currentHistory, Deployment, recordServing } from "../store/history";
@@ -26,13 +26,19 @@ export function register(program: Command): void {
         checkBackupId(opts.backupId);
       }
       const settings = await openStack(command);
-      const history = await currentHistory(settings);
+      // Reads asked at once, each before anything is written: the history, the backups (restic's listing)
+      // and a pending rollback's marker.
+      const listing = listBackups(settings, { legacy: false });
+      listing.catch(() => undefined);
+      const [history, rollback] = await Promise.all([
+        currentHistory(settings),
+        readMarker(settings, "rollback"),
+      ]);
       const entry = await recordServing(settings, settings.version, {
-        preDeployBackup: await preDeployBackupOf(settings, history, opts.backupId),
+        preDeployBackup: await preDeployBackupOf(settings, history, opts.backupId, await listing),
         reference: releaseReference(settings),
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
-      const rollback = await readMarker(settings, "rollback");
       if (rollback && rollback.to !== settings.version) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(
@@ -51,8 +57,8 @@ async function preDeployBackupOf(
   settings: Settings,
   history: readonly Deployment[],
   handed: string | undefined,
+  { complete, hostTime }: BackupListing,
 ): Promise<string | null> {
-  const { complete, hostTime } = await listBackups(settings, { legacy: false });
   const since = history.length ? history[history.length - 1].deployedAt : undefined;
   const query = { stack: settings.stack, release: settings.version, after: since, now: hostTime };
   // A retried deploy whose backup hook did not run again hands an old or empty id: the newest wins.

@@ -104,8 +104,9 @@ export function publicHealthUrl(settings: Settings): string {
 /** db, redis, media and migrations are checked by the app's own /health/, reached the way users reach it. */
 export async function runChecks(settings: Settings): Promise<CheckResult[]> {
   const n = settings.names;
-  const results: CheckResult[] = [
-    await execCheck("postgres", [
+  // Independent checks, asked at once (a deploy's gate waits on each round); reported in this order.
+  const [postgres, redis, restore, workers, http] = await Promise.all([
+    execCheck("postgres", [
       n.postgresContainer,
       "pg_isready",
       "-U",
@@ -114,14 +115,13 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
       POSTGRES_DB,
     ]),
     // Authenticated from the password file inside the container: no password in argv.
-    await execCheck(
-      "redis",
-      [n.redisContainer, "sh", "-c", REDIS_CLI, "redis-cli", "ping"],
-      /PONG/,
-    ),
-  ];
+    execCheck("redis", [n.redisContainer, "sh", "-c", REDIS_CLI, "redis-cli", "ping"], /PONG/),
+    readMarker(settings, "restore"),
+    containersOf(settings, "worker"),
+    httpChecks(settings),
+  ]);
+  const results: CheckResult[] = [postgres, redis];
   // Half-restored data must not pass the deploy's gate, however well the app answers.
-  const restore = await readMarker(settings, "restore");
   if (restore) {
     results.push({
       name: "restore",
@@ -129,13 +129,12 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
       detail: describeIncompleteRestore(settings, restore),
     });
   }
-  const workers = await containersOf(settings, "worker");
   results.push({
     name: "worker",
     ok: workers.some((w) => w.running),
     detail: workers.some((w) => w.running) ? "ok" : workers.length ? "not running" : "missing",
   });
-  results.push(...(await httpChecks(settings)));
+  results.push(...http);
   return results;
 }
 

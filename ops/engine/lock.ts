@@ -260,10 +260,13 @@ function describeHolder(holder: Holder | undefined): string {
 
 /** The operation holding the stack's lock now, if any (for `status`). */
 export async function currentOperation(settings: Settings): Promise<string | null> {
+  // No lock container: the scheduler may hold the flock itself. Read beside the container's inspection (with
+  // the other quick reads of status and health, in their container), used only when no container holds it.
+  const held = readHeldLock(settings, LAYOUT.stackLock);
+  held.catch(() => undefined);
   const holder = await lockHolder(`${settings.namePrefix}-ops`);
   if (holder?.running) {
     return describeHolder(holder);
   }
-  // No lock container: the scheduler may hold the flock itself.
-  return readHeldLock(settings, LAYOUT.stackLock);
+  return held;
 }

@@ -6,7 +6,7 @@
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
 import { Settings } from "../../model/settings";
-import { failure, refuse } from "../core/errors";
+import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { holdsLock, OpsSession, withSession } from "../engine/session";
@@ -199,7 +199,7 @@ interface LabelledPlan extends SnapshotPlan {
 /** Attempts at a snapshot whose media fell short of their count (files deleted between count and read). */
 const SNAPSHOT_ATTEMPTS = 2;
 
-/** The dump, its release label and bootstrap flag, the staged history: the manifest without its media count. */
+/** The dump, its release label and bootstrap flag: the manifest without its media count. */
 async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { settings } = session;
   const { createdAt } = planned;
@@ -238,10 +238,9 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
   const database = base.database;
   // Into the stage beside the dump (which empties the stage first, so not before it), while media are counted.
   const staging = stageHistory(session);
-  staging.catch(() => undefined);
   for (let attempt = 1; ; attempt += 1) {
     // Counted right before restic reads the volume, in the same container and with the same exclusion.
-    const [media] = await Promise.all([
+    const [media] = await allSettledOrThrow([
       session.hasMedia ? countMedia(session, MEDIA_DIR) : undefined,
       staging,
     ]);

@@ -22,7 +22,7 @@ import { Manifest } from "../store/manifest";
 import { runningVersion } from "../engine/services";
 import { hasSchema, inventory, requirePostgres } from "../database/postgres";
 import { docker, stopRunning } from "../engine/docker";
-import { EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
+import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import {
   markerScript,
@@ -286,8 +286,9 @@ async function restoreSide(
 async function preflight(session: OpsSession, entry: BackupEntry) {
   const manifest = await restorableManifest(session, entry);
   const media = await snapshotMediaBytes(session, entry);
-  // Asked at once: the room (a refusal), the release web runs and an interrupted attempt's marker.
-  const [, runningRelease, earlier] = await Promise.all([
+  // Asked at once: the room (a refusal, which wins over another failure), the release web runs and an
+  // interrupted attempt's marker.
+  const [, runningRelease, earlier] = await allSettledOrThrow([
     requireRestoreRoom(session, entry, manifest, media, "Nothing was stopped or changed."),
     runningVersion(session.settings),
     sessionRestoreMarker(session),

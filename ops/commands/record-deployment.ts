@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { BackupListing, listBackups } from "../store/catalog";
 import { checkBackupId } from "../store/manifest";
 import { openStack } from "../core/context";
+import { allSettledOrThrow } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { say } from "../core/log";
 import { readMarker, ROLLBACK_MARKER } from "../store/markers";
@@ -26,19 +27,17 @@ export function register(program: Command): void {
         checkBackupId(opts.backupId);
       }
       const settings = await openStack(command);
-      // Reads asked at once, each before anything is written: the history, the backups (restic's listing)
-      // and a pending rollback's marker.
-      const listing = listBackups(settings, { legacy: false });
-      listing.catch(() => undefined);
-      const [history, rollback] = await Promise.all([
+      // The history and the backups (restic's listing), read at once.
+      const [history, listing] = await allSettledOrThrow([
         currentHistory(settings),
-        readMarker(settings, "rollback"),
+        listBackups(settings, { legacy: false }),
       ]);
       const entry = await recordServing(settings, settings.version, {
-        preDeployBackup: await preDeployBackupOf(settings, history, opts.backupId, await listing),
+        preDeployBackup: preDeployBackupOf(settings, history, opts.backupId, listing),
         reference: releaseReference(settings),
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
+      const rollback = await readMarker(settings, "rollback");
       if (rollback && rollback.to !== settings.version) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(
@@ -53,12 +52,12 @@ export function register(program: Command): void {
  * The backup the deploy hook hands over is the one this deploy took. An operator recording by hand (or a
  * stack without the pre-deploy hook) gets the newest one for this release since the last deployment.
  */
-async function preDeployBackupOf(
+function preDeployBackupOf(
   settings: Settings,
   history: readonly Deployment[],
   handed: string | undefined,
   { complete, hostTime }: BackupListing,
-): Promise<string | null> {
+): string | null {
   const since = history.length ? history[history.length - 1].deployedAt : undefined;
   const query = { stack: settings.stack, release: settings.version, after: since, now: hostTime };
   // A retried deploy whose backup hook did not run again hands an old or empty id: the newest wins.

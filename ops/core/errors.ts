@@ -62,3 +62,19 @@ export function busy(message: string, fix: string): OpsError {
 export function incomplete(message: string, fix: string): OpsError {
   return new OpsError({ message, fix, exitCode: EXIT.incomplete });
 }
+
+/**
+ * Like Promise.all, but waits for every promise before it answers (nothing is left running past a
+ * failure) and throws the first rejection in the order given, whichever failed first: callers put the
+ * one whose error matters most (a refusal) first.
+ */
+export async function allSettledOrThrow<T extends readonly unknown[]>(
+  promises: readonly [...{ [K in keyof T]: Promise<T[K]> | T[K] }],
+): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    throw failed.reason;
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

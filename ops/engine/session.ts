@@ -27,7 +27,7 @@ import {
 } from "./docker";
 import { engineless } from "./engineless";
 import { acquireLock, localLockArgs, lockContainerArgs } from "./lock";
-import { failure, refuse } from "../core/errors";
+import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { storeKeysFromEnv } from "../store/keys";
 import { dropSideDatabasesSql, psql } from "../database/postgres";
 import {
@@ -163,7 +163,7 @@ export class OpsSession {
     const leftovers = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}'${engineless() ? " AND usename = current_user" : ""};`;
     // Each independent of the others, so asked at once; the stage and the restic locks below only once the
     // helpers that may still write them are gone.
-    const settled = await Promise.allSettled([
+    await allSettledOrThrow([
       ...containers,
       psql(
         settings,
@@ -172,10 +172,6 @@ export class OpsSession {
         { allowFailure: true },
       ),
     ]);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) {
-      throw failed.reason;
-    }
     await this.exec(
       `rm -rf ${SCRATCH.leftovers.join(" ")} ${STAGE_DIR}/*; ` +
         // No `find -delete`: busybox builds without it (Debian's) exist; `-exec rm {} +` works in every find.

@@ -80,10 +80,14 @@ function checkBackupRequest(request: BackupRequest): void {
   }
 }
 
-/** Takes a backup; returns null when the database has no schema yet (fresh deploy). */
+/**
+ * Takes a backup; null when the database has no schema yet (fresh deploy). Its dump, and all that reads the
+ * data, starts once `dumpAfter` resolves (web and worker stopped); the repository and records are read before.
+ */
 export async function createBackup(
   settings: Settings,
   request: BackupRequest,
+  dumpAfter: Promise<unknown> = Promise.resolve(),
 ): Promise<BackupResult | null> {
   checkBackupRequest(request);
   await requirePostgres(settings);
@@ -103,7 +107,12 @@ export async function createBackup(
       // The dump (the bulk of a backup's fixed cost) runs while restic lists the snapshots: each on its
       // own core. Its failure is handled where it is awaited, in snapshotBackup.
       const stop = new AbortController();
-      const dump = dumpDatabase(session, stop.signal);
+      const dump = dumpAfter.then(() => {
+        // The backup failed while it waited: its error is what the caller sees.
+        return stop.signal.aborted
+          ? Promise.reject(stop.signal.reason)
+          : dumpDatabase(session, stop.signal);
+      });
       dump.catch(() => undefined);
       try {
         return await backupBesideDump(session, request, dump);

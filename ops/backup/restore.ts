@@ -12,27 +12,21 @@
  * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
  * keeps that undo: it takes no backup of the half-restored state, which would only push the true undo out.
  */
-import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
-import { createBackup } from "./create";
-import { hasMediaFiles, listMediaAhead } from "./mediaCount";
+import { Attempt, stopAndRecordUndo } from "./undo";
+import { listMediaAhead } from "./mediaCount";
 import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
 import { runningVersion } from "../engine/services";
-import { hasSchema, inventory, requirePostgres } from "../database/postgres";
-import { docker, stopRunning } from "../engine/docker";
+import { inventory, requirePostgres } from "../database/postgres";
+import { docker } from "../engine/docker";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
-import {
-  markerScript,
-  RESTORE_MARKER,
-  RestoreMarker,
-  sessionRestoreMarker,
-} from "../store/markers";
+import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR } from "../store/restic";
-import { appContainers, servingContainers } from "../engine/services";
+import { servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import {
   dropReplaced,
@@ -138,13 +132,6 @@ export function incompleteRestore(
   );
 }
 
-/** What this attempt starts from: the marker of an interrupted one, or nothing. */
-interface Attempt {
-  readonly earlier: RestoreMarker | null;
-  readonly undo: string | null;
-  readonly writers: string[];
-}
-
 /** Errors of swaps that may have committed: handled as after the swap. */
 const unknownSwaps = new WeakSet<Error>();
 
@@ -174,45 +161,6 @@ function swapUnknown(stack: string, id: string, undo: string | null, err: OpsErr
     `Restore of ${id} is INCOMPLETE. ${err.message} Web/worker stay stopped.`,
     `Start postgres, then run \`edms-ops restore ${id} --stack ${stack}\` again to finish it, before any \`pulumi up\`.${back}`,
   );
-}
-
-/**
- * The undo of this restore, recorded in the marker before the live database is touched: the one an
- * interrupted attempt recorded, else a backup of the state now (none for a database without a schema).
- */
-async function recordUndo(
-  session: OpsSession,
-  entry: BackupEntry,
-  attempt: Attempt,
-): Promise<Attempt> {
-  const { earlier } = attempt;
-  let undo = attempt.undo;
-  if (earlier) {
-    progress(
-      `an earlier restore of ${earlier.id} did not finish: its undo ${undo ?? "(none: the database was empty)"} stays the undo; no backup is taken of the half-restored state`,
-    );
-  } else if (await hasSchema(session.settings)) {
-    progress("backing up the current state first (the undo of this restore)");
-    undo = (await createBackup(session.settings, { reason: REASONS.preRestore }))?.entry.id ?? null;
-  } else if (await hasMediaFiles(session.settings)) {
-    // An emptied database: its media may hold uploads newer than the backup, which the restore deletes.
-    progress(
-      "the database has no schema, but media holds files: backing them up first (the undo of this restore)",
-    );
-    undo =
-      (await createBackup(session.settings, { reason: REASONS.preRestore, emptyDatabase: true }))
-        ?.entry.id ?? null;
-  }
-  if (undo) {
-    session.pinned.add(undo);
-  }
-  const marker: RestoreMarker = {
-    id: entry.id,
-    undo,
-    started: earlier?.started ?? (await session.hostTime()),
-  };
-  await session.exec(markerScript(), [RESTORE_MARKER], { input: JSON.stringify(marker) });
-  return { ...attempt, undo };
 }
 
 /** A failure before the swap: nothing changed by this attempt; the stack is as before it. */
@@ -303,12 +251,12 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   const roles = await restoreSide(session, entry, manifest, attempt);
   let touched = false;
   try {
-    // Known before the undo backup: if that fails, they are started again.
-    attempt = { ...attempt, writers: await stopRunning(await appContainers(settings)) };
-    if (attempt.writers.length) {
-      progress(`stopped ${attempt.writers.join(", ")} so nothing writes during the restore`);
+    // The stopped ones are known even when the undo fails: then they are started again.
+    const undone = await stopAndRecordUndo(session, entry, attempt);
+    attempt = undone.attempt;
+    if (undone.error) {
+      throw undone.error;
     }
-    attempt = await recordUndo(session, entry, attempt);
     if (!earlier && attempt.undo) {
       // The undo backup may have taken space on the same disk: the media stage is checked again.
       await requireRestoreRoom(

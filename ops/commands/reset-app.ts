@@ -13,7 +13,7 @@ import { manage, migrateAtomically } from "../database/django";
 import { releaseReference } from "../../model/images";
 import { grantAppRights } from "../database/appRole";
 import { docker, stopRunning } from "../engine/docker";
-import { failure, refuse } from "../core/errors";
+import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { appContainers, servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
@@ -125,9 +125,14 @@ async function planAndReset(session: OpsSession, app: string, opts: { withDepend
 
 /** Writers stopped, the undo backup, then `migrate <app> zero` + `migrate` in one transaction. */
 async function resetStopped(settings: Settings, image: string, app: string, emptied: string[]) {
-  await stopRunning(await appContainers(settings));
+  // The backup reads the repository and the records while they stop; its dump waits for them.
+  const stopping = appContainers(settings).then(stopRunning);
   try {
-    const taken = (await createBackup(settings, { reason: "pre-reset-app" }))?.entry;
+    const [, backup] = await allSettledOrThrow([
+      stopping,
+      createBackup(settings, { reason: "pre-reset-app" }, stopping),
+    ]);
+    const taken = backup?.entry;
     // One transaction: a failure or a kill leaves every app as it was, never half reset.
     progress(`migrate ${app} zero, then migrate (one transaction)`);
     await migrateAtomically(

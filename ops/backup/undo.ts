@@ -10,6 +10,7 @@ import { OpsSession } from "../engine/session";
 import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
 import { BackupEntry } from "../store/restic";
 import { hasSchema } from "../database/postgres";
+import { waitForAppSessions } from "../database/appRole";
 import { createBackup } from "./create";
 import { hasMediaFiles } from "./mediaCount";
 
@@ -81,7 +82,8 @@ export async function stopAndRecordUndo(
 ): Promise<{ attempt: Attempt; error?: Error }> {
   const stopping = appContainers(session.settings)
     .then(stopRunning)
-    .then((writers) => {
+    .then(async (writers) => {
+      await waitForAppSessions(session.settings);
       if (writers.length) {
         progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
       }

@@ -143,3 +143,25 @@ export async function ensureAppRole(settings: Settings): Promise<void> {
   }
   await grantAppRights(settings);
 }
+
+/**
+ * Waits until no session of the application role is left, once web and worker have stopped: a statement their
+ * process sent before it went may still be running or committing in its backend. Ended after 2 s; a failure
+ * after 5 s. What reads the data after a stop (an undo backup's snapshot) would otherwise miss that write.
+ */
+export function appSessionsGoneSql(): string {
+  const sessions = `FROM pg_stat_activity WHERE usename = ${literal(APP_DB_USER)}`;
+  return `DO $$ BEGIN
+  FOR i IN 1..50 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    IF NOT EXISTS (SELECT 1 ${sessions}) THEN RETURN; END IF;
+    IF i = 20 THEN PERFORM pg_terminate_backend(pid) ${sessions}; END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RAISE EXCEPTION 'sessions of role % did not end within 5 s of web and worker stopping', ${literal(APP_DB_USER)};
+END $$;`;
+}
+
+export async function waitForAppSessions(settings: Settings): Promise<void> {
+  await psql(settings, appSessionsGoneSql(), undefined, {}, "postgres");
+}

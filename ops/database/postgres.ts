@@ -11,7 +11,7 @@ import {
 import { Settings } from "../../model/settings";
 import { docker, inspectContainer, run, RunOptions, RunResult } from "../engine/docker";
 import { engineless } from "../engine/engineless";
-import { failure } from "../core/errors";
+import { allSettledOrThrow, failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
 import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
@@ -253,10 +253,16 @@ export async function inventory(
   container?: string,
   database?: string,
 ): Promise<Inventory> {
+  // Three reads, each its own session, asked at once.
+  const [tables, objects, state] = await allSettledOrThrow([
+    psql(settings, COUNTS_SQL, container, {}, database),
+    psql(settings, OBJECTS_SQL, container, {}, database),
+    psql(settings, DATABASE_STATE_SQL, container, {}, database),
+  ]);
   return {
-    tables: parseCounts(await psql(settings, COUNTS_SQL, container, {}, database)),
-    objects: parseCounts(await psql(settings, OBJECTS_SQL, container, {}, database)),
-    state: parseDatabaseState(await psql(settings, DATABASE_STATE_SQL, container, {}, database)),
+    tables: parseCounts(tables),
+    objects: parseCounts(objects),
+    state: parseDatabaseState(state),
   };
 }
 

@@ -9,6 +9,8 @@
  * volume; a documents row per file and EDMS_BENCH_ROWS settings rows in the database.
  * Raw baseline: `pg_dump -Fc` + `tar` into the backups volume, then `sync`; `pg_restore` into a scratch
  * server + `sha256sum` of the archive; `pg_restore --clean` + `tar -x` + `sync`.
+ * restic alone: the same restic as the stacks' (their backup image), in one container, backing up the raw
+ * dump and the media into a repository of its own after the same changes: the floor restic itself sets.
  */
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
@@ -17,7 +19,7 @@ import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { CONFINEMENT } from "../../model/hardening";
 import { waitForScratch } from "../../ops/backup/verify";
 import { REPO_ROOT } from "../harness/mocks";
-import { prepareEngine, PROJECT_DIR, TestStack } from "../harness/stack";
+import { prepareEngine, PROJECT_DIR, STACK_BACKUP_IMAGE, TestStack } from "../harness/stack";
 import { measureCliStartup, printCliStartup } from "./cli-startup";
 import { benchStack, IMAGE, median, mediaScript, PER_GIB, ROWS, RUNS, shell, timed } from "./data";
 
@@ -53,6 +55,27 @@ async function changeOnePercent(stack: TestStack, gib: number): Promise<void> {
   );
 }
 
+/** restic alone (no edms-ops): `restic backup` of the raw dump and the media into /backups/raw-restic. */
+function resticAlone(stack: TestStack, command: "init" | "backup"): Promise<unknown> {
+  const restic = 'restic -q -r /backups/raw-restic --password-file /backups/raw-restic.pass "$@"';
+  const script =
+    command === "init"
+      ? `rm -rf /backups/raw-restic; echo bench-only > /backups/raw-restic.pass; ${restic.replace('"$@"', "init")}`
+      : `cd / && ${restic.replace('"$@"', "backup --host bench /backups/raw/db.dump /media")} && sync`;
+  return docker(
+    dockerRunArgs({
+      image: STACK_BACKUP_IMAGE,
+      remove: true,
+      entrypoint: "sh",
+      args: ["-euc", script],
+      mounts: [
+        { volume: stack.backupsVolume, path: "/backups" },
+        { volume: `${stack.prefix}_media_files`, path: "/media", readOnly: true },
+      ],
+    }),
+  );
+}
+
 interface SizeResult {
   gib: number;
   rawBackup: number;
@@ -68,6 +91,10 @@ interface SizeResult {
   repoAfter14MiB: number;
   rawMiB: number;
   rssMiB: number;
+  /** restic alone: first backup, median after 1 % changed, repository after 14 (MiB). */
+  resticFirst: number;
+  resticChanged: number;
+  resticAfter14MiB: number;
 }
 
 async function benchSize(gib: number): Promise<SizeResult> {
@@ -86,6 +113,9 @@ async function benchSize(gib: number): Promise<SizeResult> {
     await shell(stack, "tar -C /media -cf /backups/raw/media.tar . && sync");
   });
   const rawMiB = Number(await shell(stack, "du -sk /backups/raw | cut -f1")) / 1024;
+  await resticAlone(stack, "init");
+  const resticFirst = await timed(() => resticAlone(stack, "backup"));
+  const resticChangedRuns: number[] = [];
   const ids: string[] = [];
   const firstBackup = await timed(async () => ids.push(await ops(["backup", "--reason", "full"])));
   const fullRepoMiB = await repoMiB();
@@ -98,7 +128,9 @@ async function benchSize(gib: number): Promise<SizeResult> {
   for (let i = 0; i < 3; i += 1) {
     await changeOnePercent(stack, gib);
     changed.push(await timed(async () => ids.push(await ops(["backup", "--reason", "changed"]))));
+    resticChangedRuns.push(await timed(() => resticAlone(stack, "backup")));
   }
+  const resticChanged = resticChangedRuns.sort((a, b) => a - b)[1];
   const changedBackup = changed.sort((a, b) => a - b)[1];
   let rss = 0;
   while (ids.length < 14) {
@@ -109,8 +141,12 @@ async function benchSize(gib: number): Promise<SizeResult> {
     } else {
       ids.push(await ops(["backup", "--reason", "changed"]));
     }
+    await resticAlone(stack, "backup");
   }
   const repoAfter14MiB = await repoMiB();
+  const resticAfter14MiB =
+    Number(await shell(stack, "du -sk /backups/raw-restic | cut -f1")) / 1024;
+  await shell(stack, "rm -rf /backups/raw-restic /backups/raw-restic.pass");
   const nothingBackup = await median(async () =>
     ids.push(await ops(["backup", "--reason", "same"])),
   );
@@ -203,6 +239,9 @@ async function benchSize(gib: number): Promise<SizeResult> {
     repoAfter14MiB,
     rawMiB,
     rssMiB: rss / 1024,
+    resticFirst,
+    resticChanged,
+    resticAfter14MiB,
   };
 }
 
@@ -254,6 +293,20 @@ async function main(): Promise<void> {
       `| ${r.gib} GiB | repository after 14 backups, 1 % change each | one full: ${r.fullRepoMiB.toFixed(0)} MiB (raw ${r.rawMiB.toFixed(0)} MiB) | ${r.repoAfter14MiB.toFixed(0)} MiB | ${(r.repoAfter14MiB / r.fullRepoMiB).toFixed(2)}× |`,
     );
     console.log(`| ${r.gib} GiB | edms-ops backup peak RSS | | ${r.rssMiB.toFixed(0)} MiB | |`);
+  }
+  console.log(
+    "\nrestic alone (its own repository, same changes; edms-ops ÷ restic alone):\n| media | step | restic alone | edms-ops | ratio |\n|---|---|---|---|---|",
+  );
+  for (const r of results) {
+    console.log(
+      `| ${r.gib} GiB | first full backup | ${f(r.resticFirst)} s | ${f(r.firstBackup)} s | ${(r.firstBackup / r.resticFirst).toFixed(2)}× |`,
+    );
+    console.log(
+      `| ${r.gib} GiB | backup after 1 % changed | ${f(r.resticChanged)} s | ${f(r.changedBackup)} s | ${(r.changedBackup / r.resticChanged).toFixed(2)}× |`,
+    );
+    console.log(
+      `| ${r.gib} GiB | repository after 14 backups | ${r.resticAfter14MiB.toFixed(0)} MiB | ${r.repoAfter14MiB.toFixed(0)} MiB | ${(r.repoAfter14MiB / r.resticAfter14MiB).toFixed(2)}× |`,
+    );
   }
   const [small, big] = [results[0], results[results.length - 1]];
   const verdict = (ok: boolean) => (ok ? "met" : "NOT met");

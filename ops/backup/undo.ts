@@ -3,6 +3,7 @@
  * in the restore marker before the live database is touched (see restore.ts).
  */
 import { REASONS } from "../../model/hooks";
+import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { stopRunning } from "../engine/docker";
 import { appContainers } from "../engine/services";
@@ -19,6 +20,16 @@ export interface Attempt {
   readonly earlier: RestoreMarker | null;
   readonly undo: string | null;
   readonly writers: string[];
+}
+
+/**
+ * Stops the running web and worker and waits until their sessions are gone from PostgreSQL (a statement a
+ * stopped process sent may still commit): after it, nothing the app does changes the data. The stopped ones.
+ */
+export async function stopWriters(settings: Settings): Promise<string[]> {
+  const writers = await stopRunning(await appContainers(settings));
+  await waitForAppSessions(settings);
+  return writers;
 }
 
 /**
@@ -80,15 +91,12 @@ export async function stopAndRecordUndo(
   entry: BackupEntry,
   attempt: Attempt,
 ): Promise<{ attempt: Attempt; error?: Error }> {
-  const stopping = appContainers(session.settings)
-    .then(stopRunning)
-    .then(async (writers) => {
-      await waitForAppSessions(session.settings);
-      if (writers.length) {
-        progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
-      }
-      return writers;
-    });
+  const stopping = stopWriters(session.settings).then((writers) => {
+    if (writers.length) {
+      progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
+    }
+    return writers;
+  });
   const undoing = recordUndo(session, entry, attempt, stopping);
   const [stopped, undone] = await Promise.allSettled([stopping, undoing]);
   if (stopped.status === "rejected") {

@@ -11,11 +11,12 @@ import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { manage, migrateAtomically } from "../database/django";
 import { releaseReference } from "../../model/images";
-import { grantAppRights, waitForAppSessions } from "../database/appRole";
-import { docker, stopRunning } from "../engine/docker";
+import { grantAppRights } from "../database/appRole";
+import { stopWriters } from "../backup/undo";
+import { docker } from "../engine/docker";
 import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
-import { appContainers, servingContainers } from "../engine/services";
+import { servingContainers } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { refuseDuringRestore } from "../store/markers";
 import { Settings } from "../../model/settings";
@@ -126,9 +127,7 @@ async function planAndReset(session: OpsSession, app: string, opts: { withDepend
 /** Writers stopped, the undo backup, then `migrate <app> zero` + `migrate` in one transaction. */
 async function resetStopped(settings: Settings, image: string, app: string, emptied: string[]) {
   // The backup reads the repository and the records while they stop; its dump waits for them.
-  const stopping = appContainers(settings)
-    .then(stopRunning)
-    .then(() => waitForAppSessions(settings));
+  const stopping = stopWriters(settings);
   try {
     const [, backup] = await allSettledOrThrow([
       stopping,

@@ -5,7 +5,7 @@
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
-import { stopRunning } from "../engine/docker";
+import { docker, runningOf } from "../engine/docker";
 import { appContainers } from "../engine/services";
 import { OpsSession } from "../engine/session";
 import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
@@ -25,9 +25,18 @@ export interface Attempt {
 /**
  * Stops the running web and worker and waits until their sessions are gone from PostgreSQL (a statement a
  * stopped process sent may still commit): after it, nothing the app does changes the data. The stopped ones.
+ * `found` learns them before the stop begins: when the stop or the wait fails, they are still the ones to
+ * start again (some may be stopped already).
  */
-export async function stopWriters(settings: Settings): Promise<string[]> {
-  const writers = await stopRunning(await appContainers(settings));
+export async function stopWriters(
+  settings: Settings,
+  found: (writers: string[]) => void = () => undefined,
+): Promise<string[]> {
+  const writers = await runningOf(await appContainers(settings));
+  found(writers);
+  if (writers.length) {
+    await docker(["stop", ...writers]);
+  }
   await waitForAppSessions(settings);
   return writers;
 }
@@ -83,26 +92,26 @@ async function recordUndo(
 
 /**
  * Web and worker stopped, and the undo recorded. The undo backup's reads of the repository and the records
- * run while they stop; its dump, and everything else that reads the data, only once they have. The stopped
- * ones are in the attempt even when the undo fails, so they are started again.
+ * run while they stop; its dump, and everything else that reads the data, only once they have. The ones
+ * found running are in the attempt even when the stop, the wait for their sessions or the undo fails, so they
+ * are started again.
  */
 export async function stopAndRecordUndo(
   session: OpsSession,
   entry: BackupEntry,
   attempt: Attempt,
 ): Promise<{ attempt: Attempt; error?: Error }> {
-  const stopping = stopWriters(session.settings).then((writers) => {
-    if (writers.length) {
-      progress(`stopped ${writers.join(", ")} so nothing writes during the restore`);
+  let writers: string[] = [];
+  const stopping = stopWriters(session.settings, (found) => (writers = found)).then((stopped) => {
+    if (stopped.length) {
+      progress(`stopped ${stopped.join(", ")} so nothing writes during the restore`);
     }
-    return writers;
   });
   const undoing = recordUndo(session, entry, attempt, stopping);
   const [stopped, undone] = await Promise.allSettled([stopping, undoing]);
   if (stopped.status === "rejected") {
-    return { attempt, error: stopped.reason as Error };
+    return { attempt: { ...attempt, writers }, error: stopped.reason as Error };
   }
-  const writers = stopped.value;
   return undone.status === "rejected"
     ? { attempt: { ...attempt, writers }, error: undone.reason as Error }
     : { attempt: { ...undone.value, writers } };

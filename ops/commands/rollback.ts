@@ -20,7 +20,7 @@ import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { migrateAtomically } from "../database/django";
-import { docker, stopRunning } from "../engine/docker";
+import { docker } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { progress, say } from "../core/log";
@@ -32,7 +32,7 @@ import {
   RollbackMarker,
 } from "../store/markers";
 import { restoreBackup } from "../backup/restore";
-import { appContainers } from "../engine/services";
+import { stopWriters } from "../backup/undo";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
 import { redeploy, RedeployTarget } from "../engine/pulumi";
@@ -330,8 +330,10 @@ async function rollbackWithoutProxy(
   say(`  - redeploy ${marker.to}`);
   const backup = await withSession(settings, "rollback", async (session) => {
     await refuseDuringRestore(session, "rolling back");
-    const writers = await stopRunning(await appContainers(settings));
+    // Those found running are started again on a failure, of the stop itself too.
+    let writers: string[] = [];
     try {
+      await stopWriters(settings, (found) => (writers = found));
       const taken = backupFirst ? await backupBefore(settings) : null;
       // Planned again under the lock: a deploy waited for may have changed the migration state.
       await reverse(

@@ -199,18 +199,10 @@ export async function inspectContainer(name: string): Promise<ContainerState> {
   };
 }
 
-/** Stops those of the named containers that are running; returns them, to be started again afterwards. */
-export async function stopRunning(names: readonly string[]): Promise<string[]> {
-  const running: string[] = [];
-  for (const name of names) {
-    if ((await inspectContainer(name)).running) {
-      running.push(name);
-    }
-  }
-  if (running.length) {
-    await docker(["stop", ...running]);
-  }
-  return running;
+/** Those of the named containers that are running (restarting and paused ones too: docker counts them so). */
+export async function runningOf(names: readonly string[]): Promise<string[]> {
+  const states = await Promise.all(names.map((name) => inspectContainer(name)));
+  return names.filter((_, i) => states[i].running);
 }
 
 /** Inspections in flight by volume: asked at once (status asks seven times), the engine is asked once. */

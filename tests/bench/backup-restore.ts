@@ -332,6 +332,10 @@ async function main(): Promise<void> {
       `  T5 ${r.gib} GiB repository after 14 ≤ 1.3× one full: ${(r.repoAfter14MiB / r.fullRepoMiB).toFixed(2)}× ${verdict(r.repoAfter14MiB <= 1.3 * r.fullRepoMiB)}`,
     );
   }
+  if (results.length < 2) {
+    console.log("  T2 and T6 across sizes: one size run (EDMS_BENCH_GIB), nothing to compare");
+    return;
+  }
   console.log(
     `  T2 its time at ${big.gib} GiB ≤ 1.3× at ${small.gib} GiB: ${(big.changedBackup / small.changedBackup).toFixed(2)}× ${verdict(big.changedBackup <= 1.3 * small.changedBackup)}`,
   );

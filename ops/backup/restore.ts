@@ -22,7 +22,7 @@ import { runningVersion } from "../engine/services";
 import { inventory, requirePostgres } from "../database/postgres";
 import { docker } from "../engine/docker";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
-import { progress } from "../core/log";
+import { lastLine, progress } from "../core/log";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR } from "../store/restic";
@@ -186,14 +186,22 @@ async function failedBeforeSwap(
   await dropSide(settings).catch(() => undefined);
   // Nothing was changed: the old state serves again, and no marker claims otherwise.
   await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
-  if (attempt.writers.length) {
-    await docker(["start", ...attempt.writers], { allowFailure: true });
-  }
   return failure(
     `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
-      `${attempt.writers.length ? " and web/worker are started again" : ""}. Cause: ${cause.message}`,
+      `${await startAgain(attempt.writers)}. Cause: ${cause.message}`,
     `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
   );
+}
+
+/** Starts again the writers a failed run stopped; says how that went, for its error message. */
+export async function startAgain(writers: readonly string[]): Promise<string> {
+  if (!writers.length) {
+    return "";
+  }
+  const started = await docker(["start", ...writers], { allowFailure: true });
+  return started.code === 0
+    ? " and web/worker are started again"
+    : `, but starting ${writers.join(", ")} again failed (${lastLine(started.stderr)}): start them with \`docker start ${writers.join(" ")}\``;
 }
 
 /**

@@ -5,8 +5,8 @@
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
-import { docker, runningOf } from "../engine/docker";
-import { appContainers } from "../engine/services";
+import { docker } from "../engine/docker";
+import { runningAppContainers } from "../engine/services";
 import { OpsSession } from "../engine/session";
 import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
 import { BackupEntry } from "../store/restic";
@@ -32,7 +32,7 @@ export async function stopWriters(
   settings: Settings,
   found: (writers: string[]) => void = () => undefined,
 ): Promise<string[]> {
-  const writers = await runningOf(await appContainers(settings));
+  const writers = await runningAppContainers(settings);
   found(writers);
   if (writers.length) {
     await docker(["stop", ...writers]);

@@ -20,7 +20,6 @@ import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { migrateAtomically } from "../database/django";
-import { docker } from "../engine/docker";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { progress, say } from "../core/log";
@@ -31,7 +30,7 @@ import {
   ROLLBACK_MARKER,
   RollbackMarker,
 } from "../store/markers";
-import { restoreBackup } from "../backup/restore";
+import { restoreBackup, startAgain } from "../backup/restore";
 import { stopWriters } from "../backup/undo";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
@@ -345,7 +344,7 @@ async function rollbackWithoutProxy(
     } catch (err) {
       // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
       if (writers.length) {
-        await docker(["start", ...writers], { allowFailure: true });
+        progress(`the rollback's data steps failed${await startAgain(writers)}`);
       }
       throw err;
     }

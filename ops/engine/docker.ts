@@ -199,12 +199,6 @@ export async function inspectContainer(name: string): Promise<ContainerState> {
   };
 }
 
-/** Those of the named containers that are running (restarting and paused ones too: docker counts them so). */
-export async function runningOf(names: readonly string[]): Promise<string[]> {
-  const states = await Promise.all(names.map((name) => inspectContainer(name)));
-  return names.filter((_, i) => states[i].running);
-}
-
 /** Inspections in flight by volume: asked at once (status asks seven times), the engine is asked once. */
 const volumeQueries = new Map<string, Promise<boolean>>();
 

@@ -52,6 +52,18 @@ export async function appContainers(settings: Settings): Promise<string[]> {
   return all.map((c) => c.name);
 }
 
+/**
+ * Those of the stack's web and worker containers that are running (restarting and paused ones too: docker
+ * counts them so). A failed inspection fails it: a writer never passes for stopped.
+ */
+export async function runningAppContainers(settings: Settings): Promise<string[]> {
+  const all = [
+    ...(await containersOf(settings, "web")),
+    ...(await containersOf(settings, "worker")),
+  ];
+  return all.filter((c) => c.running).map((c) => c.name);
+}
+
 /** The release the proxy currently sends traffic to, from its live.cfg; null when none or no proxy. */
 export async function liveRelease(
   settings: Settings,

@@ -1,10 +1,12 @@
 /**
  * A restore's stop and undo with the engine replaced by stubs: whatever fails (the stop, the wait for the app
- * role's sessions, the undo backup), the web and worker found running are the ones the restore starts again.
+ * role's sessions, the undo backup), the web and worker found running are the ones the restore starts again,
+ * and its error says whether that worked.
  */
 import { expect } from "chai";
 import { validateSettings } from "../../../model/settings";
 import * as backups from "../../../ops/backup/create";
+import { startAgain } from "../../../ops/backup/restore";
 import { stopAndRecordUndo } from "../../../ops/backup/undo";
 import { failure } from "../../../ops/core/errors";
 import * as log from "../../../ops/core/log";
@@ -26,6 +28,7 @@ describe("a restore's stop and undo", function () {
   let stopFails: boolean;
   let waitFails: boolean;
   let backupFails: boolean;
+  let startFails: boolean;
   let markers: string[];
 
   const stub = <T extends object>(module: T, name: keyof T & string, value: unknown) => {
@@ -43,9 +46,8 @@ describe("a restore's stop and undo", function () {
   } as unknown as OpsSession;
 
   before(() => {
-    stub(services, "appContainers", async () => ["s-web", "s-worker"]);
-    stub(dockerLib, "runningOf", async (names: string[]) =>
-      names.filter((n) => running.includes(n)),
+    stub(services, "runningAppContainers", async () =>
+      ["s-web", "s-worker"].filter((n) => running.includes(n)),
     );
     stub(dockerLib, "docker", async (args: string[]) => {
       calls.push(args);
@@ -54,6 +56,13 @@ describe("a restore's stop and undo", function () {
           "docker stop s-worker: tried to kill container, but did not receive an exit event",
           "-",
         );
+      }
+      if (args[0] === "start" && startFails) {
+        return {
+          code: 1,
+          stdout: "",
+          stderr: "Error response from daemon: no space left on device",
+        };
       }
       return { code: 0, stdout: "", stderr: "" };
     });
@@ -82,7 +91,7 @@ describe("a restore's stop and undo", function () {
     running = ["s-web", "s-worker"];
     calls = [];
     markers = [];
-    [stopFails, waitFails, backupFails] = [false, false, false];
+    [stopFails, waitFails, backupFails, startFails] = [false, false, false, false];
   });
 
   const attempt = { earlier: null, undo: null, writers: [] };
@@ -110,4 +119,15 @@ describe("a restore's stop and undo", function () {
       expect(markers, "a marker written").to.deep.equal([]);
     });
   }
+
+  it("says whether starting them again worked, and how to start them when it did not", async function () {
+    expect(await startAgain([])).to.equal("");
+    expect(await startAgain(["s-web", "s-worker"])).to.equal(" and web/worker are started again");
+    expect(calls).to.deep.include(["start", "s-web", "s-worker"]);
+    startFails = true;
+    expect(await startAgain(["s-web", "s-worker"])).to.equal(
+      ", but starting s-web, s-worker again failed (Error response from daemon: no space left on device): " +
+        "start them with `docker start s-web s-worker`",
+    );
+  });
 });

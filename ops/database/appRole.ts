@@ -148,9 +148,14 @@ export async function ensureAppRole(settings: Settings): Promise<void> {
  * Waits until no session of the application role is left, once web and worker have stopped: a statement their
  * process sent before it went may still be running or committing in its backend. Ended after 2 s; a failure
  * after 5 s. What reads the data after a stop (an undo backup's snapshot) would otherwise miss that write.
+ * Any other session over the network counts too but the backup role's (the scheduler's, which the stack lock
+ * keeps out of the way): web and worker deployed before the application role connect as the owner, and
+ * edms-ops' own sessions meanwhile come through the server's socket (its dump starts after this).
  */
 export function appSessionsGoneSql(): string {
-  const sessions = `FROM pg_stat_activity WHERE usename = ${literal(APP_DB_USER)}`;
+  const sessions =
+    `FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND ` +
+    `(usename = ${literal(APP_DB_USER)} OR (client_addr IS NOT NULL AND usename <> ${literal(BACKUP_DB_USER)}))`;
   return `DO $$ BEGIN
   FOR i IN 1..50 LOOP
     PERFORM pg_stat_clear_snapshot();
@@ -158,7 +163,7 @@ export function appSessionsGoneSql(): string {
     IF i = 20 THEN PERFORM pg_terminate_backend(pid) ${sessions}; END IF;
     PERFORM pg_sleep(0.1);
   END LOOP;
-  RAISE EXCEPTION 'sessions of role % did not end within 5 s of web and worker stopping', ${literal(APP_DB_USER)};
+  RAISE EXCEPTION 'sessions of role % (or other clients over the network) did not end within 5 s of web and worker stopping', ${literal(APP_DB_USER)};
 END $$;`;
 }
 

@@ -14,7 +14,7 @@
  */
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
-import { Attempt, stopAndRecordUndo } from "./undo";
+import { Attempt, startAgain, stopAndRecordUndo } from "./undo";
 import { listMediaAhead } from "./mediaCount";
 import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
@@ -22,7 +22,7 @@ import { runningVersion } from "../engine/services";
 import { inventory, requirePostgres } from "../database/postgres";
 import { docker } from "../engine/docker";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
-import { lastLine, progress } from "../core/log";
+import { progress } from "../core/log";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR } from "../store/restic";
@@ -191,17 +191,6 @@ async function failedBeforeSwap(
       `${await startAgain(attempt.writers)}. Cause: ${cause.message}`,
     `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
   );
-}
-
-/** Starts again the writers a failed run stopped; says how that went, for its error message. */
-export async function startAgain(writers: readonly string[]): Promise<string> {
-  if (!writers.length) {
-    return "";
-  }
-  const started = await docker(["start", ...writers], { allowFailure: true });
-  return started.code === 0
-    ? " and web/worker are started again"
-    : `, but starting ${writers.join(", ")} again failed (${lastLine(started.stderr)}): start them with \`docker start ${writers.join(" ")}\``;
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
-import { progress } from "../core/log";
+import { lastLine, progress } from "../core/log";
 import { docker } from "../engine/docker";
 import { runningAppContainers } from "../engine/services";
 import { OpsSession } from "../engine/session";
@@ -39,6 +39,17 @@ export async function stopWriters(
   }
   await waitForAppSessions(settings);
   return writers;
+}
+
+/** Starts again the writers a failed run stopped; says how that went, for its error message. */
+export async function startAgain(writers: readonly string[]): Promise<string> {
+  if (!writers.length) {
+    return "";
+  }
+  const started = await docker(["start", ...writers], { allowFailure: true });
+  return started.code === 0
+    ? " and web/worker are started again"
+    : `, but starting ${writers.join(", ")} again failed (${lastLine(started.stderr)}): start them with \`docker start ${writers.join(" ")}\``;
 }
 
 /**

@@ -30,8 +30,8 @@ import {
   ROLLBACK_MARKER,
   RollbackMarker,
 } from "../store/markers";
-import { restoreBackup, startAgain } from "../backup/restore";
-import { stopWriters } from "../backup/undo";
+import { restoreBackup } from "../backup/restore";
+import { startAgain, stopWriters } from "../backup/undo";
 import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
 import { redeploy, RedeployTarget } from "../engine/pulumi";

@@ -43,13 +43,13 @@ export async function containersOf(settings: Settings, role: AppRole): Promise<S
     }));
 }
 
+async function webAndWorkers(settings: Settings): Promise<StackContainer[]> {
+  return [...(await containersOf(settings, "web")), ...(await containersOf(settings, "worker"))];
+}
+
 /** Web and worker containers of the stack (all releases present), e.g. to stop every writer. */
 export async function appContainers(settings: Settings): Promise<string[]> {
-  const all = [
-    ...(await containersOf(settings, "web")),
-    ...(await containersOf(settings, "worker")),
-  ];
-  return all.map((c) => c.name);
+  return (await webAndWorkers(settings)).map((c) => c.name);
 }
 
 /**
@@ -57,11 +57,7 @@ export async function appContainers(settings: Settings): Promise<string[]> {
  * counts them so). A failed inspection fails it: a writer never passes for stopped.
  */
 export async function runningAppContainers(settings: Settings): Promise<string[]> {
-  const all = [
-    ...(await containersOf(settings, "web")),
-    ...(await containersOf(settings, "worker")),
-  ];
-  return all.filter((c) => c.running).map((c) => c.name);
+  return (await webAndWorkers(settings)).filter((c) => c.running).map((c) => c.name);
 }
 
 /** The release the proxy currently sends traffic to, from its live.cfg; null when none or no proxy. */

@@ -9,7 +9,7 @@ import { randomInt } from "crypto";
 import { z } from "zod";
 import { parseJsonLines } from "../../core/json";
 import { Settings } from "../../../model/settings";
-import { failure } from "../../core/errors";
+import { allSettledOrThrow, failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
 import { OpsSession } from "../../engine/session";
 import { backupToolbox, toolbox } from "../../engine/toolbox";
@@ -259,21 +259,19 @@ export async function checkMedia(
   media.files = files.length;
   media.changed = changed === null ? null : changed.length;
   // Only a whole restore can be counted; a partial one rests on restic's dump of every file (a size that
-  // disagrees with the tree fails it) and on the snapshot's count below.
+  // disagrees with the tree fails it) and on the snapshot's count below. The count runs beside the
+  // checksums (two containers at once); one that falls short still fails the check, whatever they say.
+  const [restored, output] = await allSettledOrThrow([
+    plan.whole ? restoredCount(session.settings, scratch) : undefined,
+    checksumRestored(session.settings, scratch, chosen),
+  ]);
   const counted = [
     ...mediaCountProblems("the snapshot", recorded, listingCount(files)),
-    ...(plan.whole
-      ? mediaCountProblems(
-          "the restored copy",
-          recorded,
-          await restoredCount(session.settings, scratch),
-        )
-      : []),
+    ...(restored ? mediaCountProblems("the restored copy", recorded, restored) : []),
   ];
   if (counted.length) {
     throw failure(counted.join("; "), DAMAGED);
   }
-  const output = await checksumRestored(session.settings, scratch, chosen);
   const { problems, checksums, againstLive } = compareChecksums(chosen, output);
   Object.assign(media.checksums, checksums);
   if (problems.length) {

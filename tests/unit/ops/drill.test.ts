@@ -119,6 +119,46 @@ describe("drill: which media files are checksummed", function () {
     }
   });
 
+  it("answers for every file of a batch that xargs splits, with odd names between", function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-batch-"));
+    // Long plain names, so xargs runs sha256sum several times on each side; an odd name every 400th.
+    const names = Array.from({ length: 1500 }, (_, i) =>
+      i % 400 === 7 ? `odd name ${i}\t.pdf` : `${"d".repeat(120)}-${i}.bin`,
+    );
+    try {
+      for (const dir of ["drill", "live"]) {
+        fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
+        names.forEach((name, i) =>
+          fs.writeFileSync(path.join(root, dir, "sub", name), `file ${i}`),
+        );
+      }
+      // One restored file differs from the live one, one is missing: each is named, nothing else.
+      fs.writeFileSync(path.join(root, "drill", "sub", names[1000]), "FILE 1000");
+      fs.rmSync(path.join(root, "drill", "sub", names[1207]));
+      const files = names.map((name) => {
+        const stat = fs.statSync(path.join(root, "live", "sub", name));
+        return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
+      });
+      const script = CHECKSUM_SCRIPT.split('"/drill/')
+        .join(`"${root}/drill/`)
+        .split('"/live/')
+        .join(`"${root}/live/`);
+      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
+        const args = shell === "/bin/busybox" ? ["sh", "-euc", script] : ["-euc", script];
+        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+        const { problems, checksums, againstLive } = compareChecksums(files, run.stdout);
+        expect(problems, `${shell}: ${run.stderr}`).to.have.members([
+          `sub/${names[1000]}: sha256 differs from the live file the backup read`,
+          `sub/${names[1207]}: not restored`,
+        ]);
+        expect(Object.keys(checksums), shell).to.have.length(names.length - 2);
+        expect(againstLive, shell).to.equal(names.length - 2);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("checks every changed file plus a random sample of the rest; everything without a previous drill", function () {
     const files = parseMediaListing(listing);
     const first = () => 0;

@@ -12,7 +12,39 @@ import {
 } from "../../../ops/backup/drill";
 import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/checksums";
 import { includePattern, restoresWhole } from "../../../ops/backup/drill/media";
+import type { MediaFile } from "../../../ops/backup/mediaCount";
 import { newestGood } from "../../../ops/reports/health";
+
+/** sub/<name> for each name in both trees under `root` (drill and live); the listing, as the snapshot's. */
+function mediaTrees(
+  root: string,
+  names: readonly string[],
+  content: (name: string, i: number) => string,
+) {
+  for (const dir of ["drill", "live"]) {
+    fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
+    names.forEach((name, i) =>
+      fs.writeFileSync(path.join(root, dir, "sub", name), content(name, i)),
+    );
+  }
+  return names.map((name) => {
+    const stat = fs.statSync(path.join(root, "live", "sub", name));
+    return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
+  });
+}
+
+/** CHECKSUM_SCRIPT over the trees under `root`, by sh and (when there) busybox's sh, with `flags`. */
+function checksumRuns(root: string, files: readonly MediaFile[], flags = "-c") {
+  const script = CHECKSUM_SCRIPT.split('"/drill/')
+    .join(`"${root}/drill/`)
+    .split('"/live/')
+    .join(`"${root}/live/`);
+  return ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])].map((shell) => {
+    const args = shell === "/bin/busybox" ? ["sh", flags, script] : [flags, script];
+    const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+    return { shell, stdout: run.stdout, stderr: run.stderr };
+  });
+}
 
 describe("drill: which media files are checksummed", function () {
   // As `restic ls --recursive --json` (0.14) prints them: the snapshot first, then one node per line.
@@ -60,25 +92,10 @@ describe("drill: which media files are checksummed", function () {
       "second.bin",
     ];
     try {
-      for (const dir of ["drill", "live"]) {
-        fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
-        for (const name of names) {
-          fs.writeFileSync(path.join(root, dir, "sub", name), `bytes of ${name}`);
-        }
-      }
-      const files = names.map((name) => {
-        const stat = fs.statSync(path.join(root, "live", "sub", name));
-        return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
-      });
-      const script = CHECKSUM_SCRIPT.split('"/drill/')
-        .join(`"${root}/drill/`)
-        .split('"/live/')
-        .join(`"${root}/live/`);
-      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
-        const args = shell === "/bin/busybox" ? ["sh", "-c", script] : ["-c", script];
-        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
-        const { problems, checksums, againstLive } = compareChecksums(files, run.stdout);
-        expect(problems, `${shell}: ${run.stderr}`).to.deep.equal([]);
+      const files = mediaTrees(root, names, (name) => `bytes of ${name}`);
+      for (const { shell, stdout, stderr } of checksumRuns(root, files)) {
+        const { problems, checksums, againstLive } = compareChecksums(files, stdout);
+        expect(problems, `${shell}: ${stderr}`).to.deep.equal([]);
         expect(Object.keys(checksums), shell).to.have.length(names.length);
         expect(againstLive, shell).to.equal(names.length);
       }
@@ -93,22 +110,18 @@ describe("drill: which media files are checksummed", function () {
       fs.symlinkSync(target, link);
       fs.lutimesSync(link, plain.mtime, plain.mtime);
       expect(fs.lstatSync(link).size).to.equal(plain.size);
-      const linked = spawnSync("sh", ["-c", script], {
-        input: checksumInput(files),
-        encoding: "utf8",
-      });
-      const compared = compareChecksums(files, linked.stdout);
-      expect(compared.problems).to.deep.equal([]);
-      expect(compared.againstLive).to.equal(names.length - 1);
+      for (const { shell, stdout } of checksumRuns(root, files)) {
+        const compared = compareChecksums(files, stdout);
+        expect(compared.problems, shell).to.deep.equal([]);
+        expect(compared.againstLive, shell).to.equal(names.length - 1);
+      }
       // A file the restore lacks is named by its own path, a plain name (checked in the batch) or not; a
       // restored file whose bytes differ from the live one the backup read fails.
       fs.rmSync(path.join(root, "drill", "sub", "ends\n"));
       fs.rmSync(path.join(root, "drill", "sub", "-rf"));
       fs.writeFileSync(path.join(root, "drill", "sub", "second.bin"), "BYTES of second.bin");
-      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
-        const args = shell === "/bin/busybox" ? ["sh", "-c", script] : ["-c", script];
-        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
-        expect(compareChecksums(files, run.stdout).problems, shell).to.have.members([
+      for (const { shell, stdout } of checksumRuns(root, files)) {
+        expect(compareChecksums(files, stdout).problems, shell).to.have.members([
           "sub/-rf: not restored",
           "sub/ends\n: not restored",
           "sub/second.bin: sha256 differs from the live file the backup read",
@@ -126,28 +139,13 @@ describe("drill: which media files are checksummed", function () {
       i % 400 === 7 ? `odd name ${i}\t.pdf` : `${"d".repeat(120)}-${i}.bin`,
     );
     try {
-      for (const dir of ["drill", "live"]) {
-        fs.mkdirSync(path.join(root, dir, "sub"), { recursive: true });
-        names.forEach((name, i) =>
-          fs.writeFileSync(path.join(root, dir, "sub", name), `file ${i}`),
-        );
-      }
+      const files = mediaTrees(root, names, (_, i) => `file ${i}`);
       // One restored file differs from the live one, one is missing: each is named, nothing else.
       fs.writeFileSync(path.join(root, "drill", "sub", names[1000]), "FILE 1000");
       fs.rmSync(path.join(root, "drill", "sub", names[1207]));
-      const files = names.map((name) => {
-        const stat = fs.statSync(path.join(root, "live", "sub", name));
-        return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
-      });
-      const script = CHECKSUM_SCRIPT.split('"/drill/')
-        .join(`"${root}/drill/`)
-        .split('"/live/')
-        .join(`"${root}/live/`);
-      for (const shell of ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])]) {
-        const args = shell === "/bin/busybox" ? ["sh", "-euc", script] : ["-euc", script];
-        const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
-        const { problems, checksums, againstLive } = compareChecksums(files, run.stdout);
-        expect(problems, `${shell}: ${run.stderr}`).to.have.members([
+      for (const { shell, stdout, stderr } of checksumRuns(root, files, "-euc")) {
+        const { problems, checksums, againstLive } = compareChecksums(files, stdout);
+        expect(problems, `${shell}: ${stderr}`).to.have.members([
           `sub/${names[1000]}: sha256 differs from the live file the backup read`,
           `sub/${names[1207]}: not restored`,
         ]);

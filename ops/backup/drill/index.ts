@@ -67,18 +67,17 @@ export async function drillBackup(
   session.pinned.add(entry.id);
   const clock = Date.now();
   const checks = new Checks();
-  // Three reads of their own, asked at once: the manifest's restic start is most of the wait.
-  const reading = readManifest(session, entry);
-  reading.catch(() => undefined);
+  let manifest: Manifest | undefined;
+  // Three reads of their own, asked at once: the manifest's restic start is most of the wait. Its check
+  // records its own failure; the others' throw once it is done.
   const [startedAt, previous] = await allSettledOrThrow([
     session.hostTime(),
     latestPassedDrill(session),
+    checks.run("manifest", async () => {
+      manifest = await readManifest(session, entry);
+      return `release ${manifest.version ?? "none"}, ${Object.keys(manifest.tables).length} tables`;
+    }),
   ]);
-  let manifest: Manifest | undefined;
-  await checks.run("manifest", async () => {
-    manifest = await reading;
-    return `release ${manifest.version ?? "none"}, ${Object.keys(manifest.tables).length} tables`;
-  });
   const media: MediaTally = { files: 0, checksums: {}, changed: null };
   if (manifest) {
     const restoring = manifest;

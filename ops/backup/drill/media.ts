@@ -9,7 +9,7 @@ import { randomInt } from "crypto";
 import { z } from "zod";
 import { parseJsonLines } from "../../core/json";
 import { Settings } from "../../../model/settings";
-import { allSettledOrThrow, failure } from "../../core/errors";
+import { failure } from "../../core/errors";
 import { lastLine } from "../../core/log";
 import { OpsSession } from "../../engine/session";
 import { backupToolbox, toolbox } from "../../engine/toolbox";
@@ -258,21 +258,32 @@ export async function checkMedia(
   const { files, changed, chosen } = plan;
   media.files = files.length;
   media.changed = changed === null ? null : changed.length;
+  // What the snapshot lists against what the manifest counted, before any container starts.
+  const listed = mediaCountProblems("the snapshot", recorded, listingCount(files));
+  if (listed.length) {
+    throw failure(listed.join("; "), DAMAGED);
+  }
   // Only a whole restore can be counted; a partial one rests on restic's dump of every file (a size that
-  // disagrees with the tree fails it) and on the snapshot's count below. The count runs beside the
-  // checksums (two containers at once); one that falls short still fails the check, whatever they say.
-  const [restored, output] = await allSettledOrThrow([
+  // disagrees with the tree fails it) and on the snapshot's count above. The count runs beside the
+  // checksums (two containers at once), and a count that falls short is what the check says, whatever
+  // became of them.
+  const [restored, output] = await Promise.allSettled([
     plan.whole ? restoredCount(session.settings, scratch) : undefined,
     checksumRestored(session.settings, scratch, chosen),
   ]);
-  const counted = [
-    ...mediaCountProblems("the snapshot", recorded, listingCount(files)),
-    ...(restored ? mediaCountProblems("the restored copy", recorded, restored) : []),
-  ];
-  if (counted.length) {
-    throw failure(counted.join("; "), DAMAGED);
+  if (restored.status === "rejected") {
+    throw restored.reason;
   }
-  const { problems, checksums, againstLive } = compareChecksums(chosen, output);
+  const short = restored.value
+    ? mediaCountProblems("the restored copy", recorded, restored.value)
+    : [];
+  if (short.length) {
+    throw failure(short.join("; "), DAMAGED);
+  }
+  if (output.status === "rejected") {
+    throw output.reason;
+  }
+  const { problems, checksums, againstLive } = compareChecksums(chosen, output.value);
   Object.assign(media.checksums, checksums);
   if (problems.length) {
     throw failure(problems.slice(0, 5).join("; "), DAMAGED);

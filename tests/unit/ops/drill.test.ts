@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -33,17 +33,44 @@ function mediaTrees(
   });
 }
 
-/** CHECKSUM_SCRIPT over the trees under `root`, by sh and (when there) busybox's sh, with `flags`. */
-function checksumRuns(root: string, files: readonly MediaFile[], flags = "-c") {
+const SHELLS = ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])];
+
+/** CHECKSUM_SCRIPT reading the trees under `root`, and its arguments for `shell`. */
+function scriptArgs(root: string, shell: string, flags: string): string[] {
   const script = CHECKSUM_SCRIPT.split('"/drill/')
     .join(`"${root}/drill/`)
     .split('"/live/')
     .join(`"${root}/live/`);
-  return ["sh", ...(fs.existsSync("/bin/busybox") ? ["/bin/busybox"] : [])].map((shell) => {
-    const args = shell === "/bin/busybox" ? ["sh", flags, script] : [flags, script];
-    const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+  return shell === "/bin/busybox" ? ["sh", flags, script] : [flags, script];
+}
+
+/** CHECKSUM_SCRIPT over the trees under `root`, by sh and (when there) busybox's sh, with `flags`. */
+function checksumRuns(root: string, files: readonly MediaFile[], flags = "-c") {
+  return SHELLS.map((shell) => {
+    const run = spawnSync(shell, scriptArgs(root, shell, flags), {
+      input: checksumInput(files),
+      encoding: "utf8",
+    });
     return { shell, stdout: run.stdout, stderr: run.stderr };
   });
+}
+
+/** Writes `bytes` into the FIFO once a reader has it open (up to 10 s); false when none came. */
+async function feedFifo(fifo: string, bytes: string): Promise<boolean> {
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.writeSync(fd, bytes);
+      fs.closeSync(fd);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENXIO") {
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return false;
 }
 
 describe("drill: which media files are checksummed", function () {
@@ -125,6 +152,39 @@ describe("drill: which media files are checksummed", function () {
           "sub/-rf: not restored",
           "sub/ends\n: not restored",
           "sub/second.bin: sha256 differs from the live file the backup read",
+        ]);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("waits for the restored copy's hashes however long they take (a restored file that is a FIFO, fed late)", async function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-wait-"));
+    try {
+      const files = mediaTrees(root, ["late.bin", "early.bin"], (name) => `bytes of ${name}`);
+      const fifo = path.join(root, "drill", "sub", "late.bin");
+      for (const shell of SHELLS) {
+        fs.rmSync(fifo, { force: true });
+        execFileSync("mkfifo", [fifo]);
+        const child = spawn(shell, scriptArgs(root, shell, "-euc"));
+        let stdout = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        const exited = new Promise((resolve) => child.on("close", resolve));
+        child.stdin.end(checksumInput(files));
+        // The restored file's hash cannot finish before the FIFO is fed: a script done by then did not wait.
+        const ended = await Promise.race([
+          exited.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 1000)),
+        ]);
+        const fed = await feedFifo(fifo, "late bytes");
+        await exited;
+        expect(ended, `${shell}: the script ended before the restored file was read`).to.equal(
+          false,
+        );
+        expect(fed, shell).to.equal(true);
+        expect(compareChecksums(files, stdout).problems, shell).to.deep.equal([
+          `sub/late.bin: 0 bytes restored, the snapshot has ${files[0].size}`,
         ]);
       }
     } finally {

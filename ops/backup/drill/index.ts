@@ -69,7 +69,7 @@ export async function drillBackup(
   const checks = new Checks();
   let manifest: Manifest | undefined;
   // Three reads of their own, asked at once: the manifest's restic start is most of the wait. Its check
-  // records its own failure; the others' throw once it is done.
+  // records its own failure; a failure of the other two is thrown once it is done.
   const [startedAt, previous] = await allSettledOrThrow([
     session.hostTime(),
     latestPassedDrill(session),

@@ -160,6 +160,8 @@ describe("drill: which media files are checksummed", function () {
   });
 
   it("waits for the restored copy's hashes however long they take (a restored file that is a FIFO, fed late)", async function () {
+    // Up to 10 s per shell for the reader to come, on a loaded host.
+    this.timeout(60_000);
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-wait-"));
     try {
       const files = mediaTrees(root, ["late.bin", "early.bin"], (name) => `bytes of ${name}`);

@@ -1,12 +1,14 @@
 /**
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
- * exactly as operators' own `docker` commands do, which a socket client library would not.
+ * exactly as operators' own `docker` commands do, which a socket client library would not. Only a few
+ * read-only questions go to the local engine's socket directly (engineApi.ts), where that is the same engine.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
 import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
+import { answerLocally } from "./engineApi";
 import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {
@@ -154,10 +156,24 @@ function describe(args: readonly string[]): string {
   return args.length > 4 ? `${shown} …` : shown;
 }
 
-export const docker = (args: readonly string[], options?: RunOptions) =>
-  engineless()
-    ? Promise.reject(engineNeeded(`\`docker ${describe(args)}\``))
-    : run("docker", args, options);
+/**
+ * `docker …`, through the CLI; the few read-only questions engineApi.ts serves exactly are answered by the
+ * engine's local socket instead (same result, same failure), when no option but allowFailure is given.
+ */
+export const docker = async (args: readonly string[], options?: RunOptions): Promise<RunResult> => {
+  if (engineless()) {
+    throw engineNeeded(`\`docker ${describe(args)}\``);
+  }
+  const plain = !options || Object.keys(options).every((key) => key === "allowFailure");
+  const answer = plain ? await answerLocally(args) : undefined;
+  if (!answer) {
+    return run("docker", args, options);
+  }
+  if (answer.code !== 0 && !options?.allowFailure) {
+    throw commandFailed("docker", args, answer);
+  }
+  return answer;
+};
 
 /** The fields of `docker container inspect` that edms-ops reads; the rest passes through unchecked. */
 export const ContainerInspectSchema = z.array(

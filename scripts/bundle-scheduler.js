@@ -1,23 +1,30 @@
 #!/usr/bin/env node
-// Bundles edms-ops into one CommonJS file for the scheduler image (images/scheduler/Dockerfile): the image
-// then needs node and a docker CLI, no npm install and no node_modules on the Docker host. Run by
-// `npm run build` after tsc (which type-checks; esbuild only strips the types).
+// Bundles edms-ops into single CommonJS files, run by `npm run build` after tsc (which type-checks; esbuild
+// only strips the types):
+// - build/scheduler/edms-ops.cjs, for the scheduler image (images/scheduler/Dockerfile): the image then needs
+//   node and a docker CLI, no npm install and no node_modules on the Docker host;
+// - build/cli/edms-ops.cjs, what ops/bin/edms-ops.js runs: one file starts in ~0.3 s of CPU where the tree
+//   of ~200 compiled modules took ~0.5 s, and every deploy, hook and test starts edms-ops many times.
 "use strict";
 const path = require("path");
 const esbuild = require("esbuild");
 
 const root = path.resolve(__dirname, "..");
-const outfile = path.join(root, "build", "scheduler", "edms-ops.cjs");
-esbuild.buildSync({
-  entryPoints: [path.join(root, "ops", "main.ts")],
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "cjs",
-  outfile,
-  // No source maps or timestamps: the same sources give the same bytes, so the image tag (a hash of them)
-  // changes only when edms-ops does.
-  sourcemap: false,
-  legalComments: "none",
-  logLevel: "warning",
-});
+for (const [entry, outfile] of [
+  ["main.ts", path.join(root, "build", "scheduler", "edms-ops.cjs")],
+  ["cli.ts", path.join(root, "build", "cli", "edms-ops.cjs")],
+]) {
+  esbuild.buildSync({
+    entryPoints: [path.join(root, "ops", entry)],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    outfile,
+    // No source maps or timestamps: the same sources give the same bytes, so the image tag (a hash of them)
+    // changes only when edms-ops does.
+    sourcemap: false,
+    legalComments: "none",
+    logLevel: "warning",
+  });
+}

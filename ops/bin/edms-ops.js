@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// The edms-ops CLI, run from its compiled JavaScript (build/, made by `npm run build`; `npm ci` runs it as the
-// `prepare` script). Starting it loads neither a TypeScript compiler nor any @pulumi module, which matters for
-// an operator tool that every deploy calls four or five times.
+// The edms-ops CLI, run from its compiled JavaScript bundled into one file (build/cli/edms-ops.cjs, made by
+// `npm run build`; `npm ci` runs it as the `prepare` script). Starting it loads neither a TypeScript compiler
+// nor any @pulumi module, which matters for an operator tool that every deploy calls four or five times.
 "use strict";
 const path = require("path");
 
 const root = path.resolve(__dirname, "..", "..");
-const entry = path.join(root, "build", "ops", "cli.js");
+const entry = path.join(root, "build", "cli", "edms-ops.cjs");
 let cli;
 try {
   cli = require(entry);

@@ -47,6 +47,26 @@ describe("edms-ops start-up", function () {
     );
   });
 
+  it("the one-file bundle ops/bin/edms-ops.js runs holds the same: no @pulumi module, no TypeScript, nothing of components/", function () {
+    // esbuild marks each module it bundles with a `// <path>` line.
+    const modules = fs
+      .readFileSync(path.join(REPO_ROOT, "build/cli/edms-ops.cjs"), "utf8")
+      .split("\n")
+      .filter((line) => /^\/\/ [\w@./-]+\.[cm]?[jt]s$/.test(line))
+      .map((line) => line.slice(3));
+    expect(modules).to.include("ops/commands/restore.ts").and.include("model/containers.ts");
+    expect(
+      modules.filter((m) => /node_modules\/(@pulumi|typescript|ts-node)\/|^components\//.test(m)),
+    ).to.deep.equal([]);
+    const started = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, "ops/bin/edms-ops.js"), "--help"],
+      { encoding: "utf8" },
+    );
+    expect(started.status, started.stderr).to.equal(0);
+    expect(started.stdout).to.contain("restore");
+  });
+
   it("the policy pack (index.ts and what it imports) requires @pulumi/policy and no other @pulumi package", function () {
     // Every require made by a file of ours, recorded as it happens; PolicyPack is swapped for a no-op so
     // loading index.ts does not start the pack's gRPC server.
@@ -93,7 +113,7 @@ describe("edms-ops start-up", function () {
     });
     fs.rmSync(dir, { recursive: true, force: true });
     expect(result.status).to.equal(1);
-    expect(result.stderr).to.contain("edms-ops: not built yet (build/ops/cli.js is missing)");
+    expect(result.stderr).to.contain("edms-ops: not built yet (build/cli/edms-ops.cjs is missing)");
     expect(result.stderr).to.contain("Run `npm run build`");
   });
 });

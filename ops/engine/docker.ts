@@ -9,6 +9,7 @@ import { failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
 import { answerLocally } from "./engineApi";
+import { execLocally } from "./engineExec";
 import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {
@@ -43,6 +44,25 @@ export function run(
   command: string,
   args: readonly string[],
   options: RunOptions = {},
+): Promise<RunResult> {
+  if (command !== "docker" || args[0] !== "exec" || engineless()) {
+    return spawned(command, args, options);
+  }
+  return execLocally(args, options).then((answer) => {
+    if (!answer) {
+      return spawned(command, args, options);
+    }
+    if (answer.code !== 0 && !options.allowFailure) {
+      throw commandFailed(command, args, answer);
+    }
+    return answer;
+  });
+}
+
+function spawned(
+  command: string,
+  args: readonly string[],
+  options: RunOptions,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {

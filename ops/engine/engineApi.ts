@@ -23,7 +23,7 @@ export interface Answer {
 
 const DEFAULT_SOCKET = "/var/run/docker.sock";
 /** Container and volume names or ids, and image references, as the engine allows them; else the CLI. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$/;
 const QUIET_ALL = new Set(["-a", "-q", "-aq", "-qa", "--all", "--quiet"]);
 
@@ -69,7 +69,7 @@ interface Reply {
 }
 
 /** One GET on the socket; undefined when it does not answer (no socket, refused, cut off). */
-function get(socket: string, urlPath: string): Promise<Reply | undefined> {
+export function get(socket: string, urlPath: string): Promise<Reply | undefined> {
   return new Promise((resolve) => {
     const request = http.get(
       { socketPath: socket, path: urlPath, headers: { Host: "docker" }, timeout: 60_000 },
@@ -98,7 +98,7 @@ const PATHS: Record<Kind, (name: string) => string> = {
 };
 
 /** The daemon's reason for a 404, as the CLI prints it. */
-function daemonError(body: string): string {
+export function daemonError(body: string): string {
   let message = body.trim();
   try {
     message = (JSON.parse(body) as { message?: string }).message ?? message;

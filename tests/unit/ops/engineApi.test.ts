@@ -3,8 +3,10 @@ import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
+import { PassThrough } from "stream";
 import { docker } from "../../../ops/engine/docker";
 import { answerLocally, localSocket } from "../../../ops/engine/engineApi";
+import { execSpec, plainExecOptions } from "../../../ops/engine/engineExec";
 
 describe("engine API on the local socket: which engine, like the docker CLI", function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-engine-"));
@@ -167,5 +169,60 @@ describe("engine API on the local socket: what it answers, against an engine tha
       stdout: "20.10.24\n",
       stderr: "",
     });
+  });
+});
+
+describe("engine API on the local socket: which docker exec it runs itself", function () {
+  it("exec with -i, -e NAME=value, -u and -w: the exec the engine is asked for", function () {
+    expect(
+      execSpec(["exec", "-i", "-e", "A=1=2", "--user", "70", "-w", "/tmp", "db", "psql", "-X"]),
+    ).to.deep.equal({
+      container: "db",
+      body: {
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+        Env: ["A=1=2"],
+        Cmd: ["psql", "-X"],
+        User: "70",
+        WorkingDir: "/tmp",
+      },
+    });
+    expect(execSpec(["exec", "db", "true"])?.body.AttachStdin).to.equal(false);
+  });
+
+  it("any other flag, an -e taken from the environment, no command or an odd name: the CLI", function () {
+    for (const args of [
+      ["exec", "-d", "db", "true"],
+      ["exec", "-it", "db", "sh"],
+      ["exec", "-t", "db", "sh"],
+      ["exec", "--privileged", "db", "true"],
+      ["exec", "-e", "PGPASSWORD", "db", "psql"],
+      ["exec", "-u", "-i", "db", "true"],
+      ["exec", "db"],
+      ["exec", "-i"],
+      ["exec", "../containers/x", "true"],
+      ["run", "db", "true"],
+    ]) {
+      expect(execSpec(args), args.join(" ")).to.equal(undefined);
+    }
+  });
+
+  it("a stream in or out, an abort signal, a held stdin or environment for the CLI: the CLI", function () {
+    expect(plainExecOptions({ input: "SELECT 1;", allowFailure: true, onLine: () => {} })).to.equal(
+      true,
+    );
+    expect(plainExecOptions({ input: Buffer.from("x"), env: {} })).to.equal(true);
+    for (const options of [
+      { input: new PassThrough() },
+      { stdout: new PassThrough() },
+      { signal: new AbortController().signal },
+      { holdStdin: true },
+      { dockerHost: "ssh://x" },
+      { env: { PGOPTIONS: "-c x=y" } },
+    ]) {
+      expect(plainExecOptions(options), Object.keys(options)[0]).to.equal(false);
+    }
   });
 });

@@ -72,7 +72,14 @@ interface Reply {
 export function get(socket: string, urlPath: string): Promise<Reply | undefined> {
   return new Promise((resolve) => {
     const request = http.get(
-      { socketPath: socket, path: urlPath, headers: { Host: "docker" }, timeout: 60_000 },
+      // A connection of its own (no keep-alive): one the engine closed, restarting, is never reused.
+      {
+        socketPath: socket,
+        agent: false,
+        path: urlPath,
+        headers: { Host: "docker" },
+        timeout: 60_000,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -117,6 +117,7 @@ function post(
     const request = http.request(
       {
         socketPath: socket,
+        agent: false,
         path: urlPath,
         method: "POST",
         headers: {
@@ -148,6 +149,7 @@ function attach(socket: string, id: string): Promise<Socket | "unexpected" | und
   return new Promise((resolve) => {
     const request = http.request({
       socketPath: socket,
+      agent: false,
       path: `/exec/${id}/start`,
       method: "POST",
       headers: {

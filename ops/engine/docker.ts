@@ -1,7 +1,8 @@
 /**
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
  * exactly as operators' own `docker` commands do, which a socket client library would not. Only a few
- * read-only questions go to the local engine's socket directly (engineApi.ts), where that is the same engine.
+ * read-only questions and plain `docker exec` calls go to the local engine's socket directly (engineApi.ts,
+ * engineExec.ts), and only where the CLI would use that same socket.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";

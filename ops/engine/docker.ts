@@ -46,18 +46,38 @@ export function run(
   args: readonly string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
-  if (command !== "docker" || args[0] !== "exec" || engineless()) {
+  if (command !== "docker" || args[0] !== "exec" || engineless() || !socketServes(options, true)) {
     return spawned(command, args, options);
   }
-  return execLocally(args, options).then((answer) => {
-    if (!answer) {
-      return spawned(command, args, options);
-    }
-    if (answer.code !== 0 && !options.allowFailure) {
-      throw commandFailed(command, args, answer);
-    }
-    return answer;
-  });
+  const input = options.input as string | Buffer | undefined;
+  return execLocally(args, input, options.onLine).then((answer) =>
+    answer ? settled(args, options, answer) : spawned(command, args, options),
+  );
+}
+
+/**
+ * True when the engine's socket can serve a command with these options exactly as the CLI would: a read
+ * takes none but allowFailure; an exec also an input string or buffer (no stream), onLine and an empty env.
+ * Any other option (a stream out, an abort signal, a held stdin, another engine, environment for the CLI, or
+ * one added later) keeps the command on the CLI.
+ */
+export function socketServes(options: RunOptions, exec: boolean): boolean {
+  return Object.entries(options).every(
+    ([key, value]) =>
+      value === undefined ||
+      key === "allowFailure" ||
+      (exec && key === "input" && (typeof value === "string" || Buffer.isBuffer(value))) ||
+      (exec && key === "onLine") ||
+      (exec && key === "env" && Object.keys(value as object).length === 0),
+  );
+}
+
+/** The socket's answer as the CLI's result would be: thrown when it failed and failure was not allowed. */
+function settled(args: readonly string[], options: RunOptions, answer: RunResult): RunResult {
+  if (answer.code !== 0 && !options.allowFailure) {
+    throw commandFailed("docker", args, answer);
+  }
+  return answer;
 }
 
 function spawned(
@@ -179,21 +199,14 @@ function describe(args: readonly string[]): string {
 
 /**
  * `docker …`, through the CLI; the few read-only questions engineApi.ts serves exactly are answered by the
- * engine's local socket instead (same result, same failure), when no option but allowFailure is given.
+ * engine's local socket instead (same result, same failure), when its options allow (socketServes).
  */
 export const docker = async (args: readonly string[], options?: RunOptions): Promise<RunResult> => {
   if (engineless()) {
     throw engineNeeded(`\`docker ${describe(args)}\``);
   }
-  const plain = !options || Object.keys(options).every((key) => key === "allowFailure");
-  const answer = plain ? await answerLocally(args) : undefined;
-  if (!answer) {
-    return run("docker", args, options);
-  }
-  if (answer.code !== 0 && !options?.allowFailure) {
-    throw commandFailed("docker", args, answer);
-  }
-  return answer;
+  const answer = socketServes(options ?? {}, false) ? await answerLocally(args) : undefined;
+  return answer ? settled(args, options ?? {}, answer) : run("docker", args, options);
 };
 
 /** The fields of `docker container inspect` that edms-ops reads; the rest passes through unchecked. */

@@ -68,16 +68,31 @@ interface Reply {
   readonly body: string;
 }
 
-/** One GET on the socket; undefined when it does not answer (no socket, refused, cut off). */
-export function get(socket: string, urlPath: string): Promise<Reply | undefined> {
+/**
+ * One request on the socket (a JSON body when given); undefined when it does not answer (no socket, refused,
+ * cut off, no answer within a minute).
+ */
+export function request(
+  socket: string,
+  method: "GET" | "POST",
+  urlPath: string,
+  body?: unknown,
+): Promise<Reply | undefined> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve) => {
-    const request = http.get(
-      // A connection of its own (no keep-alive): one the engine closed, restarting, is never reused.
+    const sent = http.request(
       {
         socketPath: socket,
+        // A connection of its own (no keep-alive): one the engine closed, restarting, is never reused.
         agent: false,
+        method,
         path: urlPath,
-        headers: { Host: "docker" },
+        headers: {
+          Host: "docker",
+          ...(payload === undefined
+            ? {}
+            : { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) }),
+        },
         timeout: 60_000,
       },
       (response) => {
@@ -92,10 +107,13 @@ export function get(socket: string, urlPath: string): Promise<Reply | undefined>
         response.on("error", () => resolve(undefined));
       },
     );
-    request.on("timeout", () => request.destroy());
-    request.on("error", () => resolve(undefined));
+    sent.on("timeout", () => sent.destroy());
+    sent.on("error", () => resolve(undefined));
+    sent.end(payload);
   });
 }
+
+export const get = (socket: string, urlPath: string) => request(socket, "GET", urlPath);
 
 type Kind = "container" | "volume" | "image";
 const PATHS: Record<Kind, (name: string) => string> = {

@@ -6,26 +6,15 @@
  * CLI start costs ~60 ms of CPU and more of waiting on a busy host.
  *
  * Served only where nothing but the transport differs from the CLI: the engine the CLI would use is this
- * socket (engineApi.ts `localSocket`), the input is a string or buffer (no stream), the output is collected
- * (no stdout stream), no abort signal, no held stdin, no environment for the CLI itself. Until the exec has
+ * socket (engineApi.ts `localSocket`), and the command's options are ones docker.ts `socketServes` (an input
+ * string or buffer, collected output, nothing for the CLI itself). Until the exec has
  * started, any answer the socket does not give sends the command to the CLI instead; once it has started it
  * is never run twice.
  */
 import * as http from "http";
 import type { Socket } from "net";
 import type { Answer } from "./engineApi";
-import { daemonError, get, localSocket, NAME } from "./engineApi";
-
-export interface ExecOptions {
-  readonly input?: string | Buffer | NodeJS.ReadableStream;
-  readonly onLine?: (line: string) => void;
-  readonly stdout?: unknown;
-  readonly signal?: unknown;
-  readonly holdStdin?: boolean;
-  readonly dockerHost?: string;
-  readonly env?: Readonly<Record<string, string>>;
-  readonly allowFailure?: boolean;
-}
+import { daemonError, get, localSocket, NAME, request } from "./engineApi";
 
 interface ExecSpec {
   readonly container: string;
@@ -92,52 +81,6 @@ export function execSpec(args: readonly string[]): ExecSpec | undefined {
       ...(workdir !== undefined ? { WorkingDir: workdir } : {}),
     },
   };
-}
-
-/** True when `options` leave nothing for the CLI to do but the transport. */
-export function plainExecOptions(options: ExecOptions): boolean {
-  const input = options.input;
-  return (
-    (input === undefined || typeof input === "string" || Buffer.isBuffer(input)) &&
-    !options.stdout &&
-    !options.signal &&
-    !options.holdStdin &&
-    !options.dockerHost &&
-    Object.keys(options.env ?? {}).length === 0
-  );
-}
-
-function post(
-  socket: string,
-  urlPath: string,
-  body: unknown,
-): Promise<{ status: number; body: string } | undefined> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve) => {
-    const request = http.request(
-      {
-        socketPath: socket,
-        agent: false,
-        path: urlPath,
-        method: "POST",
-        headers: {
-          Host: "docker",
-          "Content-Type": "application/json",
-          "Content-Length": Buffer.byteLength(payload),
-        },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("end", () =>
-          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-        );
-        response.on("error", () => resolve(undefined));
-      },
-    );
-    request.on("error", () => resolve(undefined));
-    request.end(payload);
-  });
 }
 
 /**
@@ -230,17 +173,21 @@ async function exitCode(socket: string, id: string): Promise<number | undefined>
   return undefined;
 }
 
-/** Runs `args` (`docker exec …`) through the local socket; undefined: run the CLI (nothing was started). */
+/**
+ * Runs `args` (`docker exec …`) through the local socket, with `input` on its stdin when it has `-i`;
+ * undefined: run the CLI (nothing was started). docker.ts decides which options leave the CLI nothing to do.
+ */
 export async function execLocally(
   args: readonly string[],
-  options: ExecOptions,
+  input?: string | Buffer,
+  onLine?: (line: string) => void,
 ): Promise<Answer | undefined> {
   const socket = localSocket();
   const spec = execSpec(args);
-  if (!socket || !spec || !plainExecOptions(options)) {
+  if (!socket || !spec) {
     return undefined;
   }
-  const created = await post(socket, `/containers/${spec.container}/exec`, spec.body);
+  const created = await request(socket, "POST", `/containers/${spec.container}/exec`, spec.body);
   if (created?.status === 404 || created?.status === 409) {
     return { code: 1, stdout: "", stderr: daemonError(created.body) };
   }
@@ -259,8 +206,7 @@ export async function execLocally(
       stderr: "edms-ops: the engine started the exec without attaching to it\n",
     };
   }
-  const output = demultiplex(stream, options.onLine);
-  const input = options.input as string | Buffer | undefined;
+  const output = demultiplex(stream, onLine);
   if (spec.body.AttachStdin && input !== undefined && input.length) {
     stream.end(input);
   } else {

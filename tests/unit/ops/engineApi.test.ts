@@ -4,9 +4,9 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { PassThrough } from "stream";
-import { docker } from "../../../ops/engine/docker";
+import { docker, socketServes } from "../../../ops/engine/docker";
 import { answerLocally, localSocket } from "../../../ops/engine/engineApi";
-import { execSpec, plainExecOptions } from "../../../ops/engine/engineExec";
+import { execSpec } from "../../../ops/engine/engineExec";
 
 describe("engine API on the local socket: which engine, like the docker CLI", function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-engine-"));
@@ -210,10 +210,12 @@ describe("engine API on the local socket: which docker exec it runs itself", fun
   });
 
   it("a stream in or out, an abort signal, a held stdin or environment for the CLI: the CLI", function () {
-    expect(plainExecOptions({ input: "SELECT 1;", allowFailure: true, onLine: () => {} })).to.equal(
-      true,
-    );
-    expect(plainExecOptions({ input: Buffer.from("x"), env: {} })).to.equal(true);
+    const exec = { input: "SELECT 1;", allowFailure: true, onLine: () => {} };
+    expect(socketServes(exec, true)).to.equal(true);
+    expect(socketServes({ input: Buffer.from("x"), env: {} }, true)).to.equal(true);
+    // A read takes none of an exec's options.
+    expect(socketServes(exec, false)).to.equal(false);
+    expect(socketServes({ allowFailure: true }, false)).to.equal(true);
     for (const options of [
       { input: new PassThrough() },
       { stdout: new PassThrough() },
@@ -222,7 +224,7 @@ describe("engine API on the local socket: which docker exec it runs itself", fun
       { dockerHost: "ssh://x" },
       { env: { PGOPTIONS: "-c x=y" } },
     ]) {
-      expect(plainExecOptions(options), Object.keys(options)[0]).to.equal(false);
+      expect(socketServes(options, true), Object.keys(options)[0]).to.equal(false);
     }
   });
 });

@@ -20,13 +20,12 @@ import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
 import { runningVersion } from "../engine/services";
 import { inventory, requirePostgres } from "../database/postgres";
-import { docker } from "../engine/docker";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR } from "../store/restic";
-import { servingContainers } from "../engine/services";
+import { servingContainers, startEach } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import {
   dropReplaced,
@@ -104,8 +103,11 @@ async function finishAfterSwap(
 ): Promise<void> {
   const { settings } = session;
   try {
+    // The swapped-in database's counts are read while the media are restored: nothing writes to it now.
+    const counted = inventory(settings);
+    counted.catch(() => undefined);
     await restoreMedia(session, entry);
-    await checkIntegrity(session, entry, manifest, undoBackup);
+    await checkIntegrity(session, entry, manifest, undoBackup, counted);
   } catch (err) {
     throw incompleteRestore(settings.stack, entry.id, undoBackup, (err as Error).message);
   }
@@ -284,7 +286,7 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
   const serving = sameRelease ? await servingContainers(settings) : [];
   if (serving.length) {
     progress(`starting ${serving.join(", ")}`);
-    await docker(["start", ...serving]);
+    await startEach(serving);
   }
   reportCreatedRoles(roles);
   return {
@@ -302,9 +304,10 @@ async function checkIntegrity(
   entry: BackupEntry,
   manifest: Manifest,
   undoBackup: string | null,
+  counted: ReturnType<typeof inventory>,
 ): Promise<void> {
   progress("integrity check: row counts and media files against the backup");
-  const problems = inventoryProblems(manifest, await inventory(session.settings), {
+  const problems = inventoryProblems(manifest, await counted, {
     afterRestoreGrants: true,
   });
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {

@@ -6,7 +6,7 @@ import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { lastLine, progress } from "../core/log";
 import { docker } from "../engine/docker";
-import { runningAppContainers } from "../engine/services";
+import { runningAppContainers, startEach } from "../engine/services";
 import { OpsSession } from "../engine/session";
 import { markerScript, RESTORE_MARKER, RestoreMarker } from "../store/markers";
 import { BackupEntry } from "../store/restic";
@@ -46,7 +46,7 @@ export async function startAgain(writers: readonly string[]): Promise<string> {
   if (!writers.length) {
     return "";
   }
-  const started = await docker(["start", ...writers], { allowFailure: true });
+  const started = await startEach(writers, { allowFailure: true });
   return started.code === 0
     ? " and web/worker are started again"
     : `, but starting ${writers.join(", ")} again failed (${lastLine(started.stderr)}): start them with \`docker start ${writers.join(" ")}\``;

@@ -13,10 +13,9 @@ import { manage, migrateAtomically } from "../database/django";
 import { releaseReference } from "../../model/images";
 import { grantAppRights } from "../database/appRole";
 import { stopWriters } from "../backup/undo";
-import { docker } from "../engine/docker";
 import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
-import { servingContainers } from "../engine/services";
+import { servingContainers, startEach } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { refuseDuringRestore } from "../store/markers";
 import { Settings } from "../../model/settings";
@@ -150,7 +149,7 @@ async function resetStopped(settings: Settings, image: string, app: string, empt
     // Every serving container, not only those this run stopped: a killed earlier run left them stopped.
     const serving = await servingContainers(settings);
     if (serving.length) {
-      await docker(["start", ...serving]);
+      await startEach(serving);
     }
   }
 }

@@ -5,9 +5,10 @@
  */
 import { Settings } from "../../model/settings";
 import { parseLiveBackend, PROXY_LIVE_CONFIG } from "../../model/proxy";
-import { containerIdsByRole, ContainerInspectSchema, docker } from "./docker";
+import { containerIdsByRole, ContainerInspectSchema, docker, RunResult } from "./docker";
 import { engineless } from "./engineless";
 import { parseJson } from "../core/json";
+import { allSettledOrThrow } from "../core/errors";
 
 export type AppRole = "web" | "worker" | "proxy";
 
@@ -110,4 +111,17 @@ export async function runningVersion(settings: Settings): Promise<string | null>
   }
   const web = await liveWeb(settings);
   return web ? (web.labels["edms.version"] ?? null) : null;
+}
+
+/**
+ * `docker start` of each container at once (the CLI starts the ones it is given one after the other): web's
+ * and the worker's start waits overlap. Once every start has ended: the first failure (thrown, unless
+ * `allowFailure`), else success.
+ */
+export async function startEach(
+  names: readonly string[],
+  options: { readonly allowFailure?: boolean } = {},
+): Promise<RunResult> {
+  const results = await allSettledOrThrow(names.map((name) => docker(["start", name], options)));
+  return results.find((r) => r.code !== 0) ?? { code: 0, stdout: "", stderr: "" };
 }

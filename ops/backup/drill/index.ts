@@ -27,7 +27,7 @@ import { requireDrillRoom } from "../space";
 import { Checks, DAMAGED } from "./checks";
 import { checkMedia, MediaPlan, MediaTally, planMedia, restoreMedia } from "./media";
 import { latestPassedDrill, writeDrillRecord } from "./records";
-import { databaseChecks, REHEARSAL, releaseChecks } from "./release";
+import { databaseChecks, REHEARSAL, rehearsalTarget, releaseChecks } from "./release";
 import { inScratch, Scratch } from "./scratch";
 
 export type { DrillCheck, DrillRecord } from "../../store/records";
@@ -181,8 +181,11 @@ async function runDrill(run: DrillRun): Promise<void> {
 async function prepareMedia(run: DrillRun): Promise<MediaPlan> {
   const { session, entry, options } = run;
   const sample = options.sample ?? DEFAULT_SAMPLE;
-  // An operator's command, or the new release's migrate, may read any file: every one is restored.
-  const restoreAll = options.check !== undefined || rehearses(options);
+  // An operator's command, or the new release's migrate, may read any file: every one is restored. A
+  // pre-deploy drill with nothing to rehearse restores what a later drill does.
+  const restoreAll =
+    options.check !== undefined ||
+    (rehearses(options) && rehearsalTarget(session.settings, run.manifest) !== null);
   const plan = await planMedia(session, entry, run.previous, sample, restoreAll);
   await restoreMedia(session.settings, entry, run.scratch, plan);
   return plan;

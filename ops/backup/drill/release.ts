@@ -90,9 +90,20 @@ export async function releaseChecks(
   if (check) {
     await checks.run("--check", () => exec(["sh", "-c", check]));
   }
-  if (rehearse && manifest.targetVersion && manifest.targetVersion !== release) {
-    await rehearseMigration(settings, manifest.targetVersion, scratch, db, checks);
+  const target = rehearse ? rehearsalTarget(settings, manifest) : null;
+  if (target) {
+    await rehearseMigration(settings, target, scratch, db, checks);
   }
+}
+
+/**
+ * The release a pre-deploy drill rehearses: the one the backup was taken for (`--target-version`), when it is
+ * another release than the backup's own; null when there is nothing to rehearse (a redeploy of the release
+ * that wrote the data migrates nothing new).
+ */
+export function rehearsalTarget(settings: Settings, manifest: Manifest): string | null {
+  const release = manifest.version ?? settings.version;
+  return manifest.targetVersion && manifest.targetVersion !== release ? manifest.targetVersion : null;
 }
 
 /** The name of the rehearsal's check; drill records keep it apart from the backup's own checks. */

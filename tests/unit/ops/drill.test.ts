@@ -12,6 +12,9 @@ import {
 } from "../../../ops/backup/drill";
 import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/checksums";
 import { includePattern, restoresWhole } from "../../../ops/backup/drill/media";
+import { rehearsalTarget } from "../../../ops/backup/drill/release";
+import type { Manifest } from "../../../ops/store/manifest";
+import type { Settings } from "../../../model/settings";
 import type { MediaFile } from "../../../ops/backup/mediaCount";
 import { newestGood } from "../../../ops/reports/health";
 
@@ -313,5 +316,30 @@ describe("health: the newest good backup", function () {
       ageHours: null,
       failedDrills: ["a"],
     });
+  });
+});
+
+describe("drill: what the pre-deploy drill rehearses", function () {
+  const settings = { version: "2.0.0" } as Settings;
+  const manifest = (fields: Partial<Manifest>) => fields as Manifest;
+
+  it("the backup's target release when it is another than the backup's own", function () {
+    expect(
+      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "2.0.0" })),
+    ).to.equal("2.0.0");
+    // A backup no web's release labelled: the configured one stands for its release.
+    expect(rehearsalTarget(settings, manifest({ version: null, targetVersion: "3.0.0" }))).to.equal(
+      "3.0.0",
+    );
+  });
+
+  it("nothing (so no media restore of every file) for a redeploy of the backup's release or no target", function () {
+    expect(
+      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "1.0.0" })),
+    ).to.equal(null);
+    expect(rehearsalTarget(settings, manifest({ version: "1.0.0" }))).to.equal(null);
+    expect(rehearsalTarget(settings, manifest({ version: null, targetVersion: "2.0.0" }))).to.equal(
+      null,
+    );
   });
 });

@@ -6,16 +6,15 @@
  */
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
-import { runningVersion } from "../engine/services";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { manage, migrateAtomically } from "../database/django";
-import { releaseReference } from "../../model/images";
+import { isContentId, releaseReference } from "../../model/images";
 import { grantAppRights } from "../database/appRole";
 import { stopWriters } from "../backup/undo";
 import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
-import { servingContainers, startEach } from "../engine/services";
+import { liveWeb, servingContainers, startEach } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
 import { refuseDuringRestore } from "../store/markers";
 import { Settings } from "../../model/settings";
@@ -111,7 +110,10 @@ async function planAndReset(session: OpsSession, app: string, opts: { withDepend
       "Pass one of those app labels.",
     );
   }
-  const image = releaseReference(settings, (await runningVersion(settings)) ?? settings.version);
+  // The running web's own image, by its content: a release pulled by digest has no tag on the host. The
+  // configured release when no web runs.
+  const web = await liveWeb(settings);
+  const image = web && isContentId(web.image) ? web.image : releaseReference(settings);
   const emptied = [
     app,
     ...requireDependentsNamed(app, await unapplyPlan(settings, image, app), opts),

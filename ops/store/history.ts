@@ -22,6 +22,12 @@ export async function readHistory(settings: Settings): Promise<Deployment[]> {
   return parseJsonLines(stdout, DeploymentSchema);
 }
 
+/** history.jsonl read in the session's own container (the stack lock held). */
+export async function sessionHistory(session: OpsSession): Promise<Deployment[]> {
+  const { stdout } = await session.exec('cat "$1" 2>/dev/null || true', [LAYOUT.history]);
+  return parseJsonLines(stdout, DeploymentSchema);
+}
+
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
 export async function currentHistory(settings: Settings): Promise<Deployment[]> {
   return (await readHistory(settings)).filter(

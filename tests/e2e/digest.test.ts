@@ -6,7 +6,7 @@
  */
 import { execFile } from "child_process";
 import { expect } from "chai";
-import { releaseReference } from "../../model/images";
+import { deployedReference, releaseReference } from "../../model/images";
 import { validateSettings } from "../../model/settings";
 
 const REGISTRY = "e2e-digest-registry";
@@ -93,6 +93,17 @@ describe("e2e: a release pinned by digest, from a real registry", function () {
     expect((await docker(["image", "inspect", reference])).code, "not pulled yet").not.to.equal(0);
     await ok(["pull", reference]);
     expect(await imageId(reference)).to.equal(ids["1.0.0"]);
+    // Pulled by its digest alone: the host has no tag of it. Once 2.0.0 is configured, a drill of a 1.0.0
+    // backup names it by the digest its deployment recorded.
+    expect((await docker(["image", "inspect", `${repository}:1.0.0`])).code).not.to.equal(0);
+    const later = validateSettings("digest", {
+      environment: "staging",
+      version: "2.0.0",
+      backendImage: repository,
+      releaseDigest: digests["2.0.0"],
+    });
+    const deployed = deployedReference(later, "1.0.0", [{ version: "1.0.0", reference }]);
+    expect(await imageId(deployed)).to.equal(ids["1.0.0"]);
     await ok(["run", "--rm", "--network", "none", reference, "true"]);
     // Another version gets its tag, never this digest.
     expect(releaseReference(settings, "2.0.0")).to.equal(`${repository}:2.0.0`);

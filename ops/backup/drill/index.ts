@@ -28,6 +28,7 @@ import { Checks, DAMAGED } from "./checks";
 import { checkMedia, MediaPlan, MediaTally, planMedia, restoreMedia } from "./media";
 import { latestPassedDrill, writeDrillRecord } from "./records";
 import { databaseChecks, REHEARSAL, rehearsalTarget, releaseChecks } from "./release";
+import { sessionHistory } from "../../store/history";
 import { inScratch, Scratch } from "./scratch";
 
 export type { DrillCheck, DrillRecord } from "../../store/records";
@@ -239,9 +240,12 @@ async function checkRestored(
     );
     return;
   }
+  // Another release than the configured one runs by the digest its deployment pinned, when it did.
+  const other = manifest.version !== null && manifest.version !== session.settings.version;
   await releaseChecks(session.settings, manifest, scratch, db, checks, {
     check: options.check,
     rehearse: rehearses(options),
+    history: other ? await sessionHistory(session) : [],
   });
 }
 

@@ -13,7 +13,8 @@ import { inventory, migrationState } from "../../database/postgres";
 import { docker, RunResult } from "../../engine/docker";
 import { dockerRunArgs } from "../../engine/dockerRun";
 import { CONFINEMENT } from "../../../model/hardening";
-import { releaseReference } from "../../../model/images";
+import { deployedReference, releaseReference } from "../../../model/images";
+import type { Deployment } from "../../store/records";
 import { tarball } from "../../engine/tarball";
 import { Manifest } from "../../store/manifest";
 import { compareMaps, inventoryProblems } from "../verify";
@@ -55,11 +56,15 @@ export async function releaseChecks(
   scratch: Scratch,
   db: string,
   checks: Checks,
-  { check, rehearse }: { check?: string; rehearse: boolean },
+  {
+    check,
+    rehearse,
+    history,
+  }: { check?: string; rehearse: boolean; history: readonly Deployment[] },
 ): Promise<void> {
   // A backup taken while no web ran records no release: the configured one is the best guess left.
   const release = manifest.version ?? settings.version;
-  const image = releaseReference(settings, release);
+  const image = deployedReference(settings, release, history);
   const names = ["manage.py check", "migrate --check", ...(check ? ["--check"] : [])];
   const started = await checks.run(`release ${release} container`, () =>
     startReleaseContainer(settings, scratch, db, image, release),
@@ -103,7 +108,9 @@ export async function releaseChecks(
  */
 export function rehearsalTarget(settings: Settings, manifest: Manifest): string | null {
   const release = manifest.version ?? settings.version;
-  return manifest.targetVersion && manifest.targetVersion !== release ? manifest.targetVersion : null;
+  return manifest.targetVersion && manifest.targetVersion !== release
+    ? manifest.targetVersion
+    : null;
 }
 
 /** The name of the rehearsal's check; drill records keep it apart from the backup's own checks. */

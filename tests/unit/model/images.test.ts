@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import {
+  deployedReference,
   digestOf,
   isContentId,
   pinnedByDigest,
@@ -67,6 +68,38 @@ describe("images by digest (model/images.ts)", function () {
       undefined,
     );
     expect(recordedDigest("edms-sample/backend", "1.0.0", undefined)).to.equal(undefined);
+  });
+
+  it("another release runs by the digest its newest pinned deployment recorded: the host has no tag of it", function () {
+    const OLD = `sha256:${"cd".repeat(32)}`;
+    const NEW = `sha256:${"ef".repeat(32)}`;
+    const settings = {
+      backendImage: "edms-sample/backend",
+      version: "2.0.0",
+      releaseDigest: DIGEST,
+    };
+    const history = [
+      { version: "1.0.0", reference: `edms-sample/backend:1.0.0@${OLD}` },
+      { version: "1.0.0", reference: `edms-sample/backend:1.0.0@${NEW}` },
+      { version: "2.0.0", reference: `edms-sample/backend:2.0.0@${DIGEST}` },
+      // Another image's record, and a record from before references were kept: neither counts.
+      { version: "1.0.0", reference: `registry.example.com/other:1.0.0@${OLD}` },
+      { version: "1.0.0" },
+    ];
+    expect(deployedReference(settings, "1.0.0", history)).to.equal(
+      `edms-sample/backend:1.0.0@${NEW}`,
+    );
+    // The configured release: its configured reference, whatever the history says.
+    expect(deployedReference(settings, "2.0.0", [])).to.equal(
+      `edms-sample/backend:2.0.0@${DIGEST}`,
+    );
+    // Nothing pinned it: its tag, as before.
+    expect(deployedReference(settings, "0.9.0", history)).to.equal("edms-sample/backend:0.9.0");
+    expect(
+      deployedReference(settings, "1.0.0", [
+        { version: "1.0.0", reference: "edms-sample/backend:1.0.0" },
+      ]),
+    ).to.equal("edms-sample/backend:1.0.0");
   });
 
   it("lists every image a stack pulls, the proxy's and the scheduler's only when they run", function () {

@@ -52,10 +52,15 @@ export async function applyRetention(
   return ids;
 }
 
-/** What retention needs besides the listing: rollback targets, the last deploy, the restore's undo. */
+/**
+ * What retention needs besides the listing: rollback targets, the last deploy, an unfinished restore's undo
+ * and the backup it restores.
+ */
 export async function retentionFacts(
   settings: Settings,
-): Promise<Pick<RetentionInput, "rollbackReleases" | "lastDeploy" | "restoreUndo">> {
+): Promise<
+  Pick<RetentionInput, "rollbackReleases" | "lastDeploy" | "restoreUndo" | "restoreTarget">
+> {
   const [history, marker] = await Promise.all([
     readHistory(settings),
     readMarker(settings, "restore"),
@@ -64,6 +69,7 @@ export async function retentionFacts(
     rollbackReleases: await protectedReleases(settings),
     lastDeploy: history.length ? history[history.length - 1].deployedAt : null,
     restoreUndo: marker?.undo ? [marker.undo] : [],
+    restoreTarget: marker ? [marker.id] : [],
   };
 }
 

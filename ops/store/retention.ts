@@ -60,6 +60,8 @@ export interface RetentionInput {
   readonly lastDeploy?: string | null;
   /** Undo backups named by an unfinished restore's marker. */
   readonly restoreUndo?: readonly string[];
+  /** The backup an unfinished restore's marker names: running that restore again finishes it. */
+  readonly restoreTarget?: readonly string[];
 }
 
 export interface PeriodicKeeps {
@@ -155,6 +157,9 @@ function protectedBecause(
   }
   if (input.restoreUndo?.includes(entry.id)) {
     return "undo of the unfinished restore";
+  }
+  if (input.restoreTarget?.includes(entry.id)) {
+    return "backup the unfinished restore is restoring (running it again finishes it)";
   }
   const lastDeploy = input.lastDeploy ? Date.parse(input.lastDeploy) : -Infinity;
   if (isUndoBackup(entry) && Date.parse(entry.time) > lastDeploy) {

@@ -205,6 +205,18 @@ describe("retention: what a listing alone protects (issue 19)", function () {
     );
   });
 
+  it("keeps the backup an unfinished restore is restoring, the oldest too: its re-run finishes the restore", function () {
+    const target = backup("manual");
+    const later = [backup("a"), backup("b"), backup("c")];
+    const facts = { ...base, backups: [target, ...later], keep: 2 };
+    expect(ids(retention(facts).forget)).to.include(target.id);
+    const decision = retention({ ...facts, restoreTarget: [target.id] });
+    expect(ids(decision.forget)).not.to.include(target.id);
+    expect(decision.keep.find((k) => k.entry.id === target.id)?.why).to.equal(
+      "backup the unfinished restore is restoring (running it again finishes it)",
+    );
+  });
+
   it("a backup dated after the host's clock is kept but never takes a newest slot", function () {
     const real = [backup("a"), backup("b")];
     const now = new Date(Date.parse(real[1].time) + 60_000).toISOString();

@@ -3,7 +3,8 @@
  * Pulumi stack (generated `backupPassword` output, `edms:backup.offsite` secrets); the `backupInit` hook
  * hands them to `edms-ops backups init` through its environment, and any command given
  * EDMS_RESTIC_PASSWORD / EDMS_OFFSITE_REPOSITORY / EDMS_OFFSITE_ENV stores them too (disaster recovery on a
- * new host). On the host they are root-only files in the backups volume, handed over as a tar stream on
+ * new host). Credentials that may delete off the host have variables of their own (DELETE_OFFSITE), which
+ * nothing stores. On the host they are root-only files in the backups volume, handed over as a tar stream on
  * stdin: never argv, never container env, never printed.
  */
 import { Settings } from "../../model/settings";
@@ -29,25 +30,42 @@ export interface KeysFromEnv {
   readonly offsiteEnv?: Record<string, string>;
 }
 
-export function keysFromEnv(env: NodeJS.ProcessEnv = process.env): KeysFromEnv {
+export function keysFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  names: { readonly repository: string; readonly env: string } = STORED_OFFSITE,
+): KeysFromEnv {
   let offsiteEnv: Record<string, string> | undefined;
-  if (env.EDMS_OFFSITE_ENV) {
-    const parsed = tryParseJson(env.EDMS_OFFSITE_ENV, z.record(z.string(), z.string()));
+  const given = env[names.env];
+  if (given) {
+    const parsed = tryParseJson(given, z.record(z.string(), z.string()));
     if (parsed.ok) {
       offsiteEnv = parsed.value;
     } else {
       throw refuse(
-        "EDMS_OFFSITE_ENV is not a JSON object of variables. Nothing was changed.",
-        'Pass e.g. EDMS_OFFSITE_ENV=\'{"AWS_ACCESS_KEY_ID": "…"}\'.',
+        `${names.env} is not a JSON object of variables. Nothing was changed.`,
+        `Pass e.g. ${names.env}='{"AWS_ACCESS_KEY_ID": "…"}'.`,
       );
     }
   }
   return {
     password: env.EDMS_RESTIC_PASSWORD || undefined,
-    offsiteRepository: env.EDMS_OFFSITE_REPOSITORY || undefined,
+    offsiteRepository: env[names.repository] || undefined,
     offsiteEnv,
   };
 }
+
+/** The off-host credentials a command stores on the host: the append-only ones `edms:backup.offsite` holds. */
+const STORED_OFFSITE = { repository: "EDMS_OFFSITE_REPOSITORY", env: "EDMS_OFFSITE_ENV" } as const;
+
+/**
+ * The variables of the off-host credentials that may delete (`backups prune --offsite`, `backups forget
+ * --offsite`): names of their own, so no other command run with them in its environment stores them on the
+ * host as if they were its append-only ones.
+ */
+export const DELETE_OFFSITE = {
+  repository: "EDMS_OFFSITE_DELETE_REPOSITORY",
+  env: "EDMS_OFFSITE_DELETE_ENV",
+} as const;
 
 let stored: Promise<void> | undefined;
 

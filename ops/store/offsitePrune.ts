@@ -2,7 +2,8 @@
  * Retention in the off-host repository: `edms-ops backups prune --offsite`. The Docker host copies with
  * credentials that cannot delete (offsiteCopy.ts), so forgetting there is this separate, explicit
  * command, meant for a trusted machine or a CI job holding credentials that can. They come from its
- * environment only (EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV) and are never stored
+ * environment only (EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_DELETE_REPOSITORY, EDMS_OFFSITE_DELETE_ENV: not the
+ * names other commands store on the host as its append-only credentials) and are never stored
  * on the host, unlike the keys other commands take from there: they reach one throwaway restic container
  * as a tar stream on stdin, and go with it. That container runs on the stack's Docker host unless `engine`
  * (`--restic-host`) names another, e.g. the trusted machine's own: then the delete credentials never reach the
@@ -14,7 +15,7 @@ import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { tarball } from "../engine/tarball";
 import { failure, refuse } from "../core/errors";
 import { progress } from "../core/log";
-import { keysFromEnv } from "./keys";
+import { DELETE_OFFSITE, keysFromEnv } from "./keys";
 import { retentionFacts } from "./prune";
 import { BackupEntry, envFileLine, FORGET_AND_PRUNE, parseSnapshots } from "./restic";
 import { retention, RetentionDecision } from "./retention";
@@ -33,11 +34,11 @@ case "$1" in
 esac`;
 
 async function offsiteRestic(settings: Settings, args: readonly string[], engine?: string) {
-  const keys = keysFromEnv();
+  const keys = keysFromEnv(process.env, DELETE_OFFSITE);
   if (!keys.password || !keys.offsiteRepository) {
     throw refuse(
       "Off-host `backups prune --offsite` and `backups forget --offsite` take the credentials from the environment only, never from the Docker host (whose credentials should not be able to delete). Nothing was changed.",
-      `Run it where credentials that can delete are kept, with EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})", EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV set.`,
+      `Run it where credentials that can delete are kept, with EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})", ${DELETE_OFFSITE.repository} and ${DELETE_OFFSITE.env} set (their own names: any other edms-ops command stores EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV on the host).`,
     );
   }
   const env = Object.entries(keys.offsiteEnv ?? {}).map(([k, v]) => envFileLine(k, v));

@@ -122,9 +122,11 @@ describe("e2e: production refusals, off-host copies, export and import", functio
       const refused = await other.ops(["backups", "prune", "--offsite"]);
       expect(refused.code, refused.stderr).to.equal(2);
       expect(refused.stderr).to.contain("from the environment only");
+      // Under their own names: EDMS_OFFSITE_REPOSITORY stays the append-only one, as in a shell that has both.
       const full = {
         ...offsiteEnv(other),
-        EDMS_OFFSITE_REPOSITORY: await offsiteRepository("dr3", true),
+        EDMS_OFFSITE_DELETE_REPOSITORY: await offsiteRepository("dr3", true),
+        EDMS_OFFSITE_DELETE_ENV: "{}",
       };
       // Where restic runs with them: the engine `--restic-host` names (the trusted machine's own; here the
       // same engine as the stack's). One that does not answer fails the command, and nothing is forgotten.
@@ -146,7 +148,9 @@ describe("e2e: production refusals, off-host copies, export and import", functio
         there.filter((id) => id !== local[0]),
       );
       expect(await offsiteIds(other)).to.deep.equal(local);
-      // The delete-capable credentials were not left on the host.
+      // The delete-capable credentials were not left on the host, by the prune or by a command after it
+      // in the same environment (which stores the off-host credentials it is given).
+      expect((await other.ops(["status"], full)).code).to.equal(0);
       expect(await other.onVolume(other.backupsVolume, "cat /v/.keys/offsite-repository")).to.equal(
         appendOnly,
       );

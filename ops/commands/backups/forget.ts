@@ -94,7 +94,7 @@ export function register(backups: Command): void {
     .option("--confirm <stack>", "required on production: --confirm production")
     .option(
       "--offsite",
-      "forget it off the host, with credentials that may delete from EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY, EDMS_OFFSITE_ENV",
+      "forget it off the host, with credentials that may delete from EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_DELETE_REPOSITORY, EDMS_OFFSITE_DELETE_ENV",
     )
     .option(RESTIC_HOST_FLAG, RESTIC_HOST_HELP)
     .addHelpText(

@@ -80,7 +80,7 @@ export function register(backups: Command): void {
     )
     .option(
       "--offsite",
-      "prune the off-host repository: needs EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV in the environment (a trusted machine or CI job); backups on the host never forget off the host",
+      "prune the off-host repository: needs EDMS_RESTIC_PASSWORD, EDMS_OFFSITE_DELETE_REPOSITORY and EDMS_OFFSITE_DELETE_ENV in the environment (a trusted machine or CI job); backups on the host never forget off the host",
     )
     .option(RESTIC_HOST_FLAG, RESTIC_HOST_HELP)
     .option("--dry-run", "with --offsite: list what would be forgotten, forget nothing")
@@ -88,7 +88,7 @@ export function register(backups: Command): void {
     .addHelpText(
       "after",
       "\nExamples:\n  edms-ops backups prune --stack staging\n" +
-        '  EDMS_RESTIC_PASSWORD=… EDMS_OFFSITE_REPOSITORY=… EDMS_OFFSITE_ENV=\'{"AWS_ACCESS_KEY_ID":"…","AWS_SECRET_ACCESS_KEY":"…"}\' edms-ops backups prune --offsite --stack production',
+        '  EDMS_RESTIC_PASSWORD=… EDMS_OFFSITE_DELETE_REPOSITORY=… EDMS_OFFSITE_DELETE_ENV=\'{"AWS_ACCESS_KEY_ID":"…","AWS_SECRET_ACCESS_KEY":"…"}\' edms-ops backups prune --offsite --stack production',
     )
     .action(prune);
 }

@@ -10,6 +10,7 @@ import {
   offsiteNeedsAttention,
 } from "../../../ops/store/offsite";
 import { COPY_SCRIPT } from "../../../ops/store/offsiteCopy";
+import { DELETE_OFFSITE, keysFromEnv } from "../../../ops/store/keys";
 import { LAYOUT } from "../../../ops/store/layout";
 
 /** The copy script's lock step alone, on a folder of its own, then what it found: run with sh. */
@@ -126,5 +127,38 @@ describe("off-host copies: append-only, locks reported", function () {
     );
     expect(offsiteNeedsAttention(failed)).to.equal(true);
     expect(offsiteNeedsAttention({ ...base, reachable: false, problem: "x" })).to.equal(true);
+  });
+});
+
+describe("off-host credentials that may delete: variables of their own", function () {
+  const env = {
+    EDMS_RESTIC_PASSWORD: "pw",
+    EDMS_OFFSITE_REPOSITORY: "rest:http://append-only/",
+    EDMS_OFFSITE_ENV: '{"A": "1"}',
+    EDMS_OFFSITE_DELETE_REPOSITORY: "rest:http://may-delete/",
+    EDMS_OFFSITE_DELETE_ENV: '{"A": "2"}',
+  };
+
+  it("what a command stores on the host are the append-only ones, never the delete ones", function () {
+    expect(keysFromEnv(env)).to.deep.equal({
+      password: "pw",
+      offsiteRepository: "rest:http://append-only/",
+      offsiteEnv: { A: "1" },
+    });
+    expect(keysFromEnv(env, DELETE_OFFSITE)).to.deep.equal({
+      password: "pw",
+      offsiteRepository: "rest:http://may-delete/",
+      offsiteEnv: { A: "2" },
+    });
+    // Only the append-only names given: prune and forget --offsite have no delete credentials.
+    expect(keysFromEnv({ ...env, EDMS_OFFSITE_DELETE_REPOSITORY: "" }, DELETE_OFFSITE)).to.include({
+      offsiteRepository: undefined,
+    });
+  });
+
+  it("a malformed variable is refused by its own name", function () {
+    expect(() =>
+      keysFromEnv({ ...env, EDMS_OFFSITE_DELETE_ENV: "not json" }, DELETE_OFFSITE),
+    ).to.throw(/^EDMS_OFFSITE_DELETE_ENV is not a JSON object/);
   });
 });

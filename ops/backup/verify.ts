@@ -13,7 +13,7 @@ import { CONFINEMENT } from "../../model/hardening";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
 import { DatabaseState, Manifest } from "../store/manifest";
-import { readManifest } from "../store/catalog";
+import { isGone, readManifest } from "../store/catalog";
 import { inventory, Inventory, psql } from "../database/postgres";
 import {
   applyDatabaseStateSql,
@@ -328,8 +328,12 @@ export async function verifyReadingManifest(
   // shared): they run at once, and the problems are reported in this order whatever finishes first.
   const checked = checkRepository(session, `verify ${entry.id}`);
   const read = readManifest(session, entry).then(
-    (manifest) => ({ manifest, problem: undefined }),
-    (err: Error) => ({ manifest: undefined, problem: err.message }),
+    (manifest) => ({ manifest, problem: undefined, gone: undefined }),
+    // No backup to verify any more: a refusal once the reads beside it are done, not a failed verification.
+    (err: Error) =>
+      isGone(err)
+        ? { manifest: undefined, problem: undefined, gone: err }
+        : { manifest: undefined, problem: err.message, gone: undefined },
   );
   const dataProblems = read.then(async ({ manifest }) => {
     if (!manifest || !data) {
@@ -341,7 +345,14 @@ export async function verifyReadingManifest(
     ]);
     return [...restored, ...media];
   });
-  const [check, { manifest, problem }, checks] = await Promise.all([checked, read, dataProblems]);
+  const [check, { manifest, problem, gone }, checks] = await Promise.all([
+    checked,
+    read,
+    dataProblems,
+  ]);
+  if (gone) {
+    throw gone;
+  }
   const problems = [...check, ...(problem ? [problem] : []), ...checks];
   return { report: { id: entry.id, ok: problems.length === 0, problems }, manifest };
 }

@@ -42,6 +42,13 @@ async function restoreCommand(
   if (opts.from) {
     entry = { id } as BackupEntry;
     prepare = async (session) => {
+      // A re-run of an interrupted restore finds it fetched already: the off-host repository (unreachable
+      // now, or pruned since) is not asked again. A snapshot is in the local one only once it was copied whole.
+      const local = await sessionSnapshots(session);
+      if (local.some((b) => b.id === id)) {
+        progress(`${id} is in the local repository already (fetched before): not fetched again`);
+        return pickBackup(settings, local, [], id);
+      }
       await fetchFromOffsite(session, id);
       return pickBackup(settings, await sessionSnapshots(session), [], id);
     };

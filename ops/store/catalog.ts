@@ -126,11 +126,30 @@ export function pickBackup(
 }
 
 /** The manifest stored in a backup's snapshot. */
+/** Refusals of a backup forgotten after it was looked up: not damage, and nothing was changed. */
+const goneErrors = new WeakSet<Error>();
+
+/** True for readManifest's refusal of a backup that is no longer in the repository. */
+export function isGone(err: unknown): boolean {
+  return err instanceof Error && goneErrors.has(err);
+}
+
 export async function readManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const result = await session.exec(`lrestic dump "$1" ${MANIFEST_FILE}`, [entry.snapshot], {
     allowFailure: true,
   });
   if (result.code !== 0) {
+    // Listed before the lock was taken, forgotten by the retention of the operation this one waited for:
+    // said as such, not as a backup that is damaged.
+    const listed = await sessionSnapshots(session).catch(() => null);
+    if (listed && !listed.some((b) => b.snapshot === entry.snapshot)) {
+      const gone = refuse(
+        `Backup ${entry.id} is no longer in the repository: it was forgotten after it was looked up (by the retention of an operation this one waited for, or by \`backups forget\`). Nothing was changed.`,
+        `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,
+      );
+      goneErrors.add(gone);
+      throw gone;
+    }
     throw failure(
       `Backup ${entry.id} is not usable: its manifest cannot be read (${lastLine(result.stderr)}).`,
       `Choose another with \`edms-ops backups list --stack ${session.settings.stack}\`.`,

@@ -18,7 +18,7 @@ import { REASONS } from "../../../model/hooks";
 import * as os from "os";
 import { allSettledOrThrow, failure } from "../../core/errors";
 import { OpsSession } from "../../engine/session";
-import { readManifest } from "../../store/catalog";
+import { isGone, readManifest } from "../../store/catalog";
 import { Manifest } from "../../store/manifest";
 import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
@@ -69,16 +69,24 @@ export async function drillBackup(
   const clock = Date.now();
   const checks = new Checks();
   let manifest: Manifest | undefined;
+  let gone: Error | undefined;
   // Three reads of their own, asked at once: the manifest's restic start is most of the wait. Its check
   // records its own failure; a failure of the other two is thrown once it is done.
   const [startedAt, previous] = await allSettledOrThrow([
     session.hostTime(),
     latestPassedDrill(session),
     checks.run("manifest", async () => {
-      manifest = await readManifest(session, entry);
+      manifest = await readManifest(session, entry).catch((err: Error) => {
+        gone = isGone(err) ? err : undefined;
+        throw err;
+      });
       return `release ${manifest.version ?? "none"}, ${Object.keys(manifest.tables).length} tables`;
     }),
   ]);
+  if (gone) {
+    // Forgotten since it was looked up: nothing to drill, and no failed drill to record against it.
+    throw gone;
+  }
   const media: MediaTally = { files: 0, checksums: {}, changed: null };
   if (manifest) {
     const restoring = manifest;

@@ -1,6 +1,14 @@
 import { expect } from "chai";
 import { REASONS } from "../../../model/hooks";
-import { handedOrNewer, newestOf, preDeployBackupFor } from "../../../ops/store/catalog";
+import {
+  handedOrNewer,
+  isGone,
+  newestOf,
+  preDeployBackupFor,
+  readManifest,
+} from "../../../ops/store/catalog";
+import { EXIT, OpsError } from "../../../ops/core/errors";
+import type { OpsSession } from "../../../ops/engine/session";
 import { BackupEntry } from "../../../ops/store/restic";
 
 describe("catalog: the pre-deploy backup for release X", function () {
@@ -79,5 +87,52 @@ describe("catalog: the pre-deploy backup for release X", function () {
     // A retried deploy whose backup hook only updated hands "": the newest of the release.
     expect(handedOrNewer([handed, fresh], query, "")).to.equal(fresh);
     expect(handedOrNewer([other], query, "")).to.equal(undefined);
+  });
+});
+
+describe("catalog: a backup whose manifest cannot be read", function () {
+  const entry = {
+    id: "2026-11-20T10-00-00Z-manual",
+    snapshot: "a".repeat(64),
+    time: "2026-11-20T10:00:00Z",
+    reason: "manual",
+    release: "1.0.0",
+    stack: "staging",
+    paths: [],
+  } as BackupEntry;
+  const listed = JSON.stringify([
+    {
+      id: entry.snapshot,
+      time: entry.time,
+      hostname: "staging",
+      paths: ["/edms"],
+      tags: ["edms", `id=${entry.id}`, "reason=manual"],
+    },
+  ]);
+  /** A session whose restic cannot dump the manifest, listing `snapshots` (or failing to list). */
+  const session = (snapshots: string | null) =>
+    ({
+      settings: { stack: "staging" },
+      exec: async (script: string) =>
+        script.includes(" dump ")
+          ? { code: 1, stdout: "", stderr: "Fatal: no matching ID found" }
+          : snapshots === null
+            ? Promise.reject(new Error("restic: repository cannot be read"))
+            : { code: 0, stdout: snapshots, stderr: "" },
+    }) as unknown as OpsSession;
+
+  it("forgotten since it was looked up: a refusal that says so, not damage", async function () {
+    const err = await readManifest(session("[]"), entry).catch((e: OpsError) => e);
+    expect(isGone(err)).to.equal(true);
+    expect((err as OpsError).exitCode).to.equal(EXIT.refused);
+    expect((err as OpsError).message).to.match(/is no longer in the repository: it was forgotten/);
+  });
+
+  it("still listed, or the listing fails too: not usable, as before", async function () {
+    for (const snapshots of [listed, null]) {
+      const err = await readManifest(session(snapshots), entry).catch((e: OpsError) => e);
+      expect(isGone(err)).to.equal(false);
+      expect((err as OpsError).message).to.match(/is not usable: its manifest cannot be read/);
+    }
   });
 });

@@ -13,7 +13,8 @@ import { sessionSnapshots } from "./catalog";
 import { adoptHistory, currentHistory, readHistory } from "./history";
 import { readMarker } from "./markers";
 import { BackupEntry, FORGET_AND_PRUNE } from "./restic";
-import { retention, RetentionInput, rollbackReleases } from "./retention";
+import { retention, RetentionInput, rollbackReleases, supersedingDeploy } from "./retention";
+import { lastRestoreRecord } from "./schemaRelease";
 
 /**
  * Forgets what the retention policy does not keep, then prunes the data only they used (FORGET_AND_PRUNE).
@@ -59,15 +60,20 @@ export async function applyRetention(
 export async function retentionFacts(
   settings: Settings,
 ): Promise<
-  Pick<RetentionInput, "rollbackReleases" | "lastDeploy" | "restoreUndo" | "restoreTarget">
+  Pick<
+    RetentionInput,
+    "rollbackReleases" | "lastDeploy" | "supersedingDeploy" | "restoreUndo" | "restoreTarget"
+  >
 > {
-  const [history, marker] = await Promise.all([
+  const [history, marker, restored] = await Promise.all([
     readHistory(settings),
     readMarker(settings, "restore"),
+    lastRestoreRecord(settings),
   ]);
   return {
     rollbackReleases: await protectedReleases(settings),
     lastDeploy: history.length ? history[history.length - 1].deployedAt : null,
+    supersedingDeploy: supersedingDeploy(history, restored),
     restoreUndo: marker?.undo ? [marker.undo] : [],
     restoreTarget: marker ? [marker.id] : [],
   };

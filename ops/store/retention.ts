@@ -14,7 +14,8 @@
  * - what a listing alone says must stay (restic tags, so a new host with an empty backups volume decides the
  *   same from the off-host repository): imported backups (tag `imported`) until `backups forget`; the undo
  *   backup of a restore (reason `pre-restore`, or named by an unfinished restore's marker) until a later
- *   deploy supersedes it or `backups forget` releases it.
+ *   deploy supersedes it (not the one that finishes a restore of another release: supersedingDeploy) or
+ *   `backups forget` releases it; the backup an unfinished restore restores.
  * - what never counts as newest: a backup dated after the host's clock (more than CLOCK_SKEW_MS ahead) is
  *   kept but takes no newest, daily/weekly/monthly slot; a backup of a database holding only the bootstrap
  *   (tag `bootstrap`, see ops/store/bootstrap.ts) takes a newest slot only while fewer than `keep` backups of
@@ -22,6 +23,7 @@
  */
 import { REASONS } from "../../model/hooks";
 import { BackupEntry } from "./restic";
+import type { Deployment, RestoreRecord } from "./records";
 
 /** How far a snapshot may be ahead of the host's clock before it is "dated in the future". */
 export const CLOCK_SKEW_MS = 5 * 60_000;
@@ -56,8 +58,13 @@ export interface RetentionInput {
   readonly periodic?: PeriodicKeeps;
   /** The host's clock: backups dated after it never count as newest. Absent: not checked. */
   readonly now?: string;
-  /** When the last successful deploy was recorded: it supersedes the undo backups taken before it. */
+  /** When the last successful deploy was recorded. */
   readonly lastDeploy?: string | null;
+  /**
+   * When the deploy that supersedes the undo backups taken before it was recorded (supersedingDeploy);
+   * absent: lastDeploy.
+   */
+  readonly supersedingDeploy?: string | null;
   /** Undo backups named by an unfinished restore's marker. */
   readonly restoreUndo?: readonly string[];
   /** The backup an unfinished restore's marker names: running that restore again finishes it. */
@@ -145,6 +152,29 @@ function unrecordedPreDeploy(
   return newestFirst.find((b) => b.reason === REASONS.preDeploy && Date.parse(b.time) > after);
 }
 
+/**
+ * When the deploy that supersedes undo backups was recorded: the newest one, unless it is the only deploy since
+ * the last restore and of that restore's release. That is the deploy a restore of another release's backup
+ * asks for (its web and worker stay stopped until then): it completes the restore, and that restore's undo
+ * stays until a deploy after it. Null: no deploy on record.
+ */
+export function supersedingDeploy(
+  history: readonly Pick<Deployment, "version" | "deployedAt">[],
+  restored: Pick<RestoreRecord, "release" | "restoredAt"> | null,
+): string | null {
+  const newest = history.length ? history[history.length - 1] : undefined;
+  if (!newest || !restored?.release) {
+    return newest?.deployedAt ?? null;
+  }
+  const at = Date.parse(restored.restoredAt);
+  const since = history.filter((d) => Date.parse(d.deployedAt) > at);
+  if (since.length !== 1 || since[0].version !== restored.release) {
+    return newest.deployedAt;
+  }
+  const before = history.filter((d) => Date.parse(d.deployedAt) <= at);
+  return before.length ? before[before.length - 1].deployedAt : null;
+}
+
 /** Why one backup is kept regardless of slots, or undefined. */
 function protectedBecause(
   entry: BackupEntry,
@@ -161,8 +191,10 @@ function protectedBecause(
   if (input.restoreTarget?.includes(entry.id)) {
     return "backup the unfinished restore is restoring (running it again finishes it)";
   }
-  const lastDeploy = input.lastDeploy ? Date.parse(input.lastDeploy) : -Infinity;
-  if (isUndoBackup(entry) && Date.parse(entry.time) > lastDeploy) {
+  const deployed =
+    input.supersedingDeploy === undefined ? input.lastDeploy : input.supersedingDeploy;
+  const superseded = deployed ? Date.parse(deployed) : -Infinity;
+  if (isUndoBackup(entry) && Date.parse(entry.time) > superseded) {
     return "undo of a restore (until a deploy supersedes it or `backups forget` releases it)";
   }
   if (entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)) {

@@ -13,6 +13,8 @@
 import { parseJsonOrNull } from "../core/json";
 import { warn } from "../core/log";
 import { runningVersion } from "../engine/services";
+import { readBackupsVolume } from "../engine/toolbox";
+import { Settings } from "../../model/settings";
 import type { OpsSession } from "../engine/session";
 import { LAYOUT } from "./layout";
 import type { Manifest } from "./manifest";
@@ -106,6 +108,14 @@ export async function schemaRelease(
     );
   }
   return label;
+}
+
+/** The last restore's record, read without the stack lock (retention's facts). */
+export async function lastRestoreRecord(settings: Settings): Promise<RestoreRecord | null> {
+  const text = await readBackupsVolume(settings, 'cat "$1" 2>/dev/null || true', [
+    LAYOUT.lastRestore,
+  ]);
+  return parseJsonOrNull(text, RestoreRecordSchema);
 }
 
 /** The last restore's record in the backups volume (none before the first restore, or unreadable). */

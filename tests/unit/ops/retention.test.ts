@@ -6,6 +6,7 @@ import {
   notFutureDated,
   retention,
   rollbackReleases,
+  supersedingDeploy,
 } from "../../../ops/store/retention";
 
 let minute = 0;
@@ -188,6 +189,37 @@ describe("retention: what a listing alone protects (issue 19)", function () {
       lastDeploy: deployedAfter,
     });
     expect(ids(after.forget)).to.have.members([later[0].id, undo.id]);
+  });
+
+  it("the deploy a restore of another release's backup asks for does not supersede that restore's undo", function () {
+    const undo = backup("pre-restore");
+    const later = [backup("a"), backup("b")];
+    const at = (ms: number) => new Date(Date.parse(undo.time) + ms).toISOString();
+    const earlier = { version: "2.0.0", deployedAt: at(-60_000) };
+    const restored = { release: "1.0.0", restoredAt: at(1000) };
+    // The restore's own deploy of 1.0.0: the undo stays protected, pushed out of no slot.
+    const completing = [earlier, { version: "1.0.0", deployedAt: at(2000) }];
+    expect(supersedingDeploy(completing, restored)).to.equal(earlier.deployedAt);
+    const kept = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: completing[1].deployedAt,
+      supersedingDeploy: supersedingDeploy(completing, restored),
+    });
+    expect(ids(kept.forget)).to.deep.equal([later[0].id]);
+    // A deploy after it, or one of another release, moves on: the undo is superseded.
+    const next = [...completing, { version: "1.0.1", deployedAt: at(3000) }];
+    expect(supersedingDeploy(next, restored)).to.equal(at(3000));
+    const other = [earlier, { version: "3.0.0", deployedAt: at(2000) }];
+    expect(supersedingDeploy(other, restored)).to.equal(at(2000));
+    // No restore on record, or one without a release: the newest deploy, as before.
+    expect(supersedingDeploy(completing, null)).to.equal(at(2000));
+    expect(supersedingDeploy(completing, { ...restored, release: null })).to.equal(at(2000));
+    expect(supersedingDeploy([], restored)).to.equal(null);
+    expect(supersedingDeploy([{ version: "1.0.0", deployedAt: at(2000) }], restored)).to.equal(
+      null,
+    );
   });
 
   it("keeps the undo an unfinished restore's marker names, whatever its reason", function () {

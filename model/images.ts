@@ -56,24 +56,23 @@ export function recordedDigest(
 }
 
 /**
- * The reference to run `version` by on this host: the configured one for the configured version; for another,
- * the newest deployment of it that `history` records pinned by digest (Docker pulls `name:tag@digest` by the
- * digest alone and leaves no tag on the host, so the bare tag would not be found there), else its tag.
+ * The reference `version` ran by here: the newest deployment of it that `history` records pinned by digest
+ * (Docker pulls `name:tag@digest` by the digest alone and leaves no tag on the host, so the bare tag would
+ * not be found there; and a version redeployed with another digest ran by that one), else what
+ * releaseReference gives (the configured digest for the configured version, else the tag).
  */
 export function deployedReference(
   settings: ReleaseSettings,
   version: string,
   history: readonly { readonly version: string; readonly reference?: string }[],
 ): string {
-  if (version !== settings.version) {
-    for (let i = history.length - 1; i >= 0; i -= 1) {
-      const digest =
-        history[i].version === version
-          ? recordedDigest(settings.backendImage, version, history[i].reference)
-          : undefined;
-      if (digest) {
-        return `${settings.backendImage}:${version}@${digest}`;
-      }
+  for (let i = history.length - 1; i >= 0; i -= 1) {
+    const digest =
+      history[i].version === version
+        ? recordedDigest(settings.backendImage, version, history[i].reference)
+        : undefined;
+    if (digest) {
+      return `${settings.backendImage}:${version}@${digest}`;
     }
   }
   return releaseReference(settings, version);

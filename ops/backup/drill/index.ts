@@ -29,6 +29,7 @@ import { checkMedia, MediaPlan, MediaTally, planMedia, restoreMedia } from "./me
 import { latestPassedDrill, writeDrillRecord } from "./records";
 import { databaseChecks, REHEARSAL, rehearsalTarget, releaseChecks } from "./release";
 import { sessionHistory } from "../../store/history";
+import type { Deployment } from "../../store/records";
 import { inScratch, Scratch } from "./scratch";
 
 export type { DrillCheck, DrillRecord } from "../../store/records";
@@ -57,6 +58,8 @@ interface DrillRun {
   readonly options: DrillOptions;
   readonly previous: DrillRecord | null;
   readonly media: MediaTally;
+  /** history.jsonl: a release ran by the digest its deployment recorded. */
+  readonly history: readonly Deployment[];
 }
 
 export async function drillBackup(
@@ -72,9 +75,10 @@ export async function drillBackup(
   let gone: Error | undefined;
   // Three reads of their own, asked at once: the manifest's restic start is most of the wait. Its check
   // records its own failure; a failure of the other two is thrown once it is done.
-  const [startedAt, previous] = await allSettledOrThrow([
+  const [startedAt, previous, history] = await allSettledOrThrow([
     session.hostTime(),
     latestPassedDrill(session),
+    sessionHistory(session),
     checks.run("manifest", async () => {
       manifest = await readManifest(session, entry).catch((err: Error) => {
         gone = isGone(err) ? err : undefined;
@@ -104,6 +108,7 @@ export async function drillBackup(
           options,
           previous,
           media,
+          history,
         }),
     );
   }
@@ -194,7 +199,7 @@ async function prepareMedia(run: DrillRun): Promise<MediaPlan> {
   // pre-deploy drill with nothing to rehearse restores what a later drill does.
   const restoreAll =
     options.check !== undefined ||
-    (rehearses(options) && rehearsalTarget(session.settings, run.manifest) !== null);
+    (rehearses(options) && rehearsalTarget(session.settings, run.manifest, run.history) !== null);
   const plan = await planMedia(session, entry, run.previous, sample, restoreAll);
   await restoreMedia(session.settings, entry, run.scratch, plan);
   return plan;
@@ -248,12 +253,10 @@ async function checkRestored(
     );
     return;
   }
-  // Another release than the configured one runs by the digest its deployment pinned, when it did.
-  const other = manifest.version !== null && manifest.version !== session.settings.version;
   await releaseChecks(session.settings, manifest, scratch, db, checks, {
     check: options.check,
     rehearse: rehearses(options),
-    history: other ? await sessionHistory(session) : [],
+    history: run.history,
   });
 }
 

@@ -95,7 +95,7 @@ export async function releaseChecks(
   if (check) {
     await checks.run("--check", () => exec(["sh", "-c", check]));
   }
-  const target = rehearse ? rehearsalTarget(settings, manifest) : null;
+  const target = rehearse ? rehearsalTarget(settings, manifest, history) : null;
   if (target) {
     await rehearseMigration(settings, target, scratch, db, checks);
   }
@@ -103,14 +103,23 @@ export async function releaseChecks(
 
 /**
  * The release a pre-deploy drill rehearses: the one the backup was taken for (`--target-version`), when it is
- * another release than the backup's own; null when there is nothing to rehearse (a redeploy of the release
- * that wrote the data migrates nothing new).
+ * another release than the backup's own, or the same version by other content (the digest the deploy pins is
+ * not the one it ran by, `history`); null when there is nothing to rehearse (a redeploy of what wrote the
+ * data migrates nothing new).
  */
-export function rehearsalTarget(settings: Settings, manifest: Manifest): string | null {
+export function rehearsalTarget(
+  settings: Settings,
+  manifest: Manifest,
+  history: readonly Deployment[],
+): string | null {
   const release = manifest.version ?? settings.version;
-  return manifest.targetVersion && manifest.targetVersion !== release
-    ? manifest.targetVersion
-    : null;
+  const target = manifest.targetVersion;
+  if (target && target === release) {
+    const other =
+      releaseReference(settings, target) !== deployedReference(settings, release, history);
+    return other ? target : null;
+  }
+  return target ?? null;
 }
 
 /** The name of the rehearsal's check; drill records keep it apart from the backup's own checks. */

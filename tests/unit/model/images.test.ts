@@ -70,7 +70,7 @@ describe("images by digest (model/images.ts)", function () {
     expect(recordedDigest("edms-sample/backend", "1.0.0", undefined)).to.equal(undefined);
   });
 
-  it("another release runs by the digest its newest pinned deployment recorded: the host has no tag of it", function () {
+  it("a release runs by the digest its newest pinned deployment recorded: the host has no tag of it", function () {
     const OLD = `sha256:${"cd".repeat(32)}`;
     const NEW = `sha256:${"ef".repeat(32)}`;
     const settings = {
@@ -89,10 +89,16 @@ describe("images by digest (model/images.ts)", function () {
     expect(deployedReference(settings, "1.0.0", history)).to.equal(
       `edms-sample/backend:1.0.0@${NEW}`,
     );
-    // The configured release: its configured reference, whatever the history says.
+    // The configured release never deployed: its configured reference. Deployed by another digest (a
+    // rebuilt release configured, not deployed yet): the one it ran by.
     expect(deployedReference(settings, "2.0.0", [])).to.equal(
       `edms-sample/backend:2.0.0@${DIGEST}`,
     );
+    expect(
+      deployedReference(settings, "2.0.0", [
+        { version: "2.0.0", reference: `edms-sample/backend:2.0.0@${OLD}` },
+      ]),
+    ).to.equal(`edms-sample/backend:2.0.0@${OLD}`);
     // Nothing pinned it: its tag, as before.
     expect(deployedReference(settings, "0.9.0", history)).to.equal("edms-sample/backend:0.9.0");
     expect(

@@ -15,6 +15,7 @@ import { includePattern, restoresWhole } from "../../../ops/backup/drill/media";
 import { rehearsalTarget } from "../../../ops/backup/drill/release";
 import type { Manifest } from "../../../ops/store/manifest";
 import type { Settings } from "../../../model/settings";
+import type { Deployment } from "../../../ops/store/records";
 import type { MediaFile } from "../../../ops/backup/mediaCount";
 import { newestGood } from "../../../ops/reports/health";
 
@@ -320,26 +321,41 @@ describe("health: the newest good backup", function () {
 });
 
 describe("drill: what the pre-deploy drill rehearses", function () {
-  const settings = { version: "2.0.0" } as Settings;
+  const A = `sha256:${"a".repeat(64)}`;
+  const B = `sha256:${"b".repeat(64)}`;
+  const settings = { version: "2.0.0", backendImage: "edms/backend" } as Settings;
+  const pinned = { ...settings, releaseDigest: B } as Settings;
   const manifest = (fields: Partial<Manifest>) => fields as Manifest;
+  const ran = (version: string, digest: string) =>
+    ({ version, reference: `edms/backend:${version}@${digest}` }) as Deployment;
 
   it("the backup's target release when it is another than the backup's own", function () {
     expect(
-      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "2.0.0" })),
+      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "2.0.0" }), []),
     ).to.equal("2.0.0");
     // A backup no web's release labelled: the configured one stands for its release.
-    expect(rehearsalTarget(settings, manifest({ version: null, targetVersion: "3.0.0" }))).to.equal(
-      "3.0.0",
-    );
+    expect(
+      rehearsalTarget(settings, manifest({ version: null, targetVersion: "3.0.0" }), []),
+    ).to.equal("3.0.0");
+  });
+
+  it("the same version pinned to other content than it ran by: a rebuilt release is rehearsed", function () {
+    const same = manifest({ version: "2.0.0", targetVersion: "2.0.0" });
+    expect(rehearsalTarget(pinned, same, [ran("2.0.0", A)])).to.equal("2.0.0");
+    // The digest it ran by: nothing new to migrate.
+    expect(rehearsalTarget(pinned, same, [ran("2.0.0", A), ran("2.0.0", B)])).to.equal(null);
   });
 
   it("nothing (so no media restore of every file) for a redeploy of the backup's release or no target", function () {
     expect(
-      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "1.0.0" })),
+      rehearsalTarget(settings, manifest({ version: "1.0.0", targetVersion: "1.0.0" }), []),
     ).to.equal(null);
-    expect(rehearsalTarget(settings, manifest({ version: "1.0.0" }))).to.equal(null);
-    expect(rehearsalTarget(settings, manifest({ version: null, targetVersion: "2.0.0" }))).to.equal(
-      null,
-    );
+    expect(rehearsalTarget(settings, manifest({ version: "1.0.0" }), [])).to.equal(null);
+    expect(
+      rehearsalTarget(settings, manifest({ version: null, targetVersion: "2.0.0" }), []),
+    ).to.equal(null);
+    expect(
+      rehearsalTarget(pinned, manifest({ version: "2.0.0", targetVersion: "2.0.0" }), []),
+    ).to.equal(null);
   });
 });

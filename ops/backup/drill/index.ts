@@ -71,45 +71,15 @@ export async function drillBackup(
   session.pinned.add(entry.id);
   const clock = Date.now();
   const checks = new Checks();
-  let manifest: Manifest | undefined;
-  let gone: Error | undefined;
-  // Three reads of their own, asked at once: the manifest's restic start is most of the wait. Its check
-  // records its own failure; a failure of the other two is thrown once it is done.
-  const [startedAt, previous, history] = await allSettledOrThrow([
-    session.hostTime(),
-    latestPassedDrill(session),
-    sessionHistory(session),
-    checks.run("manifest", async () => {
-      manifest = await readManifest(session, entry).catch((err: Error) => {
-        gone = isGone(err) ? err : undefined;
-        throw err;
-      });
-      return `release ${manifest.version ?? "none"}, ${Object.keys(manifest.tables).length} tables`;
-    }),
-  ]);
-  if (gone) {
-    // Forgotten since it was looked up: nothing to drill, and no failed drill to record against it.
-    throw gone;
-  }
+  const { startedAt, previous, history, manifest } = await firstReads(session, entry, checks);
   const media: MediaTally = { files: 0, checksums: {}, changed: null };
   if (manifest) {
-    const restoring = manifest;
     await inScratch(
       session.settings,
       checks,
-      (scratch) => roomFor(session, entry, restoring, scratch),
+      (scratch) => roomFor(session, entry, manifest, scratch),
       (scratch) =>
-        runDrill({
-          session,
-          entry,
-          manifest: restoring,
-          scratch,
-          checks,
-          options,
-          previous,
-          media,
-          history,
-        }),
+        runDrill({ session, entry, manifest, scratch, checks, options, previous, media, history }),
     );
   }
   const record = drillRecord(session, entry, options, {
@@ -123,6 +93,33 @@ export async function drillBackup(
   });
   await writeDrillRecord(session, record);
   return record;
+}
+
+/**
+ * A drill's first reads, asked at once: the manifest's restic start is most of the wait. The manifest's
+ * check records its own failure (manifest undefined then); a failure of the others is thrown once it is
+ * done, and so is the refusal of a backup forgotten since it was looked up (nothing to drill, and no failed
+ * drill to record against it).
+ */
+async function firstReads(session: OpsSession, entry: BackupEntry, checks: Checks) {
+  let manifest: Manifest | undefined;
+  let gone: Error | undefined;
+  const [startedAt, previous, history] = await allSettledOrThrow([
+    session.hostTime(),
+    latestPassedDrill(session),
+    sessionHistory(session),
+    checks.run("manifest", async () => {
+      manifest = await readManifest(session, entry).catch((err: Error) => {
+        gone = isGone(err) ? err : undefined;
+        throw err;
+      });
+      return `release ${manifest.version ?? "none"}, ${Object.keys(manifest.tables).length} tables`;
+    }),
+  ]);
+  if (gone) {
+    throw gone;
+  }
+  return { startedAt, previous, history, manifest: manifest as Manifest | undefined };
 }
 
 interface DrillOutcome {

@@ -56,23 +56,29 @@ export function recordedDigest(
 }
 
 /**
- * The reference `version` ran by here: the newest deployment of it that `history` records pinned by digest
- * (Docker pulls `name:tag@digest` by the digest alone and leaves no tag on the host, so the bare tag would
- * not be found there; and a version redeployed with another digest ran by that one), else what
- * releaseReference gives (the configured digest for the configured version, else the tag).
+ * The reference `version` ran by here: that of its newest deployment of this backendImage that `history`
+ * records, pinned by digest or not (Docker pulls `name:tag@digest` by the digest alone and leaves no tag on
+ * the host, so the bare tag would not be found there; a version redeployed with another digest, or by its tag
+ * once unpinned, ran by that one); with none on record, what releaseReference gives (the configured digest
+ * for the configured version, else the tag).
  */
 export function deployedReference(
   settings: ReleaseSettings,
   version: string,
   history: readonly { readonly version: string; readonly reference?: string }[],
 ): string {
+  const tagged = `${settings.backendImage}:${version}`;
   for (let i = history.length - 1; i >= 0; i -= 1) {
-    const digest =
-      history[i].version === version
-        ? recordedDigest(settings.backendImage, version, history[i].reference)
-        : undefined;
+    const { reference } = history[i];
+    if (history[i].version !== version || reference === undefined) {
+      continue; // another version's, or a record from before references were kept
+    }
+    const digest = recordedDigest(settings.backendImage, version, reference);
     if (digest) {
-      return `${settings.backendImage}:${version}@${digest}`;
+      return `${tagged}@${digest}`;
+    }
+    if (reference === tagged) {
+      return tagged;
     }
   }
   return releaseReference(settings, version);

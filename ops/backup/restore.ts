@@ -102,13 +102,14 @@ async function finishAfterSwap(
   undoBackup: string | null,
 ): Promise<void> {
   const { settings } = session;
+  // The swapped-in database's counts are read while the media are restored: nothing writes to it now.
+  const counted = inventory(settings);
+  counted.catch(() => undefined);
   try {
-    // The swapped-in database's counts are read while the media are restored: nothing writes to it now.
-    const counted = inventory(settings);
-    counted.catch(() => undefined);
     await restoreMedia(session, entry);
     await checkIntegrity(session, entry, manifest, undoBackup, counted);
   } catch (err) {
+    await counted.catch(() => undefined); // not left running past the lock
     throw incompleteRestore(settings.stack, entry.id, undoBackup, (err as Error).message);
   }
 }

@@ -125,7 +125,6 @@ export function pickBackup(
   );
 }
 
-/** The manifest stored in a backup's snapshot. */
 /** Refusals of a backup forgotten after it was looked up: not damage, and nothing was changed. */
 const goneErrors = new WeakSet<Error>();
 
@@ -134,6 +133,7 @@ export function isGone(err: unknown): boolean {
   return err instanceof Error && goneErrors.has(err);
 }
 
+/** The manifest stored in a backup's snapshot. */
 export async function readManifest(session: OpsSession, entry: BackupEntry): Promise<Manifest> {
   const result = await session.exec(`lrestic dump "$1" ${MANIFEST_FILE}`, [entry.snapshot], {
     allowFailure: true,

@@ -36,8 +36,12 @@ esac`;
 async function offsiteRestic(settings: Settings, args: readonly string[], engine?: string) {
   const keys = keysFromEnv(process.env, DELETE_OFFSITE);
   if (!keys.password || !keys.offsiteRepository) {
+    // Set by a job written for the names these credentials had before: said, so it does not fail silently.
+    const renamed = process.env.EDMS_OFFSITE_REPOSITORY
+      ? ` EDMS_OFFSITE_REPOSITORY is set, but it names the host's append-only credentials (any other command stores it on the host); the ones that may delete go in ${DELETE_OFFSITE.repository} and ${DELETE_OFFSITE.env}.`
+      : "";
     throw refuse(
-      "Off-host `backups prune --offsite` and `backups forget --offsite` take the credentials from the environment only, never from the Docker host (whose credentials should not be able to delete). Nothing was changed.",
+      `Off-host \`backups prune --offsite\` and \`backups forget --offsite\` take the credentials from the environment only, never from the Docker host (whose credentials should not be able to delete).${renamed} Nothing was changed.`,
       `Run it where credentials that can delete are kept, with EDMS_RESTIC_PASSWORD="$(pulumi stack output backupPassword --show-secrets --stack ${settings.stack})", ${DELETE_OFFSITE.repository} and ${DELETE_OFFSITE.env} set (their own names: any other edms-ops command stores EDMS_OFFSITE_REPOSITORY and EDMS_OFFSITE_ENV on the host).`,
     );
   }

@@ -107,7 +107,8 @@ async function firstReads(session: OpsSession, entry: BackupEntry, checks: Check
   const [startedAt, previous, history] = await allSettledOrThrow([
     session.hostTime(),
     latestPassedDrill(session),
-    sessionHistory(session),
+    // Only to choose images by: a drill without it runs them by their tags, as before it was kept.
+    sessionHistory(session).catch((): Deployment[] => []),
     checks.run("manifest", async () => {
       manifest = await readManifest(session, entry).catch((err: Error) => {
         gone = isGone(err) ? err : undefined;

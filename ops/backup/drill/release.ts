@@ -115,6 +115,10 @@ export function rehearsalTarget(
   const release = manifest.version ?? settings.version;
   const target = manifest.targetVersion;
   if (target && target === release) {
+    // Only the configured version has other content to deploy than it ran by (its configured digest).
+    if (target !== settings.version) {
+      return null;
+    }
     const other =
       releaseReference(settings, target) !== deployedReference(settings, release, history);
     return other ? target : null;

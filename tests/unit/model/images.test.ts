@@ -99,6 +99,13 @@ describe("images by digest (model/images.ts)", function () {
         { version: "2.0.0", reference: `edms-sample/backend:2.0.0@${OLD}` },
       ]),
     ).to.equal(`edms-sample/backend:2.0.0@${OLD}`);
+    // Pinned once, then deployed again by its tag (the pin dropped): it ran by the tag last.
+    expect(
+      deployedReference(settings, "1.0.0", [
+        ...history,
+        { version: "1.0.0", reference: "edms-sample/backend:1.0.0" },
+      ]),
+    ).to.equal("edms-sample/backend:1.0.0");
     // Nothing pinned it: its tag, as before.
     expect(deployedReference(settings, "0.9.0", history)).to.equal("edms-sample/backend:0.9.0");
     expect(

@@ -357,5 +357,11 @@ describe("drill: what the pre-deploy drill rehearses", function () {
     expect(
       rehearsalTarget(pinned, manifest({ version: "2.0.0", targetVersion: "2.0.0" }), []),
     ).to.equal(null);
+    // An older release's own pre-deploy backup: no other content of it is configured to deploy.
+    expect(
+      rehearsalTarget(pinned, manifest({ version: "1.0.0", targetVersion: "1.0.0" }), [
+        ran("1.0.0", A),
+      ]),
+    ).to.equal(null);
   });
 });

@@ -44,7 +44,9 @@ async function restoreCommand(
     prepare = async (session) => {
       // A re-run of an interrupted restore finds it fetched already: the off-host repository (unreachable
       // now, or pruned since) is not asked again. A snapshot is in the local one only once it was copied whole.
-      const local = await sessionSnapshots(session);
+      // A local repository this host cannot open yet (no key: a new host) is read as empty, and the fetch
+      // below says what is missing.
+      const local = await sessionSnapshots(session).catch((): BackupEntry[] => []);
       if (local.some((b) => b.id === id)) {
         progress(`${id} is in the local repository already (fetched before): not fetched again`);
         return pickBackup(settings, local, [], id);

@@ -18,7 +18,7 @@ import { SnapshotSession } from "../database/snapshot";
 import { docker, inspectContainer, pipeCommands } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { engineless } from "../engine/engineless";
-import { OPS_SESSION_OPTIONS, pgCommand, runPg } from "../database/postgres";
+import { OPS_SESSION_OPTIONS, pgCommand, runPg, stackServer } from "../database/postgres";
 import type { OpsSession } from "../engine/session";
 import {
   DUMP_APPLICATION,
@@ -82,7 +82,7 @@ function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () 
 /** `stop`: the backup failed elsewhere; a dump not started yet is not, one running is ended and removed. */
 export async function dumpDatabase(session: OpsSession, stop?: AbortSignal) {
   const { settings } = session;
-  const { session: db, snapshot } = await SnapshotSession.open(settings.names.postgresContainer);
+  const { session: db, snapshot } = await SnapshotSession.open(stackServer(settings));
   try {
     const tables = await db.tableCounts();
     const objects = await db.objectCounts();
@@ -123,7 +123,7 @@ async function dumpThroughPipe(session: OpsSession, snapshot: string): Promise<D
   const [dumped, written] = await pipeCommands(
     (stdout, signal) =>
       runPg(
-        pgCommand(settings.names.postgresContainer, "pg_dump", DUMP_ARGS(snapshot), {
+        pgCommand(stackServer(settings), "pg_dump", DUMP_ARGS(snapshot), {
           PGAPPNAME: DUMP_APPLICATION,
         }),
         { stdout, allowFailure: true, signal },

@@ -113,7 +113,7 @@ async function postgresPlace(session: OpsSession, manifest: Manifest): Promise<P
   const [wal] = await psql(
     session.settings,
     "SELECT pg_size_bytes(current_setting('max_wal_size'));",
-    pg,
+    undefined,
     { allowFailure: true },
   );
   const maxWal = Number(wal) || DEFAULT_MAX_WAL;

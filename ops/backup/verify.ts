@@ -173,7 +173,12 @@ export async function restoreIntoScratch(
   // The roles the dump names are created (NOLOGIN) so that owners and grants restore as recorded. Older
   // backups record none: no owners and no grants then, as the production server's roles need not exist here.
   if (state) {
-    await createMissingRoles(session.settings, state.roles, name, "the backup names it");
+    await createMissingRoles(
+      session.settings,
+      state.roles,
+      containerServer(name),
+      "the backup names it",
+    );
   }
   const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
     docker(
@@ -204,7 +209,13 @@ export async function restoreIntoScratch(
     return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
   }
   if (state) {
-    await psql(session.settings, applyDatabaseStateSql(state, POSTGRES_DB), name, {}, "postgres");
+    await psql(
+      session.settings,
+      applyDatabaseStateSql(state, POSTGRES_DB),
+      containerServer(name),
+      {},
+      "postgres",
+    );
   }
   return [];
 }
@@ -220,7 +231,7 @@ async function testRestore(
     const problems = await restoreIntoScratch(session, entry, manifest, name);
     return problems.length
       ? problems
-      : inventoryProblems(manifest, await inventory(session.settings, name));
+      : inventoryProblems(manifest, await inventory(session.settings, containerServer(name)));
   });
 }
 
@@ -290,6 +301,7 @@ export const LAST_CHECK_FILE = LAYOUT.lastCheck;
 
 export type { RepositoryCheck } from "../store/records";
 import type { RepositoryCheck } from "../store/records";
+import { containerServer } from "../database/server";
 
 export interface VerifyReport {
   readonly id: string;

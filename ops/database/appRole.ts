@@ -105,13 +105,7 @@ export function appRightsSql(database: string): string {
  * database, before its swap); a no-op where they are already given.
  */
 export async function grantAppRights(settings: Settings, database = POSTGRES_DB): Promise<void> {
-  const [outcome] = await psql(
-    settings,
-    appRightsSql(database),
-    settings.names.postgresContainer,
-    {},
-    database,
-  );
+  const [outcome] = await psql(settings, appRightsSql(database), undefined, {}, database);
   if (outcome !== "granted") {
     progress(
       `role ${APP_DB_USER} does not exist yet: the next deploy's migrate creates it (web and worker of this release connect as ${POSTGRES_USER})`,
@@ -128,18 +122,12 @@ export async function ensureAppRole(settings: Settings): Promise<void> {
   const password = process.env.EDMS_APP_DB_PASSWORD;
   if (password) {
     progress(`giving role ${APP_DB_USER} its login (not a superuser)`);
-    await psql(settings, appRoleSql(password), settings.names.postgresContainer, {}, "postgres");
+    await psql(settings, appRoleSql(password), undefined, {}, "postgres");
   }
   const backupPassword = process.env.EDMS_BACKUP_DB_PASSWORD;
   if (backupPassword) {
     progress(`giving role ${BACKUP_DB_USER} its login (reads all data, writes none)`);
-    await psql(
-      settings,
-      backupRoleSql(backupPassword),
-      settings.names.postgresContainer,
-      {},
-      "postgres",
-    );
+    await psql(settings, backupRoleSql(backupPassword), undefined, {}, "postgres");
   }
   await grantAppRights(settings);
 }

@@ -11,6 +11,7 @@ import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { DatabaseGrant, DatabaseState } from "../store/manifest";
 import { ident, literal, psql } from "./postgres";
+import { DatabaseServer } from "./server";
 
 /** The settings pg_dump quotes as lists (its variable_is_guc_list_quote). */
 const LIST_SETTINGS = new Set([
@@ -91,7 +92,7 @@ export function applyDatabaseStateSql(state: DatabaseState, database: string): s
 export async function createMissingRoles(
   settings: Settings,
   roles: readonly string[],
-  container: string,
+  server: DatabaseServer,
   why: string,
 ): Promise<string[]> {
   if (!roles.length) {
@@ -100,7 +101,7 @@ export async function createMissingRoles(
   const missing = await psql(
     settings,
     `SELECT r FROM unnest(ARRAY[${roles.map(literal).join(", ")}]::text[]) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);`,
-    container,
+    server,
     {},
     "postgres",
   );
@@ -109,7 +110,7 @@ export async function createMissingRoles(
     await psql(
       settings,
       `DO $$BEGIN CREATE ROLE ${ident(role)} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$;`,
-      container,
+      server,
       {},
       "postgres",
     );

@@ -15,13 +15,17 @@ import { allSettledOrThrow, failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
 import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
+import { containerServer, DatabaseServer, externalClientArgs } from "./server";
+
+/** The stack's own server: its postgres container. */
+export const stackServer = (settings: Settings): DatabaseServer =>
+  containerServer(settings.names.postgresContainer);
 
 export async function requirePostgres(settings: Settings): Promise<void> {
   if (engineless()) {
-    const ready = await runPg(
-      pgCommand(settings.names.postgresContainer, "pg_isready", ["-d", POSTGRES_DB]),
-      { allowFailure: true },
-    );
+    const ready = await runPg(pgCommand(stackServer(settings), "pg_isready", ["-d", POSTGRES_DB]), {
+      allowFailure: true,
+    });
     if (ready.code !== 0) {
       throw failure(
         `PostgreSQL (${settings.names.postgresContainer}) does not take connections: ${(ready.stdout + ready.stderr).trim().split("\n").pop()}.`,
@@ -79,17 +83,22 @@ export interface PgCommand {
 }
 
 /**
- * A postgres client tool against the stack's server: `docker exec` in its container, as the superuser over
- * the local socket (no password needed); engineless (the scheduler), here over the data network as the
- * backup role (`container` is the server's name there), whose pgpass file the program uploaded. A `docker exec` gets `env` as `-e` (the environment of an exec'd process).
+ * A postgres client tool against a server: in a container, `docker exec` as the superuser over the local
+ * socket (no password needed); engineless (the scheduler), here over the data network as the backup role
+ * (the container's name is the server's host name there), whose pgpass file the program uploaded; an external
+ * server, a client container (server.ts). A `docker exec` gets `env` as `-e` (an exec'd process' environment).
  */
 export function pgCommand(
-  container: string,
-  tool: "psql" | "pg_dump" | "pg_isready",
+  server: DatabaseServer,
+  tool: "psql" | "pg_dump" | "pg_restore" | "pg_isready",
   args: readonly string[],
   extra: Record<string, string> = {},
 ): PgCommand {
   const env = { PGOPTIONS: OPS_SESSION_OPTIONS, ...extra };
+  if (server.kind === "external") {
+    return { command: "docker", args: externalClientArgs(server, tool, args, env), env: {} };
+  }
+  const { container } = server;
   if (engineless()) {
     return {
       command: tool,
@@ -110,8 +119,8 @@ export function runPg(command: PgCommand, options: RunOptions = {}): Promise<Run
 }
 
 /** `psql` against the stack's server (pgCommand): unaligned, tab-separated, stop on the first error. */
-export function psqlCommand(container: string, database = POSTGRES_DB): PgCommand {
-  return pgCommand(container, "psql", [
+export function psqlCommand(server: DatabaseServer, database = POSTGRES_DB): PgCommand {
+  return pgCommand(server, "psql", [
     "-d",
     database,
     "-X",
@@ -185,24 +194,24 @@ export function parseMigrations(rows: readonly string[]): Record<string, string>
 export async function psql(
   settings: Settings,
   sql: string,
-  container = settings.names.postgresContainer,
+  server: DatabaseServer = stackServer(settings),
   options: RunOptions = {},
   database?: string,
 ): Promise<string[]> {
-  const result = await runPg(psqlCommand(container, database), { input: sql, ...options });
+  const result = await runPg(psqlCommand(server, database), { input: sql, ...options });
   return result.stdout.split("\n").filter((line) => line.length > 0);
 }
 
 /** The database has a Django schema: a django_migrations table in any schema. */
-export async function hasSchema(settings: Settings, container?: string): Promise<boolean> {
-  return (await migrationsTable(settings, container)) !== undefined;
+export async function hasSchema(settings: Settings, server?: DatabaseServer): Promise<boolean> {
+  return (await migrationsTable(settings, server)) !== undefined;
 }
 
 async function migrationsTable(
   settings: Settings,
-  container?: string,
+  server?: DatabaseServer,
 ): Promise<string | undefined> {
-  const [table] = await psql(settings, MIGRATIONS_TABLE_SQL, container);
+  const [table] = await psql(settings, MIGRATIONS_TABLE_SQL, server);
   return table;
 }
 
@@ -250,14 +259,14 @@ export interface Inventory {
 /** What a database holds, as a backup's manifest records it: the integrity fingerprint of a restore. */
 export async function inventory(
   settings: Settings,
-  container?: string,
+  server?: DatabaseServer,
   database?: string,
 ): Promise<Inventory> {
   // Three reads, each its own session, asked at once.
   const [tables, objects, state] = await allSettledOrThrow([
-    psql(settings, COUNTS_SQL, container, {}, database),
-    psql(settings, OBJECTS_SQL, container, {}, database),
-    psql(settings, DATABASE_STATE_SQL, container, {}, database),
+    psql(settings, COUNTS_SQL, server, {}, database),
+    psql(settings, OBJECTS_SQL, server, {}, database),
+    psql(settings, DATABASE_STATE_SQL, server, {}, database),
   ]);
   return {
     tables: parseCounts(tables),
@@ -269,10 +278,10 @@ export async function inventory(
 /** Latest applied migration per Django app (`{documents: "0002_document_slug"}`). */
 export async function migrationState(
   settings: Settings,
-  container?: string,
+  server?: DatabaseServer,
 ): Promise<Record<string, string>> {
-  const table = await migrationsTable(settings, container);
-  return table ? parseMigrations(await psql(settings, migrationsSql(table), container)) : {};
+  const table = await migrationsTable(settings, server);
+  return table ? parseMigrations(await psql(settings, migrationsSql(table), server)) : {};
 }
 
 /**

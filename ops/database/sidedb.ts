@@ -13,7 +13,7 @@
  * privileges, comment, connection limit; see dbstate.ts) is applied to the side database before the swap,
  * and the side database is analyzed, so the swap brings in the whole database at once.
  */
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { POSTGRES_DB } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
@@ -24,13 +24,15 @@ import {
   inventory,
   requirePostgres,
   literal,
+  OPS_SESSION_OPTIONS,
+  pgCommand,
   psql,
   psqlCommand,
   runPg,
   REPLACED_DATABASE,
   SIDE_DATABASE,
+  stackServer,
 } from "./postgres";
-import { docker } from "../engine/docker";
 import { allSettledOrThrow, failure, incomplete } from "../core/errors";
 import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
@@ -44,7 +46,7 @@ const SIDE_RESTORE_FIX =
 const MAINTENANCE_DATABASE = "postgres";
 
 function admin(settings: Settings, sql: string) {
-  return psql(settings, sql, settings.names.postgresContainer, {}, MAINTENANCE_DATABASE);
+  return psql(settings, sql, undefined, {}, MAINTENANCE_DATABASE);
 }
 
 interface RoleProblem {
@@ -118,7 +120,7 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
       await createRole(entry.role);
     }
     for (let attempt = 0; ; attempt += 1) {
-      const run = await runPg(psqlCommand(settings.names.postgresContainer, SIDE_DATABASE), {
+      const run = await runPg(psqlCommand(stackServer(settings), SIDE_DATABASE), {
         input: entry.command,
         allowFailure: true,
       });
@@ -174,29 +176,20 @@ async function restoreIntoSide(
   manifest: Manifest,
 ): Promise<SideRestore> {
   const { settings } = session;
-  const pg = settings.names.postgresContainer;
+  const server = stackServer(settings);
   const state = manifest.databaseState;
   // Owners are kept (a SECURITY DEFINER function must not become the superuser's); the roles they name are
   // created NOLOGIN first. Backups before `databaseState` restore without owners, as they always did.
   const owners = state
-    ? await createMissingRoles(settings, state.roles, pg, "the backup names it")
+    ? await createMissingRoles(settings, state.roles, server, "the backup names it")
     : [];
   progress(`restoring database into ${SIDE_DATABASE} beside the live one`);
   const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
-    docker(
-      [
-        "exec",
-        "-i",
+    runPg(
+      pgCommand(server, "pg_restore", ["-d", SIDE_DATABASE, ...(state ? [] : ["--no-owner"])], {
         // Safe: the swap's own commit flushes the WAL before it, so nothing of this is lost once swapped.
-        ...["-e", "PGOPTIONS=-c synchronous_commit=off"],
-        pg,
-        "pg_restore",
-        "-U",
-        POSTGRES_USER,
-        "-d",
-        SIDE_DATABASE,
-        ...(state ? [] : ["--no-owner"]),
-      ],
+        PGOPTIONS: `${OPS_SESSION_OPTIONS} -c synchronous_commit=off`,
+      }),
       { input: input as never, allowFailure: true },
     ),
   );
@@ -235,7 +228,6 @@ export async function restoreBeside(
   manifest: Manifest,
 ): Promise<SideRestore> {
   const { settings } = session;
-  const pg = settings.names.postgresContainer;
   await createSide(settings);
   try {
     const restored = await restoreIntoSide(session, entry, manifest);
@@ -254,8 +246,8 @@ export async function restoreBeside(
       `ANALYZE ${SIDE_DATABASE}, and checking it against the backup (rows, objects, owners, settings)`,
     );
     const [, found] = await allSettledOrThrow([
-      psql(settings, "ANALYZE;", pg, {}, SIDE_DATABASE),
-      inventory(settings, pg, SIDE_DATABASE),
+      psql(settings, "ANALYZE;", undefined, {}, SIDE_DATABASE),
+      inventory(settings, undefined, SIDE_DATABASE),
     ]);
     const problems = inventoryProblems(manifest, found);
     if (problems.length) {

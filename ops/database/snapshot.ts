@@ -17,6 +17,7 @@ import {
 } from "./postgres";
 import { failure } from "../core/errors";
 import { DatabaseState } from "../store/manifest";
+import { DatabaseServer } from "./server";
 
 const END = "__edms_end__";
 
@@ -56,8 +57,10 @@ export class SnapshotSession {
     });
   }
 
-  static async open(container: string): Promise<{ session: SnapshotSession; snapshot: string }> {
-    const psql = psqlCommand(container);
+  static async open(
+    server: DatabaseServer,
+  ): Promise<{ session: SnapshotSession; snapshot: string }> {
+    const psql = psqlCommand(server);
     const child = spawn(psql.command, psql.args, { env: { ...process.env, ...psql.env } });
     child.stdin.on("error", () => undefined);
     const session = new SnapshotSession(child);

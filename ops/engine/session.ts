@@ -168,7 +168,7 @@ export class OpsSession {
       psql(
         settings,
         engineless() ? leftovers : `${leftovers}\n${dropSideDatabasesSql()}`,
-        settings.names.postgresContainer,
+        undefined,
         { allowFailure: true },
       ),
     ]);

@@ -20,6 +20,7 @@ import { Manifest } from "../../store/manifest";
 import { compareMaps, inventoryProblems } from "../verify";
 import { Checks, DAMAGED } from "./checks";
 import { Scratch } from "./scratch";
+import { containerServer } from "../../database/server";
 
 /** Rows, schema objects, owners, database state and migration state of the scratch database against the manifest. */
 export async function databaseChecks(
@@ -29,7 +30,7 @@ export async function databaseChecks(
   checks: Checks,
 ): Promise<void> {
   await checks.run("row counts", async () => {
-    const problems = inventoryProblems(manifest, await inventory(settings, db));
+    const problems = inventoryProblems(manifest, await inventory(settings, containerServer(db)));
     if (problems.length) {
       throw failure(problems.join("; "), DAMAGED);
     }
@@ -41,7 +42,11 @@ export async function databaseChecks(
     return `${Object.keys(manifest.tables).length} tables, ${rows} rows${extra.length ? ` and ${extra.join(", ")}` : ""} as recorded`;
   });
   await checks.run("migration state", async () => {
-    const problems = compareMaps("app", manifest.migrations, await migrationState(settings, db));
+    const problems = compareMaps(
+      "app",
+      manifest.migrations,
+      await migrationState(settings, containerServer(db)),
+    );
     if (problems.length) {
       throw failure(problems.join("; "), DAMAGED);
     }

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { docker } from "../../../ops/engine/docker";
 import { mountedHere } from "../../../ops/engine/engineless";
 import { OPS_SESSION_OPTIONS, pgCommand } from "../../../ops/database/postgres";
+import { containerServer } from "../../../ops/database/server";
 import { OpsError } from "../../../ops/core/errors";
 
 /** Runs `fn` as in the scheduler container (EDMS_ENGINE=none), restoring the environment after. */
@@ -69,7 +70,9 @@ describe("edms-ops without the engine (the scheduler)", function () {
       "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off",
     );
     const env = { PGAPPNAME: "edms-backup-dump" };
-    const here = await engineless(() => pgCommand("edms-postgres", "pg_dump", ["-d", "edms"], env));
+    const here = await engineless(() =>
+      pgCommand(containerServer("edms-postgres"), "pg_dump", ["-d", "edms"], env),
+    );
     expect(here).to.deep.equal({
       command: "pg_dump",
       args: ["-h", "edms-postgres", "-U", "edms_backup", "-d", "edms"],
@@ -79,7 +82,7 @@ describe("edms-ops without the engine (the scheduler)", function () {
         PGAPPNAME: "edms-backup-dump",
       },
     });
-    const operator = pgCommand("edms-postgres", "pg_dump", ["-d", "edms"], env);
+    const operator = pgCommand(containerServer("edms-postgres"), "pg_dump", ["-d", "edms"], env);
     expect(operator).to.deep.equal({
       command: "docker",
       args: [

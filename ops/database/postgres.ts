@@ -311,6 +311,9 @@ export async function countOf(settings: Settings, table: string): Promise<number
   return Number(count);
 }
 
+/** Where statements about other databases run (CREATE, DROP, the swap's renames): every server has it. */
+export const MAINTENANCE_DATABASE = "postgres";
+
 /** The database a restore fills beside the live one, and the name the live one gets when it is swapped out. */
 export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
 export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;

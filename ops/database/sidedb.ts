@@ -24,6 +24,7 @@ import {
   inventory,
   requirePostgres,
   literal,
+  MAINTENANCE_DATABASE,
   OPS_SESSION_OPTIONS,
   pgCommand,
   psql,
@@ -42,8 +43,6 @@ import { grantAppRights } from "./appRole";
 
 const SIDE_RESTORE_FIX =
   "The live database is unchanged; choose another backup (`edms-ops backups list`) or check this one with `edms-ops verify <id>`.";
-
-const MAINTENANCE_DATABASE = "postgres";
 
 function admin(settings: Settings, sql: string) {
   return psql(settings, sql, undefined, {}, MAINTENANCE_DATABASE);

@@ -8,6 +8,7 @@ import { readStackConfig } from "../../model/stackFile";
 import { docker } from "../../ops/engine/docker";
 import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
+import { EXTERNAL_PREFIX, EXTERNAL_ROLE } from "./externalPostgres";
 import { REPO_ROOT } from "./mocks";
 import { Applier, ApplyResult } from "./applier";
 
@@ -37,13 +38,20 @@ function removeLeftoverTestContainers(): void {
   const ids = [
     ...list(["ps", "-aq", "--filter", "label=edms.stack", "--filter", "name=^e2e-"]),
     ...list(["ps", "-aq", "--filter", `label=edms.role=${OFFSITE_ROLE}`, "--filter", "name=^e2e-"]),
+    ...list(["ps", "-aq", "--filter", `label=edms.role=${EXTERNAL_ROLE}`]),
   ];
   if (ids.length) {
     execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore" });
   }
-  const volumes = list(["volume", "ls", "-q", "--filter", `name=^${OFFSITE_DATA_PREFIX}`]);
+  const volumes = [OFFSITE_DATA_PREFIX, EXTERNAL_PREFIX].flatMap((prefix) =>
+    list(["volume", "ls", "-q", "--filter", `name=^${prefix}`]),
+  );
   if (volumes.length) {
     execFileSync("docker", ["volume", "rm", "-f", ...volumes], { stdio: "ignore" });
+  }
+  const networks = list(["network", "ls", "-q", "--filter", `label=edms.role=${EXTERNAL_ROLE}`]);
+  if (networks.length) {
+    execFileSync("docker", ["network", "rm", ...networks], { stdio: "ignore" });
   }
 }
 

@@ -8,9 +8,16 @@
 import { expect } from "chai";
 import * as path from "path";
 import { loadSettings } from "../../ops/core/stack";
+import {
+  appRightsSql,
+  appRoleSql,
+  appSessionsGoneSql,
+  backupRoleSql,
+} from "../../ops/database/appRole";
 import { inventory, migrationState, pgCommand, psql, runPg } from "../../ops/database/postgres";
 import { requireRestoreRights, restoreRights } from "../../ops/database/rights";
 import {
+  asLogin,
   asProvider,
   externalAddress,
   externalServer,
@@ -105,5 +112,81 @@ describe("an external PostgreSQL: TLS, a role that is not a superuser, the right
     );
     await requireRestoreRights(settings, limited, "edms");
     expect(await asProvider("SELECT count(*) FROM documents;")).to.equal("250");
+  });
+});
+
+describe("an external PostgreSQL: the application and backup roles made by an admin that is no superuser", function () {
+  before(async function () {
+    await startExternalPostgres();
+    await psql(
+      settings,
+      "CREATE TABLE documents (id serial PRIMARY KEY, title text NOT NULL); INSERT INTO documents (title) VALUES ('a');",
+      externalServer(),
+    );
+  });
+  after(async function () {
+    await stopExternalPostgres();
+  });
+
+  it("creates both roles with their logins (again on a re-run), not superusers, and grants the app the rows of the admin's tables", async function () {
+    for (let run = 0; run < 2; run += 1) {
+      await psql(settings, appRoleSql("app-pw-1"), externalServer(), {}, "postgres");
+      const said = await psql(
+        settings,
+        backupRoleSql("backup-pw-1"),
+        externalServer(),
+        {},
+        "postgres",
+      );
+      // PostgreSQL 15: CREATEROLE may grant pg_read_all_data, only a superuser gives BYPASSRLS (said so).
+      expect(said.join("\n")).to.match(/may not give edms_backup BYPASSRLS/);
+      expect(await psql(settings, appRightsSql("edms"), externalServer())).to.deep.equal([
+        "granted",
+      ]);
+    }
+    expect(
+      await asProvider(
+        "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname IN ('edms_app', 'edms_backup') ORDER BY 1;",
+      ),
+    ).to.equal("edms_app|t|f|f|f|f\nedms_backup|t|f|f|f|f");
+    const app = await asLogin(
+      "edms_app",
+      "app-pw-1",
+      "INSERT INTO documents (title) VALUES ('b'); SELECT count(*) FROM documents;",
+    );
+    expect(app.stdout.trim(), app.stderr).to.equal("2");
+    const truncate = await asLogin("edms_app", "app-pw-1", "TRUNCATE documents;");
+    expect(truncate.stderr).to.match(/permission denied/);
+    const backup = await asLogin("edms_backup", "backup-pw-1", "SELECT count(*) FROM documents;");
+    expect(backup.stdout.trim(), backup.stderr).to.equal("2");
+    // A table the admin creates later (a migration) is the app's by the default privileges.
+    await psql(
+      settings,
+      "CREATE TABLE later (v int); INSERT INTO later VALUES (1);",
+      externalServer(),
+    );
+    const later = await asLogin(
+      "edms_app",
+      "app-pw-1",
+      "UPDATE later SET v = 2; SELECT v FROM later;",
+    );
+    expect(later.stdout.trim(), later.stderr).to.equal("2");
+  });
+
+  it("ends a session the application role left open on the stack's database, with pg_signal_backend", async function () {
+    const open = asLogin("edms_app", "app-pw-1", "SELECT pg_sleep(60);");
+    for (let i = 0; i < 50; i += 1) {
+      if (
+        (await asProvider("SELECT count(*) FROM pg_stat_activity WHERE usename = 'edms_app';")) ===
+        "1"
+      ) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await psql(settings, appSessionsGoneSql(), externalServer(), {}, "postgres");
+    const ended = await open;
+    expect(ended.code).to.not.equal(0);
+    expect(ended.stderr).to.match(/terminating connection due to administrator command/);
   });
 });

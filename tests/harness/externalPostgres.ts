@@ -6,7 +6,7 @@
  * role, `edms_limited`, has none of those rights. Per test process (files run side by side).
  */
 import { ExternalServer } from "../../ops/database/server";
-import { docker } from "../../ops/engine/docker";
+import { docker, RunResult } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
 
 const TAG = process.env.EDMS_TEST_PORT_BASE ?? "serial";
@@ -168,6 +168,25 @@ export async function asProvider(sql: string, database = "edms"): Promise<string
     { input: sql },
   );
   return result.stdout.trim();
+}
+
+/**
+ * psql as `user` with `password` over TCP and TLS from inside the server's container (a role's login, as the
+ * app makes it); `background`: started and left running, its result awaited later.
+ */
+export function asLogin(user: string, password: string, sql: string): Promise<RunResult> {
+  return docker(
+    [
+      "exec",
+      "-i",
+      ...["-e", `PGPASSWORD=${password}`],
+      SERVER,
+      "psql",
+      `host=localhost sslmode=require user=${user} dbname=edms`,
+      ...["-v", "ON_ERROR_STOP=1", "-qAtX"],
+    ],
+    { input: sql, allowFailure: true },
+  );
 }
 
 /** The server's address on its network: to reach it by a name its certificate does not carry. */

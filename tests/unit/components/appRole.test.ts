@@ -79,8 +79,12 @@ describe("application role SQL", function () {
     const sql = appRightsSql("edms_restore");
     expect(sql).to.match(/\\if :has_role/);
     expect(sql).to.contain(`GRANT CONNECT ON DATABASE "edms_restore" TO "${APP_DB_USER}"`);
-    // Per object the superuser owns, never ON ALL TABLES: another role's table keeps its owner's grants.
-    expect(sql).to.contain("c.relowner = 'edms'::regrole \\gexec");
+    // Per object the connecting role (the superuser, or an external server's admin) owns, never ON ALL
+    // TABLES: another role's table keeps its owner's grants.
+    expect(sql).to.contain(
+      "c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \\gexec",
+    );
+    expect(sql).to.contain("ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER IN SCHEMA public");
     expect(sql).not.to.match(/ON ALL TABLES|GRANT ALL|TRUNCATE|GRANT CREATE|SUPERUSER/);
     expect(sql).to.contain("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
   });

@@ -11,7 +11,7 @@ import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { isFutureDated } from "../store/retention";
 import { failure } from "../core/errors";
-import { clusterCreated } from "../database/postgres";
+import { clusterCreated, hasSchema } from "../database/postgres";
 import { progress } from "../core/log";
 import { listBackups } from "../store/catalog";
 import { currentHistory, Deployment } from "../store/history";
@@ -52,25 +52,59 @@ export function dataSeen(evidence: DataEvidence): string | null {
   return seen.length ? seen.join(" and ") : null;
 }
 
+/**
+ * What the stack's records show of the current database: on production every recorded deployment and backup
+ * counts, whenever its cluster was made (a production database that served is never a fresh start, a recreated
+ * volume included); elsewhere only those since (a `reset`, a recreated volume: a fresh start).
+ */
+export async function dataEvidence(settings: Settings): Promise<DataEvidence> {
+  const [listing, history, databaseCreated] = await Promise.all([
+    listBackups(settings, { legacy: false }),
+    currentHistory(settings),
+    settings.environment === "production" ? null : clusterCreated(settings),
+  ]);
+  return { databaseCreated, history, backups: listing.complete, now: listing.hostTime };
+}
+
 /** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */
 export async function nothingToBackUp(settings: Settings): Promise<void> {
   const volume = settings.names.postgresVolume;
-  const listing = await listBackups(settings, { legacy: false });
-  const seen = dataSeen({
-    databaseCreated: await clusterCreated(settings),
-    history: await currentHistory(settings),
-    backups: listing.complete,
-    now: listing.hostTime,
-  });
+  const seen = dataSeen(await dataEvidence(settings));
   if (seen) {
     throw failure(
       `Nothing to back up, yet stack ${settings.stack} had data: its database (volume ${volume}) has no Django schema ` +
         `(no django_migrations table in any schema), while it has ${seen}. The database was emptied or replaced; ` +
         "no backup was taken and the earlier backups are untouched.",
-      `Restore the newest good backup (\`edms-ops backups list --stack ${settings.stack}\`, then ` +
-        `\`edms-ops restore <id> --stack ${settings.stack}\`) before anything else runs against it; if it was emptied on purpose ` +
-        `(dev or staging), start fresh with \`edms-ops reset --stack ${settings.stack} --confirm ${settings.stack}\`.`,
+      restoreFirst(settings),
     );
   }
   progress(`nothing to back up: database of ${settings.stack} has no schema yet (fresh deploy)`);
+}
+
+function restoreFirst(settings: Settings): string {
+  const confirm = settings.environment === "production" ? " --confirm production" : "";
+  return (
+    `Restore the newest good backup (\`edms-ops backups list --stack ${settings.stack}\`, then ` +
+    `\`edms-ops restore <id> --stack ${settings.stack}${confirm}\`) before anything else runs against it; if it was emptied on purpose ` +
+    `(dev or staging), start fresh with \`edms-ops reset --stack ${settings.stack} --confirm ${settings.stack}\`.`
+  );
+}
+
+/**
+ * Production is never started afresh: `migrate` on a production database without a Django schema, when the
+ * stack has deployed or backed up before (its volume lost and recreated empty, its schema dropped), would make
+ * an empty schema that web then serves. Refused, nothing changed; the fix is a restore.
+ */
+export async function refuseProductionFreshStart(settings: Settings, doing: string): Promise<void> {
+  if (settings.environment !== "production" || (await hasSchema(settings))) {
+    return;
+  }
+  const seen = dataSeen(await dataEvidence(settings));
+  if (seen) {
+    throw failure(
+      `Production's database (volume ${settings.names.postgresVolume}) has no Django schema, yet stack ${settings.stack} had data: it has ${seen}. ` +
+        `${doing} would start production afresh on an empty database; production is never reinitialised, so nothing was changed.`,
+      restoreFirst(settings),
+    );
+  }
 }

@@ -7,12 +7,13 @@ import { manage, runDjango } from "../database/django";
 import { releaseReference } from "../../model/images";
 import { failure } from "../core/errors";
 import { progress, say } from "../core/log";
+import { dataEvidence, dataSeen } from "../backup/emptyDatabase";
 
 export function register(program: Command): void {
   program
     .command("bootstrap")
     .description(
-      "First-deploy setup: load the edms:bootstrap fixtures into a database with no users, create the superuser if absent. Never overwrites",
+      "First-deploy setup: load the edms:bootstrap fixtures into a new database (no users, and none of the stack's deployments or backups recorded of it), create the superuser if absent. Never overwrites",
     )
     .addHelpText(
       "after",
@@ -28,13 +29,8 @@ export function register(program: Command): void {
           `Run \`edms-ops migrate --stack ${settings.stack}\` first.`,
         );
       }
-      const { superuser, email, fixtures } = settings.bootstrap;
-      if (users === 0 && fixtures.length > 0) {
-        progress(`empty database: loading fixtures ${fixtures.join(", ")}`);
-        await manage(settings, image, ["loaddata", ...fixtures], "loading fixtures");
-      } else {
-        progress(`${users} user(s) present: fixtures not loaded`);
-      }
+      const { superuser, email } = settings.bootstrap;
+      await loadFixtures(settings, image, users);
       const [exists] = await psql(
         settings,
         `SELECT count(*) FROM auth_user WHERE username = '${superuser.replace(/'/g, "''")}';`,
@@ -62,6 +58,26 @@ export function register(program: Command): void {
       say(`superuser ${superuser} created`);
       await recordIfNew(settings, users);
     });
+}
+
+/**
+ * The fixtures, into a new database only. No users is not a new database: an app reset (`reset-app auth`)
+ * leaves the others' rows, which the fixtures would overwrite by primary key. Only a database the stack's
+ * records know nothing of gets them (emptyDatabase.ts: on production none that ever served).
+ */
+async function loadFixtures(settings: Settings, image: string, users: number): Promise<void> {
+  const { fixtures } = settings.bootstrap;
+  if (users > 0 || fixtures.length === 0) {
+    progress(`${users} user(s) present: fixtures not loaded`);
+    return;
+  }
+  const seen = dataSeen(await dataEvidence(settings));
+  if (seen) {
+    say(`no users, but this database held data (it has ${seen}): fixtures not loaded over it`);
+    return;
+  }
+  progress(`empty database: loading fixtures ${fixtures.join(", ")}`);
+  await manage(settings, image, ["loaddata", ...fixtures], "loading fixtures");
 }
 
 /**

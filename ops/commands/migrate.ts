@@ -6,6 +6,7 @@ import { progress, say } from "../core/log";
 import { ensureAppRole } from "../database/appRole";
 import { withSession } from "../engine/session";
 import { refuseDuringRestore } from "../store/markers";
+import { refuseProductionFreshStart } from "../backup/emptyDatabase";
 
 export function register(program: Command): void {
   program
@@ -25,6 +26,7 @@ export function register(program: Command): void {
         "migrate",
         async (session) => {
           await refuseDuringRestore(session, "migrating");
+          await refuseProductionFreshStart(settings, "Migrating it");
           progress(`migrating ${settings.stack} with ${image}`);
           await manage(settings, image, ["migrate", "--noinput"], `migrate with ${image}`);
           await ensureAppRole(settings);

@@ -369,4 +369,26 @@ describe("e2e: production refusals, off-host copies, export and import", functio
     const forgot = await stack.ops(["backups", "forget", future, "--confirm", "production"]);
     expect(forgot.code, forgot.stderr).to.equal(0);
   });
+
+  it("a production database lost and recreated empty is not started afresh: migrate refuses, naming what the stack had, and bootstrap loads nothing; a restore brings it back and the next deploy serves it", async function () {
+    const backup = await stack.ops(["backup"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const id = backup.stdout.trim().split("\n").pop()!;
+    const before = await stack.fingerprint();
+    // The volume is protected in the state, not on the engine: gone, a refreshing `pulumi up` makes it anew.
+    await docker(["rm", "-f", `${stack.prefix}-postgres`]);
+    await docker(["volume", "rm", `${stack.prefix}_postgres_data`]);
+    const { error } = await stack.up();
+    expect(error?.message).to.match(/hook migrate failed/);
+    expect(error?.message).to.match(
+      /Production's database \(volume e2e-dr_postgres_data\) has no Django schema, yet stack dr had data: it has \d+ deployment\(s\) recorded onto it/,
+    );
+    expect(error?.message).to.contain("production is never reinitialised, so nothing was changed");
+    expect(await stack.psql("SELECT to_regclass('django_migrations') IS NULL;")).to.equal("t");
+    const restored = await stack.ops(["restore", id, "--confirm", "production"]);
+    expect(restored.code, restored.stderr).to.equal(0);
+    const again = await stack.up();
+    expect(again.error, again.error?.message).to.equal(undefined);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+  });
 });

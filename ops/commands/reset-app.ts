@@ -104,7 +104,8 @@ async function planAndReset(session: OpsSession, app: string, opts: { withDepend
   // Before anything stops: web/worker stay down on half-restored data until the restore is finished.
   await refuseDuringRestore(session, `resetting ${app}`);
   const apps = await migrationState(settings);
-  if (!(app in apps)) {
+  // Own keys only: `constructor` or `__proto__` is no app, whatever a plain object inherits.
+  if (!Object.hasOwn(apps, app)) {
     throw refuse(
       `Unknown app \`${app}\`: stack ${settings.stack} has migrations for ${Object.keys(apps).join(", ") || "no apps"}. Nothing was changed.`,
       "Pass one of those app labels.",

@@ -19,7 +19,7 @@ import {
 import { z } from "zod";
 import { parseJsonOrNull } from "../core/json";
 import { OffsiteCopy } from "./records";
-import { readOffsiteCopy } from "./offsiteCopy";
+import { COPY_TIMEOUT_SECONDS, readOffsiteCopy } from "./offsiteCopy";
 import { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
 
@@ -84,7 +84,9 @@ export async function listOffsite(
     requireKeys(settings, true);
   }
   const locks = options.locks
-    ? `; echo ${LOCKS_MARK}; for l in $(orestic --no-lock list locks); do orestic --no-lock cat lock "$l" | tr -d '\n'; echo; done`
+    ? // A failed listing fails the whole read (a word list's failure would pass unseen as "no locks"); a lock
+      // gone between its listing and its read is one less to show.
+      `; echo ${LOCKS_MARK}; locks=$(orestic --no-lock list locks) || exit 1; for l in $locks; do orestic --no-lock cat lock "$l" | tr -d '\n'; echo; done`
     : "";
   const result = await backupToolbox(
     settings,
@@ -265,8 +267,9 @@ export async function fetchFromOffsite(session: OpsSession, id: string): Promise
   }
   progress(`fetching ${id} from the off-host repository`);
   await session.exec(
-    `[ -f ${REPOSITORY}/config ] || frestic init --repository-version 2 --copy-chunker-params >/dev/null; frestic copy "$1" >/dev/null`,
-    [remote.snapshot],
+    // As long as an outgoing copy may take (EDMS_OFFSITE_COPY_TIMEOUT): a disaster's download is as big.
+    `OTIMEOUT="$2"; [ -f ${REPOSITORY}/config ] || frestic init --repository-version 2 --copy-chunker-params >/dev/null; frestic copy "$1" >/dev/null`,
+    [remote.snapshot, String(COPY_TIMEOUT_SECONDS)],
   );
 }
 

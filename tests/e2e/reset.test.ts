@@ -287,6 +287,11 @@ DROP ROLE reader;`);
         () => stack.ops(["reset-app", "invoices", "--confirm", "stg"]),
         /Unknown app `invoices`: stack stg has migrations for admin, auth, .*documents/,
       ],
+      [
+        "an app label a plain object inherits",
+        () => stack.ops(["reset-app", "constructor", "--confirm", "stg"]),
+        /Unknown app `constructor`: stack stg has migrations for admin, auth, .*documents/,
+      ],
       ["unknown flag", () => stack.ops(["backup", "--reasn", "x"]), /unknown option '--reasn'/],
       ["bad --wait", () => stack.ops(["health", "--wait", "soon"]), /--wait takes seconds ≥ 0/],
     ];

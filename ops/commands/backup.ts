@@ -3,7 +3,8 @@ import { BackupResult, createBackup } from "../backup/create";
 import { openStack } from "../core/context";
 import { say } from "../core/log";
 import { Settings, resourceNames } from "../../model/settings";
-import { docker } from "../engine/docker";
+import { docker, volumeExists } from "../engine/docker";
+import { startPostgres } from "../database/postgres";
 import { failure } from "../core/errors";
 import { REASONS } from "../../model/hooks";
 
@@ -23,13 +24,19 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
     { allowFailure: true },
   );
   const [running, volume] = inspected.stdout.trim().split(" ");
-  if (inspected.code !== 0 || running !== "true" || !volume) {
-    say("no running database of an earlier data generation: nothing to back up");
+  if (inspected.code !== 0 || !volume) {
+    await refuseUnreadableGeneration(settings);
+    say("no database of an earlier data generation: nothing to back up");
     return null;
   }
   if (volume === settings.names.postgresVolume) {
     say(`the running database is already on ${volume}: nothing to back up`);
     return null;
+  }
+  if (running !== "true") {
+    // Stopped, its volume would be replaced with nothing taken of it: started for the backup.
+    say(`starting ${settings.names.postgresContainer} (on ${volume}) for the backup`);
+    await startPostgres(settings);
   }
   const generation = Number(/_g(\d+)$/.exec(volume)?.[1] ?? 0);
   const names = resourceNames(settings.namePrefix, generation);
@@ -43,6 +50,22 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
     `backing up data generation ${generation} (${names.postgresVolume}, ${names.mediaVolume}) before the fresh start`,
   );
   return { ...settings, dataGeneration: generation, names };
+}
+
+/**
+ * No postgres container to dump the earlier generation with, while one of its volumes is there: the fresh
+ * start would replace it with nothing taken of it. Refused; the operator decides.
+ */
+async function refuseUnreadableGeneration(settings: Settings): Promise<void> {
+  for (let generation = settings.dataGeneration - 1; generation >= 0; generation -= 1) {
+    const volume = resourceNames(settings.namePrefix, generation).postgresVolume;
+    if (await volumeExists(volume)) {
+      throw failure(
+        `Stack ${settings.stack}'s postgres container is missing, so data generation ${generation} (volume ${volume}) cannot be backed up before the fresh start. Nothing was changed.`,
+        `Set \`edms:dataGeneration\` back to ${generation} and deploy, then bump it again; or remove the volume yourself if its data may go (\`docker volume rm ${volume}\`).`,
+      );
+    }
+  }
 }
 
 interface BackupFlags {

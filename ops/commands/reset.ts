@@ -100,6 +100,14 @@ async function resetBackup(settings: Settings): Promise<string | undefined> {
     const taken = await createBackup(settings, { reason: "pre-reset" });
     return taken?.entry.id;
   }
+  if (!postgres.exists && (await volumeExists(n.postgresVolume))) {
+    // A failed update may have removed the container (a replacement deletes it first): its volume still holds
+    // the database, which no container can dump now.
+    throw refuse(
+      `Stack ${settings.stack}'s postgres container is missing but its volume ${n.postgresVolume} is there, so the announced backup cannot be taken. Nothing was changed.`,
+      `Deploy it first (\`npm run up -- --stack ${settings.stack}\`) and reset again, or pass \`--no-backup\` to reset without a backup.`,
+    );
+  }
   if (await hasMediaFiles(settings)) {
     throw refuse(
       `Stack ${settings.stack} has media files but ${postgres.exists ? "no database schema" : "no postgres container"} to back up with them, so the announced backup cannot be taken. Nothing was changed.`,

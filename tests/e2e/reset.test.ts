@@ -198,9 +198,10 @@ DROP ROLE reader;`);
     expect(ids.some((id) => id.endsWith("-pre-reset"))).to.equal(true);
   });
 
-  it("1b. a dataGeneration bump gives the same: new _g1 volumes, superuser and fixtures only", async function () {
+  it("1b. a dataGeneration bump gives the same: new _g1 volumes, superuser and fixtures only; a stopped postgres is started for the earlier generation's backup", async function () {
     await stack.seed("g");
     const earlier = await stack.fingerprint();
+    await docker(["stop", `${stack.prefix}-postgres`]);
     stack.set("edms:dataGeneration", 1);
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
@@ -245,12 +246,14 @@ DROP ROLE reader;`);
     expect((await stack.up()).error).to.equal(undefined);
     expect((await stack.ops(["restore", taken[0]])).code).to.equal(0);
     expect(await stack.fingerprint()).to.deep.equal(before);
-    // Media files and no postgres container: nothing to back them up with, so nothing is removed.
+    // No postgres container to dump its volume with: nothing is removed.
     await docker(["rm", "-f", `${stack.prefix}-postgres`]);
     const volumes = await stack.volumes();
     const refused = await stack.ops(["reset", "--confirm", "stg"]);
     expect(refused.code, refused.stderr).to.equal(2);
-    expect(refused.stderr).to.contain("has media files but no postgres container");
+    expect(refused.stderr).to.contain(
+      `postgres container is missing but its volume ${stack.prefix}_postgres_data is there`,
+    );
     expect(await stack.volumes()).to.deep.equal(volumes);
     expect((await stack.up()).error).to.equal(undefined);
   });

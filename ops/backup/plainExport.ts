@@ -20,6 +20,7 @@ import { SCRATCH } from "../store/layout";
 import { Manifest } from "../store/manifest";
 import { BackupEntry, DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { FileSum, partialName, PlainFileName, plainManifest, sha256sums } from "./plainFormat";
+import { requireBackupsRoom, snapshotMediaBytes } from "./space";
 
 /** What the stream into one local file gave: the producer's and the writer's results, the sum. */
 interface Streamed {
@@ -141,6 +142,12 @@ export async function exportPlain(
   target: { target: string; exists: boolean },
 ): Promise<{ "db.dump": FileSum; "media.tar": FileSum }> {
   const manifest = await readManifest(session, entry);
+  await requireBackupsRoom(
+    session,
+    await snapshotMediaBytes(session, entry),
+    "the backup's media, restored to be tarred",
+    `the export of ${entry.id}`,
+  );
   const writer = new PlainWriter(target.target);
   try {
     if (!target.exists) {

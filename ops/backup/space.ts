@@ -14,6 +14,7 @@ import { listingCount, snapshotMedia } from "./mediaCount";
 import { PGDATA } from "../../model/containers";
 import { Manifest } from "../store/manifest";
 import { BackupEntry, MEDIA_DIR } from "../store/restic";
+import { BACKUPS_DIR } from "../store/layout";
 import { OpsSession } from "../engine/session";
 import { docker } from "../engine/docker";
 import { toolbox } from "../engine/toolbox";
@@ -233,6 +234,50 @@ export async function requireTestRestoreRoom(
     throw refuse(
       problem,
       "Free space on Docker's data root (`docker system df` shows what uses it), then retry.",
+    );
+  }
+}
+
+/** Bytes a snapshot's files take restored (`restic stats --mode restore-size`, metadata only): what an export copies. */
+export async function snapshotRestoreSize(
+  session: OpsSession,
+  entry: BackupEntry,
+): Promise<number> {
+  const stats = await session.exec('lrestic --no-lock stats --json --mode restore-size "$1"', [
+    entry.snapshot,
+  ]);
+  const total = Number((JSON.parse(stats.stdout) as { total_size?: unknown }).total_size);
+  return Number.isFinite(total) ? total : 0;
+}
+
+/**
+ * Scratch copies on the backups volume (an export's or an import's), checked before they are made: that volume
+ * shares Docker's data root with the live PostgreSQL, which a full disk stops.
+ */
+export async function requireBackupsRoom(
+  session: OpsSession,
+  needed: number,
+  what: string,
+  doing: string,
+): Promise<void> {
+  const { settings } = session;
+  const df = await session.exec(`df -Pk ${BACKUPS_DIR}`, [], { allowFailure: true });
+  const problem = roomProblem(
+    doing,
+    [
+      {
+        name: `the backups volume ${settings.names.backupsVolume}`,
+        what,
+        df: df.stdout,
+        needed: needed + SLACK,
+      },
+    ],
+    "Nothing was copied or changed.",
+  );
+  if (problem) {
+    throw refuse(
+      problem,
+      "Free space on the Docker host's data root (`docker system df`; `edms-ops backups prune` applies retention), then retry.",
     );
   }
 }

@@ -412,6 +412,28 @@ describe("e2e: backup on a full disk", function () {
     expect(await stack.fingerprint()).to.deep.equal(before);
     expect((await stack.ops(["health", "--wait", "60"])).code).to.equal(0);
   });
+
+  it("6i. an export, plain or not, whose copy would not fit on the backups volume is refused up front: nothing copied anywhere", async function () {
+    const [id] = await stack.backupIds();
+    const to = fs.mkdtempSync(path.join(os.tmpdir(), "edms-export-full-"));
+    try {
+      for (const plain of [[], ["--plain"]]) {
+        const exported = await stack.ops(["backups", "export", id, "--to", to, ...plain]);
+        expect(exported.code, exported.stderr).to.equal(2);
+        expect(exported.stderr).to.match(
+          new RegExp(
+            `Not enough free space for the export of ${id}: it needs about .* on the filesystem of the backups volume ${stack.backupsVolume} \\(.*\\), which has .* free\\. Nothing was copied or changed\\.`,
+          ),
+        );
+      }
+      expect(fs.readdirSync(to)).to.deep.equal([]);
+      expect(
+        await stack.onVolume(stack.backupsVolume, "ls -A /v | grep -c '^\\.export-' || true"),
+      ).to.equal("0");
+    } finally {
+      fs.rmSync(to, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("faults: restore and drill onto a nearly full filesystem", function () {

@@ -12,6 +12,7 @@ import { SCRATCH } from "../../store/layout";
 import { EXPORT_MARKER } from "../../store/exported";
 import { plainTarget } from "../../backup/plainFormat";
 import { exportPlain } from "../../backup/plainExport";
+import { requireBackupsRoom, snapshotRestoreSize } from "../../backup/space";
 
 async function exportBackup(
   id: string,
@@ -33,6 +34,12 @@ async function exportBackup(
     throw taken();
   }
   await withSession(settings, `backups export ${id}`, async (session) => {
+    await requireBackupsRoom(
+      session,
+      await snapshotRestoreSize(session, entry),
+      "a copy of the backup, checked before it leaves the host",
+      `the export of ${id}`,
+    );
     // Made here, exclusively: a second export to the same folder (it waited for the lock) must not
     // merge a second repository into this one, nor remove it when it fails.
     fs.mkdirSync(path.dirname(target), { recursive: true });

@@ -22,6 +22,7 @@ import { PLAIN_FORMAT } from "../../backup/plainFormat";
 import { parseSnapshots, PASSWORD_FILE } from "../../store/restic";
 import { OpsSession, withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
+import { requireBackupsRoom } from "../../backup/space";
 
 /**
  * Streams the checked files of a local folder into a scratch folder of the backups volume. The tar is made
@@ -112,6 +113,23 @@ export function register(backups: Command): void {
     .action(importBackup);
 }
 
+/** Room on the backups volume for `copies` times the folder's files (sizes as lstat gives them: nothing followed). */
+async function requireImportRoom(
+  session: OpsSession,
+  source: string,
+  files: readonly string[],
+  copies: number,
+  id: string,
+): Promise<void> {
+  const bytes = files.reduce((sum, file) => sum + fs.lstatSync(path.join(source, file)).size, 0);
+  await requireBackupsRoom(
+    session,
+    bytes * copies,
+    "the imported files and what is made of them",
+    `the import of ${id}`,
+  );
+}
+
 /** A first release's backup folder (manifest.json, db.dump, media.tar): checked, then made a snapshot. */
 async function importLegacyFolder(
   session: OpsSession,
@@ -122,6 +140,8 @@ async function importLegacyFolder(
   const manifest = parseLegacyManifest(fs.readFileSync(path.join(source, "manifest.json"), "utf8"));
   checkLegacyStack(manifest, settings.stack);
   refuseDuplicate(settings, present, manifest.id);
+  // The folder, its media.tar unpacked, and the snapshot made of them.
+  await requireImportRoom(session, source, [...LEGACY_LAYOUT], 3, manifest.id);
   const scratch = SCRATCH.import(process.pid);
   await upload(session, source, scratch, [...LEGACY_LAYOUT]);
   try {
@@ -142,6 +162,8 @@ async function importExported(
 ): Promise<string> {
   const { settings } = session;
   refuseDuplicate(settings, present, marker.id);
+  // The folder, and the packs copied from it into the repository.
+  await requireImportRoom(session, source, folder.files, 2, marker.id);
   const scratch = SCRATCH.import(process.pid);
   await upload(session, source, scratch, folder.files);
   try {

@@ -122,8 +122,14 @@ describe("workflows", function () {
   it("deploy: main → staging, release tags → production, rollback with a backup first on failure", function () {
     const wf = load("deploy.yml");
     expect(wf.on.push).to.deep.equal({ branches: ["main"], tags: ["v*"] });
-    const [up] = pulumiSteps(wf);
+    const [preview, up] = pulumiSteps(wf);
+    // The policy pack judges the whole stack before anything changes; `up` (no preview of its own
+    // through the automation API) only after a passing preview of the same stack and config.
+    expect(preview.with).to.include({ command: "preview", policyPacks: "policy" });
     expect(up.with).to.include({ command: "up", policyPacks: "policy" });
+    for (const key of ["stack-name", "config-map", "cloud-url"]) {
+      expect(preview.with?.[key], key).to.equal(up.with?.[key]);
+    }
     const rollback = steps(wf).find((s) => s.run?.includes("edms-ops rollback"));
     // Only after `up` itself failed, and only when that run changed the release.
     expect((up as { id?: string }).id).to.equal("up");

@@ -55,7 +55,8 @@ while IFS="$tab" read -r i enc size mtime; do
   p=$(printf '%bx' "$enc"); p=\${p%x}
   r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
   if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
-  if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
+  if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(realpath "$l" 2>/dev/null; printf x)" = "$l
+x" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
   printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
 done < "$T/o"
 [ -s "$T/p" ] || exit 0
@@ -65,9 +66,12 @@ paths "$D" | xargs -r stat -L -c '%s %n' > "$T/rs" 2>/dev/null || true
 # The restored copy and the live files are hashed at once, one core each.
 { paths "$D" | xargs -r sha256sum > "$T/rh" 2>/dev/null || true; } &
 # The live file is the reference only while it is the regular file the backup read (same size and mtime):
-# never a symlink (a compromised web can plant one), which stat without -L shows as one.
+# never a symlink (a compromised web can plant one), which stat without -L shows as one, nor a file reached
+# through a symlinked folder (stat follows those: /live/docs -> /drill/docs would compare the copy with
+# itself); realpath keeps a path only where it is itself, under /live/.
 paths "$L" | xargs -r stat -c '%A %s %Y %n' 2>/dev/null \\
   | awk -v at="$L" 'NR == FNR { want[at $4] = $2 " " $3; next } substr($1, 1, 1) == "-" && want[$4] == $2 " " $3 { print $4 }' "$T/p" - \\
+  | xargs -r realpath 2>/dev/null | awk -v at="$L" 'NR == FNR { want[at $4]; next } $0 in want' "$T/p" - \\
   | xargs -r sha256sum > "$T/lh" 2>/dev/null || true
 wait
 { sed 's/^/P /' "$T/p"; sed 's/^/S /' "$T/rs"; sed 's/^/H /' "$T/rh"; sed 's/^/L /' "$T/lh"; } | awk -v d="$D" -v l="$L" '

@@ -163,6 +163,28 @@ describe("drill: which media files are checksummed", function () {
     }
   });
 
+  it("never takes as the live reference a file reached through a symlinked folder (the restored copy compared with itself)", function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-linkdir-"));
+    try {
+      const names = ["plain.bin", "odd name.bin"];
+      const files = mediaTrees(root, names, (name) => `bytes of ${name}`);
+      // A compromised web replaces its folder with a link to where the drill restores: same names, sizes
+      // and times, so every check by name and stat alone passes.
+      fs.rmSync(path.join(root, "live", "sub"), { recursive: true });
+      fs.symlinkSync(path.join(root, "drill", "sub"), path.join(root, "live", "sub"));
+      // A restored file the restore damaged: compared with itself it would pass.
+      fs.writeFileSync(path.join(root, "drill", "sub", "plain.bin"), "BYTES of plain.bin");
+      for (const { shell, stdout, stderr } of checksumRuns(root, files)) {
+        const compared = compareChecksums(files, stdout);
+        expect(compared.againstLive, `${shell}: ${stderr}`).to.equal(0);
+        expect(compared.problems, shell).to.deep.equal([]);
+        expect(Object.keys(compared.checksums), shell).to.have.length(names.length);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("waits for the restored copy's hashes however long they take (a restored file that is a FIFO, fed late)", async function () {
     // Up to 10 s per shell for the reader to come, on a loaded host.
     this.timeout(60_000);

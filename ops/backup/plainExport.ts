@@ -86,8 +86,11 @@ async function streamToFile(
   return { produced, written, sum };
 }
 
+/** What link(2) says on a filesystem that has no hard links. */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
 /** One export in progress: the folder, what was written into it, how to undo it. */
-class PlainWriter {
+export class PlainWriter {
   private readonly written: string[] = [];
   private created = false;
 
@@ -106,12 +109,26 @@ class PlainWriter {
     return file;
   }
 
-  /** The partial file becomes `name`: link, then unlink, as a rename would overwrite a file put there meanwhile. */
+  /**
+   * The partial file becomes `name`: link, then unlink, as a rename would overwrite a file put there meanwhile.
+   * A filesystem without hard links (FAT, exFAT, some network mounts: the USB disk of a handover) gets a rename
+   * once `name` is seen absent.
+   */
   finish(name: PlainFileName): void {
     const final = path.join(this.target, name);
-    fs.linkSync(path.join(this.target, partialName(name)), final);
+    const partial = path.join(this.target, partialName(name));
+    try {
+      fs.linkSync(partial, final);
+    } catch (err) {
+      if (!NO_HARD_LINKS.has((err as NodeJS.ErrnoException).code ?? "") || fs.existsSync(final)) {
+        throw err;
+      }
+      fs.renameSync(partial, final);
+      this.written.push(final);
+      return;
+    }
     this.written.push(final);
-    fs.unlinkSync(path.join(this.target, partialName(name)));
+    fs.unlinkSync(partial);
   }
 
   write(name: PlainFileName, text: string): string {

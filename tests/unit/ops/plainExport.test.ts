@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { Writable } from "stream";
 import * as YAML from "yaml";
-import { exportPlain } from "../../../ops/backup/plainExport";
+import { exportPlain, PlainWriter } from "../../../ops/backup/plainExport";
 import {
   MEDIA_EXTRACT,
   PLAIN_FORMAT,
@@ -164,7 +164,9 @@ describe("plain export: manifest.json and SHA256SUMS", function () {
 });
 
 /** The lock container's side: what each script would print, and every script run. */
-function standIn(parts: { manifest?: Manifest; dump?: Buffer; mediaFails?: boolean } = {}) {
+function standIn(
+  parts: { manifest?: Manifest; dump?: Buffer; mediaFails?: boolean; freeKiB?: number } = {},
+) {
   const scripts: string[] = [];
   const exec = async (script: string, _args: readonly string[], options: RunOptions = {}) => {
     scripts.push(script);
@@ -172,6 +174,12 @@ function standIn(parts: { manifest?: Manifest; dump?: Buffer; mediaFails?: boole
       (options.stdout as Writable | undefined)?.write(data);
       return { code, stdout: options.stdout ? "" : String(data), stderr: code ? "boom" : "" };
     };
+    if (script.startsWith("df -Pk")) {
+      const free = parts.freeKiB ?? 100 * 1024 * 1024;
+      return send(
+        `Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 209715200 1 ${free} 1% /backups\n`,
+      );
+    }
     if (script.includes("manifest.json")) {
       return send(JSON.stringify(parts.manifest ?? manifest()));
     }
@@ -183,7 +191,8 @@ function standIn(parts: { manifest?: Manifest; dump?: Buffer; mediaFails?: boole
     }
     return send("");
   };
-  const session = { settings: { stack: "staging" }, exec } as unknown as OpsSession;
+  const settings = { stack: "staging", names: { backupsVolume: "edms_backups" } };
+  const session = { settings, exec } as unknown as OpsSession;
   return { session, scripts };
 }
 
@@ -235,6 +244,52 @@ describe("plain export: writing the folder", function () {
     );
     expect(fs.readdirSync(target)).to.deep.equal([]);
     expect(scripts[scripts.length - 1]).to.equal('rm -rf "$1"');
+  });
+});
+
+describe("plain export: room and filesystems", function () {
+  before(() => setQuiet(true));
+  after(() => setQuiet(false));
+
+  it("is refused before it writes anything when the backups volume has no room for the restored media", async function () {
+    const target = path.join(tmp, ID);
+    const { session, scripts } = standIn({ freeKiB: 1024 });
+    const err = (await exportPlain(session, entry, { target, exists: false }).catch(
+      (e) => e,
+    )) as OpsError;
+    expect(err).to.be.instanceOf(OpsError);
+    expect(err.exitCode).to.equal(2);
+    expect(err.message).to.match(
+      /Not enough free space for the export of .*: it needs about .* on the filesystem of the backups volume edms_backups \(.*\), which has 1\.0 MiB free\. Nothing was copied or changed\./,
+    );
+    expect(fs.existsSync(target)).to.equal(false);
+    expect(scripts.some((s) => s.includes("db.dump") || s.includes("tar "))).to.equal(false);
+  });
+
+  it("finishes each file by a rename where the filesystem has no hard links (FAT, exFAT), never over a file put there", async function () {
+    const target = path.join(tmp, ID);
+    // The module object itself (an `import *` namespace is read-only): what plainExport.ts reads through.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeFs = require("fs") as { linkSync: typeof fs.linkSync };
+    const link = nodeFs.linkSync;
+    const noLinks = () => {
+      throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+    };
+    nodeFs.linkSync = noLinks;
+    try {
+      const writer = new PlainWriter(target);
+      writer.create();
+      writer.write("manifest.json", "{}\n");
+      expect(fs.readdirSync(target)).to.deep.equal(["manifest.json"]);
+      fs.writeFileSync(path.join(target, "SHA256SUMS"), "put there meanwhile");
+      expect(() => writer.write("SHA256SUMS", "ours")).to.throw(/EPERM/);
+      expect(fs.readFileSync(path.join(target, "SHA256SUMS"), "utf8")).to.equal(
+        "put there meanwhile",
+      );
+    } finally {
+      nodeFs.linkSync = link;
+      fs.rmSync(target, { recursive: true, force: true });
+    }
   });
 });
 

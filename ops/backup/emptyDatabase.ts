@@ -3,8 +3,9 @@
  * the backup is skipped quietly. On a stack whose data volume has held data (a deployment recorded onto it,
  * or a backup taken of it, since its database cluster was made) it means the database was emptied or replaced:
  * a failure, so a scheduled backup is recorded `failed` (and `health` and the alerts say so) instead of `ok`
- * forever, and a deploy stops before it migrates a fresh schema over the loss. A volume created after all of
- * that (a `reset`, a lost volume recreated: a new initdb) is a fresh start again. Docker's volume `CreatedAt`
+ * forever, and a deploy stops before it migrates a fresh schema over the loss. On dev and staging a volume
+ * created after all of that (a `reset`, a lost volume recreated: a new initdb) is a fresh start again; never on
+ * production, where every record counts (dataEvidence). Docker's volume `CreatedAt`
  * cannot say this: it comes from the filesystem and moved when the postgres container restarted.
  */
 import { REASONS } from "../../model/hooks";
@@ -82,12 +83,13 @@ export async function nothingToBackUp(settings: Settings): Promise<void> {
 }
 
 function restoreFirst(settings: Settings): string {
-  const confirm = settings.environment === "production" ? " --confirm production" : "";
-  return (
+  const restore =
     `Restore the newest good backup (\`edms-ops backups list --stack ${settings.stack}\`, then ` +
-    `\`edms-ops restore <id> --stack ${settings.stack}${confirm}\`) before anything else runs against it; if it was emptied on purpose ` +
-    `(dev or staging), start fresh with \`edms-ops reset --stack ${settings.stack} --confirm ${settings.stack}\`.`
-  );
+    `\`edms-ops restore <id> --stack ${settings.stack}`;
+  return settings.environment === "production"
+    ? `${restore} --confirm production\`), then deploy again (\`pulumi up --stack ${settings.stack}\`).`
+    : `${restore}\`) before anything else runs against it; if it was emptied on purpose, start fresh with ` +
+        `\`edms-ops reset --stack ${settings.stack} --confirm ${settings.stack}\`.`;
 }
 
 /**

@@ -11,7 +11,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { Readable, Transform } from "stream";
-import { failure, OpsError } from "../core/errors";
+import { failure, OpsError, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress } from "../core/log";
 import { pipeCommands, RunResult } from "../engine/docker";
 import type { OpsSession } from "../engine/session";
@@ -120,8 +120,14 @@ export class PlainWriter {
     try {
       fs.linkSync(partial, final);
     } catch (err) {
-      if (!NO_HARD_LINKS.has((err as NodeJS.ErrnoException).code ?? "") || fs.existsSync(final)) {
+      if (!NO_HARD_LINKS.has((err as NodeJS.ErrnoException).code ?? "")) {
         throw err;
+      }
+      if (fs.existsSync(final)) {
+        throw refuse(
+          `${final} appeared while the export wrote it; it was left as it is.`,
+          "Check what wrote it; remove it, or pass another `--to`, then retry.",
+        );
       }
       fs.renameSync(partial, final);
       this.written.push(final);

@@ -21,6 +21,8 @@ import { toolbox } from "../engine/toolbox";
 import { psql } from "../database/postgres";
 import { refuse } from "../core/errors";
 import { formatBytes } from "../core/log";
+import { parseJsonOrNull } from "../core/json";
+import { z } from "zod";
 
 const SLACK = 64 * 1024 * 1024;
 /** PostgreSQL's default `max_wal_size` (a scratch server's). */
@@ -238,16 +240,21 @@ export async function requireTestRestoreRoom(
   }
 }
 
-/** Bytes a snapshot's files take restored (`restic stats --mode restore-size`, metadata only): what an export copies. */
-export async function snapshotRestoreSize(
-  session: OpsSession,
-  entry: BackupEntry,
-): Promise<number> {
-  const stats = await session.exec('lrestic --no-lock stats --json --mode restore-size "$1"', [
-    entry.snapshot,
-  ]);
-  const total = Number((JSON.parse(stats.stdout) as { total_size?: unknown }).total_size);
-  return Number.isFinite(total) ? total : 0;
+/**
+ * Bytes of the blobs a snapshot refers to, as stored (`restic stats --mode raw-data`, the index only): what a
+ * copy of it into a repository of its own writes. As an estimate of room: unreadable, it counts nothing, and
+ * the copy fails with its own error.
+ */
+export async function snapshotStoredSize(session: OpsSession, entry: BackupEntry): Promise<number> {
+  const stats = await session.exec(
+    'lrestic --no-lock stats --json --mode raw-data "$1"',
+    [entry.snapshot],
+    {
+      allowFailure: true,
+    },
+  );
+  const parsed = parseJsonOrNull(stats.stdout, z.looseObject({ total_size: z.number() }));
+  return stats.code === 0 && parsed ? parsed.total_size : 0;
 }
 
 /**

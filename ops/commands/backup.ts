@@ -33,11 +33,6 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
     say(`the running database is already on ${volume}: nothing to back up`);
     return null;
   }
-  if (running !== "true") {
-    // Stopped, its volume would be replaced with nothing taken of it: started for the backup.
-    say(`starting ${settings.names.postgresContainer} (on ${volume}) for the backup`);
-    await startPostgres(settings);
-  }
   const generation = Number(/_g(\d+)$/.exec(volume)?.[1] ?? 0);
   const names = resourceNames(settings.namePrefix, generation);
   if (names.postgresVolume !== volume) {
@@ -45,6 +40,11 @@ async function earlierGeneration(settings: Settings): Promise<Settings | null> {
       `The postgres container ${settings.names.postgresContainer} uses volume ${volume}, which is not one of stack ${settings.stack}'s data volumes. Nothing was changed;`,
       `check the container (\`docker inspect ${settings.names.postgresContainer}\`) and the stack's \`edms:dataGeneration\`.`,
     );
+  }
+  if (running !== "true") {
+    // Stopped, its volume would be replaced with nothing taken of it: started for the backup.
+    say(`starting ${settings.names.postgresContainer} (on ${volume}) for the backup`);
+    await startPostgres(settings);
   }
   say(
     `backing up data generation ${generation} (${names.postgresVolume}, ${names.mediaVolume}) before the fresh start`,

@@ -62,8 +62,8 @@ export function register(program: Command): void {
 
 /**
  * The fixtures, into a new database only. No users is not a new database: an app reset (`reset-app auth`)
- * leaves the others' rows, which the fixtures would overwrite by primary key. Only a database the stack's
- * records know nothing of gets them (emptyDatabase.ts: on production none that ever served).
+ * leaves the others' rows, which the fixtures would overwrite by primary key. Only a database no deployment
+ * was recorded onto gets them (emptyDatabase.ts: on production, whenever its cluster was made).
  */
 async function loadFixtures(settings: Settings, image: string, users: number): Promise<void> {
   const { fixtures } = settings.bootstrap;
@@ -71,9 +71,14 @@ async function loadFixtures(settings: Settings, image: string, users: number): P
     progress(`${users} user(s) present: fixtures not loaded`);
     return;
   }
-  const seen = dataSeen(await dataEvidence(settings));
+  // Deployments only: one is recorded once a deploy is healthy, after bootstrap; a backup may be taken of
+  // a first deploy that failed before its fixtures (the retry must still load them).
+  const seen = dataSeen({ ...(await dataEvidence(settings)), backups: [] });
   if (seen) {
-    say(`no users, but this database held data (it has ${seen}): fixtures not loaded over it`);
+    say(
+      `no users, but this database has served (it has ${seen}): fixtures not loaded over its rows. ` +
+        `Load them by hand if they are wanted: \`python3 manage.py loaddata ${fixtures.join(" ")}\` in the web container.`,
+    );
     return;
   }
   progress(`empty database: loading fixtures ${fixtures.join(", ")}`);

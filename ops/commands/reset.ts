@@ -105,7 +105,7 @@ async function resetBackup(settings: Settings): Promise<string | undefined> {
     // the database, which no container can dump now.
     throw refuse(
       `Stack ${settings.stack}'s postgres container is missing but its volume ${n.postgresVolume} is there, so the announced backup cannot be taken. Nothing was changed.`,
-      `Deploy it first (\`npm run up -- --stack ${settings.stack}\`) and reset again, or pass \`--no-backup\` to reset without a backup.`,
+      `Deploy it first (\`npm run up -- --stack ${settings.stack}\`) and reset again, or pass \`--no-backup\` to reset without a backup (an interrupted reset may have taken it already: \`edms-ops backups list --stack ${settings.stack}\`).`,
     );
   }
   if (await hasMediaFiles(settings)) {

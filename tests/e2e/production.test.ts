@@ -370,7 +370,7 @@ describe("e2e: production refusals, off-host copies, export and import", functio
     expect(forgot.code, forgot.stderr).to.equal(0);
   });
 
-  it("a production database lost and recreated empty is not started afresh: migrate refuses, naming what the stack had, and bootstrap loads nothing; a restore brings it back and the next deploy serves it", async function () {
+  it("a production database lost and recreated empty is not started afresh: migrate refuses, naming what the stack had; a restore brings it back and the next deploy serves it", async function () {
     const backup = await stack.ops(["backup"]);
     expect(backup.code, backup.stderr).to.equal(0);
     const id = backup.stdout.trim().split("\n").pop()!;

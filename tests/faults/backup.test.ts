@@ -413,7 +413,7 @@ describe("e2e: backup on a full disk", function () {
     expect((await stack.ops(["health", "--wait", "60"])).code).to.equal(0);
   });
 
-  it("6i. an export, plain or not, whose copy would not fit on the backups volume is refused up front: nothing copied anywhere", async function () {
+  it("6l. an export, plain or not, whose copy would not fit on the backups volume is refused up front: nothing copied anywhere", async function () {
     const [id] = await stack.backupIds();
     const to = fs.mkdtempSync(path.join(os.tmpdir(), "edms-export-full-"));
     try {

@@ -12,7 +12,7 @@ import { SCRATCH } from "../../store/layout";
 import { EXPORT_MARKER } from "../../store/exported";
 import { plainTarget } from "../../backup/plainFormat";
 import { exportPlain } from "../../backup/plainExport";
-import { requireBackupsRoom, snapshotRestoreSize } from "../../backup/space";
+import { requireBackupsRoom, snapshotStoredSize } from "../../backup/space";
 
 async function exportBackup(
   id: string,
@@ -36,7 +36,7 @@ async function exportBackup(
   await withSession(settings, `backups export ${id}`, async (session) => {
     await requireBackupsRoom(
       session,
-      await snapshotRestoreSize(session, entry),
+      await snapshotStoredSize(session, entry),
       "a copy of the backup, checked before it leaves the host",
       `the export of ${id}`,
     );

@@ -112,7 +112,8 @@ describe("drill: which media files are checksummed", function () {
   });
 
   it("checksums restored files by position, whatever their names hold (newline, tab, backslash, a leading dash, a trailing newline)", function () {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-names-"));
+    // Its real path: realpath is how the script knows a live file is itself.
+    const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-names-")));
     const names = [
       "two\nlines\t.pdf",
       "back\\slash",
@@ -164,7 +165,7 @@ describe("drill: which media files are checksummed", function () {
   });
 
   it("never takes as the live reference a file reached through a symlinked folder (the restored copy compared with itself)", function () {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-linkdir-"));
+    const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-linkdir-")));
     try {
       const names = ["plain.bin", "odd name.bin"];
       const files = mediaTrees(root, names, (name) => `bytes of ${name}`);

@@ -282,7 +282,7 @@ describe("plain export: room and filesystems", function () {
       writer.write("manifest.json", "{}\n");
       expect(fs.readdirSync(target)).to.deep.equal(["manifest.json"]);
       fs.writeFileSync(path.join(target, "SHA256SUMS"), "put there meanwhile");
-      expect(() => writer.write("SHA256SUMS", "ours")).to.throw(/EPERM/);
+      expect(() => writer.write("SHA256SUMS", "ours")).to.throw(/SHA256SUMS appeared while/);
       expect(fs.readFileSync(path.join(target, "SHA256SUMS"), "utf8")).to.equal(
         "put there meanwhile",
       );

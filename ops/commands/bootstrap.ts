@@ -13,7 +13,7 @@ export function register(program: Command): void {
   program
     .command("bootstrap")
     .description(
-      "First-deploy setup: load the edms:bootstrap fixtures into a new database (no users, and none of the stack's deployments or backups recorded of it), create the superuser if absent. Never overwrites",
+      "First-deploy setup: load the edms:bootstrap fixtures into a new database (no users, and no deployment recorded onto it), create the superuser if absent. Never overwrites",
     )
     .addHelpText(
       "after",

@@ -30,6 +30,7 @@ import { OpsSession } from "../engine/session";
 import { LAYOUT } from "../store/layout";
 import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
+import { containerServer } from "../database/server";
 
 const SCRATCH_FIX =
   "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
@@ -301,7 +302,6 @@ export const LAST_CHECK_FILE = LAYOUT.lastCheck;
 
 export type { RepositoryCheck } from "../store/records";
 import type { RepositoryCheck } from "../store/records";
-import { containerServer } from "../database/server";
 
 export interface VerifyReport {
   readonly id: string;

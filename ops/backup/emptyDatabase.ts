@@ -56,15 +56,19 @@ export function dataSeen(evidence: DataEvidence): string | null {
 /**
  * What the stack's records show of the current database: on production every recorded deployment and backup
  * counts, whenever its cluster was made (a production database that served is never a fresh start, a recreated
- * volume included); elsewhere only those since (a `reset`, a recreated volume: a fresh start).
+ * volume included); elsewhere only those since (a `reset`, a recreated volume: a fresh start). Without
+ * `backups`, the deployments only (the repository is not listed).
  */
-export async function dataEvidence(settings: Settings): Promise<DataEvidence> {
+export async function dataEvidence(
+  settings: Settings,
+  { backups = true }: { readonly backups?: boolean } = {},
+): Promise<DataEvidence> {
   const [listing, history, databaseCreated] = await Promise.all([
-    listBackups(settings, { legacy: false }),
+    backups ? listBackups(settings, { legacy: false }) : undefined,
     currentHistory(settings),
     settings.environment === "production" ? null : clusterCreated(settings),
   ]);
-  return { databaseCreated, history, backups: listing.complete, now: listing.hostTime };
+  return { databaseCreated, history, backups: listing?.complete ?? [], now: listing?.hostTime };
 }
 
 /** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */

@@ -73,7 +73,7 @@ async function loadFixtures(settings: Settings, image: string, users: number): P
   }
   // Deployments only: one is recorded once a deploy is healthy, after bootstrap; a backup may be taken of
   // a first deploy that failed before its fixtures (the retry must still load them).
-  const seen = dataSeen({ ...(await dataEvidence(settings)), backups: [] });
+  const seen = dataSeen(await dataEvidence(settings, { backups: false }));
   if (seen) {
     say(
       `no users, but this database has served (it has ${seen}): fixtures not loaded over its rows. ` +

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { Settings } from "../../model/settings";
 import { failure } from "../core/errors";
 import { parseJson } from "../core/json";
-import { literal, MAINTENANCE_DATABASE, psql } from "./postgres";
+import { ident, literal, MAINTENANCE_DATABASE, psql } from "./postgres";
 import { DatabaseServer, serverName } from "./server";
 
 const RightsSchema = z.object({
@@ -38,8 +38,8 @@ export function missingRestoreRights(rights: Rights, database: string): string[]
   if (rights.superuser) {
     return [];
   }
-  const role = `"${rights.role.replace(/"/g, '""')}"`;
-  const db = `"${database.replace(/"/g, '""')}"`;
+  const role = ident(rights.role);
+  const db = ident(database);
   return [
     ...(rights.owner === null ? [`database ${database} does not exist on this server`] : []),
     ...(rights.createdb

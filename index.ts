@@ -30,6 +30,7 @@ const edms = new Edms(
     backupSecrets: config.backupSecrets,
     tlsPem: config.tlsPem,
     alertTargets: config.alertTargets,
+    externalDatabase: config.externalDatabase,
   },
   { providers: { docker: dockerProvider } },
 );
@@ -38,7 +39,8 @@ export const environment = settings.environment;
 export const version = settings.version;
 export const url = edms.url;
 export const volumes = {
-  postgres: settings.names.postgresVolume,
+  // None with an external database (`edms:database`): the program never holds its data.
+  ...(settings.database ? {} : { postgres: settings.names.postgresVolume }),
   media: settings.names.mediaVolume,
   backups: settings.names.backupsVolume,
   redis: settings.names.redisVolume,

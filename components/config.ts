@@ -8,6 +8,8 @@ import * as path from "path";
 import {
   alertSecrets,
   ConfigError,
+  databasePassword,
+  ExternalDatabase,
   KNOWN_KEYS,
   maskAlertTargets,
   offsiteSecrets,
@@ -50,6 +52,14 @@ function maskOffsite(backup: unknown): unknown {
   };
 }
 
+/** `edms:database` with its password as the stack file keeps a secret. */
+function maskDatabase(database: unknown): unknown {
+  const value = parseJsonish(database) as { password?: unknown } | undefined;
+  return value && typeof value === "object" && value.password !== undefined
+    ? { ...value, password: { secure: "(decrypted by pulumi)" } }
+    : database;
+}
+
 /** Reads the current stack's config. Call once, from index.ts. */
 export function loadConfig(): LoadedConfig {
   const config = new pulumi.Config("edms");
@@ -81,6 +91,7 @@ export function loadConfig(): LoadedConfig {
       ...raw,
       ...(isConfigSecret("edms:backup") ? { backup: maskOffsite(raw.backup) } : {}),
       ...(isConfigSecret("edms:alerts") ? { alerts: maskAlertTargets(raw.alerts) } : {}),
+      ...(isConfigSecret("edms:database") ? { database: maskDatabase(raw.database) } : {}),
     },
     dockerHost,
   );
@@ -92,7 +103,36 @@ export function loadConfig(): LoadedConfig {
     tlsPem: settings.proxy.tls ? readTlsPem(settings.proxy.tls) : undefined,
     backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
     alertTargets: alerts ? pulumi.secret(alerts) : undefined,
+    externalDatabase: settings.database ? readDatabase(settings.database, raw.database) : undefined,
   };
+}
+
+/** The external database's password (a secret) and its server's CA, read from the file next to the stack. */
+function readDatabase(database: ExternalDatabase, raw: unknown): EdmsArgs["externalDatabase"] {
+  const password = databasePassword(raw);
+  if (password === undefined) {
+    throw new ConfigError(pulumi.getStack(), [
+      "`edms:database.password` is missing: set it with `pulumi config set --secret --path edms:database.password <password>`.",
+    ]);
+  }
+  const file = database.caCertificateFile;
+  if (file === undefined) {
+    return { password: pulumi.secret(password) };
+  }
+  let ca: string;
+  try {
+    ca = fs.readFileSync(path.resolve(file), "utf8");
+  } catch (err) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:database.caCertificateFile\` cannot be read (${(err as Error).message}): put the CA's PEM file there or fix the path.`,
+    ]);
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(ca)) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:database.caCertificateFile\` (${file}) holds no -----BEGIN CERTIFICATE----- block: give the PEM file of the CA that signed the server's certificate.`,
+    ]);
+  }
+  return { password: pulumi.secret(password), caCertificate: ca.endsWith("\n") ? ca : `${ca}\n` };
 }
 
 /**

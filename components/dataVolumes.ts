@@ -9,9 +9,16 @@ export interface DataVolumesArgs {
   readonly settings: Settings;
 }
 
-/** The four named volumes. Names come from `Settings.names`; protection from `volumeProtection`. */
+/**
+ * The named volumes: postgres (unless `edms:database` is external), redis, media, backups; names from
+ * `Settings.names`, protection from `volumeProtection`. With an external database, the credentials volume
+ * `backups init` fills for edms-ops' clients instead: nothing in it is data (the next deploy writes it again).
+ */
 export class DataVolumes extends pulumi.ComponentResource {
-  readonly volumes: Record<VolumeRole, docker.Volume>;
+  readonly volumes: Omit<Record<VolumeRole, docker.Volume>, "postgres"> & {
+    readonly postgres?: docker.Volume;
+  };
+  readonly databaseCredentials?: docker.Volume;
 
   constructor(name: string, args: DataVolumesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:DataVolumes", name, {}, opts);
@@ -23,7 +30,7 @@ export class DataVolumes extends pulumi.ComponentResource {
       backups: settings.names.backupsVolume,
     };
     const volumes = {} as Record<VolumeRole, docker.Volume>;
-    for (const role of VOLUME_ROLES) {
+    for (const role of VOLUME_ROLES.filter((r) => r !== "postgres" || !settings.database)) {
       const protection = volumeProtection(settings.environment, role);
       volumes[role] = new docker.Volume(
         `${name}-${role}`,
@@ -35,6 +42,20 @@ export class DataVolumes extends pulumi.ComponentResource {
       );
     }
     this.volumes = volumes;
+    this.databaseCredentials = settings.database
+      ? new docker.Volume(
+          `${name}-database-credentials`,
+          {
+            name: settings.names.databaseCredentialsVolume,
+            // Not data: every deploy's `backups init` writes it again from the stack's config.
+            labels: stackLabels(settings, {
+              [LABELS.data]: "cache",
+              [LABELS.role]: "database-credentials",
+            }),
+          },
+          { parent: this },
+        )
+      : undefined;
     this.registerOutputs({ names });
   }
 }

@@ -4,6 +4,7 @@ import { Settings } from "../model/settings";
 import { secretFile, stackContainer } from "./container";
 import {
   APP_DB_PASSWORD_FILE,
+  DATABASE_CA_FILE,
   djangoEnvironment,
   MEDIA_ROOT,
   REDIS_PASSWORD_FILE,
@@ -28,6 +29,9 @@ export interface DjangoServiceArgs {
   /** The stack's `internal` data network: PostgreSQL and Redis. */
   readonly dataNetwork: pulumi.Input<string>;
   readonly mediaVolume: pulumi.Input<string>;
+  /** With an external database: the network it is reached through, and its server's CA (PEM). */
+  readonly databaseNetwork?: pulumi.Input<string>;
+  readonly databaseCa?: string;
   /** The application role's password (model/containers.ts APP_DB_USER); never the superuser's. */
   readonly appDbPassword: pulumi.Input<string>;
   readonly secretKey: pulumi.Input<string>;
@@ -83,9 +87,11 @@ export class DjangoService extends pulumi.ComponentResource {
         role: args.process,
         labels: { [LABELS.version]: settings.version },
         // The worker only talks to the datastores; web also faces the proxy (or the published port).
-        networks: web
-          ? [{ name: args.frontNetwork }, { name: args.dataNetwork }]
-          : [{ name: args.dataNetwork }],
+        networks: [
+          ...(web ? [{ name: args.frontNetwork }] : []),
+          { name: args.dataNetwork },
+          ...(args.databaseNetwork ? [{ name: args.databaseNetwork }] : []),
+        ],
       },
       {
         name: web ? webContainerName(settings) : settings.names.workerContainer,
@@ -96,6 +102,7 @@ export class DjangoService extends pulumi.ComponentResource {
           secretFile(APP_DB_PASSWORD_FILE, args.appDbPassword),
           secretFile(`${SECRETS_DIR}/django_secret_key`, args.secretKey),
           secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
+          ...(args.databaseCa ? [secretFile(DATABASE_CA_FILE, args.databaseCa)] : []),
         ],
         volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
         ports: web && !proxied ? [publishedPort(settings, WEB_PORT, settings.httpPort)] : [],

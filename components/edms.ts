@@ -1,34 +1,17 @@
 import * as command from "@pulumi/command";
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HOOK_CONTRACTS, HOOK_WAIT_SECONDS, WaitInput } from "../model/hooks";
 import { publishedUrl } from "../model/https";
-import { releaseReference } from "../model/images";
-import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
-import { DataVolumes } from "./dataVolumes";
+import { BackupSecrets, Settings } from "../model/settings";
 import { DjangoService } from "./djangoService";
+import { EdmsArgs, Foundation, foundation } from "./foundation";
 import { handedBackupId, HookSecrets, opsHook } from "./hooks";
-import { EdmsNetwork } from "./network";
-import { Postgres } from "./postgres";
 import { containerReplacement } from "../model/protection";
 import { EdmsProxy } from "./proxy";
-import { Redis } from "./redis";
 import { Scheduler } from "./scheduler";
 import { scheduleEnabled } from "../model/schedule";
-import { EdmsSecrets } from "./secrets";
 
-export interface EdmsArgs {
-  readonly settings: Settings;
-  /** `edms:superuserPassword`; generated when absent. */
-  readonly superuserPassword?: pulumi.Input<string>;
-  /** `edms:backup.offsite` repository and credentials (secret), when set. */
-  readonly backupSecrets?: pulumi.Input<BackupSecrets>;
-  /** Certificate chain + key for `edms:proxy.tls` (secret). */
-  readonly tlsPem?: pulumi.Input<string>;
-  /** `edms:alerts` target URLs (secret), uploaded into the scheduler as files. */
-  readonly alertTargets?: pulumi.Input<AlertSecrets>;
-}
-
+export type { EdmsArgs } from "./foundation";
 /**
  * The whole EDMS on one Docker host, in the order the design's deploy graph fixes:
  *
@@ -90,102 +73,6 @@ export class Edms extends pulumi.ComponentResource {
   }
 }
 
-/** What every later step of the deploy builds on: secrets, network, volumes, datastores, the release image. */
-interface Foundation {
-  readonly name: string;
-  readonly settings: Settings;
-  readonly child: pulumi.CustomResourceOptions;
-  readonly secrets: EdmsSecrets;
-  readonly network: EdmsNetwork;
-  readonly data: DataVolumes;
-  readonly freshStartBackup?: command.local.Command;
-  readonly postgres: Postgres;
-  readonly redis: Redis;
-  readonly backendImage: docker.RemoteImage;
-  /** The release's identity: hooks keyed on it run once per release. */
-  readonly release: pulumi.Input<unknown>[];
-  /** The database's identity: hooks keyed on it run again for a new (possibly empty) database. */
-  readonly database: pulumi.Input<unknown>[];
-  readonly datastores: pulumi.Resource[];
-}
-
-function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource): Foundation {
-  const { settings } = args;
-  const child = { parent };
-  const secrets = new EdmsSecrets(
-    `${name}-secrets`,
-    { superuserPassword: args.superuserPassword },
-    child,
-  );
-  const network = new EdmsNetwork(`${name}-network`, { settings }, child);
-  const data = new DataVolumes(`${name}-data`, { settings }, child);
-  const freshStartBackup = freshStartBackupHook(settings, { ...child, dependsOn: [data, network] });
-  const postgres = new Postgres(
-    `${name}-postgres`,
-    {
-      settings,
-      network: network.dataName,
-      volume: data.volumes.postgres.name,
-      password: secrets.postgresPassword,
-      after: freshStartBackup ? [freshStartBackup] : [],
-    },
-    child,
-  );
-  const redis = new Redis(
-    `${name}-redis`,
-    {
-      settings,
-      network: network.dataName,
-      volume: data.volumes.redis.name,
-      password: secrets.redisPassword,
-    },
-    child,
-  );
-  const backendImage = new docker.RemoteImage(
-    `${name}-backend-image`,
-    // keepLocally: an old release's image stays on the host, so rollback needs no registry. Pinned by
-    // `edms:releaseDigest` when set (model/images.ts).
-    { name: releaseReference(settings), keepLocally: true },
-    child,
-  );
-  return {
-    name,
-    settings,
-    child,
-    secrets,
-    network,
-    data,
-    freshStartBackup,
-    postgres,
-    redis,
-    backendImage,
-    release: [settings.version, backendImage.imageId],
-    // A new postgres container means possibly a new, empty database: after a `dataGeneration` bump, or after
-    // `edms-ops reset` and a refreshing `pulumi up` recreate the volume under the same name. migrate and
-    // bootstrap are idempotent (bootstrap never overwrites), so re-running them then is safe, and skipping
-    // them is not.
-    database: [data.volumes.postgres.name, postgres.container.id],
-    datastores: [postgres, redis, data],
-  };
-}
-
-/**
- * A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the running
- * one's data (the earlier generation) is backed up, the undo of the fresh start. Never on production, where
- * dataGeneration is a config error.
- */
-function freshStartBackupHook(
-  settings: Settings,
-  opts: pulumi.CustomResourceOptions,
-): command.local.Command | undefined {
-  return settings.environment === "production"
-    ? undefined
-    : opsHook(
-        HOOK_CONTRACTS.freshStartBackup,
-        { settings, triggers: [settings.dataGeneration] },
-        opts,
-      );
-}
 
 /** backupInit → preDeployBackup → migrate → bootstrap: everything that touches the data before new code runs. */
 function dataHooks(base: Foundation, args: EdmsArgs) {
@@ -199,12 +86,30 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
   const { settings, child, secrets, release, database, datastores } = base;
   // The restic repository's key (and the off-host credentials) reach the host before any backup needs
   // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
+  // With an external database it also writes edms-ops' credentials volume for it: again on a new host,
+  // which a new redis container (or a new credentials volume) says, as no postgres container does there.
+  const external = args.externalDatabase;
   const backupInit = opsHook(
     HOOK_CONTRACTS.backupInit,
     {
       settings,
-      triggers: [secrets.backupPassword, args.backupSecrets ?? null, ...database],
-      secrets: backupHookSecrets(secrets.backupPassword, args.backupSecrets),
+      triggers: [
+        secrets.backupPassword,
+        args.backupSecrets ?? null,
+        ...database,
+        ...(external
+          ? [base.redis.container.id, external.password, external.caCertificate ?? null]
+          : []),
+      ],
+      secrets: {
+        ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),
+        ...(external
+          ? {
+              EDMS_DATABASE_PASSWORD: external.password,
+              ...(external.caCertificate ? { EDMS_DATABASE_CA: external.caCertificate } : {}),
+            }
+          : {}),
+      },
     },
     { ...child, dependsOn: datastores },
   );
@@ -241,7 +146,7 @@ function schemaHooks(base: Foundation, after: command.local.Command) {
       settings,
       triggers: [...release, ...database, secrets.appDbPassword, secrets.backupDbPassword],
       secrets: {
-        EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+        EDMS_POSTGRES_PASSWORD: base.ownerPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
         EDMS_REDIS_PASSWORD: secrets.redisPassword,
         EDMS_APP_DB_PASSWORD: secrets.appDbPassword,
@@ -257,7 +162,7 @@ function schemaHooks(base: Foundation, after: command.local.Command) {
       settings,
       triggers: database,
       secrets: {
-        EDMS_POSTGRES_PASSWORD: secrets.postgresPassword,
+        EDMS_POSTGRES_PASSWORD: base.ownerPassword,
         EDMS_DJANGO_SECRET_KEY: secrets.djangoSecretKey,
         EDMS_REDIS_PASSWORD: secrets.redisPassword,
         EDMS_SUPERUSER_PASSWORD: secrets.superuserPassword,
@@ -334,6 +239,8 @@ function releaseService(
       frontNetwork: network.frontName,
       dataNetwork: network.dataName,
       mediaVolume: data.volumes.media.name,
+      databaseNetwork: network.databaseName,
+      databaseCa: base.databaseCa,
       appDbPassword: secrets.appDbPassword,
       secretKey: secrets.djangoSecretKey,
       redisPassword: secrets.redisPassword,

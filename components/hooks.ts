@@ -23,6 +23,9 @@ export interface HookSecrets {
   /** Off-host repository URL and backend variables (JSON), when `edms:backup.offsite` is set. */
   readonly EDMS_OFFSITE_REPOSITORY?: pulumi.Input<string>;
   readonly EDMS_OFFSITE_ENV?: pulumi.Input<string>;
+  /** `edms:database`'s password and its server's CA: `backups init` writes edms-ops' credentials volume. */
+  readonly EDMS_DATABASE_PASSWORD?: pulumi.Input<string>;
+  readonly EDMS_DATABASE_CA?: pulumi.Input<string>;
 }
 
 /** A contract's input as the program has it: any field may be another resource's output. */

@@ -18,6 +18,11 @@ export class EdmsNetwork extends pulumi.ComponentResource {
   readonly data: docker.Network;
   readonly frontName: pulumi.Output<string>;
   readonly dataName: pulumi.Output<string>;
+  /**
+   * Where an external database (`edms:database`) is reached: `database.network` as given, or the stack's
+   * `<prefix>-database` bridge (with a gateway); undefined for the stack's own postgres.
+   */
+  readonly databaseName?: pulumi.Input<string>;
 
   constructor(name: string, args: EdmsNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:EdmsNetwork", name, {}, opts);
@@ -37,6 +42,16 @@ export class EdmsNetwork extends pulumi.ComponentResource {
     );
     this.frontName = this.front.name;
     this.dataName = this.data.name;
+    const database = settings.database;
+    this.databaseName =
+      database?.network ??
+      (database
+        ? new docker.Network(
+            `${name}-database`,
+            { name: settings.names.databaseNetwork, driver: "bridge", labels },
+            { parent: this },
+          ).name
+        : undefined);
     this.registerOutputs({ front: this.frontName, data: this.dataName });
   }
 }

@@ -27,6 +27,14 @@ export const BACKUP_DB_USER = "edms_backup";
 export const BACKUP_DB_PASSFILE = `${SECRETS_DIR}/backup_db.pgpass`;
 /** The superuser's password, in postgres and edms-ops' one-off containers only. */
 export const SUPERUSER_PASSWORD_FILE = `${SECRETS_DIR}/postgres_password`;
+/**
+ * The CA of an external database's server (`edms:database.caCertificateFile`) in web, worker and the one-off
+ * containers: libpq reads it through PGSSLROOTCERT.
+ */
+export const DATABASE_CA_FILE = `${SECRETS_DIR}/database_ca.crt`;
+/** Whether `sslMode` checks the server's certificate, so its clients need the CA file. */
+export const sslModeVerifies = (sslMode: string) =>
+  sslMode === "verify-ca" || sslMode === "verify-full";
 /** A pgpass line's field: `:` and `\\` escaped (libpq). */
 export const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\${c}`);
 export const PGDATA = "/var/lib/postgresql/data";
@@ -62,17 +70,42 @@ export function djangoEnvironment(settings: Settings, role: DatabaseRole): strin
     "DJANGO_SETTINGS_MODULE=edms.settings",
     `EDMS_ENVIRONMENT=${settings.environment}`,
     `EDMS_VERSION=${settings.version}`,
-    "POSTGRES_HOST=postgres",
+    ...databaseEnvironment(settings),
     `POSTGRES_DB=${POSTGRES_DB}`,
     ...(role === "app"
       ? [`POSTGRES_USER=${APP_DB_USER}`, `POSTGRES_PASSWORD_FILE=${APP_DB_PASSWORD_FILE}`]
-      : [`POSTGRES_USER=${POSTGRES_USER}`, `POSTGRES_PASSWORD_FILE=${SUPERUSER_PASSWORD_FILE}`]),
+      : [
+          `POSTGRES_USER=${ownerRole(settings)}`,
+          `POSTGRES_PASSWORD_FILE=${SUPERUSER_PASSWORD_FILE}`,
+        ]),
     `DJANGO_SECRET_KEY_FILE=${SECRETS_DIR}/django_secret_key`,
     // The URL carries no password: the app adds the one in REDIS_PASSWORD_FILE.
     "REDIS_URL=redis://redis:6379/0",
     `REDIS_PASSWORD_FILE=${REDIS_PASSWORD_FILE}`,
     `MEDIA_ROOT=${MEDIA_ROOT}`,
     ...djangoHttpsEnvironment(settings),
+  ];
+}
+
+/** The role migrations, bootstrap and edms-ops connect as: the stack's superuser, or the external server's admin. */
+export function ownerRole(settings: Settings): string {
+  return settings.database?.user ?? POSTGRES_USER;
+}
+
+/**
+ * Where a Django process finds the server: the stack's postgres container by its alias, or the external
+ * server with its port and TLS as libpq variables (psycopg reads them; Django passes no port of its own).
+ */
+function databaseEnvironment(settings: Settings): string[] {
+  const database = settings.database;
+  if (!database) {
+    return ["POSTGRES_HOST=postgres"];
+  }
+  return [
+    `POSTGRES_HOST=${database.host}`,
+    `PGPORT=${database.port}`,
+    `PGSSLMODE=${database.sslMode}`,
+    ...(sslModeVerifies(database.sslMode) ? [`PGSSLROOTCERT=${DATABASE_CA_FILE}`] : []),
   ];
 }
 

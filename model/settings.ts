@@ -6,6 +6,7 @@
  */
 export * from "./config/alerts";
 export * from "./config/backup";
+export * from "./config/database";
 export * from "./config/environments";
 export { durationMs, parseJsonish } from "./config/fields";
 export * from "./config/names";

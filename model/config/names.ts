@@ -14,6 +14,16 @@ export interface ResourceNames {
    * Django containers. The proxy is never on it.
    */
   readonly dataNetwork: string;
+  /**
+   * With `edms:database` and no `database.network`: a bridge with a gateway that web, worker and edms-ops'
+   * clients reach the external server through. Nothing else is on it.
+   */
+  readonly databaseNetwork: string;
+  /**
+   * With `edms:database`: edms-ops' credentials for it (pgpass, the server's CA, the password), root-only,
+   * written by `backups init` and mounted read-only into its client containers.
+   */
+  readonly databaseCredentialsVolume: string;
   readonly postgresContainer: string;
   readonly redisContainer: string;
   readonly webContainer: string;
@@ -36,6 +46,8 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     // while becoming `internal` would be replaced create-first, which Docker refuses for a taken name.
     frontNetwork: `${namePrefix}-front`,
     dataNetwork: `${namePrefix}-data`,
+    databaseNetwork: `${namePrefix}-database`,
+    databaseCredentialsVolume: `${namePrefix}_db_credentials`,
     postgresContainer: `${namePrefix}-postgres`,
     redisContainer: `${namePrefix}-redis`,
     webContainer: `${namePrefix}-web`,

@@ -8,6 +8,7 @@ import { ALERTS_FIX, alertsSchema } from "./alerts";
 import { BACKUP_FIX, backupSchema } from "./backup";
 import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
+import { databaseSchema, DATABASE_FIX } from "./database";
 import { bindAddressSchema, djangoSchema, tlsUpstreamSchema } from "./https";
 import { LIMITS_FIX, limitsSchema } from "./limits";
 import { HOOK_WAIT_SECONDS } from "../hooks";
@@ -195,6 +196,11 @@ function buildSchema(environment: Environment) {
       description:
         "{apprise?: [url, …], webhook?: url, offsiteLagBackups: int >= 1, offsiteLagHours: number > 0}. Where the scheduler on the Docker host sends alerts: a scheduled backup failed, skipped or missed; the off-host copy lags more than offsiteLagBackups backups or offsiteLagHours hours; the latest drill failed; a restore is incomplete; the newest good backup is older than edms:backup.rpo. One message when a condition starts, a reminder at most daily while it lasts, one when it clears. Target URLs carry tokens: set each with `pulumi config set --secret --path`; plain text is refused. They reach the scheduler as root-only files, never env or argv. Needs edms:backup.schedule (the scheduler sends them).",
       fix: ALERTS_FIX,
+    }),
+    database: setting(databaseSchema.optional(), {
+      description:
+        "{host, port (default 5432), user, password (secret), sslMode (default verify-full), caCertificateFile, network?}. An external PostgreSQL (managed or a dedicated server) instead of the stack's postgres container: the program then creates no postgres container or volume; web, worker and every hook connect over the network with TLS as sslMode asks, credentials as files. The database is `edms`, owned by `user`, which needs CREATEDB and CREATEROLE (it creates the app's roles) and never superuser. Not yet with edms:backup.schedule, restore, drill or reset (issue 22).",
+      fix: DATABASE_FIX,
     }),
     limits: setting(limitsSchema.prefault({}), {
       description:

@@ -115,6 +115,42 @@ function alertRuleProblems(values: Values): string[] {
   return [];
 }
 
+/**
+ * An external database (`edms:database`) has what the stack's own deploys need; the scheduler's backups of
+ * it are not built yet, and production, which needs them, must reach it over verified TLS.
+ */
+function databaseRuleProblems(values: Values, environment: unknown): string[] {
+  const database = values.database as ConfiguredSettings["database"];
+  const backup = values.backup as ConfiguredSettings["backup"] | undefined;
+  if (!database) {
+    return [];
+  }
+  const problems: string[] = [];
+  if (environment === "production" && database.sslMode !== "verify-full") {
+    problems.push(
+      `\`edms:database.sslMode: ${database.sslMode}\` is not allowed on production: production reaches its database over TLS with the server's certificate and name checked. Set \`sslMode: verify-full\` and \`caCertificateFile\`.`,
+    );
+  }
+  if (backup?.drillBeforeDeploy) {
+    problems.push(
+      "`edms:backup.drillBeforeDeploy` is not available with `edms:database` yet: the drill of an external database's backup is not built (issue 22). Remove `drillBeforeDeploy`, or remove `edms:database`.",
+    );
+  }
+  if (typeof values.dataGeneration === "number" && values.dataGeneration > 0) {
+    problems.push(
+      "`edms:dataGeneration` cannot start an external database afresh (`edms:database`): the program never empties or replaces it. Remove `dataGeneration`.",
+    );
+  }
+  if (backup && backup.schedule.trim() !== SCHEDULE_OFF) {
+    problems.push(
+      environment === "production"
+        ? "`edms:database` is not available on production yet: production is backed up on a schedule, and scheduled backups of an external database are not built yet (issue 22). Keep production on its own postgres container (remove `edms:database`)."
+        : "`edms:database` needs `edms:backup.schedule: off` for now: scheduled backups of an external database are not built yet (issue 22). Set `schedule: off` in `edms:backup` (backups still run before each deploy and by `edms-ops backup`), or remove `edms:database`.",
+    );
+  }
+  return problems;
+}
+
 function proxyRuleProblems(values: Values): string[] {
   const proxy = values.proxy as ConfiguredSettings["proxy"] | undefined;
   // A port that failed its own check is reported there; compare with what would be published.
@@ -166,6 +202,7 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     ...stackNameProblems(stack, values.environment),
     ...backupRuleProblems(raw, values.environment),
     ...proxyRuleProblems(values),
+    ...databaseRuleProblems(values, values.environment),
     ...alertRuleProblems(values),
     ...httpsRuleProblems(
       {

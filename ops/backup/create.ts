@@ -5,7 +5,7 @@
  * with the previous snapshot as parent, so unchanged media files are not even read again. restic writes a
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
-import { Settings } from "../../model/settings";
+import { Settings, databaseIdentity } from "../../model/settings";
 import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
@@ -211,14 +211,14 @@ const SNAPSHOT_ATTEMPTS = 2;
 /** The dump, its release label and bootstrap flag: the manifest without its media count. */
 async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
   const { settings } = session;
-  const { createdAt } = planned;
+  const [createdAt, identity] = [planned.createdAt, databaseIdentity(settings)];
   // The records the label and the bootstrap tag need are read while the dump runs.
   const [{ tables, objects, migrations, databaseState, database }, bootstrapRecord, restored] =
     await Promise.all([planned.dump, readBootstrapRecord(session), readRestoreRecord(session)]);
   const label = await schemaRelease(session, migrations, planned.deployments, restored);
   progress(`backup ${planned.id} is labelled ${describeLabel(label)}`);
   const plan: LabelledPlan = { ...planned, version: label.release };
-  const bootstrap = holdsOnlyBootstrap(bootstrapRecord, settings.names.postgresVolume, tables);
+  const bootstrap = holdsOnlyBootstrap(bootstrapRecord, identity, tables);
   if (bootstrap) {
     progress("the database holds only what the bootstrap wrote: tagged `bootstrap`");
   }
@@ -231,7 +231,7 @@ async function prepareSnapshot(session: OpsSession, planned: SnapshotPlan) {
     createdAt,
     version: plan.version,
     ...(plan.request.targetVersion ? { targetVersion: plan.request.targetVersion } : {}),
-    postgresVolume: settings.names.postgresVolume,
+    postgresVolume: identity,
     database,
     tables,
     objects,

@@ -19,6 +19,7 @@ import { docker, inspectContainer, pipeCommands } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { engineless } from "../engine/engineless";
 import { OPS_SESSION_OPTIONS, pgCommand, runPg, stackServer } from "../database/postgres";
+import { CREDENTIALS_DIR, DatabaseServer, externalClientEnv } from "../database/server";
 import type { OpsSession } from "../engine/session";
 import {
   DUMP_APPLICATION,
@@ -155,11 +156,12 @@ function dumpFailed(stderr: string) {
 export const CLIENT_SCRIPT = [
   "umask 077",
   "IFS= read -r pass",
-  `printf '%s\\n' "$pass" > /tmp/pgpass`,
+  // An empty first line: the pgpass file is the one PGPASSFILE names (an external server's, mounted).
+  `if [ -n "$pass" ]; then printf '%s\\n' "$pass" > /tmp/pgpass; PGPASSFILE=/tmp/pgpass; fi`,
   "unset pass",
   `rm -f ${STAGE_DIR}/*`,
-  `PGPASSFILE=/tmp/pgpass PGAPPNAME=${DUMP_APPLICATION} PGOPTIONS="${OPS_SESSION_OPTIONS}" ` +
-    `pg_dump -h "$2" -U ${POSTGRES_USER} ${DUMP_ARGS('"$1"').join(" ")} -f ${DUMP_FILE} &`,
+  `PGPASSFILE="$PGPASSFILE" PGAPPNAME=${DUMP_APPLICATION} PGOPTIONS="${OPS_SESSION_OPTIONS}" ` +
+    `pg_dump -h "$2" -p "$3" -U "$4" ${DUMP_ARGS('"$1"').join(" ")} -f ${DUMP_FILE} &`,
   "dump=$!",
   // An asynchronous list reads /dev/null unless told otherwise: the watcher gets the real stdin as fd 3.
   // Only a dump still running is removed: once it is done, `kill` fails and the complete file stays.
@@ -183,10 +185,15 @@ export async function dumpWithClient(
   snapshot: string,
   stop?: AbortSignal,
 ): Promise<DumpFile> {
-  const pgpass = await superuserPgpass(settings);
+  const server = stackServer(settings);
+  // An external server's pgpass is on the credentials volume the client mounts.
+  const pgpass = server.kind === "external" ? "\n" : await superuserPgpass(settings);
   // The server's own image (its pg_dump is of the server's major), not the configured one, which a
   // `pulumi config set` not yet deployed may have changed.
-  const server = await inspectContainer(settings.names.postgresContainer);
+  const image =
+    server.kind === "external"
+      ? server.clientImage
+      : (await inspectContainer(server.container)).image;
   // Open until the client ends: its first line is the pgpass line, its end edms-ops' end.
   const stdin = new PassThrough();
   stdin.write(pgpass);
@@ -196,7 +203,7 @@ export async function dumpWithClient(
   // Stopped: stdin ends as when edms-ops dies, and the client removes what it wrote.
   const end = () => stdin.end();
   stop?.addEventListener("abort", end, { once: true });
-  const result = await docker(clientArgs(settings, server.image, snapshot), {
+  const result = await docker(clientArgs(settings, server, image, snapshot), {
     input: stdin,
     allowFailure: true,
   }).finally(() => {
@@ -211,18 +218,36 @@ export async function dumpWithClient(
   return { file: "db.dump", bytes: Number(size), sha256 };
 }
 
-function clientArgs(settings: Settings, image: string | undefined, snapshot: string): string[] {
+function clientArgs(
+  settings: Settings,
+  server: DatabaseServer,
+  image: string | undefined,
+  snapshot: string,
+): string[] {
+  const stage = { volume: stageVolume(settings.namePrefix), path: STAGE_DIR };
+  const where =
+    server.kind === "external"
+      ? [server.host, String(server.port), server.user]
+      : [server.container, "5432", POSTGRES_USER];
   return dockerRunArgs({
     image: image ?? settings.postgresImage,
-    args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, settings.names.postgresContainer],
+    args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, ...where],
     remove: true,
     stdin: true,
     logging: false,
-    network: settings.names.dataNetwork,
+    network: server.kind === "external" ? server.network : settings.names.dataNetwork,
     user: "0",
     entrypoint: "sh",
     labels: opsLabels(settings, OPS_HELPER_ROLE),
-    mounts: [{ volume: stageVolume(settings.namePrefix), path: STAGE_DIR }],
+    ...(server.kind === "external"
+      ? {
+          mounts: [
+            stage,
+            { volume: server.credentialsVolume, path: CREDENTIALS_DIR, readOnly: true },
+          ],
+          env: externalClientEnv(server),
+        }
+      : { mounts: [stage] }),
     limits: settings.limits.helpers,
   });
 }

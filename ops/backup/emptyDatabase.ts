@@ -9,7 +9,7 @@
  * cannot say this: it comes from the filesystem and moved when the postgres container restarted.
  */
 import { REASONS } from "../../model/hooks";
-import { Settings } from "../../model/settings";
+import { Settings, databaseDescription } from "../../model/settings";
 import { isFutureDated } from "../store/retention";
 import { failure } from "../core/errors";
 import { clusterCreated, hasSchema } from "../database/postgres";
@@ -73,11 +73,10 @@ export async function dataEvidence(
 
 /** Returns when skipping is right (a fresh database); throws when the stack's history shows data. */
 export async function nothingToBackUp(settings: Settings): Promise<void> {
-  const volume = settings.names.postgresVolume;
   const seen = dataSeen(await dataEvidence(settings));
   if (seen) {
     throw failure(
-      `Nothing to back up, yet stack ${settings.stack} had data: its database (volume ${volume}) has no Django schema ` +
+      `Nothing to back up, yet stack ${settings.stack} had data: its database (${databaseDescription(settings)}) has no Django schema ` +
         `(no django_migrations table in any schema), while it has ${seen}. The database was emptied or replaced; ` +
         "no backup was taken and the earlier backups are untouched.",
       restoreFirst(settings),
@@ -108,7 +107,7 @@ export async function refuseProductionFreshStart(settings: Settings, doing: stri
   const seen = dataSeen(await dataEvidence(settings));
   if (seen) {
     throw failure(
-      `Production's database (volume ${settings.names.postgresVolume}) has no Django schema, yet stack ${settings.stack} had data: it has ${seen}. ` +
+      `Production's database (${databaseDescription(settings)}) has no Django schema, yet stack ${settings.stack} had data: it has ${seen}. ` +
         `${doing} would start production afresh on an empty database; production is never reinitialised, so nothing was changed.`,
       restoreFirst(settings),
     );

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
 import { hasSchema, startPostgres } from "../database/postgres";
-import { connect, requireConfirm, stackOf } from "../core/context";
+import { connect, refuseExternalDatabase, requireConfirm, stackOf } from "../core/context";
 import { docker, inspectContainer, volumeExists } from "../engine/docker";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
@@ -34,6 +34,7 @@ async function resetCommand(
   // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
   const settings = stackOf(command);
   await refuseProduction(settings);
+  refuseExternalDatabase(settings, "reset");
   const n = settings.names;
   const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
   requireConfirm(settings, opts.confirm, "reset");

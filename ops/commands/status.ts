@@ -3,7 +3,7 @@ import { Settings } from "../../model/settings";
 import { BackupListing, listBackups, newestOf } from "../store/catalog";
 import { isFutureDated } from "../store/retention";
 import { runningVersion } from "../engine/services";
-import { countOf } from "../database/postgres";
+import { countOf, externalDatabaseCheck } from "../database/postgres";
 import { openStack } from "../core/context";
 import { inspectContainer, volumeExists } from "../engine/docker";
 import { readHistory } from "../store/history";
@@ -44,6 +44,10 @@ export function register(program: Command): void {
     });
 }
 
+/** An external database's line among the containers: where it is, never a credential. */
+const externalDatabaseName = (settings: Settings) =>
+  `database ${settings.database?.host}:${settings.database?.port}`;
+
 type StatusReport = Awaited<ReturnType<typeof statusReport>>;
 
 /** Each container of the stack: its health, "running", "stopped" or "missing". */
@@ -51,8 +55,14 @@ async function containerStates(settings: Settings): Promise<Record<string, strin
   const n = settings.names;
   const containers: Record<string, string> = {};
   // Web and worker by label: behind the proxy there is one web per release (two during a switch).
+  if (settings.database) {
+    const check = await externalDatabaseCheck(settings);
+    containers[externalDatabaseName(settings)] = check.ok
+      ? "reachable"
+      : `unreachable: ${check.detail}`;
+  }
   for (const name of [
-    n.postgresContainer,
+    ...(settings.database ? [] : [n.postgresContainer]),
     n.redisContainer,
     ...(settings.proxy.enabled ? [n.proxyContainer] : []),
     ...(await appContainers(settings)),
@@ -71,7 +81,12 @@ async function containerStates(settings: Settings): Promise<Record<string, strin
 /** Bytes used by each data volume; null for one that is missing. */
 async function volumeSizes(settings: Settings): Promise<Record<string, number | null>> {
   const n = settings.names;
-  const volumeNames = [n.postgresVolume, n.mediaVolume, n.redisVolume, n.backupsVolume];
+  const volumeNames = [
+    ...(settings.database ? [] : [n.postgresVolume]),
+    n.mediaVolume,
+    n.redisVolume,
+    n.backupsVolume,
+  ];
   const present: string[] = [];
   for (const v of volumeNames) {
     if (await volumeExists(v)) {
@@ -139,9 +154,10 @@ async function statusReport(settings: Settings) {
   const n = settings.names;
   const listing = backupListing(settings);
   const counts = containerStates(settings).then(async (containers) => {
-    const pgUp =
-      containers[n.postgresContainer] !== "missing" &&
-      containers[n.postgresContainer] !== "stopped";
+    const pgUp = settings.database
+      ? containers[externalDatabaseName(settings)] === "reachable"
+      : containers[n.postgresContainer] !== "missing" &&
+        containers[n.postgresContainer] !== "stopped";
     const [users, documents] = pgUp
       ? await Promise.all([countOf(settings, "auth_user"), countOf(settings, "documents_document")])
       : [null, null];

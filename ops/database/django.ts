@@ -9,13 +9,25 @@ import { spawn } from "child_process";
 import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
-import { SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
+import { DATABASE_CA_FILE, SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
+
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { containersOf, liveWeb } from "../engine/services";
-import { tarball } from "../engine/tarball";
+import { tarball, TarEntry } from "../engine/tarball";
+import { basename } from "path";
+import { readDatabaseCredentials } from "./credentials";
+import { stackServer } from "./postgres";
+
+const DATABASE_CA_NAME = basename(DATABASE_CA_FILE);
+
+/** The network an external database is reached through. */
+function stackServerNetwork(settings: Settings): string {
+  const server = stackServer(settings);
+  return server.kind === "external" ? server.network : settings.names.dataNetwork;
+}
 
 const SECRET_FILES: Record<string, string> = {
   postgres_password: "EDMS_POSTGRES_PASSWORD",
@@ -78,6 +90,11 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   );
   await docker(args);
   try {
+    // An external database is reached through a network of its own (a second one `docker create` of an
+    // older engine cannot attach).
+    if (settings.database) {
+      await docker(["network", "connect", stackServerNetwork(settings), name]);
+    }
     await copySecrets(settings, name, spec.superuser === true);
     return await docker(["start", "-a", "-i", name], {
       allowFailure: true,
@@ -98,14 +115,20 @@ async function copySecrets(
     ([file]) => superuser || file !== "superuser_password",
   );
   const fromEnv = wanted.every(([, variable]) => process.env[variable]);
+  // An external server's CA (not a secret) and its admin's password: from edms-ops' credentials volume.
+  const external = settings.database ? await readDatabaseCredentials(settings) : undefined;
+  const ca: TarEntry[] = external?.ca
+    ? [{ name: `secrets/${DATABASE_CA_NAME}`, content: external.ca, mode: 0o444 }]
+    : [];
   if (fromEnv) {
-    const archive = await tarball(
-      wanted.map(([file, variable]) => ({
+    const archive = await tarball([
+      ...wanted.map(([file, variable]) => ({
         name: `secrets/${file}`,
         content: process.env[variable] as string,
         mode: 0o444,
       })),
-    );
+      ...ca,
+    ]);
     await docker(["cp", "-", `${container}:/run`], { input: archive });
     return;
   }
@@ -127,6 +150,12 @@ async function copySecrets(
     );
   }
   await streamCopy(`${web.name}:${SECRETS_DIR}`, `${container}:/run`);
+  if (external) {
+    const owner = { name: `secrets/${basename(SUPERUSER_PASSWORD_FILE)}`, mode: 0o444 };
+    const archive = await tarball([{ ...owner, content: external.password }, ...ca]);
+    await docker(["cp", "-", `${container}:/run`], { input: archive });
+    return;
+  }
   await streamCopy(
     `${settings.names.postgresContainer}:${SUPERUSER_PASSWORD_FILE}`,
     `${container}:${SECRETS_DIR}`,

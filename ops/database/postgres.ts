@@ -14,14 +14,59 @@ import { engineless } from "../engine/engineless";
 import { allSettledOrThrow, failure } from "../core/errors";
 import { z } from "zod";
 import { parseJson } from "../core/json";
+import { lastLine } from "../core/log";
 import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
-import { containerServer, DatabaseServer, externalClientArgs } from "./server";
+import { containerServer, DatabaseServer, externalClientArgs, serverName } from "./server";
+import { opsLabels } from "../engine/dockerRun";
+import { OPS_HELPER_ROLE } from "../store/restic";
 
-/** The stack's own server: its postgres container. */
-export const stackServer = (settings: Settings): DatabaseServer =>
-  containerServer(settings.names.postgresContainer);
+/**
+ * The stack's server: its postgres container, or `edms:database` reached by a client container of
+ * `edms:postgresImage` (the server's major) with the credentials `backups init` wrote.
+ */
+export function stackServer(settings: Settings): DatabaseServer {
+  const database = settings.database;
+  if (!database) {
+    return containerServer(settings.names.postgresContainer);
+  }
+  return {
+    kind: "external",
+    host: database.host,
+    port: database.port,
+    user: database.user,
+    sslMode: database.sslMode,
+    clientImage: settings.postgresImage,
+    network: database.network ?? settings.names.databaseNetwork,
+    credentialsVolume: settings.names.databaseCredentialsVolume,
+    labels: opsLabels(settings, OPS_HELPER_ROLE),
+  };
+}
+
+/** An external server answers edms-ops' login with its credentials (a query, not only pg_isready). */
+export async function externalDatabaseCheck(
+  settings: Settings,
+): Promise<{ readonly ok: boolean; readonly detail: string }> {
+  const server = stackServer(settings);
+  const ready = await runPg(pgCommand(server, "psql", ["-d", POSTGRES_DB, "-XAtqc", "SELECT 1"]), {
+    allowFailure: true,
+  });
+  return ready.code === 0
+    ? { ok: true, detail: "ok" }
+    : { ok: false, detail: lastLine(ready.stderr || ready.stdout) || `exit ${ready.code}` };
+}
 
 export async function requirePostgres(settings: Settings): Promise<void> {
+  const server = stackServer(settings);
+  if (server.kind === "external") {
+    const check = await externalDatabaseCheck(settings);
+    if (!check.ok) {
+      throw failure(
+        `The external database ${serverName(server)} does not take edms-ops' connection: ${check.detail}.`,
+        `Check the server, \`edms:database\` and its password, then redeploy (\`pulumi up --stack ${settings.stack}\`, which writes edms-ops' credentials for it) and retry.`,
+      );
+    }
+    return;
+  }
   if (engineless()) {
     const ready = await runPg(pgCommand(stackServer(settings), "pg_isready", ["-d", POSTGRES_DB]), {
       allowFailure: true,
@@ -45,6 +90,9 @@ export async function requirePostgres(settings: Settings): Promise<void> {
 
 /** Starts the stack's stopped postgres container and waits (up to a minute) until it takes connections. */
 export async function startPostgres(settings: Settings): Promise<void> {
+  if (settings.database) {
+    return requirePostgres(settings);
+  }
   const name = settings.names.postgresContainer;
   await docker(["start", name]);
   for (let attempt = 0; attempt < 60; attempt += 1) {

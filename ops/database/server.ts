@@ -6,6 +6,8 @@
  * client mounts read-only; TLS is asked by `sslmode` (`verify-full` checks the server's name against the CA).
  */
 import { Confinement, CONFINEMENT } from "../../model/hardening";
+import { sslModeVerifies } from "../../model/containers";
+import { SslMode } from "../../model/settings";
 import { dockerRunArgs } from "../engine/dockerRun";
 
 /** The stack's own server: a container edms-ops reaches by `docker exec`. */
@@ -13,9 +15,6 @@ export interface ContainerServer {
   readonly kind: "container";
   readonly container: string;
 }
-
-export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as const;
-export type SslMode = (typeof SSL_MODES)[number];
 
 /** An external server, reached over `network` by a client container of `clientImage`. */
 export interface ExternalServer {
@@ -66,7 +65,6 @@ export function externalClientArgs(
   args: readonly string[],
   env: Readonly<Record<string, string>>,
 ): string[] {
-  const verifies = server.sslMode === "verify-ca" || server.sslMode === "verify-full";
   return dockerRunArgs({
     image: server.clientImage,
     entrypoint: tool,
@@ -79,12 +77,16 @@ export function externalClientArgs(
     labels: server.labels,
     confinement: CLIENT_CONFINEMENT,
     mounts: [{ volume: server.credentialsVolume, path: CREDENTIALS_DIR, readOnly: true }],
-    env: [
-      `PGPASSFILE=${PGPASS_FILE}`,
-      `PGSSLMODE=${server.sslMode}`,
-      ...(verifies ? [`PGSSLROOTCERT=${CA_FILE}`] : []),
-      "PGCONNECT_TIMEOUT=10",
-      ...Object.entries(env).map(([name, value]) => `${name}=${value}`),
-    ],
+    env: [...externalClientEnv(server), ...Object.entries(env).map(([n, v]) => `${n}=${v}`)],
   });
+}
+
+/** libpq's variables of a client of `server` with the credentials volume at CREDENTIALS_DIR: none secret. */
+export function externalClientEnv(server: ExternalServer): string[] {
+  return [
+    `PGPASSFILE=${PGPASS_FILE}`,
+    `PGSSLMODE=${server.sslMode}`,
+    ...(sslModeVerifies(server.sslMode) ? [`PGSSLROOTCERT=${CA_FILE}`] : []),
+    "PGCONNECT_TIMEOUT=10",
+  ];
 }

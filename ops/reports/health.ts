@@ -1,4 +1,5 @@
 /** The checks behind `edms-ops health` and the deploy's health gate. */
+import { externalDatabaseCheck } from "../database/postgres";
 import { POSTGRES_DB, POSTGRES_USER, REDIS_CLI } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { probeHost } from "../../model/https";
@@ -106,14 +107,16 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
   const n = settings.names;
   // Independent checks, asked at once (a deploy's gate waits on each round); reported in this order.
   const [postgres, redis, restore, workers, http] = await Promise.all([
-    execCheck("postgres", [
-      n.postgresContainer,
-      "pg_isready",
-      "-U",
-      POSTGRES_USER,
-      "-d",
-      POSTGRES_DB,
-    ]),
+    settings.database
+      ? externalDatabaseCheck(settings).then((check) => ({ name: "postgres", ...check }))
+      : execCheck("postgres", [
+          n.postgresContainer,
+          "pg_isready",
+          "-U",
+          POSTGRES_USER,
+          "-d",
+          POSTGRES_DB,
+        ]),
     // Authenticated from the password file inside the container: no password in argv.
     execCheck("redis", [n.redisContainer, "sh", "-c", REDIS_CLI, "redis-cli", "ping"], /PONG/),
     readMarker(settings, "restore"),

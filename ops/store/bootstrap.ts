@@ -10,7 +10,7 @@
  * Any row added or removed since (a user's document, a restore of real data, a migration that adds rows)
  * makes the backup real. Such backups are tagged `bootstrap` (restic.ts), so every host sees it in a listing.
  */
-import { Settings } from "../../model/settings";
+import { Settings, databaseIdentity } from "../../model/settings";
 import { parseJsonOrNull } from "../core/json";
 import type { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
@@ -36,7 +36,7 @@ export async function writeBootstrapRecord(
   tables: Record<string, number>,
 ): Promise<void> {
   const record: BootstrapRecord = {
-    postgresVolume: settings.names.postgresVolume,
+    postgresVolume: databaseIdentity(settings),
     tables,
     recordedAt: new Date().toISOString(),
   };

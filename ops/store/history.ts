@@ -3,7 +3,7 @@
  * backup's snapshot carries a copy (SNAPSHOT_HISTORY), so the history lives in the repositories too: a new
  * host recovers it from them (adoptHistory) and goes on from there.
  */
-import { Settings } from "../../model/settings";
+import { Settings, databaseIdentity } from "../../model/settings";
 import { migrationState } from "../database/postgres";
 import { liveWeb } from "../engine/services";
 import { backupsMount, readBackupsVolume, toolbox } from "../engine/toolbox";
@@ -31,7 +31,7 @@ export async function sessionHistory(session: OpsSession): Promise<Deployment[]>
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
 export async function currentHistory(settings: Settings): Promise<Deployment[]> {
   return (await readHistory(settings)).filter(
-    (d) => d.postgresVolume === settings.names.postgresVolume,
+    (d) => d.postgresVolume === databaseIdentity(settings),
   );
 }
 
@@ -51,7 +51,7 @@ export async function recordServing(
     deployedAt: new Date().toISOString(),
     stack: settings.stack,
     environment: settings.environment,
-    postgresVolume: settings.names.postgresVolume,
+    postgresVolume: databaseIdentity(settings),
     migrations: await migrationState(settings),
     ...extra,
   };

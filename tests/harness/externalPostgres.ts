@@ -28,7 +28,7 @@ const CREDENTIALS = {
 export type Credentials = keyof typeof CREDENTIALS;
 const VOLUMES = [DATA, TLS, ...Object.values(CREDENTIALS)];
 /** Test-only passwords; handed to the setup container on stdin, never in its argv or env. */
-const ADMIN_PASSWORD = "admin-pw-3c9e1a7f";
+export const ADMIN_PASSWORD = "admin-pw-3c9e1a7f";
 const LIMITED_PASSWORD = "limited-pw-8d2b6e40";
 
 /** The CA, the server's certificate (for db.external.test only) and a foreign CA; the data directory, its roles. */
@@ -198,4 +198,15 @@ export async function externalAddress(): Promise<string> {
     SERVER,
   ]);
   return inspect.stdout.trim();
+}
+
+/** The test CA's certificate (PEM), as an operator puts it next to the stack for `edms:database.caCertificateFile`. */
+export async function externalCaPem(): Promise<string> {
+  return (await docker(["exec", SERVER, "cat", "/tls/ca.crt"])).stdout;
+}
+
+/** Database `edms` emptied for a new stack: dropped (with its sessions) and created again, owned by the admin. */
+export async function recreateExternalDatabase(): Promise<void> {
+  await asProvider("DROP DATABASE IF EXISTS edms WITH (FORCE);", "postgres");
+  await asProvider("CREATE DATABASE edms OWNER edms_admin;", "postgres");
 }

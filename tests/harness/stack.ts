@@ -8,7 +8,7 @@ import { readStackConfig } from "../../model/stackFile";
 import { docker } from "../../ops/engine/docker";
 import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
-import { EXTERNAL_PREFIX, EXTERNAL_ROLE } from "./externalPostgres";
+import { asProvider, EXTERNAL_PREFIX, EXTERNAL_ROLE } from "./externalPostgres";
 import { REPO_ROOT } from "./mocks";
 import { Applier, ApplyResult } from "./applier";
 
@@ -413,6 +413,10 @@ export class TestStack {
   }
 
   async psql(sql: string): Promise<string> {
+    // An external database (`edms:database`): through the provider's console, as the stack has no server.
+    if (this.config["edms:database"]) {
+      return asProvider(sql);
+    }
     return (
       await docker(
         ["exec", "-i", this.container("postgres"), "psql", "-U", "edms", "-d", "edms", "-XAtq"],

@@ -82,12 +82,14 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(run.args).to.include("--read-only");
     expect(flag("-e"), "nothing in the container's environment").to.deep.equal([]);
     // The snapshot and the server are arguments of the script, never spliced into it.
-    expect(run.args.slice(-3)).to.deep.equal([
+    expect(run.args.slice(-5)).to.deep.equal([
       "edms-ops",
       "00000003-0000001B-1",
       settings.names.postgresContainer,
+      "5432",
+      "edms",
     ]);
-    const script = run.args[run.args.length - 4];
+    const script = run.args[run.args.length - 6];
     expect(script).to.match(/^umask 077\nIFS= read -r pass\n/);
     // edms-ops gone (stdin closed): the dump is stopped and its file removed.
     expect(script).to.contain('exec 3<&0; { cat <&3 >/dev/null; kill "$dump"');
@@ -199,9 +201,13 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
       /\/tmp\/pgpass/g,
       `${dir}/pgpass`,
     );
-    const child = spawn(shell[0], [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg"], {
-      env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
-    });
+    const child = spawn(
+      shell[0],
+      [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg", "5432", "edms"],
+      {
+        env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
+      },
+    );
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const ended = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));

@@ -1,0 +1,123 @@
+/**
+ * Issue 22: a stack on an external PostgreSQL (`edms:database`), deployed by the program onto a real engine.
+ * The server is a real one in a container outside the stack (tests/harness/externalPostgres.ts: TLS only, a
+ * certificate for its name from a CA of the test's own, an admin role that is no superuser), reached on its own
+ * network. First deploy, an update that keeps every row and takes its backup first, the backup verified, the
+ * stack's reports, and the operations not built for it yet refused with nothing changed.
+ */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
+import { docker } from "../../ops/engine/docker";
+import {
+  ADMIN_PASSWORD,
+  asProvider,
+  EXTERNAL_HOST,
+  EXTERNAL_NETWORK,
+  externalCaPem,
+  recreateExternalDatabase,
+  startExternalPostgres,
+  stopExternalPostgres,
+} from "../harness/externalPostgres";
+import { PROJECT_DIR, TestStack } from "../harness/stack";
+
+describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no superuser)", function () {
+  let stack: TestStack;
+  before(async function () {
+    await startExternalPostgres();
+    await recreateExternalDatabase();
+    const caFile = path.join(PROJECT_DIR, "external-db-ca.pem");
+    fs.writeFileSync(caFile, await externalCaPem());
+    stack = new TestStack("ext", "staging", {
+      "edms:database": {
+        host: EXTERNAL_HOST,
+        user: "edms_admin",
+        password: { secure: ADMIN_PASSWORD },
+        sslMode: "verify-full",
+        caCertificateFile: caFile,
+        network: EXTERNAL_NETWORK,
+      },
+      "edms:backup": { beforeDeploy: true, schedule: "off", keep: 5 },
+    });
+    await stack.destroy();
+  });
+  after(async function () {
+    await stack.destroy();
+    await stopExternalPostgres();
+  });
+
+  it("1. first deploy: no postgres container or volume; migrate and bootstrap ran there; web and worker log in as the app role over TLS", async function () {
+    const { error, hooks } = await stack.up("1.0.0");
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).to.include.members(["backupInit", "migrate", "bootstrap"]);
+    const all = await stack.containers({ all: true, format: "{{.Names}}" });
+    expect(all).not.to.include(stack.container("postgres"));
+    expect(await stack.volumes()).not.to.include(stack.names.postgresVolume);
+    expect(await asProvider("SELECT username FROM auth_user WHERE is_superuser;")).to.equal(
+      "admin",
+    );
+    // The schema belongs to the admin role (migrate connected as it), never to a superuser.
+    expect(
+      await asProvider(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
+      ),
+    ).to.equal("edms_admin");
+    // A request through web and a task through the worker, then every session they hold: the app role, TLS.
+    await stack.seed("a");
+    const sessions = await asProvider(
+      "SELECT DISTINCT a.usename || ':' || s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) " +
+        "WHERE a.datname = 'edms' AND a.usename <> 'postgres' AND a.pid <> pg_backend_pid() ORDER BY 1;",
+    );
+    expect(sessions).to.equal("edms_app:true");
+    const health = await stack.ops(["health", "--json"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+    const checks = JSON.parse(health.stdout).checks as { name: string; ok: boolean }[];
+    expect(checks.find((c) => c.name === "postgres")?.ok).to.equal(true);
+  });
+
+  it("2. update 1.0.0 → 2.0.0: the pre-deploy backup dumps the external database, every row identical, the backup verifies", async function () {
+    const before = await stack.fingerprint({ media: false });
+    const { error, hooks } = await stack.up("2.0.0");
+    expect(error, error?.message).to.equal(undefined);
+    expect(hooks.map((h) => h.name)).not.to.include("bootstrap");
+    const pre = hooks.find((h) => h.name === "preDeployBackup");
+    expect(pre?.stderr).to.match(/dumping database/);
+    const after = await stack.fingerprint({ media: false });
+    expect(after).to.deep.equal(before);
+    expect(await stack.documentsSchema()).to.deep.equal({
+      migration: "0002_document_slug",
+      slug: true,
+    });
+    const backups = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
+    expect(backups).to.have.length(1);
+    expect(backups[0]).to.deep.include({ reason: "pre-deploy", release: "1.0.0", target: "2.0.0" });
+    const verify = await stack.ops(["verify", backups[0].id]);
+    expect(verify.code, verify.stdout + verify.stderr).to.equal(0);
+    const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(status.containers[`database ${EXTERNAL_HOST}:5432`]).to.equal("reachable");
+    expect(status.runningVersion).to.equal("2.0.0");
+    expect(status.users).to.equal(3);
+  });
+
+  it("3. restore, reset and rollback are refused, nothing changed; the admin's password is in no container's env, argv or output", async function () {
+    const backups = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
+    const before = await stack.fingerprint({ media: false });
+    for (const command of [
+      ["restore", backups[0].id, "--confirm", stack.name],
+      ["reset", "--confirm", stack.name],
+      ["rollback", "--previous"],
+      ["reset-app", "documents", "--confirm", stack.name],
+    ]) {
+      const refused = await stack.ops(command);
+      expect(refused.code, command.join(" ")).to.equal(2);
+      expect(refused.stderr, command.join(" ")).to.match(/database is external/);
+    }
+    expect(await stack.fingerprint({ media: false })).to.deep.equal(before);
+    const ids = await stack.containers({ all: true, format: "{{.ID}}" });
+    const inspected = (await docker(["inspect", ...ids])).stdout;
+    expect(inspected).not.to.contain(ADMIN_PASSWORD);
+    const backup = await stack.ops(["backup"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    expect(backup.stdout + backup.stderr).not.to.contain(ADMIN_PASSWORD);
+  });
+});

@@ -19,7 +19,9 @@ import { listMediaAhead } from "./mediaCount";
 import { mediaProblems, restoreMedia } from "./restoreMedia";
 import { Manifest } from "../store/manifest";
 import { runningVersion } from "../engine/services";
-import { inventory, requirePostgres } from "../database/postgres";
+import { inventory, requirePostgres, stackServer } from "../database/postgres";
+import { requireRestoreRights } from "../database/rights";
+import { POSTGRES_DB } from "../../model/containers";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
@@ -55,6 +57,11 @@ export async function restoreBackup(
   prepare?: (session: OpsSession) => Promise<BackupEntry>,
 ): Promise<RestoreResult> {
   await requirePostgres(settings);
+  const server = stackServer(settings);
+  if (server.kind === "external") {
+    // A managed database's admin may lack what the swap needs: said up front, nothing changed.
+    await requireRestoreRights(settings, server, POSTGRES_DB);
+  }
   return withSession(settings, `restore ${entry.id}`, async (session) => {
     const target = prepare ? await prepare(session) : entry;
     session.pinned.add(target.id);

@@ -142,7 +142,9 @@ export async function requireRestoreRoom(
   /** false once the database is restored beside the live one: only the media stage is left to check. */
   database = true,
 ): Promise<void> {
-  const places = database ? [await postgresPlace(session, manifest)] : [];
+  // An external server's disk is not ours to measure: its CREATE DATABASE or pg_restore fails cleanly.
+  const measured = database && !session.settings.database;
+  const places = measured ? [await postgresPlace(session, manifest)] : [];
   if (session.hasMedia && entry.paths.includes(MEDIA_DIR)) {
     const here = await session.exec(`df -Pk ${MEDIA_DIR}; du -sk ${MEDIA_DIR} | cut -f1`);
     const lines = here.stdout.trim().split("\n");

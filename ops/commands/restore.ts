@@ -4,7 +4,7 @@ import { BackupEntry } from "../store/restic";
 import { checkBackupId } from "../store/manifest";
 import { findBackup, pickBackup, sessionSnapshots } from "../store/catalog";
 import { fetchFromOffsite } from "../store/offsite";
-import { connect, refuseExternalDatabase, stackOf } from "../core/context";
+import { connect, stackOf } from "../core/context";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { restoreBackup } from "../backup/restore";
@@ -34,7 +34,6 @@ async function restoreCommand(
   command: Command,
 ): Promise<void> {
   const settings = stackOf(command);
-  refuseExternalDatabase(settings, "restore");
   refuseRestoreOptions(settings, id, opts);
   checkBackupId(id);
   await connect(settings);

@@ -99,11 +99,9 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(status.users).to.equal(3);
   });
 
-  it("3. restore, reset and rollback are refused, nothing changed; the admin's password is in no container's env, argv or output", async function () {
-    const backups = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
+  it("3. reset, reset-app and rollback are refused, nothing changed; the admin's password is in no container's env, argv or output", async function () {
     const before = await stack.fingerprint({ media: false });
     for (const command of [
-      ["restore", backups[0].id, "--confirm", stack.name],
       ["reset", "--confirm", stack.name],
       ["rollback", "--previous"],
       ["reset-app", "documents", "--confirm", stack.name],
@@ -119,5 +117,57 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const backup = await stack.ops(["backup"]);
     expect(backup.code, backup.stderr).to.equal(0);
     expect(backup.stdout + backup.stderr).not.to.contain(ADMIN_PASSWORD);
+  });
+
+  it("4. backup → damage (rows deleted, a table dropped, files deleted) → restore: identical; a missing right is refused first", async function () {
+    await stack.seed("b", 2);
+    const backup = await stack.ops(["backup"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const id = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete.pop()
+      .id;
+    const before = await stack.fingerprint();
+    await asProvider(
+      "DELETE FROM documents_document WHERE id = (SELECT min(id) FROM documents_document);\n" +
+        "DROP TABLE systemsettings_systemsetting CASCADE;",
+    );
+    await docker([
+      "exec",
+      stack.container("web"),
+      "sh",
+      "-c",
+      "find /srv/media -name 'contract-b-0*' -delete",
+    ]);
+    expect(
+      await asProvider("SELECT to_regclass('systemsettings_systemsetting') IS NULL;"),
+    ).to.equal("t");
+
+    // Without pg_signal_backend the app's sessions cannot be ended: refused, naming the grant.
+    await asProvider("REVOKE pg_signal_backend FROM edms_admin;");
+    const refused = await stack.ops(["restore", id, "--confirm", stack.name]);
+    await asProvider("GRANT pg_signal_backend TO edms_admin;");
+    expect(refused.code, refused.stderr).to.equal(1);
+    expect(refused.stderr).to.match(/pg_signal_backend/);
+    expect(
+      await asProvider(
+        "SELECT count(*) FROM pg_database WHERE datname <> 'edms' AND datname NOT IN ('postgres', 'template0', 'template1');",
+      ),
+    ).to.equal("0");
+
+    const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
+    expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    // Only the stack's database is left: the side and the replaced one are gone, the server otherwise untouched.
+    expect(
+      await asProvider(
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE NOT datistemplate;",
+      ),
+    ).to.equal("edms,postgres");
+    expect(
+      await asProvider(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
+      ),
+    ).to.equal("edms_admin");
+    const health = await stack.ops(["health"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
   });
 });

@@ -70,7 +70,7 @@ describe("settings docs (npm run docs)", function () {
         "bootstrap",
         "proxy",
       ],
-      ...["django", "alerts", "limits"],
+      ...["django", "alerts", "database", "limits"],
       "superuserPassword",
     ]);
   });

@@ -131,11 +131,6 @@ function databaseRuleProblems(values: Values, environment: unknown): string[] {
       `\`edms:database.sslMode: ${database.sslMode}\` is not allowed on production: production reaches its database over TLS with the server's certificate and name checked. Set \`sslMode: verify-full\` and \`caCertificateFile\`.`,
     );
   }
-  if (backup?.drillBeforeDeploy) {
-    problems.push(
-      "`edms:backup.drillBeforeDeploy` is not available with `edms:database` yet: the drill of an external database's backup is not built (issue 22). Remove `drillBeforeDeploy`, or remove `edms:database`.",
-    );
-  }
   if (typeof values.dataGeneration === "number" && values.dataGeneration > 0) {
     problems.push(
       "`edms:dataGeneration` cannot start an external database afresh (`edms:database`): the program never empties or replaces it. Remove `dataGeneration`.",

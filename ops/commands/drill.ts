@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { checkBackupId } from "../store/manifest";
 import { listBackups, pickListed } from "../store/catalog";
-import { openStack, refuseExternalDatabase } from "../core/context";
+import { openStack } from "../core/context";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { drillBackup, DrillRecord } from "../backup/drill";
 import { failure, refuse } from "../core/errors";
@@ -82,7 +82,6 @@ async function drillCommand(
 ): Promise<void> {
   const sample = checkRequest(id, opts);
   const settings = await openStack(command);
-  refuseExternalDatabase(settings, "drill");
   const chosen = await backupToDrill(settings, id, opts);
   if (!chosen) {
     return;

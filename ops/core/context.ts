@@ -23,7 +23,7 @@ export function stackOf(command: Command): Settings {
 
 /**
  * What is not built for an external database (`edms:database`) yet refuses before it changes anything:
- * restore, drill, reset, reset-app and rollback (issue 22 brings them there next).
+ * reset, reset-app and rollback (issue 22 brings them there next).
  */
 export function refuseExternalDatabase(settings: Settings, what: string): void {
   if (settings.database) {

@@ -2,7 +2,7 @@
  * Issue 22: a stack on an external PostgreSQL (`edms:database`), deployed by the program onto a real engine.
  * The server is a real one in a container outside the stack (tests/harness/externalPostgres.ts: TLS only, a
  * certificate for its name from a CA of the test's own, an admin role that is no superuser), reached on its own
- * network. First deploy, an update that keeps every row and takes its backup first, the backup verified, the
+ * network. First deploy, an update that keeps every row and takes its backup first and drills it, the backup verified, the
  * stack's reports, and the operations not built for it yet refused with nothing changed.
  */
 import { expect } from "chai";
@@ -37,7 +37,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
         caCertificateFile: caFile,
         network: EXTERNAL_NETWORK,
       },
-      "edms:backup": { beforeDeploy: true, schedule: "off", keep: 5 },
+      "edms:backup": { beforeDeploy: true, drillBeforeDeploy: true, schedule: "off", keep: 5 },
     });
     await stack.destroy();
   });
@@ -82,6 +82,9 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(hooks.map((h) => h.name)).not.to.include("bootstrap");
     const pre = hooks.find((h) => h.name === "preDeployBackup");
     expect(pre?.stderr).to.match(/dumping database/);
+    // The drill restored it on a scratch server and rehearsed 2.0.0's migrate there, before the live one.
+    const drill = hooks.find((h) => h.name === "preDeployDrill");
+    expect(drill?.stdout + (drill?.stderr ?? "")).to.match(/rehears/i);
     const after = await stack.fingerprint({ media: false });
     expect(after).to.deep.equal(before);
     expect(await stack.documentsSchema()).to.deep.equal({
@@ -167,6 +170,19 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
       ),
     ).to.equal("edms_admin");
+    const health = await stack.ops(["health"]);
+    expect(health.code, health.stdout + health.stderr).to.equal(0);
+  });
+
+  it("5. disaster recovery onto an empty engine, the external database still there: every row kept, no bootstrap, healthy", async function () {
+    const before = await stack.fingerprint({ media: false });
+    await stack.destroy({ keepState: true });
+    const { error, hooks } = await stack.up();
+    expect(error, error?.message).to.equal(undefined);
+    const ran = hooks.map((h) => h.name);
+    expect(ran).to.include("backupInit");
+    expect(ran).not.to.include.members(["bootstrap"]);
+    expect(await stack.fingerprint({ media: false })).to.deep.equal(before);
     const health = await stack.ops(["health"]);
     expect(health.code, health.stdout + health.stderr).to.equal(0);
   });

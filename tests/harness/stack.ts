@@ -610,7 +610,8 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     if (volumes.length) {
       await docker(["volume", "rm", "-f", ...volumes]);
     }
-    await docker(["network", "rm", this.names.frontNetwork, this.names.dataNetwork], {
+    const { frontNetwork, dataNetwork, databaseNetwork } = this.names;
+    await docker(["network", "rm", frontNetwork, dataNetwork, databaseNetwork], {
       allowFailure: true,
     });
     if (!options.keepState) {

@@ -110,9 +110,10 @@ export function loadConfig(): LoadedConfig {
 /** The external database's password (a secret) and its server's CA, read from the file next to the stack. */
 function readDatabase(database: ExternalDatabase, raw: unknown): EdmsArgs["externalDatabase"] {
   const password = databasePassword(raw);
-  if (password === undefined) {
+  // A pgpass file holds one line per entry, and libpq drops a trailing carriage return.
+  if (!password || /[\r\n]/.test(password)) {
     throw new ConfigError(pulumi.getStack(), [
-      "`edms:database.password` is missing: set it with `pulumi config set --secret --path edms:database.password <password>`.",
+      `\`edms:database.password\` is ${password ? "a value with a line break, which no pgpass file can hold" : "missing or empty"}: set the role's password with \`pulumi config set --secret --path edms:database.password <password>\`.`,
     ]);
   }
   const file = database.caCertificateFile;

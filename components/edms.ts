@@ -49,6 +49,8 @@ export class Edms extends pulumi.ComponentResource {
             alertTargets: args.alertTargets,
             backupDbPassword: base.secrets.backupDbPassword,
             dataNetwork: base.network.dataName,
+            databaseNetwork: base.network.databaseName,
+            databaseCa: base.databaseCa,
           },
           base.child,
         )
@@ -73,7 +75,6 @@ export class Edms extends pulumi.ComponentResource {
   }
 }
 
-
 /** backupInit → preDeployBackup → migrate → bootstrap: everything that touches the data before new code runs. */
 function dataHooks(base: Foundation, args: EdmsArgs) {
   const backups = backupHooks(base, args);
@@ -87,7 +88,7 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
   // The restic repository's key (and the off-host credentials) reach the host before any backup needs
   // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
   // With an external database it also writes edms-ops' credentials volume for it: again on a new host,
-  // which a new redis container (or a new credentials volume) says, as no postgres container does there.
+  // which a new redis container says (in `database`), as no postgres container does there.
   const external = args.externalDatabase;
   const backupInit = opsHook(
     HOOK_CONTRACTS.backupInit,
@@ -97,9 +98,7 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
         secrets.backupPassword,
         args.backupSecrets ?? null,
         ...database,
-        ...(external
-          ? [base.redis.container.id, external.password, external.caCertificate ?? null]
-          : []),
+        ...(external ? [external.password, external.caCertificate ?? null] : []),
       ],
       secrets: {
         ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),

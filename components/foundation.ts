@@ -111,7 +111,7 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
     redis,
     backendImage,
     release: [settings.version, backendImage.imageId],
-    database: databaseIdentity(settings, data, postgres),
+    database: databaseIdentity(settings, data, postgres, redis),
     datastores: [...(postgres ? [postgres] : []), redis, data],
   };
 }
@@ -120,16 +120,24 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
  * A new postgres container means possibly a new, empty database: after a `dataGeneration` bump, or after
  * `edms-ops reset` and a refreshing `pulumi up` recreate the volume under the same name. migrate and
  * bootstrap are idempotent (bootstrap never overwrites), so re-running them then is safe, and skipping
- * them is not. An external database is the server, its port and the role that owns it.
+ * them is not. An external database is the server, its port and the role that owns it, and the redis
+ * container: `reset` empties the database and removes redis, so the next `pulumi up` runs them again (as it
+ * does on a new host).
  */
 function databaseIdentity(
   settings: Settings,
   data: DataVolumes,
   postgres: Postgres | undefined,
+  redis: Redis,
 ): pulumi.Input<unknown>[] {
   const external = settings.database;
   if (external || !postgres || !data.volumes.postgres) {
-    return [external?.host ?? null, external?.port ?? null, external?.user ?? null];
+    return [
+      external?.host ?? null,
+      external?.port ?? null,
+      external?.user ?? null,
+      redis.container.id,
+    ];
   }
   return [data.volumes.postgres.name, postgres.container.id];
 }

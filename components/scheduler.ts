@@ -7,6 +7,7 @@ import {
   ALERT_TARGET_FILES,
   BACKUP_DB_PASSFILE,
   BACKUP_DB_USER,
+  DATABASE_CA_FILE,
   pgpassField,
   LocalMounts,
   OPS_PATHS,
@@ -31,6 +32,9 @@ export interface SchedulerArgs {
   readonly backupDbPassword: pulumi.Input<string>;
   /** The stack's internal data network, where postgres is. */
   readonly dataNetwork: pulumi.Input<string>;
+  /** With an external database: the network it is reached through, and its server's CA (PEM). */
+  readonly databaseNetwork?: pulumi.Input<string>;
+  readonly databaseCa?: string;
 }
 
 /** The backup role's pgpass file: any host, port and database of the stack's server, that role only. */
@@ -136,9 +140,17 @@ function schedulerVolumes(settings: Settings): docker.types.input.ContainerVolum
  * Its networks: the data network (postgres), and Docker's default bridge for the way out only when there is
  * somewhere to go (the off-host repository, alert targets). Never the front network with the proxy.
  */
-export function schedulerNetworks(settings: Settings, dataNetwork: pulumi.Input<string>) {
+export function schedulerNetworks(
+  settings: Settings,
+  dataNetwork: pulumi.Input<string>,
+  databaseNetwork?: pulumi.Input<string>,
+) {
   const egress = settings.backup.offsite !== undefined || alertTargetCount(settings.alerts) > 0;
-  return [{ name: dataNetwork }, ...(egress ? [{ name: "bridge" }] : [])];
+  return [
+    { name: dataNetwork },
+    ...(databaseNetwork ? [{ name: databaseNetwork }] : []),
+    ...(egress ? [{ name: "bridge" }] : []),
+  ];
 }
 
 /**
@@ -193,7 +205,7 @@ export class Scheduler extends pulumi.ComponentResource {
       {
         settings,
         role: "scheduler",
-        networks: schedulerNetworks(settings, args.dataNetwork),
+        networks: schedulerNetworks(settings, args.dataNetwork, args.databaseNetwork),
       },
       {
         name: settings.names.schedulerContainer,
@@ -203,6 +215,7 @@ export class Scheduler extends pulumi.ComponentResource {
         uploads: [
           backupPassfile(args.backupDbPassword),
           ...alertTargetUploads(args.alertTargets, settings),
+          ...(args.databaseCa ? [secretFile(DATABASE_CA_FILE, args.databaseCa)] : []),
         ],
         volumes: schedulerVolumes(settings),
         // Time to record an interrupted backup in schedule.jsonl after `docker stop`.

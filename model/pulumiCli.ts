@@ -245,3 +245,27 @@ export function stackChoice(args: readonly string[]): StackChoice {
   }
   return { stack: named[0] ?? "dev", passThrough };
 }
+
+/**
+ * What `npm run destroy` says of data it leaves alone: an external database (`edms:database`) is no resource
+ * of the program, so nothing of it is removed. From the stack file's raw config; undefined without one.
+ */
+export function destroyNotice(stack: string, raw: Record<string, unknown>): string | undefined {
+  let database = raw.database;
+  if (typeof database === "string") {
+    try {
+      database = JSON.parse(database);
+    } catch {
+      return undefined;
+    }
+  }
+  if (!database || typeof database !== "object") {
+    return undefined;
+  }
+  const { host, port } = database as { host?: unknown; port?: unknown };
+  const where =
+    typeof host === "string"
+      ? ` on ${host}:${typeof port === "number" || typeof port === "string" ? port : 5432}`
+      : "";
+  return `edms: stack ${stack}'s database is external (edms:database, database edms${where}): destroy leaves it, its data and its roles as they are. Drop them on the server yourself if they should go.`;
+}

@@ -36,6 +36,12 @@ if (verb === "destroy" && (stack === "production" || environment === "production
   );
   process.exit(2);
 }
+if (verb === "destroy") {
+  const notice = cliModule.destroyNotice(stack, edmsConfig(readStackConfig(root, stack)).raw);
+  if (notice) {
+    console.error(notice);
+  }
+}
 const env = { ...process.env };
 if (!env.PULUMI_BACKEND_URL) {
   // Local default: state in a folder of this checkout, encrypted with a passphrase (empty unless set).

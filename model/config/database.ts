@@ -11,7 +11,7 @@ export type SslMode = (typeof SSL_MODES)[number];
 
 /** A DNS name or an IPv4/IPv6 address; nothing a shell or a libpq connection string could read otherwise. */
 const HOST =
-  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[?[0-9A-Fa-f:.]+\]?)$/;
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
 /** A role name edms-ops can pass as `-U` and quote in SQL. */
 const ROLE = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 /** A Docker network name (as `docker network create` accepts it). */
@@ -24,12 +24,15 @@ export const databaseSchema = z
   .object(
     {
       host: setting(
-        nonEmpty("a host name").regex(HOST, "database.host must be a DNS name or an IP address"),
+        nonEmpty("a host name (database.host)").regex(
+          HOST,
+          "database.host must be a DNS name or an IP address (IPv6 without brackets)",
+        ),
         { description: "Host name (or address) of the PostgreSQL server." },
       ),
       port: setting(port.default(5432), { description: "Its port (default 5432)." }),
       user: setting(
-        nonEmpty("a role name").regex(
+        nonEmpty("a role name (database.user)").regex(
           ROLE,
           "database.user must be a role name (letters, digits, _, $, -; at most 63)",
         ),
@@ -62,6 +65,10 @@ export const databaseSchema = z
         z
           .string({ error: "database.network must be a Docker network name" })
           .regex(NETWORK, "database.network must be a Docker network name")
+          .refine(
+            (n) => !["host", "none"].includes(n),
+            "database.network cannot be `host` or `none`: name a network the server is reached through",
+          )
           .optional(),
         {
           description:

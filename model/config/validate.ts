@@ -115,13 +115,9 @@ function alertRuleProblems(values: Values): string[] {
   return [];
 }
 
-/**
- * An external database (`edms:database`) has what the stack's own deploys need; the scheduler's backups of
- * it are not built yet, and production, which needs them, must reach it over verified TLS.
- */
+/** Production reaches an external database (`edms:database`) over verified TLS; nothing starts it afresh. */
 function databaseRuleProblems(values: Values, environment: unknown): string[] {
   const database = values.database as ConfiguredSettings["database"];
-  const backup = values.backup as ConfiguredSettings["backup"] | undefined;
   if (!database) {
     return [];
   }
@@ -133,14 +129,7 @@ function databaseRuleProblems(values: Values, environment: unknown): string[] {
   }
   if (typeof values.dataGeneration === "number" && values.dataGeneration > 0) {
     problems.push(
-      "`edms:dataGeneration` cannot start an external database afresh (`edms:database`): the program never empties or replaces it. Remove `dataGeneration`.",
-    );
-  }
-  if (backup && backup.schedule.trim() !== SCHEDULE_OFF) {
-    problems.push(
-      environment === "production"
-        ? "`edms:database` is not available on production yet: production is backed up on a schedule, and scheduled backups of an external database are not built yet (issue 22). Keep production on its own postgres container (remove `edms:database`)."
-        : "`edms:database` needs `edms:backup.schedule: off` for now: scheduled backups of an external database are not built yet (issue 22). Set `schedule: off` in `edms:backup` (backups still run before each deploy and by `edms-ops backup`), or remove `edms:database`.",
+      "`edms:dataGeneration` cannot start an external database afresh (`edms:database`): the program never empties or replaces it, and a new generation would give the stack empty media beside it. Use `edms:database` on a stack at generation 0 (a stack above it keeps its media in a volume named by it: move them to a new stack's first).",
     );
   }
   return problems;

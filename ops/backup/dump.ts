@@ -136,15 +136,17 @@ async function dumpThroughPipe(session: OpsSession, snapshot: string): Promise<D
       }),
   );
   if (dumped.code !== 0 || written.code !== 0) {
-    throw dumpFailed(written.code !== 0 ? written.stderr : dumped.stderr);
+    throw dumpFailed(written.code !== 0 ? written.stderr : dumped.stderr, !!settings.database);
   }
   return { file: "db.dump", bytes: counter.bytes, sha256: counter.sha256() };
 }
 
-function dumpFailed(stderr: string) {
+function dumpFailed(stderr: string, external = false) {
   return failure(
     `database dump failed: ${lastLine(stderr)}`,
-    "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
+    external
+      ? "Check the external database (`edms-ops health`), the admin's rights on every table and the Docker host's free space, then retry."
+      : "Check the postgres container's log (`docker logs <prefix>-postgres`) and the backups volume's free space, then retry.",
   );
 }
 
@@ -213,7 +215,10 @@ export async function dumpWithClient(
   const [hash, size] = result.stdout.trim().split("\n");
   const sha256 = /^[0-9a-f]{64}\b/.exec(hash ?? "")?.[0];
   if (result.code !== 0 || !sha256 || !/^\d+$/.test(size ?? "")) {
-    throw dumpFailed(result.stderr || "the dump's client container printed no checksum");
+    throw dumpFailed(
+      result.stderr || "the dump's client container printed no checksum",
+      server.kind === "external",
+    );
   }
   return { file: "db.dump", bytes: Number(size), sha256 };
 }

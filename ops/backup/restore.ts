@@ -12,7 +12,7 @@
  * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
  * keeps that undo: it takes no backup of the half-restored state, which would only push the true undo out.
  */
-import { Settings } from "../../model/settings";
+import { databaseIdentity, Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { Attempt, startAgain, stopAndRecordUndo } from "./undo";
 import { listMediaAhead } from "./mediaCount";
@@ -92,6 +92,7 @@ async function restorableManifest(session: OpsSession, entry: BackupEntry): Prom
   if (!report.ok || !manifest) {
     throw failedVerification(settings, entry.id, report.problems);
   }
+  refuseForeignDatabase(settings, entry.id, manifest);
   if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
     throw refuse(
       `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go.`,
@@ -99,6 +100,20 @@ async function restorableManifest(session: OpsSession, entry: BackupEntry): Prom
     );
   }
   return manifest;
+}
+
+/**
+ * Onto an external database, only its own backups: another server's dump names owners (the stack's own
+ * superuser `edms`) its admin cannot become, and mapping them is not built yet.
+ */
+function refuseForeignDatabase(settings: Settings, id: string, manifest: Manifest): void {
+  const here = databaseIdentity(settings);
+  if (settings.database && manifest.postgresVolume !== here) {
+    throw refuse(
+      `Backup ${id} was taken of another database (${manifest.postgresVolume}), not of ${here}: restoring it onto an external database is not built yet (its objects' owners would be roles the admin cannot become). Nothing was restored or changed.`,
+      `Load it by hand: \`edms-ops backups export ${id} --to DIR --plain --stack ${settings.stack}\`, then \`pg_restore --no-owner --role ${settings.database.user} -d edms DIR/${id}/db.dump\` into an empty database.`,
+    );
+  }
 }
 
 /** Media and the integrity check, after the database swap: a failure here says how to finish or go back. */

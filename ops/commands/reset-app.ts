@@ -6,7 +6,7 @@
  */
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
-import { connect, refuseExternalDatabase, requireConfirm, stackOf } from "../core/context";
+import { connect, requireConfirm, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { manage, migrateAtomically } from "../database/django";
 import { isContentId, releaseReference } from "../../model/images";
@@ -81,7 +81,6 @@ async function resetApp(
   command: Command,
 ): Promise<void> {
   const settings = stackOf(command);
-  refuseExternalDatabase(settings, "reset-app");
   if (!/^[a-z_][a-z0-9_]*$/.test(app)) {
     throw refuse(
       `\`${app}\` is not a Django app label (lowercase letters, digits, underscores). Nothing was changed.`,

@@ -1,7 +1,14 @@
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
-import { hasSchema, startPostgres } from "../database/postgres";
-import { connect, refuseExternalDatabase, requireConfirm, stackOf } from "../core/context";
+import {
+  emptyExternalDatabaseSql,
+  hasSchema,
+  psql,
+  requirePostgres,
+  startPostgres,
+} from "../database/postgres";
+import { connect, requireConfirm, stackOf } from "../core/context";
+import { POSTGRES_DB } from "../../model/containers";
 import { docker, inspectContainer, volumeExists } from "../engine/docker";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
@@ -15,7 +22,7 @@ export function register(program: Command): void {
   program
     .command("reset")
     .description(
-      "Fresh start for dev/staging: back up, stop the stack, remove its postgres, redis and media volumes (backups are kept). Always refused on production",
+      "Fresh start for dev/staging: back up, stop the stack, remove its postgres, redis and media volumes (an external database: empty the schemas its admin owns; backups are kept). Always refused on production",
     )
     .option("--confirm <stack>", "the stack name again, to confirm")
     .option("--no-backup", "skip the backup taken first")
@@ -34,9 +41,10 @@ async function resetCommand(
   // must not turn the refusal into a connection error), then by the labels on the volumes themselves.
   const settings = stackOf(command);
   await refuseProduction(settings);
-  refuseExternalDatabase(settings, "reset");
   const n = settings.names;
-  const volumes = [n.postgresVolume, n.redisVolume, n.mediaVolume];
+  const external = settings.database;
+  // An external database is emptied, never removed: its server, its roles and the database stay.
+  const volumes = [...(external ? [] : [n.postgresVolume]), n.redisVolume, n.mediaVolume];
   requireConfirm(settings, opts.confirm, "reset");
   const containers = [
     // First: a scheduled backup must not run against the stack while it is taken apart. Always named (a
@@ -45,10 +53,13 @@ async function resetCommand(
     ...(await appContainers(settings)),
     ...(settings.proxy.enabled ? [n.proxyContainer] : []),
     n.redisContainer,
-    n.postgresContainer,
+    ...(external ? [] : [n.postgresContainer]),
   ];
   say(
-    `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}.`,
+    `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}` +
+      (external
+        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone).`
+        : "."),
   );
   say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
   // First: a scheduled backup must not run against the stack while it is taken apart.
@@ -61,6 +72,10 @@ async function resetCommand(
     await docker(["rm", "-f", ...containers], { allowFailure: true });
     progress("removing data volumes");
     await docker(["volume", "rm", "-f", ...volumes]);
+    if (external) {
+      progress(`emptying the external database ${POSTGRES_DB}`);
+      await psql(settings, emptyExternalDatabaseSql(new Date().toISOString()));
+    }
   };
   if (await volumeExists(n.backupsVolume)) {
     await withSession(
@@ -92,16 +107,22 @@ async function resetCommand(
  */
 async function resetBackup(settings: Settings): Promise<string | undefined> {
   const n = settings.names;
+  if (settings.database) {
+    await requirePostgres(settings);
+    if (await hasSchema(settings)) {
+      return (await createBackup(settings, { reason: "pre-reset" }))?.entry.id;
+    }
+  }
   const postgres = await inspectContainer(n.postgresContainer);
-  if (postgres.exists && !postgres.running) {
+  if (postgres.exists && !postgres.running && !settings.database) {
     progress(`starting ${n.postgresContainer} for the backup`);
     await startPostgres(settings);
   }
-  if (postgres.exists && (await hasSchema(settings))) {
+  if (postgres.exists && !settings.database && (await hasSchema(settings))) {
     const taken = await createBackup(settings, { reason: "pre-reset" });
     return taken?.entry.id;
   }
-  if (!postgres.exists && (await volumeExists(n.postgresVolume))) {
+  if (!postgres.exists && !settings.database && (await volumeExists(n.postgresVolume))) {
     // A failed update may have removed the container (a replacement deletes it first): its volume still holds
     // the database, which no container can dump now.
     throw refuse(
@@ -111,7 +132,7 @@ async function resetBackup(settings: Settings): Promise<string | undefined> {
   }
   if (await hasMediaFiles(settings)) {
     throw refuse(
-      `Stack ${settings.stack} has media files but ${postgres.exists ? "no database schema" : "no postgres container"} to back up with them, so the announced backup cannot be taken. Nothing was changed.`,
+      `Stack ${settings.stack} has media files but ${postgres.exists || settings.database ? "no database schema" : "no postgres container"} to back up with them, so the announced backup cannot be taken. Nothing was changed.`,
       `Deploy it first (\`npm run up -- --stack ${settings.stack}\`) and reset again, or pass \`--no-backup\` to reset without a backup.`,
     );
   }

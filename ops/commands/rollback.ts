@@ -17,7 +17,7 @@ import { Settings } from "../../model/settings";
 import { createBackup } from "../backup/create";
 import { listBackups, preDeployBackupFor } from "../store/catalog";
 import { runningVersion } from "../engine/services";
-import { connect, globalOptions, refuseExternalDatabase, stackOf } from "../core/context";
+import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { migrateAtomically } from "../database/django";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
@@ -271,7 +271,6 @@ function notRedeployed(settings: Settings, version: string, thenAgain: boolean):
 async function rollbackCommand(opts: RollbackOptions, command: Command): Promise<void> {
   // Refusals first, from the stack file alone.
   const settings = stackOf(command);
-  refuseExternalDatabase(settings, "rollback");
   const backupFirst = productionRules(settings, opts);
   await connect(settings);
   await requirePostgres(settings);

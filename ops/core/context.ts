@@ -21,19 +21,6 @@ export function stackOf(command: Command): Settings {
   return loadSettings(globalOptions(command));
 }
 
-/**
- * What is not built for an external database (`edms:database`) yet refuses before it changes anything:
- * reset, reset-app and rollback (issue 22 brings them there next).
- */
-export function refuseExternalDatabase(settings: Settings, what: string): void {
-  if (settings.database) {
-    throw refuse(
-      `\`${what}\` is not available yet on stack ${settings.stack}, whose database is external (\`edms:database\`): it is built for the stack's own postgres container so far. Nothing was changed.`,
-      `Use the server's own tools meanwhile: \`edms-ops backups export <id> --plain --stack ${settings.stack}\` writes a dump that \`pg_restore\` reads.`,
-    );
-  }
-}
-
 /** Points the docker CLI at the stack's host and checks that the engine answers. */
 export async function connect(settings: Settings): Promise<Settings> {
   targetDockerHost(settings);

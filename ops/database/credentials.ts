@@ -19,11 +19,13 @@ const FILES = { pgpass: "pgpass", password: "password", ca: "ca.crt" } as const;
 
 /**
  * Unpacks into a folder of its own, then renames each file into place: a client reading meanwhile sees the old
- * file or the new one. A CA the config no longer has is removed (sslMode without verification).
+ * file or the new one. A CA the config no longer has is removed (sslMode without verification). What a killed
+ * write left (a folder holding the password) goes with the next one.
  */
 const WRITE_SCRIPT = `
 umask 077
 cd ${CREDENTIALS_DIR}
+find . -maxdepth 1 -name '.incoming.*' -mmin +10 -exec rm -rf {} +
 incoming=$(mktemp -d .incoming.XXXXXX)
 trap 'rm -rf "$incoming"' EXIT
 tar -x -o -C "$incoming"
@@ -64,6 +66,12 @@ export async function storeDatabaseCredentials(
   const database = settings.database;
   if (!database || !password) {
     return false;
+  }
+  if (/[\r\n]/.test(password)) {
+    throw refuse(
+      "EDMS_DATABASE_PASSWORD holds a line break, which no pgpass file can hold. Nothing was changed.",
+      "Give the role a password without one (on the server and in `edms:database.password`), then run `pulumi up` again.",
+    );
   }
   const volume = settings.names.databaseCredentialsVolume;
   if (!(await volumeExists(volume))) {

@@ -124,7 +124,8 @@ async function copySecrets(
     const archive = await tarball([
       ...wanted.map(([file, variable]) => ({
         name: `secrets/${file}`,
-        content: process.env[variable] as string,
+        // An external admin's password as `backups init` last wrote it, not an operator's stale export.
+        content: (file === "postgres_password" && external?.password) || process.env[variable]!,
         mode: 0o444,
       })),
       ...ca,

@@ -5,6 +5,8 @@
 import {
   BACKUP_DB_PASSFILE,
   BACKUP_DB_USER,
+  DATABASE_CA_FILE,
+  sslModeVerifies,
   POSTGRES_DB,
   POSTGRES_USER,
 } from "../../model/containers";
@@ -62,7 +64,11 @@ export async function requirePostgres(settings: Settings): Promise<void> {
     if (!check.ok) {
       throw failure(
         `The external database ${serverName(server)} does not take edms-ops' connection: ${check.detail}.`,
-        `Check the server, \`edms:database\` and its password, then redeploy (\`pulumi up --stack ${settings.stack}\`, which writes edms-ops' credentials for it) and retry.`,
+        /database "[^"]*" does not exist/.test(check.detail)
+          ? `Create it empty as the server's admin (\`CREATE DATABASE ${POSTGRES_DB} OWNER ${ident(server.user)};\`), then restore a backup into it: \`edms-ops restore <id> --stack ${settings.stack}\`.`
+          : /password|pgpass|no password supplied/i.test(check.detail)
+            ? `Write edms-ops' credentials again: \`EDMS_RESTIC_PASSWORD=… EDMS_DATABASE_PASSWORD=… edms-ops backups init --stack ${settings.stack}\` (a deploy writes them only when the password, the CA or the host changes), then retry.`
+            : `Check the server, \`edms:database\` and its password, then redeploy (\`pulumi up --stack ${settings.stack}\`) and retry.`,
       );
     }
     return;
@@ -143,6 +149,21 @@ export function pgCommand(
   extra: Record<string, string> = {},
 ): PgCommand {
   const env = { PGOPTIONS: OPS_SESSION_OPTIONS, ...extra };
+  if (server.kind === "external" && engineless()) {
+    // The scheduler: its own client (its image is built on edms:postgresImage) as the backup role, whose
+    // pgpass file and the server's CA the program uploaded; on the network that reaches the server.
+    return {
+      command: tool,
+      args: ["-h", server.host, "-p", String(server.port), "-U", BACKUP_DB_USER, ...args],
+      env: {
+        PGPASSFILE: BACKUP_DB_PASSFILE,
+        PGSSLMODE: server.sslMode,
+        ...(sslModeVerifies(server.sslMode) ? { PGSSLROOTCERT: DATABASE_CA_FILE } : {}),
+        PGCONNECT_TIMEOUT: "10",
+        ...env,
+      },
+    };
+  }
   if (server.kind === "external") {
     return { command: "docker", args: externalClientArgs(server, tool, args, env), env: {} };
   }
@@ -340,6 +361,9 @@ export async function migrationState(
  * the postgres container was stopped and started again (fault 6i).
  */
 export async function clusterCreated(settings: Settings): Promise<number | null> {
+  if (settings.database) {
+    return externalDatabaseEmptied(settings);
+  }
   const [seconds] = await psql(
     settings,
     "SELECT system_identifier >> 32 FROM pg_control_system();",
@@ -358,6 +382,46 @@ export async function countOf(settings: Settings, table: string): Promise<number
   const [count] = await psql(settings, `SELECT count(*) FROM public.${table};`);
   return Number(count);
 }
+
+/**
+ * An external database's own "cluster made": when `reset` last emptied it, from the comment it leaves on
+ * schema `public` (the server's initdb says nothing of the database, and pg_control_system() is often not the
+ * admin's to call). It travels with the database: a restore brings back the backup's own.
+ */
+export const RESET_COMMENT = "edms-ops reset";
+
+async function externalDatabaseEmptied(settings: Settings): Promise<number | null> {
+  const [comment] = await psql(
+    settings,
+    "SELECT coalesce(obj_description(to_regnamespace('public'), 'pg_namespace'), '');",
+    undefined,
+    { allowFailure: true },
+  );
+  const at = new RegExp(`^${RESET_COMMENT} (\\S+)$`).exec(comment ?? "")?.[1];
+  const ms = at ? Date.parse(at) : NaN;
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/**
+ * Empties what the admin owns in an external database (`reset`): every schema it owns (or, as the database's
+ * owner, `public` of pg_database_owner) with all in it, and its large objects; then an empty `public` as a
+ * new database has it, marked with the time (RESET_COMMENT). Schemas of other roles, the roles, the
+ * database itself and the server are left alone.
+ */
+export const emptyExternalDatabaseSql = (now: string) =>
+  [
+    "DO $$ DECLARE s record; BEGIN",
+    "  FOR s IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'",
+    "    AND pg_has_role(current_user, n.nspowner, 'USAGE') LOOP",
+    "    EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname);",
+    "  END LOOP;",
+    "END $$;",
+    "SELECT lo_unlink(l.oid) FROM pg_largeobject_metadata l WHERE pg_has_role(current_user, l.lomowner, 'USAGE');",
+    "CREATE SCHEMA IF NOT EXISTS public;",
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_database_owner') THEN ALTER SCHEMA public OWNER TO pg_database_owner; END IF; END $$;",
+    "GRANT USAGE ON SCHEMA public TO PUBLIC;",
+    `COMMENT ON SCHEMA public IS ${literal(`${RESET_COMMENT} ${now}`)};`,
+  ].join("\n");
 
 /** Where statements about other databases run (CREATE, DROP, the swap's renames): every server has it. */
 export const MAINTENANCE_DATABASE = "postgres";

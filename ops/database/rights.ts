@@ -41,7 +41,9 @@ export function missingRestoreRights(rights: Rights, database: string): string[]
   const role = ident(rights.role);
   const db = ident(database);
   return [
-    ...(rights.owner === null ? [`database ${database} does not exist on this server`] : []),
+    ...(rights.owner === null
+      ? [`database ${database}, which does not exist (CREATE DATABASE ${db} OWNER ${role};)`]
+      : []),
     ...(rights.createdb
       ? []
       : [`CREATEDB, to create the database a restore fills (ALTER ROLE ${role} CREATEDB;)`]),

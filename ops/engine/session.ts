@@ -158,9 +158,10 @@ export class OpsSession {
           removeByRole(settings.stack, "ops", "exited"),
           removeStaleCreated(settings.stack, "ops", () => this.hostTime(), 10),
         ];
-    // Orphaned dumps, and the side databases of a killed restore (its pg_restore may still be running).
-    // The backup role may only end its own dumps, and never drops a database.
-    const leftovers = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}'${engineless() ? " AND usename = current_user" : ""};`;
+    // Orphaned dumps of the stack's database (an external server may hold others'), and the side databases
+    // of a killed restore (its pg_restore may still be running). The backup role may only end its own
+    // dumps, and never drops a database.
+    const leftovers = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${DUMP_APPLICATION}' AND datname = current_database()${engineless() ? " AND usename = current_user" : ""};`;
     // Each independent of the others, so asked at once; the stage and the restic locks below only once the
     // helpers that may still write them are gone.
     await allSettledOrThrow([

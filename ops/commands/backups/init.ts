@@ -1,4 +1,6 @@
 import { Command } from "commander";
+import { Settings } from "../../../model/settings";
+import { volumeExists } from "../../engine/docker";
 import { ensureRepository } from "../../store/catalog";
 import { openStack } from "../../core/context";
 import { refuse } from "../../core/errors";
@@ -24,6 +26,7 @@ async function init(_opts: unknown, command: Command): Promise<void> {
       `Run \`pulumi up --stack ${settings.stack}\`.`,
     );
   }
+  await refuseSwitchOverOwnDatabase(settings);
   await storeKeysFromEnv(settings, { dropOffsite: !settings.backup.offsite });
   if (await storeDatabaseCredentials(settings)) {
     say(
@@ -32,6 +35,22 @@ async function init(_opts: unknown, command: Command): Promise<void> {
   }
   await withSession(settings, "backups init", (session) => ensureRepository(session));
   say(`backup repository of ${settings.stack} ready in ${settings.names.backupsVolume}`);
+}
+
+/**
+ * A stack that still has its own database (its postgres volume) is not switched to `edms:database` by a deploy:
+ * the engine would remove that volume at the end of the update (dev and staging volumes are not retained),
+ * and the external database starts empty. Refused here, the deploy's first hook, before anything is changed.
+ */
+async function refuseSwitchOverOwnDatabase(settings: Settings): Promise<void> {
+  const volume = settings.names.postgresVolume;
+  if (!settings.database || !(await volumeExists(volume))) {
+    return;
+  }
+  throw refuse(
+    `Stack ${settings.stack} still has its own database in volume ${volume}: with \`edms:database\` this deploy would remove that volume and start on the external database without its data. Nothing was changed.`,
+    `Move the data first: \`edms-ops backup --stack ${settings.stack}\`, \`edms-ops backups export <id> --to DIR --plain --stack ${settings.stack}\`, load DIR/<id>/db.dump into the external database (\`pg_restore --no-owner --role ${settings.database.user} -d edms db.dump\`), then remove the old server (\`docker rm -f ${settings.names.postgresContainer} && docker volume rm ${volume}\`) and deploy again. Or remove \`edms:database\` to keep the stack on its own server.`,
+  );
 }
 
 export function register(backups: Command): void {

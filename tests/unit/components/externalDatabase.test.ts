@@ -36,14 +36,12 @@ describe("edms:database validation", function () {
     password: { secure: "v1:abc" },
     caCertificateFile: "certs/db-ca.pem",
   };
-  const off = { backup: { schedule: "off" } };
 
   it("accepts a server with verify-full (the default) and keeps the password out of Settings", function () {
     const settings = validateSettings("staging", {
       environment: "staging",
       version: "1",
       database,
-      ...off,
     });
     expect(settings.database).to.deep.equal({
       host: "db.example.com",
@@ -56,45 +54,48 @@ describe("edms:database validation", function () {
   });
 
   it("refuses a password in plain text, naming the --secret command", function () {
-    const found = problems({ database: { ...database, password: "hunter2" }, ...off });
+    const found = problems({ database: { ...database, password: "hunter2" } });
     expect(found.join("\n")).to.match(/database\.password is in plain text.*--secret/);
     expect(found.join("\n")).not.to.contain("hunter2");
   });
 
   it("refuses verify-full without a CA file, hostile hosts, roles and networks", function () {
-    const { caCertificateFile: _ca, ...noCa } = database;
-    expect(problems({ database: noCa, ...off }).join("\n")).to.match(
-      /needs database\.caCertificateFile/,
-    );
+    const noCa = { ...database, caCertificateFile: undefined };
+    expect(problems({ database: noCa }).join("\n")).to.match(/needs database\.caCertificateFile/);
     for (const host of ["db.example.com; rm -rf /", "-h evil", "host=evil", ""]) {
-      expect(problems({ database: { ...database, host }, ...off }), host).to.have.length(1);
+      expect(problems({ database: { ...database, host } }), host).to.have.length(1);
     }
     for (const user of ["edms admin", "-U", "x'y", "a".repeat(64)]) {
-      expect(problems({ database: { ...database, user }, ...off }), user).to.have.length(1);
+      expect(problems({ database: { ...database, user } }), user).to.have.length(1);
     }
-    expect(problems({ database: { ...database, network: "--net=host" }, ...off })).to.have.length(
-      1,
+    for (const network of ["--net=host", "host", "none"]) {
+      expect(problems({ database: { ...database, network } }), network).to.have.length(1);
+    }
+    expect(problems({ database: { ...database, host: "[::1]" } })).to.have.length(1);
+    expect(problems({ database: { ...database, host: "fd00::5" } })).to.deep.equal([]);
+    expect(problems({ database: { ...database, host: undefined } }).join()).to.contain(
+      "database.host",
     );
-    expect(problems({ database: { ...database, name: "other" }, ...off })).to.have.length(1);
+    expect(problems({ database: { ...database, name: "other" } })).to.have.length(1);
   });
 
-  it("needs the schedule off and no dataGeneration, until those are built for it; a pre-deploy drill is fine", function () {
-    expect(problems({ database }).join("\n")).to.match(/needs `edms:backup.schedule: off`/);
+  it("refuses dataGeneration (nothing starts it afresh); a schedule and a pre-deploy drill are fine", function () {
+    expect(problems({ database })).to.deep.equal([]);
     expect(
       problems({
         database,
         backup: { schedule: "off", beforeDeploy: true, drillBeforeDeploy: true },
       }),
     ).to.deep.equal([]);
-    expect(problems({ database, ...off, dataGeneration: 1 }).join("\n")).to.match(
+    expect(problems({ database, dataGeneration: 1 }).join("\n")).to.match(
       /cannot start an external database afresh/,
     );
   });
 
-  it("production: refused for now, and never without verify-full", function () {
+  it("production: only with verify-full", function () {
     const found = problems({ database: { ...database, sslMode: "require" } }, "production");
     expect(found.join("\n")).to.match(/sslMode: require` is not allowed on production/);
-    expect(found.join("\n")).to.match(/not available on production yet/);
+    expect(problems({ database }, "production").join("\n")).not.to.match(/database/);
   });
 });
 
@@ -179,6 +180,12 @@ describe("the program with an external database", function () {
     expect(web.inputs.networksAdvanced.map((n: { name: string }) => n.name)).to.include(
       "tunnel-net",
     );
+  });
+
+  it("refuses a password with a line break (no pgpass file holds it), naming the key", async function () {
+    const result = await run({ password: { secure: "line1\nline2" } });
+    expect(result.error?.message).to.match(/edms:database\.password` is a value with a line break/);
+    expect(result.error?.message).not.to.contain("line1");
   });
 
   it("refuses a CA file that is missing or holds no certificate, before creating anything", async function () {

@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import {
+  destroyNotice,
   cachedPulumiBinary,
   cliUnavailable,
   passphraseProblem,
@@ -194,5 +195,17 @@ describe("stackChoice: the stack `npm run up|preview|destroy -- …` names", fun
     expect(stackChoice(["-fs", "production"]))
       .to.have.property("problem")
       .that.contains("cannot tell whether `-fs` names a stack");
+  });
+});
+
+describe("destroyNotice: what `npm run destroy` says it leaves alone", function () {
+  it("names an external database as left as it is, from the stack file's value (object or JSON text)", function () {
+    const raw = { database: { host: "db.example.com", port: 6432, user: "a" } };
+    expect(destroyNotice("staging", raw)).to.match(
+      /database is external .*db\.example\.com:6432.*leaves it, its data and its roles/,
+    );
+    expect(destroyNotice("s", { database: JSON.stringify({ host: "h" }) })).to.contain("h:5432");
+    expect(destroyNotice("dev", {})).to.equal(undefined);
+    expect(destroyNotice("dev", { database: "not json" })).to.equal(undefined);
   });
 });

@@ -1,12 +1,7 @@
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
-import {
-  emptyExternalDatabaseSql,
-  hasSchema,
-  psql,
-  requirePostgres,
-  startPostgres,
-} from "../database/postgres";
+import { hasSchema, psql, requirePostgres, startPostgres } from "../database/postgres";
+import { emptyExternalDatabaseSql } from "../database/created";
 import { connect, requireConfirm, stackOf } from "../core/context";
 import { POSTGRES_DB } from "../../model/containers";
 import { docker, inspectContainer, volumeExists } from "../engine/docker";
@@ -55,13 +50,7 @@ async function resetCommand(
     n.redisContainer,
     ...(external ? [] : [n.postgresContainer]),
   ];
-  say(
-    `Will reset ${settings.stack}: ${opts.backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}` +
-      (external
-        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone).`
-        : "."),
-  );
-  say(`Kept: ${n.backupsVolume} (backups and deployment history).`);
+  announce(settings, opts.backup, containers, volumes);
   // First: a scheduled backup must not run against the stack while it is taken apart.
   await docker(["rm", "-f", n.schedulerContainer], { allowFailure: true });
   const backupId = opts.backup ? await resetBackup(settings) : undefined;
@@ -98,6 +87,18 @@ async function resetCommand(
   if (backupId) {
     say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
   }
+}
+
+/** What reset will do, said before it starts. */
+function announce(settings: Settings, backup: boolean, containers: string[], volumes: string[]) {
+  const external = settings.database;
+  say(
+    `Will reset ${settings.stack}: ${backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}` +
+      (external
+        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone).`
+        : "."),
+  );
+  say(`Kept: ${settings.names.backupsVolume} (backups and deployment history).`);
 }
 
 /**

@@ -74,7 +74,7 @@ describe("an external database server: the client container and the rights a res
     expect(missing[2]).to.include('GRANT pg_signal_backend TO "odd""role";');
     expect(missing[3]).to.include('GRANT CONNECT ON DATABASE postgres TO "odd""role";');
     expect(missingRestoreRights(rights({ owner: null }), "gone")).to.deep.equal([
-      "database gone does not exist on this server",
+      'database gone, which does not exist (CREATE DATABASE "gone" OWNER "edms_admin";)',
     ]);
   });
 });

@@ -244,6 +244,16 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
         " CREATE TABLE foreign_data.keep (x int); ALTER TABLE foreign_data.keep OWNER TO other_owner;" +
         " INSERT INTO foreign_data.keep VALUES (1);",
     );
+    // The admin cannot read another role's table: the announced backup fails, and nothing is emptied.
+    const failed = await stack.ops(["reset", "--confirm", stack.name]);
+    expect(failed.code, failed.stdout + failed.stderr).to.equal(1);
+    expect(failed.stderr).to.match(/foreign_data\.keep/);
+    expect(
+      Number(await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")),
+    ).to.be.greaterThan(5);
+    await asProvider(
+      "GRANT USAGE ON SCHEMA foreign_data TO edms_admin; GRANT SELECT ON foreign_data.keep TO edms_admin;",
+    );
     const result = await stack.ops(["reset", "--confirm", stack.name]);
     expect(result.code, result.stdout + result.stderr).to.equal(0);
     expect(result.stdout).to.match(/To undo, deploy, then run: edms-ops restore \S+-pre-reset/);

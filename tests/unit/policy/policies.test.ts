@@ -642,10 +642,20 @@ describe("the program passes its own policy pack on every stack", function () {
     return resource;
   };
 
-  for (const stack of ["dev", "staging", "production"]) {
+  for (const stack of ["dev", "staging", "production", "production on an external database"]) {
     it(`${stack}: no violations`, async function () {
       // Production's stack file pins no digest of its own (none is invented there): the test pins them.
-      const run = await runProgram({ stack, overrides: stack === "production" ? pinned() : {} });
+      const external = stack.includes("external");
+      const run = external
+        ? await runProgram({
+            stack: "production",
+            overrides: { ...pinned(), ...externalDatabase() },
+          })
+        : await runProgram({ stack, overrides: stack === "production" ? pinned() : {} });
+      if (external) {
+        expect(run.error).to.equal(undefined);
+        expect(run.resources.map((r) => r.name)).not.to.include("edms-postgres");
+      }
       const byName = new Map<string, PolicyResource>();
       const resources = run.resources.map((r) => toPolicyResource(r, byName));
       run.resources.forEach((r, i) =>
@@ -711,6 +721,20 @@ describe("the program passes its own policy pack on every stack", function () {
 const digest = (hex: string) => `sha256:${hex.repeat(64)}`;
 
 /** Overrides that pin every image of `stack`'s own file by digest (its other settings kept). */
+/** `edms:database` as production may set it: verify-full against a CA file (a throwaway one here). */
+function externalDatabase(): Record<string, unknown> {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "edms-policy-")), "ca.pem");
+  fs.writeFileSync(file, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  return {
+    "edms:database": {
+      host: "db.example.com",
+      user: "edms_admin",
+      password: { secure: "policy-test-pw" },
+      caCertificateFile: file,
+    },
+  };
+}
+
 function pinned(stack = "production"): Record<string, unknown> {
   const file = readStackConfig(REPO_ROOT, stack) as Record<string, Record<string, unknown>>;
   return {

@@ -116,7 +116,7 @@ export async function readDatabaseCredentials(
   if (result.code !== 0 || at < 0) {
     throw failure(
       `The external database's credentials are not readable in ${volume}: ${lastLine(result.stderr)}`,
-      `Run \`pulumi up --stack ${settings.stack}\`: its backupInit step writes them.`,
+      `Write them again: \`EDMS_RESTIC_PASSWORD=… EDMS_DATABASE_PASSWORD=… edms-ops backups init --stack ${settings.stack}\` (a deploy writes them only on a new host, or when the password, the CA or the server changes).`,
     );
   }
   const ca = result.stdout.slice(at + "\n--ca--\n".length);

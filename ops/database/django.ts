@@ -10,7 +10,6 @@ import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
 import { DATABASE_CA_FILE, SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
-
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure, refuse } from "../core/errors";

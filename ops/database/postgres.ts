@@ -67,7 +67,7 @@ export async function requirePostgres(settings: Settings): Promise<void> {
         /database "[^"]*" does not exist/.test(check.detail)
           ? `Create it empty as the server's admin (\`CREATE DATABASE ${POSTGRES_DB} OWNER ${ident(server.user)};\`), then restore a backup into it: \`edms-ops restore <id> --stack ${settings.stack}\`.`
           : /password|pgpass|no password supplied/i.test(check.detail)
-            ? `Write edms-ops' credentials again: \`EDMS_RESTIC_PASSWORD=… EDMS_DATABASE_PASSWORD=… edms-ops backups init --stack ${settings.stack}\` (a deploy writes them only when the password, the CA or the host changes), then retry.`
+            ? `Write edms-ops' credentials again: \`EDMS_RESTIC_PASSWORD=… EDMS_DATABASE_PASSWORD=… edms-ops backups init --stack ${settings.stack}\` (a deploy writes them only on a new host, or when the password, the CA or the server changes), then retry.`
             : `Check the server, \`edms:database\` and its password, then redeploy (\`pulumi up --stack ${settings.stack}\`) and retry.`,
       );
     }

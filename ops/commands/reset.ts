@@ -51,9 +51,7 @@ async function resetCommand(
     ...(external ? [] : [n.postgresContainer]),
   ];
   announce(settings, opts.backup, containers, volumes);
-  // First: a scheduled backup must not run against the stack while it is taken apart.
-  await docker(["rm", "-f", n.schedulerContainer], { allowFailure: true });
-  const backupId = opts.backup ? await resetBackup(settings) : undefined;
+  const backupId = await backupWithSchedulerStopped(settings, opts.backup);
   // Under the stack's lock, so no other operation works on what goes; without the media mount, as the
   // media volume is among what goes. A stack without a backups volume has no operation to wait for.
   const remove = async () => {
@@ -86,6 +84,28 @@ async function resetCommand(
   );
   if (backupId) {
     say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
+  }
+}
+
+/**
+ * The announced backup with the scheduler stopped first (a scheduled backup must not run against the stack
+ * while it is taken apart; stopped, not killed, so it records a run it was in). A backup that fails or is
+ * refused starts it again: a reset that changed nothing leaves the scheduled backups running.
+ */
+async function backupWithSchedulerStopped(
+  settings: Settings,
+  backup: boolean,
+): Promise<string | undefined> {
+  const scheduler = settings.names.schedulerContainer;
+  const wasRunning = (await inspectContainer(scheduler)).running;
+  await docker(["stop", "-t", "30", scheduler], { allowFailure: true });
+  try {
+    return backup ? await resetBackup(settings) : undefined;
+  } catch (err) {
+    if (wasRunning) {
+      await docker(["start", scheduler], { allowFailure: true });
+    }
+    throw err;
   }
 }
 

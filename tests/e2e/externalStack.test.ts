@@ -248,6 +248,11 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const failed = await stack.ops(["reset", "--confirm", stack.name]);
     expect(failed.code, failed.stdout + failed.stderr).to.equal(1);
     expect(failed.stderr).to.match(/foreign_data\.keep/);
+    // The scheduler it stopped first runs again: a reset that changed nothing leaves its backups going.
+    const scheduler = `${stack.prefix}-scheduler`;
+    expect(
+      (await docker(["inspect", "-f", "{{.State.Running}}", scheduler])).stdout.trim(),
+    ).to.equal("true");
     expect(
       Number(await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")),
     ).to.be.greaterThan(5);

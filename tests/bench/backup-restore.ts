@@ -21,7 +21,18 @@ import { waitForScratch } from "../../ops/backup/verify";
 import { REPO_ROOT } from "../harness/mocks";
 import { prepareEngine, PROJECT_DIR, STACK_BACKUP_IMAGE, TestStack } from "../harness/stack";
 import { measureCliStartup, printCliStartup } from "./cli-startup";
-import { benchStack, IMAGE, median, mediaScript, PER_GIB, ROWS, RUNS, shell, timed } from "./data";
+import {
+  benchStack,
+  IMAGE,
+  median,
+  mediaScript,
+  PER_GIB,
+  rawDumpReader,
+  ROWS,
+  RUNS,
+  shell,
+  timed,
+} from "./data";
 
 const SIZES = (process.env.EDMS_BENCH_GIB ?? "1 4").split(/\s+/).map(Number);
 
@@ -189,16 +200,7 @@ async function benchSize(gib: number): Promise<SizeResult> {
 
   // Restore. Raw: pg_restore --clean + media replaced from the tar + sync.
   const rawRestore = await median(async () => {
-    const dump = spawn(
-      "docker",
-      dockerRunArgs({
-        image: IMAGE,
-        remove: true,
-        entrypoint: "cat",
-        args: ["/backups/raw/db.dump"],
-        mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
-      }),
-    );
+    const dump = rawDumpReader(stack);
     const read = succeeded(dump, "reading the raw dump");
     const restored = docker(
       [

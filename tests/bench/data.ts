@@ -1,4 +1,6 @@
 /** The bench's EDMS-like data and timing helpers, shared by the backup/restore and the drill benches. */
+import { spawn } from "child_process";
+import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { onVolumes, TestStack } from "../harness/stack";
 
 export const ROWS = Number(process.env.EDMS_BENCH_ROWS ?? 1_000_000);
@@ -80,12 +82,30 @@ export async function benchStack(
     throw error;
   }
   await seed(stack, gib);
-  const ops = async (args: string[]) => {
+  return { stack, ops: opsOrThrow(stack) };
+}
+
+/** `edms-ops <args> --stack <stack>` that throws on failure and returns its stdout. */
+export function opsOrThrow(stack: TestStack): (args: string[]) => Promise<string> {
+  return async (args) => {
     const r = await stack.ops(args);
     if (r.code !== 0) {
       throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
     }
     return r.stdout.trim();
   };
-  return { stack, ops };
+}
+
+/** A container streaming the raw baseline's dump (/backups/raw/db.dump) out of the backups volume. */
+export function rawDumpReader(stack: TestStack) {
+  return spawn(
+    "docker",
+    dockerRunArgs({
+      image: IMAGE,
+      remove: true,
+      entrypoint: "cat",
+      args: ["/backups/raw/db.dump"],
+      mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
+    }),
+  );
 }

@@ -12,7 +12,6 @@
  */
 import { ChildProcess, spawn } from "child_process";
 import { pgCommand } from "../../ops/database/postgres";
-import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import {
   externalServer,
   recreateExternalDatabase,
@@ -24,7 +23,17 @@ import {
   externalCaPem,
 } from "../harness/externalPostgres";
 import { prepareEngine, PROJECT_DIR, TestStack } from "../harness/stack";
-import { IMAGE, median, mediaScript, PER_GIB, ROWS, seed, shell, timed } from "./data";
+import {
+  median,
+  mediaScript,
+  opsOrThrow,
+  PER_GIB,
+  rawDumpReader,
+  ROWS,
+  seed,
+  shell,
+  timed,
+} from "./data";
 import * as fs from "fs";
 import * as path from "path";
 
@@ -54,16 +63,7 @@ function succeeded(child: ChildProcess, what: string): Promise<void> {
 
 /** pg_restore --clean over the network from the raw dump, the media replaced from the tar, then sync. */
 async function rawRestore(stack: TestStack): Promise<void> {
-  const reader = spawn(
-    "docker",
-    dockerRunArgs({
-      image: IMAGE,
-      remove: true,
-      entrypoint: "cat",
-      args: ["/backups/raw/db.dump"],
-      mounts: [{ volume: stack.backupsVolume, path: "/backups", readOnly: true }],
-    }),
-  );
+  const reader = rawDumpReader(stack);
   const restore = pgCommand(externalServer(), "pg_restore", [
     "-d",
     "edms",
@@ -125,13 +125,7 @@ async function main(): Promise<void> {
       throw error;
     }
     await seed(stack, GIB);
-    const ops = async (args: string[]) => {
-      const r = await stack.ops(args);
-      if (r.code !== 0) {
-        throw new Error(`edms-ops ${args.join(" ")}: ${r.stderr}`);
-      }
-      return r.stdout.trim();
-    };
+    const ops = opsOrThrow(stack);
     const raw = await median(() => rawBackup(stack));
     const ids: string[] = [];
     const first = await timed(async () => ids.push(await ops(["backup", "--reason", "full"])));

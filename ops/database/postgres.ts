@@ -6,7 +6,6 @@ import {
   BACKUP_DB_PASSFILE,
   BACKUP_DB_USER,
   DATABASE_CA_FILE,
-  sslModeVerifies,
   POSTGRES_DB,
   POSTGRES_USER,
 } from "../../model/containers";
@@ -18,7 +17,13 @@ import { z } from "zod";
 import { parseJson } from "../core/json";
 import { lastLine } from "../core/log";
 import { DatabaseState, DatabaseStateSchema } from "../store/manifest";
-import { containerServer, DatabaseServer, externalClientArgs, serverName } from "./server";
+import {
+  containerServer,
+  DatabaseServer,
+  externalClientArgs,
+  externalClientVariables,
+  serverName,
+} from "./server";
 import { opsLabels } from "../engine/dockerRun";
 import { OPS_HELPER_ROLE } from "../store/restic";
 
@@ -156,10 +161,7 @@ export function pgCommand(
       command: tool,
       args: ["-h", server.host, "-p", String(server.port), "-U", BACKUP_DB_USER, ...args],
       env: {
-        PGPASSFILE: BACKUP_DB_PASSFILE,
-        PGSSLMODE: server.sslMode,
-        ...(sslModeVerifies(server.sslMode) ? { PGSSLROOTCERT: DATABASE_CA_FILE } : {}),
-        PGCONNECT_TIMEOUT: "10",
+        ...externalClientVariables(server, { pgpass: BACKUP_DB_PASSFILE, ca: DATABASE_CA_FILE }),
         ...env,
       },
     };

@@ -81,12 +81,23 @@ export function externalClientArgs(
   });
 }
 
-/** libpq's variables of a client of `server` with the credentials volume at CREDENTIALS_DIR: none secret. */
+/**
+ * libpq's variables of a client of `server`, none secret: its pgpass file and the server's CA where they are
+ * (by default the credentials volume at CREDENTIALS_DIR), TLS as `sslMode` asks, a 10 s connect timeout.
+ */
+export function externalClientVariables(
+  server: ExternalServer,
+  files: { readonly pgpass: string; readonly ca: string } = { pgpass: PGPASS_FILE, ca: CA_FILE },
+): Record<string, string> {
+  return {
+    PGPASSFILE: files.pgpass,
+    PGSSLMODE: server.sslMode,
+    ...(sslModeVerifies(server.sslMode) ? { PGSSLROOTCERT: files.ca } : {}),
+    PGCONNECT_TIMEOUT: "10",
+  };
+}
+
+/** externalClientVariables as `NAME=value` pairs of a container's environment. */
 export function externalClientEnv(server: ExternalServer): string[] {
-  return [
-    `PGPASSFILE=${PGPASS_FILE}`,
-    `PGSSLMODE=${server.sslMode}`,
-    ...(sslModeVerifies(server.sslMode) ? [`PGSSLROOTCERT=${CA_FILE}`] : []),
-    "PGCONNECT_TIMEOUT=10",
-  ];
+  return Object.entries(externalClientVariables(server)).map(([n, v]) => `${n}=${v}`);
 }

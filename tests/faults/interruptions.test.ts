@@ -1,5 +1,5 @@
 /**
- * restore, reset-app and rollback killed (SIGKILL of edms-ops) at five points spread over each command's own
+ * restore, reset-app and rollback killed (SIGKILL of edms-ops) at four points spread over each command's own
  * measured run time, and restore with postgres stopped half way (and once inside the swap's transaction), on a
  * database like production's: a grant to a role, a second schema with a table, a view and a function, 20,000
  * large objects. After each fault: `status`
@@ -15,9 +15,9 @@ import { opsInBackground, opsKilledAfter, opsKilledWhen, TestStack } from "../ha
 
 // Spread over the measured run, front-weighted: repeated runs are faster than the first (caches), and a point
 // after the end kills nothing.
-const FRACTIONS = [0.08, 0.24, 0.4, 0.56, 0.72];
+const FRACTIONS = [0.08, 0.3, 0.52, 0.74];
 // A restore spends its first half verifying: its points reach further, into the swap and the media.
-const RESTORE_FRACTIONS = [0.2, 0.45, 0.65, 0.8, 0.92];
+const RESTORE_FRACTIONS = [0.2, 0.5, 0.75, 0.92];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const REAL_WORLD_SQL = `
@@ -184,7 +184,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     await stack.destroy();
   });
 
-  it("restore: killed at 5 points, then finished; grants, schemas, views, functions and 20,000 large objects come back exactly", async function () {
+  it("restore: killed at 4 points, then finished; grants, schemas, views, functions and 20,000 large objects come back exactly", async function () {
     await backUpTarget();
     await toLaterState("later");
     await timed(["restore", target]);
@@ -203,7 +203,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       await stack.psql("SELECT extra.double(21), (SELECT n FROM extra.ledger_view);"),
     ).to.equal("42|500");
 
-    // The kill points below take ten more restores. The 20,000 came back exactly above; the points run on 500,
+    // The kill points below take eight more restores. The 20,000 came back exactly above; the points run on 500,
     // sparing each restore most of its undo's pg_dump (4.8 s) and of its pg_restore (5.2 s), traced with 20,000.
     // (In statements of 2,000: one transaction's lock per large object would exhaust the lock table.)
     await stack.psql(
@@ -422,7 +422,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     );
   });
 
-  it("reset-app documents: killed at 5 points, the database is always all before or all after; the next run finishes and starts web/worker", async function () {
+  it("reset-app documents: killed at 4 points, the database is always all before or all after; the next run finishes and starts web/worker", async function () {
     let full = await timed(["reset-app", "documents", "--confirm", stack.name]);
     expect((await state()).db.documents_document).to.equal("0:-");
     for (const fraction of FRACTIONS) {
@@ -448,7 +448,7 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
     expect(kills["reset-app"] ?? 0, "reset-apps actually killed mid-way").to.be.at.least(3);
   });
 
-  it("rollback 2.0.0 → 1.0.0 (data steps): killed at 5 points, the schema is 2.0.0's or 1.0.0's, never between; the next run finishes", async function () {
+  it("rollback 2.0.0 → 1.0.0 (data steps): killed at 4 points, the schema is 2.0.0's or 1.0.0's, never between; the next run finishes", async function () {
     const at2 = await state();
     // No Pulumi CLI in this suite: the data steps finish and the redeploy is left (exit 3, incomplete).
     let full = await timed(["rollback", "--previous"], 3);

@@ -31,6 +31,7 @@ const edms = new Edms(
     tlsPem: config.tlsPem,
     alertTargets: config.alertTargets,
     externalDatabase: config.externalDatabase,
+    bucketMedia: config.bucketMedia,
   },
   { providers: { docker: dockerProvider } },
 );

@@ -10,6 +10,7 @@ import {
   ConfigError,
   databasePassword,
   ExternalDatabase,
+  mediaSecretKey,
   KNOWN_KEYS,
   maskAlertTargets,
   offsiteSecrets,
@@ -60,6 +61,14 @@ function maskDatabase(database: unknown): unknown {
     : database;
 }
 
+/** `edms:media` with its secret key as the stack file keeps a secret. */
+function maskMedia(media: unknown): unknown {
+  const value = parseJsonish(media) as { secretAccessKey?: unknown } | undefined;
+  return value && typeof value === "object" && value.secretAccessKey !== undefined
+    ? { ...value, secretAccessKey: { secure: "(decrypted by pulumi)" } }
+    : media;
+}
+
 /** Reads the current stack's config. Call once, from index.ts. */
 export function loadConfig(): LoadedConfig {
   const config = new pulumi.Config("edms");
@@ -92,6 +101,7 @@ export function loadConfig(): LoadedConfig {
       ...(isConfigSecret("edms:backup") ? { backup: maskOffsite(raw.backup) } : {}),
       ...(isConfigSecret("edms:alerts") ? { alerts: maskAlertTargets(raw.alerts) } : {}),
       ...(isConfigSecret("edms:database") ? { database: maskDatabase(raw.database) } : {}),
+      ...(isConfigSecret("edms:media") ? { media: maskMedia(raw.media) } : {}),
     },
     dockerHost,
   );
@@ -104,7 +114,19 @@ export function loadConfig(): LoadedConfig {
     backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
     alertTargets: alerts ? pulumi.secret(alerts) : undefined,
     externalDatabase: settings.database ? readDatabase(settings.database, raw.database) : undefined,
+    bucketMedia: settings.media ? readMedia(raw.media) : undefined,
   };
+}
+
+/** The bucket key's secret (a secret). */
+function readMedia(raw: unknown): EdmsArgs["bucketMedia"] {
+  const key = mediaSecretKey(raw);
+  if (!key || /[\r\n]/.test(key)) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:media.secretAccessKey\` is ${key ? "a value with a line break, which no credentials file can hold" : "missing or empty"}: set it with \`pulumi config set --secret --path edms:media.secretAccessKey <key>\`.`,
+    ]);
+  }
+  return { secretKey: pulumi.secret(key) };
 }
 
 /** The external database's password (a secret) and its server's CA, read from the file next to the stack. */

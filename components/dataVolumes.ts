@@ -13,12 +13,15 @@ export interface DataVolumesArgs {
  * The named volumes: postgres (unless `edms:database` is external), redis, media, backups; names from
  * `Settings.names`, protection from `volumeProtection`. With an external database, the credentials volume
  * `backups init` fills for edms-ops' clients instead: nothing in it is data (the next deploy writes it again).
+ * With bucket media, the media volume is the bucket's mirror (what backups read), plus a credentials volume.
  */
 export class DataVolumes extends pulumi.ComponentResource {
   readonly volumes: Omit<Record<VolumeRole, docker.Volume>, "postgres"> & {
     readonly postgres?: docker.Volume;
   };
   readonly databaseCredentials?: docker.Volume;
+  /** With bucket media (`edms:media`): edms-ops' rclone config for it, written by `backups init`. */
+  readonly mediaCredentials?: docker.Volume;
 
   constructor(name: string, args: DataVolumesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:DataVolumes", name, {}, opts);
@@ -42,19 +45,21 @@ export class DataVolumes extends pulumi.ComponentResource {
       );
     }
     this.volumes = volumes;
+    // Not data: every deploy's `backups init` writes them again from the stack's config.
+    const credentials = (role: string, volume: string) =>
+      new docker.Volume(
+        `${name}-${role}`,
+        {
+          name: volume,
+          labels: stackLabels(settings, { [LABELS.data]: "cache", [LABELS.role]: role }),
+        },
+        { parent: this },
+      );
     this.databaseCredentials = settings.database
-      ? new docker.Volume(
-          `${name}-database-credentials`,
-          {
-            name: settings.names.databaseCredentialsVolume,
-            // Not data: every deploy's `backups init` writes it again from the stack's config.
-            labels: stackLabels(settings, {
-              [LABELS.data]: "cache",
-              [LABELS.role]: "database-credentials",
-            }),
-          },
-          { parent: this },
-        )
+      ? credentials("database-credentials", settings.names.databaseCredentialsVolume)
+      : undefined;
+    this.mediaCredentials = settings.media
+      ? credentials("media-credentials", settings.names.mediaCredentialsVolume)
       : undefined;
     this.registerOutputs({ names });
   }

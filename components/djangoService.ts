@@ -8,6 +8,7 @@ import {
   djangoEnvironment,
   MEDIA_ROOT,
   REDIS_PASSWORD_FILE,
+  S3_CREDENTIALS_FILE,
   SECRETS_DIR,
 } from "../model/containers";
 import { LABELS } from "../model/labels";
@@ -32,6 +33,9 @@ export interface DjangoServiceArgs {
   /** With an external database: the network it is reached through, and its server's CA (PEM). */
   readonly databaseNetwork?: pulumi.Input<string>;
   readonly databaseCa?: string;
+  /** With bucket media: the network its endpoint is reached through, and boto3's credentials file. */
+  readonly mediaNetwork?: pulumi.Input<string>;
+  readonly s3Credentials?: pulumi.Input<string>;
   /** The application role's password (model/containers.ts APP_DB_USER); never the superuser's. */
   readonly appDbPassword: pulumi.Input<string>;
   readonly secretKey: pulumi.Input<string>;
@@ -91,6 +95,7 @@ export class DjangoService extends pulumi.ComponentResource {
           ...(web ? [{ name: args.frontNetwork }] : []),
           { name: args.dataNetwork },
           ...(args.databaseNetwork ? [{ name: args.databaseNetwork }] : []),
+          ...(args.mediaNetwork ? [{ name: args.mediaNetwork }] : []),
         ],
       },
       {
@@ -103,8 +108,12 @@ export class DjangoService extends pulumi.ComponentResource {
           secretFile(`${SECRETS_DIR}/django_secret_key`, args.secretKey),
           secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
           ...(args.databaseCa ? [secretFile(DATABASE_CA_FILE, args.databaseCa)] : []),
+          ...(args.s3Credentials ? [secretFile(S3_CREDENTIALS_FILE, args.s3Credentials)] : []),
         ],
-        volumes: [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
+        // Bucket media: the volume is edms-ops' mirror of the bucket, never the app's.
+        volumes: settings.media
+          ? []
+          : [{ volumeName: args.mediaVolume, containerPath: MEDIA_ROOT }],
         ports: web && !proxied ? [publishedPort(settings, WEB_PORT, settings.httpPort)] : [],
         destroyGraceSeconds,
       },

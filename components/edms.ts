@@ -51,6 +51,7 @@ export class Edms extends pulumi.ComponentResource {
             dataNetwork: base.network.dataName,
             databaseNetwork: base.network.databaseName,
             databaseCa: base.databaseCa,
+            mediaNetwork: base.network.mediaName,
           },
           base.child,
         )
@@ -90,6 +91,8 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
   // With an external database it also writes edms-ops' credentials volume for it: again on a new host,
   // which a new redis container says (in `database`), as no postgres container does there.
   const external = args.externalDatabase;
+  // With bucket media it writes edms-ops' rclone config for the bucket, with the key.
+  const bucket = args.bucketMedia;
   const backupInit = opsHook(
     HOOK_CONTRACTS.backupInit,
     {
@@ -99,6 +102,7 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
         args.backupSecrets ?? null,
         ...database,
         ...(external ? [external.password, external.caCertificate ?? null] : []),
+        ...(bucket ? [bucket.secretKey] : []),
       ],
       secrets: {
         ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),
@@ -108,6 +112,7 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
               ...(external.caCertificate ? { EDMS_DATABASE_CA: external.caCertificate } : {}),
             }
           : {}),
+        ...(bucket ? { EDMS_MEDIA_SECRET_KEY: bucket.secretKey } : {}),
       },
     },
     { ...child, dependsOn: datastores },
@@ -240,6 +245,8 @@ function releaseService(
       mediaVolume: data.volumes.media.name,
       databaseNetwork: network.databaseName,
       databaseCa: base.databaseCa,
+      mediaNetwork: network.mediaName,
+      s3Credentials: base.s3Credentials,
       appDbPassword: secrets.appDbPassword,
       secretKey: secrets.djangoSecretKey,
       redisPassword: secrets.redisPassword,

@@ -7,7 +7,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { HOOK_CONTRACTS } from "../model/hooks";
 import { releaseReference } from "../model/images";
-import { AlertSecrets, BackupSecrets, Settings } from "../model/settings";
+import { AlertSecrets, BackupSecrets, s3CredentialsFile, Settings } from "../model/settings";
 import { DataVolumes } from "./dataVolumes";
 import { opsHook } from "./hooks";
 import { EdmsNetwork } from "./network";
@@ -30,6 +30,8 @@ export interface EdmsArgs {
     readonly password: pulumi.Input<string>;
     readonly caCertificate?: string;
   };
+  /** With `edms:media`: the bucket key's secret (secret). */
+  readonly bucketMedia?: { readonly secretKey: pulumi.Input<string> };
 }
 
 /** What every later step of the deploy builds on: secrets, network, volumes, datastores, the release image. */
@@ -47,6 +49,8 @@ export interface Foundation {
   readonly ownerPassword: pulumi.Input<string>;
   /** The external server's CA (PEM), for web and worker's TLS. */
   readonly databaseCa?: string;
+  /** With bucket media: boto3's credentials file for web and worker (secret). */
+  readonly s3Credentials?: pulumi.Output<string>;
   readonly redis: Redis;
   readonly backendImage: docker.RemoteImage;
   /** The release's identity: hooks keyed on it run once per release. */
@@ -108,12 +112,23 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
     postgres,
     ownerPassword: args.externalDatabase?.password ?? secrets.postgresPassword,
     databaseCa: args.externalDatabase?.caCertificate,
+    s3Credentials: s3Credentials(settings, args.bucketMedia?.secretKey),
     redis,
     backendImage,
     release: [settings.version, backendImage.imageId],
     database: databaseIdentity(settings, data, postgres, redis),
     datastores: [...(postgres ? [postgres] : []), redis, data],
   };
+}
+
+function s3Credentials(
+  settings: Settings,
+  secretKey: pulumi.Input<string> | undefined,
+): pulumi.Output<string> | undefined {
+  const media = settings.media;
+  return media && secretKey !== undefined
+    ? pulumi.secret(pulumi.output(secretKey).apply((k) => s3CredentialsFile(media.accessKeyId, k)))
+    : undefined;
 }
 
 /**

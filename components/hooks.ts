@@ -26,6 +26,8 @@ export interface HookSecrets {
   /** `edms:database`'s password and its server's CA: `backups init` writes edms-ops' credentials volume. */
   readonly EDMS_DATABASE_PASSWORD?: pulumi.Input<string>;
   readonly EDMS_DATABASE_CA?: pulumi.Input<string>;
+  /** `edms:media.secretAccessKey`: `backups init` writes edms-ops' rclone config for the bucket. */
+  readonly EDMS_MEDIA_SECRET_KEY?: pulumi.Input<string>;
 }
 
 /** A contract's input as the program has it: any field may be another resource's output. */

@@ -23,6 +23,11 @@ export class EdmsNetwork extends pulumi.ComponentResource {
    * `<prefix>-database` bridge (with a gateway); undefined for the stack's own postgres.
    */
   readonly databaseName?: pulumi.Input<string>;
+  /**
+   * Where the S3 endpoint of bucket media (`edms:media`) is reached: `media.network` as given, or the
+   * stack's `<prefix>-media` bridge (with a gateway); undefined for media in the volume.
+   */
+  readonly mediaName?: pulumi.Input<string>;
 
   constructor(name: string, args: EdmsNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:EdmsNetwork", name, {}, opts);
@@ -49,6 +54,16 @@ export class EdmsNetwork extends pulumi.ComponentResource {
         ? new docker.Network(
             `${name}-database`,
             { name: settings.names.databaseNetwork, driver: "bridge", labels },
+            { parent: this },
+          ).name
+        : undefined);
+    const media = settings.media;
+    this.mediaName =
+      media?.network ??
+      (media
+        ? new docker.Network(
+            `${name}-media`,
+            { name: settings.names.mediaNetwork, driver: "bridge", labels },
             { parent: this },
           ).name
         : undefined);

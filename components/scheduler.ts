@@ -35,6 +35,8 @@ export interface SchedulerArgs {
   /** With an external database: the network it is reached through, and its server's CA (PEM). */
   readonly databaseNetwork?: pulumi.Input<string>;
   readonly databaseCa?: string;
+  /** With bucket media: the network its endpoint is reached through. */
+  readonly mediaNetwork?: pulumi.Input<string>;
 }
 
 /** The backup role's pgpass file: any host, port and database of the stack's server, that role only. */
@@ -48,13 +50,22 @@ export function backupPassfile(password: pulumi.Input<string>): docker.types.inp
 
 /**
  * The volumes the scheduler mounts, and where: what a scheduled backup reads and writes, nothing more. The
- * media are read-only; the dump is staged in the container's own layer (on disk, OPS_PATHS.stage, emptied
+ * media are read-only (but the mirror of bucket media, which a backup brings up to date); the dump is staged in the container's own layer (on disk, OPS_PATHS.stage, emptied
  * after each run and removed with the container).
  */
 export function schedulerMounts(settings: Settings): LocalMounts {
   return {
     [settings.names.backupsVolume]: { path: OPS_PATHS.backups },
-    [settings.names.mediaVolume]: { path: OPS_PATHS.media, readOnly: true },
+    // Bucket media: the volume is the bucket's mirror, which a backup first brings up to date.
+    [settings.names.mediaVolume]: { path: OPS_PATHS.media, readOnly: !settings.media },
+    ...(settings.media
+      ? {
+          [settings.names.mediaCredentialsVolume]: {
+            path: OPS_PATHS.mediaCredentials,
+            readOnly: true,
+          },
+        }
+      : {}),
   };
 }
 
@@ -106,11 +117,20 @@ export function schedulerImageTag(settings: Settings, bundle: Buffer, dockerfile
         settings.backup.schedulerImage,
         settings.postgresImage,
         settings.backup.image,
+        ...schedulerRclone(settings),
       ]),
     )
     .digest("hex")
     .slice(0, 12);
   return `${settings.namePrefix}-scheduler:${hash}`;
+}
+
+/**
+ * Where the scheduler image's rclone comes from (bucket media only): `edms:media.image` and its binary. Other
+ * stacks name no image, and the Dockerfile copies the restic binary it already has as its stand-in.
+ */
+function schedulerRclone(settings: Settings): string[] {
+  return settings.media ? [settings.media.image, "/usr/local/bin/rclone"] : [];
 }
 
 /**
@@ -144,13 +164,50 @@ export function schedulerNetworks(
   settings: Settings,
   dataNetwork: pulumi.Input<string>,
   databaseNetwork?: pulumi.Input<string>,
+  mediaNetwork?: pulumi.Input<string>,
 ) {
   const egress = settings.backup.offsite !== undefined || alertTargetCount(settings.alerts) > 0;
   return [
     { name: dataNetwork },
     ...(databaseNetwork ? [{ name: databaseNetwork }] : []),
+    ...(mediaNetwork ? [{ name: mediaNetwork }] : []),
     ...(egress ? [{ name: "bridge" }] : []),
   ];
+}
+
+/** The scheduler's image, built on the Docker host from the bundle (`npm run build`) and the stack's images. */
+function schedulerImage(name: string, settings: Settings, parent: pulumi.Resource): docker.Image {
+  const bundle = path.join(SCHEDULER_CONTEXT, SCHEDULER_BUNDLE);
+  if (!fs.existsSync(bundle)) {
+    throw new pulumi.ResourceError(
+      `\`edms:backup.schedule\` needs the scheduler bundle ${path.relative(PROJECT_DIR, bundle)}, which is missing. Run \`npm run build\` (\`npm ci\` does it too), then retry.`,
+      parent,
+    );
+  }
+  const imageName = schedulerImageTag(
+    settings,
+    fs.readFileSync(bundle),
+    fs.readFileSync(SCHEDULER_DOCKERFILE),
+  );
+  const [rclone, rcloneBinary] = schedulerRclone(settings);
+  return new docker.Image(
+    `${name}-image`,
+    {
+      imageName,
+      skipPush: true,
+      build: {
+        context: SCHEDULER_CONTEXT,
+        dockerfile: SCHEDULER_DOCKERFILE,
+        args: {
+          BASE: settings.backup.schedulerImage,
+          POSTGRES: settings.postgresImage,
+          RESTIC: settings.backup.image,
+          ...(rclone ? { RCLONE: rclone, RCLONE_BINARY: rcloneBinary } : {}),
+        },
+      },
+    },
+    { parent },
+  );
 }
 
 /**
@@ -170,42 +227,19 @@ export class Scheduler extends pulumi.ComponentResource {
   constructor(name: string, args: SchedulerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edms:index:Scheduler", name, {}, opts);
     const { settings } = args;
-    const bundle = path.join(SCHEDULER_CONTEXT, SCHEDULER_BUNDLE);
-    if (!fs.existsSync(bundle)) {
-      throw new pulumi.ResourceError(
-        `\`edms:backup.schedule\` needs the scheduler bundle ${path.relative(PROJECT_DIR, bundle)}, which is missing. Run \`npm run build\` (\`npm ci\` does it too), then retry.`,
-        this,
-      );
-    }
-    const imageName = schedulerImageTag(
-      settings,
-      fs.readFileSync(bundle),
-      fs.readFileSync(SCHEDULER_DOCKERFILE),
-    );
-    this.image = new docker.Image(
-      `${name}-image`,
-      {
-        imageName,
-        skipPush: true,
-        build: {
-          context: SCHEDULER_CONTEXT,
-          dockerfile: SCHEDULER_DOCKERFILE,
-          args: {
-            BASE: settings.backup.schedulerImage,
-            POSTGRES: settings.postgresImage,
-            RESTIC: settings.backup.image,
-          },
-        },
-      },
-      { parent: this },
-    );
+    this.image = schedulerImage(name, settings, this);
     const grace = containerReplacement("scheduler", settings.proxy.enabled).destroyGraceSeconds;
     this.container = stackContainer(
       name,
       {
         settings,
         role: "scheduler",
-        networks: schedulerNetworks(settings, args.dataNetwork, args.databaseNetwork),
+        networks: schedulerNetworks(
+          settings,
+          args.dataNetwork,
+          args.databaseNetwork,
+          args.mediaNetwork,
+        ),
       },
       {
         name: settings.names.schedulerContainer,

@@ -7,7 +7,7 @@
 #
 #   images/build.sh          build everything that is missing
 #   images/build.sh base     only the imported Debian rootfs
-#   images/build.sh s3       only the S3 server (Ceph's radosgw on trixie); not part of the default build
+#   images/build.sh s3       only the S3 server (Ceph's radosgw on trixie)
 set -euo pipefail
 # One build at a time on a machine: .ci/run starts one in the background while the unit tests run, and the
 # e2e tier's own call then waits here and finds every image present.
@@ -20,7 +20,7 @@ repo="$(dirname "$here")"
 # debootstrap cannot resolve: the package that provides it is named here.
 # The base tag carries a hash of its package list, so adding a package rebuilds the base on every machine
 # instead of silently reusing an older rootfs that lacks it.
-PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates,apprise,python3-cffi-backend"
+PACKAGES="postgresql-15,postgresql-client-15,redis-server,python3-django,python3-psycopg2,gunicorn,python3-celery,python3-redis,gosu,procps,restic,rclone,haproxy,ca-certificates,apprise,python3-cffi-backend,python3-django-storages-boto3"
 BASE_TAG="edms-test/debian-base:bookworm-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-10)"
 POSTGRES_TAG="edms-test/postgres:15"
 REDIS_TAG="edms-test/redis:7"
@@ -39,6 +39,8 @@ SCHEDULER_BASE_TAG="edms-test/scheduler-base:node20"
 # A local image registry: Debian's docker-registry package (the e2e proof of releases pinned by digest).
 REGISTRY_TAG="edms-test/registry:2.8"
 BACKEND_REPO="edms-sample/backend"
+# rclone laid out like the official rclone/rclone image (edms:media.image on real hosts).
+RCLONE_TAG="edms-test/rclone:1.60"
 # An S3-compatible server: Ceph's RADOS Gateway (reef) on a one-node Ceph cluster in one container (its
 # dbstore/SQLite backend corrupts multipart objects and Range reads: docs/s3-server.md). trixie's Ceph
 # needs trixie's libraries (glibc >= 2.38), so it has a trixie rootfs of its own.
@@ -233,6 +235,8 @@ build_backup "$BUSYBOX_BACKUP_TAG" "$here/backup-busybox/Dockerfile"
 build_dockerfile "$PROXY_TAG" "$here/proxy/Dockerfile" "$here/proxy"
 build_scheduler_base
 build_registry
+build_dockerfile "$RCLONE_TAG" "$here/rclone/Dockerfile" "$here/rclone"
+build_s3
 for release in "${RELEASES[@]}"; do
   build_dockerfile "$BACKEND_REPO:$release" "$here/backend/Dockerfile" "$repo/sample-app" --build-arg RELEASE="$release"
 done

@@ -3,6 +3,7 @@
  * (which execs into, copies into and starts containers that rely on them). No @pulumi import.
  */
 import { djangoHttpsEnvironment } from "./https";
+import { bucketMedia } from "./config/media";
 import type { Settings } from "./settings";
 
 /** Where secrets land inside containers; settings read them through `*_FILE` variables. */
@@ -37,6 +38,11 @@ export const sslModeVerifies = (sslMode: string) =>
   sslMode === "verify-ca" || sslMode === "verify-full";
 /** A pgpass line's field: `:` and `\\` escaped (libpq). */
 export const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\${c}`);
+/**
+ * Bucket media's keys (`edms:media`) in web, worker and the one-off containers: boto3's credentials file,
+ * found through AWS_SHARED_CREDENTIALS_FILE.
+ */
+export const S3_CREDENTIALS_FILE = `${SECRETS_DIR}/s3_credentials`;
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
 
@@ -83,6 +89,7 @@ export function djangoEnvironment(settings: Settings, role: DatabaseRole): strin
     "REDIS_URL=redis://redis:6379/0",
     `REDIS_PASSWORD_FILE=${REDIS_PASSWORD_FILE}`,
     `MEDIA_ROOT=${MEDIA_ROOT}`,
+    ...mediaEnvironment(settings),
     ...djangoHttpsEnvironment(settings),
   ];
 }
@@ -109,6 +116,22 @@ function databaseEnvironment(settings: Settings): string[] {
   ];
 }
 
+/** Where the app's storage keeps uploads: the bucket's prefix (django-storages) when `edms:media` says so. */
+function mediaEnvironment(settings: Settings): string[] {
+  const media = bucketMedia(settings);
+  if (!media) {
+    return [];
+  }
+  return [
+    "EDMS_MEDIA_BACKEND=s3",
+    `EDMS_S3_BUCKET=${media.bucket}`,
+    `EDMS_S3_ENDPOINT=${media.endpoint.replace(/\/$/, "")}`,
+    `EDMS_S3_REGION=${media.region}`,
+    `EDMS_S3_PREFIX=${media.prefix}`,
+    `AWS_SHARED_CREDENTIALS_FILE=${S3_CREDENTIALS_FILE}`,
+  ];
+}
+
 /** The scheduler image's edms-ops (images/scheduler/Dockerfile): `docker exec` runs it for `alerts test`. */
 export const SCHEDULER_OPS_ENTRY = ["node", "/opt/edms-ops/edms-ops.cjs"] as const;
 
@@ -129,7 +152,12 @@ export const OPS_PATHS = {
   backups: "/backups",
   media: "/edms/media",
   stage: "/edms/database",
+  /** Bucket media (`edms:media`): rclone's config with the bucket's key (the media credentials volume). */
+  mediaCredentials: "/edms/media-credentials",
 } as const;
+
+/** The scheduler image's rclone for bucket media (images/scheduler/Dockerfile copies it from `edms:media.image`). */
+export const SCHEDULER_RCLONE = "/opt/edms-ops/bin/rclone";
 
 /** EDMS_MOUNTS of a container without the engine (ops/engine/engineless.ts): volume → where it is mounted. */
 export type LocalMounts = Record<string, { readonly path: string; readonly readOnly?: boolean }>;

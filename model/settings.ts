@@ -7,6 +7,7 @@
 export * from "./config/alerts";
 export * from "./config/backup";
 export * from "./config/database";
+export * from "./config/media";
 export * from "./config/environments";
 export { durationMs, parseJsonish } from "./config/fields";
 export * from "./config/names";

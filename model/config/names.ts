@@ -24,6 +24,16 @@ export interface ResourceNames {
    * written by `backups init` and mounted read-only into its client containers.
    */
   readonly databaseCredentialsVolume: string;
+  /**
+   * With `edms:media` and no `media.network`: a bridge with a gateway that web, worker and edms-ops' rclone
+   * reach the S3 endpoint through.
+   */
+  readonly mediaNetwork: string;
+  /**
+   * With `edms:media`: edms-ops' rclone config for the bucket (its keys), root-only, written by `backups
+   * init` and mounted read-only into the rclone containers. The media volume is then the bucket's mirror.
+   */
+  readonly mediaCredentialsVolume: string;
   readonly postgresContainer: string;
   readonly redisContainer: string;
   readonly webContainer: string;
@@ -48,6 +58,8 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     dataNetwork: `${namePrefix}-data`,
     databaseNetwork: `${namePrefix}-database`,
     databaseCredentialsVolume: `${namePrefix}_db_credentials`,
+    mediaNetwork: `${namePrefix}-media`,
+    mediaCredentialsVolume: `${namePrefix}_media_credentials`,
     postgresContainer: `${namePrefix}-postgres`,
     redisContainer: `${namePrefix}-redis`,
     webContainer: `${namePrefix}-web`,

@@ -9,6 +9,7 @@ import { BACKUP_FIX, backupSchema } from "./backup";
 import { ENVIRONMENTS, Environment } from "./environments";
 import { integer, nonEmpty, pemFile, port, setting } from "./fields";
 import { databaseSchema, DATABASE_FIX } from "./database";
+import { mediaSchema, MEDIA_FIX } from "./media";
 import { bindAddressSchema, djangoSchema, tlsUpstreamSchema } from "./https";
 import { LIMITS_FIX, limitsSchema } from "./limits";
 import { HOOK_WAIT_SECONDS } from "../hooks";
@@ -201,6 +202,11 @@ function buildSchema(environment: Environment) {
       description:
         "{host, port (default 5432), user, password (secret), sslMode (default verify-full), caCertificateFile, network?}. An external PostgreSQL (managed or a dedicated server) instead of the stack's postgres container: the program then creates no postgres container or volume; web, worker and every hook connect over the network with TLS as sslMode asks, credentials as files. The database is `edms`, owned by `user`, which needs CREATEDB and CREATEROLE (it creates the app's roles) and never superuser. Production needs sslMode verify-full. reset empties the schemas `user` owns, never the server; `edms:dataGeneration` is refused.",
       fix: DATABASE_FIX,
+    }),
+    media: setting(mediaSchema.optional(), {
+      description:
+        "{backend: s3, bucket, endpoint, region (default us-east-1), prefix (default edms:namePrefix), accessKeyId, secretAccessKey (secret), network?, image?}. Media in an S3-compatible bucket instead of the media volume: web and worker store uploads there through django-storages, with the keys as a file. Backups copy the prefix into the media volume (a mirror: only new or changed objects are fetched) and back that up; a restore brings the prefix back exactly (changed, deleted and added objects too); a drill never touches the bucket; a staging reset empties the prefix, never the bucket. image: the rclone image edms-ops copies with (default rclone/rclone). Production needs an https endpoint.",
+      fix: MEDIA_FIX,
     }),
     limits: setting(limitsSchema.prefault({}), {
       description:

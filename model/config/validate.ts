@@ -135,6 +135,26 @@ function databaseRuleProblems(values: Values, environment: unknown): string[] {
   return problems;
 }
 
+/** Production sends its documents to the bucket over TLS; nothing starts bucket media afresh. */
+function mediaRuleProblems(values: Values, environment: unknown): string[] {
+  const media = values.media as ConfiguredSettings["media"];
+  if (!media) {
+    return [];
+  }
+  const problems: string[] = [];
+  if (environment === "production" && !media.endpoint.startsWith("https://")) {
+    problems.push(
+      `\`edms:media.endpoint: ${media.endpoint}\` is not allowed on production: production sends its documents and keys to the bucket over TLS only. Set an https:// endpoint.`,
+    );
+  }
+  if (typeof values.dataGeneration === "number" && values.dataGeneration > 0) {
+    problems.push(
+      "`edms:dataGeneration` cannot start media in a bucket afresh (`edms:media`): the program never empties the bucket's prefix. Use `edms:media` on a stack at generation 0, or `edms-ops reset` on staging and dev.",
+    );
+  }
+  return problems;
+}
+
 function proxyRuleProblems(values: Values): string[] {
   const proxy = values.proxy as ConfiguredSettings["proxy"] | undefined;
   // A port that failed its own check is reported there; compare with what would be published.
@@ -187,6 +207,7 @@ export function validateSettings(stack: string, raw: RawConfig, dockerHost?: str
     ...backupRuleProblems(raw, values.environment),
     ...proxyRuleProblems(values),
     ...databaseRuleProblems(values, values.environment),
+    ...mediaRuleProblems(values, values.environment),
     ...alertRuleProblems(values),
     ...httpsRuleProblems(
       {

@@ -6,13 +6,13 @@
  * snapshot only after all its data is stored: a killed or failed backup never appears in the list.
  */
 import { Settings, databaseIdentity } from "../../model/settings";
-import { allSettledOrThrow, failure, refuse } from "../core/errors";
+import { allSettledOrThrow, failure } from "../core/errors";
 import { formatBytes, lastLine, progress, warn } from "../core/log";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { holdsLock, OpsSession, withSession } from "../engine/session";
 import { refuseDuringRestore } from "../store/markers";
 import { ensureRepository, sessionSnapshots } from "../store/catalog";
-import { Manifest, MediaCount, REASON_PATTERN, TAG_VALUE } from "../store/manifest";
+import { Manifest, MediaCount } from "../store/manifest";
 import { startOffsiteCopy } from "../store/offsiteCopy";
 import { describeLabel, readRestoreRecord, schemaRelease } from "../store/schemaRelease";
 import { applyRetention } from "../store/prune";
@@ -28,56 +28,19 @@ import {
   unreadableItems,
 } from "../store/restic";
 import { dumpDatabase, resticProgress } from "./dump";
+import { BackupRequest, checkBackupRequest, newId } from "./request";
+
+export type { BackupRequest } from "./request";
+import { pullBucket } from "./bucket";
 import { holdsOnlyBootstrap, readBootstrapRecord } from "../store/bootstrap";
 import { adoptHistory, Deployment, stageHistory } from "../store/history";
 import { nothingToBackUp } from "./emptyDatabase";
 import { backupFailure, unreadableFailure, VANISHED } from "./backupFailure";
 import { MEDIA_COUNT_SCRIPT, mediaCountProblems, parseMediaCount } from "./mediaCount";
 
-function newId(hostTime: string, reason: string, taken: readonly string[]): string {
-  const stamp = hostTime.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
-  let id = `${stamp}-${reason}`;
-  for (let n = 2; taken.includes(id); n += 1) {
-    id = `${stamp}-${reason}-${n}`;
-  }
-  return id;
-}
-
-export interface BackupRequest {
-  readonly reason: string;
-  readonly targetVersion?: string;
-  /**
-   * The off-host copy after the stack lock is released: `wait` for it (default), or start it in the
-   * `background` (the pre-deploy hook: a deploy waits only for the local backup). A backup taken inside
-   * another operation (a restore's undo) always starts it in the background.
-   */
-  readonly offsiteCopy?: "wait" | "background";
-  /**
-   * Back up a database with no Django schema all the same: the undo of a restore onto an emptied database
-   * whose media volume still holds files, which the restore would replace or delete.
-   */
-  readonly emptyDatabase?: boolean;
-}
-
 export interface BackupResult {
   readonly manifest: Manifest;
   readonly entry: BackupEntry;
-}
-
-/** Refuses a request whose values would not make a valid backup id or restic tag. */
-function checkBackupRequest(request: BackupRequest): void {
-  if (request.targetVersion !== undefined && !TAG_VALUE.test(request.targetVersion)) {
-    throw refuse(
-      `--target-version must be a release tag (letters, digits, . _ -; got \`${request.targetVersion}\`).`,
-      "Pass the release being deployed, e.g. --target-version 2.0.0.",
-    );
-  }
-  if (!REASON_PATTERN.test(request.reason)) {
-    throw refuse(
-      `--reason must be lowercase letters, digits and dashes (got \`${request.reason}\`),`,
-      "e.g. --reason before-upgrade",
-    );
-  }
 }
 
 /**
@@ -114,8 +77,11 @@ export async function createBackup(
           : dumpDatabase(session, stop.signal);
       });
       dump.catch(() => undefined);
+      // Bucket media: the mirror is brought up to date beside the dump, once nothing writes (as the dump).
+      const mirror = settings.media ? dumpAfter.then(() => pullBucket(settings)) : undefined;
+      mirror?.catch(() => undefined);
       try {
-        return await backupBesideDump(session, request, dump);
+        return await backupBesideDump(session, request, dump, mirror);
       } catch (err) {
         // A dump still running must not outlive the lock (a plaintext copy written with nobody holding it).
         stop.abort();
@@ -136,10 +102,15 @@ async function backupBesideDump(
   session: OpsSession,
   request: BackupRequest,
   dump: ReturnType<typeof dumpDatabase>,
+  mirror?: Promise<void>,
 ): Promise<BackupResult> {
   const { settings } = session;
-  // The host's clock is read while restic lists the snapshots.
-  const [before, createdAt] = await Promise.all([sessionSnapshots(session), session.hostTime()]);
+  // The host's clock is read while restic lists the snapshots (and the bucket's mirror is updated).
+  const [before, createdAt] = await Promise.all([
+    sessionSnapshots(session),
+    session.hostTime(),
+    mirror,
+  ]);
   // A new host's history is recovered from the repository first, so this snapshot carries all of it.
   const deployments = await adoptHistory(session, before, "lrestic");
   const earlier = before.length;

@@ -1,13 +1,15 @@
 /**
  * The media half of a restore, after the database swap: the media volume brought to the snapshot in place
  * (restic restore writes only what differs and deletes what the snapshot lacks), then counted against the
- * snapshot's listing and the manifest.
+ * snapshot's listing and the manifest. Bucket media: the mirror is restored so, then the bucket's prefix is
+ * brought to it (bucket.ts).
  */
 import { progress } from "../core/log";
 import type { OpsSession } from "../engine/session";
 import { Manifest } from "../store/manifest";
 import { BackupEntry, MEDIA_DIR, MEDIA_RESTORE_EXCLUDE } from "../store/restic";
 import { countMedia } from "./create";
+import { pushBucket } from "./bucket";
 import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 
 export async function restoreMedia(session: OpsSession, entry: BackupEntry): Promise<void> {
@@ -21,6 +23,9 @@ export async function restoreMedia(session: OpsSession, entry: BackupEntry): Pro
     `lrestic restore "$1:${MEDIA_DIR}" --target ${MEDIA_DIR} --overwrite always --delete --verify --exclude '${MEDIA_RESTORE_EXCLUDE}' >/dev/null && sync`,
     [entry.snapshot],
   );
+  if (session.settings.media) {
+    await pushBucket(session.settings);
+  }
 }
 
 /**

@@ -11,7 +11,8 @@ import { appContainers } from "../engine/services";
 import { withSession } from "../engine/session";
 import { RESTORE_MARKER, ROLLBACK_MARKER } from "../store/markers";
 import { hasMediaFiles } from "../backup/mediaCount";
-import { Settings } from "../../model/settings";
+import { bucketMedia, mediaDescription, Settings } from "../../model/settings";
+import { emptyBucketPrefix } from "../backup/bucket";
 
 export function register(program: Command): void {
   program
@@ -54,16 +55,7 @@ async function resetCommand(
   const backupId = await backupWithSchedulerStopped(settings, opts.backup);
   // Under the stack's lock, so no other operation works on what goes; without the media mount, as the
   // media volume is among what goes. A stack without a backups volume has no operation to wait for.
-  const remove = async () => {
-    progress("removing containers");
-    await docker(["rm", "-f", ...containers], { allowFailure: true });
-    progress("removing data volumes");
-    await docker(["volume", "rm", "-f", ...volumes]);
-    if (external) {
-      progress(`emptying the external database ${POSTGRES_DB}`);
-      await psql(settings, emptyExternalDatabaseSql(new Date().toISOString()));
-    }
-  };
+  const remove = () => removeData(settings, containers, volumes);
   if (await volumeExists(n.backupsVolume)) {
     await withSession(
       settings,
@@ -84,6 +76,22 @@ async function resetCommand(
   );
   if (backupId) {
     say(`To undo, deploy, then run: edms-ops restore ${backupId} --stack ${settings.stack}`);
+  }
+}
+
+/** The stack's containers and data volumes removed; an external database and a bucket's prefix emptied. */
+async function removeData(settings: Settings, containers: string[], volumes: string[]) {
+  progress("removing containers");
+  await docker(["rm", "-f", ...containers], { allowFailure: true });
+  progress("removing data volumes");
+  await docker(["volume", "rm", "-f", ...volumes]);
+  if (settings.database) {
+    progress(`emptying the external database ${POSTGRES_DB}`);
+    await psql(settings, emptyExternalDatabaseSql(new Date().toISOString()));
+  }
+  if (settings.media) {
+    // Its prefix only: never the bucket, another prefix or another stack's objects.
+    await emptyBucketPrefix(settings);
   }
 }
 
@@ -112,11 +120,14 @@ async function backupWithSchedulerStopped(
 /** What reset will do, said before it starts. */
 function announce(settings: Settings, backup: boolean, containers: string[], volumes: string[]) {
   const external = settings.database;
+  const media = bucketMedia(settings);
   say(
     `Will reset ${settings.stack}: ${backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}` +
       (external
-        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone).`
-        : "."),
+        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone)`
+        : "") +
+      (media ? `, and empty the media ${mediaDescription(media)} (that prefix only)` : "") +
+      ".",
   );
   say(`Kept: ${settings.names.backupsVolume} (backups and deployment history).`);
 }

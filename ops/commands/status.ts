@@ -4,6 +4,7 @@ import { BackupListing, listBackups, newestOf } from "../store/catalog";
 import { isFutureDated } from "../store/retention";
 import { runningVersion } from "../engine/services";
 import { countOf, externalDatabaseCheck } from "../database/postgres";
+import { bucketCheck } from "../backup/bucket";
 import { openStack } from "../core/context";
 import { inspectContainer, volumeExists } from "../engine/docker";
 import { readHistory } from "../store/history";
@@ -60,6 +61,11 @@ async function containerStates(settings: Settings): Promise<Record<string, strin
     containers[externalDatabaseName(settings)] = check.ok
       ? "reachable"
       : `unreachable: ${check.detail}`;
+  }
+  if (settings.media) {
+    // edms-ops' own way in (its rclone config), which backups and restores take; the app's is /health/'s.
+    const bucket = await bucketCheck(settings);
+    containers[bucket.name] = bucket.ok ? "reachable" : `unreachable: ${bucket.detail}`;
   }
   for (const name of [
     ...(settings.database ? [] : [n.postgresContainer]),

@@ -9,7 +9,14 @@ import { spawn } from "child_process";
 import { Settings } from "../../model/settings";
 import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
-import { DATABASE_CA_FILE, SECRETS_DIR, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
+import {
+  DATABASE_CA_FILE,
+  S3_CREDENTIALS_FILE,
+  SECRETS_DIR,
+  SUPERUSER_PASSWORD_FILE,
+} from "../../model/containers";
+import { bucketMedia } from "../../model/settings";
+import { mediaNetwork, readS3Credentials } from "../backup/bucket";
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure, refuse } from "../core/errors";
@@ -95,6 +102,7 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
       await docker(["network", "connect", stackServerNetwork(settings), name]);
     }
     await copySecrets(settings, name, spec.superuser === true);
+    await bucketAccess(settings, name);
     return await docker(["start", "-a", "-i", name], {
       allowFailure: true,
       holdStdin: true,
@@ -103,6 +111,18 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   } finally {
     await docker(["rm", "-f", name], { allowFailure: true });
   }
+}
+
+/** Bucket media: the endpoint's network and boto3's credentials file, as web and worker have them. */
+async function bucketAccess(settings: Settings, container: string): Promise<void> {
+  const media = bucketMedia(settings);
+  if (!media) {
+    return;
+  }
+  await docker(["network", "connect", mediaNetwork(settings, media), container]);
+  const file = { name: `secrets/${basename(S3_CREDENTIALS_FILE)}`, mode: 0o444 };
+  const archive = await tarball([{ ...file, content: await readS3Credentials(settings) }]);
+  await docker(["cp", "-", `${container}:/run`], { input: archive });
 }
 
 async function copySecrets(

@@ -1,4 +1,4 @@
-"""/health/: 200 only when the database answers, Redis answers, the media volume is writable and no
+"""/health/: 200 only when the database answers, Redis answers, the media volume is writable (or the media bucket answers) and no
 migration is left unapplied. The deploy's health gate and `edms-ops health` rely on it."""
 import os
 import tempfile
@@ -21,6 +21,12 @@ def _redis():
 
 
 def _media():
+    if settings.MEDIA_BACKEND == "s3":
+        # A HEAD of one key under the prefix: the bucket answers, with these credentials (a 403 raises).
+        from django.core.files.storage import default_storage
+
+        default_storage.exists(".health-probe")
+        return True
     with tempfile.NamedTemporaryFile(dir=settings.MEDIA_ROOT, prefix=".health-", delete=True) as probe:
         probe.write(b"ok")
         probe.flush()

@@ -84,6 +84,20 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 MEDIA_ROOT = os.environ.get("MEDIA_ROOT", "/srv/media")
 MEDIA_URL = "/media/"
+# Media in an S3-compatible bucket (`edms:media`, backend s3): django-storages' S3 backend, every key under the
+# stack's prefix. The keys are read by boto3 from the file AWS_SHARED_CREDENTIALS_FILE names, never from the
+# environment; a private CA (EDMS_S3_CA_FILE) is what TLS to the endpoint is checked against.
+MEDIA_BACKEND = os.environ.get("EDMS_MEDIA_BACKEND", "volume")
+if MEDIA_BACKEND == "s3":
+    DEFAULT_FILE_STORAGE = "storages.backends.s3boto3.S3Boto3Storage"
+    AWS_STORAGE_BUCKET_NAME = os.environ["EDMS_S3_BUCKET"]
+    AWS_S3_ENDPOINT_URL = os.environ["EDMS_S3_ENDPOINT"]
+    AWS_S3_REGION_NAME = os.environ.get("EDMS_S3_REGION", "us-east-1")
+    AWS_LOCATION = os.environ.get("EDMS_S3_PREFIX", "").strip("/")
+    AWS_S3_ADDRESSING_STYLE = "path"
+    AWS_S3_FILE_OVERWRITE = False
+    AWS_DEFAULT_ACL = None
+    AWS_S3_VERIFY = os.environ.get("EDMS_S3_CA_FILE") or True
 STATIC_URL = "/static/"
 USE_TZ = True
 TIME_ZONE = "UTC"

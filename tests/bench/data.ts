@@ -52,10 +52,15 @@ chown -R 1000:1000 /media/${dir}`;
 /** Files of one GiB: ~3,000 small ones (~300 MiB) and ~70 scans (~700 MiB). */
 export const PER_GIB = { small: 3000, scans: 70 };
 
-export async function seed(stack: TestStack, gib: number): Promise<void> {
+/** `write` runs the media script (default: into the media volume) and returns the names it printed. */
+export async function seed(
+  stack: TestStack,
+  gib: number,
+  write: (script: string) => Promise<string> = (script) => shell(stack, script),
+): Promise<void> {
   const started = Date.now();
   const names = (
-    await shell(stack, mediaScript("documents/bench", PER_GIB.small * gib, PER_GIB.scans * gib, 1))
+    await write(mediaScript("documents/bench", PER_GIB.small * gib, PER_GIB.scans * gib, 1))
   ).split("\n");
   await stack.psql(
     `INSERT INTO documents_document (title, owner_id, file, checksum, uploaded_at, slug) ` +

@@ -9,6 +9,11 @@
  * Raw backup: `pg_dump -Fc` over the network (a client container on the server's network, TLS) streamed into
  * the backups volume + `tar` of the media + `sync`. Raw restore: `pg_restore --clean --single-transaction`
  * over the network + the media replaced from the tar + `sync`.
+ *
+ *   npm run bench:bucket      the same with the media in an S3 bucket (tests/harness/s3Server.ts, radosgw)
+ *
+ * Then the raw media half is `rclone sync` of the bucket's prefix into a folder of the backups volume (backup)
+ * and of that folder back to the prefix (restore), then `sync`.
  */
 import { ChildProcess, spawn } from "child_process";
 import { pgCommand } from "../../ops/database/postgres";
@@ -36,8 +41,39 @@ import {
 } from "./data";
 import * as fs from "fs";
 import * as path from "path";
+import {
+  makeBucket,
+  RCLONE_IMAGE,
+  s3,
+  S3_ACCESS_KEY,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+  startS3Server,
+  stopS3Server,
+} from "../harness/s3Server";
 
 const GIB = Number(process.env.EDMS_BENCH_GIB ?? 1);
+/** `bench:bucket`: media in the test S3 server's bucket instead of the media volume. */
+const BUCKET = process.env.EDMS_BENCH_MEDIA === "s3" ? "bench-media" : undefined;
+
+/** The stack's prefix in the bucket, as rclone's `s3:` path. */
+const prefixPath = (stack: TestStack) => `s3:${BUCKET}/${stack.prefix}`;
+
+/** rclone against the bucket with the stack's backups volume at /backups and its media volume at /media. */
+function bucketShell(stack: TestStack, args: string[]): Promise<string> {
+  return s3(args, undefined, {
+    [stack.backupsVolume]: "/backups",
+    [`${stack.prefix}_media_files`]: "/media",
+  });
+}
+
+/** Generated media (`script` writes them into the media volume) moved into the bucket: the app's uploads. */
+async function intoBucket(stack: TestStack, script: string): Promise<string> {
+  const names = await shell(stack, script);
+  await bucketShell(stack, ["move", "/media", prefixPath(stack), "--transfers", "8"]);
+  await shell(stack, "find /media -mindepth 1 -delete");
+  return names;
+}
 
 /** pg_dump over the network into the backups volume, the media into a tar, then sync. */
 async function rawBackup(stack: TestStack): Promise<void> {
@@ -47,6 +83,11 @@ async function rawBackup(stack: TestStack): Promise<void> {
     succeeded(child, "raw pg_dump"),
     shell(stack, "mkdir -p /backups/raw && cat > /backups/raw/db.dump", child.stdout),
   ]);
+  if (BUCKET) {
+    await bucketShell(stack, ["sync", prefixPath(stack), "/backups/raw/media", "--transfers", "8"]);
+    await shell(stack, "sync");
+    return;
+  }
   await shell(stack, "tar -C /media -cf /backups/raw/media.tar . && sync");
 }
 
@@ -77,6 +118,10 @@ async function rawRestore(stack: TestStack): Promise<void> {
     succeeded(reader, "reading the raw dump"),
     succeeded(writer, "raw pg_restore"),
   ]);
+  if (BUCKET) {
+    await bucketShell(stack, ["sync", "/backups/raw/media", prefixPath(stack), "--transfers", "8"]);
+    return;
+  }
   await shell(
     stack,
     "find /media -mindepth 1 -delete && tar -C /media -xpf /backups/raw/media.tar && sync",
@@ -87,15 +132,13 @@ let change = 0;
 /** 1 % of the media changes (as `npm run bench`), and 1 % of the settings rows. */
 async function changeOnePercent(stack: TestStack): Promise<void> {
   change += 1;
-  await shell(
-    stack,
-    mediaScript(
-      `documents/change-${change}`,
-      Math.round((PER_GIB.small * GIB) / 100),
-      Math.max(1, Math.round((PER_GIB.scans * GIB) / 100)),
-      100 + change,
-    ),
+  const script = mediaScript(
+    `documents/change-${change}`,
+    Math.round((PER_GIB.small * GIB) / 100),
+    Math.max(1, Math.round((PER_GIB.scans * GIB) / 100)),
+    100 + change,
   );
+  await (BUCKET ? intoBucket(stack, script) : shell(stack, script));
   await stack.psql(
     `UPDATE systemsettings_systemsetting SET value = md5(value) WHERE id % 100 = ${change % 100};`,
   );
@@ -105,6 +148,10 @@ async function main(): Promise<void> {
   prepareEngine();
   await startExternalPostgres();
   await recreateExternalDatabase();
+  if (BUCKET) {
+    await startS3Server(EXTERNAL_NETWORK);
+    await makeBucket(BUCKET);
+  }
   const caFile = path.join(PROJECT_DIR, "bench-external-ca.pem");
   fs.writeFileSync(caFile, await externalCaPem());
   const stack = new TestStack("benchx", "dev", {
@@ -117,6 +164,19 @@ async function main(): Promise<void> {
       caCertificateFile: caFile,
       network: EXTERNAL_NETWORK,
     },
+    ...(BUCKET
+      ? {
+          "edms:media": {
+            backend: "s3",
+            bucket: BUCKET,
+            endpoint: S3_ENDPOINT,
+            accessKeyId: S3_ACCESS_KEY,
+            secretAccessKey: { secure: S3_SECRET_KEY },
+            network: EXTERNAL_NETWORK,
+            image: RCLONE_IMAGE,
+          },
+        }
+      : {}),
   });
   try {
     await stack.destroy();
@@ -124,7 +184,7 @@ async function main(): Promise<void> {
     if (error) {
       throw error;
     }
-    await seed(stack, GIB);
+    await seed(stack, GIB, BUCKET ? (script) => intoBucket(stack, script) : undefined);
     const ops = opsOrThrow(stack);
     const raw = await median(() => rawBackup(stack));
     const ids: string[] = [];
@@ -141,7 +201,7 @@ async function main(): Promise<void> {
     const opsRestore = await median(() => ops(["restore", newest]));
     const f = (n: number) => n.toFixed(2).padStart(7);
     console.log(
-      `\nexternal PostgreSQL over TLS, ${GIB} GiB of media, ${ROWS} rows; median of 3 unless noted`,
+      `\nexternal PostgreSQL over TLS, ${GIB} GiB of media${BUCKET ? " in an S3 bucket (radosgw)" : ""}, ${ROWS} rows; median of 3 unless noted`,
     );
     console.log("| step | raw tools | edms-ops | ratio |\n|---|---|---|---|");
     const row = (step: string, r: number, o: number) =>
@@ -151,6 +211,7 @@ async function main(): Promise<void> {
     row("restore (with verify + undo backup)", rawRestoreTime, opsRestore);
   } finally {
     await stack.destroy();
+    await stopS3Server();
     await stopExternalPostgres();
   }
 }

@@ -1,9 +1,11 @@
 /**
- * Issue 22: a stack on an external PostgreSQL (`edms:database`), deployed by the program onto a real engine.
- * The server is a real one in a container outside the stack (tests/harness/externalPostgres.ts: TLS only, a
- * certificate for its name from a CA of the test's own, an admin role that is no superuser), reached on its own
- * network. First deploy, an update that keeps every row and takes its backup first and drills it, the backup verified, the
- * stack's reports, and the operations not built for it yet refused with nothing changed.
+ * Issue 22: a stack with no data on its host: an external PostgreSQL (`edms:database`) and media in an S3
+ * bucket (`edms:media`), deployed by the program onto a real engine. The database server is a real one in a
+ * container outside the stack (tests/harness/externalPostgres.ts: TLS only, a certificate for its name from a
+ * CA of the test's own, an admin role that is no superuser); the bucket is Ceph's radosgw
+ * (tests/harness/s3Server.ts); both on their own network. First deploy, an update that keeps every row and
+ * object and takes its backup first and drills it, damage and restore, reset-app, rollback, disaster
+ * recovery (and a new empty bucket), scheduled backups and reset.
  */
 import { expect } from "chai";
 import * as fs from "fs";
@@ -20,12 +22,47 @@ import {
   stopExternalPostgres,
 } from "../harness/externalPostgres";
 import { PROJECT_DIR, TestStack } from "../harness/stack";
+import {
+  bucketFingerprint,
+  bucketKeys,
+  deleteObject,
+  makeBucket,
+  putObject,
+  RCLONE_IMAGE,
+  S3_ACCESS_KEY,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+  startS3Server,
+  stopS3Server,
+} from "../harness/s3Server";
+
+/** Another stack's object in the same bucket: nothing of this stack's may touch it. */
+const FOREIGN = "edms-media/other-stack/keep.bin";
 
 describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no superuser)", function () {
   let stack: TestStack;
+  let bucket = "edms-media";
+  /** Rows of every data table and every object under the stack's prefix, by content. */
+  const fingerprint = async (): Promise<Record<string, string>> => ({
+    ...(await stack.fingerprint({ media: false })),
+    media: await bucketFingerprint(`${bucket}/${stack.prefix}`),
+  });
+  const media = (name: string) => ({
+    backend: "s3",
+    bucket: name,
+    endpoint: S3_ENDPOINT,
+    accessKeyId: S3_ACCESS_KEY,
+    secretAccessKey: { secure: S3_SECRET_KEY },
+    network: EXTERNAL_NETWORK,
+    image: RCLONE_IMAGE,
+  });
   before(async function () {
+    // A killed run's S3 server would hold the network the database server's start removes first.
+    await stopS3Server();
     await startExternalPostgres();
-    await recreateExternalDatabase();
+    await Promise.all([recreateExternalDatabase(), startS3Server(EXTERNAL_NETWORK)]);
+    await Promise.all([makeBucket("edms-media"), makeBucket("edms-media-new")]);
+    await putObject(FOREIGN, "another stack's document");
     const caFile = path.join(PROJECT_DIR, "external-db-ca.pem");
     fs.writeFileSync(caFile, await externalCaPem());
     stack = new TestStack("ext", "staging", {
@@ -37,12 +74,14 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
         caCertificateFile: caFile,
         network: EXTERNAL_NETWORK,
       },
+      "edms:media": media(bucket),
       "edms:backup": { beforeDeploy: true, drillBeforeDeploy: true, schedule: "off", keep: 5 },
     });
     await stack.destroy();
   });
   after(async function () {
     await stack.destroy();
+    await stopS3Server();
     await stopExternalPostgres();
   });
 
@@ -56,6 +95,37 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';"),
     ).to.equal("0");
     await docker(["volume", "rm", own]);
+  });
+
+  it("0b. a stack whose media volume holds the app's files is not switched to the bucket: refused at the first hook, nothing removed", async function () {
+    const volume = stack.names.mediaVolume;
+    await docker(["volume", "create", "--label", `edms.stack=${stack.name}`, volume]);
+    await docker([
+      "run",
+      "--rm",
+      "--user",
+      "0",
+      "--entrypoint",
+      "sh",
+      "-v",
+      `${volume}:/m`,
+      "edms-test/postgres:15",
+      "-c",
+      "mkdir -p /m/documents && echo scan > /m/documents/scan.pdf",
+    ]);
+    const { error } = await stack.up("1.0.0");
+    expect(error?.message).to.match(/holds the app's files/);
+    const left = await docker([
+      "run",
+      "--rm",
+      "-v",
+      `${volume}:/m`,
+      "edms-test/postgres:15",
+      "cat",
+      "/m/documents/scan.pdf",
+    ]);
+    expect(left.stdout.trim()).to.equal("scan");
+    await stack.destroy({ keepState: true });
   });
 
   it("1. first deploy: no postgres container or volume; migrate and bootstrap ran there; web and worker log in as the app role over TLS", async function () {
@@ -81,14 +151,29 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
         "WHERE a.datname = 'edms' AND a.usename <> 'postgres' AND a.pid <> pg_backend_pid() ORDER BY 1;",
     );
     expect(sessions).to.equal("edms_app:true");
+    // Uploads went to the bucket under the stack's prefix (web mounts no media), and the worker read each
+    // from there: its checksum is the object's.
+    const mounts = await docker([
+      "inspect",
+      "-f",
+      "{{range .Mounts}}{{.Destination}} {{end}}",
+      stack.container("web"),
+    ]);
+    expect(mounts.stdout).not.to.contain("/srv/media");
+    const objects = await bucketFingerprint(`${bucket}/${stack.prefix}`);
+    expect(objects).to.match(/documents\/\d{4}\/\d{2}\/contract-a-0\S*\.bin/);
+    const checked = await asProvider(
+      "SELECT checksum || '  ' || file FROM documents_document WHERE checksum <> '' ORDER BY id DESC LIMIT 1;",
+    );
+    expect(objects.split("\n")).to.include(checked);
     const health = await stack.ops(["health", "--json"]);
     expect(health.code, health.stdout + health.stderr).to.equal(0);
     const checks = JSON.parse(health.stdout).checks as { name: string; ok: boolean }[];
     expect(checks.find((c) => c.name === "postgres")?.ok).to.equal(true);
   });
 
-  it("2. update 1.0.0 → 2.0.0: the pre-deploy backup dumps the external database, every row identical, the backup verifies", async function () {
-    const before = await stack.fingerprint({ media: false });
+  it("2. update 1.0.0 → 2.0.0: the pre-deploy backup dumps the external database and copies the bucket, every row and object identical, the backup verifies", async function () {
+    const before = await fingerprint();
     const { error, hooks } = await stack.up("2.0.0");
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).not.to.include("bootstrap");
@@ -97,7 +182,8 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     // The drill restored it on a scratch server and rehearsed 2.0.0's migrate there, before the live one.
     const drill = hooks.find((h) => h.name === "preDeployDrill");
     expect(drill?.stdout + (drill?.stderr ?? "")).to.match(/rehears/i);
-    const after = await stack.fingerprint({ media: false });
+    expect(pre?.stderr).to.match(/copying bucket edms-media\//);
+    const after = await fingerprint();
     expect(after).to.deep.equal(before);
     expect(await stack.documentsSchema()).to.deep.equal({
       migration: "0002_document_slug",
@@ -110,39 +196,45 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(verify.code, verify.stdout + verify.stderr).to.equal(0);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.containers[`database ${EXTERNAL_HOST}:5432`]).to.equal("reachable");
+    expect(status.containers[`media bucket ${bucket}/${stack.prefix} at ${S3_ENDPOINT}`]).to.equal(
+      "reachable",
+    );
     expect(status.runningVersion).to.equal("2.0.0");
     expect(status.users).to.equal(3);
   });
 
-  it("3. the admin's password is in no container's env or argv, nor in web's secret files, nor in any output", async function () {
+  it("3. the admin's password and the bucket's secret key are in no container's env or argv, nor in any output", async function () {
     const ids = await stack.containers({ all: true, format: "{{.ID}}" });
     const inspected = (await docker(["inspect", ...ids])).stdout;
     expect(inspected).not.to.contain(ADMIN_PASSWORD);
+    expect(inspected).not.to.contain(S3_SECRET_KEY);
     const files = await docker(["exec", stack.container("web"), "sh", "-c", "cat /run/secrets/*"]);
     expect(files.stdout).not.to.contain(ADMIN_PASSWORD);
     const backup = await stack.ops(["backup"]);
     expect(backup.code, backup.stderr).to.equal(0);
     expect(backup.stdout + backup.stderr).not.to.contain(ADMIN_PASSWORD);
+    expect(backup.stdout + backup.stderr).not.to.contain(S3_SECRET_KEY);
   });
 
-  it("4. backup → damage (rows deleted, a table dropped, files deleted) → restore: identical; a missing right is refused first", async function () {
+  it("4. backup → damage (rows deleted, a table dropped, objects deleted, overwritten and added) → restore: identical; a missing right is refused first", async function () {
     await stack.seed("b", 2);
     const backup = await stack.ops(["backup"]);
     expect(backup.code, backup.stderr).to.equal(0);
     const id = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete.pop()
       .id;
-    const before = await stack.fingerprint();
+    const before = await fingerprint();
     await asProvider(
       "DELETE FROM documents_document WHERE id = (SELECT min(id) FROM documents_document);\n" +
         "DROP TABLE systemsettings_systemsetting CASCADE;",
     );
-    await docker([
-      "exec",
-      stack.container("web"),
-      "sh",
-      "-c",
-      "find /srv/media -name 'contract-b-0*' -delete",
-    ]);
+    const keys = await bucketKeys(`${bucket}/${stack.prefix}`);
+    const [gone, changed] = ["contract-b-0", "contract-b-1"].map(
+      (name) => keys.find((k) => k.includes(name)) as string,
+    );
+    await deleteObject(`${bucket}/${stack.prefix}/${gone}`);
+    await putObject(`${bucket}/${stack.prefix}/${changed}`, "overwritten");
+    await putObject(`${bucket}/${stack.prefix}/documents/stray.bin`, "added after the backup");
+    expect(await bucketFingerprint(`${bucket}/${stack.prefix}`)).not.to.equal(before.media);
     expect(
       await asProvider("SELECT to_regclass('systemsettings_systemsetting') IS NULL;"),
     ).to.equal("t");
@@ -161,7 +253,8 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
 
     const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
     expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
-    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect(await fingerprint()).to.deep.equal(before);
+    expect(await bucketKeys("edms-media/other-stack")).to.deep.equal(["keep.bin"]);
     // Only the stack's database is left: the side and the replaced one are gone, the server otherwise untouched.
     expect(
       await asProvider(
@@ -178,13 +271,14 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
   });
 
   it("4b. reset-app documents empties that app only, after its backup", async function () {
-    const before = await stack.fingerprint();
+    const before = await fingerprint();
     const result = await stack.ops(["reset-app", "documents", "--confirm", stack.name]);
     expect(result.code, result.stdout + result.stderr).to.equal(0);
     const undo = /edms-ops restore (\S+-pre-reset-app)/.exec(result.stdout)?.[1];
     expect(undo, result.stdout).to.be.a("string");
-    const after = await stack.fingerprint();
+    const after = await fingerprint();
     expect(after.documents_document).to.equal("0:-");
+    expect(after.media, "reset-app keeps the media").to.equal(before.media);
     expect(after.auth_user).to.equal(before.auth_user);
     // Its undo is a backup of this database, as test 4's: the restore proven there takes it back.
     const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
@@ -192,7 +286,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
   });
 
   it("4c. rollback --previous: 2.0.0's migrations reversed on the external database, every row kept, 1.0.0 healthy", async function () {
-    const before = await stack.fingerprint();
+    const before = await fingerprint();
     const result = await stack.ops(["rollback", "--previous", "--backup-first"]);
     // No Pulumi CLI here: the data steps are done, the redeploy is left to run (exit 3, incomplete).
     expect(result.code, result.stdout + result.stderr).to.equal(3);
@@ -200,12 +294,12 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
     const { error } = await stack.up("1.0.0");
     expect(error, error?.message).to.equal(undefined);
-    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect(await fingerprint()).to.deep.equal(before);
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
-  it("5. disaster recovery onto an empty engine, the external database still there: every row kept, nothing loaded over it, healthy", async function () {
-    const before = await stack.fingerprint({ media: false });
+  it("5. disaster recovery onto an empty engine, the external database and the bucket still there: every row and object kept, nothing loaded over them, healthy", async function () {
+    const before = await fingerprint();
     await stack.destroy({ keepState: true });
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
@@ -213,9 +307,25 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     // A new host (a new redis container) runs them again; bootstrap finds users and loads nothing.
     expect(ran).to.include.members(["backupInit", "migrate", "bootstrap"]);
     expect(hooks.find((h) => h.name === "bootstrap")?.stderr).to.match(/fixtures not loaded/);
-    expect(await stack.fingerprint({ media: false })).to.deep.equal(before);
+    expect(await fingerprint()).to.deep.equal(before);
     const health = await stack.ops(["health"]);
     expect(health.code, health.stdout + health.stderr).to.equal(0);
+  });
+
+  it("5b. the bucket lost: on a new empty bucket, a restore of the newest backup brings every object back", async function () {
+    const backup = await stack.ops(["backup"]);
+    expect(backup.code, backup.stderr).to.equal(0);
+    const id = backup.stdout.trim();
+    const before = await fingerprint();
+    bucket = "edms-media-new";
+    stack.set("edms:media", media(bucket));
+    const { error } = await stack.up();
+    expect(error, error?.message).to.equal(undefined);
+    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([]);
+    const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
+    expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
+    expect(await fingerprint()).to.deep.equal(before);
+    expect((await stack.ops(["health"])).code).to.equal(0);
   });
 
   it("6. scheduled backups: the scheduler dumps the external database as the backup role over TLS, without an engine", async function () {
@@ -230,6 +340,8 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       (r) => r.some((run) => run.outcome === "ok"),
     );
     const ok = runs.find((run) => run.outcome === "ok")!;
+    const log = await docker(["logs", `${stack.prefix}-scheduler`]);
+    expect(log.stdout + log.stderr).to.match(/copying bucket edms-media-new\//);
     const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
     const taken = listed.find((b: { id: string }) => b.id === ok.backup);
     expect(taken).to.deep.include({ reason: "scheduled" });
@@ -266,6 +378,9 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';"),
     ).to.equal("0");
     expect(await asProvider("SELECT count(*) FROM foreign_data.keep;")).to.equal("1");
+    // The stack's prefix is emptied; another prefix of the bucket keeps its objects.
+    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([]);
+    expect(await bucketKeys("edms-media/other-stack")).to.deep.equal(["keep.bin"]);
     expect(
       await asProvider(
         "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE NOT datistemplate;",

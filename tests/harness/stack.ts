@@ -9,6 +9,7 @@ import { docker } from "../../ops/engine/docker";
 import type { ScheduleRecord, ScheduleRun } from "../../ops/schedule/records";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { asProvider, EXTERNAL_PREFIX, EXTERNAL_ROLE } from "./externalPostgres";
+import { S3_PREFIX, S3_ROLE } from "./s3Server";
 import { REPO_ROOT } from "./mocks";
 import { Applier, ApplyResult } from "./applier";
 
@@ -28,7 +29,7 @@ export function prepareEngine(): void {
 /**
  * Containers of test stacks that an interrupted run left (they restart with the engine): each suite removes
  * its own stack's first, but a leftover of another still holds a published port the next suite is given.
- * Also the off-host test servers and their data: named per test process, a later run (other port bases)
+ * Also the off-host, database and S3 test servers and their data: named per test process, a later run (other port bases)
  * would never reuse and so never remove them. Only test containers (names starting with `e2e-`), never
  * anything else on the engine.
  */
@@ -39,11 +40,12 @@ function removeLeftoverTestContainers(): void {
     ...list(["ps", "-aq", "--filter", "label=edms.stack", "--filter", "name=^e2e-"]),
     ...list(["ps", "-aq", "--filter", `label=edms.role=${OFFSITE_ROLE}`, "--filter", "name=^e2e-"]),
     ...list(["ps", "-aq", "--filter", `label=edms.role=${EXTERNAL_ROLE}`]),
+    ...list(["ps", "-aq", "--filter", `label=edms.role=${S3_ROLE}`]),
   ];
   if (ids.length) {
     execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore" });
   }
-  const volumes = [OFFSITE_DATA_PREFIX, EXTERNAL_PREFIX].flatMap((prefix) =>
+  const volumes = [OFFSITE_DATA_PREFIX, EXTERNAL_PREFIX, S3_PREFIX].flatMap((prefix) =>
     list(["volume", "ls", "-q", "--filter", `name=^${prefix}`]),
   );
   if (volumes.length) {
@@ -610,8 +612,8 @@ print(compute_checksum.delay(last.id).get(timeout=60))
     if (volumes.length) {
       await docker(["volume", "rm", "-f", ...volumes]);
     }
-    const { frontNetwork, dataNetwork, databaseNetwork } = this.names;
-    await docker(["network", "rm", frontNetwork, dataNetwork, databaseNetwork], {
+    const { frontNetwork, dataNetwork, databaseNetwork, mediaNetwork } = this.names;
+    await docker(["network", "rm", frontNetwork, dataNetwork, databaseNetwork, mediaNetwork], {
       allowFailure: true,
     });
     if (!options.keepState) {

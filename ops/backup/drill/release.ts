@@ -182,7 +182,11 @@ export function releaseContainerArgs(
 ): string[] {
   // The scratch server is a container of the stack's kind whatever the live one is: reached by name, as
   // its superuser, without TLS (an external database's host, port and TLS settings are not its).
-  const env = djangoEnvironment({ ...settings, version: release, database: undefined }, "owner")
+  const env = djangoEnvironment(
+    // The scratch server and the scratch media: never the external database or the live bucket.
+    { ...settings, version: release, database: undefined, media: undefined },
+    "owner",
+  )
     .map((e) => (e.startsWith("POSTGRES_HOST=") ? `POSTGRES_HOST=${db}` : e))
     // Nothing on the scratch network answers there: a check that needs Redis fails instead of
     // reaching the live one.

@@ -8,6 +8,7 @@ import { storeKeysFromEnv } from "../../store/keys";
 import { say } from "../../core/log";
 import { withSession } from "../../engine/session";
 import { storeDatabaseCredentials } from "../../database/credentials";
+import { refuseSwitchOverVolumeMedia, storeMediaCredentials } from "../../backup/bucket";
 
 /** Marks an exported folder as ours: a restic repository holding exactly one edms backup. */
 
@@ -26,12 +27,22 @@ async function init(_opts: unknown, command: Command): Promise<void> {
       `Run \`pulumi up --stack ${settings.stack}\`.`,
     );
   }
+  if (settings.media && !process.env.EDMS_MEDIA_SECRET_KEY) {
+    throw refuse(
+      "backups init needs the bucket key's secret in EDMS_MEDIA_SECRET_KEY (`edms:media.secretAccessKey`); `pulumi up` passes it. Nothing was changed.",
+      `Run \`pulumi up --stack ${settings.stack}\`.`,
+    );
+  }
   await refuseSwitchOverOwnDatabase(settings);
+  await refuseSwitchOverVolumeMedia(settings);
   await storeKeysFromEnv(settings, { dropOffsite: !settings.backup.offsite });
   if (await storeDatabaseCredentials(settings)) {
     say(
       `credentials for the external database written to ${settings.names.databaseCredentialsVolume}`,
     );
+  }
+  if (await storeMediaCredentials(settings)) {
+    say(`credentials for the bucket written to ${settings.names.mediaCredentialsVolume}`);
   }
   await withSession(settings, "backups init", (session) => ensureRepository(session));
   say(`backup repository of ${settings.stack} ready in ${settings.names.backupsVolume}`);

@@ -46,7 +46,8 @@ async function checkUntil(settings: Settings, wait: number): Promise<CheckResult
       return checks;
     }
     progress(`waiting: ${failing.map((c) => `${c.name} (${c.detail})`).join(", ")}`);
-    await new Promise((r) => setTimeout(r, 2000));
+    // A round takes ~1 s itself; a new web is usually ready within a few: each deploy's gate waits less.
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 

@@ -70,7 +70,7 @@ describe("settings docs (npm run docs)", function () {
         "bootstrap",
         "proxy",
       ],
-      ...["django", "alerts", "database", "limits"],
+      ...["django", "alerts", "database", "media", "limits"],
       "superuserPassword",
     ]);
   });

@@ -53,7 +53,7 @@ const WEIGHTS: Record<string, number> = {
   "tests/e2e/alerts.test.ts": 172,
   "tests/e2e/export.test.ts": 63,
   "tests/e2e/digest.test.ts": 33,
-  "tests/e2e/externalStack.test.ts": 450,
+  "tests/e2e/externalStack.test.ts": 650,
   "tests/e2e/externalDb.test.ts": 60,
   "tests/e2e/engineApi.test.ts": 13,
 };

@@ -246,26 +246,47 @@ export function stackChoice(args: readonly string[]): StackChoice {
   return { stack: named[0] ?? "dev", passThrough };
 }
 
-/**
- * What `npm run destroy` says of data it leaves alone: an external database (`edms:database`) is no resource
- * of the program, so nothing of it is removed. From the stack file's raw config; undefined without one.
- */
-export function destroyNotice(stack: string, raw: Record<string, unknown>): string | undefined {
-  let database = raw.database;
-  if (typeof database === "string") {
+/** A structured config value as the stack file holds it (an object, or JSON text); undefined otherwise. */
+function objectValue(value: unknown): Record<string, unknown> | undefined {
+  let parsed = value;
+  if (typeof parsed === "string") {
     try {
-      database = JSON.parse(database);
+      parsed = JSON.parse(parsed);
     } catch {
       return undefined;
     }
   }
-  if (!database || typeof database !== "object") {
-    return undefined;
+  return parsed && typeof parsed === "object" ? (parsed as Record<string, unknown>) : undefined;
+}
+
+/**
+ * What `npm run destroy` says of data it leaves alone: an external database (`edms:database`) and a media
+ * bucket (`edms:media`) are no resources of the program, so nothing of them is removed. From the stack file's
+ * raw config; undefined when there is neither.
+ */
+export function destroyNotice(stack: string, raw: Record<string, unknown>): string | undefined {
+  const notices: string[] = [];
+  const database = objectValue(raw.database);
+  if (database) {
+    const { host, port } = database;
+    const where =
+      typeof host === "string"
+        ? ` on ${host}:${typeof port === "number" || typeof port === "string" ? port : 5432}`
+        : "";
+    notices.push(
+      `edms: stack ${stack}'s database is external (edms:database, database edms${where}): destroy leaves it, its data and its roles as they are. Drop them on the server yourself if they should go.`,
+    );
   }
-  const { host, port } = database as { host?: unknown; port?: unknown };
-  const where =
-    typeof host === "string"
-      ? ` on ${host}:${typeof port === "number" || typeof port === "string" ? port : 5432}`
-      : "";
-  return `edms: stack ${stack}'s database is external (edms:database, database edms${where}): destroy leaves it, its data and its roles as they are. Drop them on the server yourself if they should go.`;
+  const media = objectValue(raw.media);
+  if (media) {
+    const { bucket, prefix } = media;
+    const where =
+      typeof bucket === "string"
+        ? ` ${bucket}/${typeof prefix === "string" ? prefix : "<namePrefix>"}`
+        : "";
+    notices.push(
+      `edms: stack ${stack}'s media are in a bucket (edms:media,${where}): destroy leaves every object there as it is. Delete the prefix yourself if it should go.`,
+    );
+  }
+  return notices.length ? notices.join("\n") : undefined;
 }

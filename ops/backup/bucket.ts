@@ -12,13 +12,7 @@
  * written by `backups init`) and the media network; in the scheduler (no engine) its own copy runs with
  * the same mounts.
  */
-import {
-  BucketMedia,
-  bucketMedia,
-  mediaDescription,
-  s3CredentialsFile,
-  Settings,
-} from "../../model/settings";
+import { BucketMedia, bucketMedia, mediaDescription, Settings } from "../../model/settings";
 import { failure, refuse } from "../core/errors";
 import { lastLine, progress } from "../core/log";
 import { docker, run, RunResult, volumeExists } from "../engine/docker";
@@ -28,9 +22,9 @@ import { OPS_PATHS, SCHEDULER_RCLONE } from "../../model/containers";
 import { OPS_HELPER_ROLE } from "../store/restic";
 
 /** Where rclone has the credentials volume and the mirror: the scheduler's paths (OPS_PATHS) everywhere. */
-const MEDIA_CREDENTIALS_DIR = OPS_PATHS.mediaCredentials;
-const MIRROR_DIR = OPS_PATHS.media;
-const CONFIG = "rclone.conf";
+export const MEDIA_CREDENTIALS_DIR = OPS_PATHS.mediaCredentials;
+export const MIRROR_DIR = OPS_PATHS.media;
+export const CONFIG = "rclone.conf";
 /** The remote's name in the config file. */
 const REMOTE = "bucket";
 
@@ -55,7 +49,7 @@ export function bucketPath(media: BucketMedia): string {
   return `${REMOTE}:${media.bucket}/${media.prefix}`;
 }
 
-function requireBucket(settings: Settings): BucketMedia {
+export function requireBucket(settings: Settings): BucketMedia {
   const media = bucketMedia(settings);
   if (!media) {
     throw failure(
@@ -64,94 +58,6 @@ function requireBucket(settings: Settings): BucketMedia {
     );
   }
   return media;
-}
-
-/**
- * With bucket media and its secret key in EDMS_MEDIA_SECRET_KEY: writes rclone's config to the credentials
- * volume (root-only), as a tar stream on stdin. False when there is nothing to write.
- */
-export async function storeMediaCredentials(
-  settings: Settings,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<boolean> {
-  const media = bucketMedia(settings);
-  const key = env.EDMS_MEDIA_SECRET_KEY;
-  if (!media || !key) {
-    return false;
-  }
-  if (/[\r\n]/.test(key)) {
-    throw refuse(
-      "EDMS_MEDIA_SECRET_KEY holds a line break, which no credentials file can hold. Nothing was changed.",
-      "Set the bucket key's secret without one (`pulumi config set --secret --path edms:media.secretAccessKey <key>`), then run `pulumi up` again.",
-    );
-  }
-  const volume = settings.names.mediaCredentialsVolume;
-  if (!(await volumeExists(volume))) {
-    throw refuse(
-      `The credentials volume ${volume} of stack ${settings.stack}'s bucket does not exist. Nothing was changed.`,
-      `Deploy the stack (\`pulumi up --stack ${settings.stack}\`): it creates the volume and writes it.`,
-    );
-  }
-  // Written beside, then renamed: a copy running meanwhile reads the old config or the new one.
-  const script = `umask 077; cd ${MEDIA_CREDENTIALS_DIR}; cat > .${CONFIG}.new; mv .${CONFIG}.new ${CONFIG}; sync`;
-  const result = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: ["-euc", script],
-      remove: true,
-      stdin: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [{ volume, path: MEDIA_CREDENTIALS_DIR }],
-      limits: settings.limits.helpers,
-    }),
-    {
-      input: rcloneConfig(media, key),
-      allowFailure: true,
-    },
-  );
-  if (result.code !== 0) {
-    throw failure(
-      `could not write the bucket's credentials to ${volume}: ${lastLine(result.stderr)}`,
-      `Check the Docker host's disk and the volume (\`docker volume inspect ${volume}\`), then run \`pulumi up --stack ${settings.stack}\` again.`,
-    );
-  }
-  return true;
-}
-
-/**
- * boto3's credentials file for a one-off Django container (a hook has no key in its environment but
- * `backups init`'s): made from the rclone config in the credentials volume, never printed.
- */
-export async function readS3Credentials(settings: Settings): Promise<string> {
-  const volume = settings.names.mediaCredentialsVolume;
-  const result = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: ["-euc", `cat ${MEDIA_CREDENTIALS_DIR}/${CONFIG}`],
-      remove: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [{ volume, path: MEDIA_CREDENTIALS_DIR, readOnly: true }],
-      limits: settings.limits.helpers,
-    }),
-    { allowFailure: true },
-  );
-  const value = (key: string) => new RegExp(`^${key} = (.+)$`, "m").exec(result.stdout)?.[1];
-  const [id, secret] = [value("access_key_id"), value("secret_access_key")];
-  if (result.code !== 0 || !id || !secret) {
-    throw failure(
-      `The bucket's credentials are not readable in ${volume}.`,
-      `Write them again: run \`pulumi up --stack ${settings.stack}\` (its \`backups init\` writes them when the key changes or on a new host).`,
-    );
-  }
-  return s3CredentialsFile(id, secret);
 }
 
 /** The network rclone reaches the endpoint through. */
@@ -168,7 +74,11 @@ async function rclone(
   settings: Settings,
   args: readonly string[],
   what: string,
-  options: { readonly mirror?: "read" | "write"; readonly allowFailure?: boolean } = {},
+  options: {
+    readonly mirror?: "read" | "write";
+    readonly allowFailure?: boolean;
+    readonly input?: string;
+  } = {},
 ): Promise<RunResult> {
   const media = requireBucket(settings);
   const n = settings.names;
@@ -182,12 +92,22 @@ async function rclone(
         `Run \`pulumi up --stack ${settings.stack}\`: the scheduler is recreated with it.`,
       );
     }
-    result = await run(SCHEDULER_RCLONE, [...common, ...args], { allowFailure: true });
+    result = await run(SCHEDULER_RCLONE, [...common, ...args], {
+      allowFailure: true,
+      input: options.input,
+    });
   } else {
     if (!(await volumeExists(n.mediaCredentialsVolume))) {
       throw failure(
         `The bucket's credentials volume ${n.mediaCredentialsVolume} is missing, so ${what} cannot reach ${mediaDescription(media)}.`,
         `Run \`pulumi up --stack ${settings.stack}\` (its \`backups init\` writes it), then retry.`,
+      );
+    }
+    // A mount would create a missing mirror, unlabelled and empty: a push from it would empty the prefix.
+    if (options.mirror && !(await volumeExists(n.mediaVolume))) {
+      throw failure(
+        `The media volume ${n.mediaVolume} (the mirror of ${mediaDescription(media)}) is missing, so ${what} cannot run.`,
+        `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry.`,
       );
     }
     result = await docker(
@@ -196,6 +116,7 @@ async function rclone(
         entrypoint: "rclone",
         args: [...common, ...args],
         remove: true,
+        stdin: options.input !== undefined,
         logging: false,
         network: mediaNetwork(settings, media),
         user: "0",
@@ -208,16 +129,68 @@ async function rclone(
         ],
         limits: settings.limits.helpers,
       }),
-      { allowFailure: true },
+      { allowFailure: true, input: options.input },
     );
   }
   if (result.code !== 0 && !options.allowFailure) {
     throw failure(
       `${what} failed against ${mediaDescription(media)}: ${lastLine(result.stderr)}`,
-      `Check that the endpoint answers from the Docker host and that the key may list, read, write and delete under ${media.prefix}/ (\`edms-ops health --stack ${settings.stack}\`), then retry.`,
+      `Check that the endpoint answers from the Docker host and that the key may list, read, write and delete under ${media.prefix}/ (\`edms-ops status --stack ${settings.stack}\` lists the bucket), then retry.`,
     );
   }
   return result;
+}
+
+/**
+ * The stack's claim on its prefix: an object `<prefix>/.edms-stack` holding the stack's name, written by
+ * `backups init`. Copies, restores and resets leave it alone; a restore or a reset that finds another stack's
+ * claim at its prefix, or one inside it (a prefix nested in this one), is refused: its sync or delete would
+ * remove that stack's objects.
+ */
+const CLAIM = ".edms-stack";
+const NOT_THE_CLAIM = ["--exclude", `/${CLAIM}`];
+
+/** The claims at and under the prefix (paths relative to it), and the stack named by the one at it. */
+async function prefixClaims(settings: Settings, media: BucketMedia) {
+  const listed = await rclone(
+    settings,
+    ["lsf", "-R", "--files-only", "--include", CLAIM, "--fast-list", bucketPath(media)],
+    "listing the bucket's claims",
+  );
+  const found = listed.stdout.split("\n").filter(Boolean);
+  const owner = found.includes(CLAIM)
+    ? (
+        await rclone(settings, ["cat", `${bucketPath(media)}/${CLAIM}`], "reading the claim")
+      ).stdout.trim()
+    : undefined;
+  return { nested: found.filter((path) => path !== CLAIM), owner };
+}
+
+/** Refuses `what` while another stack claims the prefix or a prefix inside it. */
+export async function requireOwnPrefix(settings: Settings, what: string): Promise<BucketMedia> {
+  const media = requireBucket(settings);
+  const { nested, owner } = await prefixClaims(settings, media);
+  const others = [
+    ...(owner !== undefined && owner !== settings.stack
+      ? [`${media.prefix} (stack ${owner})`]
+      : []),
+    ...nested.map((path) => `${media.prefix}/${path.slice(0, -CLAIM.length - 1)}`),
+  ];
+  if (others.length > 0) {
+    throw refuse(
+      `${mediaDescription(media)} is not stack ${settings.stack}'s alone: another stack keeps its media at ${others.join(", ")}, and ${what} would replace or delete its objects. Nothing was changed.`,
+      "Give each stack a prefix of its own, none inside another's (`edms:media.prefix`), and move the objects there; then retry.",
+    );
+  }
+  return media;
+}
+
+/** `backups init`: the prefix claimed for this stack, refused when another stack has it or one inside it. */
+export async function claimPrefix(settings: Settings): Promise<void> {
+  const media = await requireOwnPrefix(settings, "this stack's restores and resets");
+  await rclone(settings, ["rcat", `${bucketPath(media)}/${CLAIM}`], "claiming the prefix", {
+    input: `${settings.stack}\n`,
+  });
 }
 
 /** The mirror brought to the bucket's prefix: new and changed objects fetched, deleted ones removed. */
@@ -228,7 +201,7 @@ export async function pullBucket(settings: Settings): Promise<void> {
   );
   await rclone(
     settings,
-    ["sync", bucketPath(media), MIRROR_DIR, "--fast-list", "--transfers", "8"],
+    ["sync", bucketPath(media), MIRROR_DIR, ...NOT_THE_CLAIM, "--fast-list", "--transfers", "8"],
     "copying the bucket",
     {
       mirror: "write",
@@ -243,10 +216,11 @@ export async function pullBucket(settings: Settings): Promise<void> {
  */
 export async function pushBucket(settings: Settings): Promise<void> {
   const media = requireBucket(settings);
+  await requireOwnPrefix(settings, "the restore");
   progress(`bringing ${mediaDescription(media)} back to the restored media`);
   await rclone(
     settings,
-    ["sync", MIRROR_DIR, bucketPath(media), "--fast-list", "--transfers", "8"],
+    ["sync", MIRROR_DIR, bucketPath(media), ...NOT_THE_CLAIM, "--fast-list", "--transfers", "8"],
     "restoring the bucket",
     {
       mirror: "read",
@@ -254,7 +228,7 @@ export async function pushBucket(settings: Settings): Promise<void> {
   );
   const check = await rclone(
     settings,
-    ["check", MIRROR_DIR, bucketPath(media), "--fast-list"],
+    ["check", MIRROR_DIR, bucketPath(media), ...NOT_THE_CLAIM, "--fast-list"],
     "checking the bucket",
     {
       mirror: "read",
@@ -272,10 +246,11 @@ export async function pushBucket(settings: Settings): Promise<void> {
 /** Deletes every object under the stack's prefix (a staging reset): never another prefix or the bucket. */
 export async function emptyBucketPrefix(settings: Settings): Promise<void> {
   const media = requireBucket(settings);
+  await requireOwnPrefix(settings, "the reset");
   progress(`emptying ${mediaDescription(media)}`);
   await rclone(
     settings,
-    ["delete", bucketPath(media), "--fast-list"],
+    ["delete", bucketPath(media), ...NOT_THE_CLAIM, "--fast-list"],
     "emptying the bucket's prefix",
   );
 }
@@ -299,49 +274,4 @@ export async function bucketCheck(
     // No credentials volume (a new host before its deploy): said, not thrown.
     return { name, ok: false, detail: (err as Error).message.split("\n")[0] };
   }
-}
-
-/**
- * A stack whose media volume holds the app's files is not switched to `edms:media` by a deploy: the volume
- * becomes the bucket's mirror, and the first backup's copy would delete from it every file the bucket
- * lacks. Refused at `backups init`, the deploy's first hook, before anything is written. A volume that is
- * already the mirror (the credentials volume has the config) or that is empty (a new host) goes ahead.
- */
-export async function refuseSwitchOverVolumeMedia(settings: Settings): Promise<void> {
-  const media = bucketMedia(settings);
-  const n = settings.names;
-  if (!media || !(await volumeExists(n.mediaVolume))) {
-    return;
-  }
-  const hasCredentials = await volumeExists(n.mediaCredentialsVolume);
-  const probe = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: [
-        "-euc",
-        `[ -f ${MEDIA_CREDENTIALS_DIR}/${CONFIG} ] && echo mirror; find ${MIRROR_DIR} -mindepth 1 -type f ! -name '.health-*' | head -n 1`,
-      ],
-      remove: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [
-        { volume: n.mediaVolume, path: MIRROR_DIR, readOnly: true },
-        ...(hasCredentials
-          ? [{ volume: n.mediaCredentialsVolume, path: MEDIA_CREDENTIALS_DIR, readOnly: true }]
-          : []),
-      ],
-      limits: settings.limits.helpers,
-    }),
-  );
-  const [first] = probe.stdout.split("\n");
-  if (first === "mirror" || probe.stdout.trim() === "") {
-    return;
-  }
-  throw refuse(
-    `Stack ${settings.stack}'s media volume ${n.mediaVolume} holds the app's files: with \`edms:media\` it would become the mirror of ${mediaDescription(media)}, and the next backup would delete from it every file the bucket lacks. Nothing was changed.`,
-    `Copy the files into the bucket first (e.g. \`rclone copy\` of the volume to ${media.bucket}/${media.prefix}, keeping their paths), take a backup, then deploy again; or remove \`edms:media\` to keep the media in the volume.`,
-  );
 }

@@ -12,6 +12,7 @@
  * database is touched. A later attempt (of the same backup, another one, or the undo itself) finds it and
  * keeps that undo: it takes no backup of the half-restored state, which would only push the true undo out.
  */
+import { requireOwnPrefix } from "./bucket";
 import { databaseIdentity, Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { Attempt, startAgain, stopAndRecordUndo } from "./undo";
@@ -93,6 +94,9 @@ async function restorableManifest(session: OpsSession, entry: BackupEntry): Prom
     throw failedVerification(settings, entry.id, report.problems);
   }
   refuseForeignDatabase(settings, entry.id, manifest);
+  if (settings.media) {
+    await requireOwnPrefix(settings, "the restore");
+  }
   if (entry.paths.includes(MEDIA_DIR) && !session.hasMedia) {
     throw refuse(
       `The media volume ${settings.names.mediaVolume} is missing, so the backup's media have nowhere to go.`,

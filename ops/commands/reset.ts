@@ -12,7 +12,7 @@ import { withSession } from "../engine/session";
 import { RESTORE_MARKER, ROLLBACK_MARKER } from "../store/markers";
 import { hasMediaFiles } from "../backup/mediaCount";
 import { bucketMedia, mediaDescription, Settings } from "../../model/settings";
-import { emptyBucketPrefix } from "../backup/bucket";
+import { emptyBucketPrefix, requireOwnPrefix } from "../backup/bucket";
 
 export function register(program: Command): void {
   program
@@ -42,6 +42,10 @@ async function resetCommand(
   // An external database is emptied, never removed: its server, its roles and the database stay.
   const volumes = [...(external ? [] : [n.postgresVolume]), n.redisVolume, n.mediaVolume];
   requireConfirm(settings, opts.confirm, "reset");
+  if (settings.media) {
+    // Before anything is stopped or backed up: emptying a prefix another stack's is nested in would take its objects.
+    await requireOwnPrefix(settings, "the reset");
+  }
   const containers = [
     // First: a scheduled backup must not run against the stack while it is taken apart. Always named (a
     // scheduler of an earlier schedule may still run); `rm -f` of a missing one is ignored below.

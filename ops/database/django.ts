@@ -16,7 +16,8 @@ import {
   SUPERUSER_PASSWORD_FILE,
 } from "../../model/containers";
 import { bucketMedia } from "../../model/settings";
-import { mediaNetwork, readS3Credentials } from "../backup/bucket";
+import { mediaNetwork } from "../backup/bucket";
+import { readS3Credentials } from "../backup/bucketCredentials";
 import { docker, RunResult } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure, refuse } from "../core/errors";

@@ -36,6 +36,7 @@ import {
   stopS3Server,
 } from "../harness/s3Server";
 
+const PG = "edms-test/postgres:15";
 /** Another stack's object in the same bucket: nothing of this stack's may touch it. */
 const FOREIGN = "edms-media/other-stack/keep.bin";
 
@@ -100,30 +101,12 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
   it("0b. a stack whose media volume holds the app's files is not switched to the bucket: refused at the first hook, nothing removed", async function () {
     const volume = stack.names.mediaVolume;
     await docker(["volume", "create", "--label", `edms.stack=${stack.name}`, volume]);
-    await docker([
-      "run",
-      "--rm",
-      "--user",
-      "0",
-      "--entrypoint",
-      "sh",
-      "-v",
-      `${volume}:/m`,
-      "edms-test/postgres:15",
-      "-c",
-      "mkdir -p /m/documents && echo scan > /m/documents/scan.pdf",
-    ]);
+    const run = ["run", "--rm", "-u", "0", "--entrypoint", "sh", "-v", `${volume}:/m`, PG, "-c"];
+    const shell = (script: string) => docker([...run, script]);
+    await shell("mkdir -p /m/documents && echo scan > /m/documents/scan.pdf");
     const { error } = await stack.up("1.0.0");
     expect(error?.message).to.match(/holds the app's files/);
-    const left = await docker([
-      "run",
-      "--rm",
-      "-v",
-      `${volume}:/m`,
-      "edms-test/postgres:15",
-      "cat",
-      "/m/documents/scan.pdf",
-    ]);
+    const left = await shell("cat /m/documents/scan.pdf");
     expect(left.stdout.trim()).to.equal("scan");
     await stack.destroy({ keepState: true });
   });
@@ -251,6 +234,13 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       ),
     ).to.equal("0");
 
+    // Another stack's prefix inside this one's: its objects would go with the sync; refused before anything.
+    const nested = `${bucket}/${stack.prefix}/nested/.edms-stack`;
+    await putObject(nested, "other-stack\n");
+    const foreign = await stack.ops(["restore", id, "--confirm", stack.name]);
+    expect(foreign.code, foreign.stdout + foreign.stderr).to.equal(1);
+    expect(foreign.stderr).to.match(/another stack keeps its media at e2e-ext\/nested/);
+    await deleteObject(nested);
     const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
     expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
     expect(await fingerprint()).to.deep.equal(before);
@@ -321,7 +311,8 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     stack.set("edms:media", media(bucket));
     const { error } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
-    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([]);
+    // Only the stack's claim on its prefix, written by the deploy.
+    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([".edms-stack"]);
     const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
     expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
     expect(await fingerprint()).to.deep.equal(before);
@@ -378,8 +369,8 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';"),
     ).to.equal("0");
     expect(await asProvider("SELECT count(*) FROM foreign_data.keep;")).to.equal("1");
-    // The stack's prefix is emptied; another prefix of the bucket keeps its objects.
-    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([]);
+    // The stack's prefix is emptied but for its claim; another prefix of the bucket keeps its objects.
+    expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([".edms-stack"]);
     expect(await bucketKeys("edms-media/other-stack")).to.deep.equal(["keep.bin"]);
     expect(
       await asProvider(

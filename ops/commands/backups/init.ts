@@ -8,7 +8,8 @@ import { storeKeysFromEnv } from "../../store/keys";
 import { say } from "../../core/log";
 import { withSession } from "../../engine/session";
 import { storeDatabaseCredentials } from "../../database/credentials";
-import { refuseSwitchOverVolumeMedia, storeMediaCredentials } from "../../backup/bucket";
+import { refuseSwitchOverVolumeMedia, storeMediaCredentials } from "../../backup/bucketCredentials";
+import { claimPrefix } from "../../backup/bucket";
 
 /** Marks an exported folder as ours: a restic repository holding exactly one edms backup. */
 
@@ -43,6 +44,7 @@ async function init(_opts: unknown, command: Command): Promise<void> {
   }
   if (await storeMediaCredentials(settings)) {
     say(`credentials for the bucket written to ${settings.names.mediaCredentialsVolume}`);
+    await claimPrefix(settings);
   }
   await withSession(settings, "backups init", (session) => ensureRepository(session));
   say(`backup repository of ${settings.stack} ready in ${settings.names.backupsVolume}`);

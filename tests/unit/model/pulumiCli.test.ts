@@ -208,4 +208,13 @@ describe("destroyNotice: what `npm run destroy` says it leaves alone", function 
     expect(destroyNotice("dev", {})).to.equal(undefined);
     expect(destroyNotice("dev", { database: "not json" })).to.equal(undefined);
   });
+
+  it("names a media bucket's prefix as left as it is, beside the database", function () {
+    const media = { backend: "s3", bucket: "docs", prefix: "edms-staging" };
+    expect(destroyNotice("staging", { media })).to.match(
+      /media are in a bucket \(edms:media, docs\/edms-staging\): destroy leaves every object/,
+    );
+    const both = destroyNotice("staging", { media, database: { host: "h" } })!.split("\n");
+    expect(both).to.have.length(2);
+  });
 });

@@ -6,9 +6,9 @@
 import { bucketMedia, mediaDescription, s3CredentialsFile, Settings } from "../../model/settings";
 import { failure, refuse } from "../core/errors";
 import { lastLine } from "../core/log";
-import { docker, volumeExists } from "../engine/docker";
-import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
-import { OPS_HELPER_ROLE } from "../store/restic";
+import { volumeExists } from "../engine/docker";
+import { toolbox } from "../engine/toolbox";
+import { requireCredentialsVolume } from "../database/credentials";
 import { CONFIG, MEDIA_CREDENTIALS_DIR, MIRROR_DIR, rcloneConfig } from "./bucket";
 
 /**
@@ -31,33 +31,13 @@ export async function storeMediaCredentials(
     );
   }
   const volume = settings.names.mediaCredentialsVolume;
-  if (!(await volumeExists(volume))) {
-    throw refuse(
-      `The credentials volume ${volume} of stack ${settings.stack}'s bucket does not exist. Nothing was changed.`,
-      `Deploy the stack (\`pulumi up --stack ${settings.stack}\`): it creates the volume and writes it.`,
-    );
-  }
+  await requireCredentialsVolume(settings, volume, "bucket");
   // Written beside, then renamed: a copy running meanwhile reads the old config or the new one.
   const script = `umask 077; cd ${MEDIA_CREDENTIALS_DIR}; cat > .${CONFIG}.new; mv .${CONFIG}.new ${CONFIG}; sync`;
-  const result = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: ["-euc", script],
-      remove: true,
-      stdin: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [{ volume, path: MEDIA_CREDENTIALS_DIR }],
-      limits: settings.limits.helpers,
-    }),
-    {
-      input: rcloneConfig(media, key),
-      allowFailure: true,
-    },
-  );
+  const result = await toolbox(settings, [{ volume, path: MEDIA_CREDENTIALS_DIR }], script, {
+    input: rcloneConfig(media, key),
+    allowFailure: true,
+  });
   if (result.code !== 0) {
     throw failure(
       `could not write the bucket's credentials to ${volume}: ${lastLine(result.stderr)}`,
@@ -73,21 +53,10 @@ export async function storeMediaCredentials(
  */
 export async function readS3Credentials(settings: Settings): Promise<string> {
   const volume = settings.names.mediaCredentialsVolume;
-  const result = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: ["-euc", `cat ${MEDIA_CREDENTIALS_DIR}/${CONFIG}`],
-      remove: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [{ volume, path: MEDIA_CREDENTIALS_DIR, readOnly: true }],
-      limits: settings.limits.helpers,
-    }),
-    { allowFailure: true },
-  );
+  const mount = { volume, path: MEDIA_CREDENTIALS_DIR, readOnly: true };
+  const result = await toolbox(settings, [mount], `cat ${MEDIA_CREDENTIALS_DIR}/${CONFIG}`, {
+    allowFailure: true,
+  });
   const value = (key: string) => new RegExp(`^${key} = (.+)$`, "m").exec(result.stdout)?.[1];
   const [id, secret] = [value("access_key_id"), value("secret_access_key")];
   if (result.code !== 0 || !id || !secret) {
@@ -112,27 +81,15 @@ export async function refuseSwitchOverVolumeMedia(settings: Settings): Promise<v
     return;
   }
   const hasCredentials = await volumeExists(n.mediaCredentialsVolume);
-  const probe = await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      entrypoint: "sh",
-      args: [
-        "-euc",
-        `[ -f ${MEDIA_CREDENTIALS_DIR}/${CONFIG} ] && echo mirror; find ${MIRROR_DIR} -mindepth 1 -type f ! -name '.health-*' | head -n 1`,
-      ],
-      remove: true,
-      logging: false,
-      network: "none",
-      user: "0",
-      labels: opsLabels(settings, OPS_HELPER_ROLE),
-      mounts: [
-        { volume: n.mediaVolume, path: MIRROR_DIR, readOnly: true },
-        ...(hasCredentials
-          ? [{ volume: n.mediaCredentialsVolume, path: MEDIA_CREDENTIALS_DIR, readOnly: true }]
-          : []),
-      ],
-      limits: settings.limits.helpers,
-    }),
+  const probe = await toolbox(
+    settings,
+    [
+      { volume: n.mediaVolume, path: MIRROR_DIR, readOnly: true },
+      ...(hasCredentials
+        ? [{ volume: n.mediaCredentialsVolume, path: MEDIA_CREDENTIALS_DIR, readOnly: true }]
+        : []),
+    ],
+    `[ -f ${MEDIA_CREDENTIALS_DIR}/${CONFIG} ] && echo mirror; find ${MIRROR_DIR} -mindepth 1 -type f ! -name '.health-*' | head -n 1`,
   );
   const [first] = probe.stdout.split("\n");
   if (first === "mirror" || probe.stdout.trim() === "") {

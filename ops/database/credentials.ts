@@ -54,6 +54,20 @@ function helperArgs(settings: Settings, script: string, readOnly: boolean): stri
   });
 }
 
+/** Refuses, naming the deploy that makes it, a write to a credentials volume the program has not created. */
+export async function requireCredentialsVolume(
+  settings: Settings,
+  volume: string,
+  of: string,
+): Promise<void> {
+  if (!(await volumeExists(volume))) {
+    throw refuse(
+      `The credentials volume ${volume} of stack ${settings.stack}'s ${of} does not exist. Nothing was changed.`,
+      `Deploy the stack (\`pulumi up --stack ${settings.stack}\`): it creates the volume and writes it.`,
+    );
+  }
+}
+
 /**
  * With an external database and its password in EDMS_DATABASE_PASSWORD (the CA in EDMS_DATABASE_CA): writes
  * them to the credentials volume. False when there is nothing to write.
@@ -74,12 +88,7 @@ export async function storeDatabaseCredentials(
     );
   }
   const volume = settings.names.databaseCredentialsVolume;
-  if (!(await volumeExists(volume))) {
-    throw refuse(
-      `The credentials volume ${volume} of stack ${settings.stack}'s external database does not exist. Nothing was changed.`,
-      `Deploy the stack (\`pulumi up --stack ${settings.stack}\`): it creates the volume and writes it.`,
-    );
-  }
+  await requireCredentialsVolume(settings, volume, "external database");
   const entries: TarEntry[] = [
     { name: FILES.pgpass, content: pgpassLine(database, password), mode: 0o600 },
     { name: FILES.password, content: password, mode: 0o600 },

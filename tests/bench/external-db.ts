@@ -42,12 +42,9 @@ import {
 import * as fs from "fs";
 import * as path from "path";
 import {
+  bucketMediaConfig,
   makeBucket,
-  RCLONE_IMAGE,
   s3,
-  S3_ACCESS_KEY,
-  S3_ENDPOINT,
-  S3_SECRET_KEY,
   startS3Server,
   stopS3Server,
 } from "../harness/s3Server";
@@ -166,15 +163,7 @@ async function main(): Promise<void> {
     },
     ...(BUCKET
       ? {
-          "edms:media": {
-            backend: "s3",
-            bucket: BUCKET,
-            endpoint: S3_ENDPOINT,
-            accessKeyId: S3_ACCESS_KEY,
-            secretAccessKey: { secure: S3_SECRET_KEY },
-            network: EXTERNAL_NETWORK,
-            image: RCLONE_IMAGE,
-          },
+          "edms:media": bucketMediaConfig(BUCKET, EXTERNAL_NETWORK),
         }
       : {}),
   });

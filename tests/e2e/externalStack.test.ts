@@ -24,12 +24,11 @@ import {
 import { PROJECT_DIR, TestStack } from "../harness/stack";
 import {
   bucketFingerprint,
+  bucketMediaConfig,
   bucketKeys,
   deleteObject,
   makeBucket,
   putObject,
-  RCLONE_IMAGE,
-  S3_ACCESS_KEY,
   S3_ENDPOINT,
   S3_SECRET_KEY,
   startS3Server,
@@ -48,15 +47,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     ...(await stack.fingerprint({ media: false })),
     media: await bucketFingerprint(`${bucket}/${stack.prefix}`),
   });
-  const media = (name: string) => ({
-    backend: "s3",
-    bucket: name,
-    endpoint: S3_ENDPOINT,
-    accessKeyId: S3_ACCESS_KEY,
-    secretAccessKey: { secure: S3_SECRET_KEY },
-    network: EXTERNAL_NETWORK,
-    image: RCLONE_IMAGE,
-  });
+  const media = (name: string) => bucketMediaConfig(name, EXTERNAL_NETWORK);
   before(async function () {
     // A killed run's S3 server would hold the network the database server's start removes first.
     await stopS3Server();

@@ -21,6 +21,19 @@ export const S3_SECRET_KEY = "e2e-secret-9f3b2d61c0e8";
 
 let network = "";
 
+/** `edms:media` of a stack whose bucket is on this server, reached through `on` (the server's network). */
+export function bucketMediaConfig(bucket: string, on: string): Record<string, unknown> {
+  return {
+    backend: "s3",
+    bucket,
+    endpoint: S3_ENDPOINT,
+    accessKeyId: S3_ACCESS_KEY,
+    secretAccessKey: { secure: S3_SECRET_KEY },
+    network: on,
+    image: RCLONE_IMAGE,
+  };
+}
+
 /** rclone's on-the-fly remote for the server (test keys on the command line: the tests' own client only). */
 function remote(): string {
   return `:s3,provider=Other,access_key_id=${S3_ACCESS_KEY},secret_access_key=${S3_SECRET_KEY},endpoint='${S3_ENDPOINT}',force_path_style=true:`;

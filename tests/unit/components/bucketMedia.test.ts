@@ -5,12 +5,8 @@
  */
 import { expect } from "chai";
 import { runProgram } from "../../harness/mocks";
-import {
-  bucketMedia,
-  ConfigError,
-  s3CredentialsFile,
-  validateSettings,
-} from "../../../model/settings";
+import { settingsProblems } from "../../harness/settingsProblems";
+import { bucketMedia, s3CredentialsFile, validateSettings } from "../../../model/settings";
 import { S3_CREDENTIALS_FILE } from "../../../model/containers";
 import { bucketPath, rcloneConfig } from "../../../ops/backup/bucket";
 import { schedulerMounts } from "../../../components/scheduler";
@@ -33,15 +29,7 @@ const media = {
   secretAccessKey: { secure: "v1:abc" },
 };
 
-function problems(raw: Record<string, unknown>, stack = "staging"): string[] {
-  try {
-    validateSettings(stack, { environment: stack, version: "1", ...raw });
-    return [];
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return [...(err as ConfigError).problems];
-  }
-}
+const problems = settingsProblems;
 
 describe("edms:media validation", function () {
   it("accepts a bucket, keeps the secret key out of Settings, and the prefix defaults to the name prefix", function () {

@@ -7,7 +7,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { runProgram } from "../../harness/mocks";
-import { ConfigError, validateSettings } from "../../../model/settings";
+import { settingsProblems } from "../../harness/settingsProblems";
+import { validateSettings } from "../../../model/settings";
 import { DATABASE_CA_FILE } from "../../../model/containers";
 
 const CONTAINER = "docker:index/container:Container";
@@ -19,15 +20,7 @@ const CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
 const roleOf = (inputs: Record<string, any>): string =>
   (inputs.labels as { label: string; value: string }[]).find((l) => l.label === "edms.role")!.value;
 
-function problems(raw: Record<string, unknown>, stack = "staging"): string[] {
-  try {
-    validateSettings(stack, { environment: stack, version: "1", ...raw });
-    return [];
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return [...(err as ConfigError).problems];
-  }
-}
+const problems = settingsProblems;
 
 describe("edms:database validation", function () {
   const database = {

@@ -47,26 +47,18 @@ export class EdmsNetwork extends pulumi.ComponentResource {
     );
     this.frontName = this.front.name;
     this.dataName = this.data.name;
-    const database = settings.database;
-    this.databaseName =
-      database?.network ??
-      (database
+    // A server off the stack: the network it is reached through, given or a bridge of the stack's own.
+    const wayOut = (role: string, dockerName: string, given: { network?: string } | undefined) =>
+      given?.network ??
+      (given
         ? new docker.Network(
-            `${name}-database`,
-            { name: settings.names.databaseNetwork, driver: "bridge", labels },
+            `${name}-${role}`,
+            { name: dockerName, driver: "bridge", labels },
             { parent: this },
           ).name
         : undefined);
-    const media = settings.media;
-    this.mediaName =
-      media?.network ??
-      (media
-        ? new docker.Network(
-            `${name}-media`,
-            { name: settings.names.mediaNetwork, driver: "bridge", labels },
-            { parent: this },
-          ).name
-        : undefined);
+    this.databaseName = wayOut("database", settings.names.databaseNetwork, settings.database);
+    this.mediaName = wayOut("media", settings.names.mediaNetwork, settings.media);
     this.registerOutputs({ front: this.frontName, data: this.dataName });
   }
 }

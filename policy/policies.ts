@@ -262,6 +262,25 @@ function httpsViolations(c: PolicyResource): string[] {
         `Container ${name} is not told it is served over HTTPS (${HTTPS_ENV}=1): its cookies would not be marked secure. Set \`edms:proxy.tls\` or \`edms:tlsUpstream\`.`,
       );
     }
+    found.push(...offHostTlsViolations(name, env));
+  }
+  return found;
+}
+
+/** Production reaches a database and a bucket off the host over verified TLS only. */
+function offHostTlsViolations(name: string, env: Map<string, string>): string[] {
+  const found: string[] = [];
+  const host = env.get("POSTGRES_HOST");
+  if (host !== undefined && host !== "postgres" && env.get("PGSSLMODE") !== "verify-full") {
+    found.push(
+      `Container ${name} reaches the external database ${host} with PGSSLMODE=${env.get("PGSSLMODE") ?? "(unset)"}: production checks the server's certificate and name. Set \`edms:database.sslMode: verify-full\` and \`caCertificateFile\`.`,
+    );
+  }
+  const endpoint = env.get("EDMS_S3_ENDPOINT");
+  if (endpoint !== undefined && !endpoint.startsWith("https://")) {
+    found.push(
+      `Container ${name} sends documents to the bucket at ${endpoint} without TLS. Set an https:// \`edms:media.endpoint\`.`,
+    );
   }
   return found;
 }
@@ -269,7 +288,7 @@ function httpsViolations(c: PolicyResource): string[] {
 export const productionHttps: StackValidationPolicy = {
   name: "production-https",
   description:
-    "A production stack serves HTTPS only: no container publishes plain HTTP on every interface (the proxy's plain port only redirects when TLS ends there; otherwise ports bind to a host address for a TLS upstream), and Django knows its allowed hosts and that it is served over HTTPS.",
+    "A production stack serves HTTPS only: no container publishes plain HTTP on every interface (the proxy's plain port only redirects when TLS ends there; otherwise ports bind to a host address for a TLS upstream), and Django knows its allowed hosts and that it is served over HTTPS. It reaches an external database with verify-full and a media bucket over https only.",
   enforcementLevel: "mandatory",
   validateStack: (args, reportViolation) => {
     if (!isProduction(args.resources)) {

@@ -583,6 +583,21 @@ describe("policy production-https", function () {
     expect(await run(upstream)).to.deep.equal([]);
     expect(await run(tls)).to.deep.equal([]);
   });
+  it("reports an external database without verify-full and a bucket without https", async function () {
+    const [web] = byRole(upstream, "web");
+    const envs = (web.props.envs as string[]).filter((e) => !e.startsWith("POSTGRES_HOST="));
+    web.props.envs = [
+      ...envs,
+      "POSTGRES_HOST=db.example.com",
+      "PGSSLMODE=require",
+      "EDMS_S3_ENDPOINT=http://minio.internal:9000",
+    ];
+    const found = (await run(upstream)).join("\n");
+    expect(found).to.match(/reaches the external database db\.example\.com with PGSSLMODE=require/);
+    expect(found).to.match(/bucket at http:\/\/minio\.internal:9000 without TLS/);
+    web.props.envs = [...envs, "POSTGRES_HOST=db.example.com", "PGSSLMODE=verify-full"];
+    expect(await run(upstream)).to.deep.equal([]);
+  });
   it("reports a port published on every interface without TLS at the proxy", async function () {
     const [proxy] = byRole(upstream, "proxy");
     for (const ip of [undefined, "0.0.0.0", "::"]) {

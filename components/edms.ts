@@ -102,7 +102,15 @@ function backupHooks(base: Foundation, args: EdmsArgs) {
         args.backupSecrets ?? null,
         ...database,
         ...(external ? [external.password, external.caCertificate ?? null] : []),
-        ...(bucket ? [bucket.secretKey] : []),
+        // Another bucket, prefix or endpoint: its claim is written there (and the switch checked) again.
+        ...(bucket && settings.media
+          ? [
+              bucket.secretKey,
+              settings.media.bucket,
+              settings.media.prefix ?? null,
+              settings.media.endpoint,
+            ]
+          : []),
       ],
       secrets: {
         ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),

@@ -229,7 +229,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const nested = `${bucket}/${stack.prefix}/nested/.edms-stack`;
     await putObject(nested, "other-stack\n");
     const foreign = await stack.ops(["restore", id, "--confirm", stack.name]);
-    expect(foreign.code, foreign.stdout + foreign.stderr).to.equal(1);
+    expect(foreign.code, foreign.stdout + foreign.stderr).to.equal(2);
     expect(foreign.stderr).to.match(/another stack keeps its media at e2e-ext\/nested/);
     await deleteObject(nested);
     const restored = await stack.ops(["restore", id, "--confirm", stack.name]);

@@ -83,48 +83,50 @@ function dataHooks(base: Foundation, args: EdmsArgs) {
   return { ...backups, ...schemaHooks(base, preDeployDrill ?? preDeployBackup ?? backupInit) };
 }
 
+/**
+ * What `backups init` runs again for, and the secrets it writes onto the host. The restic repository's key
+ * (and the off-host credentials) reach the host before any backup needs them; keyed on the postgres
+ * container too, so a host rebuilt from scratch gets them again. With an external database it also writes
+ * edms-ops' credentials volume for it (again on a new host, which a new redis container says in `database`);
+ * with bucket media, rclone's config with the key, and the prefix's claim (again for another bucket, prefix
+ * or endpoint).
+ */
+function backupInitInputs(base: Foundation, args: EdmsArgs) {
+  const { settings, secrets, database } = base;
+  const external = args.externalDatabase;
+  const bucket = args.bucketMedia;
+  const media = settings.media;
+  return {
+    settings,
+    triggers: [
+      secrets.backupPassword,
+      args.backupSecrets ?? null,
+      ...database,
+      ...(external ? [external.password, external.caCertificate ?? null] : []),
+      ...(bucket && media
+        ? [bucket.secretKey, media.bucket, media.prefix ?? null, media.endpoint]
+        : []),
+    ],
+    secrets: {
+      ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),
+      ...(external
+        ? {
+            EDMS_DATABASE_PASSWORD: external.password,
+            ...(external.caCertificate ? { EDMS_DATABASE_CA: external.caCertificate } : {}),
+          }
+        : {}),
+      ...(bucket ? { EDMS_MEDIA_SECRET_KEY: bucket.secretKey } : {}),
+    },
+  };
+}
+
 /** backupInit → preDeployBackup → preDeployDrill: a proven backup of the data before migrate touches it. */
 function backupHooks(base: Foundation, args: EdmsArgs) {
-  const { settings, child, secrets, release, database, datastores } = base;
-  // The restic repository's key (and the off-host credentials) reach the host before any backup needs
-  // them. Keyed on the postgres container too: a host rebuilt from scratch gets them again.
-  // With an external database it also writes edms-ops' credentials volume for it: again on a new host,
-  // which a new redis container says (in `database`), as no postgres container does there.
-  const external = args.externalDatabase;
-  // With bucket media it writes edms-ops' rclone config for the bucket, with the key.
-  const bucket = args.bucketMedia;
-  const backupInit = opsHook(
-    HOOK_CONTRACTS.backupInit,
-    {
-      settings,
-      triggers: [
-        secrets.backupPassword,
-        args.backupSecrets ?? null,
-        ...database,
-        ...(external ? [external.password, external.caCertificate ?? null] : []),
-        // Another bucket, prefix or endpoint: its claim is written there (and the switch checked) again.
-        ...(bucket && settings.media
-          ? [
-              bucket.secretKey,
-              settings.media.bucket,
-              settings.media.prefix ?? null,
-              settings.media.endpoint,
-            ]
-          : []),
-      ],
-      secrets: {
-        ...backupHookSecrets(secrets.backupPassword, args.backupSecrets),
-        ...(external
-          ? {
-              EDMS_DATABASE_PASSWORD: external.password,
-              ...(external.caCertificate ? { EDMS_DATABASE_CA: external.caCertificate } : {}),
-            }
-          : {}),
-        ...(bucket ? { EDMS_MEDIA_SECRET_KEY: bucket.secretKey } : {}),
-      },
-    },
-    { ...child, dependsOn: datastores },
-  );
+  const { settings, child, release, datastores } = base;
+  const backupInit = opsHook(HOOK_CONTRACTS.backupInit, backupInitInputs(base, args), {
+    ...child,
+    dependsOn: datastores,
+  });
   // Runs against the still-running old release, before anything of the new one touches the data.
   const preDeployBackup = settings.backup.beforeDeploy
     ? opsHook(

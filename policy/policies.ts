@@ -6,6 +6,7 @@
  * Note: policies see `protect` but not `retainOnDelete` (PolicyResourceOptions has no such field); the
  * unit tests check retainOnDelete in the registration requests the engine receives.
  */
+import { offHostTlsViolations } from "./offHost";
 import { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { posix } from "path";
 import { APP_DB_PASSWORD_FILE, APP_DB_USER, SUPERUSER_PASSWORD_FILE } from "../model/containers";
@@ -263,24 +264,6 @@ function httpsViolations(c: PolicyResource): string[] {
       );
     }
     found.push(...offHostTlsViolations(name, env));
-  }
-  return found;
-}
-
-/** Production reaches a database and a bucket off the host over verified TLS only. */
-function offHostTlsViolations(name: string, env: Map<string, string>): string[] {
-  const found: string[] = [];
-  const host = env.get("POSTGRES_HOST");
-  if (host !== undefined && host !== "postgres" && env.get("PGSSLMODE") !== "verify-full") {
-    found.push(
-      `Container ${name} reaches the external database ${host} with PGSSLMODE=${env.get("PGSSLMODE") ?? "(unset)"}: production checks the server's certificate and name. Set \`edms:database.sslMode: verify-full\` and \`caCertificateFile\`.`,
-    );
-  }
-  const endpoint = env.get("EDMS_S3_ENDPOINT");
-  if (endpoint !== undefined && !endpoint.startsWith("https://")) {
-    found.push(
-      `Container ${name} sends documents to the bucket at ${endpoint} without TLS. Set an https:// \`edms:media.endpoint\`.`,
-    );
   }
   return found;
 }

@@ -65,6 +65,37 @@ export function mediaNetwork(settings: Settings, media: BucketMedia): string {
   return media.network ?? settings.names.mediaNetwork;
 }
 
+/** rclone in a container of `media.image` on the media network, with the credentials (and the mirror). */
+function rcloneContainer(
+  settings: Settings,
+  media: BucketMedia,
+  args: readonly string[],
+  options: { readonly mirror?: "read" | "write"; readonly input?: string },
+): Promise<RunResult> {
+  const n = settings.names;
+  return docker(
+    dockerRunArgs({
+      image: media.image,
+      entrypoint: "rclone",
+      args,
+      remove: true,
+      stdin: options.input !== undefined,
+      logging: false,
+      network: mediaNetwork(settings, media),
+      user: "0",
+      labels: opsLabels(settings, OPS_HELPER_ROLE),
+      mounts: [
+        { volume: n.mediaCredentialsVolume, path: MEDIA_CREDENTIALS_DIR, readOnly: true },
+        ...(options.mirror
+          ? [{ volume: n.mediaVolume, path: MIRROR_DIR, readOnly: options.mirror === "read" }]
+          : []),
+      ],
+      limits: settings.limits.helpers,
+    }),
+    { allowFailure: true, input: options.input },
+  );
+}
+
 /**
  * Runs rclone with the bucket's config, and the mirror at MIRROR_DIR when `mirror` says (`write` for a pull;
  * never otherwise: a reset runs it once the volume is gone, which a mount would create again). Its output is
@@ -110,27 +141,7 @@ async function rclone(
         `Run \`pulumi up --stack ${settings.stack}\` to create it, then retry.`,
       );
     }
-    result = await docker(
-      dockerRunArgs({
-        image: media.image,
-        entrypoint: "rclone",
-        args: [...common, ...args],
-        remove: true,
-        stdin: options.input !== undefined,
-        logging: false,
-        network: mediaNetwork(settings, media),
-        user: "0",
-        labels: opsLabels(settings, OPS_HELPER_ROLE),
-        mounts: [
-          { volume: n.mediaCredentialsVolume, path: MEDIA_CREDENTIALS_DIR, readOnly: true },
-          ...(options.mirror
-            ? [{ volume: n.mediaVolume, path: MIRROR_DIR, readOnly: options.mirror === "read" }]
-            : []),
-        ],
-        limits: settings.limits.helpers,
-      }),
-      { allowFailure: true, input: options.input },
-    );
+    result = await rcloneContainer(settings, media, [...common, ...args], options);
   }
   if (result.code !== 0 && !options.allowFailure) {
     throw failure(

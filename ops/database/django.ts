@@ -88,13 +88,22 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
           ? [`DJANGO_SUPERUSER_PASSWORD_FILE=${SECRETS_DIR}/superuser_password`]
           : []),
       ],
-      mounts: [{ volume: settings.names.mediaVolume, path: MEDIA_ROOT }],
+      // Bucket media: Django stores through S3, as web and worker do; the mirror is edms-ops' alone (a file
+      // written there would be deleted by the next backup's copy, and a mount would create a missing one).
+      mounts: bucketMedia(settings)
+        ? []
+        : [{ volume: settings.names.mediaVolume, path: MEDIA_ROOT }],
       // The web container's confinement: secrets are copied into its root before start, as into the web's.
       confinement: CONFINEMENT.web,
       limits: settings.limits.helpers,
     },
     "create",
   );
+  // Both stores' credentials read at once, before anything is created.
+  const [external, s3] = await Promise.all([
+    settings.database ? readDatabaseCredentials(settings) : undefined,
+    bucketMedia(settings) ? readS3Credentials(settings) : undefined,
+  ]);
   await docker(args);
   try {
     // An external database is reached through a network of its own (a second one `docker create` of an
@@ -102,8 +111,10 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
     if (settings.database) {
       await docker(["network", "connect", stackServerNetwork(settings), name]);
     }
-    await copySecrets(settings, name, spec.superuser === true);
-    await bucketAccess(settings, name);
+    await copySecrets(settings, name, spec.superuser === true, external);
+    if (s3 !== undefined) {
+      await bucketAccess(settings, name, s3);
+    }
     return await docker(["start", "-a", "-i", name], {
       allowFailure: true,
       holdStdin: true,
@@ -115,14 +126,10 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
 }
 
 /** Bucket media: the endpoint's network and boto3's credentials file, as web and worker have them. */
-async function bucketAccess(settings: Settings, container: string): Promise<void> {
-  const media = bucketMedia(settings);
-  if (!media) {
-    return;
-  }
-  await docker(["network", "connect", mediaNetwork(settings, media), container]);
+async function bucketAccess(settings: Settings, container: string, s3: string): Promise<void> {
+  await docker(["network", "connect", mediaNetwork(settings, bucketMedia(settings)!), container]);
   const file = { name: `secrets/${basename(S3_CREDENTIALS_FILE)}`, mode: 0o444 };
-  const archive = await tarball([{ ...file, content: await readS3Credentials(settings) }]);
+  const archive = await tarball([{ ...file, content: s3 }]);
   await docker(["cp", "-", `${container}:/run`], { input: archive });
 }
 
@@ -130,13 +137,13 @@ async function copySecrets(
   settings: Settings,
   container: string,
   superuser: boolean,
+  external: { readonly password: string; readonly ca?: string } | undefined,
 ): Promise<void> {
   const wanted = Object.entries(SECRET_FILES).filter(
     ([file]) => superuser || file !== "superuser_password",
   );
   const fromEnv = wanted.every(([, variable]) => process.env[variable]);
   // An external server's CA (not a secret) and its admin's password: from edms-ops' credentials volume.
-  const external = settings.database ? await readDatabaseCredentials(settings) : undefined;
   const ca: TarEntry[] = external?.ca
     ? [{ name: `secrets/${DATABASE_CA_NAME}`, content: external.ca, mode: 0o444 }]
     : [];

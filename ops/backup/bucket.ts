@@ -20,6 +20,11 @@ import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { engineless, localMounts } from "../engine/engineless";
 import { OPS_PATHS, SCHEDULER_RCLONE } from "../../model/containers";
 import { OPS_HELPER_ROLE } from "../store/restic";
+import { parseJson } from "../core/json";
+import { z } from "zod";
+
+/** The objects `rclone lsjson` lists (only the fields read). */
+const ClaimListingSchema = z.array(z.looseObject({ Path: z.string(), Size: z.number() }));
 
 /** Where rclone has the credentials volume and the mirror: the scheduler's paths (OPS_PATHS) everywhere. */
 export const MEDIA_CREDENTIALS_DIR = OPS_PATHS.mediaCredentials;
@@ -161,20 +166,40 @@ async function rclone(
 const CLAIM = ".edms-stack";
 const NOT_THE_CLAIM = ["--exclude", `/${CLAIM}`];
 
-/** The claims at and under the prefix (paths relative to it), and the stack named by the one at it. */
+/** What `backups init` writes into a claim: a stack's name (as ops/core/stack.ts checks it) and a newline. */
+const CLAIMED_BY = /^([A-Za-z0-9_.-]{1,100})\n?$/;
+const CLAIM_MAX_BYTES = 102;
+
+/** The stack a claim names, or undefined when the object is no claim (e.g. an upload of that name). */
+async function claimant(settings: Settings, media: BucketMedia, path: string) {
+  const read = await rclone(settings, ["cat", `${bucketPath(media)}/${path}`], "reading a claim");
+  return CLAIMED_BY.exec(read.stdout)?.[1];
+}
+
+/**
+ * The other stacks' claims inside the prefix (their folders, relative to it), and the stack named by the
+ * claim at it. An object of that name that is larger than a claim or holds something else is a document
+ * (an app's upload may be called anything) and does not count: nor does a claim of this stack's own.
+ */
 async function prefixClaims(settings: Settings, media: BucketMedia) {
   const listed = await rclone(
     settings,
-    ["lsf", "-R", "--files-only", "--include", CLAIM, "--fast-list", bucketPath(media)],
+    ["lsjson", "-R", "--files-only", "--include", CLAIM, "--fast-list", bucketPath(media)],
     "listing the bucket's claims",
   );
-  const found = listed.stdout.split("\n").filter(Boolean);
-  const owner = found.includes(CLAIM)
-    ? (
-        await rclone(settings, ["cat", `${bucketPath(media)}/${CLAIM}`], "reading the claim")
-      ).stdout.trim()
-    : undefined;
-  return { nested: found.filter((path) => path !== CLAIM), owner };
+  const found = parseJson(listed.stdout || "[]", ClaimListingSchema, "rclone lsjson's listing");
+  const small = found.filter((object) => object.Size <= CLAIM_MAX_BYTES).map((o) => o.Path);
+  const nested: string[] = [];
+  let owner: string | undefined;
+  for (const path of small) {
+    const stack = await claimant(settings, media, path);
+    if (path === CLAIM) {
+      owner = stack;
+    } else if (stack !== undefined && stack !== settings.stack) {
+      nested.push(path.slice(0, -CLAIM.length - 1));
+    }
+  }
+  return { nested, owner };
 }
 
 /** Refuses `what` while another stack claims the prefix or a prefix inside it. */
@@ -185,7 +210,7 @@ export async function requireOwnPrefix(settings: Settings, what: string): Promis
     ...(owner !== undefined && owner !== settings.stack
       ? [`${media.prefix} (stack ${owner})`]
       : []),
-    ...nested.map((path) => `${media.prefix}/${path.slice(0, -CLAIM.length - 1)}`),
+    ...nested.map((folder) => `${media.prefix}/${folder}`),
   ];
   if (others.length > 0) {
     throw refuse(
@@ -227,6 +252,7 @@ export async function pullBucket(settings: Settings): Promise<void> {
  */
 export async function pushBucket(settings: Settings): Promise<void> {
   const media = requireBucket(settings);
+  // Again at the copy: a restore's database stage can take minutes, and a claim written meanwhile still stops it.
   await requireOwnPrefix(settings, "the restore");
   progress(`bringing ${mediaDescription(media)} back to the restored media`);
   await rclone(

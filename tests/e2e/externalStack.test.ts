@@ -21,7 +21,7 @@ import {
   startExternalPostgres,
   stopExternalPostgres,
 } from "../harness/externalPostgres";
-import { PROJECT_DIR, TestStack } from "../harness/stack";
+import { opsKilledWhen, PROJECT_DIR, TestStack } from "../harness/stack";
 import {
   bucketFingerprint,
   bucketMediaConfig,
@@ -190,8 +190,15 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(backup.stdout + backup.stderr).not.to.contain(S3_SECRET_KEY);
   });
 
-  it("4. backup → damage (rows deleted, a table dropped, objects deleted, overwritten and added) → restore: identical; a missing right is refused first", async function () {
+  it("4. backup → damage (rows deleted, a table dropped, objects deleted, overwritten and added) → restore killed while it copies → again: identical; a missing right and a foreign claim refused first", async function () {
     await stack.seed("b", 2);
+    // Keys that look like options, filter patterns or the stack's claim (uploads may be called anything).
+    const odd = `${bucket}/${stack.prefix}/documents`;
+    await putObject(`${odd}/.edms-stack`, "%PDF-1.4 an upload named like the claim");
+    await putObject(`${odd}/deep/.edms-stack`, `${"x".repeat(200)}`);
+    await putObject(`${odd}/-rf/--help`, "three");
+    await putObject(`${odd}/back\\slash`, "two");
+    await putObject(`${odd}/ünï cödé [1] {2} *?.pdf`, "four");
     const backup = await stack.ops(["backup"]);
     expect(backup.code, backup.stderr).to.equal(0);
     const id = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete.pop()
@@ -232,6 +239,13 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(foreign.code, foreign.stdout + foreign.stderr).to.equal(2);
     expect(foreign.stderr).to.match(/another stack keeps its media at e2e-ext\/nested/);
     await deleteObject(nested);
+    // Killed as it starts copying the mirror back to the bucket: run again, it finishes the copy.
+    const killed = await opsKilledWhen(
+      ["restore", id, "--confirm", stack.name, "--stack", stack.name],
+      /back to the restored media/,
+    );
+    expect(killed.signal, killed.stderr).to.equal("SIGKILL");
+    expect(await stack.lockLeft(), "the lock container outlived the killed edms-ops").to.equal("");
     const restored = await stack.ops(["restore", id, "--confirm", stack.name]);
     expect(restored.code, restored.stdout + restored.stderr).to.equal(0);
     expect(await fingerprint()).to.deep.equal(before);

@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import {
   alertSecrets,
+  ConfiguredMedia,
   ConfigError,
   databasePassword,
   ExternalDatabase,
@@ -114,19 +115,49 @@ export function loadConfig(): LoadedConfig {
     backupSecrets: offsite ? pulumi.secret(offsite) : undefined,
     alertTargets: alerts ? pulumi.secret(alerts) : undefined,
     externalDatabase: settings.database ? readDatabase(settings.database, raw.database) : undefined,
-    bucketMedia: settings.media ? readMedia(raw.media) : undefined,
+    bucketMedia: settings.media ? readMedia(settings.media, raw.media) : undefined,
   };
 }
 
 /** The bucket key's secret (a secret). */
-function readMedia(raw: unknown): EdmsArgs["bucketMedia"] {
+function readMedia(media: ConfiguredMedia, raw: unknown): EdmsArgs["bucketMedia"] {
   const key = mediaSecretKey(raw);
   if (!key || /[\r\n]/.test(key)) {
     throw new ConfigError(pulumi.getStack(), [
       `\`edms:media.secretAccessKey\` is ${key ? "a value with a line break, which no credentials file can hold" : "missing or empty"}: set it with \`pulumi config set --secret --path edms:media.secretAccessKey <key>\`.`,
     ]);
   }
-  return { secretKey: pulumi.secret(key) };
+  const file = media.caCertificateFile;
+  return {
+    secretKey: pulumi.secret(key),
+    ...(file === undefined
+      ? {}
+      : { caCertificate: readCa("media.caCertificateFile", file, "endpoint") }),
+  };
+}
+
+/** A CA's PEM file next to the stack (`edms:<key>`), read and checked; ends with a newline. */
+function readCa(key: string, file: string, signed: string): string {
+  let ca: string;
+  try {
+    ca = fs.readFileSync(path.resolve(file), "utf8");
+  } catch (err) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:${key}\` cannot be read (${(err as Error).message}): put the CA's PEM file there or fix the path.`,
+    ]);
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(ca)) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:${key}\` (${file}) holds no -----BEGIN CERTIFICATE----- block: give the PEM file of the CA that signed the ${signed}'s certificate.`,
+    ]);
+  }
+  // The file goes into containers and the hooks' environment: a key in it would travel with it.
+  if (/PRIVATE KEY-----/.test(ca)) {
+    throw new ConfigError(pulumi.getStack(), [
+      `\`edms:${key}\` (${file}) holds a private key: give a file with the CA's certificate only (-----BEGIN CERTIFICATE----- blocks).`,
+    ]);
+  }
+  return ca.endsWith("\n") ? ca : `${ca}\n`;
 }
 
 /** The external database's password (a secret) and its server's CA, read from the file next to the stack. */
@@ -142,20 +173,10 @@ function readDatabase(database: ExternalDatabase, raw: unknown): EdmsArgs["exter
   if (file === undefined) {
     return { password: pulumi.secret(password) };
   }
-  let ca: string;
-  try {
-    ca = fs.readFileSync(path.resolve(file), "utf8");
-  } catch (err) {
-    throw new ConfigError(pulumi.getStack(), [
-      `\`edms:database.caCertificateFile\` cannot be read (${(err as Error).message}): put the CA's PEM file there or fix the path.`,
-    ]);
-  }
-  if (!/-----BEGIN CERTIFICATE-----/.test(ca)) {
-    throw new ConfigError(pulumi.getStack(), [
-      `\`edms:database.caCertificateFile\` (${file}) holds no -----BEGIN CERTIFICATE----- block: give the PEM file of the CA that signed the server's certificate.`,
-    ]);
-  }
-  return { password: pulumi.secret(password), caCertificate: ca.endsWith("\n") ? ca : `${ca}\n` };
+  return {
+    password: pulumi.secret(password),
+    caCertificate: readCa("database.caCertificateFile", file, "server"),
+  };
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   djangoEnvironment,
   MEDIA_ROOT,
   REDIS_PASSWORD_FILE,
+  S3_CA_FILE,
   S3_CREDENTIALS_FILE,
   SECRETS_DIR,
 } from "../model/containers";
@@ -36,6 +37,7 @@ export interface DjangoServiceArgs {
   /** With bucket media: the network its endpoint is reached through, and boto3's credentials file. */
   readonly mediaNetwork?: pulumi.Input<string>;
   readonly s3Credentials?: pulumi.Input<string>;
+  readonly s3Ca?: string;
   /** The application role's password (model/containers.ts APP_DB_USER); never the superuser's. */
   readonly appDbPassword: pulumi.Input<string>;
   readonly secretKey: pulumi.Input<string>;
@@ -109,6 +111,7 @@ export class DjangoService extends pulumi.ComponentResource {
           secretFile(REDIS_PASSWORD_FILE, args.redisPassword),
           ...(args.databaseCa ? [secretFile(DATABASE_CA_FILE, args.databaseCa)] : []),
           ...(args.s3Credentials ? [secretFile(S3_CREDENTIALS_FILE, args.s3Credentials)] : []),
+          ...(args.s3Ca ? [secretFile(S3_CA_FILE, args.s3Ca)] : []),
         ],
         // Bucket media: the volume is edms-ops' mirror of the bucket, never the app's.
         volumes: settings.media

@@ -104,7 +104,13 @@ function backupInitInputs(base: Foundation, args: EdmsArgs) {
       ...database,
       ...(external ? [external.password, external.caCertificate ?? null] : []),
       ...(bucket && media
-        ? [bucket.secretKey, media.bucket, media.prefix ?? null, media.endpoint]
+        ? [
+            bucket.secretKey,
+            media.bucket,
+            media.prefix ?? null,
+            media.endpoint,
+            bucket.caCertificate ?? null,
+          ]
         : []),
     ],
     secrets: {
@@ -115,7 +121,12 @@ function backupInitInputs(base: Foundation, args: EdmsArgs) {
             ...(external.caCertificate ? { EDMS_DATABASE_CA: external.caCertificate } : {}),
           }
         : {}),
-      ...(bucket ? { EDMS_MEDIA_SECRET_KEY: bucket.secretKey } : {}),
+      ...(bucket
+        ? {
+            EDMS_MEDIA_SECRET_KEY: bucket.secretKey,
+            ...(bucket.caCertificate ? { EDMS_MEDIA_CA: bucket.caCertificate } : {}),
+          }
+        : {}),
     },
   };
 }
@@ -257,6 +268,7 @@ function releaseService(
       databaseCa: base.databaseCa,
       mediaNetwork: network.mediaName,
       s3Credentials: base.s3Credentials,
+      s3Ca: base.s3Ca,
       appDbPassword: secrets.appDbPassword,
       secretKey: secrets.djangoSecretKey,
       redisPassword: secrets.redisPassword,

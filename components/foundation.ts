@@ -30,8 +30,11 @@ export interface EdmsArgs {
     readonly password: pulumi.Input<string>;
     readonly caCertificate?: string;
   };
-  /** With `edms:media`: the bucket key's secret (secret). */
-  readonly bucketMedia?: { readonly secretKey: pulumi.Input<string> };
+  /** With `edms:media`: the bucket key's secret (secret), and the CA of the endpoint's certificate (PEM). */
+  readonly bucketMedia?: {
+    readonly secretKey: pulumi.Input<string>;
+    readonly caCertificate?: string;
+  };
 }
 
 /** What every later step of the deploy builds on: secrets, network, volumes, datastores, the release image. */
@@ -49,8 +52,9 @@ export interface Foundation {
   readonly ownerPassword: pulumi.Input<string>;
   /** The external server's CA (PEM), for web and worker's TLS. */
   readonly databaseCa?: string;
-  /** With bucket media: boto3's credentials file for web and worker (secret). */
+  /** With bucket media: boto3's credentials file for web and worker (secret), and the endpoint's CA. */
   readonly s3Credentials?: pulumi.Output<string>;
+  readonly s3Ca?: string;
   readonly redis: Redis;
   readonly backendImage: docker.RemoteImage;
   /** The release's identity: hooks keyed on it run once per release. */
@@ -113,6 +117,7 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
     ownerPassword: args.externalDatabase?.password ?? secrets.postgresPassword,
     databaseCa: args.externalDatabase?.caCertificate,
     s3Credentials: s3Credentials(settings, args.bucketMedia?.secretKey),
+    s3Ca: args.bucketMedia?.caCertificate,
     redis,
     backendImage,
     release: [settings.version, backendImage.imageId],

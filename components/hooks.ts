@@ -28,6 +28,7 @@ export interface HookSecrets {
   readonly EDMS_DATABASE_CA?: pulumi.Input<string>;
   /** `edms:media.secretAccessKey`: `backups init` writes edms-ops' rclone config for the bucket. */
   readonly EDMS_MEDIA_SECRET_KEY?: pulumi.Input<string>;
+  readonly EDMS_MEDIA_CA?: pulumi.Input<string>;
 }
 
 /** A contract's input as the program has it: any field may be another resource's output. */

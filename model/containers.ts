@@ -43,6 +43,8 @@ export const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\
  * found through AWS_SHARED_CREDENTIALS_FILE.
  */
 export const S3_CREDENTIALS_FILE = `${SECRETS_DIR}/s3_credentials`;
+/** The endpoint's CA (`edms:media.caCertificateFile`) there: boto3 reads it through AWS_CA_BUNDLE. */
+export const S3_CA_FILE = `${SECRETS_DIR}/s3_ca.crt`;
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
 
@@ -129,6 +131,7 @@ function mediaEnvironment(settings: Settings): string[] {
     `EDMS_S3_REGION=${media.region}`,
     `EDMS_S3_PREFIX=${media.prefix}`,
     `AWS_SHARED_CREDENTIALS_FILE=${S3_CREDENTIALS_FILE}`,
+    ...(media.caCertificateFile ? [`AWS_CA_BUNDLE=${S3_CA_FILE}`] : []),
   ];
 }
 

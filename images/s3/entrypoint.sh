@@ -5,6 +5,7 @@
 # reused after. The S3 user's access key and secret are S3_ACCESS_KEY/S3_SECRET_KEY (or their _FILE
 # variants): test credentials only, radosgw-admin takes them in its argv inside this container.
 # Arguments to the container are passed on to radosgw.
+# With S3_TLS_DIR (s3.crt and s3.key in it, e.g. a mounted volume) radosgw also serves https on S3_TLS_PORT (7443).
 set -euo pipefail
 data=/var/lib/s3
 user="${S3_USER:-edms}"
@@ -60,7 +61,7 @@ osd_objectstore = bluestore
 bluestore_block_size = ${S3_CAPACITY_BYTES:-21474836480}
 osd_memory_target = 1073741824
 [client.rgw]
-rgw_frontends = beast port=${S3_PORT:-7480}
+rgw_frontends = beast port=${S3_PORT:-7480}${S3_TLS_DIR:+ ssl_port=${S3_TLS_PORT:-7443} ssl_certificate=$S3_TLS_DIR/s3.crt ssl_private_key=$S3_TLS_DIR/s3.key}
 CONF
 }
 
@@ -114,7 +115,7 @@ if ! radosgw-admin user info --uid="$user" >/dev/null 2>&1; then
   say "user $user created"
 fi
 radosgw -n client.rgw -f "$@" & rgw=$!
-say "serving S3 on port ${S3_PORT:-7480}"
+say "serving S3 on port ${S3_PORT:-7480}${S3_TLS_DIR:+ and TLS on ${S3_TLS_PORT:-7443}}"
 wait -n "$mon" "$osd" "$rgw" || true
 say "a daemon exited"
 stop 1

@@ -4,7 +4,7 @@
  * travel as plain JSON (hooks' env, the scheduler's), keep the rest.
  */
 import { z } from "zod";
-import { maybeSecret, nonEmpty, parseJsonish, setting } from "./fields";
+import { maybeSecret, nonEmpty, parseJsonish, pemFile, setting } from "./fields";
 
 /** S3's bucket naming rule (3–63 lowercase letters, digits, dots and hyphens, a letter or digit at each end). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -89,6 +89,10 @@ export const mediaSchema = z
         ),
         { description: "Its secret key; set with `--secret`.", secret: true },
       ),
+      caCertificateFile: setting(pemFile("media.caCertificateFile").optional(), {
+        description:
+          "The PEM file of the CA that signed the endpoint's certificate, when no public CA did (an on-premises Ceph or MinIO): web, worker, the one-off Django containers and edms-ops' rclone trust it for the endpoint. Needs an https:// endpoint.",
+      }),
       network: setting(
         z
           .string({ error: "media.network must be a Docker network name" })
@@ -116,6 +120,11 @@ export const mediaSchema = z
     { error: "media must be an object with backend, bucket, endpoint and the keys" },
   )
   .strict()
+  .refine((m) => !m.caCertificateFile || m.endpoint.startsWith("https://"), {
+    path: ["caCertificateFile"],
+    message:
+      "media.caCertificateFile is for an https:// endpoint: make media.endpoint https://… (the server's TLS port) or leave the CA out",
+  })
   // The secret key stays out of Settings (plain JSON in hooks' env and the scheduler's): mediaSecretKey().
   .transform(({ secretAccessKey: _key, ...rest }) => rest);
 

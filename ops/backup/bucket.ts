@@ -30,6 +30,8 @@ const ClaimListingSchema = z.array(z.looseObject({ Path: z.string(), Size: z.num
 export const MEDIA_CREDENTIALS_DIR = OPS_PATHS.mediaCredentials;
 export const MIRROR_DIR = OPS_PATHS.media;
 export const CONFIG = "rclone.conf";
+/** The endpoint's CA (`edms:media.caCertificateFile`) beside it, for `--ca-cert`. */
+export const MEDIA_CA = "ca.crt";
 /** The remote's name in the config file. */
 const REMOTE = "bucket";
 
@@ -118,7 +120,10 @@ async function rclone(
 ): Promise<RunResult> {
   const media = requireBucket(settings);
   const n = settings.names;
-  const common = ["--config", `${MEDIA_CREDENTIALS_DIR}/${CONFIG}`, "--retries", "3"];
+  const common = [
+    ...["--config", `${MEDIA_CREDENTIALS_DIR}/${CONFIG}`, "--retries", "3"],
+    ...(media.caCertificateFile ? ["--ca-cert", `${MEDIA_CREDENTIALS_DIR}/${MEDIA_CA}`] : []),
+  ];
   let result: RunResult;
   if (engineless()) {
     const here = localMounts();

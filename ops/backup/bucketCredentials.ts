@@ -9,11 +9,41 @@ import { lastLine } from "../core/log";
 import { volumeExists } from "../engine/docker";
 import { toolbox } from "../engine/toolbox";
 import { requireCredentialsVolume } from "../database/credentials";
-import { CONFIG, MEDIA_CREDENTIALS_DIR, MIRROR_DIR, rcloneConfig } from "./bucket";
+import { CONFIG, MEDIA_CA, MEDIA_CREDENTIALS_DIR, MIRROR_DIR, rcloneConfig } from "./bucket";
+
+/** Between rclone's config and the CA, on stdin and in the read-back (no line of either is this). */
+export const CA_SEPARATOR = "#--edms-media-ca--";
+
+/**
+ * Shell (busybox's too) writing rclone's config and the CA after CA_SEPARATOR from stdin into `dir`: each
+ * written beside, then renamed, so a copy running meanwhile reads the old file or the new one; no CA, none kept.
+ */
+export function storeCredentialsScript(dir: string): string {
+  return [
+    `umask 077; cd '${dir}'`,
+    `awk 'BEGIN { f = ".${CONFIG}.new" } $0 == "${CA_SEPARATOR}" { f = ".${MEDIA_CA}.new"; next } { print > f }'`,
+    `if [ -s .${MEDIA_CA}.new ]; then mv .${MEDIA_CA}.new ${MEDIA_CA}; else rm -f ${MEDIA_CA} .${MEDIA_CA}.new; fi`,
+    `mv .${CONFIG}.new ${CONFIG}; sync`,
+  ].join("; ");
+}
+
+/** Shell printing the config, CA_SEPARATOR and the CA (if any) of `dir`, for splitCredentials. */
+export function readCredentialsScript(dir: string): string {
+  return `cd '${dir}'; cat ${CONFIG}; echo '${CA_SEPARATOR}'; cat ${MEDIA_CA} 2>/dev/null || true`;
+}
+
+/** readCredentialsScript's output: the config and the CA ("" when none, or when the output is cut). */
+export function splitCredentials(stdout: string): { readonly config: string; readonly ca: string } {
+  const at = stdout.lastIndexOf(`${CA_SEPARATOR}\n`);
+  return at < 0
+    ? { config: "", ca: "" }
+    : { config: stdout.slice(0, at), ca: stdout.slice(at + CA_SEPARATOR.length + 1) };
+}
 
 /**
  * With bucket media and its secret key in EDMS_MEDIA_SECRET_KEY: writes rclone's config to the credentials
- * volume (root-only), as a tar stream on stdin. False when there is nothing to write.
+ * volume (root-only), on stdin, and beside it the endpoint's CA from EDMS_MEDIA_CA (removed when none is
+ * configured any more). False when there is nothing to write.
  */
 export async function storeMediaCredentials(
   settings: Settings,
@@ -30,12 +60,18 @@ export async function storeMediaCredentials(
       "Set the bucket key's secret without one (`pulumi config set --secret --path edms:media.secretAccessKey <key>`), then run `pulumi up` again.",
     );
   }
+  const ca = media.caCertificateFile ? env.EDMS_MEDIA_CA : undefined;
+  if (media.caCertificateFile && !ca?.includes("-----BEGIN CERTIFICATE-----")) {
+    throw refuse(
+      "`edms:media.caCertificateFile` is set but EDMS_MEDIA_CA holds no -----BEGIN CERTIFICATE----- block. Nothing was changed.",
+      "Run `pulumi up`, which passes the CA's file to `backups init`, or export the CA's PEM text in EDMS_MEDIA_CA.",
+    );
+  }
   const volume = settings.names.mediaCredentialsVolume;
   await requireCredentialsVolume(settings, volume, "bucket");
-  // Written beside, then renamed: a copy running meanwhile reads the old config or the new one.
-  const script = `umask 077; cd ${MEDIA_CREDENTIALS_DIR}; cat > .${CONFIG}.new; mv .${CONFIG}.new ${CONFIG}; sync`;
+  const script = storeCredentialsScript(MEDIA_CREDENTIALS_DIR);
   const result = await toolbox(settings, [{ volume, path: MEDIA_CREDENTIALS_DIR }], script, {
-    input: rcloneConfig(media, key),
+    input: rcloneConfig(media, key) + (ca ? `${CA_SEPARATOR}\n${ca}` : ""),
     allowFailure: true,
   });
   if (result.code !== 0) {
@@ -47,25 +83,30 @@ export async function storeMediaCredentials(
   return true;
 }
 
+
 /**
  * boto3's credentials file for a one-off Django container (a hook has no key in its environment but
- * `backups init`'s): made from the rclone config in the credentials volume, never printed.
+ * `backups init`'s), made from the rclone config in the credentials volume, and the endpoint's CA when one
+ * is configured: never printed.
  */
-export async function readS3Credentials(settings: Settings): Promise<string> {
+export async function readS3Credentials(
+  settings: Settings,
+): Promise<{ readonly credentials: string; readonly ca?: string }> {
   const volume = settings.names.mediaCredentialsVolume;
   const mount = { volume, path: MEDIA_CREDENTIALS_DIR, readOnly: true };
-  const result = await toolbox(settings, [mount], `cat ${MEDIA_CREDENTIALS_DIR}/${CONFIG}`, {
-    allowFailure: true,
-  });
-  const value = (key: string) => new RegExp(`^${key} = (.+)$`, "m").exec(result.stdout)?.[1];
+  const script = readCredentialsScript(MEDIA_CREDENTIALS_DIR);
+  const result = await toolbox(settings, [mount], script, { allowFailure: true });
+  const { config, ca } = splitCredentials(result.stdout);
+  const value = (key: string) => new RegExp(`^${key} = (.+)$`, "m").exec(config)?.[1];
   const [id, secret] = [value("access_key_id"), value("secret_access_key")];
-  if (result.code !== 0 || !id || !secret) {
+  const caMissing = bucketMedia(settings)?.caCertificateFile !== undefined && !ca;
+  if (result.code !== 0 || !id || !secret || caMissing) {
     throw failure(
-      `The bucket's credentials are not readable in ${volume}.`,
+      `The bucket's credentials${caMissing ? " and the endpoint's CA" : ""} are not readable in ${volume}.`,
       `Write them again: run \`pulumi up --stack ${settings.stack}\` (its \`backups init\` writes them when the key changes or on a new host).`,
     );
   }
-  return s3CredentialsFile(id, secret);
+  return { credentials: s3CredentialsFile(id, secret), ...(ca ? { ca } : {}) };
 }
 
 /**

@@ -11,6 +11,7 @@ import { djangoEnvironment, MEDIA_ROOT } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
 import {
   DATABASE_CA_FILE,
+  S3_CA_FILE,
   S3_CREDENTIALS_FILE,
   SECRETS_DIR,
   SUPERUSER_PASSWORD_FILE,
@@ -125,11 +126,22 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
   }
 }
 
-/** Bucket media: the endpoint's network and boto3's credentials file, as web and worker have them. */
-async function bucketAccess(settings: Settings, container: string, s3: string): Promise<void> {
+/** Bucket media: the endpoint's network, boto3's credentials file and the CA, as web and worker have them. */
+async function bucketAccess(
+  settings: Settings,
+  container: string,
+  s3: { readonly credentials: string; readonly ca?: string },
+): Promise<void> {
   await docker(["network", "connect", mediaNetwork(settings, bucketMedia(settings)!), container]);
-  const file = { name: `secrets/${basename(S3_CREDENTIALS_FILE)}`, mode: 0o444 };
-  const archive = await tarball([{ ...file, content: s3 }]);
+  const file = (path: string, content: string) => ({
+    name: `secrets/${basename(path)}`,
+    content,
+    mode: 0o444,
+  });
+  const archive = await tarball([
+    file(S3_CREDENTIALS_FILE, s3.credentials),
+    ...(s3.ca ? [file(S3_CA_FILE, s3.ca)] : []),
+  ]);
   await docker(["cp", "-", `${container}:/run`], { input: archive });
 }
 

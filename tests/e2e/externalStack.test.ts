@@ -16,6 +16,7 @@ import {
   asProvider,
   EXTERNAL_HOST,
   EXTERNAL_NETWORK,
+  EXTERNAL_TLS_VOLUME,
   externalCaPem,
   recreateExternalDatabase,
   startExternalPostgres,
@@ -29,7 +30,7 @@ import {
   deleteObject,
   makeBucket,
   putObject,
-  S3_ENDPOINT,
+  S3_TLS_ENDPOINT,
   S3_SECRET_KEY,
   startS3Server,
   stopS3Server,
@@ -47,15 +48,19 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     ...(await stack.fingerprint({ media: false })),
     media: await bucketFingerprint(`${bucket}/${stack.prefix}`),
   });
-  const media = (name: string) => bucketMediaConfig(name, EXTERNAL_NETWORK);
+  const caFile = path.join(PROJECT_DIR, "external-db-ca.pem");
+  // https with the test CA, as an on-premises S3 server with a private CA (`media.caCertificateFile`).
+  const media = (name: string) => bucketMediaConfig(name, EXTERNAL_NETWORK, caFile);
   before(async function () {
     // A killed run's S3 server would hold the network the database server's start removes first.
     await stopS3Server();
     await startExternalPostgres();
-    await Promise.all([recreateExternalDatabase(), startS3Server(EXTERNAL_NETWORK)]);
+    await Promise.all([
+      recreateExternalDatabase(),
+      startS3Server(EXTERNAL_NETWORK, EXTERNAL_TLS_VOLUME),
+    ]);
     await Promise.all([makeBucket("edms-media"), makeBucket("edms-media-new")]);
     await putObject(FOREIGN, "another stack's document");
-    const caFile = path.join(PROJECT_DIR, "external-db-ca.pem");
     fs.writeFileSync(caFile, await externalCaPem());
     stack = new TestStack("ext", "staging", {
       "edms:database": {
@@ -170,9 +175,9 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(verify.code, verify.stdout + verify.stderr).to.equal(0);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.containers[`database ${EXTERNAL_HOST}:5432`]).to.equal("reachable");
-    expect(status.containers[`media bucket ${bucket}/${stack.prefix} at ${S3_ENDPOINT}`]).to.equal(
-      "reachable",
-    );
+    expect(
+      status.containers[`media bucket ${bucket}/${stack.prefix} at ${S3_TLS_ENDPOINT}`],
+    ).to.equal("reachable");
     expect(status.runningVersion).to.equal("2.0.0");
     expect(status.users).to.equal(3);
   });

@@ -8,6 +8,7 @@
 import { ExternalServer } from "../../ops/database/server";
 import { docker, RunResult } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
+import { S3_HOST } from "./s3Server";
 
 const TAG = process.env.EDMS_TEST_PORT_BASE ?? "serial";
 export const EXTERNAL_ROLE = "test-external-db";
@@ -40,7 +41,12 @@ openssl req -newkey rsa:2048 -nodes -subj "/CN=${EXTERNAL_HOST}" -keyout server.
 printf 'subjectAltName=DNS:${EXTERNAL_HOST}\n' >san.ext
 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=foreign CA" -keyout foreign.key -out foreign.crt 2>/dev/null
-rm -f ca.key foreign.key server.csr
+# The S3 server's (tests/harness/s3Server.ts), from the same CA: a test key, readable by radosgw.
+openssl req -newkey rsa:2048 -nodes -subj "/CN=${S3_HOST}" -keyout s3.key -out s3.csr 2>/dev/null
+printf 'subjectAltName=DNS:${S3_HOST}\n' >s3san.ext
+openssl x509 -req -in s3.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile s3san.ext -out s3.crt 2>/dev/null
+chmod 644 s3.key
+rm -f ca.key foreign.key server.csr s3.csr
 printf 'local all all trust\nhostssl all all all scram-sha-256\n' >pg_hba.conf
 chown postgres:postgres server.key pg_hba.conf && chmod 600 server.key
 for role in admin limited foreign; do
@@ -199,6 +205,9 @@ export async function externalAddress(): Promise<string> {
   ]);
   return inspect.stdout.trim();
 }
+
+/** The volume of the test CA's certificates: the S3 server's TLS (s3.crt, s3.key) for startS3Server. */
+export const EXTERNAL_TLS_VOLUME = TLS;
 
 /** The test CA's certificate (PEM), as an operator puts it next to the stack for `edms:database.caCertificateFile`. */
 export async function externalCaPem(): Promise<string> {

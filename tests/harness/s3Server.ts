@@ -13,6 +13,8 @@ const SERVER = `${S3_PREFIX}${TAG}`;
 const DATA = `${S3_PREFIX}data-${TAG}`;
 export const S3_HOST = "s3.external.test";
 export const S3_ENDPOINT = `http://${S3_HOST}:7480`;
+/** With a TLS volume (startS3Server): https, its certificate from the external server's test CA. */
+export const S3_TLS_ENDPOINT = `https://${S3_HOST}:7443`;
 const IMAGE = "edms-test/s3:radosgw-18.2";
 export const RCLONE_IMAGE = "edms-test/rclone:1.60";
 /** Test-only keys: the server takes them from its env (docs/s3-server.md). */
@@ -21,12 +23,20 @@ export const S3_SECRET_KEY = "e2e-secret-9f3b2d61c0e8";
 
 let network = "";
 
-/** `edms:media` of a stack whose bucket is on this server, reached through `on` (the server's network). */
-export function bucketMediaConfig(bucket: string, on: string): Record<string, unknown> {
+/**
+ * `edms:media` of a stack whose bucket is on this server, reached through `on` (the server's network); over
+ * https when given the CA's file (`caCertificateFile`), as an on-premises server with a private CA.
+ */
+export function bucketMediaConfig(
+  bucket: string,
+  on: string,
+  caCertificateFile?: string,
+): Record<string, unknown> {
   return {
     backend: "s3",
     bucket,
-    endpoint: S3_ENDPOINT,
+    endpoint: caCertificateFile ? S3_TLS_ENDPOINT : S3_ENDPOINT,
+    ...(caCertificateFile ? { caCertificateFile } : {}),
     accessKeyId: S3_ACCESS_KEY,
     secretAccessKey: { secure: S3_SECRET_KEY },
     network: on,
@@ -66,7 +76,8 @@ export async function s3(
   return result.stdout;
 }
 
-export async function startS3Server(onNetwork: string): Promise<void> {
+/** Starts the server on `onNetwork`; with `tlsVolume` (s3.crt, s3.key) it also serves S3_TLS_ENDPOINT. */
+export async function startS3Server(onNetwork: string, tlsVolume?: string): Promise<void> {
   network = onNetwork;
   await docker(["rm", "-f", "-v", SERVER], { allowFailure: true });
   await docker(["volume", "rm", "-f", DATA], { allowFailure: true });
@@ -83,6 +94,7 @@ export async function startS3Server(onNetwork: string): Promise<void> {
     S3_HOST,
     "-v",
     `${DATA}:/var/lib/s3`,
+    ...(tlsVolume ? ["-v", `${tlsVolume}:/tls:ro`, "-e", "S3_TLS_DIR=/tls"] : []),
     "-e",
     `S3_ACCESS_KEY=${S3_ACCESS_KEY}`,
     "-e",

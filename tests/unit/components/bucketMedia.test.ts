@@ -7,8 +7,19 @@ import { expect } from "chai";
 import { runProgram } from "../../harness/mocks";
 import { settingsProblems } from "../../harness/settingsProblems";
 import { bucketMedia, s3CredentialsFile, validateSettings } from "../../../model/settings";
-import { S3_CREDENTIALS_FILE } from "../../../model/containers";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { spawnSync } from "child_process";
+import { S3_CA_FILE, S3_CREDENTIALS_FILE } from "../../../model/containers";
 import { bucketPath, rcloneConfig } from "../../../ops/backup/bucket";
+import {
+  CA_SEPARATOR,
+  readCredentialsScript,
+  splitCredentials,
+  storeCredentialsScript,
+  storeMediaCredentials,
+} from "../../../ops/backup/bucketCredentials";
 import { schedulerMounts } from "../../../components/scheduler";
 
 const CONTAINER = "docker:index/container:Container";
@@ -77,6 +88,18 @@ describe("edms:media validation", function () {
     expect(problems({ media: { ...media, bucket: undefined } }).join()).to.contain("media.bucket");
   });
 
+  it("a private CA's file: only with an https endpoint, and a path, not the PEM text", function () {
+    expect(problems({ media: { ...media, caCertificateFile: "certs/s3-ca.pem" } })).to.deep.equal(
+      [],
+    );
+    const plain = { ...media, endpoint: "http://s3.internal:7480", caCertificateFile: "ca.pem" };
+    expect(problems({ media: plain }).join("\n")).to.match(
+      /media\.caCertificateFile is for an https:\/\/ endpoint/,
+    );
+    const text = { ...media, caCertificateFile: "-----BEGIN CERTIFICATE-----\nMIIB" };
+    expect(problems({ media: text }).join("\n")).to.match(/must be a file path, not the PEM text/);
+  });
+
   it("production: an https endpoint only; dataGeneration refused everywhere", function () {
     const plain = { ...media, endpoint: "http://minio.internal:9000" };
     expect(problems({ media: plain })).to.deep.equal([]);
@@ -121,6 +144,59 @@ describe("edms-ops' rclone config for the bucket", function () {
     });
     const plain = validateSettings("staging", { environment: "staging", version: "1" });
     expect(schedulerMounts(plain)["edms_media_files"].readOnly).to.equal(true);
+  });
+});
+
+describe("the endpoint's CA in edms-ops' credentials volume", function () {
+  const config = rcloneConfig(
+    bucketMedia({
+      media: validateSettings("staging", { environment: "staging", version: "1", media }).media,
+      namePrefix: "edms",
+    })!,
+    "s3cr3t",
+  );
+  const CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+  const shells = [["sh"], ...(fs.existsSync("/bin/busybox") ? [["/bin/busybox", "sh"]] : [])];
+  for (const shell of shells) {
+    it(`is written beside rclone's config, read back, and removed when no CA is configured (${shell.join(" ")})`, function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-media-cred-"));
+      const sh = (script: string, input: string) => {
+        const done = spawnSync(shell[0], [...shell.slice(1), "-c", script], { input });
+        expect(done.status, done.stderr.toString()).to.equal(0);
+        return done.stdout.toString();
+      };
+      try {
+        sh(storeCredentialsScript(dir), `${config}${CA_SEPARATOR}\n${CA}`);
+        expect(fs.readFileSync(path.join(dir, "rclone.conf"), "utf8")).to.equal(config);
+        expect(fs.readFileSync(path.join(dir, "ca.crt"), "utf8")).to.equal(CA);
+        expect(fs.statSync(path.join(dir, "ca.crt")).mode & 0o077).to.equal(0);
+        expect(splitCredentials(sh(readCredentialsScript(dir), ""))).to.deep.equal({
+          config,
+          ca: CA,
+        });
+        sh(storeCredentialsScript(dir), config);
+        expect(fs.readdirSync(dir)).to.deep.equal(["rclone.conf"]);
+        expect(splitCredentials(sh(readCredentialsScript(dir), ""))).to.deep.equal({
+          config,
+          ca: "",
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("backups init refuses a configured CA it is not given, before touching the engine", async function () {
+    const settings = validateSettings("staging", {
+      environment: "staging",
+      version: "1",
+      media: { ...media, caCertificateFile: "ca.pem" },
+    });
+    const refused = await storeMediaCredentials(settings, { EDMS_MEDIA_SECRET_KEY: "k" }).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(refused?.message).to.match(/EDMS_MEDIA_CA holds no -----BEGIN CERTIFICATE-----/);
   });
 });
 
@@ -186,6 +262,42 @@ describe("the program with bucket media", function () {
     );
     expect(JSON.stringify(scheduler.inputs)).not.to.contain(SECRET);
     expect(result.ofType(NETWORK).map((n) => n.inputs.name)).not.to.include("edms-staging-media");
+  });
+
+  it("a private CA: uploaded to web and worker for boto3 (AWS_CA_BUNDLE) and handed to backupInit; an unreadable file is named", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-s3-ca-"));
+    const file = path.join(dir, "s3-ca.pem");
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIBs3ca\n-----END CERTIFICATE-----";
+    fs.writeFileSync(file, pem);
+    try {
+      const result = await run({ caCertificateFile: file });
+      expect(result.error).to.equal(undefined);
+      const services = result
+        .ofType(CONTAINER)
+        .filter((c) => ["web", "worker"].includes(roleOf(c.inputs)));
+      for (const c of services) {
+        expect(c.inputs.envs).to.include(`AWS_CA_BUNDLE=${S3_CA_FILE}`);
+        const ca = c.inputs.uploads.find((u: { file: string }) => u.file === S3_CA_FILE);
+        expect(ca.content).to.equal(`${pem}\n`);
+      }
+      const init = result.byName("backupInit");
+      expect(init.inputs.environment.EDMS_MEDIA_CA).to.equal(`${pem}\n`);
+      const missing = await run({ caCertificateFile: path.join(dir, "gone.pem") });
+      expect(missing.error?.message).to.match(/edms:media\.caCertificateFile` cannot be read/);
+      fs.writeFileSync(file, "not a certificate");
+      const bad = await run({ caCertificateFile: file });
+      expect(bad.error?.message).to.match(/holds no -----BEGIN CERTIFICATE----- block.*endpoint/);
+      fs.writeFileSync(file, `${pem}\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n`);
+      const key = await run({ caCertificateFile: file });
+      expect(key.error?.message).to.match(/caCertificateFile` .* holds a private key/);
+      expect(key.error?.message).not.to.contain("MIIE");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const plain = await run();
+    for (const c of plain.ofType(CONTAINER)) {
+      expect(JSON.stringify(c.inputs.envs ?? [])).not.to.contain("AWS_CA_BUNDLE");
+    }
   });
 
   it("refuses a secret key with a line break, naming the key, before creating anything", async function () {

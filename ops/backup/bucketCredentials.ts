@@ -83,7 +83,6 @@ export async function storeMediaCredentials(
   return true;
 }
 
-
 /**
  * boto3's credentials file for a one-off Django container (a hook has no key in its environment but
  * `backups init`'s), made from the rclone config in the credentials volume, and the endpoint's CA when one

@@ -287,7 +287,10 @@ describe("the program with bucket media", function () {
       fs.writeFileSync(file, "not a certificate");
       const bad = await run({ caCertificateFile: file });
       expect(bad.error?.message).to.match(/holds no -----BEGIN CERTIFICATE----- block.*endpoint/);
-      fs.writeFileSync(file, `${pem}\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n`);
+      fs.writeFileSync(
+        file,
+        `${pem}\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n`,
+      );
       const key = await run({ caCertificateFile: file });
       expect(key.error?.message).to.match(/caCertificateFile` .* holds a private key/);
       expect(key.error?.message).not.to.contain("MIIE");

@@ -43,7 +43,7 @@ export const pgpassField = (value: string) => value.replace(/[\\:]/g, (c) => `\\
  * found through AWS_SHARED_CREDENTIALS_FILE.
  */
 export const S3_CREDENTIALS_FILE = `${SECRETS_DIR}/s3_credentials`;
-/** The endpoint's CA (`edms:media.caCertificateFile`) there: boto3 reads it through AWS_CA_BUNDLE. */
+/** The endpoint's CA (`edms:media.caCertificateFile`) there: EDMS_S3_CA_FILE and AWS_CA_BUNDLE name it. */
 export const S3_CA_FILE = `${SECRETS_DIR}/s3_ca.crt`;
 export const PGDATA = "/var/lib/postgresql/data";
 export const MEDIA_ROOT = "/srv/media";
@@ -131,7 +131,10 @@ function mediaEnvironment(settings: Settings): string[] {
     `EDMS_S3_REGION=${media.region}`,
     `EDMS_S3_PREFIX=${media.prefix}`,
     `AWS_SHARED_CREDENTIALS_FILE=${S3_CREDENTIALS_FILE}`,
-    ...(media.caCertificateFile ? [`AWS_CA_BUNDLE=${S3_CA_FILE}`] : []),
+    // The sample app's AWS_S3_VERIFY reads EDMS_S3_CA_FILE; boto3 alone (verify left to it) AWS_CA_BUNDLE.
+    ...(media.caCertificateFile
+      ? [`EDMS_S3_CA_FILE=${S3_CA_FILE}`, `AWS_CA_BUNDLE=${S3_CA_FILE}`]
+      : []),
   ];
 }
 

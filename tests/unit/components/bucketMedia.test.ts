@@ -276,7 +276,10 @@ describe("the program with bucket media", function () {
         .ofType(CONTAINER)
         .filter((c) => ["web", "worker"].includes(roleOf(c.inputs)));
       for (const c of services) {
-        expect(c.inputs.envs).to.include(`AWS_CA_BUNDLE=${S3_CA_FILE}`);
+        expect(c.inputs.envs).to.include.members([
+          `EDMS_S3_CA_FILE=${S3_CA_FILE}`,
+          `AWS_CA_BUNDLE=${S3_CA_FILE}`,
+        ]);
         const ca = c.inputs.uploads.find((u: { file: string }) => u.file === S3_CA_FILE);
         expect(ca.content).to.equal(`${pem}\n`);
       }

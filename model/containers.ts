@@ -11,6 +11,10 @@ export const SECRETS_DIR = "/run/secrets";
 /** The cluster's superuser and the owner of the schema: migrations, bootstrap and every operation. */
 export const POSTGRES_USER = "edms";
 export const POSTGRES_DB = "edms";
+/** The stack's database: `edms:database.name` on an external server, POSTGRES_DB in its own container. */
+export function stackDatabase(settings: { readonly database?: { readonly name: string } }): string {
+  return settings.database?.name ?? POSTGRES_DB;
+}
 /**
  * The role web and worker connect as: LOGIN, not a superuser, no CREATEDB/CREATEROLE, only reading and
  * writing rows of the schema `public` (ops/database/appRole.ts). An SQL injection in the app then cannot
@@ -79,7 +83,7 @@ export function djangoEnvironment(settings: Settings, role: DatabaseRole): strin
     `EDMS_ENVIRONMENT=${settings.environment}`,
     `EDMS_VERSION=${settings.version}`,
     ...databaseEnvironment(settings),
-    `POSTGRES_DB=${POSTGRES_DB}`,
+    `POSTGRES_DB=${stackDatabase(settings)}`,
     ...(role === "app"
       ? [`POSTGRES_USER=${APP_DB_USER}`, `POSTGRES_PASSWORD_FILE=${APP_DB_PASSWORD_FILE}`]
       : [

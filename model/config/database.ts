@@ -31,6 +31,23 @@ export const databaseSchema = z
         { description: "Host name (or address) of the PostgreSQL server." },
       ),
       port: setting(port.default(5432), { description: "Its port (default 5432)." }),
+      name: setting(
+        z
+          .string({ error: "database.name must be a database name" })
+          .regex(
+            /^[a-z_][a-z0-9_]{0,40}$/,
+            "database.name must be a database name of lowercase letters, digits and _ (at most 41 characters: restores add _pre_restore)",
+          )
+          .refine(
+            (n) => !["postgres", "template0", "template1"].includes(n),
+            "database.name cannot be the server's own postgres, template0 or template1: name the stack's database",
+          )
+          .default("edms"),
+        {
+          description:
+            "The stack's database on the server (default edms), owned by user. A restore fills <name>_restore beside it and swaps the two (the old one is <name>_pre_restore until it is dropped).",
+        },
+      ),
       user: setting(
         nonEmpty("a role name (database.user)").regex(
           ROLE,
@@ -38,7 +55,7 @@ export const databaseSchema = z
         ),
         {
           description:
-            "The role edms-ops and the app connect as: the owner of database `edms`, with CREATEDB (restores fill a database beside the live one) and, for an application role of its own, CREATEROLE. Never needs to be a superuser.",
+            "The role edms-ops and the app connect as: the owner of the database `name`, with CREATEDB (restores fill a database beside the live one) and, for an application role of its own, CREATEROLE. Never needs to be a superuser.",
         },
       ),
       password: setting(

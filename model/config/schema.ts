@@ -200,7 +200,7 @@ function buildSchema(environment: Environment) {
     }),
     database: setting(databaseSchema.optional(), {
       description:
-        "{host, port (default 5432), user, password (secret), sslMode (default verify-full), caCertificateFile, network?}. An external PostgreSQL (managed or a dedicated server) instead of the stack's postgres container: the program then creates no postgres container or volume; web, worker and every hook connect over the network with TLS as sslMode asks, credentials as files. The database is `edms`, owned by `user`, which needs CREATEDB and CREATEROLE (it creates the app's roles) and never superuser. Production needs sslMode verify-full. reset empties the schemas `user` owns, never the server; `edms:dataGeneration` is refused.",
+        "{host, port (default 5432), name (default edms), user, password (secret), sslMode (default verify-full), caCertificateFile, network?}. An external PostgreSQL (managed or a dedicated server) instead of the stack's postgres container: the program then creates no postgres container or volume; web, worker and every hook connect over the network with TLS as sslMode asks, credentials as files. The database is `name` (default `edms`), owned by `user`, which needs CREATEDB and CREATEROLE (it creates the app's roles) and never superuser. Production needs sslMode verify-full. reset empties the schemas `user` owns, never the server; `edms:dataGeneration` is refused.",
       fix: DATABASE_FIX,
     }),
     media: setting(mediaSchema.optional(), {

@@ -5,12 +5,7 @@
  */
 import { createHash } from "crypto";
 import { PassThrough, Transform } from "stream";
-import {
-  pgpassField,
-  POSTGRES_DB,
-  POSTGRES_USER,
-  SUPERUSER_PASSWORD_FILE,
-} from "../../model/containers";
+import { pgpassField, POSTGRES_USER, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { failure } from "../core/errors";
 import { formatBytes, lastLine, progress } from "../core/log";
@@ -106,7 +101,10 @@ export async function dumpDatabase(session: OpsSession, stop?: AbortSignal) {
 }
 
 /** -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it). */
-const DUMP_ARGS = (snapshot: string) => ["-d", POSTGRES_DB, "-Fc", "-Z0", `--snapshot=${snapshot}`];
+const DUMP_ARGS = (database: string, snapshot: string) => [
+  ...["-d", database, "-Fc", "-Z0"],
+  `--snapshot=${snapshot}`,
+];
 
 interface DumpFile {
   readonly file: "db.dump";
@@ -124,9 +122,14 @@ async function dumpThroughPipe(session: OpsSession, snapshot: string): Promise<D
   const [dumped, written] = await pipeCommands(
     (stdout, signal) =>
       runPg(
-        pgCommand(stackServer(settings), "pg_dump", DUMP_ARGS(snapshot), {
-          PGAPPNAME: DUMP_APPLICATION,
-        }),
+        pgCommand(
+          stackServer(settings),
+          "pg_dump",
+          DUMP_ARGS(stackServer(settings).database, snapshot),
+          {
+            PGAPPNAME: DUMP_APPLICATION,
+          },
+        ),
         { stdout, allowFailure: true, signal },
       ),
     (input) =>
@@ -151,8 +154,8 @@ function dumpFailed(stderr: string, external = false) {
 }
 
 /**
- * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot and the
- * server are $1 and $2. stdin then stays open until edms-ops ends: when it closes early (edms-ops killed),
+ * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot is $1, the
+ * server's host, port and user $2–$4, the database $5. stdin then stays open until edms-ops ends: when it closes early (edms-ops killed),
  * the dump is stopped and its file removed, so no plaintext copy outlives the operation.
  */
 export const CLIENT_SCRIPT = [
@@ -163,7 +166,7 @@ export const CLIENT_SCRIPT = [
   "unset pass",
   `rm -f ${STAGE_DIR}/*`,
   `PGPASSFILE="$PGPASSFILE" PGAPPNAME=${DUMP_APPLICATION} PGOPTIONS="${OPS_SESSION_OPTIONS}" ` +
-    `pg_dump -h "$2" -p "$3" -U "$4" ${DUMP_ARGS('"$1"').join(" ")} -f ${DUMP_FILE} &`,
+    `pg_dump -h "$2" -p "$3" -U "$4" ${DUMP_ARGS('"$5"', '"$1"').join(" ")} -f ${DUMP_FILE} &`,
   "dump=$!",
   // An asynchronous list reads /dev/null unless told otherwise: the watcher gets the real stdin as fd 3.
   // Only a dump still running is removed: once it is done, `kill` fails and the complete file stays.
@@ -232,8 +235,8 @@ function clientArgs(
   const stage = { volume: stageVolume(settings.namePrefix), path: STAGE_DIR };
   const where =
     server.kind === "external"
-      ? [server.host, String(server.port), server.user]
-      : [server.container, "5432", POSTGRES_USER];
+      ? [server.host, String(server.port), server.user, server.database]
+      : [server.container, "5432", POSTGRES_USER, server.database];
   return dockerRunArgs({
     image: image ?? settings.postgresImage,
     args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, ...where],

@@ -22,7 +22,6 @@ import { Manifest } from "../store/manifest";
 import { runningVersion } from "../engine/services";
 import { inventory, requirePostgres, stackServer } from "../database/postgres";
 import { requireRestoreRights } from "../database/rights";
-import { POSTGRES_DB } from "../../model/containers";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
@@ -61,7 +60,7 @@ export async function restoreBackup(
   const server = stackServer(settings);
   if (server.kind === "external") {
     // A managed database's admin may lack what the swap needs: said up front, nothing changed.
-    await requireRestoreRights(settings, server, POSTGRES_DB);
+    await requireRestoreRights(settings, server, server.database);
   }
   return withSession(settings, `restore ${entry.id}`, async (session) => {
     const target = prepare ? await prepare(session) : entry;

@@ -3,7 +3,6 @@ import { createBackup } from "../backup/create";
 import { hasSchema, psql, requirePostgres, startPostgres } from "../database/postgres";
 import { emptyExternalDatabaseSql } from "../database/created";
 import { connect, requireConfirm, stackOf } from "../core/context";
-import { POSTGRES_DB } from "../../model/containers";
 import { docker, inspectContainer, volumeExists } from "../engine/docker";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
@@ -90,7 +89,7 @@ async function removeData(settings: Settings, containers: string[], volumes: str
   progress("removing data volumes");
   await docker(["volume", "rm", "-f", ...volumes]);
   if (settings.database) {
-    progress(`emptying the external database ${POSTGRES_DB}`);
+    progress(`emptying the external database ${settings.database.name}`);
     await psql(settings, emptyExternalDatabaseSql(new Date().toISOString()));
   }
   if (settings.media) {
@@ -128,7 +127,7 @@ function announce(settings: Settings, backup: boolean, containers: string[], vol
   say(
     `Will reset ${settings.stack}: ${backup ? "back up, then " : ""}remove containers ${containers.join(", ")} and volumes ${volumes.join(", ")}` +
       (external
-        ? `, and empty the external database ${POSTGRES_DB} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone)`
+        ? `, and empty the external database ${external.name} on ${external.host}:${external.port} (the schemas ${external.user} owns; the server, its roles and other schemas are left alone)`
         : "") +
       (media ? `, and empty the media ${mediaDescription(media)} (that prefix only)` : "") +
       ".",

@@ -9,7 +9,7 @@
  * a database in (migrate, restore, reset-app) grants them again: `grantAppRights` is idempotent and cheap.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "crypto";
-import { APP_DB_USER, BACKUP_DB_USER, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { APP_DB_USER, BACKUP_DB_USER, POSTGRES_USER, stackDatabase } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { progress } from "../core/log";
 import { ident, literal, psql } from "./postgres";
@@ -131,7 +131,10 @@ export function appRightsSql(database: string): string {
  * Gives the application role its rights (again) in the live database, or in `database` (a restore's side
  * database, before its swap); a no-op where they are already given.
  */
-export async function grantAppRights(settings: Settings, database = POSTGRES_DB): Promise<void> {
+export async function grantAppRights(
+  settings: Settings,
+  database = stackDatabase(settings),
+): Promise<void> {
   const [outcome] = await psql(settings, appRightsSql(database), undefined, {}, database);
   if (outcome !== "granted") {
     progress(
@@ -171,9 +174,9 @@ export async function ensureAppRole(settings: Settings): Promise<void> {
  * edms-ops' own sessions meanwhile come through the server's socket (its dump starts after this). Only the
  * stack's database counts: a server may hold others.
  */
-export function appSessionsGoneSql(): string {
+export function appSessionsGoneSql(database: string): string {
   const sessions =
-    `FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = ${literal(POSTGRES_DB)} AND ` +
+    `FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = ${literal(database)} AND ` +
     // A role that is no superuser sees another role's sessions without backend_type or client_addr (unless
     // it has pg_read_all_stats): the app role's are found by name, which every session shows.
     `(usename = ${literal(APP_DB_USER)} OR (backend_type = 'client backend' AND client_addr IS NOT NULL AND usename <> ${literal(BACKUP_DB_USER)}))`;
@@ -189,5 +192,5 @@ END $$;`;
 }
 
 export async function waitForAppSessions(settings: Settings): Promise<void> {
-  await psql(settings, appSessionsGoneSql(), undefined, {}, "postgres");
+  await psql(settings, appSessionsGoneSql(stackDatabase(settings)), undefined, {}, "postgres");
 }

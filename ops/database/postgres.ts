@@ -40,6 +40,7 @@ export function stackServer(settings: Settings): DatabaseServer {
     kind: "external",
     host: database.host,
     port: database.port,
+    database: database.name,
     user: database.user,
     sslMode: database.sslMode,
     clientImage: settings.postgresImage,
@@ -54,9 +55,12 @@ export async function externalDatabaseCheck(
   settings: Settings,
 ): Promise<{ readonly ok: boolean; readonly detail: string }> {
   const server = stackServer(settings);
-  const ready = await runPg(pgCommand(server, "psql", ["-d", POSTGRES_DB, "-XAtqc", "SELECT 1"]), {
-    allowFailure: true,
-  });
+  const ready = await runPg(
+    pgCommand(server, "psql", ["-d", server.database, "-XAtqc", "SELECT 1"]),
+    {
+      allowFailure: true,
+    },
+  );
   return ready.code === 0
     ? { ok: true, detail: "ok" }
     : { ok: false, detail: lastLine(ready.stderr || ready.stdout) || `exit ${ready.code}` };
@@ -70,7 +74,7 @@ export async function requirePostgres(settings: Settings): Promise<void> {
       throw failure(
         `The external database ${serverName(server)} does not take edms-ops' connection: ${check.detail}.`,
         /database "[^"]*" does not exist/.test(check.detail)
-          ? `Create it empty as the server's admin (\`CREATE DATABASE ${POSTGRES_DB} OWNER ${ident(server.user)};\`), then restore a backup into it: \`edms-ops restore <id> --stack ${settings.stack}\`.`
+          ? `Create it empty as the server's admin (\`CREATE DATABASE ${ident(server.database)} OWNER ${ident(server.user)};\`), then restore a backup into it: \`edms-ops restore <id> --stack ${settings.stack}\`.`
           : /password|pgpass|no password supplied/i.test(check.detail)
             ? `Write edms-ops' credentials again: \`EDMS_RESTIC_PASSWORD=… EDMS_DATABASE_PASSWORD=… edms-ops backups init --stack ${settings.stack}\` (a deploy writes them only on a new host, or when the password, the CA or the server changes), then retry.`
             : `Check the server, \`edms:database\` and its password, then redeploy (\`pulumi up --stack ${settings.stack}\`) and retry.`,
@@ -79,7 +83,8 @@ export async function requirePostgres(settings: Settings): Promise<void> {
     return;
   }
   if (engineless()) {
-    const ready = await runPg(pgCommand(stackServer(settings), "pg_isready", ["-d", POSTGRES_DB]), {
+    const server = stackServer(settings);
+    const ready = await runPg(pgCommand(server, "pg_isready", ["-d", server.database]), {
       allowFailure: true,
     });
     if (ready.code !== 0) {
@@ -190,7 +195,7 @@ export function runPg(command: PgCommand, options: RunOptions = {}): Promise<Run
 }
 
 /** `psql` against the stack's server (pgCommand): unaligned, tab-separated, stop on the first error. */
-export function psqlCommand(server: DatabaseServer, database = POSTGRES_DB): PgCommand {
+export function psqlCommand(server: DatabaseServer, database = server.database): PgCommand {
   return pgCommand(server, "psql", [
     "-d",
     database,
@@ -368,19 +373,18 @@ export async function countOf(settings: Settings, table: string): Promise<number
 export const MAINTENANCE_DATABASE = "postgres";
 
 /** The database a restore fills beside the live one, and the name the live one gets when it is swapped out. */
-export const SIDE_DATABASE = `${POSTGRES_DB}_restore`;
-export const REPLACED_DATABASE = `${POSTGRES_DB}_pre_restore`;
+export const sideDatabase = (server: DatabaseServer) => `${server.database}_restore`;
+export const replacedDatabase = (server: DatabaseServer) => `${server.database}_pre_restore`;
 
 export const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 export const ident = (value: string) => `"${value.replace(/"/g, '""')}"`;
 
 /** SQL that ends every session on, and drops, the side databases a killed restore may have left. */
-export function dropSideDatabasesSql(): string {
-  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
+export function dropSideDatabasesSql(server: DatabaseServer): string {
+  const sides = [sideDatabase(server), replacedDatabase(server)];
+  const names = sides.map(literal).join(", ");
   return (
     `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names});\n` +
-    [SIDE_DATABASE, REPLACED_DATABASE]
-      .map((db) => `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE);`)
-      .join("\n")
+    sides.map((db) => `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE);`).join("\n")
   );
 }

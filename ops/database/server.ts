@@ -8,12 +8,15 @@
 import { Confinement, CONFINEMENT } from "../../model/hardening";
 import { sslModeVerifies } from "../../model/containers";
 import { SslMode } from "../../model/settings";
+import { POSTGRES_DB } from "../../model/containers";
 import { dockerRunArgs } from "../engine/dockerRun";
 
 /** The stack's own server: a container edms-ops reaches by `docker exec`. */
 export interface ContainerServer {
   readonly kind: "container";
   readonly container: string;
+  /** The stack's database on it (POSTGRES_DB). */
+  readonly database: string;
 }
 
 /** An external server, reached over `network` by a client container of `clientImage`. */
@@ -21,6 +24,8 @@ export interface ExternalServer {
   readonly kind: "external";
   readonly host: string;
   readonly port: number;
+  /** The stack's database on it (`edms:database.name`). */
+  readonly database: string;
   /** The role edms-ops connects as: the database's admin (CREATEDB, owner of the database), never assumed superuser. */
   readonly user: string;
   readonly sslMode: SslMode;
@@ -39,6 +44,7 @@ export type DatabaseServer = ContainerServer | ExternalServer;
 export const containerServer = (container: string): ContainerServer => ({
   kind: "container",
   container,
+  database: POSTGRES_DB,
 });
 
 /** Where the credentials volume is mounted in the client container, and its two files. */

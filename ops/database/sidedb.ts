@@ -13,7 +13,6 @@
  * privileges, comment, connection limit; see dbstate.ts) is applied to the side database before the swap,
  * and the side database is analyzed, so the swap brings in the whole database at once.
  */
-import { POSTGRES_DB } from "../../model/containers";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
@@ -30,8 +29,8 @@ import {
   psql,
   psqlCommand,
   runPg,
-  REPLACED_DATABASE,
-  SIDE_DATABASE,
+  replacedDatabase,
+  sideDatabase,
   stackServer,
 } from "./postgres";
 import { allSettledOrThrow, failure, incomplete } from "../core/errors";
@@ -56,6 +55,11 @@ interface RoleProblem {
 
 const MISSING_ROLE = /ERROR: {1,2}role "(.*)" does not exist\s*$/;
 
+/** The stack's database on its server, the side one a restore fills, and the name the replaced one gets. */
+function databases(settings: Settings) {
+  const server = stackServer(settings);
+  return { live: server.database, side: sideDatabase(server), replaced: replacedDatabase(server) };
+}
 /**
  * pg_restore's errors, split into grants that name a role this server lacks (fixable) and anything else
  * (the restore is not trusted). pg_restore prints each as `pg_restore: error: could not execute query:
@@ -105,6 +109,7 @@ export function classifyRestoreErrors(stderr: string): {
  * again, until it applies (an entry reports only its first missing role). Returns the roles created.
  */
 async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): Promise<string[]> {
+  const { side } = databases(settings);
   const created: string[] = [];
   const createRole = async (role: string) => {
     progress(`creating role ${role} (NOLOGIN): the backup's grants name it`);
@@ -119,7 +124,7 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
       await createRole(entry.role);
     }
     for (let attempt = 0; ; attempt += 1) {
-      const run = await runPg(psqlCommand(stackServer(settings), SIDE_DATABASE), {
+      const run = await runPg(psqlCommand(stackServer(settings), side), {
         input: entry.command,
         allowFailure: true,
       });
@@ -141,26 +146,27 @@ async function applyGrants(settings: Settings, failed: readonly RoleProblem[]): 
  * the very disaster a restore is for) is first made again, empty, so the restored one can take its place.
  */
 async function createSide(settings: Settings): Promise<void> {
-  await admin(settings, dropSideDatabasesSql());
+  const { live, side } = databases(settings);
+  await admin(settings, dropSideDatabasesSql(stackServer(settings)));
   const liveFormat = async () =>
     (
       await admin(
         settings,
-        `SELECT pg_encoding_to_char(encoding) || E'\\t' || datcollate || E'\\t' || datctype FROM pg_database WHERE datname = ${literal(POSTGRES_DB)};`,
+        `SELECT pg_encoding_to_char(encoding) || E'\\t' || datcollate || E'\\t' || datctype FROM pg_database WHERE datname = ${literal(live)};`,
       )
     )[0];
   let format = await liveFormat();
   if (format === undefined) {
     progress(
-      `the live database ${POSTGRES_DB} is gone (dropped?): making it again, empty, for the restored one to replace`,
+      `the live database ${live} is gone (dropped?): making it again, empty, for the restored one to replace`,
     );
-    await admin(settings, `CREATE DATABASE ${ident(POSTGRES_DB)};`);
+    await admin(settings, `CREATE DATABASE ${ident(live)};`);
     format = await liveFormat();
   }
   const [encoding, collate, ctype] = format.split("\t");
   await admin(
     settings,
-    `CREATE DATABASE ${ident(SIDE_DATABASE)} TEMPLATE template0 ENCODING ${literal(encoding)} LC_COLLATE ${literal(collate)} LC_CTYPE ${literal(ctype)};`,
+    `CREATE DATABASE ${ident(side)} TEMPLATE template0 ENCODING ${literal(encoding)} LC_COLLATE ${literal(collate)} LC_CTYPE ${literal(ctype)};`,
   );
 }
 
@@ -175,6 +181,7 @@ async function restoreIntoSide(
   manifest: Manifest,
 ): Promise<SideRestore> {
   const { settings } = session;
+  const { side } = databases(settings);
   const server = stackServer(settings);
   const state = manifest.databaseState;
   // Owners are kept (a SECURITY DEFINER function must not become the superuser's); the roles they name are
@@ -182,10 +189,10 @@ async function restoreIntoSide(
   const owners = state
     ? await createMissingRoles(settings, state.roles, server, "the backup names it")
     : [];
-  progress(`restoring database into ${SIDE_DATABASE} beside the live one`);
+  progress(`restoring database into ${side} beside the live one`);
   const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
     runPg(
-      pgCommand(server, "pg_restore", ["-d", SIDE_DATABASE, ...(state ? [] : ["--no-owner"])], {
+      pgCommand(server, "pg_restore", ["-d", side, ...(state ? [] : ["--no-owner"])], {
         // Safe: the swap's own commit flushes the WAL before it, so nothing of this is lost once swapped.
         PGOPTIONS: `${OPS_SESSION_OPTIONS} -c synchronous_commit=off`,
       }),
@@ -227,6 +234,7 @@ export async function restoreBeside(
   manifest: Manifest,
 ): Promise<SideRestore> {
   const { settings } = session;
+  const { side } = databases(settings);
   await createSide(settings);
   try {
     const restored = await restoreIntoSide(session, entry, manifest);
@@ -237,16 +245,16 @@ export async function restoreBeside(
     if (manifest.databaseState) {
       // Settings, privileges and comment belong to the database's OID: given now, they follow the rename.
       progress("applying the database's own settings, privileges and comment");
-      await admin(settings, applyDatabaseStateSql(manifest.databaseState, SIDE_DATABASE));
+      await admin(settings, applyDatabaseStateSql(manifest.databaseState, side));
     }
     // Statistics belong to the database too: the restored one serves with them from its first query. The
     // check reads exact counts and the catalogue, which ANALYZE leaves alone: both at once.
     progress(
-      `ANALYZE ${SIDE_DATABASE}, and checking it against the backup (rows, objects, owners, settings)`,
+      `ANALYZE ${side}, and checking it against the backup (rows, objects, owners, settings)`,
     );
     const [, found] = await allSettledOrThrow([
-      psql(settings, "ANALYZE;", undefined, {}, SIDE_DATABASE),
-      inventory(settings, undefined, SIDE_DATABASE),
+      psql(settings, "ANALYZE;", undefined, {}, side),
+      inventory(settings, undefined, side),
     ]);
     const problems = inventoryProblems(manifest, found);
     if (problems.length) {
@@ -254,7 +262,7 @@ export async function restoreBeside(
       return { problems };
     }
     // A backup from before the application role existed grants it nothing: web and worker need these.
-    await grantAppRights(settings, SIDE_DATABASE);
+    await grantAppRights(settings, side);
     return restored;
   } catch (err) {
     await dropSide(settings).catch(() => undefined);
@@ -264,7 +272,7 @@ export async function restoreBeside(
 
 /** Drops what a restore left beside the live database (before its swap, or the replaced one after it). */
 export async function dropSide(settings: Settings): Promise<void> {
-  await admin(settings, dropSideDatabasesSql());
+  await admin(settings, dropSideDatabasesSql(stackServer(settings)));
 }
 
 /**
@@ -272,11 +280,12 @@ export async function dropSide(settings: Settings): Promise<void> {
  * renames commit together, then the replaced database is dropped (the undo backup holds it).
  */
 export async function swapIn(settings: Settings): Promise<void> {
-  const names = [POSTGRES_DB, SIDE_DATABASE].map(literal).join(", ");
+  const { live, side, replaced } = databases(settings);
+  const names = [live, side].map(literal).join(", ");
   const swap =
     `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (${names}) AND pid <> pg_backend_pid();\n` +
-    `BEGIN;\nALTER DATABASE ${ident(POSTGRES_DB)} RENAME TO ${ident(REPLACED_DATABASE)};\n` +
-    `ALTER DATABASE ${ident(SIDE_DATABASE)} RENAME TO ${ident(POSTGRES_DB)};\nCOMMIT;`;
+    `BEGIN;\nALTER DATABASE ${ident(live)} RENAME TO ${ident(replaced)};\n` +
+    `ALTER DATABASE ${ident(side)} RENAME TO ${ident(live)};\nCOMMIT;`;
   for (let attempt = 1; ; attempt += 1) {
     try {
       await admin(settings, swap);
@@ -310,13 +319,14 @@ export async function swapIn(settings: Settings): Promise<void> {
  * side name and the old one under the replaced name. Null when postgres cannot be asked.
  */
 async function swapCommitted(settings: Settings): Promise<boolean | null> {
-  const names = [SIDE_DATABASE, REPLACED_DATABASE].map(literal).join(", ");
+  const { side, replaced } = databases(settings);
+  const names = [side, replaced].map(literal).join(", ");
   try {
     const found = await admin(
       settings,
       `SELECT datname FROM pg_database WHERE datname IN (${names});`,
     );
-    return !found.includes(SIDE_DATABASE) && found.includes(REPLACED_DATABASE);
+    return !found.includes(side) && found.includes(replaced);
   } catch {
     return null;
   }
@@ -324,9 +334,10 @@ async function swapCommitted(settings: Settings): Promise<boolean | null> {
 
 /** The database the swap replaced goes (the undo backup holds it); a failure here is cleaned up next time. */
 export async function dropReplaced(settings: Settings): Promise<void> {
+  const { replaced } = databases(settings);
   progress("restored database swapped in; dropping the replaced one");
-  await admin(settings, `DROP DATABASE IF EXISTS ${ident(REPLACED_DATABASE)} WITH (FORCE);`).catch(
-    (err: Error) => progress(`could not drop ${REPLACED_DATABASE} yet (${lastLine(err.message)})`),
+  await admin(settings, `DROP DATABASE IF EXISTS ${ident(replaced)} WITH (FORCE);`).catch(
+    (err: Error) => progress(`could not drop ${replaced} yet (${lastLine(err.message)})`),
   );
 }
 

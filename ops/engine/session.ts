@@ -29,7 +29,7 @@ import { engineless } from "./engineless";
 import { acquireLock, localLockArgs, lockContainerArgs } from "./lock";
 import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { storeKeysFromEnv } from "../store/keys";
-import { dropSideDatabasesSql, psql } from "../database/postgres";
+import { dropSideDatabasesSql, psql, stackServer } from "../database/postgres";
 import {
   DUMP_APPLICATION,
   OPS_HELPER_ROLE,
@@ -168,7 +168,7 @@ export class OpsSession {
       ...containers,
       psql(
         settings,
-        engineless() ? leftovers : `${leftovers}\n${dropSideDatabasesSql()}`,
+        engineless() ? leftovers : `${leftovers}\n${dropSideDatabasesSql(stackServer(settings))}`,
         undefined,
         { allowFailure: true },
       ),

@@ -184,7 +184,7 @@ describe("an external PostgreSQL: the application and backup roles made by an ad
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    await psql(settings, appSessionsGoneSql(), externalServer(), {}, "postgres");
+    await psql(settings, appSessionsGoneSql("edms"), externalServer(), {}, "postgres");
     const ended = await open;
     expect(ended.code).to.not.equal(0);
     expect(ended.stderr).to.match(/terminating connection due to administrator command/);

@@ -37,6 +37,9 @@ import {
 } from "../harness/s3Server";
 
 const PG = "edms-test/postgres:15";
+/** The stack's database on the server (`edms:database.name`); the server's `edms` is another's, left alone. */
+const DB = "records";
+const asDb = (sql: string) => asProvider(sql, DB);
 /** Another stack's object in the same bucket: nothing of this stack's may touch it. */
 const FOREIGN = "edms-media/other-stack/keep.bin";
 
@@ -56,7 +59,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     await stopS3Server();
     await startExternalPostgres();
     await Promise.all([
-      recreateExternalDatabase(),
+      recreateExternalDatabase(DB),
       startS3Server(EXTERNAL_NETWORK, EXTERNAL_TLS_VOLUME),
     ]);
     await Promise.all([makeBucket("edms-media"), makeBucket("edms-media-new")]);
@@ -65,6 +68,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     stack = new TestStack("ext", "staging", {
       "edms:database": {
         host: EXTERNAL_HOST,
+        name: DB,
         user: "edms_admin",
         password: { secure: ADMIN_PASSWORD },
         sslMode: "verify-full",
@@ -88,9 +92,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const { error } = await stack.up("1.0.0");
     expect(error?.message).to.match(/still has its own database in volume/);
     expect(await stack.volumes()).to.include(own);
-    expect(
-      await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';"),
-    ).to.equal("0");
+    expect(await asDb("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")).to.equal("0");
     await docker(["volume", "rm", own]);
   });
 
@@ -114,20 +116,18 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const all = await stack.containers({ all: true, format: "{{.Names}}" });
     expect(all).not.to.include(stack.container("postgres"));
     expect(await stack.volumes()).not.to.include(stack.names.postgresVolume);
-    expect(await asProvider("SELECT username FROM auth_user WHERE is_superuser;")).to.equal(
-      "admin",
-    );
+    expect(await asDb("SELECT username FROM auth_user WHERE is_superuser;")).to.equal("admin");
     // The schema belongs to the admin role (migrate connected as it), never to a superuser.
     expect(
-      await asProvider(
+      await asDb(
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
       ),
     ).to.equal("edms_admin");
     // A request through web and a task through the worker, then every session they hold: the app role, TLS.
     await stack.seed("a");
-    const sessions = await asProvider(
+    const sessions = await asDb(
       "SELECT DISTINCT a.usename || ':' || s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) " +
-        "WHERE a.datname = 'edms' AND a.usename <> 'postgres' AND a.pid <> pg_backend_pid() ORDER BY 1;",
+        "WHERE a.datname = 'records' AND a.usename <> 'postgres' AND a.pid <> pg_backend_pid() ORDER BY 1;",
     );
     expect(sessions).to.equal("edms_app:true");
     // Uploads went to the bucket under the stack's prefix (web mounts no media), and the worker read each
@@ -141,7 +141,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(mounts.stdout).not.to.contain("/srv/media");
     const objects = await bucketFingerprint(`${bucket}/${stack.prefix}`);
     expect(objects).to.match(/documents\/\d{4}\/\d{2}\/contract-a-0\S*\.bin/);
-    const checked = await asProvider(
+    const checked = await asDb(
       "SELECT checksum || '  ' || file FROM documents_document WHERE checksum <> '' ORDER BY id DESC LIMIT 1;",
     );
     expect(objects.split("\n")).to.include(checked);
@@ -209,7 +209,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     const id = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete.pop()
       .id;
     const before = await fingerprint();
-    await asProvider(
+    await asDb(
       "DELETE FROM documents_document WHERE id = (SELECT min(id) FROM documents_document);\n" +
         "DROP TABLE systemsettings_systemsetting CASCADE;",
     );
@@ -221,19 +221,17 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     await putObject(`${bucket}/${stack.prefix}/${changed}`, "overwritten");
     await putObject(`${bucket}/${stack.prefix}/documents/stray.bin`, "added after the backup");
     expect(await bucketFingerprint(`${bucket}/${stack.prefix}`)).not.to.equal(before.media);
-    expect(
-      await asProvider("SELECT to_regclass('systemsettings_systemsetting') IS NULL;"),
-    ).to.equal("t");
+    expect(await asDb("SELECT to_regclass('systemsettings_systemsetting') IS NULL;")).to.equal("t");
 
     // Without pg_signal_backend the app's sessions cannot be ended: refused, naming the grant.
-    await asProvider("REVOKE pg_signal_backend FROM edms_admin;");
+    await asDb("REVOKE pg_signal_backend FROM edms_admin;");
     const refused = await stack.ops(["restore", id, "--confirm", stack.name]);
-    await asProvider("GRANT pg_signal_backend TO edms_admin;");
+    await asDb("GRANT pg_signal_backend TO edms_admin;");
     expect(refused.code, refused.stderr).to.equal(1);
     expect(refused.stderr).to.match(/pg_signal_backend/);
     expect(
-      await asProvider(
-        "SELECT count(*) FROM pg_database WHERE datname <> 'edms' AND datname NOT IN ('postgres', 'template0', 'template1');",
+      await asDb(
+        "SELECT count(*) FROM pg_database WHERE datname NOT IN ('edms', 'records', 'postgres', 'template0', 'template1');",
       ),
     ).to.equal("0");
 
@@ -257,12 +255,12 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
     expect(await bucketKeys("edms-media/other-stack")).to.deep.equal(["keep.bin"]);
     // Only the stack's database is left: the side and the replaced one are gone, the server otherwise untouched.
     expect(
-      await asProvider(
+      await asDb(
         "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE NOT datistemplate;",
       ),
-    ).to.equal("edms,postgres");
+    ).to.equal("edms,postgres,records");
     expect(
-      await asProvider(
+      await asDb(
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;",
       ),
     ).to.equal("edms_admin");
@@ -352,7 +350,7 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
   });
 
   it("7. reset (staging): the announced backup, then the schemas the admin owns emptied, never another role's or the server; the next up is a fresh first deploy", async function () {
-    await asProvider(
+    await asDb(
       "CREATE ROLE other_owner NOLOGIN; CREATE SCHEMA foreign_data AUTHORIZATION other_owner;" +
         " CREATE TABLE foreign_data.keep (x int); ALTER TABLE foreign_data.keep OWNER TO other_owner;" +
         " INSERT INTO foreign_data.keep VALUES (1);",
@@ -367,26 +365,24 @@ describe("e2e: a stack on an external PostgreSQL (TLS, an admin that is no super
       (await docker(["inspect", "-f", "{{.State.Running}}", scheduler])).stdout.trim(),
     ).to.equal("true");
     expect(
-      Number(await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")),
+      Number(await asDb("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")),
     ).to.be.greaterThan(5);
-    await asProvider(
+    await asDb(
       "GRANT USAGE ON SCHEMA foreign_data TO edms_admin; GRANT SELECT ON foreign_data.keep TO edms_admin;",
     );
     const result = await stack.ops(["reset", "--confirm", stack.name]);
     expect(result.code, result.stdout + result.stderr).to.equal(0);
     expect(result.stdout).to.match(/To undo, deploy, then run: edms-ops restore \S+-pre-reset/);
-    expect(
-      await asProvider("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';"),
-    ).to.equal("0");
-    expect(await asProvider("SELECT count(*) FROM foreign_data.keep;")).to.equal("1");
+    expect(await asDb("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';")).to.equal("0");
+    expect(await asDb("SELECT count(*) FROM foreign_data.keep;")).to.equal("1");
     // The stack's prefix is emptied but for its claim; another prefix of the bucket keeps its objects.
     expect(await bucketKeys(`${bucket}/${stack.prefix}`)).to.deep.equal([".edms-stack"]);
     expect(await bucketKeys("edms-media/other-stack")).to.deep.equal(["keep.bin"]);
     expect(
-      await asProvider(
+      await asDb(
         "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE NOT datistemplate;",
       ),
-    ).to.equal("edms,postgres");
+    ).to.equal("edms,postgres,records");
     const { error, hooks } = await stack.up();
     expect(error, error?.message).to.equal(undefined);
     expect(hooks.map((h) => h.name)).to.include.members(["migrate", "bootstrap"]);

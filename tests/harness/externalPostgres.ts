@@ -145,6 +145,7 @@ export function externalServer(
     kind: "external",
     host: EXTERNAL_HOST,
     port: 5432,
+    database: "edms",
     user: credentials === "limited" ? "edms_limited" : "edms_admin",
     sslMode: "verify-full",
     clientImage: IMAGE,
@@ -214,8 +215,8 @@ export async function externalCaPem(): Promise<string> {
   return (await docker(["exec", SERVER, "cat", "/tls/ca.crt"])).stdout;
 }
 
-/** Database `edms` emptied for a new stack: dropped (with its sessions) and created again, owned by the admin. */
-export async function recreateExternalDatabase(): Promise<void> {
-  await asProvider("DROP DATABASE IF EXISTS edms WITH (FORCE);", "postgres");
-  await asProvider("CREATE DATABASE edms OWNER edms_admin;", "postgres");
+/** A database (`edms` unless named) emptied for a new stack: dropped (with its sessions) and created again, owned by the admin. */
+export async function recreateExternalDatabase(name = "edms"): Promise<void> {
+  await asProvider(`DROP DATABASE IF EXISTS ${name} WITH (FORCE);`, "postgres");
+  await asProvider(`CREATE DATABASE ${name} OWNER edms_admin;`, "postgres");
 }

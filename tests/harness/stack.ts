@@ -416,8 +416,9 @@ export class TestStack {
 
   async psql(sql: string): Promise<string> {
     // An external database (`edms:database`): through the provider's console, as the stack has no server.
-    if (this.config["edms:database"]) {
-      return asProvider(sql);
+    const external = this.config["edms:database"] as { name?: string } | undefined;
+    if (external) {
+      return asProvider(sql, external.name ?? "edms");
     }
     return (
       await docker(

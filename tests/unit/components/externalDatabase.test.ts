@@ -39,6 +39,7 @@ describe("edms:database validation", function () {
     expect(settings.database).to.deep.equal({
       host: "db.example.com",
       port: 5432,
+      name: "edms",
       user: "edms_admin",
       sslMode: "verify-full",
       caCertificateFile: "certs/db-ca.pem",
@@ -69,7 +70,29 @@ describe("edms:database validation", function () {
     expect(problems({ database: { ...database, host: undefined } }).join()).to.contain(
       "database.host",
     );
-    expect(problems({ database: { ...database, name: "other" } })).to.have.length(1);
+    expect(problems({ database: { ...database, unknown: "x" } })).to.have.length(1);
+  });
+
+  it("names the stack's database (default edms): a plain identifier with room for the restore's suffixes, never the server's own", function () {
+    const named = validateSettings("staging", {
+      environment: "staging",
+      version: "1",
+      database: { ...database, name: "records_2026" },
+    });
+    expect(named.database?.name).to.equal("records_2026");
+    for (const name of [
+      "Records",
+      "x;drop",
+      "a-b",
+      "1abc",
+      "",
+      "a".repeat(42),
+      "postgres",
+      "template1",
+    ]) {
+      const found = problems({ database: { ...database, name } }).join("\n");
+      expect(found, name).to.match(/database\.name/);
+    }
   });
 
   it("refuses dataGeneration (nothing starts it afresh); a schedule and a pre-deploy drill are fine", function () {
@@ -141,6 +164,7 @@ describe("the program with an external database", function () {
         "PGPORT=6432",
         "PGSSLMODE=verify-full",
         `PGSSLROOTCERT=${DATABASE_CA_FILE}`,
+        "POSTGRES_DB=edms",
       ]);
       const ca = c.inputs.uploads.find((u: { file: string }) => u.file === DATABASE_CA_FILE);
       expect(ca.content).to.equal(CA);

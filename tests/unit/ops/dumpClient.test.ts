@@ -82,18 +82,19 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(run.args).to.include("--read-only");
     expect(flag("-e"), "nothing in the container's environment").to.deep.equal([]);
     // The snapshot and the server are arguments of the script, never spliced into it.
-    expect(run.args.slice(-5)).to.deep.equal([
+    expect(run.args.slice(-6)).to.deep.equal([
       "edms-ops",
       "00000003-0000001B-1",
       settings.names.postgresContainer,
       "5432",
       "edms",
+      "edms",
     ]);
-    const script = run.args[run.args.length - 6];
+    const script = run.args[run.args.length - 7];
     expect(script).to.match(/^umask 077\nIFS= read -r pass\n/);
     // edms-ops gone (stdin closed): the dump is stopped and its file removed.
     expect(script).to.contain('exec 3<&0; { cat <&3 >/dev/null; kill "$dump"');
-    expect(script).to.contain('--snapshot="$1" -f /edms/database/db.dump');
+    expect(script).to.contain('-d "$5" -Fc -Z0 --snapshot="$1" -f /edms/database/db.dump');
     expect(script).to.contain("PGAPPNAME=edms-ops-dump");
   });
 
@@ -203,7 +204,7 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
     );
     const child = spawn(
       shell[0],
-      [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg", "5432", "edms"],
+      [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg", "5432", "edms", "edms"],
       {
         env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
       },

@@ -7,6 +7,7 @@ const server: ExternalServer = {
   kind: "external",
   host: "db.example.internal",
   port: 6432,
+  database: "edms",
   user: "edms_admin",
   sslMode: "verify-full",
   clientImage: "postgres:16",

@@ -117,7 +117,7 @@ export function databasePassword(database: unknown): string | undefined {
 
 /** What of a stack's settings says where its database is. */
 interface StackDatabase {
-  readonly database?: Pick<ExternalDatabase, "host" | "port" | "user">;
+  readonly database?: Pick<ExternalDatabase, "host" | "port" | "user" | "name">;
   readonly names: { readonly postgresVolume: string };
 }
 
@@ -129,7 +129,7 @@ interface StackDatabase {
 export function databaseIdentity(settings: StackDatabase): string {
   const database = settings.database;
   return database
-    ? `postgresql://${database.user}@${database.host}:${database.port}/edms`
+    ? `postgresql://${database.user}@${database.host}:${database.port}/${database.name}`
     : settings.names.postgresVolume;
 }
 
@@ -137,6 +137,6 @@ export function databaseIdentity(settings: StackDatabase): string {
 export function databaseDescription(settings: StackDatabase): string {
   const database = settings.database;
   return database
-    ? `external database edms on ${database.host}:${database.port}`
+    ? `external database ${database.name} on ${database.host}:${database.port}`
     : `volume ${settings.names.postgresVolume}`;
 }

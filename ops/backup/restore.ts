@@ -114,7 +114,7 @@ function refuseForeignDatabase(settings: Settings, id: string, manifest: Manifes
   if (settings.database && manifest.postgresVolume !== here) {
     throw refuse(
       `Backup ${id} was taken of another database (${manifest.postgresVolume}), not of ${here}: restoring it onto an external database is not built yet (its objects' owners would be roles the admin cannot become). Nothing was restored or changed.`,
-      `Load it by hand: \`edms-ops backups export ${id} --to DIR --plain --stack ${settings.stack}\`, then \`pg_restore --no-owner --role ${settings.database.user} -d edms DIR/${id}/db.dump\` into an empty database.`,
+      `Load it by hand: \`edms-ops backups export ${id} --to DIR --plain --stack ${settings.stack}\`, then \`pg_restore --no-owner --role ${settings.database.user} -d ${settings.database.name} DIR/${id}/db.dump\` into an empty database.`,
     );
   }
 }

@@ -116,8 +116,7 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
     postgres,
     ownerPassword: args.externalDatabase?.password ?? secrets.postgresPassword,
     databaseCa: args.externalDatabase?.caCertificate,
-    s3Credentials: s3Credentials(settings, args.bucketMedia?.secretKey),
-    s3Ca: args.bucketMedia?.caCertificate,
+    ...bucketFiles(settings, args.bucketMedia),
     redis,
     backendImage,
     release: [settings.version, backendImage.imageId],
@@ -126,14 +125,22 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
   };
 }
 
-function s3Credentials(
+/** With bucket media: boto3's credentials file (secret) and the endpoint's CA, for web and worker. */
+function bucketFiles(
   settings: Settings,
-  secretKey: pulumi.Input<string> | undefined,
-): pulumi.Output<string> | undefined {
+  bucket: EdmsArgs["bucketMedia"],
+): Pick<Foundation, "s3Credentials" | "s3Ca"> {
   const media = settings.media;
-  return media && secretKey !== undefined
-    ? pulumi.secret(pulumi.output(secretKey).apply((k) => s3CredentialsFile(media.accessKeyId, k)))
-    : undefined;
+  if (!media || !bucket) {
+    return {};
+  }
+  const { secretKey, caCertificate } = bucket;
+  return {
+    s3Credentials: pulumi.secret(
+      pulumi.output(secretKey).apply((k) => s3CredentialsFile(media.accessKeyId, k)),
+    ),
+    ...(caCertificate ? { s3Ca: caCertificate } : {}),
+  };
 }
 
 /**

@@ -59,23 +59,57 @@ export interface DjangoRun {
 }
 
 export async function runDjango(settings: Settings, spec: DjangoRun): Promise<RunResult> {
-  const image = await docker(["image", "inspect", spec.image, "--format", "{{.Id}}"], {
-    allowFailure: true,
-  });
-  if (image.code !== 0) {
-    throw failure(
-      `Image ${spec.image} is not on the Docker host.`,
-      "Build or pull it first (`edms:version` / `edms:backendImage`).",
-    );
-  }
+  // The image and both stores' credentials, asked at once, before anything is created.
+  const [, external, s3] = await Promise.all([
+    requireImage(spec.image),
+    settings.database ? readDatabaseCredentials(settings) : undefined,
+    bucketMedia(settings) ? readS3Credentials(settings) : undefined,
+  ]);
   const purpose = (spec.command[2] ?? "run")
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .slice(0, 20);
   const name = `${settings.namePrefix}-ops-${/^[a-z]/.test(purpose) ? purpose : "run"}-${randomBytes(3).toString("hex")}`;
-  // The command dies with this process: its stdin (held open by `start -a -i`) reaches EOF when edms-ops
-  // is killed, and a migration in flight is then rolled back instead of running on unwatched.
-  const args = dockerRunArgs(
+  await docker(createArgs(settings, spec, name));
+  try {
+    // An external database is reached through a network of its own (a second one `docker create` of an
+    // older engine cannot attach).
+    if (settings.database) {
+      await docker(["network", "connect", stackServerNetwork(settings), name]);
+    }
+    await copySecrets(settings, name, spec.superuser === true, external);
+    if (s3 !== undefined) {
+      await bucketAccess(settings, name, s3);
+    }
+    return await docker(["start", "-a", "-i", name], {
+      allowFailure: true,
+      holdStdin: true,
+      onLine: spec.echo ? (line) => progress(`  ${line}`) : undefined,
+    });
+  } finally {
+    await docker(["rm", "-f", name], { allowFailure: true });
+  }
+}
+
+async function requireImage(image: string): Promise<void> {
+  const found = await docker(["image", "inspect", image, "--format", "{{.Id}}"], {
+    allowFailure: true,
+  });
+  if (found.code !== 0) {
+    throw failure(
+      `Image ${image} is not on the Docker host.`,
+      "Build or pull it first (`edms:version` / `edms:backendImage`).",
+    );
+  }
+}
+
+/**
+ * `docker create` of the one-off container. The command dies with this process: its stdin (held open by
+ * `start -a -i`) reaches EOF when edms-ops is killed, and a migration in flight is then rolled back instead of
+ * running on unwatched.
+ */
+function createArgs(settings: Settings, spec: DjangoRun, name: string): string[] {
+  return dockerRunArgs(
     {
       image: spec.image,
       args: ["sh", "-c", TIED_TO_STDIN, "edms-ops", ...spec.command],
@@ -100,30 +134,6 @@ export async function runDjango(settings: Settings, spec: DjangoRun): Promise<Ru
     },
     "create",
   );
-  // Both stores' credentials read at once, before anything is created.
-  const [external, s3] = await Promise.all([
-    settings.database ? readDatabaseCredentials(settings) : undefined,
-    bucketMedia(settings) ? readS3Credentials(settings) : undefined,
-  ]);
-  await docker(args);
-  try {
-    // An external database is reached through a network of its own (a second one `docker create` of an
-    // older engine cannot attach).
-    if (settings.database) {
-      await docker(["network", "connect", stackServerNetwork(settings), name]);
-    }
-    await copySecrets(settings, name, spec.superuser === true, external);
-    if (s3 !== undefined) {
-      await bucketAccess(settings, name, s3);
-    }
-    return await docker(["start", "-a", "-i", name], {
-      allowFailure: true,
-      holdStdin: true,
-      onLine: spec.echo ? (line) => progress(`  ${line}`) : undefined,
-    });
-  } finally {
-    await docker(["rm", "-f", name], { allowFailure: true });
-  }
 }
 
 /** Bucket media: the endpoint's network, boto3's credentials file and the CA, as web and worker have them. */

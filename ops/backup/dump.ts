@@ -118,18 +118,14 @@ interface DumpFile {
  */
 async function dumpThroughPipe(session: OpsSession, snapshot: string): Promise<DumpFile> {
   const { settings } = session;
+  const server = stackServer(settings);
   const counter = dumpCounter();
   const [dumped, written] = await pipeCommands(
     (stdout, signal) =>
       runPg(
-        pgCommand(
-          stackServer(settings),
-          "pg_dump",
-          DUMP_ARGS(stackServer(settings).database, snapshot),
-          {
-            PGAPPNAME: DUMP_APPLICATION,
-          },
-        ),
+        pgCommand(server, "pg_dump", DUMP_ARGS(server.database, snapshot), {
+          PGAPPNAME: DUMP_APPLICATION,
+        }),
         { stdout, allowFailure: true, signal },
       ),
     (input) =>
@@ -155,8 +151,9 @@ function dumpFailed(stderr: string, external = false) {
 
 /**
  * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot is $1, the
- * server's host, port and user $2–$4, the database $5. stdin then stays open until edms-ops ends: when it closes early (edms-ops killed),
- * the dump is stopped and its file removed, so no plaintext copy outlives the operation.
+ * server's host, port and user $2–$4, the database $5. stdin then stays open until edms-ops ends: when it
+ * closes early (edms-ops killed), the dump is stopped and its file removed, so no plaintext copy outlives the
+ * operation.
  */
 export const CLIENT_SCRIPT = [
   "umask 077",

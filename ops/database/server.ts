@@ -6,9 +6,8 @@
  * client mounts read-only; TLS is asked by `sslmode` (`verify-full` checks the server's name against the CA).
  */
 import { Confinement, CONFINEMENT } from "../../model/hardening";
-import { sslModeVerifies } from "../../model/containers";
+import { POSTGRES_DB, sslModeVerifies } from "../../model/containers";
 import { SslMode } from "../../model/settings";
-import { POSTGRES_DB } from "../../model/containers";
 import { dockerRunArgs } from "../engine/dockerRun";
 
 /** The stack's own server: a container edms-ops reaches by `docker exec`. */

@@ -1,12 +1,12 @@
 /**
- * restore (four points), reset-app and rollback (three each) killed (SIGKILL of edms-ops) at points spread over
- * each command's own measured run time, and restore with postgres stopped half way (and once inside the swap's transaction), on a
- * database like production's: a grant to a role, a second schema with a table, a view and a function, 20,000
- * large objects. After each fault: `status`
- * answers and names what is unfinished; no complete backup is lost; the database equals the state before or
- * the state after, never a mix; the next attempt succeeds and gives the state after. A restore killed in its
- * media stage keeps its first undo through the re-run (scheduled backups skipped meanwhile), and that undo
- * gives back the state before the first attempt.
+ * restore (four points), reset-app and rollback (three each) killed (SIGKILL of edms-ops) at points spread
+ * over each command's own measured run time, and restore with postgres stopped half way (and once inside the
+ * swap's transaction), on a database like production's: a grant to a role, a second schema with a table, a
+ * view and a function, 20,000 large objects. After each fault: `status` answers and names what is
+ * unfinished; no complete backup is lost; the database equals the state before or the state after, never a
+ * mix; the next attempt succeeds and gives the state after. A restore killed in its media stage keeps its
+ * first undo through the re-run (scheduled backups skipped meanwhile), and that undo gives back the state
+ * before the first attempt.
  */
 import { expect } from "chai";
 import { docker } from "../../ops/engine/docker";

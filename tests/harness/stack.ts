@@ -703,10 +703,6 @@ export function offsiteEnv(stack: TestStack): Record<string, string> {
 }
 
 /**
- * A root shell in a throwaway container with the given volumes (or host folders) mounted, e.g.
- * `{"<prefix>_backups": "/backups"}`; the script's stdout, trimmed. Fails on a non-zero exit.
- */
-/**
  * Where a plain volume's files are on this host, when this process can read them there (a local engine, run
  * as root, as in CI); null otherwise, and for a volume with driver options (a bind-mounted tmpfs is mounted
  * at that path only while a container uses it). Polls read there: a throwaway container costs the host
@@ -717,7 +713,8 @@ async function hostDataPath(volume: string): Promise<string | null> {
     ["volume", "inspect", "-f", "{{.Driver}} {{len .Options}} {{.Mountpoint}}", volume],
     { allowFailure: true },
   );
-  const [driver, options, mountpoint] = inspected.stdout.trim().split(" ");
+  const [driver, options, ...rest] = inspected.stdout.trim().split(" ");
+  const mountpoint = rest.join(" "); // Docker's data root may have a space in its name
   if (inspected.code !== 0 || driver !== "local" || options !== "0" || !mountpoint) {
     return null;
   }
@@ -740,6 +737,10 @@ function readIfThere(file: string): string {
   }
 }
 
+/**
+ * A root shell in a throwaway container with the given volumes (or host folders) mounted, e.g.
+ * `{"<prefix>_backups": "/backups"}`; the script's stdout, trimmed. Fails on a non-zero exit.
+ */
 export async function onVolumes(
   mounts: Record<string, string>,
   script: string,

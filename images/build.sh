@@ -85,14 +85,14 @@ debootstrap_image() { # suite, packages (comma-separated), tag, [packages for ap
   # A log per suite: the two suites' rootfs are made at the same time.
   local blog="/var/tmp/edms-debootstrap-$suite.log"
   debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$blog" 2>&1 ||
-    { tail -20 "$blog" >&2; exit 1; }
+    { tail -20 "$blog" >&2; return 1; }
   if [ -n "$later" ]; then
     log "apt-get install $later"
     mount -t proc proc "$rootfs/proc"
     # shellcheck disable=SC2086 # a list of package names
     { chroot "$rootfs" apt-get -qq update && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends $later; } >"$blog" 2>&1 ||
-      { tail -20 "$blog" >&2; exit 1; }
+      { tail -20 "$blog" >&2; return 1; }
     umount "$rootfs/proc"
   fi
   # Services must not start inside the build, and apt caches only make the image bigger.

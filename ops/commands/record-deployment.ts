@@ -27,17 +27,18 @@ export function register(program: Command): void {
         checkBackupId(opts.backupId);
       }
       const settings = await openStack(command);
-      // The history and the backups (restic's listing), read at once.
-      const [history, listing] = await allSettledOrThrow([
+      // The history, the backups (restic's listing) and a pending rollback's marker, read at once: the
+      // history and the marker in one helper container (quick reads share one), the listing in its own.
+      const [history, listing, rollback] = await allSettledOrThrow([
         currentHistory(settings),
         listBackups(settings, { legacy: false }),
+        readMarker(settings, "rollback"),
       ]);
       const entry = await recordServing(settings, settings.version, {
         preDeployBackup: preDeployBackupOf(settings, history, opts.backupId, listing),
         reference: releaseReference(settings),
       });
       // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
-      const rollback = await readMarker(settings, "rollback");
       if (rollback && rollback.to !== settings.version) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(

@@ -32,13 +32,27 @@ export async function readBackupsVolume(
   if (!(await volumeExists(settings.names.backupsVolume))) {
     return "";
   }
+  return (await quickRead(settings, script, args, false, args.length ? "edms-ops" : "sh")).stdout;
+}
+
+/**
+ * A quick read (cat, ls, tail; no restic) of the backups volume mounted read-only. Every one of them, asked
+ * by readBackupsVolume or as a quick backupToolbox read, runs in the same kind of container, so the reads a
+ * command asks for at about the same time (the deploy's health gate and record, `status`) share one.
+ */
+function quickRead(
+  settings: Settings,
+  script: string,
+  args: readonly string[],
+  allowFailure: boolean,
+  zero: string,
+): Promise<RunResult> {
   const mounts = [backupsMount(settings, true)];
   if (engineless()) {
-    return (await runHere(mounts, script, { args })).stdout;
+    return runHere(mounts, script, { args, allowFailure });
   }
-  const read = { script, args, allowFailure: false, zero: args.length ? "edms-ops" : "sh" };
   const most = helperBatch(settings.limits.helpers);
-  return (await batchedRead(toolboxArgs(settings, mounts), read, most)).stdout;
+  return batchedRead(toolboxArgs(settings, mounts), { script, args, allowFailure, zero }, most);
 }
 
 /**
@@ -112,8 +126,9 @@ export function backupToolbox(
     /** More volumes (a drill's scratch space). */
     readonly mounts?: readonly Mount[];
     /**
-     * A read that ends at once (cat, ls; no restic): it may share a container with others asked at the
-     * same time. A slow one (restic) never does, so that none of them waits for it.
+     * A read that ends at once (cat, ls; no restic): it runs as readBackupsVolume's reads do (the stack's
+     * postgres image, no prelude) and may share a container with any of them asked at the same time. A slow
+     * one (restic) never does, so that none of them waits for it.
      */
     readonly quick?: boolean;
   } = {},
@@ -146,13 +161,8 @@ export function backupToolbox(
       limits: settings.limits.helpers,
     });
   if (options.quick && onlyReads(options)) {
-    const read = {
-      script: body,
-      args: options.args ?? [],
-      allowFailure: !!options.allowFailure,
-      zero: "edms-ops",
-    };
-    return batchedRead(argsOf, read, helperBatch(settings.limits.helpers));
+    // No restic, so no prelude: the same container as readBackupsVolume's reads.
+    return quickRead(settings, script, options.args ?? [], !!options.allowFailure, "edms-ops");
   }
   return docker(argsOf(body, options.args ?? []), options);
 }

@@ -33,6 +33,13 @@ export const REASONS = {
   preFreshStart: "pre-fresh-start",
   /** Taken by `restore` of the state it replaces (its undo); retention keeps it until a deploy supersedes it. */
   preRestore: "pre-restore",
+  /** Taken by `reset-app` before it empties the app (its undo); kept as a restore's undo is. */
+  preResetApp: "pre-reset-app",
+  /**
+   * Taken by `rollback --backup-first` before it reverses migrations (its undo); kept as a restore's undo is,
+   * and the rollback's own record does not supersede it.
+   */
+  preRollback: "pre-rollback",
 } as const;
 
 /** Seconds the switch and health hooks wait for the new release to become healthy. */

@@ -4,6 +4,7 @@
  * same plan Django will run, listed, and must be named by the operator (`--with-dependents`); then all of them
  * are re-migrated. Writers stop before the undo backup, so nothing written in between is in neither state.
  */
+import { REASONS } from "../../model/hooks";
 import { Command } from "commander";
 import { createBackup } from "../backup/create";
 import { connect, requireConfirm, stackOf } from "../core/context";
@@ -133,7 +134,7 @@ async function resetStopped(settings: Settings, image: string, app: string, empt
   try {
     const [, backup] = await allSettledOrThrow([
       stopping,
-      createBackup(settings, { reason: "pre-reset-app" }, stopping),
+      createBackup(settings, { reason: REASONS.preResetApp }, stopping),
     ]);
     const taken = backup?.entry;
     // One transaction: a failure or a kill leaves every app as it was, never half reset.

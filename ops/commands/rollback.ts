@@ -12,6 +12,7 @@
  * Without the proxy there is no switch to wait for: web and worker stop first (nothing writes between the
  * backup and the reversal), then the data steps, then the redeploy.
  */
+import { REASONS } from "../../model/hooks";
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
 import { createBackup } from "../backup/create";
@@ -157,7 +158,7 @@ function describePlan(settings: Settings, steps: Step[], backupFirst: boolean, f
 }
 
 async function backupBefore(settings: Settings): Promise<string | null> {
-  return (await createBackup(settings, { reason: "pre-rollback" }))?.entry.id ?? null;
+  return (await createBackup(settings, { reason: REASONS.preRollback }))?.entry.id ?? null;
 }
 
 /** Every app's reversal in one transaction: a failure or a kill leaves the schema as it was. */

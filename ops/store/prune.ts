@@ -62,7 +62,12 @@ export async function retentionFacts(
 ): Promise<
   Pick<
     RetentionInput,
-    "rollbackReleases" | "lastDeploy" | "supersedingDeploy" | "restoreUndo" | "restoreTarget"
+    | "rollbackReleases"
+    | "lastDeploy"
+    | "lastPlainDeploy"
+    | "supersedingDeploy"
+    | "restoreUndo"
+    | "restoreTarget"
   >
 > {
   const [history, marker, restored] = await Promise.all([
@@ -73,6 +78,7 @@ export async function retentionFacts(
   return {
     rollbackReleases: await protectedReleases(settings),
     lastDeploy: history.length ? history[history.length - 1].deployedAt : null,
+    lastPlainDeploy: history.filter((d) => !d.rolledBackFrom).pop()?.deployedAt ?? null,
     supersedingDeploy: supersedingDeploy(history, restored),
     restoreUndo: marker?.undo ? [marker.undo] : [],
     restoreTarget: marker ? [marker.id] : [],

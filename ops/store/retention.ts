@@ -13,9 +13,10 @@
  *   repository, with no extra restic run (each pays the key's scrypt).
  * - what a listing alone says must stay (restic tags, so a new host with an empty backups volume decides the
  *   same from the off-host repository): imported backups (tag `imported`) until `backups forget`; the undo
- *   backup of a restore (reason `pre-restore`, or named by an unfinished restore's marker) until a later
- *   deploy supersedes it (not the one that finishes a restore of another release: supersedingDeploy) or
- *   `backups forget` releases it; the backup an unfinished restore restores.
+ *   backup of a restore, a reset-app or a rollback (reason `pre-restore`, `pre-reset-app`, `pre-rollback`;
+ *   or named by an unfinished restore's marker) until a later deploy supersedes it (not the one that
+ *   finishes a restore of another release: supersedingDeploy; not the rollback's own record) or `backups
+ *   forget` releases it; the backup an unfinished restore restores.
  * - what never counts as newest: a backup dated after the host's clock (more than CLOCK_SKEW_MS ahead) is
  *   kept but takes no newest, daily/weekly/monthly slot; a backup of a database holding only the bootstrap
  *   (tag `bootstrap`, see ops/store/bootstrap.ts) takes a newest slot only while fewer than `keep` backups of
@@ -42,9 +43,20 @@ export function notFutureDated<T extends Pick<BackupEntry, "time">>(
   return now === undefined ? [...entries] : entries.filter((e) => !isFutureDated(e, now));
 }
 
-/** The undo of a restore: what `restore` takes of the state it replaces. */
-export function isUndoBackup(entry: BackupEntry): boolean {
-  return entry.reason === REASONS.preRestore;
+/**
+ * The operations whose backup of the state they replace is their undo, by the backup's reason: `restore`,
+ * `reset-app` and `rollback --backup-first` each name it as the way back, and retention keeps it until a
+ * deploy supersedes it, however many backups come after it.
+ */
+const UNDO_OF: ReadonlyMap<string, string> = new Map([
+  [REASONS.preRestore, "a restore"],
+  [REASONS.preResetApp, "a reset-app"],
+  [REASONS.preRollback, "a rollback"],
+]);
+
+/** What the backup undoes (`a restore`, `a reset-app`, `a rollback`), or undefined: not an undo. */
+export function undoOf(entry: Pick<BackupEntry, "reason">): string | undefined {
+  return UNDO_OF.get(entry.reason);
 }
 
 export interface RetentionInput {
@@ -65,6 +77,11 @@ export interface RetentionInput {
    * absent: lastDeploy.
    */
   readonly supersedingDeploy?: string | null;
+  /**
+   * When the newest deploy that no rollback recorded (history without `rolledBackFrom`) was: what supersedes
+   * a rollback's undo, which that rollback's own record (made after it) must not. Absent: lastDeploy.
+   */
+  readonly lastPlainDeploy?: string | null;
   /** Undo backups named by an unfinished restore's marker. */
   readonly restoreUndo?: readonly string[];
   /** The backup an unfinished restore's marker names: running that restore again finishes it. */
@@ -191,11 +208,9 @@ function protectedBecause(
   if (input.restoreTarget?.includes(entry.id)) {
     return "backup the unfinished restore is restoring (running it again finishes it)";
   }
-  const deployed =
-    input.supersedingDeploy === undefined ? input.lastDeploy : input.supersedingDeploy;
-  const superseded = deployed ? Date.parse(deployed) : -Infinity;
-  if (isUndoBackup(entry) && Date.parse(entry.time) > superseded) {
-    return "undo of a restore (until a deploy supersedes it or `backups forget` releases it)";
+  const undoes = undoOf(entry);
+  if (undoes && Date.parse(entry.time) > undoSupersededAt(entry, input)) {
+    return `undo of ${undoes} (until a deploy supersedes it or \`backups forget\` releases it)`;
   }
   if (entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)) {
     return `rollback target (pre-deploy backup of ${entry.target})`;
@@ -204,6 +219,21 @@ function protectedBecause(
     return `pre-deploy backup of a deploy not recorded yet${entry.target ? ` (of ${entry.target})` : ""}`;
   }
   return undefined;
+}
+
+/**
+ * When the deploy that supersedes an undo backup was recorded (-Infinity: none, every undo is kept). A
+ * restore's: supersedingDeploy; a rollback's: the newest deploy that no rollback recorded; a reset-app's: the
+ * newest deploy.
+ */
+function undoSupersededAt(entry: BackupEntry, input: RetentionInput): number {
+  const deployed =
+    entry.reason === REASONS.preRestore && input.supersedingDeploy !== undefined
+      ? input.supersedingDeploy
+      : entry.reason === REASONS.preRollback && input.lastPlainDeploy !== undefined
+        ? input.lastPlainDeploy
+        : input.lastDeploy;
+  return deployed ? Date.parse(deployed) : -Infinity;
 }
 
 export function retention(input: RetentionInput): RetentionDecision {

@@ -6,14 +6,14 @@ import { refuse } from "../../core/errors";
 import { storeKeysFromEnv } from "../../store/keys";
 import { say } from "../../core/log";
 import { listOffsite } from "../../store/offsite";
-import { isFutureDated, isUndoBackup } from "../../store/retention";
+import { isFutureDated, undoOf } from "../../store/retention";
 
 /** What retention and the pickers treat apart, said on the backup's line. */
 function flags(b: BackupEntry, now: string | number): string[] {
   return [
     ...(b.imported ? ["imported (kept until `backups forget`)"] : []),
     ...(b.bootstrap ? ["bootstrap only"] : []),
-    ...(isUndoBackup(b) ? ["undo of a restore"] : []),
+    ...(undoOf(b) ? [`undo of ${undoOf(b)}`] : []),
     ...(isFutureDated(b, now) ? ["DATED AFTER THE HOST'S CLOCK: never counted as newest"] : []),
   ];
 }

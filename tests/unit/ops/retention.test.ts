@@ -191,6 +191,78 @@ describe("retention: what a listing alone protects (issue 19)", function () {
     expect(ids(after.forget)).to.have.members([later[0].id, undo.id]);
   });
 
+  it("keeps a reset-app's undo past any number of later backups, until a later deploy supersedes it", function () {
+    const undo = backup("pre-reset-app");
+    const later = [backup("scheduled"), backup("scheduled"), backup("scheduled")];
+    const kept = retention({ ...base, backups: [undo, ...later], keep: 1, lastDeploy: null });
+    expect(ids(kept.forget)).to.have.members([later[0].id, later[1].id]);
+    expect(kept.keep.find((k) => k.entry.id === undo.id)?.why).to.match(/^undo of a reset-app/);
+    const deployedBefore = new Date(Date.parse(undo.time) - 1000).toISOString();
+    const stillKept = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: deployedBefore,
+      // A restore's completing deploy is no reason to keep a reset-app's undo longer, nor shorter.
+      supersedingDeploy: null,
+    });
+    expect(ids(stillKept.forget)).not.to.include(undo.id);
+    const deployedAfter = new Date(Date.parse(undo.time) + 1000).toISOString();
+    const after = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: deployedAfter,
+    });
+    expect(ids(after.forget)).to.include(undo.id);
+  });
+
+  it("keeps a rollback's undo past the rollback's own record; the next plain deploy supersedes it", function () {
+    const at = (ms: number) => new Date(Date.parse(undo.time) + ms).toISOString();
+    const undo = backup("pre-rollback");
+    const later = [backup("scheduled"), backup("scheduled")];
+    // The rollback records its release after it took the undo (rolledBackFrom): that supersedes nothing.
+    const ownRecord = at(5000);
+    const plainBefore = at(-60_000);
+    const kept = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: ownRecord,
+      lastPlainDeploy: plainBefore,
+      supersedingDeploy: ownRecord,
+    });
+    expect(ids(kept.forget)).to.deep.equal([later[0].id]);
+    expect(kept.keep.find((k) => k.entry.id === undo.id)?.why).to.match(/^undo of a rollback/);
+    // A restore's undo taken at the same moment has no such exception: the newer record supersedes it.
+    const restoreUndo = { ...undo, id: `${undo.id}-r`, reason: "pre-restore" };
+    const restoreKept = retention({
+      ...base,
+      backups: [restoreUndo, ...later],
+      keep: 1,
+      lastDeploy: ownRecord,
+      lastPlainDeploy: plainBefore,
+      supersedingDeploy: ownRecord,
+    });
+    expect(ids(restoreKept.forget)).to.include(restoreUndo.id);
+    const next = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: at(9000),
+      lastPlainDeploy: at(9000),
+    });
+    expect(ids(next.forget)).to.have.members([later[0].id, undo.id]);
+    // Without a plain deploy looked up, the newest deploy decides, as for every undo.
+    const noPlain = retention({
+      ...base,
+      backups: [undo, ...later],
+      keep: 1,
+      lastDeploy: at(9000),
+    });
+    expect(ids(noPlain.forget)).to.include(undo.id);
+  });
+
   it("the deploy a restore of another release's backup asks for does not supersede that restore's undo", function () {
     const undo = backup("pre-restore");
     const later = [backup("a"), backup("b")];

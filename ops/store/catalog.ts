@@ -12,6 +12,7 @@ import { backupToolbox } from "../engine/toolbox";
 import { requireKeys, storeKeysFromEnv } from "./keys";
 import { LegacyEntry, listLegacy } from "./legacy";
 import { checkBackupId, Manifest, parseManifest } from "./manifest";
+import { BACKUPS_DIR, LAYOUT } from "./layout";
 import { BackupEntry, MANIFEST_FILE, parseSnapshots, PASSWORD_FILE, REPOSITORY } from "./restic";
 import { notFutureDated } from "./retention";
 
@@ -38,6 +39,45 @@ export function newestOf(
 }
 
 /**
+ * Shell: `lrestic --no-lock snapshots --json --tag edms`, printed from LAYOUT.snapshotsListed when nothing the
+ * listing depends on changed since it was written there, else listed by restic and written there. Each restic
+ * start pays the key's scrypt (~0.5 s of CPU); a deploy's health gate and record, `status` and `health` list
+ * the same unchanged repository one after the other.
+ *
+ * The fingerprint covers what restic's answer depends on: the snapshot files (content-addressed and never
+ * rewritten: a new, forgotten or re-tagged snapshot is another name), the repository's config and key files
+ * and the password file (name, size, mtime, ctime and inode of each; the password by its sha256, so a listing
+ * that restic would refuse is never answered). It is taken before restic lists and checked again after: a
+ * change during the listing leaves the record as it was. The record (root-only, as the repository) is
+ * replaced by rename: two listings at once each write a whole one. One that cannot be written (a read-only or
+ * full volume) is simply not kept; a partial one a killed listing left is scratch (`.partial-*`), removed by
+ * the next session.
+ */
+export function cachedListing({
+  repository = REPOSITORY,
+  passwordFile = PASSWORD_FILE,
+  record = LAYOUT.snapshotsListed,
+  partial = `${BACKUPS_DIR}/.partial-snapshots-listed.$$`,
+}: {
+  readonly repository?: string;
+  readonly passwordFile?: string;
+  readonly record?: string;
+  readonly partial?: string;
+} = {}): string {
+  return `fingerprint() { ( cd ${repository} 2>/dev/null || exit 0; { stat -c '%n %s %Y %Z %i' config keys/* snapshots/* 2>/dev/null || true; { [ -f ${passwordFile} ] && sha256sum < ${passwordFile}; } || true; } | sha256sum | cut -c1-64 ); }
+fp=$(fingerprint)
+if [ -n "$fp" ] && [ -f ${record} ] && [ "$(head -n 1 ${record})" = "$fp" ]; then
+  tail -n +2 ${record}
+  exit 0
+fi
+listed=$(lrestic --no-lock snapshots --json --tag edms)
+printf '%s\\n' "$listed"
+if [ -n "$fp" ] && [ "$(fingerprint)" = "$fp" ]; then
+  ( umask 077; printf '%s\\n%s\\n' "$fp" "$listed" > ${partial} && mv -f ${partial} ${record} ) 2>/dev/null || rm -f ${partial} 2>/dev/null || true
+fi`;
+}
+
+/**
  * Lists without taking the stack lock (restic --no-lock): a backup in progress is simply not there yet.
  * `legacy: false` leaves out the first release's folders (`legacy` is then empty): their listing is a
  * container of its own, which only `status`, `backups list` and an id not found among the snapshots need.
@@ -54,12 +94,13 @@ export async function listBackups(
 date -u +%Y-%m-%dT%H:%M:%SZ
 if [ -f ${REPOSITORY}/config ]; then
   [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
-  lrestic --no-lock snapshots --json --tag edms
+  ${cachedListing()}
 else
   echo "[]"
 fi`;
   const [listed, legacy] = await Promise.all([
-    backupToolbox(settings, script),
+    // Writable for the listing's record alone (cachedListing); nothing else is written.
+    backupToolbox(settings, script, { writable: true }),
     withLegacy ? listLegacy(settings) : Promise.resolve([]),
   ]);
   const [hostTime, ...rest] = listed.stdout.split("\n");
@@ -70,10 +111,14 @@ fi`;
   return { complete: parseSnapshots(snapshots), legacy, hostTime: hostTime.trim() };
 }
 
-/** The snapshots of the local repository, read under the session's lock. */
+/**
+ * The snapshots of the local repository, read under the session's lock (restic's own lock is not needed:
+ * the session clears restic's locks as leftovers), answered from the kept listing when nothing changed.
+ */
 export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
   const { stdout } = await session.exec(
-    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }; lrestic snapshots --json --tag edms`,
+    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }
+${cachedListing()}`,
   );
   return parseSnapshots(stdout);
 }

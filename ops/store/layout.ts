@@ -21,6 +21,8 @@
  *   .writer-lock              flock(2) held by a helper container that writes the repository outside the lock
  *                             container (a killed operation's helper may outlive it: the scheduler waits)
  *   .offsite-lock             flock(2) held by the running off-host copy (its container, or the scheduler)
+ *   .snapshots-listed         the last listing of the snapshots, under a fingerprint of what it depends on
+ *                             (catalog.ts cachedListing): a listing with nothing changed since needs no restic
  *   .restore-in-progress      marker of an unfinished restore (records.ts: RestoreMarker)
  *   .rollback-in-progress     marker of an unfinished rollback (records.ts: RollbackMarker)
  *   .export-<pid>/ .import-<pid>/ .partial-* .deleting-*   scratch of one operation, removed by the next
@@ -51,6 +53,7 @@ export const LAYOUT = {
   stackLock: `${BACKUPS_DIR}/.stack-lock`,
   writerLock: `${BACKUPS_DIR}/.writer-lock`,
   offsiteLock: `${BACKUPS_DIR}/.offsite-lock`,
+  snapshotsListed: `${BACKUPS_DIR}/.snapshots-listed`,
 } as const;
 
 export const KEY_FILES = {

@@ -157,8 +157,12 @@ function describePlan(settings: Settings, steps: Step[], backupFirst: boolean, f
   }
 }
 
-async function backupBefore(settings: Settings): Promise<string | null> {
-  return (await createBackup(settings, { reason: REASONS.preRollback }))?.entry.id ?? null;
+/** The rollback's undo, its target the release the rollback goes back to (retention.ts undoSuperseded). */
+async function backupBefore(settings: Settings, to: string): Promise<string | null> {
+  return (
+    (await createBackup(settings, { reason: REASONS.preRollback, targetVersion: to }))?.entry.id ??
+    null
+  );
 }
 
 /** Every app's reversal in one transaction: a failure or a kill leaves the schema as it was. */
@@ -208,7 +212,7 @@ async function finishAfterSwitch(
     async (session) => {
       await refuseDuringRestore(session, "reversing migrations");
       const steps = reversalSteps(await migrationState(settings), marker.migrations);
-      const taken = backupFirst ? await backupBefore(settings) : null;
+      const taken = backupFirst ? await backupBefore(settings, marker.to) : null;
       await reverse(settings, marker.fromImage, steps);
       if (steps.length) {
         await recordServing(settings, marker.to, {
@@ -334,7 +338,7 @@ async function rollbackWithoutProxy(
     let writers: string[] = [];
     try {
       await stopWriters(settings, (found) => (writers = found));
-      const taken = backupFirst ? await backupBefore(settings) : null;
+      const taken = backupFirst ? await backupBefore(settings, marker.to) : null;
       // Planned again under the lock: a deploy waited for may have changed the migration state.
       await reverse(
         settings,

@@ -45,35 +45,37 @@ export function newestOf(
  * the same unchanged repository one after the other.
  *
  * The fingerprint covers what restic's answer depends on: the snapshot files (content-addressed and never
- * rewritten: a new, forgotten or re-tagged snapshot is another name), the repository's config and key files
- * and the password file (name, size, mtime, ctime and inode of each; the password by its sha256, so a listing
- * that restic would refuse is never answered). It is taken before restic lists and checked again after: a
- * change during the listing leaves the record as it was. The record (root-only, as the repository) is
- * replaced by rename: two listings at once each write a whole one. One that cannot be written (a read-only or
- * full volume) is simply not kept; a partial one a killed listing left is scratch (`.partial-*`), removed by
- * the next session.
+ * rewritten: a new, forgotten or re-tagged snapshot is another name) and their folder, the repository's config
+ * and key files and the password file (name, size, mtime and ctime to the nanosecond, and inode of each; the
+ * password by its sha256, so a listing that restic would refuse is never answered). It is taken before restic
+ * lists and checked again after: a change during the listing, even a snapshot written and removed again (the
+ * folder's times), leaves the record as it was. Without a `stat` that prints the config's line there is no
+ * fingerprint, and restic lists every time. The record (root-only, as the repository) is read through one
+ * open file and replaced by rename of a file of its own (mktemp): two listings at once each write a whole one.
+ * One that cannot be written (a read-only or full volume) is simply not kept; a partial one a killed listing
+ * left is scratch (`.partial-*`), removed by the next session.
  */
 export function cachedListing({
   repository = REPOSITORY,
   passwordFile = PASSWORD_FILE,
   record = LAYOUT.snapshotsListed,
-  partial = `${BACKUPS_DIR}/.partial-snapshots-listed.$$`,
+  partial = `${BACKUPS_DIR}/.partial-snapshots-listed.XXXXXX`,
 }: {
   readonly repository?: string;
   readonly passwordFile?: string;
   readonly record?: string;
+  /** mktemp's template of the record being written. */
   readonly partial?: string;
 } = {}): string {
-  return `fingerprint() { ( cd ${repository} 2>/dev/null || exit 0; { stat -c '%n %s %Y %Z %i' config keys/* snapshots/* 2>/dev/null || true; { [ -f ${passwordFile} ] && sha256sum < ${passwordFile}; } || true; } | sha256sum | cut -c1-64 ); }
+  return `fingerprint() { ( cd ${repository} 2>/dev/null || exit 0; files=$(stat -c '%n %s %y %z %i' config keys keys/* snapshots snapshots/* 2>/dev/null) || true; case "$files" in "config "*) ;; *) exit 0 ;; esac; { printf '%s\\n' "$files"; { [ -f ${passwordFile} ] && sha256sum < ${passwordFile}; } || true; } | sha256sum | cut -c1-64 ); }
 fp=$(fingerprint)
-if [ -n "$fp" ] && [ -f ${record} ] && [ "$(head -n 1 ${record})" = "$fp" ]; then
-  tail -n +2 ${record}
-  exit 0
+if [ -n "$fp" ] && [ -f ${record} ]; then
+  { if IFS= read -r first && [ "$first" = "$fp" ]; then cat; exit 0; fi; } < ${record}
 fi
 listed=$(lrestic --no-lock snapshots --json --tag edms)
 printf '%s\\n' "$listed"
-if [ -n "$fp" ] && [ "$(fingerprint)" = "$fp" ]; then
-  ( umask 077; printf '%s\\n%s\\n' "$fp" "$listed" > ${partial} && mv -f ${partial} ${record} ) 2>/dev/null || rm -f ${partial} 2>/dev/null || true
+if [ -n "$fp" ] && [ "$(fingerprint)" = "$fp" ] && tmp=$(mktemp ${partial} 2>/dev/null); then
+  { printf '%s\\n%s\\n' "$fp" "$listed" > "$tmp" && mv -f "$tmp" ${record}; } 2>/dev/null || rm -f "$tmp" 2>/dev/null || true
 fi`;
 }
 

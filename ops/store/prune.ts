@@ -64,7 +64,7 @@ export async function retentionFacts(
     RetentionInput,
     | "rollbackReleases"
     | "lastDeploy"
-    | "lastPlainDeploy"
+    | "deploys"
     | "supersedingDeploy"
     | "restoreUndo"
     | "restoreTarget"
@@ -78,7 +78,7 @@ export async function retentionFacts(
   return {
     rollbackReleases: await protectedReleases(settings),
     lastDeploy: history.length ? history[history.length - 1].deployedAt : null,
-    lastPlainDeploy: history.filter((d) => !d.rolledBackFrom).pop()?.deployedAt ?? null,
+    deploys: history,
     supersedingDeploy: supersedingDeploy(history, restored),
     restoreUndo: marker?.undo ? [marker.undo] : [],
     restoreTarget: marker ? [marker.id] : [],

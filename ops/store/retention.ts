@@ -78,10 +78,10 @@ export interface RetentionInput {
    */
   readonly supersedingDeploy?: string | null;
   /**
-   * When the newest deploy that no rollback recorded (history without `rolledBackFrom`) was: what supersedes
-   * a rollback's undo, which that rollback's own record (made after it) must not. Absent: lastDeploy.
+   * The deployment history (oldest first): what supersedes a rollback's undo (undoSuperseded). Absent: for
+   * it too, lastDeploy.
    */
-  readonly lastPlainDeploy?: string | null;
+  readonly deploys?: readonly Pick<Deployment, "version" | "deployedAt" | "rolledBackFrom">[];
   /** Undo backups named by an unfinished restore's marker. */
   readonly restoreUndo?: readonly string[];
   /** The backup an unfinished restore's marker names: running that restore again finishes it. */
@@ -209,7 +209,7 @@ function protectedBecause(
     return "backup the unfinished restore is restoring (running it again finishes it)";
   }
   const undoes = undoOf(entry);
-  if (undoes && Date.parse(entry.time) > undoSupersededAt(entry, input)) {
+  if (undoes && !undoSuperseded(entry, input)) {
     return `undo of ${undoes} (until a deploy supersedes it or \`backups forget\` releases it)`;
   }
   if (entry.reason === REASONS.preDeploy && entry.target && releases.has(entry.target)) {
@@ -222,18 +222,33 @@ function protectedBecause(
 }
 
 /**
- * When the deploy that supersedes an undo backup was recorded (-Infinity: none, every undo is kept). A
- * restore's: supersedingDeploy; a rollback's: the newest deploy that no rollback recorded; a reset-app's: the
- * newest deploy.
+ * Whether a deploy recorded after an undo backup supersedes it (without a deploy on record, none is). A
+ * restore's: supersedingDeploy. A reset-app's: the newest deploy. A rollback's (its `target` the release it
+ * goes back to): a deploy after it other than that rollback's own records: the one it made with
+ * `rolledBackFrom`, and the first deploy of its target after it (the redeploy of a stack without the proxy,
+ * which runs after the backup; behind the proxy the redeploy runs before it, but the two clocks compared, the
+ * deploying machine's and the Docker host's, may put it after).
  */
-function undoSupersededAt(entry: BackupEntry, input: RetentionInput): number {
+function undoSuperseded(entry: BackupEntry, input: RetentionInput): boolean {
+  const taken = Date.parse(entry.time);
+  if (entry.reason === REASONS.preRollback && input.deploys !== undefined) {
+    let ownRedeploy = false;
+    return input.deploys.some((d) => {
+      if (Date.parse(d.deployedAt) < taken || d.rolledBackFrom) {
+        return false;
+      }
+      if (!ownRedeploy && entry.target !== undefined && d.version === entry.target) {
+        ownRedeploy = true;
+        return false;
+      }
+      return true;
+    });
+  }
   const deployed =
     entry.reason === REASONS.preRestore && input.supersedingDeploy !== undefined
       ? input.supersedingDeploy
-      : entry.reason === REASONS.preRollback && input.lastPlainDeploy !== undefined
-        ? input.lastPlainDeploy
-        : input.lastDeploy;
-  return deployed ? Date.parse(deployed) : -Infinity;
+      : input.lastDeploy;
+  return !!deployed && Date.parse(deployed) >= taken;
 }
 
 export function retention(input: RetentionInput): RetentionDecision {

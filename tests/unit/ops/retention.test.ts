@@ -217,50 +217,73 @@ describe("retention: what a listing alone protects (issue 19)", function () {
     expect(ids(after.forget)).to.include(undo.id);
   });
 
-  it("keeps a rollback's undo past the rollback's own record; the next plain deploy supersedes it", function () {
+  it("keeps a rollback's undo past the rollback's own records, with or without the proxy; the next deploy supersedes it", function () {
+    const undo = backup("pre-rollback", { release: "2.0.0", target: "1.0.0" });
     const at = (ms: number) => new Date(Date.parse(undo.time) + ms).toISOString();
-    const undo = backup("pre-rollback");
     const later = [backup("scheduled"), backup("scheduled")];
-    // The rollback records its release after it took the undo (rolledBackFrom): that supersedes nothing.
-    const ownRecord = at(5000);
-    const plainBefore = at(-60_000);
-    const kept = retention({
-      ...base,
-      backups: [undo, ...later],
-      keep: 1,
-      lastDeploy: ownRecord,
-      lastPlainDeploy: plainBefore,
-      supersedingDeploy: ownRecord,
-    });
+    const decide = (deploys: { version: string; deployedAt: string; rolledBackFrom?: string }[]) =>
+      retention({
+        ...base,
+        backups: [undo, ...later],
+        keep: 1,
+        lastDeploy: deploys[deploys.length - 1].deployedAt,
+        supersedingDeploy: deploys[deploys.length - 1].deployedAt,
+        deploys,
+      });
+    const before = [
+      { version: "1.0.0", deployedAt: at(-600_000) },
+      { version: "2.0.0", deployedAt: at(-300_000) },
+    ];
+    // Behind the proxy: the redeploy of 1.0.0 (before the undo, or after it by the clocks' skew), then the
+    // rollback's own record of the reversal.
+    const proxied = [
+      ...before,
+      { version: "1.0.0", deployedAt: at(3000) },
+      { version: "1.0.0", deployedAt: at(9000), rolledBackFrom: "2.0.0" },
+    ];
+    const kept = decide(proxied);
     expect(ids(kept.forget)).to.deep.equal([later[0].id]);
     expect(kept.keep.find((k) => k.entry.id === undo.id)?.why).to.match(/^undo of a rollback/);
-    // A restore's undo taken at the same moment has no such exception: the newer record supersedes it.
+    // Without the proxy: the undo, the reversal, then the redeploy of 1.0.0 by the hook's plain record.
+    expect(
+      ids(decide([...before, { version: "1.0.0", deployedAt: at(20_000) }]).forget),
+    ).to.deep.equal([later[0].id]);
+    // Any deploy after those supersedes it: another release, or the same one deployed again.
+    const next = decide([...proxied, { version: "1.0.1", deployedAt: at(60_000) }]);
+    expect(ids(next.forget)).to.have.members([later[0].id, undo.id]);
+    const again = decide([
+      ...before,
+      { version: "1.0.0", deployedAt: at(20_000) },
+      { version: "1.0.0", deployedAt: at(60_000) },
+    ]);
+    expect(ids(again.forget)).to.include(undo.id);
+    // A restore's undo has no such exception: the newer record supersedes it.
     const restoreUndo = { ...undo, id: `${undo.id}-r`, reason: "pre-restore" };
-    const restoreKept = retention({
+    const restoreDecision = retention({
       ...base,
       backups: [restoreUndo, ...later],
       keep: 1,
-      lastDeploy: ownRecord,
-      lastPlainDeploy: plainBefore,
-      supersedingDeploy: ownRecord,
+      lastDeploy: at(3000),
+      deploys: proxied,
     });
-    expect(ids(restoreKept.forget)).to.include(restoreUndo.id);
-    const next = retention({
+    expect(ids(restoreDecision.forget)).to.include(restoreUndo.id);
+    // A rollback's undo without its target (taken before it was recorded): its redeploy supersedes it.
+    const untargeted = retention({
+      ...base,
+      backups: [{ ...undo, target: undefined }, ...later],
+      keep: 1,
+      lastDeploy: at(20_000),
+      deploys: [...before, { version: "1.0.0", deployedAt: at(20_000) }],
+    });
+    expect(ids(untargeted.forget)).to.include(undo.id);
+    // Without the history looked up, the newest deploy decides, as for every undo.
+    const noHistory = retention({
       ...base,
       backups: [undo, ...later],
       keep: 1,
       lastDeploy: at(9000),
-      lastPlainDeploy: at(9000),
     });
-    expect(ids(next.forget)).to.have.members([later[0].id, undo.id]);
-    // Without a plain deploy looked up, the newest deploy decides, as for every undo.
-    const noPlain = retention({
-      ...base,
-      backups: [undo, ...later],
-      keep: 1,
-      lastDeploy: at(9000),
-    });
-    expect(ids(noPlain.forget)).to.include(undo.id);
+    expect(ids(noHistory.forget)).to.include(undo.id);
   });
 
   it("the deploy a restore of another release's backup asks for does not supersede that restore's undo", function () {

@@ -15,8 +15,8 @@
  *   same from the off-host repository): imported backups (tag `imported`) until `backups forget`; the undo
  *   backup of a restore, a reset-app or a rollback (reason `pre-restore`, `pre-reset-app`, `pre-rollback`;
  *   or named by an unfinished restore's marker) until a later deploy supersedes it (not the one that
- *   finishes a restore of another release: supersedingDeploy; not the rollback's own record) or `backups
- *   forget` releases it; the backup an unfinished restore restores.
+ *   finishes a restore of another release: supersedingDeploy; not the rollback's own records:
+ *   undoSuperseded) or `backups forget` releases it; the backup an unfinished restore restores.
  * - what never counts as newest: a backup dated after the host's clock (more than CLOCK_SKEW_MS ahead) is
  *   kept but takes no newest, daily/weekly/monthly slot; a backup of a database holding only the bootstrap
  *   (tag `bootstrap`, see ops/store/bootstrap.ts) takes a newest slot only while fewer than `keep` backups of
@@ -222,23 +222,26 @@ function protectedBecause(
 }
 
 /**
- * Whether a deploy recorded after an undo backup supersedes it (without a deploy on record, none is). A
- * restore's: supersedingDeploy. A reset-app's: the newest deploy. A rollback's (its `target` the release it
- * goes back to): a deploy after it other than that rollback's own records: the one it made with
- * `rolledBackFrom`, and the first deploy of its target after it (the redeploy of a stack without the proxy,
- * which runs after the backup; behind the proxy the redeploy runs before it, but the two clocks compared, the
- * deploying machine's and the Docker host's, may put it after).
+ * Whether a deploy recorded after an undo backup supersedes it (without a deploy on record, none is; nor does
+ * a record whose date does not parse). A restore's: supersedingDeploy. A reset-app's: the newest deploy. A
+ * rollback's (its `target` the release it goes back to): a deploy after it other than that rollback's own
+ * records, which are those with `rolledBackFrom` and, when the newest deploy before the undo is not of the
+ * target yet, the first deploy of the target after it: the redeploy, which follows the undo without the
+ * proxy and precedes it behind the proxy (or follows it by the two clocks compared, the deploying machine's
+ * and the Docker host's, and then the newest deploy before the undo is not of the target either).
  */
 function undoSuperseded(entry: BackupEntry, input: RetentionInput): boolean {
   const taken = Date.parse(entry.time);
+  const after = (deployedAt: string) => Date.parse(deployedAt) >= taken; // false for NaN
   if (entry.reason === REASONS.preRollback && input.deploys !== undefined) {
-    let ownRedeploy = false;
+    const before = input.deploys.filter((d) => Date.parse(d.deployedAt) < taken).pop();
+    let redeployAhead = entry.target !== undefined && before?.version !== entry.target;
     return input.deploys.some((d) => {
-      if (Date.parse(d.deployedAt) < taken || d.rolledBackFrom) {
+      if (!after(d.deployedAt) || d.rolledBackFrom) {
         return false;
       }
-      if (!ownRedeploy && entry.target !== undefined && d.version === entry.target) {
-        ownRedeploy = true;
+      if (redeployAhead && d.version === entry.target) {
+        redeployAhead = false;
         return false;
       }
       return true;
@@ -248,7 +251,7 @@ function undoSuperseded(entry: BackupEntry, input: RetentionInput): boolean {
     entry.reason === REASONS.preRestore && input.supersedingDeploy !== undefined
       ? input.supersedingDeploy
       : input.lastDeploy;
-  return !!deployed && Date.parse(deployed) >= taken;
+  return !!deployed && after(deployed);
 }
 
 export function retention(input: RetentionInput): RetentionDecision {

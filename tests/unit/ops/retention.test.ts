@@ -257,6 +257,22 @@ describe("retention: what a listing alone protects (issue 19)", function () {
       { version: "1.0.0", deployedAt: at(60_000) },
     ]);
     expect(ids(again.forget)).to.include(undo.id);
+    // Behind the proxy the redeploy came first: the next deploy, of the same release too, supersedes it.
+    const redeployedAgain = decide([...proxied, { version: "1.0.0", deployedAt: at(86_400_000) }]);
+    expect(ids(redeployedAgain.forget)).to.include(undo.id);
+    const noSteps = decide([
+      ...before,
+      { version: "1.0.0", deployedAt: at(-2000) },
+      { version: "1.0.0", deployedAt: at(86_400_000) },
+    ]);
+    expect(ids(noSteps.forget)).to.include(undo.id);
+    // ...unless the clocks put that redeploy after the undo: then it is the rollback's own, as without the proxy.
+    const skewed = decide([...before, { version: "1.0.0", deployedAt: at(1000) }]);
+    expect(ids(skewed.forget)).not.to.include(undo.id);
+    // A record whose date does not parse supersedes nothing.
+    expect(
+      ids(decide([...proxied, { version: "3.0.0", deployedAt: "garbage" }]).forget),
+    ).not.to.include(undo.id);
     // A restore's undo has no such exception: the newer record supersedes it.
     const restoreUndo = { ...undo, id: `${undo.id}-r`, reason: "pre-restore" };
     const restoreDecision = retention({

@@ -37,7 +37,7 @@ export const REASONS = {
   preResetApp: "pre-reset-app",
   /**
    * Taken by `rollback --backup-first` before it reverses migrations (its undo); kept as a restore's undo is,
-   * and the rollback's own record does not supersede it.
+   * and the rollback's own records (its redeploy, its record of the reversal) do not supersede it.
    */
   preRollback: "pre-rollback",
 } as const;

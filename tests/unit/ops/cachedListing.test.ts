@@ -4,20 +4,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { cachedListing } from "../../../ops/store/catalog";
+import { testShells } from "../../harness/shells";
 
-/** Debian's dash, and busybox's ash with busybox's own applets, as in the official restic image. */
-function shells(root: string): { name: string; env: NodeJS.ProcessEnv }[] {
-  const dash = { name: "dash", env: process.env };
-  if (!fs.existsSync("/bin/busybox")) {
-    return [dash]; // .ci/run installs busybox-static
-  }
-  const dir = path.join(root, "busybox");
-  fs.mkdirSync(dir, { recursive: true });
-  for (const tool of ["sh", "stat", "sha256sum", "cut", "cat", "mktemp", "mv", "rm", "printf"]) {
-    fs.symlinkSync("/bin/busybox", path.join(dir, tool));
-  }
-  return [dash, { name: "busybox", env: { ...process.env, PATH: dir } }];
-}
+/** The tools the listing script calls, busybox's own in its shell. */
+const shells = (root: string) =>
+  testShells(root, ["stat", "sha256sum", "cut", "cat", "mktemp", "mv", "rm", "printf"]);
 
 /**
  * A backups volume in a folder, and the listing script run over it with `lrestic` faked: it counts its

@@ -11,6 +11,7 @@ import {
   helperBatch,
   parseBatchOutput,
 } from "../../../ops/engine/readBatch";
+import { testShells } from "../../harness/shells";
 
 /** What one read returns in a container of its own: `sh -euc SCRIPT $0 ARGS…`. */
 function alone(read: BatchedRead, env: NodeJS.ProcessEnv) {
@@ -22,31 +23,9 @@ function alone(read: BatchedRead, env: NodeJS.ProcessEnv) {
   };
 }
 
-/** The shells the helper images run: Debian's dash, and busybox's ash as in the official restic image. */
-function shells(root: string): { name: string; env: NodeJS.ProcessEnv }[] {
-  const dash = { name: "dash", env: process.env };
-  if (!fs.existsSync("/bin/busybox")) {
-    return [dash]; // .ci/run installs busybox-static
-  }
-  // Every tool the batch script and the reads call is busybox's own applet, `sh` included.
-  const dir = path.join(root, "busybox");
-  fs.mkdirSync(dir);
-  const tools = [
-    "sh",
-    "cat",
-    "wc",
-    "head",
-    "mktemp",
-    "rm",
-    "printf",
-    "echo",
-    "sleep",
-    "tail",
-    "ls",
-  ];
-  tools.forEach((tool) => fs.symlinkSync("/bin/busybox", path.join(dir, tool)));
-  return [dash, { name: "busybox", env: { ...process.env, PATH: dir } }];
-}
+/** Every tool the batch script and the reads call, busybox's own applet in its shell. */
+const shells = (root: string) =>
+  testShells(root, ["cat", "wc", "head", "mktemp", "rm", "printf", "echo", "sleep", "tail", "ls"]);
 
 const reads: BatchedRead[] = [
   // Output that looks like a header, without a trailing newline.

@@ -1,0 +1,24 @@
+/**
+ * The shells the helper images run scripts in, for unit tests that run those scripts here: Debian's dash, and
+ * busybox's ash with busybox's own applets as in the official restic image (when /bin/busybox is there;
+ * .ci/run installs busybox-static). `tools` are the commands the scripts call, each linked to busybox in a
+ * folder of its own under `root`, which is then the whole PATH.
+ */
+import * as fs from "fs";
+import * as path from "path";
+
+export function testShells(
+  root: string,
+  tools: readonly string[],
+): { name: string; env: NodeJS.ProcessEnv }[] {
+  const dash = { name: "dash", env: process.env };
+  if (!fs.existsSync("/bin/busybox")) {
+    return [dash];
+  }
+  const dir = path.join(root, "busybox");
+  fs.mkdirSync(dir, { recursive: true });
+  for (const tool of ["sh", ...tools]) {
+    fs.symlinkSync("/bin/busybox", path.join(dir, tool));
+  }
+  return [dash, { name: "busybox", env: { ...process.env, PATH: dir } }];
+}

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { checkBackupId } from "../store/manifest";
-import { listBackups, pickListed } from "../store/catalog";
+import { pickListed, SessionListing, sessionListing } from "../store/catalog";
 import { openStack } from "../core/context";
 import { hasSchema, requirePostgres } from "../database/postgres";
 import { drillBackup, DrillRecord } from "../backup/drill";
@@ -82,14 +82,20 @@ async function drillCommand(
 ): Promise<void> {
   const sample = checkRequest(id, opts);
   const settings = await openStack(command);
-  const chosen = await backupToDrill(settings, id, opts);
-  if (!chosen) {
+  // The backup is chosen in the session, whose container lists the repository anyway.
+  const drilled = await withSession(settings, `drill ${id ?? opts.backupId}`, async (session) => {
+    const chosen = await backupToDrill(settings, await sessionListing(session), id, opts);
+    if (!chosen) {
+      return null;
+    }
+    progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
+    const options = { trigger: opts.reason, check: opts.check, sample };
+    return { chosen, record: await drillBackup(session, chosen, options) };
+  });
+  if (!drilled) {
     return;
   }
-  progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
-  const record = await withSession(settings, `drill ${chosen.id}`, (session) =>
-    drillBackup(session, chosen, { trigger: opts.reason, check: opts.check, sample }),
-  );
+  const { chosen, record } = drilled;
   report(record, opts.json === true);
   if (record.ok && record.rehearsal && !record.rehearsal.ok) {
     throw failure(
@@ -149,13 +155,14 @@ function checkRequest(id: string | undefined, opts: DrillFlags): number {
 /** The backup the request names; null when there is nothing to drill (said why). */
 async function backupToDrill(
   settings: Settings,
+  listing: SessionListing,
   id: string | undefined,
   opts: DrillFlags,
 ): Promise<BackupEntry | null> {
   if (opts.backupId !== undefined) {
-    return handedBackup(settings, opts.backupId);
+    return handedBackup(settings, listing, opts.backupId);
   }
-  const { complete, hostTime } = await listBackups(settings, { legacy: false });
+  const { complete, hostTime } = listing;
   const named = id ?? opts.backupId ?? "latest";
   if (named !== "latest") {
     return pickListed(settings, complete, named);
@@ -184,8 +191,11 @@ async function backupToDrill(
  * (a retried deploy whose backup hook did not run again hands an old or an empty id). None at all is fine
  * only for a database without a schema yet.
  */
-async function handedBackup(settings: Settings, handed: string): Promise<BackupEntry | null> {
-  const { complete, hostTime } = await listBackups(settings, { legacy: false });
+async function handedBackup(
+  settings: Settings,
+  { complete, hostTime }: SessionListing,
+  handed: string,
+): Promise<BackupEntry | null> {
   if (handed && !complete.some((b) => b.id === handed)) {
     return pickListed(settings, complete, handed); // refuses, naming the newest
   }

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { Settings } from "../../model/settings";
 import { BackupEntry } from "../store/restic";
 import { checkBackupId } from "../store/manifest";
-import { findBackup, pickBackup, sessionSnapshots } from "../store/catalog";
+import { pickBackup, pickListed, sessionSnapshots } from "../store/catalog";
 import { fetchFromOffsite } from "../store/offsite";
 import { connect, stackOf } from "../core/context";
 import { refuse } from "../core/errors";
@@ -37,10 +37,11 @@ async function restoreCommand(
   refuseRestoreOptions(settings, id, opts);
   checkBackupId(id);
   await connect(settings);
-  let entry: BackupEntry;
-  let prepare: ((session: OpsSession) => Promise<BackupEntry>) | undefined;
+  // Looked up in the session, whose container lists the repository anyway (not in a helper container of
+  // its own before it); with --from, fetched there first.
+  const entry = { id } as BackupEntry;
+  let prepare: (session: OpsSession) => Promise<BackupEntry>;
   if (opts.from) {
-    entry = { id } as BackupEntry;
     prepare = async (session) => {
       // A re-run of an interrupted restore finds it fetched already: the off-host repository (unreachable
       // now, or pruned since) is not asked again. A snapshot is in the local one only once it was copied whole.
@@ -55,15 +56,17 @@ async function restoreCommand(
       return pickBackup(settings, await sessionSnapshots(session), [], id);
     };
     say(`Will restore ${id} from the off-host repository onto ${settings.stack}:`);
+    sayPlan();
   } else {
-    entry = await findBackup(settings, id);
-    say(
-      `Will restore ${id} (release ${entry.release ?? "-"}, taken ${entry.time}) onto ${settings.stack}:`,
-    );
+    prepare = async (session) => {
+      const found = await pickListed(settings, await sessionSnapshots(session), id);
+      say(
+        `Will restore ${id} (release ${found.release ?? "-"}, taken ${found.time}) onto ${settings.stack}:`,
+      );
+      sayPlan();
+      return found;
+    };
   }
-  say(
-    "  check it, restore its database beside the live one and check it, stop web/worker, back up the current state, swap the database in, restore media, check integrity, start web/worker.",
-  );
   const result = await restoreBackup(settings, entry, prepare);
   progress("restore complete");
   say(`Restored ${id}: row counts and media files equal the backup.`);
@@ -85,6 +88,12 @@ async function restoreCommand(
       `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
     );
   }
+}
+
+function sayPlan(): void {
+  say(
+    "  check it, restore its database beside the live one and check it, stop web/worker, back up the current state, swap the database in, restore media, check integrity, start web/worker.",
+  );
 }
 
 /** Refusals from the stack file and the flags alone, before any engine call. */

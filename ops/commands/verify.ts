@@ -1,5 +1,6 @@
 import { Command } from "commander";
-import { findBackup } from "../store/catalog";
+import { pickListed, sessionSnapshots } from "../store/catalog";
+import { checkBackupId } from "../store/manifest";
 import { openStack } from "../core/context";
 import { failure } from "../core/errors";
 import { say } from "../core/log";
@@ -19,9 +20,10 @@ export function register(program: Command): void {
     )
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
-      const entry = await findBackup(settings, id);
-      const report = await withSession(settings, `verify ${id}`, (session) =>
-        verifyBackup(session, entry),
+      checkBackupId(id);
+      // Looked up in the session, whose container lists the repository anyway.
+      const report = await withSession(settings, `verify ${id}`, async (session) =>
+        verifyBackup(session, await pickListed(settings, await sessionSnapshots(session), id)),
       );
       if (opts.json) {
         say(JSON.stringify(report, null, 2));

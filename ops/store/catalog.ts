@@ -113,6 +113,19 @@ fi`;
   return { complete: parseSnapshots(snapshots), legacy, hostTime: hostTime.trim() };
 }
 
+export interface SessionListing {
+  /** Backups in the restic repository, oldest first. */
+  readonly complete: BackupEntry[];
+  /** The Docker host's clock when listed: see `newestOf`. */
+  readonly hostTime: string;
+}
+
+/** sessionSnapshots with the host's clock, as listBackups lists outside a session. */
+export async function sessionListing(session: OpsSession): Promise<SessionListing> {
+  const [complete, hostTime] = await Promise.all([sessionSnapshots(session), session.hostTime()]);
+  return { complete, hostTime };
+}
+
 /**
  * The snapshots of the local repository, read under the session's lock (restic's own lock is not needed:
  * the session clears restic's locks as leftovers), answered from the kept listing when nothing changed.
@@ -120,8 +133,12 @@ fi`;
 export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
   const { stdout } = await session.exec(
     `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }
+[ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
 ${cachedListing()}`,
   );
+  if (stdout.trim() === "__nokey__") {
+    requireKeys(session.settings, false);
+  }
   return parseSnapshots(stdout);
 }
 

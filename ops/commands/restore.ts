@@ -37,37 +37,8 @@ async function restoreCommand(
   refuseRestoreOptions(settings, id, opts);
   checkBackupId(id);
   await connect(settings);
-  // Looked up in the session, whose container lists the repository anyway (not in a helper container of
-  // its own before it); with --from, fetched there first.
   const entry = { id } as BackupEntry;
-  let prepare: (session: OpsSession) => Promise<BackupEntry>;
-  if (opts.from) {
-    prepare = async (session) => {
-      // A re-run of an interrupted restore finds it fetched already: the off-host repository (unreachable
-      // now, or pruned since) is not asked again. A snapshot is in the local one only once it was copied whole.
-      // A local repository this host cannot open yet (no key: a new host) is read as empty, and the fetch
-      // below says what is missing.
-      const local = await sessionSnapshots(session).catch((): BackupEntry[] => []);
-      if (local.some((b) => b.id === id)) {
-        progress(`${id} is in the local repository already (fetched before): not fetched again`);
-        return pickBackup(settings, local, [], id);
-      }
-      await fetchFromOffsite(session, id);
-      return pickBackup(settings, await sessionSnapshots(session), [], id);
-    };
-    say(`Will restore ${id} from the off-host repository onto ${settings.stack}:`);
-    sayPlan();
-  } else {
-    prepare = async (session) => {
-      const found = await pickListed(settings, await sessionSnapshots(session), id);
-      say(
-        `Will restore ${id} (release ${found.release ?? "-"}, taken ${found.time}) onto ${settings.stack}:`,
-      );
-      sayPlan();
-      return found;
-    };
-  }
-  const result = await restoreBackup(settings, entry, prepare);
+  const result = await restoreBackup(settings, entry, backupIn(settings, id, opts.from));
   progress("restore complete");
   say(`Restored ${id}: row counts and media files equal the backup.`);
   if (!result.restarted) {
@@ -90,7 +61,40 @@ async function restoreCommand(
   }
 }
 
-function sayPlan(): void {
+/**
+ * The backup, looked up in the restore's session, whose container lists the repository anyway (not in a
+ * helper container of its own before it); with --from, fetched from the off-host repository there first.
+ */
+function backupIn(
+  settings: Settings,
+  id: string,
+  from: string | undefined,
+): (session: OpsSession) => Promise<BackupEntry> {
+  if (!from) {
+    return async (session) => {
+      const found = await pickListed(settings, await sessionSnapshots(session), id);
+      sayPlan(`${id} (release ${found.release ?? "-"}, taken ${found.time})`, settings);
+      return found;
+    };
+  }
+  sayPlan(`${id} from the off-host repository`, settings);
+  return async (session) => {
+    // A re-run of an interrupted restore finds it fetched already: the off-host repository (unreachable
+    // now, or pruned since) is not asked again. A snapshot is in the local one only once it was copied whole.
+    // A local repository this host cannot open yet (no key: a new host) is read as empty, and the fetch
+    // below says what is missing.
+    const local = await sessionSnapshots(session).catch((): BackupEntry[] => []);
+    if (local.some((b) => b.id === id)) {
+      progress(`${id} is in the local repository already (fetched before): not fetched again`);
+      return pickBackup(settings, local, [], id);
+    }
+    await fetchFromOffsite(session, id);
+    return pickBackup(settings, await sessionSnapshots(session), [], id);
+  };
+}
+
+function sayPlan(what: string, settings: Settings): void {
+  say(`Will restore ${what} onto ${settings.stack}:`);
   say(
     "  check it, restore its database beside the live one and check it, stop web/worker, back up the current state, swap the database in, restore media, check integrity, start web/worker.",
   );

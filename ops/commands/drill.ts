@@ -83,7 +83,7 @@ async function drillCommand(
   const sample = checkRequest(id, opts);
   const settings = await openStack(command);
   // The backup is chosen in the session, whose container lists the repository anyway.
-  const drilled = await withSession(settings, `drill ${id ?? opts.backupId}`, async (session) => {
+  const drilled = await withSession(settings, `drill ${id ?? (opts.backupId || "(none handed)")}`, async (session) => {
     const chosen = await backupToDrill(settings, await sessionListing(session), id, opts);
     if (!chosen) {
       return null;

@@ -27,7 +27,7 @@ import {
 } from "./docker";
 import { engineless } from "./engineless";
 import { acquireLock, localLockArgs, lockContainerArgs } from "./lock";
-import { allSettledOrThrow, failure, refuse } from "../core/errors";
+import { allSettledOrThrow, refuse } from "../core/errors";
 import { storeKeysFromEnv } from "../store/keys";
 import { dropSideDatabasesSql, psql, stackServer } from "../database/postgres";
 import {
@@ -99,8 +99,8 @@ export class OpsSession {
       options.media !== false && volumeExists(n.mediaVolume),
     ]);
     if (!hasBackups) {
-      throw failure(
-        `Backups volume ${n.backupsVolume} is missing.`,
+      throw refuse(
+        `Backups volume ${n.backupsVolume} is missing; nothing was changed.`,
         `Run \`pulumi up\` for ${settings.stack} to create it.`,
       );
     }

@@ -203,8 +203,8 @@ export async function readManifest(session: OpsSession, entry: BackupEntry): Pro
     allowFailure: true,
   });
   if (result.code !== 0) {
-    // Listed before the lock was taken, forgotten by the retention of the operation this one waited for:
-    // said as such, not as a backup that is damaged.
+    // Listed before the lock was taken (`rollback --restore` still looks its backup up so), forgotten by the
+    // retention of the operation this one waited for: said as such, not as a backup that is damaged.
     const listed = await sessionSnapshots(session).catch(() => null);
     if (listed && !listed.some((b) => b.snapshot === entry.snapshot)) {
       const gone = refuse(

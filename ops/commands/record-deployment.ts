@@ -38,11 +38,15 @@ export function register(program: Command): void {
         preDeployBackup: preDeployBackupOf(settings, history, opts.backupId, listing),
         reference: releaseReference(settings),
       });
-      // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
-      if (rollback && rollback.to !== settings.version) {
+      // A deploy of any other release than a pending rollback's target supersedes that rollback's plan; a
+      // deploy of the target is the last step of one whose data steps are done (without the proxy).
+      const done = rollback?.to === settings.version && rollback.reversed === true;
+      if (rollback && (rollback.to !== settings.version || done)) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(
-          `the unfinished rollback ${rollback.from} → ${rollback.to} is superseded by this deploy`,
+          done
+            ? `the rollback ${rollback.from} → ${rollback.to} is complete`
+            : `the unfinished rollback ${rollback.from} → ${rollback.to} is superseded by this deploy`,
         );
       }
       say(`recorded deployment of ${entry.version} (${history.length + 1} on these volumes)`);

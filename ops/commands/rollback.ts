@@ -10,7 +10,9 @@
  * the same command again.
  *
  * Without the proxy there is no switch to wait for: web and worker stop first (nothing writes between the
- * backup and the reversal), then the data steps, then the redeploy.
+ * backup and the reversal), then the data steps, then the redeploy. Its marker keeps the plan until the
+ * target is deployed, so a run cut short after its `pulumi config set` (the configured release is the
+ * target then) is finished by running it again, not planned afresh towards the release it left.
  */
 import { REASONS } from "../../model/hooks";
 import { Command } from "commander";
@@ -289,7 +291,11 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
       );
     }
     say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
-    return finishAfterSwitch(settings, pending, backupFirst, projectDir);
+    // Its own plan, not one made afresh: after its `pulumi config set`, the configured release is already
+    // the target, and the history's "previous" release would be the one rolled back from.
+    return pending.withoutProxy
+      ? rollbackWithoutProxy(settings, pending, backupFirst, projectDir)
+      : finishAfterSwitch(settings, pending, backupFirst, projectDir);
   }
   const target = await previousRelease(settings, opts.afterFailedDeploy);
   say(
@@ -306,10 +312,13 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     migrations: target.migrations,
     started: new Date().toISOString(),
   };
-  const steps = reversalSteps(await migrationState(settings), marker.migrations);
   if (settings.proxy.enabled) {
     say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
-    describePlan(settings, steps, backupFirst);
+    describePlan(
+      settings,
+      reversalSteps(await migrationState(settings), marker.migrations),
+      backupFirst,
+    );
     await withSession(settings, "rollback: plan", async (session) => {
       await refuseDuringRestore(session, "rolling back");
       await writeMarker(session, marker);
@@ -319,41 +328,31 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     }
     return finishAfterSwitch(settings, marker, backupFirst, projectDir);
   }
-  return rollbackWithoutProxy(settings, marker, steps, backupFirst, projectDir);
+  return rollbackWithoutProxy(settings, { ...marker, withoutProxy: true }, backupFirst, projectDir);
 }
 
-/** Without the proxy: writers stopped, the backup, the reversal in one transaction, then the redeploy. */
+/**
+ * Without the proxy: writers stopped, the backup, the reversal in one transaction, then the redeploy. The
+ * plan is kept in the marker until `marker.to` is deployed (record-deployment removes it then): a run cut
+ * short, even after its `pulumi config set`, is finished by running it again. A marker whose data steps are
+ * done (`reversed`, and the schema still says so) is only redeployed.
+ */
 async function rollbackWithoutProxy(
   settings: Settings,
   marker: RollbackMarker,
-  steps: ReturnType<typeof reversalSteps>,
   backupFirst: boolean,
   projectDir: string,
 ): Promise<void> {
-  describePlan(settings, steps, backupFirst, "stop web/worker");
+  // The schema, not the marker, says what is left: a migrate run by hand since may have undone the reversal.
+  const steps = reversalSteps(await migrationState(settings), marker.migrations);
+  const reversed = marker.reversed === true && !steps.length;
+  if (reversed) {
+    say(`  - ${marker.from}'s migrations are reversed already`);
+  } else {
+    describePlan(settings, steps, backupFirst, "stop web/worker");
+  }
   say(`  - redeploy ${marker.to}`);
-  const backup = await withSession(settings, "rollback", async (session) => {
-    await refuseDuringRestore(session, "rolling back");
-    // Those found running are started again on a failure, of the stop itself too.
-    let writers: string[] = [];
-    try {
-      await stopWriters(settings, (found) => (writers = found));
-      const taken = backupFirst ? await backupBefore(settings, marker.to) : null;
-      // Planned again under the lock: a deploy waited for may have changed the migration state.
-      await reverse(
-        settings,
-        marker.fromImage,
-        reversalSteps(await migrationState(settings), marker.migrations),
-      );
-      return taken;
-    } catch (err) {
-      // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves again.
-      if (writers.length) {
-        progress(`the rollback's data steps failed${await startAgain(writers)}`);
-      }
-      throw err;
-    }
-  });
+  const backup = reversed ? null : await dataSteps(settings, marker, backupFirst);
   const redeployed = await redeploy(settings, markedTarget(settings, marker), projectDir, false);
   if (backup) {
     say(`The state before the rollback is backup ${backup}.`);
@@ -361,4 +360,40 @@ async function rollbackWithoutProxy(
   if (!redeployed) {
     throw notRedeployed(settings, marker.to, false);
   }
+}
+
+/** The data steps under the lock, the plan written first; returns the backup taken first, if any. */
+async function dataSteps(
+  settings: Settings,
+  marker: RollbackMarker,
+  backupFirst: boolean,
+): Promise<string | null> {
+  return withSession(settings, "rollback", async (session) => {
+    await refuseDuringRestore(session, "rolling back");
+    await writeMarker(session, marker);
+    // Those found running are started again on a failure, of the stop itself too.
+    let writers: string[] = [];
+    let taken: string | null;
+    try {
+      await stopWriters(settings, (found) => (writers = found));
+      taken = backupFirst ? await backupBefore(settings, marker.to) : null;
+      // Planned again under the lock: a deploy waited for may have changed the migration state.
+      await reverse(
+        settings,
+        marker.fromImage,
+        reversalSteps(await migrationState(settings), marker.migrations),
+      );
+    } catch (err) {
+      // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves
+      // again and there is no plan left to finish.
+      if (writers.length) {
+        progress(`the rollback's data steps failed${await startAgain(writers)}`);
+      }
+      await session.exec('rm -f "$1"', [ROLLBACK_MARKER]).catch(() => undefined);
+      throw err;
+    }
+    // Not written (a full disk): a run again finds nothing left to reverse and only redeploys.
+    await writeMarker(session, { ...marker, reversed: true }).catch(() => undefined);
+    return taken;
+  });
 }

@@ -81,10 +81,14 @@ export function describeIncompleteRestore(settings: Settings, marker: RestoreMar
   );
 }
 
-/** What `status` says about a rollback whose code switch ran but whose migrations are not yet reversed. */
+/** What `status` says about an unfinished rollback: what is left, and the command that finishes it. */
 export function describeIncompleteRollback(settings: Settings, marker: RollbackMarker): string {
-  return (
-    `rollback ${marker.from} → ${marker.to} unfinished (started ${marker.started}): once ${marker.to} is deployed, ` +
-    `run \`edms-ops rollback --previous --stack ${settings.stack}\` again to reverse ${marker.from}'s migrations`
-  );
+  const again = `\`edms-ops rollback --previous --stack ${settings.stack}\``;
+  const unfinished = `rollback ${marker.from} → ${marker.to} unfinished (started ${marker.started})`;
+  if (!marker.withoutProxy) {
+    return `${unfinished}: once ${marker.to} is deployed, run ${again} again to reverse ${marker.from}'s migrations`;
+  }
+  return marker.reversed
+    ? `${unfinished}: ${marker.from}'s migrations are reversed and web/worker stopped; deploy ${marker.to} (\`pulumi config set edms:version ${marker.to} --stack ${settings.stack}\`, then \`pulumi up\`), or run ${again} again`
+    : `${unfinished}: its data steps were cut short (the reversal is one transaction: the schema is ${marker.from}'s or ${marker.to}'s); run ${again} again to finish it`;
 }

@@ -164,7 +164,11 @@ export const RestoreRecordSchema = z.looseObject({
 });
 export type RestoreRecord = z.output<typeof RestoreRecordSchema>;
 
-/** A rollback whose code switch ran but whose migrations are not yet reversed (.rollback-in-progress). */
+/**
+ * An unfinished rollback's plan (.rollback-in-progress). Behind the proxy: its code switch ran (or is
+ * running), its migrations are not yet reversed. Without it (`withoutProxy`): its data steps ran or are
+ * running (`reversed` once they are done), the redeploy of `to` is left.
+ */
 export const RollbackMarkerSchema = z.looseObject({
   /** The release rolled back from: its image holds the migrations to reverse. */
   from: z.string(),
@@ -175,6 +179,10 @@ export const RollbackMarkerSchema = z.looseObject({
   /** Migration state recorded when `to` was last deployed before `from`. */
   migrations: stringMap,
   started: z.string(),
+  /** Without the proxy the data steps go first, then the redeploy (rollback.ts rollbackWithoutProxy). */
+  withoutProxy: z.boolean().optional(),
+  /** Its data steps are done: only the redeploy of `to` is left, whose record removes the marker. */
+  reversed: z.boolean().optional(),
 });
 export type RollbackMarker = z.output<typeof RollbackMarkerSchema>;
 

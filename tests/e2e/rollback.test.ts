@@ -56,11 +56,29 @@ describe("e2e: rollback", function () {
     expect(result.stdout).to.match(/The state before the rollback is backup \S+-pre-rollback\./);
     expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
 
+    // Cut short after the first printed command (`pulumi config set edms:version 1.0.0`): the configured
+    // release is the target now, so a plan made afresh would roll "back" to 2.0.0. The run again finishes
+    // the kept plan: nothing to reverse, only the redeploy of 1.0.0 left.
+    const pending = JSON.parse((await stack.ops(["status", "--json"])).stdout).unfinishedRollback;
+    expect(pending).to.include({ from: "2.0.0", to: "1.0.0", withoutProxy: true, reversed: true });
+    stack.set("edms:version", "1.0.0");
+    const again = await stack.ops(["rollback", "--previous", "--backup-first"]);
+    expect(again.code, again.stderr).to.equal(3);
+    expect(again.stdout).to.contain("Finishing the rollback 2.0.0 → 1.0.0");
+    expect(again.stdout).to.contain("2.0.0's migrations are reversed already");
+    expect(again.stdout).to.contain("pulumi config set edms:version 1.0.0 --stack rb");
+    expect(again.stdout).not.to.contain("Will roll");
+    expect(again.stdout).not.to.match(/pre-rollback/);
+    expect(await stack.documentsSchema()).to.deep.equal({ migration: "0001_initial", slug: false });
+
     const { error } = await stack.up("1.0.0"); // the two printed commands
     expect(error, error?.message).to.equal(undefined);
     expect(await stack.fingerprint()).to.deep.equal(before);
     const status = JSON.parse((await stack.ops(["status", "--json"])).stdout);
     expect(status.runningVersion).to.equal("1.0.0");
+    expect(status.unfinishedRollback, "the deploy of the target completes the rollback").to.equal(
+      null,
+    );
     expect((await stack.ops(["health"])).code).to.equal(0);
   });
 

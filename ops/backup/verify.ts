@@ -55,31 +55,35 @@ export function compareMaps(
   return problems;
 }
 
-/** Waits until a scratch server (official-image contract) has finished initdb and accepts connections. */
+/**
+ * Waits until a scratch server (official-image contract) has finished initdb and accepts connections: in one
+ * exec that polls inside the container, ready once the server answers on TCP loopback, which the entrypoint's
+ * temporary init server never listens on (`listen_addresses=''`). Polling from here cost two docker CLI
+ * starts (its log, its state) every half second for the seconds initdb takes.
+ */
 export async function waitForScratch(name: string): Promise<void> {
-  for (let attempt = 0; attempt < 120; attempt += 1) {
-    const logs = await docker(["logs", name], { allowFailure: true });
-    const ready = /init process complete/i.test(logs.stdout + logs.stderr);
-    if (
-      ready &&
-      (
-        await docker(["exec", name, "pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], {
-          allowFailure: true,
-        })
-      ).code === 0
-    ) {
-      return;
-    }
-    const state = await docker(["inspect", "-f", "{{.State.Running}}", name], {
-      allowFailure: true,
-    });
-    if (state.stdout.trim() === "false") {
-      throw failure(
-        `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
-        SCRATCH_FIX,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 500));
+  const ready = await docker(
+    [
+      "exec",
+      name,
+      "sh",
+      "-c",
+      `i=0; until pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}; do i=$((i + 1)); [ "$i" -lt 600 ] || exit 1; sleep 0.1; done`,
+    ],
+    { allowFailure: true },
+  );
+  if (ready.code === 0) {
+    return;
+  }
+  const [logs, state] = await Promise.all([
+    docker(["logs", name], { allowFailure: true }),
+    docker(["inspect", "-f", "{{.State.Running}}", name], { allowFailure: true }),
+  ]);
+  if (state.stdout.trim() !== "true") {
+    throw failure(
+      `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
+      SCRATCH_FIX,
+    );
   }
   throw failure("scratch database did not start within 60s", SCRATCH_FIX);
 }
@@ -102,7 +106,7 @@ export async function withScratchDatabase<T>(
       name,
       detach: true,
       network,
-      // Its log (server messages only, no data) tells when initdb is done; see waitForScratch.
+      // Its log (server messages only, no data) says why, when it does not start; see waitForScratch.
       labels: opsLabels(settings, "scratch-db"),
       env: [
         `POSTGRES_USER=${POSTGRES_USER}`,

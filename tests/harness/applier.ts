@@ -31,7 +31,7 @@ import { createHash, randomInt } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { docker } from "../../ops/engine/docker";
+import { ContainerInspectSchema, docker } from "../../ops/engine/docker";
 import { tarball } from "../../ops/engine/tarball";
 import { NewResource, ProgramRun, Registration, REPO_ROOT, runProgram } from "./mocks";
 
@@ -675,9 +675,11 @@ async function buildImage(name: string, inputs: Record<string, any>): Promise<st
 async function waitHealthy(name: string, timeoutSeconds: number): Promise<void> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
-    const status = (
-      await docker(["inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", name])
-    ).stdout.trim();
+    // `container inspect` (not `inspect -f`): the engine's socket answers it, no docker CLI start per poll.
+    const [{ State }] = ContainerInspectSchema.parse(
+      JSON.parse((await docker(["container", "inspect", name])).stdout),
+    );
+    const status = `${State.Status} ${State.Health?.Status ?? "<no value>"}`;
     if (status === "running healthy") {
       return;
     }

@@ -25,7 +25,7 @@ import { migrationState, requirePostgres } from "../database/postgres";
 import { migrateAtomically } from "../database/django";
 import { failure, incomplete, OpsError, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
-import { progress, say } from "../core/log";
+import { lastLine, progress, say, warn } from "../core/log";
 import {
   markerScript,
   readMarker,
@@ -370,7 +370,12 @@ async function dataSteps(
 ): Promise<string | null> {
   return withSession(settings, "rollback", async (session) => {
     await refuseDuringRestore(session, "rolling back");
-    await writeMarker(session, marker);
+    // Only what a run cut short is finished by: a full backups volume that cannot take it fails no rollback.
+    await writeMarker(session, marker).catch((err: Error) =>
+      warn(
+        `the rollback's plan could not be kept (${lastLine(err.message)}); a run cut short plans afresh`,
+      ),
+    );
     // Those found running are started again on a failure, of the stop itself too.
     let writers: string[] = [];
     let taken: string | null;

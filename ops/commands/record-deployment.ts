@@ -6,6 +6,8 @@ import { allSettledOrThrow } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { say } from "../core/log";
 import { readMarker, ROLLBACK_MARKER } from "../store/markers";
+import { migrationState } from "../database/postgres";
+import { reversalSteps } from "../database/django";
 import { handedOrNewer, preDeployBackupFor } from "../store/catalog";
 import { backupToolbox } from "../engine/toolbox";
 import { Settings } from "../../model/settings";
@@ -38,9 +40,13 @@ export function register(program: Command): void {
         preDeployBackup: preDeployBackupOf(settings, history, opts.backupId, listing),
         reference: releaseReference(settings),
       });
-      // A deploy of any other release than a pending rollback's target supersedes that rollback's plan; a
-      // deploy of the target is the last step of one whose data steps are done (without the proxy).
-      const done = rollback?.to === settings.version && rollback.reversed === true;
+      // A deploy of any other release than a pending rollback's target supersedes that rollback's plan.
+      // Without the proxy a deploy of the target is its last step, once nothing is left to reverse (the
+      // schema says so, not how far the rollback got: a migrate by hand may have undone the reversal).
+      const done =
+        rollback?.withoutProxy === true &&
+        rollback.to === settings.version &&
+        !reversalSteps(await migrationState(settings), rollback.migrations).length;
       if (rollback && (rollback.to !== settings.version || done)) {
         await backupToolbox(settings, 'rm -f "$1"', { writable: true, args: [ROLLBACK_MARKER] });
         say(

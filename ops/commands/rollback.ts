@@ -14,20 +14,18 @@
  * target is deployed, so a run cut short after its `pulumi config set` (the configured release is the
  * target then) is finished by running it again, not planned afresh towards the release it left.
  */
-import { REASONS } from "../../model/hooks";
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { createBackup } from "../backup/create";
 import { listBackups, preDeployBackupFor } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
-import { migrateAtomically } from "../database/django";
-import { failure, incomplete, OpsError, refuse } from "../core/errors";
+import { reversalSteps } from "../database/django";
+import { failure, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { lastLine, progress, say, warn } from "../core/log";
 import {
-  markerScript,
+  confirmFlag,
   readMarker,
   refuseDuringRestore,
   ROLLBACK_MARKER,
@@ -35,10 +33,19 @@ import {
 } from "../store/markers";
 import { restoreBackup } from "../backup/restore";
 import { startAgain, stopWriters } from "../backup/undo";
-import { OpsSession, withSession } from "../engine/session";
+import { withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
-import { redeploy, RedeployTarget } from "../engine/pulumi";
-import { recordedDigest, releaseReference } from "../../model/images";
+import { redeploy } from "../engine/pulumi";
+import {
+  backupBefore,
+  describePlan,
+  markedTarget,
+  notRedeployed,
+  redeployTarget,
+  reverse,
+  writeMarker,
+} from "./rollbackSteps";
+import { releaseReference } from "../../model/images";
 
 interface RollbackOptions {
   readonly backupFirst?: boolean;
@@ -114,74 +121,6 @@ async function previousRelease(settings: Settings, afterFailedDeploy = false): P
     );
   }
   return target;
-}
-
-/** The release to configure: the target's version with the digest its deployment recorded, if any. */
-function redeployTarget(settings: Settings, target: Deployment): RedeployTarget {
-  return {
-    version: target.version,
-    digest: recordedDigest(settings.backendImage, target.version, target.reference),
-  };
-}
-
-/** The same for a rollback planned in a marker (a re-run finishes it with the digest it planned). */
-function markedTarget(settings: Settings, marker: RollbackMarker): RedeployTarget {
-  return {
-    version: marker.to,
-    digest: recordedDigest(settings.backendImage, marker.to, marker.toReference),
-  };
-}
-
-interface Step {
-  readonly app: string;
-  readonly to: string;
-}
-
-export function reversalSteps(
-  current: Record<string, string>,
-  recorded: Record<string, string>,
-): Step[] {
-  return Object.keys(current)
-    .filter((app) => current[app] !== recorded[app])
-    .map((app) => ({ app, to: recorded[app] ?? "zero" }));
-}
-
-function describePlan(settings: Settings, steps: Step[], backupFirst: boolean, first?: string) {
-  if (first) {
-    say(`  - ${first}`);
-  }
-  if (backupFirst) {
-    say("  - back up the current state");
-  }
-  steps.forEach((s) => say(`  - migrate ${s.app} ${s.to} (with ${releaseReference(settings)})`));
-  if (!steps.length) {
-    say("  - no migrations to reverse");
-  }
-}
-
-/** The rollback's undo, its target the release the rollback goes back to (retention.ts undoSuperseded). */
-async function backupBefore(settings: Settings, to: string): Promise<string | null> {
-  return (
-    (await createBackup(settings, { reason: REASONS.preRollback, targetVersion: to }))?.entry.id ??
-    null
-  );
-}
-
-/** Every app's reversal in one transaction: a failure or a kill leaves the schema as it was. */
-async function reverse(settings: Settings, image: string, steps: readonly Step[]): Promise<void> {
-  if (steps.length) {
-    progress(`reversing migrations with ${image} (one transaction)`);
-    await migrateAtomically(
-      settings,
-      image,
-      steps.map((s) => [s.app, s.to]),
-      `reversing ${steps.map((s) => s.app).join(", ")}`,
-    );
-  }
-}
-
-async function writeMarker(session: OpsSession, marker: RollbackMarker): Promise<void> {
-  await session.exec(markerScript(), [ROLLBACK_MARKER], { input: JSON.stringify(marker) });
 }
 
 /**
@@ -264,15 +203,29 @@ async function rollbackByRestore(
   }
 }
 
-/** No Pulumi CLI could run: the commands left to run are printed; the rollback is not done. */
-function notRedeployed(settings: Settings, version: string, thenAgain: boolean): OpsError {
-  return incomplete(
-    `The rollback of ${settings.stack} to ${version} is not finished: no Pulumi CLI could be run here` +
-      (thenAgain ? " and no data was changed." : ", the data steps are done."),
-    thenAgain
-      ? `Run the pulumi commands above, then \`edms-ops rollback --previous --stack ${settings.stack}\` again.`
-      : `Run the pulumi commands above to deploy ${version}.`,
-  );
+/**
+ * An unfinished rollback is finished, not replaced: `--restore` waits for it, and a configured release that
+ * is neither its `from` nor its `to` (a deploy of another release that failed before its record, which would
+ * supersede the plan) is for an operator to sort out, not for a finish towards another release.
+ */
+function refuseBesidePending(
+  settings: Settings,
+  pending: RollbackMarker,
+  opts: RollbackOptions,
+): void {
+  const again = `\`edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}\``;
+  if (opts.restore) {
+    throw refuse(
+      `A rollback ${pending.from} → ${pending.to} is unfinished;`,
+      `finish it first with ${again}. Nothing was changed.`,
+    );
+  }
+  if (settings.version !== pending.from && settings.version !== pending.to) {
+    throw refuse(
+      `A rollback ${pending.from} → ${pending.to} is unfinished, but the configured release is ${settings.version}: finishing it would deploy ${pending.to}. Nothing was changed.`,
+      `To finish it, set \`edms:version\` back to ${pending.from} and run ${again}; to go on with ${settings.version} instead, deploy it (\`pulumi up --stack ${settings.stack}\`): its record supersedes the rollback.`,
+    );
+  }
 }
 
 async function rollbackCommand(opts: RollbackOptions, command: Command): Promise<void> {
@@ -284,17 +237,12 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   const projectDir = projectDirOf(globalOptions(command));
   const pending = await readMarker(settings, "rollback");
   if (pending) {
-    if (opts.restore) {
-      throw refuse(
-        `A rollback ${pending.from} → ${pending.to} is unfinished;`,
-        `finish it first with \`edms-ops rollback --previous --stack ${settings.stack}\`. Nothing was changed.`,
-      );
-    }
+    refuseBesidePending(settings, pending, opts);
     say(`Finishing the rollback ${pending.from} → ${pending.to} started ${pending.started}.`);
     // Its own plan, not one made afresh: after its `pulumi config set`, the configured release is already
     // the target, and the history's "previous" release would be the one rolled back from.
     return pending.withoutProxy
-      ? rollbackWithoutProxy(settings, pending, backupFirst, projectDir)
+      ? rollbackWithoutProxy(settings, pending, backupFirst, projectDir, true)
       : finishAfterSwitch(settings, pending, backupFirst, projectDir);
   }
   const target = await previousRelease(settings, opts.afterFailedDeploy);
@@ -315,9 +263,9 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   if (settings.proxy.enabled) {
     say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
     describePlan(
-      settings,
       reversalSteps(await migrationState(settings), marker.migrations),
       backupFirst,
+      marker.fromImage,
     );
     await withSession(settings, "rollback: plan", async (session) => {
       await refuseDuringRestore(session, "rolling back");
@@ -328,31 +276,34 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
     }
     return finishAfterSwitch(settings, marker, backupFirst, projectDir);
   }
-  return rollbackWithoutProxy(settings, { ...marker, withoutProxy: true }, backupFirst, projectDir);
+  const plan = { ...marker, withoutProxy: true };
+  return rollbackWithoutProxy(settings, plan, backupFirst, projectDir, false);
 }
 
 /**
  * Without the proxy: writers stopped, the backup, the reversal in one transaction, then the redeploy. The
- * plan is kept in the marker until `marker.to` is deployed (record-deployment removes it then): a run cut
- * short, even after its `pulumi config set`, is finished by running it again. A marker whose data steps are
- * done (`reversed`, and the schema still says so) is only redeployed.
+ * plan is kept in the marker until `marker.to` is deployed with nothing left to reverse (record-deployment
+ * removes it then): a run cut short, even after its `pulumi config set`, is finished by running it again
+ * (`resumed`). A run again with nothing left to reverse only redeploys: it neither stops the release that may
+ * serve by now nor takes another undo, which would pass for the state before the rollback.
  */
 async function rollbackWithoutProxy(
   settings: Settings,
   marker: RollbackMarker,
   backupFirst: boolean,
   projectDir: string,
+  resumed: boolean,
 ): Promise<void> {
   // The schema, not the marker, says what is left: a migrate run by hand since may have undone the reversal.
   const steps = reversalSteps(await migrationState(settings), marker.migrations);
-  const reversed = marker.reversed === true && !steps.length;
-  if (reversed) {
+  const onlyRedeploy = resumed && !steps.length;
+  if (onlyRedeploy) {
     say(`  - ${marker.from}'s migrations are reversed already`);
   } else {
-    describePlan(settings, steps, backupFirst, "stop web/worker");
+    describePlan(steps, backupFirst, marker.fromImage, "stop web/worker");
   }
   say(`  - redeploy ${marker.to}`);
-  const backup = reversed ? null : await dataSteps(settings, marker, backupFirst);
+  const backup = onlyRedeploy ? null : await dataSteps(settings, marker, backupFirst, resumed);
   const redeployed = await redeploy(settings, markedTarget(settings, marker), projectDir, false);
   if (backup) {
     say(`The state before the rollback is backup ${backup}.`);
@@ -362,43 +313,49 @@ async function rollbackWithoutProxy(
   }
 }
 
-/** The data steps under the lock, the plan written first; returns the backup taken first, if any. */
+/**
+ * The data steps under the lock, a new plan written first; returns the backup taken first, if any. A failure
+ * leaves the schema as it was (one transaction): a new plan goes with it, a resumed one stays (after its
+ * `pulumi config set`, a plan made afresh would go "back" to the release it left).
+ */
 async function dataSteps(
   settings: Settings,
   marker: RollbackMarker,
   backupFirst: boolean,
+  resumed: boolean,
 ): Promise<string | null> {
   return withSession(settings, "rollback", async (session) => {
     await refuseDuringRestore(session, "rolling back");
-    // Only what a run cut short is finished by: a full backups volume that cannot take it fails no rollback.
-    await writeMarker(session, marker).catch((err: Error) =>
-      warn(
-        `the rollback's plan could not be kept (${lastLine(err.message)}); a run cut short plans afresh`,
-      ),
-    );
+    if (!resumed) {
+      // Only what a run cut short is finished by: a full backups volume that cannot take it fails no rollback.
+      await writeMarker(session, marker).catch((err: Error) =>
+        warn(
+          `the rollback's plan could not be kept (${lastLine(err.message)}); a run cut short plans afresh`,
+        ),
+      );
+    }
     // Those found running are started again on a failure, of the stop itself too.
     let writers: string[] = [];
-    let taken: string | null;
     try {
       await stopWriters(settings, (found) => (writers = found));
-      taken = backupFirst ? await backupBefore(settings, marker.to) : null;
+      const taken = backupFirst ? await backupBefore(settings, marker.to) : null;
       // Planned again under the lock: a deploy waited for may have changed the migration state.
       await reverse(
         settings,
         marker.fromImage,
         reversalSteps(await migrationState(settings), marker.migrations),
       );
+      return taken;
     } catch (err) {
       // The reversal is one transaction: whatever failed, the schema is as it was, so the old code serves
-      // again and there is no plan left to finish.
+      // again.
       if (writers.length) {
         progress(`the rollback's data steps failed${await startAgain(writers)}`);
       }
-      await session.exec('rm -f "$1"', [ROLLBACK_MARKER]).catch(() => undefined);
+      if (!resumed) {
+        await session.exec('rm -f "$1"', [ROLLBACK_MARKER]).catch(() => undefined);
+      }
       throw err;
     }
-    // Not written (a full disk): a run again finds nothing left to reverse and only redeploys.
-    await writeMarker(session, { ...marker, reversed: true }).catch(() => undefined);
-    return taken;
   });
 }

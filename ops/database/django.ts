@@ -279,3 +279,19 @@ export async function migrateAtomically(
   ].join("\n");
   await manage(settings, image, ["shell", "-c", code], what);
 }
+
+/** One app's reversal: `manage.py migrate <app> <to>` (`zero` for an app the older release lacks). */
+export interface Step {
+  readonly app: string;
+  readonly to: string;
+}
+
+/** The apps whose migration state differs from `recorded` (the state of the release rolled back to). */
+export function reversalSteps(
+  current: Record<string, string>,
+  recorded: Record<string, string>,
+): Step[] {
+  return Object.keys(current)
+    .filter((app) => current[app] !== recorded[app])
+    .map((app) => ({ app, to: recorded[app] ?? "zero" }));
+}

@@ -70,9 +70,14 @@ export function markerScript(): string {
   return 'cat > "$1.new" && sync && mv "$1.new" "$1"';
 }
 
+/** The flag production's restore and rollback need, for the commands a message names. */
+export function confirmFlag(settings: Settings): string {
+  return settings.environment === "production" ? " --confirm production" : "";
+}
+
 /** What `status` and `health` say about an interrupted restore: how to finish it and how to undo it. */
 export function describeIncompleteRestore(settings: Settings, marker: RestoreMarker): string {
-  const confirm = settings.environment === "production" ? " --confirm production" : "";
+  const confirm = confirmFlag(settings);
   return (
     `restore of ${marker.id} incomplete: run \`edms-ops restore ${marker.id} --stack ${settings.stack}${confirm}\` to finish it` +
     (marker.undo
@@ -83,12 +88,9 @@ export function describeIncompleteRestore(settings: Settings, marker: RestoreMar
 
 /** What `status` says about an unfinished rollback: what is left, and the command that finishes it. */
 export function describeIncompleteRollback(settings: Settings, marker: RollbackMarker): string {
-  const again = `\`edms-ops rollback --previous --stack ${settings.stack}\``;
+  const again = `\`edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}\``;
   const unfinished = `rollback ${marker.from} → ${marker.to} unfinished (started ${marker.started})`;
-  if (!marker.withoutProxy) {
-    return `${unfinished}: once ${marker.to} is deployed, run ${again} again to reverse ${marker.from}'s migrations`;
-  }
-  return marker.reversed
-    ? `${unfinished}: ${marker.from}'s migrations are reversed and web/worker stopped; deploy ${marker.to} (\`pulumi config set edms:version ${marker.to} --stack ${settings.stack}\`, then \`pulumi up\`), or run ${again} again`
-    : `${unfinished}: its data steps were cut short (the reversal is one transaction: the schema is ${marker.from}'s or ${marker.to}'s); run ${again} again to finish it`;
+  return marker.withoutProxy
+    ? `${unfinished}: run ${again} again to finish it (it reverses what is left of ${marker.from}'s migrations and deploys ${marker.to}, or prints the pulumi commands that do)`
+    : `${unfinished}: once ${marker.to} is deployed, run ${again} again to reverse ${marker.from}'s migrations`;
 }

@@ -167,7 +167,7 @@ export type RestoreRecord = z.output<typeof RestoreRecordSchema>;
 /**
  * An unfinished rollback's plan (.rollback-in-progress). Behind the proxy: its code switch ran (or is
  * running), its migrations are not yet reversed. Without it (`withoutProxy`): its data steps ran or are
- * running (`reversed` once they are done), the redeploy of `to` is left.
+ * running, the redeploy of `to` is left; the deploy of `to` with nothing left to reverse ends it.
  */
 export const RollbackMarkerSchema = z.looseObject({
   /** The release rolled back from: its image holds the migrations to reverse. */
@@ -181,8 +181,6 @@ export const RollbackMarkerSchema = z.looseObject({
   started: z.string(),
   /** Without the proxy the data steps go first, then the redeploy (rollback.ts rollbackWithoutProxy). */
   withoutProxy: z.boolean().optional(),
-  /** Its data steps are done: only the redeploy of `to` is left, whose record removes the marker. */
-  reversed: z.boolean().optional(),
 });
 export type RollbackMarker = z.output<typeof RollbackMarkerSchema>;
 

@@ -60,7 +60,14 @@ describe("e2e: rollback", function () {
     // release is the target now, so a plan made afresh would roll "back" to 2.0.0. The run again finishes
     // the kept plan: nothing to reverse, only the redeploy of 1.0.0 left.
     const pending = JSON.parse((await stack.ops(["status", "--json"])).stdout).unfinishedRollback;
-    expect(pending).to.include({ from: "2.0.0", to: "1.0.0", withoutProxy: true, reversed: true });
+    expect(pending).to.include({ from: "2.0.0", to: "1.0.0", withoutProxy: true });
+    // Configured for a third release (its deploy failed before its record): not finished towards 1.0.0.
+    stack.set("edms:version", "2.0.1");
+    const third = await stack.ops(["rollback", "--previous", "--after-failed-deploy"]);
+    expect(third.code, third.stderr).to.equal(2);
+    expect(third.stderr).to.contain(
+      "A rollback 2.0.0 → 1.0.0 is unfinished, but the configured release is 2.0.1",
+    );
     stack.set("edms:version", "1.0.0");
     const again = await stack.ops(["rollback", "--previous", "--backup-first"]);
     expect(again.code, again.stderr).to.equal(3);

@@ -83,15 +83,19 @@ async function drillCommand(
   const sample = checkRequest(id, opts);
   const settings = await openStack(command);
   // The backup is chosen in the session, whose container lists the repository anyway.
-  const drilled = await withSession(settings, `drill ${id ?? (opts.backupId || "(none handed)")}`, async (session) => {
-    const chosen = await backupToDrill(settings, await sessionListing(session), id, opts);
-    if (!chosen) {
-      return null;
-    }
-    progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
-    const options = { trigger: opts.reason, check: opts.check, sample };
-    return { chosen, record: await drillBackup(session, chosen, options) };
-  });
+  const drilled = await withSession(
+    settings,
+    `drill ${id ?? (opts.backupId || "(none handed)")}`,
+    async (session) => {
+      const chosen = await backupToDrill(settings, await sessionListing(session), id, opts);
+      if (!chosen) {
+        return null;
+      }
+      progress(`drill of ${chosen.id} (snapshot ${chosen.snapshot.slice(0, 8)})`);
+      const options = { trigger: opts.reason, check: opts.check, sample };
+      return { chosen, record: await drillBackup(session, chosen, options) };
+    },
+  );
   if (!drilled) {
     return;
   }

@@ -8,6 +8,7 @@ import type { BackupFreshness } from "../reports/health";
 import type { ScheduleState } from "../schedule/records";
 import type { OffsiteLag } from "../store/offsite";
 import type { DrillRecord, RestoreMarker } from "../store/records";
+import { confirmFlag } from "../store/markers";
 
 export const CONDITIONS = [
   "backup-failed",
@@ -134,7 +135,7 @@ function restoreCondition(settings: Settings, marker: RestoreMarker | null): Con
   if (!marker) {
     return null;
   }
-  const confirm = settings.environment === "production" ? " --confirm production" : "";
+  const confirm = confirmFlag(settings);
   return {
     key: "restore-incomplete",
     summary: `a restore of ${settings.stack} was left incomplete: the data may be half restored`,

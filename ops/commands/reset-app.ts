@@ -17,7 +17,7 @@ import { allSettledOrThrow, failure, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { liveWeb, servingContainers, startEach } from "../engine/services";
 import { OpsSession, withSession } from "../engine/session";
-import { refuseDuringRestore } from "../store/markers";
+import { confirmFlag, refuseDuringRestore } from "../store/markers";
 import { Settings } from "../../model/settings";
 import { z } from "zod";
 import { parseJson } from "../core/json";
@@ -176,9 +176,7 @@ function reportReset(
     );
   }
   if (undo) {
-    say(
-      `To undo, run: edms-ops restore ${undo} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
-    );
+    say(`To undo, run: edms-ops restore ${undo} --stack ${settings.stack}${confirmFlag(settings)}`);
   }
 }
 

@@ -9,6 +9,7 @@ import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { restoreBackup } from "../backup/restore";
 import { OpsSession } from "../engine/session";
+import { confirmFlag } from "../store/markers";
 
 export function register(program: Command): void {
   program
@@ -56,7 +57,7 @@ async function restoreCommand(
   }
   if (result.undoBackup) {
     say(
-      `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${settings.environment === "production" ? " --confirm production" : ""}`,
+      `To undo, run: edms-ops restore ${result.undoBackup} --stack ${settings.stack}${confirmFlag(settings)}`,
     );
   }
 }

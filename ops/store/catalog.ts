@@ -92,33 +92,39 @@ export async function listBackups(
     return { complete: [], legacy: [] };
   }
   await storeKeysFromEnv(settings);
-  const script = `
-date -u +%Y-%m-%dT%H:%M:%SZ
-if [ -f ${REPOSITORY}/config ]; then
-  [ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
-  ${cachedListing()}
-else
-  echo "[]"
-fi`;
+  const script = `date -u +%Y-%m-%dT%H:%M:%SZ\n${repositoryListing()}`;
   const [listed, legacy] = await Promise.all([
     // Writable for the listing's record alone (cachedListing); nothing else is written.
     backupToolbox(settings, script, { writable: true }),
     withLegacy ? listLegacy(settings) : Promise.resolve([]),
   ]);
   const [hostTime, ...rest] = listed.stdout.split("\n");
-  const snapshots = rest.join("\n");
-  if (snapshots.trim() === "__nokey__") {
-    requireKeys(settings, false);
-  }
-  return { complete: parseSnapshots(snapshots), legacy, hostTime: hostTime.trim() };
+  return { complete: parseListing(settings, rest.join("\n")), legacy, hostTime: hostTime.trim() };
 }
 
-export interface SessionListing {
-  /** Backups in the restic repository, oldest first. */
-  readonly complete: BackupEntry[];
-  /** The Docker host's clock when listed: see `newestOf`. */
-  readonly hostTime: string;
+const NO_KEY = "__nokey__";
+
+/** Shell: the repository's snapshots as JSON (cachedListing); `[]` without a repository, NO_KEY without its key. */
+function repositoryListing(): string {
+  return `if [ ! -f ${REPOSITORY}/config ]; then
+  echo "[]"
+elif [ ! -f ${PASSWORD_FILE} ]; then
+  echo "${NO_KEY}"
+else
+${cachedListing()}
+fi`;
 }
+
+/** repositoryListing's output: the backups, or the refusal that names how to hand the key over. */
+function parseListing(settings: Settings, output: string): BackupEntry[] {
+  if (output.trim() === NO_KEY) {
+    requireKeys(settings, false);
+  }
+  return parseSnapshots(output);
+}
+
+/** A listing read in a session, which always has the host's clock. */
+export type SessionListing = Required<Pick<BackupListing, "complete" | "hostTime">>;
 
 /** sessionSnapshots with the host's clock, as listBackups lists outside a session. */
 export async function sessionListing(session: OpsSession): Promise<SessionListing> {
@@ -131,15 +137,8 @@ export async function sessionListing(session: OpsSession): Promise<SessionListin
  * the session clears restic's locks as leftovers), answered from the kept listing when nothing changed.
  */
 export async function sessionSnapshots(session: OpsSession): Promise<BackupEntry[]> {
-  const { stdout } = await session.exec(
-    `[ -f ${REPOSITORY}/config ] || { echo "[]"; exit 0; }
-[ -f ${PASSWORD_FILE} ] || { echo "__nokey__"; exit 0; }
-${cachedListing()}`,
-  );
-  if (stdout.trim() === "__nokey__") {
-    requireKeys(session.settings, false);
-  }
-  return parseSnapshots(stdout);
+  const { stdout } = await session.exec(repositoryListing());
+  return parseListing(session.settings, stdout);
 }
 
 export async function findBackup(settings: Settings, id: string): Promise<BackupEntry> {

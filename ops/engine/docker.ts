@@ -1,8 +1,9 @@
 /**
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
  * exactly as operators' own `docker` commands do, which a socket client library would not. Only a few
- * read-only questions and plain `docker exec` calls go to the local engine's socket directly (engineApi.ts,
- * engineExec.ts), and only where the CLI would use that same socket.
+ * read-only questions, plain `docker exec` calls and the creation of network-less helpers go to the local
+ * engine's socket directly (engineApi.ts, engineExec.ts, engineCreate.ts), and only where the CLI would use
+ * that same socket.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
@@ -11,6 +12,7 @@ import { z } from "zod";
 import { parseJson } from "../core/json";
 import { answerLocally } from "./engineApi";
 import { execLocally } from "./engineExec";
+import { createLocally } from "./engineCreate";
 import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {
@@ -46,6 +48,16 @@ export function run(
   args: readonly string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
+  if (command === "docker" && args[0] === "run" && createServes(options)) {
+    return createLocally(args).then((created) => {
+      if (!created) {
+        return spawned(command, args, options);
+      }
+      return "answer" in created
+        ? settled(args, options, created.answer)
+        : spawned(command, created.startArgs, options, args);
+    });
+  }
   if (command !== "docker" || args[0] !== "exec" || engineless() || !socketServes(options, true)) {
     return spawned(command, args, options);
   }
@@ -72,6 +84,14 @@ export function socketServes(options: RunOptions, exec: boolean): boolean {
   );
 }
 
+/**
+ * A `docker run` may be created on the engine's socket (engineCreate.ts) and started by the CLI with the same
+ * options, streams included, unless the CLI is sent to another engine or given environment of its own.
+ */
+function createServes(options: RunOptions): boolean {
+  return !engineless() && !options.dockerHost && !options.env;
+}
+
 /** The socket's answer as the CLI's result would be: thrown when it failed and failure was not allowed. */
 function settled(args: readonly string[], options: RunOptions, answer: RunResult): RunResult {
   if (answer.code !== 0 && !options.allowFailure) {
@@ -84,6 +104,8 @@ function spawned(
   command: string,
   args: readonly string[],
   options: RunOptions,
+  /** What a failure names: the command asked for (a `docker run` the CLI only starts). */
+  asked: readonly string[] = args,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
@@ -109,7 +131,7 @@ function spawned(
     child.on("close", (code, signal) => {
       const result = { code: code ?? (signal ? 128 : 1), ...output() };
       if (result.code !== 0 && !options.allowFailure) {
-        reject(commandFailed(command, args, result));
+        reject(commandFailed(command, asked, result));
       } else {
         resolve(result);
       }

@@ -5,7 +5,11 @@
  * errors. No stack is deployed; two containers, one volume and one image of the test set are enough.
  */
 import { expect } from "chai";
+import { Readable } from "stream";
 import { docker, RunOptions } from "../../ops/engine/docker";
+import { ContainerSpec, dockerRunArgs } from "../../ops/engine/dockerRun";
+import { createSpec } from "../../ops/engine/engineCreate";
+import { localSocket, request } from "../../ops/engine/engineApi";
 
 const CONTAINER = "e2e-engineapi-probe";
 const STOPPED = "e2e-engineapi-stopped";
@@ -129,5 +133,140 @@ describe("e2e: reads from the engine socket equal the docker CLI's", function ()
     const { cli, socket } = await both(["ps", "-aq", "--filter", `label=${LABELS[0]}`]);
     expect(socket).to.deep.equal(cli);
     expect(socket.stdout).to.equal("");
+  });
+});
+
+/** `value` with every null, empty list and empty object left out. */
+function withoutEmpty(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    return value.length ? value.map(withoutEmpty) : undefined;
+  }
+  if (value && typeof value === "object") {
+    const kept = Object.entries(value)
+      .map(([key, inner]) => [key, withoutEmpty(inner)] as const)
+      .filter(([, inner]) => inner !== undefined);
+    return kept.length ? Object.fromEntries(kept) : undefined;
+  }
+  return value === null ? undefined : value;
+}
+
+/**
+ * The network-less helpers edms-ops creates on the socket (ops/engine/engineCreate.ts) are the containers the
+ * CLI creates for the same argv, but for their disabled network; and run through `docker()` they give what
+ * `docker run` gives.
+ */
+describe("e2e: helpers created on the engine socket equal the docker CLI's", function () {
+  const NAMES = ["e2e-engineapi-cli", "e2e-engineapi-api"];
+  const STAGE = "e2e-engineapi-stage";
+  const cleanup = async () => {
+    await docker(["rm", "-f", "-v", ...NAMES], { allowFailure: true });
+    await docker(["volume", "rm", "-f", VOLUME, STAGE], { allowFailure: true });
+  };
+  before(cleanup);
+  after(cleanup);
+
+  /** Every flag dockerRun.ts writes, as the lock container and the toolbox write them. */
+  const spec = (name?: string): ContainerSpec => ({
+    image: IMAGE,
+    args: ["-euc", 'cat; echo "$A" >&2; ls /sys/class/net; exit 3', "edms-ops", "x y"],
+    name,
+    stdin: true,
+    remove: true,
+    logging: true,
+    network: "none",
+    user: "0",
+    entrypoint: "sh",
+    labels: { "edms.stack": "engineapi", "edms.role": "probe=odd" },
+    env: ["A=1=2"],
+    mounts: [
+      { volume: VOLUME, path: "/backups" },
+      { volume: VOLUME, path: "/ro", readOnly: true },
+      { volume: STAGE, path: "/stage", labels: { "edms.role": "stage", "edms.stack": "x" } },
+    ],
+    scratchPaths: ["/edms"],
+    confinement: { capabilities: ["CHOWN", "SETUID"], tmpfs: ["/tmp"], readOnly: true },
+    limits: { memoryMb: 96, pids: 64 },
+  });
+
+  it("the create body: every setting of the CLI's container, the network disabled", async function () {
+    const args = dockerRunArgs(spec(NAMES[0]));
+    await docker(["create", ...args.slice(1)]);
+    const body = createSpec(dockerRunArgs(spec(NAMES[1])))!.body;
+    const created = await request(
+      localSocket()!,
+      "POST",
+      `/containers/create?name=${NAMES[1]}`,
+      body,
+    );
+    expect(created?.status, created?.body).to.equal(201);
+    const [cli, api] = await Promise.all(
+      NAMES.map(
+        async (name) => JSON.parse((await docker(["container", "inspect", name])).stdout)[0],
+      ),
+    );
+    // `docker create` attaches stdout and stderr (and stdin with -i) as `run` does.
+    expect(api.Config.NetworkDisabled).to.equal(true);
+    delete api.Config.NetworkDisabled;
+    delete cli.Config.NetworkDisabled;
+    for (const key of ["Hostname"]) {
+      delete api.Config[key];
+      delete cli.Config[key];
+    }
+    expect(api.Config).to.deep.equal(cli.Config);
+    // The CLI sends empty lists where the body leaves them out (null): the same to the engine.
+    expect(withoutEmpty(api.HostConfig)).to.deep.equal(withoutEmpty(cli.HostConfig));
+    expect(api.Mounts.length).to.equal(4);
+  });
+
+  const runs: [string, ContainerSpec, RunOptions][] = [
+    ["stdin, both outputs, an exit code, only loopback", spec(), { input: "in\n" }],
+    [
+      "a stream on stdin",
+      spec(),
+      { input: Readable.from([Buffer.from("a"), Buffer.from("b\n")]) as Readable },
+    ],
+    [
+      "an image entrypoint's missing command",
+      { ...spec(), args: [], entrypoint: "/no-such-command" },
+      {},
+    ],
+  ];
+  for (const [what, container, options] of runs) {
+    it(`docker run: ${what}`, async function () {
+      process.env.EDMS_DOCKER_API = "off";
+      const input = (o: RunOptions) =>
+        o.input instanceof Readable ? { input: Readable.from(["ab\n"]) } : o;
+      const cli = await docker(dockerRunArgs(container), {
+        ...input(options),
+        allowFailure: true,
+      }).finally(() => delete process.env.EDMS_DOCKER_API);
+      const api = await docker(dockerRunArgs(container), { ...options, allowFailure: true });
+      expect(api.stdout).to.equal(cli.stdout);
+      expect(api.code === 0, "success").to.equal(cli.code === 0);
+      if (!what.includes("missing")) {
+        expect(api).to.deep.equal(cli);
+      }
+    });
+  }
+
+  it("docker run -d: started, its id answered; a name in use is the CLI's own conflict", async function () {
+    const detached: ContainerSpec = {
+      ...spec(NAMES[1]),
+      detach: true,
+      stdin: false,
+      remove: false,
+      args: ["-c", "sleep 60"],
+    };
+    await docker(["rm", "-f", NAMES[1]], { allowFailure: true });
+    const started = await docker(dockerRunArgs(detached));
+    expect(started.stdout).to.match(/^[0-9a-f]{64}\n$/);
+    const running = await docker(["container", "inspect", NAMES[1]]);
+    const [inspected] = JSON.parse(running.stdout);
+    expect(inspected.State.Running).to.equal(true);
+    // Created on the socket: the CLI cannot disable a container's network.
+    expect(inspected.Config.NetworkDisabled).to.equal(true);
+    const again = await docker(dockerRunArgs(detached), { allowFailure: true });
+    expect(again.code).to.equal(125);
+    expect(again.stderr).to.match(/Conflict|already in use/);
   });
 });

@@ -9,7 +9,7 @@ import { progress, say } from "../core/log";
 import { markerScript, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
 import { Deployment } from "../store/history";
 import { OpsSession } from "../engine/session";
-import { RedeployTarget } from "../engine/pulumi";
+import { RedeployTarget, rollbackAgain } from "../engine/pulumi";
 
 /** The release to configure: the target's version with the digest its deployment recorded, if any. */
 export function redeployTarget(settings: Settings, target: Deployment): RedeployTarget {
@@ -76,7 +76,7 @@ export function notRedeployed(settings: Settings, version: string, thenAgain: bo
     `The rollback of ${settings.stack} to ${version} is not finished: no Pulumi CLI could be run here` +
       (thenAgain ? " and no data was changed." : ", the data steps are done."),
     thenAgain
-      ? `Run the pulumi commands above, then \`edms-ops rollback --previous --stack ${settings.stack}\` again.`
+      ? `Run the pulumi commands above, then \`${rollbackAgain(settings)}\` again.`
       : `Run the pulumi commands above to deploy ${version}.`,
   );
 }

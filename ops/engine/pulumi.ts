@@ -15,6 +15,7 @@ import {
 import { Settings } from "../../model/settings";
 import { failure, OpsError } from "../core/errors";
 import { progress, say } from "../core/log";
+import { confirmFlag } from "../store/markers";
 
 /**
  * The CLI `npm run up` uses (model/pulumiCli.ts), found from where edms-ops is installed: the pinned `pulumi`
@@ -84,7 +85,7 @@ export async function redeploy(
     say("To go on without it here, run where a Pulumi CLI and the stack's state are:");
     commands.forEach((c) => say(`  pulumi ${c.join(" ")}`));
     if (thenAgain) {
-      say(`  edms-ops rollback --previous --stack ${stack}   (again: it reverses the migrations)`);
+      say(`  ${rollbackAgain(settings)}   (again: it reverses the migrations)`);
     }
     return false;
   }
@@ -102,10 +103,15 @@ export async function redeploy(
       child.on("close", (status) => resolve(status ?? 1));
     });
     if (code !== 0) {
-      throw redeployFailed(stack, version, `pulumi ${args.join(" ")}`, code, thenAgain, config);
+      throw redeployFailed(settings, version, `pulumi ${args.join(" ")}`, code, thenAgain, config);
     }
   }
   return true;
+}
+
+/** The rollback command to run again, with `--confirm production` on production. */
+export function rollbackAgain(settings: Pick<Settings, "stack" | "environment">): string {
+  return `edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}`;
 }
 
 /**
@@ -115,13 +121,16 @@ export async function redeploy(
  * nothing else runs, no migrate, no health gate) on data that release does not expect.
  */
 export function redeployFailed(
-  stack: string,
+  settings: Pick<Settings, "stack" | "environment">,
   version: string,
   command: string,
   code: number,
   thenAgain: boolean,
-  config: readonly string[][] = [["config", "set", "edms:version", version, "--stack", stack]],
+  config: readonly string[][] = [
+    ["config", "set", "edms:version", version, "--stack", settings.stack],
+  ],
 ): OpsError {
+  const stack = settings.stack;
   const configure = config.map((c) => `\`pulumi ${c.join(" ")}\``).join(", ");
   return failure(
     `\`${command}\` failed (exit ${code}); see its output above. ` +
@@ -129,7 +138,7 @@ export function redeployFailed(
         ? "No data was changed and the release that served before still serves."
         : "The data steps are done and web/worker are stopped:"),
     thenAgain
-      ? `Fix the cause, then run \`edms-ops rollback --previous --stack ${stack}\` again.`
+      ? `Fix the cause, then run \`${rollbackAgain(settings)}\` again.`
       : `fix the cause, then run ${configure} and \`pulumi up --stack ${stack}\`.`,
   );
 }

@@ -71,7 +71,7 @@ export function markerScript(): string {
 }
 
 /** The flag production's restore and rollback need, for the commands a message names. */
-export function confirmFlag(settings: Settings): string {
+export function confirmFlag(settings: Pick<Settings, "environment">): string {
   return settings.environment === "production" ? " --confirm production" : "";
 }
 

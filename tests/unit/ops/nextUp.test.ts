@@ -7,6 +7,10 @@ import { expect } from "chai";
 import { incompleteRestore } from "../../../ops/backup/restore";
 import { redeployFailed, releaseConfig } from "../../../ops/engine/pulumi";
 import { EXIT } from "../../../ops/core/errors";
+import { notRedeployed } from "../../../ops/commands/rollbackSteps";
+import { Settings } from "../../../model/settings";
+
+const rb = { stack: "rb", environment: "staging" as const };
 
 describe("after edms-ops leaves web/worker stopped", function () {
   it("a rollback whose redeploy failed after the data steps names the release to deploy, not a bare `pulumi up`", function () {
@@ -14,7 +18,7 @@ describe("after edms-ops leaves web/worker stopped", function () {
       "pulumi config set edms:version 1.0.0 --stack rb",
       "pulumi up --stack rb --yes",
     ]) {
-      const error = redeployFailed("rb", "1.0.0", command, 1, false);
+      const error = redeployFailed(rb, "1.0.0", command, 1, false);
       expect(error.exitCode).to.equal(EXIT.failed);
       expect(error.message).to.contain("web/worker are stopped");
       expect(error.fix).to.equal(
@@ -22,8 +26,16 @@ describe("after edms-ops leaves web/worker stopped", function () {
       );
     }
     // Behind the proxy, before any data step: the rollback itself is the next step.
-    expect(redeployFailed("rb", "1.0.0", "pulumi up --stack rb --yes", 255, true).fix).to.equal(
+    expect(redeployFailed(rb, "1.0.0", "pulumi up --stack rb --yes", 255, true).fix).to.equal(
       "Fix the cause, then run `edms-ops rollback --previous --stack rb` again.",
+    );
+    // On production the command to run again carries the flag production asks for.
+    const production = { stack: "production", environment: "production" as const };
+    expect(redeployFailed(production, "1.0.0", "pulumi up", 255, true).fix).to.equal(
+      "Fix the cause, then run `edms-ops rollback --previous --stack production --confirm production` again.",
+    );
+    expect(notRedeployed(production as Settings, "1.0.0", true).fix).to.contain(
+      "`edms-ops rollback --previous --stack production --confirm production` again",
     );
   });
 
@@ -45,7 +57,7 @@ describe("after edms-ops leaves web/worker stopped", function () {
     ]);
     const config = releaseConfig(stack, { version: "1.0.0", digest: older });
     expect(
-      redeployFailed("rb", "1.0.0", "pulumi up --stack rb --yes", 1, false, config).fix,
+      redeployFailed(rb, "1.0.0", "pulumi up --stack rb --yes", 1, false, config).fix,
     ).to.equal(
       `fix the cause, then run \`pulumi config set edms:version 1.0.0 --stack rb\`, \`pulumi config set edms:releaseDigest ${older} --stack rb\` and \`pulumi up --stack rb\`.`,
     );

@@ -1,9 +1,9 @@
 /**
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
  * exactly as operators' own `docker` commands do, which a socket client library would not. Only a few
- * read-only questions, plain `docker exec` calls and the creation of network-less helpers go to the local
- * engine's socket directly (engineApi.ts, engineExec.ts, engineCreate.ts), and only where the CLI would use
- * that same socket.
+ * read-only questions, plain `docker exec` calls and runs of network-less helpers go to the local engine's
+ * socket directly (engineApi.ts, engineExec.ts, engineCreate.ts), and only where the CLI would use that same
+ * socket.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import { PassThrough, Readable, Writable } from "stream";
@@ -12,7 +12,7 @@ import { z } from "zod";
 import { parseJson } from "../core/json";
 import { answerLocally } from "./engineApi";
 import { execLocally } from "./engineExec";
-import { createLocally } from "./engineCreate";
+import { runLocally } from "./engineCreate";
 import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {
@@ -48,28 +48,25 @@ export function run(
   args: readonly string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
-  if (command === "docker" && args[0] === "run" && createServes(options)) {
-    return createLocally(args).then((created) => {
-      if (!created) {
-        return spawned(command, args, options);
-      }
-      return "answer" in created
-        ? settled(args, options, created.answer)
-        : spawned(command, created.startArgs, options, args);
-    });
+  const verb = args[0];
+  if (command !== "docker" || (verb !== "exec" && verb !== "run") || engineless()) {
+    return spawned(command, args, options);
   }
-  if (command !== "docker" || args[0] !== "exec" || engineless() || !socketServes(options, true)) {
+  // DOCKER_CONTENT_TRUST: the CLI resolves a run's image to a signed digest first; the socket would not.
+  if (!socketServes(options, true) || (verb === "run" && process.env.DOCKER_CONTENT_TRUST)) {
     return spawned(command, args, options);
   }
   const input = options.input as string | Buffer | undefined;
-  return execLocally(args, input, options.onLine).then((answer) =>
+  const local = verb === "exec" ? execLocally : runLocally;
+  return local(args, input, options.onLine).then((answer) =>
     answer ? settled(args, options, answer) : spawned(command, args, options),
   );
 }
 
 /**
  * True when the engine's socket can serve a command with these options exactly as the CLI would: a read
- * takes none but allowFailure; an exec also an input string or buffer (no stream), onLine and an empty env.
+ * takes none but allowFailure; an exec or a run also an input string or buffer (no stream), onLine and an
+ * empty env.
  * Any other option (a stream out, an abort signal, a held stdin, another engine, environment for the CLI, or
  * one added later) keeps the command on the CLI.
  */
@@ -84,14 +81,6 @@ export function socketServes(options: RunOptions, exec: boolean): boolean {
   );
 }
 
-/**
- * A `docker run` may be created on the engine's socket (engineCreate.ts) and started by the CLI with the same
- * options, streams included, unless the CLI is sent to another engine or given environment of its own.
- */
-function createServes(options: RunOptions): boolean {
-  return !engineless() && !options.dockerHost && !options.env;
-}
-
 /** The socket's answer as the CLI's result would be: thrown when it failed and failure was not allowed. */
 function settled(args: readonly string[], options: RunOptions, answer: RunResult): RunResult {
   if (answer.code !== 0 && !options.allowFailure) {
@@ -104,8 +93,6 @@ function spawned(
   command: string,
   args: readonly string[],
   options: RunOptions,
-  /** What a failure names: the command asked for (a `docker run` the CLI only starts). */
-  asked: readonly string[] = args,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
@@ -131,7 +118,7 @@ function spawned(
     child.on("close", (code, signal) => {
       const result = { code: code ?? (signal ? 128 : 1), ...output() };
       if (result.code !== 0 && !options.allowFailure) {
-        reject(commandFailed(command, asked, result));
+        reject(commandFailed(command, args, result));
       } else {
         resolve(result);
       }

@@ -6,7 +6,7 @@
  *
  * Only argv shapes whose CLI output is exactly the API's answer are served here, and only when the CLI would
  * talk to that same socket: DOCKER_HOST unset or `unix://`, no context chosen (the CLI's own order: DOCKER_HOST,
- * then DOCKER_CONTEXT, then the config file's currentContext). Everything else, and any question the socket
+ * then DOCKER_CONTEXT, then the config file's currentContext; an empty variable counts as unset). Everything else, and any question the socket
  * does not answer (no socket, refused, an unexpected status), goes to the CLI (docker.ts), which stays the one
  * way anything on the engine is changed.
  */
@@ -52,14 +52,12 @@ export function localSocket(env: NodeJS.ProcessEnv = process.env): string | unde
   if (env.EDMS_DOCKER_API === "off") {
     return undefined;
   }
-  if ("DOCKER_HOST" in env) {
-    const host = env.DOCKER_HOST ?? "";
-    if (!host) {
-      return DEFAULT_SOCKET;
-    }
+  // As the CLI resolves it (cli/command/cli.go resolveContextName): an empty variable counts as unset.
+  const host = env.DOCKER_HOST;
+  if (host) {
     return host.startsWith("unix://") ? host.slice("unix://".length) || undefined : undefined;
   }
-  const context = env.DOCKER_CONTEXT ?? currentContext(env);
+  const context = env.DOCKER_CONTEXT || currentContext(env);
   return context === "" || context === "default" ? DEFAULT_SOCKET : undefined;
 }
 
@@ -74,7 +72,7 @@ interface Reply {
  */
 export function request(
   socket: string,
-  method: "GET" | "POST",
+  method: "GET" | "POST" | "DELETE",
   urlPath: string,
   body?: unknown,
 ): Promise<Reply | undefined> {

@@ -1,26 +1,31 @@
 /**
- * `docker run --network none …` of edms-ops' helpers, created through the local engine's API with its
- * network disabled (`NetworkDisabled`, which the CLI has no flag for), then started as the CLI starts it.
- * Docker's "none" network still builds a sandbox for each container: the engine re-executes itself twice
- * (libnetwork's netns-create and its setkey prestart hook), ~0.28 s of CPU and ~0.2 s of waiting per start,
- * measured on this project's engine (Docker 20.10). A helper with its network disabled gets the same
- * namespace with only loopback, which runc brings up; nothing of it reaches a network either way.
+ * `docker run --network none …` of edms-ops' helpers through the local engine's API, with the network
+ * disabled (`NetworkDisabled`, which the CLI has no flag for). Docker's "none" network still builds a sandbox
+ * for each container: the engine re-executes itself twice (libnetwork's netns-create and its setkey prestart
+ * hook), ~0.28 s of CPU and ~0.2 s of waiting per start, measured on this project's engine (Docker 20.10). A
+ * helper with its network disabled gets the same namespace with only loopback, which runc brings up; nothing
+ * of it reaches a network either way.
  *
  * Served only for argv that dockerRun.ts builds, where every flag maps onto the API's create body exactly as
- * the CLI maps it (cli/command/container/opts.go), and only when the CLI would use this same socket
- * (engineApi.ts `localSocket`). Any create the socket does not answer with 201 (a missing image, which the
- * CLI pulls; a name in use, which the CLI reports itself) goes to the CLI unchanged, so nothing is created
- * twice. Once created: a detached one is started here and its id answered as `docker run -d` prints it; an
- * attached one is started by `docker start -a [-i]`, which streams and waits (for its removal too, with
- * `--rm`) and exits with its code, as `docker run` does.
+ * the CLI maps it (cli/command/container/opts.go), only when the CLI would use this same socket (engineApi.ts
+ * `localSocket`) and only for the options docker.ts `socketServes` (input as a string or buffer, collected
+ * output): the run is then done here as `docker run` does it (attach, wait, start, stdin closed after the
+ * input, the exit code from the wait), in this process, so a killed edms-ops closes the container's stdin as
+ * the CLI's death did. Any create the socket does not answer with 201 (a missing image, which the CLI pulls;
+ * a name in use, which the CLI reports itself) goes to the CLI unchanged. The stack lock's holder, a run that
+ * outlives its call, stays on the CLI (lock.ts).
  */
+import * as http from "http";
 import type { Answer } from "./engineApi";
 import { daemonError, localSocket, NAME, request } from "./engineApi";
+import { demultiplex, hijack } from "./engineExec";
 
 interface CreateSpec {
   readonly name?: string;
   readonly detach: boolean;
   readonly stdin: boolean;
+  /** `--rm`: the run ends once the engine has removed it. */
+  readonly autoRemove: boolean;
   readonly body: Record<string, unknown>;
 }
 
@@ -184,7 +189,17 @@ export function createSpec(args: readonly string[]): CreateSpec | undefined {
   if (f.network !== "none" || !image || !f.host.LogConfig) {
     return undefined;
   }
-  return { name: f.name, detach: f.detach, stdin: f.stdin, body: createBody(f, image, cmd) };
+  // The CLI refuses options for the driver "none"; the engine would take them.
+  if ((f.host.LogConfig as { Type: string }).Type === "none" && Object.keys(f.logOpts).length) {
+    return undefined;
+  }
+  return {
+    name: f.name,
+    detach: f.detach,
+    stdin: f.stdin,
+    autoRemove: f.host.AutoRemove === true,
+    body: createBody(f, image, cmd),
+  };
 }
 
 function createBody(f: Flags, image: string, cmd: string[]): Record<string, unknown> {
@@ -219,12 +234,6 @@ function createBody(f: Flags, image: string, cmd: string[]): Record<string, unkn
   };
 }
 
-export type Created =
-  /** Started by the CLI: `docker start -a [-i] ID`. */
-  | { readonly startArgs: string[] }
-  /** A detached one, started here: what `docker run -d` would have answered. */
-  | { readonly answer: Answer };
-
 /** The exit code `docker run` gives a container the engine could not start (cli/command/container/run.go). */
 function startFailureCode(message: string): number {
   if (/executable file not found|no such file or directory/.test(message)) {
@@ -233,11 +242,135 @@ function startFailureCode(message: string): number {
   return /permission denied|is a directory/.test(message) ? 126 : 125;
 }
 
+/** What `docker run` answers when the engine could not start the container. */
+function startFailure(message: string): Answer {
+  return {
+    code: startFailureCode(message),
+    stdout: "",
+    stderr: `docker: ${message}\nRun 'docker run --help' for more information\n`,
+  };
+}
+
+interface Wait {
+  /** The engine has registered the wait (its answer's header came): a start may follow. */
+  readonly registered: Promise<boolean>;
+  /** The container's exit code once it has exited (and, with `--rm`, been removed); undefined: lost. */
+  readonly code: Promise<number | undefined>;
+  readonly cancel: () => void;
+}
+
 /**
- * Creates the container `args` (`docker run …`) asks for through the local socket; undefined: run the CLI
- * (nothing was created).
+ * `POST /containers/ID/wait`, asked before the start as the CLI asks it (waitExitOrRemoved): a container
+ * removed on exit (`--rm`) is waited for until it is gone, so that its name and volumes are free when the run
+ * returns, as after `docker run --rm`.
  */
-export async function createLocally(args: readonly string[]): Promise<Created | undefined> {
+function waitFor(socket: string, id: string, removed: boolean): Wait {
+  let registered!: (ok: boolean) => void;
+  let done!: (code: number | undefined) => void;
+  const wait: Omit<Wait, "cancel"> = {
+    registered: new Promise((resolve) => (registered = resolve)),
+    code: new Promise((resolve) => (done = resolve)),
+  };
+  const condition = removed ? "removed" : "next-exit";
+  const sent = http.request(
+    {
+      socketPath: socket,
+      agent: false,
+      method: "POST",
+      path: `/containers/${id}/wait?condition=${condition}`,
+      headers: { Host: "docker" },
+    },
+    (response) => {
+      registered(response.statusCode === 200);
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        try {
+          const answer = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+            StatusCode?: number;
+          };
+          done(response.statusCode === 200 ? answer.StatusCode : undefined);
+        } catch {
+          done(undefined);
+        }
+      });
+      response.on("error", () => done(undefined));
+    },
+  );
+  sent.on("error", () => {
+    registered(false);
+    done(undefined);
+  });
+  sent.end();
+  return { ...wait, cancel: () => sent.destroy() };
+}
+
+/** Removes a container this run created and never started (best effort). */
+function removeCreated(socket: string, id: string): Promise<unknown> {
+  return request(socket, "DELETE", `/containers/${id}?force=1&v=1`);
+}
+
+/**
+ * An attached run: its streams attached and its end waited for before it starts (nothing it prints is
+ * missed), `input` written to its stdin then closed (with `-i`), its outputs read to the end, its exit code
+ * from the wait. Until the start, any answer the socket does not give removes what was created and sends the
+ * run to the CLI; once started it is never run twice.
+ */
+async function runAttached(
+  socket: string,
+  id: string,
+  spec: CreateSpec,
+  input?: string | Buffer,
+  onLine?: (line: string) => void,
+): Promise<Answer | undefined> {
+  const streams = "stream=1&stdout=1&stderr=1" + (spec.stdin ? "&stdin=1" : "");
+  const stream = await hijack(socket, `/containers/${id}/attach?${streams}`);
+  const wait = stream && stream !== "unexpected" ? waitFor(socket, id, spec.autoRemove) : undefined;
+  if (!stream || stream === "unexpected" || !wait || !(await wait.registered)) {
+    wait?.cancel();
+    if (stream && stream !== "unexpected") {
+      stream.destroy();
+    }
+    await removeCreated(socket, id);
+    return undefined;
+  }
+  const output = demultiplex(stream, onLine);
+  const started = await request(socket, "POST", `/containers/${id}/start`);
+  if (started?.status !== 204 && started?.status !== 304) {
+    stream.destroy();
+    wait.cancel();
+    const message = started ? daemonError(started.body) : "the engine did not answer the start\n";
+    await output;
+    return startFailure(message);
+  }
+  if (spec.stdin && input !== undefined && input.length) {
+    stream.end(input);
+  } else {
+    stream.end();
+  }
+  const { stdout, stderr, error } = await output;
+  const code = await wait.code;
+  if (code === undefined) {
+    const reason = error ? `: ${error.message}` : "";
+    return {
+      code: 1,
+      stdout,
+      stderr: `${stderr}edms-ops: the engine lost the container${reason}\n`,
+    };
+  }
+  return { code, stdout, stderr };
+}
+
+/**
+ * Runs `args` (`docker run …` of a network-less helper) through the local socket: attached, with `input` on
+ * its stdin when it has `-i`; detached, started and its id answered as `docker run -d` prints it. undefined:
+ * run the CLI (nothing was created, or what was created is removed again).
+ */
+export async function runLocally(
+  args: readonly string[],
+  input?: string | Buffer,
+  onLine?: (line: string) => void,
+): Promise<Answer | undefined> {
   const socket = localSocket();
   const spec = createSpec(args);
   if (!socket || !spec) {
@@ -250,12 +383,12 @@ export async function createLocally(args: readonly string[]): Promise<Created | 
   }
   const { Id: id } = JSON.parse(created.body) as { Id: string };
   if (!spec.detach) {
-    return { startArgs: ["start", "-a", ...(spec.stdin ? ["-i"] : []), id] };
+    return runAttached(socket, id, spec, input, onLine);
   }
   const started = await request(socket, "POST", `/containers/${id}/start`);
   if (started?.status === 204 || started?.status === 304) {
-    return { answer: { code: 0, stdout: `${id}\n`, stderr: "" } };
+    return { code: 0, stdout: `${id}\n`, stderr: "" };
   }
   const message = started ? daemonError(started.body) : "the engine did not answer the start\n";
-  return { answer: { code: startFailureCode(message), stdout: "", stderr: `docker: ${message}` } };
+  return startFailure(message);
 }

@@ -84,16 +84,21 @@ export function execSpec(args: readonly string[]): ExecSpec | undefined {
 }
 
 /**
- * Starts the exec on a hijacked connection. undefined: the engine refused to start it (an error status, or no
- * answer), so nothing ran; "unexpected": it answered without switching, and the exec may have run.
+ * A POST that the engine answers by switching the connection to a raw stream (an exec's start, a container's
+ * attach). undefined: the engine refused it (an error status, or no answer), so nothing ran; "unexpected": it
+ * answered without switching, and what was asked may have run.
  */
-function attach(socket: string, id: string): Promise<Socket | "unexpected" | undefined> {
-  const payload = JSON.stringify({ Detach: false, Tty: false });
+export function hijack(
+  socket: string,
+  path: string,
+  body: unknown = {},
+): Promise<Socket | "unexpected" | undefined> {
+  const payload = JSON.stringify(body);
   return new Promise((resolve) => {
     const request = http.request({
       socketPath: socket,
       agent: false,
-      path: `/exec/${id}/start`,
+      path,
       method: "POST",
       headers: {
         Host: "docker",
@@ -122,7 +127,7 @@ function attach(socket: string, id: string): Promise<Socket | "unexpected" | und
  * Reads the engine's multiplexed stream (header: stream 1 stdout / 2 stderr, three zero bytes, a big-endian
  * length) into the two outputs, handing complete lines of either to `onLine` in the order they came.
  */
-function demultiplex(
+export function demultiplex(
   stream: Socket,
   onLine?: (line: string) => void,
 ): Promise<{ stdout: string; stderr: string; error?: Error }> {
@@ -195,7 +200,7 @@ export async function execLocally(
     return undefined;
   }
   const { Id: id } = JSON.parse(created.body) as { Id: string };
-  const stream = await attach(socket, id);
+  const stream = await hijack(socket, `/exec/${id}/start`, { Detach: false, Tty: false });
   if (!stream) {
     return undefined;
   }

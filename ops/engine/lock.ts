@@ -17,7 +17,6 @@ import { Settings } from "../../model/settings";
 import { ContainerInspectSchema, docker } from "./docker";
 import { dockerRunArgs, opsLabels } from "./dockerRun";
 import { engineless } from "./engineless";
-import { createLocally } from "./engineCreate";
 import { readHeldLock } from "./toolbox";
 import { busy, failure, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
@@ -199,12 +198,9 @@ interface LockAttempt {
 }
 
 /** Starts the lock holder; resolves once it printed its first line (held) or exited (not held). */
-async function startLockHolder(command: string, args: readonly string[]): Promise<LockAttempt> {
-  // Created on the engine's socket when it can be (engineCreate.ts), then started and held by the CLI.
-  const created = command === "docker" ? await createLocally(args) : undefined;
-  const argv = created && "startArgs" in created ? created.startArgs : args;
+function startLockHolder(command: string, args: readonly string[]): Promise<LockAttempt> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     let settled = false;
     child.stdin.on("error", () => undefined);

@@ -17,10 +17,15 @@ describe("engine API on the local socket: which engine, like the docker CLI", fu
   };
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it("DOCKER_HOST first: unset context or empty means the default socket; unix:// its path; else the CLI", function () {
+  it("DOCKER_HOST first: unix:// its path, another scheme the CLI; empty or unset, the context decides", function () {
     const other = config("ctx", '{"currentContext": "remote"}');
     expect(localSocket({ DOCKER_CONFIG: path.join(dir, "none") })).to.equal("/var/run/docker.sock");
-    expect(localSocket({ DOCKER_HOST: "", DOCKER_CONFIG: other })).to.equal("/var/run/docker.sock");
+    // An empty DOCKER_HOST (or DOCKER_CONTEXT) counts as unset: the config file's context decides.
+    expect(localSocket({ DOCKER_HOST: "", DOCKER_CONFIG: other })).to.equal(undefined);
+    expect(localSocket({ DOCKER_CONTEXT: "", DOCKER_CONFIG: other })).to.equal(undefined);
+    expect(localSocket({ DOCKER_HOST: "", DOCKER_CONFIG: path.join(dir, "none") })).to.equal(
+      "/var/run/docker.sock",
+    );
     expect(localSocket({ DOCKER_HOST: "unix:///run/user/docker.sock" })).to.equal(
       "/run/user/docker.sock",
     );

@@ -26,7 +26,7 @@ describe("engine API create: network-less helpers only, every flag as the CLI ma
 
   it("maps dockerRun.ts' argv onto the create body, the network disabled", function () {
     const spec = createSpec(dockerRunArgs(helper))!;
-    expect(spec).to.include({ name: "edms-ops", detach: false, stdin: true });
+    expect(spec).to.include({ name: "edms-ops", detach: false, stdin: true, autoRemove: true });
     expect(spec.body).to.deep.include({
       Image: "restic/restic:0.18.0",
       Cmd: ["-euc", "restic snapshots", "edms-ops", "--json"],
@@ -99,6 +99,10 @@ describe("engine API create: network-less helpers only, every flag as the CLI ma
       ],
       ["a name the engine would refuse", [...argv.slice(0, 1), "--name", "-x", ...argv.slice(1)]],
       ["no image", argv.slice(0, argv.indexOf(helper.image))],
+      [
+        "options for the log driver none (the CLI refuses them)",
+        [...argv.slice(0, 1), "--log-opt", "max-size=1m", ...argv.slice(1)],
+      ],
     ];
     for (const [what, args] of cases) {
       expect(createSpec(args), what).to.equal(undefined);

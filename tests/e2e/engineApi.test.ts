@@ -264,7 +264,7 @@ describe("e2e: helpers created on the engine socket equal the docker CLI's", fun
       remove: false,
       args: ["-c", "sleep 60"],
     };
-    await docker(["rm", "-f", NAMES[1]], { allowFailure: true });
+    await docker(["rm", "-f", "-v", NAMES[1]], { allowFailure: true });
     const started = await docker(dockerRunArgs(detached));
     expect(started.stdout).to.match(/^[0-9a-f]{64}\n$/);
     const running = await docker(["container", "inspect", NAMES[1]]);

@@ -75,6 +75,8 @@ export function request(
   method: "GET" | "POST" | "DELETE",
   urlPath: string,
   body?: unknown,
+  /** Milliseconds without an answer before it counts as none; 0: no limit. */
+  timeout = 60_000,
 ): Promise<Reply | undefined> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve) => {
@@ -91,7 +93,7 @@ export function request(
             ? {}
             : { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) }),
         },
-        timeout: 60_000,
+        timeout,
       },
       (response) => {
         const chunks: Buffer[] = [];

@@ -254,8 +254,11 @@ function startFailure(message: string): Answer {
 interface Wait {
   /** The engine has registered the wait (its answer's header came): a start may follow. */
   readonly registered: Promise<boolean>;
-  /** The container's exit code once it has exited (and, with `--rm`, been removed); undefined: lost. */
-  readonly code: Promise<number | undefined>;
+  /**
+   * The container's exit code once it has exited (and, with `--rm`, been removed); undefined: lost. A problem:
+   * the engine's error with it (a removal that failed).
+   */
+  readonly result: Promise<{ code?: number; problem?: string }>;
   readonly cancel: () => void;
 }
 
@@ -266,10 +269,10 @@ interface Wait {
  */
 function waitFor(socket: string, id: string, removed: boolean): Wait {
   let registered!: (ok: boolean) => void;
-  let done!: (code: number | undefined) => void;
+  let done!: (result: { code?: number; problem?: string }) => void;
   const wait: Omit<Wait, "cancel"> = {
     registered: new Promise((resolve) => (registered = resolve)),
-    code: new Promise((resolve) => (done = resolve)),
+    result: new Promise((resolve) => (done = resolve)),
   };
   const condition = removed ? "removed" : "next-exit";
   const sent = http.request(
@@ -288,18 +291,20 @@ function waitFor(socket: string, id: string, removed: boolean): Wait {
         try {
           const answer = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
             StatusCode?: number;
+            Error?: { Message?: string } | null;
           };
-          done(response.statusCode === 200 ? answer.StatusCode : undefined);
+          const problem = answer.Error ? (answer.Error.Message ?? "unknown") : undefined;
+          done(response.statusCode === 200 ? { code: answer.StatusCode, problem } : {});
         } catch {
-          done(undefined);
+          done({});
         }
       });
-      response.on("error", () => done(undefined));
+      response.on("error", () => done({}));
     },
   );
   sent.on("error", () => {
     registered(false);
-    done(undefined);
+    done({});
   });
   sent.end();
   return { ...wait, cancel: () => sent.destroy() };
@@ -324,18 +329,31 @@ async function runAttached(
   onLine?: (line: string) => void,
 ): Promise<Answer | undefined> {
   const streams = "stream=1&stdout=1&stderr=1" + (spec.stdin ? "&stdin=1" : "");
-  const stream = await hijack(socket, `/containers/${id}/attach?${streams}`);
-  const wait = stream && stream !== "unexpected" ? waitFor(socket, id, spec.autoRemove) : undefined;
-  if (!stream || stream === "unexpected" || !wait || !(await wait.registered)) {
-    wait?.cancel();
-    if (stream && stream !== "unexpected") {
-      stream.destroy();
-    }
+  // No body: the engine hijacks the connection without reading one, and bytes after the headers would be
+  // the container's stdin.
+  const stream = await hijack(socket, `/containers/${id}/attach?${streams}`, undefined);
+  if (!stream || stream === "unexpected") {
     await removeCreated(socket, id);
     return undefined;
   }
+  // Read (and its errors taken) from now on, as the CLI reads; the input goes in before the start, as the CLI
+  // copies it, so a started container never misses it (an edms-ops killed after the start included).
   const output = demultiplex(stream, onLine);
-  const started = await request(socket, "POST", `/containers/${id}/start`);
+  if (spec.stdin && input !== undefined && input.length) {
+    stream.end(input);
+  } else {
+    stream.end();
+  }
+  const wait = waitFor(socket, id, spec.autoRemove);
+  if (!(await wait.registered)) {
+    wait.cancel();
+    stream.destroy();
+    await output;
+    await removeCreated(socket, id);
+    return undefined;
+  }
+  // No time limit on the start, as the CLI sets none: a start that timed out may still have started it.
+  const started = await request(socket, "POST", `/containers/${id}/start`, undefined, 0);
   if (started?.status !== 204 && started?.status !== 304) {
     stream.destroy();
     wait.cancel();
@@ -343,20 +361,12 @@ async function runAttached(
     await output;
     return startFailure(message);
   }
-  if (spec.stdin && input !== undefined && input.length) {
-    stream.end(input);
-  } else {
-    stream.end();
-  }
   const { stdout, stderr, error } = await output;
-  const code = await wait.code;
-  if (code === undefined) {
-    const reason = error ? `: ${error.message}` : "";
-    return {
-      code: 1,
-      stdout,
-      stderr: `${stderr}edms-ops: the engine lost the container${reason}\n`,
-    };
+  const { code, problem } = await wait.result;
+  if (code === undefined || problem) {
+    // As the CLI answers a wait that failed (cli/command/container/utils.go): 125 and the engine's reason.
+    const reason = problem ?? `the engine lost the container${error ? `: ${error.message}` : ""}`;
+    return { code: 125, stdout, stderr: `${stderr}Error waiting for container: ${reason}\n` };
   }
   return { code, stdout, stderr };
 }
@@ -377,7 +387,9 @@ export async function runLocally(
     return undefined;
   }
   const query = spec.name ? `?name=${spec.name}` : "";
-  const created = await request(socket, "POST", `/containers/create${query}`, spec.body);
+  // No time limit, as the CLI sets none: a create that timed out may have created it, and the CLI would then
+  // create a second one.
+  const created = await request(socket, "POST", `/containers/create${query}`, spec.body, 0);
   if (created?.status !== 201) {
     return undefined;
   }
@@ -385,7 +397,7 @@ export async function runLocally(
   if (!spec.detach) {
     return runAttached(socket, id, spec, input, onLine);
   }
-  const started = await request(socket, "POST", `/containers/${id}/start`);
+  const started = await request(socket, "POST", `/containers/${id}/start`, undefined, 0);
   if (started?.status === 204 || started?.status === 304) {
     return { code: 0, stdout: `${id}\n`, stderr: "" };
   }

@@ -91,9 +91,10 @@ export function execSpec(args: readonly string[]): ExecSpec | undefined {
 export function hijack(
   socket: string,
   path: string,
-  body: unknown = {},
+  /** A JSON body; undefined: none (a container's attach, which the engine hijacks without reading one). */
+  body: unknown,
 ): Promise<Socket | "unexpected" | undefined> {
-  const payload = JSON.stringify(body);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve) => {
     const request = http.request({
       socketPath: socket,
@@ -102,8 +103,9 @@ export function hijack(
       method: "POST",
       headers: {
         Host: "docker",
-        "Content-Type": "application/json",
-        "Content-Length": Buffer.byteLength(payload),
+        ...(payload === undefined
+          ? {}
+          : { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) }),
         Connection: "Upgrade",
         Upgrade: "tcp",
       },

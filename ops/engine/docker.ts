@@ -2,7 +2,7 @@
  * The docker CLI as a subprocess: it honours DOCKER_HOST (including ssh://), contexts and TLS settings
  * exactly as operators' own `docker` commands do, which a socket client library would not. Only a few
  * read-only questions, plain `docker exec` calls and runs of network-less helpers go to the local engine's
- * socket directly (engineApi.ts, engineExec.ts, engineCreate.ts), and only where the CLI would use that same
+ * socket directly (engineApi.ts, engineExec.ts, engineRun.ts), and only where the CLI would use that same
  * socket.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
@@ -12,7 +12,7 @@ import { z } from "zod";
 import { parseJson } from "../core/json";
 import { answerLocally } from "./engineApi";
 import { execLocally } from "./engineExec";
-import { runLocally } from "./engineCreate";
+import { runLocally } from "./engineRun";
 import { engineless, engineNeeded, volumeMountedHere } from "./engineless";
 
 export interface RunOptions {

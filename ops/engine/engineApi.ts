@@ -6,9 +6,10 @@
  *
  * Only argv shapes whose CLI output is exactly the API's answer are served here, and only when the CLI would
  * talk to that same socket: DOCKER_HOST unset or `unix://`, no context chosen (the CLI's own order: DOCKER_HOST,
- * then DOCKER_CONTEXT, then the config file's currentContext; an empty variable counts as unset). Everything else, and any question the socket
- * does not answer (no socket, refused, an unexpected status), goes to the CLI (docker.ts), which stays the one
- * way anything on the engine is changed.
+ * then DOCKER_CONTEXT, then the config file's currentContext; an empty variable counts as unset). Everything
+ * else, and any question the socket does not answer (no socket, refused, an unexpected status), goes to the
+ * CLI (docker.ts), which stays the way anything on the engine is changed but for the network-less helpers'
+ * runs (engineRun.ts).
  */
 import * as fs from "fs";
 import * as http from "http";

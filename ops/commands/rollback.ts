@@ -25,7 +25,7 @@ import { failure, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { lastLine, progress, say, warn } from "../core/log";
 import {
-  confirmFlag,
+  rollbackAgain,
   readMarker,
   refuseDuringRestore,
   ROLLBACK_MARKER,
@@ -109,7 +109,7 @@ async function previousRelease(settings: Settings, afterFailedDeploy = false): P
     // reverses migrations.
     throw refuse(
       `The deploy that failed did not change the release: ${settings.version} is already the newest recorded deployment of ${settings.stack} (${newest.deployedAt}), so nothing is rolled back to an older release. Nothing was changed.`,
-      `Fix the cause the failed \`pulumi up\` printed and deploy again; to go back a release anyway, run \`edms-ops rollback --previous --stack ${settings.stack}\`.`,
+      `Fix the cause the failed \`pulumi up\` printed and deploy again; to go back a release anyway, run \`${rollbackAgain(settings)}\`.`,
     );
   }
   const target = [...history].reverse().find((d) => d.version !== settings.version);
@@ -213,7 +213,7 @@ function refuseBesidePending(
   pending: RollbackMarker,
   opts: RollbackOptions,
 ): void {
-  const again = `\`edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}\``;
+  const again = `\`${rollbackAgain(settings)}\``;
   if (opts.restore) {
     throw refuse(
       `A rollback ${pending.from} → ${pending.to} is unfinished;`,

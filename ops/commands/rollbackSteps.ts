@@ -6,10 +6,10 @@ import { createBackup } from "../backup/create";
 import { migrateAtomically, Step } from "../database/django";
 import { incomplete, OpsError } from "../core/errors";
 import { progress, say } from "../core/log";
-import { markerScript, ROLLBACK_MARKER, RollbackMarker } from "../store/markers";
+import { markerScript, ROLLBACK_MARKER, RollbackMarker, rollbackAgain } from "../store/markers";
 import { Deployment } from "../store/history";
 import { OpsSession } from "../engine/session";
-import { RedeployTarget, rollbackAgain } from "../engine/pulumi";
+import { RedeployTarget } from "../engine/pulumi";
 
 /** The release to configure: the target's version with the digest its deployment recorded, if any. */
 export function redeployTarget(settings: Settings, target: Deployment): RedeployTarget {

@@ -29,8 +29,16 @@ function startFailureCode(message: string): number {
   return /permission denied|is a directory/.test(message) ? 126 : 125;
 }
 
-/** What `docker run` answers when the engine could not start the container. */
-function startFailure(message: string): Answer {
+/**
+ * Starts the container; null once it has started, else what `docker run` answers when the engine could not
+ * start it. No time limit, as the CLI sets none: a start that timed out may still have started it.
+ */
+async function start(socket: string, id: string): Promise<Answer | null> {
+  const started = await request(socket, "POST", `/containers/${id}/start`, undefined, 0);
+  if (started?.status === 204 || started?.status === 304) {
+    return null;
+  }
+  const message = started ? daemonError(started.body) : "the engine did not answer the start\n";
   return {
     code: startFailureCode(message),
     stdout: "",
@@ -139,14 +147,12 @@ async function runAttached(
     await removeCreated(socket, id);
     return undefined;
   }
-  // No time limit on the start, as the CLI sets none: a start that timed out may still have started it.
-  const started = await request(socket, "POST", `/containers/${id}/start`, undefined, 0);
-  if (started?.status !== 204 && started?.status !== 304) {
+  const failed = await start(socket, id);
+  if (failed) {
     stream.destroy();
     wait.cancel();
-    const message = started ? daemonError(started.body) : "the engine did not answer the start\n";
     await output;
-    return startFailure(message);
+    return failed;
   }
   const { stdout, stderr, error } = await output;
   const { code, problem } = await wait.result;
@@ -184,10 +190,5 @@ export async function runLocally(
   if (!spec.detach) {
     return runAttached(socket, id, spec, input, onLine);
   }
-  const started = await request(socket, "POST", `/containers/${id}/start`, undefined, 0);
-  if (started?.status === 204 || started?.status === 304) {
-    return { code: 0, stdout: `${id}\n`, stderr: "" };
-  }
-  const message = started ? daemonError(started.body) : "the engine did not answer the start\n";
-  return startFailure(message);
+  return (await start(socket, id)) ?? { code: 0, stdout: `${id}\n`, stderr: "" };
 }

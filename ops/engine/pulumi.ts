@@ -15,7 +15,7 @@ import {
 import { Settings } from "../../model/settings";
 import { failure, OpsError } from "../core/errors";
 import { progress, say } from "../core/log";
-import { confirmFlag } from "../store/markers";
+import { rollbackAgain } from "../store/markers";
 
 /**
  * The CLI `npm run up` uses (model/pulumiCli.ts), found from where edms-ops is installed: the pinned `pulumi`
@@ -107,11 +107,6 @@ export async function redeploy(
     }
   }
   return true;
-}
-
-/** The rollback command to run again, with `--confirm production` on production. */
-export function rollbackAgain(settings: Pick<Settings, "stack" | "environment">): string {
-  return `edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}`;
 }
 
 /**

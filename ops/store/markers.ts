@@ -86,9 +86,14 @@ export function describeIncompleteRestore(settings: Settings, marker: RestoreMar
   );
 }
 
+/** The rollback command to run (again), with `--confirm production` on production. */
+export function rollbackAgain(settings: Pick<Settings, "stack" | "environment">): string {
+  return `edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}`;
+}
+
 /** What `status` says about an unfinished rollback: what is left, and the command that finishes it. */
 export function describeIncompleteRollback(settings: Settings, marker: RollbackMarker): string {
-  const again = `\`edms-ops rollback --previous --stack ${settings.stack}${confirmFlag(settings)}\``;
+  const again = `\`${rollbackAgain(settings)}\``;
   const unfinished = `rollback ${marker.from} → ${marker.to} unfinished (started ${marker.started})`;
   return marker.withoutProxy
     ? `${unfinished}: run ${again} again to finish it (it reverses what is left of ${marker.from}'s migrations and deploys ${marker.to}, or prints the pulumi commands that do)`

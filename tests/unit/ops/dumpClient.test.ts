@@ -58,7 +58,7 @@ describe("the backup's dump: a client container writing straight into the sessio
     (dockerLib as Mutable<typeof dockerLib>).docker = saved;
   });
 
-  it("hands the superuser's password over on stdin only, escaped for pgpass; reaches the server on the data network", async function () {
+  it("hands the superuser's password over on stdin only, escaped for pgpass; reaches the server on its own loopback, in its network namespace", async function () {
     const dump = await dumpWithClient(settings, "00000003-0000001B-1");
     expect(dump).to.deep.equal({ file: "db.dump", bytes: 119212670, sha256: HASH });
     const [read, inspect, run] = calls;
@@ -74,7 +74,8 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(run.input).to.equal("*:*:*:edms:pa\\:ss\\\\word\n");
     expect(run.args.join(" ")).not.to.contain("pa:ss");
     const flag = (name: string) => run.args.filter((_, i) => run.args[i - 1] === name);
-    expect(flag("--network")).to.deep.equal([settings.names.dataNetwork]);
+    // The server's namespace: no network of its own to set up, and nothing the server itself cannot reach.
+    expect(flag("--network")).to.deep.equal([`container:${settings.names.postgresContainer}`]);
     // Only the stage: neither the backups volume (the repository's keys) nor the media.
     expect(flag("-v")).to.deep.equal([`${settings.namePrefix}_ops_stage:/edms/database`]);
     expect(flag("--label")).to.include("edms.role=ops-helper");
@@ -85,7 +86,7 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(run.args.slice(-6)).to.deep.equal([
       "edms-ops",
       "00000003-0000001B-1",
-      settings.names.postgresContainer,
+      "127.0.0.1",
       "5432",
       "edms",
       "edms",

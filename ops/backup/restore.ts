@@ -127,15 +127,20 @@ async function finishAfterSwap(
   undoBackup: string | null,
 ): Promise<void> {
   const { settings } = session;
-  // The swapped-in database's counts are read while the media are restored: nothing writes to it now.
+  // The swapped-in database's counts are read while the media are restored: nothing writes to it now. The
+  // restore's record and the replaced database's drop go beside them too (neither throws: a drop that fails
+  // is said, and done by the next restore's cleanup).
   const counted = inventory(settings);
   counted.catch(() => undefined);
+  const aside = Promise.all([recordRestored(session, manifest), dropReplaced(settings)]);
   try {
     await restoreMedia(session, entry);
     await checkIntegrity(session, entry, manifest, undoBackup, counted);
   } catch (err) {
     await counted.catch(() => undefined); // not left running past the lock
     throw incompleteRestore(settings.stack, entry.id, undoBackup, (err as Error).message);
+  } finally {
+    await aside;
   }
 }
 
@@ -296,8 +301,6 @@ async function restoreInSession(session: OpsSession, entry: BackupEntry): Promis
     // Until the swap the live database is untouched: a failure before it leaves the old state whole.
     await swap(settings, entry, attempt);
     touched = true;
-    await recordRestored(session, manifest);
-    await dropReplaced(settings);
     await finishAfterSwap(session, entry, manifest, attempt.undo);
     await session.exec('rm -f "$1"', [RESTORE_MARKER]);
   } catch (err) {

@@ -63,6 +63,9 @@ async function recordUndo(
   stopped: Promise<unknown>,
 ): Promise<Attempt> {
   const { earlier } = attempt;
+  // When this attempt began touching things, asked now rather than after the backup.
+  const started = earlier ? Promise.resolve(earlier.started) : session.hostTime();
+  started.catch(() => undefined);
   let undo = attempt.undo;
   if (earlier) {
     progress(
@@ -95,7 +98,7 @@ async function recordUndo(
   const marker: RestoreMarker = {
     id: entry.id,
     undo,
-    started: earlier?.started ?? (await session.hostTime()),
+    started: await started,
   };
   await session.exec(markerScript(), [RESTORE_MARKER], { input: JSON.stringify(marker) });
   return { ...attempt, undo };

@@ -377,11 +377,13 @@ export async function verifyReadingManifest(
 async function checkRepository(session: OpsSession, during: string): Promise<string[]> {
   // Without restic's exclusive lock, so the reads beside it proceed: the session holds the stack's lock, and
   // nothing writes to the local repository outside it (copies off the host only read it).
-  const check = await session.exec("lrestic check --no-lock >/dev/null", [], {
-    allowFailure: true,
-  });
+  // Its time is the host's as it begins, asked beside it.
+  const [check, checkedAt] = await Promise.all([
+    session.exec("lrestic check --no-lock >/dev/null", [], { allowFailure: true }),
+    session.hostTime(),
+  ]);
   const record: RepositoryCheck = {
-    checkedAt: await session.hostTime(),
+    checkedAt,
     ok: check.code === 0,
     detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
     during,

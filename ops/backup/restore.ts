@@ -128,11 +128,12 @@ async function finishAfterSwap(
 ): Promise<void> {
   const { settings } = session;
   // The swapped-in database's counts are read while the media are restored: nothing writes to it now. The
-  // restore's record and the replaced database's drop go beside them too (neither throws: a drop that fails
-  // is said, and done by the next restore's cleanup).
+  // restore's record and the replaced database's drop go beside them too (a failure of either is only said:
+  // the drop is then done by the next restore's cleanup).
   const counted = inventory(settings);
   counted.catch(() => undefined);
-  const aside = Promise.all([recordRestored(session, manifest), dropReplaced(settings)]);
+  // Settled, never rejected: a client that cannot even start must not end the process mid-restore.
+  const aside = Promise.allSettled([recordRestored(session, manifest), dropReplaced(settings)]);
   try {
     await restoreMedia(session, entry);
     await checkIntegrity(session, entry, manifest, undoBackup, counted);

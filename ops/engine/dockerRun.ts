@@ -37,7 +37,7 @@ export interface ContainerSpec {
   readonly stdin?: boolean;
   readonly user?: string;
   readonly entrypoint?: string;
-  /** "none", "bridge" or a network name. */
+  /** "none", "bridge", a network name, or `container:<name>` (that container's network namespace). */
   readonly network?: string;
   readonly labels?: Readonly<Record<string, string>>;
   /** `NAME=value` pairs; never a secret (docker inspect shows them). */

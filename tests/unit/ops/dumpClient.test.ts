@@ -99,6 +99,32 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(script).to.contain("PGAPPNAME=edms-ops-dump");
   });
 
+  it("an external server is reached over its network by its host; no flag the server's namespace refuses", async function () {
+    const external = validateSettings("staging", {
+      environment: "staging",
+      version: "1.0.0",
+      database: {
+        host: "db.example.com",
+        user: "edms_admin",
+        password: { secure: "v1:abc" },
+        caCertificateFile: "certs/db-ca.pem",
+      },
+    });
+    await dumpWithClient(external, "s");
+    const run = calls.find((c) => c.args[0] === "run")!;
+    const flag = (name: string) => run.args.filter((_, i) => run.args[i - 1] === name);
+    expect(flag("--network")).to.deep.equal([external.names.databaseNetwork]);
+    expect(run.args.slice(-5)).to.deep.equal(["s", "db.example.com", "5432", "edms_admin", "edms"]);
+    // Docker refuses these beside `--network container:…`: the own server's client must never carry them.
+    await dumpWithClient(settings, "s");
+    const own = calls.filter((c) => c.args[0] === "run").pop()!;
+    for (const refused of ["--hostname", "--dns", "--add-host", "-p", "--publish", "--expose"]) {
+      expect(own.args, refused).not.to.include(refused);
+    }
+    const refusedPrefix = own.args.filter((a) => /^--(mac-address|network-alias)/.test(a));
+    expect(refusedPrefix).to.deep.equal([]);
+  });
+
   it("a dump that fails says why (a full disk is recognised as one); the password never appears", async function () {
     answers.run = {
       code: 1,

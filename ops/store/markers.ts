@@ -65,9 +65,13 @@ export async function refuseDuringRestore(session: OpsSession, what: string): Pr
   }
 }
 
-/** Written whole or not at all (renamed into place), so a kill never leaves a torn marker. */
+/**
+ * Written whole or not at all (renamed into place), so a kill never leaves a torn marker. Every marker is a
+ * JSON object: input that does not end its object (edms-ops killed before or while writing it, so stdin
+ * ended early) never replaces the marker there, which a re-run of an interrupted restore still needs.
+ */
 export function markerScript(): string {
-  return 'cat > "$1.new" && sync && mv "$1.new" "$1"';
+  return 'cat > "$1.new" && [ "$(tail -c 1 "$1.new")" = "}" ] && sync && mv "$1.new" "$1"';
 }
 
 /** The flag production's restore and rollback need, for the commands a message names. */

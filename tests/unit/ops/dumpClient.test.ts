@@ -15,6 +15,9 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const HASH = "ab".repeat(32);
 
+/** The values `args` gives the flag `name`. */
+const flagValues = (args: string[], name: string) => args.filter((_, i) => args[i - 1] === name);
+
 describe("the backup's dump: a client container writing straight into the session's stage volume", function () {
   const settings = validateSettings("staging", { environment: "staging", version: "1.0.0" });
   const saved = dockerLib.docker;
@@ -73,7 +76,7 @@ describe("the backup's dump: a client container writing straight into the sessio
     ]);
     expect(run.input).to.equal("*:*:*:edms:pa\\:ss\\\\word\n");
     expect(run.args.join(" ")).not.to.contain("pa:ss");
-    const flag = (name: string) => run.args.filter((_, i) => run.args[i - 1] === name);
+    const flag = (name: string) => flagValues(run.args, name);
     // The server's namespace: no network of its own to set up, and nothing the server itself cannot reach.
     expect(flag("--network")).to.deep.equal([`container:${settings.names.postgresContainer}`]);
     // Only the stage: neither the backups volume (the repository's keys) nor the media.
@@ -112,8 +115,7 @@ describe("the backup's dump: a client container writing straight into the sessio
     });
     await dumpWithClient(external, "s");
     const run = calls.find((c) => c.args[0] === "run")!;
-    const flag = (name: string) => run.args.filter((_, i) => run.args[i - 1] === name);
-    expect(flag("--network")).to.deep.equal([external.names.databaseNetwork]);
+    expect(flagValues(run.args, "--network")).to.deep.equal([external.names.databaseNetwork]);
     expect(run.args.slice(-5)).to.deep.equal(["s", "db.example.com", "5432", "edms_admin", "edms"]);
     // Docker refuses these beside `--network container:…`: the own server's client must never carry them.
     await dumpWithClient(settings, "s");

@@ -27,9 +27,9 @@ import { failure } from "../core/errors";
 import { progress } from "../core/log";
 import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
-import { LAYOUT } from "../store/layout";
 import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
+import { repositoryProblems } from "./repositoryCheck";
 import { containerServer } from "../database/server";
 
 const SCRATCH_FIX =
@@ -302,10 +302,8 @@ export async function readMedia(
   );
 }
 
-export const LAST_CHECK_FILE = LAYOUT.lastCheck;
-
+export { LAST_CHECK_FILE } from "./repositoryCheck";
 export type { RepositoryCheck } from "../store/records";
-import type { RepositoryCheck } from "../store/records";
 
 export interface VerifyReport {
   readonly id: string;
@@ -342,7 +340,7 @@ export async function verifyReadingManifest(
   progress(`verifying ${entry.id}: repository structure`);
   // The repository's check, the manifest and the data's checks are independent reads (restic's locks are
   // shared): they run at once, and the problems are reported in this order whatever finishes first.
-  const checked = checkRepository(session, `verify ${entry.id}`);
+  const checked = repositoryProblems(session, `verify ${entry.id}`);
   const read = readManifest(session, entry).then(
     (manifest) => ({ manifest, problem: undefined, gone: undefined }),
     // No backup to verify any more: a refusal once the reads beside it are done, not a failed verification.
@@ -371,23 +369,4 @@ export async function verifyReadingManifest(
   }
   const problems = [...check, ...(problem ? [problem] : []), ...checks];
   return { report: { id: entry.id, ok: problems.length === 0, problems }, manifest };
-}
-
-/** `restic check`, recorded as the last repository check (what `edms-ops evidence` reports). */
-async function checkRepository(session: OpsSession, during: string): Promise<string[]> {
-  // Without restic's exclusive lock, so the reads beside it proceed: the session holds the stack's lock, and
-  // nothing writes to the local repository outside it (copies off the host only read it).
-  // Its time is the host's as it begins, asked beside it.
-  const [check, checkedAt] = await Promise.all([
-    session.exec("lrestic check --no-lock >/dev/null", [], { allowFailure: true }),
-    session.hostTime(),
-  ]);
-  const record: RepositoryCheck = {
-    checkedAt,
-    ok: check.code === 0,
-    detail: check.code === 0 ? "no errors were found" : lastLine(check.stderr),
-    during,
-  };
-  await session.exec(`cat > ${LAST_CHECK_FILE}`, [], { input: JSON.stringify(record) });
-  return check.code === 0 ? [] : [`restic check: ${lastLine(check.stderr)}`];
 }

@@ -8,6 +8,7 @@ import { connect, stackOf } from "../core/context";
 import { refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { restoreBackup } from "../backup/restore";
+import { besideCheck } from "../backup/repositoryCheck";
 import { OpsSession } from "../engine/session";
 import { confirmFlag } from "../store/markers";
 
@@ -72,8 +73,12 @@ function backupIn(
   from: string | undefined,
 ): (session: OpsSession) => Promise<BackupEntry> {
   if (!from) {
+    // Beside the repository's check, which the restore's verification then takes. Not with --from: the
+    // fetch below writes the repository, and the check is of what it holds after.
     return async (session) => {
-      const found = await pickListed(settings, await sessionSnapshots(session), id);
+      const found = await besideCheck(session, id, async () =>
+        pickListed(settings, await sessionSnapshots(session), id),
+      );
       sayPlan(`${id} (release ${found.release ?? "-"}, taken ${found.time})`, settings);
       return found;
     };

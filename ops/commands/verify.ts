@@ -6,6 +6,7 @@ import { failure } from "../core/errors";
 import { say } from "../core/log";
 import { withSession } from "../engine/session";
 import { verifyBackup } from "../backup/verify";
+import { besideCheck } from "../backup/repositoryCheck";
 
 export function register(program: Command): void {
   program
@@ -21,10 +22,13 @@ export function register(program: Command): void {
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
       const settings = await openStack(command);
       checkBackupId(id);
-      // Looked up in the session, whose container lists the repository anyway.
-      const report = await withSession(settings, `verify ${id}`, async (session) =>
-        verifyBackup(session, await pickListed(settings, await sessionSnapshots(session), id)),
-      );
+      // Looked up in the session, whose container lists the repository anyway, beside the repository's check.
+      const report = await withSession(settings, `verify ${id}`, async (session) => {
+        const entry = await besideCheck(session, id, async () =>
+          pickListed(settings, await sessionSnapshots(session), id),
+        );
+        return verifyBackup(session, entry);
+      });
       if (opts.json) {
         say(JSON.stringify(report, null, 2));
       }

@@ -11,13 +11,18 @@
  * (EDMS_TEST_PREPARED tells the files' hooks). Output is printed as it comes, each line prefixed with its
  * file; each file appends its own counts to $EDMS_TEST_COUNTS. Exits non-zero when any file failed.
  *
- *   node -r ts-node/register/transpile-only tests/harness/parallel.ts [--lanes N] [tier-or-file ...]
+ * `unit` among the targets (what `npm test` passes) runs the unit tier too, as one more job that needs no
+ * engine: it starts at once, on the first lane, while the other lane waits for the engine and takes the
+ * longest file. The unit tier alone keeps one core busy for ~2 minutes, with the type-check and lint of
+ * .ci/run on the other for less than one, so when it ran before the Docker tiers a core was idle meanwhile.
+ *
+ *   node -r ts-node/register/transpile-only tests/harness/parallel.ts [--lanes N] [unit] [tier-or-file ...]
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ensureCliBuilt } from "./build";
-import { prepareEngine } from "./stack";
+import { prepareEngineBeside } from "./stack";
 
 const ROOT = path.resolve(__dirname, "../..");
 /** The Docker tiers: folders under tests/ whose own .mocharc.json each file's process runs with. */
@@ -101,18 +106,30 @@ function prefixed(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, prefix
   stream.on("end", () => pending && out.write(`${prefix}${pending}\n`));
 }
 
-function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: number }> {
-  const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    [require.resolve("mocha/bin/mocha.js"), ...mochaArgs(job.tier), job.file],
-    {
-      cwd: ROOT,
-      env: { ...process.env, EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+interface Finished {
+  readonly code: number;
+  readonly seconds: number;
+}
+
+function runFile(job: Job, portBase: number): Promise<Finished> {
+  return runMocha(
+    [...mochaArgs(job.tier), job.file],
+    { EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },
+    path.basename(job.file, ".test.ts"),
   );
-  const prefix = `[${path.basename(job.file, ".test.ts")}] `;
+}
+
+/** The unit tier, with its own .mocharc.json (specs, reporter, timeout). */
+const UNIT = "unit";
+
+function runMocha(args: string[], env: Record<string, string>, name: string): Promise<Finished> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [require.resolve("mocha/bin/mocha.js"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const prefix = `[${name}] `;
   prefixed(child.stdout, process.stdout, prefix);
   prefixed(child.stderr, process.stderr, prefix);
   return new Promise((resolve) => {
@@ -135,27 +152,44 @@ async function main(argv: string[]): Promise<number> {
       targets.push(argv[i]);
     }
   }
-  const queue = jobsOf(targets);
-  ensureCliBuilt();
-  prepareEngine();
+  const docker = targets.filter((target) => target !== UNIT);
+  // `unit` alone runs the unit tier only; no target at all, both Docker tiers.
+  const queue = targets.length && !docker.length ? [] : jobsOf(docker);
   const started = Date.now();
   const results: string[] = [];
   let failed = 0;
+  const record = (name: string, { code, seconds }: Finished) => {
+    failed += code === 0 ? 0 : 1;
+    results.push(`${String(Math.round(seconds)).padStart(6)} s  ${name}${code ? "  FAILED" : ""}`);
+  };
+  // Built before the unit tier starts: its CLI tests would otherwise build beside this build.
+  ensureCliBuilt();
+  const unit = targets.includes(UNIT)
+    ? runMocha(["--config", "tests/unit/.mocharc.json"], {}, UNIT)
+    : undefined;
+  if (queue.length) {
+    await prepareEngineBeside().catch(async (error: Error) => {
+      await unit;
+      throw error;
+    });
+  }
   let next = 0;
-  async function lane(): Promise<void> {
+  async function lane(first: boolean): Promise<void> {
+    if (first && unit) {
+      record("tests/unit", await unit);
+    }
     while (next < queue.length) {
       const index = next++;
       const job = queue[index];
-      const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE);
-      failed += code === 0 ? 0 : 1;
-      results.push(
-        `${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`,
-      );
+      record(job.file, await runFile(job, 18100 + index * PORTS_PER_FILE));
     }
   }
-  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+  const jobs = queue.length + (unit ? 1 : 0);
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(lanes, jobs)) }, (_, i) => lane(i === 0)),
+  );
   console.log(
-    `\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
+    `\n  ${jobs} jobs on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
   );
   console.log(results.map((line) => `  ${line}`).join("\n"));
   return failed ? 1 : 0;

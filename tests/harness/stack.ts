@@ -27,6 +27,24 @@ export function prepareEngine(): void {
 }
 
 /**
+ * prepareEngine without holding this process's event loop while the images build (minutes on a new host):
+ * the output of a tier already running beside it (tests/harness/parallel.ts) keeps flowing.
+ */
+export async function prepareEngineBeside(): Promise<void> {
+  for (const script of ["scripts/ensure-dockerd.sh", "images/build.sh"]) {
+    const code = await new Promise<number>((resolve) =>
+      spawn("bash", [path.join(REPO_ROOT, script)], { stdio: "inherit" }).on("close", (c) =>
+        resolve(c ?? 1),
+      ),
+    );
+    if (code !== 0) {
+      throw new Error(`${script} failed (exit ${code})`);
+    }
+  }
+  removeLeftoverTestContainers();
+}
+
+/**
  * Containers of test stacks that an interrupted run left (they restart with the engine): each suite removes
  * its own stack's first, but a leftover of another still holds a published port the next suite is given.
  * Also the off-host, database and S3 test servers and their data: named per test process, a later run (other port bases)

@@ -1,6 +1,6 @@
 /**
  * The repository's check started beside a backup's lookup (restore, verify): the verification takes that
- * very check once, a lookup that fails waits for the check's record, and another verification checks again.
+ * very check once and records it, a lookup that fails records nothing, and another verification checks again.
  */
 import { expect } from "chai";
 import type { OpsSession } from "../../../ops/engine/session";
@@ -45,17 +45,42 @@ describe("the repository's check beside a backup's lookup", function () {
     expect(log).to.include("record verify b1");
   });
 
-  it("a lookup that fails waits for the check and its record, then fails", async function () {
-    const { session, log } = fakeSession(0, 60);
+  it("a lookup that fails is refused at once, and records no check", async function () {
+    const { session, log } = fakeSession(1, 200);
+    const started = Date.now();
     let error: Error | undefined;
     await besideCheck(session, "missing", async () => {
       throw new Error("Backup missing not found");
     }).catch((err: Error) => (error = err));
     expect(error?.message).to.equal("Backup missing not found");
-    expect(log).to.deep.equal(["check started", "check ended", "record verify missing"]);
+    expect(Date.now() - started, "waited for the check").to.be.below(150);
+    // The next verification of the session checks again, and records only its own.
+    expect(await repositoryProblems(session, "verify b1")).to.have.length(1);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(log.filter((line) => line.startsWith("record"))).to.deep.equal(["record verify b1"]);
   });
 
-  it("is taken once: a later verification, or one of another backup, checks again", async function () {
+  it("a check that cannot even start is no unhandled rejection when its lookup fails", async function () {
+    const { session } = fakeSession();
+    session.exec = async () => {
+      throw new Error("the session's container is gone");
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await besideCheck(session, "b1", async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error("Backup b1 not found");
+      }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    expect(unhandled).to.deep.equal([]);
+  });
+
+  it("is taken once: a later verification, or one of another backup, checks again; only taken checks are recorded", async function () {
     const { session, log } = fakeSession(0, 1);
     await besideCheck(session, "b1", async () => ({ id: "b1" }));
     expect(await repositoryProblems(session, "verify b1")).to.deep.equal([]);
@@ -66,7 +91,6 @@ describe("the repository's check beside a backup's lookup", function () {
     expect(log.filter((line) => line.startsWith("record"))).to.deep.equal([
       "record verify b1",
       "record verify b1",
-      "record verify b2",
       "record verify b3",
     ]);
   });

@@ -7,7 +7,7 @@
  * Every file is taken from the tiers' folders (a new one runs without being listed here); WEIGHTS, its wall
  * time in seconds on the slower CI machine, only orders them. Each file gets its own published-port range
  * (EDMS_TEST_PORT_BASE) and stack names are already per file, so two files never share a container, volume,
- * network or port. The CLI is built and the engine prepared once, before the lanes start
+ * network or port. The CLI is built and the engine prepared once, before the Docker files start
  * (EDMS_TEST_PREPARED tells the files' hooks). Output is printed as it comes, each line prefixed with its
  * file; each file appends its own counts to $EDMS_TEST_COUNTS. Exits non-zero when any file failed.
  *
@@ -33,9 +33,7 @@ const TIERS = ["e2e", "faults"];
  * beside tests/e2e/reset.test.ts). A timeout here only ends a hung test; no speed is asserted.
  */
 function mochaArgs(tier: string): string[] {
-  const rc = JSON.parse(
-    fs.readFileSync(path.join(ROOT, "tests", tier, ".mocharc.json"), "utf8"),
-  ) as { require: string[]; timeout: number; slow: number; reporter: string };
+  const rc = mocharc(tier);
   return [
     "--no-config",
     ...rc.require.flatMap((module) => ["-r", module]),
@@ -89,7 +87,10 @@ function jobsOf(targets: string[]): Job[] {
     }
   }
   const weight = (job: Job) => WEIGHTS[job.file] ?? DEFAULT_WEIGHT;
-  return jobs.sort((a, b) => weight(b) - weight(a));
+  // A file named beside its tier (`npm test -- tests/e2e/drill.test.ts`) runs once: twice at once, its two
+  // processes would share its stack names.
+  const once = jobs.filter((job, i) => jobs.findIndex((other) => other.file === job.file) === i);
+  return once.sort((a, b) => weight(b) - weight(a));
 }
 
 /** Copies a stream to ours line by line, each line prefixed (a partial line waits for its end). */
@@ -119,8 +120,17 @@ function runFile(job: Job, portBase: number): Promise<Finished> {
   );
 }
 
-/** The unit tier, with its own .mocharc.json (specs, reporter, timeout). */
+/** The unit tier, with its own .mocharc.json (specs, reporter). */
 const UNIT = "unit";
+
+function mocharc(tier: string) {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, "tests", tier, ".mocharc.json"), "utf8")) as {
+    require: string[];
+    timeout: number;
+    slow: number;
+    reporter: string;
+  };
+}
 
 function runMocha(args: string[], env: Record<string, string>, name: string): Promise<Finished> {
   const started = Date.now();
@@ -164,8 +174,13 @@ async function main(argv: string[]): Promise<number> {
   };
   // Built before the unit tier starts: its CLI tests would otherwise build beside this build.
   ensureCliBuilt();
+  // Twice its timeout too, as beside the Docker files each test takes longer than alone.
   const unit = targets.includes(UNIT)
-    ? runMocha(["--config", "tests/unit/.mocharc.json"], {}, UNIT)
+    ? runMocha(
+        ["--config", "tests/unit/.mocharc.json", "--timeout", String(mocharc(UNIT).timeout * 2)],
+        {},
+        UNIT,
+      )
     : undefined;
   if (queue.length) {
     await prepareEngineBeside().catch(async (error: Error) => {
@@ -189,7 +204,7 @@ async function main(argv: string[]): Promise<number> {
     Array.from({ length: Math.max(1, Math.min(lanes, jobs)) }, (_, i) => lane(i === 0)),
   );
   console.log(
-    `\n  ${jobs} jobs on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
+    `\n  ${jobs} job${jobs === 1 ? "" : "s"} on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
   );
   console.log(results.map((line) => `  ${line}`).join("\n"));
   return failed ? 1 : 0;

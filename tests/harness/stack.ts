@@ -33,9 +33,9 @@ export function prepareEngine(): void {
 export async function prepareEngineBeside(): Promise<void> {
   for (const script of ["scripts/ensure-dockerd.sh", "images/build.sh"]) {
     const code = await new Promise<number>((resolve) =>
-      spawn("bash", [path.join(REPO_ROOT, script)], { stdio: "inherit" }).on("close", (c) =>
-        resolve(c ?? 1),
-      ),
+      spawn("bash", [path.join(REPO_ROOT, script)], { stdio: "inherit" })
+        .on("error", () => resolve(127))
+        .on("close", (c) => resolve(c ?? 1)),
     );
     if (code !== 0) {
       throw new Error(`${script} failed (exit ${code})`);
@@ -77,7 +77,7 @@ function removeLeftoverTestContainers(): void {
 
 /**
  * `docker run` of a PostgreSQL of a test's own, as an operator would start one by hand: no network, trust
- * auth inside, user and database `edms`. Wait for it with verify's `waitForScratch`.
+ * auth inside, user and database `edms`. Wait for it with `waitForScratch` (ops/backup/scratchServer.ts).
  */
 export function scratchPostgresArgs(name: string, extra: readonly string[] = []): string[] {
   return [

@@ -7,22 +7,17 @@
  * Every file is taken from the tiers' folders (a new one runs without being listed here); WEIGHTS, its wall
  * time in seconds on the slower CI machine, only orders them. Each file gets its own published-port range
  * (EDMS_TEST_PORT_BASE) and stack names are already per file, so two files never share a container, volume,
- * network or port. The CLI is built and the engine prepared once, before the Docker files start
+ * network or port. The CLI is built and the engine prepared once, before the lanes start
  * (EDMS_TEST_PREPARED tells the files' hooks). Output is printed as it comes, each line prefixed with its
  * file; each file appends its own counts to $EDMS_TEST_COUNTS. Exits non-zero when any file failed.
  *
- * `unit` among the targets (what `npm test` passes) runs the unit tier too, as one more job that needs no
- * engine: it starts at once, on the first lane, while the other lane waits for the engine and takes the
- * longest file. The unit tier alone keeps one core busy for ~2 minutes, with the type-check and lint of
- * .ci/run on the other for less than one, so when it ran before the Docker tiers a core was idle meanwhile.
- *
- *   node -r ts-node/register/transpile-only tests/harness/parallel.ts [--lanes N] [unit] [tier-or-file ...]
+ *   node -r ts-node/register/transpile-only tests/harness/parallel.ts [--lanes N] [tier-or-file ...]
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ensureCliBuilt } from "./build";
-import { prepareEngineBeside } from "./stack";
+import { prepareEngine } from "./stack";
 
 const ROOT = path.resolve(__dirname, "../..");
 /** The Docker tiers: folders under tests/ whose own .mocharc.json each file's process runs with. */
@@ -33,7 +28,9 @@ const TIERS = ["e2e", "faults"];
  * beside tests/e2e/reset.test.ts). A timeout here only ends a hung test; no speed is asserted.
  */
 function mochaArgs(tier: string): string[] {
-  const rc = mocharc(tier);
+  const rc = JSON.parse(
+    fs.readFileSync(path.join(ROOT, "tests", tier, ".mocharc.json"), "utf8"),
+  ) as { require: string[]; timeout: number; slow: number; reporter: string };
   return [
     "--no-config",
     ...rc.require.flatMap((module) => ["-r", module]),
@@ -87,8 +84,8 @@ function jobsOf(targets: string[]): Job[] {
     }
   }
   const weight = (job: Job) => WEIGHTS[job.file] ?? DEFAULT_WEIGHT;
-  // A file named beside its tier (`npm test -- tests/e2e/drill.test.ts`) runs once: twice at once, its two
-  // processes would share its stack names.
+  // A file named beside its tier (`… test:docker -- e2e tests/e2e/drill.test.ts`) runs once: twice at once,
+  // its two processes would share its stack names.
   const once = jobs.filter((job, i) => jobs.findIndex((other) => other.file === job.file) === i);
   return once.sort((a, b) => weight(b) - weight(a));
 }
@@ -107,39 +104,18 @@ function prefixed(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, prefix
   stream.on("end", () => pending && out.write(`${prefix}${pending}\n`));
 }
 
-interface Finished {
-  readonly code: number;
-  readonly seconds: number;
-}
-
-function runFile(job: Job, portBase: number): Promise<Finished> {
-  return runMocha(
-    [...mochaArgs(job.tier), job.file],
-    { EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },
-    path.basename(job.file, ".test.ts"),
-  );
-}
-
-/** The unit tier, with its own .mocharc.json (specs, reporter). */
-const UNIT = "unit";
-
-function mocharc(tier: string) {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, "tests", tier, ".mocharc.json"), "utf8")) as {
-    require: string[];
-    timeout: number;
-    slow: number;
-    reporter: string;
-  };
-}
-
-function runMocha(args: string[], env: Record<string, string>, name: string): Promise<Finished> {
+function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [require.resolve("mocha/bin/mocha.js"), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const prefix = `[${name}] `;
+  const child = spawn(
+    process.execPath,
+    [require.resolve("mocha/bin/mocha.js"), ...mochaArgs(job.tier), job.file],
+    {
+      cwd: ROOT,
+      env: { ...process.env, EDMS_TEST_PREPARED: "1", EDMS_TEST_PORT_BASE: String(portBase) },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const prefix = `[${path.basename(job.file, ".test.ts")}] `;
   prefixed(child.stdout, process.stdout, prefix);
   prefixed(child.stderr, process.stderr, prefix);
   return new Promise((resolve) => {
@@ -162,49 +138,27 @@ async function main(argv: string[]): Promise<number> {
       targets.push(argv[i]);
     }
   }
-  const docker = targets.filter((target) => target !== UNIT);
-  // `unit` alone runs the unit tier only; no target at all, both Docker tiers.
-  const queue = targets.length && !docker.length ? [] : jobsOf(docker);
+  const queue = jobsOf(targets);
+  ensureCliBuilt();
+  prepareEngine();
   const started = Date.now();
   const results: string[] = [];
   let failed = 0;
-  const record = (name: string, { code, seconds }: Finished) => {
-    failed += code === 0 ? 0 : 1;
-    results.push(`${String(Math.round(seconds)).padStart(6)} s  ${name}${code ? "  FAILED" : ""}`);
-  };
-  // Built before the unit tier starts: its CLI tests would otherwise build beside this build.
-  ensureCliBuilt();
-  // Twice its timeout too, as beside the Docker files each test takes longer than alone.
-  const unit = targets.includes(UNIT)
-    ? runMocha(
-        ["--config", "tests/unit/.mocharc.json", "--timeout", String(mocharc(UNIT).timeout * 2)],
-        {},
-        UNIT,
-      )
-    : undefined;
-  if (queue.length) {
-    await prepareEngineBeside().catch(async (error: Error) => {
-      await unit;
-      throw error;
-    });
-  }
   let next = 0;
-  async function lane(first: boolean): Promise<void> {
-    if (first && unit) {
-      record("tests/unit", await unit);
-    }
+  async function lane(): Promise<void> {
     while (next < queue.length) {
       const index = next++;
       const job = queue[index];
-      record(job.file, await runFile(job, 18100 + index * PORTS_PER_FILE));
+      const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE);
+      failed += code === 0 ? 0 : 1;
+      results.push(
+        `${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`,
+      );
     }
   }
-  const jobs = queue.length + (unit ? 1 : 0);
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(lanes, jobs)) }, (_, i) => lane(i === 0)),
-  );
+  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
   console.log(
-    `\n  ${jobs} job${jobs === 1 ? "" : "s"} on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
+    `\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
   );
   console.log(results.map((line) => `  ${line}`).join("\n"));
   return failed ? 1 : 0;

@@ -27,24 +27,6 @@ export function prepareEngine(): void {
 }
 
 /**
- * prepareEngine without holding this process's event loop while the images build (minutes on a new host):
- * the output of a tier already running beside it (tests/harness/parallel.ts) keeps flowing.
- */
-export async function prepareEngineBeside(): Promise<void> {
-  for (const script of ["scripts/ensure-dockerd.sh", "images/build.sh"]) {
-    const code = await new Promise<number>((resolve) =>
-      spawn("bash", [path.join(REPO_ROOT, script)], { stdio: "inherit" })
-        .on("error", () => resolve(127))
-        .on("close", (c) => resolve(c ?? 1)),
-    );
-    if (code !== 0) {
-      throw new Error(`${script} failed (exit ${code})`);
-    }
-  }
-  removeLeftoverTestContainers();
-}
-
-/**
  * Containers of test stacks that an interrupted run left (they restart with the engine): each suite removes
  * its own stack's first, but a leftover of another still holds a published port the next suite is given.
  * Also the off-host, database and S3 test servers and their data: named per test process, a later run (other port bases)
@@ -77,7 +59,7 @@ function removeLeftoverTestContainers(): void {
 
 /**
  * `docker run` of a PostgreSQL of a test's own, as an operator would start one by hand: no network, trust
- * auth inside, user and database `edms`. Wait for it with `waitForScratch` (ops/backup/scratchServer.ts).
+ * auth inside, user and database `edms`. Wait for it with verify's `waitForScratch`.
  */
 export function scratchPostgresArgs(name: string, extra: readonly string[] = []): string[] {
   return [

@@ -5,11 +5,9 @@
  * to the manifest; and every media blob of the snapshot read back the same way. Nothing is extracted to
  * disk: the media are streamed through restic's `dump` and discarded.
  */
-import { createHash, randomBytes } from "crypto";
+import { createHash } from "crypto";
 import { Transform } from "stream";
-import { Settings } from "../../model/settings";
-import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
-import { CONFINEMENT } from "../../model/hardening";
+import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
 import { DatabaseState, Manifest } from "../store/manifest";
@@ -21,9 +19,7 @@ import {
   flattenDatabaseState,
   withoutRestoreGrants,
 } from "../database/dbstate";
-import { docker, pipeCommands, removeByRole } from "../engine/docker";
-import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
-import { failure } from "../core/errors";
+import { docker, pipeCommands } from "../engine/docker";
 import { progress } from "../core/log";
 import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
 import { OpsSession } from "../engine/session";
@@ -31,9 +27,7 @@ import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
 import { repositoryProblems } from "./repositoryCheck";
 import { containerServer } from "../database/server";
-
-const SCRATCH_FIX =
-  "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
+import { ScratchServer, startScratchDatabase } from "./scratchServer";
 
 export function compareMaps(
   what: string,
@@ -53,81 +47,6 @@ export function compareMaps(
     }
   }
   return problems;
-}
-
-/**
- * Waits until a scratch server (official-image contract) has finished initdb and accepts connections: in one
- * exec that polls inside the container, ready once the server answers on TCP loopback, which the entrypoint's
- * temporary init server never listens on (`listen_addresses=''`). Polling from here cost two docker CLI
- * starts (its log, its state) every half second for the seconds initdb takes.
- */
-export async function waitForScratch(name: string): Promise<void> {
-  const ready = await docker(
-    [
-      "exec",
-      name,
-      "sh",
-      "-c",
-      `i=0; until pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}; do i=$((i + 1)); [ "$i" -lt 600 ] || exit 1; sleep 0.1; done`,
-    ],
-    { allowFailure: true },
-  );
-  if (ready.code === 0) {
-    return;
-  }
-  const [logs, state] = await Promise.all([
-    docker(["logs", name], { allowFailure: true }),
-    docker(["inspect", "-f", "{{.State.Running}}", name], { allowFailure: true }),
-  ]);
-  if (state.stdout.trim() !== "true") {
-    throw failure(
-      `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
-      SCRATCH_FIX,
-    );
-  }
-  throw failure("scratch database did not start within 60s", SCRATCH_FIX);
-}
-
-/** A throwaway PostgreSQL with no network and trust auth; removed (with its volume) afterwards. */
-export async function withScratchDatabase<T>(
-  settings: Settings,
-  fn: (name: string) => Promise<T>,
-  /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
-  network = "none",
-  /** Where its files go (a drill's `edms:backup.drillScratch` folder); default its own volume. */
-  dataDir?: string,
-): Promise<T> {
-  const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
-  // Leftovers of killed runs first: trust-auth servers must not pile up.
-  await removeByRole(settings.stack, "scratch-db");
-  await docker(
-    dockerRunArgs({
-      image: settings.postgresImage,
-      name,
-      detach: true,
-      network,
-      // Its log (server messages only, no data) says why, when it does not start; see waitForScratch.
-      labels: opsLabels(settings, "scratch-db"),
-      env: [
-        `POSTGRES_USER=${POSTGRES_USER}`,
-        `POSTGRES_DB=${POSTGRES_DB}`,
-        "POSTGRES_HOST_AUTH_METHOD=trust",
-        ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : []),
-      ],
-      mounts: dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : [],
-      // PostgreSQL's capabilities; nothing is copied in, so its root is read-only and its data directory
-      // an anonymous volume (`rm -v` below).
-      confinement: { ...CONFINEMENT.postgres, readOnly: true },
-      scratchPaths: dataDir ? [] : [PGDATA],
-      limits: settings.limits.helpers,
-    }),
-  );
-  try {
-    await waitForScratch(name);
-    return await fn(name);
-  } finally {
-    await docker(["rm", "-f", "-v", name], { allowFailure: true });
-  }
 }
 
 /** Streams the snapshot's dump into `consumer`'s stdin, hashing it on the way. */
@@ -229,15 +148,16 @@ async function testRestore(
   session: OpsSession,
   entry: BackupEntry,
   manifest: Manifest,
+  scratch: ScratchServer,
 ): Promise<string[]> {
-  return withScratchDatabase(session.settings, async (name) => {
-    await requireTestRestoreRoom(session, entry, manifest, name);
-    progress(`test-restoring ${entry.id} into scratch database ${name}`);
-    const problems = await restoreIntoScratch(session, entry, manifest, name);
-    return problems.length
-      ? problems
-      : inventoryProblems(manifest, await inventory(session.settings, containerServer(name)));
-  });
+  const { name } = scratch;
+  await scratch.ready;
+  await requireTestRestoreRoom(session, entry, manifest, name);
+  progress(`test-restoring ${entry.id} into scratch database ${name}`);
+  const problems = await restoreIntoScratch(session, entry, manifest, name);
+  return problems.length
+    ? problems
+    : inventoryProblems(manifest, await inventory(session.settings, containerServer(name)));
 }
 
 /**
@@ -338,6 +258,21 @@ export async function verifyReadingManifest(
 ): Promise<{ report: VerifyReport; manifest: Manifest | undefined }> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
+  // The test-restore's server starts beside the reads below, and goes whatever they find.
+  const scratch = data ? startScratchDatabase(session.settings) : undefined;
+  try {
+    return await verifyReads(session, entry, scratch);
+  } finally {
+    await scratch?.remove();
+  }
+}
+
+/** verifyReadingManifest's reads: the data's only with a scratch server to test-restore into. */
+async function verifyReads(
+  session: OpsSession,
+  entry: BackupEntry,
+  scratch: ScratchServer | undefined,
+): Promise<{ report: VerifyReport; manifest: Manifest | undefined }> {
   // The repository's check, the manifest and the data's checks are independent reads (restic's locks are
   // shared): they run at once, and the problems are reported in this order whatever finishes first.
   const checked = repositoryProblems(session, `verify ${entry.id}`);
@@ -350,11 +285,11 @@ export async function verifyReadingManifest(
         : { manifest: undefined, problem: err.message, gone: undefined },
   );
   const dataProblems = read.then(async ({ manifest }) => {
-    if (!manifest || !data) {
+    if (!manifest || !scratch) {
       return [];
     }
     const [restored, media] = await Promise.all([
-      testRestore(session, entry, manifest),
+      testRestore(session, entry, manifest, scratch),
       readMedia(session, entry, manifest),
     ]);
     return [...restored, ...media];

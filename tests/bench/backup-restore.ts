@@ -17,7 +17,7 @@ import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { CONFINEMENT } from "../../model/hardening";
-import { waitForScratch } from "../../ops/backup/verify";
+import { waitForScratch } from "../../ops/backup/scratchServer";
 import { REPO_ROOT } from "../harness/mocks";
 import { prepareEngine, PROJECT_DIR, STACK_BACKUP_IMAGE, TestStack } from "../harness/stack";
 import { measureCliStartup, printCliStartup } from "./cli-startup";

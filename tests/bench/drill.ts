@@ -15,7 +15,7 @@
  * drill against raw `pg_restore` + `sha256sum` of every media file.
  */
 import { docker } from "../../ops/engine/docker";
-import { waitForScratch } from "../../ops/backup/verify";
+import { waitForScratch } from "../../ops/backup/scratchServer";
 import { BACKUP_IMAGE, prepareEngine, scratchPostgresArgs } from "../harness/stack";
 import { benchStack, median, mediaScript, RUNS, shell, timed } from "./data";
 

@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
 import { applier, scratchPostgresArgs, tablesFingerprint, TestStack } from "../harness/stack";
-import { waitForScratch } from "../../ops/backup/verify";
+import { waitForScratch } from "../../ops/backup/scratchServer";
 
 /** A PostgreSQL of the test's own, as an operator would start one: no network, trust auth inside. */
 const RESTORED_DB = "e2e-export-restored-db";

@@ -59,7 +59,7 @@ function removeLeftoverTestContainers(): void {
 
 /**
  * `docker run` of a PostgreSQL of a test's own, as an operator would start one by hand: no network, trust
- * auth inside, user and database `edms`. Wait for it with verify's `waitForScratch`.
+ * auth inside, user and database `edms`. Wait for it with `waitForScratch` (ops/backup/scratchServer.ts).
  */
 export function scratchPostgresArgs(name: string, extra: readonly string[] = []): string[] {
   return [

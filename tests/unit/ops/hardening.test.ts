@@ -4,7 +4,7 @@ import * as dockerLib from "../../../ops/engine/docker";
 import { backupToolbox, toolbox } from "../../../ops/engine/toolbox";
 import { lockContainerArgs } from "../../../ops/engine/lock";
 import { runDjango } from "../../../ops/database/django";
-import { withScratchDatabase } from "../../../ops/backup/verify";
+import { withScratchDatabase } from "../../../ops/backup/scratchServer";
 import { releaseContainerArgs } from "../../../ops/backup/drill/release";
 import { Scratch } from "../../../ops/backup/drill/scratch";
 

@@ -1,0 +1,119 @@
+/**
+ * Throwaway PostgreSQL servers (no network unless a drill gives one, trust auth inside, removed with their
+ * data afterwards) that verify test-restores a dump into and a drill restores a backup into.
+ */
+import { randomBytes } from "crypto";
+import { Settings } from "../../model/settings";
+import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { CONFINEMENT } from "../../model/hardening";
+import { docker, removeByRole } from "../engine/docker";
+import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { failure } from "../core/errors";
+
+const SCRATCH_FIX =
+  "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
+
+/**
+ * Waits until a scratch server (official-image contract) has finished initdb and accepts connections: in one
+ * exec that polls inside the container, ready once the server answers on TCP loopback, which the entrypoint's
+ * temporary init server never listens on (`listen_addresses=''`). Polling from here cost two docker CLI
+ * starts (its log, its state) every half second for the seconds initdb takes.
+ */
+export async function waitForScratch(name: string): Promise<void> {
+  const ready = await docker(
+    [
+      "exec",
+      name,
+      "sh",
+      "-c",
+      `i=0; until pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}; do i=$((i + 1)); [ "$i" -lt 600 ] || exit 1; sleep 0.1; done`,
+    ],
+    { allowFailure: true },
+  );
+  if (ready.code === 0) {
+    return;
+  }
+  const [logs, state] = await Promise.all([
+    docker(["logs", name], { allowFailure: true }),
+    docker(["inspect", "-f", "{{.State.Running}}", name], { allowFailure: true }),
+  ]);
+  if (state.stdout.trim() !== "true") {
+    throw failure(
+      `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
+      SCRATCH_FIX,
+    );
+  }
+  throw failure("scratch database did not start within 60s", SCRATCH_FIX);
+}
+
+/** A throwaway PostgreSQL with no network and trust auth; removed (with its volume) afterwards. */
+export async function withScratchDatabase<T>(
+  settings: Settings,
+  fn: (name: string) => Promise<T>,
+  /** A network of its own (a drill's, where the release's code reaches it by name); default none. */
+  network = "none",
+  /** Where its files go (a drill's `edms:backup.drillScratch` folder); default its own volume. */
+  dataDir?: string,
+): Promise<T> {
+  const scratch = startScratchDatabase(settings, network, dataDir);
+  try {
+    await scratch.ready;
+    return await fn(scratch.name);
+  } finally {
+    await scratch.remove();
+  }
+}
+
+export interface ScratchServer {
+  readonly name: string;
+  /** Resolves once the server answers; rejects when it cannot start (SCRATCH_FIX). */
+  readonly ready: Promise<void>;
+  /** Removes it (with its volume) once its start has settled, started or not. */
+  remove(): Promise<void>;
+}
+
+/** withScratchDatabase's server, started now: its start and initdb (seconds) need nothing of a backup. */
+export function startScratchDatabase(
+  settings: Settings,
+  network = "none",
+  dataDir?: string,
+): ScratchServer {
+  const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
+  const ready = (async () => {
+    // Leftovers of killed runs first: trust-auth servers must not pile up.
+    await removeByRole(settings.stack, "scratch-db");
+    await docker(
+      dockerRunArgs({
+        image: settings.postgresImage,
+        name,
+        detach: true,
+        network,
+        // Its log (server messages only, no data) says why, when it does not start; see waitForScratch.
+        labels: opsLabels(settings, "scratch-db"),
+        env: [
+          `POSTGRES_USER=${POSTGRES_USER}`,
+          `POSTGRES_DB=${POSTGRES_DB}`,
+          "POSTGRES_HOST_AUTH_METHOD=trust",
+          ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : []),
+        ],
+        mounts: dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : [],
+        // PostgreSQL's capabilities; nothing is copied in, so its root is read-only and its data directory
+        // an anonymous volume (`rm -v` below).
+        confinement: { ...CONFINEMENT.postgres, readOnly: true },
+        scratchPaths: dataDir ? [] : [PGDATA],
+        limits: settings.limits.helpers,
+      }),
+    );
+    await waitForScratch(name);
+  })();
+  // Handled here too: a caller that never waits for it (its backup could not be read) removes it all the same.
+  const settled = ready.catch(() => undefined);
+  return {
+    name,
+    ready,
+    remove: async () => {
+      await settled;
+      await docker(["rm", "-f", "-v", name], { allowFailure: true });
+    },
+  };
+}

@@ -3,6 +3,7 @@
  * data afterwards) that verify test-restores a dump into and a drill restores a backup into.
  */
 import { randomBytes } from "crypto";
+import * as os from "os";
 import { Settings } from "../../model/settings";
 import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
@@ -68,7 +69,7 @@ export interface ScratchServer {
   readonly name: string;
   /** Resolves once the server answers; rejects when it cannot start (SCRATCH_FIX). */
   readonly ready: Promise<void>;
-  /** Removes it (with its volume) once its start has settled, started or not. */
+  /** Removes it (with its volume) once `docker run` has created it, or failed to. */
   remove(): Promise<void>;
 }
 
@@ -79,7 +80,7 @@ export function startScratchDatabase(
   dataDir?: string,
 ): ScratchServer {
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
-  const ready = (async () => {
+  const created = (async () => {
     // Leftovers of killed runs first: trust-auth servers must not pile up.
     await removeByRole(settings.stack, "scratch-db");
     await docker(
@@ -104,16 +105,39 @@ export function startScratchDatabase(
         limits: settings.limits.helpers,
       }),
     );
-    await waitForScratch(name);
   })();
-  // Handled here too: a caller that never waits for it (its backup could not be read) removes it all the same.
-  const settled = ready.catch(() => undefined);
+  const ready = created.then(() => waitForScratch(name));
+  // Handled here too: a caller that never waits for it (its backup could not be read) removes it all the same,
+  // once `docker run` has created it (or failed to): not after initdb, which its removal ends.
+  ready.catch(() => undefined);
+  const settled = created.catch(() => undefined);
   return {
     name,
     ready,
     remove: async () => {
       await settled;
       await docker(["rm", "-f", "-v", name], { allowFailure: true });
+    },
+  };
+}
+
+/**
+ * startScratchDatabase for a verify: until `remove`, a signal (Ctrl-C, a dropped ssh session), which ends
+ * edms-ops at once, removes the server first, a copy of the database with trust auth. What a SIGKILL leaves,
+ * the next session on the stack removes (clearLeftovers). A drill's scratch space has its own (inScratch).
+ */
+export function scratchRemovedOnSignal(settings: Settings): ScratchServer {
+  const scratch = startScratchDatabase(settings);
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const onSignal = (signal: NodeJS.Signals) => {
+    void scratch.remove().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 1)));
+  };
+  signals.forEach((s) => process.once(s, onSignal));
+  return {
+    ...scratch,
+    remove: async () => {
+      signals.forEach((s) => process.removeListener(s, onSignal));
+      await scratch.remove();
     },
   };
 }

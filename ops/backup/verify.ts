@@ -27,7 +27,7 @@ import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
 import { repositoryProblems } from "./repositoryCheck";
 import { containerServer } from "../database/server";
-import { ScratchServer, startScratchDatabase } from "./scratchServer";
+import { ScratchServer, scratchRemovedOnSignal } from "./scratchServer";
 
 export function compareMaps(
   what: string,
@@ -258,8 +258,9 @@ export async function verifyReadingManifest(
 ): Promise<{ report: VerifyReport; manifest: Manifest | undefined }> {
   session.pinned.add(entry.id);
   progress(`verifying ${entry.id}: repository structure`);
-  // The test-restore's server starts beside the reads below, and goes whatever they find.
-  const scratch = data ? startScratchDatabase(session.settings) : undefined;
+  // The test-restore's server starts beside the reads below; it goes once the test-restore is done (the
+  // media may still be read), or whatever they find.
+  const scratch = data ? scratchRemovedOnSignal(session.settings) : undefined;
   try {
     return await verifyReads(session, entry, scratch);
   } finally {
@@ -289,7 +290,7 @@ async function verifyReads(
       return [];
     }
     const [restored, media] = await Promise.all([
-      testRestore(session, entry, manifest, scratch),
+      testRestore(session, entry, manifest, scratch).finally(() => scratch.remove()),
       readMedia(session, entry, manifest),
     ]);
     return [...restored, ...media];

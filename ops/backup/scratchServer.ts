@@ -3,13 +3,13 @@
  * data afterwards) that verify test-restores a dump into and a drill restores a backup into.
  */
 import { randomBytes } from "crypto";
-import * as os from "os";
 import { Settings } from "../../model/settings";
 import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure } from "../core/errors";
+import { cleanupOnSignal } from "../core/signals";
 
 const SCRATCH_FIX =
   "Check that `edms:postgresImage` starts on the host (`docker logs` of the scratch container) and that the disk has room, then retry.";
@@ -69,7 +69,7 @@ export interface ScratchServer {
   readonly name: string;
   /** Resolves once the server answers; rejects when it cannot start (SCRATCH_FIX). */
   readonly ready: Promise<void>;
-  /** Removes it (with its volume) once `docker run` has created it, or failed to. */
+  /** Removes it (with its volume) once `docker run` has created it, or failed to; once, however often called. */
   remove(): Promise<void>;
 }
 
@@ -111,13 +111,15 @@ export function startScratchDatabase(
   // once `docker run` has created it (or failed to): not after initdb, which its removal ends.
   ready.catch(() => undefined);
   const settled = created.catch(() => undefined);
+  let removed: Promise<void> | undefined;
   return {
     name,
     ready,
-    remove: async () => {
-      await settled;
-      await docker(["rm", "-f", "-v", name], { allowFailure: true });
-    },
+    // Once: a verify removes it after its test-restore, and again on its way out.
+    remove: () =>
+      (removed ??= settled.then(async () => {
+        await docker(["rm", "-f", "-v", name], { allowFailure: true });
+      })),
   };
 }
 
@@ -128,15 +130,11 @@ export function startScratchDatabase(
  */
 export function scratchRemovedOnSignal(settings: Settings): ScratchServer {
   const scratch = startScratchDatabase(settings);
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onSignal = (signal: NodeJS.Signals) => {
-    void scratch.remove().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 1)));
-  };
-  signals.forEach((s) => process.once(s, onSignal));
+  const stopWatching = cleanupOnSignal(() => scratch.remove());
   return {
     ...scratch,
     remove: async () => {
-      signals.forEach((s) => process.removeListener(s, onSignal));
+      stopWatching();
       await scratch.remove();
     },
   };

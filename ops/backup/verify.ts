@@ -222,7 +222,6 @@ export async function readMedia(
   );
 }
 
-export { LAST_CHECK_FILE } from "./repositoryCheck";
 export type { RepositoryCheck } from "../store/records";
 
 export interface VerifyReport {

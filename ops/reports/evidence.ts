@@ -17,7 +17,7 @@ import { listOffsite } from "../store/offsite";
 import { BackupEntry } from "../store/restic";
 import { anyRunningWeb } from "../engine/services";
 import { backupToolbox } from "../engine/toolbox";
-import { LAST_CHECK_FILE } from "../backup/verify";
+import { LAST_CHECK_FILE } from "../backup/repositoryCheck";
 import { RepositoryCheck, RepositoryCheckSchema } from "../store/records";
 import { parseJsonOrNull, tryParseJson } from "../core/json";
 import { scheduleReport } from "../schedule/records";

@@ -7,7 +7,6 @@
  * media (ops/backup/space.ts): a full data root would stop the live PostgreSQL too.
  */
 import { randomBytes } from "crypto";
-import * as os from "os";
 import { Settings } from "../../../model/settings";
 import { OpsError } from "../../core/errors";
 import { progress } from "../../core/log";
@@ -15,6 +14,7 @@ import { docker, removeByRole } from "../../engine/docker";
 import { opsLabels } from "../../engine/dockerRun";
 import { toolbox } from "../../engine/toolbox";
 import { Checks } from "./checks";
+import { cleanupOnSignal } from "../../core/signals";
 
 const SCRATCH_ROLE = "drill-scratch";
 
@@ -122,12 +122,10 @@ export async function inScratch(
 ): Promise<void> {
   await removeDrillLeftovers(settings);
   const scratch = new Scratch(settings);
-  const onSignal = (signal: NodeJS.Signals) => {
+  const stopWatching = cleanupOnSignal(async (signal) => {
     progress(`drill: ${signal}: removing the scratch containers, network and volume`);
-    void scratch.cleanup().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 1)));
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  signals.forEach((s) => process.once(s, onSignal));
+    await scratch.cleanup();
+  });
   let refused: OpsError | undefined;
   try {
     await scratch.create();
@@ -147,7 +145,7 @@ export async function inScratch(
     });
   } finally {
     await scratch.cleanup();
-    signals.forEach((s) => process.removeListener(s, onSignal));
+    stopWatching();
   }
   if (refused) {
     throw refused;

@@ -90,21 +90,43 @@ function jobsOf(targets: string[]): Job[] {
   return once.sort((a, b) => weight(b) - weight(a));
 }
 
-/** Copies a stream to ours line by line, each line prefixed (a partial line waits for its end). */
-function prefixed(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream, prefix: string): void {
+/** The most lines of a file's failures repeated after all lanes are done. */
+const FAILURE_LINES = 150;
+
+/**
+ * Copies a stream to ours line by line, each line prefixed (a partial line waits for its end). From
+ * mocha's "N failing" on, the lines are also kept in `failures`: repeated at the end of the run, where a
+ * CI log cut to its tail still shows why a file that ended long before failed.
+ */
+function prefixed(
+  stream: NodeJS.ReadableStream,
+  out: NodeJS.WriteStream,
+  prefix: string,
+  failures?: string[],
+): void {
   let pending = "";
+  let failing = false;
+  const write = (line: string) => {
+    out.write(`${prefix}${line}\n`);
+    failing ||= /^\s*\d+ failing$/.test(line);
+    if (failures && failing && failures.length < FAILURE_LINES) {
+      failures.push(`${prefix}${line}`);
+    }
+  };
   stream.setEncoding("utf8");
   stream.on("data", (chunk: string) => {
     const lines = (pending + chunk).split("\n");
     pending = lines.pop() as string;
-    for (const line of lines) {
-      out.write(`${prefix}${line}\n`);
-    }
+    lines.forEach(write);
   });
-  stream.on("end", () => pending && out.write(`${prefix}${pending}\n`));
+  stream.on("end", () => pending && write(pending));
 }
 
-function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: number }> {
+function runFile(
+  job: Job,
+  portBase: number,
+  failures: string[],
+): Promise<{ code: number; seconds: number }> {
   const started = Date.now();
   const child = spawn(
     process.execPath,
@@ -116,7 +138,7 @@ function runFile(job: Job, portBase: number): Promise<{ code: number; seconds: n
     },
   );
   const prefix = `[${path.basename(job.file, ".test.ts")}] `;
-  prefixed(child.stdout, process.stdout, prefix);
+  prefixed(child.stdout, process.stdout, prefix, failures);
   prefixed(child.stderr, process.stderr, prefix);
   return new Promise((resolve) => {
     child.on("close", (code, signal) =>
@@ -143,20 +165,32 @@ async function main(argv: string[]): Promise<number> {
   prepareEngine();
   const started = Date.now();
   const results: string[] = [];
+  const failures: string[] = [];
   let failed = 0;
   let next = 0;
   async function lane(): Promise<void> {
     while (next < queue.length) {
       const index = next++;
       const job = queue[index];
-      const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE);
+      const failing: string[] = [];
+      const { code, seconds } = await runFile(job, 18100 + index * PORTS_PER_FILE, failing);
       failed += code === 0 ? 0 : 1;
+      if (code !== 0) {
+        failures.push(
+          ...(failing.length ? failing : [`[${job.file}] exit ${code}, no mocha failures printed`]),
+        );
+      }
       results.push(
         `${String(Math.round(seconds)).padStart(6)} s  ${job.file}${code ? "  FAILED" : ""}`,
       );
     }
   }
   await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+  if (failures.length) {
+    console.log(
+      `\n  the failures again (at most ${FAILURE_LINES} lines a file):\n${failures.join("\n")}`,
+    );
+  }
   console.log(
     `\n  ${queue.length} files on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s:`,
   );

@@ -138,10 +138,11 @@ export function opsKilledAfter(
   });
 }
 
-/** Starts an edms-ops command and SIGKILLs it as soon as its progress (stderr) matches `pattern`. */
+/** Starts an edms-ops command and SIGKILLs it `after` ms after its progress (stderr) matches `pattern`. */
 export function opsKilledWhen(
   args: string[],
   pattern: RegExp,
+  after = 0,
 ): Promise<{ signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(
@@ -150,14 +151,19 @@ export function opsKilledWhen(
       { env: { ...process.env, EDMS_SETTINGS_JSON: "", ...NO_PULUMI } },
     );
     let stderr = "";
+    let timer: NodeJS.Timeout | undefined;
+    const kill = () => child.kill("SIGKILL");
     child.stdout.resume();
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
-      if (pattern.test(stderr)) {
-        child.kill("SIGKILL");
+      if (!timer && pattern.test(stderr)) {
+        timer = setTimeout(kill, after);
       }
     });
-    child.on("close", (_code, signal) => resolve({ signal, stderr }));
+    child.on("close", (_code, signal) => {
+      clearTimeout(timer);
+      resolve({ signal, stderr });
+    });
   });
 }
 

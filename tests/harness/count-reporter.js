@@ -1,7 +1,8 @@
 // Spec output for people, plus mocha's own pass/fail counts appended as one JSON line to
 // $EDMS_TEST_COUNTS, so .ci/run can print a total that a run which tested nothing cannot fake.
 // At the end it prints where the time went: each file's wall time and the slowest hooks, so that a change
-// which makes the suite slower shows in the CI log.
+// which makes the suite slower shows in the CI log. Not under mocha's parallel mode (the unit tier's): there a
+// file's events are replayed once it is done, without its file, so nothing of their timing is printed.
 const fs = require("fs");
 const path = require("path");
 const Mocha = require("mocha");

@@ -217,7 +217,9 @@ describe("e2e: helpers created on the engine socket equal the docker CLI's", fun
     expect(api.Config).to.deep.equal(cli.Config);
     // The CLI sends empty lists where the body leaves them out (null): the same to the engine. The CLI's
     // order of -v binds is a Go map's, different from run to run: the engine mounts them by target.
-    for (const config of [api.HostConfig, cli.HostConfig]) config.Binds?.sort();
+    for (const config of [api.HostConfig, cli.HostConfig]) {
+      config.Binds?.sort();
+    }
     expect(withoutEmpty(api.HostConfig)).to.deep.equal(withoutEmpty(cli.HostConfig));
     expect(api.Mounts.length).to.equal(4);
   });

@@ -164,8 +164,12 @@ describe("e2e: helpers created on the engine socket equal the docker CLI's", fun
   };
   before(cleanup);
   after(cleanup);
-  // A failed test leaves no container for the next one's "nothing left behind" to find.
-  afterEach(() => docker(["rm", "-f", "-v", ...NAMES], { allowFailure: true }));
+  // A failed test leaves no container (named or a run's) for the next one's "nothing left behind" to find.
+  afterEach(async () => {
+    const left = await docker(["ps", "-aq", "--filter", "label=edms.stack=engineapi"]);
+    const ids = left.stdout.split("\n").filter(Boolean);
+    await docker(["rm", "-f", "-v", ...NAMES, ...ids], { allowFailure: true });
+  });
 
   /** Every flag dockerRun.ts writes, as the lock container and the toolbox write them. */
   const spec = (name?: string): ContainerSpec => ({

@@ -1,8 +1,8 @@
 /**
  * restore killed (SIGKILL of edms-ops) at four points of its progress, reset-app and rollback at three points
- * spread over each command's own measured run time, and restore with postgres stopped half way (and once inside the
- * swap's transaction), on a database like production's: a grant to a role, a second schema with a table, a
- * view and a function, 20,000 large objects. After each fault: `status` answers and names what is
+ * spread over each command's own measured run time, and restore with postgres stopped half way (and once
+ * inside the swap's transaction), on a database like production's: a grant to a role, a second schema with a
+ * table, a view and a function, 20,000 large objects. After each fault: `status` answers and names what is
  * unfinished; no complete backup is lost; the database equals the state before or the state after, never a
  * mix; the next attempt succeeds and gives the state after. A restore killed in its media stage keeps its
  * first undo through the re-run (scheduled backups skipped meanwhile), and that undo gives back the state
@@ -263,9 +263,10 @@ describe("faults: restore, reset-app and rollback interrupted", function () {
       // A run that finished before its kill, or was killed only after its whole restore (the database
       // `after` and nothing announced unfinished), took the undo of `from`; the re-run then backs up `to` as
       // its own undo, so the backup of `from` is the newest undo before the re-run, not after it.
+      const outcome = line.slice(line.lastIndexOf(": ") + 2);
       const completed =
-        line.includes("had finished") ||
-        (line.includes("database after") && !line.includes("unfinished"));
+        outcome.includes("had finished") ||
+        (outcome.includes("database after") && !outcome.includes("unfinished"));
       const finishedUndo = completed ? await newestUndo() : null;
       await timed(["restore", toId]);
       expect(await state()).to.deep.equal(to);

@@ -10,8 +10,12 @@ const REPO_ROOT = path.resolve(__dirname, "../..");
 
 let built = false;
 
+/**
+ * Builds once per run: a process that built sets EDMS_CLI_BUILT for the processes it starts (mocha's parallel
+ * workers, each Docker file's mocha), which would otherwise build too, two of them writing build/ at once.
+ */
 export function ensureCliBuilt(): void {
-  if (built) {
+  if (built || process.env.EDMS_CLI_BUILT === "1") {
     return;
   }
   execFileSync(
@@ -25,4 +29,5 @@ export function ensureCliBuilt(): void {
     stdio: "inherit",
   });
   built = true;
+  process.env.EDMS_CLI_BUILT = "1";
 }

@@ -8,14 +8,13 @@ import * as path from "path";
 
 const REPO_ROOT = path.resolve(__dirname, "../..");
 
-let built = false;
-
 /**
- * Builds once per run: a process that built sets EDMS_CLI_BUILT for the processes it starts (mocha's parallel
- * workers, each Docker file's mocha), which would otherwise build too, two of them writing build/ at once.
+ * Builds once per run: a process that built sets EDMS_CLI_BUILT, for itself and for the processes it starts
+ * (mocha's parallel workers, each Docker file's mocha), which would otherwise build too, two of them writing
+ * build/ at once.
  */
 export function ensureCliBuilt(): void {
-  if (built || process.env.EDMS_CLI_BUILT === "1") {
+  if (process.env.EDMS_CLI_BUILT === "1") {
     return;
   }
   execFileSync(
@@ -28,6 +27,5 @@ export function ensureCliBuilt(): void {
     cwd: REPO_ROOT,
     stdio: "inherit",
   });
-  built = true;
   process.env.EDMS_CLI_BUILT = "1";
 }

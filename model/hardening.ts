@@ -16,7 +16,7 @@ export const LOG_DRIVER = "json-file";
 export const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 
 export type Capability =
-  "CHOWN" | "DAC_OVERRIDE" | "DAC_READ_SEARCH" | "FOWNER" | "SETGID" | "SETUID";
+  "CHOWN" | "DAC_OVERRIDE" | "DAC_READ_SEARCH" | "FOWNER" | "KILL" | "SETGID" | "SETUID";
 
 export interface Confinement {
   /** Added back after dropping ALL. */

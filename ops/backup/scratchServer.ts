@@ -5,6 +5,7 @@
 import { randomBytes } from "crypto";
 import { Settings } from "../../model/settings";
 import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
+import { SCRATCH_ENV, SCRATCH_WRAPPER, scratchTemplate, TEMPLATE_DIR } from "./scratchTemplate";
 import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
@@ -82,7 +83,10 @@ export function startScratchDatabase(
   const name = `${settings.namePrefix}-scratch-${randomBytes(3).toString("hex")}`;
   const created = (async () => {
     // Leftovers of killed runs first: trust-auth servers must not pile up.
-    await removeByRole(settings.stack, "scratch-db");
+    const [, template] = await Promise.all([
+      removeByRole(settings.stack, "scratch-db"),
+      scratchTemplate(settings, settings.postgresImage),
+    ]);
     await docker(
       dockerRunArgs({
         image: settings.postgresImage,
@@ -91,13 +95,17 @@ export function startScratchDatabase(
         network,
         // Its log (server messages only, no data) says why, when it does not start; see waitForScratch.
         labels: opsLabels(settings, "scratch-db"),
-        env: [
-          `POSTGRES_USER=${POSTGRES_USER}`,
-          `POSTGRES_DB=${POSTGRES_DB}`,
-          "POSTGRES_HOST_AUTH_METHOD=trust",
-          ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : []),
+        env: [...SCRATCH_ENV, ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : [])],
+        ...(template
+          ? {
+              entrypoint: "sh",
+              args: ["-c", SCRATCH_WRAPPER, "edms-scratch", TEMPLATE_DIR, ...template.command],
+            }
+          : {}),
+        mounts: [
+          ...(dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : []),
+          ...(template ? [{ volume: template.volume, path: TEMPLATE_DIR, readOnly: true }] : []),
         ],
-        mounts: dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : [],
         // PostgreSQL's capabilities; nothing is copied in, so its root is read-only and its data directory
         // an anonymous volume (`rm -v` below).
         confinement: { ...CONFINEMENT.postgres, readOnly: true },

@@ -89,7 +89,7 @@ export function startScratchDatabase(
     ]);
     await docker(
       dockerRunArgs({
-        image: settings.postgresImage,
+        image: template?.image ?? settings.postgresImage,
         name,
         detach: true,
         network,

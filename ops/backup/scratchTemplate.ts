@@ -6,10 +6,12 @@
  * image's own entrypoint writes into an empty data directory with the scratch server's environment) by that
  * image's own entrypoint, so whatever the image, the copy is what its first start would have made.
  *
- * Published only when whole: the builder writes a new folder, stops its server (fast shutdown, a clean
- * checkpoint), then renames a file naming that folder into place. A scratch server copies the folder that
- * file names and falls back to its image's own initdb when there is none, or the copy fails: never slower
- * than before, never a half-made cluster.
+ * Published only when whole: the builder writes a folder, stops its server (fast shutdown, a clean
+ * checkpoint), then renames a file naming that folder into place; edms-ops then creates an empty volume beside
+ * the template that says it is ready. Without that mark (a builder killed, or one that failed) the template is
+ * removed and made again. A scratch server copies only a folder a builder named and otherwise runs its image's
+ * own initdb, as before: never a half-made cluster. The first scratch server of an image on a host waits for the
+ * build (3.6 s here) and its copy.
  */
 import { randomBytes } from "crypto";
 import { z } from "zod";
@@ -27,6 +29,9 @@ export const TEMPLATE_DIR = "/template";
 export const TEMPLATE_ROLE = "scratch-template";
 /** On a template volume: the id of the image that made it. */
 const TEMPLATE_IMAGE_LABEL = "edms.image";
+const TEMPLATE_PREFIX = "edms-scratch-template-";
+/** The empty volume whose existence says the template beside it is published. */
+const READY_SUFFIX = "-ready";
 
 /** The scratch server's environment: the template is made with the very same. */
 export const SCRATCH_ENV = [
@@ -37,6 +42,8 @@ export const SCRATCH_ENV = [
 
 export interface ScratchTemplate {
   readonly volume: string;
+  /** The image's id: the builder and the scratch server run by it, so a tag moved meanwhile changes nothing. */
+  readonly image: string;
   /** The image's entrypoint and command, which the scratch server's wrapper runs after the copy. */
   readonly command: readonly string[];
 }
@@ -57,10 +64,9 @@ export const SCRATCH_WRAPPER = [
 ].join("\n");
 
 /**
- * The builder's script ($1: the template's mount, $2 its folder's suffix; then the image's entrypoint and command): the image's own
- * entrypoint makes and starts the cluster in a new folder; once it answers it is stopped (SIGINT: fast
- * shutdown), and only after a clean stop is the folder published. Folders of earlier or abandoned builds go
- * after ten minutes (a scratch server may still be copying one).
+ * The builder's script ($1: the template's mount, $2 its folder's suffix; then the image's entrypoint and
+ * command): the image's own entrypoint makes and starts the cluster in a new folder; once it answers it is
+ * stopped (SIGINT: fast shutdown), and only after a clean stop is the folder published.
  */
 export const BUILD_SCRIPT = [
   "set -eu",
@@ -73,10 +79,11 @@ export const BUILD_SCRIPT = [
   '  i=$((i + 1)); [ "$i" -lt 600 ] && kill -0 "$pid" 2>/dev/null || exit 1; sleep 0.1',
   "done",
   'kill -INT "$pid"',
+  // A fast shutdown takes a second; one that does not end within a minute publishes nothing.
+  'i=0; while kill -0 "$pid" 2>/dev/null; do i=$((i + 1)); [ "$i" -lt 600 ] || { kill -KILL "$pid"; exit 1; }; sleep 0.1; done',
   'wait "$pid"',
-  `printf '%s\\n' "$dir" > "$t/current.new"`,
-  'mv -f "$t/current.new" "$t/current"',
-  `find "$t" -mindepth 1 -maxdepth 1 -name 'build-*' ! -name "$dir" -mmin +10 -exec rm -rf {} +`,
+  `printf '%s\\n' "$dir" > "$t/current.$dir"`,
+  'mv -f "$t/current.$dir" "$t/current"',
 ].join("\n");
 
 const ImageSchema = z.tuple([
@@ -107,18 +114,81 @@ export async function scratchTemplate(
   }
   const [id, entrypoint, cmd] = parsed.value;
   const command = [...(entrypoint ?? []), ...(cmd ?? [])];
-  const digest = /^sha256:([0-9a-f]{12})/.exec(id)?.[1];
+  const digest = /^sha256:([0-9a-f]{12})[0-9a-f]{52}$/.exec(id)?.[1];
   if (!digest || command.length === 0) {
     return undefined;
   }
-  const template = { volume: `edms-scratch-template-${digest}`, command };
-  if (!(await volumeExists(template.volume))) {
-    await Promise.all([
-      buildTemplate(settings, image, template, id),
-      removeTemplatesOfGoneImages(),
-    ]);
+  const volume = `${TEMPLATE_PREFIX}${digest}`;
+  const template = { volume, image: id, command };
+  // The empty volume beside it says the template was published (a builder killed with edms-ops, or by a
+  // daemon restart, leaves none): Docker shows it where the template's own files would take a container.
+  if (await volumeExists(`${volume}${READY_SUFFIX}`)) {
+    return template;
   }
-  return template;
+  const [built] = await Promise.all([
+    buildTemplate(settings, template),
+    removeTemplatesOfGoneImages(),
+  ]);
+  return built ? template : undefined;
+}
+
+/**
+ * Makes the template afresh and marks it ready; false when it could not (the caller runs initdb). One builder
+ * per image at a time: its container's name is the template's, and a template volume another builder or a
+ * scratch server is using cannot be removed, so neither is touched then.
+ */
+async function buildTemplate(settings: Settings, template: ScratchTemplate): Promise<boolean> {
+  const removed = await docker(["volume", "rm", template.volume], { allowFailure: true });
+  if (removed.code !== 0 && !/no such volume/i.test(removed.stderr)) {
+    return false;
+  }
+  const labels = { [LABELS.role]: TEMPLATE_ROLE, [TEMPLATE_IMAGE_LABEL]: template.image };
+  const build = await docker(
+    dockerRunArgs({
+      image: template.image,
+      name: `${template.volume}-build`,
+      remove: true,
+      network: "none",
+      user: "0",
+      entrypoint: "sh",
+      args: [
+        "-c",
+        BUILD_SCRIPT,
+        "edms-scratch-template",
+        TEMPLATE_DIR,
+        randomBytes(4).toString("hex"),
+        ...template.command,
+      ],
+      labels: { [LABELS.role]: TEMPLATE_ROLE },
+      env: SCRATCH_ENV,
+      mounts: [{ volume: template.volume, path: TEMPLATE_DIR, labels }],
+      // KILL: its shell (root) signals the server, which runs as the image's postgres user.
+      confinement: {
+        ...CONFINEMENT.postgres,
+        capabilities: [...CONFINEMENT.postgres.capabilities, "KILL"],
+        readOnly: true,
+      },
+      limits: settings.limits.helpers,
+    }),
+    { allowFailure: true },
+  );
+  if (build.code !== 0) {
+    // Unless another builder holds it: then it is that builder's to finish.
+    if (!/already in use/i.test(build.stderr)) {
+      await docker(["volume", "rm", template.volume], { allowFailure: true });
+    }
+    return false;
+  }
+  const marked = await docker(
+    [
+      "volume",
+      "create",
+      ...Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+      `${template.volume}${READY_SUFFIX}`,
+    ],
+    { allowFailure: true },
+  );
+  return marked.code === 0;
 }
 
 /** Templates of images no longer on the host (a postgres upgrade); one in use stays (Docker refuses). */
@@ -135,61 +205,17 @@ async function removeTemplatesOfGoneImages(): Promise<void> {
     { allowFailure: true },
   );
   for (const [volume, image] of listed.stdout.split("\n").map((l) => l.split(" "))) {
-    if (!volume || !image || !/^sha256:[0-9a-f]{64}$/.test(image)) {
+    if (!volume?.startsWith(TEMPLATE_PREFIX) || !/^sha256:[0-9a-f]{64}$/.test(image ?? "")) {
       continue;
     }
     const present = await docker(["image", "inspect", "--format", "{{.Id}}", image], {
       allowFailure: true,
     });
     if (present.code !== 0) {
-      await docker(["volume", "rm", volume], { allowFailure: true });
+      // The mark first: a template without its mark is made again before it is used.
+      const base = volume.replace(new RegExp(`${READY_SUFFIX}$`), "");
+      await docker(["volume", "rm", `${base}${READY_SUFFIX}`], { allowFailure: true });
+      await docker(["volume", "rm", base], { allowFailure: true });
     }
   }
-}
-
-/**
- * Runs the builder to its end. Not labelled with the stack: no session's cleanup ends it, so a killed edms-ops
- * leaves it to finish and publish. Its failure is no failure of the caller: the scratch server then runs
- * initdb itself.
- */
-async function buildTemplate(
-  settings: Settings,
-  image: string,
-  template: ScratchTemplate,
-  imageId: string,
-): Promise<void> {
-  await docker(
-    dockerRunArgs({
-      image,
-      remove: true,
-      network: "none",
-      user: "0",
-      entrypoint: "sh",
-      args: [
-        "-c",
-        BUILD_SCRIPT,
-        "edms-scratch-template",
-        TEMPLATE_DIR,
-        randomBytes(4).toString("hex"),
-        ...template.command,
-      ],
-      labels: { [LABELS.role]: TEMPLATE_ROLE },
-      env: SCRATCH_ENV,
-      mounts: [
-        {
-          volume: template.volume,
-          path: TEMPLATE_DIR,
-          labels: { [LABELS.role]: TEMPLATE_ROLE, [TEMPLATE_IMAGE_LABEL]: imageId },
-        },
-      ],
-      // KILL: its shell (root) signals the server, which runs as the image's postgres user.
-      confinement: {
-        ...CONFINEMENT.postgres,
-        capabilities: [...CONFINEMENT.postgres.capabilities, "KILL"],
-        readOnly: true,
-      },
-      limits: settings.limits.helpers,
-    }),
-    { allowFailure: true },
-  );
 }

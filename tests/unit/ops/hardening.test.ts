@@ -104,4 +104,46 @@ describe("container hardening (issue 20): every container edms-ops starts", func
     expect(flags(release, "--network")).to.deep.equal([drill.network]);
     expect(flags(release, "--log-driver")).to.deep.equal(["none"]);
   });
+
+  it("the scratch template's builder and a scratch server started from it: confined, by the image's id, the template read-only", async function () {
+    const id = `sha256:${"ab".repeat(32)}`;
+    const volume = "edms-scratch-template-abababababab";
+    const runs: string[][] = [];
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
+      if (args[0] === "run") {
+        runs.push([...args]);
+      }
+      if (args[0] === "image") {
+        return {
+          code: 0,
+          stdout: JSON.stringify([id, ["docker-entrypoint.sh"], ["postgres"]]),
+          stderr: "",
+        };
+      }
+      // No template yet: neither the mark of a published one nor the volume.
+      if (args[0] === "volume" && (args[1] === "inspect" || args[1] === "rm")) {
+        return { code: 1, stdout: "", stderr: "Error: No such volume" };
+      }
+      return { code: 0, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+    await withScratchDatabase(settings, async () => undefined);
+    const [builder, scratch] = runs;
+    expect(runs).to.have.length(2);
+    for (const argv of runs) {
+      expect(flags(argv, "--security-opt")).to.deep.equal(["no-new-privileges"]);
+      expect(flags(argv, "--cap-drop")).to.deep.equal(["ALL"]);
+      expect(argv).to.include("--read-only");
+      expect(flags(argv, "--network")).to.deep.equal(["none"]);
+      expect(flags(argv, "--memory")).to.deep.equal(["1500m"]);
+      expect(argv, "runs by the image's id").to.include(id);
+    }
+    // KILL, beyond the postgres entrypoint's own, for the builder only: it stops the server it started.
+    expect(flags(builder, "--cap-add")).to.include("KILL");
+    expect(flags(scratch, "--cap-add")).not.to.include("KILL");
+    expect(flags(builder, "--label")).to.deep.equal(["edms.role=scratch-template"]);
+    expect(flags(builder, "--mount").join(" ")).to.match(
+      new RegExp(`src=${volume},dst=/template(,|$)`),
+    );
+    expect(flags(scratch, "-v")).to.include(`${volume}:/template:ro`);
+  });
 });

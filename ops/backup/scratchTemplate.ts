@@ -122,8 +122,14 @@ export async function scratchTemplate(
   const template = { volume, image: id, command };
   // The empty volume beside it says the template was published (a builder killed with edms-ops, or by a
   // daemon restart, leaves none): Docker shows it where the template's own files would take a container.
-  if (await volumeExists(`${volume}${READY_SUFFIX}`)) {
+  const mark = `${volume}${READY_SUFFIX}`;
+  const [ready, present] = await Promise.all([volumeExists(mark), volumeExists(volume)]);
+  if (ready && present) {
     return template;
+  }
+  // A mark without its template (removed by hand, or by a second builder's start as the first one marked it).
+  if (ready) {
+    await docker(["volume", "rm", mark], { allowFailure: true });
   }
   const [built] = await Promise.all([
     buildTemplate(settings, template),

@@ -7,11 +7,11 @@
  * image's own entrypoint, so whatever the image, the copy is what its first start would have made.
  *
  * Published only when whole: the builder writes a folder, stops its server (fast shutdown, a clean
- * checkpoint), then renames a file naming that folder into place; edms-ops then creates an empty volume beside
- * the template that says it is ready. Without that mark (a builder killed, or one that failed) the template is
- * removed and made again. A scratch server copies only a folder a builder named and otherwise runs its image's
- * own initdb, as before: never a half-made cluster. The first scratch server of an image on a host waits for the
- * build (3.6 s here) and its copy.
+ * checkpoint), then renames a file naming that folder into place; edms-ops then creates an empty volume
+ * beside the template that says it is ready. Without that mark (a builder killed, or one that failed) the
+ * template is removed and made again. A scratch server copies only a folder a builder named and otherwise
+ * runs its image's own initdb, as before: never a half-made cluster. The first scratch server of an image on
+ * a host waits for the build (3.6 s here) and its copy.
  */
 import { randomBytes } from "crypto";
 import { z } from "zod";
@@ -49,8 +49,9 @@ export interface ScratchTemplate {
 }
 
 /**
- * The scratch server's entrypoint ($1: the template's mount; then the image's entrypoint and command): the published cluster copied into
- * its empty data directory, or nothing (its image's entrypoint then runs initdb, as without a template).
+ * The scratch server's entrypoint ($1: the template's mount; then the image's entrypoint and command): the
+ * published cluster copied into its empty data directory, or nothing (its image's entrypoint then runs initdb,
+ * as without a template).
  */
 export const SCRATCH_WRAPPER = [
   "t=$1; shift",

@@ -9,8 +9,16 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { BUILD_SCRIPT, SCRATCH_WRAPPER } from "../../../ops/backup/scratchTemplate";
+import {
+  BUILD_SCRIPT,
+  SCRATCH_WRAPPER,
+  scratchTemplate,
+} from "../../../ops/backup/scratchTemplate";
+import { validateSettings } from "../../../model/settings";
+import * as dockerLib from "../../../ops/engine/docker";
 import { testShells } from "../../harness/shells";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** A server that makes PGDATA, answers (the ready file pg_isready looks for) and exits 0 on SIGINT. */
 const FAKE_SERVER = `
@@ -119,4 +127,101 @@ describe("scratch server template scripts", function () {
       expect(fs.readFileSync(path.join(kept, "PG_VERSION"), "utf8")).to.equal("14\n");
     });
   }
+});
+
+describe("scratch template: when it is used, made again or left alone", function () {
+  const settings = validateSettings("staging", { environment: "staging", version: "1.0.0" });
+  const id = `sha256:${"cd".repeat(32)}`;
+  const volume = "edms-scratch-template-cdcdcdcdcdcd";
+  const saved = dockerLib.docker;
+  after(() => {
+    (dockerLib as Mutable<typeof dockerLib>).docker = saved;
+  });
+
+  /** A Docker where `volumes` exist and the builder's run answers `build`; the calls it got, in order. */
+  function engine(volumes: string[], build = { code: 0, stderr: "" }): string[][] {
+    const calls: string[][] = [];
+    const present = new Set(volumes);
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
+      calls.push([...args]);
+      const [verb, sub, name] = args;
+      if (verb === "image") {
+        const answer = JSON.stringify([id, ["docker-entrypoint.sh"], ["postgres"]]);
+        return { code: 0, stdout: answer, stderr: "" };
+      }
+      if (verb === "volume" && (sub === "inspect" || sub === "rm")) {
+        const there = present.has(name);
+        if (sub === "rm") {
+          present.delete(name);
+        }
+        return there
+          ? { code: 0, stdout: "", stderr: "" }
+          : { code: 1, stdout: "", stderr: `Error: No such volume: ${name}` };
+      }
+      if (verb === "run" && args.includes(`${volume}-build`)) {
+        return { code: build.code, stdout: "", stderr: build.stderr };
+      }
+      return { code: 0, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+    return calls;
+  }
+  /** `run`, or the verb and its subcommand (`volume rm`). */
+  const said = (calls: string[][]) =>
+    calls.map((c) => (c[0] === "run" ? "run" : c.slice(0, 2).join(" ")));
+  const removed = (calls: string[][]) =>
+    calls.filter((c) => c[0] === "volume" && c[1] === "rm").map((c) => c[2]);
+
+  it("a marked template beside its mark is used as it is: nothing removed, nothing built", async function () {
+    const calls = engine([volume, `${volume}-ready`]);
+    expect(await scratchTemplate(settings, "postgres:15")).to.deep.include({ volume, image: id });
+    expect(said(calls)).to.not.include("run");
+    expect(removed(calls)).to.deep.equal([]);
+  });
+
+  it("a template without its mark (a builder killed or failed) is removed and made again, then marked", async function () {
+    const calls = engine([volume]);
+    expect(await scratchTemplate(settings, "postgres:15")).to.deep.include({ volume });
+    expect(removed(calls)).to.deep.equal([volume]);
+    const made = calls.findIndex((c) => c[0] === "run");
+    const marked = calls.findIndex((c) => c[0] === "volume" && c[1] === "create");
+    expect(made, "built").to.be.above(-1);
+    expect(calls[marked].at(-1), "marked after the build").to.equal(`${volume}-ready`);
+    expect(marked).to.be.above(made);
+  });
+
+  it("a mark without its template is dropped and the template made again", async function () {
+    const calls = engine([`${volume}-ready`]);
+    expect(await scratchTemplate(settings, "postgres:15")).to.deep.include({ volume });
+    expect(removed(calls)).to.deep.equal([`${volume}-ready`, volume]);
+    expect(said(calls)).to.include("run");
+  });
+
+  it("a failed build leaves no template (initdb then); another builder's running one is left to it", async function () {
+    let calls = engine([], { code: 1, stderr: "initdb: out of space" });
+    expect(await scratchTemplate(settings, "postgres:15")).to.equal(undefined);
+    expect(removed(calls)).to.deep.equal([volume, volume]);
+    expect(said(calls)).to.not.include("volume create");
+    calls = engine([], {
+      code: 125,
+      stderr: `Conflict. The container name "/${volume}-build" is already in use`,
+    });
+    expect(await scratchTemplate(settings, "postgres:15")).to.equal(undefined);
+    expect(removed(calls), "only the check before the build").to.deep.equal([volume]);
+  });
+
+  it("a template volume in use (a scratch server copying it) is not made again under it", async function () {
+    const calls = engine([]);
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
+      calls.push([...args]);
+      if (args[0] === "image") {
+        return { code: 0, stdout: JSON.stringify([id, null, ["postgres"]]), stderr: "" };
+      }
+      if (args[0] === "volume" && args[1] === "rm") {
+        return { code: 1, stdout: "", stderr: "Error: remove x: volume is in use" };
+      }
+      return { code: args[1] === "inspect" ? 1 : 0, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+    expect(await scratchTemplate(settings, "postgres:15")).to.equal(undefined);
+    expect(said(calls)).to.not.include("run");
+  });
 });

@@ -4,8 +4,14 @@
  */
 import { randomBytes } from "crypto";
 import { Settings } from "../../model/settings";
-import { PGDATA, POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
-import { SCRATCH_ENV, SCRATCH_WRAPPER, scratchTemplate, TEMPLATE_DIR } from "./scratchTemplate";
+import { PGDATA } from "../../model/containers";
+import {
+  SCRATCH_ENV,
+  SCRATCH_READY,
+  SCRATCH_WRAPPER,
+  scratchTemplate,
+  TEMPLATE_DIR,
+} from "./scratchTemplate";
 import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
@@ -28,7 +34,7 @@ export async function waitForScratch(name: string): Promise<void> {
       name,
       "sh",
       "-c",
-      `i=0; until pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}; do i=$((i + 1)); [ "$i" -lt 600 ] || exit 1; sleep 0.1; done`,
+      `i=0; until ${SCRATCH_READY}; do i=$((i + 1)); [ "$i" -lt 600 ] || exit 1; sleep 0.1; done`,
     ],
     { allowFailure: true },
   );

@@ -33,6 +33,9 @@ const TEMPLATE_PREFIX = "edms-scratch-template-";
 /** The empty volume whose existence says the template beside it is published. */
 const READY_SUFFIX = "-ready";
 
+/** Whether a scratch server (or the builder's) answers: on its loopback, as its superuser. */
+export const SCRATCH_READY = `pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}`;
+
 /** The scratch server's environment: the template is made with the very same. */
 export const SCRATCH_ENV = [
   `POSTGRES_USER=${POSTGRES_USER}`,
@@ -76,7 +79,7 @@ export const BUILD_SCRIPT = [
   'PGDATA="$t/$dir/data" "$@" &',
   "pid=$!",
   "i=0",
-  `until pg_isready -q -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}; do`,
+  `until ${SCRATCH_READY}; do`,
   '  i=$((i + 1)); [ "$i" -lt 600 ] && kill -0 "$pid" 2>/dev/null || exit 1; sleep 0.1',
   "done",
   'kill -INT "$pid"',
@@ -211,16 +214,19 @@ async function removeTemplatesOfGoneImages(): Promise<void> {
     ],
     { allowFailure: true },
   );
+  // A template and its mark carry the same labels: each pair once, by the template's name.
+  const images = new Map<string, string>();
   for (const [volume, image] of listed.stdout.split("\n").map((l) => l.split(" "))) {
-    if (!volume?.startsWith(TEMPLATE_PREFIX) || !/^sha256:[0-9a-f]{64}$/.test(image ?? "")) {
-      continue;
+    if (volume?.startsWith(TEMPLATE_PREFIX) && /^sha256:[0-9a-f]{64}$/.test(image ?? "")) {
+      images.set(volume.replace(new RegExp(`${READY_SUFFIX}$`), ""), image);
     }
+  }
+  for (const [base, image] of images) {
     const present = await docker(["image", "inspect", "--format", "{{.Id}}", image], {
       allowFailure: true,
     });
     if (present.code !== 0) {
       // The mark first: a template without its mark is made again before it is used.
-      const base = volume.replace(new RegExp(`${READY_SUFFIX}$`), "");
       await docker(["volume", "rm", `${base}${READY_SUFFIX}`], { allowFailure: true });
       await docker(["volume", "rm", base], { allowFailure: true });
     }

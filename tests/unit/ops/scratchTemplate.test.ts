@@ -138,8 +138,11 @@ describe("scratch template: when it is used, made again or left alone", function
     (dockerLib as Mutable<typeof dockerLib>).docker = saved;
   });
 
-  /** A Docker where `volumes` exist and the builder's run answers `build`; the calls it got, in order. */
-  function engine(volumes: string[], build = { code: 0, stderr: "" }): string[][] {
+  /**
+   * A Docker where `volumes` exist (all of them in use by a container when `inUse`) and the builder's run
+   * answers `build`; the calls it got, in order.
+   */
+  function engine(volumes: string[], build = { code: 0, stderr: "" }, inUse = false): string[][] {
     const calls: string[][] = [];
     const present = new Set(volumes);
     (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
@@ -151,6 +154,9 @@ describe("scratch template: when it is used, made again or left alone", function
       }
       if (verb === "volume" && (sub === "inspect" || sub === "rm")) {
         const there = present.has(name);
+        if (sub === "rm" && there && inUse) {
+          return { code: 1, stdout: "", stderr: `Error: remove ${name}: volume is in use` };
+        }
         if (sub === "rm") {
           present.delete(name);
         }
@@ -210,17 +216,7 @@ describe("scratch template: when it is used, made again or left alone", function
   });
 
   it("a template volume in use (a scratch server copying it) is not made again under it", async function () {
-    const calls = engine([]);
-    (dockerLib as Mutable<typeof dockerLib>).docker = (async (args: readonly string[]) => {
-      calls.push([...args]);
-      if (args[0] === "image") {
-        return { code: 0, stdout: JSON.stringify([id, null, ["postgres"]]), stderr: "" };
-      }
-      if (args[0] === "volume" && args[1] === "rm") {
-        return { code: 1, stdout: "", stderr: "Error: remove x: volume is in use" };
-      }
-      return { code: args[1] === "inspect" ? 1 : 0, stdout: "", stderr: "" };
-    }) as typeof dockerLib.docker;
+    const calls = engine([volume], undefined, true);
     expect(await scratchTemplate(settings, "postgres:15")).to.equal(undefined);
     expect(said(calls)).to.not.include("run");
   });

@@ -9,10 +9,11 @@ import { lastLine, progress } from "../core/log";
 import { volumeExists } from "../engine/docker";
 import type { OpsSession } from "../engine/session";
 import { backupToolbox } from "../engine/toolbox";
+import { addFastKey, REPOSITORY_STATE } from "./fastKey";
 import { requireKeys, storeKeysFromEnv } from "./keys";
 import { LegacyEntry, listLegacy } from "./legacy";
 import { checkBackupId, Manifest, parseManifest } from "./manifest";
-import { BACKUPS_DIR, LAYOUT } from "./layout";
+import { BACKUPS_DIR, LAYOUT, SCRATCH } from "./layout";
 import { BackupEntry, MANIFEST_FILE, parseSnapshots, PASSWORD_FILE, REPOSITORY } from "./restic";
 import { notFutureDated } from "./retention";
 
@@ -231,9 +232,7 @@ export async function readManifest(session: OpsSession, entry: BackupEntry): Pro
 /** Creates the local repository on first use (the key must be on the host by then). */
 export async function ensureRepository(session: OpsSession): Promise<void> {
   const state = (
-    await session.exec(
-      `[ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }; [ -f ${REPOSITORY}/config ] && echo ready || echo missing`,
-    )
+    await session.exec(REPOSITORY_STATE, [SCRATCH.keyCheck(process.pid)])
   ).stdout.trim();
   if (state === "nokey") {
     requireKeys(session.settings, false);
@@ -241,6 +240,9 @@ export async function ensureRepository(session: OpsSession): Promise<void> {
   if (state === "missing") {
     progress(`initialising the restic repository in ${session.settings.names.backupsVolume}`);
     await session.exec("lrestic init --repository-version 2 >/dev/null");
+  }
+  if (state !== "fast") {
+    await addFastKey(session);
   }
 }
 

@@ -54,6 +54,8 @@ export const LAYOUT = {
   writerLock: `${BACKUPS_DIR}/.writer-lock`,
   offsiteLock: `${BACKUPS_DIR}/.offsite-lock`,
   snapshotsListed: `${BACKUPS_DIR}/.snapshots-listed`,
+  /** The id of the repository's key every restic started here tries first (resticKey.ts). */
+  keyHint: `${BACKUPS_DIR}/.restic-key-hint`,
 } as const;
 
 export const KEY_FILES = {
@@ -67,8 +69,10 @@ export const SCRATCH = {
   export: (pid: number) => `${BACKUPS_DIR}/.export-${pid}`,
   import: (pid: number) => `${BACKUPS_DIR}/.import-${pid}`,
   exportGlob: `${BACKUPS_DIR}/.export-*`,
+  /** Where a new restic key is proven before it goes into the repository (fastKey.ts). */
+  keyCheck: (pid: number) => `${BACKUPS_DIR}/.key-check-${pid}`,
   /** Shell globs of every kind of scratch a killed operation may leave. */
-  leftovers: [".export-*", ".import-*", ".partial-*", ".deleting-*"].map(
+  leftovers: [".export-*", ".import-*", ".partial-*", ".deleting-*", ".key-check-*"].map(
     (glob) => `${BACKUPS_DIR}/${glob}`,
   ),
 } as const;

@@ -29,6 +29,7 @@ import { progress, warn } from "../core/log";
 import { BACKUPS_DIR, LAYOUT } from "./layout";
 import { OffsiteCopy, OffsiteCopySchema } from "./records";
 import {
+  FROM_KEY_HINT,
   NO_REPOSITORY,
   OFFSITE_REPOSITORY_FILE,
   PASSWORD_FILE,
@@ -75,10 +76,10 @@ copy_once() {
   [ -f ${OFFSITE_REPOSITORY_FILE} ] || { echo "the off-host credentials are not on the host" > $err; return 1; }
   if ! orestic cat config >/dev/null 2>$err; then
     grep -qiE "$norepo" $err || return 1
-    orestic init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null 2>$err || return 1
+    orestic init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} ${FROM_KEY_HINT} >/dev/null 2>$err || return 1
   fi
   OTIMEOUT=$limit
-  orestic --no-lock copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} --host "$host" --tag edms >/dev/null 2>$err
+  orestic --no-lock copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} ${FROM_KEY_HINT} --host "$host" --tag edms >/dev/null 2>$err
 }
 ok=true
 while :; do

@@ -58,6 +58,16 @@ export const MEDIA_EXCLUDE = `${OPS_PATHS.media}/${MEDIA_PROBE}`;
 export const MEDIA_RESTORE_EXCLUDE = `/${MEDIA_PROBE}`;
 
 /**
+ * The id of the local repository's fast key (fastKey.ts) in $EKEY, read by a shell builtin (no process);
+ * empty when there is none or the file holds anything but a key id. KEY_HINT has restic try that key first
+ * (one cheap key derivation); without it, or should that key be gone or not open, restic tries every key.
+ */
+export const KEY_HINT_READ = `EKEY=; [ ! -f ${LAYOUT.keyHint} ] || read -r EKEY < ${LAYOUT.keyHint} || true; case "$EKEY" in *[!0-9a-f]*) EKEY= ;; esac`;
+export const KEY_HINT = `\${EKEY:+--key-hint "$EKEY"}`;
+/** The same key, for a command whose *source* is the local repository (`copy --from-repo`). */
+export const FROM_KEY_HINT = `\${EKEY:+--from-key-hint "$EKEY"}`;
+
+/**
  * Shell functions every backup script starts with: `lrestic` for the local repository, `orestic` for the
  * off-host one (its credentials sourced in a subshell, so they live only in that restic's environment),
  * and `frestic` = restic with the off-host repository as the *source* of a copy/init. Off-host calls are
@@ -71,9 +81,10 @@ export const MEDIA_RESTORE_EXCLUDE = `/${MEDIA_PROBE}`;
 export const FORGET_AND_PRUNE = "forget --prune --max-unused 10%";
 
 export const RESTIC_PRELUDE = [
-  `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} "$@"; }`,
+  KEY_HINT_READ,
+  `lrestic() { restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} ${KEY_HINT} "$@"; }`,
   `orestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-60}" restic --cache-dir ${LAYOUT.offsiteCache} --repository-file ${OFFSITE_REPOSITORY_FILE} --password-file ${PASSWORD_FILE} "$@" ); }`,
-  `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
+  `frestic() { ( set -a; [ ! -f ${OFFSITE_ENV_FILE} ] || . ${OFFSITE_ENV_FILE}; set +a; exec timeout "\${OTIMEOUT:-3600}" restic --no-cache -r ${REPOSITORY} --password-file ${PASSWORD_FILE} ${KEY_HINT} --from-repository-file ${OFFSITE_REPOSITORY_FILE} --from-password-file ${PASSWORD_FILE} "$@" ); }`,
 ].join("\n");
 
 /**

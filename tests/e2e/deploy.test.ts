@@ -2,11 +2,18 @@
 import { expect } from "chai";
 import { createHash } from "crypto";
 import { docker, removeStaleCreated } from "../../ops/engine/docker";
+import { dockerRunArgs } from "../../ops/engine/dockerRun";
 import { CONFINEMENT } from "../../model/hardening";
 import { projectRefreshesAlways } from "../harness/applier";
 import { addressOn, networksOf, reachFrom, reachFromNetwork } from "../harness/reach";
 import { request, setCookie } from "../harness/http";
-import { applier, TestStack, PRODUCTION_UPDATE_HOOKS, TEST_HOST } from "../harness/stack";
+import {
+  applier,
+  BACKUP_IMAGE,
+  TestStack,
+  PRODUCTION_UPDATE_HOOKS,
+  TEST_HOST,
+} from "../harness/stack";
 import { WEB_INTERNAL_PORT } from "../../model/proxy";
 
 describe("e2e: deploy and update on a production stack", function () {
@@ -89,6 +96,26 @@ describe("e2e: deploy and update on a production stack", function () {
       }).then((r) => r.stdout.trim());
     expect(await seen("web")).to.equal(digest);
     expect(await seen("worker")).to.equal(digest);
+  });
+
+  it("1c. the repository got a key of scrypt's default cost beside restic's calibrated one: restic opens the repository with it alone, and the hint names it", async function () {
+    const facts = await docker(
+      dockerRunArgs({
+        image: BACKUP_IMAGE,
+        entrypoint: "sh",
+        args: [
+          "-euc",
+          `hint=$(cat /backups/.restic-key-hint); ls /backups/restic/keys | wc -l; grep -o '"N":[0-9]*,"r":[0-9]*,"p":[0-9]*' "/backups/restic/keys/$hint"
+          mkdir -p /tmp/alone/keys; cp /backups/restic/config /tmp/alone/; cp "/backups/restic/keys/$hint" /tmp/alone/keys/
+          restic --no-cache -r /tmp/alone --password-file /backups/.keys/restic-password cat config | grep -c '"version": 2'
+          echo wrong > /tmp/wrong; restic --no-cache -r /tmp/alone --password-file /tmp/wrong cat config 2>&1 | grep -c 'wrong password'`,
+        ],
+        remove: true,
+        network: "none",
+        mounts: [{ volume: stack.backupsVolume, path: "/backups" }],
+      }),
+    );
+    expect(facts.stdout.trim().split("\n")).to.deep.equal(["2", '"N":16384,"r":8,"p":1', "1", "1"]);
   });
 
   it("2. update 1.0.0 → 2.0.0 with data: backup first, migrations applied, every row and media file identical", async function () {

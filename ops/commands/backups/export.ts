@@ -6,7 +6,7 @@ import { connect, openStack, stackOf } from "../../core/context";
 import { pipeCommands, run } from "../../engine/docker";
 import { failure, refuse } from "../../core/errors";
 import { formatBytes, progress, say } from "../../core/log";
-import { BackupEntry, PASSWORD_FILE, REPOSITORY } from "../../store/restic";
+import { BackupEntry, FROM_KEY_HINT, PASSWORD_FILE, REPOSITORY } from "../../store/restic";
 import { OpsSession, withSession } from "../../engine/session";
 import { SCRATCH } from "../../store/layout";
 import { EXPORT_MARKER } from "../../store/exported";
@@ -67,8 +67,8 @@ async function copyOut(session: OpsSession, entry: BackupEntry, target: string):
   progress(`copying ${id} into a repository of its own, checking it`);
   // The copy is checked with --read-data before it leaves the host.
   await session.exec(
-    `rm -rf ${SCRATCH.exportGlob}; restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} >/dev/null && ` +
-      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} "$2" >/dev/null && ` +
+    `rm -rf ${SCRATCH.exportGlob}; restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} init --repository-version 2 --copy-chunker-params --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} ${FROM_KEY_HINT} >/dev/null && ` +
+      `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} copy --from-repo ${REPOSITORY} --from-password-file ${PASSWORD_FILE} ${FROM_KEY_HINT} "$2" >/dev/null && ` +
       `restic --no-cache -r "$1" --password-file ${PASSWORD_FILE} check --read-data >/dev/null`,
     [scratch, entry.snapshot],
   );

@@ -1,0 +1,90 @@
+/**
+ * Puts the fast key (resticKey.ts) into the stack's local repository once, under the session's lock: read the
+ * password and the master key (one calibrated key derivation, the last), seal the new key, prove it with restic
+ * on a copy of the repository that holds only that key and the config, then move it into keys/ and name it in
+ * the hint every later restic reads (RESTIC_PRELUDE). A failure anywhere leaves the repository as it was, and
+ * restic derives its calibrated key as before: it is said, and fails nothing.
+ */
+import { OpsSession } from "../engine/session";
+import { lastLine, progress, warn } from "../core/log";
+import { LAYOUT, SCRATCH } from "./layout";
+import { PASSWORD_FILE, REPOSITORY } from "./restic";
+import { fastKeyFile } from "./resticKey";
+
+/**
+ * The local repository's state: `nokey` (no password on the host), `missing` (no repository), `fast` (the hint
+ * names a key that opens it with the password stored now: restic proves it on a copy holding only that key and
+ * the config, one cheap key derivation) or `slow`. A key of a rotated-out password is slow: the new password
+ * gets a fast key of its own. $1: a scratch folder. EKEY is RESTIC_PRELUDE's.
+ */
+export const REPOSITORY_STATE = `
+[ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }
+[ -f ${REPOSITORY}/config ] || { echo missing; exit 0; }
+dir=$1; rm -rf "$dir"; trap 'rm -rf "$dir"' EXIT
+if [ -n "$EKEY" ] && mkdir -p "$dir/keys" && cp ${REPOSITORY}/keys/"$EKEY" ${REPOSITORY}/config "$dir/" 2>/dev/null &&
+  mv "$dir/$EKEY" "$dir/keys/" && restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null 2>&1; then
+  echo fast
+else
+  echo slow
+fi`;
+
+/** $1 the key's id, $2 the scratch folder, stdin the key file. */
+export const INSTALL_SCRIPT = `
+id=$1; dir=$2
+rm -rf "$dir"; mkdir -p "$dir/keys"
+trap 'rm -rf "$dir"' EXIT
+cat > "$dir/keys/$id"
+cp ${REPOSITORY}/config "$dir/config"
+# Only that key is there to open: restic decrypts and authenticates the config with the master key it holds.
+restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null
+chmod "$(stat -c %a ${REPOSITORY}/config)" "$dir/keys/$id"
+mv "$dir/keys/$id" ${REPOSITORY}/keys/"$id"
+printf '%s\\n' "$id" > "$dir/hint"
+mv "$dir/hint" ${LAYOUT.keyHint}`;
+
+const MasterKey = (text: string): boolean => {
+  try {
+    const key = JSON.parse(text) as { mac?: { k?: unknown; r?: unknown }; encrypt?: unknown };
+    return [key.mac?.k, key.mac?.r, key.encrypt].every((v) => typeof v === "string" && v);
+  } catch {
+    return false;
+  }
+};
+
+/** Adds a fast key to a repository whose REPOSITORY_STATE is `slow`. */
+export async function addFastKey(session: OpsSession): Promise<void> {
+  const said = (why: string) =>
+    warn(
+      `the restic repository keeps only its calibrated key (${why}): each restic start derives it, ~0.5 s of CPU`,
+    );
+  // The password and the master key stay in this process' memory: never printed, never in an error.
+  const read = await session.exec(
+    `cat ${PASSWORD_FILE}; printf '\\000'; lrestic cat masterkey`,
+    [],
+    {
+      allowFailure: true,
+    },
+  );
+  const split = read.stdout.indexOf("\0");
+  const master = read.stdout.slice(split + 1);
+  if (read.code !== 0 || split < 0 || !MasterKey(master)) {
+    said(`its master key could not be read: ${lastLine(read.stderr) || `exit ${read.code}`}`);
+    return;
+  }
+  progress("adding a key with scrypt's default cost to the restic repository (resticKey.ts)");
+  // restic reads a password file without its surrounding white space.
+  const key = fastKeyFile(
+    Buffer.from(read.stdout.slice(0, split).trim()),
+    Buffer.from(master),
+    new Date(),
+  );
+  const installed = await session.exec(INSTALL_SCRIPT, [key.id, SCRATCH.keyCheck(process.pid)], {
+    input: key.content,
+    allowFailure: true,
+  });
+  if (installed.code !== 0) {
+    said(
+      `restic did not open the new key: ${lastLine(installed.stderr) || `exit ${installed.code}`}`,
+    );
+  }
+}

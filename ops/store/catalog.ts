@@ -242,7 +242,7 @@ export async function ensureRepository(session: OpsSession): Promise<void> {
     await session.exec("lrestic init --repository-version 2 >/dev/null");
   }
   if (state !== "fast") {
-    await addFastKey(session);
+    await addFastKey(session, state);
   }
 }
 

@@ -5,6 +5,8 @@
  * the hint every later restic reads (RESTIC_PRELUDE). A failure anywhere leaves the repository as it was, and
  * restic derives its calibrated key as before: it is said, and fails nothing.
  */
+import { localSocket } from "../engine/engineApi";
+import { engineless } from "../engine/engineless";
 import { OpsSession } from "../engine/session";
 import { lastLine, progress, warn } from "../core/log";
 import { LAYOUT, SCRATCH } from "./layout";
@@ -14,21 +16,27 @@ import { fastKeyFile } from "./resticKey";
 /**
  * The local repository's state: `nokey` (no password on the host), `missing` (no repository), `fast` (the hint
  * names a key that opens it with the password stored now: restic proves it on a copy holding only that key and
- * the config, one cheap key derivation) or `slow`. A key of a rotated-out password is slow: the new password
- * gets a fast key of its own. $1: a scratch folder. EKEY is RESTIC_PRELUDE's.
+ * the config, one cheap key derivation), `slow` (no hint, its key gone, or restic says the stored password does
+ * not open it: a rotated-out password's key, and the new password gets a fast key of its own) or `unknown`
+ * (the check itself failed, e.g. a full disk: nothing is added, so no key piles up). $1: a scratch folder.
+ * EKEY is RESTIC_PRELUDE's.
  */
 export const REPOSITORY_STATE = `
 [ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }
 [ -f ${REPOSITORY}/config ] || { echo missing; exit 0; }
+[ -n "$EKEY" ] && [ -f ${REPOSITORY}/keys/"$EKEY" ] || { echo slow; exit 0; }
 dir=$1; rm -rf "$dir"; trap 'rm -rf "$dir"' EXIT
-if [ -n "$EKEY" ] && mkdir -p "$dir/keys" && cp ${REPOSITORY}/keys/"$EKEY" ${REPOSITORY}/config "$dir/" 2>/dev/null &&
-  mv "$dir/$EKEY" "$dir/keys/" && restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null 2>&1; then
-  echo fast
-else
-  echo slow
-fi`;
+mkdir -p "$dir/keys" && cp ${REPOSITORY}/config "$dir/" && cp ${REPOSITORY}/keys/"$EKEY" "$dir/keys/" || { echo unknown; exit 0; }
+code=0; restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null 2>&1 || code=$?
+# 12: restic's exit code for a password that opens no key.
+case $code in 0) echo fast ;; 12) echo slow ;; *) echo unknown ;; esac`;
 
-/** $1 the key's id, $2 the scratch folder, stdin the key file. */
+/**
+ * $1 the key's id, $2 the scratch folder, stdin the key file. Both files are on disk (sync) before either is
+ * renamed into place, and the hint goes first: a run killed between the two leaves a hint naming no key (the
+ * next backup command adds one), never a key no hint names. restic gives up its key search at a key file it
+ * cannot read, so a key file must never be seen half written.
+ */
 export const INSTALL_SCRIPT = `
 id=$1; dir=$2
 rm -rf "$dir"; mkdir -p "$dir/keys"
@@ -38,9 +46,11 @@ cp ${REPOSITORY}/config "$dir/config"
 # Only that key is there to open: restic decrypts and authenticates the config with the master key it holds.
 restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null
 chmod "$(stat -c %a ${REPOSITORY}/config)" "$dir/keys/$id"
+printf '%s\n' "$id" > "$dir/hint"
+sync
+mv "$dir/hint" ${LAYOUT.keyHint}
 mv "$dir/keys/$id" ${REPOSITORY}/keys/"$id"
-printf '%s\\n' "$id" > "$dir/hint"
-mv "$dir/hint" ${LAYOUT.keyHint}`;
+sync`;
 
 const MasterKey = (text: string): boolean => {
   try {
@@ -51,12 +61,24 @@ const MasterKey = (text: string): boolean => {
   }
 };
 
-/** Adds a fast key to a repository whose REPOSITORY_STATE is `slow`. */
-export async function addFastKey(session: OpsSession): Promise<void> {
+/**
+ * Adds a fast key to a repository whose REPOSITORY_STATE is `slow`, when this process runs on the Docker host
+ * (the scheduler, or edms-ops given the host's own engine socket). Sealing the key needs the master key here,
+ * which, unlike the password, no rotation changes: it is never fetched over ssh:// or tcp:// to an operator's
+ * machine. A stack run only from afar gets its fast key from its scheduler's first backup.
+ */
+export async function addFastKey(session: OpsSession, state: string): Promise<void> {
   const said = (why: string) =>
     warn(
       `the restic repository keeps only its calibrated key (${why}): each restic start derives it, ~0.5 s of CPU`,
     );
+  if (state === "unknown") {
+    said("its fast key could not be checked; nothing added");
+    return;
+  }
+  if (!engineless() && localSocket() === undefined) {
+    return;
+  }
   // The password and the master key stay in this process' memory: never printed, never in an error.
   const read = await session.exec(
     `cat ${PASSWORD_FILE}; printf '\\000'; lrestic cat masterkey`,

@@ -119,7 +119,8 @@ describe("installing the fast key (fastKey.ts), restic faked", () => {
       .split(PASSWORD_FILE)
       .join(path.join(base, "password"));
     // The fake checks what the real one is given: a scratch repository holding the config and the new key only.
-    const restic = `restic() { [ "$(ls "$4/keys")" = "$ID" ] && [ -f "$4/config" ] && ${opens ? "true" : "{ echo 'Fatal: wrong password or no key found' >&2; return 1; }"}; }`;
+    // With the stored password's file, nothing else.
+    const restic = `restic() { [ "$6" = "${path.join(base, "password")}" ] && [ "$(ls "$4/keys")" = "$ID" ] && [ -f "$4/config" ] && ${opens ? "true" : "{ echo 'Fatal: wrong password or no key found' >&2; return 12; }"}; }`;
     const scratch = path.join(base, ".key-check-1");
     const run = spawnSync("sh", ["-euc", `${restic}\n${script}`, "sh", "a1b2", scratch], {
       env: { ...env, ID: "a1b2" },
@@ -129,7 +130,7 @@ describe("installing the fast key (fastKey.ts), restic faked", () => {
   }
 
   it("moves the key into keys/ and names it in the hint only once restic opened the copy holding only it", () => {
-    const tools = ["rm", "mkdir", "cat", "cp", "chmod", "stat", "mv", "printf", "ls"];
+    const tools = ["rm", "mkdir", "cat", "cp", "chmod", "stat", "mv", "printf", "ls", "sync"];
     for (const { name, env } of testShells(root, tools)) {
       const ok = install(env, `${name}-ok`, true);
       expect(ok.run.status, ok.run.stderr.toString()).to.equal(0);
@@ -157,7 +158,7 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
   before(() => (root = fs.mkdtempSync(path.join(os.tmpdir(), "repo-state-"))));
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  it("is fast only when the hint names a key that alone opens the repository with the stored password", () => {
+  it("is fast only when the hint names a key that alone opens the repository with the stored password; a failed check is unknown", () => {
     const tools = ["rm", "mkdir", "cp", "mv", "printf", "cat"];
     for (const { name, env } of testShells(root, tools)) {
       const base = path.join(root, name);
@@ -165,8 +166,9 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       const hint = path.join(base, ".restic-key-hint");
       const password = path.join(base, "password");
       const scratch = path.join(base, ".key-check-1");
-      // The fake opens a copy holding the config and exactly one key whose content is "opens".
-      const restic = `restic() { [ -f "$4/config" ] && [ "$(cat "$4"/keys/*)" = opens ]; }`;
+      // The fake opens, with the stored password's file, a copy holding the config and exactly one key whose
+      // content is "opens"; another key is another password's (restic's exit 12), "broken" fails otherwise.
+      const restic = `restic() { [ "$6" = "${password}" ] && [ -f "$4/config" ] || return 1; case "$(cat "$4"/keys/*)" in opens) ;; broken) return 1 ;; *) return 12 ;; esac; }`;
       const prelude = RESTIC_PRELUDE.split(LAYOUT.keyHint).join(hint);
       const script = [REPOSITORY_STATE, prelude]
         .map((s) => s.split(REPOSITORY).join(repo).split(PASSWORD_FILE).join(password))
@@ -192,6 +194,10 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       expect(state(), `${name}: a key the password does not open`).to.equal("slow");
       fs.writeFileSync(hint, "../keys/aa11\n");
       expect(state(), `${name}: not a key id`).to.equal("slow");
+      fs.writeFileSync(path.join(repo, "keys", "dd44"), "broken");
+      fs.writeFileSync(hint, "dd44\n");
+      expect(state(), `${name}: the check failed`).to.equal("unknown");
+      fs.rmSync(path.join(repo, "keys", "dd44"));
       fs.writeFileSync(hint, "aa11\n");
       expect(state(), name).to.equal("fast");
       expect(fs.readdirSync(path.join(repo, "keys")).sort(), name).to.deep.equal(["aa11", "bb22"]);

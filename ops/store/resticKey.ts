@@ -4,7 +4,7 @@
  *
  * restic derives each key with scrypt, its parameters calibrated at `init` to take ~0.5 s on the host
  * (measured here: N=32768, r=8, p=5–6, 0.44 s of CPU), and every restic process pays that once before it does
- * anything: a restore starts nine, a backup four, the suite ~1,000. That hardness protects a password a person
+ * anything: a restore starts nine, a backup four. That hardness protects a password a person
  * chose; this repository's password is the stack's generated `backupPassword` (48 random letters and digits,
  * ~285 bits), which no work factor makes harder to guess. So edms-ops adds a key for the same password and
  * the same master key with scrypt's own default parameters (N=16384, r=8, p=1: the ones restic's calibration
@@ -17,7 +17,14 @@
  * MAC prove the master key), and the calibrated key stays: should the hint name a key that is gone or does not
  * open, restic tries every key, as before.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from "crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  randomBytes,
+  scryptSync,
+  timingSafeEqual,
+} from "crypto";
 import { poly1305 } from "@noble/ciphers/_poly1305";
 import { z } from "zod";
 
@@ -75,7 +82,7 @@ function open(key: UserKey, data: Buffer): Buffer | null {
   }
   const iv = data.subarray(0, IV_BYTES);
   const ciphertext = data.subarray(IV_BYTES, data.length - MAC_BYTES);
-  if (!mac(key, iv, ciphertext).equals(data.subarray(data.length - MAC_BYTES))) {
+  if (!timingSafeEqual(mac(key, iv, ciphertext), data.subarray(data.length - MAC_BYTES))) {
     return null;
   }
   const ctr = createDecipheriv("aes-256-ctr", key.encrypt, iv);
@@ -90,16 +97,11 @@ export interface ResticKeyFile {
 
 /**
  * A key file for `password` that opens to `masterKeyJson` (what `restic cat masterkey` prints), with the fast
- * parameters. `random` is for tests only (salt, then IV).
+ * parameters, a fresh salt and IV.
  */
-export function fastKeyFile(
-  password: Buffer,
-  masterKeyJson: Buffer,
-  created: Date,
-  random: (bytes: number) => Buffer = randomBytes,
-): ResticKeyFile {
-  const salt = random(SALT_BYTES);
-  const data = seal(userKey(password, salt, FAST_KDF), masterKeyJson, random(IV_BYTES));
+export function fastKeyFile(password: Buffer, masterKeyJson: Buffer, created: Date): ResticKeyFile {
+  const salt = randomBytes(SALT_BYTES);
+  const data = seal(userKey(password, salt, FAST_KDF), masterKeyJson, randomBytes(IV_BYTES));
   const content = Buffer.from(
     JSON.stringify({
       created: created.toISOString(),

@@ -9,7 +9,7 @@ import { localSocket } from "../engine/engineApi";
 import { engineless } from "../engine/engineless";
 import { OpsSession } from "../engine/session";
 import { lastLine, progress, warn } from "../core/log";
-import { LAYOUT, SCRATCH } from "./layout";
+import { BACKUPS_DIR, LAYOUT, SCRATCH } from "./layout";
 import { PASSWORD_FILE, REPOSITORY } from "./restic";
 import { fastKeyFile } from "./resticKey";
 
@@ -32,8 +32,9 @@ code=0; restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} c
 case $code in 0) echo fast ;; 12) echo slow ;; *) echo unknown ;; esac`;
 
 /**
- * $1 the key's id, $2 the scratch folder, stdin the key file. Both files are on disk (sync) before either is
- * renamed into place, and the hint goes first: a run killed between the two leaves a hint naming no key (the
+ * $1 the key's id, $2 the scratch folder, stdin the key file. Both files are on disk (an fsync of each, not a
+ * sync of every file system, which waits on whatever else the host is writing) before either is renamed into
+ * place, then their folders are; the hint goes first: a run killed between the two leaves a hint naming no key (the
  * next backup command adds one), never a key no hint names. restic gives up its key search at a key file it
  * cannot read, so a key file must never be seen half written.
  */
@@ -47,10 +48,10 @@ cp ${REPOSITORY}/config "$dir/config"
 restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null
 chmod "$(stat -c %a ${REPOSITORY}/config)" "$dir/keys/$id"
 printf '%s\n' "$id" > "$dir/hint"
-sync
+sync "$dir/keys/$id" "$dir/hint"
 mv "$dir/hint" ${LAYOUT.keyHint}
 mv "$dir/keys/$id" ${REPOSITORY}/keys/"$id"
-sync`;
+sync ${REPOSITORY}/keys ${BACKUPS_DIR}`;
 
 const MasterKey = (text: string): boolean => {
   try {

@@ -4,7 +4,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LAYOUT } from "../../../ops/store/layout";
+import { BACKUPS_DIR, LAYOUT } from "../../../ops/store/layout";
 import { INSTALL_SCRIPT, REPOSITORY_STATE } from "../../../ops/store/fastKey";
 import { PASSWORD_FILE, REPOSITORY, RESTIC_PRELUDE } from "../../../ops/store/restic";
 import { FAST_KDF, fastKeyFile, openKeyFile } from "../../../ops/store/resticKey";
@@ -117,7 +117,9 @@ describe("installing the fast key (fastKey.ts), restic faked", () => {
       .split(LAYOUT.keyHint)
       .join(hint)
       .split(PASSWORD_FILE)
-      .join(path.join(base, "password"));
+      .join(path.join(base, "password"))
+      .split(BACKUPS_DIR)
+      .join(base);
     // The fake checks what the real one is given: a scratch repository holding the config and the new key only.
     // With the stored password's file, nothing else.
     const restic = `restic() { [ "$6" = "${path.join(base, "password")}" ] && [ "$(ls "$4/keys")" = "$ID" ] && [ -f "$4/config" ] && ${opens ? "true" : "{ echo 'Fatal: wrong password or no key found' >&2; return 12; }"}; }`;

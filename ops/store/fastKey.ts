@@ -34,9 +34,9 @@ case $code in 0) echo fast ;; 12) echo slow ;; *) echo unknown ;; esac`;
 /**
  * $1 the key's id, $2 the scratch folder, stdin the key file. Both files are on disk (an fsync of each, not a
  * sync of every file system, which waits on whatever else the host is writing) before either is renamed into
- * place, then their folders are; the hint goes first: a run killed between the two leaves a hint naming no key (the
- * next backup command adds one), never a key no hint names. restic gives up its key search at a key file it
- * cannot read, so a key file must never be seen half written.
+ * place, then their folders are. The hint goes first: a run killed between the two leaves a hint naming no
+ * key (the next backup command adds one), never a key no hint names. restic gives up its key search at a key
+ * file it cannot read, so a key file must never be seen half written.
  */
 export const INSTALL_SCRIPT = `
 id=$1; dir=$2

@@ -8,10 +8,18 @@
 import { localSocket } from "../engine/engineApi";
 import { engineless } from "../engine/engineless";
 import { OpsSession } from "../engine/session";
+import { parseJsonOrNull } from "../core/json";
 import { lastLine, progress, warn } from "../core/log";
 import { BACKUPS_DIR, LAYOUT, SCRATCH } from "./layout";
 import { PASSWORD_FILE, REPOSITORY } from "./restic";
 import { fastKeyFile } from "./resticKey";
+import { z } from "zod";
+
+/**
+ * restic opens the copy of the repository in $dir, which holds the config and one key, with the stored
+ * password: its decryption and MAC of the config prove that key's master key. Both scripts below prove a key so.
+ */
+const OPENS_ALONE = `restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null`;
 
 /**
  * The local repository's state: `nokey` (no password on the host), `missing` (no repository), `fast` (the hint
@@ -27,7 +35,7 @@ export const REPOSITORY_STATE = `
 [ -n "$EKEY" ] && [ -f ${REPOSITORY}/keys/"$EKEY" ] || { echo slow; exit 0; }
 dir=$1; rm -rf "$dir"; trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/keys" && cp ${REPOSITORY}/config "$dir/" && cp ${REPOSITORY}/keys/"$EKEY" "$dir/keys/" || { echo unknown; exit 0; }
-code=0; restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null 2>&1 || code=$?
+code=0; ${OPENS_ALONE} 2>&1 || code=$?
 # 12: restic's exit code for a password that opens no key.
 case $code in 0) echo fast ;; 12) echo slow ;; *) echo unknown ;; esac`;
 
@@ -45,7 +53,7 @@ trap 'rm -rf "$dir"' EXIT
 cat > "$dir/keys/$id"
 cp ${REPOSITORY}/config "$dir/config"
 # Only that key is there to open: restic decrypts and authenticates the config with the master key it holds.
-restic --no-cache --no-lock -r "$dir" --password-file ${PASSWORD_FILE} cat config >/dev/null
+${OPENS_ALONE}
 chmod "$(stat -c %a ${REPOSITORY}/config)" "$dir/keys/$id"
 printf '%s\n' "$id" > "$dir/hint"
 sync "$dir/keys/$id" "$dir/hint"
@@ -53,14 +61,11 @@ mv "$dir/hint" ${LAYOUT.keyHint}
 mv "$dir/keys/$id" ${REPOSITORY}/keys/"$id"
 sync ${REPOSITORY}/keys ${BACKUPS_DIR}`;
 
-const MasterKey = (text: string): boolean => {
-  try {
-    const key = JSON.parse(text) as { mac?: { k?: unknown; r?: unknown }; encrypt?: unknown };
-    return [key.mac?.k, key.mac?.r, key.encrypt].every((v) => typeof v === "string" && v);
-  } catch {
-    return false;
-  }
-};
+/** What `restic cat masterkey` prints; only its shape is checked here, restic proves the rest. */
+const MasterKeySchema = z.object({
+  mac: z.object({ k: z.string().min(1), r: z.string().min(1) }),
+  encrypt: z.string().min(1),
+});
 
 /**
  * Adds a fast key to a repository whose REPOSITORY_STATE is `slow`, when this process runs on the Docker host
@@ -90,7 +95,7 @@ export async function addFastKey(session: OpsSession, state: string): Promise<vo
   );
   const split = read.stdout.indexOf("\0");
   const master = read.stdout.slice(split + 1);
-  if (read.code !== 0 || split < 0 || !MasterKey(master)) {
+  if (read.code !== 0 || split < 0 || !parseJsonOrNull(master, MasterKeySchema)) {
     said(`its master key could not be read: ${lastLine(read.stderr) || `exit ${read.code}`}`);
     return;
   }

@@ -13,7 +13,6 @@ import { refuse } from "../core/errors";
 import {
   envFileLine,
   KEY_HINT,
-  KEY_HINT_READ,
   KEYS_DIR,
   OFFSITE_ENV_FILE,
   OFFSITE_REPOSITORY_FILE,
@@ -111,7 +110,6 @@ exec 9>${KEYS_DIR}/.lock
 flock 9
 find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
 if [ -f "$incoming/${KEY_FILES.password}" ]; then
-  ${KEY_HINT_READ}
   if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file "$incoming/${KEY_FILES.password}" ${KEY_HINT} cat config >/dev/null 2>&1; then
     echo __wrongkey__; exit 0
   fi

@@ -65,23 +65,26 @@ export async function createBackup(
     async (session) => {
       // No caller needs one then: a restore takes its undo before it writes the marker and none on a re-run,
       // and the scheduler skips (and records it) before it asks.
-      await refuseDuringRestore(session, "backing up");
-      await ensureRepository(session);
-      // The dump (the bulk of a backup's fixed cost) runs while restic lists the snapshots: each on its
-      // own core. Its failure is handled where it is awaited, in snapshotBackup.
+      const refused = refuseDuringRestore(session, "backing up");
+      // The dump (the bulk of a backup's fixed cost) starts its client and psql session now, and takes its
+      // snapshot once nothing writes and no restore is in progress; restic meanwhile checks the repository
+      // and lists the snapshots, each on its own core. Its failure is handled where it is awaited.
+      const ready = Promise.all([refused, dumpAfter]);
       const stop = new AbortController();
-      const dump = dumpAfter.then(() => {
-        // The backup failed while it waited: its error is what the caller sees.
-        return stop.signal.aborted
-          ? Promise.reject(stop.signal.reason)
-          : dumpDatabase(session, stop.signal);
-      });
+      const dump = dumpDatabase(session, stop.signal, ready);
       dump.catch(() => undefined);
       // Bucket media: the mirror is brought up to date beside the dump, once nothing writes (as the dump).
-      const mirror = settings.media ? dumpAfter.then(() => pullBucket(settings)) : undefined;
+      const mirror = settings.media ? ready.then(() => pullBucket(settings)) : undefined;
       mirror?.catch(() => undefined);
+      // The media are counted beside the dump too, once the mirror is done (what restic then reads).
+      const counted = session.hasMedia
+        ? ready.then(() => mirror).then(() => countMedia(session, MEDIA_DIR))
+        : undefined;
+      counted?.catch(() => undefined);
       try {
-        return await backupBesideDump(session, request, dump, mirror);
+        await refused;
+        await ensureRepository(session);
+        return await backupBesideDump(session, request, { dump, mirror, counted });
       } catch (err) {
         // A dump still running must not outlive the lock (a plaintext copy written with nobody holding it).
         stop.abort();
@@ -98,11 +101,17 @@ export async function createBackup(
 }
 
 /** The backup once its dump has started: the listing, the label, the snapshot and retention. */
+/** What runs beside the dump from the start: the dump itself, the bucket's mirror, the media count. */
+interface Beside {
+  readonly dump: ReturnType<typeof dumpDatabase>;
+  readonly mirror?: Promise<void>;
+  readonly counted?: Promise<MediaCount>;
+}
+
 async function backupBesideDump(
   session: OpsSession,
   request: BackupRequest,
-  dump: ReturnType<typeof dumpDatabase>,
-  mirror?: Promise<void>,
+  { dump, mirror, counted }: Beside,
 ): Promise<BackupResult> {
   const { settings } = session;
   // The host's clock is read while restic lists the snapshots (and the bucket's mirror is updated).
@@ -127,6 +136,7 @@ async function backupBesideDump(
       request,
       parent: before[before.length - 1],
       dump,
+      counted,
       createdAt,
       deployments,
     });
@@ -165,6 +175,8 @@ interface SnapshotPlan {
   readonly parent?: BackupEntry;
   /** The dump, started with the session. */
   readonly dump: ReturnType<typeof dumpDatabase>;
+  /** The media, counted beside the dump: the first attempt's count. */
+  readonly counted?: Promise<MediaCount>;
   /** The Docker host's clock when the backup began (its id's time). */
   readonly createdAt: string;
   /** The host's deployment history, as adopted at the start: what labels the backup. */
@@ -219,9 +231,14 @@ async function snapshotBackup(session: OpsSession, planned: SnapshotPlan): Promi
   // Into the stage beside the dump (which empties the stage first, so not before it), while media are counted.
   const staging = stageHistory(session);
   for (let attempt = 1; ; attempt += 1) {
-    // Counted right before restic reads the volume, in the same container and with the same exclusion.
+    // Counted before restic reads the volume, in the same container and with the same exclusion: beside the
+    // dump at first, right before restic once a file deleted in between made a snapshot fall short.
     const [media] = await allSettledOrThrow([
-      session.hasMedia ? countMedia(session, MEDIA_DIR) : undefined,
+      session.hasMedia
+        ? attempt === 1 && plan.counted
+          ? plan.counted
+          : countMedia(session, MEDIA_DIR)
+        : undefined,
       staging,
     ]);
     const manifest: Manifest = media ? { ...base, media } : base;

@@ -7,7 +7,7 @@ import { createHash } from "crypto";
 import { PassThrough, Transform } from "stream";
 import { pgpassField, POSTGRES_USER, SUPERUSER_PASSWORD_FILE } from "../../model/containers";
 import { Settings } from "../../model/settings";
-import { failure } from "../core/errors";
+import { allSettledOrThrow, failure } from "../core/errors";
 import { formatBytes, lastLine, progress } from "../core/log";
 import { SnapshotSession } from "../database/snapshot";
 import { docker, inspectContainer, pipeCommands } from "../engine/docker";
@@ -75,26 +75,48 @@ function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () 
   };
 }
 
-/** `stop`: the backup failed elsewhere; a dump not started yet is not, one running is ended and removed. */
-export async function dumpDatabase(session: OpsSession, stop?: AbortSignal) {
+/**
+ * The dump, in one snapshot with the row counts and the database's own state. The client container and the
+ * psql session start at once; the snapshot is taken once `after` resolves (web and worker stopped, no restore
+ * in progress), and the counts are read in it while pg_dump writes it. `stop`: the backup failed elsewhere; a
+ * dump not started yet is not, one running is ended and removed.
+ */
+export async function dumpDatabase(
+  session: OpsSession,
+  stop?: AbortSignal,
+  after: Promise<unknown> = Promise.resolve(),
+) {
   const { settings } = session;
-  const { session: db, snapshot } = await SnapshotSession.open(stackServer(settings));
+  const db = SnapshotSession.start(stackServer(settings));
   try {
-    const tables = await db.tableCounts();
-    const objects = await db.objectCounts();
-    const migrations = await db.migrations();
-    const databaseState = await db.databaseState();
+    let started = 0;
+    const snapshot = after.then(async () => {
+      // The backup failed while it waited: its error is what the caller sees.
+      if (stop?.aborted) {
+        throw stop.reason;
+      }
+      const exported = await db.exportSnapshot();
+      started = Date.now();
+      progress("dumping database");
+      return exported;
+    });
+    snapshot.catch(() => undefined);
+    const [dump, facts] = await allSettledOrThrow([
+      engineless()
+        ? snapshot.then((exported) => dumpThroughPipe(session, exported))
+        : dumpWithClient(settings, snapshot, stop),
+      snapshot.then(async () => ({
+        tables: await db.tableCounts(),
+        objects: await db.objectCounts(),
+        migrations: await db.migrations(),
+        databaseState: await db.databaseState(),
+      })),
+    ]);
+    const rows = Object.values(facts.tables).reduce((a, b) => a + b, 0);
     progress(
-      `dumping database (${Object.keys(tables).length} tables, ${Object.values(tables).reduce((a, b) => a + b, 0)} rows)`,
+      `  dumped ${formatBytes(dump.bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.keys(facts.tables).length} tables, ${rows} rows)`,
     );
-    const started = Date.now();
-    const dump = engineless()
-      ? await dumpThroughPipe(session, snapshot)
-      : await dumpWithClient(settings, snapshot, stop);
-    progress(
-      `  dumped ${formatBytes(dump.bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-    );
-    return { tables, objects, migrations, databaseState, database: dump };
+    return { ...facts, database: dump };
   } finally {
     db.close();
   }
@@ -102,7 +124,7 @@ export async function dumpDatabase(session: OpsSession, stop?: AbortSignal) {
 
 /** -Z0: an uncompressed custom-format dump deduplicates between backups (restic compresses it). */
 const DUMP_ARGS = (database: string, snapshot: string) => [
-  ...["-d", database, "-Fc", "-Z0"],
+  ...["-d", database, "-Fc", "-Z0", "--no-sync"],
   `--snapshot=${snapshot}`,
 ];
 
@@ -150,10 +172,10 @@ function dumpFailed(stderr: string, external = false) {
 }
 
 /**
- * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot is $1, the
- * server's host, port and user $2–$4, the database $5. stdin then stays open until edms-ops ends: when it
- * closes early (edms-ops killed), the dump is stopped and its file removed, so no plaintext copy outlives the
- * operation.
+ * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot its second
+ * (sent once taken); the server's host, port and user are $1–$3, the database $4. stdin then stays open until
+ * edms-ops ends: when it closes early (edms-ops killed), the dump is stopped and its file removed, so no
+ * plaintext copy outlives the operation.
  */
 export const CLIENT_SCRIPT = [
   "umask 077",
@@ -161,9 +183,11 @@ export const CLIENT_SCRIPT = [
   // An empty first line: the pgpass file is the one PGPASSFILE names (an external server's, mounted).
   `if [ -n "$pass" ]; then printf '%s\\n' "$pass" > /tmp/pgpass; PGPASSFILE=/tmp/pgpass; fi`,
   "unset pass",
+  // The container starts while the snapshot is taken: it waits here, and stdin ending first ends it.
+  "IFS= read -r snapshot",
   `rm -f ${STAGE_DIR}/*`,
   `PGPASSFILE="$PGPASSFILE" PGAPPNAME=${DUMP_APPLICATION} PGOPTIONS="${OPS_SESSION_OPTIONS}" ` +
-    `pg_dump -h "$2" -p "$3" -U "$4" ${DUMP_ARGS('"$5"', '"$1"').join(" ")} -f ${DUMP_FILE} &`,
+    `pg_dump -h "$1" -p "$2" -U "$3" ${DUMP_ARGS('"$4"', '"$snapshot"').join(" ")} -f ${DUMP_FILE} &`,
   "dump=$!",
   // An asynchronous list reads /dev/null unless told otherwise: the watcher gets the real stdin as fd 3.
   // Only a dump still running is removed: once it is done, `kill` fails and the complete file stays.
@@ -185,7 +209,7 @@ export const CLIENT_SCRIPT = [
  */
 export async function dumpWithClient(
   settings: Settings,
-  snapshot: string,
+  snapshot: string | Promise<string>,
   stop?: AbortSignal,
 ): Promise<DumpFile> {
   const server = stackServer(settings);
@@ -206,13 +230,29 @@ export async function dumpWithClient(
   // Stopped: stdin ends as when edms-ops dies, and the client removes what it wrote.
   const end = () => stdin.end();
   stop?.addEventListener("abort", end, { once: true });
-  const result = await docker(clientArgs(settings, server, image, snapshot), {
+  // The snapshot is the client's second line; one that could not be taken ends it before any dump.
+  let noSnapshot: { readonly reason: unknown } | undefined;
+  Promise.resolve(snapshot).then(
+    (taken) => {
+      if (!stdin.destroyed && !stdin.writableEnded) {
+        stdin.write(`${taken}\n`);
+      }
+    },
+    (reason: unknown) => {
+      noSnapshot = { reason };
+      stdin.end();
+    },
+  );
+  const result = await docker(clientArgs(settings, server, image), {
     input: stdin,
     allowFailure: true,
   }).finally(() => {
     stop?.removeEventListener("abort", end);
     stdin.destroy();
   });
+  if (noSnapshot) {
+    throw noSnapshot.reason;
+  }
   const [hash, size] = result.stdout.trim().split("\n");
   const sha256 = /^[0-9a-f]{64}\b/.exec(hash ?? "")?.[0];
   if (result.code !== 0 || !sha256 || !/^\d+$/.test(size ?? "")) {
@@ -228,7 +268,6 @@ function clientArgs(
   settings: Settings,
   server: DatabaseServer,
   image: string | undefined,
-  snapshot: string,
 ): string[] {
   const stage = { volume: stageVolume(settings.namePrefix), path: STAGE_DIR };
   // The stack's own server is reached on its loopback, from inside its network namespace: a container joining
@@ -240,7 +279,7 @@ function clientArgs(
       : ["127.0.0.1", "5432", POSTGRES_USER, server.database];
   return dockerRunArgs({
     image: image ?? settings.postgresImage,
-    args: ["-euc", CLIENT_SCRIPT, "edms-ops", snapshot, ...where],
+    args: ["-euc", CLIENT_SCRIPT, "edms-ops", ...where],
     remove: true,
     stdin: true,
     logging: false,

@@ -25,6 +25,7 @@ export class SnapshotSession {
   private buffer = "";
   private waiting?: { resolve: (lines: string[]) => void; reject: (err: Error) => void };
   private stderr = "";
+  private ended?: Error;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
     // Decoded as a stream: a multibyte character (a table name, a comment) split across two chunks of a
@@ -47,31 +48,38 @@ export class SnapshotSession {
     });
     child.stderr.on("data", (chunk: string) => (this.stderr += chunk));
     child.on("close", (code) => {
-      this.waiting?.reject(
-        failure(
-          `psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`,
-          "Check that the postgres container is running (`docker ps`), then retry.",
-        ),
+      // A session that ends before its first query (started early, the server gone) fails that query too.
+      this.ended = failure(
+        `psql session ended (exit ${code}): ${this.stderr.trim().split("\n").pop()}`,
+        "Check that the postgres container is running (`docker ps`), then retry.",
       );
+      this.waiting?.reject(this.ended);
       this.waiting = undefined;
     });
   }
 
-  static async open(
-    server: DatabaseServer,
-  ): Promise<{ session: SnapshotSession; snapshot: string }> {
+  /** Connects now; the snapshot is taken by `exportSnapshot`, when the data it must hold is final. */
+  static start(server: DatabaseServer): SnapshotSession {
     const psql = psqlCommand(server);
     const child = spawn(psql.command, psql.args, { env: { ...process.env, ...psql.env } });
     child.stdin.on("error", () => undefined);
-    const session = new SnapshotSession(child);
-    const [snapshot] = await session.query(
+    return new SnapshotSession(child);
+  }
+
+  /** Begins the transaction and exports its snapshot (what `pg_dump --snapshot` takes). */
+  async exportSnapshot(): Promise<string> {
+    const [snapshot] = await this.query(
       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();",
     );
-    return { session, snapshot };
+    return snapshot;
   }
 
   query(sql: string): Promise<string[]> {
     return new Promise((resolve, reject) => {
+      if (this.ended) {
+        reject(this.ended);
+        return;
+      }
       this.waiting = { resolve, reject };
       this.child.stdin.write(`${sql}\n\\echo ${END}\n`);
     });

@@ -50,6 +50,10 @@ describe("the backup's dump: a client container writing straight into the sessio
     ) => {
       // What the client reads first (its stdin stays open until it ends).
       const input = options?.input;
+      if (input instanceof Readable) {
+        // Until the snapshot's line (or stdin's end, when no snapshot could be taken).
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
       calls.push({
         args: [...args],
         input: input instanceof Readable ? String(input.read()) : input,
@@ -74,7 +78,8 @@ describe("the backup's dump: a client container writing straight into the sessio
       "cat",
       "/run/secrets/postgres_password",
     ]);
-    expect(run.input).to.equal("*:*:*:edms:pa\\:ss\\\\word\n");
+    // The pgpass line, then the snapshot once it was taken.
+    expect(run.input).to.equal("*:*:*:edms:pa\\:ss\\\\word\n00000003-0000001B-1\n");
     expect(run.args.join(" ")).not.to.contain("pa:ss");
     const flag = (name: string) => flagValues(run.args, name);
     // The server's namespace: no network of its own to set up, and nothing the server itself cannot reach.
@@ -85,20 +90,15 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(flag("--log-driver")).to.deep.equal(["none"]);
     expect(run.args).to.include("--read-only");
     expect(flag("-e"), "nothing in the container's environment").to.deep.equal([]);
-    // The snapshot and the server are arguments of the script, never spliced into it.
-    expect(run.args.slice(-6)).to.deep.equal([
-      "edms-ops",
-      "00000003-0000001B-1",
-      "127.0.0.1",
-      "5432",
-      "edms",
-      "edms",
-    ]);
-    const script = run.args[run.args.length - 7];
+    // The server is the script's arguments, never spliced into it; the snapshot comes on stdin.
+    expect(run.args.slice(-5)).to.deep.equal(["edms-ops", "127.0.0.1", "5432", "edms", "edms"]);
+    const script = run.args[run.args.length - 6];
     expect(script).to.match(/^umask 077\nIFS= read -r pass\n/);
     // edms-ops gone (stdin closed): the dump is stopped and its file removed.
     expect(script).to.contain('exec 3<&0; { cat <&3 >/dev/null; kill "$dump"');
-    expect(script).to.contain('-d "$5" -Fc -Z0 --snapshot="$1" -f /edms/database/db.dump');
+    expect(script).to.contain(
+      '-d "$4" -Fc -Z0 --no-sync --snapshot="$snapshot" -f /edms/database/db.dump',
+    );
     expect(script).to.contain("PGAPPNAME=edms-ops-dump");
   });
 
@@ -116,7 +116,7 @@ describe("the backup's dump: a client container writing straight into the sessio
     await dumpWithClient(external, "s");
     const run = calls.find((c) => c.args[0] === "run")!;
     expect(flagValues(run.args, "--network")).to.deep.equal([external.names.databaseNetwork]);
-    expect(run.args.slice(-5)).to.deep.equal(["s", "db.example.com", "5432", "edms_admin", "edms"]);
+    expect(run.args.slice(-4)).to.deep.equal(["db.example.com", "5432", "edms_admin", "edms"]);
     // Docker refuses these beside `--network container:…`: the own server's client must never carry them.
     await dumpWithClient(settings, "s");
     const own = calls.filter((c) => c.args[0] === "run").pop()!;
@@ -226,14 +226,18 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  function start(shell: string[], env: Record<string, string> = {}) {
+  function start(
+    shell: string[],
+    env: Record<string, string> = {},
+    snapshot: string | null = "snap",
+  ) {
     const script = CLIENT_SCRIPT.replace(/\/edms\/database/g, stage).replace(
       /\/tmp\/pgpass/g,
       `${dir}/pgpass`,
     );
     const child = spawn(
       shell[0],
-      [...shell.slice(1), "-euc", script, "edms-ops", "snap", "pg", "5432", "edms", "edms"],
+      [...shell.slice(1), "-euc", script, "edms-ops", "pg", "5432", "edms", "edms"],
       {
         env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
       },
@@ -242,6 +246,9 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const ended = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
     child.stdin.write("*:*:*:edms:secret\n");
+    if (snapshot) {
+      child.stdin.write(`${snapshot}\n`);
+    }
     return { child, ended, stdout: () => stdout };
   }
 
@@ -257,6 +264,28 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
       // The watcher wakes when stdin closes after the end: the complete dump is not its to remove.
       await new Promise((r) => setTimeout(r, 300));
       expect(fs.readFileSync(`${stage}/db.dump`, "utf8")).to.equal("partial");
+    });
+
+    it(`${shell.join(" ")}: stdin ending before the snapshot's line (none could be taken) starts no dump`, async function () {
+      const { child, ended } = start(shell, { FINISH: "1" }, null);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(fs.existsSync(`${dir}/pid`), "pg_dump waits for the snapshot").to.equal(false);
+      child.stdin.end();
+      expect(await ended).not.to.equal(0);
+      expect(fs.existsSync(`${dir}/pid`)).to.equal(false);
+      expect(fs.readdirSync(stage)).to.deep.equal([]);
+    });
+
+    it(`${shell.join(" ")}: pg_dump is given the snapshot from stdin, quoted`, async function () {
+      fs.writeFileSync(
+        path.join(dir, "bin", "pg_dump"),
+        `#!/bin/sh\nfor a; do case $a in --snapshot=*) printf '%s' "$a" > "${dir}/snapshot";; esac; out=$a; done\nprintf x > "$out"\n`,
+        { mode: 0o755 },
+      );
+      const { child, ended } = start(shell, {}, "0000-$(id) *");
+      expect(await ended).to.equal(0);
+      child.stdin.end();
+      expect(fs.readFileSync(`${dir}/snapshot`, "utf8")).to.equal("--snapshot=0000-$(id) *");
     });
 
     it(`${shell.join(" ")}: a dump that fails is removed, its exit status kept`, async function () {

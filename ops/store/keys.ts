@@ -109,19 +109,23 @@ tar -x -o -C "$incoming"
 exec 9>${KEYS_DIR}/.lock
 flock 9
 find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
-if [ -f "$incoming/${KEY_FILES.password}" ]; then
+# A file equal to the one stored is left as it is: its time says since when the stored one is in use (the
+# fast key's proof compares it), and nothing needs writing or syncing.
+changed=
+put() { cmp -s "$1" "$2" || { mv "$1" "$2"; changed=1; }; }
+if [ -f "$incoming/${KEY_FILES.password}" ] && ! cmp -s "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}; then
   if [ -f ${REPOSITORY}/config ] && ! restic --no-cache --no-lock -r ${REPOSITORY} --password-file "$incoming/${KEY_FILES.password}" ${KEY_HINT} cat config >/dev/null 2>&1; then
     echo __wrongkey__; exit 0
   fi
-  mv "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}
+  put "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}
 fi
 if [ -f "$incoming/${KEY_FILES.offsiteRepository}" ]; then
-  mv "$incoming/${KEY_FILES.offsiteRepository}" ${OFFSITE_REPOSITORY_FILE}
-  mv "$incoming/${KEY_FILES.offsiteEnv}" ${OFFSITE_ENV_FILE}
-elif [ "$1" = drop-offsite ]; then
-  rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}
+  put "$incoming/${KEY_FILES.offsiteRepository}" ${OFFSITE_REPOSITORY_FILE}
+  put "$incoming/${KEY_FILES.offsiteEnv}" ${OFFSITE_ENV_FILE}
+elif [ "$1" = drop-offsite ] && { [ -e ${OFFSITE_REPOSITORY_FILE} ] || [ -e ${OFFSITE_ENV_FILE} ]; }; then
+  rm -f ${OFFSITE_REPOSITORY_FILE} ${OFFSITE_ENV_FILE}; changed=1
 fi
-sync`;
+[ -z "$changed" ] || sync`;
 
 /** True once the keys were written. */
 async function writeKeysFromEnv(

@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { BACKUPS_DIR, LAYOUT } from "../../../ops/store/layout";
 import { INSTALL_SCRIPT, REPOSITORY_STATE } from "../../../ops/store/fastKey";
-import { PASSWORD_FILE, REPOSITORY, RESTIC_PRELUDE } from "../../../ops/store/restic";
+import { KEYS_DIR, PASSWORD_FILE, REPOSITORY, RESTIC_PRELUDE } from "../../../ops/store/restic";
 import { FAST_KDF, fastKeyFile, openKeyFile } from "../../../ops/store/resticKey";
 import { testShells } from "../../harness/shells";
 
@@ -162,20 +162,39 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
 
   it("is fast only when the hint names a key that alone opens the repository with the stored password; a failed check is unknown", () => {
     const tools = ["rm", "mkdir", "cp", "mv", "printf", "cat"];
-    for (const { name, env } of testShells(root, tools)) {
+    const shells = testShells(root, tools);
+    // Debian's busybox has no flock applet (the official restic image's has); util-linux's stands in.
+    if (shells.length > 1) {
+      fs.symlinkSync("/usr/bin/flock", path.join(root, "busybox", "flock"));
+    }
+    for (const { name, env } of shells) {
       const base = path.join(root, name);
       const repo = path.join(base, "restic");
       const hint = path.join(base, ".restic-key-hint");
       const password = path.join(base, "password");
       const scratch = path.join(base, ".key-check-1");
+      const proved = path.join(base, ".restic-key-proved");
+      const started = path.join(base, "restic-started");
       // The fake opens, with the stored password's file, a copy holding the config and exactly one key whose
       // content is "opens"; another key is another password's (restic's exit 12), "broken" fails otherwise.
-      const restic = `restic() { [ "$6" = "${password}" ] && [ -f "$4/config" ] || return 1; case "$(cat "$4"/keys/*)" in opens) ;; broken) return 1 ;; *) return 12 ;; esac; }`;
+      // Each start is counted.
+      const restic = `restic() { printf x >> "${started}"; [ "$6" = "${password}" ] && [ -f "$4/config" ] || return 1; case "$(cat "$4"/keys/*)" in opens) ;; broken) return 1 ;; *) return 12 ;; esac; }`;
       const prelude = RESTIC_PRELUDE.split(LAYOUT.keyHint).join(hint);
       const script = [REPOSITORY_STATE, prelude]
-        .map((s) => s.split(REPOSITORY).join(repo).split(PASSWORD_FILE).join(password))
+        .map((s) =>
+          s
+            .split(REPOSITORY)
+            .join(repo)
+            .split(PASSWORD_FILE)
+            .join(password)
+            .split(LAYOUT.keyProved)
+            .join(proved)
+            .split(KEYS_DIR)
+            .join(base),
+        )
         .reverse()
         .join("\n");
+      const starts = () => (fs.existsSync(started) ? fs.readFileSync(started, "utf8").length : 0);
       const state = () => {
         const run = spawnSync("sh", ["-euc", `${restic}\n${script}`, "sh", scratch], { env });
         expect(run.status, run.stderr.toString()).to.equal(0);
@@ -200,9 +219,35 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       fs.writeFileSync(hint, "dd44\n");
       expect(state(), `${name}: the check failed`).to.equal("unknown");
       fs.rmSync(path.join(repo, "keys", "dd44"));
+      // The password stored a minute ago: a proof now is newer.
+      const aMinuteAgo = new Date(Date.now() - 60_000);
+      fs.utimesSync(password, aMinuteAgo, aMinuteAgo);
       fs.writeFileSync(hint, "aa11\n");
+      let before = starts();
       expect(state(), name).to.equal("fast");
+      expect(starts(), `${name}: proved by restic`).to.equal(before + 1);
+      expect(fs.readFileSync(proved, "utf8"), name).to.equal("aa11\n");
       expect(fs.readdirSync(path.join(repo, "keys")).sort(), name).to.deep.equal(["aa11", "bb22"]);
+      // Proved since the password was stored: no restic at all.
+      before = starts();
+      expect(state(), `${name}: proved before`).to.equal("fast");
+      expect(starts(), `${name}: proved before`).to.equal(before);
+      // Another key hinted than the one proved: restic again.
+      fs.writeFileSync(hint, "bb22\n");
+      expect(state(), `${name}: another key hinted`).to.equal("slow");
+      expect(starts(), `${name}: another key hinted`).to.equal(before + 1);
+      // A password stored after the proof: restic again, and it is 12 for a password the key is not for.
+      fs.writeFileSync(hint, "aa11\n");
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      fs.utimesSync(proved, anHourAgo, anHourAgo);
+      fs.writeFileSync(password, "rotated");
+      before = starts();
+      const rotated = `restic() { printf x >> "${started}"; return 12; }`;
+      const run = spawnSync("sh", ["-euc", `${rotated}\n${script}`, "sh", scratch], { env });
+      expect(run.stdout.toString().trim(), `${name}: a password stored since`).to.equal("slow");
+      expect(starts(), `${name}: a password stored since`).to.equal(before + 1);
+      expect(fs.readFileSync(proved, "utf8"), `${name}: no proof recorded`).to.equal("aa11\n");
+      expect(fs.statSync(proved).mtimeMs, name).to.be.below(Date.now() - 3_000_000);
     }
   });
 });

@@ -86,9 +86,10 @@ export async function createBackup(
         await ensureRepository(session);
         return await backupBesideDump(session, request, { dump, mirror, counted });
       } catch (err) {
-        // A dump still running must not outlive the lock (a plaintext copy written with nobody holding it).
+        // A dump still running must not outlive the lock (a plaintext copy written with nobody holding it),
+        // nor the mirror's update or the count started beside it.
         stop.abort();
-        await dump.catch(() => undefined);
+        await Promise.allSettled([dump, mirror, counted]);
         throw err;
       }
     },
@@ -100,13 +101,14 @@ export async function createBackup(
   return result;
 }
 
-/** The backup once its dump has started: the listing, the label, the snapshot and retention. */
 /** What runs beside the dump from the start: the dump itself, the bucket's mirror, the media count. */
 interface Beside {
   readonly dump: ReturnType<typeof dumpDatabase>;
   readonly mirror?: Promise<void>;
   readonly counted?: Promise<MediaCount>;
 }
+
+/** The backup once its dump has started: the listing, the label, the snapshot and retention. */
 
 async function backupBesideDump(
   session: OpsSession,

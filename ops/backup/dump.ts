@@ -76,10 +76,10 @@ function dumpCounter(): { stream: Transform; readonly bytes: number; sha256: () 
 }
 
 /**
- * The dump, in one snapshot with the row counts and the database's own state. The client container and the
- * psql session start at once; the snapshot is taken once `after` resolves (web and worker stopped, no restore
- * in progress), and the counts are read in it while pg_dump writes it. `stop`: the backup failed elsewhere; a
- * dump not started yet is not, one running is ended and removed.
+ * The dump, in one snapshot with the row counts and the database's own state. The client container starts at
+ * once and waits; once `after` resolves (web and worker stopped, no restore in progress) the psql session
+ * connects and exports the snapshot, and the counts are read in it while pg_dump writes it. `stop`: the backup
+ * failed elsewhere; a dump not started yet is not, one running is ended and removed.
  */
 export async function dumpDatabase(
   session: OpsSession,
@@ -87,30 +87,35 @@ export async function dumpDatabase(
   after: Promise<unknown> = Promise.resolve(),
 ) {
   const { settings } = session;
-  const db = SnapshotSession.start(stackServer(settings));
+  // Connected only then: not one more connection beside the app's, nor one idling while web and worker stop.
+  let db: SnapshotSession | undefined;
   try {
     let started = 0;
-    const snapshot = after.then(async () => {
+    const opened = after.then(async () => {
       // The backup failed while it waited: its error is what the caller sees.
       if (stop?.aborted) {
         throw stop.reason;
       }
-      const exported = await db.exportSnapshot();
+      db = SnapshotSession.start(stackServer(settings));
+      const snapshot = await db.exportSnapshot();
       started = Date.now();
       progress("dumping database");
-      return exported;
+      return { db, snapshot };
     });
+    const snapshot = opened.then((o) => o.snapshot);
     snapshot.catch(() => undefined);
-    const [dump, facts] = await allSettledOrThrow([
+    // The counts' failure first: a psql session that ended (a table the role cannot read, named in its error)
+    // also ends the snapshot pg_dump imports, whose own error would then say only that.
+    const [facts, dump] = await allSettledOrThrow([
+      opened.then(async ({ db: open }) => ({
+        tables: await open.tableCounts(),
+        objects: await open.objectCounts(),
+        migrations: await open.migrations(),
+        databaseState: await open.databaseState(),
+      })),
       engineless()
         ? snapshot.then((exported) => dumpThroughPipe(session, exported))
         : dumpWithClient(settings, snapshot, stop),
-      snapshot.then(async () => ({
-        tables: await db.tableCounts(),
-        objects: await db.objectCounts(),
-        migrations: await db.migrations(),
-        databaseState: await db.databaseState(),
-      })),
     ]);
     const rows = Object.values(facts.tables).reduce((a, b) => a + b, 0);
     progress(
@@ -118,7 +123,7 @@ export async function dumpDatabase(
     );
     return { ...facts, database: dump };
   } finally {
-    db.close();
+    (db as SnapshotSession | undefined)?.close();
   }
 }
 

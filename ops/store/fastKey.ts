@@ -24,8 +24,8 @@ const OPENS_ALONE = `restic --no-cache --no-lock -r "$dir" --password-file ${PAS
 /**
  * The local repository's state: `nokey` (no password on the host), `missing` (no repository), `fast` (the hint
  * names a key that opens it with the password stored now: restic proves it on a copy holding only that key and
- * the config, one cheap key derivation, recorded in LAYOUT.keyProved so that later runs start no restic until
- * another password or key is in use), `slow` (no hint, its key gone, or restic says the stored password does
+ * the config, one cheap key derivation, recorded in LAYOUT.keyProved with the password file's inode, size and
+ * time, so that later runs start no restic until another password file or key is in use), `slow` (no hint, its key gone, or restic says the stored password does
  * not open it: a rotated-out password's key, and the new password gets a fast key of its own) or `unknown`
  * (the check itself failed, e.g. a full disk: nothing is added, so no key piles up). $1: a scratch folder.
  * EKEY is RESTIC_PRELUDE's.
@@ -34,19 +34,18 @@ export const REPOSITORY_STATE = `
 [ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }
 [ -f ${REPOSITORY}/config ] || { echo missing; exit 0; }
 [ -n "$EKEY" ] && [ -f ${REPOSITORY}/keys/"$EKEY" ] || { echo slow; exit 0; }
-# This key was proved since the password was last stored: no restic needed.
-if [ ${LAYOUT.keyProved} -nt ${PASSWORD_FILE} ] && [ "$(cat ${LAYOUT.keyProved})" = "$EKEY" ]; then
-  echo fast; exit 0
-fi
+# This key was proved with the password file there now (a stored password is a new file: keys.ts): no restic.
+stored() { stat -c '%i %s %Y' ${PASSWORD_FILE}; }
+[ "$(cat ${LAYOUT.keyProved} 2>/dev/null)" != "$EKEY $(stored)" ] || { echo fast; exit 0; }
 dir=$1; rm -rf "$dir"; trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/keys" && cp ${REPOSITORY}/config "$dir/" && cp ${REPOSITORY}/keys/"$EKEY" "$dir/keys/" || { echo unknown; exit 0; }
-# The keys folder's lock (keys.ts takes it to store a password): the password proved is still the one stored
-# when the proof is recorded.
-exec 9>>${KEYS_DIR}/.lock && flock 9 || { echo unknown; exit 0; }
+# Under the keys folder's lock (keys.ts stores a password under it): the password file restic reads is the
+# one the proof names. \`command\`: a lock that cannot be opened is \`unknown\`, not the end of the shell.
+command exec 9>>${KEYS_DIR}/.lock && flock 9 && file=$(stored) || { echo unknown; exit 0; }
 code=0; ${OPENS_ALONE} 2>&1 || code=$?
 # 12: restic's exit code for a password that opens no key.
 case $code in
-  0) printf '%s\n' "$EKEY" > ${LAYOUT.keyProved} 2>/dev/null || true; echo fast ;;
+  0) printf '%s\n' "$EKEY $file" > ${LAYOUT.keyProved} || true; echo fast ;;
   12) echo slow ;;
   *) echo unknown ;;
 esac`;

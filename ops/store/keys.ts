@@ -109,8 +109,8 @@ tar -x -o -C "$incoming"
 exec 9>${KEYS_DIR}/.lock
 flock 9
 find ${KEYS_DIR} -maxdepth 1 -name '.incoming*' ! -path "$incoming" -mmin +10 -exec rm -rf {} +
-# A file equal to the one stored is left as it is: its time says since when the stored one is in use (the
-# fast key's proof compares it), and nothing needs writing or syncing.
+# A file equal to the one stored is left as it is: nothing to prove, write or sync, and the fast key's proof,
+# which names the password file's inode, stands (fastKey.ts). A different one is a new file.
 changed=
 put() { cmp -s "$1" "$2" || { mv "$1" "$2"; changed=1; }; }
 if [ -f "$incoming/${KEY_FILES.password}" ] && ! cmp -s "$incoming/${KEY_FILES.password}" ${PASSWORD_FILE}; then

@@ -56,7 +56,7 @@ export const LAYOUT = {
   snapshotsListed: `${BACKUPS_DIR}/.snapshots-listed`,
   /** The id of the repository's key every restic started here tries first (resticKey.ts). */
   keyHint: `${BACKUPS_DIR}/.restic-key-hint`,
-  /** The hinted key's id once restic proved it opens with the stored password; newer than that password. */
+  /** The hinted key's id once restic proved it opens with the password file: with its inode, size and time. */
   keyProved: `${BACKUPS_DIR}/.restic-key-proved`,
 } as const;
 

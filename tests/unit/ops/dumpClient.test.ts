@@ -182,6 +182,47 @@ describe("the backup's dump: a client container writing straight into the sessio
     expect(stopped?.message).to.match(/^database dump failed/);
   });
 
+  it("no snapshot could be taken: the client gets no second line and ends; the snapshot's own error is the dump's", async function () {
+    const err = await dumpWithClient(
+      settings,
+      Promise.reject(new Error("psql session ended (exit 2): the server is gone")),
+    ).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.equal("psql session ended (exit 2): the server is gone");
+    const run = calls.find((c) => c.args[0] === "run")!;
+    expect(run.input, "the pgpass line only").to.equal("*:*:*:edms:pa\\:ss\\\\word\n");
+  });
+
+  it("a snapshot taken after the backup was stopped is never sent: the client already ended", async function () {
+    const stop = new AbortController();
+    let take!: (snapshot: string) => void;
+    const snapshot = new Promise<string>((resolve) => (take = resolve));
+    let sent = "";
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (
+      args: readonly string[],
+      options?: dockerLib.RunOptions,
+    ) => {
+      if (args[0] !== "run") {
+        return answers[args[0]];
+      }
+      const input = options?.input as Readable;
+      input.on("data", (d: Buffer) => (sent += d.toString()));
+      stop.abort();
+      await new Promise((resolve) => input.once("end", resolve));
+      take("00000003-0000001B-1");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return { code: 1, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+    const err = await dumpWithClient(settings, snapshot, stop.signal).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/^database dump failed/);
+    expect(sent).to.equal("*:*:*:edms:pa\\:ss\\\\word\n");
+  });
+
   it("an unreadable password file is refused naming it, before any client starts", async function () {
     answers.exec = {
       code: 1,

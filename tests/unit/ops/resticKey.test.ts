@@ -161,7 +161,7 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it("is fast only when the hint names a key that alone opens the repository with the stored password; a failed check is unknown", () => {
-    const tools = ["rm", "mkdir", "cp", "mv", "printf", "cat"];
+    const tools = ["rm", "mkdir", "cp", "mv", "printf", "cat", "stat"];
     const shells = testShells(root, tools);
     // Debian's busybox has no flock applet (the official restic image's has); util-linux's stands in.
     if (shells.length > 1) {
@@ -177,8 +177,9 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       const started = path.join(base, "restic-started");
       // The fake opens, with the stored password's file, a copy holding the config and exactly one key whose
       // content is "opens"; another key is another password's (restic's exit 12), "broken" fails otherwise.
-      // Each start is counted.
-      const restic = `restic() { printf x >> "${started}"; [ "$6" = "${password}" ] && [ -f "$4/config" ] || return 1; case "$(cat "$4"/keys/*)" in opens) ;; broken) return 1 ;; *) return 12 ;; esac; }`;
+      // Each start is counted, and fails (99, so `unknown`) unless the keys folder's lock is held.
+      const lock = path.join(base, ".lock");
+      const restic = `restic() { printf x >> "${started}"; ! flock -n "${lock}" true || return 99; [ "$6" = "${password}" ] && [ -f "$4/config" ] || return 1; case "$(cat "$4"/keys/*)" in opens) ;; broken) return 1 ;; *) return 12 ;; esac; }`;
       const prelude = RESTIC_PRELUDE.split(LAYOUT.keyHint).join(hint);
       const script = [REPOSITORY_STATE, prelude]
         .map((s) =>
@@ -218,17 +219,17 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       fs.writeFileSync(path.join(repo, "keys", "dd44"), "broken");
       fs.writeFileSync(hint, "dd44\n");
       expect(state(), `${name}: the check failed`).to.equal("unknown");
+      expect(fs.existsSync(proved), `${name}: nothing proved yet`).to.equal(false);
       fs.rmSync(path.join(repo, "keys", "dd44"));
-      // The password stored a minute ago: a proof now is newer.
-      const aMinuteAgo = new Date(Date.now() - 60_000);
-      fs.utimesSync(password, aMinuteAgo, aMinuteAgo);
       fs.writeFileSync(hint, "aa11\n");
       let before = starts();
       expect(state(), name).to.equal("fast");
       expect(starts(), `${name}: proved by restic`).to.equal(before + 1);
-      expect(fs.readFileSync(proved, "utf8"), name).to.equal("aa11\n");
+      const file = fs.statSync(password);
+      const proof = `aa11 ${file.ino} ${file.size} ${Math.floor(file.mtimeMs / 1000)}\n`;
+      expect(fs.readFileSync(proved, "utf8"), name).to.equal(proof);
       expect(fs.readdirSync(path.join(repo, "keys")).sort(), name).to.deep.equal(["aa11", "bb22"]);
-      // Proved since the password was stored: no restic at all.
+      // Proved with this password file: no restic at all.
       before = starts();
       expect(state(), `${name}: proved before`).to.equal("fast");
       expect(starts(), `${name}: proved before`).to.equal(before);
@@ -236,18 +237,18 @@ describe("the repository's state before a backup (fastKey.ts REPOSITORY_STATE), 
       fs.writeFileSync(hint, "bb22\n");
       expect(state(), `${name}: another key hinted`).to.equal("slow");
       expect(starts(), `${name}: another key hinted`).to.equal(before + 1);
-      // A password stored after the proof: restic again, and it is 12 for a password the key is not for.
+      // A password stored since, as keys.ts stores one (a new file renamed into place, its time whatever the
+      // unpacked file had): restic again, 12 for a password the key is not for, and no proof recorded.
       fs.writeFileSync(hint, "aa11\n");
-      const anHourAgo = new Date(Date.now() - 3_600_000);
-      fs.utimesSync(proved, anHourAgo, anHourAgo);
-      fs.writeFileSync(password, "rotated");
+      fs.writeFileSync(`${password}.new`, "rotated");
+      fs.utimesSync(`${password}.new`, file.atime, file.mtime);
+      fs.renameSync(`${password}.new`, password);
       before = starts();
       const rotated = `restic() { printf x >> "${started}"; return 12; }`;
       const run = spawnSync("sh", ["-euc", `${rotated}\n${script}`, "sh", scratch], { env });
       expect(run.stdout.toString().trim(), `${name}: a password stored since`).to.equal("slow");
       expect(starts(), `${name}: a password stored since`).to.equal(before + 1);
-      expect(fs.readFileSync(proved, "utf8"), `${name}: no proof recorded`).to.equal("aa11\n");
-      expect(fs.statSync(proved).mtimeMs, name).to.be.below(Date.now() - 3_000_000);
+      expect(fs.readFileSync(proved, "utf8"), `${name}: no proof recorded`).to.equal(proof);
     }
   });
 });

@@ -109,7 +109,6 @@ interface Beside {
 }
 
 /** The backup once its dump has started: the listing, the label, the snapshot and retention. */
-
 async function backupBesideDump(
   session: OpsSession,
   request: BackupRequest,

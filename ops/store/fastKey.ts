@@ -25,10 +25,10 @@ const OPENS_ALONE = `restic --no-cache --no-lock -r "$dir" --password-file ${PAS
  * The local repository's state: `nokey` (no password on the host), `missing` (no repository), `fast` (the hint
  * names a key that opens it with the password stored now: restic proves it on a copy holding only that key and
  * the config, one cheap key derivation, recorded in LAYOUT.keyProved with the password file's inode, size and
- * time, so that later runs start no restic until another password file or key is in use), `slow` (no hint, its key gone, or restic says the stored password does
- * not open it: a rotated-out password's key, and the new password gets a fast key of its own) or `unknown`
- * (the check itself failed, e.g. a full disk: nothing is added, so no key piles up). $1: a scratch folder.
- * EKEY is RESTIC_PRELUDE's.
+ * time, so that later runs start no restic until another password file or key is in use), `slow` (no hint, its
+ * key gone, or restic says the stored password does not open it: a rotated-out password's key, and the new
+ * password gets a fast key of its own) or `unknown` (the check itself failed, e.g. a full disk: nothing is
+ * added, so no key piles up). $1: a scratch folder. EKEY is RESTIC_PRELUDE's.
  */
 export const REPOSITORY_STATE = `
 [ -f ${PASSWORD_FILE} ] || { echo nokey; exit 0; }

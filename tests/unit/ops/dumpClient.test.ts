@@ -65,6 +65,30 @@ describe("the backup's dump: a client container writing straight into the sessio
     (dockerLib as Mutable<typeof dockerLib>).docker = saved;
   });
 
+  /**
+   * A client that runs until its stdin ends, as the real one does when told to stop: `started` gets its stdin,
+   * `ended` runs once that ended, and it exits with `code`.
+   */
+  function clientUntilStdinEnds(
+    code: number,
+    started: (input: Readable) => void,
+    ended: () => Promise<void> = async () => undefined,
+  ): void {
+    (dockerLib as Mutable<typeof dockerLib>).docker = (async (
+      args: readonly string[],
+      options?: dockerLib.RunOptions,
+    ) => {
+      if (args[0] !== "run") {
+        return answers[args[0]];
+      }
+      const input = options?.input as Readable;
+      started(input);
+      await new Promise((resolve) => input.once("end", resolve));
+      await ended();
+      return { code, stdout: "", stderr: "" };
+    }) as typeof dockerLib.docker;
+  }
+
   it("hands the superuser's password over on stdin only, escaped for pgpass; reaches the server on its own loopback, in its network namespace", async function () {
     const dump = await dumpWithClient(settings, "00000003-0000001B-1");
     expect(dump).to.deep.equal({ file: "db.dump", bytes: 119212670, sha256: HASH });
@@ -160,21 +184,11 @@ describe("the backup's dump: a client container writing straight into the sessio
     );
     expect(early?.message).to.match(/stopped before it began/);
     expect(calls.map((c) => c.args[0])).not.to.include("run");
-    // A client that runs until its stdin ends, as the real one does when told to stop.
     const running = new AbortController();
-    (dockerLib as Mutable<typeof dockerLib>).docker = (async (
-      args: readonly string[],
-      options?: dockerLib.RunOptions,
-    ) => {
-      if (args[0] !== "run") {
-        return answers[args[0]];
-      }
-      const input = options?.input as Readable;
+    clientUntilStdinEnds(143, (input) => {
       input.resume();
       setTimeout(() => running.abort(), 20);
-      await new Promise((resolve) => input.once("end", resolve));
-      return { code: 143, stdout: "", stderr: "" };
-    }) as typeof dockerLib.docker;
+    });
     const stopped = await dumpWithClient(settings, "s", running.signal).then(
       () => null,
       (e: Error) => e,
@@ -200,21 +214,17 @@ describe("the backup's dump: a client container writing straight into the sessio
     let take!: (snapshot: string) => void;
     const snapshot = new Promise<string>((resolve) => (take = resolve));
     let sent = "";
-    (dockerLib as Mutable<typeof dockerLib>).docker = (async (
-      args: readonly string[],
-      options?: dockerLib.RunOptions,
-    ) => {
-      if (args[0] !== "run") {
-        return answers[args[0]];
-      }
-      const input = options?.input as Readable;
-      input.on("data", (d: Buffer) => (sent += d.toString()));
-      stop.abort();
-      await new Promise((resolve) => input.once("end", resolve));
-      take("00000003-0000001B-1");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      return { code: 1, stdout: "", stderr: "" };
-    }) as typeof dockerLib.docker;
+    clientUntilStdinEnds(
+      1,
+      (input) => {
+        input.on("data", (d: Buffer) => (sent += d.toString()));
+        stop.abort();
+      },
+      async () => {
+        take("00000003-0000001B-1");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      },
+    );
     const err = await dumpWithClient(settings, snapshot, stop.signal).then(
       () => null,
       (e: Error) => e,

@@ -60,7 +60,7 @@ export async function reverse(
     await migrateAtomically(
       settings,
       image,
-      steps.map((s) => [s.app, s.to]),
+      steps.map((s) => [s.app, s.to] as const),
       `reversing ${steps.map((s) => s.app).join(", ")}`,
     );
   }

@@ -264,20 +264,58 @@ export async function manage(
 export async function migrateAtomically(
   settings: Settings,
   image: string,
-  steps: readonly (readonly string[])[],
+  steps: readonly (readonly [string, string] | readonly [])[],
   what: string,
 ): Promise<void> {
-  const code = [
+  await manage(settings, image, ["shell", "-c", migrateCode(steps)], what);
+}
+
+/**
+ * The Python `manage.py shell -c` runs for migrateAtomically. The app and the migration go to `migrate` as
+ * its options' values, never through its argument parser, and a command that exits instead of returning
+ * (argparse's help, an error) fails the run: `shell -c` would end with that exit's code, 0 for help, as if
+ * every step had been applied.
+ */
+export function migrateCode(steps: readonly (readonly [string, string] | readonly [])[]): string {
+  requireMigrateNames(
+    steps.flatMap((step) => (step.length === 2 ? [{ app: step[0], to: step[1] }] : [])),
+  );
+  return [
     "import json",
     "from django.core.management import call_command",
     "from django.db import transaction",
     `steps = json.loads(${JSON.stringify(JSON.stringify(steps))})`,
-    "with transaction.atomic():",
-    "    for args in steps:",
-    '        print("migrate " + " ".join(args), flush=True)',
-    "        call_command('migrate', *args, interactive=False, verbosity=1)",
+    "try:",
+    "    with transaction.atomic():",
+    "        for args in steps:",
+    '            print("migrate " + " ".join(args), flush=True)',
+    "            named = dict(zip(('app_label', 'migration_name'), args))",
+    "            call_command('migrate', interactive=False, verbosity=1, **named)",
+    "except SystemExit as ended:",
+    "    raise RuntimeError(f'migrate exited ({ended.code}) instead of applying its step') from None",
   ].join("\n");
-  await manage(settings, image, ["shell", "-c", code], what);
+}
+
+/**
+ * A Django app label or migration name (`documents`, `0001_initial`, `zero`): letters, digits and
+ * underscores, as Django makes and accepts them.
+ */
+const MIGRATE_NAME = /^[\p{L}\p{N}_]+$/u;
+
+/**
+ * Refuses steps naming an app or a migration that is no Django name. They come from django_migrations,
+ * which the application's own role may write: a compromised release could plant a row whose app is `-h`
+ * or `--fake`, for the rollback that follows it to run. Nothing is changed.
+ */
+export function requireMigrateNames(steps: readonly Step[]): void {
+  const odd = steps.find((s) => !MIGRATE_NAME.test(s.app) || !MIGRATE_NAME.test(s.to));
+  if (odd) {
+    const name = MIGRATE_NAME.test(odd.app) ? odd.to : odd.app;
+    throw refuse(
+      `django_migrations names ${JSON.stringify(name)} (app ${JSON.stringify(odd.app)}), which is no Django app label or migration name (letters, digits and underscores only); no migration is run with it. Nothing was changed.`,
+      `Find out how that row got there (a release's own migrations never have such a name: the application's database role can write the table), remove it (\`DELETE FROM django_migrations WHERE app = …\`), then run the command again.`,
+    );
+  }
 }
 
 /** One app's reversal: `manage.py migrate <app> <to>` (`zero` for an app the older release lacks). */
@@ -291,7 +329,9 @@ export function reversalSteps(
   current: Record<string, string>,
   recorded: Record<string, string>,
 ): Step[] {
-  return Object.keys(current)
+  const steps = Object.keys(current)
     .filter((app) => current[app] !== recorded[app])
     .map((app) => ({ app, to: recorded[app] ?? "zero" }));
+  requireMigrateNames(steps);
+  return steps;
 }

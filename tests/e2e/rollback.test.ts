@@ -44,6 +44,21 @@ describe("e2e: rollback", function () {
 
   it("3a. rollback --previous: migrations reversed with the current image, data written after the deploy kept, 1.0.0 healthy", async function () {
     await stack.seed("after-v2");
+    // A row the application's database role can write: its app would reach `migrate` as an option (`-h`
+    // prints help and exits 0, which passed for a done reversal). Refused before anything is done.
+    await stack.psql(
+      "INSERT INTO django_migrations (app, name, applied) VALUES ('-h', 'x', now());",
+    );
+    const planted = await stack.fingerprint();
+    const backupsBefore = JSON.parse((await stack.ops(["status", "--json"])).stdout).backups.count;
+    const refused = await stack.ops(["rollback", "--previous", "--backup-first"]);
+    expect(refused.code, refused.stderr).to.equal(2);
+    expect(refused.stderr).to.contain('django_migrations names "-h" (app "-h")');
+    expect(await stack.fingerprint()).to.deep.equal(planted);
+    const statusRefused = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+    expect(statusRefused.unfinishedRollback).to.equal(null);
+    expect(statusRefused.backups.count, "no backup taken").to.equal(backupsBefore);
+    await stack.psql("DELETE FROM django_migrations WHERE app = '-h';");
     const before = await stack.fingerprint();
     expect(before.documents_document).to.match(/^6:/);
     const result = await stack.ops(["rollback", "--previous", "--backup-first"]);

@@ -55,6 +55,21 @@ export function redactRepository(repository: string): string {
   return repository.replace(/\/\/[^/]*@/, "//").replace(/\?.*$/, "");
 }
 
+/**
+ * An rclone repository with connection-string parameters (`rclone::s3,access_key_id=…,secret_access_key=…:b/p`):
+ * restic starts `rclone serve restic` with the remote, parameters and all, as a command-line argument (the
+ * Docker host's process list shows it) and names the repository in its errors, which reach status, health,
+ * alerts and logs. No setting hides them, so such a repository is refused wherever it arrives.
+ */
+export function rcloneParameters(repository: string): boolean {
+  return /^rclone:.*,\s*[A-Za-z0-9_]+\s*=/s.test(repository);
+}
+
+export const RCLONE_PARAMETERS_PROBLEM =
+  "offsite.repository is an rclone remote with connection-string parameters (`,name=value`): restic passes them to rclone as a command-line argument, visible in the Docker host's process list, and prints them in its errors";
+export const RCLONE_PARAMETERS_FIX =
+  "Use restic's own backend for that service (s3:, b2:, azure:, gs:, swift:, sftp:, rest:) with its credentials in `edms:backup.offsite.env` (`pulumi config set --secret --path edms:backup.offsite.env.<NAME> …`).";
+
 const keepCount = (key: string, description: string) =>
   setting(integer.pipe(z.number().int().min(0, `${key} must be 0 or more`)).optional(), {
     description,
@@ -87,6 +102,10 @@ const offsite = z
           .refine(
             (v) => typeof v !== "string" || RESTIC_REPOSITORY.test(v),
             "offsite.repository must be a restic repository (s3:, sftp:, rest:, b2:, azure:, gs:, swift:, rclone: or an absolute path)",
+          )
+          .refine(
+            (v) => typeof v !== "string" || !rcloneParameters(v),
+            `${RCLONE_PARAMETERS_PROBLEM}. ${RCLONE_PARAMETERS_FIX}`,
           )
           .refine(
             (v) => typeof v !== "string" || !/\/\/[^/]*:[^/]*@/.test(v),

@@ -8,6 +8,11 @@
  * stdin: never argv, never container env, never printed.
  */
 import { Settings } from "../../model/settings";
+import {
+  rcloneParameters,
+  RCLONE_PARAMETERS_FIX,
+  RCLONE_PARAMETERS_PROBLEM,
+} from "../../model/config/backup";
 import { volumeExists } from "../engine/docker";
 import { refuse } from "../core/errors";
 import {
@@ -48,9 +53,17 @@ export function keysFromEnv(
       );
     }
   }
+  const offsiteRepository = env[names.repository] || undefined;
+  // A secret value reaches edms-ops only here: the stack file's check never saw it.
+  if (offsiteRepository && rcloneParameters(offsiteRepository)) {
+    throw refuse(
+      `${RCLONE_PARAMETERS_PROBLEM} (${names.repository}). Nothing was stored or changed.`,
+      RCLONE_PARAMETERS_FIX,
+    );
+  }
   return {
     password: env.EDMS_RESTIC_PASSWORD || undefined,
-    offsiteRepository: env[names.repository] || undefined,
+    offsiteRepository,
     offsiteEnv,
   };
 }

@@ -224,6 +224,11 @@ describe("config validation", function () {
       /`edms:bootstrap` fixtures must all be strings/,
     ],
     [
+      "a fixture name that is an option",
+      { ...valid, bootstrap: { fixtures: ["initial_users", "--database=other"] } },
+      /`edms:bootstrap` fixtures: a fixture name may not begin with `-`/,
+    ],
+    [
       "fixtures not a list",
       { ...valid, bootstrap: { fixtures: "initial_users" } },
       /`edms:bootstrap` fixtures must be a list/,
@@ -260,6 +265,16 @@ describe("config validation", function () {
         ),
       ],
     ),
+    [
+      "an rclone remote with its credentials as connection-string parameters",
+      {
+        ...valid,
+        backup: {
+          offsite: { repository: "rclone::s3,access_key_id=AK,secret_access_key=wJ/S+K:b/edms" },
+        },
+      },
+      /offsite\.repository is an rclone remote with connection-string parameters .*process list.*Use restic's own backend/,
+    ],
     [
       "an off-host password in plain text",
       { ...valid, backup: { offsite: { repository: "rest:https://u:pw@host/edms/" } } },

@@ -156,6 +156,25 @@ describe("off-host credentials that may delete: variables of their own", functio
     });
   });
 
+  it("an rclone remote with connection-string parameters is refused by its own name, before anything is stored (its value arrives secret)", function () {
+    for (const [repository, refused] of [
+      ["rclone::s3,access_key_id=AK,secret_access_key=SK:bucket/edms", true],
+      ["rclone:remote,pass = x:path", true],
+      ["rclone::local:/srv/edms", false],
+      ["rclone:remote:bucket/a,b", false],
+      ["s3:host/b,key=v", false],
+    ] as const) {
+      const call = () => keysFromEnv({ ...env, EDMS_OFFSITE_REPOSITORY: repository });
+      if (refused) {
+        expect(call, repository).to.throw(
+          /^offsite\.repository is an rclone remote with connection-string parameters .* \(EDMS_OFFSITE_REPOSITORY\)\. Nothing was stored or changed\./,
+        );
+      } else {
+        expect(call(), repository).to.include({ offsiteRepository: repository });
+      }
+    }
+  });
+
   it("a malformed variable is refused by its own name", function () {
     expect(() =>
       keysFromEnv({ ...env, EDMS_OFFSITE_DELETE_ENV: "not json" }, DELETE_OFFSITE),

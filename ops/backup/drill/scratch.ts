@@ -18,9 +18,20 @@ import { cleanupOnSignal } from "../../core/signals";
 
 const SCRATCH_ROLE = "drill-scratch";
 
+/** A drill's tag: six hex digits, and the shell glob matching one and nothing longer. */
+const TAG_BYTES = 3;
+const TAG_GLOB = "[0-9a-f]".repeat(TAG_BYTES * 2);
+
+/**
+ * Removes the drill folders of the stack whose prefix is $1 in the shared drill scratch folder (/scratch):
+ * exactly a tag after the prefix, since stacks may share the folder and another's prefix may begin with
+ * this one's followed by `-drill-` (prefixes `a` and `a-drill-x`).
+ */
+export const LEFTOVER_FOLDERS_SCRIPT = `rm -rf "/scratch/$1"-drill-${TAG_GLOB}`;
+
 /** Names of what one drill creates, so every exit path removes exactly them. */
 export class Scratch {
-  readonly tag = randomBytes(3).toString("hex");
+  readonly tag = randomBytes(TAG_BYTES).toString("hex");
   readonly network: string;
   /** The media's scratch: a volume, or a folder of `edms:backup.drillScratch` on the Docker host. */
   readonly volume: string;
@@ -104,7 +115,7 @@ export async function removeDrillLeftovers(settings: Settings): Promise<void> {
     await docker(["volume", "rm", "-f", name], { allowFailure: true });
   }
   if (settings.backup.drillScratch) {
-    await inScratchDir(settings, 'rm -rf "/scratch/$1"-drill-*', [settings.namePrefix]);
+    await inScratchDir(settings, LEFTOVER_FOLDERS_SCRIPT, [settings.namePrefix]);
   }
 }
 

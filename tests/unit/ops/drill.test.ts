@@ -13,6 +13,7 @@ import {
 import { CHECKSUM_SCRIPT } from "../../../ops/backup/drill/checksums";
 import { includePattern, restoresWhole } from "../../../ops/backup/drill/media";
 import { rehearsalTarget } from "../../../ops/backup/drill/release";
+import { LEFTOVER_FOLDERS_SCRIPT } from "../../../ops/backup/drill/scratch";
 import type { Manifest } from "../../../ops/store/manifest";
 import type { Settings } from "../../../model/settings";
 import type { Deployment } from "../../../ops/store/records";
@@ -386,5 +387,27 @@ describe("drill: what the pre-deploy drill rehearses", function () {
         ran("1.0.0", A),
       ]),
     ).to.equal(null);
+  });
+});
+
+describe("drill: the leftovers of a killed drill in a shared drillScratch folder", function () {
+  it("removes this stack's drill folders only, not those of a stack whose prefix begins with it and `-drill-`", function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "drill-scratch-"));
+    try {
+      const folders = [
+        "a-drill-0f3c9e",
+        "a-drill-x-drill-0f3c9e",
+        "a-drill-0f3c9e7",
+        "ab-drill-0f3c9e",
+      ];
+      folders.forEach((f) => fs.mkdirSync(path.join(dir, f, "media"), { recursive: true }));
+      const script = LEFTOVER_FOLDERS_SCRIPT.split("/scratch/").join(`${dir}/`);
+      for (const shell of ["sh", "/bin/busybox"]) {
+        execFileSync(shell, [...(shell === "sh" ? [] : ["sh"]), "-c", script, "sh", "a"]);
+      }
+      expect(fs.readdirSync(dir).sort()).to.deep.equal(folders.slice(1).sort());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -43,9 +43,18 @@ const bootstrap = z
     ),
     fixtures: setting(
       z
-        .array(z.string({ error: "fixtures must all be strings" }).min(1), {
-          error: "fixtures must be a list of fixture names",
-        })
+        .array(
+          z
+            .string({ error: "fixtures must all be strings" })
+            .min(1)
+            .refine(
+              (v) => !v.startsWith("-"),
+              "fixtures: a fixture name may not begin with `-` (manage.py loaddata would take it as an option)",
+            ),
+          {
+            error: "fixtures must be a list of fixture names",
+          },
+        )
         .default([...DEFAULTS.bootstrap.fixtures]),
       { description: "Django fixtures loaded once, only into a database with no users." },
     ),

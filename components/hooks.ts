@@ -88,8 +88,9 @@ export function opsHook<Input>(
       dir: PROJECT_DIR,
       environment,
       triggers: args.triggers,
-      // Output of hooks that hold secrets stays out of Pulumi's logs entirely, as a second line of defence
-      // behind edms-ops never printing them.
+      // Output of hooks that hold secrets stays out of Pulumi's logs while they succeed. A failed command's
+      // error carries all of its output whatever this says (@pulumi/command's `running %q:\n<output>`), so
+      // edms-ops replaces every secret it was handed in what it prints (ops/core/log.ts scrub).
       logging: hasSecrets
         ? command.types.enums.local.Logging.None
         : command.types.enums.local.Logging.StdoutAndStderr,

@@ -21,6 +21,7 @@ import * as status from "./commands/status";
 import * as switchCommand from "./commands/switch";
 import * as verify from "./commands/verify";
 import { EXIT, OpsError } from "./core/errors";
+import { scrub } from "./core/log";
 
 export function buildProgram(): Command {
   const program = new Command("edms-ops")
@@ -33,6 +34,11 @@ export function buildProgram(): Command {
       "directory holding the Pulumi.<stack>.yaml files; default $EDMS_PROJECT_DIR or .",
     )
     .showHelpAfterError()
+    // Commander's own messages (an unknown option echoes what was typed) go out scrubbed too.
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(scrub(text)),
+      writeErr: (text) => process.stderr.write(scrub(text)),
+    })
     .exitOverride();
   for (const command of [
     backup,
@@ -78,11 +84,13 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     if (err instanceof OpsError) {
-      process.stderr.write(`edms-ops: ${err.describe()}\n`);
+      process.stderr.write(scrub(`edms-ops: ${err.describe()}\n`));
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`edms-ops: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(
+      scrub(`edms-ops: unexpected error: ${(err as Error).stack ?? String(err)}\n`),
+    );
     process.exitCode = EXIT.failed;
   } finally {
     finished = true;

@@ -1,6 +1,8 @@
 /**
  * Progress goes to stderr (so `--json` output on stdout stays clean), each line with the elapsed time.
- * Nothing here ever receives a secret: callers pass step names, sizes and counts only.
+ * Callers pass step names, sizes and counts, never a secret; but some lines are other programs' output (a
+ * release's `migrate`, a tool's error), so every line leaves through `scrub`: a deploy hook's output reaches
+ * Pulumi's log and the CI log whenever the hook fails, whatever its logging setting.
  */
 const started = Date.now();
 let quiet = false;
@@ -9,15 +11,66 @@ export function setQuiet(value: boolean): void {
   quiet = value;
 }
 
+/** Variables whose values are secrets (components/hooks.ts HookSecrets, and the off-host delete credentials). */
+const SECRET_VARIABLES = [
+  "EDMS_POSTGRES_PASSWORD",
+  "EDMS_DJANGO_SECRET_KEY",
+  "EDMS_REDIS_PASSWORD",
+  "EDMS_SUPERUSER_PASSWORD",
+  "EDMS_APP_DB_PASSWORD",
+  "EDMS_BACKUP_DB_PASSWORD",
+  "EDMS_RESTIC_PASSWORD",
+  "EDMS_OFFSITE_REPOSITORY",
+  "EDMS_OFFSITE_DELETE_REPOSITORY",
+  "EDMS_DATABASE_PASSWORD",
+  "EDMS_MEDIA_SECRET_KEY",
+];
+/** Variables holding a JSON object of secret values (the off-host backend's variables). */
+const SECRET_JSON_VARIABLES = ["EDMS_OFFSITE_ENV", "EDMS_OFFSITE_DELETE_ENV"];
+/** Shorter values are not looked for: they would blank ordinary words out of every line. */
+const SHORTEST_SECRET = 6;
+
+/** The secret values in `env`, longest first (a secret containing another is replaced whole). */
+export function secretValues(env: NodeJS.ProcessEnv): string[] {
+  const values: string[] = SECRET_VARIABLES.map((name) => env[name] ?? "");
+  for (const name of SECRET_JSON_VARIABLES) {
+    try {
+      const parsed: unknown = JSON.parse(env[name] ?? "{}");
+      if (parsed && typeof parsed === "object") {
+        values.push(...Object.values(parsed).filter((v): v is string => typeof v === "string"));
+      }
+    } catch {
+      // Refused where it is read (keys.ts), by its name.
+    }
+  }
+  return [...new Set(values.filter((v) => v.length >= SHORTEST_SECRET))].sort(
+    (a, b) => b.length - a.length,
+  );
+}
+
+let secrets: string[] | undefined;
+
+/** `text` with every secret value this process was given replaced by `[secret]`. */
+export function scrub(text: string): string {
+  secrets ??= secretValues(process.env);
+  let clean = text;
+  for (const secret of secrets) {
+    if (clean.includes(secret)) {
+      clean = clean.split(secret).join("[secret]");
+    }
+  }
+  return clean;
+}
+
 export function progress(message: string): void {
   if (!quiet) {
     const seconds = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
-    process.stderr.write(`[${seconds}s] ${message}\n`);
+    process.stderr.write(scrub(`[${seconds}s] ${message}\n`));
   }
 }
 
 export function say(message: string): void {
-  process.stdout.write(`${message}\n`);
+  process.stdout.write(scrub(`${message}\n`));
 }
 
 export function formatBytes(bytes: number): string {
@@ -33,7 +86,7 @@ export function formatBytes(bytes: number): string {
 
 /** A problem that does not fail the command (e.g. an off-host copy that will be retried). */
 export function warn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
+  process.stderr.write(scrub(`warning: ${message}\n`));
 }
 
 /** The last line of a tool's output: usually the one that says what went wrong. */

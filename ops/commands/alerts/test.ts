@@ -5,7 +5,7 @@ import { sendTestAlert } from "../../alerts/check";
 import { hasTargets, readTargets } from "../../alerts/send";
 import { connect, stackOf } from "../../core/context";
 import { failure, refuse } from "../../core/errors";
-import { say } from "../../core/log";
+import { say, scrub } from "../../core/log";
 import { docker, inspectContainer } from "../../engine/docker";
 import type { AlertDelivery } from "../../store/records";
 
@@ -79,8 +79,8 @@ async function alertsTestCommand(
     ["exec", scheduler, ...SCHEDULER_OPS_ENTRY, ...args, ...(opts.json ? ["--json"] : [])],
     { allowFailure: true },
   );
-  process.stdout.write(result.stdout);
-  process.stderr.write(result.stderr);
+  process.stdout.write(scrub(result.stdout));
+  process.stderr.write(scrub(result.stderr));
   if (result.code !== 0) {
     throw failure(
       `The test message was not sent to every target (exit ${result.code}, above).`,

@@ -200,6 +200,25 @@ describe("e2e: backup faults", function () {
     expect(await stack.backupIds()).to.deep.equal(before);
     const snapshots = JSON.parse(await stack.restic(["snapshots", "--json"])) as unknown[];
     expect(snapshots, "the snapshot restic wrote is forgotten").to.have.length(before.length);
+
+    // A compromised web moves documents into a folder named as the health probe's files (which backups leave
+    // out whole), a symlink where they were so the app goes on: refused, nothing listed, until it is gone.
+    await stack.onVolume(
+      stack.mediaVolume,
+      "mkdir -p /v/.health-x/contracts && echo signed > /v/.health-x/contracts/c.pdf && ln -s .health-x/contracts /v/contracts-link",
+    );
+    let hidden;
+    try {
+      hidden = await stack.ops(["backup", "--reason", "hidden"]);
+    } finally {
+      await stack.onVolume(stack.mediaVolume, "rm -rf /v/.health-x /v/contracts-link");
+    }
+    expect(hidden.code, hidden.stderr).to.equal(1);
+    expect(hidden.stderr).to.contain(
+      `the media's top holds ".health-x": not a regular file, under the name the health probe's files take (.health-*), which backups leave out whole. Nothing was backed up.`,
+    );
+    expect(await stack.backupIds()).to.deep.equal(before);
+
     const ok = await stack.ops(["backup", "--reason", "readable", "--json"]);
     expect(ok.code, ok.stderr).to.equal(0);
     const { manifest } = JSON.parse(ok.stdout) as {

@@ -6,6 +6,7 @@
 import { Settings } from "../../model/settings";
 import type { ActiveAlert, AlertMessage, AlertState } from "../store/records";
 import { CONDITIONS, type Condition } from "./evaluate";
+import { printable } from "../core/log";
 
 /** A condition that holds is told again after this long (and never sooner). */
 export const REMINDER_MS = 24 * 3_600_000;
@@ -161,10 +162,13 @@ export function renderText(m: AlertMessage): { title: string; body: string } {
   const label = { firing: "ALERT", reminder: "STILL FAILING", resolved: "RESOLVED", test: "TEST" }[
     m.state
   ];
+  // The detail and summary may quote names from outside (media files, database values): no control
+  // character reaches the receiver, and the title stays one line.
   return {
-    title: `[edms ${m.stack}] ${label}: ${m.summary}`,
-    body:
+    title: printable(`[edms ${m.stack}] ${label}: ${m.summary}`.replace(/\n/g, " ")),
+    body: printable(
       `Stack ${m.stack} (${m.environment}), condition ${m.condition}, ${m.state} at ${m.at}\n\n` +
-      `${m.detail}\n\nNext: ${m.next}\n`,
+        `${m.detail}\n\nNext: ${m.next}\n`,
+    ),
   };
 }

@@ -50,10 +50,23 @@ export function secretValues(env: NodeJS.ProcessEnv): string[] {
 
 let secrets: string[] | undefined;
 
-/** `text` with every secret value this process was given replaced by `[secret]`. */
+/**
+ * `text` with every control character but tab and newline shown as `?`: names and messages from outside
+ * (media file names, database values, a tool's output) cannot move the cursor, recolour a terminal or
+ * rewrite a line (a carriage return) of what an operator reads.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?");
+}
+
+/**
+ * `text` with every secret value this process was given replaced by `[secret]`, and only printable
+ * characters, tab and newline (`printable`).
+ */
 export function scrub(text: string): string {
   secrets ??= secretValues(process.env);
-  let clean = text;
+  let clean = printable(text);
   for (const secret of secrets) {
     if (clean.includes(secret)) {
       clean = clean.split(secret).join("[secret]");

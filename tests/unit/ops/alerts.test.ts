@@ -218,6 +218,15 @@ describe("alerts: when to tell a person (decide)", function () {
     const text = renderText(messages[0]);
     expect(text.title).to.equal("[edms prod] ALERT: the scheduled backup of prod failed");
     expect(text.body).to.contain("Next: edms-ops health --stack prod");
+    // Names from outside (a media file, a database value) quoted in a summary or detail: one title line,
+    // and no control character reaches the receiver.
+    const hostile = renderText({
+      ...messages[0],
+      summary: "drill failed: a\nok: all good\u001b[2J",
+      detail: "file \u001b]0;x\u0007b\r.pdf: not restored\nsecond line\ttab",
+    });
+    expect(hostile.title).to.equal("[edms prod] ALERT: drill failed: a ok: all good?[2J");
+    expect(hostile.body).to.contain("file ?]0;x?b?.pdf: not restored\nsecond line\ttab");
   });
 
   it("says nothing while it holds, reminds after 24 h (not before), and says resolved when it clears", function () {

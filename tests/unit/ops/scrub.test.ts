@@ -30,6 +30,7 @@ describe("secrets scrubbed from edms-ops' output", function () {
       'log.progress("migrate said: SECRET_KEY=dj-key-0123456789 and dj-key-0123456789");',
       'log.say("repository s3:host/b?key=aws/secret+key");',
       'log.warn("restic: wrong password restic-pw-abc");',
+      'log.progress("vanished: evil\\u001b[31m\\rname\\u009b.pdf\\tand\\nnext");',
       'require("./ops/cli").main(["node", "edms-ops", "--no-such-flag-restic-pw-abc"]);',
     ].join("\n");
     const run = spawnSync(
@@ -50,6 +51,8 @@ describe("secrets scrubbed from edms-ops' output", function () {
     expect(out).to.contain("migrate said: SECRET_KEY=[secret] and [secret]");
     expect(out).to.contain("repository s3:host/b?key=[secret]");
     expect(out).to.contain("warning: restic: wrong password [secret]");
+    // No control character from a name reaches the operator's terminal; tab and newline stay.
+    expect(out).to.contain("vanished: evil?[31m?name?.pdf\tand\nnext");
     for (const secret of ["dj-key-0123456789", "restic-pw-abc", "aws/secret+key"]) {
       expect(out, secret).not.to.contain(secret);
     }

@@ -39,6 +39,11 @@ export interface MediaFile {
   readonly path: string;
   readonly size: number;
   readonly mtime: number;
+  /**
+   * Its inode's change time at backup (seconds), which no user can set as they can set mtime: absent in a
+   * listing without it.
+   */
+  readonly ctime?: number;
 }
 
 /** A file node of `restic ls --json`. */
@@ -46,9 +51,10 @@ const LsNodeSchema = z.looseObject({
   path: z.string(),
   size: z.number().optional(),
   mtime: z.string(),
+  ctime: z.string().optional(),
 });
 
-/** Files of the snapshot's media (path relative to the media root, size, mtime in seconds). */
+/** Files of the snapshot's media (path relative to the media root, size, mtime and ctime in seconds). */
 export function parseMediaListing(stdout: string): MediaFile[] {
   const files: MediaFile[] = [];
   for (const line of stdout.split("\n")) {
@@ -58,7 +64,13 @@ export function parseMediaListing(stdout: string): MediaFile[] {
     const node = parseJson(line, LsNodeSchema, "a line of restic ls");
     if (node.path.startsWith(`${MEDIA_DIR}/`)) {
       const path = node.path.slice(MEDIA_DIR.length + 1);
-      files.push({ path, size: node.size ?? 0, mtime: Math.floor(Date.parse(node.mtime) / 1000) });
+      const ctime = node.ctime ? Math.floor(Date.parse(node.ctime) / 1000) : NaN;
+      files.push({
+        path,
+        size: node.size ?? 0,
+        mtime: Math.floor(Date.parse(node.mtime) / 1000),
+        ...(Number.isFinite(ctime) ? { ctime } : {}),
+      });
     }
   }
   return files;

@@ -37,7 +37,9 @@ export function octalPath(path: string): string {
 
 /** The checksum exchange of checksumRestored (below): its input, one line per file, and its shell. */
 export function checksumInput(chosen: readonly MediaFile[]): string {
-  return chosen.map((f, i) => `${i}\t${octalPath(f.path)}\t${f.size}\t${f.mtime}\n`).join("");
+  return chosen
+    .map((f, i) => `${i}\t${octalPath(f.path)}\t${f.size}\t${f.mtime}\t${f.ctime ?? "-"}\n`)
+    .join("");
 }
 /**
  * One line per file: position, restored size, restored sha256, live sha256 (`-` where there is none). A name
@@ -50,32 +52,33 @@ export function checksumInput(chosen: readonly MediaFile[]): string {
  */
 export const CHECKSUM_SCRIPT = `T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; : > "$T/p"; : > "$T/o"
 tab=$(printf '\\t')
-awk -F "$tab" -v plain="^[${PLAIN}]+\$" -v p="$T/p" -v o="$T/o" '$2 ~ plain { print $1, $3, $4, $2 > p; next } { print > o }'
-while IFS="$tab" read -r i enc size mtime; do
+awk -F "$tab" -v plain="^[${PLAIN}]+\$" -v p="$T/p" -v o="$T/o" '$2 ~ plain { print $1, $3, $4, $5, $2 > p; next } { print > o }'
+while IFS="$tab" read -r i enc size mtime ctime; do
   p=$(printf '%bx' "$enc"); p=\${p%x}
   r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
   if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
   if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(realpath "$l" 2>/dev/null; printf x)" = "$l
-x" ] && [ "$(stat -c '%s %Y' "$l")" = "$size $mtime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
+x" ] && [ "$(stat -c '%s %Y %Z' "$l")" = "$size $mtime $ctime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
   printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
 done < "$T/o"
 [ -s "$T/p" ] || exit 0
 D="/drill/"; L="/live/"
-paths() { awk -v at="$1" '{ print at $4 }' "$T/p"; }
+paths() { awk -v at="$1" '{ print at $5 }' "$T/p"; }
 paths "$D" | xargs -r stat -L -c '%s %n' > "$T/rs" 2>/dev/null || true
 # The restored copy and the live files are hashed at once, one core each.
 { paths "$D" | xargs -r sha256sum > "$T/rh" 2>/dev/null || true; } &
-# The live file is the reference only while it is the regular file the backup read (same size and mtime):
+# The live file is the reference only while it is the regular file the backup read (same size, mtime and
+# ctime: a user can set a file's mtime back after rewriting it, not its ctime; none in the listing, no reference):
 # never a symlink (a compromised web can plant one), which stat without -L shows as one, nor a file reached
 # through a symlinked folder (stat follows those: /live/docs -> /drill/docs would compare the copy with
 # itself); realpath keeps a path only where it is itself, under /live/.
-paths "$L" | xargs -r stat -c '%A %s %Y %n' 2>/dev/null \\
-  | awk -v at="$L" 'NR == FNR { want[at $4] = $2 " " $3; next } substr($1, 1, 1) == "-" && want[$4] == $2 " " $3 { print $4 }' "$T/p" - \\
-  | xargs -r realpath 2>/dev/null | awk -v at="$L" 'NR == FNR { want[at $4]; next } $0 in want' "$T/p" - \\
+paths "$L" | xargs -r stat -c '%A %s %Y %Z %n' 2>/dev/null \\
+  | awk -v at="$L" 'NR == FNR { want[at $5] = $2 " " $3 " " $4; next } substr($1, 1, 1) == "-" && want[$5] == $2 " " $3 " " $4 { print $5 }' "$T/p" - \\
+  | xargs -r realpath 2>/dev/null | awk -v at="$L" 'NR == FNR { want[at $5]; next } $0 in want' "$T/p" - \\
   | xargs -r sha256sum > "$T/lh" 2>/dev/null || true
 wait
 { sed 's/^/P /' "$T/p"; sed 's/^/S /' "$T/rs"; sed 's/^/H /' "$T/rh"; sed 's/^/L /' "$T/lh"; } | awk -v d="$D" -v l="$L" '
-  $1 == "P" { n++; rel[n] = $5; pos[n] = $2; next }
+  $1 == "P" { n++; rel[n] = $6; pos[n] = $2; next }
   $1 == "S" { size[substr($3, length(d) + 1)] = $2; next }
   $1 == "H" { if (index($3, d) == 1) sum[substr($3, length(d) + 1)] = $2; next }
   $1 == "L" { live[substr($3, length(l) + 1)] = $2; next }
@@ -88,9 +91,9 @@ wait
   }'`;
 
 /**
- * Restored bytes against the live file when the live file is still the one the backup read (same size
- * and mtime): a reference restic did not produce. Otherwise size against the snapshot's listing. In, one
- * line per file: its position, its path (octalPath), size, mtime; out: position, restored size, restored
+ * Restored bytes against the live file when the live file is still the one the backup read (same size,
+ * mtime and ctime): a reference restic did not produce. Otherwise size against the snapshot's listing. In, one
+ * line per file: its position, its path (octalPath), size, mtime, ctime (`-`: none); out: position, restored size, restored
  * sha256, live sha256 (`-` where there is none). `x` keeps a name's trailing newline through `$(…)`. A
  * symlink in live media (a compromised web can plant one) is no reference: it is never followed.
  */

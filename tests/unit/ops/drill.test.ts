@@ -34,7 +34,12 @@ function mediaTrees(
   }
   return names.map((name) => {
     const stat = fs.statSync(path.join(root, "live", "sub", name));
-    return { path: `sub/${name}`, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
+    return {
+      path: `sub/${name}`,
+      size: stat.size,
+      mtime: Math.floor(stat.mtimeMs / 1000),
+      ctime: Math.floor(stat.ctimeMs / 1000),
+    };
   });
 }
 
@@ -83,14 +88,19 @@ describe("drill: which media files are checksummed", function () {
   const listing = [
     '{"time":"2026-11-27T15:00:00Z","paths":["/edms/database","/edms/media"],"struct_type":"snapshot"}',
     '{"name":"media","type":"dir","path":"/edms/media","mtime":"2026-11-27T14:59:00.5Z","struct_type":"node"}',
-    '{"name":"a.bin","type":"file","path":"/edms/media/documents/a.bin","size":2048,"mtime":"2026-11-27T14:58:01.999999999Z","struct_type":"node"}',
+    '{"name":"a.bin","type":"file","path":"/edms/media/documents/a.bin","size":2048,"mtime":"2026-11-27T14:58:01.999999999Z","ctime":"2026-11-27T14:58:05.5Z","struct_type":"node"}',
     '{"name":"b.bin","type":"file","path":"/edms/media/documents/b.bin","size":10,"mtime":"2026-11-27T14:58:02Z","struct_type":"node"}',
     '{"name":"c.bin","type":"file","path":"/edms/media/c.bin","size":0,"mtime":"2026-11-27T14:58:03Z","struct_type":"node"}',
   ].join("\n");
 
-  it("reads files only, relative to the media root, with mtime in whole seconds", function () {
+  it("reads files only, relative to the media root, with mtime and ctime (when listed) in whole seconds", function () {
     expect(parseMediaListing(listing)).to.deep.equal([
-      { path: "documents/a.bin", size: 2048, mtime: Date.parse("2026-11-27T14:58:01Z") / 1000 },
+      {
+        path: "documents/a.bin",
+        size: 2048,
+        mtime: Date.parse("2026-11-27T14:58:01Z") / 1000,
+        ctime: Date.parse("2026-11-27T14:58:05Z") / 1000,
+      },
       { path: "documents/b.bin", size: 10, mtime: Date.parse("2026-11-27T14:58:02Z") / 1000 },
       { path: "c.bin", size: 0, mtime: Date.parse("2026-11-27T14:58:03Z") / 1000 },
     ]);
@@ -158,6 +168,43 @@ describe("drill: which media files are checksummed", function () {
           "sub/-rf: not restored",
           "sub/ends\n: not restored",
           "sub/second.bin: sha256 differs from the live file the backup read",
+        ]);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("never takes as the live reference a file rewritten since the backup with its size and mtime put back (its ctime differs), nor one the listing gives no ctime", function () {
+    const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "edms-drill-ctime-")));
+    try {
+      const names = ["plain.bin", "odd name.bin", "old.bin"];
+      const files = mediaTrees(root, names, (name) => `bytes of ${name}`);
+      // A compromised web rewrites two uploads with as many bytes and sets their mtime back: the backup read
+      // them before (its listing's ctime is older than theirs now).
+      for (const name of ["plain.bin", "odd name.bin"]) {
+        const live = path.join(root, "live", "sub", name);
+        const { size, mtime } = files.find((f) => f.path === `sub/${name}`)!;
+        fs.writeFileSync(live, "X".repeat(size));
+        fs.utimesSync(live, mtime, mtime);
+      }
+      const read = files.map((f) =>
+        f.path === "sub/old.bin" ? { ...f, ctime: undefined } : { ...f, ctime: f.ctime! - 5 },
+      );
+      for (const { shell, stdout, stderr } of checksumRuns(root, read)) {
+        const compared = compareChecksums(read, stdout);
+        expect(compared.problems, `${shell}: ${stderr}`).to.deep.equal([]);
+        expect(compared.againstLive, shell).to.equal(0);
+      }
+      // The same files as the listing had them at backup (ctime as it is): the rewrite is found.
+      const now = files.map((f) => ({
+        ...f,
+        ctime: Math.floor(fs.statSync(path.join(root, "live", f.path)).ctimeMs / 1000),
+      }));
+      for (const { shell, stdout } of checksumRuns(root, now)) {
+        expect(compareChecksums(now, stdout).problems, shell).to.have.members([
+          "sub/plain.bin: sha256 differs from the live file the backup read",
+          "sub/odd name.bin: sha256 differs from the live file the backup read",
         ]);
       }
     } finally {

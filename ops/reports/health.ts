@@ -73,11 +73,20 @@ export async function httpProbe(container: string, url: string, host?: string): 
     : { status: Number(status), detail: `${status}, body not JSON` };
 }
 
+/**
+ * Seconds a probe may take in all: urllib's timeout bounds each read, not the answer, and an app that sends
+ * one byte at a time (or a redis paused by a client) must not hold a deploy's health gate for ever.
+ */
+export const PROBE_SECONDS = 30;
+
 /** The probe's Python (run with `python3 -c`): prints the status, then the body. */
-export function probeScript(url: string, host?: string): string {
+export function probeScript(url: string, host?: string, seconds = PROBE_SECONDS): string {
   const headers = host ? { Host: host } : {};
   return (
-    "import json,ssl,sys,urllib.request,urllib.error\n" +
+    "import json,signal,ssl,sys,urllib.request,urllib.error\n" +
+    "def late(*_):\n" +
+    ` sys.stderr.write("no whole answer within ${seconds} s\\n"); sys.exit(1)\n` +
+    `signal.signal(signal.SIGALRM, late); signal.alarm(${seconds})\n` +
     "class Keep(urllib.request.HTTPRedirectHandler):\n def redirect_request(self,*a,**k): return None\n" +
     "get=urllib.request.build_opener(Keep,urllib.request.HTTPSHandler(context=ssl._create_unverified_context())).open\n" +
     `try:\n r=get(urllib.request.Request(${JSON.stringify(url)},headers=${JSON.stringify(headers)}),timeout=10); code=r.status; body=r.read()\n` +
@@ -118,7 +127,21 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
           POSTGRES_DB,
         ]),
     // Authenticated from the password file inside the container: no password in argv.
-    execCheck("redis", [n.redisContainer, "sh", "-c", REDIS_CLI, "redis-cli", "ping"], /PONG/),
+    // Bounded: a client that paused the server (CLIENT PAUSE) would hold the gate for ever.
+    execCheck(
+      "redis",
+      [
+        n.redisContainer,
+        "timeout",
+        String(PROBE_SECONDS),
+        "sh",
+        "-c",
+        REDIS_CLI,
+        "redis-cli",
+        "ping",
+      ],
+      /PONG/,
+    ),
     readMarker(settings, "restore"),
     containersOf(settings, "worker"),
     httpChecks(settings),

@@ -34,6 +34,13 @@ describe("edms-ops HTTP probe", function () {
       }
       server = http.createServer((req, res) => {
         seen.push({ host: req.headers.host, path: req.url });
+        if (req.url === "/trickle/") {
+          // One byte at a time, each well within urllib's per-read timeout, never the whole answer.
+          res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "1000" });
+          const drip = setInterval(() => res.write("{"), 200);
+          res.on("close", () => clearInterval(drip));
+          return;
+        }
         if (req.url === "/moved/") {
           res.writeHead(301, { Location: "https://elsewhere.invalid/health/" }).end("moved");
           return;
@@ -63,6 +70,18 @@ describe("edms-ops HTTP probe", function () {
       seen.length = 0;
       await probe("/health/");
       expect(seen[0].host).to.equal(`127.0.0.1:${port}`);
+    });
+
+    it("gives up on an answer that never ends (one byte at a time) after its deadline, not at the app's pace", async function () {
+      // Unbounded, the answer would take 200 s: past this test's timeout.
+      const failed = await new Promise<string>((resolve) =>
+        execFile(
+          "python3",
+          ["-c", probeScript(`http://127.0.0.1:${port}/trickle/`, undefined, 2)],
+          (err, _stdout, stderr) => resolve(err ? stderr : "answered"),
+        ),
+      );
+      expect(failed).to.contain("no whole answer within 2 s");
     });
 
     it("reports a redirect instead of following it", async function () {

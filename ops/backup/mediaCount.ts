@@ -155,3 +155,26 @@ export async function hasMediaFiles(settings: Settings): Promise<boolean> {
   );
   return found.stdout.trim() !== "";
 }
+
+/**
+ * Refuses a backup while the top of media holds a folder, a link or anything but a regular file under the
+ * health probe's name (`.health-*`): restic's exclusion of the probe's files would leave it out whole, and the
+ * count with it, so a folder of documents moved there (a symlink where it was, for the app to go on) would be
+ * missing from every backup while they all checked. The app's probe only ever writes regular files there.
+ */
+export async function requireProbeFilesOnly(session: OpsSession): Promise<void> {
+  const found = await session.exec(
+    `find "$1" -mindepth 1 -maxdepth 1 -name '${MEDIA_PROBE}' ! -type f -print | head -n 3`,
+    [MEDIA_DIR],
+  );
+  const names = found.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((path) => JSON.stringify(path.slice(MEDIA_DIR.length + 1)));
+  if (names.length) {
+    throw failure(
+      `the media's top holds ${names.join(", ")}: not a regular file, under the name the health probe's files take (${MEDIA_PROBE}), which backups leave out whole. Nothing was backed up.`,
+      `Look at what it holds and how it got there (the app's probe writes only regular files there), move its contents to a folder of another name, remove it, then back up again: \`edms-ops backup --stack ${session.settings.stack}\`.`,
+    );
+  }
+}

@@ -20,7 +20,7 @@ import { listBackups, preDeployBackupFor } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
-import { reversalSteps } from "../database/django";
+import { plannedReversal } from "../database/django";
 import { failure, refuse } from "../core/errors";
 import { currentHistory, Deployment, recordServing } from "../store/history";
 import { lastLine, progress, say, warn } from "../core/log";
@@ -152,7 +152,7 @@ async function finishAfterSwitch(
     `rollback ${marker.from} → ${marker.to}`,
     async (session) => {
       await refuseDuringRestore(session, "reversing migrations");
-      const steps = reversalSteps(await migrationState(settings), marker.migrations);
+      const steps = plannedReversal(await migrationState(settings), marker.migrations, marker.to);
       const taken = backupFirst ? await backupBefore(settings, marker.to) : null;
       await reverse(settings, marker.fromImage, steps);
       if (steps.length) {
@@ -263,7 +263,7 @@ async function rollbackCommand(opts: RollbackOptions, command: Command): Promise
   if (settings.proxy.enabled) {
     say(`  - redeploy ${target.version}; the proxy switches to it once it is healthy`);
     describePlan(
-      reversalSteps(await migrationState(settings), marker.migrations),
+      plannedReversal(await migrationState(settings), marker.migrations, marker.to),
       backupFirst,
       marker.fromImage,
     );
@@ -295,7 +295,7 @@ async function rollbackWithoutProxy(
   resumed: boolean,
 ): Promise<void> {
   // The schema, not the marker, says what is left: a migrate run by hand since may have undone the reversal.
-  const steps = reversalSteps(await migrationState(settings), marker.migrations);
+  const steps = plannedReversal(await migrationState(settings), marker.migrations, marker.to);
   const onlyRedeploy = resumed && !steps.length;
   if (onlyRedeploy) {
     say(`  - ${marker.from}'s migrations are reversed already`);
@@ -343,7 +343,7 @@ async function dataSteps(
       await reverse(
         settings,
         marker.fromImage,
-        reversalSteps(await migrationState(settings), marker.migrations),
+        plannedReversal(await migrationState(settings), marker.migrations, marker.to),
       );
       return taken;
     } catch (err) {

@@ -329,9 +329,32 @@ export function reversalSteps(
   current: Record<string, string>,
   recorded: Record<string, string>,
 ): Step[] {
-  const steps = Object.keys(current)
+  return Object.keys(current)
     .filter((app) => current[app] !== recorded[app])
     .map((app) => ({ app, to: recorded[app] ?? "zero" }));
-  requireMigrateNames(steps);
+}
+
+/**
+ * reversalSteps, refused before anything is done when a name in them is no Django name: an app from the
+ * live django_migrations, or a migration from the deployment record of the release gone back to (a copy of
+ * that table as it was then).
+ */
+export function plannedReversal(
+  current: Record<string, string>,
+  recorded: Record<string, string>,
+  release: string,
+): Step[] {
+  const steps = reversalSteps(current, recorded);
+  const app = steps.find((s) => !MIGRATE_NAME.test(s.app));
+  if (app) {
+    requireMigrateNames([app]);
+  }
+  const to = steps.find((s) => !MIGRATE_NAME.test(s.to));
+  if (to) {
+    throw refuse(
+      `The deployment record of ${release} names the migration ${JSON.stringify(to.to)} for the app ${JSON.stringify(to.app)}, which is no Django migration name (letters, digits and underscores only); no migration is run with it. Nothing was changed.`,
+      "Go back by the pre-deploy backup instead, which runs no migration: `edms-ops rollback --previous --restore`.",
+    );
+  }
   return steps;
 }

@@ -9,7 +9,12 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { migrateCode, requireMigrateNames, reversalSteps } from "../../../ops/database/django";
+import {
+  migrateCode,
+  plannedReversal,
+  requireMigrateNames,
+  reversalSteps,
+} from "../../../ops/database/django";
 
 /**
  * A stand-in for the parts of Django the code imports. `call_command` behaves as Django's does for what
@@ -60,17 +65,24 @@ function runCode(code: string): { status: number | null; stdout: string; stderr:
 }
 
 describe("migrate names from django_migrations", function () {
-  it("a planted app or migration name is refused before any step, naming it; Django's own names pass", function () {
+  it("a planted app or migration name is refused before any step, naming where it came from; Django's own names pass", function () {
     for (const app of ["-h", "--fake", "documents --fake", "a\nb", "", "x;y"]) {
-      expect(() => reversalSteps({ [app]: "0002_x" }, {}), JSON.stringify(app)).to.throw(
+      expect(() => plannedReversal({ [app]: "0002_x" }, {}, "1.0.0"), JSON.stringify(app)).to.throw(
         /^django_migrations names .* which is no Django app label or migration name .* Nothing was changed\./,
       );
     }
-    expect(() => reversalSteps({ documents: "0002_x" }, { documents: "-h" })).to.throw(
-      /^django_migrations names "-h" \(app "documents"\)/,
+    // From the deployment record of the release gone back to: that record is what names it.
+    expect(() => plannedReversal({ documents: "0002_x" }, { documents: "-h" }, "1.0.0")).to.throw(
+      /^The deployment record of 1\.0\.0 names the migration "-h" for the app "documents"/,
     );
+    // The plan alone (what record-deployment asks to see whether a rollback is done) never refuses.
+    expect(reversalSteps({ "-h": "x" }, {})).to.deep.equal([{ app: "-h", to: "zero" }]);
     expect(
-      reversalSteps({ documents: "0002_x", café: "0001_initial" }, { documents: "0001_a" }),
+      plannedReversal(
+        { documents: "0002_x", café: "0001_initial" },
+        { documents: "0001_a" },
+        "1.0.0",
+      ),
     ).to.deep.equal([
       { app: "documents", to: "0001_a" },
       { app: "café", to: "zero" },

@@ -20,24 +20,39 @@ const SECRET_VARIABLES = [
   "EDMS_APP_DB_PASSWORD",
   "EDMS_BACKUP_DB_PASSWORD",
   "EDMS_RESTIC_PASSWORD",
-  "EDMS_OFFSITE_REPOSITORY",
-  "EDMS_OFFSITE_DELETE_REPOSITORY",
   "EDMS_DATABASE_PASSWORD",
   "EDMS_MEDIA_SECRET_KEY",
 ];
-/** Variables holding a JSON object of secret values (the off-host backend's variables). */
+/** Off-host repository URLs: only their password (`//user:password@`) and query string are secret. */
+const REPOSITORY_VARIABLES = ["EDMS_OFFSITE_REPOSITORY", "EDMS_OFFSITE_DELETE_REPOSITORY"];
+/**
+ * JSON objects of the off-host backend's variables: those whose names say credential are secret; the rest
+ * are settings (`AWS_DEFAULT_REGION`, `OS_INTERFACE=public`) whose values are ordinary words.
+ */
 const SECRET_JSON_VARIABLES = ["EDMS_OFFSITE_ENV", "EDMS_OFFSITE_DELETE_ENV"];
+const CREDENTIAL_NAME = /SECRET|PASSW|TOKEN|KEY|CREDENTIAL|AUTH/;
 /** Shorter values are not looked for: they would blank ordinary words out of every line. */
 const SHORTEST_SECRET = 6;
 
 /** The secret values in `env`, longest first (a secret containing another is replaced whole). */
 export function secretValues(env: NodeJS.ProcessEnv): string[] {
   const values: string[] = SECRET_VARIABLES.map((name) => env[name] ?? "");
+  for (const name of REPOSITORY_VARIABLES) {
+    const repository = env[name] ?? "";
+    values.push(
+      /\/\/[^/]*:([^/]*)@/.exec(repository)?.[1] ?? "",
+      /\?(.*)$/.exec(repository)?.[1] ?? "",
+    );
+  }
   for (const name of SECRET_JSON_VARIABLES) {
     try {
       const parsed: unknown = JSON.parse(env[name] ?? "{}");
       if (parsed && typeof parsed === "object") {
-        values.push(...Object.values(parsed).filter((v): v is string => typeof v === "string"));
+        for (const [key, value] of Object.entries(parsed)) {
+          if (CREDENTIAL_NAME.test(key) && typeof value === "string") {
+            values.push(value);
+          }
+        }
       }
     } catch {
       // Refused where it is read (keys.ts), by its name.
@@ -56,13 +71,22 @@ let secrets: string[] | undefined;
  * rewrite a line (a carriage return) of what an operator reads.
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?");
+  return (
+    text
+      .replace(/\r\n/g, "\n")
+      // Controls but tab and newline; C1; line and paragraph separators; bidirectional overrides.
+      // eslint-disable-next-line no-control-regex
+      .replace(
+        /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+        "?",
+      )
+  );
 }
 
 /**
- * `text` with every secret value this process was given replaced by `[secret]`, and only printable
- * characters, tab and newline (`printable`).
+ * `text` with every secret value this process was given (of SHORTEST_SECRET characters or more, as it was
+ * given: not one escaped inside JSON) replaced by `[secret]`, and only printable characters, tab and newline
+ * (`printable`).
  */
 export function scrub(text: string): string {
   secrets ??= secretValues(process.env);

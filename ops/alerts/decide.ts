@@ -158,17 +158,29 @@ export function undelivered(
 }
 
 /** The title and body Apprise sends (e-mail subject and text, chat message). */
-export function renderText(m: AlertMessage): { title: string; body: string } {
+export function renderText(message: AlertMessage): { title: string; body: string } {
+  const m = printableMessage(message);
   const label = { firing: "ALERT", reminder: "STILL FAILING", resolved: "RESOLVED", test: "TEST" }[
     m.state
   ];
-  // The detail and summary may quote names from outside (media files, database values): no control
-  // character reaches the receiver, and the title stays one line.
   return {
-    title: printable(`[edms ${m.stack}] ${label}: ${m.summary}`.replace(/\n/g, " ")),
-    body: printable(
+    title: `[edms ${m.stack}] ${label}: ${m.summary}`,
+    body:
       `Stack ${m.stack} (${m.environment}), condition ${m.condition}, ${m.state} at ${m.at}\n\n` +
-        `${m.detail}\n\nNext: ${m.next}\n`,
-    ),
+      `${m.detail}\n\nNext: ${m.next}\n`,
+  };
+}
+
+/**
+ * The message as every receiver gets it (apprise's text, the webhook's JSON): its summary, detail and next
+ * step may quote names from outside (media files, database values), so no control character is left in
+ * them, and the summary (a title) is one line.
+ */
+export function printableMessage(m: AlertMessage): AlertMessage {
+  return {
+    ...m,
+    summary: printable(m.summary.replace(/\r?\n/g, " ")),
+    detail: printable(m.detail),
+    next: printable(m.next),
   };
 }

@@ -9,7 +9,7 @@ import { ALERT_TARGET_FILES } from "../../model/containers";
 import { redactTarget } from "../../model/settings";
 import { run } from "../engine/docker";
 import type { AlertDelivery, AlertMessage } from "../store/records";
-import { renderText } from "./decide";
+import { printableMessage, renderText } from "./decide";
 
 const SEND_TIMEOUT_MS = 60_000;
 
@@ -101,7 +101,7 @@ async function sendWebhook(url: string, m: AlertMessage): Promise<AlertDelivery>
     const response = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": "edms-ops alerts" },
-      body: JSON.stringify(m),
+      body: JSON.stringify(printableMessage(m)),
       signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
       redirect: "error",
     });

@@ -35,11 +35,22 @@ export interface CheckResult {
   readonly detail: string;
 }
 
-async function execCheck(name: string, args: string[], expect?: RegExp): Promise<CheckResult> {
+async function execCheck(
+  name: string,
+  args: string[],
+  expect?: RegExp,
+  /** The detail when `timeout` ended the command (exit 124; busybox's ends it by SIGTERM: 143). */
+  late?: string,
+): Promise<CheckResult> {
   const result = await docker(["exec", ...args], { allowFailure: true });
   const text = (result.stdout + result.stderr).trim();
   const ok = result.code === 0 && (!expect || expect.test(text));
-  return { name, ok, detail: ok ? "ok" : text.split("\n").pop() || `exit ${result.code}` };
+  const timedOut = late !== undefined && (result.code === 124 || result.code === 143);
+  return {
+    name,
+    ok,
+    detail: ok ? "ok" : timedOut ? late : text.split("\n").pop() || `exit ${result.code}`,
+  };
 }
 
 export interface HttpProbe {
@@ -78,6 +89,9 @@ export async function httpProbe(container: string, url: string, host?: string): 
  * one byte at a time (or a redis paused by a client) must not hold a deploy's health gate for ever.
  */
 export const PROBE_SECONDS = 30;
+
+/** REDIS_CLI under `timeout` when the image has one. */
+const REDIS_PING = `t=; if command -v timeout >/dev/null 2>&1; then t="timeout ${PROBE_SECONDS}"; fi; ${REDIS_CLI.replace("exec redis-cli", "exec $t redis-cli")}`;
 
 /** The probe's Python (run with `python3 -c`): prints the status, then the body. */
 export function probeScript(url: string, host?: string, seconds = PROBE_SECONDS): string {
@@ -127,20 +141,13 @@ export async function runChecks(settings: Settings): Promise<CheckResult[]> {
           POSTGRES_DB,
         ]),
     // Authenticated from the password file inside the container: no password in argv.
-    // Bounded: a client that paused the server (CLIENT PAUSE) would hold the gate for ever.
+    // Bounded where the image has `timeout` (Debian's and alpine's redis do): a client that paused the
+    // server (CLIENT PAUSE) would hold the gate for ever.
     execCheck(
       "redis",
-      [
-        n.redisContainer,
-        "timeout",
-        String(PROBE_SECONDS),
-        "sh",
-        "-c",
-        REDIS_CLI,
-        "redis-cli",
-        "ping",
-      ],
+      [n.redisContainer, "sh", "-c", REDIS_PING, "redis-cli", "ping"],
       /PONG/,
+      `no answer within ${PROBE_SECONDS} s`,
     ),
     readMarker(settings, "restore"),
     containersOf(settings, "worker"),

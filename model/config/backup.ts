@@ -62,7 +62,8 @@ export function redactRepository(repository: string): string {
  * alerts and logs. No setting hides them, so such a repository is refused wherever it arrives.
  */
 export function rcloneParameters(repository: string): boolean {
-  return /^rclone:.*,\s*[A-Za-z0-9_]+\s*=/s.test(repository);
+  // rclone takes parameters only right after the remote's name (or `:backend`), which holds no `,` or `:`.
+  return /^rclone::?[^:,]*,/.test(repository);
 }
 
 export const RCLONE_PARAMETERS_PROBLEM =

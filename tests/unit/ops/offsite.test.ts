@@ -162,6 +162,7 @@ describe("off-host credentials that may delete: variables of their own", functio
       ["rclone:remote,pass = x:path", true],
       ["rclone::local:/srv/edms", false],
       ["rclone:remote:bucket/a,b", false],
+      ["rclone:remote:bucket/2024,v=1", false],
       ["s3:host/b,key=v", false],
     ] as const) {
       const call = () => keysFromEnv({ ...env, EDMS_OFFSITE_REPOSITORY: repository });

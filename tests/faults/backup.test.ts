@@ -171,6 +171,19 @@ describe("e2e: backup faults", function () {
     expect(up.error).to.equal(undefined);
   });
 
+  /**
+   * `edms-ops backup --reason <reason>` with `plant` run on the media volume (at /v) before it and `remove`
+   * after it, whatever its outcome: the tests after this one back up this volume.
+   */
+  async function backupPlanted(plant: string, remove: string, reason: string) {
+    await stack.onVolume(stack.mediaVolume, plant);
+    try {
+      return await stack.ops(["backup", "--reason", reason]);
+    } finally {
+      await stack.onVolume(stack.mediaVolume, remove);
+    }
+  }
+
   it("6j. a media file restic cannot read fails the backup: the file named, nothing listed, earlier backups kept; the manifest counts the media", async function () {
     const before = await stack.backupIds();
     // Root in the backup container reads any mode (CAP_DAC_OVERRIDE), so `chmod 000` is no fault. A path
@@ -178,17 +191,11 @@ describe("e2e: backup faults", function () {
     // restic's lstat of it fails with ENAMETOOLONG (find walks it with openat and counts it).
     const part = "d".repeat(200);
     const chain = Array(12).fill(part).join("/");
-    await stack.onVolume(
-      stack.mediaVolume,
+    const failed = await backupPlanted(
       `cd /v && mkdir -p "deep/${chain}" "tail/${chain}" && echo lost > "tail/${chain}/unread.bin" && mv tail "deep/${chain}/"`,
+      "rm -rf /v/deep",
+      "unreadable",
     );
-    let failed;
-    try {
-      failed = await stack.ops(["backup", "--reason", "unreadable"]);
-    } finally {
-      // Whatever the outcome, the tests after this one back up this volume.
-      await stack.onVolume(stack.mediaVolume, "rm -rf /v/deep");
-    }
     expect(failed.code, failed.stderr).to.equal(1);
     expect(failed.stderr).to.match(
       /Backup \S+-unreadable failed\. No snapshot was written; the \d+ earlier backup\(s\) are untouched\./,
@@ -203,16 +210,11 @@ describe("e2e: backup faults", function () {
 
     // A compromised web moves documents into a folder named as the health probe's files (which backups leave
     // out whole), a symlink where they were so the app goes on: refused, nothing listed, until it is gone.
-    await stack.onVolume(
-      stack.mediaVolume,
+    const hidden = await backupPlanted(
       "mkdir -p /v/.health-x/contracts && echo signed > /v/.health-x/contracts/c.pdf && ln -s .health-x/contracts /v/contracts-link",
+      "rm -rf /v/.health-x /v/contracts-link",
+      "hidden",
     );
-    let hidden;
-    try {
-      hidden = await stack.ops(["backup", "--reason", "hidden"]);
-    } finally {
-      await stack.onVolume(stack.mediaVolume, "rm -rf /v/.health-x /v/contracts-link");
-    }
     expect(hidden.code, hidden.stderr).to.equal(1);
     expect(hidden.stderr).to.contain(
       `the media's top holds ".health-x": not a regular file, under the name the health probe's files take (.health-*), which backups leave out whole. Nothing was backed up.`,

@@ -303,16 +303,16 @@ export function migrateCode(steps: readonly (readonly [string, string] | readonl
 const MIGRATE_NAME = /^[\p{L}\p{N}_]+$/u;
 
 /**
- * Refuses steps naming an app or a migration that is no Django name. They come from django_migrations,
- * which the application's own role may write: a compromised release could plant a row whose app is `-h`
- * or `--fake`, for the rollback that follows it to run. Nothing is changed.
+ * Refuses steps naming an app or a migration that is no Django name, before any of them runs. They come
+ * from django_migrations, which the application's own role may write: a compromised release could plant a
+ * row whose app is `-h` or `--fake`, for the rollback that follows it to run.
  */
 export function requireMigrateNames(steps: readonly Step[]): void {
   const odd = steps.find((s) => !MIGRATE_NAME.test(s.app) || !MIGRATE_NAME.test(s.to));
   if (odd) {
     const name = MIGRATE_NAME.test(odd.app) ? odd.to : odd.app;
     throw refuse(
-      `django_migrations names ${JSON.stringify(name)} (app ${JSON.stringify(odd.app)}), which is no Django app label or migration name (letters, digits and underscores only); no migration is run with it. Nothing was changed.`,
+      `django_migrations names ${JSON.stringify(name)} (app ${JSON.stringify(odd.app)}), which is no Django app label or migration name (letters, digits and underscores only): no migration was run.`,
       `Find out how that row got there (a release's own migrations never have such a name: the application's database role can write the table), remove it (\`DELETE FROM django_migrations WHERE app = …\`), then run the command again.`,
     );
   }
@@ -352,7 +352,7 @@ export function plannedReversal(
   const to = steps.find((s) => !MIGRATE_NAME.test(s.to));
   if (to) {
     throw refuse(
-      `The deployment record of ${release} names the migration ${JSON.stringify(to.to)} for the app ${JSON.stringify(to.app)}, which is no Django migration name (letters, digits and underscores only); no migration is run with it. Nothing was changed.`,
+      `The deployment record of ${release} names the migration ${JSON.stringify(to.to)} for the app ${JSON.stringify(to.app)}, which is no Django migration name (letters, digits and underscores only): no migration was run.`,
       "Go back by the pre-deploy backup instead, which runs no migration: `edms-ops rollback --previous --restore`.",
     );
   }

@@ -49,10 +49,22 @@ export const DEFAULT_RPO = {
 /** restic's backends (`restic init --help`), or an absolute path on the Docker host. */
 const RESTIC_REPOSITORY = /^(\/|(s3|sftp|rest|b2|azure|gs|swift|rclone):)/;
 
+/** `user:password@` of a repository URL: up to the last @ before the path (restic allows @ in the password). */
+const USERINFO = /\/\/([^/]*)@/;
+const QUERY = /\?(.*)$/;
+
 /** The repository URL without `user:password@` and without a query string, for status lines. */
 export function redactRepository(repository: string): string {
-  // Up to the last @ before the path: restic allows @ in the password itself.
-  return repository.replace(/\/\/[^/]*@/, "//").replace(/\?.*$/, "");
+  return repository.replace(USERINFO, "//").replace(QUERY, "");
+}
+
+/** What redactRepository leaves out that is secret: the password (after the user's first `:`) and the query. */
+export function repositorySecrets(repository: string): string[] {
+  const userinfo = USERINFO.exec(repository)?.[1] ?? "";
+  const colon = userinfo.indexOf(":");
+  return [colon >= 0 ? userinfo.slice(colon + 1) : "", QUERY.exec(repository)?.[1] ?? ""].filter(
+    Boolean,
+  );
 }
 
 /**

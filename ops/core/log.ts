@@ -4,6 +4,8 @@
  * release's `migrate`, a tool's error), so every line leaves through `scrub`: a deploy hook's output reaches
  * Pulumi's log and the CI log whenever the hook fails, whatever its logging setting.
  */
+import { repositorySecrets } from "../../model/config/backup";
+
 const started = Date.now();
 let quiet = false;
 
@@ -38,11 +40,7 @@ const SHORTEST_SECRET = 6;
 export function secretValues(env: NodeJS.ProcessEnv): string[] {
   const values: string[] = SECRET_VARIABLES.map((name) => env[name] ?? "");
   for (const name of REPOSITORY_VARIABLES) {
-    const repository = env[name] ?? "";
-    values.push(
-      /\/\/[^/]*:([^/]*)@/.exec(repository)?.[1] ?? "",
-      /\?(.*)$/.exec(repository)?.[1] ?? "",
-    );
+    values.push(...repositorySecrets(env[name] ?? ""));
   }
   for (const name of SECRET_JSON_VARIABLES) {
     try {

@@ -22,7 +22,7 @@ describe("secrets scrubbed from edms-ops' output", function () {
           OS_INTERFACE: "public",
           N: "1",
         }),
-        EDMS_OFFSITE_REPOSITORY: "rest:https://edms:rest-pw-5b1f@backup.example:8000/edms/",
+        EDMS_OFFSITE_REPOSITORY: "rest:https://edms:rest:pw@5b1f@backup.example:8000/edms/",
         EDMS_OFFSITE_DELETE_REPOSITORY: "s3:s3.example/bucket?token=abcdef123",
         EDMS_REDIS_PASSWORD: "short",
         EDMS_STACK: "production-stack-name",
@@ -33,7 +33,7 @@ describe("secrets scrubbed from edms-ops' output", function () {
       "token=abcdef123",
       "aws/secret+key",
       "restic-pw-abc",
-      "rest-pw-5b1f",
+      "rest:pw@5b1f",
     ]);
   });
 

@@ -73,7 +73,6 @@ export function printable(text: string): string {
     text
       .replace(/\r\n/g, "\n")
       // Controls but tab and newline; C1; line and paragraph separators; bidirectional overrides.
-      // eslint-disable-next-line no-control-regex
       .replace(
         /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
         "?",

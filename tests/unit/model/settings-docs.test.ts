@@ -45,8 +45,6 @@ const settingsKeysAreTheSchemas: Equal<
 > = true;
 
 describe("settings docs (npm run docs)", function () {
-  this.timeout(20000);
-
   it("Pulumi.yaml and docs/settings.md are what the schema says now", async function () {
     const rendered = await renderDocs(read("Pulumi.yaml"));
     for (const [file, text] of Object.entries(rendered)) {

@@ -90,9 +90,6 @@ describe("docker run argv and shell quoting", function () {
   });
 
   it("pipeCommands: a consumer done before the producer exits leaves it alone; a failing one ends it", async function () {
-    // ~1.2 s alone. A clean clone's CI runs this tier beside the type-check and the images' build, and once
-    // took it past 20 s (not reproduced since, under load or not): only a hang should fail it.
-    this.timeout(60000);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edms-pipe-"));
     try {
       // The producer, like `docker exec … tar -cf -`, is still exiting after the archive's last block.

@@ -51,10 +51,15 @@ export interface RestoreResult {
   readonly release: string | null;
 }
 
+/**
+ * Restores the backup `lookUp` names, looked up inside the restore's session (under the stack lock, so no
+ * retention, forget or other restore changes the listing between the choice and the restore); `holder` is
+ * what the lock names while it runs.
+ */
 export async function restoreBackup(
   settings: Settings,
-  entry: BackupEntry,
-  prepare?: (session: OpsSession) => Promise<BackupEntry>,
+  holder: string,
+  lookUp: (session: OpsSession) => Promise<BackupEntry>,
 ): Promise<RestoreResult> {
   await requirePostgres(settings);
   const server = stackServer(settings);
@@ -62,8 +67,8 @@ export async function restoreBackup(
     // A managed database's admin may lack what the swap needs: said up front, nothing changed.
     await requireRestoreRights(settings, server, server.database);
   }
-  return withSession(settings, `restore ${entry.id}`, async (session) => {
-    const target = prepare ? await prepare(session) : entry;
+  return withSession(settings, holder, async (session) => {
+    const target = await lookUp(session);
     session.pinned.add(target.id);
     try {
       return await restoreInSession(session, target);

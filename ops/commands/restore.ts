@@ -39,8 +39,7 @@ async function restoreCommand(
   refuseRestoreOptions(settings, id, opts);
   checkBackupId(id);
   await connect(settings);
-  const entry = { id } as BackupEntry;
-  const result = await restoreBackup(settings, entry, backupIn(settings, id, opts.from));
+  const result = await restoreBackup(settings, `restore ${id}`, backupIn(settings, id, opts.from));
   progress("restore complete");
   say(`Restored ${id}: row counts and media files equal the backup.`);
   if (!result.restarted) {

@@ -16,7 +16,7 @@
  */
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { listBackups, preDeployBackupFor } from "../store/catalog";
+import { preDeployBackupFor, sessionListing } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
@@ -33,7 +33,7 @@ import {
 } from "../store/markers";
 import { restoreBackup } from "../backup/restore";
 import { startAgain, stopWriters } from "../backup/undo";
-import { withSession } from "../engine/session";
+import { OpsSession, withSession } from "../engine/session";
 import { projectDirOf } from "../core/stack";
 import { redeploy } from "../engine/pulumi";
 import {
@@ -181,19 +181,28 @@ async function rollbackByRestore(
     `  - restore the pre-deploy backup of ${settings.version} (it backs up the current state first)`,
   );
   say(`  - redeploy ${target.version}`);
-  const { complete, hostTime } = await listBackups(settings, { legacy: false });
-  const preDeploy = preDeployBackupFor(complete, {
-    stack: settings.stack,
-    release: settings.version,
-    now: hostTime,
-  });
-  if (!preDeploy) {
-    throw failure(
-      `No pre-deploy backup of ${settings.version} found;`,
-      "use rollback without --restore, or restore a backup by id. Nothing was changed.",
-    );
-  }
-  const result = await restoreBackup(settings, preDeploy);
+  // Looked up under the restore's lock: retention or a forget cannot take it between the choice and the restore.
+  const lookUp = async (session: OpsSession) => {
+    const { complete, hostTime } = await sessionListing(session);
+    const preDeploy = preDeployBackupFor(complete, {
+      stack: settings.stack,
+      release: settings.version,
+      now: hostTime,
+    });
+    if (!preDeploy) {
+      throw failure(
+        `No pre-deploy backup of ${settings.version} found;`,
+        "use rollback without --restore, or restore a backup by id. Nothing was changed.",
+      );
+    }
+    say(`  the pre-deploy backup of ${settings.version} is ${preDeploy.id}`);
+    return preDeploy;
+  };
+  const result = await restoreBackup(
+    settings,
+    `rollback --restore (pre-deploy backup of ${settings.version})`,
+    lookUp,
+  );
   const redeployed = await redeploy(settings, redeployTarget(settings, target), projectDir, false);
   if (result.undoBackup) {
     say(`The state before the rollback is backup ${result.undoBackup}.`);

@@ -109,9 +109,15 @@ describe("e2e: rollback", function () {
     expect((await stack.up("2.0.0")).error).to.equal(undefined);
     await stack.seed("lost");
     expect((await stack.fingerprint()).documents_document).not.to.equal(atV1.documents_document);
+    const listed = JSON.parse((await stack.ops(["backups", "list", "--json"])).stdout).complete;
+    const preDeploy = listed.filter(
+      (b: { reason: string; target: string }) => b.reason === "pre-deploy" && b.target === "2.0.0",
+    );
     const result = await stack.ops(["rollback", "--previous", "--restore"]);
     expect(result.code, `incomplete (3) until redeployed: ${result.stderr}`).to.equal(3);
     expect(result.stdout).to.contain("restore the pre-deploy backup of 2.0.0");
+    // Chosen under the restore's lock: the newest of them.
+    expect(result.stdout).to.contain(`the pre-deploy backup of 2.0.0 is ${preDeploy.pop().id}`);
     const { error } = await stack.up("1.0.0");
     expect(error, error?.message).to.equal(undefined);
     expect(await stack.fingerprint()).to.deep.equal(atV1);

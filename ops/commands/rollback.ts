@@ -184,15 +184,19 @@ async function rollbackByRestore(
   // Looked up under the restore's lock: retention or a forget cannot take it between the choice and the restore.
   const lookUp = async (session: OpsSession) => {
     const { complete, hostTime } = await sessionListing(session);
+    // Of data at the release going back to, taken since it was deployed: never a redeploy's backup of data
+    // that already has the newer schema, nor one of an earlier round of the same two releases.
     const preDeploy = preDeployBackupFor(complete, {
       stack: settings.stack,
       release: settings.version,
       now: hostTime,
+      dataOf: target.version,
+      after: target.deployedAt,
     });
     if (!preDeploy) {
       throw failure(
-        `No pre-deploy backup of ${settings.version} found;`,
-        "use rollback without --restore, or restore a backup by id. Nothing was changed.",
+        `No pre-deploy backup of ${settings.version} holding ${target.version}'s data, taken since ${target.version} was deployed (${target.deployedAt}), was found. Nothing was changed.`,
+        `Use rollback without --restore, or choose a backup by hand: \`edms-ops backups list --stack ${settings.stack}\`, then \`edms-ops restore <id> --stack ${settings.stack}\`.`,
       );
     }
     say(`  the pre-deploy backup of ${settings.version} is ${preDeploy.id}`);
@@ -204,8 +208,14 @@ async function rollbackByRestore(
     lookUp,
   );
   const redeployed = await redeploy(settings, redeployTarget(settings, target), projectDir, false);
+  if (result.resumed) {
+    say(`An interrupted restore of ${result.resumed} was unfinished: this one replaced it.`);
+  }
   if (result.undoBackup) {
-    say(`The state before the rollback is backup ${result.undoBackup}.`);
+    // The undo of the interrupted restore's first attempt, kept: the state before that restore.
+    say(
+      `The state before the rollback${result.resumed ? ` and that restore` : ""} is backup ${result.undoBackup}.`,
+    );
   }
   if (!redeployed) {
     throw notRedeployed(settings, target.version, false);

@@ -203,8 +203,8 @@ export async function readManifest(session: OpsSession, entry: BackupEntry): Pro
     allowFailure: true,
   });
   if (result.code !== 0) {
-    // Listed before the lock was taken (`rollback --restore` still looks its backup up so), forgotten by the
-    // retention of the operation this one waited for: said as such, not as a backup that is damaged.
+    // Listed before the lock was taken, forgotten by the retention of the operation this one waited for:
+    // said as such, not as a backup that is damaged.
     const listed = await sessionSnapshots(session).catch(() => null);
     if (listed && !listed.some((b) => b.snapshot === entry.snapshot)) {
       const gone = refuse(
@@ -254,6 +254,11 @@ export interface PreDeployQuery {
   readonly after?: string;
   /** The host's clock: a backup dated after it is never the newest (retention.ts isFutureDated). */
   readonly now?: string;
+  /**
+   * Only backups whose data is labelled this release (a rollback's target): a redeploy of the same release
+   * (a rebuilt image) takes another pre-deploy backup, of data that already has that release's schema.
+   */
+  readonly dataOf?: string;
 }
 
 /**
@@ -272,6 +277,7 @@ export function preDeployBackupFor(
         b.reason === REASONS.preDeploy &&
         b.target === query.release &&
         b.stack === query.stack &&
+        (query.dataOf === undefined || b.release === query.dataOf) &&
         Date.parse(b.time) > after,
     )
     .reduce<BackupEntry | undefined>(

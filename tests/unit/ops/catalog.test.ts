@@ -45,6 +45,20 @@ describe("catalog: the pre-deploy backup for release X", function () {
     expect(newestOf([older, ahead], now)).to.equal(older);
   });
 
+  it("for a rollback: of data at the release going back to, taken since that release was deployed", function () {
+    // 1.0.0 → 2.0.0 (P1 of 1.0.0's data), 2.0.0 again with a rebuilt image (P2: 2.0.0's schema already).
+    const earlierRound = backup("2026-11-10T10:00:00Z");
+    const p1 = backup("2026-11-20T10:00:00Z");
+    const p2 = backup("2026-11-21T10:00:00Z", { release: "2.0.0" });
+    const unlabelled = backup("2026-11-22T10:00:00Z", { release: undefined });
+    const listing = [earlierRound, p1, p2, unlabelled];
+    expect(preDeployBackupFor(listing, query)).to.equal(unlabelled);
+    const rollback = { ...query, dataOf: "1.0.0", after: "2026-11-15T00:00:00Z" };
+    expect(preDeployBackupFor(listing, rollback)).to.equal(p1);
+    // No backup of this round: never the earlier round's, whose restore would lose everything since.
+    expect(preDeployBackupFor([earlierRound, p2], rollback)).to.equal(undefined);
+  });
+
   it("takes the later id of two in the same second, as the listing orders them", function () {
     const a = backup("2026-11-25T14:00:00Z", { id: "2026-11-25T14-00-00Z-pre-deploy" });
     const b = backup("2026-11-25T14:00:00Z", { id: "2026-11-25T14-00-00Z-pre-deploy-2" });

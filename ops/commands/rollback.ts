@@ -16,7 +16,7 @@
  */
 import { Command } from "commander";
 import { Settings } from "../../model/settings";
-import { preDeployBackupFor, sessionListing } from "../store/catalog";
+import { readManifest, sessionListing } from "../store/catalog";
 import { runningVersion } from "../engine/services";
 import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
@@ -43,6 +43,7 @@ import {
   notRedeployed,
   redeployTarget,
   reverse,
+  rollbackBackup,
   writeMarker,
 } from "./rollbackSteps";
 import { releaseReference } from "../../model/images";
@@ -181,27 +182,14 @@ async function rollbackByRestore(
     `  - restore the pre-deploy backup of ${settings.version} (it backs up the current state first)`,
   );
   say(`  - redeploy ${target.version}`);
-  // Looked up under the restore's lock: retention or a forget cannot take it between the choice and the restore.
-  const lookUp = async (session: OpsSession) => {
-    const { complete, hostTime } = await sessionListing(session);
-    // Of data at the release going back to, taken since it was deployed: never a redeploy's backup of data
-    // that already has the newer schema, nor one of an earlier round of the same two releases.
-    const preDeploy = preDeployBackupFor(complete, {
-      stack: settings.stack,
-      release: settings.version,
-      now: hostTime,
-      dataOf: target.version,
-      after: target.deployedAt,
-    });
-    if (!preDeploy) {
-      throw failure(
-        `No pre-deploy backup of ${settings.version} holding ${target.version}'s data, taken since ${target.version} was deployed (${target.deployedAt}), was found. Nothing was changed.`,
-        `Use rollback without --restore, or choose a backup by hand: \`edms-ops backups list --stack ${settings.stack}\`, then \`edms-ops restore <id> --stack ${settings.stack}\`.`,
-      );
-    }
-    say(`  the pre-deploy backup of ${settings.version} is ${preDeploy.id}`);
-    return preDeploy;
-  };
+  // Chosen under the restore's lock: retention or a forget cannot take it between the choice and the restore.
+  const lookUp = async (session: OpsSession) =>
+    rollbackBackup(
+      settings,
+      await sessionListing(session),
+      target,
+      async (entry) => (await readManifest(session, entry)).migrations,
+    );
   const result = await restoreBackup(
     settings,
     `rollback --restore (pre-deploy backup of ${settings.version})`,

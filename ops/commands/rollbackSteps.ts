@@ -4,12 +4,15 @@ import { Settings } from "../../model/settings";
 import { recordedDigest } from "../../model/images";
 import { createBackup } from "../backup/create";
 import { migrateAtomically, Step } from "../database/django";
-import { incomplete, OpsError } from "../core/errors";
+import { incomplete, OpsError, refuse } from "../core/errors";
 import { progress, say } from "../core/log";
 import { markerScript, ROLLBACK_MARKER, RollbackMarker, rollbackAgain } from "../store/markers";
 import { Deployment } from "../store/history";
 import { OpsSession } from "../engine/session";
 import { RedeployTarget } from "../engine/pulumi";
+import { preDeployBackupsFor, SessionListing } from "../store/catalog";
+import { BackupEntry } from "../store/restic";
+import { sameMigrations } from "../store/schemaRelease";
 
 /** The release to configure: the target's version with the digest its deployment recorded, if any. */
 export function redeployTarget(settings: Settings, target: Deployment): RedeployTarget {
@@ -78,5 +81,40 @@ export function notRedeployed(settings: Settings, version: string, thenAgain: bo
     thenAgain
       ? `Run the pulumi commands above, then \`${rollbackAgain(settings)}\` again.`
       : `Run the pulumi commands above to deploy ${version}.`,
+  );
+}
+
+/**
+ * What `rollback --restore` restores, chosen under the restore's lock from its listing: the newest pre-deploy
+ * backup of the configured release, taken since `target` was deployed, whose data has the migration state
+ * `target`'s deployment recorded. Read from each backup's manifest, not its release label: a redeploy of the
+ * configured release (a rebuilt image after a failed health gate) takes another pre-deploy backup of data
+ * already on its schema, labelled the release still serving behind the proxy. Never one of an earlier round of
+ * the same two releases: restoring it would lose everything since.
+ */
+export async function rollbackBackup(
+  settings: Settings,
+  listing: SessionListing,
+  target: Deployment,
+  migrationsOf: (entry: BackupEntry) => Promise<Record<string, string>>,
+): Promise<BackupEntry> {
+  const candidates = preDeployBackupsFor(listing.complete, {
+    stack: settings.stack,
+    release: settings.version,
+    now: listing.hostTime,
+    after: target.deployedAt,
+  });
+  for (const candidate of candidates) {
+    if (sameMigrations(await migrationsOf(candidate), target.migrations)) {
+      say(`  the pre-deploy backup of ${settings.version} is ${candidate.id}`);
+      return candidate;
+    }
+    progress(
+      `${candidate.id} holds another migration state than ${target.version}'s deployment recorded (a redeploy of ${settings.version} after its migrations ran?): passed over`,
+    );
+  }
+  throw refuse(
+    `No pre-deploy backup of ${settings.version} taken since ${target.version} was deployed (${target.deployedAt}) holds ${target.version}'s migration state${candidates.length ? ` (${candidates.length} passed over)` : ""}. Nothing was changed.`,
+    `Use rollback without --restore, or choose a backup by hand: \`edms-ops backups list --stack ${settings.stack}\`, then \`edms-ops restore <id> --stack ${settings.stack}\`.`,
   );
 }

@@ -254,11 +254,6 @@ export interface PreDeployQuery {
   readonly after?: string;
   /** The host's clock: a backup dated after it is never the newest (retention.ts isFutureDated). */
   readonly now?: string;
-  /**
-   * Only backups whose data is labelled this release (a rollback's target): a redeploy of the same release
-   * (a rebuilt image) takes another pre-deploy backup, of data that already has that release's schema.
-   */
-  readonly dataOf?: string;
 }
 
 /**
@@ -270,6 +265,14 @@ export function preDeployBackupFor(
   listing: readonly BackupEntry[],
   query: PreDeployQuery,
 ): BackupEntry | undefined {
+  return preDeployBackupsFor(listing, query)[0];
+}
+
+/** Every pre-deploy backup for release X (as preDeployBackupFor picks them), newest first. */
+export function preDeployBackupsFor(
+  listing: readonly BackupEntry[],
+  query: PreDeployQuery,
+): BackupEntry[] {
   const after = query.after ? Date.parse(query.after) : -Infinity;
   return notFutureDated(listing, query.now)
     .filter(
@@ -277,13 +280,9 @@ export function preDeployBackupFor(
         b.reason === REASONS.preDeploy &&
         b.target === query.release &&
         b.stack === query.stack &&
-        (query.dataOf === undefined || b.release === query.dataOf) &&
         Date.parse(b.time) > after,
     )
-    .reduce<BackupEntry | undefined>(
-      (newest, b) => (!newest || newer(b, newest) ? b : newest),
-      undefined,
-    );
+    .sort((a, b) => (newer(a, b) ? -1 : 1));
 }
 
 /** The listing's own order (restic.ts parseSnapshots): by time, then by id for backups of the same second. */

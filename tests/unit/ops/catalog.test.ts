@@ -5,6 +5,7 @@ import {
   isGone,
   newestOf,
   preDeployBackupFor,
+  preDeployBackupsFor,
   readManifest,
 } from "../../../ops/store/catalog";
 import { EXIT, OpsError } from "../../../ops/core/errors";
@@ -45,18 +46,14 @@ describe("catalog: the pre-deploy backup for release X", function () {
     expect(newestOf([older, ahead], now)).to.equal(older);
   });
 
-  it("for a rollback: of data at the release going back to, taken since that release was deployed", function () {
-    // 1.0.0 → 2.0.0 (P1 of 1.0.0's data), 2.0.0 again with a rebuilt image (P2: 2.0.0's schema already).
-    const earlierRound = backup("2026-11-10T10:00:00Z");
-    const p1 = backup("2026-11-20T10:00:00Z");
-    const p2 = backup("2026-11-21T10:00:00Z", { release: "2.0.0" });
-    const unlabelled = backup("2026-11-22T10:00:00Z", { release: undefined });
-    const listing = [earlierRound, p1, p2, unlabelled];
-    expect(preDeployBackupFor(listing, query)).to.equal(unlabelled);
-    const rollback = { ...query, dataOf: "1.0.0", after: "2026-11-15T00:00:00Z" };
-    expect(preDeployBackupFor(listing, rollback)).to.equal(p1);
-    // No backup of this round: never the earlier round's, whose restore would lose everything since.
-    expect(preDeployBackupFor([earlierRound, p2], rollback)).to.equal(undefined);
+  it("lists every one newest first, and only those taken after `after`", function () {
+    const [a, b, c] = ["2026-11-10T10:00:00Z", "2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"].map(
+      (t) => backup(t),
+    );
+    expect(preDeployBackupsFor([b, c, a], query)).to.deep.equal([c, b, a]);
+    expect(
+      preDeployBackupsFor([b, c, a], { ...query, after: "2026-11-15T00:00:00Z" }),
+    ).to.deep.equal([c, b]);
   });
 
   it("takes the later id of two in the same second, as the listing orders them", function () {

@@ -22,7 +22,7 @@ import { connect, globalOptions, stackOf } from "../core/context";
 import { migrationState, requirePostgres } from "../database/postgres";
 import { plannedReversal } from "../database/django";
 import { failure, refuse } from "../core/errors";
-import { currentHistory, Deployment, recordServing } from "../store/history";
+import { currentHistory, Deployment, recordServing, sessionCurrentHistory } from "../store/history";
 import { lastLine, progress, say, warn } from "../core/log";
 import {
   rollbackAgain,
@@ -187,6 +187,7 @@ async function rollbackByRestore(
     rollbackBackup(
       settings,
       await sessionListing(session),
+      await sessionCurrentHistory(session),
       target,
       async (entry) => (await readManifest(session, entry)).migrations,
     );

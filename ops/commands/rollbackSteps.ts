@@ -85,25 +85,29 @@ export function notRedeployed(settings: Settings, version: string, thenAgain: bo
 }
 
 /**
- * What `rollback --restore` restores, chosen under the restore's lock from its listing: the newest pre-deploy
- * backup of the configured release, taken since `target` was deployed, whose data has the migration state
- * `target`'s deployment recorded. Read from each backup's manifest, not its release label: a redeploy of the
- * configured release (a rebuilt image after a failed health gate) takes another pre-deploy backup of data
- * already on its schema, labelled the release still serving behind the proxy. Never one of an earlier round of
- * the same two releases: restoring it would lose everything since.
+ * What `rollback --restore` restores, chosen under the restore's lock from its listing and the history: a
+ * pre-deploy backup of the configured release taken since `target` was deployed, up to the one the configured
+ * release's first deployment since then recorded (a later redeploy of it, a rebuilt image, backs up data it
+ * wrote itself, on the same schema when it adds no migrations), the newest of them whose data has the
+ * migration state `target`'s deployment recorded: read from each backup's manifest, not its release label, as
+ * a redeploy after a failed health gate backs up data already on the newer schema, labelled the release still
+ * serving behind the proxy. Never one of an earlier round of the same two releases: restoring it would lose
+ * everything since.
  */
 export async function rollbackBackup(
   settings: Settings,
   listing: SessionListing,
+  history: readonly Deployment[],
   target: Deployment,
   migrationsOf: (entry: BackupEntry) => Promise<Record<string, string>>,
 ): Promise<BackupEntry> {
-  const candidates = preDeployBackupsFor(listing.complete, {
+  const since = preDeployBackupsFor(listing.complete, {
     stack: settings.stack,
     release: settings.version,
     now: listing.hostTime,
     after: target.deployedAt,
   });
+  const candidates = upToFirstDeployment(since, history, settings.version, target);
   for (const candidate of candidates) {
     if (sameMigrations(await migrationsOf(candidate), target.migrations)) {
       say(`  the pre-deploy backup of ${settings.version} is ${candidate.id}`);
@@ -117,4 +121,26 @@ export async function rollbackBackup(
     `No pre-deploy backup of ${settings.version} taken since ${target.version} was deployed (${target.deployedAt}) holds ${target.version}'s migration state${candidates.length ? ` (${candidates.length} passed over)` : ""}. Nothing was changed.`,
     `Use rollback without --restore, or choose a backup by hand: \`edms-ops backups list --stack ${settings.stack}\`, then \`edms-ops restore <id> --stack ${settings.stack}\`.`,
   );
+}
+
+/**
+ * `since` (newest first) without the backups taken after `release`'s first deployment after `target`: from
+ * the backup that deployment recorded on (by id, no clocks compared), or else taken by its time.
+ */
+function upToFirstDeployment(
+  since: readonly BackupEntry[],
+  history: readonly Deployment[],
+  release: string,
+  target: Deployment,
+): BackupEntry[] {
+  const first = history.find(
+    (d) => d.version === release && Date.parse(d.deployedAt) > Date.parse(target.deployedAt),
+  );
+  if (!first) {
+    return [...since];
+  }
+  const recorded = since.findIndex((b) => b.id === first.preDeployBackup);
+  return recorded >= 0
+    ? since.slice(recorded)
+    : since.filter((b) => Date.parse(b.time) <= Date.parse(first.deployedAt));
 }

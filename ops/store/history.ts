@@ -30,9 +30,16 @@ export async function sessionHistory(session: OpsSession): Promise<Deployment[]>
 
 /** Deployments onto the current data volumes (a fresh reset starts a new history line). */
 export async function currentHistory(settings: Settings): Promise<Deployment[]> {
-  return (await readHistory(settings)).filter(
-    (d) => d.postgresVolume === databaseIdentity(settings),
-  );
+  return onCurrentVolumes(settings, await readHistory(settings));
+}
+
+/** currentHistory read in the session's own container (the stack lock held). */
+export async function sessionCurrentHistory(session: OpsSession): Promise<Deployment[]> {
+  return onCurrentVolumes(session.settings, await sessionHistory(session));
+}
+
+function onCurrentVolumes(settings: Settings, history: Deployment[]): Deployment[] {
+  return history.filter((d) => d.postgresVolume === databaseIdentity(settings));
 }
 
 /**

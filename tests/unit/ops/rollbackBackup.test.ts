@@ -42,14 +42,47 @@ describe("rollback --restore: the backup it restores", function () {
     read.push(entry.id);
     return schema[entry.id];
   };
-  const choose = (complete: BackupEntry[]) =>
-    rollbackBackup(settings, { complete, hostTime: "2026-11-25T00:00:00Z" }, target, migrationsOf);
+  const choose = (complete: BackupEntry[], history: Deployment[] = [target]) =>
+    rollbackBackup(
+      settings,
+      { complete, hostTime: "2026-11-25T00:00:00Z" },
+      history,
+      target,
+      migrationsOf,
+    );
+  const deployed = (at: string, preDeployBackup: string | null) =>
+    ({
+      version: "2.0.0",
+      deployedAt: at,
+      migrations: v1,
+      preDeployBackup,
+    }) as unknown as Deployment;
 
   beforeEach(() => read.splice(0));
 
   it("is the newest of this round whose data has the target's recorded migrations, whatever its label", async function () {
     expect(await choose([earlier, ours, redeploy])).to.equal(ours);
     expect(read).to.deep.equal([redeploy.id, ours.id]);
+  });
+
+  it("is never one a later redeploy of the release took: a release without migrations leaves the schema as it was", async function () {
+    // 2.0.0 adds no migrations: deployed on `ours`, then a rebuilt image's redeploy backs up 2.0.0's data.
+    const codeOnly = backup("2026-11-22T10:00:00Z", "2.0.0");
+    schema[codeOnly.id] = v1;
+    const first = deployed("2026-11-20T10:05:00.000Z", ours.id);
+    const again = deployed("2026-11-22T10:05:00.000Z", codeOnly.id);
+    expect(await choose([earlier, ours, codeOnly], [target, first, again])).to.equal(ours);
+    expect(read).to.deep.equal([ours.id]);
+    // The recorded backup forgotten since: bounded by that deployment's time instead.
+    expect(
+      await choose([earlier, ours, codeOnly], [target, deployed(first.deployedAt, "gone")]),
+    ).to.equal(ours);
+    // Deployed after a failed health gate's rebuilt redeploy: recorded on that newer backup, which holds
+    // 2.0.0's schema and is passed over.
+    const onRedeploy = deployed("2026-11-21T10:05:00.000Z", redeploy.id);
+    expect(await choose([earlier, ours, redeploy, codeOnly], [target, onRedeploy, again])).to.equal(
+      ours,
+    );
   });
 
   it("is never one of an earlier round, nor one dated after the host's clock: refused, nothing read beyond", async function () {

@@ -12,6 +12,7 @@ import { formatBytes, lastLine, progress } from "../core/log";
 import { SnapshotSession } from "../database/snapshot";
 import { docker, inspectContainer, pipeCommands } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
+import { SHA256_TOOL } from "../engine/toolbox";
 import { engineless } from "../engine/engineless";
 import { OPS_SESSION_OPTIONS, pgCommand, runPg, stackServer } from "../database/postgres";
 import { CREDENTIALS_DIR, DatabaseServer, externalClientEnv } from "../database/server";
@@ -200,7 +201,8 @@ export const CLIENT_SCRIPT = [
   // As PID 1 the shell's exit ends the watcher at once: a failed or stopped dump is removed here too.
   `wait "$dump" || { s=$?; rm -f ${DUMP_FILE}; exit "$s"; }`,
   "rm -f /tmp/pgpass",
-  `sha256sum ${DUMP_FILE}`,
+  SHA256_TOOL,
+  `$H ${DUMP_FILE}`,
   `wc -c < ${DUMP_FILE}`,
 ].join("\n");
 

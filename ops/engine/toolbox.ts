@@ -13,6 +13,14 @@ import { batchedRead, helperBatch } from "./readBatch";
 
 export type { Mount } from "./dockerRun";
 
+/**
+ * Sets `$H` to the helper image's SHA-256 command: OpenSSL's where the image has it (the official Debian
+ * postgres images do), which uses the CPU's SHA instructions (1.0 s of CPU for 1 GiB here against coreutils'
+ * 2.5 s), else `sha256sum` (busybox). Both print the hex digest first; OpenSSL's `-r` puts a `*` before the name.
+ */
+export const SHA256_TOOL =
+  'if openssl dgst -sha256 -r < /dev/null > /dev/null 2>&1; then H="openssl dgst -sha256 -r"; else H=sha256sum; fi';
+
 /** The parent of the helpers' staging folders. */
 const SCRATCH_ROOT = STAGE_DIR.replace(/\/[^/]+$/, "");
 

@@ -4,7 +4,7 @@
  */
 import { Settings } from "../../../model/settings";
 import { volumeExists } from "../../engine/docker";
-import { toolbox } from "../../engine/toolbox";
+import { SHA256_TOOL, toolbox } from "../../engine/toolbox";
 import type { MediaFile } from "../mediaCount";
 import { Scratch } from "./scratch";
 
@@ -48,17 +48,19 @@ export function checksumInput(chosen: readonly MediaFile[]): string {
  * ~40 ms each here (134 s for 3,070 files against 9.4 s of `sha256sum` over them all). awk sorts the lines
  * into the two sets: a shell `read` per line cost 1.3 ms each (4 s of a 9 s first drill's checksums). Any other
  * name is checked on its own, as its bytes cannot travel through xargs or sha256sum's output. POSIX sh, awk,
- * xargs -r, stat -c: Debian's and busybox's alike.
+ * xargs -r, stat -c: Debian's and busybox's alike. The digest is `$H` (SHA256_TOOL: OpenSSL's where the image
+ * has it, a `*` before the name).
  */
 export const CHECKSUM_SCRIPT = `T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; : > "$T/p"; : > "$T/o"
+${SHA256_TOOL}
 tab=$(printf '\\t')
 awk -F "$tab" -v plain="^[${PLAIN}]+\$" -v p="$T/p" -v o="$T/o" '$2 ~ plain { print $1, $3, $4, $5, $2 > p; next } { print > o }'
 while IFS="$tab" read -r i enc size mtime ctime; do
   p=$(printf '%bx' "$enc"); p=\${p%x}
   r="/drill/$p"; l="/live/$p"; rh=-; lh=-; rs=-
-  if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$(sha256sum < "$r" | cut -d' ' -f1); fi
+  if [ -f "$r" ]; then rs=$(stat -c %s "$r"); rh=$($H < "$r" | cut -d' ' -f1); fi
   if [ -f "$l" ] && [ ! -L "$l" ] && [ "$(realpath "$l" 2>/dev/null; printf x)" = "$l
-x" ] && [ "$(stat -c '%s %Y %Z' "$l")" = "$size $mtime $ctime" ]; then lh=$(sha256sum < "$l" | cut -d' ' -f1); fi
+x" ] && [ "$(stat -c '%s %Y %Z' "$l")" = "$size $mtime $ctime" ]; then lh=$($H < "$l" | cut -d' ' -f1); fi
   printf '%s\\t%s\\t%s\\t%s\\n' "$i" "$rs" "$rh" "$lh"
 done < "$T/o"
 [ -s "$T/p" ] || exit 0
@@ -66,7 +68,7 @@ D="/drill/"; L="/live/"
 paths() { awk -v at="$1" '{ print at $5 }' "$T/p"; }
 paths "$D" | xargs -r stat -L -c '%s %n' > "$T/rs" 2>/dev/null || true
 # The restored copy and the live files are hashed at once, one core each.
-{ paths "$D" | xargs -r sha256sum > "$T/rh" 2>/dev/null || true; } &
+{ paths "$D" | xargs -r $H > "$T/rh" 2>/dev/null || true; } &
 # The live file is the reference only while it is the regular file the backup read (same size, mtime and
 # ctime: a user can set a file's mtime back after rewriting it, not its ctime; none in the listing, no reference):
 # never a symlink (a compromised web can plant one), which stat without -L shows as one, nor a file reached
@@ -75,13 +77,13 @@ paths "$D" | xargs -r stat -L -c '%s %n' > "$T/rs" 2>/dev/null || true
 paths "$L" | xargs -r stat -c '%A %s %Y %Z %n' 2>/dev/null \\
   | awk -v at="$L" 'NR == FNR { want[at $5] = $2 " " $3 " " $4; next } substr($1, 1, 1) == "-" && want[$5] == $2 " " $3 " " $4 { print $5 }' "$T/p" - \\
   | xargs -r realpath 2>/dev/null | awk -v at="$L" 'NR == FNR { want[at $5]; next } $0 in want' "$T/p" - \\
-  | xargs -r sha256sum > "$T/lh" 2>/dev/null || true
+  | xargs -r $H > "$T/lh" 2>/dev/null || true
 wait
 { sed 's/^/P /' "$T/p"; sed 's/^/S /' "$T/rs"; sed 's/^/H /' "$T/rh"; sed 's/^/L /' "$T/lh"; } | awk -v d="$D" -v l="$L" '
   $1 == "P" { n++; rel[n] = $6; pos[n] = $2; next }
   $1 == "S" { size[substr($3, length(d) + 1)] = $2; next }
-  $1 == "H" { if (index($3, d) == 1) sum[substr($3, length(d) + 1)] = $2; next }
-  $1 == "L" { live[substr($3, length(l) + 1)] = $2; next }
+  $1 == "H" { f = $3; sub(/^[*]/, "", f); if (index(f, d) == 1) sum[substr(f, length(d) + 1)] = $2; next }
+  $1 == "L" { f = $3; sub(/^[*]/, "", f); live[substr(f, length(l) + 1)] = $2; next }
   END {
     for (k = 1; k <= n; k++) {
       f = rel[k]

@@ -194,24 +194,36 @@ async function runDrill(run: DrillRun): Promise<void> {
 async function prepareMedia(run: DrillRun): Promise<MediaPlan> {
   const { session, entry, options } = run;
   const sample = options.sample ?? DEFAULT_SAMPLE;
-  // An operator's command, or the new release's migrate, may read any file: every one is restored. A
-  // pre-deploy drill with nothing to rehearse restores what a later drill does.
-  const restoreAll =
-    options.check !== undefined ||
-    (rehearses(options) && rehearsalTarget(session.settings, run.manifest, run.history) !== null);
-  const plan = await planMedia(session, entry, run.previous, sample, restoreAll);
+  const plan = await planMedia(session, entry, run.previous, sample, releaseReadsMedia(run));
   await restoreMedia(session.settings, entry, run.scratch, plan);
   return plan;
 }
 
-/** Every check that needs the scratch database `db` up: database, media, then the release's own. */
+/**
+ * Whether the release's container may read or write media: an operator's command, or the new release's
+ * migrate (the rehearsal), may touch any file, so every one is restored and checked before it runs. A
+ * pre-deploy drill with nothing to rehearse runs only `check` and `migrate --check`, which touch none.
+ */
+function releaseReadsMedia(run: DrillRun): boolean {
+  const { session, options } = run;
+  return (
+    options.check !== undefined ||
+    (rehearses(options) && rehearsalTarget(session.settings, run.manifest, run.history) !== null)
+  );
+}
+
+/**
+ * Every check that needs the scratch database `db` up: the database's, then the media's and the release's.
+ * The release's run beside the media's unless it may touch media (their checks are recorded after the
+ * media's all the same): the two halves need different cores' time, and neither waits for the other.
+ */
 async function checkRestored(
   run: DrillRun,
   db: string,
   /** null: the backup has no media. */
   mediaRestored: Promise<MediaPlan | Error> | null,
 ): Promise<void> {
-  const { session, entry, manifest, scratch, checks, options } = run;
+  const { session, entry, manifest, checks } = run;
   const restored = await checks.run("database restore", async () => {
     const problems = await restoreIntoScratch(session, entry, manifest, db);
     if (problems.length) {
@@ -224,6 +236,25 @@ async function checkRestored(
   } else {
     ["row counts", "migration state"].forEach((n) => checks.skip(n, "database did not restore"));
   }
+  if (releaseReadsMedia(run)) {
+    await mediaChecks(run, mediaRestored);
+    await releaseAgainst(run, db, restored, checks);
+    return;
+  }
+  const beside = new Checks();
+  await allSettledOrThrow([
+    mediaChecks(run, mediaRestored),
+    releaseAgainst(run, db, restored, beside),
+  ]);
+  checks.list.push(...beside.list);
+}
+
+/** The media restore's outcome, then the checksums of what it restored. */
+async function mediaChecks(
+  run: DrillRun,
+  mediaRestored: Promise<MediaPlan | Error> | null,
+): Promise<void> {
+  const { session, scratch, checks } = run;
   let plan: MediaPlan | undefined;
   await checks.run("media restore", async () => {
     if (!mediaRestored) {
@@ -246,6 +277,16 @@ async function checkRestored(
   } else if (mediaRestored) {
     checks.skip("media checksums", "media did not restore");
   }
+}
+
+/** The backup's own release against the scratch database, recorded in `checks`: skipped when it did not restore. */
+async function releaseAgainst(
+  run: DrillRun,
+  db: string,
+  restored: boolean,
+  checks: Checks,
+): Promise<void> {
+  const { session, manifest, scratch, options } = run;
   if (!restored) {
     ["manage.py check", "migrate --check", ...(options.check ? ["--check"] : [])].forEach((n) =>
       checks.skip(n, "database did not restore"),

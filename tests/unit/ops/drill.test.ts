@@ -54,15 +54,29 @@ function scriptArgs(root: string, shell: string, flags: string): string[] {
   return shell === "/bin/busybox" ? ["sh", flags, script] : [flags, script];
 }
 
-/** CHECKSUM_SCRIPT over the trees under `root`, by sh and (when there) busybox's sh, with `flags`. */
+/** The script's probe for OpenSSL's digest: replaced by `false`, it takes `sha256sum` (an image without openssl). */
+const OPENSSL_PROBE = "openssl dgst -sha256 -r < /dev/null";
+
+/**
+ * CHECKSUM_SCRIPT over the trees under `root`, by sh and (when there) busybox's sh, with `flags`; each both
+ * with OpenSSL's digest (when this host has it) and with `sha256sum`.
+ */
 function checksumRuns(root: string, files: readonly MediaFile[], flags = "-c") {
-  return SHELLS.map((shell) => {
-    const run = spawnSync(shell, scriptArgs(root, shell, flags), {
-      input: checksumInput(files),
-      encoding: "utf8",
-    });
-    return { shell, stdout: run.stdout, stderr: run.stderr };
-  });
+  expect(CHECKSUM_SCRIPT).to.include(OPENSSL_PROBE);
+  const digests = [
+    ...(spawnSync("sh", ["-c", OPENSSL_PROBE]).status === 0 ? ["openssl"] : []),
+    "sha256sum",
+  ];
+  return SHELLS.flatMap((shell) =>
+    digests.map((digest) => {
+      const args = scriptArgs(root, shell, flags);
+      if (digest === "sha256sum") {
+        args[args.length - 1] = args[args.length - 1].split(OPENSSL_PROBE).join("false");
+      }
+      const run = spawnSync(shell, args, { input: checksumInput(files), encoding: "utf8" });
+      return { shell: `${shell} (${digest})`, stdout: run.stdout, stderr: run.stderr };
+    }),
+  );
 }
 
 /** Writes `bytes` into the FIFO once a reader has it open (up to 10 s); false when none came. */

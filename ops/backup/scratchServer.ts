@@ -16,6 +16,7 @@ import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure } from "../core/errors";
+import { STAGE_DIR, stageVolume } from "../store/restic";
 import { cleanupOnSignal } from "../core/signals";
 
 const SCRATCH_FIX =
@@ -111,6 +112,8 @@ export function startScratchDatabase(
         mounts: [
           ...(dataDir ? [{ volume: dataDir, path: "/scratch-pgdata" }] : []),
           ...(template ? [{ volume: template.volume, path: TEMPLATE_DIR, readOnly: true }] : []),
+          // The session's stage, read-only: the dump it restores is put there (restoreIntoScratch).
+          { volume: stageVolume(settings.namePrefix), path: STAGE_DIR, readOnly: true },
         ],
         // PostgreSQL's capabilities; nothing is copied in, so its root is read-only and its data directory
         // an anonymous volume (`rm -v` below).

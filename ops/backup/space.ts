@@ -13,7 +13,8 @@
 import { listingCount, snapshotMedia } from "./mediaCount";
 import { PGDATA } from "../../model/containers";
 import { Manifest } from "../store/manifest";
-import { BackupEntry, MEDIA_DIR } from "../store/restic";
+import { Settings } from "../../model/settings";
+import { BackupEntry, MEDIA_DIR, STAGE_DIR, stageVolume } from "../store/restic";
 import { BACKUPS_DIR } from "../store/layout";
 import { OpsSession } from "../engine/session";
 import { docker } from "../engine/docker";
@@ -177,12 +178,20 @@ export async function requireDrillRoom(
   const mounts = [
     { volume: where.media, path: "/m" },
     ...(where.database ? [{ volume: where.database, path: "/d" }] : []),
+    // The dump is staged there, on Docker's data root, unless the drill's scratch is elsewhere (scratchRestore.ts).
+    ...(where.dir
+      ? []
+      : [{ volume: stageVolume(settings.namePrefix), path: "/s", readOnly: true }]),
   ];
   const [media, df] = await Promise.all([
     snapshotMediaBytes(session, entry),
-    toolbox(settings, mounts, `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}`),
+    toolbox(
+      settings,
+      mounts,
+      `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}${where.dir ? "" : "; echo ---; df -Pk /s"}`,
+    ),
   ]);
-  const [mediaDf, databaseDf] = df.stdout.split("---");
+  const [mediaDf, databaseDf, stageDf] = df.stdout.split("---");
   const on = where.dir ? `in ${where.dir}` : "on Docker's data root";
   const problem = roomProblem(
     `the drill of ${entry.id}`,
@@ -199,6 +208,7 @@ export async function requireDrillRoom(
         df: databaseDf,
         needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
       },
+      ...(where.dir ? [] : [stagedDump(stageDf ?? "", manifest, settings)]),
     ],
     "Nothing was copied or changed, and no drill was recorded.",
   );
@@ -221,16 +231,21 @@ export async function requireTestRestoreRoom(
   manifest: Manifest,
   scratch: string,
 ): Promise<void> {
-  const df = await docker(["exec", scratch, "df", "-Pk", PGDATA], { allowFailure: true });
+  const df = await docker(
+    ["exec", scratch, "sh", "-c", 'df -Pk "$1"; echo ---; df -Pk "$2"', "df", PGDATA, STAGE_DIR],
+    { allowFailure: true },
+  );
+  const [databaseDf, stageDf] = df.stdout.split("---");
   const problem = roomProblem(
     `the test-restore of ${entry.id}`,
     [
       {
         name: "the scratch database on Docker's data root",
         what: "the database with its indexes and WAL",
-        df: df.stdout,
+        df: databaseDf,
         needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
       },
+      stagedDump(stageDf ?? "", manifest, session.settings),
     ],
     "Nothing was restored or changed.",
   );
@@ -240,6 +255,16 @@ export async function requireTestRestoreRoom(
       "Free space on Docker's data root (`docker system df` shows what uses it), then retry.",
     );
   }
+}
+
+/** The dump a scratch server restores from, on the session's stage (scratchRestore.ts). */
+function stagedDump(df: string, manifest: Manifest, settings: Settings): Place {
+  return {
+    name: `the stage volume ${stageVolume(settings.namePrefix)}`,
+    what: "the backup's dump, restored from there",
+    df,
+    needed: manifest.database.bytes,
+  };
 }
 
 /**

@@ -1,27 +1,19 @@
 /**
  * A backup counts as good only when it restores. verify = restic's check of the repository's structure;
- * the dump streamed out of the snapshot (every blob authenticated and hashed by restic as it is read)
- * into a scratch PostgreSQL (no network, thrown away after), with its sha256 and the row counts compared
+ * the dump out of the snapshot (every blob authenticated and hashed by restic as it is read) restored
+ * into a scratch PostgreSQL (no network, thrown away after; scratchRestore.ts), with its sha256 and the row counts compared
  * to the manifest; and every media blob of the snapshot read back the same way. Nothing is extracted to
  * disk: the media are streamed through restic's `dump` and discarded.
  */
-import { createHash } from "crypto";
-import { Transform } from "stream";
-import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { BackupEntry } from "../store/restic";
 import { lastLine } from "../core/log";
 import { DatabaseState, Manifest } from "../store/manifest";
 import { isGone, readManifest } from "../store/catalog";
-import { inventory, Inventory, psql } from "../database/postgres";
-import {
-  applyDatabaseStateSql,
-  createMissingRoles,
-  flattenDatabaseState,
-  withoutRestoreGrants,
-} from "../database/dbstate";
-import { docker, pipeCommands } from "../engine/docker";
+import { inventory, Inventory } from "../database/postgres";
+import { flattenDatabaseState, withoutRestoreGrants } from "../database/dbstate";
 import { progress } from "../core/log";
-import { DUMP_FILE, MEDIA_DIR } from "../store/restic";
+import { MEDIA_DIR } from "../store/restic";
+import { restoreIntoScratch } from "./scratchRestore";
 import { OpsSession } from "../engine/session";
 import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
@@ -47,101 +39,6 @@ export function compareMaps(
     }
   }
   return problems;
-}
-
-/** Streams the snapshot's dump into `consumer`'s stdin, hashing it on the way. */
-export async function streamDump(
-  session: OpsSession,
-  entry: BackupEntry,
-  consumer: (input: NodeJS.ReadableStream) => ReturnType<typeof docker>,
-): Promise<{
-  sha256: string;
-  bytes: number;
-  dumped: Awaited<ReturnType<typeof docker>>;
-  consumed: Awaited<ReturnType<typeof docker>>;
-}> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const [dumped, consumed] = await pipeCommands(
-    (stdout, signal) =>
-      session.exec(`lrestic dump "$1" ${DUMP_FILE}`, [entry.snapshot], {
-        stdout,
-        allowFailure: true,
-        signal,
-      }),
-    (input) => consumer(input.pipe(counter)),
-  );
-  return { sha256: hash.digest("hex"), bytes, dumped, consumed };
-}
-
-/**
- * The snapshot's dump streamed into a scratch server by pg_restore, hashed on the way, with its owners and
- * grants, and the database's own state applied as a restore applies it (older backups: no owners, no grants,
- * one transaction);
- * the problems found (unreadable, checksum, pg_restore), none when it restored as recorded.
- */
-export async function restoreIntoScratch(
-  session: OpsSession,
-  entry: BackupEntry,
-  manifest: Manifest,
-  name: string,
-): Promise<string[]> {
-  const state = manifest.databaseState;
-  // The roles the dump names are created (NOLOGIN) so that owners and grants restore as recorded. Older
-  // backups record none: no owners and no grants then, as the production server's roles need not exist here.
-  if (state) {
-    await createMissingRoles(
-      session.settings,
-      state.roles,
-      containerServer(name),
-      "the backup names it",
-    );
-  }
-  const { sha256, dumped, consumed } = await streamDump(session, entry, (input) =>
-    docker(
-      [
-        "exec",
-        "-i",
-        ...(state ? ["-e", "PGOPTIONS=-c synchronous_commit=off"] : []),
-        name,
-        "pg_restore",
-        "-U",
-        POSTGRES_USER,
-        "-d",
-        POSTGRES_DB,
-        "--exit-on-error",
-        // One transaction would lock every large object whose owner it sets: lock memory runs out.
-        ...(state ? [] : ["--no-owner", "--no-privileges", "--single-transaction"]),
-      ],
-      { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
-    ),
-  );
-  if (dumped.code !== 0) {
-    return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
-  }
-  if (sha256 !== manifest.database.sha256) {
-    return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
-  }
-  if (consumed.code !== 0) {
-    return [`db.dump does not restore: ${consumed.stderr.trim().split("\n").slice(-2).join(" ")}`];
-  }
-  if (state) {
-    await psql(
-      session.settings,
-      applyDatabaseStateSql(state, POSTGRES_DB),
-      containerServer(name),
-      {},
-      "postgres",
-    );
-  }
-  return [];
 }
 
 async function testRestore(

@@ -36,7 +36,8 @@ import {
 import { allSettledOrThrow, failure, incomplete } from "../core/errors";
 import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
-import { inventoryProblems, streamDump } from "../backup/verify";
+import { inventoryProblems } from "../backup/verify";
+import { streamDump } from "../backup/scratchRestore";
 import { applyDatabaseStateSql, createMissingRoles } from "./dbstate";
 import { grantAppRights } from "./appRole";
 

@@ -22,7 +22,7 @@ import { isGone, readManifest } from "../../store/catalog";
 import { Manifest } from "../../store/manifest";
 import { DrillRecord } from "../../store/records";
 import { BackupEntry, MEDIA_DIR } from "../../store/restic";
-import { restoreIntoScratch } from "../verify";
+import { removeStagedDump, restoreIntoScratch, ScratchDump, stageDump } from "../scratchRestore";
 import { withScratchDatabase } from "../scratchServer";
 import { requireDrillRoom } from "../space";
 import { Checks, DAMAGED } from "./checks";
@@ -180,14 +180,22 @@ function roomFor(session: OpsSession, entry: BackupEntry, manifest: Manifest, sc
 async function runDrill(run: DrillRun): Promise<void> {
   const { session, entry, scratch } = run;
   const hasMedia = entry.paths.includes(MEDIA_DIR);
-  // The media are chosen and come back while the scratch server runs initdb: the two overlap.
+  // The media are chosen and come back, and the dump is staged, while the scratch server starts: all overlap.
   const mediaRestored = hasMedia ? prepareMedia(run).catch((err: Error) => err) : null;
-  await withScratchDatabase(
-    session.settings,
-    (db) => checkRestored(run, db, mediaRestored),
-    scratch.network,
-    scratch.database,
-  );
+  // Scratch in `edms:backup.drillScratch` keeps the drill's copies off Docker's data root, the stage's too.
+  const dump: ScratchDump = scratch.database ? "stream" : stageDump(session, entry);
+  try {
+    await withScratchDatabase(
+      session.settings,
+      (db) => checkRestored(run, db, mediaRestored, dump),
+      scratch.network,
+      scratch.database,
+    );
+  } finally {
+    if (dump !== "stream") {
+      await removeStagedDump(session, dump);
+    }
+  }
 }
 
 /** The media plan, then the restore it asks for. */
@@ -214,18 +222,19 @@ function releaseReadsMedia(run: DrillRun): boolean {
 
 /**
  * Every check that needs the scratch database `db` up: the database's, then the media's and the release's.
- * The release's run beside the media's unless it may touch media (their checks are recorded after the
- * media's all the same): the two halves need different cores' time, and neither waits for the other.
+ * The release's run beside the media checksums, once the media are restored, unless it may touch media
+ * (their checks are recorded after the media's all the same).
  */
 async function checkRestored(
   run: DrillRun,
   db: string,
   /** null: the backup has no media. */
   mediaRestored: Promise<MediaPlan | Error> | null,
+  dump: ScratchDump,
 ): Promise<void> {
   const { session, entry, manifest, checks } = run;
   const restored = await checks.run("database restore", async () => {
-    const problems = await restoreIntoScratch(session, entry, manifest, db);
+    const problems = await restoreIntoScratch(session, entry, manifest, db, dump);
     if (problems.length) {
       throw failure(problems.join("; "), DAMAGED);
     }
@@ -244,7 +253,8 @@ async function checkRestored(
   const beside = new Checks();
   await allSettledOrThrow([
     mediaChecks(run, mediaRestored),
-    releaseAgainst(run, db, restored, beside),
+    // Not before the media are in: Docker fills an empty volume with what the image holds at the mount point.
+    Promise.resolve(mediaRestored).then(() => releaseAgainst(run, db, restored, beside)),
   ]);
   checks.list.push(...beside.list);
 }

@@ -116,17 +116,19 @@ function restoreEnv(manifest: Manifest): string[] {
  */
 export function stageDump(session: OpsSession, entry: BackupEntry): Promise<string[]> {
   const staged = session
-    .exec(`umask 077; lrestic dump "$1" ${DUMP_FILE} > "$2"`, [entry.snapshot, SCRATCH_DUMP], {
-      allowFailure: true,
-    })
+    .exec(
+      `umask 077; : > "$2" || exit ${STAGE_UNWRITABLE}; lrestic dump "$1" ${DUMP_FILE} > "$2"`,
+      [entry.snapshot, SCRATCH_DUMP],
+      { allowFailure: true },
+    )
     .then((dumped) => {
       if (dumped.code === 0) {
         return [];
       }
-      if (/no space left on device/i.test(dumped.stderr)) {
+      if (dumped.code === STAGE_UNWRITABLE || /no space left on device/i.test(dumped.stderr)) {
         throw failure(
-          `the dump could not be written on the stage: ${lastLine(dumped.stderr)}`,
-          "Free space on Docker's data root (`docker system df` shows what uses it), then retry.",
+          `the dump could not be written on the session's stage (${SCRATCH_DUMP}): ${lastLine(dumped.stderr) || `exit ${dumped.code}`}`,
+          "Free space on Docker's data root (`docker system df` shows what uses it) and check that it is writable, then retry.",
         );
       }
       return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
@@ -136,13 +138,24 @@ export function stageDump(session: OpsSession, entry: BackupEntry): Promise<stri
   return staged;
 }
 
-/** Removes the staged dump once `staged` (stageDump) has ended, whatever became of it. */
-export async function removeStagedDump(
-  session: OpsSession,
-  staged: Promise<string[]>,
-): Promise<void> {
-  await staged.catch(() => undefined);
-  await session.exec(`rm -f "$1"`, [SCRATCH_DUMP], { allowFailure: true });
+/** stageDump's exit when the stage takes no file at all (a permission, a read-only or full filesystem). */
+const STAGE_UNWRITABLE = 90;
+
+/** Staged dumps removed already (removeStagedDump), or being removed. */
+const removals = new WeakMap<Promise<string[]>, Promise<void>>();
+
+/** Removes the staged dump once `staged` (stageDump) has ended, whatever became of it; once, however often asked. */
+export function removeStagedDump(session: OpsSession, staged: Promise<string[]>): Promise<void> {
+  let removal = removals.get(staged);
+  if (!removal) {
+    removal = staged
+      .catch(() => undefined)
+      .then(async () => {
+        await session.exec(`rm -f "$1"`, [SCRATCH_DUMP], { allowFailure: true });
+      });
+    removals.set(staged, removal);
+  }
+  return removal;
 }
 
 /** The staged dump checked and restored by the scratch server `name`: the problems found. */
@@ -158,6 +171,8 @@ async function restoreStaged(
   const restored = await docker(
     [
       "exec",
+      // Root, whatever user the image runs as: the staged file is root's only.
+      ...["-u", "0"],
       ...restoreEnv(manifest),
       name,
       "sh",

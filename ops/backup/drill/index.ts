@@ -240,11 +240,14 @@ async function checkRestored(
     }
     return `${manifest.database.bytes} bytes, sha256 as recorded, ${manifest.databaseState ? "owners, grants and database settings restored" : "pg_restore in one transaction"}`;
   });
+  // The plaintext copy goes as soon as it is restored (runDrill's end removes it on any other way out).
+  const removed = dump === "stream" ? undefined : removeStagedDump(session, dump);
   if (restored) {
     await databaseChecks(session.settings, manifest, db, checks);
   } else {
     ["row counts", "migration state"].forEach((n) => checks.skip(n, "database did not restore"));
   }
+  await removed;
   if (releaseReadsMedia(run)) {
     await mediaChecks(run, mediaRestored);
     await releaseAgainst(run, db, restored, checks);

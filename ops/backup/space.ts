@@ -178,17 +178,14 @@ export async function requireDrillRoom(
   const mounts = [
     { volume: where.media, path: "/m" },
     ...(where.database ? [{ volume: where.database, path: "/d" }] : []),
-    // The dump is staged there, on Docker's data root, unless the drill's scratch is elsewhere (scratchRestore.ts).
-    ...(where.dir
-      ? []
-      : [{ volume: stageVolume(settings.namePrefix), path: "/s", readOnly: true }]),
+    { volume: stageVolume(settings.namePrefix), path: "/s", readOnly: true },
   ];
   const [media, df] = await Promise.all([
     snapshotMediaBytes(session, entry),
     toolbox(
       settings,
       mounts,
-      `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}${where.dir ? "" : "; echo ---; df -Pk /s"}`,
+      `df -Pk /m; echo ---; df -Pk ${where.database ? "/d" : "/m"}; echo ---; df -Pk /s`,
     ),
   ]);
   const [mediaDf, databaseDf, stageDf] = df.stdout.split("---");
@@ -208,6 +205,7 @@ export async function requireDrillRoom(
         df: databaseDf,
         needed: databaseRoomNeeded(manifest.database.bytes, DEFAULT_MAX_WAL),
       },
+      // The dump is staged there, on Docker's data root, unless the drill's scratch is elsewhere (scratchRestore.ts).
       ...(where.dir ? [] : [stagedDump(stageDf ?? "", manifest, settings)]),
     ],
     "Nothing was copied or changed, and no drill was recorded.",

@@ -1,4 +1,5 @@
 /** The steps of a drill, each one timed and recorded, the failures as well as the passes. */
+import { allSettledOrThrow } from "../../core/errors";
 import { progress } from "../../core/log";
 import { DrillCheck } from "../../store/records";
 
@@ -26,6 +27,16 @@ export class Checks {
       progress(`drill: ${name} FAILED: ${detail.split("\n")[0]}`);
     }
     return ok;
+  }
+
+  /**
+   * Runs `parts` at once, each recording into checks of its own, then records theirs in the order given. Every
+   * part ends before a failure of one is thrown (nothing is recorded then).
+   */
+  async together(parts: readonly ((checks: Checks) => Promise<unknown>)[]): Promise<void> {
+    const lists = parts.map(() => new Checks());
+    await allSettledOrThrow(parts.map((part, i) => part(lists[i])));
+    lists.forEach((own) => this.list.push(...own.list));
   }
 
   skip(name: string, why: string): void {

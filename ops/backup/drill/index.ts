@@ -249,25 +249,24 @@ async function checkRestored(
   }
   await removed;
   if (releaseReadsMedia(run)) {
-    await mediaChecks(run, mediaRestored);
+    await mediaChecks(run, mediaRestored, checks);
     await releaseAgainst(run, db, restored, checks);
     return;
   }
-  const beside = new Checks();
-  await allSettledOrThrow([
-    mediaChecks(run, mediaRestored),
+  await checks.together([
+    (own) => mediaChecks(run, mediaRestored, own),
     // Not before the media are in: Docker fills an empty volume with what the image holds at the mount point.
-    Promise.resolve(mediaRestored).then(() => releaseAgainst(run, db, restored, beside)),
+    (own) => Promise.resolve(mediaRestored).then(() => releaseAgainst(run, db, restored, own)),
   ]);
-  checks.list.push(...beside.list);
 }
 
 /** The media restore's outcome, then the checksums of what it restored. */
 async function mediaChecks(
   run: DrillRun,
   mediaRestored: Promise<MediaPlan | Error> | null,
+  checks: Checks,
 ): Promise<void> {
-  const { session, scratch, checks } = run;
+  const { session, scratch } = run;
   let plan: MediaPlan | undefined;
   await checks.run("media restore", async () => {
     if (!mediaRestored) {

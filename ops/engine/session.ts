@@ -105,7 +105,7 @@ export class OpsSession {
       );
     }
     const name = `${settings.namePrefix}-ops`;
-    const child = await acquireLock(
+    const { child, restic } = await acquireLock(
       settings,
       name,
       engineless()
@@ -116,7 +116,7 @@ export class OpsSession {
     // A session that fails to start lets go of the lock: its container would otherwise keep this
     // process (and the stack's lock) alive for good.
     try {
-      await session.requireRestic();
+      session.requireRestic(restic);
       await session.clearLeftovers();
     } catch (err) {
       await session.close();
@@ -125,15 +125,17 @@ export class OpsSession {
     return session;
   }
 
-  /** Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports. */
-  private async requireRestic(): Promise<void> {
-    const found = await this.exec("restic version", [], { allowFailure: true });
-    const version = resticVersion(found.stdout);
-    if (found.code === 0 && !olderThanMinimum(version)) {
+  /**
+   * Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports;
+   * `found` is the first line of its `restic version` (the lock script prints it once held), "" for none.
+   */
+  private requireRestic(found: string): void {
+    const version = resticVersion(found);
+    if (found && !olderThanMinimum(version)) {
       return;
     }
     throw refuse(
-      `The backup image ${this.settings.backup.image} (\`edms:backup.image\`) runs ${found.code === 0 ? `restic ${version.join(".")}` : "no restic"}; edms-ops needs restic ${MINIMUM_RESTIC.join(".")} or newer. Nothing was changed.`,
+      `The backup image ${this.settings.backup.image} (\`edms:backup.image\`) runs ${found ? `restic ${version.join(".")}` : "no restic"}; edms-ops needs restic ${MINIMUM_RESTIC.join(".")} or newer. Nothing was changed.`,
       `Set \`edms:backup.image\` to ${DEFAULT_BACKUP_IMAGE} (the default) or newer, then run \`pulumi up --stack ${this.settings.stack}\`.`,
     );
   }

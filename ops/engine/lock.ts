@@ -51,8 +51,9 @@ const HELD = "held: ";
  * stdin: released by the kernel however the holder ends. $1 says who holds it (written into the file for
  * whoever waits); $2 non-empty: also wait for no helper to hold the writer lock (the scheduler, which
  * cannot remove a killed operation's helpers as an operator's session does). Once held it prints one line,
- * `held: ` and the first line of `restic version` (empty without a restic): the session checks the image's
- * restic from it, where an exec of its own cost each operation ~0.15 s and ~0.2 s of the host's CPU.
+ * `held: ` and the first line of `restic version` (empty without a restic, or one that does not answer in
+ * 10 s): the session checks the image's restic from it, where an exec of its own cost each operation
+ * 0.13-0.2 s and ~0.2 s of the host's CPU.
  */
 export const LOCK_SCRIPT = `command -v flock >/dev/null || { echo "${NO_FLOCK}" >&2; exit 69; }
 exec 9>>${LAYOUT.stackLock}
@@ -64,7 +65,11 @@ if [ -n "$2" ]; then
   exec 8>&-
 fi
 printf '%s\n' "$1" > ${LAYOUT.stackLock}
-printf '${HELD}%s\n' "$(restic version 2>/dev/null | head -n 1)"
+# Bounded and off the holder's stdin: a restic that hangs must not keep the lock past its holder's end.
+if command -v timeout >/dev/null; then v=$(timeout 10 restic version </dev/null 2>/dev/null) || v=
+else v=$(restic version </dev/null 2>/dev/null) || v=; fi
+printf '${HELD}%s\n' "\${v%%
+*}"
 cat >/dev/null
 # The holder is gone, however it ended: the stage (a dump is plaintext data) is emptied before the lock goes.
 rm -rf ${STAGE_DIR}/* 2>/dev/null || true`;

@@ -9,7 +9,8 @@
  *   way (exit, exception, SIGKILL, lost ssh connection), that stdin closes, the container exits and
  *   `--rm` removes it, and every process exec'd into it dies with it: the lock cannot outlive its holder,
  *   and no restic keeps writing for a dead operation.
- * - Its first line is the Docker host's clock: backup ids and retention follow the host, not the laptop.
+ * - Its one line, once it holds the lock, names the restic its image runs: an image older than the minimum
+ *   is refused before anything is touched. Backup ids and retention follow the host's clock (`hostTime`).
  * - While we hold it, restic's own locks in the local repository are leftovers by definition (restic
  *   judges staleness by hostname+PID, which throwaway containers make meaningless), so they are cleared.
  */
@@ -27,7 +28,7 @@ import {
 } from "./docker";
 import { engineless } from "./engineless";
 import { acquireLock, localLockArgs, lockContainerArgs } from "./lock";
-import { allSettledOrThrow, refuse } from "../core/errors";
+import { allSettledOrThrow, OpsError, refuse } from "../core/errors";
 import { storeKeysFromEnv } from "../store/keys";
 import { dropSideDatabasesSql, psql, stackServer } from "../database/postgres";
 import {
@@ -125,19 +126,12 @@ export class OpsSession {
     return session;
   }
 
-  /**
-   * Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports;
-   * `found` is the first line of its `restic version` (the lock script prints it once held), "" for none.
-   */
+  /** Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports. */
   private requireRestic(found: string): void {
-    const version = resticVersion(found);
-    if (found && !olderThanMinimum(version)) {
-      return;
+    const refusal = resticRefusal(this.settings, found);
+    if (refusal) {
+      throw refusal;
     }
-    throw refuse(
-      `The backup image ${this.settings.backup.image} (\`edms:backup.image\`) runs ${found ? `restic ${version.join(".")}` : "no restic"}; edms-ops needs restic ${MINIMUM_RESTIC.join(".")} or newer. Nothing was changed.`,
-      `Set \`edms:backup.image\` to ${DEFAULT_BACKUP_IMAGE} (the default) or newer, then run \`pulumi up --stack ${this.settings.stack}\`.`,
-    );
   }
 
   /**
@@ -181,6 +175,26 @@ export class OpsSession {
         `[ ! -d ${REPOSITORY}/locks ] || find ${REPOSITORY}/locks -type f -exec rm -f {} +`,
     );
   }
+}
+
+/**
+ * The refusal of a backup image whose restic is older than edms-ops supports, or none; `found` is the first
+ * line of its `restic version` (the lock script prints it once held), "" when it has none.
+ */
+export function resticRefusal(settings: Settings, found: string): OpsError | null {
+  const version = resticVersion(found);
+  if (found && !olderThanMinimum(version)) {
+    return null;
+  }
+  const runs = !found
+    ? "no restic (or one that did not answer `restic version` in 10 s)"
+    : version.every((part) => part === 0)
+      ? `a restic whose \`restic version\` edms-ops cannot read (${JSON.stringify(found.slice(0, 80))})`
+      : `restic ${version.join(".")}`;
+  return refuse(
+    `The backup image ${settings.backup.image} (\`edms:backup.image\`) runs ${runs}; edms-ops needs restic ${MINIMUM_RESTIC.join(".")} or newer. Nothing was changed.`,
+    `Set \`edms:backup.image\` to ${DEFAULT_BACKUP_IMAGE} (the default) or newer, then run \`pulumi up --stack ${settings.stack}\`.`,
+  );
 }
 
 /** Sessions held by this process, so a restore's undo backup reuses the restore's lock. */

@@ -2,31 +2,40 @@
  * The lock script, run by dash and by busybox's sh with busybox's own applets (the official restic image's
  * userland): once it holds the stack's flock it prints one line with the first line of the image's
  * `restic version`, from which the session refuses an image older than the minimum without an exec of its
- * own; a second holder is refused, naming the first.
+ * own; a restic that is missing or hangs gives an empty line within 10 s, never the holder's stdin; a second
+ * holder is refused, naming the first.
  */
 import { expect } from "chai";
+import type { ChildProcessWithoutNullStreams } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { loadSettings } from "../../../ops/core/stack";
 import { LOCK_SCRIPT, startLockHolder } from "../../../ops/engine/lock";
+import { resticRefusal } from "../../../ops/engine/session";
 import { LAYOUT } from "../../../ops/store/layout";
 import { STAGE_DIR } from "../../../ops/store/restic";
+import { REPO_ROOT } from "../../harness/mocks";
 import { testShells } from "../../harness/shells";
 
 describe("the lock script names the restic its image runs once it holds the lock", function () {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "lock-"));
   after(() => fs.rmSync(root, { recursive: true, force: true }));
+  /** Holders a failed assertion left running. */
+  const started: ChildProcessWithoutNullStreams[] = [];
+  afterEach(() => started.splice(0).forEach((child) => child.kill("SIGKILL")));
 
   /**
-   * Starts the script with its volume paths under `dir`, `restic` on the PATH first (printing `version`
-   * and a second line, or nothing and failing when undefined, as when there is none).
+   * Starts the script with its volume paths under `dir` and `restic` first on the PATH, a script of `fake`
+   * (none when undefined: neither this machine nor busybox has a restic).
    */
-  function startIn(dir: string, shellPath: string | undefined, version?: string) {
+  async function startIn(dir: string, shellPath: string | undefined, fake?: string) {
     const bin = path.join(dir, "bin");
     fs.mkdirSync(path.join(dir, "stage"), { recursive: true });
     fs.mkdirSync(bin, { recursive: true });
-    const fake = version === undefined ? "exit 127" : `printf '%s\\nmore\\n' '${version}'`;
-    fs.writeFileSync(path.join(bin, "restic"), `#!/bin/sh\n${fake}\n`, { mode: 0o755 });
+    if (fake !== undefined) {
+      fs.writeFileSync(path.join(bin, "restic"), `#!/bin/sh\n${fake}\n`, { mode: 0o755 });
+    }
     const script = LOCK_SCRIPT.split(LAYOUT.stackLock)
       .join(path.join(dir, ".stack-lock"))
       .split(LAYOUT.writerLock)
@@ -36,20 +45,26 @@ describe("the lock script names the restic its image runs once it holds the lock
     // startLockHolder spawns with this process' environment: its PATH for that one call.
     const saved = process.env.PATH;
     process.env.PATH = `${bin}:${shellPath ?? saved}`;
+    let attempt;
     try {
-      return startLockHolder("sh", ["-c", script, "edms-ops", "the test", ""]);
+      attempt = startLockHolder("sh", ["-c", script, "edms-ops", "the test", ""]);
     } finally {
       process.env.PATH = saved;
     }
+    const held = await attempt;
+    if (held.child) {
+      started.push(held.child);
+    }
+    return held;
   }
 
-  async function release(child: import("child_process").ChildProcessWithoutNullStreams) {
+  async function release(child: ChildProcessWithoutNullStreams) {
     const closed = new Promise((resolve) => child.once("close", resolve));
     child.stdin.end();
     await closed;
   }
 
-  const shells = testShells(root, ["cat", "printf", "head", "rm", "sleep"]);
+  const shells = testShells(root, ["cat", "printf", "head", "rm", "sleep", "timeout"]);
   // Debian's busybox-static has no flock applet (the official image's busybox has): util-linux's then.
   if (shells.length > 1 && fs.existsSync("/usr/bin/flock")) {
     fs.symlinkSync("/usr/bin/flock", path.join(root, "busybox", "flock"));
@@ -61,21 +76,59 @@ describe("the lock script names the restic its image runs once it holds the lock
       this.timeout(10000);
       const dir = fs.mkdtempSync(path.join(root, `${shell.name}-`));
       const version = "restic 0.16.4 compiled with go1.22 on linux/amd64";
-      const first = await startIn(dir, shellPath, version);
+      // The holder's stdin is not restic's to read (it would never end), nor is a second line the session's.
+      const fake = `cat >/dev/null; printf '%s\\nmore\\n' '${version}'`;
+      const first = await startIn(dir, shellPath, fake);
       expect(first.child, first.stderr).to.not.equal(undefined);
       expect(first.restic).to.equal(version);
-      const second = await startIn(dir, shellPath, version);
+      const second = await startIn(dir, shellPath, "echo restic 0.18.0");
       expect(second.child).to.equal(undefined);
       expect(second.stderr).to.contain("edms-lock-held: the test");
       await release(first.child!);
     });
 
-    it(`${shell.name}: an image without restic holds the lock with an empty line`, async function () {
-      const dir = fs.mkdtempSync(path.join(root, `${shell.name}-none-`));
-      const held = await startIn(dir, shellPath);
-      expect(held.child, held.stderr).to.not.equal(undefined);
-      expect(held.restic).to.equal("");
-      await release(held.child!);
+    it(`${shell.name}: an image without restic, or whose restic hangs, holds the lock with an empty line`, async function () {
+      this.timeout(30000);
+      for (const [what, fake] of [
+        ["none", undefined],
+        ["hangs", "exec sleep 60"],
+      ] as const) {
+        const dir = fs.mkdtempSync(path.join(root, `${shell.name}-${what}-`));
+        const held = await startIn(dir, shellPath, fake);
+        expect(held.child, held.stderr).to.not.equal(undefined);
+        expect(held.restic, what).to.equal("");
+        await release(held.child!);
+      }
     });
   }
+
+  it("a line split across reads is read whole", async function () {
+    const held = await startLockHolder("sh", [
+      "-c",
+      "printf 'held: res'; sleep 0.3; printf 'tic 0.18.0\\n'; cat >/dev/null",
+    ]);
+    started.push(held.child!);
+    expect(held.restic).to.equal("restic 0.18.0");
+    await release(held.child!);
+  });
+
+  it("the session refuses no restic, an old one and an unreadable answer, naming the image and the key", function () {
+    const settings = loadSettings({ stack: "dev", projectDir: REPO_ROOT });
+    expect(resticRefusal(settings, "restic 0.17.3 compiled with go1.23.3 on linux/amd64")).to.equal(
+      null,
+    );
+    expect(resticRefusal(settings, "restic 0.18.0 compiled with go1.24 on linux/amd64")).to.equal(
+      null,
+    );
+    for (const [found, says] of [
+      ["", /runs no restic/],
+      ["restic 0.16.4 compiled with go1.22", /runs restic 0\.16; edms-ops needs restic 0\.17/],
+      ["Welcome to the backup image", /cannot read \("Welcome to the backup image"\)/],
+    ] as const) {
+      const refusal = resticRefusal(settings, found);
+      expect(refusal?.message).to.match(says);
+      expect(refusal?.message).to.contain("`edms:backup.image`").and.contain("Nothing was changed");
+      expect(refusal?.fix).to.contain("pulumi up --stack dev");
+    }
+  });
 });

@@ -187,7 +187,7 @@ export function resticRefusal(settings: Settings, found: string): OpsError | nul
     return null;
   }
   const runs = !found
-    ? "no restic (or one that did not answer `restic version` in 10 s)"
+    ? "no restic, or one whose `restic version` gave no answer within 10 s"
     : version.every((part) => part === 0)
       ? `a restic whose \`restic version\` edms-ops cannot read (${JSON.stringify(found.slice(0, 80))})`
       : `restic ${version.join(".")}`;

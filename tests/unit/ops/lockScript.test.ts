@@ -42,9 +42,10 @@ describe("the lock script names the restic its image runs once it holds the lock
       .join(path.join(dir, ".writer-lock"))
       .split(STAGE_DIR)
       .join(path.join(dir, "stage"));
-    // startLockHolder spawns with this process' environment: its PATH for that one call.
+    // startLockHolder spawns with this process' environment: its PATH for that one call. Without a fake,
+    // none on the PATH at all: the host's tools linked one by one (busybox: its own folder).
     const saved = process.env.PATH;
-    process.env.PATH = `${bin}:${shellPath ?? saved}`;
+    process.env.PATH = `${bin}:${shellPath ?? hostTools(dir)}`;
     let attempt;
     try {
       attempt = startLockHolder("sh", ["-c", script, "edms-ops", "the test", ""]);
@@ -56,6 +57,21 @@ describe("the lock script names the restic its image runs once it holds the lock
       started.push(held.child);
     }
     return held;
+  }
+
+  /** A folder with the host's tools the script calls and no restic, whatever this machine has. */
+  function hostTools(dir: string): string {
+    const tools = path.join(dir, "host");
+    fs.mkdirSync(tools, { recursive: true });
+    for (const tool of ["sh", "flock", "cat", "printf", "head", "rm", "sleep", "timeout"]) {
+      const found = ["/usr/bin", "/bin"]
+        .map((d) => path.join(d, tool))
+        .find((f) => fs.existsSync(f));
+      if (found && !fs.existsSync(path.join(tools, tool))) {
+        fs.symlinkSync(found, path.join(tools, tool));
+      }
+    }
+    return tools;
   }
 
   async function release(child: ChildProcessWithoutNullStreams) {
@@ -107,6 +123,7 @@ describe("the lock script names the restic its image runs once it holds the lock
       "-c",
       "printf 'held: res'; sleep 0.3; printf 'tic 0.18.0\\n'; cat >/dev/null",
     ]);
+    expect(held.child, held.stderr).to.not.equal(undefined);
     started.push(held.child!);
     expect(held.restic).to.equal("restic 0.18.0");
     await release(held.child!);
@@ -121,7 +138,7 @@ describe("the lock script names the restic its image runs once it holds the lock
       null,
     );
     for (const [found, says] of [
-      ["", /runs no restic/],
+      ["", /runs no restic, or one whose `restic version` gave no answer/],
       ["restic 0.16.4 compiled with go1.22", /runs restic 0\.16; edms-ops needs restic 0\.17/],
       ["Welcome to the backup image", /cannot read \("Welcome to the backup image"\)/],
     ] as const) {

@@ -117,21 +117,17 @@ export class OpsSession {
     // A session that fails to start lets go of the lock: its container would otherwise keep this
     // process (and the stack's lock) alive for good.
     try {
-      session.requireRestic(restic);
+      // Before anything is touched: a backup image whose restic is older than edms-ops supports.
+      const refusal = resticRefusal(settings, restic);
+      if (refusal) {
+        throw refusal;
+      }
       await session.clearLeftovers();
     } catch (err) {
       await session.close();
       throw err;
     }
     return session;
-  }
-
-  /** Refuses, before anything is touched, a backup image whose restic is older than edms-ops supports. */
-  private requireRestic(found: string): void {
-    const refusal = resticRefusal(this.settings, found);
-    if (refusal) {
-      throw refusal;
-    }
   }
 
   /**

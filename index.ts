@@ -1,10 +1,12 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Edms, loadConfig } from "./components";
+import { Edms, loadConfig, refuseMovedPrefix } from "./components";
 import { unpinnedWarning } from "./model/images";
 
 const config = loadConfig();
 const { settings } = config;
+// Before any resource is declared: a stack whose data is on the host under another prefix stops here.
+refuseMovedPrefix(settings);
 
 // Images pulled by tag: production's policy pack refuses them (production-images-by-digest); elsewhere
 // they are worth one warning.

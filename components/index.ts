@@ -3,6 +3,7 @@ export * from "./dataVolumes";
 export * from "./djangoService";
 export * from "./edms";
 export * from "./hooks";
+export * from "./hostVolumes";
 export * from "./labels";
 export * from "./network";
 export * from "./postgres";

@@ -68,3 +68,48 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     schedulerContainer: `${namePrefix}-scheduler`,
   };
 }
+
+/** A volume on the Docker host labelled as one of the stack's (`edms.stack`), with its `edms.role`. */
+export interface LabelledVolume {
+  readonly name: string;
+  readonly role: string;
+}
+
+/** The data volumes' names as `resourceNames` makes them, any data generation: the prefix is group 1. */
+const DATA_VOLUME_NAMES: Readonly<Record<string, RegExp>> = {
+  postgres: /^([a-z][a-z0-9-]*)_postgres_data(?:_g[0-9]+)?$/,
+  media: /^([a-z][a-z0-9-]*)_media_files(?:_g[0-9]+)?$/,
+  backups: /^([a-z][a-z0-9-]*)_backups$/,
+};
+
+/**
+ * Why the program must not run with `namePrefix`: the stack's data volumes on the host (its database, media or
+ * backups, labelled with the stack) carry another prefix. Docker cannot rename a volume, so the deploy would
+ * start on empty volumes and delete those at its end (outside production nothing is retained), the backups
+ * with them. Undefined when every data volume of the stack is named with `namePrefix`.
+ */
+export function movedPrefixProblem(
+  stack: string,
+  namePrefix: string,
+  volumes: readonly LabelledVolume[],
+): string | undefined {
+  const prefixOf = (v: LabelledVolume) => DATA_VOLUME_NAMES[v.role]?.exec(v.name)?.[1];
+  const elsewhere = volumes.filter(
+    (v) => v.role in DATA_VOLUME_NAMES && prefixOf(v) !== namePrefix,
+  );
+  if (!elsewhere.length) {
+    return undefined;
+  }
+  const names = elsewhere.map((v) => v.name).sort();
+  const earlier = [...new Set(elsewhere.map(prefixOf))];
+  const setBack =
+    earlier.length === 1 && earlier[0] !== undefined
+      ? `set it back with \`pulumi config set edms:namePrefix ${earlier[0]} --stack ${stack}\``
+      : `set \`edms:namePrefix\` back to the prefix of those volumes`;
+  return (
+    `\`edms:namePrefix\` is \`${namePrefix}\`, but stack \`${stack}\` keeps its data on this Docker host in ` +
+    `${names.join(", ")}. Docker cannot rename a volume: this deploy would start the stack on new, empty ` +
+    `volumes and, outside production, remove those at its end, its backups with them. Nothing was changed. To keep the data, ${setBack}; to move the stack ` +
+    `to \`${namePrefix}\`, follow "Renaming a stack's prefix" in docs/operations.md.`
+  );
+}

@@ -154,7 +154,7 @@ const scalarKeys = {
       .default(DEFAULTS.namePrefix),
     {
       description:
-        "Prefix of every Docker name: volumes <prefix>_postgres_data, <prefix>_redis_data, <prefix>_media_files, <prefix>_backups; containers <prefix>-web etc. Pattern [a-z][a-z0-9-]*.",
+        "Prefix of every Docker name: volumes <prefix>_postgres_data, <prefix>_redis_data, <prefix>_media_files, <prefix>_backups; containers <prefix>-web etc. Pattern [a-z][a-z0-9-]*. Fixed once the stack has data on its host: Docker cannot rename a volume, so a deploy with another prefix while the stack's database, media or backups volumes carry the old one is refused before anything changes (see \"Renaming a stack's prefix\" in operations.md).",
       fix: "use lowercase letters, digits and dashes, starting with a letter, e.g. `edms`",
     },
   ),

@@ -259,6 +259,32 @@ DROP ROLE reader;`);
     expect((await stack.up()).error).to.equal(undefined);
   });
 
+  it("1d. a changed namePrefix is refused before anything is declared: database, media, backups and containers untouched", async function () {
+    const volumes = await stack.volumes();
+    const format = "{{.ID}} {{.Names}} {{.State}}";
+    const containers = await stack.containers({ all: true, format });
+    const before = await stack.fingerprint();
+    const moved = `${stack.prefix}-moved`;
+    stack.set("edms:namePrefix", moved);
+    try {
+      const { error, hooks } = await stack.up();
+      expect(error?.message).to.contain(`\`edms:namePrefix\` is \`${moved}\``);
+      expect(error?.message).to.contain(`${stack.backupsVolume}, ${stack.prefix}_media_files`);
+      expect(error?.message).to.contain(
+        `\`pulumi config set edms:namePrefix ${stack.prefix} --stack ${stack.name}\``,
+      );
+      expect(hooks, "no hook ran").to.deep.equal([]);
+    } finally {
+      stack.set("edms:namePrefix", stack.prefix);
+    }
+    expect(await stack.volumes()).to.deep.equal(volumes);
+    expect(await stack.containers({ all: true, format })).to.deep.equal(containers);
+    expect(await stack.fingerprint()).to.deep.equal(before);
+    expect(
+      (await docker(["volume", "ls", "-q", "--filter", `name=${moved}`])).stdout.trim(),
+    ).to.equal("");
+  });
+
   describe("7. bad inputs: a clear error, exit non-zero, nothing changed", function () {
     let before: Record<string, string>;
     beforeEach(async () => (before = await stack.fingerprint()));

@@ -256,6 +256,7 @@ export class Applier {
       overrides: options.overrides,
       projectDir: this.projectDir,
       newResource,
+      hostVolumes: "engine",
       onRegister: (r) => registrations.set(r.name, r),
     });
     if (!run.error) {

@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as path from "path";
+import { listVolumesWith, VolumeLister } from "../../components/hostVolumes";
 import { readStackConfig } from "../../model/stackFile";
 import { ensureCliBuilt } from "./build";
 
@@ -74,6 +75,11 @@ export interface RunOptions {
   readonly newResource?: NewResource;
   /** Sees each registration (with the options the engine gets) before the provider is asked to create it. */
   readonly onRegister?: (registration: Registration) => void;
+  /**
+   * The volumes the program finds labelled as the stack's on the host (`refuseMovedPrefix`): default none;
+   * `engine` asks the real one (the e2e applier).
+   */
+  readonly hostVolumes?: ReturnType<VolumeLister> | "engine";
 }
 
 export interface Registration {
@@ -248,6 +254,8 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const { config, secretKeys } = stackConfig(projectDir, options.stack, options.overrides);
   pulumi.runtime.setAllConfig(config, secretKeys);
 
+  const hostVolumes = options.hostVolumes ?? [];
+  listVolumesWith(hostVolumes === "engine" ? undefined : () => hostVolumes);
   const programPath = path.join(REPO_ROOT, "index.ts");
   delete require.cache[require.resolve(programPath)];
   let outputs: Record<string, unknown> = {};

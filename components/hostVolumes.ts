@@ -15,8 +15,19 @@ export type VolumeLister = (
   settings: Settings,
 ) => readonly LabelledVolume[] | { readonly failed: string };
 
+/**
+ * The CLI's environment: the program's own without what the language host put there for the program
+ * (`PULUMI_CONFIG` holds the stack's config decrypted), plus `docker:host` as DOCKER_HOST.
+ */
+function cliEnvironment(settings: Settings): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith("PULUMI_")),
+  );
+  return { ...env, ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}) };
+}
+
 /** `docker volume ls` on the host the provider deploys to (`docker:host`, as the hooks get it). */
-const dockerVolumes: VolumeLister = (settings) => {
+export const dockerVolumes: VolumeLister = (settings) => {
   const listed = spawnSync(
     "docker",
     [
@@ -30,7 +41,7 @@ const dockerVolumes: VolumeLister = (settings) => {
     {
       encoding: "utf8",
       timeout: 60_000,
-      env: { ...process.env, ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}) },
+      env: cliEnvironment(settings),
     },
   );
   if (listed.error || listed.status !== 0) {
@@ -54,14 +65,21 @@ export function listVolumesWith(replacement: VolumeLister | undefined): void {
 }
 
 /**
- * Throws a ConfigError when the stack's data lives on the host under another prefix. A host that cannot be
- * asked (no docker CLI, unreachable) is a warning: the provider then fails to deploy anything anyway.
+ * Throws a ConfigError when the stack's data lives on the host under another prefix, or when `pulumi up`
+ * cannot ask the host (the provider may still reach it, and the deploy would go ahead unchecked; the hooks
+ * need the docker CLI there anyway). A preview that cannot ask warns.
  */
 export function refuseMovedPrefix(settings: Settings): void {
   const volumes = lister(settings);
   if ("failed" in volumes) {
+    const what = `Could not list stack \`${settings.stack}\`'s volumes on the Docker host (${volumes.failed})`;
+    if (!pulumi.runtime.isDryRun()) {
+      throw new ConfigError(settings.stack, [
+        `${what}, so a changed \`edms:namePrefix\` cannot be checked before the deploy. Nothing was changed. Make \`docker volume ls\` work where \`pulumi up\` runs (the deploy hooks need the docker CLI and \`docker:host\` too), then run it again.`,
+      ]);
+    }
     void pulumi.log.warn(
-      `Could not list stack \`${settings.stack}\`'s volumes on the Docker host (${volumes.failed}), so a changed \`edms:namePrefix\` is not checked: make \`docker volume ls\` work where \`pulumi\` runs.`,
+      `${what}, so this preview does not check a changed \`edms:namePrefix\`; \`pulumi up\` refuses to deploy until it can.`,
     );
     return;
   }

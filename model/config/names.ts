@@ -76,11 +76,11 @@ export interface LabelledVolume {
 }
 
 /** The data volumes' names as `resourceNames` makes them, any data generation: the prefix is group 1. */
-const DATA_VOLUME_NAMES: Readonly<Record<string, RegExp>> = {
-  postgres: /^([a-z][a-z0-9-]*)_postgres_data(?:_g[0-9]+)?$/,
-  media: /^([a-z][a-z0-9-]*)_media_files(?:_g[0-9]+)?$/,
-  backups: /^([a-z][a-z0-9-]*)_backups$/,
-};
+const DATA_VOLUME_NAMES: ReadonlyMap<string, RegExp> = new Map([
+  ["postgres", /^([a-z][a-z0-9-]*)_postgres_data(?:_g[0-9]+)?$/],
+  ["media", /^([a-z][a-z0-9-]*)_media_files(?:_g[0-9]+)?$/],
+  ["backups", /^([a-z][a-z0-9-]*)_backups$/],
+]);
 
 /**
  * Why the program must not run with `namePrefix`: the stack's data volumes on the host (its database, media or
@@ -93,15 +93,25 @@ export function movedPrefixProblem(
   namePrefix: string,
   volumes: readonly LabelledVolume[],
 ): string | undefined {
-  const prefixOf = (v: LabelledVolume) => DATA_VOLUME_NAMES[v.role]?.exec(v.name)?.[1];
-  const elsewhere = volumes.filter(
-    (v) => v.role in DATA_VOLUME_NAMES && prefixOf(v) !== namePrefix,
-  );
+  const data = volumes.filter((v) => DATA_VOLUME_NAMES.has(v.role));
+  const prefixOf = (v: LabelledVolume) => DATA_VOLUME_NAMES.get(v.role)?.exec(v.name)?.[1];
+  const elsewhere = data.filter((v) => prefixOf(v) !== namePrefix);
   if (!elsewhere.length) {
     return undefined;
   }
   const names = elsewhere.map((v) => v.name).sort();
   const earlier = [...new Set(elsewhere.map(prefixOf))];
+  const here = data.filter((v) => prefixOf(v) === namePrefix).map((v) => v.name);
+  const nothing = "Nothing was changed.";
+  if (here.length) {
+    // Which set holds the stack's data only the operator can tell: no one-line fix would be true.
+    return (
+      `Stack \`${stack}\` has data volumes on this Docker host under \`edms:namePrefix\` \`${namePrefix}\` ` +
+      `(${here.sort().join(", ")}) and also named otherwise (${names.join(", ")}). ${nothing} Find which hold ` +
+      `the stack's data (\`edms-ops status --stack ${stack}\` reads the configured ones), back up or export ` +
+      `what the others hold, remove them by hand, and deploy again.`
+    );
+  }
   const setBack =
     earlier.length === 1 && earlier[0] !== undefined
       ? `set it back with \`pulumi config set edms:namePrefix ${earlier[0]} --stack ${stack}\``
@@ -109,7 +119,8 @@ export function movedPrefixProblem(
   return (
     `\`edms:namePrefix\` is \`${namePrefix}\`, but stack \`${stack}\` keeps its data on this Docker host in ` +
     `${names.join(", ")}. Docker cannot rename a volume: this deploy would start the stack on new, empty ` +
-    `volumes and, outside production, remove those at its end, its backups with them. Nothing was changed. To keep the data, ${setBack}; to move the stack ` +
-    `to \`${namePrefix}\`, follow "Renaming a stack's prefix" in docs/operations.md.`
+    `volumes and, outside production, remove those at its end, its backups with them. ${nothing} ` +
+    `To keep the data, ${setBack}; to move the stack to \`${namePrefix}\` afterwards, follow "Renaming a ` +
+    `stack's prefix" in docs/operations.md, which starts from the old prefix.`
   );
 }

@@ -80,6 +80,8 @@ export interface RunOptions {
    * `engine` asks the real one (the e2e applier).
    */
   readonly hostVolumes?: ReturnType<VolumeLister> | "engine";
+  /** Run as `pulumi preview` does (`pulumi.runtime.isDryRun()`); default as `pulumi up`. */
+  readonly preview?: boolean;
 }
 
 export interface Registration {
@@ -221,7 +223,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     },
     "edms",
     options.stack,
-    false,
+    options.preview === true,
   );
   const monitor = pulumi.runtime.getMonitor() as any;
   const register = monitor.registerResource.bind(monitor);

@@ -1,16 +1,17 @@
 /**
- * What the program asks the Docker host before it declares anything: the volumes labelled as the stack's.
- * A data volume of the stack named with another `edms:namePrefix` stops the program (model/config/names.ts
- * `movedPrefixProblem`) before any resource is registered, so no replacement starts and nothing is deleted.
+ * What the program asks the Docker host before it declares anything: the volumes stacks labelled. The
+ * stack's data under another `edms:namePrefix`, its prefix naming another stack's volumes, or its volumes
+ * labelled with another environment stop the program (model/config/names.ts `hostVolumeProblems`) before any
+ * resource is registered, so no replacement starts and nothing is deleted.
  */
 import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { LABELS } from "../model/labels";
-import { LabelledVolume, movedPrefixProblem } from "../model/config/names";
+import { hostVolumeProblems, LabelledVolume } from "../model/config/names";
 import { ConfigError } from "../model/config/validate";
 import type { Settings } from "../model/settings";
 
-/** The stack's labelled volumes, or why they could not be listed. */
+/** The volumes any stack labelled, or why they could not be listed. */
 export type VolumeLister = (
   settings: Settings,
 ) => readonly LabelledVolume[] | { readonly failed: string };
@@ -26,34 +27,29 @@ function cliEnvironment(settings: Settings): NodeJS.ProcessEnv {
   return { ...env, ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}) };
 }
 
+const VOLUME_FORMAT = [LABELS.role, LABELS.stack, LABELS.environment]
+  .map((label) => `{{.Label "${label}"}}`)
+  .reduce((format, field) => `${format}\t${field}`, "{{.Name}}");
+
 /** `docker volume ls` on the host the provider deploys to (`docker:host`, as the hooks get it). */
 export const dockerVolumes: VolumeLister = (settings) => {
+  // Every stack's: a prefix that names another stack's volumes is refused too.
   const listed = spawnSync(
     "docker",
-    [
-      "volume",
-      "ls",
-      "--filter",
-      `label=${LABELS.stack}=${settings.stack}`,
-      "--format",
-      `{{.Name}} {{.Label "${LABELS.role}"}}`,
-    ],
-    {
-      encoding: "utf8",
-      timeout: 60_000,
-      env: cliEnvironment(settings),
-    },
+    ["volume", "ls", "--filter", `label=${LABELS.stack}`, "--format", VOLUME_FORMAT],
+    { encoding: "utf8", timeout: 60_000, env: cliEnvironment(settings) },
   );
   if (listed.error || listed.status !== 0) {
     const why = listed.error?.message ?? listed.stderr.trim().split("\n")[0] ?? "";
     return { failed: why || `docker exited with ${String(listed.status)}` };
   }
+  // Volume names hold no tab; a label value may, and only the last field takes it whole.
   return listed.stdout
     .split("\n")
     .filter(Boolean)
     .map((line) => {
-      const [name, role = ""] = line.split(" ");
-      return { name, role };
+      const [name, role = "", stack = "", ...environment] = line.split("\t");
+      return { name, role, stack, environment: environment.join("\t") };
     });
 };
 
@@ -83,8 +79,9 @@ export function refuseMovedPrefix(settings: Settings): void {
     );
     return;
   }
-  const problem = movedPrefixProblem(settings.stack, settings.namePrefix, volumes);
-  if (problem) {
-    throw new ConfigError(settings.stack, [problem]);
+  const { stack, environment, namePrefix } = settings;
+  const problems = hostVolumeProblems(stack, environment, namePrefix, volumes);
+  if (problems.length) {
+    throw new ConfigError(stack, problems);
   }
 }

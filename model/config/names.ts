@@ -69,10 +69,12 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
   };
 }
 
-/** A volume on the Docker host labelled as one of the stack's (`edms.stack`), with its `edms.role`. */
+/** A volume on the Docker host labelled by a stack: its `edms.role`, `edms.stack` and `edms.environment`. */
 export interface LabelledVolume {
   readonly name: string;
   readonly role: string;
+  readonly stack: string;
+  readonly environment: string;
 }
 
 /** The data volumes' names as `resourceNames` makes them, any data generation: the prefix is group 1. */
@@ -81,6 +83,56 @@ const DATA_VOLUME_NAMES: ReadonlyMap<string, RegExp> = new Map([
   ["media", /^([a-z][a-z0-9-]*)_media_files(?:_g[0-9]+)?$/],
   ["backups", /^([a-z][a-z0-9-]*)_backups$/],
 ]);
+
+/**
+ * Why the program must not declare the stack's volumes, from the volumes labelled by any stack on the host:
+ * its data under another prefix (`movedPrefixProblem`), its prefix naming another stack's data (two stacks
+ * with one prefix, or a `pulumi stack rename`), or its data volumes labelled with another environment. Docker
+ * cannot rename a volume nor change its labels; the provider replaces it, and a replacement under the same
+ * name deletes the data the new resource was handed. Empty when none applies.
+ */
+export function hostVolumeProblems(
+  stack: string,
+  environment: string,
+  namePrefix: string,
+  volumes: readonly LabelledVolume[],
+): string[] {
+  const ours = volumes.filter((v) => v.stack === stack);
+  const named = volumes.filter((v) => dataPrefix(v) === namePrefix);
+  const taken = named.filter((v) => v.stack !== stack);
+  const relabelled = named.filter((v) => v.stack === stack && v.environment !== environment);
+  const problems = [movedPrefixProblem(stack, namePrefix, ours)];
+  if (taken.length) {
+    const owners = [...new Set(taken.map((v) => `\`${v.stack}\``))].join(", ");
+    problems.push(
+      `\`edms:namePrefix\` \`${namePrefix}\` names volumes of stack ${owners} on this Docker host ` +
+        `(${names(taken)}). Docker hands an existing volume to whoever creates its name: stack \`${stack}\` ` +
+        `would run on that data, and its \`pulumi destroy\` or \`edms-ops reset\` would delete it. Nothing was ` +
+        `changed. Give stack \`${stack}\` a prefix of its own; after \`pulumi stack rename\`, rename it back.`,
+    );
+  }
+  if (relabelled.length) {
+    const was = [...new Set(relabelled.map((v) => v.environment))].join(", ");
+    problems.push(
+      `Stack \`${stack}\`'s volumes ${names(relabelled)} are labelled environment \`${was}\`, and it is ` +
+        `configured as \`${environment}\`. A volume's labels cannot change in place: the deploy would replace ` +
+        `them, and deleting the replaced ones deletes the data under the same names. Nothing was changed. ` +
+        `Set it back with \`pulumi config set edms:environment ${was} --stack ${stack}\`.`,
+    );
+  }
+  return problems.filter((p): p is string => p !== undefined);
+}
+
+const names = (volumes: readonly LabelledVolume[]) =>
+  volumes
+    .map((v) => v.name)
+    .sort()
+    .join(", ");
+
+/** The prefix a data volume (database, media, backups) is named with; undefined for any other. */
+function dataPrefix(v: LabelledVolume): string | undefined {
+  return DATA_VOLUME_NAMES.get(v.role)?.exec(v.name)?.[1];
+}
 
 /**
  * Why the program must not run with `namePrefix`: the stack's data volumes on the host (its database, media or
@@ -94,20 +146,18 @@ export function movedPrefixProblem(
   volumes: readonly LabelledVolume[],
 ): string | undefined {
   const data = volumes.filter((v) => DATA_VOLUME_NAMES.has(v.role));
-  const prefixOf = (v: LabelledVolume) => DATA_VOLUME_NAMES.get(v.role)?.exec(v.name)?.[1];
-  const elsewhere = data.filter((v) => prefixOf(v) !== namePrefix);
+  const elsewhere = data.filter((v) => dataPrefix(v) !== namePrefix);
   if (!elsewhere.length) {
     return undefined;
   }
-  const names = elsewhere.map((v) => v.name).sort();
-  const earlier = [...new Set(elsewhere.map(prefixOf))];
-  const here = data.filter((v) => prefixOf(v) === namePrefix).map((v) => v.name);
+  const earlier = [...new Set(elsewhere.map(dataPrefix))];
+  const here = data.filter((v) => dataPrefix(v) === namePrefix);
   const nothing = "Nothing was changed.";
   if (here.length) {
     // Which set holds the stack's data only the operator can tell: no one-line fix would be true.
     return (
       `Stack \`${stack}\` has data volumes on this Docker host under \`edms:namePrefix\` \`${namePrefix}\` ` +
-      `(${here.sort().join(", ")}) and also named otherwise (${names.join(", ")}). ${nothing} Find which hold ` +
+      `(${names(here)}) and also named otherwise (${names(elsewhere)}). ${nothing} Find which hold ` +
       `the stack's data (\`edms-ops status --stack ${stack}\` reads the configured ones), back up or export ` +
       `what the others hold, remove them by hand, and deploy again.`
     );
@@ -118,7 +168,7 @@ export function movedPrefixProblem(
       : `set \`edms:namePrefix\` back to the prefix of those volumes`;
   return (
     `\`edms:namePrefix\` is \`${namePrefix}\`, but stack \`${stack}\` keeps its data on this Docker host in ` +
-    `${names.join(", ")}. Docker cannot rename a volume: this deploy would start the stack on new, empty ` +
+    `${names(elsewhere)}. Docker cannot rename a volume: this deploy would start the stack on new, empty ` +
     `volumes and, outside production, remove those at its end, its backups with them. ${nothing} ` +
     `To keep the data, ${setBack}; to move the stack to \`${namePrefix}\` afterwards, follow "Renaming a ` +
     `stack's prefix" in docs/operations.md, which starts from the old prefix.`

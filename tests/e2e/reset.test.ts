@@ -259,7 +259,7 @@ DROP ROLE reader;`);
     expect((await stack.up()).error).to.equal(undefined);
   });
 
-  it("1d. a changed namePrefix is refused before anything is declared: database, media, backups and containers untouched", async function () {
+  it("1d. a changed namePrefix or environment, or another stack given its prefix, is refused before anything is declared: database, media, backups and containers untouched", async function () {
     const volumes = await stack.volumes();
     const format = "{{.ID}} {{.Names}} {{.State}}";
     const containers = await stack.containers({ all: true, format });
@@ -276,6 +276,27 @@ DROP ROLE reader;`);
       expect(hooks, "no hook ran").to.deep.equal([]);
     } finally {
       stack.set("edms:namePrefix", stack.prefix);
+    }
+    // Its environment label, and another stack given its prefix (or this one after `pulumi stack rename`).
+    stack.set("edms:environment", "dev");
+    try {
+      const { error, hooks } = await stack.up();
+      expect(error?.message).to.contain(
+        "are labelled environment `staging`, and it is configured as `dev`",
+      );
+      expect(hooks, "no hook ran").to.deep.equal([]);
+    } finally {
+      stack.set("edms:environment", "staging");
+    }
+    const twin = new TestStack("stg-twin", "staging", { "edms:namePrefix": stack.prefix });
+    try {
+      const { error, hooks } = await twin.up();
+      expect(error?.message).to.contain(
+        `\`edms:namePrefix\` \`${stack.prefix}\` names volumes of stack \`${stack.name}\``,
+      );
+      expect(hooks, "no hook ran").to.deep.equal([]);
+    } finally {
+      fs.rmSync(path.join(PROJECT_DIR, `Pulumi.${twin.name}.yaml`), { force: true });
     }
     expect(await stack.volumes()).to.deep.equal(volumes);
     expect(await stack.containers({ all: true, format })).to.deep.equal(containers);

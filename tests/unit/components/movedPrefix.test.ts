@@ -3,21 +3,37 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { dockerVolumes } from "../../../components/hostVolumes";
-import { movedPrefixProblem } from "../../../model/config/names";
+import {
+  hostVolumeProblems,
+  LabelledVolume,
+  movedPrefixProblem,
+} from "../../../model/config/names";
 import { validateSettings } from "../../../model/config/validate";
 import { runProgram } from "../../harness/mocks";
+
+const vol = (
+  name: string,
+  role: string,
+  stack = "stg",
+  environment = "staging",
+): LabelledVolume => ({
+  name,
+  role,
+  stack,
+  environment,
+});
 
 describe("a stack whose data is on the host under another edms:namePrefix", function () {
   describe("movedPrefixProblem", function () {
     it("none when every data volume of the stack carries the prefix, at any data generation", function () {
       const volumes = [
-        { name: "shop_backups", role: "backups" },
-        { name: "shop_postgres_data", role: "postgres" },
-        { name: "shop_postgres_data_g3", role: "postgres" },
-        { name: "shop_media_files_g3", role: "media" },
+        vol("shop_backups", "backups"),
+        vol("shop_postgres_data", "postgres"),
+        vol("shop_postgres_data_g3", "postgres"),
+        vol("shop_media_files_g3", "media"),
         // Not data: a cache and credentials volumes named otherwise change nothing.
-        { name: "other_redis_data", role: "redis" },
-        { name: "other_db_credentials", role: "database-credentials" },
+        vol("other_redis_data", "redis"),
+        vol("other_db_credentials", "database-credentials"),
       ];
       expect(movedPrefixProblem("stg", "shop", volumes)).to.equal(undefined);
       expect(movedPrefixProblem("stg", "shop", [])).to.equal(undefined);
@@ -25,9 +41,9 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
 
     it("names the volumes, says nothing was changed and how to set the prefix back", function () {
       const problem = movedPrefixProblem("stg", "shop-new", [
-        { name: "shop_postgres_data", role: "postgres" },
-        { name: "shop_backups", role: "backups" },
-        { name: "shop-new_redis_data", role: "redis" },
+        vol("shop_postgres_data", "postgres"),
+        vol("shop_backups", "backups"),
+        vol("shop-new_redis_data", "redis"),
       ]);
       expect(problem).to.contain("`edms:namePrefix` is `shop-new`");
       expect(problem).to.contain("in shop_backups, shop_postgres_data.");
@@ -39,9 +55,9 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
     it("data volumes under the configured prefix and another: both named, no one-line fix offered", function () {
       for (const configured of ["shop", "shop-new"]) {
         const problem = movedPrefixProblem("stg", configured, [
-          { name: "shop_backups", role: "backups" },
-          { name: "shop-new_backups", role: "backups" },
-          { name: "shop-new_media_files", role: "media" },
+          vol("shop_backups", "backups"),
+          vol("shop-new_backups", "backups"),
+          vol("shop-new_media_files", "media"),
         ]);
         expect(problem, configured).to.contain("Nothing was changed");
         expect(problem, configured).to.contain("remove them by hand");
@@ -49,8 +65,8 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
       }
       expect(
         movedPrefixProblem("stg", "shop", [
-          { name: "shop_backups", role: "backups" },
-          { name: "shop-new_backups", role: "backups" },
+          vol("shop_backups", "backups"),
+          vol("shop-new_backups", "backups"),
         ]),
       ).to.contain(
         "under `edms:namePrefix` `shop` (shop_backups) and also named otherwise (shop-new_backups)",
@@ -59,7 +75,7 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
 
     it("a role that is a key every object has is no data role", function () {
       for (const role of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
-        expect(movedPrefixProblem("stg", "shop", [{ name: "x_backups", role }]), role).to.equal(
+        expect(movedPrefixProblem("stg", "shop", [vol("x_backups", role)]), role).to.equal(
           undefined,
         );
       }
@@ -76,20 +92,15 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
           : found.includes("media")
             ? "media"
             : "postgres";
-        expect(movedPrefixProblem("stg", configured, [{ name: found, role }]), found).to.contain(
-          found,
-        );
+        expect(movedPrefixProblem("stg", configured, [vol(found, role)]), found).to.contain(found);
       }
     });
 
     it("volumes of two other prefixes, or a data volume named unlike the program's, get no single prefix to go back to", function () {
       for (const volumes of [
-        [
-          { name: "a_backups", role: "backups" },
-          { name: "b_postgres_data", role: "postgres" },
-        ],
-        [{ name: "handmade", role: "backups" }],
-        [{ name: "shop_backups_old", role: "backups" }],
+        [vol("a_backups", "backups"), vol("b_postgres_data", "postgres")],
+        [vol("handmade", "backups")],
+        [vol("shop_backups_old", "backups")],
       ]) {
         const problem = movedPrefixProblem("stg", "shop", volumes);
         expect(problem, volumes[0].name).to.contain(
@@ -99,14 +110,63 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
     });
   });
 
+  describe("hostVolumeProblems", function () {
+    it("none on a host holding only the stack's volumes and other stacks' of other prefixes", function () {
+      const volumes = [
+        vol("shop_backups", "backups"),
+        vol("shop_postgres_data_g1", "postgres"),
+        vol("shop-prod_backups", "backups", "prod", "production"),
+        vol("shop-prod_postgres_data", "postgres", "prod", "production"),
+      ];
+      expect(hostVolumeProblems("stg", "staging", "shop", volumes)).to.deep.equal([]);
+    });
+
+    it("a prefix naming another stack's data volumes (two stacks, one prefix; a renamed stack)", function () {
+      const problems = hostVolumeProblems("stg", "staging", "shop", [
+        vol("shop_backups", "backups", "staging-old"),
+        vol("shop_media_files_g2", "media", "staging-old"),
+        vol("shop_redis_data", "redis", "staging-old"),
+      ]);
+      expect(problems).to.have.length(1);
+      expect(problems[0]).to.contain(
+        "`edms:namePrefix` `shop` names volumes of stack `staging-old` on this Docker host (shop_backups, shop_media_files_g2)",
+      );
+      expect(problems[0]).to.contain("Nothing was changed");
+      expect(problems[0]).to.contain("after `pulumi stack rename`, rename it back");
+    });
+
+    it("the stack's data volumes labelled with another environment", function () {
+      const problems = hostVolumeProblems("qa", "staging", "shop", [
+        vol("shop_backups", "backups", "qa", "dev"),
+        vol("shop_postgres_data", "postgres", "qa", "dev"),
+        vol("shop_redis_data", "redis", "qa", "dev"),
+      ]);
+      expect(problems).to.deep.equal([
+        "Stack `qa`'s volumes shop_backups, shop_postgres_data are labelled environment `dev`, and it is configured as `staging`. A volume's labels cannot change in place: the deploy would replace them, and deleting the replaced ones deletes the data under the same names. Nothing was changed. Set it back with `pulumi config set edms:environment dev --stack qa`.",
+      ]);
+    });
+
+    it("the stack's own volumes under another prefix, through movedPrefixProblem", function () {
+      const problems = hostVolumeProblems("stg", "staging", "shop-new", [
+        vol("shop_backups", "backups"),
+        vol("shop_backups", "backups", "other"),
+      ]);
+      expect(problems).to.have.length(1);
+      expect(problems[0]).to.contain(
+        "`edms:namePrefix` is `shop-new`, but stack `stg` keeps its data",
+      );
+      expect(problems[0]).to.contain("in shop_backups.");
+    });
+  });
+
   describe("the program", function () {
     it("stops before declaring anything when the stack's backups are on the host under the old prefix", async function () {
       const run = await runProgram({
         stack: "staging",
         overrides: { "edms:namePrefix": "renamed" },
         hostVolumes: [
-          { name: "edms-staging_backups", role: "backups" },
-          { name: "edms-staging_postgres_data", role: "postgres" },
+          vol("edms-staging_backups", "backups", "staging"),
+          vol("edms-staging_postgres_data", "postgres", "staging"),
         ],
       });
       expect(run.error?.name).to.equal("ConfigError");
@@ -118,7 +178,7 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
     it("deploys when the volumes carry the configured prefix", async function () {
       const same = await runProgram({
         stack: "staging",
-        hostVolumes: [{ name: "edms-staging_backups", role: "backups" }],
+        hostVolumes: [vol("edms-staging_backups", "backups", "staging")],
       });
       expect(same.error, String(same.error)).to.equal(undefined);
       expect(same.warnings.filter((w) => w.includes("namePrefix"))).to.deep.equal([]);
@@ -169,21 +229,23 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
         dockerHost,
       );
 
-    it("lists the stack's volumes by label on docker:host, without the program's decrypted config", function () {
-      fakeDocker(`printf 'shop_backups backups\\nshop_redis_data redis\\nodd\\n'`);
+    it("lists every stack's volumes by label on docker:host, without the program's decrypted config", function () {
+      fakeDocker(
+        `printf 'shop_backups\\tbackups\\tstg\\tstaging\\nother_redis_data\\tredis\\tother\\tdev\\todd\\nbare\\n'`,
+      );
       process.env.PULUMI_CONFIG = '{"edms:superuserPassword":"s3cret"}';
       expect(dockerVolumes(settings("ssh://deploy@host.internal"))).to.deep.equal([
-        { name: "shop_backups", role: "backups" },
-        { name: "shop_redis_data", role: "redis" },
-        { name: "odd", role: "" },
+        vol("shop_backups", "backups"),
+        vol("other_redis_data", "redis", "other", "dev\todd"),
+        vol("bare", "", "", ""),
       ]);
       expect(fs.readFileSync(path.join(dir, "argv"), "utf8").split("\n")).to.deep.equal([
         "volume",
         "ls",
         "--filter",
-        "label=edms.stack=stg",
+        "label=edms.stack",
         "--format",
-        '{{.Name}} {{.Label "edms.role"}}',
+        '{{.Name}}\t{{.Label "edms.role"}}\t{{.Label "edms.stack"}}\t{{.Label "edms.environment"}}',
         "",
       ]);
       const env = fs.readFileSync(path.join(dir, "env"), "utf8");

@@ -41,7 +41,17 @@ export class DataVolumes extends pulumi.ComponentResource {
           name: names[role],
           labels: stackLabels(settings, { [LABELS.data]: protection.data, [LABELS.role]: role }),
         },
-        { parent: this, protect: protection.protect, retainOnDelete: protection.retainOnDelete },
+        {
+          parent: this,
+          protect: protection.protect,
+          retainOnDelete: protection.retainOnDelete,
+          // A name the program sets makes the bridged provider ask for delete-first replacement: a
+          // `dataGeneration` bump would delete the containers and the earlier generation's volumes before
+          // `freshStartBackup` could back them up. Create-first, the old ones go at the end of a successful
+          // update. A replacement under the same name (which would hand the new resource the old volume and
+          // then delete it) never reaches the engine: the program refuses it first (hostVolumes.ts).
+          deleteBeforeReplace: false,
+        },
       );
     }
     this.volumes = volumes;

@@ -11,7 +11,7 @@ import { hostVolumeProblems, LabelledVolume } from "../model/config/names";
 import { ConfigError } from "../model/config/validate";
 import type { Settings } from "../model/settings";
 
-/** The volumes any stack labelled, or why they could not be listed. */
+/** The host's volumes with the labels stacks give them ("" where none), or why they could not be listed. */
 export type VolumeLister = (
   settings: Settings,
 ) => readonly LabelledVolume[] | { readonly failed: string };
@@ -33,15 +33,20 @@ const VOLUME_FORMAT = [LABELS.role, LABELS.stack, LABELS.environment]
 
 /** `docker volume ls` on the host the provider deploys to (`docker:host`, as the hooks get it). */
 export const dockerVolumes: VolumeLister = (settings) => {
-  // Every stack's: a prefix that names another stack's volumes is refused too.
-  const listed = spawnSync(
-    "docker",
-    ["volume", "ls", "--filter", `label=${LABELS.stack}`, "--format", VOLUME_FORMAT],
-    { encoding: "utf8", timeout: 60_000, env: cliEnvironment(settings) },
-  );
+  // Every volume, labelled or not: a prefix that names another stack's volumes, or one of the stack's names
+  // taken by a volume without its labels, is refused too.
+  const listed = spawnSync("docker", ["volume", "ls", "--format", VOLUME_FORMAT], {
+    encoding: "utf8",
+    timeout: 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+    env: cliEnvironment(settings),
+  });
   if (listed.error || listed.status !== 0) {
     const why = listed.error?.message ?? listed.stderr.trim().split("\n")[0] ?? "";
-    return { failed: why || `docker exited with ${String(listed.status)}` };
+    const how = listed.signal
+      ? `was killed by ${listed.signal}`
+      : `exited with ${String(listed.status)}`;
+    return { failed: why || `docker ${how}` };
   }
   // Volume names hold no tab; a label value may, and only the last field takes it whole.
   return listed.stdout
@@ -79,9 +84,14 @@ export function refuseMovedPrefix(settings: Settings): void {
     );
     return;
   }
-  const { stack, environment, namePrefix } = settings;
-  const problems = hostVolumeProblems(stack, environment, namePrefix, volumes);
+  const { names } = settings;
+  const declared = [names.mediaVolume, names.backupsVolume];
+  const problems = hostVolumeProblems(
+    settings,
+    settings.database ? declared : [names.postgresVolume, ...declared],
+    volumes,
+  );
   if (problems.length) {
-    throw new ConfigError(stack, problems);
+    throw new ConfigError(settings.stack, problems);
   }
 }

@@ -53,7 +53,8 @@ export function resourceNames(namePrefix: string, dataGeneration: number): Resou
     mediaVolume: `${namePrefix}_media_files${gen}`,
     backupsVolume: `${namePrefix}_backups`,
     // Not `<prefix>-internal`, the one flat network of earlier releases: a network keeping its name
-    // while becoming `internal` would be replaced create-first, which Docker refuses for a taken name.
+    // while becoming `internal` would be replaced under that name, which Docker refuses create-first and
+    // delete-first does only by deleting every container on it first.
     frontNetwork: `${namePrefix}-front`,
     dataNetwork: `${namePrefix}-data`,
     databaseNetwork: `${namePrefix}-database`,
@@ -92,35 +93,63 @@ const DATA_VOLUME_NAMES: ReadonlyMap<string, RegExp> = new Map([
  * name deletes the data the new resource was handed. Empty when none applies.
  */
 export function hostVolumeProblems(
-  stack: string,
-  environment: string,
-  namePrefix: string,
+  stack: { readonly stack: string; readonly environment: string; readonly namePrefix: string },
+  /** The data volumes the program declares (database, media, backups), by name. */
+  declared: readonly string[],
   volumes: readonly LabelledVolume[],
 ): string[] {
-  const ours = volumes.filter((v) => v.stack === stack);
+  const { environment, namePrefix } = stack;
+  const ours = volumes.filter((v) => v.stack === stack.stack);
   const named = volumes.filter((v) => dataPrefix(v) === namePrefix);
-  const taken = named.filter((v) => v.stack !== stack);
-  const relabelled = named.filter((v) => v.stack === stack && v.environment !== environment);
-  const problems = [movedPrefixProblem(stack, namePrefix, ours)];
-  if (taken.length) {
-    const owners = [...new Set(taken.map((v) => `\`${v.stack}\``))].join(", ");
-    problems.push(
-      `\`edms:namePrefix\` \`${namePrefix}\` names volumes of stack ${owners} on this Docker host ` +
-        `(${names(taken)}). Docker hands an existing volume to whoever creates its name: stack \`${stack}\` ` +
-        `would run on that data, and its \`pulumi destroy\` or \`edms-ops reset\` would delete it. Nothing was ` +
-        `changed. Give stack \`${stack}\` a prefix of its own; after \`pulumi stack rename\`, rename it back.`,
-    );
-  }
-  if (relabelled.length) {
-    const was = [...new Set(relabelled.map((v) => v.environment))].join(", ");
-    problems.push(
-      `Stack \`${stack}\`'s volumes ${names(relabelled)} are labelled environment \`${was}\`, and it is ` +
-        `configured as \`${environment}\`. A volume's labels cannot change in place: the deploy would replace ` +
-        `them, and deleting the replaced ones deletes the data under the same names. Nothing was changed. ` +
-        `Set it back with \`pulumi config set edms:environment ${was} --stack ${stack}\`.`,
-    );
-  }
-  return problems.filter((p): p is string => p !== undefined);
+  const taken = named.filter((v) => v.stack !== stack.stack && v.stack !== "");
+  const relabelled = named.filter((v) => v.stack === stack.stack && v.environment !== environment);
+  const unlabelled = volumes.filter((v) => v.stack === "" && declared.includes(v.name));
+  return [
+    movedPrefixProblem(stack.stack, namePrefix, ours),
+    taken.length ? takenProblem(stack.stack, namePrefix, taken) : undefined,
+    relabelled.length ? relabelledProblem(stack.stack, environment, relabelled) : undefined,
+    unlabelled.length ? unlabelledProblem(stack.stack, unlabelled) : undefined,
+  ].filter((p): p is string => p !== undefined);
+}
+
+function takenProblem(stack: string, namePrefix: string, taken: readonly LabelledVolume[]): string {
+  const owners = [...new Set(taken.map((v) => `\`${v.stack}\``))].join(", ");
+  return (
+    `\`edms:namePrefix\` \`${namePrefix}\` names volumes of stack ${owners} on this Docker host ` +
+    `(${names(taken)}). Docker hands an existing volume to whoever creates its name: stack \`${stack}\` ` +
+    `would run on that data, and its \`pulumi destroy\` or \`edms-ops reset\` would delete it once nothing ` +
+    `else uses it. Nothing was changed. Give stack \`${stack}\` a prefix of its own; after \`pulumi stack ` +
+    `rename\`, rename it back.`
+  );
+}
+
+function relabelledProblem(
+  stack: string,
+  environment: string,
+  relabelled: readonly LabelledVolume[],
+): string {
+  const was = [...new Set(relabelled.map((v) => v.environment))];
+  const setBack =
+    was.length === 1 && was[0]
+      ? ` Set it back with \`pulumi config set edms:environment ${was[0]} --stack ${stack}\`.`
+      : "";
+  return (
+    `Stack \`${stack}\`'s volumes ${names(relabelled)} are labelled environment ` +
+    `${was.map((e) => `\`${e}\``).join(", ")}, and it is configured as \`${environment}\`. A volume's ` +
+    `labels cannot change in place: the deploy would replace them, and deleting the replaced ones deletes ` +
+    `the data under the same names. Nothing was changed.${setBack}`
+  );
+}
+
+function unlabelledProblem(stack: string, unlabelled: readonly LabelledVolume[]): string {
+  return (
+    `${unlabelled.length === 1 ? "Volume" : "Volumes"} ${names(unlabelled)} ` +
+    `${unlabelled.length === 1 ? "exists" : "exist"} on this Docker host without the labels stack \`${stack}\` gives ` +
+    `its volumes (\`edms.stack\`, \`edms.environment\`, \`edms.data\`, \`edms.role\`). Docker cannot ` +
+    `add labels to a volume: once deployed, the next \`pulumi up\` would replace it, deleting the data. ` +
+    `Nothing was changed. Copy the data into a volume created with those labels under that name, or remove ` +
+    `the volume if it holds nothing of the stack's.`
+  );
 }
 
 const names = (volumes: readonly LabelledVolume[]) =>

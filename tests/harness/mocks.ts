@@ -31,6 +31,8 @@ export interface RecordedResource {
   readonly protect: boolean;
   readonly retainOnDelete: boolean;
   readonly deleteBeforeReplace: boolean;
+  /** The program set `deleteBeforeReplace` (true or false), which overrides the provider's choice. */
+  readonly deleteBeforeReplaceDefined: boolean;
   /** Outputs the engine stores as secrets on top of those computed from secret inputs. */
   readonly additionalSecretOutputs: readonly string[];
   /**
@@ -307,6 +309,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         protect: req.protect === true,
         retainOnDelete: req.retainondelete === true,
         deleteBeforeReplace: req.deletebeforereplace === true,
+        deleteBeforeReplaceDefined: req.deletebeforereplacedefined === true,
         additionalSecretOutputs: (req.additionalsecretoutputsList as string[] | undefined) ?? [],
         dependencies: (req.dependenciesList as string[]).map(nameOfUrn),
         inputDependencies: [...inputDeps],

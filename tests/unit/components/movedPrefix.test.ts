@@ -118,15 +118,25 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
         vol("shop-prod_backups", "backups", "prod", "production"),
         vol("shop-prod_postgres_data", "postgres", "prod", "production"),
       ];
-      expect(hostVolumeProblems("stg", "staging", "shop", volumes)).to.deep.equal([]);
+      expect(
+        hostVolumeProblems(
+          { stack: "stg", environment: "staging", namePrefix: "shop" },
+          [],
+          volumes,
+        ),
+      ).to.deep.equal([]);
     });
 
     it("a prefix naming another stack's data volumes (two stacks, one prefix; a renamed stack)", function () {
-      const problems = hostVolumeProblems("stg", "staging", "shop", [
-        vol("shop_backups", "backups", "staging-old"),
-        vol("shop_media_files_g2", "media", "staging-old"),
-        vol("shop_redis_data", "redis", "staging-old"),
-      ]);
+      const problems = hostVolumeProblems(
+        { stack: "stg", environment: "staging", namePrefix: "shop" },
+        [],
+        [
+          vol("shop_backups", "backups", "staging-old"),
+          vol("shop_media_files_g2", "media", "staging-old"),
+          vol("shop_redis_data", "redis", "staging-old"),
+        ],
+      );
       expect(problems).to.have.length(1);
       expect(problems[0]).to.contain(
         "`edms:namePrefix` `shop` names volumes of stack `staging-old` on this Docker host (shop_backups, shop_media_files_g2)",
@@ -136,21 +146,60 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
     });
 
     it("the stack's data volumes labelled with another environment", function () {
-      const problems = hostVolumeProblems("qa", "staging", "shop", [
-        vol("shop_backups", "backups", "qa", "dev"),
-        vol("shop_postgres_data", "postgres", "qa", "dev"),
-        vol("shop_redis_data", "redis", "qa", "dev"),
-      ]);
+      const problems = hostVolumeProblems(
+        { stack: "qa", environment: "staging", namePrefix: "shop" },
+        [],
+        [
+          vol("shop_backups", "backups", "qa", "dev"),
+          vol("shop_postgres_data", "postgres", "qa", "dev"),
+          vol("shop_redis_data", "redis", "qa", "dev"),
+        ],
+      );
       expect(problems).to.deep.equal([
         "Stack `qa`'s volumes shop_backups, shop_postgres_data are labelled environment `dev`, and it is configured as `staging`. A volume's labels cannot change in place: the deploy would replace them, and deleting the replaced ones deletes the data under the same names. Nothing was changed. Set it back with `pulumi config set edms:environment dev --stack qa`.",
       ]);
     });
 
-    it("the stack's own volumes under another prefix, through movedPrefixProblem", function () {
-      const problems = hostVolumeProblems("stg", "staging", "shop-new", [
-        vol("shop_backups", "backups"),
-        vol("shop_backups", "backups", "other"),
+    it("an environment label of two values, or none, gets no command to set it back", function () {
+      const problems = hostVolumeProblems(
+        { stack: "qa", environment: "staging", namePrefix: "shop" },
+        [],
+        [
+          vol("shop_backups", "backups", "qa", "dev"),
+          vol("shop_postgres_data", "postgres", "qa", ""),
+        ],
+      );
+      expect(problems).to.have.length(1);
+      expect(problems[0]).to.contain(
+        "are labelled environment `dev`, ``, and it is configured as `staging`",
+      );
+      expect(problems[0]).not.to.contain("pulumi config set");
+    });
+
+    it("a volume under one of the names the program declares but without the stack's labels", function () {
+      const declared = ["shop_postgres_data", "shop_media_files", "shop_backups"];
+      const problems = hostVolumeProblems(
+        { stack: "stg", environment: "staging", namePrefix: "shop" },
+        declared,
+        [
+          vol("shop_backups", "", "", ""),
+          // Not one the program declares at this generation, and not labelled: no concern of this stack.
+          vol("shop_postgres_data_g1", "", "", ""),
+          vol("unrelated", "", "", ""),
+          vol("shop_media_files", "media"),
+        ],
+      );
+      expect(problems).to.deep.equal([
+        "Volume shop_backups exists on this Docker host without the labels stack `stg` gives its volumes (`edms.stack`, `edms.environment`, `edms.data`, `edms.role`). Docker cannot add labels to a volume: once deployed, the next `pulumi up` would replace it, deleting the data. Nothing was changed. Copy the data into a volume created with those labels under that name, or remove the volume if it holds nothing of the stack's.",
       ]);
+    });
+
+    it("the stack's own volumes under another prefix, through movedPrefixProblem", function () {
+      const problems = hostVolumeProblems(
+        { stack: "stg", environment: "staging", namePrefix: "shop-new" },
+        [],
+        [vol("shop_backups", "backups"), vol("shop_backups", "backups", "other")],
+      );
       expect(problems).to.have.length(1);
       expect(problems[0]).to.contain(
         "`edms:namePrefix` is `shop-new`, but stack `stg` keeps its data",
@@ -242,8 +291,6 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
       expect(fs.readFileSync(path.join(dir, "argv"), "utf8").split("\n")).to.deep.equal([
         "volume",
         "ls",
-        "--filter",
-        "label=edms.stack",
         "--format",
         '{{.Name}}\t{{.Label "edms.role"}}\t{{.Label "edms.stack"}}\t{{.Label "edms.environment"}}',
         "",

@@ -263,6 +263,17 @@ describe("the program on each stack file", function () {
     expect(staging.resources.map((r) => r.name)).not.to.include("preDeployBackup");
   });
 
+  it("data volumes are replaced create-first, overriding the provider's delete-first for a set name: a dataGeneration bump backs up the earlier generation before anything of it goes", function () {
+    for (const stack of ["dev", "staging", "production"]) {
+      for (const role of ["postgres", "media", "backups", "redis"]) {
+        expect(volumeByRole(runs[stack], role), `${stack} ${role}`).to.include({
+          deleteBeforeReplace: false,
+          deleteBeforeReplaceDefined: true,
+        });
+      }
+    }
+  });
+
   for (const stack of ["dev", "staging"]) {
     it(`${stack}: no volume is protected or retained`, function () {
       for (const volume of runs[stack].ofType(VOLUME)) {

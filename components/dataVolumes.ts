@@ -7,6 +7,12 @@ import { VOLUME_ROLES, VolumeRole, volumeProtection } from "../model/protection"
 
 export interface DataVolumesArgs {
   readonly settings: Settings;
+  /**
+   * Declares what must run once the backups volume (which has no generation) exists and before any volume of
+   * a data generation is created or replaced: the fresh start's backup of the earlier generation. A failed
+   * backup then leaves the earlier generation's volumes untouched, not "pending delete".
+   */
+  readonly beforeGeneration?: (backups: docker.Volume) => pulumi.Resource | undefined;
 }
 
 /**
@@ -33,7 +39,16 @@ export class DataVolumes extends pulumi.ComponentResource {
       backups: settings.names.backupsVolume,
     };
     const volumes = {} as Record<VolumeRole, docker.Volume>;
-    for (const role of VOLUME_ROLES.filter((r) => r !== "postgres" || !settings.database)) {
+    const roles = VOLUME_ROLES.filter((r) => r !== "postgres" || !settings.database);
+    let before: pulumi.Resource | undefined;
+    // The backups volume first: the generation's volumes wait for what `beforeGeneration` declares.
+    for (const role of [
+      ...roles.filter((r) => r === "backups"),
+      ...roles.filter((r) => r !== "backups"),
+    ]) {
+      if (role !== "backups" && before === undefined && volumes.backups && args.beforeGeneration) {
+        before = args.beforeGeneration(volumes.backups);
+      }
       const protection = volumeProtection(settings.environment, role);
       volumes[role] = new docker.Volume(
         `${name}-${role}`,
@@ -48,9 +63,10 @@ export class DataVolumes extends pulumi.ComponentResource {
           // A name the program sets makes the bridged provider ask for delete-first replacement: a
           // `dataGeneration` bump would delete the containers and the earlier generation's volumes before
           // `freshStartBackup` could back them up. Create-first, the old ones go at the end of a successful
-          // update. A replacement under the same name (which would hand the new resource the old volume and
-          // then delete it) never reaches the engine: the program refuses it first (hostVolumes.ts).
+          // update. A replacement under the same name hands the new resource the old volume and then deletes
+          // it: the program refuses the changes that cause one that it can see (hostVolumes.ts).
           deleteBeforeReplace: false,
+          dependsOn: role !== "backups" && before ? [before] : [],
         },
       );
     }

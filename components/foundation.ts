@@ -73,8 +73,7 @@ export function foundation(name: string, args: EdmsArgs, parent: pulumi.Resource
     child,
   );
   const network = new EdmsNetwork(`${name}-network`, { settings }, child);
-  const data = new DataVolumes(`${name}-data`, { settings }, child);
-  const freshStartBackup = freshStartBackupHook(settings, { ...child, dependsOn: [data, network] });
+  const { data, freshStartBackup } = dataVolumes(name, settings, network, child);
   const postgres = data.volumes.postgres
     ? new Postgres(
         `${name}-postgres`,
@@ -174,6 +173,33 @@ function databaseIdentity(
  * one's data (the earlier generation) is backed up, the undo of the fresh start. Never on production, where
  * dataGeneration is a config error.
  */
+/**
+ * The data volumes, and the fresh start's backup of the earlier generation (dev, staging): declared before
+ * any volume of the new generation, so a failed backup leaves the earlier generation's volumes as they are
+ * (not replaced, not "pending delete").
+ */
+function dataVolumes(
+  name: string,
+  settings: Settings,
+  network: EdmsNetwork,
+  child: { parent: pulumi.Resource },
+): { data: DataVolumes; freshStartBackup?: command.local.Command } {
+  const hook: { freshStartBackup?: command.local.Command } = {};
+  const data = new DataVolumes(
+    `${name}-data`,
+    {
+      settings,
+      beforeGeneration: (backups) =>
+        (hook.freshStartBackup = freshStartBackupHook(settings, {
+          ...child,
+          dependsOn: [backups, network],
+        })),
+    },
+    child,
+  );
+  return { data, freshStartBackup: hook.freshStartBackup };
+}
+
 function freshStartBackupHook(
   settings: Settings,
   opts: pulumi.CustomResourceOptions,

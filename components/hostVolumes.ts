@@ -76,11 +76,11 @@ export function refuseMovedPrefix(settings: Settings): void {
     const what = `Could not list stack \`${settings.stack}\`'s volumes on the Docker host (${volumes.failed})`;
     if (!pulumi.runtime.isDryRun()) {
       throw new ConfigError(settings.stack, [
-        `${what}, so a changed \`edms:namePrefix\` cannot be checked before the deploy. Nothing was changed. Make \`docker volume ls\` work where \`pulumi up\` runs (the deploy hooks need the docker CLI and \`docker:host\` too), then run it again.`,
+        `${what}, so the stack's volumes (their prefix, their stack and environment labels) cannot be checked before the deploy. Nothing was changed. Make \`docker volume ls\` work where \`pulumi up\` runs (the deploy hooks need the docker CLI and \`docker:host\` too), then run it again.`,
       ]);
     }
     void pulumi.log.warn(
-      `${what}, so this preview does not check a changed \`edms:namePrefix\`; \`pulumi up\` refuses to deploy until it can.`,
+      `${what}, so this preview does not check the stack's volumes; \`pulumi up\` refuses to deploy until it can.`,
     );
     return;
   }

@@ -86,7 +86,7 @@ const DATA_VOLUME_NAMES: ReadonlyMap<string, RegExp> = new Map([
 ]);
 
 /**
- * Why the program must not declare the stack's volumes, from the volumes labelled by any stack on the host:
+ * Why the program must not declare the stack's volumes, from the host's volumes and the labels stacks gave them:
  * its data under another prefix (`movedPrefixProblem`), its prefix naming another stack's data (two stacks
  * with one prefix, or a `pulumi stack rename`), or its data volumes labelled with another environment. Docker
  * cannot rename a volume nor change its labels; the provider replaces it, and a replacement under the same
@@ -135,7 +135,7 @@ function relabelledProblem(
       : "";
   return (
     `Stack \`${stack}\`'s volumes ${names(relabelled)} are labelled environment ` +
-    `${was.map((e) => `\`${e}\``).join(", ")}, and it is configured as \`${environment}\`. A volume's ` +
+    `${was.map((e) => (e ? `\`${e}\`` : "(none)")).join(", ")}, and it is configured as \`${environment}\`. A volume's ` +
     `labels cannot change in place: the deploy would replace them, and deleting the replaced ones deletes ` +
     `the data under the same names. Nothing was changed.${setBack}`
   );

@@ -19,13 +19,18 @@ describe("fresh start backup (dataGeneration undo)", function () {
       );
       expect(hook.inputs.triggers).to.deep.equal([2]);
       expect(hook.dependencies).to.include.members([
-        "edms-data-postgres",
-        "edms-data-media",
         "edms-data-backups",
         "edms-network-front",
         "edms-network-data",
       ]);
       expect(hook.dependencies).not.to.include("edms-postgres-container");
+      // The new generation's volumes come after it: a failed backup leaves the earlier ones untouched
+      // (a replacement begun before it would leave them "pending delete" for the next `pulumi up`).
+      for (const role of ["postgres", "media", "redis"]) {
+        expect(hook.dependencies).not.to.include(`edms-data-${role}`);
+        expect(run.byName(`edms-data-${role}`).dependsOnOnly, role).to.include("freshStartBackup");
+      }
+      expect(run.byName("edms-data-backups").dependencies).not.to.include("freshStartBackup");
       expect(run.byName("edms-postgres-container").dependencies).to.include("freshStartBackup");
       expect(run.byName("edms-postgres-container").inputs.volumes[0].volumeName).to.match(
         /_postgres_data_g2$/,
@@ -38,6 +43,7 @@ describe("fresh start backup (dataGeneration undo)", function () {
     expect(run.error).to.equal(undefined);
     expect(run.resources.map((r) => r.name)).not.to.include("freshStartBackup");
     expect(run.byName("edms-postgres-container").dependencies).not.to.include("freshStartBackup");
+    expect(run.byName("edms-data-postgres").dependencies).to.deep.equal([]);
   });
 });
 

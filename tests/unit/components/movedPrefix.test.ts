@@ -171,7 +171,7 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
       );
       expect(problems).to.have.length(1);
       expect(problems[0]).to.contain(
-        "are labelled environment `dev`, ``, and it is configured as `staging`",
+        "are labelled environment `dev`, (none), and it is configured as `staging`",
       );
       expect(problems[0]).not.to.contain("pulumi config set");
     });
@@ -237,13 +237,13 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
       const failed = { failed: "spawnSync docker ENOENT" };
       const up = await runProgram({ stack: "staging", hostVolumes: failed });
       expect(up.error?.message).to.contain(
-        "(spawnSync docker ENOENT), so a changed `edms:namePrefix` cannot be checked before the deploy. Nothing was changed.",
+        "(spawnSync docker ENOENT), so the stack's volumes (their prefix, their stack and environment labels) cannot be checked before the deploy. Nothing was changed.",
       );
       expect(up.resources).to.deep.equal([]);
       const preview = await runProgram({ stack: "staging", hostVolumes: failed, preview: true });
       expect(preview.error, String(preview.error)).to.equal(undefined);
       expect(preview.warnings.join("\n")).to.contain(
-        "(spawnSync docker ENOENT), so this preview does not check a changed `edms:namePrefix`",
+        "(spawnSync docker ENOENT), so this preview does not check the stack's volumes",
       );
     });
   });

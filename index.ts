@@ -1,12 +1,13 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Edms, loadConfig, refuseMovedPrefix } from "./components";
+import { Edms, loadConfig, refuseHostVolumeProblems } from "./components";
 import { unpinnedWarning } from "./model/images";
 
 const config = loadConfig();
 const { settings } = config;
-// Before any resource is declared: a stack whose data is on the host under another prefix stops here.
-refuseMovedPrefix(settings);
+// Before any resource is declared: a config that would make the engine replace, and so delete, the
+// stack's data volumes stops here (another prefix, another stack's prefix, another environment).
+refuseHostVolumeProblems(settings);
 
 // Images pulled by tag: production's policy pack refuses them (production-images-by-digest); elsewhere
 // they are worth one warning.

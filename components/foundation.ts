@@ -169,11 +169,6 @@ function databaseIdentity(
 }
 
 /**
- * A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the running
- * one's data (the earlier generation) is backed up, the undo of the fresh start. Never on production, where
- * dataGeneration is a config error.
- */
-/**
  * The data volumes, and the fresh start's backup of the earlier generation (dev, staging): declared before
  * any volume of the new generation, so a failed backup leaves the earlier generation's volumes as they are
  * (not replaced, not "pending delete").
@@ -200,6 +195,11 @@ function dataVolumes(
   return { data, freshStartBackup: hook.freshStartBackup };
 }
 
+/**
+ * A `dataGeneration` bump replaces the postgres container with one on new, empty volumes: first the running
+ * one's data (the earlier generation) is backed up, the undo of the fresh start. Never on production, where
+ * dataGeneration is a config error.
+ */
 function freshStartBackupHook(
   settings: Settings,
   opts: pulumi.CustomResourceOptions,

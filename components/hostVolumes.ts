@@ -1,8 +1,9 @@
 /**
- * What the program asks the Docker host before it declares anything: the volumes stacks labelled. The
- * stack's data under another `edms:namePrefix`, its prefix naming another stack's volumes, or its volumes
- * labelled with another environment stop the program (model/config/names.ts `hostVolumeProblems`) before any
- * resource is registered, so no replacement starts and nothing is deleted.
+ * What the program asks the Docker host before it declares anything: its volumes and their labels. The
+ * stack's data under another `edms:namePrefix`, its prefix naming another stack's volumes, its volumes
+ * labelled with another environment, or an unlabelled volume under a name it declares stop the program
+ * (model/config/names.ts `hostVolumeProblems`) before any resource is registered, so no replacement starts
+ * and nothing is deleted.
  */
 import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
@@ -66,11 +67,11 @@ export function listVolumesWith(replacement: VolumeLister | undefined): void {
 }
 
 /**
- * Throws a ConfigError when the stack's data lives on the host under another prefix, or when `pulumi up`
- * cannot ask the host (the provider may still reach it, and the deploy would go ahead unchecked; the hooks
+ * Throws a ConfigError naming what `hostVolumeProblems` finds on the host, or when `pulumi up` cannot ask
+ * the host (the provider may still reach it, and the deploy would go ahead unchecked; the hooks
  * need the docker CLI there anyway). A preview that cannot ask warns.
  */
-export function refuseMovedPrefix(settings: Settings): void {
+export function refuseHostVolumeProblems(settings: Settings): void {
   const volumes = lister(settings);
   if ("failed" in volumes) {
     const what = `Could not list stack \`${settings.stack}\`'s volumes on the Docker host (${volumes.failed})`;

@@ -88,7 +88,8 @@ const DATA_VOLUME_NAMES: ReadonlyMap<string, RegExp> = new Map([
 /**
  * Why the program must not declare the stack's volumes, from the host's volumes and the labels stacks gave them:
  * its data under another prefix (`movedPrefixProblem`), its prefix naming another stack's data (two stacks
- * with one prefix, or a `pulumi stack rename`), or its data volumes labelled with another environment. Docker
+ * with one prefix, or a `pulumi stack rename`), its data volumes labelled with another environment, or a
+ * volume without the stack label under a name it declares (`declared`). Docker
  * cannot rename a volume nor change its labels; the provider replaces it, and a replacement under the same
  * name deletes the data the new resource was handed. Empty when none applies.
  */

@@ -78,7 +78,7 @@ export interface RunOptions {
   /** Sees each registration (with the options the engine gets) before the provider is asked to create it. */
   readonly onRegister?: (registration: Registration) => void;
   /**
-   * The volumes the program finds labelled as the stack's on the host (`refuseMovedPrefix`): default none;
+   * The volumes the program finds on the host (`refuseHostVolumeProblems`): default none;
    * `engine` asks the real one (the e2e applier).
    */
   readonly hostVolumes?: ReturnType<VolumeLister> | "engine";

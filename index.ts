@@ -6,7 +6,8 @@ import { unpinnedWarning } from "./model/images";
 const config = loadConfig();
 const { settings } = config;
 // Before any resource is declared: a config that would make the engine replace, and so delete, the
-// stack's data volumes stops here (another prefix, another stack's prefix, another environment).
+// stack's data volumes stops here (another prefix, another stack's prefix, another environment, a volume
+// without the stack's labels under one of its names).
 refuseHostVolumeProblems(settings);
 
 // Images pulled by tag: production's policy pack refuses them (production-images-by-digest); elsewhere

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "../model/settings";
 import { LABELS } from "../model/labels";
 import { stackLabels } from "./labels";
-import { VOLUME_ROLES, VolumeRole, volumeProtection } from "../model/protection";
+import { declaredVolumeRoles, VolumeRole, volumeProtection } from "../model/protection";
 
 export interface DataVolumesArgs {
   readonly settings: Settings;
@@ -38,19 +38,9 @@ export class DataVolumes extends pulumi.ComponentResource {
       media: settings.names.mediaVolume,
       backups: settings.names.backupsVolume,
     };
-    const volumes = {} as Record<VolumeRole, docker.Volume>;
-    const roles = VOLUME_ROLES.filter((r) => r !== "postgres" || !settings.database);
-    let before: pulumi.Resource | undefined;
-    // The backups volume first: the generation's volumes wait for what `beforeGeneration` declares.
-    for (const role of [
-      ...roles.filter((r) => r === "backups"),
-      ...roles.filter((r) => r !== "backups"),
-    ]) {
-      if (role !== "backups" && before === undefined && volumes.backups && args.beforeGeneration) {
-        before = args.beforeGeneration(volumes.backups);
-      }
+    const volume = (role: VolumeRole, dependsOn: pulumi.Resource[]) => {
       const protection = volumeProtection(settings.environment, role);
-      volumes[role] = new docker.Volume(
+      return new docker.Volume(
         `${name}-${role}`,
         {
           name: names[role],
@@ -66,9 +56,15 @@ export class DataVolumes extends pulumi.ComponentResource {
           // update. A replacement under the same name hands the new resource the old volume and then deletes
           // it: the program refuses the changes that cause one that it can see (hostVolumes.ts).
           deleteBeforeReplace: false,
-          dependsOn: role !== "backups" && before ? [before] : [],
+          dependsOn,
         },
       );
+    };
+    // The backups volume first: the generation's volumes wait for what `beforeGeneration` declares.
+    const volumes = { backups: volume("backups", []) } as Record<VolumeRole, docker.Volume>;
+    const before = args.beforeGeneration?.(volumes.backups);
+    for (const role of declaredVolumeRoles(settings).filter((r) => r !== "backups")) {
+      volumes[role] = volume(role, before ? [before] : []);
     }
     this.volumes = volumes;
     // Not data: every deploy's `backups init` writes them again from the stack's config.

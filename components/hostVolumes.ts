@@ -8,6 +8,7 @@
 import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { LABELS } from "../model/labels";
+import { declaredVolumeRoles } from "../model/protection";
 import { hostVolumeProblems, LabelledVolume } from "../model/config/names";
 import { ConfigError } from "../model/config/validate";
 import type { Settings } from "../model/settings";
@@ -85,13 +86,11 @@ export function refuseHostVolumeProblems(settings: Settings): void {
     );
     return;
   }
-  const { names } = settings;
-  const declared = [names.mediaVolume, names.backupsVolume];
-  const problems = hostVolumeProblems(
-    settings,
-    settings.database ? declared : [names.postgresVolume, ...declared],
-    volumes,
-  );
+  // The data volumes among them: redis holds cache only.
+  const declared = declaredVolumeRoles(settings)
+    .filter((role) => role !== "redis")
+    .map((role) => settings.names[`${role}Volume`]);
+  const problems = hostVolumeProblems(settings, declared, volumes);
   if (problems.length) {
     throw new ConfigError(settings.stack, problems);
   }

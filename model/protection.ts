@@ -8,6 +8,11 @@ import { Environment } from "./settings";
 export type VolumeRole = "postgres" | "redis" | "media" | "backups";
 export const VOLUME_ROLES: readonly VolumeRole[] = ["postgres", "redis", "media", "backups"];
 
+/** The volumes the program declares for a stack: all but postgres when the database is external. */
+export function declaredVolumeRoles(settings: { readonly database?: unknown }): VolumeRole[] {
+  return VOLUME_ROLES.filter((role) => role !== "postgres" || !settings.database);
+}
+
 export interface VolumeProtection {
   readonly protect: boolean;
   readonly retainOnDelete: boolean;

@@ -7,6 +7,7 @@ import {
   hostVolumeProblems,
   LabelledVolume,
   movedPrefixProblem,
+  resourceNames,
 } from "../../../model/config/names";
 import { validateSettings } from "../../../model/config/validate";
 import { runProgram } from "../../harness/mocks";
@@ -71,6 +72,22 @@ describe("a stack whose data is on the host under another edms:namePrefix", func
       ).to.contain(
         "under `edms:namePrefix` `shop` (shop_backups) and also named otherwise (shop-new_backups)",
       );
+    });
+
+    it("reads the prefix back from every data volume name resourceNames makes, at any generation", function () {
+      for (const generation of [0, 1, 12]) {
+        const made = resourceNames("shop-2", generation);
+        for (const [name, role] of [
+          [made.postgresVolume, "postgres"],
+          [made.mediaVolume, "media"],
+          [made.backupsVolume, "backups"],
+        ]) {
+          expect(movedPrefixProblem("stg", "shop-2", [vol(name, role)]), name).to.equal(undefined);
+          expect(movedPrefixProblem("stg", "other", [vol(name, role)]), name).to.contain(
+            "`pulumi config set edms:namePrefix shop-2 --stack stg`",
+          );
+        }
+      }
     });
 
     it("a role that is a key every object has is no data role", function () {

@@ -310,6 +310,9 @@ export async function pipeCommands(
       // turned a complete transfer into a failure (found by the issue-11 work).
       if (result.code !== 0) {
         abort.abort();
+        // Whatever the consumer piped it into (a hash on the way, say) is read by nobody now: left piped, it
+        // would fill and hold the producer's output, which then never ends, and the command never returns.
+        pipe.unpipe();
       }
       pipe.resume(); // drain whatever is still in flight
     }

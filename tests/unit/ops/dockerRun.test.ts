@@ -3,6 +3,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { PassThrough } from "stream";
 import { shellQuote, shellWord } from "../../../model/shell";
 import { validateSettings } from "../../../model/settings";
 import { pipeCommands, run } from "../../../ops/engine/docker";
@@ -112,6 +113,17 @@ describe("docker run argv and shell quoting", function () {
       );
       expect(failed.code).to.equal(3);
       expect(endless.code).not.to.equal(0);
+      // The same through a stream of the consumer's own on the way (a hash, as a test-restore's): it fills once
+      // the consumer is gone, and must not hold the producer (a drill on a disk that filled hung here).
+      const [held, failedThrough] = await pipeCommands(
+        (stdout, signal) => run("sh", ["-c", "exec yes"], { stdout, allowFailure: true, signal }),
+        (input) =>
+          run("sh", ["-c", "head -c 10 >/dev/null; exit 3"], {
+            input: input.pipe(new PassThrough()),
+            allowFailure: true,
+          }),
+      );
+      expect([held.code === 0, failedThrough.code]).to.deep.equal([false, 3]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import { durationMs, RPO_OFF, Settings } from "../../model/settings";
 import type { BackupFreshness } from "../reports/health";
 import type { ScheduleState } from "../schedule/records";
 import type { OffsiteLag } from "../store/offsite";
-import type { DrillRecord, RestoreMarker } from "../store/records";
+import { failedOnHostOnly, type DrillRecord, type RestoreMarker } from "../store/records";
 import { confirmFlag } from "../store/markers";
 
 export const CONDITIONS = [
@@ -125,7 +125,10 @@ function drillCondition(settings: Settings, drill: DrillRecord | null): Conditio
   const failed = drill.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
   return {
     key: "drill-failed",
-    summary: `the latest drill of ${settings.stack} failed: backup ${drill.backup} did not restore cleanly`,
+    // Failed on the host only (hostFault.ts): the backup is not at fault, and the alert must not say so.
+    summary: failedOnHostOnly(drill.checks)
+      ? `the latest drill of ${settings.stack} could not finish: the host failed (disk space or memory), not backup ${drill.backup}`
+      : `the latest drill of ${settings.stack} failed: backup ${drill.backup} did not restore cleanly`,
     detail: `drill ${drill.id} (${drill.trigger}, ${drill.finishedAt}): ${failed.join("; ") || "failed"}`,
     next: `edms-ops drill ${drill.backup} --stack ${settings.stack} (again, once the cause is fixed)`,
   };

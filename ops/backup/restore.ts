@@ -24,6 +24,7 @@ import { inventory, requirePostgres, stackServer } from "../database/postgres";
 import { requireRestoreRights } from "../database/rights";
 import { allSettledOrThrow, EXIT, failure, incomplete, OpsError, refuse } from "../core/errors";
 import { progress } from "../core/log";
+import { HostFault } from "../core/hostFault";
 import { RESTORE_MARKER, sessionRestoreMarker } from "../store/markers";
 import { recordRestored } from "../store/schemaRelease";
 import { MEDIA_DIR } from "../store/restic";
@@ -228,7 +229,10 @@ async function failedBeforeSwap(
   return failure(
     `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
       `${await startAgain(attempt.writers)}. Cause: ${cause.message}`,
-    `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
+    // The host's fault is no reason to choose another (older) backup: its own fix says what to free.
+    cause instanceof HostFault
+      ? `Free what it ran out of on the Docker host (disk space: \`docker system df\`, \`df -h\`; memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`
+      : `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
   );
 }
 

@@ -15,6 +15,7 @@ import { createHash } from "crypto";
 import { Transform } from "stream";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { failure } from "../core/errors";
+import { hostFailure, hostFaultLine } from "../core/hostFault";
 import { lastLine } from "../core/log";
 import { applyDatabaseStateSql, createMissingRoles } from "../database/dbstate";
 import { psql } from "../database/postgres";
@@ -125,8 +126,8 @@ export function stageDump(session: OpsSession, entry: BackupEntry): Promise<stri
       if (dumped.code === 0) {
         return [];
       }
-      if (dumped.code === STAGE_UNWRITABLE || /no space left on device/i.test(dumped.stderr)) {
-        throw failure(
+      if (dumped.code === STAGE_UNWRITABLE || hostFaultLine(dumped.stderr)) {
+        throw hostFailure(
           `the dump could not be written on the session's stage (${SCRATCH_DUMP}): ${lastLine(dumped.stderr) || `exit ${dumped.code}`}`,
           "Free space on Docker's data root (`docker system df` shows what uses it) and check that it is writable, then retry.",
         );
@@ -196,10 +197,26 @@ async function restoreStaged(
   if (sum !== manifest.database.sha256) {
     return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
   }
-  return restored.code === 0 ? [] : [restoreFailed(restored)];
+  return restored.code === 0 ? [] : [await restoreFailed(restored, name)];
 }
 
-function restoreFailed(restored: RunResult): string {
+/**
+ * The dump did not restore: the backup's problem, unless the host stopped it (then thrown, with the scratch
+ * server's own reason when it went away: a full disk ends it with a PANIC the client only sees as a lost
+ * connection).
+ */
+async function restoreFailed(restored: RunResult, name: string): Promise<string> {
+  let fault = hostFaultLine(restored.stderr);
+  if (fault && /server closed the connection|terminating connection/i.test(fault)) {
+    const logs = await docker(["logs", "--tail", "50", name], { allowFailure: true });
+    fault = hostFaultLine(`${logs.stderr}\n${logs.stdout}`) ?? fault;
+  }
+  if (fault) {
+    throw hostFailure(
+      `The test-restore into the scratch server ${name} stopped on the host, not on the backup: ${fault}`,
+      "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the same command again.",
+    );
+  }
   return `db.dump does not restore: ${restored.stderr.trim().split("\n").slice(-2).join(" ")}`;
 }
 
@@ -228,13 +245,34 @@ async function streamIntoScratch(
       { input: input as NodeJS.ReadableStream & import("stream").Readable, allowFailure: true },
     ),
   );
-  if (dumped.code !== 0) {
-    return [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`];
+  const problem = streamedProblem(
+    { sha256, dumped, consumed },
+    manifest.database.sha256,
+    consumed.code === 0 ? null : await restoreFailed(consumed, name),
+  );
+  return problem ? [problem] : [];
+}
+
+/**
+ * The backup's problem a streamed restore found (null: none), in the order that tells the causes apart: the
+ * repository's read, unless it was only cut short because the consumer had failed (it then says nothing of
+ * its own); the consumer's `failed` (its own problem, a host fault already thrown); the hash, which is whole
+ * only when neither end was cut short.
+ */
+export function streamedProblem(
+  { sha256, dumped }: { sha256: string; dumped: RunResult; consumed: RunResult },
+  recorded: string,
+  failed: string | null,
+): string | null {
+  if (dumped.code !== 0 && (failed === null || dumped.stderr.trim())) {
+    return `db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`;
   }
-  if (sha256 !== manifest.database.sha256) {
-    return ["db.dump: sha256 does not match the manifest (file changed or corrupted)"];
+  if (failed !== null) {
+    return failed;
   }
-  return consumed.code === 0 ? [] : [restoreFailed(consumed)];
+  return sha256 === recorded
+    ? null
+    : "db.dump: sha256 does not match the manifest (file changed or corrupted)";
 }
 
 /** Streams the snapshot's dump into `consumer`'s stdin, hashing it on the way. */
@@ -264,7 +302,8 @@ export async function streamDump(
         allowFailure: true,
         signal,
       }),
-    (input) => consumer(input.pipe(counter)),
+    // Once the consumer is done, what is still in flight passes the hash all the same (into nothing).
+    (input) => consumer(input.pipe(counter)).finally(() => counter.resume()),
   );
   return { sha256: hash.digest("hex"), bytes, dumped, consumed };
 }

@@ -16,6 +16,7 @@ import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure } from "../core/errors";
+import { hostFailure, hostFaultLine } from "../core/hostFault";
 import { STAGE_DIR, stageVolume } from "../store/restic";
 import { cleanupOnSignal } from "../core/signals";
 
@@ -47,10 +48,15 @@ export async function waitForScratch(name: string): Promise<void> {
     docker(["inspect", "-f", "{{.State.Running}}", name], { allowFailure: true }),
   ]);
   if (state.stdout.trim() !== "true") {
-    throw failure(
-      `scratch database exited: ${(logs.stderr || logs.stdout).trim().split("\n").pop()}`,
-      SCRATCH_FIX,
-    );
+    const said = (logs.stderr || logs.stdout).trim();
+    const fault = hostFaultLine(said);
+    if (fault) {
+      throw hostFailure(
+        `The scratch database stopped on the host, not on the backup: ${fault}`,
+        "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the same command again.",
+      );
+    }
+    throw failure(`scratch database exited: ${said.split("\n").pop()}`, SCRATCH_FIX);
   }
   throw failure("scratch database did not start within 60s", SCRATCH_FIX);
 }

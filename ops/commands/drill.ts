@@ -9,6 +9,7 @@ import { progress, say } from "../core/log";
 import { REASON_PATTERN, TAG_VALUE } from "../store/manifest";
 import { handedOrNewer, newestOf, preDeployBackupFor } from "../store/catalog";
 import { BackupEntry } from "../store/restic";
+import { failedChecks, failedOnHostOnly } from "../store/records";
 import { REASONS } from "../../model/hooks";
 import { Settings } from "../../model/settings";
 import { withSession } from "../engine/session";
@@ -108,7 +109,15 @@ async function drillCommand(
     );
   }
   if (!record.ok) {
-    const failed = record.checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
+    const failed = failedChecks(record.checks);
+    if (failedOnHostOnly(record.checks)) {
+      throw failure(
+        `Drill of backup ${chosen.id} could not finish (record ${record.id}): the host failed, not the backup, which is neither proven nor found at fault:\n  - ${failed
+          .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
+          .join("\n  - ")}`,
+        `Free what it ran out of on the Docker host (disk space: \`docker system df\` and \`df -h\`, and \`edms:backup.drillScratch\` when set; memory), then run \`edms-ops drill ${chosen.id} --stack ${settings.stack}\` again.`,
+      );
+    }
     throw failure(
       `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
         .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)

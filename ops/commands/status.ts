@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { failedOnHostOnly } from "../store/records";
 import { Settings } from "../../model/settings";
 import { BackupListing, listBackups, newestOf } from "../store/catalog";
 import { isFutureDated } from "../store/retention";
@@ -150,7 +151,14 @@ function backupsReport(
     newestGood: freshness.newestGood,
     newestGoodAgeHours: freshness.ageHours,
     lastDrill: drill
-      ? { id: drill.id, backup: drill.backup, ok: drill.ok, startedAt: drill.startedAt }
+      ? {
+          id: drill.id,
+          backup: drill.backup,
+          ok: drill.ok,
+          startedAt: drill.startedAt,
+          // Failed only where the host stopped it (a full disk): the backup is not at fault.
+          onHost: !drill.ok && failedOnHostOnly(drill.checks),
+        }
       : null,
   };
 }
@@ -239,7 +247,7 @@ function printReport(settings: Settings, report: StatusReport): void {
   const drill = backups.lastDrill;
   say(
     `  newest good backup: ${backups.newestGood ? `${backups.newestGood} (${backups.newestGoodAgeHours} h old)` : "none"}; ` +
-      `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : "FAILED"}` : "never"}`,
+      `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : drill.onHost ? "could not finish (the host failed, not the backup)" : "FAILED"}` : "never"}`,
   );
   say(`  ${describeSchedule(report.schedule)}`);
   if (backups.offsite) {

@@ -34,10 +34,11 @@ import {
   stackServer,
 } from "./postgres";
 import { allSettledOrThrow, failure, incomplete } from "../core/errors";
+import { hostFailure, hostFaultLine } from "../core/hostFault";
 import { progress, say } from "../core/log";
 import { OpsSession } from "../engine/session";
 import { inventoryProblems } from "../backup/verify";
-import { streamDump } from "../backup/scratchRestore";
+import { streamDump, streamedProblem } from "../backup/scratchRestore";
 import { applyDatabaseStateSql, createMissingRoles } from "./dbstate";
 import { grantAppRights } from "./appRole";
 
@@ -200,23 +201,28 @@ async function restoreIntoSide(
       { input: input as never, allowFailure: true },
     ),
   );
-  if (dumped.code !== 0) {
-    return { problems: [`db.dump cannot be read from the repository: ${lastLine(dumped.stderr)}`] };
-  }
-  if (sha256 !== manifest.database.sha256) {
-    return {
-      problems: ["db.dump: sha256 does not match the manifest (file changed or corrupted)"],
-    };
-  }
   const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
-  if (consumed.code !== 0 && (other.length || !missingRoles.length)) {
-    // A server that went away is no fault of the backup: said as such.
+  const failed = consumed.code !== 0 && (other.length > 0 || !missingRoles.length);
+  if (failed) {
+    // A server that went away, a full disk or memory run out is no fault of the backup: said as such.
     await requirePostgres(settings);
-    return {
-      problems: [
-        `db.dump does not restore: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`,
-      ],
-    };
+    const fault = hostFaultLine(consumed.stderr);
+    if (fault) {
+      throw hostFailure(
+        `The restore of ${entry.id} into ${side} stopped on the host, not on the backup: ${fault}`,
+        `Free what it ran out of on the Docker host (disk space where the postgres volume is: \`docker system df\`, \`df -h\`; memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`,
+      );
+    }
+  }
+  const problem = streamedProblem(
+    { sha256, dumped, consumed },
+    manifest.database.sha256,
+    failed
+      ? `db.dump does not restore: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`
+      : null,
+  );
+  if (problem) {
+    return { problems: [problem] };
   }
   return {
     roles: [...owners, ...(missingRoles.length ? await applyGrants(settings, missingRoles) : [])],

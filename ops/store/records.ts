@@ -86,8 +86,21 @@ export const DrillCheckSchema = z.looseObject({
   ok: z.boolean(),
   detail: z.string(),
   seconds: z.number(),
+  /** Failed on the host (a full disk, memory, the server going away), not on the backup: see hostFault.ts. */
+  host: z.boolean().optional(),
 });
 export type DrillCheck = z.output<typeof DrillCheckSchema>;
+
+/** The checks that ran and failed (not those skipped because an earlier one failed). */
+export function failedChecks(checks: readonly DrillCheck[]): DrillCheck[] {
+  return checks.filter((c) => !c.ok && !c.detail.startsWith("not run"));
+}
+
+/** Every check that failed failed on the host: the drill says nothing of the backup. */
+export function failedOnHostOnly(checks: readonly DrillCheck[]): boolean {
+  const failed = failedChecks(checks);
+  return failed.length > 0 && failed.every((c) => c.host === true);
+}
 
 /** One drill, passed or failed (drills/<time>-drill.json). */
 export const DrillRecordSchema = z.looseObject({

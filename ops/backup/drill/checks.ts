@@ -1,5 +1,6 @@
 /** The steps of a drill, each one timed and recorded, the failures as well as the passes. */
 import { allSettledOrThrow } from "../../core/errors";
+import { HostFault } from "../../core/hostFault";
 import { progress } from "../../core/log";
 import { DrillCheck } from "../../store/records";
 
@@ -16,13 +17,21 @@ export class Checks {
     progress(`drill: ${name}`);
     let ok = true;
     let detail: string;
+    let host = false;
     try {
       detail = await step();
     } catch (err) {
       ok = false;
       detail = (err as Error).message;
+      host = err instanceof HostFault;
     }
-    this.list.push({ name, ok, detail, seconds: (Date.now() - started) / 1000 });
+    this.list.push({
+      name,
+      ok,
+      detail,
+      seconds: (Date.now() - started) / 1000,
+      ...(host ? { host } : {}),
+    });
     if (!ok) {
       progress(`drill: ${name} FAILED: ${detail.split("\n")[0]}`);
     }

@@ -5,7 +5,7 @@ import { volumeExists } from "../../engine/docker";
 import { OpsSession } from "../../engine/session";
 import { backupToolbox } from "../../engine/toolbox";
 import { LAYOUT } from "../../store/layout";
-import { DrillRecord, DrillRecordSchema } from "../../store/records";
+import { DrillRecord, DrillRecordSchema, failedOnHostOnly } from "../../store/records";
 
 export const DRILLS_DIR = LAYOUT.drillsDir;
 
@@ -38,18 +38,25 @@ export async function readLatestDrill(settings: Settings): Promise<DrillRecord |
 
 /** Backup id → whether its most recent drill passed, from the newest 100 drill records (no lock). */
 export async function drillResults(settings: Settings): Promise<Map<string, boolean>> {
-  const results = new Map<string, boolean>();
   if (!(await volumeExists(settings.names.backupsVolume))) {
-    return results;
+    return new Map();
   }
   const { stdout } = await backupToolbox(
     settings,
     `ls ${DRILLS_DIR}/*.json 2>/dev/null | sort | tail -100 | while read -r f; do tr -d '\n' < "$f"; echo; done`,
     { quick: true },
   );
-  for (const line of stdout.split("\n")) {
-    const record = parseDrill(line);
-    if (record) {
+  return latestOutcomes(stdout.split("\n").map(parseDrill));
+}
+
+/**
+ * Backup id → whether its most recent drill passed, from records oldest first. A drill the host stopped (a
+ * full disk: every failed check failed there) says nothing of its backup: the drill before it stands.
+ */
+export function latestOutcomes(records: readonly (DrillRecord | null)[]): Map<string, boolean> {
+  const results = new Map<string, boolean>();
+  for (const record of records) {
+    if (record && (record.ok || !failedOnHostOnly(record.checks))) {
       results.set(record.backup, record.ok); // oldest first: the newest drill of a backup wins
     }
   }

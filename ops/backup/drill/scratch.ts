@@ -9,6 +9,7 @@
 import { randomBytes } from "crypto";
 import { Settings } from "../../../model/settings";
 import { OpsError } from "../../core/errors";
+import { HostFault } from "../../core/hostFault";
 import { progress } from "../../core/log";
 import { docker, removeByRole } from "../../engine/docker";
 import { opsLabels } from "../../engine/dockerRun";
@@ -157,6 +158,8 @@ export async function inScratch(
       ok: false,
       detail: (err as Error).message,
       seconds: 0,
+      // The scratch server stopped by a full disk, say: the host's fault, as in a check (Checks.run).
+      ...(err instanceof HostFault ? { host: true } : {}),
     });
   } finally {
     await scratch.cleanup();

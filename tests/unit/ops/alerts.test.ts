@@ -168,6 +168,44 @@ describe("alerts: what is wrong (evaluate)", function () {
     expect(keys(evaluate(off, { ...healthy(), freshness: stale }, NOW))).to.deep.equal([]);
   });
 
+  it("a drill the host stopped (a full disk) is still raised, but not as a backup that did not restore", function () {
+    const checks = [
+      {
+        name: "database restore",
+        ok: false,
+        detail: "stopped on the host, not on the backup: No space left on device",
+        seconds: 1,
+        host: true,
+      },
+      { name: "row counts", ok: false, detail: "not run: database did not restore", seconds: 0 },
+    ];
+    const drill = {
+      id: "d2",
+      backup: "b-new",
+      ok: false,
+      trigger: "scheduled",
+      finishedAt: NOW.toISOString(),
+      checks,
+    } as unknown as DrillRecord;
+    const [onHost] = evaluate(settings, { ...healthy(), drill }, NOW);
+    expect(onHost.key).to.equal("drill-failed");
+    expect(onHost.summary)
+      .to.contain("could not finish: the host failed")
+      .and.not.contain("did not restore");
+    expect(onHost.detail).to.contain("No space left on device");
+    // One check that found the backup at fault beside it: the backup's failure again.
+    const mixed = {
+      ...drill,
+      checks: [
+        ...checks,
+        { name: "media checksums", ok: false, detail: "3 files differ", seconds: 1 },
+      ],
+    };
+    expect(evaluate(settings, { ...healthy(), drill: mixed }, NOW)[0].summary).to.contain(
+      "did not restore cleanly",
+    );
+  });
+
   it("raises nothing on what it could not read", function () {
     const unknown: AlertInputs = {
       schedule: null,

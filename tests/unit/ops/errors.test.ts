@@ -1,6 +1,6 @@
 /**
- * Every operator error names its next step. Walks the sources: each `refuse`, `failure`, `busy` and
- * `incomplete(message, fix)` in ops/ (the only ways to make an OpsError), and checks every text the fix can take
+ * Every operator error names its next step. Walks the sources: each `refuse`, `failure`, `busy`,
+ * `incomplete` and `hostFailure(message, fix)` in ops/ (the only ways to make an OpsError), and checks every text the fix can take
  * (both branches of a condition, a named constant) says what to do.
  */
 import { expect } from "chai";
@@ -41,13 +41,17 @@ function errorSites(): { sites: Site[]; direct: string[] } {
     const visit = (node: ts.Node): void => {
       if (ts.isCallExpression(node) && ts.isIdentifier(node.expression)) {
         const name = node.expression.text;
-        if (["refuse", "failure", "busy", "incomplete"].includes(name)) {
+        if (["refuse", "failure", "busy", "incomplete", "hostFailure"].includes(name)) {
           sites.push({ where: where(node), helper: name, args: node.arguments, file: source });
         }
       }
       const constructed =
         ts.isNewExpression(node) && ts.isIdentifier(node.expression) ? node.expression.text : "";
-      if (constructed === "Error" || (constructed === "OpsError" && !file.endsWith("errors.ts"))) {
+      const maker: Record<string, string> = { OpsError: "errors.ts", HostFault: "hostFault.ts" };
+      if (
+        constructed === "Error" ||
+        (constructed in maker && !file.endsWith(`${path.sep}${maker[constructed]}`))
+      ) {
         direct.push(`${where(node)} new ${constructed}(…)`);
       }
       ts.forEachChild(node, visit);

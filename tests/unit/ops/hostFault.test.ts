@@ -1,0 +1,117 @@
+import { expect } from "chai";
+import { Checks, DAMAGED } from "../../../ops/backup/drill/checks";
+import { failure } from "../../../ops/core/errors";
+import { HostFault, hostFailure, hostFaultLine } from "../../../ops/core/hostFault";
+import { latestOutcomes } from "../../../ops/backup/drill/records";
+import { DrillRecord, failedOnHostOnly } from "../../../ops/store/records";
+
+/**
+ * A test-restore stopped by the host (a full disk, memory, the server going away) is not the backup's fault:
+ * the texts that say so are told apart from those that speak of the data, and a drill records which it was.
+ */
+describe("host faults: told apart from a damaged backup", function () {
+  // What pg_restore, libpq, restic and the kernel print (PostgreSQL 15, restic 0.18, C locale).
+  const host = [
+    'pg_restore: error: could not execute query: ERROR:  could not extend file "base/16384/16402": No space left on device\nHINT:  Check free disk space.',
+    'pg_restore: error: COPY failed for table "documents": ERROR:  could not write to file "base/pgsql_tmp/pgsql_tmp61.0": No space left on device',
+    "pg_restore: error: could not execute query: server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally",
+    "FATAL:  terminating connection due to administrator command",
+    'pg_restore: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: FATAL:  the database system is shutting down',
+    "pg_restore: error: out of memory",
+    'ERROR:  could not resize shared memory segment "/PostgreSQL.1" to 8388608 bytes: No space left on device',
+    "ignoring error: open /drill/scans/a.pdf: no space left on device\nFatal: There were 1 errors",
+    "write /edms/database/db.dump: disk quota exceeded",
+    "open /drill/x: read-only file system",
+    "FATAL:  sorry, too many clients already",
+  ];
+  // What the backup itself causes: these stay the backup's problems.
+  const data = [
+    'pg_restore: error: could not execute query: ERROR:  relation "documents" already exists',
+    "pg_restore: error: could not read from input file: end of file",
+    "pg_restore: error: input file does not appear to be a valid archive",
+    "Fatal: load pack 3f2a…: ciphertext verification failed",
+    "read /backups/restic/data/3f/3f2a: input/output error",
+    "ERROR:  permission denied for schema public",
+    "",
+  ];
+
+  it("names the line that says the host failed, and nothing for the data's own failures", function () {
+    for (const text of host) {
+      expect(hostFaultLine(text), text).to.be.a("string").and.not.equal("");
+    }
+    expect(hostFaultLine(host[0])).to.equal(
+      'pg_restore: error: could not execute query: ERROR:  could not extend file "base/16384/16402": No space left on device',
+    );
+    for (const text of data) {
+      expect(hostFaultLine(text), text).to.equal(null);
+    }
+  });
+
+  it("a drill's check that the host stopped is recorded as such; one that found damage, or any other failure, is not", async function () {
+    const checks = new Checks();
+    await checks.run("database restore", () =>
+      Promise.reject(
+        hostFailure(
+          "stopped on the host: No space left on device",
+          "Free space, then run it again.",
+        ),
+      ),
+    );
+    await checks.run("row counts", () =>
+      Promise.reject(failure("documents: 3 rows, 4 recorded", DAMAGED)),
+    );
+    await checks.run("manifest", () => Promise.resolve("ok"));
+    expect(checks.list.map((c) => [c.name, c.ok, c.host])).to.deep.equal([
+      ["database restore", false, true],
+      ["row counts", false, undefined],
+      ["manifest", true, undefined],
+    ]);
+    expect(hostFailure("m", "Free it.")).to.be.instanceOf(HostFault);
+  });
+
+  it("a drill failed on the host only when every check that ran and failed failed there", function () {
+    const check = (name: string, ok: boolean, detail: string, host?: boolean) => ({
+      name,
+      ok,
+      detail,
+      seconds: 1,
+      ...(host === undefined ? {} : { host }),
+    });
+    const onHost = check("database restore", false, "stopped on the host", true);
+    const skipped = check("row counts", false, "not run: database did not restore");
+    const damaged = check("media checksums", false, "3 files differ");
+    expect(failedOnHostOnly([onHost, skipped, check("manifest", true, "ok")])).to.equal(true);
+    expect(failedOnHostOnly([onHost, skipped, damaged])).to.equal(false);
+    expect(failedOnHostOnly([skipped])).to.equal(false);
+    expect(failedOnHostOnly([check("manifest", true, "ok")])).to.equal(false);
+  });
+
+  it("a drill the host stopped does not count against its backup: the drill before it stands", function () {
+    const drill = (backup: string, ok: boolean, host?: boolean) =>
+      ({
+        backup,
+        ok,
+        checks: [
+          {
+            name: "database restore",
+            ok,
+            detail: ok ? "ok" : "no room",
+            seconds: 1,
+            ...(host ? { host } : {}),
+          },
+        ],
+      }) as unknown as DrillRecord;
+    const outcomes = latestOutcomes([
+      drill("b1", true),
+      drill("b1", false, true),
+      drill("b2", false),
+      drill("b2", false, true),
+      drill("b3", false, true),
+      null,
+    ]);
+    expect([...outcomes]).to.deep.equal([
+      ["b1", true],
+      ["b2", false],
+    ]);
+  });
+});

@@ -3,6 +3,7 @@
  * retention policy, including the restore of the oldest backup at the `keep` limit.
  */
 import { expect } from "chai";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -466,11 +467,14 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
   const scratchDisk = new SmallDisk(stack, `${stack.prefix}_drill_disk`, "96m");
   // The media volume on a 64 MiB one, holding a 24 MiB file.
   const mediaDisk = new SmallDisk(stack, stack.mediaVolume, "64m");
+  // A drill's scratch directory with room for the drill (512 MiB), filled up while the drill runs.
+  const fillingDisk = new SmallDisk(stack, `${stack.prefix}_filling_disk`, "512m");
   before(async () => {
     await stack.destroy();
     await disk.create();
     await scratchDisk.create();
     await mediaDisk.create();
+    await fillingDisk.create();
     expect((await stack.up()).error).to.equal(undefined);
     await stack.seed("pg", 1, 24 * 1024 * 1024);
     await stack.psql(
@@ -481,6 +485,7 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
     await removeAll(stack, disk);
     scratchDisk.remove();
     mediaDisk.remove();
+    fillingDisk.remove();
   });
 
   it("a restore whose database would not fit beside the live one, or whose media would not fit, is refused up front: nothing stopped, nothing changed", async function () {
@@ -532,7 +537,103 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
       fs.rmSync(roomy, { recursive: true, force: true });
     }
   });
+
+  it("a drill whose scratch filesystem fills up while it runs fails on the host, not on the backup: no damage claimed, nothing left, the stack untouched", async function () {
+    const backup =
+      (await stack.backupIds()).pop() ??
+      (await stack.ops(["backup", "--reason", "fill"])).stdout.trim();
+    const saved = stack.config["edms:backup"];
+    const ballast = path.join(fillingDisk.dir, "ballast");
+    try {
+      stack.set("edms:backup", { ...(saved as object), drillScratch: fillingDisk.dir });
+      const before = await stack.fingerprint();
+      // The room check passed (the scratch server starts only after it). The disk fills but for 16 MiB once the
+      // server answers (the database restore or the 24 MiB file runs out: a check fails), then once it exists
+      // (its own files run out: the scratch server fails).
+      for (const when of ["answering", "created"] as const) {
+        const running = stack.ops(["drill", backup]);
+        await fillWhileDrilling(stack, fillingDisk.dir, 16, when, running);
+        const drill = await running;
+        expect(drill.code, drill.stderr).to.equal(1);
+        expect(drill.stderr).to.match(
+          /stopped on the host, not on the backup: .*No space left on device/i,
+        );
+        expect(drill.stderr).to.contain("the host failed, not the backup");
+        expect(drill.stderr).to.contain(`edms-ops drill ${backup} --stack ${stack.name}`);
+        expect(drill.stderr, "a full disk is no damage").not.to.match(
+          /Do not count on this backup|repair the repository/,
+        );
+        expect(fs.readdirSync(fillingDisk.dir), "scratch folders left behind").to.deep.equal([
+          "ballast",
+        ]);
+        const { backups } = JSON.parse((await stack.ops(["status", "--json"])).stdout);
+        expect(
+          [backups.lastDrill.ok, backups.lastDrill.onHost, backups.newestGood],
+          "the status says it was the host, and the backup still counts as good",
+        ).to.deep.equal([false, true, backup]);
+        fs.rmSync(ballast);
+      }
+      expect(await stack.fingerprint()).to.deep.equal(before);
+      expect((await stack.ops(["health"])).code).to.equal(0);
+    } finally {
+      stack.set("edms:backup", saved);
+      fs.rmSync(ballast, { force: true });
+    }
+  });
 });
+
+/**
+ * Once the drill's scratch server exists (after the room check passed), or once it answers as well, fills
+ * `dir` but for `keepMiB`. Gives up when the drill ends first, or after 60 s.
+ */
+async function fillWhileDrilling(
+  stack: TestStack,
+  dir: string,
+  keepMiB: number,
+  when: "created" | "answering",
+  drill: Promise<unknown>,
+): Promise<void> {
+  let ended = false;
+  void drill.finally(() => (ended = true));
+  const deadline = Date.now() + 60_000;
+  while (!ended && Date.now() < deadline) {
+    const [scratch] = (
+      await docker(
+        [
+          "ps",
+          "-q",
+          "--filter",
+          `label=edms.stack=${stack.name}`,
+          "--filter",
+          "label=edms.role=scratch-db",
+        ],
+        { allowFailure: true },
+      )
+    ).stdout.split("\n");
+    const ready =
+      scratch &&
+      (when === "created" ||
+        (
+          await docker(["exec", scratch, "pg_isready", "-q", "-h", "127.0.0.1"], {
+            allowFailure: true,
+          })
+        ).code === 0);
+    if (ready) {
+      // Instant on tmpfs, and no sparse file: the blocks are taken. All or nothing: while the drill writes,
+      // what was free a moment ago may not be any more, so asked again with what is free now.
+      for (let attempt = 0; attempt < 20; attempt += 1) {
+        const { bavail, bsize } = fs.statfsSync(dir);
+        const bytes = bavail * bsize - keepMiB * 1024 * 1024;
+        const taken = spawnSync("fallocate", ["-l", String(bytes), path.join(dir, "ballast")]);
+        if (bytes <= 0 || taken.status === 0) {
+          break;
+        }
+      }
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 async function removeAll(stack: TestStack, disk: SmallDisk): Promise<void> {
   await stack.destroy();

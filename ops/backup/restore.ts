@@ -251,6 +251,13 @@ async function restoreSide(
     restoreBeside(session, entry, manifest),
     readMedia(session, entry, manifest),
   ]);
+  const hostStopped = side.status === "rejected" && side.reason instanceof HostFault;
+  if (hostStopped && media.status === "fulfilled" && media.value.length) {
+    // The host stopped the database's restore, but the media read back damaged: that is what is said.
+    await dropSide(session.settings).catch(() => undefined);
+    const failed = failedVerification(session.settings, entry.id, media.value);
+    throw attempt.earlier ? await failedBeforeSwap(session, entry, attempt, failed) : failed;
+  }
   if (side.status === "rejected" || media.status === "rejected") {
     const cause = (
       side.status === "rejected" ? side.reason : (media as PromiseRejectedResult).reason

@@ -15,7 +15,7 @@ import { createHash } from "crypto";
 import { Transform } from "stream";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { failure } from "../core/errors";
-import { hostFailure, hostFaultLine } from "../core/hostFault";
+import { hostFailure, hostFaultLine, LOST_SERVER } from "../core/hostFault";
 import { lastLine } from "../core/log";
 import { applyDatabaseStateSql, createMissingRoles } from "../database/dbstate";
 import { psql } from "../database/postgres";
@@ -207,9 +207,10 @@ async function restoreStaged(
  */
 async function restoreFailed(restored: RunResult, name: string): Promise<string> {
   let fault = hostFaultLine(restored.stderr);
-  if (fault && /server closed the connection|terminating connection/i.test(fault)) {
+  if (!fault && LOST_SERVER.test(restored.stderr)) {
+    // Only the server's own reason makes it the host's: a crash the data caused stays the backup's problem.
     const logs = await docker(["logs", "--tail", "50", name], { allowFailure: true });
-    fault = hostFaultLine(`${logs.stderr}\n${logs.stdout}`) ?? fault;
+    fault = hostFaultLine(`${logs.stderr}\n${logs.stdout}`);
   }
   if (fault) {
     throw hostFailure(

@@ -106,7 +106,8 @@ export function startScratchDatabase(
         name,
         detach: true,
         network,
-        // Its log (server messages only, no data) says why, when it does not start; see waitForScratch.
+        // Its log says why, when it does not start (waitForScratch) or goes away (restoreFailed). A failed
+        // statement's CONTEXT there may echo a row: only hostFaultLine's lines, never echoes, are copied out.
         labels: opsLabels(settings, "scratch-db"),
         env: [...SCRATCH_ENV, ...(dataDir ? ["PGDATA=/scratch-pgdata/data"] : [])],
         ...(template

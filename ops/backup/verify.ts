@@ -15,6 +15,8 @@ import { progress } from "../core/log";
 import { MEDIA_DIR } from "../store/restic";
 import { restoreIntoScratch } from "./scratchRestore";
 import { OpsSession } from "../engine/session";
+import { allSettledOrThrow } from "../core/errors";
+import { HostFault } from "../core/hostFault";
 import { listingCount, mediaCountProblems, snapshotMedia } from "./mediaCount";
 import { requireTestRestoreRoom } from "./space";
 import { repositoryProblems } from "./repositoryCheck";
@@ -183,15 +185,21 @@ async function verifyReads(
   );
   const dataProblems = read.then(async ({ manifest }) => {
     if (!manifest || !scratch) {
-      return [];
+      return { found: [], host: undefined };
     }
-    const [restored, media] = await Promise.all([
-      testRestore(session, entry, manifest, scratch).finally(() => scratch.remove()),
+    const [restored, media] = await allSettledOrThrow([
+      testRestore(session, entry, manifest, scratch)
+        .finally(() => scratch.remove())
+        .then(
+          (found) => ({ found, host: undefined }),
+          (err: Error) =>
+            err instanceof HostFault ? { found: [], host: err } : Promise.reject(err),
+        ),
       readMedia(session, entry, manifest),
     ]);
-    return [...restored, ...media];
+    return { found: [...restored.found, ...media], host: restored.host };
   });
-  const [check, { manifest, problem, gone }, checks] = await Promise.all([
+  const [check, { manifest, problem, gone }, data] = await Promise.all([
     checked,
     read,
     dataProblems,
@@ -199,6 +207,10 @@ async function verifyReads(
   if (gone) {
     throw gone;
   }
-  const problems = [...check, ...(problem ? [problem] : []), ...checks];
+  const problems = [...check, ...(problem ? [problem] : []), ...data.found];
+  // A test-restore the host stopped proves nothing either way, but does not hide damage found beside it.
+  if (data.host && !problems.length) {
+    throw data.host;
+  }
   return { report: { id: entry.id, ok: problems.length === 0, problems }, manifest };
 }

@@ -203,6 +203,12 @@ async function restoreIntoSide(
   );
   const { missingRoles, other } = classifyRestoreErrors(consumed.stderr);
   const failed = consumed.code !== 0 && (other.length > 0 || !missingRoles.length);
+  // Without --exit-on-error pg_restore reads the whole dump: a hash that differs is the backup's, whatever else.
+  if (dumped.code === 0 && sha256 !== manifest.database.sha256) {
+    return {
+      problems: ["db.dump: sha256 does not match the manifest (file changed or corrupted)"],
+    };
+  }
   if (failed) {
     // A server that went away, a full disk or memory run out is no fault of the backup: said as such.
     await requirePostgres(settings);
@@ -210,7 +216,9 @@ async function restoreIntoSide(
     if (fault) {
       throw hostFailure(
         `The restore of ${entry.id} into ${side} stopped on the host, not on the backup: ${fault}`,
-        `Free what it ran out of on the Docker host (disk space where the postgres volume is: \`docker system df\`, \`df -h\`; memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`,
+        settings.database
+          ? `Free what the external database server ran out of (disk space, memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`
+          : `Free what it ran out of on the Docker host (disk space where the postgres volume is: \`docker system df\`, \`df -h\`; memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`,
       );
     }
   }

@@ -552,7 +552,10 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
       // (its own files run out: the scratch server fails).
       for (const when of ["answering", "created"] as const) {
         const running = stack.ops(["drill", backup]);
-        await fillWhileDrilling(stack, fillingDisk.dir, 16, when, running);
+        const filled = await fillWhileDrilling(stack, fillingDisk.dir, 16, when, running);
+        expect(filled, `the scratch server was never seen ${when} while the drill ran`).to.equal(
+          true,
+        );
         const drill = await running;
         expect(drill.code, drill.stderr).to.equal(1);
         expect(drill.stderr).to.match(
@@ -584,7 +587,7 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
 
 /**
  * Once the drill's scratch server exists (after the room check passed), or once it answers as well, fills
- * `dir` but for `keepMiB`. Gives up when the drill ends first, or after 60 s.
+ * `dir` but for `keepMiB`. False when the drill ended first, or after 60 s.
  */
 async function fillWhileDrilling(
   stack: TestStack,
@@ -592,7 +595,7 @@ async function fillWhileDrilling(
   keepMiB: number,
   when: "created" | "answering",
   drill: Promise<unknown>,
-): Promise<void> {
+): Promise<boolean> {
   let ended = false;
   void drill.finally(() => (ended = true));
   const deadline = Date.now() + 60_000;
@@ -629,10 +632,11 @@ async function fillWhileDrilling(
           break;
         }
       }
-      return;
+      return true;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  return false;
 }
 
 async function removeAll(stack: TestStack, disk: SmallDisk): Promise<void> {

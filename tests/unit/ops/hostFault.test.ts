@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { Checks, DAMAGED } from "../../../ops/backup/drill/checks";
 import { failure } from "../../../ops/core/errors";
-import { HostFault, hostFailure, hostFaultLine } from "../../../ops/core/hostFault";
+import { HostFault, hostFailure, hostFaultLine, LOST_SERVER } from "../../../ops/core/hostFault";
 import { latestOutcomes } from "../../../ops/backup/drill/records";
 import { DrillRecord, failedOnHostOnly } from "../../../ops/store/records";
 
@@ -10,21 +10,19 @@ import { DrillRecord, failedOnHostOnly } from "../../../ops/store/records";
  * the texts that say so are told apart from those that speak of the data, and a drill records which it was.
  */
 describe("host faults: told apart from a damaged backup", function () {
-  // What pg_restore, libpq, restic and the kernel print (PostgreSQL 15, restic 0.18, C locale).
+  // What pg_restore, PostgreSQL, restic, cp and the kernel print (PostgreSQL 15, restic 0.18, C locale).
   const host = [
     'pg_restore: error: could not execute query: ERROR:  could not extend file "base/16384/16402": No space left on device\nHINT:  Check free disk space.',
     'pg_restore: error: COPY failed for table "documents": ERROR:  could not write to file "base/pgsql_tmp/pgsql_tmp61.0": No space left on device',
-    "pg_restore: error: could not execute query: server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally",
-    "FATAL:  terminating connection due to administrator command",
-    'pg_restore: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: FATAL:  the database system is shutting down',
+    '2026-12-07 21:58:08.648 UTC [95] PANIC:  could not write to file "pg_wal/xlogtemp.95": No space left on device',
+    "cp: error writing '/scratch-pgdata/data/./pg_wal/000000010000000000000001': No space left on device",
     "pg_restore: error: out of memory",
     'ERROR:  could not resize shared memory segment "/PostgreSQL.1" to 8388608 bytes: No space left on device',
-    "ignoring error: open /drill/scans/a.pdf: no space left on device\nFatal: There were 1 errors",
+    "ignoring error for /scans/a.pdf: open /drill/scans/a.pdf: no space left on device\nFatal: There were 1 errors",
     "write /edms/database/db.dump: disk quota exceeded",
     "open /drill/x: read-only file system",
-    "FATAL:  sorry, too many clients already",
   ];
-  // What the backup itself causes: these stay the backup's problems.
+  // What the backup itself causes, or what only the server's own log can tell: these stay the backup's.
   const data = [
     'pg_restore: error: could not execute query: ERROR:  relation "documents" already exists',
     "pg_restore: error: could not read from input file: end of file",
@@ -32,6 +30,15 @@ describe("host faults: told apart from a damaged backup", function () {
     "Fatal: load pack 3f2a…: ciphertext verification failed",
     "read /backups/restic/data/3f/3f2a: input/output error",
     "ERROR:  permission denied for schema public",
+    // A server gone away (the data may have crashed it), refused logins: not the host's by their text.
+    "pg_restore: error: error returned by PQputCopyData: server closed the connection unexpectedly",
+    "FATAL:  terminating connection because of crash of another server process",
+    'pg_restore: error: connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  password authentication failed for user "edms"',
+    "FATAL:  sorry, too many clients already",
+    // Echoes of data and statements: a stored text that says "out of memory" proves nothing.
+    'pg_restore: error: COPY failed for table "task_results": ERROR:  invalid input syntax for type json\nCONTEXT:  COPY task_results, line 7, column result: "MemoryError: out of memory"',
+    "DETAIL:  Key (note)=(No space left on device) already exists.",
+    "Command was: INSERT INTO logs VALUES ('disk quota exceeded');",
     "",
   ];
 
@@ -39,6 +46,7 @@ describe("host faults: told apart from a damaged backup", function () {
     for (const text of host) {
       expect(hostFaultLine(text), text).to.be.a("string").and.not.equal("");
     }
+    expect(LOST_SERVER.test(data[6]) && LOST_SERVER.test(data[7])).to.equal(true);
     expect(hostFaultLine(host[0])).to.equal(
       'pg_restore: error: could not execute query: ERROR:  could not extend file "base/16384/16402": No space left on device',
     );

@@ -226,12 +226,14 @@ async function failedBeforeSwap(
   await dropSide(settings).catch(() => undefined);
   // Nothing was changed: the old state serves again, and no marker claims otherwise.
   await session.exec('rm -f "$1"', [RESTORE_MARKER]).catch(() => undefined);
+  // The host's fault is no reason to choose another (older) backup: its own fix, which says what to free
+  // (on the Docker host or the external server), is part of the cause.
+  const host = cause instanceof HostFault;
   return failure(
     `Restore of ${entry.id} failed before the live database was touched; nothing was changed` +
-      `${await startAgain(attempt.writers)}. Cause: ${cause.message}`,
-    // The host's fault is no reason to choose another (older) backup: its own fix says what to free.
-    cause instanceof HostFault
-      ? `Free what it ran out of on the Docker host (disk space: \`docker system df\`, \`df -h\`; memory), then run \`edms-ops restore ${entry.id} --stack ${settings.stack}\` again.`
+      `${await startAgain(attempt.writers)}. Cause: ${host ? cause.describe() : cause.message}`,
+    host
+      ? `Retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\` once that is done: the same backup, which the host stopped, not the backup.`
       : `Fix the cause, then retry \`edms-ops restore ${entry.id} --stack ${settings.stack}\`, or choose another backup.`,
   );
 }
@@ -247,17 +249,18 @@ async function restoreSide(
   manifest: Manifest,
   attempt: Attempt,
 ): Promise<string[]> {
-  const [side, media] = await Promise.allSettled([
+  const [settled, media] = await Promise.allSettled([
     restoreBeside(session, entry, manifest),
     readMedia(session, entry, manifest),
   ]);
-  const hostStopped = side.status === "rejected" && side.reason instanceof HostFault;
-  if (hostStopped && media.status === "fulfilled" && media.value.length) {
-    // The host stopped the database's restore, but the media read back damaged: that is what is said.
-    await dropSide(session.settings).catch(() => undefined);
-    const failed = failedVerification(session.settings, entry.id, media.value);
-    throw attempt.earlier ? await failedBeforeSwap(session, entry, attempt, failed) : failed;
-  }
+  // The host stopped the database's restore, but the media read back damaged: the damage is what is said.
+  const side =
+    settled.status === "rejected" &&
+    settled.reason instanceof HostFault &&
+    media.status === "fulfilled" &&
+    media.value.length
+      ? { status: "fulfilled" as const, value: { problems: [] } }
+      : settled;
   if (side.status === "rejected" || media.status === "rejected") {
     const cause = (
       side.status === "rejected" ? side.reason : (media as PromiseRejectedResult).reason

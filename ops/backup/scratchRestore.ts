@@ -15,7 +15,7 @@ import { createHash } from "crypto";
 import { Transform } from "stream";
 import { POSTGRES_DB, POSTGRES_USER } from "../../model/containers";
 import { failure } from "../core/errors";
-import { hostFailure, hostFaultLine, LOST_SERVER } from "../core/hostFault";
+import { FREE_SCRATCH_ROOM, hostFailure, hostFaultLine, LOST_SERVER } from "../core/hostFault";
 import { lastLine } from "../core/log";
 import { applyDatabaseStateSql, createMissingRoles } from "../database/dbstate";
 import { psql } from "../database/postgres";
@@ -215,7 +215,7 @@ async function restoreFailed(restored: RunResult, name: string): Promise<string>
   if (fault) {
     throw hostFailure(
       `The test-restore into the scratch server ${name} stopped on the host, not on the backup: ${fault}`,
-      "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the same command again.",
+      FREE_SCRATCH_ROOM,
     );
   }
   return `db.dump does not restore: ${restored.stderr.trim().split("\n").slice(-2).join(" ")}`;
@@ -247,7 +247,7 @@ async function streamIntoScratch(
     ),
   );
   const problem = streamedProblem(
-    { sha256, dumped, consumed },
+    { sha256, dumped },
     manifest.database.sha256,
     consumed.code === 0 ? null : await restoreFailed(consumed, name),
   );
@@ -261,7 +261,7 @@ async function streamIntoScratch(
  * only when neither end was cut short.
  */
 export function streamedProblem(
-  { sha256, dumped }: { sha256: string; dumped: RunResult; consumed: RunResult },
+  { sha256, dumped }: { sha256: string; dumped: RunResult },
   recorded: string,
   failed: string | null,
 ): string | null {

@@ -16,7 +16,7 @@ import { CONFINEMENT } from "../../model/hardening";
 import { docker, removeByRole } from "../engine/docker";
 import { dockerRunArgs, opsLabels } from "../engine/dockerRun";
 import { failure } from "../core/errors";
-import { hostFailure, hostFaultLine } from "../core/hostFault";
+import { FREE_SCRATCH_ROOM, hostFailure, hostFaultLine } from "../core/hostFault";
 import { STAGE_DIR, stageVolume } from "../store/restic";
 import { cleanupOnSignal } from "../core/signals";
 
@@ -53,7 +53,7 @@ export async function waitForScratch(name: string): Promise<void> {
     if (fault) {
       throw hostFailure(
         `The scratch database stopped on the host, not on the backup: ${fault}`,
-        "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the same command again.",
+        FREE_SCRATCH_ROOM,
       );
     }
     throw failure(`scratch database exited: ${said.split("\n").pop()}`, SCRATCH_FIX);

@@ -109,19 +109,17 @@ async function drillCommand(
     );
   }
   if (!record.ok) {
-    const failed = failedChecks(record.checks);
+    const failed = failedChecks(record.checks)
+      .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
+      .join("\n  - ");
     if (failedOnHostOnly(record.checks)) {
       throw failure(
-        `Drill of backup ${chosen.id} could not finish (record ${record.id}): the host failed, not the backup, which is neither proven nor found at fault:\n  - ${failed
-          .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
-          .join("\n  - ")}`,
+        `Drill of backup ${chosen.id} could not finish (record ${record.id}): the host failed, not the backup, which is neither proven nor found at fault:\n  - ${failed}`,
         `Free what it ran out of on the Docker host (disk space: \`docker system df\` and \`df -h\`, and \`edms:backup.drillScratch\` when set; memory), then run \`edms-ops drill ${chosen.id} --stack ${settings.stack}\` again.`,
       );
     }
     throw failure(
-      `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed
-        .map((c) => `${c.name}: ${c.detail.split("\n")[0]}`)
-        .join("\n  - ")}`,
+      `Drill of backup ${chosen.id} FAILED (record ${record.id}):\n  - ${failed}`,
       `Do not count on this backup. Find the damage with \`edms-ops verify ${chosen.id} --stack ${settings.stack}\`; ` +
         "data shared with a damaged snapshot is reused by new backups, so repair the repository before relying on a new one.",
     );

@@ -157,7 +157,7 @@ function backupsReport(
           ok: drill.ok,
           startedAt: drill.startedAt,
           // Failed only where the host stopped it (a full disk): the backup is not at fault.
-          onHost: !drill.ok && failedOnHostOnly(drill.checks),
+          onHost: failedOnHostOnly(drill.checks),
         }
       : null,
   };

@@ -40,6 +40,10 @@ export function hostFaultLine(text: string): string | null {
   return null;
 }
 
+/** What to do when a scratch server, its restore or the drill's scratch media ran out of room. */
+export const FREE_SCRATCH_ROOM =
+  "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the same command again.";
+
 /** A step stopped by the host (see hostFaultLine), not by the backup it was working on. Exit 1. */
 export class HostFault extends OpsError {
   constructor(problem: { readonly message: string; readonly fix: string }) {

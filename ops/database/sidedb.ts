@@ -223,7 +223,7 @@ async function restoreIntoSide(
     }
   }
   const problem = streamedProblem(
-    { sha256, dumped, consumed },
+    { sha256, dumped },
     manifest.database.sha256,
     failed
       ? `db.dump does not restore: ${(other.length ? other.slice(0, 3).join("; ") : lastLine(consumed.stderr)) || `exit ${consumed.code}`}`

@@ -15,27 +15,21 @@ export class Checks {
   async run(name: string, step: () => Promise<string>): Promise<boolean> {
     const started = Date.now();
     progress(`drill: ${name}`);
-    let ok = true;
-    let detail: string;
-    let host = false;
     try {
-      detail = await step();
+      const detail = await step();
+      this.list.push({ name, ok: true, detail, seconds: (Date.now() - started) / 1000 });
+      return true;
     } catch (err) {
-      ok = false;
-      detail = (err as Error).message;
-      host = err instanceof HostFault;
+      this.failed(name, err as Error, (Date.now() - started) / 1000);
+      progress(`drill: ${name} FAILED: ${(err as Error).message.split("\n")[0]}`);
+      return false;
     }
-    this.list.push({
-      name,
-      ok,
-      detail,
-      seconds: (Date.now() - started) / 1000,
-      ...(host ? { host } : {}),
-    });
-    if (!ok) {
-      progress(`drill: ${name} FAILED: ${detail.split("\n")[0]}`);
-    }
-    return ok;
+  }
+
+  /** Records `name` as failed by `err`: on the host when a HostFault stopped it (hostFault.ts). */
+  failed(name: string, err: Error, seconds: number): void {
+    const host = err instanceof HostFault;
+    this.list.push({ name, ok: false, detail: err.message, seconds, ...(host ? { host } : {}) });
   }
 
   /**

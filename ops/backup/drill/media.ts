@@ -10,7 +10,7 @@ import { z } from "zod";
 import { parseJsonLines } from "../../core/json";
 import { Settings } from "../../../model/settings";
 import { failure } from "../../core/errors";
-import { hostFailure, hostFaultLine } from "../../core/hostFault";
+import { FREE_SCRATCH_ROOM, hostFailure, hostFaultLine } from "../../core/hostFault";
 import { lastLine } from "../../core/log";
 import { OpsSession } from "../../engine/session";
 import { backupToolbox, toolbox } from "../../engine/toolbox";
@@ -160,7 +160,7 @@ export async function restoreMedia(
     if (fault) {
       throw hostFailure(
         `The drill's media restore into ${scratch.volume} stopped on the host, not on the backup: ${fault}`,
-        "Free what it ran out of on the Docker host (disk space: `docker system df`, `df -h`, and `edms:backup.drillScratch` when set; memory), then run the drill again.",
+        FREE_SCRATCH_ROOM,
       );
     }
     throw failure(

@@ -56,7 +56,7 @@ export async function drillResults(settings: Settings): Promise<Map<string, bool
 export function latestOutcomes(records: readonly (DrillRecord | null)[]): Map<string, boolean> {
   const results = new Map<string, boolean>();
   for (const record of records) {
-    if (record && (record.ok || !failedOnHostOnly(record.checks))) {
+    if (record && !failedOnHostOnly(record.checks)) {
       results.set(record.backup, record.ok); // oldest first: the newest drill of a backup wins
     }
   }

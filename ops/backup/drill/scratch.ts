@@ -9,7 +9,6 @@
 import { randomBytes } from "crypto";
 import { Settings } from "../../../model/settings";
 import { OpsError } from "../../core/errors";
-import { HostFault } from "../../core/hostFault";
 import { progress } from "../../core/log";
 import { docker, removeByRole } from "../../engine/docker";
 import { opsLabels } from "../../engine/dockerRun";
@@ -153,14 +152,8 @@ export async function inScratch(
       await drill(scratch);
     }
   } catch (err) {
-    checks.list.push({
-      name: "scratch space",
-      ok: false,
-      detail: (err as Error).message,
-      seconds: 0,
-      // The scratch server stopped by a full disk, say: the host's fault, as in a check (Checks.run).
-      ...(err instanceof HostFault ? { host: true } : {}),
-    });
+    // The scratch server stopped by a full disk, say, is recorded as the host's fault, as in a check.
+    checks.failed("scratch space", err as Error, 0);
   } finally {
     await scratch.cleanup();
     stopWatching();

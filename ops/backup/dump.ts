@@ -185,6 +185,13 @@ function dumpFailed(stderr: string, external = false) {
  */
 export const CLIENT_SCRIPT = [
   "umask 077",
+  // A second watcher, besides stdin's end: the lock container keeps the stage folder flocked while it lives
+  // (lock.ts). Once it is gone, this client goes too, however its own stdin fares. It watches only a lock
+  // that is held when it starts, and fires only once it could take that lock itself.
+  `if command -v flock >/dev/null && ! flock -n -s ${STAGE_DIR} true 2>/dev/null; then`,
+  `  trap 'if [ -n "\${dump:-}" ] && kill -KILL "$dump" 2>/dev/null; then rm -f ${DUMP_FILE}; fi; exit 143' TERM`,
+  `  { flock -s ${STAGE_DIR} true && kill -TERM $$; } >/dev/null 2>&1 &`,
+  "fi",
   "IFS= read -r pass",
   // An empty first line: the pgpass file is the one PGPASSFILE names (an external server's, mounted).
   `if [ -n "$pass" ]; then printf '%s\\n' "$pass" > /tmp/pgpass; PGPASSFILE=/tmp/pgpass; fi`,

@@ -48,7 +48,8 @@ const HELD = "held: ";
 
 /**
  * Takes the stack's lock as flock(2) on LAYOUT.stackLock and holds it while `cat` reads the holder's
- * stdin: released by the kernel however the holder ends. $1 says who holds it (written into the file for
+ * stdin: released by the kernel however the holder ends. The stage folder is flocked for as long, for the
+ * dump's client (dump.ts) to end with the holder. $1 says who holds it (written into the file for
  * whoever waits); $2 non-empty: also wait for no helper to hold the writer lock (the scheduler, which
  * cannot remove a killed operation's helpers as an operator's session does). Once held it prints one line,
  * `held: ` and the first line of `restic version` (empty without a restic, or one that does not answer in
@@ -68,6 +69,10 @@ printf '%s\n' "$1" > ${LAYOUT.stackLock}
 # Bounded and off the holder's stdin: a restic that hangs must not keep the lock past its holder's end.
 if command -v timeout >/dev/null; then v=$(timeout 10 restic version </dev/null 2>/dev/null) || v=
 else v=$(restic version </dev/null 2>/dev/null) || v=; fi
+# The stage folder itself, locked for as long as this holder lives: a dump client that outlives it sees that
+# lock go (CLIENT_SCRIPT) even when its own stdin's end never reaches it. Once more a second later, past a
+# client's probe of it. After restic's version: busybox's timeout leaves a watcher that would hold it a second more.
+if [ -d ${STAGE_DIR} ]; then exec 7<${STAGE_DIR}; flock -n 7 || { sleep 1; flock -n 7; } || true; fi
 printf '${HELD}%s\n' "\${v%%
 *}"
 cat >/dev/null

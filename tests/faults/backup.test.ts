@@ -36,6 +36,21 @@ describe("e2e: backup faults", function () {
         `volume=${stack.prefix}_ops_stage`,
       ])
     ).stdout.trim();
+  /** The processes of containers left running, for the failure's message: where they wait. */
+  const described = async (ids: string) => {
+    const tops = await Promise.all(
+      ids
+        .split("\n")
+        .filter(Boolean)
+        .map(async (id) => {
+          const top = await docker(["top", id, "-o", "pid,stat,wchan:20,etime,args"], {
+            allowFailure: true,
+          });
+          return `\n${id}:\n${top.stdout}${top.stderr}`;
+        }),
+    );
+    return tops.join("");
+  };
   /** What is left in the lock's stage volume (the dump is plaintext data): "" when nothing or no volume. */
   const stageLeft = async () => {
     const stage = `${stack.prefix}_ops_stage`;
@@ -64,9 +79,11 @@ describe("e2e: backup faults", function () {
       for (let i = 0; i < 40 && (await dumpClients()) !== ""; i += 1) {
         await new Promise((r) => setTimeout(r, 500));
       }
-      expect(await dumpClients(), `a dump client still running after a kill at ${ms}ms`).to.equal(
-        "",
-      );
+      const left = await dumpClients();
+      expect(
+        left,
+        `a dump client still running after a kill at ${ms}ms${await described(left)}`,
+      ).to.equal("");
       expect(await stageLeft(), `plaintext left in the stage after a kill at ${ms}ms`).to.equal("");
       const ids = await stack.backupIds();
       expect(ids.filter((id) => id.endsWith("-killed")).length + before.length).to.be.at.most(

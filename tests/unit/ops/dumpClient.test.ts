@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -117,7 +117,8 @@ describe("the backup's dump: a client container writing straight into the sessio
     // The server is the script's arguments, never spliced into it; the snapshot comes on stdin.
     expect(run.args.slice(-5)).to.deep.equal(["edms-ops", "127.0.0.1", "5432", "edms", "edms"]);
     const script = run.args[run.args.length - 6];
-    expect(script).to.match(/^umask 077\nIFS= read -r pass\n/);
+    expect(script).to.match(/^umask 077\n/);
+    expect(script).to.match(/\nIFS= read -r pass\n/);
     // edms-ops gone (stdin closed): the dump is stopped and its file removed.
     expect(script).to.contain('exec 3<&0; { cat <&3 >/dev/null; kill "$dump"');
     expect(script).to.contain(
@@ -303,6 +304,40 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
     return { child, ended, stdout: () => stdout };
   }
 
+  /** The lock container's hold on the stage folder (lock.ts's LOCK_SCRIPT), in a process of its own. */
+  function holdStage() {
+    const child = spawn("sh", ["-c", 'exec 7<"$1"; flock 7; exec sleep 60', "holder", stage]);
+    const held = (async () => {
+      for (let i = 0; i < 100; i += 1) {
+        if (spawnSync("flock", ["-n", "-s", stage, "true"]).status !== 0) {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error("the stand-in holder never took the stage's flock");
+    })();
+    holders.push(child);
+    return { child, held };
+  }
+  const holders: ReturnType<typeof spawn>[] = [];
+  afterEach(() => holders.splice(0).forEach((h) => h.kill("SIGKILL")));
+
+  /** Running: neither gone nor a zombie. */
+  function alive(pid: number): boolean {
+    try {
+      return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  }
+
+  async function standInStarted() {
+    for (let i = 0; i < 100 && !fs.existsSync(`${stage}/db.dump`); i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(fs.existsSync(`${stage}/db.dump`), "the stand-in started").to.equal(true);
+  }
+
   for (const shell of shells) {
     it(`${shell.join(" ")}: prints the dump's sha256 and size, and leaves no pgpass behind`, async function () {
       const { child, ended, stdout } = start(shell, { FINISH: "1" });
@@ -352,6 +387,46 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
       expect(await ended).to.equal(5);
       child.stdin.end();
       expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
+    });
+
+    it(`${shell.join(" ")}: the lock's holder gone mid-dump, its stdin still open: pg_dump stopped, the partial dump removed`, async function () {
+      const holder = holdStage();
+      await holder.held;
+      const { child, ended } = start(shell);
+      await standInStarted();
+      holder.child.kill("SIGKILL");
+      expect(await ended).not.to.equal(0);
+      expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
+      // Killed, it may wait a moment as a zombie for a parent that has gone (in the container: PID 1's end).
+      const pid = Number(fs.readFileSync(`${dir}/pid`, "utf8"));
+      for (let i = 0; i < 20 && alive(pid); i += 1) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(alive(pid), "pg_dump still running").to.equal(false);
+      child.stdin.end();
+    });
+
+    it(`${shell.join(" ")}: the lock's holder gone before the snapshot came: no dump starts, the client ends`, async function () {
+      const holder = holdStage();
+      await holder.held;
+      const { child, ended } = start(shell, {}, null);
+      await new Promise((r) => setTimeout(r, 200));
+      holder.child.kill("SIGKILL");
+      expect(await ended).not.to.equal(0);
+      expect(fs.existsSync(`${dir}/pid`)).to.equal(false);
+      child.stdin.end();
+    });
+
+    it(`${shell.join(" ")}: a holder alive throughout: the dump completes, and its end leaves the file`, async function () {
+      const holder = holdStage();
+      await holder.held;
+      const { child, ended, stdout } = start(shell, { FINISH: "1" });
+      expect(await ended).to.equal(0);
+      expect(stdout()).to.match(/^[0-9a-f]{64} /);
+      holder.child.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(fs.readFileSync(`${stage}/db.dump`, "utf8")).to.equal("partial");
+      child.stdin.end();
     });
 
     it(`${shell.join(" ")}: stdin closed mid-dump (edms-ops killed) stops pg_dump and removes the partial dump`, async function () {

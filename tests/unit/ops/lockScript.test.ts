@@ -6,7 +6,7 @@
  * holder is refused, naming the first.
  */
 import { expect } from "chai";
-import type { ChildProcessWithoutNullStreams } from "child_process";
+import { spawnSync, type ChildProcessWithoutNullStreams } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -101,6 +101,17 @@ describe("the lock script names the restic its image runs once it holds the lock
       expect(second.child).to.equal(undefined);
       expect(second.stderr).to.contain("edms-lock-held: the test");
       await release(first.child!);
+    });
+
+    it(`${shell.name}: the stage folder is flocked while the lock is held, and free once its holder ends`, async function () {
+      const dir = fs.mkdtempSync(path.join(root, `${shell.name}-stage-`));
+      const stage = path.join(dir, "stage");
+      const probe = () => spawnSync("flock", ["-n", "-s", stage, "true"]).status;
+      const held = await startIn(dir, shellPath);
+      expect(held.child, held.stderr).to.not.equal(undefined);
+      expect(probe(), "a dump client's probe while the lock is held").to.equal(1);
+      await release(held.child!);
+      expect(probe(), "once the holder has ended").to.equal(0);
     });
 
     it(`${shell.name}: an image without restic holds the lock with an empty line`, async function () {

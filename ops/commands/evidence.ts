@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { openStack } from "../core/context";
 import { gatherEvidence } from "../reports/evidence";
 import { say } from "../core/log";
+import { drillVerdict } from "../store/records";
 import { describeAlerts } from "../alerts/report";
 
 export function register(program: Command): void {
@@ -86,9 +87,9 @@ function printEvidence(evidence: Evidence): void {
   );
   const drill = evidence.lastDrill;
   say(
-    `  last drill: ${drill ? `${drill.startedAt} of ${drill.backup} (release ${drill.release ?? "-"}, ${drill.trigger}, by ${drill.ranBy}): ${drill.ok ? "passed" : "FAILED"}` : "never (run `edms-ops drill latest`)"}`,
+    `  last drill: ${drill ? `${drill.startedAt} of ${drill.backup} (release ${drill.release ?? "-"}, ${drill.trigger}, by ${drill.ranBy}): ${drillVerdict(drill)}` : "never (run `edms-ops drill latest`)"}`,
   );
-  drill?.checks.forEach((c) => say(`    ${c.ok ? "ok  " : "FAIL"} ${c.name}`));
+  drill?.checks.forEach((c) => say(`    ${c.ok ? "ok  " : c.host ? "HOST" : "FAIL"} ${c.name}`));
   printAlerts(evidence.alerts);
   say(
     `  tools: ${Object.entries(evidence.tools)

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { failedOnHostOnly } from "../store/records";
+import { drillVerdict, failedOnHostOnly } from "../store/records";
 import { Settings } from "../../model/settings";
 import { BackupListing, listBackups, newestOf } from "../store/catalog";
 import { isFutureDated } from "../store/retention";
@@ -247,7 +247,7 @@ function printReport(settings: Settings, report: StatusReport): void {
   const drill = backups.lastDrill;
   say(
     `  newest good backup: ${backups.newestGood ? `${backups.newestGood} (${backups.newestGoodAgeHours} h old)` : "none"}; ` +
-      `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drill.ok ? "passed" : drill.onHost ? "could not finish (the host failed, not the backup)" : "FAILED"}` : "never"}`,
+      `last drill: ${drill ? `${drill.startedAt} of ${drill.backup}: ${drillVerdict(drill)}` : "never"}`,
   );
   say(`  ${describeSchedule(report.schedule)}`);
   if (backups.offsite) {

@@ -18,7 +18,7 @@ import { BackupEntry } from "../store/restic";
 import { anyRunningWeb } from "../engine/services";
 import { backupToolbox } from "../engine/toolbox";
 import { LAST_CHECK_FILE } from "../backup/repositoryCheck";
-import { RepositoryCheck, RepositoryCheckSchema } from "../store/records";
+import { failedOnHostOnly, RepositoryCheck, RepositoryCheckSchema } from "../store/records";
 import { parseJsonOrNull, tryParseJson } from "../core/json";
 import { scheduleReport } from "../schedule/records";
 import { AlertReport, alertReport } from "../alerts/report";
@@ -75,7 +75,9 @@ export interface Evidence {
     readonly startedAt: string;
     readonly finishedAt: string;
     readonly ok: boolean;
-    readonly checks: { name: string; ok: boolean; seconds: number }[];
+    /** Every failed check failed on the host (a full disk, memory): nothing is known of the backup. */
+    readonly onHost: boolean;
+    readonly checks: { name: string; ok: boolean; host: boolean; seconds: number }[];
   } | null;
   /** `edms:alerts`: targets redacted (scheme and host), what is firing, the last alert sent; null: none. */
   readonly alerts: AlertReport | null;
@@ -134,7 +136,7 @@ async function tools(settings: Settings): Promise<Record<string, string | null>>
   };
 }
 
-function drillSummary(record: DrillRecord | null): Evidence["lastDrill"] {
+export function drillSummary(record: DrillRecord | null): Evidence["lastDrill"] {
   if (!record) {
     return null;
   }
@@ -148,7 +150,13 @@ function drillSummary(record: DrillRecord | null): Evidence["lastDrill"] {
     startedAt,
     finishedAt,
     ok,
-    checks: record.checks.map((c) => ({ name: c.name, ok: c.ok, seconds: c.seconds })),
+    onHost: failedOnHostOnly(record.checks),
+    checks: record.checks.map((c) => ({
+      name: c.name,
+      ok: c.ok,
+      host: c.host === true,
+      seconds: c.seconds,
+    })),
   };
 }
 

@@ -102,6 +102,14 @@ export function failedOnHostOnly(checks: readonly DrillCheck[]): boolean {
   return failed.length > 0 && failed.every((c) => c.host === true);
 }
 
+/** A drill's outcome in words: one the host stopped is not the backup's failure. */
+export function drillVerdict(drill: { readonly ok: boolean; readonly onHost: boolean }): string {
+  if (drill.ok) {
+    return "passed";
+  }
+  return drill.onHost ? "could not finish (the host failed, not the backup)" : "FAILED";
+}
+
 /** One drill, passed or failed (drills/<time>-drill.json). */
 export const DrillRecordSchema = z.looseObject({
   format: z.literal(1),

@@ -591,6 +591,11 @@ describe("faults: restore and drill onto a nearly full filesystem", function () 
           [backups.lastDrill.ok, backups.lastDrill.onHost, backups.newestGood],
           "the status says it was the host, and the backup still counts as good",
         ).to.deep.equal([false, true, backup]);
+        const evidence = await stack.ops(["evidence"]);
+        expect(evidence.stdout, "the security review's evidence says so too").to.contain(
+          "could not finish (the host failed, not the backup)",
+        );
+        expect(evidence.stdout).to.match(/^ {4}HOST /m);
         fs.rmSync(ballast);
       }
       expect(await stack.fingerprint()).to.deep.equal(before);

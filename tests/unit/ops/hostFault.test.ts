@@ -3,7 +3,8 @@ import { Checks, DAMAGED } from "../../../ops/backup/drill/checks";
 import { failure } from "../../../ops/core/errors";
 import { HostFault, hostFailure, hostFaultLine, LOST_SERVER } from "../../../ops/core/hostFault";
 import { latestOutcomes } from "../../../ops/backup/drill/records";
-import { DrillRecord, failedOnHostOnly } from "../../../ops/store/records";
+import { DrillRecord, drillVerdict, failedOnHostOnly } from "../../../ops/store/records";
+import { drillSummary } from "../../../ops/reports/evidence";
 
 /**
  * A test-restore stopped by the host (a full disk, memory, the server going away) is not the backup's fault:
@@ -121,5 +122,39 @@ describe("host faults: told apart from a damaged backup", function () {
       ["b1", true],
       ["b2", false],
     ]);
+  });
+
+  it("evidence and status say a drill the host stopped could not finish, and which check it stopped", function () {
+    const record = {
+      id: "d1",
+      backup: "b1",
+      release: "2.0.0",
+      trigger: "manual",
+      ranBy: "op",
+      startedAt: "2026-12-08T00:00:00Z",
+      finishedAt: "2026-12-08T00:01:00Z",
+      ok: false,
+      checks: [
+        { name: "manifest", ok: true, detail: "ok", seconds: 0 },
+        { name: "database restore", ok: false, detail: "no room", seconds: 3, host: true },
+      ],
+    } as unknown as DrillRecord;
+    const summary = drillSummary(record);
+    expect(summary).to.deep.include({ ok: false, onHost: true });
+    expect(summary?.checks.map((c) => [c.name, c.host])).to.deep.equal([
+      ["manifest", false],
+      ["database restore", true],
+    ]);
+    expect(drillVerdict(summary!)).to.match(/^could not finish \(the host failed/);
+    const damaged = {
+      ...record,
+      checks: [
+        ...record.checks,
+        { name: "media", ok: false, detail: "3 files differ", seconds: 1 },
+      ],
+    };
+    expect(drillSummary(damaged as unknown as DrillRecord)?.onHost).to.equal(false);
+    expect(drillVerdict({ ok: false, onHost: false })).to.equal("FAILED");
+    expect(drillVerdict({ ok: true, onHost: false })).to.equal("passed");
   });
 });

@@ -177,6 +177,11 @@ function dumpFailed(stderr: string, external = false) {
   );
 }
 
+/** The dump client's last words when its lock container went first. */
+// Spliced into a single-quoted trap: no quote in it.
+const HOLDER_GONE =
+  "the lock container of this operation has gone: the dump was stopped and removed";
+
 /**
  * The script of the dump's client container: the pgpass line is stdin's first line, the snapshot its second
  * (sent once taken); the server's host, port and user are $1–$3, the database $4. stdin then stays open until
@@ -185,11 +190,12 @@ function dumpFailed(stderr: string, external = false) {
  */
 export const CLIENT_SCRIPT = [
   "umask 077",
-  // A second watcher, besides stdin's end: the lock container keeps the stage folder flocked while it lives
-  // (lock.ts). Once it is gone, this client goes too, however its own stdin fares. It watches only a lock
-  // that is held when it starts, and fires only once it could take that lock itself.
-  `if command -v flock >/dev/null && ! flock -n -s ${STAGE_DIR} true 2>/dev/null; then`,
-  `  trap 'if [ -n "\${dump:-}" ] && kill -KILL "$dump" 2>/dev/null; then rm -f ${DUMP_FILE}; fi; exit 143' TERM`,
+  // A second watcher, besides stdin's end: the lock container holds the stage folder flocked from before
+  // this client starts until it is gone (lock.ts). Once this watcher could take that lock, the holder is
+  // gone, and so is this client, however its own stdin fares (also when it started after the holder went).
+  // Nothing it wrote is anyone's then: a dump running or done is removed.
+  "if command -v flock >/dev/null; then",
+  `  trap '[ -z "\${dump:-}" ] || kill -KILL "$dump" 2>/dev/null || :; rm -f ${DUMP_FILE}; echo "${HOLDER_GONE}" >&2; exit 143' TERM`,
   `  { flock -s ${STAGE_DIR} true && kill -TERM $$; } >/dev/null 2>&1 &`,
   "fi",
   "IFS= read -r pass",

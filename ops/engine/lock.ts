@@ -9,6 +9,8 @@
  *   from its labels, and its stdin ties the lock to the process, however it dies).
  * - The holder writes who it is into the lock file, so whoever waits can name it, and `status` can ask a
  *   read-only toolbox whether the flock is held when no lock container runs.
+ * - The lock container also flocks its stage folder for its whole life: the dump's client, which writes
+ *   plaintext there, ends as soon as it could take that lock (its holder gone), whatever its stdin says.
  */
 import { ChildProcessWithoutNullStreams, spawn } from "child_process";
 import * as os from "os";
@@ -49,7 +51,7 @@ const HELD = "held: ";
 /**
  * Takes the stack's lock as flock(2) on LAYOUT.stackLock and holds it while `cat` reads the holder's
  * stdin: released by the kernel however the holder ends. The stage folder is flocked for as long, for the
- * dump's client (dump.ts) to end with the holder. $1 says who holds it (written into the file for
+ * dump's client (dump.ts) to end with the holder; one it cannot lock (a dying client's instant) is a refusal. $1 says who holds it (written into the file for
  * whoever waits); $2 non-empty: also wait for no helper to hold the writer lock (the scheduler, which
  * cannot remove a killed operation's helpers as an operator's session does). Once held it prints one line,
  * `held: ` and the first line of `restic version` (empty without a restic, or one that does not answer in
@@ -69,10 +71,14 @@ printf '%s\n' "$1" > ${LAYOUT.stackLock}
 # Bounded and off the holder's stdin: a restic that hangs must not keep the lock past its holder's end.
 if command -v timeout >/dev/null; then v=$(timeout 10 restic version </dev/null 2>/dev/null) || v=
 else v=$(restic version </dev/null 2>/dev/null) || v=; fi
-# The stage folder itself, locked for as long as this holder lives: a dump client that outlives it sees that
-# lock go (CLIENT_SCRIPT) even when its own stdin's end never reaches it. Once more a second later, past a
-# client's probe of it. After restic's version: busybox's timeout leaves a watcher that would hold it a second more.
-if [ -d ${STAGE_DIR} ]; then exec 7<${STAGE_DIR}; flock -n 7 || { sleep 1; flock -n 7; } || true; fi
+# The stage folder itself, locked for as long as this holder lives: a dump client (CLIENT_SCRIPT) ends once it
+# can take that lock, even when its own stdin's end never reaches it, so it must be held before any client
+# starts. Once more a second later, past a dying client's instant of it. After restic's version: busybox's
+# timeout leaves a watcher that would hold an inherited lock a second more.
+if [ -d ${STAGE_DIR} ]; then
+  exec 7<${STAGE_DIR}
+  flock -n 7 || { sleep 1; flock -n 7; } || { echo "${LOCK_HELD}a dump client of a stopped edms-ops operation, ending" >&2; exit 75; }
+fi
 printf '${HELD}%s\n' "\${v%%
 *}"
 cat >/dev/null

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { docker } from "../../ops/engine/docker";
-import { opsKilledAfter, SmallDisk, TestStack } from "../harness/stack";
+import { opsKilledAfter, opsKilledWhen, SmallDisk, TestStack } from "../harness/stack";
 
 describe("e2e: backup faults", function () {
   const stack = new TestStack("flt", "staging", {
@@ -63,18 +63,25 @@ describe("e2e: backup faults", function () {
     expect(good.code, good.stderr).to.equal(0);
     const before = await stack.backupIds();
     let kills = 0;
-    for (const ms of [700, 1400, 2100, 2800, 3500]) {
-      await stack.seed(`k${ms}`, 2, 128 * 1024); // something new to store each time
-      const { signal } = await opsKilledAfter(
-        ["backup", "--stack", stack.name, "--reason", "killed"],
-        ms,
-      );
+    // At its phases, not at fixed times, which a fast idle host passes before the kill and a loaded one not
+    // yet: opening the session, the dump client's start, mid-dump, between the dump and restic, restic.
+    const args = ["backup", "--stack", stack.name, "--reason", "killed"];
+    const points: [string, () => Promise<{ signal: NodeJS.Signals | null }>][] = [
+      ["300ms", () => opsKilledAfter(args, 300)],
+      ["the dump's start", () => opsKilledWhen(args, /dumping database/)],
+      ["mid-dump", () => opsKilledWhen(args, /dumping database/, 100)],
+      ["the dump's end", () => opsKilledWhen(args, /dumped /)],
+      ["restic's run", () => opsKilledWhen(args, /storing snapshot/, 100)],
+    ];
+    for (const [index, [at, killed]] of points.entries()) {
+      await stack.seed(`k${index}`, 2, 128 * 1024); // something new to store each time
+      const { signal } = await killed();
       if (signal !== "SIGKILL") {
         continue; // finished before the kill: nothing to check at this point
       }
       kills += 1;
       // The lock container follows its killed holder once it has emptied the stage.
-      expect(await stack.lockLeft(), `lock left behind after a kill at ${ms}ms`).to.equal("");
+      expect(await stack.lockLeft(), `lock left behind after a kill at ${at}`).to.equal("");
       // A dump client outlives its edms-ops only while it stops its pg_dump and removes the file.
       for (let i = 0; i < 40 && (await dumpClients()) !== ""; i += 1) {
         await new Promise((r) => setTimeout(r, 500));
@@ -82,9 +89,9 @@ describe("e2e: backup faults", function () {
       const left = await dumpClients();
       expect(
         left,
-        `a dump client still running after a kill at ${ms}ms${await described(left)}`,
+        `a dump client still running after a kill at ${at}${await described(left)}`,
       ).to.equal("");
-      expect(await stageLeft(), `plaintext left in the stage after a kill at ${ms}ms`).to.equal("");
+      expect(await stageLeft(), `plaintext left in the stage after a kill at ${at}`).to.equal("");
       const ids = await stack.backupIds();
       expect(ids.filter((id) => id.endsWith("-killed")).length + before.length).to.be.at.most(
         ids.length,

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -278,11 +278,18 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  function start(
+  /**
+   * Runs the script as its container would: after its lock container has flocked the stage (unless
+   * `holder` is false: one already gone), stdin open. In a process group of its own, as its watcher outlives
+   * the shell outside a container.
+   */
+  async function start(
     shell: string[],
     env: Record<string, string> = {},
     snapshot: string | null = "snap",
+    holder = true,
   ) {
+    const held = holder ? await holdStage() : undefined;
     const script = CLIENT_SCRIPT.replace(/\/edms\/database/g, stage).replace(
       /\/tmp\/pgpass/g,
       `${dir}/pgpass`,
@@ -292,32 +299,43 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
       [...shell.slice(1), "-euc", script, "edms-ops", "pg", "5432", "edms", "edms"],
       {
         env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}`, ...env },
+        detached: true,
       },
     );
+    groups.push(child.pid!);
     let stdout = "";
+    let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const ended = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
     child.stdin.write("*:*:*:edms:secret\n");
     if (snapshot) {
       child.stdin.write(`${snapshot}\n`);
     }
-    return { child, ended, stdout: () => stdout };
+    return { child, ended, stdout: () => stdout, stderr: () => stderr, holder: held };
   }
+  const groups: number[] = [];
+  afterEach(() =>
+    groups.splice(0).forEach((pid) => {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }),
+  );
 
   /** The lock container's hold on the stage folder (lock.ts's LOCK_SCRIPT), in a process of its own. */
-  function holdStage() {
-    const child = spawn("sh", ["-c", 'exec 7<"$1"; flock 7; exec sleep 60', "holder", stage]);
-    const held = (async () => {
-      for (let i = 0; i < 100; i += 1) {
-        if (spawnSync("flock", ["-n", "-s", stage, "true"]).status !== 0) {
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error("the stand-in holder never took the stage's flock");
-    })();
+  async function holdStage() {
+    const child = spawn("sh", ["-c", 'exec 7<"$1"; flock 7; echo held; exec sleep 60', "h", stage]);
     holders.push(child);
-    return { child, held };
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once("data", () => resolve());
+      child.once("close", () =>
+        reject(new Error("the stand-in holder never took the stage's flock")),
+      );
+    });
+    return child;
   }
   const holders: ReturnType<typeof spawn>[] = [];
   afterEach(() => holders.splice(0).forEach((h) => h.kill("SIGKILL")));
@@ -331,6 +349,15 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
     }
   }
 
+  /** The stand-in pg_dump is stopped: killed, it may wait a moment as a zombie for a parent that has gone. */
+  async function stoppedStandIn() {
+    const pid = Number(fs.readFileSync(`${dir}/pid`, "utf8"));
+    for (let i = 0; i < 20 && alive(pid); i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(alive(pid), "pg_dump still running").to.equal(false);
+  }
+
   async function standInStarted() {
     for (let i = 0; i < 100 && !fs.existsSync(`${stage}/db.dump`); i += 1) {
       await new Promise((r) => setTimeout(r, 50));
@@ -340,7 +367,7 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
 
   for (const shell of shells) {
     it(`${shell.join(" ")}: prints the dump's sha256 and size, and leaves no pgpass behind`, async function () {
-      const { child, ended, stdout } = start(shell, { FINISH: "1" });
+      const { child, ended, stdout } = await start(shell, { FINISH: "1" });
       const code = await ended;
       child.stdin.end();
       expect(code).to.equal(0);
@@ -356,7 +383,7 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
     });
 
     it(`${shell.join(" ")}: stdin ending before the snapshot's line (none could be taken) starts no dump`, async function () {
-      const { child, ended } = start(shell, { FINISH: "1" }, null);
+      const { child, ended } = await start(shell, { FINISH: "1" }, null);
       await new Promise((r) => setTimeout(r, 200));
       expect(fs.existsSync(`${dir}/pid`), "pg_dump waits for the snapshot").to.equal(false);
       child.stdin.end();
@@ -371,7 +398,7 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
         `#!/bin/sh\nfor a; do case $a in --snapshot=*) printf '%s' "$a" > "${dir}/snapshot";; esac; out=$a; done\nprintf x > "$out"\n`,
         { mode: 0o755 },
       );
-      const { child, ended } = start(shell, {}, "0000-$(id) *");
+      const { child, ended } = await start(shell, {}, "0000-$(id) *");
       expect(await ended).to.equal(0);
       child.stdin.end();
       expect(fs.readFileSync(`${dir}/snapshot`, "utf8")).to.equal("--snapshot=0000-$(id) *");
@@ -383,54 +410,44 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
         `#!/bin/sh\nfor a; do out=$a; done\nprintf partial > "$out"\necho "pg_dump: error: boom" >&2\nexit 5\n`,
         { mode: 0o755 },
       );
-      const { child, ended } = start(shell);
+      const { child, ended } = await start(shell);
       expect(await ended).to.equal(5);
       child.stdin.end();
       expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
     });
 
     it(`${shell.join(" ")}: the lock's holder gone mid-dump, its stdin still open: pg_dump stopped, the partial dump removed`, async function () {
-      const holder = holdStage();
-      await holder.held;
-      const { child, ended } = start(shell);
+      const { child, ended, stderr, holder } = await start(shell);
       await standInStarted();
-      holder.child.kill("SIGKILL");
-      expect(await ended).not.to.equal(0);
+      holder!.kill("SIGKILL");
+      expect(await ended).to.equal(143);
+      expect(stderr()).to.contain("lock container of this operation has gone");
       expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
-      // Killed, it may wait a moment as a zombie for a parent that has gone (in the container: PID 1's end).
-      const pid = Number(fs.readFileSync(`${dir}/pid`, "utf8"));
-      for (let i = 0; i < 20 && alive(pid); i += 1) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(alive(pid), "pg_dump still running").to.equal(false);
+      await stoppedStandIn();
       child.stdin.end();
     });
 
     it(`${shell.join(" ")}: the lock's holder gone before the snapshot came: no dump starts, the client ends`, async function () {
-      const holder = holdStage();
-      await holder.held;
-      const { child, ended } = start(shell, {}, null);
+      const { child, ended, holder } = await start(shell, {}, null);
       await new Promise((r) => setTimeout(r, 200));
-      holder.child.kill("SIGKILL");
-      expect(await ended).not.to.equal(0);
+      holder!.kill("SIGKILL");
+      expect(await ended).to.equal(143);
       expect(fs.existsSync(`${dir}/pid`)).to.equal(false);
       child.stdin.end();
     });
 
-    it(`${shell.join(" ")}: a holder alive throughout: the dump completes, and its end leaves the file`, async function () {
-      const holder = holdStage();
-      await holder.held;
-      const { child, ended, stdout } = start(shell, { FINISH: "1" });
-      expect(await ended).to.equal(0);
-      expect(stdout()).to.match(/^[0-9a-f]{64} /);
-      holder.child.kill("SIGKILL");
-      await new Promise((r) => setTimeout(r, 300));
-      expect(fs.readFileSync(`${stage}/db.dump`, "utf8")).to.equal("partial");
+    it(`${shell.join(" ")}: a client that starts once its holder has gone ends at once, leaving nothing it began`, async function () {
+      const { child, ended } = await start(shell, {}, "snap", false);
+      expect(await ended).to.equal(143);
+      expect(fs.readdirSync(stage)).to.deep.equal([]);
+      if (fs.existsSync(`${dir}/pid`)) {
+        await stoppedStandIn();
+      }
       child.stdin.end();
     });
 
     it(`${shell.join(" ")}: stdin closed mid-dump (edms-ops killed) stops pg_dump and removes the partial dump`, async function () {
-      const { child, ended } = start(shell);
+      const { child, ended } = await start(shell);
       for (let i = 0; i < 100 && !fs.existsSync(`${stage}/db.dump`); i += 1) {
         await new Promise((r) => setTimeout(r, 50));
       }

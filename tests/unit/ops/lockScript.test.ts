@@ -6,7 +6,7 @@
  * holder is refused, naming the first.
  */
 import { expect } from "chai";
-import { spawnSync, type ChildProcessWithoutNullStreams } from "child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -112,6 +112,23 @@ describe("the lock script names the restic its image runs once it holds the lock
       expect(probe(), "a dump client's probe while the lock is held").to.equal(1);
       await release(held.child!);
       expect(probe(), "once the holder has ended").to.equal(0);
+    });
+
+    it(`${shell.name}: a stage folder someone else keeps locked is a refusal, not a lock without it`, async function () {
+      this.timeout(10000);
+      const dir = fs.mkdtempSync(path.join(root, `${shell.name}-staged-`));
+      fs.mkdirSync(path.join(dir, "stage"), { recursive: true });
+      const other = spawn("flock", [path.join(dir, "stage"), "sleep", "5"]);
+      try {
+        await new Promise((r) => setTimeout(r, 200));
+        const held = await startIn(dir, shellPath);
+        expect(held.child).to.equal(undefined);
+        expect(held.stderr).to.contain(
+          "edms-lock-held: a dump client of a stopped edms-ops operation",
+        );
+      } finally {
+        other.kill("SIGKILL");
+      }
     });
 
     it(`${shell.name}: an image without restic holds the lock with an empty line`, async function () {

@@ -177,8 +177,7 @@ function dumpFailed(stderr: string, external = false) {
   );
 }
 
-/** The dump client's last words when its lock container went first. */
-// Spliced into a single-quoted trap: no quote in it.
+/** The dump client's last words when its lock container went first (in a single-quoted trap: no quote). */
 const HOLDER_GONE =
   "the lock container of this operation has gone: the dump was stopped and removed";
 

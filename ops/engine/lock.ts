@@ -51,9 +51,10 @@ const HELD = "held: ";
 /**
  * Takes the stack's lock as flock(2) on LAYOUT.stackLock and holds it while `cat` reads the holder's
  * stdin: released by the kernel however the holder ends. The stage folder is flocked for as long, for the
- * dump's client (dump.ts) to end with the holder; one it cannot lock (a dying client's instant) is a refusal. $1 says who holds it (written into the file for
- * whoever waits); $2 non-empty: also wait for no helper to hold the writer lock (the scheduler, which
- * cannot remove a killed operation's helpers as an operator's session does). Once held it prints one line,
+ * dump's client (dump.ts) to end with the holder; one it cannot lock (a dying client's instant) is a
+ * refusal. $1 says who holds it (written into the file for whoever waits); $2 non-empty: also wait for no
+ * helper to hold the writer lock (the scheduler, which cannot remove a killed operation's helpers as an
+ * operator's session does). Once held it prints one line,
  * `held: ` and the first line of `restic version` (empty without a restic, or one that does not answer in
  * 10 s): the session checks the image's restic from it, where an exec of its own cost each operation
  * 0.13-0.2 s and ~0.2 s of the host's CPU.

@@ -69,13 +69,14 @@ if [ -n "$2" ]; then
   exec 8>&-
 fi
 printf '%s\n' "$1" > ${LAYOUT.stackLock}
-# Bounded and off the holder's stdin: a restic that hangs must not keep the lock past its holder's end.
-if command -v timeout >/dev/null; then v=$(timeout 10 restic version </dev/null 2>/dev/null) || v=
-else v=$(restic version </dev/null 2>/dev/null) || v=; fi
+# Bounded and off the holder's stdin: a restic that hangs must not keep the lock past its holder's end. Nor
+# the lock's fd: busybox's timeout leaves a watcher behind for up to a second, which would hold it that long.
+if command -v timeout >/dev/null; then v=$(timeout 10 restic version </dev/null 2>/dev/null 9>&-) || v=
+else v=$(restic version </dev/null 2>/dev/null 9>&-) || v=; fi
 # The stage folder itself, locked for as long as this holder lives: a dump client (CLIENT_SCRIPT) ends once it
 # can take that lock, even when its own stdin's end never reaches it, so it must be held before any client
-# starts. Once more a second later, past a dying client's instant of it. After restic's version: busybox's
-# timeout leaves a watcher that would hold an inherited lock a second more.
+# starts. Once more a second later, past a dying client's instant of it. After restic's version, out of its
+# watcher's reach.
 if [ -d ${STAGE_DIR} ]; then
   exec 7<${STAGE_DIR}
   flock -n 7 || { sleep 1; flock -n 7; } || { echo "${LOCK_HELD}a dump client of a stopped edms-ops operation, ending" >&2; exit 75; }

@@ -114,6 +114,16 @@ describe("the lock script names the restic its image runs once it holds the lock
       expect(probe(), "once the holder has ended").to.equal(0);
     });
 
+    it(`${shell.name}: the stack's lock is free the moment its holder ends, however short its hold`, async function () {
+      const dir = fs.mkdtempSync(path.join(root, `${shell.name}-short-`));
+      // A restic that answers at once: busybox's timeout leaves a watcher behind for up to a second.
+      const held = await startIn(dir, shellPath, "echo restic 0.18.0");
+      expect(held.child, held.stderr).to.not.equal(undefined);
+      await release(held.child!);
+      const probe = spawnSync("flock", ["-n", "-s", path.join(dir, ".stack-lock"), "true"]);
+      expect(probe.status, "the stack lock right after its holder's end").to.equal(0);
+    });
+
     it(`${shell.name}: a stage folder someone else keeps locked is a refusal, not a lock without it`, async function () {
       this.timeout(10000);
       const dir = fs.mkdtempSync(path.join(root, `${shell.name}-staged-`));

@@ -54,10 +54,9 @@ const HELD = "held: ";
  * dump's client (dump.ts) to end with the holder; one it cannot lock (a dying client's instant) is a
  * refusal. $1 says who holds it (written into the file for whoever waits); $2 non-empty: also wait for no
  * helper to hold the writer lock (the scheduler, which cannot remove a killed operation's helpers as an
- * operator's session does). Once held it prints one line,
- * `held: ` and the first line of `restic version` (empty without a restic, or one that does not answer in
- * 10 s): the session checks the image's restic from it, where an exec of its own cost each operation
- * 0.13-0.2 s and ~0.2 s of the host's CPU.
+ * operator's session does). Once held it prints one line, `held: ` and the first line of `restic version`
+ * (empty without a restic, or one that does not answer in 10 s): the session checks the image's restic from
+ * it, where an exec of its own cost each operation 0.13-0.2 s and ~0.2 s of the host's CPU.
  */
 export const LOCK_SCRIPT = `command -v flock >/dev/null || { echo "${NO_FLOCK}" >&2; exit 69; }
 exec 9>>${LAYOUT.stackLock}

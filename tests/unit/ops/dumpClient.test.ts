@@ -448,10 +448,7 @@ describe("the dump client's script, run by a real shell with a stand-in pg_dump"
 
     it(`${shell.join(" ")}: stdin closed mid-dump (edms-ops killed) stops pg_dump and removes the partial dump`, async function () {
       const { child, ended } = await start(shell);
-      for (let i = 0; i < 100 && !fs.existsSync(`${stage}/db.dump`); i += 1) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(fs.existsSync(`${stage}/db.dump`), "the stand-in started").to.equal(true);
+      await standInStarted();
       child.stdin.end();
       expect(await ended).not.to.equal(0);
       expect(fs.existsSync(`${stage}/db.dump`)).to.equal(false);
